@@ -1,0 +1,176 @@
+//! The backing Redis: a bounded `r2d2` pool of `redis` connections and the one
+//! read the proxy makes, with every failure mapped to [`BackendError`].
+//!
+//! The pool uses the redis crate's own r2d2 support (`redis::Client`
+//! implements `r2d2::ManageConnection`) through a thin wrapper that adds what
+//! it lacks for a proxy: connect, read and write timeouts, and retiring a
+//! connection after any I/O failure. A connection whose read timed out may
+//! still receive that late reply; handed to the next request it would answer
+//! with another key's value, so it is never reused.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use r2d2::ManageConnection;
+
+use crate::config::Config;
+
+/// Why a backing read failed. Cheap to clone, so one outcome can be shared by
+/// every request waiting on the same fetch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BackendError {
+    /// No connection could be had within the timeout: Redis is down,
+    /// unreachable, refusing us, or every connection is busy.
+    Unavailable(String),
+    /// Redis did not answer within the timeout.
+    Timeout(String),
+    /// Redis answered with an error reply (such as WRONGTYPE).
+    Reply(String),
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendError::Unavailable(why) => write!(f, "backing Redis unavailable: {why}"),
+            BackendError::Timeout(why) => write!(f, "backing Redis timed out: {why}"),
+            BackendError::Reply(message) => {
+                write!(f, "backing Redis replied with an error: {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BackendError {}
+
+/// A pooled connection plus whether it must be retired.
+pub struct BackendConnection {
+    conn: redis::Connection,
+    broken: bool,
+}
+
+/// Opens connections with timeouts; delegates validation to the redis crate.
+#[derive(Debug)]
+struct Manager {
+    client: redis::Client,
+    timeout: Duration,
+}
+
+impl ManageConnection for Manager {
+    type Connection = BackendConnection;
+    type Error = redis::RedisError;
+
+    fn connect(&self) -> Result<BackendConnection, redis::RedisError> {
+        let conn = self.client.get_connection_with_timeout(self.timeout)?;
+        conn.set_read_timeout(Some(self.timeout))?;
+        conn.set_write_timeout(Some(self.timeout))?;
+        Ok(BackendConnection {
+            conn,
+            broken: false,
+        })
+    }
+
+    fn is_valid(&self, conn: &mut BackendConnection) -> Result<(), redis::RedisError> {
+        self.client.is_valid(&mut conn.conn)
+    }
+
+    fn has_broken(&self, conn: &mut BackendConnection) -> bool {
+        conn.broken || self.client.has_broken(&mut conn.conn)
+    }
+}
+
+/// Reports pool connection failures at debug level; the service logs the
+/// failures that reach a request.
+#[derive(Debug)]
+struct QuietErrors;
+
+impl r2d2::HandleError<redis::RedisError> for QuietErrors {
+    fn handle_error(&self, error: redis::RedisError) {
+        log::debug!("backing Redis connection failed: {error}");
+    }
+}
+
+/// The pool of connections to the backing Redis. Cheap to share by reference
+/// across threads; at most `max_clients` connections are ever open.
+pub struct Backend {
+    pool: r2d2::Pool<Manager>,
+}
+
+impl Backend {
+    /// Sets up the pool without connecting, so the proxy starts (and serves
+    /// cache hits) while Redis is down, and connects when it comes up.
+    pub fn new(config: &Config) -> Result<Backend, BackendError> {
+        let client = redis::Client::open(config.redis_url.as_str())
+            .map_err(|err| BackendError::Unavailable(err.to_string()))?;
+        let pool = r2d2::Pool::builder()
+            .max_size(u32::try_from(config.max_clients.get()).unwrap_or(u32::MAX))
+            .min_idle(Some(0))
+            // The redis crate's check is a PING: a round trip per request.
+            // Broken connections are caught by `has_broken` instead.
+            .test_on_check_out(false)
+            .connection_timeout(config.redis_timeout)
+            .error_handler(Box::new(QuietErrors))
+            .build_unchecked(Manager {
+                client,
+                timeout: config.redis_timeout,
+            });
+        Ok(Backend { pool })
+    }
+
+    /// `GET key` on the backing Redis: `Ok(None)` when the key is absent.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>, BackendError> {
+        let value: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(key))?;
+        Ok(value.map(Bytes::from))
+    }
+
+    /// `PING` on the backing Redis, for readiness checks.
+    pub fn ping(&self) -> Result<(), BackendError> {
+        self.query::<String>(&redis::cmd("PING")).map(drop)
+    }
+
+    /// Runs one read-only command. A pooled connection that Redis closed
+    /// while it sat idle (Redis restarted, or timed it out) fails at once;
+    /// it is retired and the command retried on another, at most once per
+    /// pooled connection, which is safe because every command we send is a
+    /// read.
+    fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, BackendError> {
+        let mut retries = self.pool.max_size();
+        loop {
+            let mut pooled = self.checkout()?;
+            match cmd.query(&mut pooled.conn) {
+                Ok(value) => return Ok(value),
+                Err(err) if retries > 0 && err.is_connection_dropped() => {
+                    pooled.broken = true;
+                    retries -= 1;
+                    log::debug!("retrying on a fresh connection after: {err}");
+                }
+                Err(err) => return Err(retire_on_failure(&mut pooled, err)),
+            }
+        }
+    }
+
+    fn checkout(&self) -> Result<r2d2::PooledConnection<Manager>, BackendError> {
+        self.pool
+            .get()
+            .map_err(|err| BackendError::Unavailable(err.to_string()))
+    }
+}
+
+/// Maps a failed command to our error, and marks the connection for
+/// retirement unless Redis itself answered (an error reply leaves the
+/// connection in step).
+fn retire_on_failure(pooled: &mut BackendConnection, err: redis::RedisError) -> BackendError {
+    if let Some(code) = err.code() {
+        let message = match err.detail() {
+            Some(detail) => format!("{code} {detail}"),
+            None => code.to_owned(),
+        };
+        return BackendError::Reply(message);
+    }
+    pooled.broken = true;
+    if err.is_timeout() {
+        BackendError::Timeout(err.to_string())
+    } else {
+        BackendError::Unavailable(err.to_string())
+    }
+}

@@ -1,0 +1,486 @@
+//! The LRU cache with a global expiry: a pure data structure.
+//!
+//! No I/O, no locks, no clock: the caller passes `now` to every call, so tests
+//! drive time by hand and the service decides where the lock goes.
+//!
+//! # Layout
+//! Entries live in an arena (`Vec<Node>`), and a `HashMap` maps each key to its
+//! slot. Every node sits on two intrusive doubly-linked lists threaded through
+//! the arena by index:
+//! - the *recency* list, most recently read first, whose tail is the entry to
+//!   evict;
+//! - the *age* list, in insertion order. Because the expiry is one global
+//!   lifetime counted from insertion, the oldest entry is also the first to
+//!   expire, so an expired entry is found in O(1) and reclaimed before a live
+//!   one is evicted.
+//!
+//! Removing an entry moves the arena's last node into the freed slot, so the
+//! arena stays dense and needs no free list.
+//!
+//! Every operation is O(1) (expected, for the hash lookups).
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::time::{Duration, Instant};
+
+/// Marks the end of a list.
+const NIL: usize = usize::MAX;
+
+/// One direction-pair of links in one list.
+#[derive(Clone, Copy, Debug)]
+struct Links {
+    prev: usize,
+    next: usize,
+}
+
+impl Links {
+    const DETACHED: Links = Links {
+        prev: NIL,
+        next: NIL,
+    };
+}
+
+/// The ends of one list.
+#[derive(Clone, Copy, Debug)]
+struct Ends {
+    head: usize,
+    tail: usize,
+}
+
+impl Ends {
+    const EMPTY: Ends = Ends {
+        head: NIL,
+        tail: NIL,
+    };
+}
+
+#[derive(Debug)]
+struct Node<V> {
+    key: Box<[u8]>,
+    value: V,
+    expires_at: Instant,
+    recency: Links,
+    age: Links,
+}
+
+/// Which of a node's two lists an operation works on.
+#[derive(Clone, Copy)]
+enum List {
+    Recency,
+    Age,
+}
+
+/// What [`Lru::get`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup<'a, V> {
+    /// The key is cached and fresh; it is now the most recently read.
+    Hit(&'a V),
+    /// The key is not cached.
+    Miss,
+    /// The key was cached but has expired; it has been removed and its value
+    /// is handed back so the caller can drop it outside any lock.
+    Expired(V),
+}
+
+/// What [`Lru::insert`] pushed out to make room, handed back so the caller
+/// drops it (and counts it) outside any lock.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Displaced<V> {
+    /// Nothing: there was room, or the key was already cached.
+    Nothing,
+    /// The key was already cached; this was its old value.
+    Replaced(V),
+    /// The cache was full and its oldest entry had expired.
+    Expired(Box<[u8]>, V),
+    /// The cache was full; this least recently read live entry was evicted.
+    Evicted(Box<[u8]>, V),
+}
+
+/// A least-recently-read cache of at most `capacity` keys, each kept for
+/// `ttl` from its insertion.
+///
+/// Not thread-safe by itself: the service wraps one in a `Mutex`. Costs per
+/// entry: the key twice (map and node), the value, and about 56 bytes of links
+/// and stamp.
+#[derive(Debug)]
+pub struct Lru<V> {
+    map: HashMap<Box<[u8]>, usize>,
+    nodes: Vec<Node<V>>,
+    recency: Ends,
+    age: Ends,
+    capacity: usize,
+    ttl: Duration,
+}
+
+impl<V> Lru<V> {
+    /// An empty cache. Nothing is allocated up front beyond the map's
+    /// small initial table, so a large capacity costs only what is used.
+    pub fn new(capacity: NonZeroUsize, ttl: Duration) -> Self {
+        Lru {
+            map: HashMap::new(),
+            nodes: Vec::new(),
+            recency: Ends::EMPTY,
+            age: Ends::EMPTY,
+            capacity: capacity.get(),
+            ttl,
+        }
+    }
+
+    /// The number of entries held, expired ones not yet reclaimed included.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The most entries this cache holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Looks `key` up at time `now`. A hit becomes the most recently read
+    /// entry; its expiry is not extended. An expired entry is removed and
+    /// behaves as if it had never been stored.
+    pub fn get(&mut self, key: &[u8], now: Instant) -> Lookup<'_, V> {
+        let Some(&slot) = self.map.get(key) else {
+            return Lookup::Miss;
+        };
+        if self.nodes[slot].expires_at <= now {
+            let (_, value) = self.remove_slot(slot);
+            return Lookup::Expired(value);
+        }
+        self.unlink(List::Recency, slot);
+        self.push_front(List::Recency, slot);
+        Lookup::Hit(&self.nodes[slot].value)
+    }
+
+    /// Stores `value` under `key` at time `now`, fresh until `now + ttl`, as
+    /// the most recently read entry. When the cache is full, an expired entry
+    /// is reclaimed if there is one, else the least recently read is evicted.
+    pub fn insert(&mut self, key: &[u8], value: V, now: Instant) -> Displaced<V> {
+        let expires_at = now + self.ttl;
+        if let Some(&slot) = self.map.get(key) {
+            let node = &mut self.nodes[slot];
+            let old = std::mem::replace(&mut node.value, value);
+            node.expires_at = expires_at;
+            self.unlink(List::Recency, slot);
+            self.push_front(List::Recency, slot);
+            self.unlink(List::Age, slot);
+            self.push_back(List::Age, slot);
+            return Displaced::Replaced(old);
+        }
+        let key: Box<[u8]> = key.into();
+        if self.nodes.len() < self.capacity {
+            let slot = self.nodes.len();
+            self.nodes.push(Node {
+                key: key.clone(),
+                value,
+                expires_at,
+                recency: Links::DETACHED,
+                age: Links::DETACHED,
+            });
+            self.map.insert(key, slot);
+            self.push_front(List::Recency, slot);
+            self.push_back(List::Age, slot);
+            return Displaced::Nothing;
+        }
+        // Full: reuse the slot of the oldest entry if it has expired, else of
+        // the least recently read one.
+        let oldest = self.age.head;
+        let expired = self.nodes[oldest].expires_at <= now;
+        let slot = if expired { oldest } else { self.recency.tail };
+        self.unlink(List::Recency, slot);
+        self.unlink(List::Age, slot);
+        let node = &mut self.nodes[slot];
+        let old_key = std::mem::replace(&mut node.key, key.clone());
+        let old_value = std::mem::replace(&mut node.value, value);
+        node.expires_at = expires_at;
+        self.map.remove(&old_key);
+        self.map.insert(key, slot);
+        self.push_front(List::Recency, slot);
+        self.push_back(List::Age, slot);
+        if expired {
+            Displaced::Expired(old_key, old_value)
+        } else {
+            Displaced::Evicted(old_key, old_value)
+        }
+    }
+
+    /// Removes `key` if present, handing back its value.
+    pub fn remove(&mut self, key: &[u8]) -> Option<V> {
+        let slot = *self.map.get(key)?;
+        Some(self.remove_slot(slot).1)
+    }
+
+    /// Removes every expired entry, oldest first, handing them back. Costs
+    /// O(expired entries), since expired entries lead the age list.
+    pub fn purge_expired(&mut self, now: Instant) -> Vec<(Box<[u8]>, V)> {
+        let mut purged = Vec::new();
+        while self.age.head != NIL && self.nodes[self.age.head].expires_at <= now {
+            purged.push(self.remove_slot(self.age.head));
+        }
+        purged
+    }
+
+    /// Keys from most to least recently read; for tests and debugging.
+    pub fn keys_by_recency(&self) -> Vec<&[u8]> {
+        let mut keys = Vec::with_capacity(self.nodes.len());
+        let mut slot = self.recency.head;
+        while slot != NIL {
+            keys.push(&*self.nodes[slot].key);
+            slot = self.nodes[slot].recency.next;
+        }
+        keys
+    }
+
+    /// Takes the node in `slot` out of both lists and the map, then moves the
+    /// arena's last node into the hole so the arena stays dense.
+    fn remove_slot(&mut self, slot: usize) -> (Box<[u8]>, V) {
+        self.unlink(List::Recency, slot);
+        self.unlink(List::Age, slot);
+        let last = self.nodes.len() - 1;
+        if slot != last {
+            self.relocate(last, slot);
+        }
+        let Some(node) = self.nodes.pop() else {
+            unreachable!("remove_slot is only called on an occupied slot");
+        };
+        self.map.remove(&node.key);
+        (node.key, node.value)
+    }
+
+    /// Swaps node `from` into `to` (whose node is already unlinked), fixing
+    /// every index that pointed at `from`. Afterwards `from` holds the
+    /// unlinked node.
+    fn relocate(&mut self, from: usize, to: usize) {
+        self.nodes.swap(from, to);
+        for list in [List::Recency, List::Age] {
+            let links = *self.links(to, list);
+            match links.prev {
+                NIL => self.ends(list).head = to,
+                prev => self.links(prev, list).next = to,
+            }
+            match links.next {
+                NIL => self.ends(list).tail = to,
+                next => self.links(next, list).prev = to,
+            }
+        }
+        if let Some(entry) = self.map.get_mut(&self.nodes[to].key) {
+            *entry = to;
+        }
+    }
+
+    fn links(&mut self, slot: usize, list: List) -> &mut Links {
+        let node = &mut self.nodes[slot];
+        match list {
+            List::Recency => &mut node.recency,
+            List::Age => &mut node.age,
+        }
+    }
+
+    fn ends(&mut self, list: List) -> &mut Ends {
+        match list {
+            List::Recency => &mut self.recency,
+            List::Age => &mut self.age,
+        }
+    }
+
+    fn unlink(&mut self, list: List, slot: usize) {
+        let links = std::mem::replace(self.links(slot, list), Links::DETACHED);
+        match links.prev {
+            NIL => self.ends(list).head = links.next,
+            prev => self.links(prev, list).next = links.next,
+        }
+        match links.next {
+            NIL => self.ends(list).tail = links.prev,
+            next => self.links(next, list).prev = links.prev,
+        }
+    }
+
+    fn push_front(&mut self, list: List, slot: usize) {
+        let old_head = self.ends(list).head;
+        *self.links(slot, list) = Links {
+            prev: NIL,
+            next: old_head,
+        };
+        match old_head {
+            NIL => self.ends(list).tail = slot,
+            head => self.links(head, list).prev = slot,
+        }
+        self.ends(list).head = slot;
+    }
+
+    fn push_back(&mut self, list: List, slot: usize) {
+        let old_tail = self.ends(list).tail;
+        *self.links(slot, list) = Links {
+            prev: old_tail,
+            next: NIL,
+        };
+        match old_tail {
+            NIL => self.ends(list).head = slot,
+            tail => self.links(tail, list).next = slot,
+        }
+        self.ends(list).tail = slot;
+    }
+
+    /// Checks every structural invariant; panics with a description when one
+    /// fails. For tests: run it after every step of a random sequence.
+    #[doc(hidden)]
+    pub fn validate(&self) {
+        assert!(self.nodes.len() <= self.capacity, "over capacity");
+        assert_eq!(self.map.len(), self.nodes.len(), "map and arena differ");
+        for (key, &slot) in &self.map {
+            assert_eq!(&self.nodes[slot].key, key, "map points at the wrong node");
+        }
+        for list in [List::Recency, List::Age] {
+            let ends = match list {
+                List::Recency => self.recency,
+                List::Age => self.age,
+            };
+            let pick = |node: &Node<V>| match list {
+                List::Recency => node.recency,
+                List::Age => node.age,
+            };
+            let mut count = 0;
+            let mut prev = NIL;
+            let mut slot = ends.head;
+            while slot != NIL {
+                assert!(count < self.nodes.len(), "list has a cycle");
+                assert_eq!(pick(&self.nodes[slot]).prev, prev, "broken prev link");
+                prev = slot;
+                slot = pick(&self.nodes[slot]).next;
+                count += 1;
+            }
+            assert_eq!(ends.tail, prev, "tail is not the last node");
+            assert_eq!(count, self.nodes.len(), "list misses nodes");
+        }
+        let mut slot = self.age.head;
+        while slot != NIL {
+            let next = self.nodes[slot].age.next;
+            if next != NIL {
+                assert!(
+                    self.nodes[slot].expires_at <= self.nodes[next].expires_at,
+                    "age list out of expiry order"
+                );
+            }
+            slot = next;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lru(capacity: usize, ttl_secs: u64) -> Lru<u32> {
+        Lru::new(
+            NonZeroUsize::new(capacity).expect("test capacity is positive"),
+            Duration::from_secs(ttl_secs),
+        )
+    }
+
+    #[test]
+    fn hit_after_insert_and_miss_for_unknown() {
+        let now = Instant::now();
+        let mut cache = lru(2, 10);
+        assert_eq!(cache.insert(b"a", 1, now), Displaced::Nothing);
+        assert_eq!(cache.get(b"a", now), Lookup::Hit(&1));
+        assert_eq!(cache.get(b"b", now), Lookup::Miss);
+        cache.validate();
+    }
+
+    #[test]
+    fn evicts_least_recently_read() {
+        let now = Instant::now();
+        let mut cache = lru(3, 10);
+        for (i, key) in [b"a", b"b", b"c"].iter().enumerate() {
+            cache.insert(*key, i as u32, now);
+        }
+        assert_eq!(cache.get(b"a", now), Lookup::Hit(&0));
+        assert_eq!(
+            cache.insert(b"d", 3, now),
+            Displaced::Evicted(b"b"[..].into(), 1)
+        );
+        assert_eq!(cache.keys_by_recency(), vec![&b"d"[..], b"a", b"c"]);
+        cache.validate();
+    }
+
+    #[test]
+    fn expiry_counts_from_insertion_and_reads_do_not_extend_it() {
+        let start = Instant::now();
+        let mut cache = lru(2, 10);
+        cache.insert(b"a", 1, start);
+        assert_eq!(
+            cache.get(b"a", start + Duration::from_secs(9)),
+            Lookup::Hit(&1)
+        );
+        assert_eq!(
+            cache.get(b"a", start + Duration::from_secs(10)),
+            Lookup::Expired(1)
+        );
+        assert_eq!(
+            cache.get(b"a", start + Duration::from_secs(10)),
+            Lookup::Miss
+        );
+        assert!(cache.is_empty());
+        cache.validate();
+    }
+
+    #[test]
+    fn full_cache_reclaims_an_expired_entry_before_evicting_a_live_one() {
+        let start = Instant::now();
+        let mut cache = lru(2, 10);
+        cache.insert(b"old", 1, start);
+        cache.insert(b"new", 2, start + Duration::from_secs(5));
+        // "old" is the most recently read, "new" the least, but "old" expired.
+        let later = start + Duration::from_secs(11);
+        assert_eq!(cache.get(b"new", later), Lookup::Hit(&2));
+        cache.insert(b"x", 3, later);
+        cache.validate();
+        assert_eq!(cache.get(b"new", later), Lookup::Hit(&2));
+        assert_eq!(cache.get(b"old", later), Lookup::Miss);
+    }
+
+    #[test]
+    fn reinsert_replaces_value_and_restamps() {
+        let start = Instant::now();
+        let mut cache = lru(2, 10);
+        cache.insert(b"a", 1, start);
+        let later = start + Duration::from_secs(8);
+        assert_eq!(cache.insert(b"a", 2, later), Displaced::Replaced(1));
+        assert_eq!(
+            cache.get(b"a", start + Duration::from_secs(12)),
+            Lookup::Hit(&2)
+        );
+        cache.validate();
+    }
+
+    #[test]
+    fn purge_expired_removes_only_expired() {
+        let start = Instant::now();
+        let mut cache = lru(4, 10);
+        cache.insert(b"a", 1, start);
+        cache.insert(b"b", 2, start + Duration::from_secs(3));
+        cache.insert(b"c", 3, start + Duration::from_secs(6));
+        let purged = cache.purge_expired(start + Duration::from_secs(13));
+        assert_eq!(purged.len(), 2);
+        assert_eq!(cache.keys_by_recency(), vec![&b"c"[..]]);
+        cache.validate();
+    }
+
+    #[test]
+    fn capacity_one() {
+        let now = Instant::now();
+        let mut cache = lru(1, 10);
+        cache.insert(b"a", 1, now);
+        assert_eq!(
+            cache.insert(b"b", 2, now),
+            Displaced::Evicted(b"a"[..].into(), 1)
+        );
+        assert_eq!(cache.len(), 1);
+        cache.validate();
+    }
+}

@@ -1,0 +1,333 @@
+//! Configuration: read raw strings from the environment (after `.env`), then
+//! validate them into a [`Config`] whose fields are already the types the
+//! rest of the proxy needs. Every bad value is reported with the variable's
+//! name and what it accepts, so start-up fails with one clear line.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use url::Url;
+
+/// One configuration variable: its name, default and meaning. The single
+/// source for parsing, `--help` and the README table.
+pub struct Variable {
+    /// The environment variable's name.
+    pub name: &'static str,
+    /// The value used when it is unset.
+    pub default: &'static str,
+    /// What it means and accepts, for `--help`.
+    pub help: &'static str,
+}
+
+/// Every variable the proxy reads, in `--help` order.
+pub const VARIABLES: &[Variable] = &[
+    Variable {
+        name: "REDIS_ADDRESS",
+        default: "127.0.0.1:6379",
+        help: "backing Redis: host:port or redis://[user:password@]host:port[/db]",
+    },
+    Variable {
+        name: "GLOBAL_CACHE_EXPIRY",
+        default: "60",
+        help: "seconds an entry is kept after insertion (fractions allowed, > 0)",
+    },
+    Variable {
+        name: "CACHE_CAPACITY",
+        default: "10000",
+        help: "keys held at most (>= 1)",
+    },
+    Variable {
+        name: "PROXY_HOST",
+        default: "127.0.0.1",
+        help: "IP address the HTTP listener binds to",
+    },
+    Variable {
+        name: "PROXY_PORT",
+        default: "8080",
+        help: "HTTP port (0 picks a free one)",
+    },
+    Variable {
+        name: "MAX_CLIENTS",
+        default: "16",
+        help: "worker threads: requests served at once (1..=1024)",
+    },
+    Variable {
+        name: "REDIS_TIMEOUT_MS",
+        default: "1000",
+        help: "connect, read and pool-checkout timeout for Redis, in ms (>= 1)",
+    },
+];
+
+/// The validated configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Where the backing Redis is, as the redis crate takes it.
+    pub redis_url: Url,
+    /// How long an entry stays fresh after insertion.
+    pub cache_expiry: Duration,
+    /// Most keys cached.
+    pub cache_capacity: NonZeroUsize,
+    /// HTTP listen address.
+    pub http_addr: SocketAddr,
+    /// Worker threads, and so requests in service at once.
+    pub max_clients: NonZeroUsize,
+    /// Bound on every wait for Redis.
+    pub redis_timeout: Duration,
+}
+
+/// A variable whose value is not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The variable's name.
+    pub variable: &'static str,
+    /// The rejected value.
+    pub value: String,
+    /// What the variable accepts.
+    pub expected: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid {}={:?}: expected {}",
+            self.variable, self.value, self.expected
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Largest MAX_CLIENTS accepted: each is an OS thread and a Redis connection.
+const MAX_WORKERS: usize = 1024;
+
+impl Config {
+    /// Loads `.env` from the working directory (variables already set win),
+    /// then reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        // A missing .env is normal; a malformed one is reported by the
+        // variables it fails to set, so its error is not fatal here.
+        if let Err(err) = dotenvy::dotenv() {
+            if !err.not_found() {
+                log::warn!("ignoring .env: {err}");
+            }
+        }
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds a config from any name-to-value lookup; unset names take their
+    /// defaults. Tests pass a closure over a map instead of the environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let raw = |name: &'static str| -> Raw {
+            let value = lookup(name).unwrap_or_else(|| default_of(name).to_owned());
+            Raw { name, value }
+        };
+        let host = raw("PROXY_HOST");
+        let ip: IpAddr = host
+            .value
+            .trim()
+            .parse()
+            .map_err(|_| host.error("an IP address, such as 127.0.0.1 or 0.0.0.0"))?;
+        let port = raw("PROXY_PORT").parse_in::<u16>(0, u16::MAX, "a port number 0..=65535")?;
+        Ok(Config {
+            redis_url: parse_redis_address(raw("REDIS_ADDRESS"))?,
+            cache_expiry: parse_seconds(raw("GLOBAL_CACHE_EXPIRY"))?,
+            cache_capacity: raw("CACHE_CAPACITY")
+                .parse_non_zero(usize::MAX, "a whole number >= 1")?,
+            http_addr: SocketAddr::new(ip, port),
+            max_clients: raw("MAX_CLIENTS")
+                .parse_non_zero(MAX_WORKERS, "a whole number 1..=1024")?,
+            redis_timeout: Duration::from_millis(raw("REDIS_TIMEOUT_MS").parse_in::<u64>(
+                1,
+                3_600_000,
+                "milliseconds 1..=3600000",
+            )?),
+        })
+    }
+
+    /// The configuration as a log line, with any Redis password masked.
+    pub fn describe(&self) -> String {
+        format!(
+            "redis={} expiry={:?} capacity={} http={} max_clients={} redis_timeout={:?}",
+            masked(&self.redis_url),
+            self.cache_expiry,
+            self.cache_capacity,
+            self.http_addr,
+            self.max_clients,
+            self.redis_timeout,
+        )
+    }
+}
+
+/// The `--help` text, built from [`VARIABLES`].
+pub fn help_text() -> String {
+    let mut text = String::from(
+        "redis-proxy: a read-through LRU cache in front of Redis, served over HTTP.\n\n\
+         Usage: redis-proxy [--help]\n\n\
+         Configuration comes from the environment; a .env file in the working\n\
+         directory is read first, and variables already set win over it.\n\n",
+    );
+    for var in VARIABLES {
+        text.push_str(&format!(
+            "  {:<22} {} (default: {})\n",
+            var.name, var.help, var.default
+        ));
+    }
+    text.push_str("  RUST_LOG               log filter for env_logger (default: info)\n");
+    text
+}
+
+fn default_of(name: &str) -> &'static str {
+    VARIABLES
+        .iter()
+        .find(|var| var.name == name)
+        .map_or("", |var| var.default)
+}
+
+/// A raw value with the name it came from, for error messages.
+struct Raw {
+    name: &'static str,
+    value: String,
+}
+
+impl Raw {
+    fn error(&self, expected: &str) -> ConfigError {
+        ConfigError {
+            variable: self.name,
+            value: self.value.clone(),
+            expected: expected.to_owned(),
+        }
+    }
+
+    fn parse_in<T>(&self, min: T, max: T, expected: &str) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd,
+    {
+        match self.value.trim().parse::<T>() {
+            Ok(n) if n >= min && n <= max => Ok(n),
+            _ => Err(self.error(expected)),
+        }
+    }
+
+    fn parse_non_zero(&self, max: usize, expected: &str) -> Result<NonZeroUsize, ConfigError> {
+        let n = self.parse_in::<usize>(1, max, expected)?;
+        NonZeroUsize::new(n).ok_or_else(|| self.error(expected))
+    }
+}
+
+fn parse_seconds(raw: Raw) -> Result<Duration, ConfigError> {
+    const EXPECTED: &str = "seconds > 0, fractions allowed (such as 60 or 0.5)";
+    let secs: f64 = raw.value.trim().parse().map_err(|_| raw.error(EXPECTED))?;
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(raw.error(EXPECTED));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| raw.error(EXPECTED))
+}
+
+fn parse_redis_address(raw: Raw) -> Result<Url, ConfigError> {
+    const EXPECTED: &str = "host:port or redis://[user:password@]host:port[/db]";
+    let value = raw.value.trim();
+    let with_scheme = if value.contains("://") {
+        value.to_owned()
+    } else {
+        format!("redis://{value}")
+    };
+    let url = Url::parse(&with_scheme).map_err(|_| raw.error(EXPECTED))?;
+    let db_ok = matches!(url.path(), "" | "/") || url.path()[1..].parse::<u32>().is_ok();
+    let valid = url.scheme() == "redis"
+        && url.host_str().is_some_and(|h| !h.is_empty())
+        && url.port().is_some()
+        && db_ok
+        && url.query().is_none()
+        && url.fragment().is_none();
+    if valid {
+        Ok(url)
+    } else {
+        Err(raw.error(EXPECTED))
+    }
+}
+
+/// The URL with its password, if any, replaced by `***`.
+fn masked(url: &Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        // Setting a password only fails for URLs that cannot have one, and
+        // this one already does.
+        let _ = shown.set_password(Some("***"));
+    }
+    shown.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let cfg = config(&[]).expect("defaults are valid");
+        assert_eq!(cfg.redis_url.as_str(), "redis://127.0.0.1:6379");
+        assert_eq!(cfg.cache_expiry, Duration::from_secs(60));
+        assert_eq!(cfg.cache_capacity.get(), 10_000);
+        assert_eq!(cfg.http_addr, "127.0.0.1:8080".parse().expect("addr"));
+        assert_eq!(cfg.max_clients.get(), 16);
+        assert_eq!(cfg.redis_timeout, Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn accepts_fractional_expiry_and_redis_urls() {
+        let cfg = config(&[
+            ("GLOBAL_CACHE_EXPIRY", "0.25"),
+            ("REDIS_ADDRESS", "redis://user:secret@cache.internal:6390/2"),
+        ])
+        .expect("valid");
+        assert_eq!(cfg.cache_expiry, Duration::from_millis(250));
+        assert_eq!(cfg.redis_url.port(), Some(6390));
+        assert!(!cfg.describe().contains("secret"));
+        assert!(cfg.describe().contains("***"));
+    }
+
+    #[test]
+    fn rejects_bad_values_naming_the_variable() {
+        for (name, value) in [
+            ("GLOBAL_CACHE_EXPIRY", "0"),
+            ("GLOBAL_CACHE_EXPIRY", "-1"),
+            ("GLOBAL_CACHE_EXPIRY", "NaN"),
+            ("GLOBAL_CACHE_EXPIRY", "inf"),
+            ("GLOBAL_CACHE_EXPIRY", "1e300"),
+            ("CACHE_CAPACITY", "0"),
+            ("CACHE_CAPACITY", "ten"),
+            ("PROXY_PORT", "65536"),
+            ("PROXY_HOST", "not an ip"),
+            ("MAX_CLIENTS", "0"),
+            ("MAX_CLIENTS", "5000"),
+            ("REDIS_TIMEOUT_MS", "0"),
+            ("REDIS_ADDRESS", "localhost"),
+            ("REDIS_ADDRESS", "http://localhost:6379"),
+            ("REDIS_ADDRESS", "redis://localhost:6379/notadb"),
+            ("REDIS_ADDRESS", ":6379"),
+        ] {
+            let err = config(&[(name, value)]).expect_err(value);
+            assert_eq!(err.variable, name, "{value}");
+            assert!(err.to_string().contains(name));
+        }
+    }
+
+    #[test]
+    fn help_lists_every_variable_with_its_default() {
+        let help = help_text();
+        for var in VARIABLES {
+            assert!(help.contains(var.name) && help.contains(var.default));
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! The HTTP front end: a fixed pool of worker threads taking requests from
+//! one `tiny_http` server, routing them, and answering through the service.
+//!
+//! tiny_http reads requests on its own per-connection threads and queues them
+//! in arrival order; the workers pop that queue. So MAX_CLIENTS bounds the
+//! requests in service at once, and further requests wait their turn instead
+//! of being refused.
+
+pub mod query;
+pub mod response;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Instant;
+
+use serde_json::json;
+use tiny_http::{Method, Request, Server};
+
+use crate::service::Service;
+use response::HttpResponse;
+
+/// The running HTTP front end.
+pub struct HttpServer {
+    server: Arc<Server>,
+    workers: Vec<JoinHandle<()>>,
+    stopping: Arc<AtomicBool>,
+    addr: SocketAddr,
+}
+
+impl HttpServer {
+    /// Binds `addr` and starts `workers` threads serving it.
+    pub fn start(
+        addr: SocketAddr,
+        workers: usize,
+        service: Arc<Service>,
+    ) -> io::Result<HttpServer> {
+        let server = Server::http(addr).map_err(io::Error::other)?;
+        let addr = server
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| io::Error::other("HTTP listener has no IP address"))?;
+        let server = Arc::new(server);
+        let stopping = Arc::new(AtomicBool::new(false));
+        let workers = (0..workers)
+            .map(|i| {
+                let server = Arc::clone(&server);
+                let service = Arc::clone(&service);
+                let stopping = Arc::clone(&stopping);
+                thread::Builder::new()
+                    .name(format!("http-worker-{i}"))
+                    .spawn(move || work(&server, &service, &stopping))
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(HttpServer {
+            server,
+            workers,
+            stopping,
+            addr,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Waits for every worker to exit.
+    pub fn join(self) {
+        for worker in self.workers {
+            let _ = worker.join();
+        }
+    }
+
+    /// Stops the workers once they finish their current request, and waits
+    /// for them.
+    pub fn stop(self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        // Each call frees one worker blocked in `recv`.
+        for _ in 0..self.workers.len() {
+            self.server.unblock();
+        }
+        self.join();
+    }
+}
+
+/// One worker: take the next request, answer it, repeat.
+fn work(server: &Server, service: &Service, stopping: &AtomicBool) {
+    while !stopping.load(Ordering::SeqCst) {
+        match server.recv() {
+            Ok(request) => serve(request, service),
+            Err(err) if stopping.load(Ordering::SeqCst) => {
+                log::debug!("HTTP worker stopping: {err}");
+            }
+            Err(err) => log::warn!("HTTP listener error: {err}"),
+        }
+    }
+}
+
+fn serve(request: Request, service: &Service) {
+    let started = Instant::now();
+    let metrics = service.metrics();
+    metrics.in_flight(1);
+    let response = route(&request, service);
+    let status = response.status_code().0;
+    if log::log_enabled!(log::Level::Debug) {
+        log::debug!(
+            "{} {} {} {:?}",
+            request.method(),
+            request.url(),
+            status,
+            started.elapsed()
+        );
+    }
+    if let Err(err) = request.respond(response) {
+        log::debug!("HTTP response not delivered: {err}");
+    }
+    metrics.in_flight(-1);
+    metrics.http_request(status, started.elapsed());
+}
+
+fn route(request: &Request, service: &Service) -> HttpResponse {
+    let url = request.url();
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let query = query.split_once('#').map_or(query, |(q, _)| q);
+    let readable = matches!(request.method(), Method::Get | Method::Head);
+    match path {
+        "/proxy" if readable => proxy(request, query, service),
+        "/healthz" if readable => response::json(200, &json!({ "status": "ok" })),
+        "/readyz" if readable => ready(service),
+        "/metrics" if readable => response::build(
+            200,
+            b"text/plain; version=0.0.4; charset=utf-8",
+            service.metrics().render().into(),
+        ),
+        "/proxy" | "/healthz" | "/readyz" | "/metrics" => {
+            response::method_not_allowed(b"GET, HEAD")
+        }
+        _ => response::error(404, "no such path; use GET /proxy?key=K", None),
+    }
+}
+
+fn proxy(request: &Request, query: &str, service: &Service) -> HttpResponse {
+    let key = match query::find_key(query) {
+        Ok(key) => key,
+        Err(query::KeyError::TooLong) => {
+            return response::error(414, &query::KeyError::TooLong.message(), None)
+        }
+        Err(err) => return response::error(400, &err.message(), None),
+    };
+    match service.get(&key) {
+        Ok(Some(found)) => response::value(&key, found, wants_json(request)),
+        Ok(None) => response::absent(&key),
+        Err(err) => {
+            log::warn!("{err}");
+            response::backend_error(&key, &err)
+        }
+    }
+}
+
+fn ready(service: &Service) -> HttpResponse {
+    match service.backend().ping() {
+        Ok(()) => response::json(200, &json!({ "status": "ready", "backend": "up" })),
+        Err(err) => response::json(
+            503,
+            &json!({ "status": "not ready", "backend": "down", "error": err.to_string() }),
+        ),
+    }
+}
+
+/// True when the `Accept` header names `application/json`.
+fn wants_json(request: &Request) -> bool {
+    request.headers().iter().any(|header| {
+        header.field.equiv("Accept")
+            && header
+                .value
+                .as_str()
+                .to_ascii_lowercase()
+                .contains("application/json")
+    })
+}

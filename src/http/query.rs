@@ -1,0 +1,113 @@
+//! Finding the `key` parameter in a query string, binary-safe.
+//!
+//! `url::form_urlencoded` decodes to UTF-8 lossily, which would silently turn
+//! one key into another; here names and values are decoded to raw bytes
+//! (`+` as a space, then `%XX`), and a malformed escape is kept literally, as
+//! browsers and the url crate do.
+
+use percent_encoding::percent_decode;
+use std::borrow::Cow;
+
+/// Longest key accepted, in bytes after decoding. Redis allows far longer
+/// keys, but nobody reads a key this long over a URL on purpose, and the cap
+/// bounds what one request can make us hash, store and log.
+pub const MAX_KEY_BYTES: usize = 8 * 1024;
+
+/// Why the query did not name exactly one usable key.
+#[derive(Debug, PartialEq, Eq)]
+pub enum KeyError {
+    /// No `key` parameter.
+    Missing,
+    /// `key=` with nothing after it.
+    Empty,
+    /// `key` given more than once.
+    Repeated,
+    /// Longer than [`MAX_KEY_BYTES`].
+    TooLong,
+}
+
+impl KeyError {
+    /// The sentence for the JSON error body.
+    pub fn message(&self) -> String {
+        match self {
+            KeyError::Missing => "missing query parameter 'key'".to_owned(),
+            KeyError::Empty => "query parameter 'key' is empty".to_owned(),
+            KeyError::Repeated => "query parameter 'key' is given more than once".to_owned(),
+            KeyError::TooLong => format!("key is longer than {MAX_KEY_BYTES} bytes"),
+        }
+    }
+}
+
+/// The decoded value of the one `key` parameter in `query` (the part of the
+/// URL after `?`, without the `#fragment`).
+pub fn find_key(query: &str) -> Result<Vec<u8>, KeyError> {
+    let mut found: Option<Vec<u8>> = None;
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if *decode(name) != *b"key" {
+            continue;
+        }
+        if found.is_some() {
+            return Err(KeyError::Repeated);
+        }
+        found = Some(decode(value).into_owned());
+    }
+    match found {
+        None => Err(KeyError::Missing),
+        Some(key) if key.is_empty() => Err(KeyError::Empty),
+        Some(key) if key.len() > MAX_KEY_BYTES => Err(KeyError::TooLong),
+        Some(key) => Ok(key),
+    }
+}
+
+/// Form decoding: `+` is a space, `%XX` a byte.
+fn decode(component: &str) -> Cow<'_, [u8]> {
+    if component.contains('+') {
+        let spaced = component.replace('+', " ");
+        Cow::Owned(percent_decode(spaced.as_bytes()).collect())
+    } else {
+        percent_decode(component.as_bytes()).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_plus_and_percent_escapes() {
+        assert_eq!(find_key("key=a+b%20c").as_deref(), Ok(&b"a b c"[..]));
+        assert_eq!(
+            find_key("key=%26%3D%2F%25%2B").as_deref(),
+            Ok(&b"&=/%+"[..])
+        );
+        assert_eq!(find_key("key=%E2%9C%93").as_deref(), Ok("✓".as_bytes()));
+        assert_eq!(find_key("key=%FF%00").as_deref(), Ok(&b"\xff\x00"[..]));
+    }
+
+    #[test]
+    fn ignores_other_parameters_and_finds_encoded_names() {
+        assert_eq!(find_key("a=1&key=x&b").as_deref(), Ok(&b"x"[..]));
+        assert_eq!(find_key("%6Bey=x").as_deref(), Ok(&b"x"[..]));
+    }
+
+    #[test]
+    fn keeps_malformed_escapes_literally() {
+        assert_eq!(find_key("key=100%").as_deref(), Ok(&b"100%"[..]));
+        assert_eq!(find_key("key=%zz").as_deref(), Ok(&b"%zz"[..]));
+    }
+
+    #[test]
+    fn rejects_missing_empty_repeated_and_long_keys() {
+        assert_eq!(find_key(""), Err(KeyError::Missing));
+        assert_eq!(find_key("keys=a"), Err(KeyError::Missing));
+        assert_eq!(find_key("key="), Err(KeyError::Empty));
+        assert_eq!(find_key("key"), Err(KeyError::Empty));
+        assert_eq!(find_key("key=a&key=b"), Err(KeyError::Repeated));
+        assert_eq!(find_key("key=a&key=a"), Err(KeyError::Repeated));
+        let long = format!("key={}", "k".repeat(MAX_KEY_BYTES + 1));
+        assert_eq!(find_key(&long), Err(KeyError::TooLong));
+        let exact = format!("key={}", "k".repeat(MAX_KEY_BYTES));
+        assert!(find_key(&exact).is_ok());
+    }
+}

@@ -1,0 +1,100 @@
+//! Building the HTTP responses: values, JSON bodies and errors.
+//!
+//! Every response carries its `Content-Length` (the chunking threshold is
+//! lifted in [`build`]), and every error body is JSON with an `error` field.
+
+use std::io::Cursor;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use serde_json::{json, Value as Json};
+use tiny_http::{Header, Response, StatusCode};
+
+use crate::backend::BackendError;
+use crate::service::Found;
+
+/// The one response type every route returns.
+pub type HttpResponse = Response<Cursor<Bytes>>;
+
+const JSON: &[u8] = b"application/json";
+const TEXT: &[u8] = b"text/plain; charset=utf-8";
+const BINARY: &[u8] = b"application/octet-stream";
+
+/// A response with an exact `Content-Length` and no chunking, whatever the
+/// size: tiny_http would chunk bodies of 32 KiB and more by default.
+pub fn build(status: u16, content_type: &[u8], body: Bytes) -> HttpResponse {
+    let len = body.len();
+    Response::new(
+        StatusCode(status),
+        vec![header(b"Content-Type", content_type)],
+        Cursor::new(body),
+        Some(len),
+        None,
+    )
+    .with_chunked_threshold(usize::MAX)
+}
+
+/// A header from two constant byte strings. Both are ASCII literals in this
+/// crate, so building one cannot fail; a non-ASCII literal would be a bug
+/// caught by the tests.
+pub fn header(name: &[u8], value: &[u8]) -> Header {
+    match Header::from_bytes(name, value) {
+        Ok(header) => header,
+        Err(()) => unreachable!("header literals are ASCII"),
+    }
+}
+
+/// A JSON body with the given status.
+pub fn json(status: u16, body: &Json) -> HttpResponse {
+    build(status, JSON, Bytes::from(body.to_string()))
+}
+
+/// An error: `{"error": message}` plus any extra fields.
+pub fn error(status: u16, message: &str, key: Option<&[u8]>) -> HttpResponse {
+    let mut body = json!({ "error": message });
+    if let Some(key) = key {
+        body["key"] = Json::String(String::from_utf8_lossy(key).into_owned());
+    }
+    json(status, &body)
+}
+
+/// A found value: raw bytes, or `{"key", "value"}` when JSON was asked for.
+pub fn value(key: &[u8], found: Found, as_json: bool) -> HttpResponse {
+    let response = if as_json {
+        let mut body = json!({ "key": String::from_utf8_lossy(key) });
+        if found.value.is_utf8 {
+            body["value"] = Json::String(String::from_utf8_lossy(&found.value.bytes).into_owned());
+        } else {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(&found.value.bytes);
+            body["value"] = Json::String(encoded);
+            body["encoding"] = Json::String("base64".to_owned());
+        }
+        json(200, &body)
+    } else {
+        let content_type = if found.value.is_utf8 { TEXT } else { BINARY };
+        build(200, content_type, found.value.bytes)
+    };
+    let cache = if found.hit { &b"HIT"[..] } else { b"MISS" };
+    response.with_header(header(b"X-Cache", cache))
+}
+
+/// A key Redis does not have.
+pub fn absent(key: &[u8]) -> HttpResponse {
+    error(404, "key not found", Some(key))
+}
+
+/// A failed backing read: 503 when Redis cannot be reached, 504 when it did
+/// not answer in time, 502 when it answered with an error.
+pub fn backend_error(key: &[u8], err: &BackendError) -> HttpResponse {
+    let status = match err {
+        BackendError::Unavailable(_) => 503,
+        BackendError::Timeout(_) => 504,
+        BackendError::Reply(_) => 502,
+    };
+    error(status, &err.to_string(), Some(key))
+}
+
+/// 405 with the methods the path does take.
+pub fn method_not_allowed(allow: &[u8]) -> HttpResponse {
+    error(405, "method not allowed", None).with_header(header(b"Allow", allow))
+}

@@ -1,0 +1,75 @@
+//! redis-proxy: a read-through LRU cache in front of Redis, served over HTTP.
+//!
+//! A request for a key is answered from an in-memory LRU cache; on a miss the
+//! proxy asks the backing Redis once (however many requests want that key at
+//! the same moment), keeps the value for a global lifetime, and evicts the
+//! least recently read key when full.
+//!
+//! Modules, from the bottom up:
+//! - [`cache`]: the LRU with expiry; a pure data structure, no I/O, no locks.
+//! - [`config`]: environment and `.env`, validated into a [`config::Config`].
+//! - [`backend`]: the pool of connections to Redis and the one read we make.
+//! - [`service`]: the read-through logic: lookup, coalescing of misses, fill.
+//! - [`metrics`]: atomic counters and their Prometheus exposition.
+//! - [`http`]: the HTTP front end (tiny_http with a fixed worker pool).
+//!
+//! [`Proxy`] wires them together; `main.rs` only parses flags and logs.
+#![deny(missing_docs)]
+
+pub mod backend;
+pub mod cache;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod service;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::backend::Backend;
+use crate::config::Config;
+use crate::http::HttpServer;
+use crate::metrics::Metrics;
+use crate::service::Service;
+
+/// A running proxy: the shared service and its front ends.
+pub struct Proxy {
+    http: HttpServer,
+    service: Arc<Service>,
+}
+
+impl Proxy {
+    /// Starts every front end of `config`. Does not wait for Redis: the proxy
+    /// serves (hits, and clear errors for misses) while Redis is down.
+    pub fn start(config: &Config) -> Result<Proxy, Box<dyn std::error::Error + Send + Sync>> {
+        let metrics = Arc::new(Metrics::new());
+        let backend = Backend::new(config)?;
+        let service = Arc::new(Service::new(config, backend, metrics));
+        let http = HttpServer::start(
+            config.http_addr,
+            config.max_clients.get(),
+            Arc::clone(&service),
+        )?;
+        Ok(Proxy { http, service })
+    }
+
+    /// Where the HTTP front end listens.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr()
+    }
+
+    /// The shared read-through service.
+    pub fn service(&self) -> &Arc<Service> {
+        &self.service
+    }
+
+    /// Serves until the workers stop.
+    pub fn wait(self) {
+        self.http.join();
+    }
+
+    /// Stops serving and waits for the workers.
+    pub fn stop(self) {
+        self.http.stop();
+    }
+}

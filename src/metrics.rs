@@ -1,0 +1,336 @@
+//! The proxy's counters and their Prometheus text exposition (format 0.0.4).
+//!
+//! Every series is a fixed set of atomics laid out at start-up, so counting on
+//! the request path is a few relaxed atomic adds: no lock, no allocation, no
+//! label lookup. Hand-written rather than `prometheus-client`, whose
+//! histograms take a lock per observation and whose labelled families look
+//! labels up in a locked map; the format itself is a few lines of text.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use crate::backend::BackendError;
+
+/// Upper bounds, in seconds, of the latency histograms' buckets.
+const BUCKETS: [f64; 16] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0,
+];
+
+/// A latency histogram of atomics: a count per bucket (not cumulative; the
+/// exposition sums them), the sum in nanoseconds, and the total.
+struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    fn new() -> Histogram {
+        Histogram {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_nanos: AtomicU64::new(0),
+        }
+    }
+
+    fn observe(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        let bucket = BUCKETS
+            .iter()
+            .position(|&bound| secs <= bound)
+            .unwrap_or(BUCKETS.len());
+        self.buckets[bucket].fetch_add(1, Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            cumulative += self.buckets[i].load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        cumulative += self.buckets[BUCKETS.len()].load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let sum = self.sum_nanos.load(Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {cumulative}");
+    }
+}
+
+/// The front ends a request can come through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// `GET /proxy` and friends.
+    Http,
+    /// The Redis protocol port.
+    Resp,
+}
+
+/// HTTP statuses counted by name; anything else counts as "other".
+const HTTP_STATUSES: [u16; 12] = [200, 400, 404, 405, 408, 413, 414, 431, 500, 502, 503, 504];
+/// RESP outcomes counted.
+const RESP_STATUSES: [&str; 2] = ["ok", "error"];
+
+/// Every counter the proxy keeps. One instance, shared by `Arc`.
+pub struct Metrics {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evictions: AtomicU64,
+    expired: AtomicU64,
+    coalesced: AtomicU64,
+    entries: AtomicU64,
+    capacity: AtomicU64,
+    in_flight: AtomicI64,
+    queued: AtomicI64,
+    http_requests: [AtomicU64; HTTP_STATUSES.len() + 1],
+    resp_requests: [AtomicU64; RESP_STATUSES.len()],
+    request_duration: Histogram,
+    backend_results: [AtomicU64; 5],
+    backend_duration: Histogram,
+}
+
+/// Labels of `redis_proxy_backend_requests_total`, by index.
+const BACKEND_RESULTS: [&str; 5] = ["found", "absent", "unavailable", "timeout", "error_reply"];
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// All zero.
+    pub fn new() -> Metrics {
+        Metrics {
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+            expired: AtomicU64::new(0),
+            coalesced: AtomicU64::new(0),
+            entries: AtomicU64::new(0),
+            capacity: AtomicU64::new(0),
+            in_flight: AtomicI64::new(0),
+            queued: AtomicI64::new(0),
+            http_requests: std::array::from_fn(|_| AtomicU64::new(0)),
+            resp_requests: std::array::from_fn(|_| AtomicU64::new(0)),
+            request_duration: Histogram::new(),
+            backend_results: std::array::from_fn(|_| AtomicU64::new(0)),
+            backend_duration: Histogram::new(),
+        }
+    }
+
+    /// A read answered from the cache.
+    pub fn hit(&self) {
+        self.hits.fetch_add(1, Relaxed);
+    }
+
+    /// A read the cache could not answer.
+    pub fn miss(&self) {
+        self.misses.fetch_add(1, Relaxed);
+    }
+
+    /// A miss that waited for another request's fetch instead of its own.
+    pub fn coalesced(&self) {
+        self.coalesced.fetch_add(1, Relaxed);
+    }
+
+    /// Live entries pushed out to make room.
+    pub fn evicted(&self, n: u64) {
+        self.evictions.fetch_add(n, Relaxed);
+    }
+
+    /// Entries dropped because their lifetime ran out.
+    pub fn expired(&self, n: u64) {
+        self.expired.fetch_add(n, Relaxed);
+    }
+
+    /// The cache's current entry count.
+    pub fn set_entries(&self, n: usize) {
+        self.entries.store(n as u64, Relaxed);
+    }
+
+    /// The cache's capacity, set once.
+    pub fn set_capacity(&self, n: usize) {
+        self.capacity.store(n as u64, Relaxed);
+    }
+
+    /// A request entered (+1) or left (-1) service.
+    pub fn in_flight(&self, delta: i64) {
+        self.in_flight.fetch_add(delta, Relaxed);
+    }
+
+    /// A request started (+1) or stopped (-1) waiting for a worker.
+    pub fn queued(&self, delta: i64) {
+        self.queued.fetch_add(delta, Relaxed);
+    }
+
+    /// Requests in service now.
+    pub fn requests_in_flight(&self) -> i64 {
+        self.in_flight.load(Relaxed)
+    }
+
+    /// A finished HTTP request.
+    pub fn http_request(&self, status: u16, elapsed: Duration) {
+        let index = HTTP_STATUSES
+            .iter()
+            .position(|&s| s == status)
+            .unwrap_or(HTTP_STATUSES.len());
+        self.http_requests[index].fetch_add(1, Relaxed);
+        self.request_duration.observe(elapsed);
+    }
+
+    /// A finished RESP command.
+    pub fn resp_request(&self, ok: bool, elapsed: Duration) {
+        self.resp_requests[usize::from(!ok)].fetch_add(1, Relaxed);
+        self.request_duration.observe(elapsed);
+    }
+
+    /// A finished backing GET.
+    pub fn backend_call(
+        &self,
+        outcome: &Result<Option<bytes::Bytes>, BackendError>,
+        elapsed: Duration,
+    ) {
+        let index = match outcome {
+            Ok(Some(_)) => 0,
+            Ok(None) => 1,
+            Err(BackendError::Unavailable(_)) => 2,
+            Err(BackendError::Timeout(_)) => 3,
+            Err(BackendError::Reply(_)) => 4,
+        };
+        self.backend_results[index].fetch_add(1, Relaxed);
+        self.backend_duration.observe(elapsed);
+    }
+
+    /// Cache hits so far.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Relaxed)
+    }
+
+    /// Cache misses so far.
+    pub fn misses(&self) -> u64 {
+        self.misses.load(Relaxed)
+    }
+
+    /// The Prometheus text exposition of every series.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        let counters = [
+            (
+                "redis_proxy_cache_hits_total",
+                "Reads answered from the cache.",
+                &self.hits,
+            ),
+            (
+                "redis_proxy_cache_misses_total",
+                "Reads the cache could not answer.",
+                &self.misses,
+            ),
+            (
+                "redis_proxy_cache_evictions_total",
+                "Live entries evicted to make room.",
+                &self.evictions,
+            ),
+            (
+                "redis_proxy_cache_expired_total",
+                "Entries dropped at the end of their lifetime.",
+                &self.expired,
+            ),
+            (
+                "redis_proxy_coalesced_total",
+                "Misses that shared another request's backing fetch.",
+                &self.coalesced,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Relaxed)
+            );
+        }
+        let gauges = [
+            (
+                "redis_proxy_cache_entries",
+                "Entries in the cache.",
+                self.entries.load(Relaxed) as i64,
+            ),
+            (
+                "redis_proxy_cache_capacity",
+                "Most entries the cache holds.",
+                self.capacity.load(Relaxed) as i64,
+            ),
+            (
+                "redis_proxy_requests_in_flight",
+                "Requests being served now.",
+                self.in_flight.load(Relaxed),
+            ),
+            (
+                "redis_proxy_requests_queued",
+                "Requests waiting for a worker.",
+                self.queued.load(Relaxed).max(0),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        }
+        let name = "redis_proxy_requests_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Requests answered, by front end and status.\n# TYPE {name} counter"
+        );
+        for (i, status) in HTTP_STATUSES.iter().enumerate() {
+            let n = self.http_requests[i].load(Relaxed);
+            let _ = writeln!(out, "{name}{{protocol=\"http\",status=\"{status}\"}} {n}");
+        }
+        let other = self.http_requests[HTTP_STATUSES.len()].load(Relaxed);
+        let _ = writeln!(out, "{name}{{protocol=\"http\",status=\"other\"}} {other}");
+        for (i, status) in RESP_STATUSES.iter().enumerate() {
+            let n = self.resp_requests[i].load(Relaxed);
+            let _ = writeln!(out, "{name}{{protocol=\"resp\",status=\"{status}\"}} {n}");
+        }
+        self.request_duration.render(
+            &mut out,
+            "redis_proxy_request_duration_seconds",
+            "Time from a request's dispatch to its answer.",
+        );
+        let name = "redis_proxy_backend_requests_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Backing Redis GETs, by result.\n# TYPE {name} counter"
+        );
+        for (i, result) in BACKEND_RESULTS.iter().enumerate() {
+            let n = self.backend_results[i].load(Relaxed);
+            let _ = writeln!(out, "{name}{{result=\"{result}\"}} {n}");
+        }
+        self.backend_duration.render(
+            &mut out,
+            "redis_proxy_backend_duration_seconds",
+            "Time of one backing Redis GET, checkout included.",
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let metrics = Metrics::new();
+        metrics.http_request(200, Duration::from_micros(30));
+        metrics.http_request(404, Duration::from_millis(3));
+        metrics.http_request(299, Duration::from_secs(9));
+        let text = metrics.render();
+        assert!(text.contains("redis_proxy_request_duration_seconds_bucket{le=\"0.00005\"} 1\n"));
+        assert!(text.contains("redis_proxy_request_duration_seconds_bucket{le=\"0.005\"} 2\n"));
+        assert!(text.contains("redis_proxy_request_duration_seconds_bucket{le=\"+Inf\"} 3\n"));
+        assert!(text.contains("redis_proxy_request_duration_seconds_count 3\n"));
+        assert!(text.contains("redis_proxy_requests_total{protocol=\"http\",status=\"other\"} 1\n"));
+    }
+}

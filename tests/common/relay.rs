@@ -1,0 +1,115 @@
+//! A TCP relay between the proxy and `redis-server` that delays every chunk
+//! going towards Redis, and counts what passes: a slow, far-away Redis made
+//! of a real one, with concurrency observed rather than timed.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+/// What the relay has seen.
+#[derive(Default)]
+pub struct RelayStats {
+    /// Requests sent on towards Redis and not yet answered.
+    pub in_flight: AtomicUsize,
+    /// The most requests ever in flight at once.
+    pub max_in_flight: AtomicUsize,
+    /// Connections opened through the relay, ever.
+    pub connections: AtomicUsize,
+}
+
+/// A running relay; stops accepting on drop.
+pub struct Relay {
+    pub addr: SocketAddr,
+    pub stats: Arc<RelayStats>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Relay {
+    /// Relays to `upstream`, holding each chunk towards it for `delay`.
+    pub fn start(upstream: SocketAddr, delay: Duration) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
+        let addr = listener.local_addr().expect("relay addr");
+        let stats = Arc::new(RelayStats::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (thread_stats, thread_stop) = (Arc::clone(&stats), Arc::clone(&stop));
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                if thread_stop.load(SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(upstream) else {
+                    continue;
+                };
+                thread_stats.connections.fetch_add(1, SeqCst);
+                pipe(client, server, delay, Arc::clone(&thread_stats));
+            }
+        });
+        Relay { addr, stats, stop }
+    }
+
+    /// `redis://` URL of the relay.
+    pub fn url(&self) -> String {
+        format!("redis://{}", self.addr)
+    }
+
+    pub fn max_in_flight(&self) -> usize {
+        self.stats.max_in_flight.load(SeqCst)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.stats.connections.load(SeqCst)
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+/// Starts the two copying threads of one relayed connection.
+fn pipe(client: TcpStream, server: TcpStream, delay: Duration, stats: Arc<RelayStats>) {
+    let pending = Arc::new(AtomicBool::new(false));
+    let (mut client_in, mut server_out) = (
+        client.try_clone().expect("clone client"),
+        server.try_clone().expect("clone server"),
+    );
+    let (up_stats, up_pending) = (Arc::clone(&stats), Arc::clone(&pending));
+    thread::spawn(move || {
+        let mut buf = [0u8; 64 * 1024];
+        while let Ok(n @ 1..) = client_in.read(&mut buf) {
+            if !up_pending.swap(true, SeqCst) {
+                let now = up_stats.in_flight.fetch_add(1, SeqCst) + 1;
+                up_stats.max_in_flight.fetch_max(now, SeqCst);
+            }
+            thread::sleep(delay);
+            if server_out.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = server_out.shutdown(Shutdown::Both);
+    });
+    let (mut server_in, mut client_out) = (server, client);
+    thread::spawn(move || {
+        let mut buf = [0u8; 64 * 1024];
+        while let Ok(n @ 1..) = server_in.read(&mut buf) {
+            // Count the answer before the proxy can see it and send more.
+            if pending.swap(false, SeqCst) {
+                stats.in_flight.fetch_sub(1, SeqCst);
+            }
+            if client_out.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = client_out.shutdown(Shutdown::Both);
+        if pending.swap(false, SeqCst) {
+            stats.in_flight.fetch_sub(1, SeqCst);
+        }
+    });
+}

@@ -1,0 +1,84 @@
+//! Start-up: `--help`, and bad configuration stopping the binary with a
+//! message that names the variable.
+
+use std::process::Command;
+
+use crate::common::{proxy_binary, TempDir};
+
+fn run(env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
+    let dir = TempDir::new("cli");
+    let output = Command::new(proxy_binary())
+        .env_clear()
+        .envs(env.iter().copied())
+        .args(args)
+        .current_dir(dir.path())
+        .output()
+        .expect("run the proxy binary");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_lists_every_variable() {
+    let (code, stdout, _) = run(&[], &["--help"]);
+    assert_eq!(code, 0);
+    for name in [
+        "REDIS_ADDRESS",
+        "GLOBAL_CACHE_EXPIRY",
+        "CACHE_CAPACITY",
+        "PROXY_HOST",
+        "PROXY_PORT",
+        "MAX_CLIENTS",
+        "REDIS_TIMEOUT_MS",
+        "RUST_LOG",
+    ] {
+        assert!(stdout.contains(name), "--help misses {name}");
+    }
+}
+
+#[test]
+fn bad_values_stop_start_up_naming_the_variable() {
+    for (name, value) in [
+        ("CACHE_CAPACITY", "0"),
+        ("GLOBAL_CACHE_EXPIRY", "soon"),
+        ("MAX_CLIENTS", "-3"),
+        ("PROXY_PORT", "99999"),
+        ("REDIS_ADDRESS", "ftp://x:1"),
+        ("REDIS_TIMEOUT_MS", "0"),
+    ] {
+        let (code, _, stderr) = run(&[(name, value)], &[]);
+        assert_ne!(code, 0, "{name}={value} was accepted");
+        assert!(stderr.contains(name), "{name}: {stderr}");
+    }
+}
+
+#[test]
+fn dotenv_is_read_and_the_environment_wins() {
+    let dir = TempDir::new("dotenv");
+    std::fs::write(dir.path().join(".env"), "CACHE_CAPACITY=0\nMAX_CLIENTS=0\n")
+        .expect("write .env");
+    let output = Command::new(proxy_binary())
+        .env_clear()
+        .env("CACHE_CAPACITY", "5")
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // CACHE_CAPACITY=5 from the environment beats the .env's 0, so the
+    // error is the .env's MAX_CLIENTS=0.
+    assert_ne!(output.status.code(), Some(0));
+    assert!(
+        stderr.contains("MAX_CLIENTS") && !stderr.contains("CACHE_CAPACITY"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unknown_argument_is_refused() {
+    let (code, _, stderr) = run(&[], &["--frobnicate"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--help"));
+}

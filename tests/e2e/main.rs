@@ -1,0 +1,10 @@
+//! End-to-end tests: each starts its own `redis-server` and the real proxy
+//! binary on free ports, and talks to them over real sockets.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod config_cli;
+mod errors;
+mod keepalive;
+mod read_through;
