@@ -9,10 +9,12 @@
 //! with another key's value, so it is never reused.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use r2d2::ManageConnection;
+use scheduled_thread_pool::ScheduledThreadPool;
 
 use crate::config::Config;
 
@@ -102,8 +104,18 @@ impl Backend {
     pub fn new(config: &Config) -> Result<Backend, BackendError> {
         let client = redis::Client::open(config.redis_url.as_str())
             .map_err(|err| BackendError::Unavailable(err.to_string()))?;
+        let size = config.max_clients.get();
+        // r2d2 opens connections on a thread pool of 3 by default: behind a
+        // far-away Redis, a cold burst would connect three at a time.
+        let connectors = Arc::new(
+            ScheduledThreadPool::builder()
+                .num_threads(size)
+                .thread_name_pattern("redis-connect-{}")
+                .build(),
+        );
         let pool = r2d2::Pool::builder()
-            .max_size(u32::try_from(config.max_clients.get()).unwrap_or(u32::MAX))
+            .max_size(u32::try_from(size).unwrap_or(u32::MAX))
+            .thread_pool(connectors)
             .min_idle(Some(0))
             // The redis crate's check is a PING: a round trip per request.
             // Broken connections are caught by `has_broken` instead.

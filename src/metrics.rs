@@ -208,6 +208,11 @@ impl Metrics {
         self.hits.load(Relaxed)
     }
 
+    /// Misses that waited on another request's fetch so far.
+    pub fn coalesced_count(&self) -> u64 {
+        self.coalesced.load(Relaxed)
+    }
+
     /// Cache misses so far.
     pub fn misses(&self) -> u64 {
         self.misses.load(Relaxed)

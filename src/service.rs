@@ -249,3 +249,62 @@ impl Drop for LeaderGuard<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(timeout_ms: &str) -> Service {
+        // Nothing listens on port 1: the backend is never reached here.
+        let config = Config::from_lookup(|name| match name {
+            "REDIS_ADDRESS" => Some("127.0.0.1:1".to_owned()),
+            "REDIS_TIMEOUT_MS" => Some(timeout_ms.to_owned()),
+            _ => None,
+        })
+        .expect("valid config");
+        let backend = Backend::new(&config).expect("backend");
+        Service::new(&config, backend, Arc::new(Metrics::new()))
+    }
+
+    #[test]
+    fn a_waiter_gives_up_with_a_timeout_when_the_fetch_never_ends() {
+        let service = service("50");
+        // A fetch that is in flight and never finishes.
+        let stuck = Arc::new(Flight::default());
+        service
+            .lock()
+            .flights
+            .insert(b"k"[..].into(), Arc::clone(&stuck));
+        assert!(matches!(service.get(b"k"), Err(BackendError::Timeout(_))));
+        assert_eq!(service.metrics().misses(), 1);
+    }
+
+    #[test]
+    fn a_waiter_gets_the_leaders_value() {
+        let service = Arc::new(service("5000"));
+        let flight = Arc::new(Flight::default());
+        service
+            .lock()
+            .flights
+            .insert(b"k"[..].into(), Arc::clone(&flight));
+        let waiter = {
+            let service = Arc::clone(&service);
+            std::thread::spawn(move || service.get(b"k"))
+        };
+        while service.metrics().coalesced_count() == 0 {
+            std::thread::yield_now();
+        }
+        let value = Value::new(Bytes::from_static(b"v"));
+        service.finish_flight(b"k", &flight, Ok(Some(value.clone())));
+        let found = waiter.join().expect("waiter").expect("value");
+        assert_eq!(
+            found,
+            Some(Found {
+                value: value.clone(),
+                hit: false
+            })
+        );
+        // The fill is cached for the next reader.
+        assert_eq!(service.get(b"k"), Ok(Some(Found { value, hit: true })));
+    }
+}

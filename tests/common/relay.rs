@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -18,6 +18,19 @@ pub struct RelayStats {
     pub max_in_flight: AtomicUsize,
     /// Connections opened through the relay, ever.
     pub connections: AtomicUsize,
+    /// While true, chunks towards Redis are held (after being counted).
+    held: Mutex<bool>,
+    released: Condvar,
+}
+
+impl RelayStats {
+    fn wait_until_released(&self) {
+        let held = self.held.lock().expect("relay gate");
+        let _open = self
+            .released
+            .wait_while(held, |held| *held)
+            .expect("relay gate");
+    }
 }
 
 /// A running relay; stops accepting on drop.
@@ -56,6 +69,21 @@ impl Relay {
         format!("redis://{}", self.addr)
     }
 
+    /// Holds every request towards Redis until [`Relay::release`].
+    pub fn hold(&self) {
+        *self.stats.held.lock().expect("relay gate") = true;
+    }
+
+    /// Lets held and further requests through.
+    pub fn release(&self) {
+        *self.stats.held.lock().expect("relay gate") = false;
+        self.stats.released.notify_all();
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.stats.in_flight.load(SeqCst)
+    }
+
     pub fn max_in_flight(&self) -> usize {
         self.stats.max_in_flight.load(SeqCst)
     }
@@ -68,6 +96,7 @@ impl Relay {
 impl Drop for Relay {
     fn drop(&mut self) {
         self.stop.store(true, SeqCst);
+        self.release();
         // Wake the accept loop so it sees the flag.
         let _ = TcpStream::connect(self.addr);
     }
@@ -89,6 +118,7 @@ fn pipe(client: TcpStream, server: TcpStream, delay: Duration, stats: Arc<RelayS
                 up_stats.max_in_flight.fetch_max(now, SeqCst);
             }
             thread::sleep(delay);
+            up_stats.wait_until_released();
             if server_out.write_all(&buf[..n]).is_err() {
                 break;
             }

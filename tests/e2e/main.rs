@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod concurrency;
 mod config_cli;
 mod errors;
 mod keepalive;

@@ -1,0 +1,59 @@
+# redis-proxy: the two commands are `make run` and `make test`.
+SHELL := /bin/bash
+BIN := target/release/redis-proxy
+IMAGE := redis-proxy
+
+.PHONY: run build test check seed smoke stop clean bench docker-build docker-up docker-test
+
+## run: build, make sure the Redis in .env answers (starting a local one if needed), serve
+run: build
+	@scripts/ensure-redis.sh
+	$(BIN)
+
+## build: the release binary
+build:
+	cargo build --release
+
+## test: every test; starts its own throwaway redis-servers on free ports
+test:
+	@source scripts/lib.sh && ensure_command redis-server redis-server && ensure_command redis-cli redis-tools
+	cargo test --release
+
+## check: formatting and lints, as CI wants them
+check:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+## seed: write seeded_key1..N into the configured Redis (N=100 by default)
+seed:
+	@scripts/ensure-redis.sh
+	scripts/seed.sh $(or $(N),100)
+
+## smoke: curl checks against a running proxy
+smoke:
+	scripts/smoke.sh
+
+## stop: stop the redis-server that `make run` started, if any
+stop:
+	@if [ -f .redis-local/redis.pid ]; then \
+		kill "$$(cat .redis-local/redis.pid)" 2>/dev/null && echo "stopped local redis-server" || true; \
+		rm -f .redis-local/redis.pid; \
+	else echo "no local redis-server to stop"; fi
+
+## bench: throughput and latency table (wrk, redis-benchmark; loopback only)
+bench: build
+	scripts/bench.sh
+
+clean: stop
+	cargo clean
+	rm -rf .redis-local
+
+docker-build:
+	docker build -t $(IMAGE) .
+
+docker-up:
+	docker compose up --build
+
+## docker-test: the test suite inside the image's build stage (needs a Docker engine)
+docker-test:
+	docker build --target test -t $(IMAGE)-test .

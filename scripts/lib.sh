@@ -1,0 +1,54 @@
+# Shared shell helpers for the scripts in this folder; source it.
+
+# Reads VAR from the environment, else from ./.env, else prints DEFAULT.
+config_value() {
+  local name=$1 default=$2 value
+  value=$(printenv "$name" || true)
+  if [ -z "$value" ] && [ -f .env ]; then
+    value=$(sed -n "s/^[[:space:]]*$name[[:space:]]*=[[:space:]]*//p" .env | tail -n 1 | tr -d '"'"'"'\r')
+  fi
+  printf '%s\n' "${value:-$default}"
+}
+
+# Installs Debian packages when a command is missing: ensure_command CMD PKG...
+ensure_command() {
+  local cmd=$1; shift
+  command -v "$cmd" >/dev/null 2>&1 && return 0
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing $* (for $cmd) with apt-get" >&2
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+  command -v "$cmd" >/dev/null 2>&1 || { echo "could not install $cmd" >&2; return 1; }
+}
+
+# Splits a REDIS_ADDRESS (host:port or redis://[user:pass@]host:port[/db])
+# into REDIS_HOST and REDIS_PORT.
+split_redis_address() {
+  local rest=${1#redis://}
+  rest=${rest##*@}
+  rest=${rest%%/*}
+  REDIS_HOST=${rest%:*}
+  REDIS_PORT=${rest##*:}
+}
+
+# The address as a redis:// URL, for redis-cli -u.
+redis_url() {
+  case $1 in
+    redis://*) printf '%s\n' "$1" ;;
+    *) printf 'redis://%s\n' "$1" ;;
+  esac
+}
+
+# True when a Redis answers PING at HOST PORT (no redis-cli needed).
+redis_answers() {
+  local host=$1 port=$2 reply
+  { exec 3<>"/dev/tcp/$host/$port"; } 2>/dev/null || return 1
+  printf 'PING\r\n' >&3
+  read -r -t 2 reply <&3 || true
+  exec 3<&- 3>&-
+  case $reply in
+    +PONG*|-NOAUTH*|-ERR*) return 0 ;;
+    *) return 1 ;;
+  esac
+}

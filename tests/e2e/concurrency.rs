@@ -1,0 +1,196 @@
+//! Concurrency, observed rather than timed: requests in flight counted at a
+//! relay in front of Redis, and Redis's own counters.
+
+use std::net::SocketAddr;
+use std::thread;
+use std::time::Duration;
+
+use crate::common::relay::Relay;
+use crate::common::{eventually, Proxy, RedisServer};
+
+fn redis_addr(redis: &RedisServer) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], redis.port()))
+}
+
+/// Reads each key in `keys` from its own thread; returns the bodies.
+fn read_all(addr: SocketAddr, keys: Vec<String>) -> Vec<thread::JoinHandle<(u16, Vec<u8>)>> {
+    keys.into_iter()
+        .map(|key| {
+            thread::spawn(move || {
+                let reply = crate::common::request(addr, "GET", &format!("/proxy?key={key}"), &[]);
+                (reply.status, reply.body)
+            })
+        })
+        .collect()
+}
+
+/// The value of one un-labelled series in the proxy's /metrics.
+fn metric(proxy: &Proxy, name: &str) -> f64 {
+    let text = proxy.get("/metrics").text();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+}
+
+#[test]
+fn misses_on_different_keys_go_to_redis_in_parallel() {
+    let redis = RedisServer::start();
+    for i in 0..8 {
+        redis.set(format!("p{i}"), format!("v{i}"));
+    }
+    let relay = Relay::start(redis_addr(&redis), Duration::ZERO);
+    let proxy = Proxy::start_at(
+        &relay.url(),
+        &[("MAX_CLIENTS", "8"), ("REDIS_TIMEOUT_MS", "10000")],
+    );
+    relay.hold();
+    let readers = read_all(proxy.addr, (0..8).map(|i| format!("p{i}")).collect());
+    // All eight are at Redis at once: served in one round trip, not eight.
+    eventually("8 backing requests in flight at once", || {
+        (relay.in_flight() == 8).then_some(())
+    });
+    relay.release();
+    for (i, reader) in readers.into_iter().enumerate() {
+        let (status, body) = reader.join().expect("reader");
+        assert_eq!(status, 200);
+        assert_eq!(body, format!("v{}", i).as_bytes());
+    }
+}
+
+#[test]
+fn requests_beyond_max_clients_wait_their_turn_and_are_all_served() {
+    let redis = RedisServer::start();
+    for i in 0..6 {
+        redis.set(format!("q{i}"), format!("v{i}"));
+    }
+    let relay = Relay::start(redis_addr(&redis), Duration::from_millis(100));
+    let proxy = Proxy::start_at(
+        &relay.url(),
+        &[("MAX_CLIENTS", "2"), ("REDIS_TIMEOUT_MS", "10000")],
+    );
+    let readers = read_all(proxy.addr, (0..6).map(|i| format!("q{i}")).collect());
+    for (i, reader) in readers.into_iter().enumerate() {
+        let (status, body) = reader.join().expect("reader");
+        assert_eq!(status, 200, "none is refused");
+        assert_eq!(body, format!("v{}", i).as_bytes());
+    }
+    // Two at a time reached Redis: the limit held and was used in full.
+    assert_eq!(relay.max_in_flight(), 2);
+}
+
+#[test]
+fn concurrent_misses_on_one_key_make_one_backing_get() {
+    let redis = RedisServer::start();
+    redis.set("hot", "shared value");
+    let relay = Relay::start(redis_addr(&redis), Duration::ZERO);
+    let proxy = Proxy::start_at(
+        &relay.url(),
+        &[("MAX_CLIENTS", "20"), ("REDIS_TIMEOUT_MS", "10000")],
+    );
+    relay.hold();
+    let readers = read_all(proxy.addr, vec!["hot".to_owned(); 16]);
+    // Fifteen requests are waiting on the first one's fetch.
+    eventually("15 coalesced waiters", || {
+        (metric(&proxy, "redis_proxy_coalesced_total") == 15.0).then_some(())
+    });
+    relay.release();
+    for reader in readers {
+        let (status, body) = reader.join().expect("reader");
+        assert_eq!((status, body.as_slice()), (200, &b"shared value"[..]));
+    }
+    assert_eq!(redis.calls("get"), 1);
+}
+
+#[test]
+fn coalesced_waiters_share_an_error_and_it_is_not_cached() {
+    let redis = RedisServer::start();
+    let _: i64 = redis.cmd(&["RPUSH", "alist", "x"]);
+    let relay = Relay::start(redis_addr(&redis), Duration::ZERO);
+    let proxy = Proxy::start_at(
+        &relay.url(),
+        &[("MAX_CLIENTS", "8"), ("REDIS_TIMEOUT_MS", "10000")],
+    );
+    relay.hold();
+    let readers = read_all(proxy.addr, vec!["alist".to_owned(); 4]);
+    eventually("3 coalesced waiters", || {
+        (metric(&proxy, "redis_proxy_coalesced_total") == 3.0).then_some(())
+    });
+    relay.release();
+    for reader in readers {
+        assert_eq!(reader.join().expect("reader").0, 502);
+    }
+    assert_eq!(redis.calls("get"), 1);
+    assert_eq!(proxy.get_key("alist").status, 502);
+    assert_eq!(redis.calls("get"), 2, "errors are not cached");
+}
+
+#[test]
+fn a_stuck_fetch_never_hangs_its_waiters() {
+    let redis = RedisServer::start();
+    redis.set("slow", "v");
+    let relay = Relay::start(redis_addr(&redis), Duration::ZERO);
+    let proxy = Proxy::start_at(
+        &relay.url(),
+        &[("MAX_CLIENTS", "4"), ("REDIS_TIMEOUT_MS", "300")],
+    );
+    relay.hold();
+    let readers = read_all(proxy.addr, vec!["slow".to_owned(); 3]);
+    let statuses: Vec<u16> = readers
+        .into_iter()
+        .map(|r| r.join().expect("reader").0)
+        .collect();
+    relay.release();
+    // The leader's checkout or read times out (503 or 504) and its waiters
+    // share that answer or stop waiting at the same bound (504).
+    assert!(
+        statuses.iter().all(|s| *s == 503 || *s == 504),
+        "{statuses:?}"
+    );
+    let reply = eventually("the relay to pass requests again", || {
+        let reply = proxy.get_key("slow");
+        (reply.status == 200).then_some(reply)
+    });
+    assert_eq!(reply.body, b"v");
+}
+
+#[test]
+fn backing_connections_never_exceed_the_pool_size() {
+    let redis = RedisServer::start();
+    for i in 0..50 {
+        redis.set(format!("b{i}"), "v");
+    }
+    let relay = Relay::start(redis_addr(&redis), Duration::ZERO);
+    let proxy = Proxy::start_at(
+        &relay.url(),
+        &[("MAX_CLIENTS", "4"), ("CACHE_CAPACITY", "5")],
+    );
+    let addr = proxy.addr;
+    let clients: Vec<_> = (0..32)
+        .map(|t| {
+            thread::spawn(move || {
+                for n in 0..7 {
+                    if t * 7 + n >= 200 {
+                        break;
+                    }
+                    let key = format!("b{}", (t * 7 + n) % 50);
+                    let reply =
+                        crate::common::request(addr, "GET", &format!("/proxy?key={key}"), &[]);
+                    assert_eq!(reply.status, 200);
+                }
+            })
+        })
+        .collect();
+    let mut most = 0;
+    while clients.iter().any(|c| !c.is_finished()) {
+        let list: String = redis.cmd(&["CLIENT", "LIST"]);
+        // Every client but the one asking.
+        most = most.max(list.lines().count() - 1);
+    }
+    for client in clients {
+        client.join().expect("client");
+    }
+    assert!(most <= 4, "{most} backing connections at once");
+    assert!(relay.connections() <= 4, "{} opened", relay.connections());
+    assert!(relay.connections() >= 1);
+}
