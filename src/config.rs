@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::cache::MAX_CAPACITY;
+
 /// One configuration variable: its name, default and meaning. The single
 /// source for parsing, `--help` and the README table.
 pub struct Variable {
@@ -31,7 +33,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "GLOBAL_CACHE_EXPIRY",
         default: "60",
-        help: "seconds an entry is kept after insertion (fractions allowed, > 0)",
+        help: "seconds an entry is kept after insertion (> 0, at most a year; fractions allowed)",
     },
     Variable {
         name: "CACHE_CAPACITY",
@@ -135,7 +137,7 @@ impl Config {
             redis_url: parse_redis_address(raw("REDIS_ADDRESS"))?,
             cache_expiry: parse_seconds(raw("GLOBAL_CACHE_EXPIRY"))?,
             cache_capacity: raw("CACHE_CAPACITY")
-                .parse_non_zero(usize::MAX, "a whole number >= 1")?,
+                .parse_non_zero(MAX_CAPACITY, "a whole number 1..=4294967294")?,
             http_addr: SocketAddr::new(ip, port),
             max_clients: raw("MAX_CLIENTS")
                 .parse_non_zero(MAX_WORKERS, "a whole number 1..=1024")?,
@@ -218,9 +220,9 @@ impl Raw {
 }
 
 fn parse_seconds(raw: Raw) -> Result<Duration, ConfigError> {
-    const EXPECTED: &str = "seconds > 0, fractions allowed (such as 60 or 0.5)";
+    const EXPECTED: &str = "seconds > 0 and at most a year (31536000), fractions allowed";
     let secs: f64 = raw.value.trim().parse().map_err(|_| raw.error(EXPECTED))?;
-    if !secs.is_finite() || secs <= 0.0 {
+    if !secs.is_finite() || secs <= 0.0 || secs > 31_536_000.0 {
         return Err(raw.error(EXPECTED));
     }
     Duration::try_from_secs_f64(secs).map_err(|_| raw.error(EXPECTED))

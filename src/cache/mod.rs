@@ -4,8 +4,11 @@
 //! drive time by hand and the service decides where the lock goes.
 //!
 //! # Layout
-//! Entries live in an arena (`Vec<Node>`), and a `HashMap` maps each key to its
-//! slot. Every node sits on two intrusive doubly-linked lists threaded through
+//! Entries live in an arena (`Vec<Node>`), and a hash table maps each key to
+//! its slot. The table (hashbrown's `HashTable`) stores only slot indexes and
+//! finds keys through the arena, so each key is stored once and hashed once
+//! per operation; the hash (foldhash, randomly seeded per cache) is kept in
+//! the node, so moving or evicting a node never hashes its key again. Every node sits on two intrusive doubly-linked lists threaded through
 //! the arena by index:
 //! - the *recency* list, most recently read first, whose tail is the entry to
 //!   evict;
@@ -19,18 +22,36 @@
 //!
 //! Every operation is O(1) (expected, for the hash lookups).
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::num::NonZeroUsize;
+use std::ops::{Index, IndexMut};
 use std::time::{Duration, Instant};
 
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+
+mod key;
+pub use key::Key;
+
+/// An index into the arena. 32 bits keep a node small (its links are half
+/// of it), which matters because lookups are bound by memory latency; the
+/// capacity is capped just below `u32::MAX` to match.
+type Slot = u32;
+
 /// Marks the end of a list.
-const NIL: usize = usize::MAX;
+const NIL: Slot = Slot::MAX;
+
+/// An expiry so far off it is never reached, for lifetimes too long to add.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// Largest capacity: every slot must be below [`NIL`].
+pub const MAX_CAPACITY: usize = (Slot::MAX - 1) as usize;
 
 /// One direction-pair of links in one list.
 #[derive(Clone, Copy, Debug)]
 struct Links {
-    prev: usize,
-    next: usize,
+    prev: Slot,
+    next: Slot,
 }
 
 impl Links {
@@ -43,8 +64,8 @@ impl Links {
 /// The ends of one list.
 #[derive(Clone, Copy, Debug)]
 struct Ends {
-    head: usize,
-    tail: usize,
+    head: Slot,
+    tail: Slot,
 }
 
 impl Ends {
@@ -54,12 +75,16 @@ impl Ends {
     };
 }
 
+/// One entry. Laid out in the order a hit reads it (hash, key, expiry,
+/// recency links, value) so a hit touches as few cache lines as it can.
 #[derive(Debug)]
+#[repr(C)]
 struct Node<V> {
-    key: Box<[u8]>,
-    value: V,
+    hash: u64,
+    key: Key,
     expires_at: Instant,
     recency: Links,
+    value: V,
     age: Links,
 }
 
@@ -91,37 +116,68 @@ pub enum Displaced<V> {
     /// The key was already cached; this was its old value.
     Replaced(V),
     /// The cache was full and its oldest entry had expired.
-    Expired(Box<[u8]>, V),
+    Expired(Key, V),
     /// The cache was full; this least recently read live entry was evicted.
-    Evicted(Box<[u8]>, V),
+    Evicted(Key, V),
 }
 
 /// A least-recently-read cache of at most `capacity` keys, each kept for
 /// `ttl` from its insertion.
 ///
 /// Not thread-safe by itself: the service wraps one in a `Mutex`. Costs per
-/// entry: the key twice (map and node), the value, and about 56 bytes of links
-/// and stamp.
+/// entry: the key, the value, about 64 bytes of links, hash and stamp, and a
+/// table slot.
 #[derive(Debug)]
 pub struct Lru<V> {
-    map: HashMap<Box<[u8]>, usize>,
-    nodes: Vec<Node<V>>,
+    table: HashTable<Slot>,
+    hasher: RandomState,
+    nodes: Arena<V>,
     recency: Ends,
     age: Ends,
     capacity: usize,
     ttl: Duration,
 }
 
+/// The nodes, indexed by [`Slot`].
+#[derive(Debug)]
+struct Arena<V>(Vec<Node<V>>);
+
+impl<V> Index<Slot> for Arena<V> {
+    type Output = Node<V>;
+    fn index(&self, slot: Slot) -> &Node<V> {
+        &self.0[slot as usize]
+    }
+}
+
+impl<V> IndexMut<Slot> for Arena<V> {
+    fn index_mut(&mut self, slot: Slot) -> &mut Node<V> {
+        &mut self.0[slot as usize]
+    }
+}
+
+impl<V> Arena<V> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The slot the next pushed node gets.
+    fn next_slot(&self) -> Slot {
+        // The capacity is at most MAX_CAPACITY, so this never truncates.
+        self.0.len() as Slot
+    }
+}
+
 impl<V> Lru<V> {
-    /// An empty cache. Nothing is allocated up front beyond the map's
-    /// small initial table, so a large capacity costs only what is used.
+    /// An empty cache. Nothing is allocated up front, so a large capacity
+    /// costs only what is used. A capacity above [`MAX_CAPACITY`] is capped.
     pub fn new(capacity: NonZeroUsize, ttl: Duration) -> Self {
         Lru {
-            map: HashMap::new(),
-            nodes: Vec::new(),
+            table: HashTable::new(),
+            hasher: RandomState::default(),
+            nodes: Arena(Vec::new()),
             recency: Ends::EMPTY,
             age: Ends::EMPTY,
-            capacity: capacity.get(),
+            capacity: capacity.get().min(MAX_CAPACITY),
             ttl,
         }
     }
@@ -133,7 +189,7 @@ impl<V> Lru<V> {
 
     /// True when nothing is held.
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
+        self.nodes.0.is_empty()
     }
 
     /// The most entries this cache holds.
@@ -145,15 +201,18 @@ impl<V> Lru<V> {
     /// entry; its expiry is not extended. An expired entry is removed and
     /// behaves as if it had never been stored.
     pub fn get(&mut self, key: &[u8], now: Instant) -> Lookup<'_, V> {
-        let Some(&slot) = self.map.get(key) else {
+        let hash = self.hasher.hash_one(key);
+        let Some(slot) = self.find(hash, key) else {
             return Lookup::Miss;
         };
         if self.nodes[slot].expires_at <= now {
             let (_, value) = self.remove_slot(slot);
             return Lookup::Expired(value);
         }
-        self.unlink(List::Recency, slot);
-        self.push_front(List::Recency, slot);
+        if self.recency.head != slot {
+            self.unlink(List::Recency, slot);
+            self.push_front(List::Recency, slot);
+        }
         Lookup::Hit(&self.nodes[slot].value)
     }
 
@@ -161,8 +220,13 @@ impl<V> Lru<V> {
     /// the most recently read entry. When the cache is full, an expired entry
     /// is reclaimed if there is one, else the least recently read is evicted.
     pub fn insert(&mut self, key: &[u8], value: V, now: Instant) -> Displaced<V> {
-        let expires_at = now + self.ttl;
-        if let Some(&slot) = self.map.get(key) {
+        // An expiry past what Instant can hold never comes.
+        let expires_at = now
+            .checked_add(self.ttl)
+            .or_else(|| now.checked_add(FOREVER))
+            .unwrap_or(now);
+        let hash = self.hasher.hash_one(key);
+        if let Some(slot) = self.find(hash, key) {
             let node = &mut self.nodes[slot];
             let old = std::mem::replace(&mut node.value, value);
             node.expires_at = expires_at;
@@ -172,17 +236,18 @@ impl<V> Lru<V> {
             self.push_back(List::Age, slot);
             return Displaced::Replaced(old);
         }
-        let key: Box<[u8]> = key.into();
+        let key = Key::new(key);
         if self.nodes.len() < self.capacity {
-            let slot = self.nodes.len();
-            self.nodes.push(Node {
-                key: key.clone(),
+            let slot = self.nodes.next_slot();
+            self.nodes.0.push(Node {
+                hash,
+                key,
                 value,
                 expires_at,
                 recency: Links::DETACHED,
                 age: Links::DETACHED,
             });
-            self.map.insert(key, slot);
+            self.index(hash, slot);
             self.push_front(List::Recency, slot);
             self.push_back(List::Age, slot);
             return Displaced::Nothing;
@@ -194,12 +259,13 @@ impl<V> Lru<V> {
         let slot = if expired { oldest } else { self.recency.tail };
         self.unlink(List::Recency, slot);
         self.unlink(List::Age, slot);
+        self.unindex(slot);
         let node = &mut self.nodes[slot];
-        let old_key = std::mem::replace(&mut node.key, key.clone());
+        node.hash = hash;
+        let old_key = std::mem::replace(&mut node.key, key);
         let old_value = std::mem::replace(&mut node.value, value);
         node.expires_at = expires_at;
-        self.map.remove(&old_key);
-        self.map.insert(key, slot);
+        self.index(hash, slot);
         self.push_front(List::Recency, slot);
         self.push_back(List::Age, slot);
         if expired {
@@ -211,13 +277,13 @@ impl<V> Lru<V> {
 
     /// Removes `key` if present, handing back its value.
     pub fn remove(&mut self, key: &[u8]) -> Option<V> {
-        let slot = *self.map.get(key)?;
+        let slot = self.find(self.hasher.hash_one(key), key)?;
         Some(self.remove_slot(slot).1)
     }
 
     /// Removes every expired entry, oldest first, handing them back. Costs
     /// O(expired entries), since expired entries lead the age list.
-    pub fn purge_expired(&mut self, now: Instant) -> Vec<(Box<[u8]>, V)> {
+    pub fn purge_expired(&mut self, now: Instant) -> Vec<(Key, V)> {
         let mut purged = Vec::new();
         while self.age.head != NIL && self.nodes[self.age.head].expires_at <= now {
             purged.push(self.remove_slot(self.age.head));
@@ -230,7 +296,7 @@ impl<V> Lru<V> {
         let mut keys = Vec::with_capacity(self.nodes.len());
         let mut slot = self.recency.head;
         while slot != NIL {
-            keys.push(&*self.nodes[slot].key);
+            keys.push(self.nodes[slot].key.as_bytes());
             slot = self.nodes[slot].recency.next;
         }
         keys
@@ -238,25 +304,25 @@ impl<V> Lru<V> {
 
     /// Takes the node in `slot` out of both lists and the map, then moves the
     /// arena's last node into the hole so the arena stays dense.
-    fn remove_slot(&mut self, slot: usize) -> (Box<[u8]>, V) {
+    fn remove_slot(&mut self, slot: Slot) -> (Key, V) {
         self.unlink(List::Recency, slot);
         self.unlink(List::Age, slot);
-        let last = self.nodes.len() - 1;
+        self.unindex(slot);
+        let last = self.nodes.next_slot() - 1;
         if slot != last {
             self.relocate(last, slot);
         }
-        let Some(node) = self.nodes.pop() else {
+        let Some(node) = self.nodes.0.pop() else {
             unreachable!("remove_slot is only called on an occupied slot");
         };
-        self.map.remove(&node.key);
         (node.key, node.value)
     }
 
     /// Swaps node `from` into `to` (whose node is already unlinked), fixing
     /// every index that pointed at `from`. Afterwards `from` holds the
     /// unlinked node.
-    fn relocate(&mut self, from: usize, to: usize) {
-        self.nodes.swap(from, to);
+    fn relocate(&mut self, from: Slot, to: Slot) {
+        self.nodes.0.swap(from as usize, to as usize);
         for list in [List::Recency, List::Age] {
             let links = *self.links(to, list);
             match links.prev {
@@ -268,12 +334,37 @@ impl<V> Lru<V> {
                 next => self.links(next, list).prev = to,
             }
         }
-        if let Some(entry) = self.map.get_mut(&self.nodes[to].key) {
+        let hash = self.nodes[to].hash;
+        if let Some(entry) = self.table.find_mut(hash, |&s| s == from) {
             *entry = to;
         }
     }
 
-    fn links(&mut self, slot: usize, list: List) -> &mut Links {
+    /// The slot holding `key`, whose hash is `hash`.
+    fn find(&self, hash: u64, key: &[u8]) -> Option<Slot> {
+        let nodes = &self.nodes;
+        self.table
+            .find(hash, |&s| {
+                nodes[s].hash == hash && nodes[s].key.as_bytes() == key
+            })
+            .copied()
+    }
+
+    /// Adds `slot` to the table under `hash`.
+    fn index(&mut self, hash: u64, slot: Slot) {
+        let nodes = &self.nodes;
+        self.table.insert_unique(hash, slot, |&s| nodes[s].hash);
+    }
+
+    /// Takes `slot` out of the table.
+    fn unindex(&mut self, slot: Slot) {
+        let hash = self.nodes[slot].hash;
+        if let Ok(entry) = self.table.find_entry(hash, |&s| s == slot) {
+            entry.remove();
+        }
+    }
+
+    fn links(&mut self, slot: Slot, list: List) -> &mut Links {
         let node = &mut self.nodes[slot];
         match list {
             List::Recency => &mut node.recency,
@@ -288,7 +379,7 @@ impl<V> Lru<V> {
         }
     }
 
-    fn unlink(&mut self, list: List, slot: usize) {
+    fn unlink(&mut self, list: List, slot: Slot) {
         let links = std::mem::replace(self.links(slot, list), Links::DETACHED);
         match links.prev {
             NIL => self.ends(list).head = links.next,
@@ -300,7 +391,7 @@ impl<V> Lru<V> {
         }
     }
 
-    fn push_front(&mut self, list: List, slot: usize) {
+    fn push_front(&mut self, list: List, slot: Slot) {
         let old_head = self.ends(list).head;
         *self.links(slot, list) = Links {
             prev: NIL,
@@ -313,7 +404,7 @@ impl<V> Lru<V> {
         self.ends(list).head = slot;
     }
 
-    fn push_back(&mut self, list: List, slot: usize) {
+    fn push_back(&mut self, list: List, slot: Slot) {
         let old_tail = self.ends(list).tail;
         *self.links(slot, list) = Links {
             prev: old_tail,
@@ -331,9 +422,18 @@ impl<V> Lru<V> {
     #[doc(hidden)]
     pub fn validate(&self) {
         assert!(self.nodes.len() <= self.capacity, "over capacity");
-        assert_eq!(self.map.len(), self.nodes.len(), "map and arena differ");
-        for (key, &slot) in &self.map {
-            assert_eq!(&self.nodes[slot].key, key, "map points at the wrong node");
+        assert_eq!(self.table.len(), self.nodes.len(), "table and arena differ");
+        for (slot, node) in (0..).zip(self.nodes.0.iter()) {
+            assert_eq!(
+                node.hash,
+                self.hasher.hash_one(node.key.as_bytes()),
+                "stale hash"
+            );
+            assert_eq!(
+                self.find(node.hash, node.key.as_bytes()),
+                Some(slot),
+                "table misses a node"
+            );
         }
         for list in [List::Recency, List::Age] {
             let ends = match list {
@@ -402,7 +502,7 @@ mod tests {
         assert_eq!(cache.get(b"a", now), Lookup::Hit(&0));
         assert_eq!(
             cache.insert(b"d", 3, now),
-            Displaced::Evicted(b"b"[..].into(), 1)
+            Displaced::Evicted(Key::new(b"b"), 1)
         );
         assert_eq!(cache.keys_by_recency(), vec![&b"d"[..], b"a", b"c"]);
         cache.validate();
@@ -410,8 +510,8 @@ mod tests {
 
     #[test]
     fn expiry_counts_from_insertion_and_reads_do_not_extend_it() {
-        let start = Instant::now();
         let mut cache = lru(2, 10);
+        let start = Instant::now();
         cache.insert(b"a", 1, start);
         assert_eq!(
             cache.get(b"a", start + Duration::from_secs(9)),
@@ -431,8 +531,8 @@ mod tests {
 
     #[test]
     fn full_cache_reclaims_an_expired_entry_before_evicting_a_live_one() {
-        let start = Instant::now();
         let mut cache = lru(2, 10);
+        let start = Instant::now();
         cache.insert(b"old", 1, start);
         cache.insert(b"new", 2, start + Duration::from_secs(5));
         // "old" is the most recently read, "new" the least, but "old" expired.
@@ -446,8 +546,8 @@ mod tests {
 
     #[test]
     fn reinsert_replaces_value_and_restamps() {
-        let start = Instant::now();
         let mut cache = lru(2, 10);
+        let start = Instant::now();
         cache.insert(b"a", 1, start);
         let later = start + Duration::from_secs(8);
         assert_eq!(cache.insert(b"a", 2, later), Displaced::Replaced(1));
@@ -460,8 +560,8 @@ mod tests {
 
     #[test]
     fn purge_expired_removes_only_expired() {
-        let start = Instant::now();
         let mut cache = lru(4, 10);
+        let start = Instant::now();
         cache.insert(b"a", 1, start);
         cache.insert(b"b", 2, start + Duration::from_secs(3));
         cache.insert(b"c", 3, start + Duration::from_secs(6));
@@ -478,7 +578,7 @@ mod tests {
         cache.insert(b"a", 1, now);
         assert_eq!(
             cache.insert(b"b", 2, now),
-            Displaced::Evicted(b"a"[..].into(), 1)
+            Displaced::Evicted(Key::new(b"a"), 1)
         );
         assert_eq!(cache.len(), 1);
         cache.validate();
