@@ -1,0 +1,44 @@
+//! The HTTP ceiling for `make bench`: tiny_http (our patched copy) with the
+//! proxy's worker pool, answering every request with a fixed body built by
+//! the proxy's own response code. No cache, no lock, no Redis: whatever this
+//! serves per second is the most any tiny_http server can on this machine.
+//!
+//! Environment: PORT (default 8090), WORKERS (16), BODY_SIZE (100 bytes).
+
+use std::sync::Arc;
+use std::thread;
+
+use bytes::Bytes;
+use redis_proxy::http::response;
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let port = env_or("PORT", 8090);
+    let workers = env_or("WORKERS", 16);
+    let body = Bytes::from(vec![b'x'; env_or("BODY_SIZE", 100)]);
+    let server = Arc::new(tiny_http::Server::http(("127.0.0.1", port as u16))?);
+    eprintln!("http_ceiling on 127.0.0.1:{port}, {workers} workers, {} byte body", body.len());
+    let handles: Vec<_> = (0..workers)
+        .map(|_| {
+            let server = Arc::clone(&server);
+            let body = body.clone();
+            thread::spawn(move || {
+                while let Ok(request) = server.recv() {
+                    let reply = response::build(200, b"text/plain; charset=utf-8", body.clone())
+                        .with_header(response::header(b"X-Cache", b"HIT"));
+                    let _ = request.respond(reply);
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        let _ = handle.join();
+    }
+    Ok(())
+}

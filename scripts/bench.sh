@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# `make bench`: throughput and latency of the proxy next to what its parts can
+# do at all, in one run, as one table. Loopback only; every run is bounded.
+#
+#   1. http_ceiling: tiny_http with the same worker pool and a fixed body
+#   2. proxy, all hits            (wrk over 1000 cached keys)
+#   3. proxy, all misses          (capacity 10, 100000 keys)
+#   4. redis-benchmark GET straight at the backing Redis
+#   5. redis-benchmark GET at the proxy's RESP port, all hits (if built in)
+#
+# Settings: DURATION (s, default 10), CONNECTIONS (64), THREADS (2),
+# VALUE_SIZE (bytes, 100), WORKERS (MAX_CLIENTS, 16).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-2}
+VALUE_SIZE=${VALUE_SIZE:-100}
+WORKERS=${WORKERS:-16}
+REQUESTS=${REQUESTS:-200000}
+
+ensure_command wrk wrk
+ensure_command redis-server redis-server
+ensure_command redis-benchmark redis-tools
+cargo build --release --quiet --bin redis-proxy --example http_ceiling
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$1$2" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "nothing answers on port $1" >&2; exit 1; }
+
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do redis_answers 127.0.0.1 "$redis_port" && break; sleep 0.05; done
+value=$(head -c "$VALUE_SIZE" /dev/zero | tr '\0' v)
+for i in $(seq 0 99999); do printf 'SET key:%s %s\n' "$i" "$value"; done | redis-cli -p "$redis_port" --pipe >/dev/null
+
+# wrk script: a random key out of KEYS per request.
+cat >"$work/keys.lua" <<'LUA'
+local keys = tonumber(os.getenv("KEYS") or "1000")
+math.randomseed(os.time())
+request = function()
+  return wrk.format("GET", "/proxy?key=key:" .. math.random(0, keys - 1))
+end
+LUA
+
+# run_wrk NAME PORT PATH-OR-SCRIPT KEYS: prints "NAME rps p50 p99" to results
+results="$work/results"
+run_wrk() {
+  local name=$1 port=$2 keys=$3 out="$work/$1.wrk"
+  if [ "$keys" = 0 ]; then
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$port/fixed" >"$out"
+  else
+    KEYS=$keys wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$work/keys.lua" "http://127.0.0.1:$port/" >"$out"
+  fi
+  local rps p50 p99 errors
+  rps=$(awk '/Requests\/sec/ {print $2}' "$out")
+  p50=$(awk '$1=="50%" {print $2}' "$out")
+  p99=$(awk '$1=="99%" {print $2}' "$out")
+  errors=$(awk '/Non-2xx/ {print $NF}' "$out")
+  echo "$name ${rps:-0} ${p50:--} ${p99:--} ${errors:-0}" >>"$results"
+}
+
+# run_redis_benchmark NAME PORT: GET over 1000 keys (redis-benchmark's own key
+# pattern key:__rand_int__, which our seed matches)
+run_redis_benchmark() {
+  local name=$1 port=$2 out="$work/$1.csv"
+  redis-benchmark -p "$port" -c "$CONNECTIONS" -n "$REQUESTS" -r 1000 -t get --csv -q >"$out" 2>/dev/null
+  # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+  awk -F'"' -v n="$name" '$2 ~ /^GET/ {printf "%s %s %sms %sms 0\n", n, $4, $10, $14}' "$out" >>"$results"
+}
+
+echo "== 1/5 http_ceiling"
+ceiling_port=$(free_port)
+PORT=$ceiling_port WORKERS=$WORKERS BODY_SIZE=$VALUE_SIZE target/release/examples/http_ceiling 2>/dev/null &
+pids+=($!)
+wait_http "$ceiling_port" /
+run_wrk http_ceiling "$ceiling_port" 0
+kill "${pids[-1]}"
+
+echo "== 2/5 proxy, all hits"
+proxy_port=$(free_port); resp_port=$(free_port)
+env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
+  MAX_CLIENTS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 RUST_LOG=warn \
+  target/release/redis-proxy 2>"$work/proxy.log" &
+pids+=($!)
+wait_http "$proxy_port" /healthz
+for i in $(seq 0 999); do curl -fs "http://127.0.0.1:$proxy_port/proxy?key=key:$i" >/dev/null; done
+run_wrk proxy_hits "$proxy_port" 1000
+resp_enabled=0
+redis_answers 127.0.0.1 "$resp_port" && resp_enabled=1
+if [ "$resp_enabled" = 1 ]; then
+  echo "== 5/5 redis-benchmark at the proxy's RESP port, all hits"
+  run_redis_benchmark resp_hits "$resp_port"
+fi
+kill "${pids[-1]}"
+
+echo "== 3/5 proxy, all misses"
+proxy_port=$(free_port)
+env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT=off \
+  MAX_CLIENTS="$WORKERS" CACHE_CAPACITY=10 RUST_LOG=warn \
+  target/release/redis-proxy 2>>"$work/proxy.log" &
+pids+=($!)
+wait_http "$proxy_port" /healthz
+run_wrk proxy_misses "$proxy_port" 100000
+kill "${pids[-1]}"
+
+echo "== 4/5 redis-benchmark GET at the backing Redis"
+run_redis_benchmark redis_get "$redis_port"
+
+echo
+echo "$(nproc) cores; wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s; redis-benchmark -c$CONNECTIONS -n$REQUESTS; values of $VALUE_SIZE bytes; MAX_CLIENTS=$WORKERS"
+awk '
+  { name[NR]=$1; rps[NR]=$2; p50[NR]=$3; p99[NR]=$4; err[NR]=$5; idx[$1]=NR }
+  END {
+    printf "| %-13s | %12s | %10s | %10s | %7s | %-24s |\n", "run", "req/s", "p50", "p99", "non-2xx", "ratio"
+    printf "|%s|%s|%s|%s|%s|%s|\n", "---------------", "--------------", "------------", "------------", "---------", "--------------------------"
+    for (i = 1; i <= NR; i++) {
+      ratio = ""
+      if (name[i] == "proxy_hits" && ("http_ceiling" in idx)) ratio = sprintf("%.0f%% of http_ceiling", 100 * rps[i] / rps[idx["http_ceiling"]])
+      if (name[i] == "proxy_misses" && ("redis_get" in idx)) ratio = sprintf("%.0f%% of redis_get", 100 * rps[i] / rps[idx["redis_get"]])
+      if (name[i] == "resp_hits" && ("redis_get" in idx)) ratio = sprintf("%.0f%% of redis_get", 100 * rps[i] / rps[idx["redis_get"]])
+      printf "| %-13s | %12.0f | %10s | %10s | %7s | %-24s |\n", name[i], rps[i], p50[i], p99[i], err[i], ratio
+    }
+  }' "$results"
