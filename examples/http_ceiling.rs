@@ -23,7 +23,10 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let workers = env_or("WORKERS", 16);
     let body = Bytes::from(vec![b'x'; env_or("BODY_SIZE", 100)]);
     let server = Arc::new(tiny_http::Server::http(("127.0.0.1", port as u16))?);
-    eprintln!("http_ceiling on 127.0.0.1:{port}, {workers} workers, {} byte body", body.len());
+    eprintln!(
+        "http_ceiling on 127.0.0.1:{port}, {workers} workers, {} byte body",
+        body.len()
+    );
     let handles: Vec<_> = (0..workers)
         .map(|_| {
             let server = Arc::clone(&server);

@@ -60,6 +60,11 @@ pub const VARIABLES: &[Variable] = &[
         default: "1000",
         help: "connect, read and pool-checkout timeout for Redis, in ms (>= 1)",
     },
+    Variable {
+        name: "SHUTDOWN_TIMEOUT_SECS",
+        default: "10",
+        help: "on SIGTERM/SIGINT, how long requests in flight may take to finish",
+    },
 ];
 
 /// The validated configuration.
@@ -77,6 +82,8 @@ pub struct Config {
     pub max_clients: NonZeroUsize,
     /// Bound on every wait for Redis.
     pub redis_timeout: Duration,
+    /// How long a graceful shutdown waits for requests in flight.
+    pub shutdown_timeout: Duration,
 }
 
 /// A variable whose value is not accepted.
@@ -146,6 +153,7 @@ impl Config {
                 3_600_000,
                 "milliseconds 1..=3600000",
             )?),
+            shutdown_timeout: parse_seconds(raw("SHUTDOWN_TIMEOUT_SECS"))?,
         })
     }
 

@@ -11,6 +11,7 @@
 //! - [`backend`]: the pool of connections to Redis and the one read we make.
 //! - [`service`]: the read-through logic: lookup, coalescing of misses, fill.
 //! - [`metrics`]: atomic counters and their Prometheus exposition.
+//! - [`log_limit`]: rate-limited warnings, so an outage does not flood the log.
 //! - [`http`]: the HTTP front end (tiny_http with a fixed worker pool).
 //!
 //! [`Proxy`] wires them together; `main.rs` only parses flags and logs.
@@ -20,11 +21,13 @@ pub mod backend;
 pub mod cache;
 pub mod config;
 pub mod http;
+pub mod log_limit;
 pub mod metrics;
 pub mod service;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::backend::Backend;
 use crate::config::Config;
@@ -63,13 +66,18 @@ impl Proxy {
         &self.service
     }
 
-    /// Serves until the workers stop.
-    pub fn wait(self) {
-        self.http.join();
-    }
-
-    /// Stops serving and waits for the workers.
-    pub fn stop(self) {
-        self.http.stop();
+    /// Graceful shutdown: stops accepting connections, lets the requests
+    /// already received finish, and returns true if they all did within
+    /// `timeout`.
+    pub fn shutdown(&self, timeout: Duration) -> bool {
+        self.http.begin_shutdown();
+        let deadline = Instant::now() + timeout;
+        while !self.http.is_drained() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
     }
 }

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use crate::backend::{Backend, BackendError};
 use crate::cache::{Displaced, Lookup, Lru};
 use crate::config::Config;
+use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
 
 /// A cached value: its bytes, refcounted so a hit clones a pointer, and
@@ -70,6 +71,7 @@ pub struct Service {
     backend: Backend,
     wait_limit: Duration,
     metrics: Arc<Metrics>,
+    backend_warnings: LogLimiter,
 }
 
 /// What the locked part of a lookup decided.
@@ -91,6 +93,7 @@ impl Service {
             backend,
             wait_limit: config.redis_timeout,
             metrics,
+            backend_warnings: LogLimiter::new(Duration::from_secs(5)),
         }
     }
 
@@ -150,6 +153,9 @@ impl Service {
         let started = Instant::now();
         let fetched = self.backend.get(key);
         self.metrics.backend_call(&fetched, started.elapsed());
+        if let Err(err) = &fetched {
+            self.backend_warnings.warn(format_args!("{err}"));
+        }
         let outcome = fetched.map(|bytes| bytes.map(Value::new));
         guard.finish(outcome.clone());
         outcome.map(|value| value.map(|value| Found { value, hit: false }))

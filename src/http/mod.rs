@@ -10,11 +10,11 @@ pub mod query;
 pub mod response;
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tiny_http::{Method, Request, Server};
@@ -22,11 +22,15 @@ use tiny_http::{Method, Request, Server};
 use crate::service::Service;
 use response::HttpResponse;
 
+/// How often an idle worker checks whether the server is draining.
+const DRAIN_POLL: Duration = Duration::from_millis(50);
+
 /// The running HTTP front end.
 pub struct HttpServer {
-    server: Arc<Server>,
     workers: Vec<JoinHandle<()>>,
     stopping: Arc<AtomicBool>,
+    /// A handle on the listening socket, to stop accepting at shutdown.
+    listener: TcpListener,
     addr: SocketAddr,
 }
 
@@ -37,11 +41,10 @@ impl HttpServer {
         workers: usize,
         service: Arc<Service>,
     ) -> io::Result<HttpServer> {
-        let server = Server::http(addr).map_err(io::Error::other)?;
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| io::Error::other("HTTP listener has no IP address"))?;
+        let listener = TcpListener::bind(addr)?;
+        let addr = listener.local_addr()?;
+        let handle = listener.try_clone()?;
+        let server = Server::from_listener(listener, None).map_err(io::Error::other)?;
         let server = Arc::new(server);
         let stopping = Arc::new(AtomicBool::new(false));
         let workers = (0..workers)
@@ -55,9 +58,9 @@ impl HttpServer {
             })
             .collect::<io::Result<Vec<_>>>()?;
         Ok(HttpServer {
-            server,
             workers,
             stopping,
+            listener: handle,
             addr,
         })
     }
@@ -67,32 +70,33 @@ impl HttpServer {
         self.addr
     }
 
-    /// Waits for every worker to exit.
-    pub fn join(self) {
-        for worker in self.workers {
-            let _ = worker.join();
+    /// Stops accepting connections; the workers finish the requests already
+    /// received, then exit. See [`HttpServer::is_drained`].
+    pub fn begin_shutdown(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        // Shutting the listening socket down makes the blocked accept fail
+        // and further connections be refused.
+        if let Err(err) = socket2::SockRef::from(&self.listener).shutdown(Shutdown::Both) {
+            log::warn!("could not close the HTTP listener: {err}");
         }
     }
 
-    /// Stops the workers once they finish their current request, and waits
-    /// for them.
-    pub fn stop(self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        // Each call frees one worker blocked in `recv`.
-        for _ in 0..self.workers.len() {
-            self.server.unblock();
-        }
-        self.join();
+    /// True once every worker has exited.
+    pub fn is_drained(&self) -> bool {
+        self.workers.iter().all(JoinHandle::is_finished)
     }
 }
 
-/// One worker: take the next request, answer it, repeat.
+/// One worker: take the next request, answer it, repeat; once the server is
+/// draining, exit as soon as no request is waiting.
 fn work(server: &Server, service: &Service, stopping: &AtomicBool) {
-    while !stopping.load(Ordering::SeqCst) {
-        match server.recv() {
-            Ok(request) => serve(request, service),
+    loop {
+        match server.recv_timeout(DRAIN_POLL) {
+            Ok(Some(request)) => serve(request, service),
+            Ok(None) if stopping.load(Ordering::SeqCst) => return,
+            Ok(None) => {}
             Err(err) if stopping.load(Ordering::SeqCst) => {
-                log::debug!("HTTP worker stopping: {err}");
+                log::debug!("HTTP listener closed: {err}");
             }
             Err(err) => log::warn!("HTTP listener error: {err}"),
         }
@@ -153,10 +157,7 @@ fn proxy(request: &Request, query: &str, service: &Service) -> HttpResponse {
     match service.get(&key) {
         Ok(Some(found)) => response::value(&key, found, wants_json(request)),
         Ok(None) => response::absent(&key),
-        Err(err) => {
-            log::warn!("{err}");
-            response::backend_error(&key, &err)
-        }
+        Err(err) => response::backend_error(&key, &err),
     }
 }
 

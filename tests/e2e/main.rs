@@ -8,4 +8,5 @@ mod concurrency;
 mod config_cli;
 mod errors;
 mod keepalive;
+mod operations;
 mod read_through;
