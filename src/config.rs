@@ -61,6 +61,21 @@ pub const VARIABLES: &[Variable] = &[
         help: "connect, read and pool-checkout timeout for Redis, in ms (>= 1)",
     },
     Variable {
+        name: "RESP_PORT",
+        default: "6380",
+        help: "Redis-protocol port on PROXY_HOST, or off",
+    },
+    Variable {
+        name: "MAX_CONNECTIONS",
+        default: "1024",
+        help: "open RESP connections at most; more wait until one closes (1..=65536)",
+    },
+    Variable {
+        name: "CLIENT_IDLE_TIMEOUT_SECS",
+        default: "300",
+        help: "a RESP connection with no request for this long is closed",
+    },
+    Variable {
         name: "SHUTDOWN_TIMEOUT_SECS",
         default: "10",
         help: "on SIGTERM/SIGINT, how long requests in flight may take to finish",
@@ -84,6 +99,12 @@ pub struct Config {
     pub redis_timeout: Duration,
     /// How long a graceful shutdown waits for requests in flight.
     pub shutdown_timeout: Duration,
+    /// RESP listen address, if the RESP front end is on.
+    pub resp_addr: Option<SocketAddr>,
+    /// Most RESP connections open at once.
+    pub max_connections: NonZeroUsize,
+    /// Idle RESP connections are closed after this.
+    pub client_idle_timeout: Duration,
 }
 
 /// A variable whose value is not accepted.
@@ -154,18 +175,24 @@ impl Config {
                 "milliseconds 1..=3600000",
             )?),
             shutdown_timeout: parse_seconds(raw("SHUTDOWN_TIMEOUT_SECS"))?,
+            resp_addr: parse_resp_port(raw("RESP_PORT"))?.map(|port| SocketAddr::new(ip, port)),
+            max_connections: raw("MAX_CONNECTIONS")
+                .parse_non_zero(65_536, "a whole number 1..=65536")?,
+            client_idle_timeout: parse_seconds(raw("CLIENT_IDLE_TIMEOUT_SECS"))?,
         })
     }
 
     /// The configuration as a log line, with any Redis password masked.
     pub fn describe(&self) -> String {
         format!(
-            "redis={} expiry={:?} capacity={} http={} max_clients={} redis_timeout={:?}",
+            "redis={} expiry={:?} capacity={} http={} resp={} max_clients={} max_connections={} redis_timeout={:?}",
             masked(&self.redis_url),
             self.cache_expiry,
             self.cache_capacity,
             self.http_addr,
+            self.resp_addr.map_or("off".to_owned(), |a| a.to_string()),
             self.max_clients,
+            self.max_connections,
             self.redis_timeout,
         )
     }
@@ -234,6 +261,15 @@ fn parse_seconds(raw: Raw) -> Result<Duration, ConfigError> {
         return Err(raw.error(EXPECTED));
     }
     Duration::try_from_secs_f64(secs).map_err(|_| raw.error(EXPECTED))
+}
+
+fn parse_resp_port(raw: Raw) -> Result<Option<u16>, ConfigError> {
+    let value = raw.value.trim();
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    raw.parse_in::<u16>(0, u16::MAX, "a port number 0..=65535, or off")
+        .map(Some)
 }
 
 fn parse_redis_address(raw: Raw) -> Result<Url, ConfigError> {

@@ -12,7 +12,9 @@
 //! - [`service`]: the read-through logic: lookup, coalescing of misses, fill.
 //! - [`metrics`]: atomic counters and their Prometheus exposition.
 //! - [`log_limit`]: rate-limited warnings, so an outage does not flood the log.
+//! - [`limit`]: a first-come, first-served semaphore (MAX_CLIENTS, MAX_CONNECTIONS).
 //! - [`http`]: the HTTP front end (tiny_http with a fixed worker pool).
+//! - [`resp`]: the Redis protocol front end (a thread per connection).
 //!
 //! [`Proxy`] wires them together; `main.rs` only parses flags and logs.
 #![deny(missing_docs)]
@@ -21,8 +23,10 @@ pub mod backend;
 pub mod cache;
 pub mod config;
 pub mod http;
+pub mod limit;
 pub mod log_limit;
 pub mod metrics;
+pub mod resp;
 pub mod service;
 
 use std::net::SocketAddr;
@@ -33,11 +37,13 @@ use crate::backend::Backend;
 use crate::config::Config;
 use crate::http::HttpServer;
 use crate::metrics::Metrics;
+use crate::resp::{RespServer, RespSettings};
 use crate::service::Service;
 
 /// A running proxy: the shared service and its front ends.
 pub struct Proxy {
     http: HttpServer,
+    resp: Option<RespServer>,
     service: Arc<Service>,
 }
 
@@ -53,12 +59,32 @@ impl Proxy {
             config.max_clients.get(),
             Arc::clone(&service),
         )?;
-        Ok(Proxy { http, service })
+        let resp = match config.resp_addr {
+            Some(addr) => Some(RespServer::start(
+                addr,
+                RespSettings {
+                    max_connections: config.max_connections.get(),
+                    idle_timeout: config.client_idle_timeout,
+                },
+                Arc::clone(&service),
+            )?),
+            None => None,
+        };
+        Ok(Proxy {
+            http,
+            resp,
+            service,
+        })
     }
 
     /// Where the HTTP front end listens.
     pub fn http_addr(&self) -> SocketAddr {
         self.http.local_addr()
+    }
+
+    /// Where the RESP front end listens, if it is on.
+    pub fn resp_addr(&self) -> Option<SocketAddr> {
+        self.resp.as_ref().map(RespServer::local_addr)
     }
 
     /// The shared read-through service.
@@ -71,8 +97,11 @@ impl Proxy {
     /// `timeout`.
     pub fn shutdown(&self, timeout: Duration) -> bool {
         self.http.begin_shutdown();
+        if let Some(resp) = &self.resp {
+            resp.begin_shutdown();
+        }
         let deadline = Instant::now() + timeout;
-        while !self.http.is_drained() {
+        while !self.http.is_drained() || !self.resp.as_ref().is_none_or(RespServer::is_drained) {
             if Instant::now() >= deadline {
                 return false;
             }

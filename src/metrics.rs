@@ -165,6 +165,11 @@ impl Metrics {
         self.queued.fetch_add(delta, Relaxed);
     }
 
+    /// Requests waiting for a permit now.
+    pub fn requests_queued(&self) -> i64 {
+        self.queued.load(Relaxed)
+    }
+
     /// Requests in service now.
     pub fn requests_in_flight(&self) -> i64 {
         self.in_flight.load(Relaxed)

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use crate::backend::{Backend, BackendError};
 use crate::cache::{Displaced, Lookup, Lru};
 use crate::config::Config;
+use crate::limit::{Limiter, Permit};
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
 
@@ -72,6 +73,8 @@ pub struct Service {
     wait_limit: Duration,
     metrics: Arc<Metrics>,
     backend_warnings: LogLimiter,
+    /// MAX_CLIENTS places shared by every front end.
+    places: Limiter,
 }
 
 /// What the locked part of a lookup decided.
@@ -94,12 +97,19 @@ impl Service {
             wait_limit: config.redis_timeout,
             metrics,
             backend_warnings: LogLimiter::new(Duration::from_secs(5)),
+            places: Limiter::new(config.max_clients.get()),
         }
     }
 
     /// The proxy's counters, for the front ends' metrics endpoints.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Waits for one of the MAX_CLIENTS places, in arrival order; a front end
+    /// holds it while it serves a request that reads keys.
+    pub fn admit(&self) -> Permit<'_> {
+        self.places.acquire(Some(&self.metrics))
     }
 
     /// The backing Redis, for readiness checks.

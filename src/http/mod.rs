@@ -154,6 +154,7 @@ fn proxy(request: &Request, query: &str, service: &Service) -> HttpResponse {
         }
         Err(err) => return response::error(400, &err.message(), None),
     };
+    let _place = service.admit();
     match service.get(&key) {
         Ok(Some(found)) => response::value(&key, found, wants_json(request)),
         Ok(None) => response::absent(&key),

@@ -1,0 +1,184 @@
+//! A counting semaphore that admits waiters in arrival order.
+//!
+//! Two limits use it: MAX_CLIENTS (requests in service at once, across the
+//! HTTP and RESP front ends) and MAX_CONNECTIONS (open RESP connections).
+//! Waiters queue in arrival order and a released place is handed straight to
+//! the first of them, which alone is woken: no waiter starves, and a release
+//! costs one wake-up, not one per waiter (a `Condvar::notify_all` herd of 50
+//! threads on 2 cores cut throughput tenfold here).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, Thread};
+
+use crate::metrics::Metrics;
+
+/// One queued caller: woken with `granted` set once a place is its own.
+struct Waiter {
+    thread: Thread,
+    granted: AtomicBool,
+}
+
+struct State {
+    available: usize,
+    waiters: VecDeque<Arc<Waiter>>,
+}
+
+/// Admits at most `permits` holders at once, in arrival order.
+pub struct Limiter {
+    state: Mutex<State>,
+}
+
+/// One admission; dropping it hands the place to the next waiter.
+#[must_use = "the permit is released when dropped"]
+pub struct Permit<'a> {
+    limiter: &'a Limiter,
+}
+
+/// An admission that can move to another thread; dropping it hands the
+/// place to the next waiter.
+#[must_use = "the permit is released when dropped"]
+pub struct OwnedPermit {
+    limiter: Arc<Limiter>,
+}
+
+impl Drop for OwnedPermit {
+    fn drop(&mut self) {
+        self.limiter.release();
+    }
+}
+
+impl Limiter {
+    /// A limiter with `permits` places.
+    pub fn new(permits: usize) -> Limiter {
+        Limiter {
+            state: Mutex::new(State {
+                available: permits,
+                waiters: VecDeque::new(),
+            }),
+        }
+    }
+
+    /// Waits for a place, behind everyone who asked earlier. While it waits
+    /// it counts in `metrics`' queued gauge, if given.
+    pub fn acquire(&self, metrics: Option<&Metrics>) -> Permit<'_> {
+        self.admit(metrics);
+        Permit { limiter: self }
+    }
+
+    /// Like [`Limiter::acquire`], for a permit that outlives this borrow.
+    pub fn acquire_owned(self: &Arc<Self>) -> OwnedPermit {
+        self.admit(None);
+        OwnedPermit {
+            limiter: Arc::clone(self),
+        }
+    }
+
+    /// Takes a place now if one is free and nobody is queued; else queues
+    /// and sleeps until a releasing holder hands one over.
+    fn admit(&self, metrics: Option<&Metrics>) {
+        let waiter = {
+            let mut state = self.lock();
+            if state.available > 0 && state.waiters.is_empty() {
+                state.available -= 1;
+                return;
+            }
+            let waiter = Arc::new(Waiter {
+                thread: thread::current(),
+                granted: AtomicBool::new(false),
+            });
+            state.waiters.push_back(Arc::clone(&waiter));
+            waiter
+        };
+        if let Some(metrics) = metrics {
+            metrics.queued(1);
+        }
+        // `park` may wake spuriously; only `granted` means the place is ours.
+        while !waiter.granted.load(Ordering::Acquire) {
+            thread::park();
+        }
+        if let Some(metrics) = metrics {
+            metrics.queued(-1);
+        }
+    }
+
+    fn release(&self) {
+        let mut state = self.lock();
+        match state.waiters.pop_front() {
+            Some(next) => {
+                next.granted.store(true, Ordering::Release);
+                next.thread.unpark();
+            }
+            None => state.available += 1,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        self.limiter.release();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+
+    #[test]
+    fn never_admits_more_than_the_permits() {
+        let limiter = Arc::new(Limiter::new(3));
+        let inside = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let (limiter, inside, most) = (limiter.clone(), inside.clone(), most.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..200 {
+                        let _permit = limiter.acquire(None);
+                        let now = inside.fetch_add(1, SeqCst) + 1;
+                        most.fetch_max(now, SeqCst);
+                        std::thread::yield_now();
+                        inside.fetch_sub(1, SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        assert_eq!(most.load(SeqCst), 3);
+    }
+
+    #[test]
+    fn admits_waiters_in_arrival_order() {
+        let limiter = Arc::new(Limiter::new(1));
+        let metrics = Arc::new(Metrics::new());
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let first = limiter.acquire(None);
+        let mut threads = Vec::new();
+        for i in 0..5 {
+            let (limiter, shared, order) = (limiter.clone(), metrics.clone(), order.clone());
+            threads.push(std::thread::spawn(move || {
+                let _permit = limiter.acquire(Some(&shared));
+                order.lock().expect("order").push(i);
+            }));
+            // Wait until this one is queued before starting the next.
+            while metrics.requests_queued() != i + 1 {
+                std::thread::yield_now();
+            }
+        }
+        drop(first);
+        for t in threads {
+            t.join().expect("thread");
+        }
+        assert_eq!(*order.lock().expect("order"), vec![0, 1, 2, 3, 4]);
+        assert_eq!(metrics.requests_queued(), 0);
+    }
+}
