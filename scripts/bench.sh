@@ -43,14 +43,15 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --d
 pids+=($!)
 for _ in $(seq 1 100); do redis_answers 127.0.0.1 "$redis_port" && break; sleep 0.05; done
 value=$(head -c "$VALUE_SIZE" /dev/zero | tr '\0' v)
-for i in $(seq 0 99999); do printf 'SET key:%s %s\n' "$i" "$value"; done | redis-cli -p "$redis_port" --pipe >/dev/null
+# Keys as redis-benchmark -r names them: key:000000000042.
+for i in $(seq 0 99999); do printf 'SET key:%012d %s\n' "$i" "$value"; done | redis-cli -p "$redis_port" --pipe >/dev/null
 
 # wrk script: a random key out of KEYS per request.
 cat >"$work/keys.lua" <<'LUA'
 local keys = tonumber(os.getenv("KEYS") or "1000")
 math.randomseed(os.time())
 request = function()
-  return wrk.format("GET", "/proxy?key=key:" .. math.random(0, keys - 1))
+  return wrk.format("GET", string.format("/proxy?key=key:%012d", math.random(0, keys - 1)))
 end
 LUA
 
@@ -95,7 +96,7 @@ env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_por
   target/release/redis-proxy 2>"$work/proxy.log" &
 pids+=($!)
 wait_http "$proxy_port" /healthz
-for i in $(seq 0 999); do curl -fs "http://127.0.0.1:$proxy_port/proxy?key=key:$i" >/dev/null; done
+for i in $(seq 0 999); do curl -fs "http://127.0.0.1:$proxy_port/proxy?key=key:$(printf %012d "$i")" >/dev/null; done
 run_wrk proxy_hits "$proxy_port" 1000
 resp_enabled=0
 redis_answers 127.0.0.1 "$resp_port" && resp_enabled=1

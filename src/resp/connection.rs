@@ -81,6 +81,7 @@ pub fn serve(
                 Err(err) => {
                     replies.error(&format!("ERR Protocol error: {}", err.0));
                     let _ = stream.write_all(&replies.buf);
+                    close_after_error(&mut stream);
                     return;
                 }
             }
@@ -102,6 +103,24 @@ pub fn serve(
                 }
                 return;
             }
+        }
+    }
+}
+
+/// Closes after a protocol error so the client can read the error: closing
+/// with unread input would send a reset that may destroy the reply in
+/// flight. Sends FIN, then discards what the client still sends, within
+/// bounds.
+fn close_after_error(stream: &mut TcpStream) {
+    const DISCARD_LIMIT: usize = 4 * 1024 * 1024;
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(1)));
+    let mut sink = [0u8; READ_CHUNK];
+    let mut discarded = 0;
+    while discarded < DISCARD_LIMIT {
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => discarded += n,
         }
     }
 }

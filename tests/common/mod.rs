@@ -176,6 +176,8 @@ pub fn proxy_binary() -> &'static str {
 pub struct Proxy {
     child: Child,
     pub addr: SocketAddr,
+    /// The RESP port, when the test turned it on with `RESP_PORT=auto`.
+    pub resp: Option<SocketAddr>,
     log: PathBuf,
     _dir: TempDir,
 }
@@ -202,6 +204,12 @@ impl Proxy {
         for (name, value) in env {
             vars.insert(name, value.to_string());
         }
+        // `RESP_PORT=auto` picks a free port for the RESP front end.
+        let resp = (vars["RESP_PORT"] == "auto").then(|| {
+            let port = free_port();
+            vars.insert("RESP_PORT", port.to_string());
+            SocketAddr::from(([127, 0, 0, 1], port))
+        });
         let child = Command::new(proxy_binary())
             .env_clear()
             .envs(&vars)
@@ -215,6 +223,7 @@ impl Proxy {
         let mut proxy = Proxy {
             child,
             addr,
+            resp,
             log,
             _dir: dir,
         };
@@ -225,7 +234,20 @@ impl Proxy {
             let reply = try_request(addr, "GET", "/healthz", &[]).ok()?;
             (reply.status == 200).then_some(())
         });
+        if let Some(resp) = resp {
+            eventually("the RESP port to accept", || TcpStream::connect(resp).ok());
+        }
         proxy
+    }
+
+    /// The RESP address; panics if the test did not ask for one.
+    pub fn resp_addr(&self) -> SocketAddr {
+        self.resp.expect("start the proxy with RESP_PORT=auto")
+    }
+
+    /// A `redis://` URL for the RESP front end.
+    pub fn resp_url(&self) -> String {
+        format!("redis://{}", self.resp_addr())
     }
 
     /// What the proxy has logged so far.

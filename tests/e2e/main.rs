@@ -10,3 +10,4 @@ mod errors;
 mod keepalive;
 mod operations;
 mod read_through;
+mod resp;

@@ -1,0 +1,120 @@
+//! The RESP request parser on random input: any valid command stream, split
+//! at random points as TCP may split it, parses to the same commands; and no
+//! input at all makes it panic.
+
+use proptest::prelude::*;
+use redis_proxy::resp::parse::parse;
+
+/// One command and how it is written on the wire.
+#[derive(Clone, Debug)]
+enum Wire {
+    Array(Vec<Vec<u8>>),
+    Inline(Vec<Vec<u8>>),
+}
+
+impl Wire {
+    fn args(&self) -> &[Vec<u8>] {
+        match self {
+            Wire::Array(args) | Wire::Inline(args) => args,
+        }
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Wire::Array(args) => {
+                out.extend(format!("*{}\r\n", args.len()).bytes());
+                for arg in args {
+                    out.extend(format!("${}\r\n", arg.len()).bytes());
+                    out.extend(arg);
+                    out.extend(b"\r\n");
+                }
+            }
+            Wire::Inline(args) => {
+                for (i, arg) in args.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b' ');
+                    }
+                    out.extend(arg);
+                }
+                out.extend(b"\r\n");
+            }
+        }
+    }
+}
+
+fn wire() -> impl Strategy<Value = Wire> {
+    let binary = proptest::collection::vec(any::<u8>(), 0..40);
+    // Inline words: no whitespace, and not starting with '*'.
+    let word = proptest::collection::vec(b'!'..=b'~', 1..12)
+        .prop_filter("inline words do not start with *", |w| w[0] != b'*');
+    prop_oneof![
+        proptest::collection::vec(binary, 1..6).prop_map(Wire::Array),
+        proptest::collection::vec(word, 1..6).prop_map(Wire::Inline),
+    ]
+}
+
+/// Feeds `stream` in pieces cut at `cuts`, parsing as a connection does.
+fn parse_in_pieces(stream: &[u8], cuts: &[usize]) -> Vec<Vec<Vec<u8>>> {
+    let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
+    bounds.push(stream.len());
+    bounds.sort_unstable();
+    let mut buffer = Vec::new();
+    let mut parsed = Vec::new();
+    let mut fed = 0;
+    for bound in bounds {
+        buffer.extend_from_slice(&stream[fed..bound]);
+        fed = bound;
+        while let Some(request) = parse(&buffer).expect("valid stream") {
+            parsed.push(
+                request
+                    .args
+                    .iter()
+                    .map(|r| buffer[r.clone()].to_vec())
+                    .collect(),
+            );
+            buffer.drain(..request.len);
+        }
+    }
+    assert!(buffer.is_empty(), "bytes left over");
+    parsed
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn split_streams_parse_to_the_same_commands(
+        commands in proptest::collection::vec(wire(), 1..20),
+        cuts in proptest::collection::vec(any::<usize>(), 0..30),
+    ) {
+        let mut stream = Vec::new();
+        for command in &commands {
+            command.encode(&mut stream);
+        }
+        let expected: Vec<Vec<Vec<u8>>> = commands.iter().map(|c| c.args().to_vec()).collect();
+        prop_assert_eq!(parse_in_pieces(&stream, &cuts), expected);
+    }
+
+    #[test]
+    fn no_input_makes_the_parser_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        for end in 0..=bytes.len() {
+            let _ = parse(&bytes[..end]);
+        }
+    }
+
+    #[test]
+    fn resp_shaped_garbage_never_panics(
+        parts in proptest::collection::vec(
+            prop_oneof![
+                Just(b"*".to_vec()), Just(b"$".to_vec()), Just(b"\r\n".to_vec()),
+                Just(b"-1".to_vec()), Just(b"99999999999999999999".to_vec()),
+                Just(b"0".to_vec()), Just(b"3".to_vec()), Just(b"abc".to_vec()),
+                Just(b"\n".to_vec()), Just(b"\r".to_vec()),
+            ],
+            0..40,
+        )
+    ) {
+        let bytes = parts.concat();
+        let _ = parse(&bytes);
+    }
+}
