@@ -36,10 +36,18 @@ pub struct ClientConnection {
     secure: bool,
 }
 
+// redis-proxy patch 2: bound what one request's head can make us buffer.
+const MAX_LINE_LEN: usize = 32 * 1024;
+const MAX_HEADERS_LEN: usize = 64 * 1024;
+const MAX_HEADERS: usize = 100;
+const LINE_TOO_LONG: &str = "line too long";
+
 /// Error that can happen when reading a request.
 #[derive(Debug)]
 enum ReadError {
     WrongRequestLine,
+    RequestLineTooLong,
+    HeadersTooLarge(HTTPVersion),
     WrongHeader(HTTPVersion),
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
@@ -98,6 +106,9 @@ impl ClientConnection {
             prev_byte_was_cr = byte == b'\r';
 
             buf.push(byte);
+            if buf.len() > MAX_LINE_LEN {
+                return Err(IoError::new(ErrorKind::InvalidData, LINE_TOO_LONG));
+            }
         }
     }
 
@@ -107,7 +118,10 @@ impl ClientConnection {
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let line = self.read_next_line().map_err(|e| match e.kind() {
+                    ErrorKind::InvalidData => ReadError::RequestLineTooLong,
+                    _ => ReadError::ReadIoError(e),
+                })?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -117,12 +131,20 @@ impl ClientConnection {
             // getting all headers
             let headers = {
                 let mut headers = Vec::new();
+                let mut headers_len = 0;
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let line = self.read_next_line().map_err(|e| match e.kind() {
+                        ErrorKind::InvalidData => ReadError::HeadersTooLarge(version.clone()),
+                        _ => ReadError::ReadIoError(e),
+                    })?;
 
                     if line.is_empty() {
                         break;
                     };
+                    headers_len += line.len();
+                    if headers_len > MAX_HEADERS_LEN || headers.len() >= MAX_HEADERS {
+                        return Err(ReadError::HeadersTooLarge(version));
+                    }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,
@@ -193,6 +215,22 @@ impl Iterator for ClientConnection {
                         .ok();
                     return None; // we don't know where the next request would start,
                                  // se we have to close
+                }
+
+                Err(ReadError::RequestLineTooLong) => {
+                    let writer = self.sink.next().unwrap();
+                    let response = Response::new_empty(StatusCode(414));
+                    response
+                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                        .ok();
+                    return None;
+                }
+
+                Err(ReadError::HeadersTooLarge(ver)) => {
+                    let writer = self.sink.next().unwrap();
+                    let response = Response::new_empty(StatusCode(431));
+                    response.raw_print(writer, ver, &[], false, None).ok();
+                    return None;
                 }
 
                 Err(ReadError::WrongHeader(ver)) => {

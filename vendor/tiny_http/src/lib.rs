@@ -295,7 +295,14 @@ impl Server {
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
                         let (read_closable, write_closable) = match ssl {
-                            None => RefinedTcpStream::new(sock),
+                            None => match RefinedTcpStream::try_new(sock) {
+                                Ok(pair) => pair,
+                                Err(e) => {
+                                    log::error!("Error accepting new client, retrying: {}", e);
+                                    thread::sleep(std::time::Duration::from_millis(50));
+                                    continue;
+                                }
+                            },
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
                             Some(ref ssl) => {
                                 // trying to apply SSL over the connection
@@ -336,6 +343,15 @@ impl Server {
                                 }
                             }
                         }));
+                    }
+
+                    // redis-proxy patch 3: running out of file descriptors (or
+                    // memory, or a connection aborted before it was accepted)
+                    // passes; stopping for good would leave the server alive but
+                    // deaf. Only a listener that was shut down (EINVAL) ends it.
+                    Err(e) if e.kind() != std::io::ErrorKind::InvalidInput => {
+                        log::error!("Error accepting new client, retrying: {}", e);
+                        thread::sleep(std::time::Duration::from_millis(50));
                     }
 
                     Err(e) => {

@@ -353,6 +353,19 @@ where
             self.headers.insert(0, build_date_header());
         }
 
+        // redis-proxy patch 4: an HTTP/1.0 client that asked for keep-alive
+        // keeps the connection only if the response says so; without this
+        // header it waits for a close that never comes (ab -k hangs).
+        if http_version == HTTPVersion(1, 0)
+            && upgrade.is_none()
+            && request_headers.iter().any(|h| {
+                h.field.equiv("Connection")
+                    && h.value.as_str().to_ascii_lowercase().contains("keep-alive")
+            })
+        {
+            self.headers.push(Header::from_bytes(&b"Connection"[..], &b"keep-alive"[..]).unwrap());
+        }
+
         // add `Server` if not in the headers
         if !self.headers.iter().any(|h| h.field.equiv("Server")) {
             self.headers.insert(

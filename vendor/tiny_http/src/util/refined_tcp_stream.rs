@@ -89,6 +89,26 @@ pub struct RefinedTcpStream {
 }
 
 impl RefinedTcpStream {
+    /// redis-proxy patch 3: like `new` for a plain connection, but a failed
+    /// clone (out of file descriptors) is an error, not a panic that kills
+    /// the accept thread.
+    pub(crate) fn try_new(
+        connection: Connection,
+    ) -> IoResult<(RefinedTcpStream, RefinedTcpStream)> {
+        let copy = connection.try_clone()?;
+        let read = RefinedTcpStream {
+            stream: Stream::Http(connection),
+            close_read: true,
+            close_write: false,
+        };
+        let write = RefinedTcpStream {
+            stream: Stream::Http(copy),
+            close_read: false,
+            close_write: true,
+        };
+        Ok((read, write))
+    }
+
     pub(crate) fn new<S>(stream: S) -> (RefinedTcpStream, RefinedTcpStream)
     where
         S: Into<Stream>,
