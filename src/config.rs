@@ -61,6 +61,11 @@ pub const VARIABLES: &[Variable] = &[
         help: "connect, read and pool-checkout timeout for Redis, in ms (>= 1)",
     },
     Variable {
+        name: "HTTP_IDLE_TIMEOUT_SECS",
+        default: "60",
+        help: "an HTTP connection that sends nothing for this long is closed (408)",
+    },
+    Variable {
         name: "RESP_PORT",
         default: "6380",
         help: "Redis-protocol port on PROXY_HOST, or off",
@@ -105,6 +110,8 @@ pub struct Config {
     pub max_connections: NonZeroUsize,
     /// Idle RESP connections are closed after this.
     pub client_idle_timeout: Duration,
+    /// Idle (or stalled) HTTP connections are closed after this.
+    pub http_idle_timeout: Duration,
 }
 
 /// A variable whose value is not accepted.
@@ -179,6 +186,7 @@ impl Config {
             max_connections: raw("MAX_CONNECTIONS")
                 .parse_non_zero(65_536, "a whole number 1..=65536")?,
             client_idle_timeout: parse_seconds(raw("CLIENT_IDLE_TIMEOUT_SECS"))?,
+            http_idle_timeout: parse_seconds(raw("HTTP_IDLE_TIMEOUT_SECS"))?,
         })
     }
 

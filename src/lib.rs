@@ -57,6 +57,7 @@ impl Proxy {
         let http = HttpServer::start(
             config.http_addr,
             config.max_clients.get(),
+            config.http_idle_timeout,
             Arc::clone(&service),
         )?;
         let resp = match config.resp_addr {

@@ -35,6 +35,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Every connection is a file descriptor; the default soft limit (often
+    // 1024) would cap connections far below what the machine allows.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => log::debug!("open files limit: {limit}"),
+        Err(err) => log::warn!("could not raise the open files limit: {err}"),
+    }
     let proxy = match Proxy::start(&config) {
         Ok(proxy) => proxy,
         Err(err) => {

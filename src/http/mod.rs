@@ -36,12 +36,21 @@ pub struct HttpServer {
 
 impl HttpServer {
     /// Binds `addr` and starts `workers` threads serving it.
+    /// Connections idle (or stalled mid-request, or not reading their
+    /// response) for `idle_timeout` are closed.
     pub fn start(
         addr: SocketAddr,
         workers: usize,
+        idle_timeout: Duration,
         service: Arc<Service>,
     ) -> io::Result<HttpServer> {
         let listener = TcpListener::bind(addr)?;
+        // Accepted sockets inherit these timeouts from the listener (Linux),
+        // so every connection tiny_http reads gets them without a patch.
+        // tiny_http answers a read timeout with 408 and closes.
+        let socket = socket2::SockRef::from(&listener);
+        socket.set_read_timeout(Some(idle_timeout))?;
+        socket.set_write_timeout(Some(idle_timeout))?;
         let addr = listener.local_addr()?;
         let handle = listener.try_clone()?;
         let server = Server::from_listener(listener, None).map_err(io::Error::other)?;
@@ -147,6 +156,9 @@ fn route(request: &Request, service: &Service) -> HttpResponse {
 }
 
 fn proxy(request: &Request, query: &str, service: &Service) -> HttpResponse {
+    if request.body_length().is_some_and(|len| len > 0) {
+        return response::error(413, "GET /proxy takes no request body", None);
+    }
     let key = match query::find_key(query) {
         Ok(key) => key,
         Err(query::KeyError::TooLong) => {

@@ -191,6 +191,12 @@ impl Proxy {
 
     /// Starts the proxy against any Redis address.
     pub fn start_at(redis_address: &str, env: &[(&str, &str)]) -> Proxy {
+        Proxy::start_wrapped(redis_address, env, &[])
+    }
+
+    /// Starts the proxy under a wrapper command (such as `prlimit ...`),
+    /// which is given the proxy's path and runs it.
+    pub fn start_wrapped(redis_address: &str, env: &[(&str, &str)], wrapper: &[&str]) -> Proxy {
         let dir = TempDir::new("proxy");
         let port = free_port();
         let log = dir.path().join("proxy.log");
@@ -210,7 +216,15 @@ impl Proxy {
             vars.insert("RESP_PORT", port.to_string());
             SocketAddr::from(([127, 0, 0, 1], port))
         });
-        let child = Command::new(proxy_binary())
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(proxy_binary());
+                command
+            }
+            None => Command::new(proxy_binary()),
+        };
+        let child = command
             .env_clear()
             .envs(&vars)
             .current_dir(dir.path())
@@ -428,6 +442,14 @@ impl HttpConnection {
             headers,
             body,
         })
+    }
+
+    /// Writes raw bytes on this connection.
+    pub fn reader_send_raw(&mut self, bytes: &[u8]) {
+        self.reader
+            .get_mut()
+            .write_all(bytes)
+            .expect("send raw request");
     }
 
     /// A GET on this connection, kept alive.

@@ -1,0 +1,257 @@
+//! Hostile and careless clients: each case must leave the proxy serving
+//! everyone else. Regression tests for vendor/tiny_http patches 2-4 are
+//! named after them.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::thread;
+
+use crate::common::{eventually, request, HttpConnection, Proxy, RedisServer, PATIENCE};
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    stream
+}
+
+/// Reads whatever the server sends until it closes (or resets).
+fn read_until_closed(stream: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return String::from_utf8_lossy(&out).into_owned(),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+fn still_serves(proxy: &Proxy) {
+    let reply = proxy.get_key("k");
+    assert_eq!((reply.status, reply.body.as_slice()), (200, &b"v"[..]));
+}
+
+fn setup(env: &[(&str, &str)]) -> (RedisServer, Proxy) {
+    let redis = RedisServer::start();
+    redis.set("k", "v");
+    let proxy = Proxy::start(&redis, env);
+    (redis, proxy)
+}
+
+#[test]
+fn tiny_http_patch_2_oversized_header_is_431() {
+    let (_redis, proxy) = setup(&[]);
+    let mut stream = connect(proxy.addr);
+    let huge = "a".repeat(1024 * 1024);
+    let _ =
+        stream.write_all(format!("GET /proxy?key=k HTTP/1.1\r\nX-Big: {huge}\r\n\r\n").as_bytes());
+    let answer = read_until_closed(&mut stream);
+    assert!(
+        answer.starts_with("HTTP/1.1 431"),
+        "{}",
+        &answer[..answer.len().min(200)]
+    );
+    // Many small headers adding up are refused too.
+    let mut stream = connect(proxy.addr);
+    let many: String = (0..200)
+        .map(|i| format!("X-H{i}: {}\r\n", "b".repeat(500)))
+        .collect();
+    let _ = stream.write_all(format!("GET /proxy?key=k HTTP/1.1\r\n{many}\r\n").as_bytes());
+    assert!(read_until_closed(&mut stream).starts_with("HTTP/1.1 431"));
+    still_serves(&proxy);
+}
+
+#[test]
+fn tiny_http_patch_2_oversized_request_line_is_414() {
+    let (_redis, proxy) = setup(&[]);
+    let mut stream = connect(proxy.addr);
+    let long = "k".repeat(64 * 1024);
+    let _ = stream.write_all(format!("GET /proxy?key={long} HTTP/1.1\r\n\r\n").as_bytes());
+    assert!(read_until_closed(&mut stream).starts_with("HTTP/1.1 414"));
+    still_serves(&proxy);
+}
+
+#[test]
+fn a_body_on_get_is_413_and_does_not_hold_up_anyone() {
+    let (_redis, proxy) = setup(&[]);
+    let mut stream = connect(proxy.addr);
+    let size = 100 * 1024 * 1024;
+    stream
+        .write_all(
+            format!("GET /proxy?key=k HTTP/1.1\r\nContent-Length: {size}\r\n\r\n").as_bytes(),
+        )
+        .expect("send head");
+    let mut conn = HttpConnection::new(stream.try_clone().expect("clone"));
+    let reply = conn.read_reply(false).expect("reply");
+    assert_eq!(reply.status, 413);
+    assert!(reply.json()["error"].is_string());
+    // The body streams on while others are served.
+    let writer = thread::spawn(move || {
+        let chunk = vec![b'x'; 1024 * 1024];
+        for _ in 0..100 {
+            if stream.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    still_serves(&proxy);
+    writer.join().expect("writer");
+    still_serves(&proxy);
+}
+
+#[test]
+fn idle_http_connections_are_closed() {
+    let (_redis, proxy) = setup(&[("HTTP_IDLE_TIMEOUT_SECS", "1")]);
+    // One that never sends anything ...
+    let mut silent = connect(proxy.addr);
+    // ... and a keep-alive one that goes quiet after a request.
+    let mut conn = HttpConnection::connect(proxy.addr);
+    assert_eq!(conn.get("/proxy?key=k").status, 200);
+    let mut quiet = conn.stream().try_clone().expect("clone");
+    for stream in [&mut silent, &mut quiet] {
+        let answer = read_until_closed(stream);
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+            "{answer}"
+        );
+    }
+    still_serves(&proxy);
+}
+
+#[test]
+fn slowloris_does_not_hold_up_anyone_and_is_cut_off() {
+    let (_redis, proxy) = setup(&[("HTTP_IDLE_TIMEOUT_SECS", "1")]);
+    let mut slow: Vec<TcpStream> = (0..20).map(|_| connect(proxy.addr)).collect();
+    for stream in &mut slow {
+        stream
+            .write_all(b"GET /proxy?key=k HTTP/1.1\r\nX-Slow: ")
+            .expect("start");
+    }
+    for stream in &mut slow {
+        stream.write_all(b"a").expect("dribble");
+    }
+    still_serves(&proxy);
+    // Once they stop dribbling, the idle timeout closes them.
+    for stream in &mut slow {
+        let answer = read_until_closed(stream);
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+            "{answer}"
+        );
+    }
+}
+
+#[test]
+fn five_thousand_idle_connections_do_not_stop_service() {
+    rlimit::increase_nofile_limit(u64::MAX).expect("raise the test's own fd limit");
+    let (_redis, proxy) = setup(&[]);
+    let mut idle = Vec::new();
+    for _ in 0..5000 {
+        match TcpStream::connect(proxy.addr) {
+            Ok(stream) => idle.push(stream),
+            Err(err) => panic!("connection {} refused: {err}", idle.len()),
+        }
+    }
+    still_serves(&proxy);
+    drop(idle);
+    still_serves(&proxy);
+}
+
+#[test]
+fn tiny_http_patch_3_accept_survives_running_out_of_file_descriptors() {
+    let redis = RedisServer::start();
+    redis.set("k", "v");
+    // A hard limit of 64 open files, which the proxy cannot raise.
+    let proxy = Proxy::start_wrapped(&redis.url(), &[], &["prlimit", "--nofile=64:64", "--"]);
+    still_serves(&proxy);
+    // Each open connection costs the proxy two descriptors: run it out.
+    let hogs: Vec<TcpStream> = (0..80)
+        .filter_map(|_| TcpStream::connect(proxy.addr).ok())
+        .collect();
+    eventually("accept to fail for want of descriptors", || {
+        proxy.log().contains("Too many open files").then_some(())
+    });
+    drop(hogs);
+    // Accepting goes on once descriptors are free again.
+    let reply = eventually("service to come back", || {
+        crate::common::try_request(proxy.addr, "GET", "/proxy?key=k", &[]).ok()
+    });
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, b"v");
+}
+
+#[test]
+fn open_files_soft_limit_is_raised_to_the_hard_limit() {
+    let redis = RedisServer::start();
+    let proxy = Proxy::start_wrapped(&redis.url(), &[], &["prlimit", "--nofile=256:4096", "--"]);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", proxy.pid())).expect("limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("open files line");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[3..5], ["4096", "4096"], "{line}");
+}
+
+#[test]
+fn tiny_http_patch_4_http_1_0_keep_alive_is_acknowledged() {
+    let (_redis, proxy) = setup(&[]);
+    let mut conn = HttpConnection::connect(proxy.addr);
+    for _ in 0..3 {
+        conn.reader_send_raw(b"GET /proxy?key=k HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        let reply = conn
+            .read_reply(false)
+            .expect("reply on the same connection");
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.header("connection"), Some("keep-alive"));
+        assert_eq!(reply.body, b"v");
+    }
+    // Without the header, HTTP/1.0 closes after the answer, as before.
+    let reply = request_1_0(proxy.addr);
+    assert_eq!(reply.lines().next(), Some("HTTP/1.0 200 OK"));
+}
+
+/// An HTTP/1.0 request without keep-alive: everything until the close.
+fn request_1_0(addr: SocketAddr) -> String {
+    let mut stream = connect(addr);
+    stream
+        .write_all(b"GET /proxy?key=k HTTP/1.0\r\n\r\n")
+        .expect("send");
+    read_until_closed(&mut stream)
+}
+
+#[test]
+fn idle_resp_connections_are_closed() {
+    let (_redis, proxy) = setup(&[("RESP_PORT", "auto"), ("CLIENT_IDLE_TIMEOUT_SECS", "1")]);
+    let mut idle = connect(proxy.resp_addr());
+    idle.write_all(b"PING\r\n").expect("ping");
+    let answer = read_until_closed(&mut idle);
+    assert_eq!(answer, "+PONG\r\n");
+    let _ = request(proxy.addr, "GET", "/healthz", &[]);
+}
+
+#[test]
+fn resp_huge_declared_length_allocates_nothing_up_front() {
+    let (_redis, proxy) = setup(&[("RESP_PORT", "auto")]);
+    let mut stream = connect(proxy.resp_addr());
+    // 512 MB declared, a few bytes sent: the proxy waits for the rest
+    // without reserving it, and keeps serving others.
+    stream
+        .write_all(b"*2\r\n$3\r\nGET\r\n$536870912\r\nabc")
+        .expect("send");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", proxy.pid())).expect("status");
+    let rss_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .expect("VmRSS");
+    assert!(
+        rss_kb < 200 * 1024,
+        "RSS {rss_kb} kB after a 512 MB declaration"
+    );
+    let mut other = connect(proxy.resp_addr());
+    other.write_all(b"GET k\r\n").expect("send");
+    let mut reply = [0u8; 7];
+    other.read_exact(&mut reply).expect("reply");
+    assert_eq!(&reply, b"$1\r\nv\r\n");
+}
