@@ -98,7 +98,12 @@ impl RedisServer {
         eventually("redis-server to answer PING", || {
             let client = redis::Client::open(url.as_str()).ok()?;
             let mut conn = client.get_connection().ok()?;
-            redis::cmd("PING").query::<String>(&mut conn).ok()
+            match redis::cmd("PING").query::<String>(&mut conn) {
+                Ok(_) => Some(()),
+                // Up, and asking for the password it was started with.
+                Err(err) if err.code() == Some("NOAUTH") => Some(()),
+                Err(_) => None,
+            }
         });
     }
 

@@ -7,6 +7,7 @@ mod common;
 mod concurrency;
 mod config_cli;
 mod errors;
+mod faults;
 mod hostile;
 mod keepalive;
 mod operations;
