@@ -3,7 +3,7 @@ SHELL := /bin/bash
 BIN := target/release/redis-proxy
 IMAGE := redis-proxy
 
-.PHONY: run build test check seed smoke stop clean bench docker-build docker-up docker-test
+.PHONY: run build test check seed smoke stop clean bench fuzz soak docker-build docker-up docker-test
 
 ## run: build, make sure the Redis in .env answers (starting a local one if needed), serve
 run: build
@@ -43,6 +43,20 @@ stop:
 ## bench: throughput and latency table (wrk, redis-benchmark; loopback only)
 bench: build
 	scripts/bench.sh
+
+## fuzz: each fuzz target for FUZZ_SECONDS (default 60); installs cargo-fuzz if missing.
+## cargo fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain take them.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
+	@for target in resp_parse http_query; do \
+		echo "== fuzzing $$target for $(FUZZ_SECONDS)s"; \
+		RUSTC_BOOTSTRAP=1 cargo fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
+
+## soak: 5 minutes of mixed HTTP and RESP load while Redis is rewritten and restarted
+soak: build
+	scripts/soak.sh
 
 clean: stop
 	cargo clean
