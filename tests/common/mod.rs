@@ -111,6 +111,11 @@ impl RedisServer {
         self.port
     }
 
+    /// Its TCP address, for the relay.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
     /// `redis://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)

@@ -8,10 +8,6 @@ use std::time::Duration;
 use crate::common::relay::Relay;
 use crate::common::{eventually, Proxy, RedisServer};
 
-fn redis_addr(redis: &RedisServer) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], redis.port()))
-}
-
 /// Reads each key in `keys` from its own thread; returns the bodies.
 fn read_all(addr: SocketAddr, keys: Vec<String>) -> Vec<thread::JoinHandle<(u16, Vec<u8>)>> {
     keys.into_iter()
@@ -39,7 +35,7 @@ fn misses_on_different_keys_go_to_redis_in_parallel() {
     for i in 0..8 {
         redis.set(format!("p{i}"), format!("v{i}"));
     }
-    let relay = Relay::start(redis_addr(&redis), Duration::ZERO);
+    let relay = Relay::start(redis.addr(), Duration::ZERO);
     let proxy = Proxy::start_at(
         &relay.url(),
         &[("MAX_CLIENTS", "8"), ("REDIS_TIMEOUT_MS", "10000")],
@@ -64,7 +60,7 @@ fn requests_beyond_max_clients_wait_their_turn_and_are_all_served() {
     for i in 0..6 {
         redis.set(format!("q{i}"), format!("v{i}"));
     }
-    let relay = Relay::start(redis_addr(&redis), Duration::from_millis(100));
+    let relay = Relay::start(redis.addr(), Duration::from_millis(100));
     let proxy = Proxy::start_at(
         &relay.url(),
         &[("MAX_CLIENTS", "2"), ("REDIS_TIMEOUT_MS", "10000")],
@@ -83,7 +79,7 @@ fn requests_beyond_max_clients_wait_their_turn_and_are_all_served() {
 fn concurrent_misses_on_one_key_make_one_backing_get() {
     let redis = RedisServer::start();
     redis.set("hot", "shared value");
-    let relay = Relay::start(redis_addr(&redis), Duration::ZERO);
+    let relay = Relay::start(redis.addr(), Duration::ZERO);
     let proxy = Proxy::start_at(
         &relay.url(),
         &[("MAX_CLIENTS", "20"), ("REDIS_TIMEOUT_MS", "10000")],
@@ -106,7 +102,7 @@ fn concurrent_misses_on_one_key_make_one_backing_get() {
 fn coalesced_waiters_share_an_error_and_it_is_not_cached() {
     let redis = RedisServer::start();
     let _: i64 = redis.cmd(&["RPUSH", "alist", "x"]);
-    let relay = Relay::start(redis_addr(&redis), Duration::ZERO);
+    let relay = Relay::start(redis.addr(), Duration::ZERO);
     let proxy = Proxy::start_at(
         &relay.url(),
         &[("MAX_CLIENTS", "8"), ("REDIS_TIMEOUT_MS", "10000")],
@@ -129,7 +125,7 @@ fn coalesced_waiters_share_an_error_and_it_is_not_cached() {
 fn a_stuck_fetch_never_hangs_its_waiters() {
     let redis = RedisServer::start();
     redis.set("slow", "v");
-    let relay = Relay::start(redis_addr(&redis), Duration::ZERO);
+    let relay = Relay::start(redis.addr(), Duration::ZERO);
     let proxy = Proxy::start_at(
         &relay.url(),
         &[("MAX_CLIENTS", "4"), ("REDIS_TIMEOUT_MS", "300")],
@@ -160,7 +156,7 @@ fn backing_connections_never_exceed_the_pool_size() {
     for i in 0..50 {
         redis.set(format!("b{i}"), "v");
     }
-    let relay = Relay::start(redis_addr(&redis), Duration::ZERO);
+    let relay = Relay::start(redis.addr(), Duration::ZERO);
     let proxy = Proxy::start_at(
         &relay.url(),
         &[("MAX_CLIENTS", "4"), ("CACHE_CAPACITY", "5")],

@@ -1,16 +1,12 @@
 //! What an operator relies on: health and readiness, metrics, logs, and a
 //! graceful shutdown.
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::thread;
 use std::time::Duration;
 
 use crate::common::relay::Relay;
 use crate::common::{eventually, request, Proxy, RedisServer};
-
-fn redis_addr(redis: &RedisServer) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], redis.port()))
-}
 
 /// One scrape of /metrics: series (with labels) to value, in order.
 fn scrape(proxy: &Proxy) -> Vec<(String, f64)> {
@@ -179,7 +175,7 @@ fn sigterm_finishes_requests_in_flight_then_exits_zero() {
     for i in 0..8 {
         redis.set(format!("s{i}"), format!("v{i}"));
     }
-    let relay = Relay::start(redis_addr(&redis), Duration::ZERO);
+    let relay = Relay::start(redis.addr(), Duration::ZERO);
     let mut proxy = Proxy::start_at(
         &relay.url(),
         &[("MAX_CLIENTS", "8"), ("REDIS_TIMEOUT_MS", "10000")],
@@ -212,7 +208,7 @@ fn sigterm_finishes_requests_in_flight_then_exits_zero() {
 fn a_second_signal_exits_at_once() {
     let redis = RedisServer::start();
     redis.set("k", "v");
-    let relay = Relay::start(redis_addr(&redis), Duration::ZERO);
+    let relay = Relay::start(redis.addr(), Duration::ZERO);
     let mut proxy = Proxy::start_at(&relay.url(), &[("REDIS_TIMEOUT_MS", "30000")]);
     relay.hold();
     let addr = proxy.addr;
