@@ -35,13 +35,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() { for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$1$2" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "nothing answers on port $1" >&2; exit 1; }
 
 redis_port=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 1 100); do redis_answers 127.0.0.1 "$redis_port" && break; sleep 0.05; done
+wait_redis "$redis_port"
 value=$(head -c "$VALUE_SIZE" /dev/zero | tr '\0' v)
 # Keys as redis-benchmark -r names them: key:000000000042.
 for i in $(seq 0 99999); do printf 'SET key:%012d %s\n' "$i" "$value"; done | redis-cli -p "$redis_port" --pipe >/dev/null

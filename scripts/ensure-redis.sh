@@ -24,9 +24,4 @@ echo "starting redis-server on $REDIS_HOST:$REDIS_PORT (make stop stops it)"
 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --daemonize yes \
   --dir "$PWD/.redis-local" --pidfile "$PWD/.redis-local/redis.pid" \
   --logfile "$PWD/.redis-local/redis.log" --save "" --appendonly no
-for _ in $(seq 1 100); do
-  redis_answers 127.0.0.1 "$REDIS_PORT" && exit 0
-  sleep 0.1
-done
-echo "redis-server did not come up; see .redis-local/redis.log" >&2
-exit 1
+wait_redis "$REDIS_PORT" || { echo "see .redis-local/redis.log" >&2; exit 1; }

@@ -52,3 +52,26 @@ redis_answers() {
     *) return 1 ;;
   esac
 }
+
+# A TCP port on 127.0.0.1 that nothing listens on right now.
+free_port() {
+  local port
+  while :; do
+    port=$((20000 + RANDOM % 40000))
+    if ! { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+    exec 3<&- 3>&-
+  done
+}
+
+# Waits up to 5 s for a Redis to answer PING at 127.0.0.1 PORT.
+wait_redis() {
+  for _ in $(seq 1 100); do
+    redis_answers 127.0.0.1 "$1" && return 0
+    sleep 0.05
+  done
+  echo "no Redis answers on port $1" >&2
+  return 1
+}

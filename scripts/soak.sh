@@ -25,12 +25,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 start_redis() {
   redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >>"$work/redis.log" 2>&1 &
   redis_pid=$!
-  for _ in $(seq 1 100); do redis_answers 127.0.0.1 "$redis_port" && return 0; sleep 0.05; done
-  echo "redis-server did not start" >&2; exit 1
+  wait_redis "$redis_port"
 }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$proxy_pid/status"; }
 
