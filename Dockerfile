@@ -12,7 +12,7 @@ RUN cargo build --release --locked
 # Test stage (`make docker-test`): the whole suite against a redis-server
 # installed in the image.
 FROM build AS test
-RUN apt-get update && apt-get install -y --no-install-recommends redis-server redis-tools \
+RUN apt-get update && apt-get install -y --no-install-recommends redis-server redis-tools tmux openssl \
     && rm -rf /var/lib/apt/lists/*
 RUN cargo test --release --locked
 

@@ -102,8 +102,17 @@ impl Backend {
     /// Sets up the pool without connecting, so the proxy starts (and serves
     /// cache hits) while Redis is down, and connects when it comes up.
     pub fn new(config: &Config) -> Result<Backend, BackendError> {
-        let client = redis::Client::open(config.redis_url.as_str())
-            .map_err(|err| BackendError::Unavailable(err.to_string()))?;
+        let client = match &config.redis_tls_ca {
+            Some(ca) => redis::Client::build_with_tls(
+                config.redis_url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.clone()),
+                },
+            ),
+            None => redis::Client::open(config.redis_url.as_str()),
+        }
+        .map_err(|err| BackendError::Unavailable(err.to_string()))?;
         let size = config.max_clients.get();
         // r2d2 opens connections on a thread pool of 3 by default: behind a
         // far-away Redis, a cold burst would connect three at a time.

@@ -28,7 +28,13 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "REDIS_ADDRESS",
         default: "127.0.0.1:6379",
-        help: "backing Redis: host:port or redis://[user:password@]host:port[/db]",
+        help:
+            "backing Redis: host:port, redis://[user:password@]host:port[/db], or rediss:// for TLS",
+    },
+    Variable {
+        name: "REDIS_TLS_CA",
+        default: "",
+        help: "for rediss://, a PEM file of CA certificates to trust (empty: the system's)",
     },
     Variable {
         name: "GLOBAL_CACHE_EXPIRY",
@@ -92,6 +98,8 @@ pub const VARIABLES: &[Variable] = &[
 pub struct Config {
     /// Where the backing Redis is, as the redis crate takes it.
     pub redis_url: Url,
+    /// For `rediss://`: the CA certificates to trust, PEM, if not the system's.
+    pub redis_tls_ca: Option<Vec<u8>>,
     /// How long an entry stays fresh after insertion.
     pub cache_expiry: Duration,
     /// Most keys cached.
@@ -170,6 +178,7 @@ impl Config {
         let port = raw("PROXY_PORT").parse_in::<u16>(0, u16::MAX, "a port number 0..=65535")?;
         Ok(Config {
             redis_url: parse_redis_address(raw("REDIS_ADDRESS"))?,
+            redis_tls_ca: read_ca(raw("REDIS_TLS_CA"))?,
             cache_expiry: parse_seconds(raw("GLOBAL_CACHE_EXPIRY"))?,
             cache_capacity: raw("CACHE_CAPACITY")
                 .parse_non_zero(MAX_CAPACITY, "a whole number 1..=4294967294")?,
@@ -271,6 +280,18 @@ fn parse_seconds(raw: Raw) -> Result<Duration, ConfigError> {
     Duration::try_from_secs_f64(secs).map_err(|_| raw.error(EXPECTED))
 }
 
+fn read_ca(raw: Raw) -> Result<Option<Vec<u8>>, ConfigError> {
+    let path = raw.value.trim();
+    if path.is_empty() {
+        return Ok(None);
+    }
+    match std::fs::read(path) {
+        Ok(pem) if pem.windows(11).any(|w| w == b"-----BEGIN ") => Ok(Some(pem)),
+        Ok(_) => Err(raw.error("a PEM file of certificates")),
+        Err(err) => Err(raw.error(&format!("a readable PEM file ({err})"))),
+    }
+}
+
 fn parse_resp_port(raw: Raw) -> Result<Option<u16>, ConfigError> {
     let value = raw.value.trim();
     if value.eq_ignore_ascii_case("off") {
@@ -281,7 +302,8 @@ fn parse_resp_port(raw: Raw) -> Result<Option<u16>, ConfigError> {
 }
 
 fn parse_redis_address(raw: Raw) -> Result<Url, ConfigError> {
-    const EXPECTED: &str = "host:port or redis://[user:password@]host:port[/db]";
+    const EXPECTED: &str =
+        "host:port, or redis:// or rediss:// then [user:password@]host:port[/db]";
     let value = raw.value.trim();
     let with_scheme = if value.contains("://") {
         value.to_owned()
@@ -290,7 +312,7 @@ fn parse_redis_address(raw: Raw) -> Result<Url, ConfigError> {
     };
     let url = Url::parse(&with_scheme).map_err(|_| raw.error(EXPECTED))?;
     let db_ok = matches!(url.path(), "" | "/") || url.path()[1..].parse::<u32>().is_ok();
-    let valid = url.scheme() == "redis"
+    let valid = matches!(url.scheme(), "redis" | "rediss")
         && url.host_str().is_some_and(|h| !h.is_empty())
         && url.port().is_some()
         && db_ok
@@ -368,6 +390,7 @@ mod tests {
             ("REDIS_TIMEOUT_MS", "0"),
             ("REDIS_ADDRESS", "localhost"),
             ("REDIS_ADDRESS", "http://localhost:6379"),
+            ("REDIS_TLS_CA", "/nonexistent/ca.pem"),
             ("REDIS_ADDRESS", "redis://localhost:6379/notadb"),
             ("REDIS_ADDRESS", ":6379"),
         ] {

@@ -51,6 +51,9 @@ impl Proxy {
     /// Starts every front end of `config`. Does not wait for Redis: the proxy
     /// serves (hits, and clear errors for misses) while Redis is down.
     pub fn start(config: &Config) -> Result<Proxy, Box<dyn std::error::Error + Send + Sync>> {
+        // rustls needs a process-wide crypto provider for rediss://; a second
+        // proxy in the same process finds it installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let metrics = Arc::new(Metrics::new());
         let backend = Backend::new(config)?;
         let service = Arc::new(Service::new(config, backend, metrics));

@@ -13,3 +13,4 @@ mod keepalive;
 mod operations;
 mod read_through;
 mod resp;
+mod tls;
