@@ -184,14 +184,16 @@ fn ready(service: &Service) -> HttpResponse {
     }
 }
 
-/// True when the `Accept` header names `application/json`.
+/// True when the `Accept` header names `application/json` (any case; no
+/// allocation, since curl and browsers send an Accept header every time).
 fn wants_json(request: &Request) -> bool {
+    const JSON: &[u8] = b"application/json";
     request.headers().iter().any(|header| {
         header.field.equiv("Accept")
             && header
                 .value
-                .as_str()
-                .to_ascii_lowercase()
-                .contains("application/json")
+                .as_bytes()
+                .windows(JSON.len())
+                .any(|w| w.eq_ignore_ascii_case(JSON))
     })
 }
