@@ -355,7 +355,7 @@ impl Server {
                     }
 
                     Err(e) => {
-                        log::error!("Error accepting new client: {}", e);
+                        log::debug!("Listener closed: {}", e);
                         inside_messages.push(e.into());
                         break;
                     }
