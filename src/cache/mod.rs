@@ -21,6 +21,21 @@
 //! arena stays dense and needs no free list.
 //!
 //! Every operation is O(1) (expected, for the hash lookups).
+//!
+//! ```
+//! use std::num::NonZeroUsize;
+//! use std::time::{Duration, Instant};
+//! use redis_proxy::cache::{Displaced, Lookup, Lru};
+//!
+//! let capacity = NonZeroUsize::new(2).expect("non-zero");
+//! let mut lru = Lru::new(capacity, Duration::from_secs(60));
+//! let now = Instant::now();
+//! lru.insert(b"a", 1, now);
+//! lru.insert(b"b", 2, now);
+//! assert_eq!(lru.get(b"a", now), Lookup::Hit(&1)); // "b" is now the least recent
+//! assert!(matches!(lru.insert(b"c", 3, now), Displaced::Evicted(_, 2)));
+//! assert_eq!(lru.get(b"a", now + Duration::from_secs(60)), Lookup::Expired(1));
+//! ```
 
 use std::hash::BuildHasher;
 use std::num::NonZeroUsize;

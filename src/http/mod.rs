@@ -119,11 +119,17 @@ fn serve(request: Request, service: &Service) {
     let response = route(&request, service);
     let status = response.status_code().0;
     if log::log_enabled!(log::Level::Debug) {
+        let cache = response
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("X-Cache"))
+            .map_or("-", |h| h.value.as_str());
         log::debug!(
-            "{} {} {} {:?}",
+            "{} {} {} {} {:?}",
             request.method(),
             request.url(),
             status,
+            cache,
             started.elapsed()
         );
     }

@@ -148,6 +148,19 @@ fn execute(
             metrics.in_flight(1);
             let result = service.get(key);
             metrics.in_flight(-1);
+            if log::log_enabled!(log::Level::Debug) {
+                let outcome = match &result {
+                    Ok(Some(found)) if found.hit => "HIT",
+                    Ok(Some(_)) => "MISS",
+                    Ok(None) => "absent",
+                    Err(_) => "error",
+                };
+                log::debug!(
+                    "RESP GET {} {outcome} {:?}",
+                    String::from_utf8_lossy(key),
+                    started.elapsed()
+                );
+            }
             match result {
                 Ok(Some(found)) => write_value(replies, stream, &found.value.bytes)?,
                 Ok(None) => replies.null(),

@@ -163,7 +163,7 @@ fn access_lines_are_logged_at_debug_level_only() {
         debug
             .log()
             .lines()
-            .any(|l| l.contains("GET /proxy?key=k 200"))
+            .any(|l| l.contains("GET /proxy?key=k 200 MISS"))
             .then_some(())
     });
     assert!(!info.log().contains("/proxy?key=k"));
