@@ -45,7 +45,7 @@ impl Histogram {
     }
 
     fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        describe(out, name, help, "histogram");
         let mut cumulative = 0;
         for (i, bound) in BUCKETS.iter().enumerate() {
             cumulative += self.buckets[i].load(Relaxed);
@@ -254,11 +254,8 @@ impl Metrics {
             ),
         ];
         for (name, help, value) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                value.load(Relaxed)
-            );
+            describe(&mut out, name, help, "counter");
+            let _ = writeln!(out, "{name} {}", value.load(Relaxed));
         }
         let gauges = [
             (
@@ -278,20 +275,20 @@ impl Metrics {
             ),
             (
                 "redis_proxy_requests_queued",
-                "Requests waiting for a worker.",
+                "Requests waiting for one of the MAX_CLIENTS places.",
                 self.queued.load(Relaxed).max(0),
             ),
         ];
         for (name, help, value) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-            );
+            describe(&mut out, name, help, "gauge");
+            let _ = writeln!(out, "{name} {value}");
         }
         let name = "redis_proxy_requests_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Requests answered, by front end and status.\n# TYPE {name} counter"
+        describe(
+            &mut out,
+            name,
+            "Requests answered, by front end and status.",
+            "counter",
         );
         for (i, status) in HTTP_STATUSES.iter().enumerate() {
             let n = self.http_requests[i].load(Relaxed);
@@ -309,10 +306,7 @@ impl Metrics {
             "Time from a request's dispatch to its answer.",
         );
         let name = "redis_proxy_backend_requests_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Backing Redis GETs, by result.\n# TYPE {name} counter"
-        );
+        describe(&mut out, name, "Backing Redis GETs, by result.", "counter");
         for (i, result) in BACKEND_RESULTS.iter().enumerate() {
             let n = self.backend_results[i].load(Relaxed);
             let _ = writeln!(out, "{name}{{result=\"{result}\"}} {n}");
@@ -324,6 +318,11 @@ impl Metrics {
         );
         out
     }
+}
+
+/// The `# HELP` and `# TYPE` lines that open a metric family.
+fn describe(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 #[cfg(test)]
