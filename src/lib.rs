@@ -69,6 +69,7 @@ impl Proxy {
                 RespSettings {
                     max_connections: config.max_connections.get(),
                     idle_timeout: config.client_idle_timeout,
+                    workers: config.max_clients.get(),
                 },
                 Arc::clone(&service),
             )?),

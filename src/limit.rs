@@ -67,6 +67,17 @@ impl Limiter {
         Permit { limiter: self }
     }
 
+    /// A place now, if one is free and nobody is queued for one; never waits.
+    pub fn try_acquire(&self) -> Option<Permit<'_>> {
+        let mut state = self.lock();
+        if state.available > 0 && state.waiters.is_empty() {
+            state.available -= 1;
+            Some(Permit { limiter: self })
+        } else {
+            None
+        }
+    }
+
     /// Like [`Limiter::acquire`], for a permit that outlives this borrow.
     pub fn acquire_owned(self: &Arc<Self>) -> OwnedPermit {
         self.admit(None);

@@ -112,6 +112,34 @@ impl Service {
         self.places.acquire(Some(&self.metrics))
     }
 
+    /// One of the MAX_CLIENTS places if one is free right now, without
+    /// waiting: for front ends that must not block (the RESP event loop).
+    pub fn try_admit(&self) -> Option<Permit<'_>> {
+        self.places.try_acquire()
+    }
+
+    /// The cached value of `key`, if it is cached and fresh; never asks
+    /// Redis, never waits on a fetch. A hit counts as one; on `None` the
+    /// caller goes on to [`Service::get`], which counts the miss.
+    pub fn cached(&self, key: &[u8]) -> Option<Found> {
+        let now = Instant::now();
+        let (hit, expired) = {
+            let mut state = self.lock();
+            match state.lru.get(key, now) {
+                Lookup::Hit(value) => (Some(value.clone()), None),
+                Lookup::Miss => (None, None),
+                Lookup::Expired(value) => (None, Some(value)),
+            }
+        };
+        if expired.is_some() {
+            self.metrics.expired(1);
+        }
+        drop(expired);
+        let value = hit?;
+        self.metrics.hit();
+        Some(Found { value, hit: true })
+    }
+
     /// The backing Redis, for readiness checks.
     pub fn backend(&self) -> &Backend {
         &self.backend

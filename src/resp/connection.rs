@@ -1,191 +1,150 @@
-//! One RESP client: read, parse every complete request, execute, write the
-//! replies in order, repeat.
+//! One client's commands: everything but the socket, which the event loop
+//! (`event_loop.rs`) owns.
 //!
-//! Pipelined requests are answered in one write per batch. A protocol error
-//! answers `-ERR Protocol error: ...` and closes this connection only; a
-//! command error (wrong arity, unknown command, Redis down) answers `-ERR`
-//! and the connection goes on, as Redis does.
+//! [`execute`] answers a request into the connection's reply buffer. Cache
+//! hits and commands that need no data are answered right there, on the
+//! event loop, without blocking; a read that must go to Redis comes back as
+//! [`Step::Fetch`], which a worker thread completes with [`fetch`] while the
+//! connection waits, so replies stay in request order.
 
-use std::io::{self, ErrorKind, Read, Write};
-use std::net::TcpStream;
-use std::sync::Arc;
 use std::time::Instant;
+
+use bytes::Bytes;
 
 use crate::backend::BackendError;
 use crate::metrics::Metrics;
-use crate::service::Service;
+use crate::service::{Found, Service};
 
 use super::command::{Command, TABLE};
-use super::parse::{self, Request};
 use super::reply::{Protocol, Replies};
-use super::{Registry, RespSettings};
-
-/// Values at least this long are written straight from the cache's buffer
-/// instead of being copied into the reply buffer first.
-const LARGE_VALUE: usize = 64 * 1024;
-
-/// Bytes read from the socket at a time.
-const READ_CHUNK: usize = 16 * 1024;
 
 /// What a connection keeps between commands.
-struct Session {
-    id: u64,
-    name: Option<Vec<u8>>,
-    quit: bool,
+pub struct Session {
+    /// The connection's number, for `CLIENT ID`.
+    pub id: u64,
+    /// Set by `CLIENT SETNAME` or `HELLO ... SETNAME`.
+    pub name: Option<Vec<u8>>,
+    /// `QUIT` was received: close once the replies are written.
+    pub quit: bool,
 }
 
-/// The connection loop for one client.
-pub fn serve(
-    mut stream: TcpStream,
-    id: u64,
-    service: &Arc<Service>,
-    settings: &RespSettings,
-    registry: &Registry,
-) {
-    let _ = stream.set_nodelay(true);
-    // Idle and half-open connections are closed after the idle timeout; a
-    // client that stops reading cannot hold the thread longer either.
-    let _ = stream.set_read_timeout(Some(settings.idle_timeout));
-    let _ = stream.set_write_timeout(Some(settings.idle_timeout));
-    let mut session = Session {
-        id,
-        name: None,
-        quit: false,
-    };
-    let mut input: Vec<u8> = Vec::with_capacity(READ_CHUNK);
-    let mut replies = Replies::new();
-    let mut chunk = [0u8; READ_CHUNK];
-    loop {
-        // Answer every complete request in the buffer, in order.
-        let mut consumed = 0;
-        loop {
-            match parse::parse(&input[consumed..]) {
-                Ok(Some(request)) => {
-                    let frame = &input[consumed..consumed + request.len];
-                    let result = execute(
-                        frame,
-                        &request,
-                        &mut session,
-                        &mut replies,
-                        &mut stream,
-                        service,
-                        registry,
-                    );
-                    consumed += request.len;
-                    if result.is_err() || session.quit {
-                        let _ = stream.write_all(&replies.buf);
-                        return;
-                    }
-                }
-                Ok(None) => break,
-                Err(err) => {
-                    replies.error(&format!("ERR Protocol error: {}", err.0));
-                    let _ = stream.write_all(&replies.buf);
-                    close_after_error(&mut stream);
-                    return;
-                }
-            }
-        }
-        input.drain(..consumed);
-        if !replies.buf.is_empty() {
-            if stream.write_all(&replies.buf).is_err() {
-                return;
-            }
-            replies.buf.clear();
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) => return,
-            Ok(n) => input.extend_from_slice(&chunk[..n]),
-            Err(err) if err.kind() == ErrorKind::Interrupted => {}
-            Err(err) => {
-                if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
-                    log::debug!("closing idle RESP connection {id}");
-                }
-                return;
-            }
+impl Session {
+    /// A fresh session for connection `id`.
+    pub fn new(id: u64) -> Session {
+        Session {
+            id,
+            name: None,
+            quit: false,
         }
     }
 }
 
-/// Closes after a protocol error so the client can read the error: closing
-/// with unread input would send a reset that may destroy the reply in
-/// flight. Sends FIN, then discards what the client still sends, within
-/// bounds.
-fn close_after_error(stream: &mut TcpStream) {
-    const DISCARD_LIMIT: usize = 4 * 1024 * 1024;
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(1)));
-    let mut sink = [0u8; READ_CHUNK];
-    let mut discarded = 0;
-    while discarded < DISCARD_LIMIT {
-        match stream.read(&mut sink) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => discarded += n,
-        }
-    }
+/// A read that needs Redis, owned so it can move to a worker thread.
+pub enum Fetch {
+    /// `GET key`.
+    Get(Vec<u8>),
+    /// `MGET key ...`.
+    MGet(Vec<Vec<u8>>),
 }
 
-/// Runs one request, appending its reply. An `Err` means the socket failed
-/// while a large value was being written.
-fn execute(
-    frame: &[u8],
-    request: &Request,
-    session: &mut Session,
-    replies: &mut Replies,
-    stream: &mut TcpStream,
-    service: &Service,
-    registry: &Registry,
-) -> io::Result<()> {
-    if request.args.is_empty() {
-        return Ok(());
-    }
+/// What became of one request.
+pub enum Step {
+    /// Answered into the reply buffer.
+    Done,
+    /// Needs Redis: hand it to a worker, and answer nothing more on this
+    /// connection until its reply is in.
+    Fetch(Fetch),
+}
+
+/// Completes a [`Fetch`] on a worker thread: waits for a MAX_CLIENTS place,
+/// reads through the cache, and returns the encoded reply.
+pub fn fetch(fetch: &Fetch, protocol: Protocol, service: &Service) -> Vec<u8> {
     let started = Instant::now();
-    let args: Vec<&[u8]> = request.args.iter().map(|r| &frame[r.clone()]).collect();
     let metrics = service.metrics();
-    let ok = match Command::parse(&args) {
-        Command::Get(key) => {
-            let _permit = service.admit();
-            metrics.in_flight(1);
+    let mut replies = Replies::new();
+    replies.protocol = protocol;
+    let _place = service.admit();
+    metrics.in_flight(1);
+    let ok = match fetch {
+        Fetch::Get(key) => {
             let result = service.get(key);
-            metrics.in_flight(-1);
-            if log::log_enabled!(log::Level::Debug) {
-                let outcome = match &result {
-                    Ok(Some(found)) if found.hit => "HIT",
-                    Ok(Some(_)) => "MISS",
-                    Ok(None) => "absent",
-                    Err(_) => "error",
-                };
-                log::debug!(
-                    "RESP GET {} {outcome} {:?}",
-                    String::from_utf8_lossy(key),
-                    started.elapsed()
-                );
-            }
+            log_get(key, &result, started);
             match result {
-                Ok(Some(found)) => write_value(replies, stream, &found.value.bytes)?,
+                Ok(Some(found)) => replies.bulk(&found.value.bytes),
                 Ok(None) => replies.null(),
-                Err(err) => backend_error(replies, &err),
+                Err(err) => backend_error(&mut replies, &err),
             }
             true
         }
-        Command::MGet(keys) => {
-            let _permit = service.admit();
-            metrics.in_flight(1);
-            let result = mget(service, &keys);
-            metrics.in_flight(-1);
-            match result {
+        Fetch::MGet(keys) => {
+            match mget(service, keys) {
                 Ok(values) => {
                     replies.array(values.len());
                     for value in values {
                         match value {
-                            Some(bytes) => write_value(replies, stream, &bytes)?,
+                            Some(bytes) => replies.bulk(&bytes),
                             None => replies.null(),
                         }
                     }
                 }
-                Err(err) => backend_error(replies, &err),
+                Err(err) => backend_error(&mut replies, &err),
             }
             true
+        }
+    };
+    metrics.in_flight(-1);
+    metrics.resp_request(ok, started.elapsed());
+    replies.buf
+}
+
+fn log_get(key: &[u8], result: &Result<Option<Found>, BackendError>, started: Instant) {
+    if log::log_enabled!(log::Level::Debug) {
+        let outcome = match result {
+            Ok(Some(found)) if found.hit => "HIT",
+            Ok(Some(_)) => "MISS",
+            Ok(None) => "absent",
+            Err(_) => "error",
+        };
+        log::debug!(
+            "RESP GET {} {outcome} {:?}",
+            String::from_utf8_lossy(key),
+            started.elapsed()
+        );
+    }
+}
+
+/// Runs one request (its arguments, the command name first), appending its
+/// reply, unless it needs Redis. `live` is the number of open connections,
+/// for `INFO`.
+pub fn execute(
+    args: &[&[u8]],
+    session: &mut Session,
+    replies: &mut Replies,
+    service: &Service,
+    live: usize,
+) -> Step {
+    if args.is_empty() {
+        return Step::Done;
+    }
+    let started = Instant::now();
+    let metrics = service.metrics();
+    let ok = match Command::parse(args) {
+        Command::Get(key) => {
+            // A hit is answered here when a MAX_CLIENTS place is free now;
+            // anything else goes to a worker, which may wait for one.
+            let Some(_place) = service.try_admit() else {
+                return Step::Fetch(Fetch::Get(key.to_vec()));
+            };
+            let Some(found) = service.cached(key) else {
+                return Step::Fetch(Fetch::Get(key.to_vec()));
+            };
+            log_get(key, &Ok(Some(found.clone())), started);
+            replies.bulk(&found.value.bytes);
+            true
+        }
+        // Several keys: a worker reads them all, hits included.
+        Command::MGet(keys) => {
+            return Step::Fetch(Fetch::MGet(keys.iter().map(|k| k.to_vec()).collect()))
         }
         Command::Ping(None) => {
             replies.simple("PONG");
@@ -263,7 +222,7 @@ fn execute(
             true
         }
         Command::Info => {
-            replies.bulk(info(metrics, registry).as_bytes());
+            replies.bulk(info(metrics, live).as_bytes());
             true
         }
         Command::Invalid(message) => {
@@ -283,12 +242,12 @@ fn execute(
         }
     };
     metrics.resp_request(ok, started.elapsed());
-    Ok(())
+    Step::Done
 }
 
 /// Reads every key; absent keys and keys holding another type are nil, as
 /// Redis's MGET answers. Redis being unreachable fails the whole command.
-fn mget(service: &Service, keys: &[&[u8]]) -> Result<Vec<Option<bytes::Bytes>>, BackendError> {
+fn mget(service: &Service, keys: &[Vec<u8>]) -> Result<Vec<Option<Bytes>>, BackendError> {
     keys.iter()
         .map(|key| match service.get(key) {
             Ok(found) => Ok(found.map(|f| f.value.bytes)),
@@ -296,19 +255,6 @@ fn mget(service: &Service, keys: &[&[u8]]) -> Result<Vec<Option<bytes::Bytes>>, 
             Err(err) => Err(err),
         })
         .collect()
-}
-
-fn write_value(replies: &mut Replies, stream: &mut TcpStream, value: &[u8]) -> io::Result<()> {
-    if value.len() < LARGE_VALUE {
-        replies.bulk(value);
-        return Ok(());
-    }
-    replies.bulk_header(value.len());
-    stream.write_all(&replies.buf)?;
-    replies.buf.clear();
-    stream.write_all(value)?;
-    replies.buf.extend_from_slice(b"\r\n");
-    Ok(())
 }
 
 /// A backing failure: Redis's own error reply is passed on as it is
@@ -433,14 +379,14 @@ fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
     pattern[p.min(pattern.len())..].iter().all(|&c| c == b'*')
 }
 
-fn info(metrics: &Metrics, registry: &Registry) -> String {
+fn info(metrics: &Metrics, live: usize) -> String {
     format!(
         "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_proxy_version:{}\r\nredis_mode:standalone\r\nprocess_id:{}\r\n\r\n\
          # Clients\r\nconnected_clients:{}\r\n\r\n\
          # Stats\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nrequests_in_flight:{}\r\nrequests_queued:{}\r\n",
         env!("CARGO_PKG_VERSION"),
         std::process::id(),
-        registry.live(),
+        live,
         metrics.hits(),
         metrics.misses(),
         metrics.requests_in_flight(),

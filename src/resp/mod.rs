@@ -3,35 +3,34 @@
 //!
 //! Split as mini-redis splits it: [`parse`] turns bytes into requests,
 //! [`command`] turns a request into a [`command::Command`], [`reply`] writes
-//! answers, and [`connection`] runs one client's read-execute-write loop.
+//! answers, [`connection`] executes one client's commands, and the event
+//! loop owns the sockets.
 //!
-//! One thread per connection. At most MAX_CONNECTIONS are open: the accept
-//! loop takes a place before it accepts, so a connection beyond the limit
-//! waits in the kernel's listen backlog (costing a socket, nothing more) and
-//! is served when another closes. Commands that read keys also take one of
-//! the MAX_CLIENTS places shared with HTTP, so that limit spans both front
-//! ends.
+//! One event-loop thread serves every connection ([`event_loop`]): it
+//! answers cache hits and data-free commands itself and hands reads that
+//! need Redis to MAX_CLIENTS worker threads. At most MAX_CONNECTIONS are
+//! open: at the limit the loop stops accepting, so a further connection waits
+//! in the kernel's listen backlog (costing a socket, nothing more) and is
+//! served when another closes. Reads of keys take one of the MAX_CLIENTS
+//! places shared with HTTP, so that limit spans both front ends.
 
 pub mod command;
 pub mod connection;
+mod event_loop;
 pub mod parse;
 pub mod reply;
 
-use std::collections::HashMap;
 use std::io;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::net::{Shutdown, SocketAddr, TcpListener};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use crate::limit::Limiter;
-use crate::log_limit::LogLimiter;
-use crate::service::Service;
+use mio::Waker;
 
-/// Pause after a failed accept (out of file descriptors, say) before trying
-/// again, so the loop neither spins nor gives up.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+use crate::service::Service;
+use event_loop::Shared;
 
 /// Settings of the RESP front end.
 #[derive(Clone, Debug)]
@@ -40,65 +39,21 @@ pub struct RespSettings {
     pub max_connections: usize,
     /// A connection with no request for this long is closed.
     pub idle_timeout: Duration,
-}
-
-/// The open connections, so shutdown can end their reads.
-#[derive(Default)]
-pub struct Registry {
-    streams: Mutex<HashMap<u64, TcpStream>>,
-    next_id: AtomicU64,
-    live: AtomicUsize,
-    stopping: AtomicBool,
-}
-
-impl Registry {
-    /// Connections open now.
-    pub fn live(&self) -> usize {
-        self.live.load(Ordering::SeqCst)
-    }
-
-    fn add(&self, stream: &TcpStream) -> u64 {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        self.live.fetch_add(1, Ordering::SeqCst);
-        if let Ok(clone) = stream.try_clone() {
-            self.lock().insert(id, clone);
-        }
-        // A connection that arrives as shutdown begins is ended like the rest.
-        if self.stopping.load(Ordering::SeqCst) {
-            let _ = stream.shutdown(Shutdown::Read);
-        }
-        id
-    }
-
-    fn remove(&self, id: u64) {
-        self.lock().remove(&id);
-        self.live.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    /// Ends every connection's wait for its next request; commands already
-    /// running finish and their replies are written.
-    fn end_reads(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        for stream in self.lock().values() {
-            let _ = stream.shutdown(Shutdown::Read);
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, TcpStream>> {
-        self.streams.lock().unwrap_or_else(PoisonError::into_inner)
-    }
+    /// Threads that do the reads needing Redis (MAX_CLIENTS).
+    pub workers: usize,
 }
 
 /// The running RESP front end.
 pub struct RespServer {
     addr: SocketAddr,
     listener: TcpListener,
-    registry: Arc<Registry>,
-    acceptor: thread::JoinHandle<()>,
+    shared: Arc<Shared>,
+    waker: Arc<Waker>,
+    event_loop: thread::JoinHandle<()>,
 }
 
 impl RespServer {
-    /// Binds `addr` and starts accepting.
+    /// Binds `addr` and starts the event loop and its workers.
     pub fn start(
         addr: SocketAddr,
         settings: RespSettings,
@@ -107,18 +62,21 @@ impl RespServer {
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
         let handle = listener.try_clone()?;
-        let registry = Arc::new(Registry::default());
-        let acceptor = {
-            let registry = Arc::clone(&registry);
+        listener.set_nonblocking(true)?;
+        let (poll, waker, shared) = event_loop::prepare()?;
+        let event_loop = {
+            let (waker, shared) = (Arc::clone(&waker), Arc::clone(&shared));
+            let listener = mio::net::TcpListener::from_std(listener);
             thread::Builder::new()
-                .name("resp-accept".to_owned())
-                .spawn(move || accept_loop(&listener, &settings, &service, &registry))?
+                .name("resp-loop".to_owned())
+                .spawn(move || event_loop::run(listener, poll, waker, settings, service, shared))?
         };
         Ok(RespServer {
             addr,
             listener: handle,
-            registry,
-            acceptor,
+            shared,
+            waker,
+            event_loop,
         })
     }
 
@@ -127,56 +85,18 @@ impl RespServer {
         self.addr
     }
 
-    /// Stops accepting and ends idle connections; commands in flight finish.
+    /// Stops accepting; connections close once the commands they sent have
+    /// been answered (reads in flight at Redis finish first).
     pub fn begin_shutdown(&self) {
-        self.registry.end_reads();
+        self.shared.stopping.store(true, Ordering::SeqCst);
         if let Err(err) = socket2::SockRef::from(&self.listener).shutdown(Shutdown::Both) {
             log::warn!("could not close the RESP listener: {err}");
         }
+        let _ = self.waker.wake();
     }
 
-    /// True once the accept loop and every connection have ended.
+    /// True once every connection has closed and the loop has ended.
     pub fn is_drained(&self) -> bool {
-        self.acceptor.is_finished() && self.registry.live() == 0
-    }
-}
-
-fn accept_loop(
-    listener: &TcpListener,
-    settings: &RespSettings,
-    service: &Arc<Service>,
-    registry: &Arc<Registry>,
-) {
-    let places = Arc::new(Limiter::new(settings.max_connections));
-    let accept_errors = LogLimiter::new(Duration::from_secs(5));
-    loop {
-        let place = places.acquire_owned();
-        if registry.stopping.load(Ordering::SeqCst) {
-            return;
-        }
-        let stream = match listener.accept() {
-            Ok((stream, _)) => stream,
-            Err(_) if registry.stopping.load(Ordering::SeqCst) => return,
-            Err(err) => {
-                accept_errors.warn(format_args!("RESP accept failed, retrying: {err}"));
-                thread::sleep(ACCEPT_BACKOFF);
-                continue;
-            }
-        };
-        let id = registry.add(&stream);
-        let (service, settings) = (Arc::clone(service), settings.clone());
-        let conn_registry = Arc::clone(registry);
-        let spawned = thread::Builder::new()
-            .name(format!("resp-conn-{id}"))
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                let _place = place;
-                connection::serve(stream, id, &service, &settings, &conn_registry);
-                conn_registry.remove(id);
-            });
-        if let Err(err) = spawned {
-            accept_errors.warn(format_args!("cannot start a RESP connection thread: {err}"));
-            registry.remove(id);
-        }
+        self.event_loop.is_finished()
     }
 }

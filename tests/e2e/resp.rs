@@ -485,3 +485,37 @@ fn redis_down_is_an_error_and_the_connection_stays_usable() {
     });
     assert_eq!(value, b"back");
 }
+
+#[test]
+fn an_8_mib_value_comes_whole_over_resp() {
+    let redis = RedisServer::start();
+    let value: Vec<u8> = (0..8 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    redis.set("big", &value);
+    let proxy = Proxy::start(&redis, &[RESP]);
+    let mut conn = client(&proxy.resp_url());
+    for _ in 0..2 {
+        let got = get(&mut conn, b"big").expect("GET").expect("a value");
+        assert!(got == value, "8 MiB value differs");
+    }
+}
+
+#[test]
+fn sigterm_answers_resp_reads_in_flight_then_exits_zero() {
+    let redis = RedisServer::start();
+    redis.set("k", "v");
+    let relay = crate::common::relay::Relay::start(redis.addr(), Duration::ZERO);
+    let mut proxy = Proxy::start_at(&relay.url(), &[RESP, ("REDIS_TIMEOUT_MS", "10000")]);
+    relay.hold();
+    let mut raw = Raw::connect(proxy.resp_addr());
+    raw.send(&resp_command(&[b"GET", b"k"]));
+    eventually("the read to reach Redis", || {
+        (relay.in_flight() == 1).then_some(())
+    });
+    proxy.signal("TERM");
+    eventually("the RESP listener to close", || {
+        TcpStream::connect(proxy.resp_addr()).is_err().then_some(())
+    });
+    relay.release();
+    assert_eq!(raw.read_exact_len(7), b"$1\r\nv\r\n");
+    assert_eq!(proxy.wait_exit().code(), Some(0), "{}", proxy.log());
+}
