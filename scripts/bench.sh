@@ -35,7 +35,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_http() { for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$1$2" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "nothing answers on port $1" >&2; exit 1; }
+wait_http() {
+  for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$1$2" >/dev/null 2>&1 && return 0; sleep 0.05; done
+  echo "nothing answers on port $1" >&2
+  cat "$work/proxy.log" >&2 2>/dev/null
+  exit 1
+}
 
 redis_port=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >"$work/redis.log" 2>&1 &

@@ -57,7 +57,9 @@ redis_answers() {
 free_port() {
   local port
   while :; do
-    port=$((20000 + RANDOM % 40000))
+    # Below Linux's ephemeral range (32768+), where outgoing connections
+    # may hold a port that nothing listens on.
+    port=$((20000 + RANDOM % 12000))
     if ! { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null; then
       echo "$port"
       return 0

@@ -133,11 +133,13 @@ fn serve(request: Request, service: &Service) {
             started.elapsed()
         );
     }
+    // Counted before the answer is written, so a client that has read its
+    // answer always finds it counted (a scrape right after sees it).
+    metrics.in_flight(-1);
+    metrics.http_request(status, started.elapsed());
     if let Err(err) = request.respond(response) {
         log::debug!("HTTP response not delivered: {err}");
     }
-    metrics.in_flight(-1);
-    metrics.http_request(status, started.elapsed());
 }
 
 fn route(request: &Request, service: &Service) -> HttpResponse {

@@ -107,6 +107,7 @@ pub fn run(
         want_accept: true,
         accept_errors: LogLimiter::new(Duration::from_secs(5)),
         accept_failed: false,
+        chunk: vec![0u8; READ_CHUNK].into_boxed_slice(),
     };
     if let Err(err) =
         event_loop
@@ -213,6 +214,8 @@ struct Loop {
     want_accept: bool,
     accept_failed: bool,
     accept_errors: LogLimiter,
+    /// The read buffer every connection reads through.
+    chunk: Box<[u8]>,
 }
 
 impl Loop {
@@ -276,7 +279,7 @@ impl Loop {
             return;
         };
         let live = self.shared.live.load(Ordering::SeqCst);
-        let mut open = read_input(conn);
+        let mut open = read_input(conn, &mut self.chunk);
         while open {
             let executed = execute_input(conn, token, &self.service, &self.jobs, live);
             open = executed.is_some() && write_output(conn);
@@ -352,11 +355,12 @@ impl Loop {
     }
 }
 
-/// Reads what the socket has. False when the connection is finished.
-fn read_input(conn: &mut Conn) -> bool {
-    let mut chunk = [0u8; READ_CHUNK];
+/// Reads what the socket has, through the loop's `chunk` buffer (one
+/// buffer for all connections, so no per-read zeroing or allocation). False
+/// when the connection is finished.
+fn read_input(conn: &mut Conn, chunk: &mut [u8]) -> bool {
     loop {
-        match conn.stream.read(&mut chunk) {
+        match conn.stream.read(chunk) {
             Ok(0) => {
                 // The client closed its side: answer what it sent, then close.
                 conn.closing = true;
