@@ -328,8 +328,11 @@ impl Loop {
             .conns
             .iter()
             .filter(|(_, c)| {
-                (!c.waiting && c.last_active.elapsed() >= idle)
-                    || c.closing_since.is_some_and(|t| t.elapsed() >= LINGER)
+                // A read still at Redis is waited for (it is bounded by
+                // REDIS_TIMEOUT_MS); anything else idle or lingering goes.
+                !c.waiting
+                    && (c.last_active.elapsed() >= idle
+                        || c.closing_since.is_some_and(|t| t.elapsed() >= LINGER))
             })
             .map(|(t, _)| *t)
             .collect();
