@@ -14,7 +14,7 @@
 //! - [`log_limit`]: rate-limited warnings, so an outage does not flood the log.
 //! - [`limit`]: a first-come, first-served semaphore (MAX_CLIENTS, MAX_CONNECTIONS).
 //! - [`http`]: the HTTP front end (tiny_http with a fixed worker pool).
-//! - [`resp`]: the Redis protocol front end (a thread per connection).
+//! - [`resp`]: the Redis protocol front end (one mio event loop, plus workers for reads that need Redis).
 //!
 //! [`Proxy`] wires them together; `main.rs` only parses flags and logs.
 #![deny(missing_docs)]
