@@ -13,7 +13,7 @@ pub const INLINE: usize = 22;
 /// A key's bytes: inline when short, boxed otherwise.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Key {
-    /// At most [`INLINE`] bytes, the first `len` of `bytes`.
+    /// At most 22 (`INLINE`) bytes, the first `len` of `bytes`.
     Inline {
         /// How many of `bytes` are the key.
         len: u8,

@@ -59,7 +59,7 @@ const NIL: Slot = Slot::MAX;
 /// An expiry so far off it is never reached, for lifetimes too long to add.
 const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
-/// Largest capacity: every slot must be below [`NIL`].
+/// Largest capacity: every slot must be below `NIL` (`u32::MAX`).
 pub const MAX_CAPACITY: usize = (Slot::MAX - 1) as usize;
 
 /// One direction-pair of links in one list.

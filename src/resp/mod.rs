@@ -6,7 +6,7 @@
 //! answers, [`connection`] executes one client's commands, and the event
 //! loop owns the sockets.
 //!
-//! One event-loop thread serves every connection ([`event_loop`]): it
+//! One event-loop thread serves every connection (`event_loop.rs`): it
 //! answers cache hits and data-free commands itself and hands reads that
 //! need Redis to MAX_CLIENTS worker threads. At most MAX_CONNECTIONS are
 //! open: at the limit the loop stops accepting, so a further connection waits
