@@ -122,22 +122,34 @@ impl Service {
     /// Redis, never waits on a fetch. A hit counts as one; on `None` the
     /// caller goes on to [`Service::get`], which counts the miss.
     pub fn cached(&self, key: &[u8]) -> Option<Found> {
+        let value = self.lookup(key, Some, |_| None)?;
+        self.metrics.hit();
+        Some(Found { value, hit: true })
+    }
+
+    /// Looks `key` up under the lock: `on_hit` gets a fresh value, and
+    /// `on_miss` runs, still under the lock, when the key is absent or has
+    /// just expired. An expired value is counted and dropped after unlocking.
+    fn lookup<T>(
+        &self,
+        key: &[u8],
+        on_hit: impl FnOnce(Value) -> T,
+        on_miss: impl FnOnce(&mut State) -> T,
+    ) -> T {
         let now = Instant::now();
-        let (hit, expired) = {
+        let (result, expired) = {
             let mut state = self.lock();
             match state.lru.get(key, now) {
-                Lookup::Hit(value) => (Some(value.clone()), None),
-                Lookup::Miss => (None, None),
-                Lookup::Expired(value) => (None, Some(value)),
+                Lookup::Hit(value) => (on_hit(value.clone()), None),
+                Lookup::Miss => (on_miss(&mut state), None),
+                Lookup::Expired(value) => (on_miss(&mut state), Some(value)),
             }
         };
         if expired.is_some() {
             self.metrics.expired(1);
         }
         drop(expired);
-        let value = hit?;
-        self.metrics.hit();
-        Some(Found { value, hit: true })
+        result
     }
 
     /// The backing Redis, for readiness checks.
@@ -148,20 +160,7 @@ impl Service {
     /// Reads `key` through the cache: `Ok(None)` when Redis has no such key
     /// (which is not cached). Concurrent misses on one key share one fetch.
     pub fn get(&self, key: &[u8]) -> Result<Option<Found>, BackendError> {
-        let now = Instant::now();
-        let (step, expired) = {
-            let mut state = self.lock();
-            match state.lru.get(key, now) {
-                Lookup::Hit(value) => (Step::Hit(value.clone()), None),
-                Lookup::Miss => (state.join_or_lead(key), None),
-                Lookup::Expired(value) => (state.join_or_lead(key), Some(value)),
-            }
-        };
-        if expired.is_some() {
-            self.metrics.expired(1);
-        }
-        drop(expired);
-        match step {
+        match self.lookup(key, Step::Hit, |state| state.join_or_lead(key)) {
             Step::Hit(value) => {
                 self.metrics.hit();
                 Ok(Some(Found { value, hit: true }))

@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 use crate::backend::BackendError;
 use crate::metrics::Metrics;
-use crate::service::{Found, Service};
+use crate::service::Service;
 
 use super::command::{Command, TABLE};
 use super::reply::{Protocol, Replies};
@@ -68,7 +68,13 @@ pub fn fetch(fetch: &Fetch, protocol: Protocol, service: &Service) -> Vec<u8> {
     let ok = match fetch {
         Fetch::Get(key) => {
             let result = service.get(key);
-            log_get(key, &result, started);
+            let outcome = match &result {
+                Ok(Some(found)) if found.hit => "HIT",
+                Ok(Some(_)) => "MISS",
+                Ok(None) => "absent",
+                Err(_) => "error",
+            };
+            log_get(key, outcome, started);
             match result {
                 Ok(Some(found)) => replies.bulk(&found.value.bytes),
                 Ok(None) => replies.null(),
@@ -97,14 +103,9 @@ pub fn fetch(fetch: &Fetch, protocol: Protocol, service: &Service) -> Vec<u8> {
     replies.buf
 }
 
-fn log_get(key: &[u8], result: &Result<Option<Found>, BackendError>, started: Instant) {
+/// The access line for a RESP GET, at debug level.
+fn log_get(key: &[u8], outcome: &str, started: Instant) {
     if log::log_enabled!(log::Level::Debug) {
-        let outcome = match result {
-            Ok(Some(found)) if found.hit => "HIT",
-            Ok(Some(_)) => "MISS",
-            Ok(None) => "absent",
-            Err(_) => "error",
-        };
         log::debug!(
             "RESP GET {} {outcome} {:?}",
             String::from_utf8_lossy(key),
@@ -138,7 +139,7 @@ pub fn execute(
             let Some(found) = service.cached(key) else {
                 return Step::Fetch(Fetch::Get(key.to_vec()));
             };
-            log_get(key, &Ok(Some(found.clone())), started);
+            log_get(key, "HIT", started);
             replies.bulk(&found.value.bytes);
             true
         }
