@@ -126,11 +126,12 @@ fn start_up_line_shows_the_config_with_the_password_masked() {
     let redis = RedisServer::start();
     let address = format!("redis://reader:s3cret-pw@127.0.0.1:{}/0", redis.port());
     let proxy = Proxy::start_at(&address, &[("CACHE_CAPACITY", "77")]);
-    let log = proxy.log();
-    let line = log
-        .lines()
-        .find(|l| l.contains("listening on"))
-        .expect("a start-up line");
+    // The proxy serves as soon as it is bound and logs the line just after.
+    let (log, line) = eventually("the start-up line", || {
+        let log = proxy.log();
+        let line = log.lines().find(|l| l.contains("listening on"))?.to_owned();
+        Some((log, line))
+    });
     assert!(line.contains("capacity=77"), "{line}");
     assert!(line.contains("reader:***@"), "{line}");
     assert!(!log.contains("s3cret-pw"), "{log}");
