@@ -9,7 +9,7 @@
 //! with another key's value, so it is never reused.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -96,6 +96,11 @@ impl r2d2::HandleError<redis::RedisError> for QuietErrors {
 /// across threads; at most `max_clients` connections are ever open.
 pub struct Backend {
     pool: r2d2::Pool<Manager>,
+    /// Readiness probes' own connection, outside the pool: a pool busy with
+    /// misses must not make a healthy Redis look down.
+    probe: Mutex<Option<redis::Connection>>,
+    client: redis::Client,
+    timeout: Duration,
 }
 
 impl Backend {
@@ -132,10 +137,15 @@ impl Backend {
             .connection_timeout(config.redis_timeout)
             .error_handler(Box::new(QuietErrors))
             .build_unchecked(Manager {
-                client,
+                client: client.clone(),
                 timeout: config.redis_timeout,
             });
-        Ok(Backend { pool })
+        Ok(Backend {
+            pool,
+            probe: Mutex::new(None),
+            client,
+            timeout: config.redis_timeout,
+        })
     }
 
     /// `GET key` on the backing Redis: `Ok(None)` when the key is absent.
@@ -144,9 +154,50 @@ impl Backend {
         Ok(value.map(Bytes::from))
     }
 
-    /// `PING` on the backing Redis, for readiness checks.
+    /// `PING` on the backing Redis, for readiness checks, on the probe's own
+    /// connection (opened again after any failure) and within the Redis
+    /// timeout, so it reports Redis's state rather than the pool's load.
+    /// Probes that overlap do not queue: a second one uses a fresh connection.
     pub fn ping(&self) -> Result<(), BackendError> {
-        self.query::<String>(&redis::cmd("PING")).map(drop)
+        let mut spare = None;
+        let mut held = self.probe.try_lock().ok();
+        let slot = match held.as_deref_mut() {
+            Some(slot) => slot,
+            None => &mut spare,
+        };
+        let result = self.ping_on(slot);
+        if result.is_err() {
+            *slot = None;
+        }
+        result
+    }
+
+    fn connect_probe(&self) -> Result<redis::Connection, BackendError> {
+        let unavailable = |err: redis::RedisError| BackendError::Unavailable(err.to_string());
+        let conn = self
+            .client
+            .get_connection_with_timeout(self.timeout)
+            .map_err(unavailable)?;
+        conn.set_read_timeout(Some(self.timeout))
+            .map_err(unavailable)?;
+        conn.set_write_timeout(Some(self.timeout))
+            .map_err(unavailable)?;
+        Ok(conn)
+    }
+
+    fn ping_on(&self, slot: &mut Option<redis::Connection>) -> Result<(), BackendError> {
+        let conn = match slot {
+            Some(conn) => conn,
+            None => slot.insert(self.connect_probe()?),
+        };
+        redis::cmd("PING")
+            .query::<String>(conn)
+            .map(drop)
+            .map_err(|err| match err.code() {
+                Some(_) => BackendError::Reply(err.to_string()),
+                None if err.is_timeout() => BackendError::Timeout(err.to_string()),
+                None => BackendError::Unavailable(err.to_string()),
+            })
     }
 
     /// Runs one read-only command. A pooled connection that Redis closed

@@ -62,6 +62,11 @@ pub const VARIABLES: &[Variable] = &[
         help: "worker threads: requests served at once (1..=1024)",
     },
     Variable {
+        name: "MAX_KEY_BYTES",
+        default: "8192",
+        help: "longest key read, HTTP and RESP alike; longer ones are refused (1..=1048576)",
+    },
+    Variable {
         name: "REDIS_TIMEOUT_MS",
         default: "1000",
         help: "connect, read and pool-checkout timeout for Redis, in ms (>= 1)",
@@ -110,6 +115,8 @@ pub struct Config {
     pub max_clients: NonZeroUsize,
     /// Bound on every wait for Redis.
     pub redis_timeout: Duration,
+    /// Longest key accepted by either front end.
+    pub max_key_bytes: usize,
     /// How long a graceful shutdown waits for requests in flight.
     pub shutdown_timeout: Duration,
     /// RESP listen address, if the RESP front end is on.
@@ -144,6 +151,10 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// Largest MAX_KEY_BYTES accepted: well inside what one RESP request may
+/// carry (`resp::parse::MAX_REQUEST`).
+const MAX_KEY_LIMIT: usize = 1024 * 1024;
 
 /// Largest MAX_CLIENTS accepted: each is an OS thread and a Redis connection.
 const MAX_WORKERS: usize = 1024;
@@ -190,6 +201,11 @@ impl Config {
                 3_600_000,
                 "milliseconds 1..=3600000",
             )?),
+            max_key_bytes: raw("MAX_KEY_BYTES").parse_in::<usize>(
+                1,
+                MAX_KEY_LIMIT,
+                "a whole number of bytes 1..=1048576",
+            )?,
             shutdown_timeout: parse_seconds(raw("SHUTDOWN_TIMEOUT_SECS"))?,
             resp_addr: parse_resp_port(raw("RESP_PORT"))?.map(|port| SocketAddr::new(ip, port)),
             max_connections: raw("MAX_CONNECTIONS")
@@ -387,6 +403,8 @@ mod tests {
             ("PROXY_HOST", "not an ip"),
             ("MAX_CLIENTS", "0"),
             ("MAX_CLIENTS", "5000"),
+            ("MAX_KEY_BYTES", "0"),
+            ("MAX_KEY_BYTES", "1048577"),
             ("REDIS_TIMEOUT_MS", "0"),
             ("REDIS_ADDRESS", "localhost"),
             ("REDIS_ADDRESS", "http://localhost:6379"),

@@ -75,6 +75,7 @@ pub struct Service {
     backend_warnings: LogLimiter,
     /// MAX_CLIENTS places shared by every front end.
     places: Limiter,
+    max_key_bytes: usize,
 }
 
 /// What the locked part of a lookup decided.
@@ -98,7 +99,14 @@ impl Service {
             metrics,
             backend_warnings: LogLimiter::new(Duration::from_secs(5)),
             places: Limiter::new(config.max_clients.get()),
+            max_key_bytes: config.max_key_bytes,
         }
+    }
+
+    /// The longest key read (MAX_KEY_BYTES): front ends refuse longer ones
+    /// before they reach the lock or Redis.
+    pub fn max_key_bytes(&self) -> usize {
+        self.max_key_bytes
     }
 
     /// The proxy's counters, for the front ends' metrics endpoints.
@@ -152,9 +160,10 @@ impl Service {
         result
     }
 
-    /// The backing Redis, for readiness checks.
-    pub fn backend(&self) -> &Backend {
-        &self.backend
+    /// Whether Redis answers a PING now, on a connection outside the pool
+    /// (so a pool busy with misses does not read as Redis being down).
+    pub fn ready(&self) -> Result<(), BackendError> {
+        self.backend.ping()
     }
 
     /// Reads `key` through the cache: `Ok(None)` when Redis has no such key

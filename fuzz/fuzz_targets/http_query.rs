@@ -3,11 +3,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use redis_proxy::http::query::{find_key, MAX_KEY_BYTES};
+use redis_proxy::http::query::find_key;
+
+const MAX_KEY_BYTES: usize = 8192;
 
 fuzz_target!(|data: &[u8]| {
     let query = String::from_utf8_lossy(data);
-    if let Ok(key) = find_key(&query) {
+    if let Ok(key) = find_key(&query, MAX_KEY_BYTES) {
         assert!(!key.is_empty() && key.len() <= MAX_KEY_BYTES);
     }
 });

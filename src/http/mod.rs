@@ -5,13 +5,20 @@
 //! in arrival order; the workers pop that queue. So MAX_CLIENTS bounds the
 //! requests in service at once, and further requests wait their turn instead
 //! of being refused.
+//!
+//! Flow control (vendor patch 5): a connection has at most one request queued
+//! or in service; its next one stays in the socket until the answer is
+//! written. The answer is written by the connection's own thread, not the
+//! worker, so a client that reads slowly (or never) holds its own thread and
+//! socket only: never a worker, a MAX_CLIENTS place or the cache lock.
 
 pub mod query;
 pub mod response;
 
 use std::io;
+use std::io::{Cursor, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -29,6 +36,8 @@ const DRAIN_POLL: Duration = Duration::from_millis(50);
 pub struct HttpServer {
     workers: Vec<JoinHandle<()>>,
     stopping: Arc<AtomicBool>,
+    /// Answers handed to connections and not yet written (or given up).
+    unwritten: Arc<AtomicUsize>,
     /// A handle on the listening socket, to stop accepting at shutdown.
     listener: TcpListener,
     addr: SocketAddr,
@@ -56,19 +65,24 @@ impl HttpServer {
         let server = Server::from_listener(listener, None).map_err(io::Error::other)?;
         let server = Arc::new(server);
         let stopping = Arc::new(AtomicBool::new(false));
+        let unwritten = Arc::new(AtomicUsize::new(0));
         let workers = (0..workers)
             .map(|i| {
                 let server = Arc::clone(&server);
-                let service = Arc::clone(&service);
-                let stopping = Arc::clone(&stopping);
+                let worker = Worker {
+                    service: Arc::clone(&service),
+                    stopping: Arc::clone(&stopping),
+                    unwritten: Arc::clone(&unwritten),
+                };
                 thread::Builder::new()
                     .name(format!("http-worker-{i}"))
-                    .spawn(move || work(&server, &service, &stopping))
+                    .spawn(move || worker.work(&server))
             })
             .collect::<io::Result<Vec<_>>>()?;
         Ok(HttpServer {
             workers,
             stopping,
+            unwritten,
             listener: handle,
             addr,
         })
@@ -90,55 +104,93 @@ impl HttpServer {
         }
     }
 
-    /// True once every worker has exited.
+    /// True once every worker has exited and every answer they gave has
+    /// been written (or its client has gone).
     pub fn is_drained(&self) -> bool {
         self.workers.iter().all(JoinHandle::is_finished)
+            && self.unwritten.load(Ordering::SeqCst) == 0
     }
 }
 
-/// One worker: take the next request, answer it, repeat; once the server is
-/// draining, exit as soon as no request is waiting.
-fn work(server: &Server, service: &Service, stopping: &AtomicBool) {
-    loop {
-        match server.recv_timeout(DRAIN_POLL) {
-            Ok(Some(request)) => serve(request, service),
-            Ok(None) if stopping.load(Ordering::SeqCst) => return,
-            Ok(None) => {}
-            Err(err) if stopping.load(Ordering::SeqCst) => {
-                log::debug!("HTTP listener closed: {err}");
-            }
-            Err(err) => log::warn!("HTTP listener error: {err}"),
+/// What one worker thread needs.
+struct Worker {
+    service: Arc<Service>,
+    stopping: Arc<AtomicBool>,
+    unwritten: Arc<AtomicUsize>,
+}
+
+/// A response body that counts itself among the unwritten answers until
+/// the connection's thread has written it (and dropped it).
+struct CountedBody {
+    bytes: Cursor<bytes::Bytes>,
+    unwritten: Arc<AtomicUsize>,
+}
+
+impl CountedBody {
+    fn new(bytes: Cursor<bytes::Bytes>, unwritten: &Arc<AtomicUsize>) -> CountedBody {
+        unwritten.fetch_add(1, Ordering::SeqCst);
+        CountedBody {
+            bytes,
+            unwritten: Arc::clone(unwritten),
         }
     }
 }
 
-fn serve(request: Request, service: &Service) {
-    let started = Instant::now();
-    let metrics = service.metrics();
-    metrics.in_flight(1);
-    let response = route(&request, service);
-    let status = response.status_code().0;
-    if log::log_enabled!(log::Level::Debug) {
-        let cache = response
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("X-Cache"))
-            .map_or("-", |h| h.value.as_str());
-        log::debug!(
-            "{} {} {} {} {:?}",
-            request.method(),
-            request.url(),
-            status,
-            cache,
-            started.elapsed()
-        );
+impl Read for CountedBody {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.bytes.read(buf)
     }
-    // Counted before the answer is written, so a client that has read its
-    // answer always finds it counted (a scrape right after sees it).
-    metrics.in_flight(-1);
-    metrics.http_request(status, started.elapsed());
-    if let Err(err) = request.respond(response) {
-        log::debug!("HTTP response not delivered: {err}");
+}
+
+impl Drop for CountedBody {
+    fn drop(&mut self) {
+        self.unwritten.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Worker {
+    /// Takes the next request, answers it, repeats; once the server is
+    /// draining, exits as soon as no request is waiting.
+    fn work(&self, server: &Server) {
+        loop {
+            match server.recv_timeout(DRAIN_POLL) {
+                Ok(Some(request)) => self.serve(request),
+                Ok(None) if self.stopping.load(Ordering::SeqCst) => return,
+                Ok(None) => {}
+                Err(err) if self.stopping.load(Ordering::SeqCst) => {
+                    log::debug!("HTTP listener closed: {err}");
+                }
+                Err(err) => log::warn!("HTTP listener error: {err}"),
+            }
+        }
+    }
+
+    fn serve(&self, request: Request) {
+        let started = Instant::now();
+        let metrics = self.service.metrics();
+        metrics.in_flight(1);
+        let response = route(&request, &self.service);
+        let status = response.status;
+        if log::log_enabled!(log::Level::Debug) {
+            log::debug!(
+                "{} {} {} {} {:?}",
+                request.method(),
+                request.url(),
+                status,
+                response.header("X-Cache").unwrap_or("-"),
+                started.elapsed()
+            );
+        }
+        // Counted before the answer is written, so a client that has read its
+        // answer always finds it counted (a scrape right after sees it).
+        metrics.in_flight(-1);
+        metrics.http_request(status, started.elapsed());
+        // Written by the connection's own thread: this worker is free now,
+        // however slowly the client reads. While draining, the answer says
+        // `Connection: close` and the connection ends after it.
+        let close = self.stopping.load(Ordering::SeqCst);
+        let response = response.into_tiny(|bytes| CountedBody::new(bytes, &self.unwritten));
+        request.respond_on_connection(response, close);
     }
 }
 
@@ -167,12 +219,13 @@ fn proxy(request: &Request, query: &str, service: &Service) -> HttpResponse {
     if request.body_length().is_some_and(|len| len > 0) {
         return response::error(413, "GET /proxy takes no request body", None);
     }
-    let key = match query::find_key(query) {
+    let max = service.max_key_bytes();
+    let key = match query::find_key(query, max) {
         Ok(key) => key,
-        Err(query::KeyError::TooLong) => {
-            return response::error(414, &query::KeyError::TooLong.message(), None)
+        Err(err @ query::KeyError::TooLong) => {
+            return response::error(414, &err.message(max), None)
         }
-        Err(err) => return response::error(400, &err.message(), None),
+        Err(err) => return response::error(400, &err.message(max), None),
     };
     let _place = service.admit();
     match service.get(&key) {
@@ -183,7 +236,7 @@ fn proxy(request: &Request, query: &str, service: &Service) -> HttpResponse {
 }
 
 fn ready(service: &Service) -> HttpResponse {
-    match service.backend().ping() {
+    match service.ready() {
         Ok(()) => response::json(200, &json!({ "status": "ready", "backend": "up" })),
         Err(err) => response::json(
             503,

@@ -8,11 +8,6 @@
 use percent_encoding::percent_decode;
 use std::borrow::Cow;
 
-/// Longest key accepted, in bytes after decoding. Redis allows far longer
-/// keys, but nobody reads a key this long over a URL on purpose, and the cap
-/// bounds what one request can make us hash, store and log.
-pub const MAX_KEY_BYTES: usize = 8 * 1024;
-
 /// Why the query did not name exactly one usable key.
 #[derive(Debug, PartialEq, Eq)]
 pub enum KeyError {
@@ -22,25 +17,27 @@ pub enum KeyError {
     Empty,
     /// `key` given more than once.
     Repeated,
-    /// Longer than [`MAX_KEY_BYTES`].
+    /// Longer than MAX_KEY_BYTES (the `max` passed to [`find_key`]).
     TooLong,
 }
 
 impl KeyError {
     /// The sentence for the JSON error body.
-    pub fn message(&self) -> String {
+    pub fn message(&self, max: usize) -> String {
         match self {
             KeyError::Missing => "missing query parameter 'key'".to_owned(),
             KeyError::Empty => "query parameter 'key' is empty".to_owned(),
             KeyError::Repeated => "query parameter 'key' is given more than once".to_owned(),
-            KeyError::TooLong => format!("key is longer than {MAX_KEY_BYTES} bytes"),
+            KeyError::TooLong => format!("key too long (max {max} bytes)"),
         }
     }
 }
 
 /// The decoded value of the one `key` parameter in `query` (the part of the
-/// URL after `?`, without the `#fragment`).
-pub fn find_key(query: &str) -> Result<Vec<u8>, KeyError> {
+/// URL after `?`, without the `#fragment`), at most `max` bytes long.
+/// Redis allows far longer keys; the cap (MAX_KEY_BYTES) bounds what one
+/// request can make the proxy hash, store and log.
+pub fn find_key(query: &str, max: usize) -> Result<Vec<u8>, KeyError> {
     let mut found: Option<Vec<u8>> = None;
     for pair in query.split('&') {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -55,7 +52,7 @@ pub fn find_key(query: &str) -> Result<Vec<u8>, KeyError> {
     match found {
         None => Err(KeyError::Missing),
         Some(key) if key.is_empty() => Err(KeyError::Empty),
-        Some(key) if key.len() > MAX_KEY_BYTES => Err(KeyError::TooLong),
+        Some(key) if key.len() > max => Err(KeyError::TooLong),
         Some(key) => Ok(key),
     }
 }
@@ -74,40 +71,45 @@ fn decode(component: &str) -> Cow<'_, [u8]> {
 mod tests {
     use super::*;
 
+    const MAX: usize = 8192;
+
     #[test]
     fn decodes_plus_and_percent_escapes() {
-        assert_eq!(find_key("key=a+b%20c").as_deref(), Ok(&b"a b c"[..]));
+        assert_eq!(find_key("key=a+b%20c", MAX).as_deref(), Ok(&b"a b c"[..]));
         assert_eq!(
-            find_key("key=%26%3D%2F%25%2B").as_deref(),
+            find_key("key=%26%3D%2F%25%2B", MAX).as_deref(),
             Ok(&b"&=/%+"[..])
         );
-        assert_eq!(find_key("key=%E2%9C%93").as_deref(), Ok("✓".as_bytes()));
-        assert_eq!(find_key("key=%FF%00").as_deref(), Ok(&b"\xff\x00"[..]));
+        assert_eq!(
+            find_key("key=%E2%9C%93", MAX).as_deref(),
+            Ok("✓".as_bytes())
+        );
+        assert_eq!(find_key("key=%FF%00", MAX).as_deref(), Ok(&b"\xff\x00"[..]));
     }
 
     #[test]
     fn ignores_other_parameters_and_finds_encoded_names() {
-        assert_eq!(find_key("a=1&key=x&b").as_deref(), Ok(&b"x"[..]));
-        assert_eq!(find_key("%6Bey=x").as_deref(), Ok(&b"x"[..]));
+        assert_eq!(find_key("a=1&key=x&b", MAX).as_deref(), Ok(&b"x"[..]));
+        assert_eq!(find_key("%6Bey=x", MAX).as_deref(), Ok(&b"x"[..]));
     }
 
     #[test]
     fn keeps_malformed_escapes_literally() {
-        assert_eq!(find_key("key=100%").as_deref(), Ok(&b"100%"[..]));
-        assert_eq!(find_key("key=%zz").as_deref(), Ok(&b"%zz"[..]));
+        assert_eq!(find_key("key=100%", MAX).as_deref(), Ok(&b"100%"[..]));
+        assert_eq!(find_key("key=%zz", MAX).as_deref(), Ok(&b"%zz"[..]));
     }
 
     #[test]
     fn rejects_missing_empty_repeated_and_long_keys() {
-        assert_eq!(find_key(""), Err(KeyError::Missing));
-        assert_eq!(find_key("keys=a"), Err(KeyError::Missing));
-        assert_eq!(find_key("key="), Err(KeyError::Empty));
-        assert_eq!(find_key("key"), Err(KeyError::Empty));
-        assert_eq!(find_key("key=a&key=b"), Err(KeyError::Repeated));
-        assert_eq!(find_key("key=a&key=a"), Err(KeyError::Repeated));
-        let long = format!("key={}", "k".repeat(MAX_KEY_BYTES + 1));
-        assert_eq!(find_key(&long), Err(KeyError::TooLong));
-        let exact = format!("key={}", "k".repeat(MAX_KEY_BYTES));
-        assert!(find_key(&exact).is_ok());
+        assert_eq!(find_key("", MAX), Err(KeyError::Missing));
+        assert_eq!(find_key("keys=a", MAX), Err(KeyError::Missing));
+        assert_eq!(find_key("key=", MAX), Err(KeyError::Empty));
+        assert_eq!(find_key("key", MAX), Err(KeyError::Empty));
+        assert_eq!(find_key("key=a&key=b", MAX), Err(KeyError::Repeated));
+        assert_eq!(find_key("key=a&key=a", MAX), Err(KeyError::Repeated));
+        let long = format!("key={}", "k".repeat(MAX + 1));
+        assert_eq!(find_key(&long, MAX), Err(KeyError::TooLong));
+        let exact = format!("key={}", "k".repeat(MAX));
+        assert!(find_key(&exact, MAX).is_ok());
     }
 }

@@ -1,9 +1,10 @@
 //! Building the HTTP responses: values, JSON bodies and errors.
 //!
 //! Every response carries its `Content-Length` (the chunking threshold is
-//! lifted in [`build`]), and every error body is JSON with an `error` field.
+//! lifted in [`HttpResponse::into_tiny`]), and every error body the proxy
+//! writes is JSON with an `error` field.
 
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -13,25 +14,59 @@ use tiny_http::{Header, Response, StatusCode};
 use crate::backend::BackendError;
 use crate::service::Found;
 
-/// The one response type every route returns.
-pub type HttpResponse = Response<Cursor<Bytes>>;
+/// What a route answers: status, headers and a body shared with the cache
+/// (a hit's value is never copied). Turned into tiny_http's type only when
+/// it is handed to the connection to write ([`HttpResponse::into_tiny`]).
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// Headers besides those tiny_http adds (Date, Server, Content-Length).
+    pub headers: Vec<Header>,
+    body: Bytes,
+}
+
+impl HttpResponse {
+    /// The same response with one more header.
+    pub fn with_header(mut self, header: Header) -> HttpResponse {
+        self.headers.push(header);
+        self
+    }
+
+    /// The value of a header set by the proxy, for the access log.
+    pub fn header(&self, name: &'static str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|h| h.field.equiv(name))
+            .map(|h| h.value.as_str())
+    }
+
+    /// tiny_http's response, with an exact `Content-Length` and no chunking
+    /// whatever the size (tiny_http would chunk bodies of 32 KiB and more).
+    /// `body` wraps the bytes, so the caller can learn when they are written.
+    pub fn into_tiny<B: Read>(self, body: impl FnOnce(Cursor<Bytes>) -> B) -> Response<B> {
+        let len = self.body.len();
+        Response::new(
+            StatusCode(self.status),
+            self.headers,
+            body(Cursor::new(self.body)),
+            Some(len),
+            None,
+        )
+        .with_chunked_threshold(usize::MAX)
+    }
+}
 
 const JSON: &[u8] = b"application/json";
 const TEXT: &[u8] = b"text/plain; charset=utf-8";
 const BINARY: &[u8] = b"application/octet-stream";
 
-/// A response with an exact `Content-Length` and no chunking, whatever the
-/// size: tiny_http would chunk bodies of 32 KiB and more by default.
+/// A response with the given status, content type and body.
 pub fn build(status: u16, content_type: &[u8], body: Bytes) -> HttpResponse {
-    let len = body.len();
-    Response::new(
-        StatusCode(status),
-        vec![header(b"Content-Type", content_type)],
-        Cursor::new(body),
-        Some(len),
-        None,
-    )
-    .with_chunked_threshold(usize::MAX)
+    HttpResponse {
+        status,
+        headers: vec![header(b"Content-Type", content_type)],
+        body,
+    }
 }
 
 /// A header from two constant byte strings. Both are ASCII literals in this

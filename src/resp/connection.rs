@@ -67,6 +67,7 @@ pub fn fetch(fetch: &Fetch, protocol: Protocol, service: &Service) -> Vec<u8> {
     metrics.in_flight(1);
     let ok = match fetch {
         Fetch::Get(key) => {
+            fault_hook(key);
             let result = service.get(key);
             let outcome = match &result {
                 Ok(Some(found)) if found.hit => "HIT",
@@ -80,28 +81,44 @@ pub fn fetch(fetch: &Fetch, protocol: Protocol, service: &Service) -> Vec<u8> {
                 Ok(None) => replies.null(),
                 Err(err) => backend_error(&mut replies, &err),
             }
-            true
+            outcome != "error"
         }
-        Fetch::MGet(keys) => {
-            match mget(service, keys) {
-                Ok(values) => {
-                    replies.array(values.len());
-                    for value in values {
-                        match value {
-                            Some(bytes) => replies.bulk(&bytes),
-                            None => replies.null(),
-                        }
+        Fetch::MGet(keys) => match mget(service, keys) {
+            Ok(values) => {
+                replies.array(values.len());
+                for value in values {
+                    match value {
+                        Some(bytes) => replies.bulk(&bytes),
+                        None => replies.null(),
                     }
                 }
-                Err(err) => backend_error(&mut replies, &err),
+                true
             }
-            true
-        }
+            Err(err) => {
+                backend_error(&mut replies, &err);
+                false
+            }
+        },
     };
     metrics.in_flight(-1);
     metrics.resp_request(ok, started.elapsed());
     replies.buf
 }
+
+/// The key that makes a worker panic, in builds with the `fault-injection`
+/// feature only (the test suite's), to prove a panic costs one error reply.
+#[cfg(feature = "fault-injection")]
+pub const PANIC_KEY: &[u8] = b"redis-proxy:fault-injection:panic";
+
+#[cfg(feature = "fault-injection")]
+fn fault_hook(key: &[u8]) {
+    if key == PANIC_KEY {
+        panic!("fault injection: a worker panics on request");
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn fault_hook(_key: &[u8]) {}
 
 /// The access line for a RESP GET, at debug level.
 fn log_get(key: &[u8], outcome: &str, started: Instant) {
@@ -130,6 +147,14 @@ pub fn execute(
     let started = Instant::now();
     let metrics = service.metrics();
     let ok = match Command::parse(args) {
+        Command::Get(key) if key.len() > service.max_key_bytes() => {
+            key_too_long(replies, service);
+            false
+        }
+        Command::MGet(keys) if keys.iter().any(|k| k.len() > service.max_key_bytes()) => {
+            key_too_long(replies, service);
+            false
+        }
         Command::Get(key) => {
             // A hit is answered here when a MAX_CLIENTS place is free now;
             // anything else goes to a worker, which may wait for one.
@@ -244,6 +269,15 @@ pub fn execute(
     };
     metrics.resp_request(ok, started.elapsed());
     Step::Done
+}
+
+/// The answer to a key over MAX_KEY_BYTES: refused before it reaches the
+/// cache's lock or Redis, and the connection goes on.
+fn key_too_long(replies: &mut Replies, service: &Service) {
+    replies.error(&format!(
+        "ERR key too long (max {} bytes)",
+        service.max_key_bytes()
+    ));
 }
 
 /// Reads every key; absent keys and keys holding another type are nil, as

@@ -11,6 +11,14 @@
 //! Order is kept per connection: while a connection waits for a worker's
 //! reply, nothing more of its input is executed; the reply is appended when
 //! it arrives and the connection resumes.
+//!
+//! Flow control: a connection's socket is read only while everything it sent
+//! has been executed, it waits for no worker, and its unsent output is under
+//! the high-water mark. Otherwise its further requests stay in the kernel's
+//! buffers (and then the client's own send blocks), so what one connection
+//! holds here is bounded: one partial request (at most `parse::MAX_REQUEST`)
+//! plus one read, and about `OUTPUT_HIGH_WATER` of replies (plus the last
+//! reply, which may be one large value).
 
 use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read, Write};
@@ -28,7 +36,7 @@ use crate::log_limit::LogLimiter;
 use crate::service::Service;
 
 use super::connection::{execute, fetch, Fetch, Session, Step};
-use super::parse;
+use super::parse::Parser;
 use super::reply::{Protocol, Replies};
 use super::RespSettings;
 
@@ -56,13 +64,13 @@ pub struct Shared {
 }
 
 /// A worker's finished reply for a connection.
-struct Done {
+pub struct Done {
     token: Token,
     reply: Vec<u8>,
 }
 
 /// A read for a worker to do.
-struct Job {
+pub struct Job {
     token: Token,
     fetch: Fetch,
     protocol: Protocol,
@@ -72,6 +80,8 @@ struct Conn {
     stream: TcpStream,
     session: Session,
     input: Vec<u8>,
+    /// Progress through the partial request at the front of `input`.
+    parser: Parser,
     replies: Replies,
     /// Bytes of `replies.buf` already written.
     written: usize,
@@ -89,12 +99,12 @@ struct Conn {
 pub fn run(
     mut listener: TcpListener,
     poll: Poll,
-    waker: Arc<Waker>,
+    workers: (Sender<Job>, Receiver<Done>),
     settings: RespSettings,
     service: Arc<Service>,
     shared: Arc<Shared>,
 ) {
-    let (jobs, done) = start_workers(&settings, &service, &waker);
+    let (jobs, done) = workers;
     let mut event_loop = Loop {
         poll,
         conns: HashMap::new(),
@@ -159,18 +169,21 @@ pub fn run(
     }
 }
 
-fn start_workers(
+/// Starts the worker threads that do reads needing Redis. Fails if any
+/// cannot start, rather than leave connections waiting for a worker that
+/// does not exist.
+pub fn start_workers(
     settings: &RespSettings,
     service: &Arc<Service>,
     waker: &Arc<Waker>,
-) -> (Sender<Job>, Receiver<Done>) {
+) -> io::Result<(Sender<Job>, Receiver<Done>)> {
     let (job_tx, job_rx) = mpsc::channel::<Job>();
     let (done_tx, done_rx) = mpsc::channel::<Done>();
     let job_rx = Arc::new(Mutex::new(job_rx));
     for i in 0..settings.workers {
         let (job_rx, done_tx) = (Arc::clone(&job_rx), done_tx.clone());
         let (service, waker) = (Arc::clone(service), Arc::clone(waker));
-        let spawned = thread::Builder::new()
+        thread::Builder::new()
             .name(format!("resp-worker-{i}"))
             .spawn(move || loop {
                 let job = {
@@ -180,7 +193,7 @@ fn start_workers(
                         Err(_) => return,
                     }
                 };
-                let reply = fetch(&job.fetch, job.protocol, &service);
+                let reply = fetch_guarded(&job, &service);
                 if done_tx
                     .send(Done {
                         token: job.token,
@@ -191,12 +204,27 @@ fn start_workers(
                     return;
                 }
                 let _ = waker.wake();
-            });
-        if let Err(err) = spawned {
-            log::error!("cannot start a RESP worker: {err}");
+            })?;
+    }
+    Ok((job_tx, done_rx))
+}
+
+/// Runs a job, turning a panic into an error reply: the connection goes on,
+/// the panic is logged (by the panic hook and here), and the worker lives on
+/// to take the next job, as a replaced worker would.
+fn fetch_guarded(job: &Job, service: &Service) -> Vec<u8> {
+    let run = || fetch(&job.fetch, job.protocol, service);
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(reply) => reply,
+        Err(_) => {
+            log::error!("a RESP worker panicked; answered -ERR internal error");
+            service.metrics().resp_request(false, Duration::ZERO);
+            let mut replies = Replies::new();
+            replies.protocol = job.protocol;
+            replies.error("ERR internal error");
+            replies.buf
         }
     }
-    (job_tx, done_rx)
 }
 
 struct Loop {
@@ -240,6 +268,7 @@ impl Loop {
                             stream,
                             session: Session::new(self.next_id),
                             input: Vec::new(),
+                            parser: Parser::default(),
                             replies: Replies::new(),
                             written: 0,
                             waiting: false,
@@ -273,23 +302,27 @@ impl Loop {
         self.want_accept = false;
     }
 
-    /// Reads, executes and writes for one connection, closing it when done.
+    /// Executes, writes and reads for one connection, closing it when done.
+    /// Reads one chunk at a time, and only while [`may_read`] says the
+    /// connection has room: flow control.
     fn service_conn(&mut self, token: Token) {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
         let live = self.shared.live.load(Ordering::SeqCst);
-        let mut open = read_input(conn, &mut self.chunk);
-        while open {
-            let executed = execute_input(conn, token, &self.service, &self.jobs, live);
-            open = executed.is_some() && write_output(conn);
-            // Execution stopped at the output high-water mark and the output
-            // has since drained: go on with the input already buffered.
-            let drained = conn.replies.buf.is_empty();
-            if executed.unwrap_or(0) == 0 || !drained || conn.waiting || conn.input.is_empty() {
-                break;
+        let open = loop {
+            if !execute_input(conn, token, &self.service, &self.jobs, live) || !write_output(conn) {
+                break false;
             }
-        }
+            if !may_read(conn) {
+                break true;
+            }
+            match read_chunk(conn, &mut self.chunk) {
+                ReadOutcome::Data => {}
+                ReadOutcome::Drained => break true,
+                ReadOutcome::Finished => break false,
+            }
+        };
         if !open
             || (conn.closing
                 && conn.written == conn.replies.buf.len()
@@ -358,58 +391,79 @@ impl Loop {
     }
 }
 
-/// Reads what the socket has, through the loop's `chunk` buffer (one
-/// buffer for all connections, so no per-read zeroing or allocation). False
-/// when the connection is finished.
-fn read_input(conn: &mut Conn, chunk: &mut [u8]) -> bool {
+/// What one read from a socket gave.
+enum ReadOutcome {
+    /// Bytes arrived: execute them, then perhaps read again.
+    Data,
+    /// Nothing more for now (or the client closed its side).
+    Drained,
+    /// The connection is finished.
+    Finished,
+}
+
+/// Whether the loop may read more from this connection now: everything it
+/// sent has been executed (the input holds at most a partial request), it
+/// waits for no worker, and its unsent output is under the high-water mark.
+/// After a protocol error or at shutdown, input is read only to be dropped.
+fn may_read(conn: &Conn) -> bool {
+    if conn.discarding > 0 || conn.closing {
+        return true;
+    }
+    !conn.waiting
+        && !conn.session.quit
+        && conn.replies.buf.len() - conn.written <= OUTPUT_HIGH_WATER
+}
+
+/// Reads one chunk through the loop's `chunk` buffer (one buffer for all
+/// connections, so no per-read zeroing or allocation).
+fn read_chunk(conn: &mut Conn, chunk: &mut [u8]) -> ReadOutcome {
     loop {
         match conn.stream.read(chunk) {
             Ok(0) => {
                 // The client closed its side: answer what it sent, then close.
                 conn.closing = true;
                 conn.discarding = 0;
-                return true;
+                return ReadOutcome::Drained;
             }
             Ok(n) => {
                 conn.last_active = Instant::now();
                 if conn.discarding > 0 {
                     conn.discarding = conn.discarding.saturating_sub(n);
                     if conn.discarding == 0 {
-                        return false;
+                        return ReadOutcome::Finished;
                     }
                 } else if !conn.closing {
                     conn.input.extend_from_slice(&chunk[..n]);
                 }
+                return ReadOutcome::Data;
             }
-            Err(err) if err.kind() == ErrorKind::WouldBlock => return true,
+            Err(err) if err.kind() == ErrorKind::WouldBlock => return ReadOutcome::Drained,
             Err(err) if err.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return false,
+            Err(_) => return ReadOutcome::Finished,
         }
     }
 }
 
 /// Executes complete requests until one needs Redis or the output is full.
-/// Returns how many ran, or None when the connection is finished.
+/// False when the connection is finished.
 fn execute_input(
     conn: &mut Conn,
     token: Token,
     service: &Service,
     jobs: &Sender<Job>,
     live: usize,
-) -> Option<usize> {
+) -> bool {
     let mut consumed = 0;
-    let mut executed = 0;
     while !conn.waiting && !conn.session.quit && conn.discarding == 0 {
         if conn.replies.buf.len() - conn.written > OUTPUT_HIGH_WATER {
             break;
         }
-        match parse::parse(&conn.input[consumed..]) {
+        match conn.parser.parse(&conn.input[consumed..]) {
             Ok(Some(request)) => {
                 let frame = &conn.input[consumed..consumed + request.len];
                 let args: Vec<&[u8]> = request.args.iter().map(|r| &frame[r.clone()]).collect();
                 let step = execute(&args, &mut conn.session, &mut conn.replies, service, live);
                 consumed += request.len;
-                executed += 1;
                 if let Step::Fetch(fetch) = step {
                     let job = Job {
                         token,
@@ -417,7 +471,7 @@ fn execute_input(
                         protocol: conn.replies.protocol,
                     };
                     if jobs.send(job).is_err() {
-                        return None;
+                        return false;
                     }
                     conn.waiting = true;
                 }
@@ -429,6 +483,7 @@ fn execute_input(
             Err(err) => {
                 conn.replies
                     .error(&format!("ERR Protocol error: {}", err.0));
+                service.metrics().resp_request(false, Duration::ZERO);
                 conn.closing = true;
                 conn.discarding = DISCARD_LIMIT;
                 conn.closing_since = Some(Instant::now());
@@ -437,7 +492,7 @@ fn execute_input(
         }
     }
     conn.input.drain(..consumed);
-    Some(executed)
+    true
 }
 
 /// Writes pending output. False when the connection is finished.

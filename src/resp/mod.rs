@@ -64,12 +64,15 @@ impl RespServer {
         let handle = listener.try_clone()?;
         listener.set_nonblocking(true)?;
         let (poll, waker, shared) = event_loop::prepare()?;
+        let workers = event_loop::start_workers(&settings, &service, &waker)?;
         let event_loop = {
-            let (waker, shared) = (Arc::clone(&waker), Arc::clone(&shared));
+            let shared = Arc::clone(&shared);
             let listener = mio::net::TcpListener::from_std(listener);
             thread::Builder::new()
                 .name("resp-loop".to_owned())
-                .spawn(move || event_loop::run(listener, poll, waker, settings, service, shared))?
+                .spawn(move || {
+                    event_loop::run(listener, poll, workers, settings, service, shared)
+                })?
         };
         Ok(RespServer {
             addr,

@@ -8,18 +8,28 @@
 //! safe on hostile input: there is no recursion to overflow, and the limits
 //! below are Redis's.
 //!
-//! The parser checks before it builds: [`parse`] walks the buffer without
-//! allocating anything sized by the input's declared lengths, returns
+//! The parser checks before it builds: [`Parser::parse`] walks the buffer
+//! without allocating anything sized by the input's declared lengths, returns
 //! `Ok(None)` until a whole request has arrived, and then returns the
 //! argument positions and the bytes consumed. A declared length is never
 //! allocated up front: the caller's buffer only ever holds what arrived.
+//!
+//! A [`Parser`] remembers how far it got in a request that has not fully
+//! arrived (the arguments found, the line searched so far), so a request
+//! delivered in any number of pieces costs O(its length) in all, not a
+//! re-parse from its start on every read.
 
 use std::ops::Range;
 
 /// Most arguments in one request (Redis: 1024*1024).
 pub const MAX_ARGS: usize = 1024 * 1024;
-/// Largest bulk string (Redis's `proto-max-bulk-len` default, 512 MB).
-pub const MAX_BULK_LEN: usize = 512 * 1024 * 1024;
+/// Largest request, all its arguments together. Redis takes 512 MB bulk
+/// strings because it stores what it is sent; the proxy serves reads only,
+/// whose arguments are keys (at most `MAX_KEY_BYTES`, 1 MiB at the most)
+/// and short words, so a request larger than this is refused as soon as its
+/// declared lengths say so, and one connection never makes the proxy buffer
+/// more than this plus one read.
+pub const MAX_REQUEST: usize = 4 * 1024 * 1024;
 /// Longest inline command or length line (Redis: 64 KiB).
 pub const MAX_LINE: usize = 64 * 1024;
 
@@ -29,7 +39,7 @@ pub const MAX_LINE: usize = 64 * 1024;
 pub struct ProtocolError(pub &'static str);
 
 /// One complete request: where each argument lies in the buffer passed to
-/// [`parse`], and how many bytes it took.
+/// [`Parser::parse`], and how many bytes it took.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     /// Byte ranges of the arguments, the command name first. Empty for an
@@ -39,28 +49,151 @@ pub struct Request {
     pub len: usize,
 }
 
-/// Parses the request at the front of `buf`: `Ok(None)` if it has not fully
-/// arrived yet.
+/// Parses the request at the front of `buf` from scratch: `Ok(None)` if it
+/// has not fully arrived yet. For one-off buffers (tests, fuzzing).
 pub fn parse(buf: &[u8]) -> Result<Option<Request>, ProtocolError> {
-    match buf.first() {
-        None => Ok(None),
-        Some(b'*') => parse_array(buf),
-        Some(_) => parse_inline(buf),
-    }
+    Parser::default().parse(buf)
 }
 
-/// The end of the line starting at `from` (the index of its `\r`), or None
-/// if the line has not arrived; an error if it is longer than `MAX_LINE`.
-fn line_end(
-    buf: &[u8],
-    from: usize,
-    too_long: &'static str,
-) -> Result<Option<usize>, ProtocolError> {
-    let window = &buf[from..buf.len().min(from + MAX_LINE + 2)];
-    match memchr_crlf(window) {
-        Some(i) => Ok(Some(from + i)),
-        None if window.len() > MAX_LINE => Err(ProtocolError(too_long)),
-        None => Ok(None),
+/// A connection's parser: what it has learnt of the request at the front
+/// of the connection's buffer. Between calls the caller may append bytes to
+/// that buffer but must not move the request's start.
+#[derive(Debug, Default)]
+pub struct Parser {
+    /// Arguments found so far.
+    args: Vec<Range<usize>>,
+    /// The array's declared count, once its header line is in.
+    count: Option<usize>,
+    /// Where the next argument starts.
+    pos: usize,
+    /// How far the line being looked for has been searched.
+    scanned: usize,
+}
+
+impl Parser {
+    /// Parses the request at the front of `buf`, carrying on from the last
+    /// call: `Ok(None)` if it has not fully arrived yet. After a request or
+    /// an error, the parser starts afresh.
+    pub fn parse(&mut self, buf: &[u8]) -> Result<Option<Request>, ProtocolError> {
+        let result = match buf.first() {
+            None => return Ok(None),
+            Some(b'*') => self.parse_array(buf),
+            Some(_) => self.parse_inline(buf),
+        };
+        if !matches!(result, Ok(None)) {
+            *self = Parser::default();
+        }
+        result
+    }
+
+    /// The end of the line starting at `from` (the index of its `\r`), or
+    /// None if the line has not arrived; an error if it is longer than
+    /// `MAX_LINE`. Resumes where the last search for it stopped.
+    fn line_end(
+        &mut self,
+        buf: &[u8],
+        from: usize,
+        too_long: &'static str,
+    ) -> Result<Option<usize>, ProtocolError> {
+        let limit = buf.len().min(from + MAX_LINE + 2);
+        let start = self.scanned.max(from);
+        if let Some(i) = buf.get(start..limit).and_then(memchr_crlf) {
+            self.scanned = 0;
+            return Ok(Some(start + i));
+        }
+        if limit.saturating_sub(from) > MAX_LINE {
+            return Err(ProtocolError(too_long));
+        }
+        // A `\r` at the very end may yet be followed by its `\n`.
+        self.scanned = limit.saturating_sub(1).max(from);
+        Ok(None)
+    }
+
+    fn parse_array(&mut self, buf: &[u8]) -> Result<Option<Request>, ProtocolError> {
+        let count = match self.count {
+            Some(count) => count,
+            None => {
+                let Some(end) = self.line_end(buf, 1, "too big mbulk count string")? else {
+                    return Ok(None);
+                };
+                let count = parse_len(&buf[1..end], i64::MIN, MAX_ARGS as i64)
+                    .ok_or(ProtocolError("invalid multibulk length"))?;
+                // `*0` and `*-1` are empty requests, which Redis skips.
+                let count = usize::try_from(count).unwrap_or(0);
+                self.count = Some(count);
+                self.pos = end + 2;
+                count
+            }
+        };
+        while self.args.len() < count {
+            let pos = self.pos;
+            match buf.get(pos) {
+                None => return Ok(None),
+                Some(b'$') => {}
+                Some(_) => return Err(ProtocolError("expected '$'")),
+            }
+            let Some(end) = self.line_end(buf, pos + 1, "too big bulk count string")? else {
+                return Ok(None);
+            };
+            let len = parse_len(&buf[pos + 1..end], 0, MAX_REQUEST as i64)
+                .ok_or(ProtocolError("invalid bulk length"))? as usize;
+            let start = end + 2;
+            // Cannot overflow: len <= MAX_REQUEST and start indexes memory.
+            let stop = start + len;
+            if stop + 2 > MAX_REQUEST {
+                return Err(ProtocolError("request too large for the proxy"));
+            }
+            if buf.len() < stop + 2 {
+                // Only the length line is looked at again next time.
+                return Ok(None);
+            }
+            if &buf[stop..stop + 2] != b"\r\n" {
+                return Err(ProtocolError("bulk string not terminated by CRLF"));
+            }
+            self.args.push(start..stop);
+            self.pos = stop + 2;
+        }
+        Ok(Some(Request {
+            args: std::mem::take(&mut self.args),
+            len: self.pos,
+        }))
+    }
+
+    fn parse_inline(&mut self, buf: &[u8]) -> Result<Option<Request>, ProtocolError> {
+        // Inline commands may end in a bare `\n`, as telnet sends them.
+        let window_end = buf.len().min(MAX_LINE + 1);
+        let start = self.scanned.min(window_end);
+        let Some(i) = buf[start..window_end].iter().position(|&b| b == b'\n') else {
+            if window_end > MAX_LINE {
+                return Err(ProtocolError("too big inline request"));
+            }
+            self.scanned = window_end;
+            return Ok(None);
+        };
+        let newline = start + i;
+        let line_end = if newline > 0 && buf[newline - 1] == b'\r' {
+            newline - 1
+        } else {
+            newline
+        };
+        let mut args = Vec::new();
+        let mut i = 0;
+        while i < line_end {
+            while i < line_end && buf[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            let start = i;
+            while i < line_end && !buf[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            if i > start {
+                args.push(start..i);
+            }
+        }
+        Ok(Some(Request {
+            args,
+            len: newline + 1,
+        }))
     }
 }
 
@@ -92,78 +225,6 @@ fn parse_len(digits: &[u8], min: i64, max: i64) -> Option<i64> {
         .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
     let n = if negative { -magnitude } else { magnitude };
     (min..=max).contains(&n).then_some(n)
-}
-
-fn parse_array(buf: &[u8]) -> Result<Option<Request>, ProtocolError> {
-    let Some(end) = line_end(buf, 1, "too big mbulk count string")? else {
-        return Ok(None);
-    };
-    let count = parse_len(&buf[1..end], i64::MIN, MAX_ARGS as i64)
-        .ok_or(ProtocolError("invalid multibulk length"))?;
-    let mut pos = end + 2;
-    // `*0` and `*-1` are empty requests, which Redis skips.
-    let count = usize::try_from(count).unwrap_or(0);
-    // Grow with what arrives, never with what is declared.
-    let mut args = Vec::with_capacity(count.min(16));
-    for _ in 0..count {
-        match buf.get(pos) {
-            None => return Ok(None),
-            Some(b'$') => {}
-            Some(_) => return Err(ProtocolError("expected '$'")),
-        }
-        let Some(end) = line_end(buf, pos + 1, "too big bulk count string")? else {
-            return Ok(None);
-        };
-        let len = parse_len(&buf[pos + 1..end], 0, MAX_BULK_LEN as i64)
-            .ok_or(ProtocolError("invalid bulk length"))? as usize;
-        let start = end + 2;
-        // start + len + 2 cannot overflow: len <= 512 MB and start is an
-        // index into a buffer in memory.
-        let stop = start + len;
-        if buf.len() < stop + 2 {
-            return Ok(None);
-        }
-        if &buf[stop..stop + 2] != b"\r\n" {
-            return Err(ProtocolError("bulk string not terminated by CRLF"));
-        }
-        args.push(start..stop);
-        pos = stop + 2;
-    }
-    Ok(Some(Request { args, len: pos }))
-}
-
-fn parse_inline(buf: &[u8]) -> Result<Option<Request>, ProtocolError> {
-    // Inline commands may end in a bare `\n`, as telnet sends them.
-    let window = &buf[..buf.len().min(MAX_LINE + 1)];
-    let Some(newline) = window.iter().position(|&b| b == b'\n') else {
-        if window.len() > MAX_LINE {
-            return Err(ProtocolError("too big inline request"));
-        }
-        return Ok(None);
-    };
-    let line_end = if newline > 0 && buf[newline - 1] == b'\r' {
-        newline - 1
-    } else {
-        newline
-    };
-    let mut args = Vec::new();
-    let mut i = 0;
-    while i < line_end {
-        while i < line_end && buf[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        let start = i;
-        while i < line_end && !buf[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i > start {
-            args.push(start..i);
-        }
-    }
-    Ok(Some(Request {
-        args,
-        len: newline + 1,
-    }))
 }
 
 #[cfg(test)]
@@ -215,8 +276,37 @@ mod tests {
             assert!(parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
         // A large but legal declared length just waits for the bytes.
-        assert_eq!(parse(b"*1\r\n$536870912\r\nabc"), Ok(None));
+        assert_eq!(parse(b"*1\r\n$4194000\r\nabc"), Ok(None));
         assert_eq!(parse(b"*1048576\r\n"), Ok(None));
+        // Beyond what the proxy takes in one request: refused at once.
+        assert!(parse(b"*1\r\n$4194304\r\n").is_err());
+        assert!(parse(b"*3\r\n$3\r\nGET\r\n$4000000\r\n").is_ok());
+        let mut two_big = b"*3\r\n$4\r\nMGET\r\n$3000000\r\n".to_vec();
+        two_big.extend(vec![b'a'; 3_000_000]);
+        two_big.extend(b"\r\n$3000000\r\n");
+        assert!(parse(&two_big).is_err());
+    }
+
+    #[test]
+    fn a_request_in_pieces_is_walked_once() {
+        // A 100k-argument MGET arriving a few bytes at a time: the resumed
+        // parser looks at each byte a bounded number of times.
+        let mut wire = b"*100001\r\n$4\r\nMGET\r\n".to_vec();
+        for i in 0..100_000 {
+            let key = format!("k{i:06}");
+            wire.extend(format!("${}\r\n{key}\r\n", key.len()).bytes());
+        }
+        let mut parser = Parser::default();
+        let mut outcome = Ok(None);
+        for end in (0..=wire.len()).step_by(7).chain([wire.len()]) {
+            outcome = parser.parse(&wire[..end]);
+            if !matches!(outcome, Ok(None)) {
+                break;
+            }
+        }
+        let request = outcome.expect("valid").expect("complete");
+        assert_eq!(request.args.len(), 100_001);
+        assert_eq!(request.len, wire.len());
     }
 
     #[test]

@@ -337,8 +337,19 @@ impl Server {
                                         receiver.recv().unwrap();
                                     }
                                 } else {
+                                    // redis-proxy patch 5: one request of a connection
+                                    // at a time. The next is read only once this one's
+                                    // response has been handed back and written here,
+                                    // on the connection's own thread: a client that
+                                    // pipelines without reading, or reads slowly, holds
+                                    // its own thread and socket, never the shared queue
+                                    // or the thread that built the response.
+                                    let (sender, receiver) = mpsc::channel();
                                     for rq in client {
-                                        messages.push(rq.into());
+                                        messages.push(rq.with_respond_via(sender.clone()).into());
+                                        if !receiver.recv().map_or(false, |job| job()) {
+                                            break;
+                                        }
                                     }
                                 }
                             }
@@ -349,6 +360,23 @@ impl Server {
                     // memory, or a connection aborted before it was accepted)
                     // passes; stopping for good would leave the server alive but
                     // deaf. Only a listener that was shut down (EINVAL) ends it.
+                    // redis-proxy patch 7: an accept that timed out (a receive
+                    // timeout set on the listener for the sockets it accepts),
+                    // was interrupted, or lost a client that gave up before it
+                    // was accepted is no error: retry at once, silently.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock
+                                | std::io::ErrorKind::TimedOut
+                                | std::io::ErrorKind::Interrupted
+                                | std::io::ErrorKind::ConnectionAborted
+                                | std::io::ErrorKind::ConnectionReset
+                        ) =>
+                    {
+                        log::trace!("accept returned: {}", e);
+                    }
+
                     Err(e) if e.kind() != std::io::ErrorKind::InvalidInput => {
                         log::error!("Error accepting new client, retrying: {}", e);
                         thread::sleep(std::time::Duration::from_millis(50));

@@ -74,7 +74,15 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // redis-proxy patch 5: if Some, the connection's own thread is waiting on
+    // this for the response to write before it reads the next request.
+    respond_via: Option<Sender<ConnectionJob>>,
 }
+
+/// redis-proxy patch 5: work handed back to a connection's own thread; it
+/// returns false when the connection must close afterwards.
+pub(crate) type ConnectionJob = Box<dyn FnOnce() -> bool + Send + 'static>;
 
 struct NotifyOnDrop<R> {
     sender: Sender<()>,
@@ -238,6 +246,7 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        respond_via: None,
     })
 }
 
@@ -389,6 +398,7 @@ impl Request {
     #[inline]
     pub fn into_writer(mut self) -> Box<dyn Write + Send + 'static> {
         let writer = self.extract_writer_impl();
+        self.release_connection();
         if let Some(sender) = self.notify_when_responded.take() {
             let writer = NotifyOnDrop {
                 sender,
@@ -437,7 +447,52 @@ impl Request {
         if let Some(sender) = self.notify_when_responded.take() {
             sender.send(()).unwrap();
         }
+        self.release_connection();
         res
+    }
+
+    /// redis-proxy patch 5: sends a response from the connection's own
+    /// thread instead of the caller's, so a client that reads slowly holds
+    /// only its own connection's thread, never the caller (a worker of a
+    /// fixed pool). With `close`, the response says `Connection: close` and
+    /// the connection ends after it. Errors writing are the client's and
+    /// are dropped, as `respond`'s are by most callers.
+    pub fn respond_on_connection<R>(mut self, response: Response<R>, close: bool)
+    where
+        R: Read + Send + 'static,
+    {
+        if close {
+            self.headers
+                .push(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
+        }
+        match self.respond_via.take() {
+            Some(sender) => {
+                let job: ConnectionJob = Box::new(move || {
+                    let _ = self.respond(response);
+                    !close
+                });
+                // The connection's thread is gone only if it panicked: write here.
+                if let Err(std::sync::mpsc::SendError(job)) = sender.send(job) {
+                    job();
+                }
+            }
+            None => {
+                let _ = self.respond(response);
+            }
+        }
+    }
+
+    /// redis-proxy patch 5: lets the connection's thread read the next
+    /// request once this one has been answered some other way.
+    fn release_connection(&mut self) {
+        if let Some(sender) = self.respond_via.take() {
+            let _ = sender.send(Box::new(|| true));
+        }
+    }
+
+    pub(crate) fn with_respond_via(mut self, sender: Sender<ConnectionJob>) -> Self {
+        self.respond_via = Some(sender);
+        self
     }
 
     fn respond_impl<R>(&mut self, response: Response<R>) -> Result<(), IoError>
@@ -494,6 +549,7 @@ impl Drop for Request {
                 sender.send(()).unwrap();
             }
         }
+        self.release_connection();
     }
 }
 

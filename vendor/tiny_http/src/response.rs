@@ -109,6 +109,20 @@ where
     Ok(())
 }
 
+/// redis-proxy patch 6: whether the connection ends after answering a
+/// request with these headers (the rule `ClientConnection::next` applies).
+fn closes_connection(http_version: &HTTPVersion, request_headers: &[Header]) -> bool {
+    let connection = request_headers
+        .iter()
+        .find(|h| h.field.equiv("Connection"))
+        .map(|h| h.value.as_str().to_ascii_lowercase());
+    match connection {
+        Some(ref value) if value.contains("close") => true,
+        Some(ref value) => *http_version == HTTPVersion(1, 0) && !value.contains("keep-alive"),
+        None => *http_version == HTTPVersion(1, 0),
+    }
+}
+
 fn choose_transfer_encoding(
     status_code: StatusCode,
     request_headers: &[Header],
@@ -364,6 +378,13 @@ where
             })
         {
             self.headers.push(Header::from_bytes(&b"Connection"[..], &b"keep-alive"[..]).unwrap());
+        }
+
+        // redis-proxy patch 6: a response after which the server closes the
+        // connection (the request asked for it, or HTTP/1.0 without
+        // keep-alive) says so, as RFC 9112 section 9.6 asks.
+        if upgrade.is_none() && closes_connection(&http_version, request_headers) {
+            self.headers.push(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
         }
 
         // add `Server` if not in the headers
