@@ -37,6 +37,16 @@ pub const VARIABLES: &[Variable] = &[
         help: "for rediss://, a PEM file of CA certificates to trust (empty: the system's)",
     },
     Variable {
+        name: "INVALIDATION",
+        default: "auto",
+        help: "tracking: drop a key the moment Redis says it changed (CLIENT TRACKING); off: TTL only; auto: tracking if Redis allows it, else off",
+    },
+    Variable {
+        name: "INVALIDATION_PREFIXES",
+        default: "",
+        help: "comma-separated key prefixes to track; keys outside them are read through uncached (empty: all keys)",
+    },
+    Variable {
         name: "GLOBAL_CACHE_EXPIRY",
         default: "60",
         help: "seconds an entry is kept after insertion (> 0, at most a year; fractions allowed)",
@@ -98,6 +108,28 @@ pub const VARIABLES: &[Variable] = &[
     },
 ];
 
+/// How the cache learns of writes in Redis (`INVALIDATION`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invalidation {
+    /// Tracking if Redis accepts it; TTL only if Redis refuses it.
+    Auto,
+    /// Always tracking: while the link is down, the cache is bypassed.
+    Tracking,
+    /// TTL only, as before tracking existed.
+    Off,
+}
+
+impl Invalidation {
+    /// The name the variable takes, for logs and `INFO`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Invalidation::Auto => "auto",
+            Invalidation::Tracking => "tracking",
+            Invalidation::Off => "off",
+        }
+    }
+}
+
 /// The validated configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -127,6 +159,10 @@ pub struct Config {
     pub client_idle_timeout: Duration,
     /// Idle (or stalled) HTTP connections are closed after this.
     pub http_idle_timeout: Duration,
+    /// How writes in Redis reach the cache.
+    pub invalidation: Invalidation,
+    /// Key prefixes tracked (and so cached); empty means every key.
+    pub invalidation_prefixes: Vec<Vec<u8>>,
 }
 
 /// A variable whose value is not accepted.
@@ -212,14 +248,17 @@ impl Config {
                 .parse_non_zero(65_536, "a whole number 1..=65536")?,
             client_idle_timeout: parse_seconds(raw("CLIENT_IDLE_TIMEOUT_SECS"))?,
             http_idle_timeout: parse_seconds(raw("HTTP_IDLE_TIMEOUT_SECS"))?,
+            invalidation: parse_invalidation(raw("INVALIDATION"))?,
+            invalidation_prefixes: parse_prefixes(raw("INVALIDATION_PREFIXES"))?,
         })
     }
 
     /// The configuration as a log line, with any Redis password masked.
     pub fn describe(&self) -> String {
         format!(
-            "redis={} expiry={:?} capacity={} http={} resp={} max_clients={} max_connections={} redis_timeout={:?}",
+            "redis={} invalidation={} expiry={:?} capacity={} http={} resp={} max_clients={} max_connections={} redis_timeout={:?}",
             masked(&self.redis_url),
+            self.invalidation.name(),
             self.cache_expiry,
             self.cache_capacity,
             self.http_addr,
@@ -306,6 +345,30 @@ fn read_ca(raw: Raw) -> Result<Option<Vec<u8>>, ConfigError> {
         Ok(_) => Err(raw.error("a PEM file of certificates")),
         Err(err) => Err(raw.error(&format!("a readable PEM file ({err})"))),
     }
+}
+
+fn parse_invalidation(raw: Raw) -> Result<Invalidation, ConfigError> {
+    match raw.value.trim().to_ascii_lowercase().as_str() {
+        "auto" => Ok(Invalidation::Auto),
+        "tracking" => Ok(Invalidation::Tracking),
+        "off" => Ok(Invalidation::Off),
+        _ => Err(raw.error("auto, tracking or off")),
+    }
+}
+
+fn parse_prefixes(raw: Raw) -> Result<Vec<Vec<u8>>, ConfigError> {
+    let value = raw.value.trim();
+    if value.is_empty() {
+        return Ok(Vec::new());
+    }
+    let prefixes: Vec<Vec<u8>> = value
+        .split(',')
+        .map(|p| p.trim().as_bytes().to_vec())
+        .collect();
+    if prefixes.iter().any(Vec::is_empty) {
+        return Err(raw.error("comma-separated non-empty key prefixes"));
+    }
+    Ok(prefixes)
 }
 
 fn parse_resp_port(raw: Raw) -> Result<Option<u16>, ConfigError> {
@@ -404,6 +467,8 @@ mod tests {
             ("MAX_CLIENTS", "0"),
             ("MAX_CLIENTS", "5000"),
             ("MAX_KEY_BYTES", "0"),
+            ("INVALIDATION", "sometimes"),
+            ("INVALIDATION_PREFIXES", "a,,b"),
             ("MAX_KEY_BYTES", "1048577"),
             ("REDIS_TIMEOUT_MS", "0"),
             ("REDIS_ADDRESS", "localhost"),

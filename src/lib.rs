@@ -33,8 +33,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::backend::Backend;
-use crate::config::Config;
+use crate::backend::{Backend, InvalidationLink, InvalidationSink};
+use crate::config::{Config, Invalidation};
 use crate::http::HttpServer;
 use crate::metrics::Metrics;
 use crate::resp::{RespServer, RespSettings};
@@ -45,6 +45,7 @@ pub struct Proxy {
     http: HttpServer,
     resp: Option<RespServer>,
     service: Arc<Service>,
+    _invalidation: Option<InvalidationLink>,
 }
 
 impl Proxy {
@@ -57,6 +58,13 @@ impl Proxy {
         let metrics = Arc::new(Metrics::new());
         let backend = Backend::new(config)?;
         let service = Arc::new(Service::new(config, backend, metrics));
+        let invalidation = match config.invalidation {
+            Invalidation::Off => None,
+            Invalidation::Auto | Invalidation::Tracking => Some(InvalidationLink::spawn(
+                config,
+                Arc::clone(&service) as Arc<dyn InvalidationSink>,
+            )?),
+        };
         let http = HttpServer::start(
             config.http_addr,
             config.max_clients.get(),
@@ -79,6 +87,7 @@ impl Proxy {
             http,
             resp,
             service,
+            _invalidation: invalidation,
         })
     }
 

@@ -88,7 +88,13 @@ pub struct Metrics {
     request_duration: Histogram,
     backend_results: [AtomicU64; 5],
     backend_duration: Histogram,
+    link_up: AtomicU64,
+    invalidations: AtomicU64,
+    flushes: [AtomicU64; FLUSH_REASONS.len()],
 }
+
+/// Labels of `redis_proxy_cache_flushes_total`: why the whole cache went.
+const FLUSH_REASONS: [&str; 2] = ["link_lost", "flushall"];
 
 /// Labels of `redis_proxy_backend_requests_total`, by index.
 const BACKEND_RESULTS: [&str; 5] = ["found", "absent", "unavailable", "timeout", "error_reply"];
@@ -117,6 +123,9 @@ impl Metrics {
             request_duration: Histogram::new(),
             backend_results: std::array::from_fn(|_| AtomicU64::new(0)),
             backend_duration: Histogram::new(),
+            link_up: AtomicU64::new(0),
+            invalidations: AtomicU64::new(0),
+            flushes: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 
@@ -208,6 +217,28 @@ impl Metrics {
         self.backend_duration.observe(elapsed);
     }
 
+    /// The invalidation link went up (true) or down.
+    pub fn set_link_up(&self, up: bool) {
+        self.link_up.store(u64::from(up), Relaxed);
+    }
+
+    /// Keys Redis announced as changed.
+    pub fn invalidated(&self, keys: u64) {
+        self.invalidations.fetch_add(keys, Relaxed);
+    }
+
+    /// The whole cache was dropped, for one of `FLUSH_REASONS`.
+    pub fn flushed(&self, reason: &str) {
+        if let Some(i) = FLUSH_REASONS.iter().position(|&r| r == reason) {
+            self.flushes[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Keys announced as changed so far.
+    pub fn invalidations(&self) -> u64 {
+        self.invalidations.load(Relaxed)
+    }
+
     /// Cache hits so far.
     pub fn hits(&self) -> u64 {
         self.hits.load(Relaxed)
@@ -252,6 +283,11 @@ impl Metrics {
                 "Misses that shared another request's backing fetch.",
                 &self.coalesced,
             ),
+            (
+                "redis_proxy_invalidations_total",
+                "Keys Redis announced as changed on the invalidation link.",
+                &self.invalidations,
+            ),
         ];
         for (name, help, value) in counters {
             describe(&mut out, name, help, "counter");
@@ -278,6 +314,11 @@ impl Metrics {
                 "Requests waiting for one of the MAX_CLIENTS places.",
                 self.queued.load(Relaxed).max(0),
             ),
+            (
+                "redis_proxy_invalidation_link_up",
+                "1 while the invalidation link to Redis is up, else 0.",
+                self.link_up.load(Relaxed) as i64,
+            ),
         ];
         for (name, help, value) in gauges {
             describe(&mut out, name, help, "gauge");
@@ -299,6 +340,17 @@ impl Metrics {
         for (i, status) in RESP_STATUSES.iter().enumerate() {
             let n = self.resp_requests[i].load(Relaxed);
             let _ = writeln!(out, "{name}{{protocol=\"resp\",status=\"{status}\"}} {n}");
+        }
+        let name = "redis_proxy_cache_flushes_total";
+        describe(
+            &mut out,
+            name,
+            "Times the whole cache was dropped: the invalidation link was lost, or Redis was flushed.",
+            "counter",
+        );
+        for (i, reason) in FLUSH_REASONS.iter().enumerate() {
+            let n = self.flushes[i].load(Relaxed);
+            let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {n}");
         }
         self.request_duration.render(
             &mut out,

@@ -236,11 +236,20 @@ fn proxy(request: &Request, query: &str, service: &Service) -> HttpResponse {
 }
 
 fn ready(service: &Service) -> HttpResponse {
+    let invalidation = service.link_state().name();
     match service.ready() {
-        Ok(()) => response::json(200, &json!({ "status": "ready", "backend": "up" })),
+        Ok(()) => response::json(
+            200,
+            &json!({ "status": "ready", "backend": "up", "invalidation": invalidation }),
+        ),
         Err(err) => response::json(
             503,
-            &json!({ "status": "not ready", "backend": "down", "error": err.to_string() }),
+            &json!({
+                "status": "not ready",
+                "backend": "down",
+                "invalidation": invalidation,
+                "error": err.to_string(),
+            }),
         ),
     }
 }

@@ -12,7 +12,6 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::backend::BackendError;
-use crate::metrics::Metrics;
 use crate::service::Service;
 
 use super::command::{Command, TABLE};
@@ -248,7 +247,7 @@ pub fn execute(
             true
         }
         Command::Info => {
-            replies.bulk(info(metrics, live).as_bytes());
+            replies.bulk(info(service, live).as_bytes());
             true
         }
         Command::Invalid(message) => {
@@ -414,11 +413,13 @@ fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
     pattern[p.min(pattern.len())..].iter().all(|&c| c == b'*')
 }
 
-fn info(metrics: &Metrics, live: usize) -> String {
+fn info(service: &Service, live: usize) -> String {
+    let metrics = service.metrics();
     format!(
         "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_proxy_version:{}\r\nredis_mode:standalone\r\nprocess_id:{}\r\n\r\n\
          # Clients\r\nconnected_clients:{}\r\n\r\n\
-         # Stats\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nrequests_in_flight:{}\r\nrequests_queued:{}\r\n",
+         # Stats\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nrequests_in_flight:{}\r\nrequests_queued:{}\r\n\r\n\
+         # Invalidation\r\ninvalidation_link:{}\r\ninvalidations:{}\r\n",
         env!("CARGO_PKG_VERSION"),
         std::process::id(),
         live,
@@ -426,6 +427,8 @@ fn info(metrics: &Metrics, live: usize) -> String {
         metrics.misses(),
         metrics.requests_in_flight(),
         metrics.requests_queued(),
+        service.link_state().name(),
+        metrics.invalidations(),
     )
 }
 

@@ -194,9 +194,31 @@ pub struct Proxy {
 
 impl Proxy {
     /// Starts the proxy against `redis` with `env` overriding the defaults,
-    /// and waits until it answers `/healthz`.
+    /// and waits until it answers `/healthz` and its invalidation link has
+    /// settled (up, or off), so reads are cached from the first.
     pub fn start(redis: &RedisServer, env: &[(&str, &str)]) -> Proxy {
-        Proxy::start_at(&redis.url(), env)
+        let proxy = Proxy::start_at(&redis.url(), env);
+        eventually("the invalidation link to settle", || {
+            let state = proxy.link_state();
+            (state == "up" || state == "off").then_some(())
+        });
+        proxy
+    }
+
+    /// The invalidation link's state as `/readyz` reports it.
+    pub fn link_state(&self) -> String {
+        let ready = self.get("/readyz").json();
+        ready["invalidation"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Waits until `/readyz` reports the invalidation link `state`.
+    pub fn wait_for_link(&self, state: &str) {
+        eventually(&format!("the invalidation link to be {state}"), || {
+            (self.link_state() == state).then_some(())
+        });
     }
 
     /// Starts the proxy against any Redis address.
@@ -290,6 +312,29 @@ impl Proxy {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The proxy's resident memory now, in KiB (`VmRSS` in /proc).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// The value of one series of /metrics, labels included as written
+    /// (`redis_proxy_requests_total{protocol="resp",status="error"}`); 0 if
+    /// the series is absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        self.get("/metrics")
+            .text()
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map_or(0.0, |value| value.parse().expect("a metric value"))
     }
 
     /// Sends a signal to the proxy.

@@ -20,6 +20,8 @@ pub struct RelayStats {
     pub connections: AtomicUsize,
     /// While true, chunks towards Redis are held (after being counted).
     held: Mutex<bool>,
+    /// Connections opened from now on are never held.
+    exempt_new: AtomicBool,
     released: Condvar,
 }
 
@@ -80,6 +82,12 @@ impl Relay {
         self.stats.released.notify_all();
     }
 
+    /// Connections opened from now on pass through even while held: the
+    /// ones already open stay held, busy, as a far-away Redis keeps them.
+    pub fn exempt_new_connections(&self) {
+        self.stats.exempt_new.store(true, SeqCst);
+    }
+
     pub fn in_flight(&self) -> usize {
         self.stats.in_flight.load(SeqCst)
     }
@@ -105,6 +113,7 @@ impl Drop for Relay {
 /// Starts the two copying threads of one relayed connection.
 fn pipe(client: TcpStream, server: TcpStream, delay: Duration, stats: Arc<RelayStats>) {
     let pending = Arc::new(AtomicBool::new(false));
+    let holdable = !stats.exempt_new.load(SeqCst);
     let (mut client_in, mut server_out) = (
         client.try_clone().expect("clone client"),
         server.try_clone().expect("clone server"),
@@ -118,7 +127,9 @@ fn pipe(client: TcpStream, server: TcpStream, delay: Duration, stats: Arc<RelayS
                 up_stats.max_in_flight.fetch_max(now, SeqCst);
             }
             thread::sleep(delay);
-            up_stats.wait_until_released();
+            if holdable {
+                up_stats.wait_until_released();
+            }
             if server_out.write_all(&buf[..n]).is_err() {
                 break;
             }

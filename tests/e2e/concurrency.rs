@@ -38,7 +38,12 @@ fn misses_on_different_keys_go_to_redis_in_parallel() {
     let relay = Relay::start(redis.addr(), Duration::ZERO);
     let proxy = Proxy::start_at(
         &relay.url(),
-        &[("MAX_CLIENTS", "8"), ("REDIS_TIMEOUT_MS", "10000")],
+        &[
+            // The relay counts every request: no invalidation link's PINGs.
+            ("INVALIDATION", "off"),
+            ("MAX_CLIENTS", "8"),
+            ("REDIS_TIMEOUT_MS", "10000"),
+        ],
     );
     relay.hold();
     let readers = read_all(proxy.addr, (0..8).map(|i| format!("p{i}")).collect());
@@ -63,7 +68,12 @@ fn requests_beyond_max_clients_wait_their_turn_and_are_all_served() {
     let relay = Relay::start(redis.addr(), Duration::from_millis(100));
     let proxy = Proxy::start_at(
         &relay.url(),
-        &[("MAX_CLIENTS", "2"), ("REDIS_TIMEOUT_MS", "10000")],
+        &[
+            // The relay counts every request: no invalidation link's PINGs.
+            ("INVALIDATION", "off"),
+            ("MAX_CLIENTS", "2"),
+            ("REDIS_TIMEOUT_MS", "10000"),
+        ],
     );
     let readers = read_all(proxy.addr, (0..6).map(|i| format!("q{i}")).collect());
     for (i, reader) in readers.into_iter().enumerate() {
@@ -82,7 +92,12 @@ fn concurrent_misses_on_one_key_make_one_backing_get() {
     let relay = Relay::start(redis.addr(), Duration::ZERO);
     let proxy = Proxy::start_at(
         &relay.url(),
-        &[("MAX_CLIENTS", "20"), ("REDIS_TIMEOUT_MS", "10000")],
+        &[
+            // The relay counts every request: no invalidation link's PINGs.
+            ("INVALIDATION", "off"),
+            ("MAX_CLIENTS", "20"),
+            ("REDIS_TIMEOUT_MS", "10000"),
+        ],
     );
     relay.hold();
     let readers = read_all(proxy.addr, vec!["hot".to_owned(); 16]);
@@ -105,7 +120,12 @@ fn coalesced_waiters_share_an_error_and_it_is_not_cached() {
     let relay = Relay::start(redis.addr(), Duration::ZERO);
     let proxy = Proxy::start_at(
         &relay.url(),
-        &[("MAX_CLIENTS", "8"), ("REDIS_TIMEOUT_MS", "10000")],
+        &[
+            // The relay counts every request: no invalidation link's PINGs.
+            ("INVALIDATION", "off"),
+            ("MAX_CLIENTS", "8"),
+            ("REDIS_TIMEOUT_MS", "10000"),
+        ],
     );
     relay.hold();
     let readers = read_all(proxy.addr, vec!["alist".to_owned(); 4]);
@@ -128,7 +148,12 @@ fn a_stuck_fetch_never_hangs_its_waiters() {
     let relay = Relay::start(redis.addr(), Duration::ZERO);
     let proxy = Proxy::start_at(
         &relay.url(),
-        &[("MAX_CLIENTS", "4"), ("REDIS_TIMEOUT_MS", "300")],
+        &[
+            // The relay counts every request: no invalidation link's PINGs.
+            ("INVALIDATION", "off"),
+            ("MAX_CLIENTS", "4"),
+            ("REDIS_TIMEOUT_MS", "300"),
+        ],
     );
     relay.hold();
     let readers = read_all(proxy.addr, vec!["slow".to_owned(); 3]);
@@ -159,7 +184,12 @@ fn backing_connections_never_exceed_the_pool_size() {
     let relay = Relay::start(redis.addr(), Duration::ZERO);
     let proxy = Proxy::start_at(
         &relay.url(),
-        &[("MAX_CLIENTS", "4"), ("CACHE_CAPACITY", "5")],
+        &[
+            // The relay counts every request: no invalidation link's PINGs.
+            ("INVALIDATION", "off"),
+            ("MAX_CLIENTS", "4"),
+            ("CACHE_CAPACITY", "5"),
+        ],
     );
     let addr = proxy.addr;
     let clients: Vec<_> = (0..32)

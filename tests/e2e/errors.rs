@@ -84,10 +84,13 @@ fn wrongtype_is_502_with_redis_message() {
 }
 
 #[test]
-fn redis_down_is_503_then_recovers_and_hits_keep_being_served() {
+fn without_invalidation_redis_down_is_503_then_recovers_and_hits_keep_being_served() {
     let mut redis = RedisServer::start();
     redis.set("cached", "kept");
-    let proxy = Proxy::start(&redis, &[("REDIS_TIMEOUT_MS", "300")]);
+    let proxy = Proxy::start(
+        &redis,
+        &[("REDIS_TIMEOUT_MS", "300"), ("INVALIDATION", "off")],
+    );
     assert_eq!(proxy.get_key("cached").status, 200);
 
     redis.stop();
@@ -110,7 +113,7 @@ fn redis_down_is_503_then_recovers_and_hits_keep_being_served() {
 fn proxy_starts_while_redis_is_down() {
     let mut redis = RedisServer::start();
     redis.stop();
-    let proxy = Proxy::start(&redis, &[("REDIS_TIMEOUT_MS", "200")]);
+    let proxy = Proxy::start_at(&redis.url(), &[("REDIS_TIMEOUT_MS", "200")]);
     assert_eq!(proxy.get_key("k").status, 503);
     redis.restart();
     redis.set("k", "v");

@@ -145,6 +145,10 @@ fn a_read_only_acl_user_is_enough() {
         "-@all",
         "+get",
         "+ping",
+        // What the invalidation link needs (the README's ACL line).
+        "+hello",
+        "+client|setname",
+        "+client|tracking",
     ];
     let _: () = redis.cmd(&rules);
     // Redis 7.2+ knows CLIENT SETINFO, which the redis crate sends on connect.
@@ -154,6 +158,7 @@ fn a_read_only_acl_user_is_enough() {
         .query::<()>(&mut conn);
     let address = format!("redis://proxy:proxy-pw@127.0.0.1:{}", redis.port());
     let proxy = Proxy::start_at(&address, &[("RESP_PORT", "auto")]);
+    proxy.wait_for_link("up");
     assert_eq!(proxy.get_key("k").body, b"v");
     assert_eq!(proxy.get("/readyz").status, 200);
     let mut conn = redis::Client::open(proxy.resp_url())

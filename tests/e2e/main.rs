@@ -8,6 +8,7 @@ mod concurrency;
 mod config_cli;
 mod errors;
 mod faults;
+mod flow_control;
 mod hostile;
 mod keepalive;
 mod operations;

@@ -26,10 +26,10 @@ fn miss_reads_redis_then_hit_serves_the_cache() {
 }
 
 #[test]
-fn cached_value_survives_a_change_in_redis() {
+fn without_invalidation_a_cached_value_survives_a_change_in_redis() {
     let redis = RedisServer::start();
     redis.set("k", "v1");
-    let proxy = Proxy::start(&redis, &[]);
+    let proxy = Proxy::start(&redis, &[("INVALIDATION", "off")]);
     assert_eq!(proxy.get_key("k").body, b"v1");
     redis.set("k", "v2");
     let reply = proxy.get_key("k");
@@ -74,7 +74,8 @@ fn evicts_the_least_recently_read_key() {
     for key in ["a", "b", "c", "d"] {
         redis.set(key, format!("{key}1"));
     }
-    let proxy = Proxy::start(&redis, &[("CACHE_CAPACITY", "3")]);
+    // TTL only: the writes below tell what is cached without evicting it.
+    let proxy = Proxy::start(&redis, &[("CACHE_CAPACITY", "3"), ("INVALIDATION", "off")]);
     for key in ["a", "b", "c", "a", "d"] {
         assert_eq!(proxy.get_key(key).status, 200);
     }

@@ -356,10 +356,6 @@ impl Server {
                         }));
                     }
 
-                    // redis-proxy patch 3: running out of file descriptors (or
-                    // memory, or a connection aborted before it was accepted)
-                    // passes; stopping for good would leave the server alive but
-                    // deaf. Only a listener that was shut down (EINVAL) ends it.
                     // redis-proxy patch 7: an accept that timed out (a receive
                     // timeout set on the listener for the sockets it accepts),
                     // was interrupted, or lost a client that gave up before it
@@ -377,6 +373,10 @@ impl Server {
                         log::trace!("accept returned: {}", e);
                     }
 
+                    // redis-proxy patch 3: running out of file descriptors (or
+                    // memory, or a connection aborted before it was accepted)
+                    // passes; stopping for good would leave the server alive but
+                    // deaf. Only a listener that was shut down (EINVAL) ends it.
                     Err(e) if e.kind() != std::io::ErrorKind::InvalidInput => {
                         log::error!("Error accepting new client, retrying: {}", e);
                         thread::sleep(std::time::Duration::from_millis(50));

@@ -18,6 +18,9 @@ use scheduled_thread_pool::ScheduledThreadPool;
 
 use crate::config::Config;
 
+mod tracking;
+pub use tracking::{InvalidationLink, InvalidationSink};
+
 /// Why a backing read failed. Cheap to clone, so one outcome can be shared by
 /// every request waiting on the same fetch.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,17 +110,8 @@ impl Backend {
     /// Sets up the pool without connecting, so the proxy starts (and serves
     /// cache hits) while Redis is down, and connects when it comes up.
     pub fn new(config: &Config) -> Result<Backend, BackendError> {
-        let client = match &config.redis_tls_ca {
-            Some(ca) => redis::Client::build_with_tls(
-                config.redis_url.as_str(),
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(ca.clone()),
-                },
-            ),
-            None => redis::Client::open(config.redis_url.as_str()),
-        }
-        .map_err(|err| BackendError::Unavailable(err.to_string()))?;
+        let client = client(config, redis::ProtocolVersion::RESP2)
+            .map_err(|err| BackendError::Unavailable(err.to_string()))?;
         let size = config.max_clients.get();
         // r2d2 opens connections on a thread pool of 3 by default: behind a
         // far-away Redis, a cold burst would connect three at a time.
@@ -225,6 +219,25 @@ impl Backend {
         self.pool
             .get()
             .map_err(|err| BackendError::Unavailable(err.to_string()))
+    }
+}
+
+/// A client for the configured Redis (TLS and its CA included), speaking
+/// `protocol`: RESP2 for the pool, RESP3 for the invalidation link's pushes.
+fn client(config: &Config, protocol: redis::ProtocolVersion) -> redis::RedisResult<redis::Client> {
+    use redis::IntoConnectionInfo;
+    let info = config.redis_url.as_str().into_connection_info()?;
+    let settings = info.redis_settings().clone().set_protocol(protocol);
+    let info = info.set_redis_settings(settings);
+    match &config.redis_tls_ca {
+        Some(ca) => redis::Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca.clone()),
+            },
+        ),
+        None => redis::Client::open(info),
     }
 }
 

@@ -1,0 +1,307 @@
+//! The read-through logic every front end calls: look the key up in the
+//! cache, and on a miss fetch it from Redis once, however many requests ask
+//! for it at the same time, then fill the cache, unless Redis said the key
+//! changed while the fetch was in flight.
+//!
+//! One `Mutex` guards the LRU, the table of fetches in flight and the state
+//! of the invalidation link together, so a request takes the lock once on a
+//! hit and twice on a miss, and holds it only for map and list work: never
+//! across Redis I/O or response writing. Values hold [`Bytes`], so a hit
+//! clones a pointer, not the value.
+
+mod coherence;
+mod flight;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::backend::{Backend, BackendError};
+use crate::cache::{Displaced, Lookup, Lru};
+use crate::config::{Config, Invalidation};
+use crate::limit::{Limiter, Permit};
+use crate::log_limit::LogLimiter;
+use crate::metrics::Metrics;
+
+pub use coherence::LinkState;
+use flight::{Flight, InFlight, LeaderGuard};
+
+/// A cached value: its bytes, refcounted so a hit clones a pointer, and
+/// whether they are UTF-8, decided once at fill time rather than per hit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Value {
+    /// The exact bytes Redis returned.
+    pub bytes: Bytes,
+    /// True when `bytes` is valid UTF-8.
+    pub is_utf8: bool,
+}
+
+impl Value {
+    /// Wraps `bytes`, checking their encoding once.
+    pub fn new(bytes: Bytes) -> Value {
+        let is_utf8 = std::str::from_utf8(&bytes).is_ok();
+        Value { bytes, is_utf8 }
+    }
+}
+
+/// A value read through the proxy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    /// The value.
+    pub value: Value,
+    /// True when it came from the cache without asking Redis.
+    pub hit: bool,
+}
+
+/// What one backing fetch ended with; shared with every waiter.
+type Outcome = Result<Option<Value>, BackendError>;
+
+/// What the lock protects.
+struct State {
+    lru: Lru<Value>,
+    flights: HashMap<Box<[u8]>, InFlight>,
+    /// Whether the cache can vouch for what it holds.
+    link: LinkState,
+    /// Bumped whenever the link goes up or down (see [`InFlight::epoch`]).
+    epoch: u64,
+}
+
+/// The read-through cache shared by every worker of every front end.
+///
+/// Thread-safe; share it with an `Arc`. Every method holds the lock only for
+/// O(1) map and list work (a flush swaps the whole LRU out).
+pub struct Service {
+    state: Mutex<State>,
+    backend: Backend,
+    wait_limit: Duration,
+    metrics: Arc<Metrics>,
+    backend_warnings: LogLimiter,
+    /// MAX_CLIENTS places shared by every front end.
+    places: Limiter,
+    max_key_bytes: usize,
+    /// INVALIDATION_PREFIXES: only keys under one of these are cached while
+    /// tracking (empty: every key).
+    prefixes: Vec<Vec<u8>>,
+    /// For a fresh LRU when the cache is flushed.
+    capacity: std::num::NonZeroUsize,
+    expiry: Duration,
+}
+
+/// What the locked part of a lookup decided.
+enum Step {
+    Hit(Value),
+    Lead(Arc<Flight>),
+    Follow(Arc<Flight>),
+}
+
+impl Service {
+    /// A service with an empty cache over `backend`. With invalidation on,
+    /// it caches nothing until the link to Redis is up.
+    pub fn new(config: &Config, backend: Backend, metrics: Arc<Metrics>) -> Service {
+        metrics.set_capacity(config.cache_capacity.get());
+        let link = match config.invalidation {
+            Invalidation::Off => LinkState::Off,
+            Invalidation::Auto | Invalidation::Tracking => LinkState::Down,
+        };
+        metrics.set_link_up(link == LinkState::Up);
+        Service {
+            state: Mutex::new(State {
+                lru: Lru::new(config.cache_capacity, config.cache_expiry),
+                flights: HashMap::new(),
+                link,
+                epoch: 0,
+            }),
+            backend,
+            wait_limit: config.redis_timeout,
+            metrics,
+            backend_warnings: LogLimiter::new(Duration::from_secs(5)),
+            places: Limiter::new(config.max_clients.get()),
+            max_key_bytes: config.max_key_bytes,
+            prefixes: config.invalidation_prefixes.clone(),
+            capacity: config.cache_capacity,
+            expiry: config.cache_expiry,
+        }
+    }
+
+    /// The longest key read (MAX_KEY_BYTES): front ends refuse longer ones
+    /// before they reach the lock or Redis.
+    pub fn max_key_bytes(&self) -> usize {
+        self.max_key_bytes
+    }
+
+    /// The proxy's counters, for the front ends' metrics endpoints.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Waits for one of the MAX_CLIENTS places, in arrival order; a front end
+    /// holds it while it serves a request that reads keys.
+    pub fn admit(&self) -> Permit<'_> {
+        self.places.acquire(Some(&self.metrics))
+    }
+
+    /// One of the MAX_CLIENTS places if one is free right now, without
+    /// waiting: for front ends that must not block (the RESP event loop).
+    pub fn try_admit(&self) -> Option<Permit<'_>> {
+        self.places.try_acquire()
+    }
+
+    /// Whether Redis answers a PING now, on a connection outside the pool
+    /// (so a pool busy with misses does not read as Redis being down).
+    pub fn ready(&self) -> Result<(), BackendError> {
+        self.backend.ping()
+    }
+
+    /// The cached value of `key`, if it is cached and fresh; never asks
+    /// Redis, never waits on a fetch. A hit counts as one; on `None` the
+    /// caller goes on to [`Service::get`], which counts the miss.
+    pub fn cached(&self, key: &[u8]) -> Option<Found> {
+        let value = self.lookup(key, Some, |_| None)?;
+        self.metrics.hit();
+        Some(Found { value, hit: true })
+    }
+
+    /// Reads `key` through the cache: `Ok(None)` when Redis has no such key
+    /// (which is not cached). Concurrent misses on one key share one fetch.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Found>, BackendError> {
+        match self.lookup(key, Step::Hit, |state| state.join_or_lead(key)) {
+            Step::Hit(value) => {
+                self.metrics.hit();
+                Ok(Some(Found { value, hit: true }))
+            }
+            Step::Lead(flight) => {
+                self.metrics.miss();
+                self.lead(key, &flight)
+            }
+            Step::Follow(flight) => {
+                self.metrics.miss();
+                self.metrics.coalesced();
+                as_found(flight.wait(self.wait_limit))
+            }
+        }
+    }
+
+    /// Looks `key` up under the lock: `on_hit` gets a fresh value, and
+    /// `on_miss` runs, still under the lock, when the key is absent, has
+    /// just expired, or the cache cannot vouch for it (the invalidation link
+    /// is down, or the key is outside the tracked prefixes). An expired
+    /// value is counted and dropped after unlocking.
+    fn lookup<T>(
+        &self,
+        key: &[u8],
+        on_hit: impl FnOnce(Value) -> T,
+        on_miss: impl FnOnce(&mut State) -> T,
+    ) -> T {
+        let tracked = self.is_tracked(key);
+        let now = Instant::now();
+        let (result, expired) = {
+            let mut state = self.lock();
+            if !state.may_cache(tracked) {
+                (on_miss(&mut state), None)
+            } else {
+                match state.lru.get(key, now) {
+                    Lookup::Hit(value) => (on_hit(value.clone()), None),
+                    Lookup::Miss => (on_miss(&mut state), None),
+                    Lookup::Expired(value) => (on_miss(&mut state), Some(value)),
+                }
+            }
+        };
+        if expired.is_some() {
+            self.metrics.expired(1);
+        }
+        drop(expired);
+        result
+    }
+
+    /// Whether `key` is under one of INVALIDATION_PREFIXES (or none are set).
+    fn is_tracked(&self, key: &[u8]) -> bool {
+        self.prefixes.is_empty() || self.prefixes.iter().any(|p| key.starts_with(p))
+    }
+
+    /// Fetches `key` for everyone waiting on `flight`, fills the cache, and
+    /// wakes the waiters. A guard finishes the flight even if the fetch
+    /// panics, so no waiter is stranded.
+    fn lead(&self, key: &[u8], flight: &Arc<Flight>) -> Result<Option<Found>, BackendError> {
+        let mut guard = LeaderGuard {
+            service: self,
+            key,
+            flight,
+            finished: false,
+        };
+        let started = Instant::now();
+        let fetched = self.backend.get(key);
+        self.metrics.backend_call(&fetched, started.elapsed());
+        if let Err(err) = &fetched {
+            self.backend_warnings.warn(format_args!("{err}"));
+        }
+        let outcome = fetched.map(|bytes| bytes.map(Value::new));
+        guard.finish(outcome.clone());
+        as_found(outcome)
+    }
+
+    /// Ends a flight: caches a found value unless the flight went stale (an
+    /// invalidation or flush arrived meanwhile, or the link changed since it
+    /// began), retires the flight, then hands the outcome to its waiters.
+    fn finish_flight(&self, key: &[u8], flight: &Flight, outcome: Outcome) {
+        let tracked = self.is_tracked(key);
+        let displaced = {
+            let mut state = self.lock();
+            let entry = state.flights.remove(key);
+            let fresh = entry.is_some_and(|e| !e.stale && e.epoch == state.epoch)
+                && state.may_cache(tracked);
+            let displaced = match &outcome {
+                Ok(Some(value)) if fresh => state.lru.insert(key, value.clone(), Instant::now()),
+                _ => Displaced::Nothing,
+            };
+            self.metrics.set_entries(state.lru.len());
+            displaced
+        };
+        match displaced {
+            Displaced::Evicted(..) => self.metrics.evicted(1),
+            Displaced::Expired(..) => self.metrics.expired(1),
+            Displaced::Nothing | Displaced::Replaced(_) => {}
+        }
+        drop(displaced);
+        flight.complete(outcome);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every critical section leaves the state consistent before anything
+        // that could panic, so a poisoned lock is still sound to use.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn as_found(outcome: Outcome) -> Result<Option<Found>, BackendError> {
+    outcome.map(|value| value.map(|value| Found { value, hit: false }))
+}
+
+impl State {
+    /// Whether a key may be served from, or stored in, the cache now.
+    fn may_cache(&self, tracked: bool) -> bool {
+        match self.link {
+            LinkState::Off => true,
+            LinkState::Down => false,
+            LinkState::Up => tracked,
+        }
+    }
+
+    fn join_or_lead(&mut self, key: &[u8]) -> Step {
+        if let Some(entry) = self.flights.get(key) {
+            return Step::Follow(Arc::clone(&entry.flight));
+        }
+        let flight = Arc::new(Flight::default());
+        let entry = InFlight {
+            flight: Arc::clone(&flight),
+            epoch: self.epoch,
+            stale: false,
+        };
+        self.flights.insert(key.into(), entry);
+        Step::Lead(flight)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,167 @@
+//! The read-through logic without Redis: flights put in place by hand, and
+//! the invalidation link's calls made directly.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::*;
+use crate::backend::InvalidationSink;
+
+fn service_with(timeout_ms: &str, invalidation: &str) -> Service {
+    // Nothing listens on port 1: the backend is never reached here.
+    let config = Config::from_lookup(|name| match name {
+        "REDIS_ADDRESS" => Some("127.0.0.1:1".to_owned()),
+        "REDIS_TIMEOUT_MS" => Some(timeout_ms.to_owned()),
+        "INVALIDATION" => Some(invalidation.to_owned()),
+        "INVALIDATION_PREFIXES" if invalidation == "tracking" => Some("t:".to_owned()),
+        _ => None,
+    })
+    .expect("valid config");
+    let backend = Backend::new(&config).expect("backend");
+    Service::new(&config, backend, Arc::new(Metrics::new()))
+}
+
+fn service(timeout_ms: &str) -> Service {
+    service_with(timeout_ms, "off")
+}
+
+/// A fetch of `key` in flight that only the test finishes.
+fn in_flight(service: &Service, key: &[u8]) -> Arc<Flight> {
+    match service.lock().join_or_lead(key) {
+        Step::Lead(flight) => flight,
+        _ => panic!("a flight for the key was already in place"),
+    }
+}
+
+fn value(bytes: &'static [u8]) -> Value {
+    Value::new(Bytes::from_static(bytes))
+}
+
+/// Waits, up to a bound, until `check` holds.
+fn until(what: &str, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn a_waiter_gives_up_with_a_timeout_when_the_fetch_never_ends() {
+    let service = service("50");
+    let _stuck = in_flight(&service, b"k");
+    assert!(matches!(service.get(b"k"), Err(BackendError::Timeout(_))));
+    assert_eq!(service.metrics().misses(), 1);
+}
+
+#[test]
+fn a_waiter_gets_the_leaders_value() {
+    let service = Arc::new(service("5000"));
+    let flight = in_flight(&service, b"k");
+    let waiter = {
+        let service = Arc::clone(&service);
+        std::thread::spawn(move || service.get(b"k"))
+    };
+    until("the waiter to join the flight", || {
+        service.metrics().coalesced_count() == 1
+    });
+    service.finish_flight(b"k", &flight, Ok(Some(value(b"v"))));
+    let found = waiter.join().expect("waiter").expect("value");
+    assert_eq!(
+        found,
+        Some(Found {
+            value: value(b"v"),
+            hit: false
+        })
+    );
+    // The fill is cached for the next reader.
+    assert_eq!(
+        service.get(b"k"),
+        Ok(Some(Found {
+            value: value(b"v"),
+            hit: true
+        }))
+    );
+}
+
+/// A tracking service whose link is up.
+fn tracking() -> Service {
+    let service = service_with("5000", "tracking");
+    service.link_up();
+    service
+}
+
+#[test]
+fn nothing_is_cached_until_the_link_is_up() {
+    let service = service_with("5000", "tracking");
+    assert_eq!(service.link_state(), LinkState::Down);
+    let flight = in_flight(&service, b"t:k");
+    service.finish_flight(b"t:k", &flight, Ok(Some(value(b"v"))));
+    assert!(service.cached(b"t:k").is_none());
+}
+
+#[test]
+fn a_fill_racing_an_invalidation_answers_but_is_not_stored() {
+    let service = tracking();
+    let flight = in_flight(&service, b"t:k");
+    service.invalidate(&[b"t:k"]);
+    service.finish_flight(b"t:k", &flight, Ok(Some(value(b"old"))));
+    assert_eq!(flight.wait(Duration::ZERO), Ok(Some(value(b"old"))));
+    assert!(service.cached(b"t:k").is_none());
+    // Without the race, the same fill is stored.
+    let flight = in_flight(&service, b"t:k");
+    service.finish_flight(b"t:k", &flight, Ok(Some(value(b"new"))));
+    assert_eq!(service.cached(b"t:k").map(|f| f.value), Some(value(b"new")));
+}
+
+#[test]
+fn an_invalidation_drops_the_entry_and_a_flush_drops_all() {
+    let service = tracking();
+    for key in [&b"t:a"[..], b"t:b", b"t:c"] {
+        let flight = in_flight(&service, key);
+        service.finish_flight(key, &flight, Ok(Some(value(b"v"))));
+    }
+    service.invalidate(&[b"t:a", b"t:unknown"]);
+    assert!(service.cached(b"t:a").is_none());
+    assert!(service.cached(b"t:b").is_some());
+    let racing = in_flight(&service, b"t:d");
+    service.flush();
+    assert!(service.cached(b"t:b").is_none() && service.cached(b"t:c").is_none());
+    service.finish_flight(b"t:d", &racing, Ok(Some(value(b"v"))));
+    assert!(service.cached(b"t:d").is_none());
+}
+
+#[test]
+fn a_lost_link_drops_everything_and_bypasses_until_it_is_back() {
+    let service = tracking();
+    let flight = in_flight(&service, b"t:a");
+    service.finish_flight(b"t:a", &flight, Ok(Some(value(b"v"))));
+    let begun_before = in_flight(&service, b"t:b");
+    service.link_lost();
+    assert_eq!(service.link_state(), LinkState::Down);
+    assert!(service.cached(b"t:a").is_none());
+    // Back up: a fetch begun before the loss is still not stored.
+    service.link_up();
+    service.finish_flight(b"t:b", &begun_before, Ok(Some(value(b"v"))));
+    assert!(service.cached(b"t:b").is_none());
+}
+
+#[test]
+fn keys_outside_the_tracked_prefixes_are_read_through_uncached() {
+    let service = tracking();
+    let flight = in_flight(&service, b"other");
+    service.finish_flight(b"other", &flight, Ok(Some(value(b"v"))));
+    assert!(service.cached(b"other").is_none());
+}
+
+#[test]
+fn auto_falling_back_to_off_caches_by_ttl_alone() {
+    let service = service_with("5000", "auto");
+    service.tracking_off();
+    assert_eq!(service.link_state(), LinkState::Off);
+    let flight = in_flight(&service, b"k");
+    service.finish_flight(b"k", &flight, Ok(Some(value(b"v"))));
+    assert!(service.cached(b"k").is_some());
+}
