@@ -22,10 +22,29 @@ pub struct RelayStats {
     held: Mutex<bool>,
     /// Connections opened from now on are never held.
     exempt_new: AtomicBool,
+    /// While true, replies towards the proxy are held, except on the
+    /// proxy's invalidation link (recognised by its client name).
+    replies_held: Mutex<bool>,
+    replies_released: Condvar,
+    /// Replies held right now.
+    pub replies_waiting: AtomicUsize,
     released: Condvar,
 }
 
 impl RelayStats {
+    fn wait_until_replies_released(&self) {
+        let held = self.replies_held.lock().expect("relay gate");
+        if !*held {
+            return;
+        }
+        self.replies_waiting.fetch_add(1, SeqCst);
+        let _open = self
+            .replies_released
+            .wait_while(held, |held| *held)
+            .expect("relay gate");
+        self.replies_waiting.fetch_sub(1, SeqCst);
+    }
+
     fn wait_until_released(&self) {
         let held = self.held.lock().expect("relay gate");
         let _open = self
@@ -88,6 +107,23 @@ impl Relay {
         self.stats.exempt_new.store(true, SeqCst);
     }
 
+    /// Holds every reply towards the proxy (but the invalidation link's)
+    /// until [`Relay::release_replies`]: Redis has answered, the proxy has
+    /// not heard yet.
+    pub fn hold_replies(&self) {
+        *self.stats.replies_held.lock().expect("relay gate") = true;
+    }
+
+    pub fn release_replies(&self) {
+        *self.stats.replies_held.lock().expect("relay gate") = false;
+        self.stats.replies_released.notify_all();
+    }
+
+    /// Replies held at the relay now.
+    pub fn replies_waiting(&self) -> usize {
+        self.stats.replies_waiting.load(SeqCst)
+    }
+
     pub fn in_flight(&self) -> usize {
         self.stats.in_flight.load(SeqCst)
     }
@@ -105,15 +141,21 @@ impl Drop for Relay {
     fn drop(&mut self) {
         self.stop.store(true, SeqCst);
         self.release();
+        self.release_replies();
         // Wake the accept loop so it sees the flag.
         let _ = TcpStream::connect(self.addr);
     }
 }
 
+/// The client name of the proxy's invalidation link.
+const LINK_NAME: &[u8] = b"redis-proxy-invalidation";
+
 /// Starts the two copying threads of one relayed connection.
 fn pipe(client: TcpStream, server: TcpStream, delay: Duration, stats: Arc<RelayStats>) {
     let pending = Arc::new(AtomicBool::new(false));
     let holdable = !stats.exempt_new.load(SeqCst);
+    let is_link = Arc::new(AtomicBool::new(false));
+    let up_is_link = Arc::clone(&is_link);
     let (mut client_in, mut server_out) = (
         client.try_clone().expect("clone client"),
         server.try_clone().expect("clone server"),
@@ -122,6 +164,9 @@ fn pipe(client: TcpStream, server: TcpStream, delay: Duration, stats: Arc<RelayS
     thread::spawn(move || {
         let mut buf = [0u8; 64 * 1024];
         while let Ok(n @ 1..) = client_in.read(&mut buf) {
+            if buf[..n].windows(LINK_NAME.len()).any(|w| w == LINK_NAME) {
+                up_is_link.store(true, SeqCst);
+            }
             if !up_pending.swap(true, SeqCst) {
                 let now = up_stats.in_flight.fetch_add(1, SeqCst) + 1;
                 up_stats.max_in_flight.fetch_max(now, SeqCst);
@@ -140,6 +185,9 @@ fn pipe(client: TcpStream, server: TcpStream, delay: Duration, stats: Arc<RelayS
     thread::spawn(move || {
         let mut buf = [0u8; 64 * 1024];
         while let Ok(n @ 1..) = server_in.read(&mut buf) {
+            if !is_link.load(SeqCst) {
+                stats.wait_until_replies_released();
+            }
             // Count the answer before the proxy can see it and send more.
             if pending.swap(false, SeqCst) {
                 stats.in_flight.fetch_sub(1, SeqCst);
