@@ -47,6 +47,11 @@ pub const VARIABLES: &[Variable] = &[
         help: "comma-separated key prefixes to track; keys outside them are read through uncached (empty: all keys)",
     },
     Variable {
+        name: "STALE_IF_ERROR_SECS",
+        default: "0",
+        help: "when Redis is down or slow, serve an entry that stopped being fresh less than this long ago, marked STALE (0: never)",
+    },
+    Variable {
         name: "GLOBAL_CACHE_EXPIRY",
         default: "60",
         help: "seconds an entry is kept after insertion (> 0, at most a year; fractions allowed)",
@@ -163,6 +168,9 @@ pub struct Config {
     pub invalidation: Invalidation,
     /// Key prefixes tracked (and so cached); empty means every key.
     pub invalidation_prefixes: Vec<Vec<u8>>,
+    /// How long past its freshness an entry may still be served when Redis
+    /// cannot be read; zero for never.
+    pub stale_if_error: Duration,
 }
 
 /// A variable whose value is not accepted.
@@ -250,6 +258,7 @@ impl Config {
             http_idle_timeout: parse_seconds(raw("HTTP_IDLE_TIMEOUT_SECS"))?,
             invalidation: parse_invalidation(raw("INVALIDATION"))?,
             invalidation_prefixes: parse_prefixes(raw("INVALIDATION_PREFIXES"))?,
+            stale_if_error: parse_grace(raw("STALE_IF_ERROR_SECS"))?,
         })
     }
 
@@ -345,6 +354,16 @@ fn read_ca(raw: Raw) -> Result<Option<Vec<u8>>, ConfigError> {
         Ok(_) => Err(raw.error("a PEM file of certificates")),
         Err(err) => Err(raw.error(&format!("a readable PEM file ({err})"))),
     }
+}
+
+fn parse_grace(raw: Raw) -> Result<Duration, ConfigError> {
+    if raw.value.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    parse_seconds(raw).map_err(|mut err| {
+        err.expected = "0, or seconds > 0 and at most a year, fractions allowed".to_owned();
+        err
+    })
 }
 
 fn parse_invalidation(raw: Raw) -> Result<Invalidation, ConfigError> {
@@ -468,6 +487,7 @@ mod tests {
             ("MAX_CLIENTS", "5000"),
             ("MAX_KEY_BYTES", "0"),
             ("INVALIDATION", "sometimes"),
+            ("STALE_IF_ERROR_SECS", "-1"),
             ("INVALIDATION_PREFIXES", "a,,b"),
             ("MAX_KEY_BYTES", "1048577"),
             ("REDIS_TIMEOUT_MS", "0"),

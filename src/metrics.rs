@@ -90,6 +90,7 @@ pub struct Metrics {
     backend_duration: Histogram,
     link_up: AtomicU64,
     invalidations: AtomicU64,
+    stale_served: AtomicU64,
     flushes: [AtomicU64; FLUSH_REASONS.len()],
 }
 
@@ -125,6 +126,7 @@ impl Metrics {
             backend_duration: Histogram::new(),
             link_up: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
+            stale_served: AtomicU64::new(0),
             flushes: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -234,6 +236,11 @@ impl Metrics {
         }
     }
 
+    /// An entry past its freshness served because Redis could not be read.
+    pub fn stale_served(&self) {
+        self.stale_served.fetch_add(1, Relaxed);
+    }
+
     /// Keys announced as changed so far.
     pub fn invalidations(&self) -> u64 {
         self.invalidations.load(Relaxed)
@@ -287,6 +294,11 @@ impl Metrics {
                 "redis_proxy_invalidations_total",
                 "Keys Redis announced as changed on the invalidation link.",
                 &self.invalidations,
+            ),
+            (
+                "redis_proxy_stale_served_total",
+                "Entries served past their freshness because Redis could not be read.",
+                &self.stale_served,
             ),
         ];
         for (name, help, value) in counters {

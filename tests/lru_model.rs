@@ -103,7 +103,7 @@ fn run(capacity: usize, ttl_ms: u64, ops: &[Op]) {
             Op::Get(k) => {
                 let got = match lru.get(&key(k), now) {
                     Lookup::Hit(v) => Some(*v),
-                    Lookup::Miss | Lookup::Expired(_) => None,
+                    Lookup::Miss | Lookup::Expired(_) | Lookup::Stale => None,
                 };
                 assert_eq!(got, model.get(k, now_ms), "get {k} at {now_ms}");
             }

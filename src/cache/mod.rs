@@ -120,6 +120,9 @@ pub enum Lookup<'a, V> {
     /// The key was cached but has expired; it has been removed and its value
     /// is handed back so the caller can drop it outside any lock.
     Expired(V),
+    /// The key has expired less than the grace period ago: not fresh, but
+    /// kept (see [`Lru::with_grace`]) and left where it is.
+    Stale,
 }
 
 /// What [`Lru::insert`] pushed out to make room, handed back so the caller
@@ -151,6 +154,7 @@ pub struct Lru<V> {
     age: Ends,
     capacity: usize,
     ttl: Duration,
+    grace: Duration,
 }
 
 /// The nodes, indexed by [`Slot`].
@@ -194,7 +198,17 @@ impl<V> Lru<V> {
             age: Ends::EMPTY,
             capacity: capacity.get().min(MAX_CAPACITY),
             ttl,
+            grace: Duration::ZERO,
         }
+    }
+
+    /// Keeps an entry for `grace` past its expiry, as stale: never a hit,
+    /// but available to [`Lru::stale`] (a proxy serving stale-if-error), and
+    /// the first to go when room is needed, since expired entries lead the
+    /// age list.
+    pub fn with_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
     }
 
     /// The number of entries held, expired ones not yet reclaimed included.
@@ -214,13 +228,18 @@ impl<V> Lru<V> {
 
     /// Looks `key` up at time `now`. A hit becomes the most recently read
     /// entry; its expiry is not extended. An expired entry is removed and
-    /// behaves as if it had never been stored.
+    /// behaves as if it had never been stored, unless it is within its grace
+    /// period ([`Lookup::Stale`]).
     pub fn get(&mut self, key: &[u8], now: Instant) -> Lookup<'_, V> {
         let hash = self.hasher.hash_one(key);
         let Some(slot) = self.find(hash, key) else {
             return Lookup::Miss;
         };
-        if self.nodes[slot].expires_at <= now {
+        let expires_at = self.nodes[slot].expires_at;
+        if expires_at <= now {
+            if self.in_grace(expires_at, now) {
+                return Lookup::Stale;
+            }
             let (_, value) = self.remove_slot(slot);
             return Lookup::Expired(value);
         }
@@ -288,6 +307,30 @@ impl<V> Lru<V> {
         } else {
             Displaced::Evicted(old_key, old_value)
         }
+    }
+
+    /// The value of `key` if it has expired less than the grace period ago
+    /// (or is still fresh); its place in the lists is left as it is.
+    pub fn stale(&self, key: &[u8], now: Instant) -> Option<&V> {
+        let slot = self.find(self.hasher.hash_one(key), key)?;
+        let node = &self.nodes[slot];
+        (node.expires_at > now || self.in_grace(node.expires_at, now)).then_some(&node.value)
+    }
+
+    /// Ends every entry's freshness at `now` (those already expired keep
+    /// their expiry), keeping each for the grace period: for when nothing
+    /// held can be vouched for any more. O(entries); the age list stays in
+    /// expiry order.
+    pub fn expire_all(&mut self, now: Instant) {
+        for node in &mut self.nodes.0 {
+            node.expires_at = node.expires_at.min(now);
+        }
+    }
+
+    fn in_grace(&self, expires_at: Instant, now: Instant) -> bool {
+        expires_at
+            .checked_add(self.grace)
+            .is_some_and(|end| now < end)
     }
 
     /// Removes `key` if present, handing back its value.
@@ -596,6 +639,42 @@ mod tests {
             Displaced::Evicted(Key::new(b"a"), 1)
         );
         assert_eq!(cache.len(), 1);
+        cache.validate();
+    }
+
+    #[test]
+    fn grace_keeps_an_expired_entry_as_stale_then_lets_it_go() {
+        let start = Instant::now();
+        let secs = Duration::from_secs;
+        let mut cache =
+            Lru::new(NonZeroUsize::new(2).expect("non-zero"), secs(10)).with_grace(secs(5));
+        cache.insert(b"k", 1, start);
+        assert_eq!(cache.get(b"k", start + secs(12)), Lookup::Stale);
+        assert_eq!(cache.stale(b"k", start + secs(12)), Some(&1));
+        assert_eq!(cache.get(b"k", start + secs(16)), Lookup::Expired(1));
+        assert_eq!(cache.stale(b"k", start + secs(16)), None);
+        // Stale entries are the first to go when room is needed.
+        cache.insert(b"a", 2, start);
+        cache.insert(b"b", 3, start + secs(8));
+        assert!(matches!(
+            cache.insert(b"c", 4, start + secs(11)),
+            Displaced::Expired(_, 2)
+        ));
+        cache.validate();
+    }
+
+    #[test]
+    fn expire_all_ends_freshness_now_and_keeps_the_grace() {
+        let start = Instant::now();
+        let secs = Duration::from_secs;
+        let mut cache =
+            Lru::new(NonZeroUsize::new(4).expect("non-zero"), secs(60)).with_grace(secs(5));
+        cache.insert(b"a", 1, start);
+        cache.insert(b"b", 2, start + secs(1));
+        cache.expire_all(start + secs(2));
+        assert_eq!(cache.get(b"a", start + secs(2)), Lookup::Stale);
+        assert_eq!(cache.stale(b"b", start + secs(6)), Some(&2));
+        assert_eq!(cache.get(b"b", start + secs(7)), Lookup::Expired(2));
         cache.validate();
     }
 }

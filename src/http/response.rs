@@ -109,8 +109,7 @@ pub fn value(key: &[u8], found: Found, as_json: bool) -> HttpResponse {
         let content_type = if found.value.is_utf8 { TEXT } else { BINARY };
         build(200, content_type, found.value.bytes)
     };
-    let cache = if found.hit { &b"HIT"[..] } else { b"MISS" };
-    response.with_header(header(b"X-Cache", cache))
+    response.with_header(header(b"X-Cache", found.source.name().as_bytes()))
 }
 
 /// A key Redis does not have.

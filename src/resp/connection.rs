@@ -69,8 +69,7 @@ pub fn fetch(fetch: &Fetch, protocol: Protocol, service: &Service) -> Vec<u8> {
             fault_hook(key);
             let result = service.get(key);
             let outcome = match &result {
-                Ok(Some(found)) if found.hit => "HIT",
-                Ok(Some(_)) => "MISS",
+                Ok(Some(found)) => found.source.name(),
                 Ok(None) => "absent",
                 Err(_) => "error",
             };

@@ -14,9 +14,12 @@
 //! 4. Invalidations are applied in arrival order by the link's one thread,
 //!    a batch of keys under one lock.
 
-use crate::backend::InvalidationSink;
+use std::time::Instant;
 
-use super::{Service, State};
+use crate::backend::InvalidationSink;
+use crate::cache::Lru;
+
+use super::{Service, State, Value};
 
 /// Whether the cache can vouch for what it holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,27 +51,32 @@ impl Service {
     }
 
     /// Moves the link to `link`: a new epoch, and every fetch in flight
-    /// stale. Returns what the cache held, for the caller to drop after
-    /// unlocking, when the cache can no longer vouch for it.
-    fn relink(
-        &self,
-        state: &mut State,
-        link: LinkState,
-    ) -> Option<crate::cache::Lru<super::Value>> {
-        let was = state.link;
+    /// stale. When the link is lost, nothing held can be vouched for: it is
+    /// dropped (returned, for the caller to drop after unlocking), or, with
+    /// STALE_IF_ERROR_SECS, kept as stale for stale-if-error alone. Returns
+    /// whether the link was lost.
+    fn relink(&self, state: &mut State, link: LinkState) -> (bool, Option<Lru<Value>>) {
+        let lost = state.link == LinkState::Up && link == LinkState::Down;
         state.link = link;
         state.epoch += 1;
         for entry in state.flights.values_mut() {
             entry.stale = true;
         }
         self.metrics.set_link_up(link == LinkState::Up);
-        (was == LinkState::Up && link == LinkState::Down).then(|| self.take_lru(state))
+        if !lost {
+            return (false, None);
+        }
+        if self.grace.is_zero() {
+            return (true, Some(self.take_lru(state)));
+        }
+        state.lru.expire_all(Instant::now());
+        (true, None)
     }
 
     /// Swaps the LRU for an empty one; the old one is dropped by the caller
     /// after unlocking, so freeing many values never holds the lock.
-    fn take_lru(&self, state: &mut State) -> crate::cache::Lru<super::Value> {
-        let empty = crate::cache::Lru::new(self.capacity, self.expiry);
+    fn take_lru(&self, state: &mut State) -> Lru<Value> {
+        let empty = Lru::new(self.capacity, self.expiry).with_grace(self.grace);
         let old = std::mem::replace(&mut state.lru, empty);
         self.metrics.set_entries(0);
         old
@@ -77,23 +85,19 @@ impl Service {
 
 impl InvalidationSink for Service {
     fn link_up(&self) {
-        let mut state = self.lock();
-        let _ = self.relink(&mut state, LinkState::Up);
+        let _ = self.relink(&mut self.lock(), LinkState::Up);
     }
 
     fn link_lost(&self) {
-        let dropped = {
-            let mut state = self.lock();
-            self.relink(&mut state, LinkState::Down)
-        };
-        if dropped.is_some() {
+        let (lost, dropped) = self.relink(&mut self.lock(), LinkState::Down);
+        if lost {
             self.metrics.flushed("link_lost");
         }
+        drop(dropped);
     }
 
     fn tracking_off(&self) {
-        let mut state = self.lock();
-        let _ = self.relink(&mut state, LinkState::Off);
+        let _ = self.relink(&mut self.lock(), LinkState::Off);
     }
 
     fn invalidate(&self, keys: &[&[u8]]) {

@@ -51,8 +51,31 @@ impl Value {
 pub struct Found {
     /// The value.
     pub value: Value,
-    /// True when it came from the cache without asking Redis.
-    pub hit: bool,
+    /// Where it came from, for `X-Cache` and the access log.
+    pub source: Source,
+}
+
+/// Where a value read through the proxy came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The cache, fresh, without asking Redis.
+    Hit,
+    /// Redis, just now.
+    Miss,
+    /// The cache, no longer fresh, because Redis could not be read
+    /// (STALE_IF_ERROR_SECS).
+    Stale,
+}
+
+impl Source {
+    /// `HIT`, `MISS` or `STALE`, as `X-Cache` and the access log say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Hit => "HIT",
+            Source::Miss => "MISS",
+            Source::Stale => "STALE",
+        }
+    }
 }
 
 /// What one backing fetch ended with; shared with every waiter.
@@ -87,6 +110,8 @@ pub struct Service {
     /// For a fresh LRU when the cache is flushed.
     capacity: std::num::NonZeroUsize,
     expiry: Duration,
+    /// STALE_IF_ERROR_SECS: how long an entry is kept past its freshness.
+    grace: Duration,
 }
 
 /// What the locked part of a lookup decided.
@@ -108,7 +133,8 @@ impl Service {
         metrics.set_link_up(link == LinkState::Up);
         Service {
             state: Mutex::new(State {
-                lru: Lru::new(config.cache_capacity, config.cache_expiry),
+                lru: Lru::new(config.cache_capacity, config.cache_expiry)
+                    .with_grace(config.stale_if_error),
                 flights: HashMap::new(),
                 link,
                 epoch: 0,
@@ -122,6 +148,7 @@ impl Service {
             prefixes: config.invalidation_prefixes.clone(),
             capacity: config.cache_capacity,
             expiry: config.cache_expiry,
+            grace: config.stale_if_error,
         }
     }
 
@@ -160,16 +187,52 @@ impl Service {
     pub fn cached(&self, key: &[u8]) -> Option<Found> {
         let value = self.lookup(key, Some, |_| None)?;
         self.metrics.hit();
-        Some(Found { value, hit: true })
+        Some(Found {
+            value,
+            source: Source::Hit,
+        })
     }
 
     /// Reads `key` through the cache: `Ok(None)` when Redis has no such key
     /// (which is not cached). Concurrent misses on one key share one fetch.
+    /// When Redis cannot be read, an entry that stopped being fresh less
+    /// than STALE_IF_ERROR_SECS ago is served instead, marked stale.
     pub fn get(&self, key: &[u8]) -> Result<Option<Found>, BackendError> {
+        match self.read(key) {
+            Err(err @ (BackendError::Unavailable(_) | BackendError::Timeout(_)))
+                if !self.grace.is_zero() =>
+            {
+                match self.stale_value(key) {
+                    Some(value) => {
+                        self.metrics.stale_served();
+                        Ok(Some(Found {
+                            value,
+                            source: Source::Stale,
+                        }))
+                    }
+                    None => Err(err),
+                }
+            }
+            result => result,
+        }
+    }
+
+    /// The entry kept for `key` past its freshness, if within the grace
+    /// period. Looked up after the failure, so an entry an invalidation or
+    /// a flush removed meanwhile is never served.
+    fn stale_value(&self, key: &[u8]) -> Option<Value> {
+        self.lock().lru.stale(key, Instant::now()).cloned()
+    }
+
+    /// [`Service::get`] without stale-if-error.
+    fn read(&self, key: &[u8]) -> Result<Option<Found>, BackendError> {
         match self.lookup(key, Step::Hit, |state| state.join_or_lead(key)) {
             Step::Hit(value) => {
                 self.metrics.hit();
-                Ok(Some(Found { value, hit: true }))
+                Ok(Some(Found {
+                    value,
+                    source: Source::Hit,
+                }))
             }
             Step::Lead(flight) => {
                 self.metrics.miss();
@@ -203,7 +266,7 @@ impl Service {
             } else {
                 match state.lru.get(key, now) {
                     Lookup::Hit(value) => (on_hit(value.clone()), None),
-                    Lookup::Miss => (on_miss(&mut state), None),
+                    Lookup::Miss | Lookup::Stale => (on_miss(&mut state), None),
                     Lookup::Expired(value) => (on_miss(&mut state), Some(value)),
                 }
             }
@@ -275,7 +338,12 @@ impl Service {
 }
 
 fn as_found(outcome: Outcome) -> Result<Option<Found>, BackendError> {
-    outcome.map(|value| value.map(|value| Found { value, hit: false }))
+    outcome.map(|value| {
+        value.map(|value| Found {
+            value,
+            source: Source::Miss,
+        })
+    })
 }
 
 impl State {

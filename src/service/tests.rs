@@ -73,7 +73,7 @@ fn a_waiter_gets_the_leaders_value() {
         found,
         Some(Found {
             value: value(b"v"),
-            hit: false
+            source: Source::Miss
         })
     );
     // The fill is cached for the next reader.
@@ -81,7 +81,7 @@ fn a_waiter_gets_the_leaders_value() {
         service.get(b"k"),
         Ok(Some(Found {
             value: value(b"v"),
-            hit: true
+            source: Source::Hit
         }))
     );
 }

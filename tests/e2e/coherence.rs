@@ -350,3 +350,97 @@ fn readers_see_the_final_values_once_a_concurrent_writer_stops() {
         assert_eq!(resp_get(&proxy, &key), Some(ROUNDS.to_string()), "{key}");
     }
 }
+
+fn stale_served(proxy: &Proxy) -> f64 {
+    proxy.metric("redis_proxy_stale_served_total")
+}
+
+#[test]
+fn stale_if_error_serves_an_expired_entry_marked_stale_while_redis_is_down() {
+    let mut redis = RedisServer::start();
+    redis.set("k", "v");
+    let proxy = Proxy::start(
+        &redis,
+        &[
+            ("RESP_PORT", "auto"),
+            ("INVALIDATION", "off"),
+            ("GLOBAL_CACHE_EXPIRY", "0.5"),
+            ("STALE_IF_ERROR_SECS", "600"),
+            ("REDIS_TIMEOUT_MS", "300"),
+        ],
+    );
+    cache(&proxy, "k", "v");
+    redis.stop();
+    // Once it has expired, it is served as stale rather than a 503.
+    let reply = eventually("the entry to expire", || {
+        let reply = proxy.get_key("k");
+        (reply.header("x-cache") != Some("HIT")).then_some(reply)
+    });
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-cache"), Some("STALE"));
+    assert_eq!(reply.body, b"v");
+    assert_eq!(resp_get(&proxy, "k").as_deref(), Some("v"));
+    assert_eq!(stale_served(&proxy), 2.0);
+    // A key never cached is still a 503.
+    assert_eq!(proxy.get_key("never").status, 503);
+}
+
+#[test]
+fn stale_if_error_serves_what_a_lost_link_left_but_never_an_invalidated_entry() {
+    let mut redis = RedisServer::start();
+    for key in ["kept", "changed", "flushed"] {
+        redis.set(key, "old");
+    }
+    let proxy = Proxy::start(
+        &redis,
+        &[("STALE_IF_ERROR_SECS", "600"), ("REDIS_TIMEOUT_MS", "300")],
+    );
+    for key in ["kept", "changed"] {
+        cache(&proxy, key, "old");
+    }
+    let before = proxy.metric(INVALIDATIONS);
+    redis.set("changed", "new");
+    wait_invalidations(&proxy, before + 1.0);
+    redis.stop();
+    eventually("the link loss to be noticed", || {
+        (flushes(&proxy, "link_lost") == 1.0).then_some(())
+    });
+    let kept = proxy.get_key("kept");
+    assert_eq!(
+        (kept.status, kept.header("x-cache"), kept.body.as_slice()),
+        (200, Some("STALE"), &b"old"[..])
+    );
+    // Removed by its invalidation: never served, stale or not.
+    assert_eq!(proxy.get_key("changed").status, 503);
+}
+
+#[test]
+fn without_stale_if_error_a_lost_link_serves_nothing_cached() {
+    let mut redis = RedisServer::start();
+    redis.set("k", "v");
+    let proxy = Proxy::start(&redis, &[("REDIS_TIMEOUT_MS", "300")]);
+    cache(&proxy, "k", "v");
+    redis.stop();
+    eventually("the link loss to be noticed", || {
+        (flushes(&proxy, "link_lost") == 1.0).then_some(())
+    });
+    assert_eq!(proxy.get_key("k").status, 503);
+    assert_eq!(stale_served(&proxy), 0.0);
+}
+
+#[test]
+fn a_flush_is_never_undone_by_stale_if_error() {
+    let mut redis = RedisServer::start();
+    redis.set("k", "v");
+    let proxy = Proxy::start(
+        &redis,
+        &[("STALE_IF_ERROR_SECS", "600"), ("REDIS_TIMEOUT_MS", "300")],
+    );
+    cache(&proxy, "k", "v");
+    let _: () = redis.cmd(&["FLUSHALL"]);
+    eventually("the flush to arrive", || {
+        (flushes(&proxy, "flushall") == 1.0).then_some(())
+    });
+    redis.stop();
+    assert_eq!(proxy.get_key("k").status, 503);
+}
