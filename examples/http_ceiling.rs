@@ -35,8 +35,8 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 while let Ok(request) = server.recv() {
                     let reply = response::build(200, b"text/plain; charset=utf-8", body.clone())
                         .with_header(response::header(b"X-Cache", b"HIT"));
-                    // Written as the proxy writes: by the connection's thread.
-                    request.respond_on_connection(reply.into_tiny(|body| body), false);
+                    // Written as the proxy writes them.
+                    request.respond_without_blocking(reply.into_tiny(), false, || {});
                 }
             })
         })

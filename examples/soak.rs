@@ -2,10 +2,16 @@
 //! and restarts Redis). Mixed HTTP and RESP reads over KEYS keys for SECONDS,
 //! while a writer rewrites every value with a new version. A value must name
 //! its own key and a version that was written: anything else is a wrong
-//! value. Prints a summary; exits 1 on any wrong value.
+//! value. Once every invalidation of a rewrite has reached the proxy (its
+//! `redis_proxy_invalidations_total` says so), that version is settled: a
+//! read begun after that which returns an older version is a stale read.
+//! Prints a summary; exits 1 on any wrong value or stale read.
 //!
 //! Environment: HTTP_ADDR, RESP_ADDR, REDIS_URL, KEYS (100000), SECONDS (300),
 //! CLIENTS (8 per protocol), REWRITE_SECS (20).
+
+#[path = "support/scrape.rs"]
+mod scrape;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -27,6 +33,9 @@ struct Tally {
     outcomes: Mutex<BTreeMap<String, u64>>,
     wrong: AtomicU64,
     newest_version: AtomicU64,
+    /// The newest version whose every invalidation the proxy has applied.
+    settled_version: AtomicU64,
+    stale: AtomicU64,
 }
 
 impl Tally {
@@ -35,18 +44,30 @@ impl Tally {
         *outcomes.entry(outcome.to_owned()).or_default() += 1;
     }
 
-    /// Checks a value read for `key`: `<key>:v<version>`.
-    fn check(&self, key: &str, value: &[u8]) {
+    /// Checks a value read for `key`: `<key>:v<version>`, a version written
+    /// and not older than `settled` (the settled version when the read began).
+    fn check(&self, key: &str, value: &[u8], settled: u64) {
         let text = String::from_utf8_lossy(value);
-        let ok = text
+        let version = text
             .strip_prefix(key)
             .and_then(|rest| rest.strip_prefix(":v"))
-            .and_then(|v| v.parse::<u64>().ok())
-            .is_some_and(|v| v <= self.newest_version.load(SeqCst));
-        if !ok {
-            self.wrong.fetch_add(1, SeqCst);
-            eprintln!("WRONG VALUE for {key}: {text:?}");
+            .and_then(|v| v.parse::<u64>().ok());
+        match version {
+            Some(v) if v <= self.newest_version.load(SeqCst) => {
+                if v < settled {
+                    self.stale.fetch_add(1, SeqCst);
+                    eprintln!("STALE READ for {key}: v{v} after v{settled} was settled");
+                }
+            }
+            _ => {
+                self.wrong.fetch_add(1, SeqCst);
+                eprintln!("WRONG VALUE for {key}: {text:?}");
+            }
         }
+    }
+
+    fn settled(&self) -> u64 {
+        self.settled_version.load(SeqCst)
     }
 }
 
@@ -80,6 +101,7 @@ fn http_client(addr: &str, keys: u64, seed: u64, stop: &AtomicBool, tally: &Tall
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             let key = format!("soak{}", (n >> 33) % keys);
+            let settled = tally.settled();
             let request = format!("GET /proxy?key={key} HTTP/1.1\r\nHost: soak\r\n\r\n");
             if reader.get_mut().write_all(request.as_bytes()).is_err() {
                 tally.count("http write error");
@@ -107,7 +129,7 @@ fn http_client(addr: &str, keys: u64, seed: u64, stop: &AtomicBool, tally: &Tall
                 break;
             }
             if status == "200" {
-                tally.check(&key, &body);
+                tally.check(&key, &body, settled);
             }
             tally.count(&format!("http {status}"));
         }
@@ -127,12 +149,13 @@ fn resp_client(url: &str, keys: u64, seed: u64, stop: &AtomicBool, tally: &Tally
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             let key = format!("soak{}", (n >> 33) % keys);
+            let settled = tally.settled();
             match redis::cmd("GET")
                 .arg(&key)
                 .query::<Option<Vec<u8>>>(&mut conn)
             {
                 Ok(Some(value)) => {
-                    tally.check(&key, &value);
+                    tally.check(&key, &value, settled);
                     tally.count("resp value");
                 }
                 Ok(None) => tally.count("resp nil"),
@@ -158,6 +181,8 @@ fn main() {
         outcomes: Mutex::new(BTreeMap::new()),
         wrong: AtomicU64::new(0),
         newest_version: AtomicU64::new(0),
+        settled_version: AtomicU64::new(0),
+        stale: AtomicU64::new(0),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
@@ -180,11 +205,26 @@ fn main() {
             // value newer than what it may accept.
             version += 1;
             tally.newest_version.store(version, SeqCst);
+            let before = invalidations(&http);
             match rewrite(&redis_url, keys, version) {
-                Ok(()) => eprintln!(
-                    "{:>4}s rewrote every value to v{version}",
-                    started.elapsed().as_secs()
-                ),
+                Ok(()) => {
+                    eprintln!(
+                        "{:>4}s rewrote every value to v{version}",
+                        started.elapsed().as_secs()
+                    );
+                    // Settled once the proxy has applied every invalidation
+                    // (a Redis restart meanwhile leaves it unsettled).
+                    let settle_by = Instant::now() + Duration::from_secs(10);
+                    while Instant::now() < settle_by {
+                        match (before, invalidations(&http)) {
+                            (Some(b), Some(now)) if now >= b + keys => {
+                                tally.settled_version.store(version, SeqCst);
+                                break;
+                            }
+                            _ => thread::sleep(Duration::from_millis(5)),
+                        }
+                    }
+                }
                 Err(err) => eprintln!(
                     "{:>4}s rewrite to v{version} failed: {err}",
                     started.elapsed().as_secs()
@@ -208,6 +248,16 @@ fn main() {
         println!("  {outcome:<22} {n}");
     }
     let wrong = tally.wrong.load(SeqCst);
+    let stale = tally.stale.load(SeqCst);
     println!("wrong values: {wrong}");
-    std::process::exit(i32::from(wrong != 0));
+    println!(
+        "stale reads after a write's invalidation: {stale} (v{} settled)",
+        tally.settled()
+    );
+    std::process::exit(i32::from(wrong != 0 || stale != 0));
+}
+
+/// `redis_proxy_invalidations_total` from the proxy's /metrics.
+fn invalidations(http: &str) -> Option<u64> {
+    scrape::metric(http, "redis_proxy_invalidations_total").ok()
 }

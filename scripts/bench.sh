@@ -3,10 +3,12 @@
 # do at all, in one run, as one table. Loopback only; every run is bounded.
 #
 #   1. http_ceiling: tiny_http with the same worker pool and a fixed body
-#   2. proxy, all hits            (wrk over 1000 cached keys)
+#   2. proxy, all hits            (wrk over 1000 cached keys; invalidation on)
 #   3. proxy, all misses          (capacity 10, 100000 keys)
 #   4. redis-benchmark GET straight at the backing Redis
 #   5. redis-benchmark GET at the proxy's RESP port, all hits (if built in)
+#   6. proxy, all hits with INVALIDATION=off, for the cost of tracking
+#   7. staleness after a write, and invalidations applied per second
 #
 # Settings: DURATION (s, default 10), CONNECTIONS (64), THREADS (2),
 # VALUE_SIZE (bytes, 100), WORKERS (MAX_CLIENTS, 16).
@@ -24,7 +26,7 @@ REQUESTS=${REQUESTS:-200000}
 ensure_command wrk wrk
 ensure_command redis-server redis-server
 ensure_command redis-benchmark redis-tools
-cargo build --release --quiet --bin redis-proxy --example http_ceiling
+cargo build --release --quiet --bin redis-proxy --example http_ceiling --example staleness
 
 work=$(mktemp -d)
 pids=()
@@ -39,6 +41,13 @@ wait_http() {
   for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$1$2" >/dev/null 2>&1 && return 0; sleep 0.05; done
   echo "nothing answers on port $1" >&2
   cat "$work/proxy.log" >&2 2>/dev/null
+  exit 1
+}
+
+# wait_link PORT: until the proxy's invalidation link is up, so reads cache.
+wait_link() {
+  for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$1/readyz" | grep -q '"invalidation":"up"' && return 0; sleep 0.05; done
+  echo "the invalidation link on port $1 never came up" >&2
   exit 1
 }
 
@@ -100,6 +109,7 @@ env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_por
   target/release/redis-proxy 2>"$work/proxy.log" &
 pids+=($!)
 wait_http "$proxy_port" /healthz
+wait_link "$proxy_port"
 for i in $(seq 0 999); do curl -fs "http://127.0.0.1:$proxy_port/proxy?key=key:$(printf %012d "$i")" >/dev/null; done
 run_wrk proxy_hits "$proxy_port" 1000
 resp_enabled=0
@@ -123,6 +133,29 @@ kill "${pids[-1]}"
 echo "== 4/5 redis-benchmark GET at the backing Redis"
 run_redis_benchmark redis_get "$redis_port"
 
+echo "== 6/7 proxy, all hits, INVALIDATION=off"
+proxy_port=$(free_port)
+env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT=off \
+  MAX_CLIENTS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 INVALIDATION=off RUST_LOG=warn \
+  target/release/redis-proxy 2>>"$work/proxy.log" &
+pids+=($!)
+wait_http "$proxy_port" /healthz
+for i in $(seq 0 999); do curl -fs "http://127.0.0.1:$proxy_port/proxy?key=key:$(printf %012d "$i")" >/dev/null; done
+run_wrk hits_ttl_only "$proxy_port" 1000
+kill "${pids[-1]}"
+
+echo "== 7/7 staleness and invalidation rate (INVALIDATION=tracking)"
+proxy_port=$(free_port); resp_port=$(free_port)
+env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
+  MAX_CLIENTS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 INVALIDATION=tracking RUST_LOG=warn \
+  target/release/redis-proxy 2>>"$work/proxy.log" &
+pids+=($!)
+wait_http "$proxy_port" /healthz
+wait_link "$proxy_port"
+RESP_ADDR="127.0.0.1:$resp_port" HTTP_ADDR="127.0.0.1:$proxy_port" REDIS_URL="redis://127.0.0.1:$redis_port" \
+  WRITES="${WRITES:-10000}" target/release/examples/staleness >"$work/staleness.out"
+kill "${pids[-1]}"
+
 echo
 echo "$(nproc) cores; wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s; redis-benchmark -c$CONNECTIONS -n$REQUESTS; values of $VALUE_SIZE bytes; MAX_CLIENTS=$WORKERS"
 awk '
@@ -135,6 +168,9 @@ awk '
       if (name[i] == "proxy_hits" && ("http_ceiling" in idx)) ratio = sprintf("%.0f%% of http_ceiling", 100 * rps[i] / rps[idx["http_ceiling"]])
       if (name[i] == "proxy_misses" && ("redis_get" in idx)) ratio = sprintf("%.0f%% of redis_get", 100 * rps[i] / rps[idx["redis_get"]])
       if (name[i] == "resp_hits" && ("redis_get" in idx)) ratio = sprintf("%.0f%% of redis_get", 100 * rps[i] / rps[idx["redis_get"]])
+      if (name[i] == "hits_ttl_only" && ("proxy_hits" in idx)) ratio = sprintf("tracking on: %.2f of this", rps[idx["proxy_hits"]] / rps[i])
       printf "| %-13s | %12.0f | %10s | %10s | %7s | %-24s |\n", name[i], rps[i], p50[i], p99[i], err[i], ratio
     }
   }' "$results"
+echo
+cat "$work/staleness.out"

@@ -2,7 +2,8 @@
 # `make soak`: mixed HTTP and RESP load for SOAK_SECONDS (default 300) over
 # 100k keys whose values encode key and version, while every value is
 # rewritten every 20 s and Redis is restarted twice (at 1/3 and 2/3). Reports
-# requests, outcomes by status, wrong values (must be 0), and the proxy's
+# requests, outcomes by status, wrong values (must be 0), stale reads after a
+# rewrite's invalidations have all arrived (must be 0), and the proxy's
 # RSS at start and end (must stay bounded by its capacity). Loopback only;
 # stops by itself.
 set -euo pipefail

@@ -7,16 +7,16 @@
 //! of being refused.
 //!
 //! Flow control (vendor patch 5): a connection has at most one request queued
-//! or in service; its next one stays in the socket until the answer is
-//! written. The answer is written by the connection's own thread, not the
-//! worker, so a client that reads slowly (or never) holds its own thread and
-//! socket only: never a worker, a MAX_CLIENTS place or the cache lock.
+//! or in service; its next one is not queued until the answer is written. The
+//! worker writes the answer only if the socket takes it at once; the rest is
+//! written by a thread of its own, so a client that reads slowly (or never)
+//! holds that thread and its own socket only: never a worker, a MAX_CLIENTS
+//! place or the cache lock.
 
 pub mod query;
 pub mod response;
 
 use std::io;
-use std::io::{Cursor, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -119,35 +119,6 @@ struct Worker {
     unwritten: Arc<AtomicUsize>,
 }
 
-/// A response body that counts itself among the unwritten answers until
-/// the connection's thread has written it (and dropped it).
-struct CountedBody {
-    bytes: Cursor<bytes::Bytes>,
-    unwritten: Arc<AtomicUsize>,
-}
-
-impl CountedBody {
-    fn new(bytes: Cursor<bytes::Bytes>, unwritten: &Arc<AtomicUsize>) -> CountedBody {
-        unwritten.fetch_add(1, Ordering::SeqCst);
-        CountedBody {
-            bytes,
-            unwritten: Arc::clone(unwritten),
-        }
-    }
-}
-
-impl Read for CountedBody {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.bytes.read(buf)
-    }
-}
-
-impl Drop for CountedBody {
-    fn drop(&mut self) {
-        self.unwritten.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 impl Worker {
     /// Takes the next request, answers it, repeats; once the server is
     /// draining, exits as soon as no request is waiting.
@@ -185,12 +156,16 @@ impl Worker {
         // answer always finds it counted (a scrape right after sees it).
         metrics.in_flight(-1);
         metrics.http_request(status, started.elapsed());
-        // Written by the connection's own thread: this worker is free now,
-        // however slowly the client reads. While draining, the answer says
-        // `Connection: close` and the connection ends after it.
+        // Never waits on the client's socket: what it cannot take now is
+        // written by a thread of its own (vendor patch 5), so this worker is
+        // free however slowly the client reads. While draining, the answer
+        // says `Connection: close`, and the drain waits until it is out.
         let close = self.stopping.load(Ordering::SeqCst);
-        let response = response.into_tiny(|bytes| CountedBody::new(bytes, &self.unwritten));
-        request.respond_on_connection(response, close);
+        self.unwritten.fetch_add(1, Ordering::SeqCst);
+        let unwritten = Arc::clone(&self.unwritten);
+        request.respond_without_blocking(response.into_tiny(), close, move || {
+            unwritten.fetch_sub(1, Ordering::SeqCst);
+        });
     }
 }
 

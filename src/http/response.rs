@@ -4,7 +4,7 @@
 //! lifted in [`HttpResponse::into_tiny`]), and every error body the proxy
 //! writes is JSON with an `error` field.
 
-use std::io::{Cursor, Read};
+use std::io::Cursor;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -42,13 +42,12 @@ impl HttpResponse {
 
     /// tiny_http's response, with an exact `Content-Length` and no chunking
     /// whatever the size (tiny_http would chunk bodies of 32 KiB and more).
-    /// `body` wraps the bytes, so the caller can learn when they are written.
-    pub fn into_tiny<B: Read>(self, body: impl FnOnce(Cursor<Bytes>) -> B) -> Response<B> {
+    pub fn into_tiny(self) -> Response<Cursor<Bytes>> {
         let len = self.body.len();
         Response::new(
             StatusCode(self.status),
             self.headers,
-            body(Cursor::new(self.body)),
+            Cursor::new(self.body),
             Some(len),
             None,
         )

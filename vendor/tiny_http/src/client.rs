@@ -34,6 +34,9 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // redis-proxy patch 5: the socket, for writing without blocking
+    send_handle: Option<crate::request::SendHandle>,
 }
 
 // redis-proxy patch 2: bound what one request's head can make us buffer.
@@ -62,6 +65,7 @@ impl ClientConnection {
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
+        let send_handle = write_socket.send_handle();
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -73,7 +77,15 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            send_handle,
         }
+    }
+
+    /// redis-proxy patch 5: the socket responses are written to, for writing
+    /// without blocking; None for HTTPS (bytes must go through TLS) and Unix
+    /// sockets.
+    pub(crate) fn send_handle(&self) -> Option<crate::request::SendHandle> {
+        self.send_handle.clone()
     }
 
     /// true if the connection is HTTPS

@@ -338,18 +338,20 @@ impl Server {
                                     }
                                 } else {
                                     // redis-proxy patch 5: one request of a connection
-                                    // at a time. The next is read only once this one's
-                                    // response has been handed back and written here,
-                                    // on the connection's own thread: a client that
-                                    // pipelines without reading, or reads slowly, holds
-                                    // its own thread and socket, never the shared queue
-                                    // or the thread that built the response.
-                                    let (sender, receiver) = mpsc::channel();
+                                    // queued or in service at a time. The next one is
+                                    // read (one request head, at most) but queued only
+                                    // once this one's response is out, so a client that
+                                    // pipelines without reading holds its own thread and
+                                    // socket, never the shared queue.
+                                    let socket = client.send_handle();
+                                    let (done, answered) = mpsc::channel();
+                                    let mut outstanding = false;
                                     for rq in client {
-                                        messages.push(rq.with_respond_via(sender.clone()).into());
-                                        if !receiver.recv().map_or(false, |job| job()) {
+                                        if outstanding && !answered.recv().unwrap_or(false) {
                                             break;
                                         }
+                                        messages.push(rq.with_done_sender(done.clone(), socket.clone()).into());
+                                        outstanding = true;
                                     }
                                 }
                             }

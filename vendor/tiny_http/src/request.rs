@@ -75,14 +75,20 @@ pub struct Request {
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
 
-    // redis-proxy patch 5: if Some, the connection's own thread is waiting on
-    // this for the response to write before it reads the next request.
-    respond_via: Option<Sender<ConnectionJob>>,
+    // redis-proxy patch 5: if Some, the connection's thread waits for this
+    // before queueing the connection's next request; `false` ends the
+    // connection.
+    done: Option<Sender<bool>>,
+
+    // redis-proxy patch 5: the socket the response goes to, for writing
+    // without blocking (plain TCP connections only).
+    socket: Option<SendHandle>,
 }
 
-/// redis-proxy patch 5: work handed back to a connection's own thread; it
-/// returns false when the connection must close afterwards.
-pub(crate) type ConnectionJob = Box<dyn FnOnce() -> bool + Send + 'static>;
+/// redis-proxy patch 5: responses at most this long are written by the
+/// caller when the socket takes them at once; longer ones are always
+/// written by a thread of their own.
+const WRITE_NOW_MAX: usize = 64 * 1024;
 
 struct NotifyOnDrop<R> {
     sender: Sender<()>,
@@ -246,7 +252,8 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
-        respond_via: None,
+        done: None,
+        socket: None,
     })
 }
 
@@ -451,47 +458,81 @@ impl Request {
         res
     }
 
-    /// redis-proxy patch 5: sends a response from the connection's own
-    /// thread instead of the caller's, so a client that reads slowly holds
-    /// only its own connection's thread, never the caller (a worker of a
-    /// fixed pool). With `close`, the response says `Connection: close` and
-    /// the connection ends after it. Errors writing are the client's and
-    /// are dropped, as `respond`'s are by most callers.
-    pub fn respond_on_connection<R>(mut self, response: Response<R>, close: bool)
-    where
+    /// redis-proxy patch 5: sends a response without ever blocking the
+    /// caller (a worker of a fixed pool) on the client's socket. A response
+    /// of at most 64 KiB is written at once if the socket takes all of it;
+    /// whatever the socket cannot take now, and any larger response, is
+    /// written by a thread of its own, so a client that reads slowly (or
+    /// never) holds that thread and its own connection only. With `close`,
+    /// the response says `Connection: close` and the connection ends after
+    /// it. `written` runs once the response is out (or the client gone), on
+    /// whichever thread wrote it. Errors writing are the client's and are
+    /// dropped.
+    pub fn respond_without_blocking<R>(
+        mut self,
+        response: Response<R>,
+        close: bool,
+        written: impl FnOnce() + Send + 'static,
+    ) where
         R: Read + Send + 'static,
     {
         if close {
             self.headers
                 .push(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
         }
-        match self.respond_via.take() {
-            Some(sender) => {
-                let job: ConnectionJob = Box::new(move || {
-                    let _ = self.respond(response);
-                    !close
-                });
-                // The connection's thread is gone only if it panicked: write here.
-                if let Err(std::sync::mpsc::SendError(job)) = sender.send(job) {
-                    job();
-                }
-            }
-            None => {
-                let _ = self.respond(response);
-            }
+        if self.notify_when_responded.is_some() || self.done.is_none() {
+            // Not a connection of patch 5's (HTTPS, or a test request).
+            let _ = self.respond(response);
+            return written();
         }
+        let head_only = self.method == Method::Head;
+        let version = self.http_version.clone();
+        let mut writer = self.extract_writer_impl();
+        let done = self.done.take();
+        let small = response.data_length().map_or(false, |len| len <= WRITE_NOW_MAX);
+        if let (true, Some(socket)) = (small, self.socket.take()) {
+            let mut rendered = Vec::with_capacity(4096);
+            let _ = response.raw_print(&mut rendered, version, &self.headers, head_only, None);
+            // Our turn on the connection (the previous response is out: the
+            // connection's thread queues one request at a time), and nothing
+            // buffered ahead of us.
+            let sent = match writer.flush() {
+                Ok(()) => send_now(&socket, &rendered),
+                Err(_) => rendered.len(),
+            };
+            if sent == rendered.len() {
+                end_connection(done, close, writer);
+                return written();
+            }
+            spawn_writer(move || {
+                let _ = writer
+                    .write_all(&rendered[sent..])
+                    .and_then(|()| writer.flush());
+                end_connection(done, close, writer);
+                written();
+            });
+            return;
+        }
+        let headers = std::mem::take(&mut self.headers);
+        spawn_writer(move || {
+            let _ = response.raw_print(writer.by_ref(), version, &headers, head_only, None);
+            let _ = writer.flush();
+            end_connection(done, close, writer);
+            written();
+        });
     }
 
-    /// redis-proxy patch 5: lets the connection's thread read the next
+    /// redis-proxy patch 5: lets the connection's thread queue its next
     /// request once this one has been answered some other way.
     fn release_connection(&mut self) {
-        if let Some(sender) = self.respond_via.take() {
-            let _ = sender.send(Box::new(|| true));
+        if let Some(done) = self.done.take() {
+            let _ = done.send(true);
         }
     }
 
-    pub(crate) fn with_respond_via(mut self, sender: Sender<ConnectionJob>) -> Self {
-        self.respond_via = Some(sender);
+    pub(crate) fn with_done_sender(mut self, done: Sender<bool>, socket: Option<SendHandle>) -> Self {
+        self.done = Some(done);
+        self.socket = socket;
         self
     }
 
@@ -550,6 +591,53 @@ impl Drop for Request {
             }
         }
         self.release_connection();
+    }
+}
+
+/// redis-proxy patch 5: a clone of a plain connection's socket, to send on
+/// it without blocking.
+pub(crate) type SendHandle = std::sync::Arc<std::net::TcpStream>;
+
+/// redis-proxy patch 5: a thread that finishes writing one response.
+fn spawn_writer(write: impl FnOnce() + Send + 'static) {
+    if let Err(err) = std::thread::Builder::new()
+        .name("tiny-http-writer".to_owned())
+        .spawn(write)
+    {
+        log::error!("cannot start a thread to write a response: {}", err);
+    }
+}
+
+/// redis-proxy patch 5: the response is out: tells the connection's thread
+/// whether to go on. (With `close`, the response said `Connection: close`;
+/// the connection ends when the client closes, or at its next request.)
+fn end_connection(done: Option<Sender<bool>>, close: bool, writer: Box<dyn Write + Send + 'static>) {
+    drop(writer);
+    if let Some(done) = done {
+        let _ = done.send(!close);
+    }
+}
+
+/// redis-proxy patch 5: sends what the socket takes now, never waiting for
+/// room in it; returns how many bytes went.
+fn send_now(socket: &std::net::TcpStream, bytes: &[u8]) -> usize {
+    #[cfg(unix)]
+    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+    #[cfg(not(unix))]
+    return 0;
+    #[cfg(unix)]
+    {
+        let socket = socket2::SockRef::from(socket);
+        let mut sent = 0;
+        while sent < bytes.len() {
+            match socket.send_with_flags(&bytes[sent..], flags) {
+                Ok(0) => break,
+                Ok(n) => sent += n,
+                Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        sent
     }
 }
 

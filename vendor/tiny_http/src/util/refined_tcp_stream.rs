@@ -132,6 +132,18 @@ impl RefinedTcpStream {
         (read, write)
     }
 
+    /// redis-proxy patch 5: a clone of the plain TCP socket, to send on it
+    /// without blocking; None for TLS and Unix sockets, or if no descriptor
+    /// is left to clone it (then every response takes the slow path).
+    pub(crate) fn send_handle(&self) -> Option<crate::request::SendHandle> {
+        match &self.stream {
+            Stream::Http(crate::connection::Connection::Tcp(s)) => {
+                s.try_clone().ok().map(std::sync::Arc::new)
+            }
+            _ => None,
+        }
+    }
+
     /// Returns true if this struct wraps around a secure connection.
     #[inline]
     pub(crate) fn secure(&self) -> bool {
