@@ -1,7 +1,7 @@
 # Build stage: compile the release binary.
 FROM rust:1-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock README.md ./
 COPY vendor ./vendor
 COPY src ./src
 COPY tests ./tests
@@ -14,7 +14,7 @@ RUN cargo build --release --locked
 FROM build AS test
 RUN apt-get update && apt-get install -y --no-install-recommends redis-server redis-tools tmux openssl \
     && rm -rf /var/lib/apt/lists/*
-RUN cargo test --release --locked
+RUN cargo test --release --locked --features fault-injection
 
 # Runtime stage: the binary alone, run as a non-root user.
 FROM debian:bookworm-slim AS runtime

@@ -64,7 +64,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "PROXY_HOST",
         default: "127.0.0.1",
-        help: "IP address the HTTP listener binds to",
+        help: "IP address both listeners (HTTP and RESP) bind to",
     },
     Variable {
         name: "PROXY_PORT",
@@ -500,6 +500,45 @@ mod tests {
             let err = config(&[(name, value)]).expect_err(value);
             assert_eq!(err.variable, name, "{value}");
             assert!(err.to_string().contains(name));
+        }
+    }
+
+    #[test]
+    fn the_readme_table_lists_every_variable_with_its_default() {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
+        let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
+        for var in VARIABLES {
+            let row = rows
+                .iter()
+                .find(|row| row.starts_with(&format!("| `{}` |", var.name)))
+                .unwrap_or_else(|| panic!("README's configuration table lacks {}", var.name));
+            let default = if var.default.is_empty() {
+                "| (empty) |".to_owned()
+            } else {
+                format!("| `{}` |", var.default)
+            };
+            assert!(
+                row.ends_with(&default),
+                "README: {} should default to {default}",
+                var.name
+            );
+        }
+        // And nothing the code does not read (RUST_LOG is env_logger's).
+        let section = readme
+            .split("## Configuration")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("a Configuration section");
+        for row in section.lines().filter(|l| l.starts_with("| `")) {
+            let name = row
+                .trim_start_matches("| `")
+                .split('`')
+                .next()
+                .unwrap_or_default();
+            assert!(
+                name == "RUST_LOG" || VARIABLES.iter().any(|v| v.name == name),
+                "README documents {name}, which the code does not read"
+            );
         }
     }
 

@@ -418,7 +418,7 @@ fn info(service: &Service, live: usize) -> String {
         "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_proxy_version:{}\r\nredis_mode:standalone\r\nprocess_id:{}\r\n\r\n\
          # Clients\r\nconnected_clients:{}\r\n\r\n\
          # Stats\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nrequests_in_flight:{}\r\nrequests_queued:{}\r\n\r\n\
-         # Invalidation\r\ninvalidation_link:{}\r\ninvalidations:{}\r\n",
+         # Invalidation\r\ninvalidation_mode:{}\r\ninvalidation_link:{}\r\ninvalidations:{}\r\n",
         env!("CARGO_PKG_VERSION"),
         std::process::id(),
         live,
@@ -426,6 +426,7 @@ fn info(service: &Service, live: usize) -> String {
         metrics.misses(),
         metrics.requests_in_flight(),
         metrics.requests_queued(),
+        service.invalidation_mode(),
         service.link_state().name(),
         metrics.invalidations(),
     )

@@ -50,6 +50,11 @@ impl Service {
         self.lock().link
     }
 
+    /// INVALIDATION as configured (`auto`, `tracking`, `off`).
+    pub fn invalidation_mode(&self) -> &'static str {
+        self.invalidation.name()
+    }
+
     /// Moves the link to `link`: a new epoch, and every fetch in flight
     /// stale. When the link is lost, nothing held can be vouched for: it is
     /// dropped (returned, for the caller to drop after unlocking), or, with

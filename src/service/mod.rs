@@ -112,6 +112,8 @@ pub struct Service {
     expiry: Duration,
     /// STALE_IF_ERROR_SECS: how long an entry is kept past its freshness.
     grace: Duration,
+    /// INVALIDATION as configured, for `INFO`.
+    invalidation: Invalidation,
 }
 
 /// What the locked part of a lookup decided.
@@ -149,6 +151,7 @@ impl Service {
             capacity: config.cache_capacity,
             expiry: config.cache_expiry,
             grace: config.stale_if_error,
+            invalidation: config.invalidation,
         }
     }
 

@@ -221,9 +221,16 @@ fn nothing_cached_before_a_redis_restart_is_served_after_it() {
 
 #[test]
 fn the_link_is_named_and_off_means_no_link() {
-    let (redis, _proxy) = start();
+    let (redis, proxy) = start();
     let list: String = redis.cmd(&["CLIENT", "LIST"]);
     assert_eq!(list.matches("name=redis-proxy-invalidation").count(), 1);
+    let mut conn = redis::Client::open(proxy.resp_url())
+        .and_then(|c| c.get_connection())
+        .expect("RESP connection");
+    let info: String = redis::cmd("INFO").query(&mut conn).expect("INFO");
+    assert!(info.contains("invalidation_mode:auto\r\n"), "{info}");
+    assert!(info.contains("invalidation_link:up\r\n"), "{info}");
+    assert!(proxy.log().contains("invalidation=auto"));
 
     let quiet = RedisServer::start();
     let proxy = Proxy::start(&quiet, &[("INVALIDATION", "off")]);
