@@ -2,7 +2,7 @@
 //! everyone else. Regression tests for vendor/tiny_http patches 2-4 are
 //! named after them.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
 
@@ -14,13 +14,19 @@ fn connect(addr: SocketAddr) -> TcpStream {
     stream
 }
 
-/// Reads whatever the server sends until it closes (or resets).
+/// Reads whatever the server sends until it closes (or resets). Fails if
+/// the proxy keeps the connection open past the test's patience: only the
+/// proxy closing it counts.
 fn read_until_closed(stream: &mut TcpStream) -> String {
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
         match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return String::from_utf8_lossy(&out).into_owned(),
+            Ok(0) => return String::from_utf8_lossy(&out).into_owned(),
+            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                panic!("the proxy did not close the connection within {PATIENCE:?}")
+            }
+            Err(_) => return String::from_utf8_lossy(&out).into_owned(),
             Ok(n) => out.extend_from_slice(&buf[..n]),
         }
     }
@@ -110,10 +116,7 @@ fn idle_http_connections_are_closed() {
     let mut quiet = conn.stream().try_clone().expect("clone");
     for stream in [&mut silent, &mut quiet] {
         let answer = read_until_closed(stream);
-        assert!(
-            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
-            "{answer}"
-        );
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     }
     still_serves(&proxy);
 }
@@ -134,10 +137,7 @@ fn slowloris_does_not_hold_up_anyone_and_is_cut_off() {
     // Once they stop dribbling, the idle timeout closes them.
     for stream in &mut slow {
         let answer = read_until_closed(stream);
-        assert!(
-            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
-            "{answer}"
-        );
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     }
 }
 
@@ -234,20 +234,71 @@ fn idle_resp_connections_are_closed() {
 fn resp_large_declared_length_allocates_nothing_up_front() {
     let (_redis, proxy) = setup(&[("RESP_PORT", "auto")]);
     let mut stream = connect(proxy.resp_addr());
-    // 4 MB declared (within what one request may carry), a few bytes sent:
-    // the proxy waits for the rest without reserving it, and keeps serving
-    // others.
-    stream
-        .write_all(b"*2\r\n$3\r\nGET\r\n$4000000\r\nabc")
-        .expect("send");
     let before = proxy.rss_kib();
+    // A PING, then 4 MB declared (within what one request may carry) with
+    // a few bytes of it, in one write: the PONG shows the proxy has read
+    // that far, and it waits for the rest without reserving it.
+    stream
+        .write_all(b"PING\r\n*2\r\n$3\r\nGET\r\n$4000000\r\nabc")
+        .expect("send");
+    let mut pong = [0u8; 7];
+    stream.read_exact(&mut pong).expect("PONG");
+    assert_eq!(&pong, b"+PONG\r\n");
+    let after = proxy.rss_kib();
+    assert!(after < before + 2048, "RSS {before} -> {after} KiB");
+    // Others are served meanwhile.
     let mut other = connect(proxy.resp_addr());
     other.write_all(b"GET k\r\n").expect("send");
     let mut reply = [0u8; 7];
     other.read_exact(&mut reply).expect("reply");
     assert_eq!(&reply, b"$1\r\nv\r\n");
-    // The declaration has been read (the later request was answered by the
-    // same single loop), and nothing near 4 MB was reserved for it.
-    let after = proxy.rss_kib();
-    assert!(after < before + 2048, "RSS {before} -> {after} KiB");
+}
+
+/// The JSON body of a raw HTTP answer, and its status line.
+fn json_answer(answer: &str) -> (String, serde_json::Value) {
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("a head and a body: {answer:?}"));
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    assert!(
+        head.to_ascii_lowercase().contains("content-type: application/json"),
+        "{head}"
+    );
+    let json = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+    (status, json)
+}
+
+#[test]
+fn tiny_http_patch_8_errors_it_answers_itself_are_json() {
+    let (_redis, proxy) = setup(&[("HTTP_IDLE_TIMEOUT_SECS", "1")]);
+    let cases: [(&[u8], &str); 4] = [
+        (b"GARBAGE\r\n\r\n", "HTTP/1.1 400"),
+        (b"GET / HTTP/1.1\r\nno colon here\r\n\r\n", "HTTP/1.1 400"),
+        (
+            format!("GET /{} HTTP/1.1\r\n\r\n", "k".repeat(40 * 1024)).leak().as_bytes(),
+            "HTTP/1.1 414",
+        ),
+        (
+            format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "b".repeat(40 * 1024))
+                .leak()
+                .as_bytes(),
+            "HTTP/1.1 431",
+        ),
+    ];
+    for (request, status) in cases {
+        let mut stream = connect(proxy.addr);
+        let _ = stream.write_all(request);
+        let answer = read_until_closed(&mut stream);
+        assert!(!answer.is_empty(), "no answer to {status}");
+        let (line, json) = json_answer(&answer);
+        assert!(line.starts_with(status), "{line}, wanted {status}");
+        assert!(json["error"].is_string(), "{json}");
+    }
+    // A request head that stops half-way: 408 once the idle timeout passes.
+    let mut stream = connect(proxy.addr);
+    stream.write_all(b"GET /proxy?key=k HTTP/1.1\r\n").expect("send");
+    let (line, json) = json_answer(&read_until_closed(&mut stream));
+    assert!(line.starts_with("HTTP/1.1 408"), "{line}");
+    assert!(json["error"].is_string());
+    still_serves(&proxy);
 }

@@ -209,8 +209,6 @@ impl Iterator for ClientConnection {
     /// Blocks until the next Request is available.
     /// Returns None when no new Requests will come from the client.
     fn next(&mut self) -> Option<Request> {
-        use crate::{Response, StatusCode};
-
         // the client sent a "connection: close" header in this previous request
         //  or is using HTTP 1.0, meaning that no new request will come
         if self.no_more_requests {
@@ -221,7 +219,7 @@ impl Iterator for ClientConnection {
             let rq = match self.read() {
                 Err(ReadError::WrongRequestLine) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
+                    let response = json_error(400, "malformed request line");
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
@@ -231,7 +229,7 @@ impl Iterator for ClientConnection {
 
                 Err(ReadError::RequestLineTooLong) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(414));
+                    let response = json_error(414, "request line too long (max 32768 bytes)");
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
@@ -240,23 +238,30 @@ impl Iterator for ClientConnection {
 
                 Err(ReadError::HeadersTooLarge(ver)) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(431));
+                    let response = json_error(
+                        431,
+                        "request headers too large (max 65536 bytes, 100 lines, 32768 bytes a line)",
+                    );
                     response.raw_print(writer, ver, &[], false, None).ok();
                     return None;
                 }
 
                 Err(ReadError::WrongHeader(ver)) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
+                    let response = json_error(400, "malformed header line");
                     response.raw_print(writer, ver, &[], false, None).ok();
                     return None; // we don't know where the next request would start,
                                  // se we have to close
                 }
 
-                Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
+                // redis-proxy patch 8: a receive timeout (SO_RCVTIMEO) shows
+                // as WouldBlock on Linux, not TimedOut; both are a 408.
+                Err(ReadError::ReadIoError(ref err))
+                    if matches!(err.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) =>
+                {
                     // request timeout
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
+                    let response = json_error(408, "no complete request within the idle timeout");
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
@@ -265,7 +270,7 @@ impl Iterator for ClientConnection {
 
                 Err(ReadError::ExpectationFailed(ver)) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
+                    let response = json_error(417, "unsupported Expect header");
                     response.raw_print(writer, ver, &[], true, None).ok();
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
@@ -278,10 +283,7 @@ impl Iterator for ClientConnection {
             // checking HTTP version
             if *rq.http_version() > (1, 1) {
                 let writer = self.sink.next().unwrap();
-                let response = Response::from_string(
-                    "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                )
-                .with_status_code(StatusCode(505));
+                let response = json_error(505, "only HTTP/1.0 and HTTP/1.1 are supported");
                 response
                     .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                     .ok();
@@ -313,6 +315,22 @@ impl Iterator for ClientConnection {
             return Some(rq);
         }
     }
+}
+
+/// redis-proxy patch 8: the errors the server answers by itself carry a
+/// JSON body naming the problem, as every error of the proxy's does.
+/// `message` is a literal with nothing to escape.
+fn json_error(status: u16, message: &str) -> crate::Response<std::io::Cursor<Vec<u8>>> {
+    use crate::{Header, Response, StatusCode};
+    let body = format!("{{\"error\":\"{}\"}}", message).into_bytes();
+    let len = body.len();
+    Response::new(
+        StatusCode(status),
+        vec![Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..]).unwrap()],
+        std::io::Cursor::new(body),
+        Some(len),
+        None,
+    )
 }
 
 /// Parses a "HTTP/1.1" string.
