@@ -15,12 +15,30 @@ use std::time::{Duration, Instant};
 /// How long any start-up or eventual condition may take before a test fails.
 pub const PATIENCE: Duration = Duration::from_secs(15);
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, and that no other test of this
+/// process has been given: ports are handed out in turn from below Linux's
+/// ephemeral range (32768+), where the kernel also picks ports for outgoing
+/// connections and for `bind(0)`, so two tests, or a test and a connection,
+/// could otherwise get the same one. Each is checked free before it is
+/// handed out.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    const FIRST: u16 = 20_000;
+    const SPAN: u16 = 12_000;
+    // Different test binaries start at different places in the range.
+    let _ = NEXT.compare_exchange(
+        0,
+        1 + (std::process::id() % u32::from(SPAN)) as u16,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let port = FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Polls `check` until it returns `Some`, or panics after `PATIENCE`.

@@ -261,7 +261,8 @@ fn json_answer(answer: &str) -> (String, serde_json::Value) {
         .unwrap_or_else(|| panic!("a head and a body: {answer:?}"));
     let status = head.lines().next().unwrap_or_default().to_owned();
     assert!(
-        head.to_ascii_lowercase().contains("content-type: application/json"),
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
         "{head}"
     );
     let json = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
@@ -275,7 +276,9 @@ fn tiny_http_patch_8_errors_it_answers_itself_are_json() {
         (b"GARBAGE\r\n\r\n", "HTTP/1.1 400"),
         (b"GET / HTTP/1.1\r\nno colon here\r\n\r\n", "HTTP/1.1 400"),
         (
-            format!("GET /{} HTTP/1.1\r\n\r\n", "k".repeat(40 * 1024)).leak().as_bytes(),
+            format!("GET /{} HTTP/1.1\r\n\r\n", "k".repeat(40 * 1024))
+                .leak()
+                .as_bytes(),
             "HTTP/1.1 414",
         ),
         (
@@ -296,7 +299,9 @@ fn tiny_http_patch_8_errors_it_answers_itself_are_json() {
     }
     // A request head that stops half-way: 408 once the idle timeout passes.
     let mut stream = connect(proxy.addr);
-    stream.write_all(b"GET /proxy?key=k HTTP/1.1\r\n").expect("send");
+    stream
+        .write_all(b"GET /proxy?key=k HTTP/1.1\r\n")
+        .expect("send");
     let (line, json) = json_answer(&read_until_closed(&mut stream));
     assert!(line.starts_with("HTTP/1.1 408"), "{line}");
     assert!(json["error"].is_string());
