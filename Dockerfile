@@ -12,8 +12,9 @@ RUN cargo build --release --locked
 # Test stage (`make docker-test`): the whole suite against a redis-server
 # installed in the image.
 FROM build AS test
-RUN apt-get update && apt-get install -y --no-install-recommends redis-server redis-tools tmux openssl \
-    && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends redis-server redis-tools tmux openssl curl python3-pip \
+    && rm -rf /var/lib/apt/lists/* \
+    && pip3 install --break-system-packages redis
 RUN cargo test --release --locked --features fault-injection
 
 # Runtime stage: the binary alone, run as a non-root user.

@@ -22,6 +22,18 @@ ensure_command() {
   command -v "$cmd" >/dev/null 2>&1 || { echo "could not install $cmd" >&2; return 1; }
 }
 
+# Installs a Python module with pip when python3 cannot import it:
+# ensure_python_module MODULE PIP-PACKAGE (the tests drive redis-py).
+ensure_python_module() {
+  python3 -c "import $1" >/dev/null 2>&1 && return 0
+  ensure_command python3 python3
+  python3 -m pip --version >/dev/null 2>&1 || ensure_command pip3 python3-pip
+  echo "installing $2 (for python3 -c 'import $1') with pip" >&2
+  python3 -m pip install -q "$2" >/dev/null 2>&1 \
+    || python3 -m pip install -q --break-system-packages "$2" >/dev/null
+  python3 -c "import $1" >/dev/null 2>&1 || { echo "could not install $2" >&2; return 1; }
+}
+
 # Splits a REDIS_ADDRESS (host:port or redis://[user:pass@]host:port[/db])
 # into REDIS_HOST and REDIS_PORT.
 split_redis_address() {
@@ -32,10 +44,10 @@ split_redis_address() {
   REDIS_PORT=${rest##*:}
 }
 
-# The address as a redis:// URL, for redis-cli -u.
+# The address as a redis:// (or rediss://) URL, for redis-cli -u.
 redis_url() {
   case $1 in
-    redis://*) printf '%s\n' "$1" ;;
+    redis://*|rediss://*) printf '%s\n' "$1" ;;
     *) printf 'redis://%s\n' "$1" ;;
   esac
 }

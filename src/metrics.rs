@@ -8,9 +8,8 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
-
-use crate::backend::BackendError;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 /// Upper bounds, in seconds, of the latency histograms' buckets.
 const BUCKETS: [f64; 16] = [
@@ -91,14 +90,33 @@ pub struct Metrics {
     link_up: AtomicU64,
     invalidations: AtomicU64,
     stale_served: AtomicU64,
+    resp_connections: AtomicU64,
+    started: Instant,
+    /// The last `INFO` rate sample: when, the command count then, the rate.
+    ops_sample: Mutex<(Instant, u64, u64)>,
     flushes: [AtomicU64; FLUSH_REASONS.len()],
 }
 
 /// Labels of `redis_proxy_cache_flushes_total`: why the whole cache went.
 const FLUSH_REASONS: [&str; 2] = ["link_lost", "flushall"];
 
-/// Labels of `redis_proxy_backend_requests_total`, by index.
+/// Labels of `redis_proxy_backend_requests_total`, in [`BackendResult`]'s order.
 const BACKEND_RESULTS: [&str; 5] = ["found", "absent", "unavailable", "timeout", "error_reply"];
+
+/// How a backing GET ended, as `redis_proxy_backend_requests_total` counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendResult {
+    /// The key was there.
+    Found,
+    /// Redis has no such key.
+    Absent,
+    /// Redis could not be reached in time.
+    Unavailable,
+    /// Redis did not answer in time.
+    Timeout,
+    /// Redis answered with an error.
+    ErrorReply,
+}
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -127,6 +145,9 @@ impl Metrics {
             link_up: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
             stale_served: AtomicU64::new(0),
+            resp_connections: AtomicU64::new(0),
+            started: Instant::now(),
+            ops_sample: Mutex::new((Instant::now(), 0, 0)),
             flushes: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -203,19 +224,8 @@ impl Metrics {
     }
 
     /// A finished backing GET.
-    pub fn backend_call(
-        &self,
-        outcome: &Result<Option<bytes::Bytes>, BackendError>,
-        elapsed: Duration,
-    ) {
-        let index = match outcome {
-            Ok(Some(_)) => 0,
-            Ok(None) => 1,
-            Err(BackendError::Unavailable(_)) => 2,
-            Err(BackendError::Timeout(_)) => 3,
-            Err(BackendError::Reply(_)) => 4,
-        };
-        self.backend_results[index].fetch_add(1, Relaxed);
+    pub fn backend_call(&self, result: BackendResult, elapsed: Duration) {
+        self.backend_results[result as usize].fetch_add(1, Relaxed);
         self.backend_duration.observe(elapsed);
     }
 
@@ -244,6 +254,61 @@ impl Metrics {
     /// Keys announced as changed so far.
     pub fn invalidations(&self) -> u64 {
         self.invalidations.load(Relaxed)
+    }
+
+    /// A RESP connection was accepted.
+    pub fn resp_connection(&self) {
+        self.resp_connections.fetch_add(1, Relaxed);
+    }
+
+    /// RESP connections accepted so far.
+    pub fn resp_connections(&self) -> u64 {
+        self.resp_connections.load(Relaxed)
+    }
+
+    /// RESP commands answered so far, errors included.
+    pub fn resp_commands(&self) -> u64 {
+        self.resp_requests.iter().map(|n| n.load(Relaxed)).sum()
+    }
+
+    /// RESP commands a second, over the time since the previous call (at
+    /// least 100 ms; a closer call gets the previous figure). For `INFO`,
+    /// which `redis-cli --stat` calls every second; never on a hot path.
+    pub fn ops_per_sec(&self) -> u64 {
+        let now = Instant::now();
+        let count = self.resp_commands();
+        let mut sample = self
+            .ops_sample
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (at, then, rate) = *sample;
+        let elapsed = now.duration_since(at);
+        if elapsed < Duration::from_millis(100) {
+            return rate;
+        }
+        let rate = (count.saturating_sub(then) as f64 / elapsed.as_secs_f64()) as u64;
+        *sample = (now, count, rate);
+        rate
+    }
+
+    /// How long since the proxy started.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Entries the cache holds now.
+    pub fn entries(&self) -> u64 {
+        self.entries.load(Relaxed)
+    }
+
+    /// Live entries evicted so far.
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Relaxed)
+    }
+
+    /// Entries expired so far.
+    pub fn expirations(&self) -> u64 {
+        self.expired.load(Relaxed)
     }
 
     /// Cache hits so far.

@@ -11,8 +11,7 @@ use bytes::Bytes;
 use serde_json::{json, Value as Json};
 use tiny_http::{Header, Response, StatusCode};
 
-use crate::backend::BackendError;
-use crate::service::Found;
+use crate::service::{Found, ReadError};
 
 /// What a route answers: status, headers and a body shared with the cache
 /// (a hit's value is never copied). Turned into tiny_http's type only when
@@ -83,26 +82,35 @@ pub fn json(status: u16, body: &Json) -> HttpResponse {
     build(status, JSON, Bytes::from(body.to_string()))
 }
 
-/// An error: `{"error": message}` plus any extra fields.
+/// An error: `{"error": message}`, and the key when there is one.
 pub fn error(status: u16, message: &str, key: Option<&[u8]>) -> HttpResponse {
     let mut body = json!({ "error": message });
     if let Some(key) = key {
-        body["key"] = Json::String(String::from_utf8_lossy(key).into_owned());
+        put_bytes(&mut body, "key", "key_encoding", key);
     }
     json(status, &body)
+}
+
+/// Puts `bytes` in `body[field]`: as a string when they are UTF-8, else
+/// base64-encoded with `body[encoding_field] = "base64"`, so no key or value
+/// is ever turned into another one (`%FF` and `%EF%BF%BD` stay apart).
+fn put_bytes(body: &mut Json, field: &str, encoding_field: &str, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => body[field] = Json::String(text.to_owned()),
+        Err(_) => {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+            body[field] = Json::String(encoded);
+            body[encoding_field] = Json::String("base64".to_owned());
+        }
+    }
 }
 
 /// A found value: raw bytes, or `{"key", "value"}` when JSON was asked for.
 pub fn value(key: &[u8], found: Found, as_json: bool) -> HttpResponse {
     let response = if as_json {
-        let mut body = json!({ "key": String::from_utf8_lossy(key) });
-        if found.value.is_utf8 {
-            body["value"] = Json::String(String::from_utf8_lossy(&found.value.bytes).into_owned());
-        } else {
-            let encoded = base64::engine::general_purpose::STANDARD.encode(&found.value.bytes);
-            body["value"] = Json::String(encoded);
-            body["encoding"] = Json::String("base64".to_owned());
-        }
+        let mut body = json!({});
+        put_bytes(&mut body, "key", "key_encoding", key);
+        put_bytes(&mut body, "value", "encoding", &found.value.bytes);
         json(200, &body)
     } else {
         let content_type = if found.value.is_utf8 { TEXT } else { BINARY };
@@ -118,11 +126,11 @@ pub fn absent(key: &[u8]) -> HttpResponse {
 
 /// A failed backing read: 503 when Redis cannot be reached, 504 when it did
 /// not answer in time, 502 when it answered with an error.
-pub fn backend_error(key: &[u8], err: &BackendError) -> HttpResponse {
+pub fn backend_error(key: &[u8], err: &ReadError) -> HttpResponse {
     let status = match err {
-        BackendError::Unavailable(_) => 503,
-        BackendError::Timeout(_) => 504,
-        BackendError::Reply(_) => 502,
+        ReadError::Unavailable(_) => 503,
+        ReadError::Timeout(_) => 504,
+        ReadError::Reply(_) => 502,
     };
     error(status, &err.to_string(), Some(key))
 }

@@ -35,9 +35,10 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::log_limit::LogLimiter;
 use crate::service::Service;
 
-use super::connection::{execute, fetch, Fetch, Session, Step};
+use super::cmd::{execute, fetch, Fetch, Step};
 use super::parse::Parser;
 use super::reply::{Protocol, Replies};
+use super::session::Session;
 use super::RespSettings;
 
 const LISTENER: Token = Token(0);
@@ -253,6 +254,7 @@ impl Loop {
         while self.conns.len() < self.settings.max_connections {
             match listener.accept() {
                 Ok((mut stream, _)) => {
+                    self.service.metrics().resp_connection();
                     let token = Token(self.next_token);
                     self.next_token += 1;
                     self.next_id += 1;

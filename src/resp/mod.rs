@@ -2,9 +2,9 @@
 //! cache, pool and miss coalescing as HTTP.
 //!
 //! Split as mini-redis splits it: [`parse`] turns bytes into requests,
-//! [`command`] turns a request into a [`command::Command`], [`reply`] writes
-//! answers, [`connection`] executes one client's commands, and the event
-//! loop owns the sockets.
+//! [`cmd`] holds the commands (one module per group, each command's table
+//! row beside its code), [`reply`] writes answers, [`session`] is what a
+//! connection keeps between commands, and the event loop owns the sockets.
 //!
 //! One event-loop thread serves every connection (`event_loop.rs`): it
 //! answers cache hits and data-free commands itself and hands reads that
@@ -14,11 +14,11 @@
 //! served when another closes. Reads of keys take one of the MAX_CLIENTS
 //! places shared with HTTP, so that limit spans both front ends.
 
-pub mod command;
-pub mod connection;
+pub mod cmd;
 mod event_loop;
 pub mod parse;
 pub mod reply;
+pub mod session;
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener};

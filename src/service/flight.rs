@@ -9,9 +9,7 @@
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::backend::BackendError;
-
-use super::{Outcome, Service};
+use super::{Outcome, ReadError, Service};
 
 /// One fetch in flight: the leader fills `outcome`, waiters sleep on `done`.
 #[derive(Default)]
@@ -30,7 +28,7 @@ impl Flight {
             .unwrap_or_else(PoisonError::into_inner);
         match &*slot {
             Some(outcome) => outcome.clone(),
-            None => Err(BackendError::Timeout(format!(
+            None => Err(ReadError::Timeout(format!(
                 "no answer within {} ms",
                 limit.as_millis()
             ))),
@@ -77,7 +75,7 @@ impl Drop for LeaderGuard<'_> {
             self.service.finish_flight(
                 self.key,
                 self.flight,
-                Err(BackendError::Unavailable("fetch aborted".to_owned())),
+                Err(ReadError::Unavailable("fetch aborted".to_owned())),
             );
         }
     }

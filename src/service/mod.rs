@@ -23,7 +23,7 @@ use crate::cache::{Displaced, Lookup, Lru};
 use crate::config::{Config, Invalidation};
 use crate::limit::{Limiter, Permit};
 use crate::log_limit::LogLimiter;
-use crate::metrics::Metrics;
+use crate::metrics::{BackendResult, Metrics};
 
 pub use coherence::LinkState;
 use flight::{Flight, InFlight, LeaderGuard};
@@ -78,8 +78,46 @@ impl Source {
     }
 }
 
+/// Why a read through the proxy failed: what front ends turn into a status
+/// (503, 504, 502) or an error reply. Cheap to clone, so one outcome can be
+/// shared by every request waiting on the same fetch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadError {
+    /// Redis could not be reached, or every connection was busy, within
+    /// REDIS_TIMEOUT_MS.
+    Unavailable(String),
+    /// Redis did not answer within REDIS_TIMEOUT_MS.
+    Timeout(String),
+    /// Redis answered with an error reply (such as WRONGTYPE).
+    Reply(String),
+}
+
+impl From<BackendError> for ReadError {
+    fn from(err: BackendError) -> ReadError {
+        match err {
+            BackendError::Unavailable(why) => ReadError::Unavailable(why),
+            BackendError::Timeout(why) => ReadError::Timeout(why),
+            BackendError::Reply(message) => ReadError::Reply(message),
+        }
+    }
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Unavailable(why) => write!(f, "backing Redis unavailable: {why}"),
+            ReadError::Timeout(why) => write!(f, "backing Redis timed out: {why}"),
+            ReadError::Reply(message) => {
+                write!(f, "backing Redis replied with an error: {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
 /// What one backing fetch ended with; shared with every waiter.
-type Outcome = Result<Option<Value>, BackendError>;
+type Outcome = Result<Option<Value>, ReadError>;
 
 /// What the lock protects.
 struct State {
@@ -180,8 +218,8 @@ impl Service {
 
     /// Whether Redis answers a PING now, on a connection outside the pool
     /// (so a pool busy with misses does not read as Redis being down).
-    pub fn ready(&self) -> Result<(), BackendError> {
-        self.backend.ping()
+    pub fn ready(&self) -> Result<(), ReadError> {
+        self.backend.ping().map_err(ReadError::from)
     }
 
     /// The cached value of `key`, if it is cached and fresh; never asks
@@ -200,9 +238,9 @@ impl Service {
     /// (which is not cached). Concurrent misses on one key share one fetch.
     /// When Redis cannot be read, an entry that stopped being fresh less
     /// than STALE_IF_ERROR_SECS ago is served instead, marked stale.
-    pub fn get(&self, key: &[u8]) -> Result<Option<Found>, BackendError> {
+    pub fn get(&self, key: &[u8]) -> Result<Option<Found>, ReadError> {
         match self.read(key) {
-            Err(err @ (BackendError::Unavailable(_) | BackendError::Timeout(_)))
+            Err(err @ (ReadError::Unavailable(_) | ReadError::Timeout(_)))
                 if !self.grace.is_zero() =>
             {
                 match self.stale_value(key) {
@@ -228,7 +266,7 @@ impl Service {
     }
 
     /// [`Service::get`] without stale-if-error.
-    fn read(&self, key: &[u8]) -> Result<Option<Found>, BackendError> {
+    fn read(&self, key: &[u8]) -> Result<Option<Found>, ReadError> {
         match self.lookup(key, Step::Hit, |state| state.join_or_lead(key)) {
             Step::Hit(value) => {
                 self.metrics.hit();
@@ -289,7 +327,7 @@ impl Service {
     /// Fetches `key` for everyone waiting on `flight`, fills the cache, and
     /// wakes the waiters. A guard finishes the flight even if the fetch
     /// panics, so no waiter is stranded.
-    fn lead(&self, key: &[u8], flight: &Arc<Flight>) -> Result<Option<Found>, BackendError> {
+    fn lead(&self, key: &[u8], flight: &Arc<Flight>) -> Result<Option<Found>, ReadError> {
         let mut guard = LeaderGuard {
             service: self,
             key,
@@ -298,11 +336,20 @@ impl Service {
         };
         let started = Instant::now();
         let fetched = self.backend.get(key);
-        self.metrics.backend_call(&fetched, started.elapsed());
+        let result = match &fetched {
+            Ok(Some(_)) => BackendResult::Found,
+            Ok(None) => BackendResult::Absent,
+            Err(BackendError::Unavailable(_)) => BackendResult::Unavailable,
+            Err(BackendError::Timeout(_)) => BackendResult::Timeout,
+            Err(BackendError::Reply(_)) => BackendResult::ErrorReply,
+        };
+        self.metrics.backend_call(result, started.elapsed());
         if let Err(err) = &fetched {
             self.backend_warnings.warn(format_args!("{err}"));
         }
-        let outcome = fetched.map(|bytes| bytes.map(Value::new));
+        let outcome = fetched
+            .map(|bytes| bytes.map(Value::new))
+            .map_err(ReadError::from);
         guard.finish(outcome.clone());
         as_found(outcome)
     }
@@ -340,7 +387,7 @@ impl Service {
     }
 }
 
-fn as_found(outcome: Outcome) -> Result<Option<Found>, BackendError> {
+fn as_found(outcome: Outcome) -> Result<Option<Found>, ReadError> {
     outcome.map(|value| {
         value.map(|value| Found {
             value,

@@ -52,7 +52,7 @@ fn until(what: &str, check: impl Fn() -> bool) {
 fn a_waiter_gives_up_with_a_timeout_when_the_fetch_never_ends() {
     let service = service("50");
     let _stuck = in_flight(&service, b"k");
-    assert!(matches!(service.get(b"k"), Err(BackendError::Timeout(_))));
+    assert!(matches!(service.get(b"k"), Err(ReadError::Timeout(_))));
     assert_eq!(service.metrics().misses(), 1);
 }
 

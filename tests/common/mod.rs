@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod relay;
+pub mod tmux;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};

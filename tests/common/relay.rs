@@ -167,6 +167,14 @@ fn pipe(client: TcpStream, server: TcpStream, delay: Duration, stats: Arc<RelayS
             if buf[..n].windows(LINK_NAME.len()).any(|w| w == LINK_NAME) {
                 up_is_link.store(true, SeqCst);
             }
+            // The proxy's invalidation link is neither counted nor held:
+            // its PINGs are not requests.
+            if up_is_link.load(SeqCst) {
+                if server_out.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+                continue;
+            }
             if !up_pending.swap(true, SeqCst) {
                 let now = up_stats.in_flight.fetch_add(1, SeqCst) + 1;
                 up_stats.max_in_flight.fetch_max(now, SeqCst);

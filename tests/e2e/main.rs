@@ -7,6 +7,7 @@ mod common;
 mod coherence;
 mod concurrency;
 mod config_cli;
+mod conformance;
 mod errors;
 mod faults;
 mod flow_control;

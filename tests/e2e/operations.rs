@@ -179,7 +179,12 @@ fn sigterm_finishes_requests_in_flight_then_exits_zero() {
     let relay = Relay::start(redis.addr(), Duration::ZERO);
     let mut proxy = Proxy::start_at(
         &relay.url(),
-        &[("MAX_CLIENTS", "8"), ("REDIS_TIMEOUT_MS", "10000")],
+        // The relay counts every request: no invalidation link's PINGs.
+        &[
+            ("MAX_CLIENTS", "8"),
+            ("REDIS_TIMEOUT_MS", "10000"),
+            ("INVALIDATION", "off"),
+        ],
     );
     relay.hold();
     let addr = proxy.addr;
@@ -210,7 +215,10 @@ fn a_second_signal_exits_at_once() {
     let redis = RedisServer::start();
     redis.set("k", "v");
     let relay = Relay::start(redis.addr(), Duration::ZERO);
-    let mut proxy = Proxy::start_at(&relay.url(), &[("REDIS_TIMEOUT_MS", "30000")]);
+    let mut proxy = Proxy::start_at(
+        &relay.url(),
+        &[("REDIS_TIMEOUT_MS", "30000"), ("INVALIDATION", "off")],
+    );
     relay.hold();
     let addr = proxy.addr;
     let reader =

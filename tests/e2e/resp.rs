@@ -7,6 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::common::tmux::Tmux;
 use crate::common::{eventually, Proxy, RedisServer, PATIENCE};
 
 const RESP: (&str, &str) = ("RESP_PORT", "auto");
@@ -199,26 +200,6 @@ fn redis_cli_one_shot_and_commands_on_stdin() {
     assert!(text.contains("ERR unknown command 'SET'"), "{text}");
 }
 
-/// A tmux server of its own, killed on drop.
-struct Tmux(String);
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.0])
-            .args(args)
-            .output()
-            .expect("tmux is installed");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.run(&["kill-server"]);
-    }
-}
-
 #[test]
 fn redis_cli_interactive_mode_in_a_terminal() {
     let redis = seeded();
@@ -226,27 +207,16 @@ fn redis_cli_interactive_mode_in_a_terminal() {
     let port = proxy.resp_addr().port();
     // In a terminal, redis-cli runs its interactive start (COMMAND DOCS for
     // its hints) and reads commands as a person types them.
-    let tmux = Tmux(format!("redis-proxy-test-{port}"));
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-x",
-        "120",
-        "-y",
-        "30",
+    let tmux = Tmux::start(
+        format!("redis-proxy-test-{port}"),
         &format!("redis-cli -p {port}"),
-    ]);
-    let screen = |want: &str| {
-        eventually(&format!("{want:?} on the screen"), || {
-            let text = tmux.run(&["capture-pane", "-p"]);
-            text.contains(want).then_some(text)
-        })
-    };
+    );
+    let screen = |want: &str| tmux.screen(want);
     screen(&format!("127.0.0.1:{port}>"));
     tmux.run(&["send-keys", "GET text", "Enter"]);
     screen("\"hello\"");
     tmux.run(&["send-keys", "COMMAND COUNT", "Enter"]);
-    let text = screen("(integer) 11");
+    let text = screen("(integer) 12");
     assert!(!text.contains("ERR"), "{text}");
 }
 
@@ -444,7 +414,7 @@ fn config_get_answers_what_redis_benchmark_asks() {
         .arg("COUNT")
         .query(&mut conn)
         .expect("count");
-    assert_eq!(count, 11);
+    assert_eq!(count, 12);
     let name: Option<String> = redis::cmd("CLIENT")
         .arg("GETNAME")
         .query(&mut conn)
@@ -505,7 +475,10 @@ fn sigterm_answers_resp_reads_in_flight_then_exits_zero() {
     let redis = RedisServer::start();
     redis.set("k", "v");
     let relay = crate::common::relay::Relay::start(redis.addr(), Duration::ZERO);
-    let mut proxy = Proxy::start_at(&relay.url(), &[RESP, ("REDIS_TIMEOUT_MS", "10000")]);
+    let mut proxy = Proxy::start_at(
+        &relay.url(),
+        &[RESP, ("REDIS_TIMEOUT_MS", "10000"), ("INVALIDATION", "off")],
+    );
     relay.hold();
     let mut raw = Raw::connect(proxy.resp_addr());
     raw.send(&resp_command(&[b"GET", b"k"]));

@@ -1,0 +1,158 @@
+//! The connection's own commands: `PING`, `ECHO`, `QUIT`, `HELLO`, `AUTH`,
+//! `SELECT`.
+
+use super::super::reply::Protocol;
+use super::{Context, Outcome, Spec};
+
+/// `PING [message]`.
+pub const PING: Spec = Spec {
+    name: "ping",
+    arity: -1,
+    flags: &["fast"],
+    keys: (0, 0, 0),
+};
+/// `ECHO message`.
+pub const ECHO: Spec = Spec {
+    name: "echo",
+    arity: 2,
+    flags: &["fast"],
+    keys: (0, 0, 0),
+};
+/// `QUIT`.
+pub const QUIT: Spec = Spec {
+    name: "quit",
+    arity: -1,
+    flags: &["fast"],
+    keys: (0, 0, 0),
+};
+/// `HELLO [protover [AUTH user pass] [SETNAME name]]`.
+pub const HELLO: Spec = Spec {
+    name: "hello",
+    arity: -1,
+    flags: &["fast", "no_auth"],
+    keys: (0, 0, 0),
+};
+/// `AUTH [user] password`.
+pub const AUTH: Spec = Spec {
+    name: "auth",
+    arity: -2,
+    flags: &["fast", "no_auth"],
+    keys: (0, 0, 0),
+};
+/// `SELECT db`.
+pub const SELECT: Spec = Spec {
+    name: "select",
+    arity: 2,
+    flags: &["fast"],
+    keys: (0, 0, 0),
+};
+
+/// The Redis version whose protocol the proxy speaks, reported to clients
+/// that choose features by version.
+pub const REDIS_VERSION: &str = "7.0.0";
+
+pub fn ping(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
+    match args {
+        [] => context.replies.simple("PONG"),
+        [message] => context.replies.bulk(message),
+        _ => return context.error("ERR wrong number of arguments for 'ping' command"),
+    }
+    Outcome::Ok
+}
+
+pub fn echo(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
+    context.replies.bulk(args[0]);
+    Outcome::Ok
+}
+
+pub fn quit(_args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
+    context.session.quit = true;
+    context.ok()
+}
+
+pub fn select(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
+    if args[0] == b"0" {
+        context.ok()
+    } else {
+        context.error("ERR the proxy serves one database; only SELECT 0 is allowed")
+    }
+}
+
+/// `AUTH`, as a Redis 7 whose default user has no password answers it: the
+/// proxy has no users of its own.
+pub fn auth(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
+    match args {
+        [_password] => context.error(
+            "ERR AUTH <password> called without any password configured for the default user. \
+             Are you sure your configuration is correct?",
+        ),
+        [user, _password] => credentials(context, user).map_or(Outcome::Error, |()| context.ok()),
+        _ => context.error("ERR syntax error"),
+    }
+}
+
+/// Checks `AUTH user password`: any password is right for `default`, as for
+/// a Redis user without one; any other user does not exist.
+fn credentials(context: &mut Context<'_>, user: &[u8]) -> Result<(), ()> {
+    if user == b"default" {
+        return Ok(());
+    }
+    context
+        .replies
+        .error("WRONGPASS invalid username-password pair or user is disabled.");
+    Err(())
+}
+
+pub fn hello(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
+    let mut protocol = context.replies.protocol;
+    let mut options = args;
+    if let Some((&version, rest)) = args.split_first() {
+        protocol = match version {
+            b"2" => Protocol::Resp2,
+            b"3" => Protocol::Resp3,
+            _ => return context.error("NOPROTO unsupported protocol version"),
+        };
+        options = rest;
+    }
+    let mut name = None;
+    while let Some((&option, tail)) = options.split_first() {
+        if option.eq_ignore_ascii_case(b"auth") && tail.len() >= 2 {
+            if credentials(context, tail[0]).is_err() {
+                return Outcome::Error;
+            }
+            options = &tail[2..];
+        } else if option.eq_ignore_ascii_case(b"setname") && !tail.is_empty() {
+            name = Some(tail[0]);
+            options = &tail[1..];
+        } else {
+            return context.error(&format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(option)
+            ));
+        }
+    }
+    context.replies.protocol = protocol;
+    if let Some(name) = name {
+        context.session.name = Some(name.to_vec());
+    }
+    let replies = &mut *context.replies;
+    replies.map(7);
+    replies.bulk(b"server");
+    replies.bulk(b"redis-proxy");
+    replies.bulk(b"version");
+    replies.bulk(REDIS_VERSION.as_bytes());
+    replies.bulk(b"proto");
+    replies.integer(match protocol {
+        Protocol::Resp2 => 2,
+        Protocol::Resp3 => 3,
+    });
+    replies.bulk(b"id");
+    replies.integer(i64::try_from(context.session.id).unwrap_or(i64::MAX));
+    replies.bulk(b"mode");
+    replies.bulk(b"standalone");
+    replies.bulk(b"role");
+    replies.bulk(b"master");
+    replies.bulk(b"modules");
+    replies.array(0);
+    Outcome::Ok
+}

@@ -1,0 +1,193 @@
+//! The commands the RESP front end serves, one module per group (as
+//! mini-redis's `cmd/`): each command's table row (name, arity, flags, key
+//! positions) sits beside the code that parses and runs it, and [`COMMANDS`]
+//! lists them once, for dispatch and for `COMMAND`.
+//!
+//! [`execute`] answers a request into the connection's reply buffer. Cache
+//! hits and commands that need no data are answered right there, on the
+//! event loop, without blocking; a read that must go to Redis comes back as
+//! [`Step::Fetch`], which a worker thread completes with [`fetch`] while the
+//! connection waits, so replies stay in request order.
+//!
+//! Anything not in the table, writes included, answers
+//! `-ERR unknown command` and is never forwarded to Redis.
+
+mod client;
+mod connection;
+mod get;
+mod info;
+mod server;
+
+use std::time::Instant;
+
+use crate::service::Service;
+
+use super::reply::Replies;
+use super::session::Session;
+
+pub use get::{fetch, Fetch};
+
+/// A command's description, as Redis 7's `COMMAND` gives it.
+pub struct Spec {
+    /// Lower-case name.
+    pub name: &'static str,
+    /// Argument count, the name included; negative means "at least".
+    pub arity: i64,
+    /// Redis's flags for it.
+    pub flags: &'static [&'static str],
+    /// First key, last key (-1: the last argument), step; zeros: no keys.
+    pub keys: (i64, i64, i64),
+}
+
+/// Runs one command: its arguments after the name, and what it may touch.
+type Handler = fn(&[&[u8]], &mut Context<'_>) -> Outcome;
+
+/// Every command served, its description and its handler. GET first: it is
+/// the one looked up most.
+pub const COMMANDS: &[(&Spec, Handler)] = &[
+    (&get::GET, get::get),
+    (&get::MGET, get::mget),
+    (&connection::PING, connection::ping),
+    (&connection::ECHO, connection::echo),
+    (&connection::QUIT, connection::quit),
+    (&connection::HELLO, connection::hello),
+    (&connection::AUTH, connection::auth),
+    (&connection::SELECT, connection::select),
+    (&client::CLIENT, client::client),
+    (&server::COMMAND, server::command),
+    (&server::CONFIG, server::config),
+    (&info::INFO, info::info),
+];
+
+/// What became of one request.
+pub enum Step {
+    /// Answered into the reply buffer.
+    Done,
+    /// Needs Redis: hand it to a worker, and answer nothing more on this
+    /// connection until its reply is in.
+    Fetch(Fetch),
+}
+
+/// How a handler ended, for the request counters.
+pub enum Outcome {
+    /// Answered with a value or status.
+    Ok,
+    /// Answered with an error reply.
+    Error,
+    /// Needs Redis.
+    Fetch(Fetch),
+}
+
+/// What a command may touch.
+pub struct Context<'a> {
+    /// The connection's state.
+    pub session: &'a mut Session,
+    /// Where replies go.
+    pub replies: &'a mut Replies,
+    /// The cache.
+    pub service: &'a Service,
+    /// Connections open now, for `INFO`.
+    pub live: usize,
+}
+
+impl Context<'_> {
+    /// Answers `message` as an error reply.
+    fn error(&mut self, message: &str) -> Outcome {
+        self.replies.error(message);
+        Outcome::Error
+    }
+
+    /// Answers `+OK`.
+    fn ok(&mut self) -> Outcome {
+        self.replies.simple("OK");
+        Outcome::Ok
+    }
+}
+
+/// Runs one request (its arguments, the command name first), appending its
+/// reply, unless it needs Redis. `live` is the number of open connections,
+/// for `INFO`.
+pub fn execute(
+    args: &[&[u8]],
+    session: &mut Session,
+    replies: &mut Replies,
+    service: &Service,
+    live: usize,
+) -> Step {
+    let Some((&name, rest)) = args.split_first() else {
+        return Step::Done;
+    };
+    let started = Instant::now();
+    let mut context = Context {
+        session,
+        replies,
+        service,
+        live,
+    };
+    let outcome = match COMMANDS
+        .iter()
+        .find(|(spec, _)| name.eq_ignore_ascii_case(spec.name.as_bytes()))
+    {
+        Some((spec, _)) if !arity_fits(spec.arity, args.len()) => context.error(&format!(
+            "ERR wrong number of arguments for '{}' command",
+            spec.name
+        )),
+        Some((_, handler)) => handler(rest, &mut context),
+        None => unknown(name, rest, &mut context),
+    };
+    let ok = match outcome {
+        Outcome::Fetch(fetch) => return Step::Fetch(fetch),
+        Outcome::Ok => true,
+        Outcome::Error => false,
+    };
+    service.metrics().resp_request(ok, started.elapsed());
+    Step::Done
+}
+
+fn arity_fits(arity: i64, args: usize) -> bool {
+    let args = i64::try_from(args).unwrap_or(i64::MAX);
+    if arity >= 0 {
+        args == arity
+    } else {
+        args >= -arity
+    }
+}
+
+fn unknown(name: &[u8], rest: &[&[u8]], context: &mut Context<'_>) -> Outcome {
+    let mut message = format!(
+        "ERR unknown command '{}', with args beginning with:",
+        String::from_utf8_lossy(name)
+    );
+    for arg in rest.iter().take(8) {
+        message.push_str(&format!(" '{}'", String::from_utf8_lossy(arg)));
+    }
+    context.error(&message)
+}
+
+/// `-ERR unknown subcommand`, worded as Redis words it.
+fn unknown_subcommand(context: &mut Context<'_>, sub: &[u8], command: &str) -> Outcome {
+    context.error(&format!(
+        "ERR unknown subcommand '{}'. Try {} HELP.",
+        String::from_utf8_lossy(sub),
+        command.to_uppercase()
+    ))
+}
+
+/// `-ERR wrong number of arguments` for a subcommand (`client|setname`).
+fn subcommand_arity(context: &mut Context<'_>, command: &str, sub: &str) -> Outcome {
+    context.error(&format!(
+        "ERR wrong number of arguments for '{command}|{sub}' command"
+    ))
+}
+
+/// A `HELP` answer: one simple string a line, as Redis gives them.
+fn help(context: &mut Context<'_>, lines: &[&str]) -> Outcome {
+    context.replies.array(lines.len());
+    for line in lines {
+        context.replies.simple(line);
+    }
+    Outcome::Ok
+}
+
+#[cfg(test)]
+mod tests;
