@@ -15,7 +15,7 @@ FROM build AS test
 RUN apt-get update && apt-get install -y --no-install-recommends redis-server redis-tools tmux openssl curl python3-pip \
     && rm -rf /var/lib/apt/lists/* \
     && pip3 install --break-system-packages redis
-RUN cargo test --release --locked --features fault-injection
+RUN cargo test --release --locked --features test-hooks
 
 # Runtime stage: the binary alone, run as a non-root user.
 FROM debian:bookworm-slim AS runtime

@@ -1,33 +1,40 @@
-//! redis-proxy: a read-through LRU cache in front of Redis, served over HTTP.
+//! redis-proxy: a read-through LRU cache in front of Redis, served over HTTP
+//! and the Redis protocol, kept coherent by Redis's own invalidations.
 //!
 //! A request for a key is answered from an in-memory LRU cache; on a miss the
 //! proxy asks the backing Redis once (however many requests want that key at
-//! the same moment), keeps the value for a global lifetime, and evicts the
-//! least recently read key when full.
+//! the same moment), keeps the value for a global lifetime or until Redis
+//! says the key changed, and evicts the least recently read key when full.
 //!
-//! Modules, from the bottom up:
+//! Modules (see docs/architecture.md):
 //! - [`cache`]: the LRU with expiry; a pure data structure, no I/O, no locks.
 //! - [`config`]: environment and `.env`, validated into a [`config::Config`].
-//! - [`backend`]: the pool of connections to Redis and the one read we make.
-//! - [`service`]: the read-through logic: lookup, coalescing of misses, fill.
-//! - [`metrics`]: atomic counters and their Prometheus exposition.
-//! - [`log_limit`]: rate-limited warnings, so an outage does not flood the log.
-//! - [`limit`]: a first-come, first-served semaphore (MAX_CLIENTS, MAX_CONNECTIONS).
+//! - `backend`: everything that talks to Redis: the pool and the one read we
+//!   make, the readiness probe, and the invalidation link.
+//! - `service`: the read-through logic: lookup, coalescing of misses, fill,
+//!   and what invalidations do to the cache.
+//! - `metrics`: atomic counters and their Prometheus exposition.
+//! - `log_limit`: rate-limited warnings, so an outage does not flood the log.
+//! - `limit`: a first-come, first-served semaphore (the MAX_CLIENTS places).
 //! - [`http`]: the HTTP front end (tiny_http with a fixed worker pool).
-//! - [`resp`]: the Redis protocol front end (one mio event loop, plus workers for reads that need Redis).
+//! - [`resp`]: the Redis protocol front end (one mio event loop, plus
+//!   workers for reads that need Redis).
 //!
-//! [`Proxy`] wires them together; `main.rs` only parses flags and logs.
+//! The front ends call `service` only. [`Proxy`] wires them together;
+//! `main.rs` parses flags, logs and waits for signals.
 #![deny(missing_docs)]
 
-pub mod backend;
+// Public: what the binary, the benches, the examples, the fuzz targets and
+// the integration tests use. The rest is the proxy's own.
+pub(crate) mod backend;
 pub mod cache;
 pub mod config;
 pub mod http;
-pub mod limit;
-pub mod log_limit;
-pub mod metrics;
+pub(crate) mod limit;
+pub(crate) mod log_limit;
+pub(crate) mod metrics;
 pub mod resp;
-pub mod service;
+pub(crate) mod service;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,7 +51,6 @@ use crate::service::Service;
 pub struct Proxy {
     http: HttpServer,
     resp: Option<RespServer>,
-    service: Arc<Service>,
     _invalidation: Option<InvalidationLink>,
 }
 
@@ -86,7 +92,6 @@ impl Proxy {
         Ok(Proxy {
             http,
             resp,
-            service,
             _invalidation: invalidation,
         })
     }
@@ -99,11 +104,6 @@ impl Proxy {
     /// Where the RESP front end listens, if it is on.
     pub fn resp_addr(&self) -> Option<SocketAddr> {
         self.resp.as_ref().map(RespServer::local_addr)
-    }
-
-    /// The shared read-through service.
-    pub fn service(&self) -> &Arc<Service> {
-        &self.service
     }
 
     /// Graceful shutdown: stops accepting connections, lets the requests

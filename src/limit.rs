@@ -1,8 +1,7 @@
 //! A counting semaphore that admits waiters in arrival order.
 //!
-//! Two limits use it: MAX_CLIENTS (requests in service at once, across the
-//! HTTP and RESP front ends) and MAX_CONNECTIONS (open RESP connections).
-//! Waiters queue in arrival order and a released place is handed straight to
+//! MAX_CLIENTS uses it: reads in service at once, across the HTTP and RESP
+//! front ends. Waiters queue in arrival order and a released place is handed straight to
 //! the first of them, which alone is woken: no waiter starves, and a release
 //! costs one wake-up, not one per waiter (a `Condvar::notify_all` herd of 50
 //! threads on 2 cores cut throughput tenfold here).
@@ -11,8 +10,6 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, Thread};
-
-use crate::metrics::Metrics;
 
 /// One queued caller: woken with `granted` set once a place is its own.
 struct Waiter {
@@ -36,19 +33,6 @@ pub struct Permit<'a> {
     limiter: &'a Limiter,
 }
 
-/// An admission that can move to another thread; dropping it hands the
-/// place to the next waiter.
-#[must_use = "the permit is released when dropped"]
-pub struct OwnedPermit {
-    limiter: Arc<Limiter>,
-}
-
-impl Drop for OwnedPermit {
-    fn drop(&mut self) {
-        self.limiter.release();
-    }
-}
-
 impl Limiter {
     /// A limiter with `permits` places.
     pub fn new(permits: usize) -> Limiter {
@@ -60,10 +44,12 @@ impl Limiter {
         }
     }
 
-    /// Waits for a place, behind everyone who asked earlier. While it waits
-    /// it counts in `metrics`' queued gauge, if given.
-    pub fn acquire(&self, metrics: Option<&Metrics>) -> Permit<'_> {
-        self.admit(metrics);
+    /// Waits for a place, behind everyone who asked earlier. `waiting` is
+    /// told +1 when the caller has to queue and -1 when its wait ends (the
+    /// service counts the requests queued with it); a caller admitted at
+    /// once is not counted.
+    pub fn acquire(&self, waiting: impl Fn(i64)) -> Permit<'_> {
+        self.admit(waiting);
         Permit { limiter: self }
     }
 
@@ -78,17 +64,9 @@ impl Limiter {
         }
     }
 
-    /// Like [`Limiter::acquire`], for a permit that outlives this borrow.
-    pub fn acquire_owned(self: &Arc<Self>) -> OwnedPermit {
-        self.admit(None);
-        OwnedPermit {
-            limiter: Arc::clone(self),
-        }
-    }
-
     /// Takes a place now if one is free and nobody is queued; else queues
     /// and sleeps until a releasing holder hands one over.
-    fn admit(&self, metrics: Option<&Metrics>) {
+    fn admit(&self, waiting: impl Fn(i64)) {
         let waiter = {
             let mut state = self.lock();
             if state.available > 0 && state.waiters.is_empty() {
@@ -102,16 +80,12 @@ impl Limiter {
             state.waiters.push_back(Arc::clone(&waiter));
             waiter
         };
-        if let Some(metrics) = metrics {
-            metrics.queued(1);
-        }
+        waiting(1);
         // `park` may wake spuriously; only `granted` means the place is ours.
         while !waiter.granted.load(Ordering::Acquire) {
             thread::park();
         }
-        if let Some(metrics) = metrics {
-            metrics.queued(-1);
-        }
+        waiting(-1);
     }
 
     fn release(&self) {
@@ -139,8 +113,11 @@ impl Drop for Permit<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering::SeqCst};
     use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    fn uncounted(_: i64) {}
 
     #[test]
     fn never_admits_more_than_the_permits() {
@@ -152,7 +129,7 @@ mod tests {
                 let (limiter, inside, most) = (limiter.clone(), inside.clone(), most.clone());
                 std::thread::spawn(move || {
                     for _ in 0..200 {
-                        let _permit = limiter.acquire(None);
+                        let _permit = limiter.acquire(uncounted);
                         let now = inside.fetch_add(1, SeqCst) + 1;
                         most.fetch_max(now, SeqCst);
                         std::thread::yield_now();
@@ -170,18 +147,22 @@ mod tests {
     #[test]
     fn admits_waiters_in_arrival_order() {
         let limiter = Arc::new(Limiter::new(1));
-        let metrics = Arc::new(Metrics::new());
+        let queued = Arc::new(AtomicI64::new(0));
         let order = Arc::new(Mutex::new(Vec::new()));
-        let first = limiter.acquire(None);
+        let first = limiter.acquire(uncounted);
         let mut threads = Vec::new();
         for i in 0..5 {
-            let (limiter, shared, order) = (limiter.clone(), metrics.clone(), order.clone());
+            let (limiter, counter, order) = (limiter.clone(), queued.clone(), order.clone());
             threads.push(std::thread::spawn(move || {
-                let _permit = limiter.acquire(Some(&shared));
+                let _permit = limiter.acquire(|delta| {
+                    counter.fetch_add(delta, SeqCst);
+                });
                 order.lock().expect("order").push(i);
             }));
             // Wait until this one is queued before starting the next.
-            while metrics.requests_queued() != i + 1 {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while queued.load(SeqCst) != i + 1 {
+                assert!(Instant::now() < deadline, "waiter {i} never queued");
                 std::thread::yield_now();
             }
         }
@@ -190,6 +171,6 @@ mod tests {
             t.join().expect("thread");
         }
         assert_eq!(*order.lock().expect("order"), vec![0, 1, 2, 3, 4]);
-        assert_eq!(metrics.requests_queued(), 0);
+        assert_eq!(queued.load(SeqCst), 0);
     }
 }

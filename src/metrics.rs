@@ -57,15 +57,6 @@ impl Histogram {
     }
 }
 
-/// The front ends a request can come through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Protocol {
-    /// `GET /proxy` and friends.
-    Http,
-    /// The Redis protocol port.
-    Resp,
-}
-
 /// HTTP statuses counted by name; anything else counts as "other".
 const HTTP_STATUSES: [u16; 12] = [200, 400, 404, 405, 408, 413, 414, 431, 500, 502, 503, 504];
 /// RESP outcomes counted.
@@ -317,6 +308,7 @@ impl Metrics {
     }
 
     /// Misses that waited on another request's fetch so far.
+    #[cfg(test)]
     pub fn coalesced_count(&self) -> u64 {
         self.coalesced.load(Relaxed)
     }

@@ -477,7 +477,8 @@ impl<V> Lru<V> {
 
     /// Checks every structural invariant; panics with a description when one
     /// fails. For tests: run it after every step of a random sequence.
-    #[doc(hidden)]
+    /// Compiled for the unit tests and the `test-hooks` feature only.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub fn validate(&self) {
         assert!(self.nodes.len() <= self.capacity, "over capacity");
         assert_eq!(self.table.len(), self.nodes.len(), "table and arena differ");

@@ -33,7 +33,7 @@ use response::HttpResponse;
 const DRAIN_POLL: Duration = Duration::from_millis(50);
 
 /// The running HTTP front end.
-pub struct HttpServer {
+pub(crate) struct HttpServer {
     workers: Vec<JoinHandle<()>>,
     stopping: Arc<AtomicBool>,
     /// Answers handed to connections and not yet written (or given up).

@@ -14,11 +14,11 @@
 //! served when another closes. Reads of keys take one of the MAX_CLIENTS
 //! places shared with HTTP, so that limit spans both front ends.
 
-pub mod cmd;
+pub(crate) mod cmd;
 mod event_loop;
 pub mod parse;
-pub mod reply;
-pub mod session;
+pub(crate) mod reply;
+pub(crate) mod session;
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener};
@@ -34,7 +34,7 @@ use event_loop::Shared;
 
 /// Settings of the RESP front end.
 #[derive(Clone, Debug)]
-pub struct RespSettings {
+pub(crate) struct RespSettings {
     /// Most connections open at once.
     pub max_connections: usize,
     /// A connection with no request for this long is closed.
@@ -44,7 +44,7 @@ pub struct RespSettings {
 }
 
 /// The running RESP front end.
-pub struct RespServer {
+pub(crate) struct RespServer {
     addr: SocketAddr,
     listener: TcpListener,
     shared: Arc<Shared>,

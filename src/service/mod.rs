@@ -207,7 +207,7 @@ impl Service {
     /// Waits for one of the MAX_CLIENTS places, in arrival order; a front end
     /// holds it while it serves a request that reads keys.
     pub fn admit(&self) -> Permit<'_> {
-        self.places.acquire(Some(&self.metrics))
+        self.places.acquire(|delta| self.metrics.queued(delta))
     }
 
     /// One of the MAX_CLIENTS places if one is free right now, without

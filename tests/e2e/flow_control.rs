@@ -226,8 +226,8 @@ fn resp_errors_from_redis_count_as_errors() {
 
 #[test]
 #[cfg_attr(
-    not(feature = "fault-injection"),
-    ignore = "needs the fault-injection feature (make test turns it on)"
+    not(feature = "test-hooks"),
+    ignore = "needs the test-hooks feature (make test turns it on)"
 )]
 fn a_panicking_resp_worker_answers_an_error_and_service_goes_on() {
     let redis = redis_with_value("k", 1);
@@ -237,7 +237,7 @@ fn a_panicking_resp_worker_answers_an_error_and_service_goes_on() {
     // More panics than workers: each must survive (or be replaced).
     for _ in 0..3 {
         assert_eq!(
-            roundtrip_line(&mut stream, b"GET redis-proxy:fault-injection:panic\r\n"),
+            roundtrip_line(&mut stream, b"GET redis-proxy:test-hooks:panic\r\n"),
             "-ERR internal error\r\n"
         );
     }

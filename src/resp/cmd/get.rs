@@ -151,17 +151,17 @@ fn log_get(key: &[u8], outcome: &str, started: Instant) {
     }
 }
 
-/// The key that makes a worker panic, in builds with the `fault-injection`
+/// The key that makes a worker panic, in builds with the `test-hooks`
 /// feature only (the test suite's), to prove a panic costs one error reply.
-#[cfg(feature = "fault-injection")]
-const PANIC_KEY: &[u8] = b"redis-proxy:fault-injection:panic";
+#[cfg(feature = "test-hooks")]
+const PANIC_KEY: &[u8] = b"redis-proxy:test-hooks:panic";
 
-#[cfg(feature = "fault-injection")]
+#[cfg(feature = "test-hooks")]
 fn fault_hook(key: &[u8]) {
     if key == PANIC_KEY {
         panic!("fault injection: a worker panics on request");
     }
 }
 
-#[cfg(not(feature = "fault-injection"))]
+#[cfg(not(feature = "test-hooks"))]
 fn fault_hook(_key: &[u8]) {}
