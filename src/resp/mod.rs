@@ -15,22 +15,20 @@
 //! places shared with HTTP, so that limit spans both front ends.
 
 pub(crate) mod cmd;
+mod conn;
 mod event_loop;
 pub mod parse;
 pub(crate) mod reply;
 pub(crate) mod session;
+mod workers;
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
-use mio::Waker;
-
 use crate::service::Service;
-use event_loop::Shared;
+use event_loop::EventLoop;
 
 /// Settings of the RESP front end.
 #[derive(Clone, Debug)]
@@ -46,10 +44,9 @@ pub(crate) struct RespSettings {
 /// The running RESP front end.
 pub(crate) struct RespServer {
     addr: SocketAddr,
+    /// A handle on the listening socket, to stop accepting at shutdown.
     listener: TcpListener,
-    shared: Arc<Shared>,
-    waker: Arc<Waker>,
-    event_loop: thread::JoinHandle<()>,
+    event_loop: EventLoop,
 }
 
 impl RespServer {
@@ -63,22 +60,10 @@ impl RespServer {
         let addr = listener.local_addr()?;
         let handle = listener.try_clone()?;
         listener.set_nonblocking(true)?;
-        let (poll, waker, shared) = event_loop::prepare()?;
-        let workers = event_loop::start_workers(&settings, &service, &waker)?;
-        let event_loop = {
-            let shared = Arc::clone(&shared);
-            let listener = mio::net::TcpListener::from_std(listener);
-            thread::Builder::new()
-                .name("resp-loop".to_owned())
-                .spawn(move || {
-                    event_loop::run(listener, poll, workers, settings, service, shared)
-                })?
-        };
+        let event_loop = EventLoop::spawn(listener, settings, service)?;
         Ok(RespServer {
             addr,
             listener: handle,
-            shared,
-            waker,
             event_loop,
         })
     }
@@ -91,11 +76,10 @@ impl RespServer {
     /// Stops accepting; connections close once the commands they sent have
     /// been answered (reads in flight at Redis finish first).
     pub fn begin_shutdown(&self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
         if let Err(err) = socket2::SockRef::from(&self.listener).shutdown(Shutdown::Both) {
             log::warn!("could not close the RESP listener: {err}");
         }
-        let _ = self.waker.wake();
+        self.event_loop.stop();
     }
 
     /// True once every connection has closed and the loop has ended.

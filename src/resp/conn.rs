@@ -1,0 +1,280 @@
+//! One RESP connection: its socket, buffers and state, and the steps the
+//! event loop drives it through (read a chunk, execute, write).
+//!
+//! Flow control lives here: a connection is read only while everything it
+//! sent has been executed, it waits for no worker, and its unsent output is
+//! under the high-water mark. Otherwise further requests stay in the kernel's
+//! buffers (and then the client's own send blocks), so what one connection
+//! holds is bounded: one partial request (at most `parse::MAX_REQUEST`), one
+//! read, and about `OUTPUT_HIGH_WATER` of replies (plus the last reply, which
+//! may be one large value).
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::Shutdown;
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::Token;
+
+use crate::service::Service;
+
+use super::cmd::{execute, Step};
+use super::parse::Parser;
+use super::reply::Replies;
+use super::session::Session;
+use super::workers::Job;
+
+/// Stop executing a connection's input while this much output is unsent, so
+/// a client that does not read cannot make us buffer without bound.
+const OUTPUT_HIGH_WATER: usize = 4 * 1024 * 1024;
+/// After a protocol error, how much of the client's further input is read
+/// and discarded (so the close does not reset the error reply away).
+const DISCARD_LIMIT: usize = 4 * 1024 * 1024;
+/// How long a closing connection may take to send its last bytes.
+pub const LINGER: Duration = Duration::from_secs(1);
+
+/// Where a connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Reading and executing requests.
+    Open,
+    /// A worker is reading for it: nothing more of its input runs until the
+    /// reply is in; `then` says what comes after.
+    Waiting { then: Then },
+    /// Answer what was asked, then close: after QUIT or the client's end of
+    /// input (`since` None: no deadline but the idle timeout), or at
+    /// shutdown (`since`: at most `LINGER` more).
+    Closing { since: Option<Instant> },
+    /// After a protocol error: once the error reply is out, the write side
+    /// is shut and input is read and dropped (at most `left` more bytes, for
+    /// at most `LINGER`) until the client closes.
+    Discarding { left: usize, since: Instant },
+}
+
+/// What a waiting connection does once its worker's reply is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Then {
+    /// Goes on reading and executing.
+    Continue,
+    /// Closes, as [`State::Closing`] with this `since` (its input ended, or
+    /// a shutdown came, meanwhile).
+    Close { since: Option<Instant> },
+}
+
+/// What one read from a socket gave.
+pub enum ReadOutcome {
+    /// Bytes arrived: execute them, then perhaps read again.
+    Data,
+    /// Nothing more for now (or the client closed its side).
+    Drained,
+    /// The connection is finished.
+    Finished,
+}
+
+/// One client's connection.
+pub struct Conn {
+    pub stream: TcpStream,
+    pub session: Session,
+    input: Vec<u8>,
+    /// Progress through the partial request at the front of `input`.
+    parser: Parser,
+    replies: Replies,
+    /// Bytes of `replies.buf` already written.
+    written: usize,
+    pub state: State,
+    pub last_active: Instant,
+}
+
+impl Conn {
+    /// A new connection, numbered `id` for `CLIENT ID`.
+    pub fn new(stream: TcpStream, id: u64) -> Conn {
+        Conn {
+            stream,
+            session: Session::new(id),
+            input: Vec::new(),
+            parser: Parser::default(),
+            replies: Replies::new(),
+            written: 0,
+            state: State::Open,
+            last_active: Instant::now(),
+        }
+    }
+
+    fn unsent(&self) -> usize {
+        self.replies.buf.len() - self.written
+    }
+
+    /// True once the connection has nothing left to do but close.
+    pub fn is_done(&self) -> bool {
+        match self.state {
+            State::Closing { .. } => self.unsent() == 0,
+            _ => false,
+        }
+    }
+
+    /// When a lingering connection must be closed, if it is lingering.
+    pub fn linger_since(&self) -> Option<Instant> {
+        match self.state {
+            State::Closing { since } => since,
+            State::Discarding { since, .. } => Some(since),
+            State::Open | State::Waiting { .. } => None,
+        }
+    }
+
+    /// Begins a graceful close (shutdown): answer what was asked, then go.
+    pub fn close_gracefully(&mut self, now: Instant) {
+        let close = Then::Close { since: Some(now) };
+        self.state = match self.state {
+            State::Open => State::Closing { since: Some(now) },
+            State::Waiting {
+                then: Then::Continue,
+            } => State::Waiting { then: close },
+            other => other,
+        };
+    }
+
+    /// A worker's reply: append it and carry on.
+    pub fn deliver(&mut self, reply: &[u8]) {
+        self.replies.buf.extend_from_slice(reply);
+        self.state = match self.state {
+            State::Waiting {
+                then: Then::Continue,
+            } => State::Open,
+            State::Waiting {
+                then: Then::Close { since },
+            } => State::Closing { since },
+            other => other,
+        };
+    }
+
+    /// Whether the loop may read more from this connection now: everything
+    /// it sent has been executed (the input holds at most a partial
+    /// request), it waits for no worker, and its unsent output is under the
+    /// high-water mark. While closing or discarding, input is read only to
+    /// be dropped.
+    pub fn may_read(&self) -> bool {
+        match self.state {
+            State::Open => !self.session.quit && self.unsent() <= OUTPUT_HIGH_WATER,
+            State::Waiting { .. } => false,
+            State::Closing { .. } | State::Discarding { .. } => true,
+        }
+    }
+
+    /// Reads one chunk through the loop's `chunk` buffer (one buffer for all
+    /// connections, so no per-read zeroing or allocation).
+    pub fn read_chunk(&mut self, chunk: &mut [u8]) -> ReadOutcome {
+        loop {
+            match self.stream.read(chunk) {
+                Ok(0) => {
+                    // The client closed its side: answer what it sent, then
+                    // close.
+                    self.state = match self.state {
+                        State::Waiting {
+                            then: Then::Continue,
+                        } => State::Waiting {
+                            then: Then::Close { since: None },
+                        },
+                        State::Open | State::Discarding { .. } => State::Closing { since: None },
+                        other => other,
+                    };
+                    return ReadOutcome::Drained;
+                }
+                Ok(n) => {
+                    self.last_active = Instant::now();
+                    match &mut self.state {
+                        State::Discarding { left, .. } => {
+                            *left = left.saturating_sub(n);
+                            if *left == 0 {
+                                return ReadOutcome::Finished;
+                            }
+                        }
+                        State::Open => self.input.extend_from_slice(&chunk[..n]),
+                        State::Closing { .. } | State::Waiting { .. } => {}
+                    }
+                    return ReadOutcome::Data;
+                }
+                Err(err) if err.kind() == ErrorKind::WouldBlock => return ReadOutcome::Drained,
+                Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return ReadOutcome::Finished,
+            }
+        }
+    }
+
+    /// Executes complete requests until one needs Redis or the output is
+    /// full. False when the connection is finished.
+    pub fn execute_input(
+        &mut self,
+        token: Token,
+        service: &Service,
+        jobs: &Sender<Job>,
+        live: usize,
+    ) -> bool {
+        let mut consumed = 0;
+        while matches!(self.state, State::Open | State::Closing { .. }) && !self.session.quit {
+            if self.unsent() > OUTPUT_HIGH_WATER {
+                break;
+            }
+            match self.parser.parse(&self.input[consumed..]) {
+                Ok(Some(request)) => {
+                    let frame = &self.input[consumed..consumed + request.len];
+                    let args: Vec<&[u8]> = request.args.iter().map(|r| &frame[r.clone()]).collect();
+                    let step = execute(&args, &mut self.session, &mut self.replies, service, live);
+                    consumed += request.len;
+                    if let Step::Fetch(fetch) = step {
+                        let job = Job {
+                            token,
+                            fetch,
+                            protocol: self.replies.protocol,
+                        };
+                        if jobs.send(job).is_err() {
+                            return false;
+                        }
+                        let then = match self.state {
+                            State::Closing { since } => Then::Close { since },
+                            _ => Then::Continue,
+                        };
+                        self.state = State::Waiting { then };
+                    }
+                    if self.session.quit && self.state == State::Open {
+                        self.state = State::Closing { since: None };
+                    }
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    self.replies
+                        .error(&format!("ERR Protocol error: {}", err.0));
+                    service.metrics().resp_request(false, Duration::ZERO);
+                    self.state = State::Discarding {
+                        left: DISCARD_LIMIT,
+                        since: Instant::now(),
+                    };
+                    break;
+                }
+            }
+        }
+        self.input.drain(..consumed);
+        true
+    }
+
+    /// Writes pending output. False when the connection is finished.
+    pub fn write_output(&mut self) -> bool {
+        while self.written < self.replies.buf.len() {
+            match self.stream.write(&self.replies.buf[self.written..]) {
+                Ok(0) => return false,
+                Ok(n) => self.written += n,
+                Err(err) if err.kind() == ErrorKind::WouldBlock => return true,
+                Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        self.replies.buf.clear();
+        self.written = 0;
+        if matches!(self.state, State::Discarding { .. }) {
+            // The error reply is out: half-close, then read and discard
+            // until the client closes (or LINGER / DISCARD_LIMIT runs out).
+            let _ = self.stream.shutdown(Shutdown::Write);
+        }
+        true
+    }
+}

@@ -1,0 +1,88 @@
+//! The RESP worker pool: MAX_CLIENTS threads that do the reads the event
+//! loop hands over (a miss, or a hit when no place is free, and MGET), so
+//! the loop itself never waits on Redis or on a place.
+
+use std::io;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::Duration;
+
+use mio::{Token, Waker};
+
+use crate::service::Service;
+
+use super::cmd::{fetch, Fetch};
+use super::reply::{Protocol, Replies};
+
+/// A read for a worker to do, for the connection `token`.
+pub struct Job {
+    pub token: Token,
+    pub fetch: Fetch,
+    pub protocol: Protocol,
+}
+
+/// A worker's finished reply for the connection `token`.
+pub struct Done {
+    pub token: Token,
+    pub reply: Vec<u8>,
+}
+
+/// Starts `count` workers; jobs go in through the returned sender, replies
+/// come back through the receiver, and `waker` wakes the loop for each.
+/// Fails if any worker cannot start, rather than leave connections waiting
+/// for a worker that does not exist.
+pub fn start(
+    count: usize,
+    service: &Arc<Service>,
+    waker: &Arc<Waker>,
+) -> io::Result<(Sender<Job>, Receiver<Done>)> {
+    let (job_tx, job_rx) = mpsc::channel::<Job>();
+    let (done_tx, done_rx) = mpsc::channel::<Done>();
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    for i in 0..count {
+        let (job_rx, done_tx) = (Arc::clone(&job_rx), done_tx.clone());
+        let (service, waker) = (Arc::clone(service), Arc::clone(waker));
+        thread::Builder::new()
+            .name(format!("resp-worker-{i}"))
+            .spawn(move || loop {
+                let job = {
+                    let queue = job_rx.lock().unwrap_or_else(PoisonError::into_inner);
+                    match queue.recv() {
+                        Ok(job) => job,
+                        Err(_) => return,
+                    }
+                };
+                let reply = run_guarded(&job, &service);
+                if done_tx
+                    .send(Done {
+                        token: job.token,
+                        reply,
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+                let _ = waker.wake();
+            })?;
+    }
+    Ok((job_tx, done_rx))
+}
+
+/// Runs a job, turning a panic into an error reply: the connection goes on,
+/// the panic is logged (by the panic hook and here), and the worker lives on
+/// to take the next job, as a replaced worker would.
+fn run_guarded(job: &Job, service: &Service) -> Vec<u8> {
+    let run = || fetch(&job.fetch, job.protocol, service);
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(reply) => reply,
+        Err(_) => {
+            log::error!("a RESP worker panicked; answered -ERR internal error");
+            service.metrics().resp_request(false, Duration::ZERO);
+            let mut replies = Replies::new();
+            replies.protocol = job.protocol;
+            replies.error("ERR internal error");
+            replies.buf
+        }
+    }
+}
