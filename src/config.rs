@@ -204,16 +204,20 @@ const MAX_KEY_LIMIT: usize = 1024 * 1024;
 const MAX_WORKERS: usize = 1024;
 
 impl Config {
-    /// Loads `.env` from the working directory (variables already set win),
-    /// then reads the process environment.
-    pub fn from_env() -> Result<Config, ConfigError> {
-        // A missing .env is normal; a malformed one is reported by the
-        // variables it fails to set, so its error is not fatal here.
-        if let Err(err) = dotenvy::dotenv() {
-            if !err.not_found() {
-                log::warn!("ignoring .env: {err}");
-            }
+    /// Loads `.env` from the working directory into the environment
+    /// (variables already set win). Called before the logger starts, so
+    /// `RUST_LOG` may come from it; a malformed file is not fatal (its
+    /// variables are then reported as unset or invalid), so its error comes
+    /// back as a warning for the caller to log once the logger is up.
+    pub fn load_dotenv() -> Option<String> {
+        match dotenvy::dotenv() {
+            Err(err) if !err.not_found() => Some(format!("ignoring .env: {err}")),
+            _ => None,
         }
+    }
+
+    /// Reads the process environment (after [`Config::load_dotenv`]).
+    pub fn from_env() -> Result<Config, ConfigError> {
         Config::from_lookup(|name| std::env::var(name).ok())
     }
 

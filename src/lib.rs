@@ -47,6 +47,44 @@ use crate::metrics::Metrics;
 use crate::resp::{RespServer, RespSettings};
 use crate::service::Service;
 
+/// Why the proxy could not start: which part, and the cause.
+#[derive(Debug)]
+pub enum StartError {
+    /// The Redis address could not be turned into a client.
+    Redis(String),
+    /// The HTTP listener could not be opened at this address.
+    Http(SocketAddr, std::io::Error),
+    /// The RESP listener could not be opened at this address.
+    Resp(SocketAddr, std::io::Error),
+    /// The invalidation link's threads could not start.
+    Invalidation(std::io::Error),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Redis(why) => write!(f, "REDIS_ADDRESS is not usable: {why}"),
+            StartError::Http(addr, err) => {
+                write!(
+                    f,
+                    "cannot serve HTTP on {addr} (PROXY_HOST/PROXY_PORT): {err}"
+                )
+            }
+            StartError::Resp(addr, err) => {
+                write!(
+                    f,
+                    "cannot serve RESP on {addr} (PROXY_HOST/RESP_PORT): {err}"
+                )
+            }
+            StartError::Invalidation(err) => {
+                write!(f, "cannot start the invalidation link: {err}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
 /// A running proxy: the shared service and its front ends.
 pub struct Proxy {
     http: HttpServer,
@@ -57,36 +95,40 @@ pub struct Proxy {
 impl Proxy {
     /// Starts every front end of `config`. Does not wait for Redis: the proxy
     /// serves (hits, and clear errors for misses) while Redis is down.
-    pub fn start(config: &Config) -> Result<Proxy, Box<dyn std::error::Error + Send + Sync>> {
+    pub fn start(config: &Config) -> Result<Proxy, StartError> {
         // rustls needs a process-wide crypto provider for rediss://; a second
         // proxy in the same process finds it installed already.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let metrics = Arc::new(Metrics::new());
-        let backend = Backend::new(config)?;
+        let backend = Backend::new(config).map_err(|err| StartError::Redis(err.to_string()))?;
         let service = Arc::new(Service::new(config, backend, metrics));
         let invalidation = match config.invalidation {
             Invalidation::Off => None,
-            Invalidation::Auto | Invalidation::Tracking => Some(InvalidationLink::spawn(
-                config,
-                Arc::clone(&service) as Arc<dyn InvalidationSink>,
-            )?),
+            Invalidation::Auto | Invalidation::Tracking => Some(
+                InvalidationLink::spawn(config, Arc::clone(&service) as Arc<dyn InvalidationSink>)
+                    .map_err(StartError::Invalidation)?,
+            ),
         };
         let http = HttpServer::start(
             config.http_addr,
             config.max_clients.get(),
             config.http_idle_timeout,
             Arc::clone(&service),
-        )?;
+        )
+        .map_err(|err| StartError::Http(config.http_addr, err))?;
         let resp = match config.resp_addr {
-            Some(addr) => Some(RespServer::start(
-                addr,
-                RespSettings {
-                    max_connections: config.max_connections.get(),
-                    idle_timeout: config.client_idle_timeout,
-                    workers: config.max_clients.get(),
-                },
-                Arc::clone(&service),
-            )?),
+            Some(addr) => Some(
+                RespServer::start(
+                    addr,
+                    RespSettings {
+                        max_connections: config.max_connections.get(),
+                        idle_timeout: config.client_idle_timeout,
+                        workers: config.max_clients.get(),
+                    },
+                    Arc::clone(&service),
+                )
+                .map_err(|err| StartError::Resp(addr, err))?,
+            ),
             None => None,
         };
         Ok(Proxy {

@@ -10,51 +10,74 @@ use redis_proxy::config::{help_text, Config};
 use redis_proxy::Proxy;
 
 fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(failure) => {
+            log::error!("{}", failure.message);
+            eprintln!("redis-proxy: {}", failure.message);
+            failure.code
+        }
+    }
+}
+
+/// Why the binary stops before serving: the message, and the exit code (2
+/// for a usage or configuration error, 1 for anything else).
+struct Failure {
+    message: String,
+    code: ExitCode,
+}
+
+impl Failure {
+    fn usage(message: String) -> Failure {
+        Failure {
+            message,
+            code: ExitCode::from(2),
+        }
+    }
+
+    fn other(message: String) -> Failure {
+        Failure {
+            message,
+            code: ExitCode::FAILURE,
+        }
+    }
+}
+
+fn run() -> Result<ExitCode, Failure> {
     if let Some(arg) = std::env::args().nth(1) {
         if arg == "--help" || arg == "-h" {
             print!("{}", help_text());
-            return ExitCode::SUCCESS;
+            return Ok(ExitCode::SUCCESS);
         }
-        eprintln!("redis-proxy: unknown argument {arg:?}; see --help");
-        return ExitCode::from(2);
+        return Err(Failure::usage(format!(
+            "unknown argument {arg:?}; see --help"
+        )));
     }
-    // Read .env before the logger starts, so RUST_LOG may come from it.
-    let config = Config::from_env();
+    // Read .env before the logger starts, so RUST_LOG may come from it; say
+    // what was wrong with it once the logger is up.
+    let dotenv_warning = Config::load_dotenv();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let config = match config {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("redis-proxy: {err}");
-            return ExitCode::from(2);
-        }
-    };
-    let mut signals = match Signals::new([SIGTERM, SIGINT]) {
-        Ok(signals) => signals,
-        Err(err) => {
-            eprintln!("redis-proxy: cannot handle signals: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
+    if let Some(warning) = dotenv_warning {
+        log::warn!("{warning}");
+    }
+    let config = Config::from_env().map_err(|err| Failure::usage(err.to_string()))?;
+    let mut signals = Signals::new([SIGTERM, SIGINT])
+        .map_err(|err| Failure::other(format!("cannot handle signals: {err}")))?;
     // Every connection is a file descriptor; the default soft limit (often
     // 1024) would cap connections far below what the machine allows.
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => log::debug!("open files limit: {limit}"),
         Err(err) => log::warn!("could not raise the open files limit: {err}"),
     }
-    let proxy = match Proxy::start(&config) {
-        Ok(proxy) => proxy,
-        Err(err) => {
-            eprintln!("redis-proxy: cannot start: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let proxy =
+        Proxy::start(&config).map_err(|err| Failure::other(format!("cannot start: {err}")))?;
     log::info!(
         "redis-proxy listening on http://{} ({})",
         proxy.http_addr(),
         config.describe()
     );
     let Some(signal) = signals.forever().next() else {
-        return ExitCode::FAILURE;
+        return Ok(ExitCode::FAILURE);
     };
     log::info!(
         "signal {signal}: draining requests in flight (up to {:?}; a second signal exits at once)",
@@ -68,12 +91,12 @@ fn main() -> ExitCode {
     });
     if proxy.shutdown(config.shutdown_timeout) {
         log::info!("drained; exiting");
-        ExitCode::SUCCESS
+        Ok(ExitCode::SUCCESS)
     } else {
         log::warn!(
             "requests still in flight after {:?}; exiting",
             config.shutdown_timeout
         );
-        ExitCode::FAILURE
+        Ok(ExitCode::FAILURE)
     }
 }

@@ -82,3 +82,56 @@ fn unknown_argument_is_refused() {
     assert_eq!(code, 2);
     assert!(stderr.contains("--help"));
 }
+
+#[test]
+fn a_taken_port_stops_start_up_naming_the_port_and_its_variable() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port().to_string();
+    let (code, _, stderr) = run(
+        &[("PROXY_PORT", port.as_str()), ("INVALIDATION", "off")],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(&format!(
+            "cannot start: cannot serve HTTP on 127.0.0.1:{port} (PROXY_HOST/PROXY_PORT)"
+        )),
+        "{stderr}"
+    );
+    let http = crate::common::free_port().to_string();
+    let (code, _, stderr) = run(
+        &[
+            ("PROXY_PORT", http.as_str()),
+            ("RESP_PORT", port.as_str()),
+            ("INVALIDATION", "off"),
+        ],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(&format!(
+            "cannot serve RESP on 127.0.0.1:{port} (PROXY_HOST/RESP_PORT)"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_malformed_dotenv_is_reported_in_the_log() {
+    let dir = TempDir::new("bad-dotenv");
+    std::fs::write(dir.path().join(".env"), "MAX_CLIENTS='unterminated\n").expect("write .env");
+    // A bad value in the environment stops it once the warning is out.
+    let output = Command::new(proxy_binary())
+        .env_clear()
+        .env("CACHE_CAPACITY", "0")
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("ignoring .env"))
+        .unwrap_or_else(|| panic!("no warning about .env: {stderr}"));
+    assert!(warning.contains("WARN"), "not a log line: {warning}");
+}
