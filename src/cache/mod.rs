@@ -48,6 +48,26 @@ use hashbrown::HashTable;
 mod key;
 pub use key::Key;
 
+/// Hashes keys the way one cache does (foldhash, seeded at random once), so
+/// a caller can hash a key before it takes the lock around the cache and
+/// hand the hash in (`get_hashed`, `insert_hashed`, `remove_hashed`); the lock
+/// then covers only the probe. Caches built with one `KeyHasher` (see
+/// [`Lru::with_hasher`]) hash alike.
+#[derive(Clone, Debug, Default)]
+pub struct KeyHasher(RandomState);
+
+impl KeyHasher {
+    /// A hasher with a fresh random seed.
+    pub fn new() -> KeyHasher {
+        KeyHasher(RandomState::default())
+    }
+
+    /// The hash of `key` for caches using this hasher.
+    pub fn hash(&self, key: &[u8]) -> u64 {
+        self.0.hash_one(key)
+    }
+}
+
 /// An index into the arena. 32 bits keep a node small (its links are half
 /// of it), which matters because lookups are bound by memory latency; the
 /// capacity is capped just below `u32::MAX` to match.
@@ -148,7 +168,7 @@ pub enum Displaced<V> {
 #[derive(Debug)]
 pub struct Lru<V> {
     table: HashTable<Slot>,
-    hasher: RandomState,
+    hasher: KeyHasher,
     nodes: Arena<V>,
     recency: Ends,
     age: Ends,
@@ -192,7 +212,7 @@ impl<V> Lru<V> {
     pub fn new(capacity: NonZeroUsize, ttl: Duration) -> Self {
         Lru {
             table: HashTable::new(),
-            hasher: RandomState::default(),
+            hasher: KeyHasher::new(),
             nodes: Arena(Vec::new()),
             recency: Ends::EMPTY,
             age: Ends::EMPTY,
@@ -200,6 +220,17 @@ impl<V> Lru<V> {
             ttl,
             grace: Duration::ZERO,
         }
+    }
+
+    /// Uses `hasher` for keys, so hashes made with it fit this cache.
+    pub fn with_hasher(mut self, hasher: KeyHasher) -> Self {
+        self.hasher = hasher;
+        self
+    }
+
+    /// The hasher this cache's keys are hashed with.
+    pub fn hasher(&self) -> &KeyHasher {
+        &self.hasher
     }
 
     /// Keeps an entry for `grace` past its expiry, as stale: never a hit,
@@ -231,7 +262,11 @@ impl<V> Lru<V> {
     /// behaves as if it had never been stored, unless it is within its grace
     /// period ([`Lookup::Stale`]).
     pub fn get(&mut self, key: &[u8], now: Instant) -> Lookup<'_, V> {
-        let hash = self.hasher.hash_one(key);
+        self.get_hashed(self.hasher.hash(key), key, now)
+    }
+
+    /// [`Lru::get`] with the key's hash already made by [`Lru::hasher`].
+    pub fn get_hashed(&mut self, hash: u64, key: &[u8], now: Instant) -> Lookup<'_, V> {
         let Some(slot) = self.find(hash, key) else {
             return Lookup::Miss;
         };
@@ -254,12 +289,16 @@ impl<V> Lru<V> {
     /// the most recently read entry. When the cache is full, an expired entry
     /// is reclaimed if there is one, else the least recently read is evicted.
     pub fn insert(&mut self, key: &[u8], value: V, now: Instant) -> Displaced<V> {
+        self.insert_hashed(self.hasher.hash(key), key, value, now)
+    }
+
+    /// [`Lru::insert`] with the key's hash already made by [`Lru::hasher`].
+    pub fn insert_hashed(&mut self, hash: u64, key: &[u8], value: V, now: Instant) -> Displaced<V> {
         // An expiry past what Instant can hold never comes.
         let expires_at = now
             .checked_add(self.ttl)
             .or_else(|| now.checked_add(FOREVER))
             .unwrap_or(now);
-        let hash = self.hasher.hash_one(key);
         if let Some(slot) = self.find(hash, key) {
             let node = &mut self.nodes[slot];
             let old = std::mem::replace(&mut node.value, value);
@@ -312,7 +351,7 @@ impl<V> Lru<V> {
     /// The value of `key` if it has expired less than the grace period ago
     /// (or is still fresh); its place in the lists is left as it is.
     pub fn stale(&self, key: &[u8], now: Instant) -> Option<&V> {
-        let slot = self.find(self.hasher.hash_one(key), key)?;
+        let slot = self.find(self.hasher.hash(key), key)?;
         let node = &self.nodes[slot];
         (node.expires_at > now || self.in_grace(node.expires_at, now)).then_some(&node.value)
     }
@@ -335,7 +374,12 @@ impl<V> Lru<V> {
 
     /// Removes `key` if present, handing back its value.
     pub fn remove(&mut self, key: &[u8]) -> Option<V> {
-        let slot = self.find(self.hasher.hash_one(key), key)?;
+        self.remove_hashed(self.hasher.hash(key), key)
+    }
+
+    /// [`Lru::remove`] with the key's hash already made by [`Lru::hasher`].
+    pub fn remove_hashed(&mut self, hash: u64, key: &[u8]) -> Option<V> {
+        let slot = self.find(hash, key)?;
         Some(self.remove_slot(slot).1)
     }
 
@@ -485,7 +529,7 @@ impl<V> Lru<V> {
         for (slot, node) in (0..).zip(self.nodes.0.iter()) {
             assert_eq!(
                 node.hash,
-                self.hasher.hash_one(node.key.as_bytes()),
+                self.hasher.hash(node.key.as_bytes()),
                 "stale hash"
             );
             assert_eq!(
@@ -677,5 +721,30 @@ mod tests {
         assert_eq!(cache.stale(b"b", start + secs(6)), Some(&2));
         assert_eq!(cache.get(b"b", start + secs(7)), Lookup::Expired(2));
         cache.validate();
+    }
+
+    #[test]
+    fn hashes_made_outside_fit_the_cache_and_its_replacements() {
+        let now = Instant::now();
+        let mut cache = Lru::new(
+            NonZeroUsize::new(4).expect("non-zero"),
+            Duration::from_secs(60),
+        );
+        let hasher = cache.hasher().clone();
+        cache.insert_hashed(hasher.hash(b"k"), b"k", 1, now);
+        assert_eq!(cache.get(b"k", now), Lookup::Hit(&1));
+        assert_eq!(
+            cache.get_hashed(hasher.hash(b"k"), b"k", now),
+            Lookup::Hit(&1)
+        );
+        // A replacement built with the same hasher takes the same hashes.
+        let mut fresh = Lru::new(
+            NonZeroUsize::new(4).expect("non-zero"),
+            Duration::from_secs(60),
+        )
+        .with_hasher(hasher.clone());
+        fresh.insert(b"k", 2, now);
+        assert_eq!(fresh.remove_hashed(hasher.hash(b"k"), b"k"), Some(2));
+        fresh.validate();
     }
 }

@@ -81,7 +81,9 @@ impl Service {
     /// Swaps the LRU for an empty one; the old one is dropped by the caller
     /// after unlocking, so freeing many values never holds the lock.
     fn take_lru(&self, state: &mut State) -> Lru<Value> {
-        let empty = Lru::new(self.capacity, self.expiry).with_grace(self.grace);
+        let empty = Lru::new(self.capacity, self.expiry)
+            .with_grace(self.grace)
+            .with_hasher(self.hasher.clone());
         let old = std::mem::replace(&mut state.lru, empty);
         self.metrics.set_entries(0);
         old
@@ -106,11 +108,12 @@ impl InvalidationSink for Service {
     }
 
     fn invalidate(&self, keys: &[&[u8]]) {
+        let hashes: Vec<u64> = keys.iter().map(|key| self.hasher.hash(key)).collect();
         let mut dropped = Vec::new();
         {
             let mut state = self.lock();
-            for key in keys {
-                if let Some(value) = state.lru.remove(key) {
+            for (key, hash) in keys.iter().zip(hashes) {
+                if let Some(value) = state.lru.remove_hashed(hash, key) {
                     dropped.push(value);
                 }
                 if let Some(entry) = state.flights.get_mut(*key) {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::backend::{Backend, BackendError};
-use crate::cache::{Displaced, Lookup, Lru};
+use crate::cache::{Displaced, KeyHasher, Lookup, Lru};
 use crate::config::{Config, Invalidation};
 use crate::limit::{Limiter, Permit};
 use crate::log_limit::LogLimiter;
@@ -145,6 +145,8 @@ pub struct Service {
     /// INVALIDATION_PREFIXES: only keys under one of these are cached while
     /// tracking (empty: every key).
     prefixes: Vec<Vec<u8>>,
+    /// The LRU's key hasher: keys are hashed before the lock is taken.
+    hasher: KeyHasher,
     /// For a fresh LRU when the cache is flushed.
     capacity: std::num::NonZeroUsize,
     expiry: Duration,
@@ -171,10 +173,12 @@ impl Service {
             Invalidation::Auto | Invalidation::Tracking => LinkState::Down,
         };
         metrics.set_link_up(link == LinkState::Up);
+        let lru =
+            Lru::new(config.cache_capacity, config.cache_expiry).with_grace(config.stale_if_error);
+        let hasher = lru.hasher().clone();
         Service {
             state: Mutex::new(State {
-                lru: Lru::new(config.cache_capacity, config.cache_expiry)
-                    .with_grace(config.stale_if_error),
+                lru,
                 flights: HashMap::new(),
                 link,
                 epoch: 0,
@@ -186,6 +190,7 @@ impl Service {
             places: Limiter::new(config.max_clients.get()),
             max_key_bytes: config.max_key_bytes,
             prefixes: config.invalidation_prefixes.clone(),
+            hasher,
             capacity: config.cache_capacity,
             expiry: config.cache_expiry,
             grace: config.stale_if_error,
@@ -299,13 +304,14 @@ impl Service {
         on_miss: impl FnOnce(&mut State) -> T,
     ) -> T {
         let tracked = self.is_tracked(key);
+        let hash = self.hasher.hash(key);
         let now = Instant::now();
         let (result, expired) = {
             let mut state = self.lock();
             if !state.may_cache(tracked) {
                 (on_miss(&mut state), None)
             } else {
-                match state.lru.get(key, now) {
+                match state.lru.get_hashed(hash, key, now) {
                     Lookup::Hit(value) => (on_hit(value.clone()), None),
                     Lookup::Miss | Lookup::Stale => (on_miss(&mut state), None),
                     Lookup::Expired(value) => (on_miss(&mut state), Some(value)),
@@ -359,13 +365,15 @@ impl Service {
     /// began), retires the flight, then hands the outcome to its waiters.
     fn finish_flight(&self, key: &[u8], flight: &Flight, outcome: Outcome) {
         let tracked = self.is_tracked(key);
+        let hash = self.hasher.hash(key);
+        let now = Instant::now();
         let displaced = {
             let mut state = self.lock();
             let entry = state.flights.remove(key);
             let fresh = entry.is_some_and(|e| !e.stale && e.epoch == state.epoch)
                 && state.may_cache(tracked);
             let displaced = match &outcome {
-                Ok(Some(value)) if fresh => state.lru.insert(key, value.clone(), Instant::now()),
+                Ok(Some(value)) if fresh => state.lru.insert_hashed(hash, key, value.clone(), now),
                 _ => Displaced::Nothing,
             };
             self.metrics.set_entries(state.lru.len());
