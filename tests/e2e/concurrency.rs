@@ -20,15 +20,6 @@ fn read_all(addr: SocketAddr, keys: Vec<String>) -> Vec<thread::JoinHandle<(u16,
         .collect()
 }
 
-/// The value of one un-labelled series in the proxy's /metrics.
-fn metric(proxy: &Proxy, name: &str) -> f64 {
-    let text = proxy.get("/metrics").text();
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|value| value.parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
-}
-
 #[test]
 fn misses_on_different_keys_go_to_redis_in_parallel() {
     let redis = RedisServer::start();
@@ -65,7 +56,7 @@ fn requests_beyond_max_clients_wait_their_turn_and_are_all_served() {
     for i in 0..6 {
         redis.set(format!("q{i}"), format!("v{i}"));
     }
-    let relay = Relay::start(redis.addr(), Duration::from_millis(100));
+    let relay = Relay::start(redis.addr(), Duration::ZERO);
     let proxy = Proxy::start_at(
         &relay.url(),
         &[
@@ -75,7 +66,14 @@ fn requests_beyond_max_clients_wait_their_turn_and_are_all_served() {
             ("REDIS_TIMEOUT_MS", "10000"),
         ],
     );
+    // Six reads while Redis holds every request: two reach it, the other
+    // four wait their turn.
+    relay.hold();
     let readers = read_all(proxy.addr, (0..6).map(|i| format!("q{i}")).collect());
+    eventually("the two places to be in use", || {
+        (relay.in_flight() == 2).then_some(())
+    });
+    relay.release();
     for (i, reader) in readers.into_iter().enumerate() {
         let (status, body) = reader.join().expect("reader");
         assert_eq!(status, 200, "none is refused");
@@ -103,7 +101,7 @@ fn concurrent_misses_on_one_key_make_one_backing_get() {
     let readers = read_all(proxy.addr, vec!["hot".to_owned(); 16]);
     // Fifteen requests are waiting on the first one's fetch.
     eventually("15 coalesced waiters", || {
-        (metric(&proxy, "redis_proxy_coalesced_total") == 15.0).then_some(())
+        (proxy.metric("redis_proxy_coalesced_total") == 15.0).then_some(())
     });
     relay.release();
     for reader in readers {
@@ -130,7 +128,7 @@ fn coalesced_waiters_share_an_error_and_it_is_not_cached() {
     relay.hold();
     let readers = read_all(proxy.addr, vec!["alist".to_owned(); 4]);
     eventually("3 coalesced waiters", || {
-        (metric(&proxy, "redis_proxy_coalesced_total") == 3.0).then_some(())
+        (proxy.metric("redis_proxy_coalesced_total") == 3.0).then_some(())
     });
     relay.release();
     for reader in readers {

@@ -2,34 +2,15 @@
 //! everyone else. Regression tests for vendor/tiny_http patches 2-4 are
 //! named after them.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
 
-use crate::common::{eventually, request, HttpConnection, Proxy, RedisServer, PATIENCE};
+use crate::common::{self, connect, eventually, request, HttpConnection, Proxy, RedisServer};
 
-fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
-    stream
-}
-
-/// Reads whatever the server sends until it closes (or resets). Fails if
-/// the proxy keeps the connection open past the test's patience: only the
-/// proxy closing it counts.
+/// Everything the proxy sends until it closes, as text.
 fn read_until_closed(stream: &mut TcpStream) -> String {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return String::from_utf8_lossy(&out).into_owned(),
-            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                panic!("the proxy did not close the connection within {PATIENCE:?}")
-            }
-            Err(_) => return String::from_utf8_lossy(&out).into_owned(),
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-        }
-    }
+    String::from_utf8_lossy(&common::read_until_closed(stream)).into_owned()
 }
 
 fn still_serves(proxy: &Proxy) {
