@@ -66,11 +66,8 @@ impl ManageConnection for Manager {
     type Error = redis::RedisError;
 
     fn connect(&self) -> Result<BackendConnection, redis::RedisError> {
-        let conn = self.client.get_connection_with_timeout(self.timeout)?;
-        conn.set_read_timeout(Some(self.timeout))?;
-        conn.set_write_timeout(Some(self.timeout))?;
         Ok(BackendConnection {
-            conn,
+            conn: connect(&self.client, self.timeout)?,
             broken: false,
         })
     }
@@ -167,16 +164,8 @@ impl Backend {
     }
 
     fn connect_probe(&self) -> Result<redis::Connection, BackendError> {
-        let unavailable = |err: redis::RedisError| BackendError::Unavailable(err.to_string());
-        let conn = self
-            .client
-            .get_connection_with_timeout(self.timeout)
-            .map_err(unavailable)?;
-        conn.set_read_timeout(Some(self.timeout))
-            .map_err(unavailable)?;
-        conn.set_write_timeout(Some(self.timeout))
-            .map_err(unavailable)?;
-        Ok(conn)
+        connect(&self.client, self.timeout)
+            .map_err(|err| BackendError::Unavailable(err.to_string()))
     }
 
     fn ping_on(&self, slot: &mut Option<redis::Connection>) -> Result<(), BackendError> {
@@ -220,6 +209,15 @@ impl Backend {
             .get()
             .map_err(|err| BackendError::Unavailable(err.to_string()))
     }
+}
+
+/// A connection whose connect, reads and writes are each bounded by
+/// `timeout` (REDIS_TIMEOUT_MS): every connection the proxy opens.
+fn connect(client: &redis::Client, timeout: Duration) -> redis::RedisResult<redis::Connection> {
+    let conn = client.get_connection_with_timeout(timeout)?;
+    conn.set_read_timeout(Some(timeout))?;
+    conn.set_write_timeout(Some(timeout))?;
+    Ok(conn)
 }
 
 /// A client for the configured Redis (TLS and its CA included), speaking

@@ -149,14 +149,7 @@ impl Settings {
             Some(_) => SetupError::Refused(err.to_string()),
             None => SetupError::Unreachable(err.to_string()),
         };
-        let mut conn = self
-            .client
-            .get_connection_with_timeout(self.timeout)
-            .map_err(classify)?;
-        conn.set_write_timeout(Some(self.timeout))
-            .map_err(classify)?;
-        conn.set_read_timeout(Some(self.timeout))
-            .map_err(classify)?;
+        let mut conn = super::connect(&self.client, self.timeout).map_err(classify)?;
         conn.set_push_sender(pushes.clone());
         redis::cmd("CLIENT")
             .arg("SETNAME")

@@ -102,15 +102,21 @@ impl From<BackendError> for ReadError {
     }
 }
 
+impl From<ReadError> for BackendError {
+    fn from(err: ReadError) -> BackendError {
+        match err {
+            ReadError::Unavailable(why) => BackendError::Unavailable(why),
+            ReadError::Timeout(why) => BackendError::Timeout(why),
+            ReadError::Reply(message) => BackendError::Reply(message),
+        }
+    }
+}
+
+/// Worded as the backend words it (errors only: the clone costs nothing
+/// on a path that matters).
 impl std::fmt::Display for ReadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ReadError::Unavailable(why) => write!(f, "backing Redis unavailable: {why}"),
-            ReadError::Timeout(why) => write!(f, "backing Redis timed out: {why}"),
-            ReadError::Reply(message) => {
-                write!(f, "backing Redis replied with an error: {message}")
-            }
-        }
+        BackendError::from(self.clone()).fmt(f)
     }
 }
 
