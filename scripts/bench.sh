@@ -9,6 +9,7 @@
 #   5. redis-benchmark GET at the proxy's RESP port, all hits (if built in)
 #   6. proxy, all hits with INVALIDATION=off, for the cost of tracking
 #   7. staleness after a write, and invalidations applied per second
+#   8. memory per cached key, next to Redis's for the same keys (MEMORY_KEYS)
 #
 # Settings: DURATION (s, default 10), CONNECTIONS (64), THREADS (2),
 # VALUE_SIZE (bytes, 100), WORKERS (MAX_CLIENTS, 16).
@@ -26,7 +27,7 @@ REQUESTS=${REQUESTS:-200000}
 ensure_command wrk wrk
 ensure_command redis-server redis-server
 ensure_command redis-benchmark redis-tools
-cargo build --release --quiet --bin redis-proxy --example http_ceiling --example staleness
+cargo build --release --quiet --bin redis-proxy --example http_ceiling --example staleness --example memory
 
 work=$(mktemp -d)
 pids=()
@@ -156,6 +157,22 @@ RESP_ADDR="127.0.0.1:$resp_port" HTTP_ADDR="127.0.0.1:$proxy_port" REDIS_URL="re
   WRITES="${WRITES:-10000}" target/release/examples/staleness >"$work/staleness.out"
 kill "${pids[-1]}"
 
+echo "== 8/8 memory per key, proxy and Redis side by side"
+mem_redis_port=$(free_port)
+redis-server --port "$mem_redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >>"$work/redis.log" 2>&1 &
+pids+=($!)
+wait_redis "$mem_redis_port"
+proxy_port=$(free_port); resp_port=$(free_port)
+env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$mem_redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
+  CACHE_CAPACITY=2000000 GLOBAL_CACHE_EXPIRY=3600 RUST_LOG=warn \
+  target/release/redis-proxy 2>>"$work/proxy.log" &
+pids+=($!)
+wait_http "$proxy_port" /healthz
+wait_link "$proxy_port"
+REDIS_URL="redis://127.0.0.1:$mem_redis_port" RESP_ADDR="127.0.0.1:$resp_port" PROXY_PID="${pids[-1]}" \
+  KEYS="${MEMORY_KEYS:-1000000}" VALUE_SIZE="$VALUE_SIZE" target/release/examples/memory >"$work/memory.out"
+kill "${pids[-1]}"
+
 echo
 echo "$(nproc) cores; wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s; redis-benchmark -c$CONNECTIONS -n$REQUESTS; values of $VALUE_SIZE bytes; MAX_CLIENTS=$WORKERS"
 awk '
@@ -174,3 +191,4 @@ awk '
   }' "$results"
 echo
 cat "$work/staleness.out"
+cat "$work/memory.out"
