@@ -95,7 +95,7 @@ run_redis_benchmark() {
   awk -F'"' -v n="$name" '$2 ~ /^GET/ {printf "%s %s %sms %sms 0\n", n, $4, $10, $14}' "$out" >>"$results"
 }
 
-echo "== 1/5 http_ceiling"
+echo "== 1/8 http_ceiling"
 ceiling_port=$(free_port)
 PORT=$ceiling_port WORKERS=$WORKERS BODY_SIZE=$VALUE_SIZE target/release/examples/http_ceiling 2>/dev/null &
 pids+=($!)
@@ -103,7 +103,7 @@ wait_http "$ceiling_port" /
 run_wrk http_ceiling "$ceiling_port" 0
 kill "${pids[-1]}"
 
-echo "== 2/5 proxy, all hits"
+echo "== 2/8 proxy, all hits"
 proxy_port=$(free_port); resp_port=$(free_port)
 env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
   MAX_CLIENTS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 RUST_LOG=warn \
@@ -116,12 +116,12 @@ run_wrk proxy_hits "$proxy_port" 1000
 resp_enabled=0
 redis_answers 127.0.0.1 "$resp_port" && resp_enabled=1
 if [ "$resp_enabled" = 1 ]; then
-  echo "== 5/5 redis-benchmark at the proxy's RESP port, all hits"
+  echo "== 5/8 redis-benchmark at the proxy's RESP port, all hits"
   run_redis_benchmark resp_hits "$resp_port"
 fi
 kill "${pids[-1]}"
 
-echo "== 3/5 proxy, all misses"
+echo "== 3/8 proxy, all misses"
 proxy_port=$(free_port)
 env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT=off \
   MAX_CLIENTS="$WORKERS" CACHE_CAPACITY=10 RUST_LOG=warn \
@@ -131,10 +131,10 @@ wait_http "$proxy_port" /healthz
 run_wrk proxy_misses "$proxy_port" 100000
 kill "${pids[-1]}"
 
-echo "== 4/5 redis-benchmark GET at the backing Redis"
+echo "== 4/8 redis-benchmark GET at the backing Redis"
 run_redis_benchmark redis_get "$redis_port"
 
-echo "== 6/7 proxy, all hits, INVALIDATION=off"
+echo "== 6/8 proxy, all hits, INVALIDATION=off"
 proxy_port=$(free_port)
 env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT=off \
   MAX_CLIENTS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 INVALIDATION=off RUST_LOG=warn \
@@ -145,7 +145,7 @@ for i in $(seq 0 999); do curl -fs "http://127.0.0.1:$proxy_port/proxy?key=key:$
 run_wrk hits_ttl_only "$proxy_port" 1000
 kill "${pids[-1]}"
 
-echo "== 7/7 staleness and invalidation rate (INVALIDATION=tracking)"
+echo "== 7/8 staleness and invalidation rate (INVALIDATION=tracking)"
 proxy_port=$(free_port); resp_port=$(free_port)
 env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
   MAX_CLIENTS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 INVALIDATION=tracking RUST_LOG=warn \
