@@ -58,7 +58,9 @@ impl Histogram {
 }
 
 /// HTTP statuses counted by name; anything else counts as "other".
-const HTTP_STATUSES: [u16; 12] = [200, 400, 404, 405, 408, 413, 414, 431, 500, 502, 503, 504];
+const HTTP_STATUSES: [u16; 14] = [
+    200, 304, 400, 401, 404, 405, 408, 413, 414, 431, 500, 502, 503, 504,
+];
 /// RESP outcomes counted.
 const RESP_STATUSES: [&str; 2] = ["ok", "error"];
 

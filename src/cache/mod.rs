@@ -348,6 +348,12 @@ impl<V> Lru<V> {
         }
     }
 
+    /// When the most recently read (or stored) entry stops being fresh: right
+    /// after a hit, the hit's own expiry, with no second lookup.
+    pub fn most_recent_expiry(&self) -> Option<Instant> {
+        (self.recency.head != NIL).then(|| self.nodes[self.recency.head].expires_at)
+    }
+
     /// The value of `key` if it has expired less than the grace period ago
     /// (or is still fresh); its place in the lists is left as it is.
     pub fn stale(&self, key: &[u8], now: Instant) -> Option<&V> {

@@ -204,7 +204,16 @@ fn proxy(request: &Request, query: &str, service: &Service) -> HttpResponse {
     };
     let _place = service.admit();
     match service.get(&key) {
-        Ok(Some(found)) => response::value(&key, found, wants_json(request)),
+        Ok(Some(found)) => {
+            let as_json = wants_json(request);
+            let tag = response::etag(&found, as_json);
+            match if_none_match(request) {
+                Some(header) if response::none_match(&header, &tag) => {
+                    response::not_modified(&found, &tag)
+                }
+                _ => response::value(&key, found, as_json, &tag),
+            }
+        }
         Ok(None) => response::absent(&key),
         Err(err) => response::backend_error(&key, &err),
     }
@@ -227,6 +236,24 @@ fn ready(service: &Service) -> HttpResponse {
             }),
         ),
     }
+}
+
+/// Every `If-None-Match` header's value, joined as one list (no allocation
+/// when there is none, which is most requests).
+fn if_none_match(request: &Request) -> Option<String> {
+    let mut joined: Option<String> = None;
+    for header in request.headers() {
+        if header.field.equiv("If-None-Match") {
+            match &mut joined {
+                Some(list) => {
+                    list.push(',');
+                    list.push_str(header.value.as_str());
+                }
+                None => joined = Some(header.value.as_str().to_owned()),
+            }
+        }
+    }
+    joined
 }
 
 /// True when the `Accept` header names `application/json` (any case; no

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use serde_json::{json, Value as Json};
 use tiny_http::{Header, Response, StatusCode};
 
-use crate::service::{Found, ReadError};
+use crate::service::{Found, ReadError, Source};
 
 /// What a route answers: status, headers and a body shared with the cache
 /// (a hit's value is never copied). Turned into tiny_http's type only when
@@ -67,13 +67,13 @@ pub fn build(status: u16, content_type: &[u8], body: Bytes) -> HttpResponse {
     }
 }
 
-/// A header from two constant byte strings. Both are ASCII literals in this
-/// crate, so building one cannot fail; a non-ASCII literal would be a bug
-/// caught by the tests.
+/// A header from a constant name and an ASCII value the proxy made (a
+/// literal, digits, hex): building one cannot fail; a non-ASCII value would
+/// be a bug caught by the tests.
 pub fn header(name: &[u8], value: &[u8]) -> Header {
     match Header::from_bytes(name, value) {
         Ok(header) => header,
-        Err(()) => unreachable!("header literals are ASCII"),
+        Err(()) => unreachable!("header values made by the proxy are ASCII"),
     }
 }
 
@@ -105,9 +105,69 @@ fn put_bytes(body: &mut Json, field: &str, encoding_field: &str, bytes: &[u8]) {
     }
 }
 
+/// The strong entity tag of a found value in one representation: its
+/// digest, quoted hex, with `.json` for the JSON one (RFC 9110 8.8.3).
+pub fn etag(found: &Found, as_json: bool) -> String {
+    let suffix = if as_json { ".json" } else { "" };
+    format!("\"{:016x}{suffix}\"", found.value.digest)
+}
+
+/// Whether `If-None-Match` (`header`, all of its values joined) matches
+/// `tag`: `*`, or any listed tag by the weak comparison RFC 9110 13.1.2
+/// asks for with GET and HEAD (a `W/` prefix is ignored on both sides).
+pub fn none_match(header: &str, tag: &str) -> bool {
+    let tag = tag.trim_start_matches("W/");
+    let mut rest = header.trim();
+    if rest == "*" {
+        return true;
+    }
+    loop {
+        rest = rest.trim_start_matches(|c: char| c == ',' || c.is_ascii_whitespace());
+        rest = rest.strip_prefix("W/").unwrap_or(rest);
+        let Some(open) = rest.strip_prefix('"') else {
+            return false;
+        };
+        let Some(end) = open.find('"') else {
+            return false;
+        };
+        if &rest[..end + 2] == tag {
+            return true;
+        }
+        rest = &open[end + 1..];
+    }
+}
+
+/// The validators and freshness every answer about a found value carries:
+/// `ETag`, `Cache-Control: max-age` (what is left of its lifetime), `Age` on
+/// a value from the cache, `Vary: Accept` (two representations), `X-Cache`.
+fn describe(found: &Found, tag: &str, headers: &mut Vec<Header>) {
+    headers.push(header(b"ETag", tag.as_bytes()));
+    let max_age = format!("max-age={}", found.fresh_for.as_secs());
+    headers.push(header(b"Cache-Control", max_age.as_bytes()));
+    headers.push(header(b"Vary", b"Accept"));
+    headers.push(header(b"X-Cache", found.source.name().as_bytes()));
+    if found.source != Source::Miss {
+        let age = found.age.as_secs().to_string();
+        headers.push(header(b"Age", age.as_bytes()));
+    }
+}
+
+/// 304: the client's copy (tagged `tag`) is the current one.
+pub fn not_modified(found: &Found, tag: &str) -> HttpResponse {
+    let mut headers = Vec::with_capacity(5);
+    describe(found, tag, &mut headers);
+    HttpResponse {
+        status: 304,
+        headers,
+        body: Bytes::new(),
+    }
+}
+
 /// A found value: raw bytes, or `{"key", "value"}` when JSON was asked for.
-pub fn value(key: &[u8], found: Found, as_json: bool) -> HttpResponse {
-    let response = if as_json {
+pub fn value(key: &[u8], found: Found, as_json: bool, tag: &str) -> HttpResponse {
+    let mut headers = Vec::with_capacity(6);
+    describe(&found, tag, &mut headers);
+    let mut response = if as_json {
         let mut body = json!({});
         put_bytes(&mut body, "key", "key_encoding", key);
         put_bytes(&mut body, "value", "encoding", &found.value.bytes);
@@ -116,7 +176,8 @@ pub fn value(key: &[u8], found: Found, as_json: bool) -> HttpResponse {
         let content_type = if found.value.is_utf8 { TEXT } else { BINARY };
         build(200, content_type, found.value.bytes)
     };
-    response.with_header(header(b"X-Cache", found.source.name().as_bytes()))
+    response.headers.append(&mut headers);
+    response
 }
 
 /// A key Redis does not have.
@@ -138,4 +199,26 @@ pub fn backend_error(key: &[u8], err: &ReadError) -> HttpResponse {
 /// 405 with the methods the path does take.
 pub fn method_not_allowed(allow: &[u8]) -> HttpResponse {
     error(405, "method not allowed", None).with_header(header(b"Allow", allow))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::none_match;
+
+    #[test]
+    fn if_none_match_compares_weakly() {
+        let tag = "\"00ff\"";
+        assert!(none_match("\"00ff\"", tag));
+        assert!(none_match("W/\"00ff\"", tag));
+        assert!(none_match("\"aa\", W/\"00ff\"", tag));
+        assert!(none_match("  \"aa\" ,\"00ff\"  ", tag));
+        assert!(none_match("*", tag));
+        assert!(!none_match("\"00ff.json\"", tag));
+        assert!(!none_match("\"aa\"", tag));
+        assert!(!none_match("00ff", tag));
+        assert!(!none_match("\"00ff", tag));
+        assert!(!none_match("", tag));
+        // Commas are legal inside a tag.
+        assert!(none_match("\"a,b\"", "\"a,b\""));
+    }
 }

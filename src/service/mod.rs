@@ -29,20 +29,28 @@ pub use coherence::LinkState;
 use flight::{Flight, InFlight, LeaderGuard};
 
 /// A cached value: its bytes, refcounted so a hit clones a pointer, and
-/// whether they are UTF-8, decided once at fill time rather than per hit.
+/// what is derived from them once at fill time rather than per hit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Value {
     /// The exact bytes Redis returned.
     pub bytes: Bytes,
     /// True when `bytes` is valid UTF-8.
     pub is_utf8: bool,
+    /// A stable 64-bit hash of the bytes (xxh3, no seed): the same on every
+    /// proxy of a fleet and across restarts, so it can be an HTTP `ETag`.
+    pub digest: u64,
 }
 
 impl Value {
-    /// Wraps `bytes`, checking their encoding once.
+    /// Wraps `bytes`, checking their encoding and hashing them once.
     pub fn new(bytes: Bytes) -> Value {
         let is_utf8 = std::str::from_utf8(&bytes).is_ok();
-        Value { bytes, is_utf8 }
+        let digest = xxhash_rust::xxh3::xxh3_64(&bytes);
+        Value {
+            bytes,
+            is_utf8,
+            digest,
+        }
     }
 }
 
@@ -53,6 +61,11 @@ pub struct Found {
     pub value: Value,
     /// Where it came from, for `X-Cache` and the access log.
     pub source: Source,
+    /// How much longer the cache keeps it fresh (the whole lifetime for a
+    /// value just read from Redis; zero for a stale one): HTTP `max-age`.
+    pub fresh_for: Duration,
+    /// How long ago it was read from Redis (zero unless a hit): HTTP `Age`.
+    pub age: Duration,
 }
 
 /// Where a value read through the proxy came from.
@@ -164,7 +177,7 @@ pub struct Service {
 
 /// What the locked part of a lookup decided.
 enum Step {
-    Hit(Value),
+    Hit(Found),
     Lead(Arc<Flight>),
     Follow(Arc<Flight>),
 }
@@ -237,12 +250,24 @@ impl Service {
     /// Redis, never waits on a fetch. A hit counts as one; on `None` the
     /// caller goes on to [`Service::get`], which counts the miss.
     pub fn cached(&self, key: &[u8]) -> Option<Found> {
-        let value = self.lookup(key, Some, |_| None)?;
+        let found = self.lookup(
+            key,
+            |value, expires_at| Some(self.hit(value, expires_at)),
+            |_| None,
+        )?;
         self.metrics.hit();
-        Some(Found {
+        Some(found)
+    }
+
+    /// A hit on `value`, fresh until `expires_at`.
+    fn hit(&self, value: Value, expires_at: Instant) -> Found {
+        let fresh_for = expires_at.saturating_duration_since(Instant::now());
+        Found {
             value,
             source: Source::Hit,
-        })
+            fresh_for,
+            age: self.expiry.saturating_sub(fresh_for),
+        }
     }
 
     /// Reads `key` through the cache: `Ok(None)` when Redis has no such key
@@ -260,6 +285,8 @@ impl Service {
                         Ok(Some(Found {
                             value,
                             source: Source::Stale,
+                            fresh_for: Duration::ZERO,
+                            age: self.expiry,
                         }))
                     }
                     None => Err(err),
@@ -278,13 +305,11 @@ impl Service {
 
     /// [`Service::get`] without stale-if-error.
     fn read(&self, key: &[u8]) -> Result<Option<Found>, ReadError> {
-        match self.lookup(key, Step::Hit, |state| state.join_or_lead(key)) {
-            Step::Hit(value) => {
+        let hit = |value, expires_at| Step::Hit(self.hit(value, expires_at));
+        match self.lookup(key, hit, |state| state.join_or_lead(key)) {
+            Step::Hit(found) => {
                 self.metrics.hit();
-                Ok(Some(Found {
-                    value,
-                    source: Source::Hit,
-                }))
+                Ok(Some(found))
             }
             Step::Lead(flight) => {
                 self.metrics.miss();
@@ -293,7 +318,7 @@ impl Service {
             Step::Follow(flight) => {
                 self.metrics.miss();
                 self.metrics.coalesced();
-                as_found(flight.wait(self.wait_limit))
+                self.as_found(flight.wait(self.wait_limit))
             }
         }
     }
@@ -306,7 +331,7 @@ impl Service {
     fn lookup<T>(
         &self,
         key: &[u8],
-        on_hit: impl FnOnce(Value) -> T,
+        on_hit: impl FnOnce(Value, Instant) -> T,
         on_miss: impl FnOnce(&mut State) -> T,
     ) -> T {
         let tracked = self.is_tracked(key);
@@ -318,7 +343,12 @@ impl Service {
                 (on_miss(&mut state), None)
             } else {
                 match state.lru.get_hashed(hash, key, now) {
-                    Lookup::Hit(value) => (on_hit(value.clone()), None),
+                    Lookup::Hit(value) => {
+                        let value = value.clone();
+                        // The hit is now the most recent entry.
+                        let expires_at = state.lru.most_recent_expiry().unwrap_or(now);
+                        (on_hit(value, expires_at), None)
+                    }
                     Lookup::Miss | Lookup::Stale => (on_miss(&mut state), None),
                     Lookup::Expired(value) => (on_miss(&mut state), Some(value)),
                 }
@@ -363,7 +393,7 @@ impl Service {
             .map(|bytes| bytes.map(Value::new))
             .map_err(ReadError::from);
         guard.finish(outcome.clone());
-        as_found(outcome)
+        self.as_found(outcome)
     }
 
     /// Ends a flight: caches a found value unless the flight went stale (an
@@ -401,13 +431,18 @@ impl Service {
     }
 }
 
-fn as_found(outcome: Outcome) -> Result<Option<Found>, ReadError> {
-    outcome.map(|value| {
-        value.map(|value| Found {
-            value,
-            source: Source::Miss,
+impl Service {
+    /// A value just read from Redis: fresh for the whole lifetime.
+    fn as_found(&self, outcome: Outcome) -> Result<Option<Found>, ReadError> {
+        outcome.map(|value| {
+            value.map(|value| Found {
+                value,
+                source: Source::Miss,
+                fresh_for: self.expiry,
+                age: Duration::ZERO,
+            })
         })
-    })
+    }
 }
 
 impl State {

@@ -68,22 +68,22 @@ fn a_waiter_gets_the_leaders_value() {
         service.metrics().coalesced_count() == 1
     });
     service.finish_flight(b"k", &flight, Ok(Some(value(b"v"))));
-    let found = waiter.join().expect("waiter").expect("value");
+    let found = waiter
+        .join()
+        .expect("waiter")
+        .expect("value")
+        .expect("found");
+    assert_eq!((found.value, found.source), (value(b"v"), Source::Miss));
+    // Just read from Redis: fresh for the whole lifetime (60 s by default).
     assert_eq!(
-        found,
-        Some(Found {
-            value: value(b"v"),
-            source: Source::Miss
-        })
+        (found.fresh_for, found.age),
+        (Duration::from_secs(60), Duration::ZERO)
     );
-    // The fill is cached for the next reader.
-    assert_eq!(
-        service.get(b"k"),
-        Ok(Some(Found {
-            value: value(b"v"),
-            source: Source::Hit
-        }))
-    );
+    // The fill is cached for the next reader, fresh for what is left.
+    let hit = service.get(b"k").expect("read").expect("found");
+    assert_eq!((hit.value, hit.source), (value(b"v"), Source::Hit));
+    assert!(hit.fresh_for <= Duration::from_secs(60) && hit.fresh_for > Duration::from_secs(50));
+    assert_eq!(hit.age + hit.fresh_for, Duration::from_secs(60));
 }
 
 /// A tracking service whose link is up.

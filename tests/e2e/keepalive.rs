@@ -40,7 +40,8 @@ fn fifty_keep_alive_connections_opened_at_once_are_all_answered() {
     // A burst of connections is ordinary load: nothing in it is an error.
     let log = proxy.log();
     assert!(
-        !log.lines().any(|l| l.contains(" ERROR ") || l.contains(" WARN ")),
+        !log.lines()
+            .any(|l| l.contains(" ERROR ") || l.contains(" WARN ")),
         "{log}"
     );
 }

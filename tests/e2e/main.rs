@@ -17,3 +17,4 @@ mod operations;
 mod read_through;
 mod resp;
 mod tls;
+mod validators;
