@@ -107,11 +107,39 @@ pub const VARIABLES: &[Variable] = &[
         help: "a RESP connection with no request for this long is closed",
     },
     Variable {
+        name: "PROXY_PASSWORD",
+        default: "",
+        help: "password clients must give (HTTP Bearer or Basic, RESP AUTH); empty: open",
+    },
+    Variable {
+        name: "METRICS_OPEN",
+        default: "false",
+        help: "with PROXY_PASSWORD set, true serves /metrics without it",
+    },
+    Variable {
         name: "SHUTDOWN_TIMEOUT_SECS",
         default: "10",
         help: "on SIGTERM/SIGINT, how long requests in flight may take to finish",
     },
 ];
+
+/// A secret from the configuration: shown as `***` by `Debug`, so a
+/// logged configuration never carries it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for comparing what a client gives with it.
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
 
 /// How the cache learns of writes in Redis (`INVALIDATION`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,6 +199,10 @@ pub struct Config {
     /// How long past its freshness an entry may still be served when Redis
     /// cannot be read; zero for never.
     pub stale_if_error: Duration,
+    /// The password clients must give, if any (never logged).
+    pub proxy_password: Option<Secret>,
+    /// Serve /metrics without the password.
+    pub metrics_open: bool,
 }
 
 /// A variable whose value is not accepted.
@@ -263,13 +295,17 @@ impl Config {
             invalidation: parse_invalidation(raw("INVALIDATION"))?,
             invalidation_prefixes: parse_prefixes(raw("INVALIDATION_PREFIXES"))?,
             stale_if_error: parse_grace(raw("STALE_IF_ERROR_SECS"))?,
+            proxy_password: Some(raw("PROXY_PASSWORD").value)
+                .filter(|p| !p.is_empty())
+                .map(Secret),
+            metrics_open: parse_bool(raw("METRICS_OPEN"))?,
         })
     }
 
     /// The configuration as a log line, with any Redis password masked.
     pub fn describe(&self) -> String {
         format!(
-            "redis={} invalidation={} expiry={:?} capacity={} http={} resp={} max_clients={} max_connections={} redis_timeout={:?}",
+            "redis={} invalidation={} expiry={:?} capacity={} http={} resp={} max_clients={} max_connections={} redis_timeout={:?} client_auth={}",
             masked(&self.redis_url),
             self.invalidation.name(),
             self.cache_expiry,
@@ -279,6 +315,7 @@ impl Config {
             self.max_clients,
             self.max_connections,
             self.redis_timeout,
+            if self.proxy_password.is_some() { "password" } else { "off" },
         )
     }
 }
@@ -357,6 +394,14 @@ fn read_ca(raw: Raw) -> Result<Option<Vec<u8>>, ConfigError> {
         Ok(pem) if pem.windows(11).any(|w| w == b"-----BEGIN ") => Ok(Some(pem)),
         Ok(_) => Err(raw.error("a PEM file of certificates")),
         Err(err) => Err(raw.error(&format!("a readable PEM file ({err})"))),
+    }
+}
+
+fn parse_bool(raw: Raw) -> Result<bool, ConfigError> {
+    match raw.value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" | "" => Ok(false),
+        _ => Err(raw.error("true or false")),
     }
 }
 
@@ -492,6 +537,7 @@ mod tests {
             ("MAX_KEY_BYTES", "0"),
             ("INVALIDATION", "sometimes"),
             ("STALE_IF_ERROR_SECS", "-1"),
+            ("METRICS_OPEN", "maybe"),
             ("INVALIDATION_PREFIXES", "a,,b"),
             ("MAX_KEY_BYTES", "1048577"),
             ("REDIS_TIMEOUT_MS", "0"),

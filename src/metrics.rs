@@ -84,11 +84,15 @@ pub struct Metrics {
     invalidations: AtomicU64,
     stale_served: AtomicU64,
     resp_connections: AtomicU64,
+    auth_failures: [AtomicU64; AUTH_PROTOCOLS.len()],
     started: Instant,
     /// The last `INFO` rate sample: when, the command count then, the rate.
     ops_sample: Mutex<(Instant, u64, u64)>,
     flushes: [AtomicU64; FLUSH_REASONS.len()],
 }
+
+/// Labels of `redis_proxy_auth_failures_total`.
+const AUTH_PROTOCOLS: [&str; 2] = ["http", "resp"];
 
 /// Labels of `redis_proxy_cache_flushes_total`: why the whole cache went.
 const FLUSH_REASONS: [&str; 2] = ["link_lost", "flushall"];
@@ -139,6 +143,7 @@ impl Metrics {
             invalidations: AtomicU64::new(0),
             stale_served: AtomicU64::new(0),
             resp_connections: AtomicU64::new(0),
+            auth_failures: std::array::from_fn(|_| AtomicU64::new(0)),
             started: Instant::now(),
             ops_sample: Mutex::new((Instant::now(), 0, 0)),
             flushes: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -247,6 +252,13 @@ impl Metrics {
     /// Keys announced as changed so far.
     pub fn invalidations(&self) -> u64 {
         self.invalidations.load(Relaxed)
+    }
+
+    /// A client gave a wrong (or no) password, over `protocol`.
+    pub fn auth_failure(&self, protocol: &str) {
+        if let Some(i) = AUTH_PROTOCOLS.iter().position(|&p| p == protocol) {
+            self.auth_failures[i].fetch_add(1, Relaxed);
+        }
     }
 
     /// A RESP connection was accepted.
@@ -411,6 +423,17 @@ impl Metrics {
         for (i, status) in RESP_STATUSES.iter().enumerate() {
             let n = self.resp_requests[i].load(Relaxed);
             let _ = writeln!(out, "{name}{{protocol=\"resp\",status=\"{status}\"}} {n}");
+        }
+        let name = "redis_proxy_auth_failures_total";
+        describe(
+            &mut out,
+            name,
+            "Authentication attempts refused: a wrong PROXY_PASSWORD, or user.",
+            "counter",
+        );
+        for (i, protocol) in AUTH_PROTOCOLS.iter().enumerate() {
+            let n = self.auth_failures[i].load(Relaxed);
+            let _ = writeln!(out, "{name}{{protocol=\"{protocol}\"}} {n}");
         }
         let name = "redis_proxy_cache_flushes_total";
         describe(

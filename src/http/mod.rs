@@ -175,19 +175,69 @@ fn route(request: &Request, service: &Service) -> HttpResponse {
     let query = query.split_once('#').map_or(query, |(q, _)| q);
     let readable = matches!(request.method(), Method::Get | Method::Head);
     match path {
-        "/proxy" if readable => proxy(request, query, service),
+        "/proxy" if readable => match refused(request, service) {
+            Some(refusal) => refusal,
+            None => proxy(request, query, service),
+        },
+        "/metrics" if readable && !service.metrics_open() => match refused(request, service) {
+            Some(refusal) => refusal,
+            None => metrics(service),
+        },
         "/healthz" if readable => response::json(200, &json!({ "status": "ok" })),
         "/readyz" if readable => ready(service),
-        "/metrics" if readable => response::build(
-            200,
-            b"text/plain; version=0.0.4; charset=utf-8",
-            service.metrics().render().into(),
-        ),
+        "/metrics" if readable => metrics(service),
         "/proxy" | "/healthz" | "/readyz" | "/metrics" => {
             response::method_not_allowed(b"GET, HEAD")
         }
         _ => response::error(404, "no such path; use GET /proxy?key=K", None),
     }
+}
+
+fn metrics(service: &Service) -> HttpResponse {
+    response::build(
+        200,
+        b"text/plain; version=0.0.4; charset=utf-8",
+        service.metrics().render().into(),
+    )
+}
+
+/// With PROXY_PASSWORD set, the 401 for a request that does not give it
+/// (`Authorization: Bearer <password>`, or Basic with it as the password);
+/// None when the request may go on.
+fn refused(request: &Request, service: &Service) -> Option<HttpResponse> {
+    if !service.requires_password() {
+        return None;
+    }
+    let given = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Authorization"))
+        .map(|h| h.value.as_str());
+    let message = match given.and_then(password_of) {
+        Some(password) if service.check_password(&password, "http") => return None,
+        Some(_) => "wrong password",
+        None => "authentication required: Authorization: Bearer <password>, or Basic",
+    };
+    Some(response::unauthorized(message))
+}
+
+/// The password an `Authorization` header gives: a Bearer token, or the
+/// password part of Basic credentials (any user name).
+fn password_of(header: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let (scheme, credentials) = header.trim().split_once(' ')?;
+    let credentials = credentials.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(credentials.as_bytes().to_vec());
+    }
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(credentials)
+        .ok()?;
+    let colon = decoded.iter().position(|&b| b == b':')?;
+    Some(decoded[colon + 1..].to_vec())
 }
 
 fn proxy(request: &Request, query: &str, service: &Service) -> HttpResponse {

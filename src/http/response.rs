@@ -196,6 +196,14 @@ pub fn backend_error(key: &[u8], err: &ReadError) -> HttpResponse {
     error(status, &err.to_string(), Some(key))
 }
 
+/// 401 with the schemes the proxy takes.
+pub fn unauthorized(message: &str) -> HttpResponse {
+    error(401, message, None).with_header(header(
+        b"WWW-Authenticate",
+        b"Basic realm=\"redis-proxy\", Bearer realm=\"redis-proxy\"",
+    ))
+}
+
 /// 405 with the methods the path does take.
 pub fn method_not_allowed(allow: &[u8]) -> HttpResponse {
     error(405, "method not allowed", None).with_header(header(b"Allow", allow))

@@ -9,6 +9,8 @@ pub struct Session {
     pub name: Option<Vec<u8>>,
     /// `QUIT` was received: close once the replies are written.
     pub quit: bool,
+    /// Gave PROXY_PASSWORD (`AUTH`, `HELLO ... AUTH`); unused without one.
+    pub authenticated: bool,
 }
 
 impl Session {
@@ -18,6 +20,7 @@ impl Session {
             id,
             name: None,
             quit: false,
+            authenticated: false,
         }
     }
 }

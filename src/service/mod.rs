@@ -20,7 +20,7 @@ use bytes::Bytes;
 
 use crate::backend::{Backend, BackendError};
 use crate::cache::{Displaced, KeyHasher, Lookup, Lru};
-use crate::config::{Config, Invalidation};
+use crate::config::{Config, Invalidation, Secret};
 use crate::limit::{Limiter, Permit};
 use crate::log_limit::LogLimiter;
 use crate::metrics::{BackendResult, Metrics};
@@ -173,6 +173,10 @@ pub struct Service {
     grace: Duration,
     /// INVALIDATION as configured, for `INFO`.
     invalidation: Invalidation,
+    /// PROXY_PASSWORD, if clients must give one.
+    password: Option<Secret>,
+    metrics_open: bool,
+    auth_warnings: LogLimiter,
 }
 
 /// What the locked part of a lookup decided.
@@ -214,6 +218,9 @@ impl Service {
             expiry: config.cache_expiry,
             grace: config.stale_if_error,
             invalidation: config.invalidation,
+            password: config.proxy_password.clone(),
+            metrics_open: config.metrics_open,
+            auth_warnings: LogLimiter::new(Duration::from_secs(5)),
         }
     }
 
@@ -221,6 +228,38 @@ impl Service {
     /// before they reach the lock or Redis.
     pub fn max_key_bytes(&self) -> usize {
         self.max_key_bytes
+    }
+
+    /// Whether clients must give PROXY_PASSWORD before reading.
+    pub fn requires_password(&self) -> bool {
+        self.password.is_some()
+    }
+
+    /// Whether /metrics is served without the password (METRICS_OPEN).
+    pub fn metrics_open(&self) -> bool {
+        self.metrics_open || self.password.is_none()
+    }
+
+    /// Whether `given` is PROXY_PASSWORD (true when none is set), compared
+    /// in constant time. A failure is counted for `protocol` and logged,
+    /// rate-limited, without what was given.
+    pub fn check_password(&self, given: &[u8], protocol: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let Some(password) = &self.password else {
+            return true;
+        };
+        let right = bool::from(password.expose().ct_eq(given));
+        if !right {
+            self.auth_failed(protocol);
+        }
+        right
+    }
+
+    /// Counts (and logs, rate-limited) a refused authentication attempt.
+    pub fn auth_failed(&self, protocol: &str) {
+        self.metrics.auth_failure(protocol);
+        self.auth_warnings
+            .warn(format_args!("a {protocol} client gave wrong credentials"));
     }
 
     /// The proxy's counters, for the front ends' metrics endpoints.

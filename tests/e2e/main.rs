@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod auth;
 mod coherence;
 mod concurrency;
 mod config_cli;

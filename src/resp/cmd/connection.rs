@@ -78,23 +78,37 @@ pub fn select(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     }
 }
 
-/// `AUTH`, as a Redis 7 whose default user has no password answers it: the
-/// proxy has no users of its own.
+/// `AUTH [user] password`. With PROXY_PASSWORD set, as a Redis with
+/// `requirepass`: the password, for the `default` user. Without one, as a
+/// Redis 7 whose default user has no password.
 pub fn auth(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     match args {
-        [_password] => context.error(
+        [_] if !context.service.requires_password() => context.error(
             "ERR AUTH <password> called without any password configured for the default user. \
              Are you sure your configuration is correct?",
         ),
-        [user, _password] => credentials(context, user).map_or(Outcome::Error, |()| context.ok()),
+        [password] => {
+            credentials(context, b"default", password).map_or(Outcome::Error, |()| context.ok())
+        }
+        [user, password] => {
+            credentials(context, user, password).map_or(Outcome::Error, |()| context.ok())
+        }
         _ => context.error("ERR syntax error"),
     }
 }
 
-/// Checks `AUTH user password`: any password is right for `default`, as for
-/// a Redis user without one; any other user does not exist.
-fn credentials(context: &mut Context<'_>, user: &[u8]) -> Result<(), ()> {
-    if user == b"default" {
+/// Checks `user` and `password`: only `default` exists; its password is
+/// PROXY_PASSWORD, or anything when none is set. On success the connection
+/// is authenticated; on failure the error reply is written.
+fn credentials(context: &mut Context<'_>, user: &[u8], password: &[u8]) -> Result<(), ()> {
+    let right = if user == b"default" {
+        context.service.check_password(password, "resp")
+    } else {
+        context.service.auth_failed("resp");
+        false
+    };
+    if right {
+        context.session.authenticated = true;
         return Ok(());
     }
     context
@@ -115,11 +129,13 @@ pub fn hello(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
         options = rest;
     }
     let mut name = None;
+    let mut authenticating = false;
     while let Some((&option, tail)) = options.split_first() {
         if option.eq_ignore_ascii_case(b"auth") && tail.len() >= 2 {
-            if credentials(context, tail[0]).is_err() {
+            if credentials(context, tail[0], tail[1]).is_err() {
                 return Outcome::Error;
             }
+            authenticating = true;
             options = &tail[2..];
         } else if option.eq_ignore_ascii_case(b"setname") && !tail.is_empty() {
             name = Some(tail[0]);
@@ -130,6 +146,13 @@ pub fn hello(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
                 String::from_utf8_lossy(option)
             ));
         }
+    }
+    if context.service.requires_password() && !context.session.authenticated && !authenticating {
+        return context.error(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+             HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
+             select the RESP protocol version at the same time",
+        );
     }
     context.replies.protocol = protocol;
     if let Some(name) = name {

@@ -124,10 +124,21 @@ pub fn execute(
         service,
         live,
     };
-    let outcome = match COMMANDS
+    let command = COMMANDS
         .iter()
-        .find(|(spec, _)| name.eq_ignore_ascii_case(spec.name.as_bytes()))
-    {
+        .find(|(spec, _)| name.eq_ignore_ascii_case(spec.name.as_bytes()));
+    let outcome = match command {
+        // As Redis with a password: only these run before it is given.
+        Some((spec, _))
+            if service.requires_password()
+                && !context.session.authenticated
+                && !matches!(spec.name, "auth" | "hello" | "quit") =>
+        {
+            context.error("NOAUTH Authentication required.")
+        }
+        None if service.requires_password() && !context.session.authenticated => {
+            context.error("NOAUTH Authentication required.")
+        }
         Some((spec, _)) if !arity_fits(spec.arity, args.len()) => context.error(&format!(
             "ERR wrong number of arguments for '{}' command",
             spec.name
