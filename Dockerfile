@@ -12,7 +12,7 @@ RUN cargo build --release --locked
 # Test stage (`make docker-test`): the whole suite against a redis-server
 # installed in the image.
 FROM build AS test
-RUN apt-get update && apt-get install -y --no-install-recommends redis-server redis-tools tmux openssl curl python3-pip \
+RUN apt-get update && apt-get install -y --no-install-recommends redis-server redis-tools tmux openssl curl python3-pip chromium \
     && rm -rf /var/lib/apt/lists/* \
     && pip3 install --break-system-packages redis
 RUN cargo test --release --locked --features test-hooks

@@ -301,6 +301,16 @@ impl Metrics {
         self.started.elapsed()
     }
 
+    /// Most entries the cache holds.
+    pub fn capacity(&self) -> u64 {
+        self.capacity.load(Relaxed)
+    }
+
+    /// Stale entries served so far.
+    pub fn stale_served_count(&self) -> u64 {
+        self.stale_served.load(Relaxed)
+    }
+
     /// Entries the cache holds now.
     pub fn entries(&self) -> u64 {
         self.entries.load(Relaxed)

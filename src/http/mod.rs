@@ -175,6 +175,14 @@ fn route(request: &Request, service: &Service) -> HttpResponse {
     let query = query.split_once('#').map_or(query, |(q, _)| q);
     let readable = matches!(request.method(), Method::Get | Method::Head);
     match path {
+        "/" if readable => match refused(request, service) {
+            Some(refusal) => refusal,
+            None => response::build(200, b"text/html; charset=utf-8", PAGE.into()),
+        },
+        "/stats" if readable => match refused(request, service) {
+            Some(refusal) => refusal,
+            None => stats(service),
+        },
         "/proxy" if readable => match refused(request, service) {
             Some(refusal) => refusal,
             None => proxy(request, query, service),
@@ -186,11 +194,45 @@ fn route(request: &Request, service: &Service) -> HttpResponse {
         "/healthz" if readable => response::json(200, &json!({ "status": "ok" })),
         "/readyz" if readable => ready(service),
         "/metrics" if readable => metrics(service),
-        "/proxy" | "/healthz" | "/readyz" | "/metrics" => {
+        "/" | "/stats" | "/proxy" | "/healthz" | "/readyz" | "/metrics" => {
             response::method_not_allowed(b"GET, HEAD")
         }
-        _ => response::error(404, "no such path; use GET /proxy?key=K", None),
+        _ => response::error(
+            404,
+            "no such path; use GET /proxy?key=K (or / in a browser)",
+            None,
+        ),
     }
+}
+
+/// The page for browsers: a key lookup and live figures, self-contained (no
+/// external assets), served at `/`.
+const PAGE: &str = include_str!("page.html");
+
+/// The figures the page shows, as JSON.
+fn stats(service: &Service) -> HttpResponse {
+    let metrics = service.metrics();
+    let (hits, misses) = (metrics.hits(), metrics.misses());
+    let ratio = if hits + misses == 0 {
+        0.0
+    } else {
+        hits as f64 / (hits + misses) as f64
+    };
+    response::json(
+        200,
+        &json!({
+            "hits": hits,
+            "misses": misses,
+            "hit_ratio": ratio,
+            "entries": metrics.entries(),
+            "capacity": metrics.capacity(),
+            "in_flight": metrics.requests_in_flight(),
+            "queued": metrics.requests_queued().max(0),
+            "stale_served": metrics.stale_served_count(),
+            "redis": if service.ready().is_ok() { "up" } else { "down" },
+            "invalidation": service.link_state().name(),
+        }),
+    )
 }
 
 fn metrics(service: &Service) -> HttpResponse {

@@ -5,6 +5,7 @@
 mod common;
 
 mod auth;
+mod browser;
 mod coherence;
 mod concurrency;
 mod config_cli;
