@@ -8,9 +8,15 @@ use std::process::{Command, Output};
 
 use crate::common::{request, Proxy, RedisServer, TempDir};
 
-/// Chromium, headless, on `url`, with `extra` flags.
+/// Chromium, headless, on `url`, with `extra` flags, in a fresh profile.
 fn chromium(url: &str, extra: &[&str]) -> Output {
     let profile = TempDir::new("chromium");
+    chromium_in(&profile, url, extra)
+}
+
+/// Chromium, headless, on `url`, keeping its state (its HTTP cache) in
+/// `profile`.
+fn chromium_in(profile: &TempDir, url: &str, extra: &[&str]) -> Output {
     Command::new("chromium")
         .args([
             "--headless",
@@ -81,6 +87,27 @@ fn the_page_looks_a_key_up_and_shows_the_figures_in_a_real_browser() {
     );
     let png = std::fs::read(&shot).expect("the screenshot was written");
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+}
+
+#[test]
+fn the_browser_revalidates_what_it_cached_and_gets_a_304() {
+    let redis = RedisServer::start();
+    redis.set("k", "cached in the browser");
+    let proxy = Proxy::start(&redis, &[]);
+    let url = format!("http://{}/?key=k", proxy.addr);
+    let profile = TempDir::new("chromium-cache");
+    let not_modified = "redis_proxy_requests_total{protocol=\"http\",status=\"304\"}";
+    // The first visit fills the browser's cache, with the ETag.
+    let first = chromium_in(&profile, &url, &["--dump-dom"]);
+    assert!(String::from_utf8_lossy(&first.stdout).contains("cached in the browser"));
+    assert_eq!(proxy.metric(not_modified), 0.0);
+    // The second asks whether its copy is current: 304, and shows it.
+    let second = chromium_in(&profile, &url, &["--dump-dom"]);
+    assert!(String::from_utf8_lossy(&second.stdout).contains("cached in the browser"));
+    assert!(
+        proxy.metric(not_modified) >= 1.0,
+        "no revalidation reached the proxy"
+    );
 }
 
 #[test]
