@@ -63,6 +63,8 @@ for i in $(seq 0 99999); do printf 'SET key:%012d %s\n' "$i" "$value"; done | re
 # wrk script: a random key out of KEYS per request.
 cat >"$work/keys.lua" <<'LUA'
 local keys = tonumber(os.getenv("KEYS") or "1000")
+local auth = os.getenv("AUTH")
+if auth then wrk.headers["Authorization"] = "Bearer " .. auth end
 math.randomseed(os.time())
 request = function()
   return wrk.format("GET", string.format("/proxy?key=key:%012d", math.random(0, keys - 1)))
@@ -145,6 +147,18 @@ for i in $(seq 0 999); do curl -fs "http://127.0.0.1:$proxy_port/proxy?key=key:$
 run_wrk hits_ttl_only "$proxy_port" 1000
 kill "${pids[-1]}"
 
+echo "== 6b/8 proxy, all hits, PROXY_PASSWORD set (every request authenticated)"
+proxy_port=$(free_port)
+env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT=off \
+  MAX_CLIENTS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 PROXY_PASSWORD=bench-pw RUST_LOG=warn \
+  target/release/redis-proxy 2>>"$work/proxy.log" &
+pids+=($!)
+wait_http "$proxy_port" /healthz
+wait_link "$proxy_port"
+for i in $(seq 0 999); do curl -fs -H "Authorization: Bearer bench-pw" "http://127.0.0.1:$proxy_port/proxy?key=key:$(printf %012d "$i")" >/dev/null; done
+AUTH=bench-pw run_wrk hits_with_auth "$proxy_port" 1000
+kill "${pids[-1]}"
+
 echo "== 7/8 staleness and invalidation rate (INVALIDATION=tracking)"
 proxy_port=$(free_port); resp_port=$(free_port)
 env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
@@ -185,6 +199,7 @@ awk '
       if (name[i] == "proxy_hits" && ("http_ceiling" in idx)) ratio = sprintf("%.0f%% of http_ceiling", 100 * rps[i] / rps[idx["http_ceiling"]])
       if (name[i] == "proxy_misses" && ("redis_get" in idx)) ratio = sprintf("%.0f%% of redis_get", 100 * rps[i] / rps[idx["redis_get"]])
       if (name[i] == "resp_hits" && ("redis_get" in idx)) ratio = sprintf("%.0f%% of redis_get", 100 * rps[i] / rps[idx["redis_get"]])
+      if (name[i] == "hits_with_auth" && ("proxy_hits" in idx)) ratio = sprintf("%.2f of proxy_hits", rps[i] / rps[idx["proxy_hits"]])
       if (name[i] == "hits_ttl_only" && ("proxy_hits" in idx)) ratio = sprintf("tracking on: %.2f of this", rps[idx["proxy_hits"]] / rps[i])
       printf "| %-13s | %12.0f | %10s | %10s | %7s | %-24s |\n", name[i], rps[i], p50[i], p99[i], err[i], ratio
     }
