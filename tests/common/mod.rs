@@ -13,7 +13,7 @@ pub use http::{request, try_request, HttpConnection};
 pub use proxy::{proxy_binary, Proxy};
 pub use redis_server::RedisServer;
 
-use std::io::{ErrorKind, Read};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -109,4 +109,17 @@ pub fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
             Ok(n) => out.extend_from_slice(&buf[..n]),
         }
     }
+}
+
+/// Sends raw bytes (RESP) and reads one reply line back (a simple reply, an
+/// error, or the header of a bulk or array), CRLF included.
+pub fn roundtrip_line(stream: &mut TcpStream, request: &[u8]) -> String {
+    stream.write_all(request).expect("send");
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        stream.read_exact(&mut byte).expect("reply");
+        line.push(byte[0]);
+    }
+    String::from_utf8_lossy(&line).into_owned()
 }

@@ -2,10 +2,9 @@
 //! use: curl (`-u`, `-H Authorization: Bearer`), redis-cli `-a`, redis-py
 //! `password=`, the redis crate `redis://:pw@`, and raw RESP.
 
-use std::io::{Read, Write};
 use std::process::Command;
 
-use crate::common::{connect, request, Proxy, RedisServer, PATIENCE};
+use crate::common::{connect, request, roundtrip_line, Proxy, RedisServer, PATIENCE};
 
 const PASSWORD: &str = "s3cret-proxy-pw";
 
@@ -85,46 +84,34 @@ fn metrics_open_serves_metrics_without_the_password() {
     assert_eq!(request(proxy.addr, "GET", "/proxy?key=k", &[]).status, 401);
 }
 
-/// Sends raw RESP and reads one line back.
-fn line(stream: &mut std::net::TcpStream, request: &[u8]) -> String {
-    stream.write_all(request).expect("send");
-    let mut out = Vec::new();
-    let mut byte = [0u8; 1];
-    while !out.ends_with(b"\r\n") {
-        stream.read_exact(&mut byte).expect("reply");
-        out.push(byte[0]);
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[test]
 fn resp_needs_auth_as_redis_with_requirepass_does() {
     let (_redis, proxy) = start(&[]);
     let mut stream = connect(proxy.resp_addr());
     stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
     assert_eq!(
-        line(&mut stream, b"GET k\r\n"),
+        roundtrip_line(&mut stream, b"GET k\r\n"),
         "-NOAUTH Authentication required.\r\n"
     );
-    assert!(line(&mut stream, b"HELLO 3\r\n").starts_with("-NOAUTH HELLO must be called"));
+    assert!(roundtrip_line(&mut stream, b"HELLO 3\r\n").starts_with("-NOAUTH HELLO must be called"));
     assert_eq!(
-        line(&mut stream, b"AUTH wrong\r\n"),
+        roundtrip_line(&mut stream, b"AUTH wrong\r\n"),
         "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
     );
-    assert!(line(
+    assert!(roundtrip_line(
         &mut stream,
         format!("AUTH someone {PASSWORD}\r\n").as_bytes()
     )
     .starts_with("-WRONGPASS"));
     assert_eq!(
-        line(&mut stream, format!("AUTH {PASSWORD}\r\n").as_bytes()),
+        roundtrip_line(&mut stream, format!("AUTH {PASSWORD}\r\n").as_bytes()),
         "+OK\r\n"
     );
-    assert_eq!(line(&mut stream, b"GET k\r\n"), "$1\r\n");
+    assert_eq!(roundtrip_line(&mut stream, b"GET k\r\n"), "$1\r\n");
     // HELLO with AUTH authenticates a fresh connection in one step.
     let mut fresh = connect(proxy.resp_addr());
     let hello = format!("HELLO 3 AUTH default {PASSWORD}\r\n");
-    assert!(line(&mut fresh, hello.as_bytes()).starts_with("%7"));
+    assert!(roundtrip_line(&mut fresh, hello.as_bytes()).starts_with("%7"));
     let metrics = request(
         proxy.addr,
         "GET",

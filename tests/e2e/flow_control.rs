@@ -10,7 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::common::relay::Relay;
-use crate::common::{eventually, HttpConnection, Proxy, RedisServer, PATIENCE};
+use crate::common::{eventually, roundtrip_line, HttpConnection, Proxy, RedisServer, PATIENCE};
 
 /// The most a bad client may try to send: far more than the proxy may hold.
 const FLOOD_BYTES: usize = 300 * 1024 * 1024;
@@ -112,18 +112,6 @@ fn a_resp_client_pipelining_without_reading_holds_only_its_own_connection() {
     assert_eq!(value, "ok");
     assert_bounded(&proxy, "a RESP client pipelines without reading");
     assert!(bad.peer_addr().is_ok());
-}
-
-/// Sends raw RESP bytes and reads one reply line (or bulk header).
-fn roundtrip_line(stream: &mut TcpStream, request: &[u8]) -> String {
-    stream.write_all(request).expect("send");
-    let mut line = Vec::new();
-    let mut byte = [0u8; 1];
-    while !line.ends_with(b"\r\n") {
-        stream.read_exact(&mut byte).expect("reply");
-        line.push(byte[0]);
-    }
-    String::from_utf8_lossy(&line).into_owned()
 }
 
 #[test]
