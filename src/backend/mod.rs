@@ -12,7 +12,6 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use r2d2::ManageConnection;
 use scheduled_thread_pool::ScheduledThreadPool;
 
@@ -140,9 +139,8 @@ impl Backend {
     }
 
     /// `GET key` on the backing Redis: `Ok(None)` when the key is absent.
-    pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>, BackendError> {
-        let value: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(key))?;
-        Ok(value.map(Bytes::from))
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        self.query(redis::cmd("GET").arg(key))
     }
 
     /// `PING` on the backing Redis, for readiness checks, on the probe's own

@@ -5,6 +5,7 @@
 //! writes is JSON with an `error` field.
 
 use std::io::Cursor;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -21,7 +22,25 @@ pub struct HttpResponse {
     pub status: u16,
     /// Headers besides those tiny_http adds (Date, Server, Content-Length).
     pub headers: Vec<Header>,
-    body: Bytes,
+    body: Body,
+}
+
+/// A response's bytes: made for it, or a cached value shared with the
+/// cache (never copied).
+pub enum Body {
+    /// Bytes made for this response (JSON, metrics, the page).
+    Made(Bytes),
+    /// A cached value.
+    Shared(Arc<[u8]>),
+}
+
+impl AsRef<[u8]> for Body {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Body::Made(bytes) => bytes,
+            Body::Shared(bytes) => bytes,
+        }
+    }
 }
 
 impl HttpResponse {
@@ -41,8 +60,8 @@ impl HttpResponse {
 
     /// tiny_http's response, with an exact `Content-Length` and no chunking
     /// whatever the size (tiny_http would chunk bodies of 32 KiB and more).
-    pub fn into_tiny(self) -> Response<Cursor<Bytes>> {
-        let len = self.body.len();
+    pub fn into_tiny(self) -> Response<Cursor<Body>> {
+        let len = self.body.as_ref().len();
         Response::new(
             StatusCode(self.status),
             self.headers,
@@ -60,6 +79,10 @@ const BINARY: &[u8] = b"application/octet-stream";
 
 /// A response with the given status, content type and body.
 pub fn build(status: u16, content_type: &[u8], body: Bytes) -> HttpResponse {
+    with_body(status, content_type, Body::Made(body))
+}
+
+fn with_body(status: u16, content_type: &[u8], body: Body) -> HttpResponse {
     HttpResponse {
         status,
         headers: vec![header(b"Content-Type", content_type)],
@@ -159,7 +182,7 @@ pub fn not_modified(found: &Found, tag: &str) -> HttpResponse {
     HttpResponse {
         status: 304,
         headers,
-        body: Bytes::new(),
+        body: Body::Made(Bytes::new()),
     }
 }
 
@@ -174,7 +197,7 @@ pub fn value(key: &[u8], found: Found, as_json: bool, tag: &str) -> HttpResponse
         json(200, &body)
     } else {
         let content_type = if found.value.is_utf8 { TEXT } else { BINARY };
-        build(200, content_type, found.value.bytes)
+        with_body(200, content_type, Body::Shared(found.value.bytes))
     };
     response.headers.append(&mut headers);
     response

@@ -6,8 +6,8 @@
 //! One `Mutex` guards the LRU, the table of fetches in flight and the state
 //! of the invalidation link together, so a request takes the lock once on a
 //! hit and twice on a miss, and holds it only for map and list work: never
-//! across Redis I/O or response writing. Values hold [`Bytes`], so a hit
-//! clones a pointer, not the value.
+//! across Redis I/O or response writing. Values are shared (`Arc<[u8]>`),
+//! so a hit clones a pointer, not the value.
 
 mod coherence;
 mod flight;
@@ -15,8 +15,6 @@ mod flight;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
-
-use bytes::Bytes;
 
 use crate::backend::{Backend, BackendError};
 use crate::cache::{Displaced, KeyHasher, Lookup, Lru};
@@ -30,10 +28,14 @@ use flight::{Flight, InFlight, LeaderGuard};
 
 /// A cached value: its bytes, refcounted so a hit clones a pointer, and
 /// what is derived from them once at fill time rather than per hit.
+///
+/// The bytes are an `Arc<[u8]>`: one allocation holding the count and the
+/// bytes, and a 16-byte handle in the cache's node (a `Bytes` is 32 bytes
+/// and, once shared, a second allocation).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Value {
     /// The exact bytes Redis returned.
-    pub bytes: Bytes,
+    pub bytes: Arc<[u8]>,
     /// True when `bytes` is valid UTF-8.
     pub is_utf8: bool,
     /// A stable 64-bit hash of the bytes (xxh3, no seed): the same on every
@@ -43,7 +45,7 @@ pub struct Value {
 
 impl Value {
     /// Wraps `bytes`, checking their encoding and hashing them once.
-    pub fn new(bytes: Bytes) -> Value {
+    pub fn new(bytes: Arc<[u8]>) -> Value {
         let is_utf8 = std::str::from_utf8(&bytes).is_ok();
         let digest = xxhash_rust::xxh3::xxh3_64(&bytes);
         Value {
@@ -429,7 +431,7 @@ impl Service {
             self.backend_warnings.warn(format_args!("{err}"));
         }
         let outcome = fetched
-            .map(|bytes| bytes.map(Value::new))
+            .map(|bytes| bytes.map(|bytes| Value::new(bytes.into())))
             .map_err(ReadError::from);
         guard.finish(outcome.clone());
         self.as_found(outcome)

@@ -4,8 +4,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-
 use super::*;
 use crate::backend::InvalidationSink;
 
@@ -36,7 +34,7 @@ fn in_flight(service: &Service, key: &[u8]) -> Arc<Flight> {
 }
 
 fn value(bytes: &'static [u8]) -> Value {
-    Value::new(Bytes::from_static(bytes))
+    Value::new(Arc::from(bytes))
 }
 
 /// Waits, up to a bound, until `check` holds.

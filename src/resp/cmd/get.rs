@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
+use std::sync::Arc;
 
 use crate::service::{ReadError, Service};
 
@@ -121,7 +121,7 @@ pub fn fetch(fetch: &Fetch, protocol: Protocol, service: &Service) -> Vec<u8> {
 
 /// Reads every key; absent keys and keys holding another type are nil, as
 /// Redis's MGET answers. Redis being unreachable fails the whole command.
-fn read_all(service: &Service, keys: &[Vec<u8>]) -> Result<Vec<Option<Bytes>>, ReadError> {
+fn read_all(service: &Service, keys: &[Vec<u8>]) -> Result<Vec<Option<Arc<[u8]>>>, ReadError> {
     keys.iter()
         .map(|key| match service.get(key) {
             Ok(found) => Ok(found.map(|f| f.value.bytes)),
