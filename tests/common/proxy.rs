@@ -191,6 +191,14 @@ impl Proxy {
         )
     }
 
+    /// Reads of keys the proxy has done (hits and misses): unlike the HTTP
+    /// request counts, scraping /metrics to read it does not add to it.
+    pub fn reads(&self) -> f64 {
+        let scrape = self.scrape();
+        scrape.value("redis_proxy_cache_hits_total")
+            + scrape.value("redis_proxy_cache_misses_total")
+    }
+
     /// The value of one series of /metrics now, labels included as written
     /// (`redis_proxy_requests_total{protocol="resp",status="error"}`).
     pub fn metric(&self, series: &str) -> f64 {
