@@ -90,6 +90,30 @@ impl RedisServer {
         cmd.query(&mut self.conn()).expect("direct redis command")
     }
 
+    /// Creates ACL user `name` with `password`, allowed every key and only
+    /// `commands` (such as `+get`), and returns a `redis://` URL for it.
+    /// `+client|setinfo`, which the redis crate sends on connect, is added
+    /// where Redis knows it (7.2+).
+    pub fn acl_user(&self, name: &str, password: &str, commands: &[&str]) -> String {
+        let password_rule = format!(">{password}");
+        let mut rules = vec![
+            "ACL",
+            "SETUSER",
+            name,
+            "on",
+            &password_rule,
+            "~*",
+            "resetchannels",
+            "-@all",
+        ];
+        rules.extend_from_slice(commands);
+        let _: () = self.cmd(&rules);
+        let _ = redis::cmd("ACL")
+            .arg(&["SETUSER", name, "+client|setinfo"][..])
+            .query::<()>(&mut self.conn());
+        format!("redis://{name}:{password}@127.0.0.1:{}", self.port)
+    }
+
     /// How many times Redis has run `command` (from `INFO commandstats`).
     pub fn calls(&self, command: &str) -> u64 {
         let info: String = self.cmd(&["INFO", "commandstats"]);

@@ -134,29 +134,18 @@ fn a_read_only_acl_user_is_enough() {
     // The README's ACL example: GET and PING only, on every key.
     let redis = RedisServer::start();
     redis.set("k", "v");
-    let rules = [
-        "ACL",
-        "SETUSER",
+    let address = redis.acl_user(
         "proxy",
-        "on",
-        ">proxy-pw",
-        "~*",
-        "resetchannels",
-        "-@all",
-        "+get",
-        "+ping",
-        // What the invalidation link needs (the README's ACL line).
-        "+hello",
-        "+client|setname",
-        "+client|tracking",
-    ];
-    let _: () = redis.cmd(&rules);
-    // Redis 7.2+ knows CLIENT SETINFO, which the redis crate sends on connect.
-    let mut conn = redis.conn();
-    let _ = redis::cmd("ACL")
-        .arg(&["SETUSER", "proxy", "+client|setinfo"][..])
-        .query::<()>(&mut conn);
-    let address = format!("redis://proxy:proxy-pw@127.0.0.1:{}", redis.port());
+        "proxy-pw",
+        // Reads, and what the invalidation link needs (the README's ACL line).
+        &[
+            "+get",
+            "+ping",
+            "+hello",
+            "+client|setname",
+            "+client|tracking",
+        ],
+    );
     let proxy = Proxy::start_at(&address, &[("RESP_PORT", "auto")]);
     proxy.wait_for_link("up");
     assert_eq!(proxy.get_key("k").body, b"v");
