@@ -174,23 +174,22 @@ fn route(request: &Request, service: &Service) -> HttpResponse {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let query = query.split_once('#').map_or(query, |(q, _)| q);
     let readable = matches!(request.method(), Method::Get | Method::Head);
+    // With PROXY_PASSWORD set, these need it (/metrics unless METRICS_OPEN);
+    // health, readiness and unknown paths are answered without it.
+    let guarded = match path {
+        "/" | "/stats" | "/proxy" => true,
+        "/metrics" => !service.metrics_open(),
+        _ => false,
+    };
+    if readable && guarded {
+        if let Some(refusal) = refused(request, service) {
+            return refusal;
+        }
+    }
     match path {
-        "/" if readable => match refused(request, service) {
-            Some(refusal) => refusal,
-            None => response::build(200, b"text/html; charset=utf-8", PAGE.into()),
-        },
-        "/stats" if readable => match refused(request, service) {
-            Some(refusal) => refusal,
-            None => stats(service),
-        },
-        "/proxy" if readable => match refused(request, service) {
-            Some(refusal) => refusal,
-            None => proxy(request, query, service),
-        },
-        "/metrics" if readable && !service.metrics_open() => match refused(request, service) {
-            Some(refusal) => refusal,
-            None => metrics(service),
-        },
+        "/" if readable => response::build(200, b"text/html; charset=utf-8", PAGE.into()),
+        "/stats" if readable => stats(service),
+        "/proxy" if readable => proxy(request, query, service),
         "/healthz" if readable => response::json(200, &json!({ "status": "ok" })),
         "/readyz" if readable => ready(service),
         "/metrics" if readable => metrics(service),

@@ -9,8 +9,10 @@
 //! across Redis I/O or response writing. Values are shared (`Arc<[u8]>`),
 //! so a hit clones a pointer, not the value.
 
+mod auth;
 mod coherence;
 mod flight;
+mod types;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -25,117 +27,7 @@ use crate::metrics::{BackendResult, Metrics};
 
 pub use coherence::LinkState;
 use flight::{Flight, InFlight, LeaderGuard};
-
-/// A cached value: its bytes, refcounted so a hit clones a pointer, and
-/// what is derived from them once at fill time rather than per hit.
-///
-/// The bytes are an `Arc<[u8]>`: one allocation holding the count and the
-/// bytes, and a 16-byte handle in the cache's node (a `Bytes` is 32 bytes
-/// and, once shared, a second allocation).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Value {
-    /// The exact bytes Redis returned.
-    pub bytes: Arc<[u8]>,
-    /// True when `bytes` is valid UTF-8.
-    pub is_utf8: bool,
-    /// A stable 64-bit hash of the bytes (xxh3, no seed): the same on every
-    /// proxy of a fleet and across restarts, so it can be an HTTP `ETag`.
-    pub digest: u64,
-}
-
-impl Value {
-    /// Wraps `bytes`, checking their encoding and hashing them once.
-    pub fn new(bytes: Arc<[u8]>) -> Value {
-        let is_utf8 = std::str::from_utf8(&bytes).is_ok();
-        let digest = xxhash_rust::xxh3::xxh3_64(&bytes);
-        Value {
-            bytes,
-            is_utf8,
-            digest,
-        }
-    }
-}
-
-/// A value read through the proxy.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Found {
-    /// The value.
-    pub value: Value,
-    /// Where it came from, for `X-Cache` and the access log.
-    pub source: Source,
-    /// How much longer the cache keeps it fresh (the whole lifetime for a
-    /// value just read from Redis; zero for a stale one): HTTP `max-age`.
-    pub fresh_for: Duration,
-    /// How long ago it was read from Redis (zero unless a hit): HTTP `Age`.
-    pub age: Duration,
-}
-
-/// Where a value read through the proxy came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
-    /// The cache, fresh, without asking Redis.
-    Hit,
-    /// Redis, just now.
-    Miss,
-    /// The cache, no longer fresh, because Redis could not be read
-    /// (STALE_IF_ERROR_SECS).
-    Stale,
-}
-
-impl Source {
-    /// `HIT`, `MISS` or `STALE`, as `X-Cache` and the access log say it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Source::Hit => "HIT",
-            Source::Miss => "MISS",
-            Source::Stale => "STALE",
-        }
-    }
-}
-
-/// Why a read through the proxy failed: what front ends turn into a status
-/// (503, 504, 502) or an error reply. Cheap to clone, so one outcome can be
-/// shared by every request waiting on the same fetch.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ReadError {
-    /// Redis could not be reached, or every connection was busy, within
-    /// REDIS_TIMEOUT_MS.
-    Unavailable(String),
-    /// Redis did not answer within REDIS_TIMEOUT_MS.
-    Timeout(String),
-    /// Redis answered with an error reply (such as WRONGTYPE).
-    Reply(String),
-}
-
-impl From<BackendError> for ReadError {
-    fn from(err: BackendError) -> ReadError {
-        match err {
-            BackendError::Unavailable(why) => ReadError::Unavailable(why),
-            BackendError::Timeout(why) => ReadError::Timeout(why),
-            BackendError::Reply(message) => ReadError::Reply(message),
-        }
-    }
-}
-
-impl From<ReadError> for BackendError {
-    fn from(err: ReadError) -> BackendError {
-        match err {
-            ReadError::Unavailable(why) => BackendError::Unavailable(why),
-            ReadError::Timeout(why) => BackendError::Timeout(why),
-            ReadError::Reply(message) => BackendError::Reply(message),
-        }
-    }
-}
-
-/// Worded as the backend words it (errors only: the clone costs nothing
-/// on a path that matters).
-impl std::fmt::Display for ReadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        BackendError::from(self.clone()).fmt(f)
-    }
-}
-
-impl std::error::Error for ReadError {}
+pub use types::{Found, ReadError, Source, Value};
 
 /// What one backing fetch ended with; shared with every waiter.
 type Outcome = Result<Option<Value>, ReadError>;
@@ -232,38 +124,6 @@ impl Service {
         self.max_key_bytes
     }
 
-    /// Whether clients must give PROXY_PASSWORD before reading.
-    pub fn requires_password(&self) -> bool {
-        self.password.is_some()
-    }
-
-    /// Whether /metrics is served without the password (METRICS_OPEN).
-    pub fn metrics_open(&self) -> bool {
-        self.metrics_open || self.password.is_none()
-    }
-
-    /// Whether `given` is PROXY_PASSWORD (true when none is set), compared
-    /// in constant time. A failure is counted for `protocol` and logged,
-    /// rate-limited, without what was given.
-    pub fn check_password(&self, given: &[u8], protocol: &str) -> bool {
-        use subtle::ConstantTimeEq;
-        let Some(password) = &self.password else {
-            return true;
-        };
-        let right = bool::from(password.expose().ct_eq(given));
-        if !right {
-            self.auth_failed(protocol);
-        }
-        right
-    }
-
-    /// Counts (and logs, rate-limited) a refused authentication attempt.
-    pub fn auth_failed(&self, protocol: &str) {
-        self.metrics.auth_failure(protocol);
-        self.auth_warnings
-            .warn(format_args!("a {protocol} client gave wrong credentials"));
-    }
-
     /// The proxy's counters, for the front ends' metrics endpoints.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
@@ -293,16 +153,15 @@ impl Service {
     pub fn cached(&self, key: &[u8]) -> Option<Found> {
         let found = self.lookup(
             key,
-            |value, expires_at| Some(self.hit(value, expires_at)),
+            |value, fresh_for| Some(self.hit(value, fresh_for)),
             |_| None,
         )?;
         self.metrics.hit();
         Some(found)
     }
 
-    /// A hit on `value`, fresh until `expires_at`.
-    fn hit(&self, value: Value, expires_at: Instant) -> Found {
-        let fresh_for = expires_at.saturating_duration_since(Instant::now());
+    /// A hit on `value`, fresh for `fresh_for` more.
+    fn hit(&self, value: Value, fresh_for: Duration) -> Found {
         Found {
             value,
             source: Source::Hit,
@@ -346,7 +205,7 @@ impl Service {
 
     /// [`Service::get`] without stale-if-error.
     fn read(&self, key: &[u8]) -> Result<Option<Found>, ReadError> {
-        let hit = |value, expires_at| Step::Hit(self.hit(value, expires_at));
+        let hit = |value, fresh_for| Step::Hit(self.hit(value, fresh_for));
         match self.lookup(key, hit, |state| state.join_or_lead(key)) {
             Step::Hit(found) => {
                 self.metrics.hit();
@@ -364,7 +223,8 @@ impl Service {
         }
     }
 
-    /// Looks `key` up under the lock: `on_hit` gets a fresh value, and
+    /// Looks `key` up under the lock: `on_hit` gets a fresh value and how
+    /// much longer it stays fresh, and
     /// `on_miss` runs, still under the lock, when the key is absent, has
     /// just expired, or the cache cannot vouch for it (the invalidation link
     /// is down, or the key is outside the tracked prefixes). An expired
@@ -372,7 +232,7 @@ impl Service {
     fn lookup<T>(
         &self,
         key: &[u8],
-        on_hit: impl FnOnce(Value, Instant) -> T,
+        on_hit: impl FnOnce(Value, Duration) -> T,
         on_miss: impl FnOnce(&mut State) -> T,
     ) -> T {
         let tracked = self.is_tracked(key);
@@ -388,7 +248,8 @@ impl Service {
                         let value = value.clone();
                         // The hit is now the most recent entry.
                         let expires_at = state.lru.most_recent_expiry().unwrap_or(now);
-                        (on_hit(value, expires_at), None)
+                        let fresh_for = expires_at.saturating_duration_since(now);
+                        (on_hit(value, fresh_for), None)
                     }
                     Lookup::Miss | Lookup::Stale => (on_miss(&mut state), None),
                     Lookup::Expired(value) => (on_miss(&mut state), Some(value)),
@@ -470,9 +331,7 @@ impl Service {
         // that could panic, so a poisoned lock is still sound to use.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
 
-impl Service {
     /// A value just read from Redis: fresh for the whole lifetime.
     fn as_found(&self, outcome: Outcome) -> Result<Option<Found>, ReadError> {
         outcome.map(|value| {

@@ -1,0 +1,171 @@
+//! The LRU's unit tests: each operation, expiry, grace, and the invariants.
+
+use super::*;
+
+fn lru(capacity: usize, ttl_secs: u64) -> Lru<u32> {
+    Lru::new(
+        NonZeroUsize::new(capacity).expect("test capacity is positive"),
+        Duration::from_secs(ttl_secs),
+    )
+}
+
+#[test]
+fn hit_after_insert_and_miss_for_unknown() {
+    let now = Instant::now();
+    let mut cache = lru(2, 10);
+    assert_eq!(cache.insert(b"a", 1, now), Displaced::Nothing);
+    assert_eq!(cache.get(b"a", now), Lookup::Hit(&1));
+    assert_eq!(cache.get(b"b", now), Lookup::Miss);
+    cache.validate();
+}
+
+#[test]
+fn evicts_least_recently_read() {
+    let now = Instant::now();
+    let mut cache = lru(3, 10);
+    for (i, key) in [b"a", b"b", b"c"].iter().enumerate() {
+        cache.insert(*key, i as u32, now);
+    }
+    assert_eq!(cache.get(b"a", now), Lookup::Hit(&0));
+    assert_eq!(
+        cache.insert(b"d", 3, now),
+        Displaced::Evicted(Key::new(b"b"), 1)
+    );
+    assert_eq!(cache.keys_by_recency(), vec![&b"d"[..], b"a", b"c"]);
+    cache.validate();
+}
+
+#[test]
+fn expiry_counts_from_insertion_and_reads_do_not_extend_it() {
+    let mut cache = lru(2, 10);
+    let start = Instant::now();
+    cache.insert(b"a", 1, start);
+    assert_eq!(
+        cache.get(b"a", start + Duration::from_secs(9)),
+        Lookup::Hit(&1)
+    );
+    assert_eq!(
+        cache.get(b"a", start + Duration::from_secs(10)),
+        Lookup::Expired(1)
+    );
+    assert_eq!(
+        cache.get(b"a", start + Duration::from_secs(10)),
+        Lookup::Miss
+    );
+    assert!(cache.is_empty());
+    cache.validate();
+}
+
+#[test]
+fn full_cache_reclaims_an_expired_entry_before_evicting_a_live_one() {
+    let mut cache = lru(2, 10);
+    let start = Instant::now();
+    cache.insert(b"old", 1, start);
+    cache.insert(b"new", 2, start + Duration::from_secs(5));
+    // "old" is the most recently read, "new" the least, but "old" expired.
+    let later = start + Duration::from_secs(11);
+    assert_eq!(cache.get(b"new", later), Lookup::Hit(&2));
+    cache.insert(b"x", 3, later);
+    cache.validate();
+    assert_eq!(cache.get(b"new", later), Lookup::Hit(&2));
+    assert_eq!(cache.get(b"old", later), Lookup::Miss);
+}
+
+#[test]
+fn reinsert_replaces_value_and_restamps() {
+    let mut cache = lru(2, 10);
+    let start = Instant::now();
+    cache.insert(b"a", 1, start);
+    let later = start + Duration::from_secs(8);
+    assert_eq!(cache.insert(b"a", 2, later), Displaced::Replaced(1));
+    assert_eq!(
+        cache.get(b"a", start + Duration::from_secs(12)),
+        Lookup::Hit(&2)
+    );
+    cache.validate();
+}
+
+#[test]
+fn purge_expired_removes_only_expired() {
+    let mut cache = lru(4, 10);
+    let start = Instant::now();
+    cache.insert(b"a", 1, start);
+    cache.insert(b"b", 2, start + Duration::from_secs(3));
+    cache.insert(b"c", 3, start + Duration::from_secs(6));
+    let purged = cache.purge_expired(start + Duration::from_secs(13));
+    assert_eq!(purged.len(), 2);
+    assert_eq!(cache.keys_by_recency(), vec![&b"c"[..]]);
+    cache.validate();
+}
+
+#[test]
+fn capacity_one() {
+    let now = Instant::now();
+    let mut cache = lru(1, 10);
+    cache.insert(b"a", 1, now);
+    assert_eq!(
+        cache.insert(b"b", 2, now),
+        Displaced::Evicted(Key::new(b"a"), 1)
+    );
+    assert_eq!(cache.len(), 1);
+    cache.validate();
+}
+
+#[test]
+fn grace_keeps_an_expired_entry_as_stale_then_lets_it_go() {
+    let start = Instant::now();
+    let secs = Duration::from_secs;
+    let mut cache = Lru::new(NonZeroUsize::new(2).expect("non-zero"), secs(10)).with_grace(secs(5));
+    cache.insert(b"k", 1, start);
+    assert_eq!(cache.get(b"k", start + secs(12)), Lookup::Stale);
+    assert_eq!(cache.stale(b"k", start + secs(12)), Some(&1));
+    assert_eq!(cache.get(b"k", start + secs(16)), Lookup::Expired(1));
+    assert_eq!(cache.stale(b"k", start + secs(16)), None);
+    // Stale entries are the first to go when room is needed.
+    cache.insert(b"a", 2, start);
+    cache.insert(b"b", 3, start + secs(8));
+    assert!(matches!(
+        cache.insert(b"c", 4, start + secs(11)),
+        Displaced::Expired(_, 2)
+    ));
+    cache.validate();
+}
+
+#[test]
+fn expire_all_ends_freshness_now_and_keeps_the_grace() {
+    let start = Instant::now();
+    let secs = Duration::from_secs;
+    let mut cache = Lru::new(NonZeroUsize::new(4).expect("non-zero"), secs(60)).with_grace(secs(5));
+    cache.insert(b"a", 1, start);
+    cache.insert(b"b", 2, start + secs(1));
+    cache.expire_all(start + secs(2));
+    assert_eq!(cache.get(b"a", start + secs(2)), Lookup::Stale);
+    assert_eq!(cache.stale(b"b", start + secs(6)), Some(&2));
+    assert_eq!(cache.get(b"b", start + secs(7)), Lookup::Expired(2));
+    cache.validate();
+}
+
+#[test]
+fn hashes_made_outside_fit_the_cache_and_its_replacements() {
+    let now = Instant::now();
+    let mut cache = Lru::new(
+        NonZeroUsize::new(4).expect("non-zero"),
+        Duration::from_secs(60),
+    );
+    let hasher = cache.hasher().clone();
+    cache.insert_hashed(hasher.hash(b"k"), b"k", 1, now);
+    assert_eq!(cache.get(b"k", now), Lookup::Hit(&1));
+    assert_eq!(
+        cache.get_hashed(hasher.hash(b"k"), b"k", now),
+        Lookup::Hit(&1)
+    );
+    // A replacement built with the same hasher takes the same hashes.
+    let mut fresh = Lru::new(
+        NonZeroUsize::new(4).expect("non-zero"),
+        Duration::from_secs(60),
+    )
+    .with_hasher(hasher.clone());
+    fresh.insert(b"k", 2, now);
+    assert_eq!(fresh.remove_hashed(hasher.hash(b"k"), b"k"), Some(2));
+    fresh.validate();
+}

@@ -1,0 +1,117 @@
+//! Configuration: defaults, every bad value named, and the README's table
+//! kept true to `VARIABLES`.
+
+use super::*;
+use std::collections::HashMap;
+
+fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::from_lookup(|name| map.get(name).cloned())
+}
+
+#[test]
+fn defaults() {
+    let cfg = config(&[]).expect("defaults are valid");
+    assert_eq!(cfg.redis_url.as_str(), "redis://127.0.0.1:6379");
+    assert_eq!(cfg.cache_expiry, Duration::from_secs(60));
+    assert_eq!(cfg.cache_capacity.get(), 10_000);
+    assert_eq!(cfg.http_addr, "127.0.0.1:8080".parse().expect("addr"));
+    assert_eq!(cfg.max_clients.get(), 16);
+    assert_eq!(cfg.redis_timeout, Duration::from_millis(1000));
+}
+
+#[test]
+fn accepts_fractional_expiry_and_redis_urls() {
+    let cfg = config(&[
+        ("GLOBAL_CACHE_EXPIRY", "0.25"),
+        ("REDIS_ADDRESS", "redis://user:secret@cache.internal:6390/2"),
+    ])
+    .expect("valid");
+    assert_eq!(cfg.cache_expiry, Duration::from_millis(250));
+    assert_eq!(cfg.redis_url.port(), Some(6390));
+    assert!(!cfg.describe().contains("secret"));
+    assert!(cfg.describe().contains("***"));
+}
+
+#[test]
+fn rejects_bad_values_naming_the_variable() {
+    for (name, value) in [
+        ("GLOBAL_CACHE_EXPIRY", "0"),
+        ("GLOBAL_CACHE_EXPIRY", "-1"),
+        ("GLOBAL_CACHE_EXPIRY", "NaN"),
+        ("GLOBAL_CACHE_EXPIRY", "inf"),
+        ("GLOBAL_CACHE_EXPIRY", "1e300"),
+        ("CACHE_CAPACITY", "0"),
+        ("CACHE_CAPACITY", "ten"),
+        ("PROXY_PORT", "65536"),
+        ("PROXY_HOST", "not an ip"),
+        ("MAX_CLIENTS", "0"),
+        ("MAX_CLIENTS", "5000"),
+        ("MAX_KEY_BYTES", "0"),
+        ("INVALIDATION", "sometimes"),
+        ("STALE_IF_ERROR_SECS", "-1"),
+        ("METRICS_OPEN", "maybe"),
+        ("INVALIDATION_PREFIXES", "a,,b"),
+        ("MAX_KEY_BYTES", "1048577"),
+        ("REDIS_TIMEOUT_MS", "0"),
+        ("REDIS_ADDRESS", "localhost"),
+        ("REDIS_ADDRESS", "http://localhost:6379"),
+        ("REDIS_TLS_CA", "/nonexistent/ca.pem"),
+        ("REDIS_ADDRESS", "redis://localhost:6379/notadb"),
+        ("REDIS_ADDRESS", ":6379"),
+    ] {
+        let err = config(&[(name, value)]).expect_err(value);
+        assert_eq!(err.variable, name, "{value}");
+        assert!(err.to_string().contains(name));
+    }
+}
+
+#[test]
+fn the_readme_table_lists_every_variable_with_its_default() {
+    let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
+    let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
+    for var in VARIABLES {
+        let row = rows
+            .iter()
+            .find(|row| row.starts_with(&format!("| `{}` |", var.name)))
+            .unwrap_or_else(|| panic!("README's configuration table lacks {}", var.name));
+        let default = if var.default.is_empty() {
+            "| (empty) |".to_owned()
+        } else {
+            format!("| `{}` |", var.default)
+        };
+        assert!(
+            row.ends_with(&default),
+            "README: {} should default to {default}",
+            var.name
+        );
+    }
+    // And nothing the code does not read (RUST_LOG is env_logger's).
+    let section = readme
+        .split("## Configuration")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("a Configuration section");
+    for row in section.lines().filter(|l| l.starts_with("| `")) {
+        let name = row
+            .trim_start_matches("| `")
+            .split('`')
+            .next()
+            .unwrap_or_default();
+        assert!(
+            name == "RUST_LOG" || VARIABLES.iter().any(|v| v.name == name),
+            "README documents {name}, which the code does not read"
+        );
+    }
+}
+
+#[test]
+fn help_lists_every_variable_with_its_default() {
+    let help = help_text();
+    for var in VARIABLES {
+        assert!(help.contains(var.name) && help.contains(var.default));
+    }
+}

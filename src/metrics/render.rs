@@ -1,0 +1,165 @@
+//! The Prometheus text exposition (format 0.0.4) of the proxy's counters.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::{
+    Histogram, Metrics, AUTH_PROTOCOLS, BACKEND_RESULTS, BUCKETS, FLUSH_REASONS, HTTP_STATUSES,
+    RESP_STATUSES,
+};
+
+impl Metrics {
+    /// The Prometheus text exposition of every series.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        let counters = [
+            (
+                "redis_proxy_cache_hits_total",
+                "Reads answered from the cache.",
+                &self.hits,
+            ),
+            (
+                "redis_proxy_cache_misses_total",
+                "Reads the cache could not answer.",
+                &self.misses,
+            ),
+            (
+                "redis_proxy_cache_evictions_total",
+                "Live entries evicted to make room.",
+                &self.evictions,
+            ),
+            (
+                "redis_proxy_cache_expired_total",
+                "Entries dropped at the end of their lifetime.",
+                &self.expired,
+            ),
+            (
+                "redis_proxy_coalesced_total",
+                "Misses that shared another request's backing fetch.",
+                &self.coalesced,
+            ),
+            (
+                "redis_proxy_invalidations_total",
+                "Keys Redis announced as changed on the invalidation link.",
+                &self.invalidations,
+            ),
+            (
+                "redis_proxy_stale_served_total",
+                "Entries served past their freshness because Redis could not be read.",
+                &self.stale_served,
+            ),
+        ];
+        for (name, help, value) in counters {
+            describe(&mut out, name, help, "counter");
+            let _ = writeln!(out, "{name} {}", value.load(Relaxed));
+        }
+        let gauges = [
+            (
+                "redis_proxy_cache_entries",
+                "Entries in the cache.",
+                self.entries.load(Relaxed) as i64,
+            ),
+            (
+                "redis_proxy_cache_capacity",
+                "Most entries the cache holds.",
+                self.capacity.load(Relaxed) as i64,
+            ),
+            (
+                "redis_proxy_requests_in_flight",
+                "Requests being served now.",
+                self.in_flight.load(Relaxed),
+            ),
+            (
+                "redis_proxy_requests_queued",
+                "Requests waiting for one of the MAX_CLIENTS places.",
+                self.queued.load(Relaxed).max(0),
+            ),
+            (
+                "redis_proxy_invalidation_link_up",
+                "1 while the invalidation link to Redis is up, else 0.",
+                self.link_up.load(Relaxed) as i64,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            describe(&mut out, name, help, "gauge");
+            let _ = writeln!(out, "{name} {value}");
+        }
+        let name = "redis_proxy_requests_total";
+        describe(
+            &mut out,
+            name,
+            "Requests answered, by front end and status.",
+            "counter",
+        );
+        for (i, status) in HTTP_STATUSES.iter().enumerate() {
+            let n = self.http_requests[i].load(Relaxed);
+            let _ = writeln!(out, "{name}{{protocol=\"http\",status=\"{status}\"}} {n}");
+        }
+        let other = self.http_requests[HTTP_STATUSES.len()].load(Relaxed);
+        let _ = writeln!(out, "{name}{{protocol=\"http\",status=\"other\"}} {other}");
+        for (i, status) in RESP_STATUSES.iter().enumerate() {
+            let n = self.resp_requests[i].load(Relaxed);
+            let _ = writeln!(out, "{name}{{protocol=\"resp\",status=\"{status}\"}} {n}");
+        }
+        let name = "redis_proxy_auth_failures_total";
+        describe(
+            &mut out,
+            name,
+            "Authentication attempts refused: a wrong PROXY_PASSWORD, or user.",
+            "counter",
+        );
+        for (i, protocol) in AUTH_PROTOCOLS.iter().enumerate() {
+            let n = self.auth_failures[i].load(Relaxed);
+            let _ = writeln!(out, "{name}{{protocol=\"{protocol}\"}} {n}");
+        }
+        let name = "redis_proxy_cache_flushes_total";
+        describe(
+            &mut out,
+            name,
+            "Times the whole cache was dropped: the invalidation link was lost, or Redis was flushed.",
+            "counter",
+        );
+        for (i, reason) in FLUSH_REASONS.iter().enumerate() {
+            let n = self.flushes[i].load(Relaxed);
+            let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {n}");
+        }
+        self.request_duration.render(
+            &mut out,
+            "redis_proxy_request_duration_seconds",
+            "Time from a request's dispatch to its answer.",
+        );
+        let name = "redis_proxy_backend_requests_total";
+        describe(&mut out, name, "Backing Redis GETs, by result.", "counter");
+        for (i, result) in BACKEND_RESULTS.iter().enumerate() {
+            let n = self.backend_results[i].load(Relaxed);
+            let _ = writeln!(out, "{name}{{result=\"{result}\"}} {n}");
+        }
+        self.backend_duration.render(
+            &mut out,
+            "redis_proxy_backend_duration_seconds",
+            "Time of one backing Redis GET, checkout included.",
+        );
+        out
+    }
+}
+
+/// The `# HELP` and `# TYPE` lines that open a metric family.
+pub(super) fn describe(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+impl Histogram {
+    /// The histogram's series: cumulative buckets, sum and count.
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        describe(out, name, help, "histogram");
+        let mut cumulative = 0;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            cumulative += self.buckets[i].load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        cumulative += self.buckets[BUCKETS.len()].load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let sum = self.sum_nanos.load(Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {cumulative}");
+    }
+}
