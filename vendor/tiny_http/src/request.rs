@@ -598,13 +598,27 @@ impl Drop for Request {
 /// it without blocking.
 pub(crate) type SendHandle = std::sync::Arc<std::net::TcpStream>;
 
-/// redis-proxy patch 5: a thread that finishes writing one response.
+/// redis-proxy patch 5: a thread that finishes writing one response. If no
+/// thread can be had (out of resources), the caller writes it after all:
+/// blocking it is better than a connection waiting for an answer forever.
 fn spawn_writer(write: impl FnOnce() + Send + 'static) {
-    if let Err(err) = std::thread::Builder::new()
+    use std::sync::{Arc, Mutex, PoisonError};
+    let slot = Arc::new(Mutex::new(Some(write)));
+    let theirs = Arc::clone(&slot);
+    let spawned = std::thread::Builder::new()
         .name("tiny-http-writer".to_owned())
-        .spawn(write)
-    {
-        log::error!("cannot start a thread to write a response: {}", err);
+        .spawn(move || {
+            let write = theirs.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(write) = write {
+                write();
+            }
+        });
+    if let Err(err) = spawned {
+        log::error!("no thread to write a response ({}); writing it here", err);
+        let write = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(write) = write {
+            write();
+        }
     }
 }
 
