@@ -14,13 +14,17 @@ fn env(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
-fn redis_used_memory(conn: &mut redis::Connection) -> redis::RedisResult<u64> {
+/// `used_memory` (what Redis's allocator handed out) and `used_memory_rss`
+/// (what the process holds), from INFO memory.
+fn redis_memory(conn: &mut redis::Connection) -> redis::RedisResult<(u64, u64)> {
     let info: String = redis::cmd("INFO").arg("memory").query(conn)?;
-    Ok(info
-        .lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0))
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    Ok((field("used_memory:"), field("used_memory_rss:")))
 }
 
 fn rss_bytes(pid: &str) -> std::io::Result<u64> {
@@ -46,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut redis = redis::Client::open(redis_url)?.get_connection()?;
     let mut proxy = redis::Client::open(proxy_url)?.get_connection()?;
 
-    let before = redis_used_memory(&mut redis)?;
+    let before = redis_memory(&mut redis)?;
     for start in (0..keys).step_by(10_000) {
         let mut pipe = redis::pipe();
         for i in start..(start + 10_000).min(keys) {
@@ -54,7 +58,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         pipe.query::<()>(&mut redis)?;
     }
-    let redis_per_key = (redis_used_memory(&mut redis)? - before) as f64 / keys as f64;
+    let after = redis_memory(&mut redis)?;
+    let redis_per_key = after.0.saturating_sub(before.0) as f64 / keys as f64;
+    let redis_rss_per_key = after.1.saturating_sub(before.1) as f64 / keys as f64;
 
     let rss_before = rss_bytes(&pid)?;
     for start in (0..keys).step_by(1000) {
@@ -68,7 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::thread::sleep(Duration::from_millis(200));
     let proxy_per_key = rss_bytes(&pid)?.saturating_sub(rss_before) as f64 / keys as f64;
     println!(
-        "memory per key ({keys} keys of 16 bytes, {}-byte values): proxy {proxy_per_key:.0} B (resident growth), redis {redis_per_key:.0} B (used_memory growth)",
+        "memory per key ({keys} keys of 16 bytes, {}-byte values): proxy {proxy_per_key:.0} B (resident growth), redis {redis_per_key:.0} B (used_memory growth; resident growth {redis_rss_per_key:.0} B)",
         value.len()
     );
     Ok(())

@@ -4,10 +4,10 @@
 #![cfg(feature = "test-hooks")]
 
 use std::num::NonZeroUsize;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use proptest::prelude::*;
-use redis_proxy::cache::{Displaced, Lookup, Lru};
+use redis_proxy::cache::{Displaced, Lookup, Lru, Time};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -90,7 +90,7 @@ fn run(capacity: usize, ttl_ms: u64, ops: &[Op]) {
         Duration::from_millis(ttl_ms),
     );
     // Times count from the cache's creation.
-    let start = Instant::now();
+    let start = Time::ZERO;
     let mut now_ms = 0u64;
     let mut model = Model {
         entries: Vec::new(),

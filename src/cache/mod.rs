@@ -1,7 +1,8 @@
 //! The LRU cache with a global expiry: a pure data structure.
 //!
-//! No I/O, no locks, no clock: the caller passes `now` to every call, so tests
-//! drive time by hand and the service decides where the lock goes.
+//! No I/O, no locks, no clock: the caller passes `now` (a [`Time`], which a
+//! [`Clock`] reads) to every call, so tests drive time by hand and the
+//! service reads the clock before it takes the lock.
 //!
 //! # Layout
 //! Entries live in an arena (`Vec<Node>`), and a hash table maps each key to
@@ -24,12 +25,12 @@
 //!
 //! ```
 //! use std::num::NonZeroUsize;
-//! use std::time::{Duration, Instant};
-//! use redis_proxy::cache::{Displaced, Lookup, Lru};
+//! use std::time::Duration;
+//! use redis_proxy::cache::{Displaced, Lookup, Lru, Time};
 //!
 //! let capacity = NonZeroUsize::new(2).expect("non-zero");
 //! let mut lru = Lru::new(capacity, Duration::from_secs(60));
-//! let now = Instant::now();
+//! let now = Time::ZERO;
 //! lru.insert(b"a", 1, now);
 //! lru.insert(b"b", 2, now);
 //! assert_eq!(lru.get(b"a", now), Lookup::Hit(&1)); // "b" is now the least recent
@@ -40,13 +41,15 @@
 use std::hash::BuildHasher;
 use std::num::NonZeroUsize;
 use std::ops::{Index, IndexMut};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
 mod key;
+mod time;
 pub use key::Key;
+pub use time::{Clock, Time};
 
 /// Hashes keys the way one cache does (foldhash, seeded at random once), so
 /// a caller can hash a key before it takes the lock around the cache and
@@ -75,9 +78,6 @@ type Slot = u32;
 
 /// Marks the end of a list.
 const NIL: Slot = Slot::MAX;
-
-/// An expiry so far off it is never reached, for lifetimes too long to add.
-const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Largest capacity: every slot must be below `NIL` (`u32::MAX`).
 pub const MAX_CAPACITY: usize = (Slot::MAX - 1) as usize;
@@ -110,14 +110,16 @@ impl Ends {
     };
 }
 
-/// One entry. Laid out in the order a hit reads it (hash, key, expiry,
-/// recency links, value) so a hit touches as few cache lines as it can.
+/// One entry. Laid out in the order a hit reads it (key, expiry, recency
+/// links, value) so a hit touches as few cache lines as it can. The key's
+/// hash is not kept: the table's own tag filters probes, and the rare paths
+/// that need it again (eviction, removal, growing the table) rehash the key,
+/// which costs less than 8 bytes on every entry.
 #[derive(Debug)]
 #[repr(C)]
 struct Node<V> {
-    hash: u64,
     key: Key,
-    expires_at: Instant,
+    expires_at: Time,
     recency: Links,
     value: V,
     age: Links,
@@ -163,8 +165,9 @@ pub enum Displaced<V> {
 /// `ttl` from its insertion.
 ///
 /// Not thread-safe by itself: the service wraps one in a `Mutex`. Costs per
-/// entry: the key, the value, about 64 bytes of links, hash and stamp, and a
-/// table slot.
+/// entry: a node of 48 bytes plus the value (24 bytes of key, longer keys
+/// boxed on the heap; 16 of links; 8 of expiry), and a table slot of 5
+/// bytes at a load of at most 7/8.
 #[derive(Debug)]
 pub struct Lru<V> {
     table: HashTable<Slot>,
@@ -261,12 +264,13 @@ impl<V> Lru<V> {
     /// entry; its expiry is not extended. An expired entry is removed and
     /// behaves as if it had never been stored, unless it is within its grace
     /// period ([`Lookup::Stale`]).
-    pub fn get(&mut self, key: &[u8], now: Instant) -> Lookup<'_, V> {
+    pub fn get(&mut self, key: &[u8], now: Time) -> Lookup<'_, V> {
         self.get_hashed(self.hasher.hash(key), key, now)
     }
 
     /// [`Lru::get`] with the key's hash already made by [`Lru::hasher`].
-    pub fn get_hashed(&mut self, hash: u64, key: &[u8], now: Instant) -> Lookup<'_, V> {
+    #[inline]
+    pub fn get_hashed(&mut self, hash: u64, key: &[u8], now: Time) -> Lookup<'_, V> {
         let Some(slot) = self.find(hash, key) else {
             return Lookup::Miss;
         };
@@ -288,17 +292,13 @@ impl<V> Lru<V> {
     /// Stores `value` under `key` at time `now`, fresh until `now + ttl`, as
     /// the most recently read entry. When the cache is full, an expired entry
     /// is reclaimed if there is one, else the least recently read is evicted.
-    pub fn insert(&mut self, key: &[u8], value: V, now: Instant) -> Displaced<V> {
+    pub fn insert(&mut self, key: &[u8], value: V, now: Time) -> Displaced<V> {
         self.insert_hashed(self.hasher.hash(key), key, value, now)
     }
 
     /// [`Lru::insert`] with the key's hash already made by [`Lru::hasher`].
-    pub fn insert_hashed(&mut self, hash: u64, key: &[u8], value: V, now: Instant) -> Displaced<V> {
-        // An expiry past what Instant can hold never comes.
-        let expires_at = now
-            .checked_add(self.ttl)
-            .or_else(|| now.checked_add(FOREVER))
-            .unwrap_or(now);
+    pub fn insert_hashed(&mut self, hash: u64, key: &[u8], value: V, now: Time) -> Displaced<V> {
+        let expires_at = now + self.ttl;
         if let Some(slot) = self.find(hash, key) {
             let node = &mut self.nodes[slot];
             let old = std::mem::replace(&mut node.value, value);
@@ -313,7 +313,6 @@ impl<V> Lru<V> {
         if self.nodes.len() < self.capacity {
             let slot = self.nodes.next_slot();
             self.nodes.0.push(Node {
-                hash,
                 key,
                 value,
                 expires_at,
@@ -334,7 +333,6 @@ impl<V> Lru<V> {
         self.unlink(List::Age, slot);
         self.unindex(slot);
         let node = &mut self.nodes[slot];
-        node.hash = hash;
         let old_key = std::mem::replace(&mut node.key, key);
         let old_value = std::mem::replace(&mut node.value, value);
         node.expires_at = expires_at;
@@ -350,13 +348,13 @@ impl<V> Lru<V> {
 
     /// When the most recently read (or stored) entry stops being fresh: right
     /// after a hit, the hit's own expiry, with no second lookup.
-    pub fn most_recent_expiry(&self) -> Option<Instant> {
+    pub fn most_recent_expiry(&self) -> Option<Time> {
         (self.recency.head != NIL).then(|| self.nodes[self.recency.head].expires_at)
     }
 
     /// The value of `key` if it has expired less than the grace period ago
     /// (or is still fresh); its place in the lists is left as it is.
-    pub fn stale(&self, key: &[u8], now: Instant) -> Option<&V> {
+    pub fn stale(&self, key: &[u8], now: Time) -> Option<&V> {
         let slot = self.find(self.hasher.hash(key), key)?;
         let node = &self.nodes[slot];
         (node.expires_at > now || self.in_grace(node.expires_at, now)).then_some(&node.value)
@@ -366,16 +364,14 @@ impl<V> Lru<V> {
     /// their expiry), keeping each for the grace period: for when nothing
     /// held can be vouched for any more. O(entries); the age list stays in
     /// expiry order.
-    pub fn expire_all(&mut self, now: Instant) {
+    pub fn expire_all(&mut self, now: Time) {
         for node in &mut self.nodes.0 {
             node.expires_at = node.expires_at.min(now);
         }
     }
 
-    fn in_grace(&self, expires_at: Instant, now: Instant) -> bool {
-        expires_at
-            .checked_add(self.grace)
-            .is_some_and(|end| now < end)
+    fn in_grace(&self, expires_at: Time, now: Time) -> bool {
+        now < expires_at + self.grace
     }
 
     /// Removes `key` if present, handing back its value.
@@ -391,7 +387,7 @@ impl<V> Lru<V> {
 
     /// Removes every expired entry, oldest first, handing them back. Costs
     /// O(expired entries), since expired entries lead the age list.
-    pub fn purge_expired(&mut self, now: Instant) -> Vec<(Key, V)> {
+    pub fn purge_expired(&mut self, now: Time) -> Vec<(Key, V)> {
         let mut purged = Vec::new();
         while self.age.head != NIL && self.nodes[self.age.head].expires_at <= now {
             purged.push(self.remove_slot(self.age.head));
@@ -442,31 +438,36 @@ impl<V> Lru<V> {
                 next => self.links(next, list).prev = to,
             }
         }
-        let hash = self.nodes[to].hash;
+        let hash = self.hash_of(to);
         if let Some(entry) = self.table.find_mut(hash, |&s| s == from) {
             *entry = to;
         }
     }
 
     /// The slot holding `key`, whose hash is `hash`.
+    #[inline]
     fn find(&self, hash: u64, key: &[u8]) -> Option<Slot> {
         let nodes = &self.nodes;
         self.table
-            .find(hash, |&s| {
-                nodes[s].hash == hash && nodes[s].key.as_bytes() == key
-            })
+            .find(hash, |&s| nodes[s].key.as_bytes() == key)
             .copied()
     }
 
     /// Adds `slot` to the table under `hash`.
     fn index(&mut self, hash: u64, slot: Slot) {
-        let nodes = &self.nodes;
-        self.table.insert_unique(hash, slot, |&s| nodes[s].hash);
+        let (nodes, hasher) = (&self.nodes, &self.hasher);
+        self.table
+            .insert_unique(hash, slot, |&s| hasher.hash(nodes[s].key.as_bytes()));
+    }
+
+    /// The hash of the key in `slot`.
+    fn hash_of(&self, slot: Slot) -> u64 {
+        self.hasher.hash(self.nodes[slot].key.as_bytes())
     }
 
     /// Takes `slot` out of the table.
     fn unindex(&mut self, slot: Slot) {
-        let hash = self.nodes[slot].hash;
+        let hash = self.hash_of(slot);
         if let Ok(entry) = self.table.find_entry(hash, |&s| s == slot) {
             entry.remove();
         }
@@ -534,12 +535,7 @@ impl<V> Lru<V> {
         assert_eq!(self.table.len(), self.nodes.len(), "table and arena differ");
         for (slot, node) in (0..).zip(self.nodes.0.iter()) {
             assert_eq!(
-                node.hash,
-                self.hasher.hash(node.key.as_bytes()),
-                "stale hash"
-            );
-            assert_eq!(
-                self.find(node.hash, node.key.as_bytes()),
+                self.find(self.hash_of(slot), node.key.as_bytes()),
                 Some(slot),
                 "table misses a node"
             );

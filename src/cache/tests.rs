@@ -11,7 +11,7 @@ fn lru(capacity: usize, ttl_secs: u64) -> Lru<u32> {
 
 #[test]
 fn hit_after_insert_and_miss_for_unknown() {
-    let now = Instant::now();
+    let now = Time::ZERO;
     let mut cache = lru(2, 10);
     assert_eq!(cache.insert(b"a", 1, now), Displaced::Nothing);
     assert_eq!(cache.get(b"a", now), Lookup::Hit(&1));
@@ -21,7 +21,7 @@ fn hit_after_insert_and_miss_for_unknown() {
 
 #[test]
 fn evicts_least_recently_read() {
-    let now = Instant::now();
+    let now = Time::ZERO;
     let mut cache = lru(3, 10);
     for (i, key) in [b"a", b"b", b"c"].iter().enumerate() {
         cache.insert(*key, i as u32, now);
@@ -38,7 +38,7 @@ fn evicts_least_recently_read() {
 #[test]
 fn expiry_counts_from_insertion_and_reads_do_not_extend_it() {
     let mut cache = lru(2, 10);
-    let start = Instant::now();
+    let start = Time::ZERO;
     cache.insert(b"a", 1, start);
     assert_eq!(
         cache.get(b"a", start + Duration::from_secs(9)),
@@ -59,7 +59,7 @@ fn expiry_counts_from_insertion_and_reads_do_not_extend_it() {
 #[test]
 fn full_cache_reclaims_an_expired_entry_before_evicting_a_live_one() {
     let mut cache = lru(2, 10);
-    let start = Instant::now();
+    let start = Time::ZERO;
     cache.insert(b"old", 1, start);
     cache.insert(b"new", 2, start + Duration::from_secs(5));
     // "old" is the most recently read, "new" the least, but "old" expired.
@@ -74,7 +74,7 @@ fn full_cache_reclaims_an_expired_entry_before_evicting_a_live_one() {
 #[test]
 fn reinsert_replaces_value_and_restamps() {
     let mut cache = lru(2, 10);
-    let start = Instant::now();
+    let start = Time::ZERO;
     cache.insert(b"a", 1, start);
     let later = start + Duration::from_secs(8);
     assert_eq!(cache.insert(b"a", 2, later), Displaced::Replaced(1));
@@ -88,7 +88,7 @@ fn reinsert_replaces_value_and_restamps() {
 #[test]
 fn purge_expired_removes_only_expired() {
     let mut cache = lru(4, 10);
-    let start = Instant::now();
+    let start = Time::ZERO;
     cache.insert(b"a", 1, start);
     cache.insert(b"b", 2, start + Duration::from_secs(3));
     cache.insert(b"c", 3, start + Duration::from_secs(6));
@@ -100,7 +100,7 @@ fn purge_expired_removes_only_expired() {
 
 #[test]
 fn capacity_one() {
-    let now = Instant::now();
+    let now = Time::ZERO;
     let mut cache = lru(1, 10);
     cache.insert(b"a", 1, now);
     assert_eq!(
@@ -113,7 +113,7 @@ fn capacity_one() {
 
 #[test]
 fn grace_keeps_an_expired_entry_as_stale_then_lets_it_go() {
-    let start = Instant::now();
+    let start = Time::ZERO;
     let secs = Duration::from_secs;
     let mut cache = Lru::new(NonZeroUsize::new(2).expect("non-zero"), secs(10)).with_grace(secs(5));
     cache.insert(b"k", 1, start);
@@ -133,7 +133,7 @@ fn grace_keeps_an_expired_entry_as_stale_then_lets_it_go() {
 
 #[test]
 fn expire_all_ends_freshness_now_and_keeps_the_grace() {
-    let start = Instant::now();
+    let start = Time::ZERO;
     let secs = Duration::from_secs;
     let mut cache = Lru::new(NonZeroUsize::new(4).expect("non-zero"), secs(60)).with_grace(secs(5));
     cache.insert(b"a", 1, start);
@@ -147,7 +147,7 @@ fn expire_all_ends_freshness_now_and_keeps_the_grace() {
 
 #[test]
 fn hashes_made_outside_fit_the_cache_and_its_replacements() {
-    let now = Instant::now();
+    let now = Time::ZERO;
     let mut cache = Lru::new(
         NonZeroUsize::new(4).expect("non-zero"),
         Duration::from_secs(60),

@@ -5,14 +5,13 @@
 //! writes is JSON with an `error` field.
 
 use std::io::Cursor;
-use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{json, Value as Json};
 use tiny_http::{Header, Response, StatusCode};
 
-use crate::service::{Found, ReadError, Source};
+use crate::service::{Found, ReadError, Source, Value};
 
 /// What a route answers: status, headers and a body shared with the cache
 /// (a hit's value is never copied). Turned into tiny_http's type only when
@@ -31,14 +30,14 @@ pub enum Body {
     /// Bytes made for this response (JSON, metrics, the page).
     Made(Bytes),
     /// A cached value.
-    Shared(Arc<[u8]>),
+    Shared(Value),
 }
 
 impl AsRef<[u8]> for Body {
     fn as_ref(&self) -> &[u8] {
         match self {
             Body::Made(bytes) => bytes,
-            Body::Shared(bytes) => bytes,
+            Body::Shared(value) => value.bytes(),
         }
     }
 }
@@ -132,7 +131,7 @@ fn put_bytes(body: &mut Json, field: &str, encoding_field: &str, bytes: &[u8]) {
 /// digest, quoted hex, with `.json` for the JSON one (RFC 9110 8.8.3).
 pub fn etag(found: &Found, as_json: bool) -> String {
     let suffix = if as_json { ".json" } else { "" };
-    format!("\"{:016x}{suffix}\"", found.value.digest)
+    format!("\"{:016x}{suffix}\"", found.value.digest())
 }
 
 /// Whether `If-None-Match` (`header`, all of its values joined) matches
@@ -193,11 +192,11 @@ pub fn value(key: &[u8], found: Found, as_json: bool, tag: &str) -> HttpResponse
     let mut response = if as_json {
         let mut body = json!({});
         put_bytes(&mut body, "key", "key_encoding", key);
-        put_bytes(&mut body, "value", "encoding", &found.value.bytes);
+        put_bytes(&mut body, "value", "encoding", found.value.bytes());
         json(200, &body)
     } else {
-        let content_type = if found.value.is_utf8 { TEXT } else { BINARY };
-        with_body(200, content_type, Body::Shared(found.value.bytes))
+        let content_type = if found.value.is_utf8() { TEXT } else { BINARY };
+        with_body(200, content_type, Body::Shared(found.value))
     };
     response.headers.append(&mut headers);
     response

@@ -14,8 +14,6 @@
 //! 4. Invalidations are applied in arrival order by the link's one thread,
 //!    a batch of keys under one lock.
 
-use std::time::Instant;
-
 use crate::backend::InvalidationSink;
 use crate::cache::Lru;
 
@@ -74,7 +72,7 @@ impl Service {
         if self.grace.is_zero() {
             return (true, Some(self.take_lru(state)));
         }
-        state.lru.expire_all(Instant::now());
+        state.lru.expire_all(self.clock.now());
         (true, None)
     }
 

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, BackendError};
-use crate::cache::{Displaced, KeyHasher, Lookup, Lru};
+use crate::cache::{Clock, Displaced, KeyHasher, Lookup, Lru};
 use crate::config::{Config, Invalidation, Secret};
 use crate::limit::{Limiter, Permit};
 use crate::log_limit::LogLimiter;
@@ -60,6 +60,9 @@ pub struct Service {
     prefixes: Vec<Vec<u8>>,
     /// The LRU's key hasher: keys are hashed before the lock is taken.
     hasher: KeyHasher,
+    /// The LRU's clock, read before the lock is taken, and kept across
+    /// flushes so no reading is ever compared against another origin.
+    clock: Clock,
     /// For a fresh LRU when the cache is flushed.
     capacity: std::num::NonZeroUsize,
     expiry: Duration,
@@ -108,6 +111,7 @@ impl Service {
             max_key_bytes: config.max_key_bytes,
             prefixes: config.invalidation_prefixes.clone(),
             hasher,
+            clock: Clock::new(),
             capacity: config.cache_capacity,
             expiry: config.cache_expiry,
             grace: config.stale_if_error,
@@ -200,7 +204,8 @@ impl Service {
     /// period. Looked up after the failure, so an entry an invalidation or
     /// a flush removed meanwhile is never served.
     fn stale_value(&self, key: &[u8]) -> Option<Value> {
-        self.lock().lru.stale(key, Instant::now()).cloned()
+        let now = self.clock.now();
+        self.lock().lru.stale(key, now).cloned()
     }
 
     /// [`Service::get`] without stale-if-error.
@@ -237,7 +242,7 @@ impl Service {
     ) -> T {
         let tracked = self.is_tracked(key);
         let hash = self.hasher.hash(key);
-        let now = Instant::now();
+        let now = self.clock.now();
         let (result, expired) = {
             let mut state = self.lock();
             if !state.may_cache(tracked) {
@@ -292,7 +297,7 @@ impl Service {
             self.backend_warnings.warn(format_args!("{err}"));
         }
         let outcome = fetched
-            .map(|bytes| bytes.map(|bytes| Value::new(bytes.into())))
+            .map(|bytes| bytes.map(|bytes| Value::new(&bytes)))
             .map_err(ReadError::from);
         guard.finish(outcome.clone());
         self.as_found(outcome)
@@ -304,7 +309,7 @@ impl Service {
     fn finish_flight(&self, key: &[u8], flight: &Flight, outcome: Outcome) {
         let tracked = self.is_tracked(key);
         let hash = self.hasher.hash(key);
-        let now = Instant::now();
+        let now = self.clock.now();
         let displaced = {
             let mut state = self.lock();
             let entry = state.flights.remove(key);

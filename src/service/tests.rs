@@ -34,7 +34,7 @@ fn in_flight(service: &Service, key: &[u8]) -> Arc<Flight> {
 }
 
 fn value(bytes: &'static [u8]) -> Value {
-    Value::new(Arc::from(bytes))
+    Value::new(bytes)
 }
 
 /// Waits, up to a bound, until `check` holds.

@@ -2,9 +2,7 @@
 
 use std::time::Instant;
 
-use std::sync::Arc;
-
-use crate::service::{ReadError, Service};
+use crate::service::{ReadError, Service, Value};
 
 use super::super::reply::{Protocol, Replies};
 use super::{Context, Outcome, Spec};
@@ -49,7 +47,7 @@ pub fn get(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
         return Outcome::Fetch(Fetch::Get(key.to_vec()));
     };
     log_get(key, "HIT", started);
-    context.replies.bulk(&found.value.bytes);
+    context.replies.bulk(found.value.bytes());
     Outcome::Ok
 }
 
@@ -91,7 +89,7 @@ pub fn fetch(fetch: &Fetch, protocol: Protocol, service: &Service) -> Vec<u8> {
             };
             log_get(key, outcome, started);
             match result {
-                Ok(Some(found)) => replies.bulk(&found.value.bytes),
+                Ok(Some(found)) => replies.bulk(found.value.bytes()),
                 Ok(None) => replies.null(),
                 Err(err) => read_error(&mut replies, &err),
             }
@@ -102,7 +100,7 @@ pub fn fetch(fetch: &Fetch, protocol: Protocol, service: &Service) -> Vec<u8> {
                 replies.array(values.len());
                 for value in values {
                     match value {
-                        Some(bytes) => replies.bulk(&bytes),
+                        Some(value) => replies.bulk(value.bytes()),
                         None => replies.null(),
                     }
                 }
@@ -121,10 +119,10 @@ pub fn fetch(fetch: &Fetch, protocol: Protocol, service: &Service) -> Vec<u8> {
 
 /// Reads every key; absent keys and keys holding another type are nil, as
 /// Redis's MGET answers. Redis being unreachable fails the whole command.
-fn read_all(service: &Service, keys: &[Vec<u8>]) -> Result<Vec<Option<Arc<[u8]>>>, ReadError> {
+fn read_all(service: &Service, keys: &[Vec<u8>]) -> Result<Vec<Option<Value>>, ReadError> {
     keys.iter()
         .map(|key| match service.get(key) {
-            Ok(found) => Ok(found.map(|f| f.value.bytes)),
+            Ok(found) => Ok(found.map(|f| f.value)),
             Err(ReadError::Reply(_)) => Ok(None),
             Err(err) => Err(err),
         })

@@ -1,0 +1,108 @@
+//! Time as the cache sees it: a number of nanoseconds the caller reads off
+//! its own clock.
+//!
+//! An `Instant` is 16 bytes and turning one into anything comparable costs a
+//! subtraction with a borrow and a normalisation. A [`Time`] is 8 bytes, the
+//! expiry in every node, and compares as one integer; the caller converts
+//! its clock reading once, before it takes the lock around the cache
+//! ([`Clock::now`]), so the lock covers integer compares only.
+
+use std::ops::Add;
+use std::time::{Duration, Instant};
+
+/// A moment, in nanoseconds after some origin the caller fixed (a
+/// [`Clock`]'s, or zero in tests that drive time by hand). `u64::MAX`, 584
+/// years on, stands for "never".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Time(u64);
+
+impl Time {
+    /// The origin itself.
+    pub const ZERO: Time = Time(0);
+
+    /// The moment `nanos` nanoseconds after the origin.
+    pub const fn from_nanos(nanos: u64) -> Time {
+        Time(nanos)
+    }
+
+    /// How long after `earlier` this is; zero if it is not after it.
+    pub fn saturating_duration_since(self, earlier: Time) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl Add<Duration> for Time {
+    type Output = Time;
+
+    /// Saturates at "never" rather than wrapping.
+    fn add(self, duration: Duration) -> Time {
+        Time(self.0.saturating_add(nanos(duration)))
+    }
+}
+
+/// `duration` in nanoseconds, saturating at `u64::MAX`.
+pub(super) fn nanos(duration: Duration) -> u64 {
+    duration
+        .as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(duration.subsec_nanos()))
+}
+
+/// Reads the monotonic clock as [`Time`], counted from when the clock was
+/// made: what a cache's owner keeps beside it.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    origin: Instant,
+}
+
+impl Clock {
+    /// A clock whose origin is now.
+    pub fn new() -> Clock {
+        Clock {
+            origin: Instant::now(),
+        }
+    }
+
+    /// The current time.
+    pub fn now(&self) -> Time {
+        self.at(Instant::now())
+    }
+
+    /// `instant` as this clock's time (zero if before its origin).
+    pub fn at(&self, instant: Instant) -> Time {
+        Time(nanos(instant.saturating_duration_since(self.origin)))
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Clock {
+        Clock::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adding_saturates_at_never_and_durations_do_not_go_negative() {
+        let never = Time::from_nanos(u64::MAX);
+        assert_eq!(never + Duration::from_secs(1), never);
+        assert_eq!(Time::ZERO + Duration::MAX, never);
+        let t = Time::ZERO + Duration::from_millis(1500);
+        assert_eq!(
+            t.saturating_duration_since(Time::ZERO),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(Time::ZERO.saturating_duration_since(t), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_clock_counts_from_its_making() {
+        let before = Instant::now();
+        let clock = Clock::new();
+        assert_eq!(clock.at(before), Time::ZERO);
+        let later = clock.at(Instant::now() + Duration::from_secs(2));
+        assert!(later >= Time::ZERO + Duration::from_secs(2));
+    }
+}
