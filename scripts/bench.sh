@@ -7,7 +7,8 @@
 #   3. proxy, all misses          (capacity 10, 100000 keys)
 #   4. redis-benchmark GET straight at the backing Redis
 #   5. redis-benchmark GET at the proxy's RESP port, all hits (if built in)
-#   6. proxy, all hits with INVALIDATION=off, for the cost of tracking
+#   6. proxy, all hits with INVALIDATION=off, for the cost of tracking;
+#      6b with PROXY_PASSWORD, 6c over HTTPS
 #   7. staleness after a write, and invalidations applied per second
 #   8. memory per cached key, next to Redis's for the same keys (MEMORY_KEYS)
 #
@@ -27,6 +28,7 @@ REQUESTS=${REQUESTS:-200000}
 ensure_command wrk wrk
 ensure_command redis-server redis-server
 ensure_command redis-benchmark redis-tools
+ensure_command openssl openssl
 cargo build --release --quiet --bin redis-proxy --example http_ceiling --example staleness --example memory
 
 work=$(mktemp -d)
@@ -78,7 +80,7 @@ run_wrk() {
   if [ "$keys" = 0 ]; then
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$port/fixed" >"$out"
   else
-    KEYS=$keys wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$work/keys.lua" "http://127.0.0.1:$port/" >"$out"
+    KEYS=$keys wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$work/keys.lua" "${SCHEME:-http}://127.0.0.1:$port/" >"$out"
   fi
   local rps p50 p99 errors
   rps=$(awk '/Requests\/sec/ {print $2}' "$out")
@@ -159,6 +161,20 @@ for i in $(seq 0 999); do curl -fs -H "Authorization: Bearer bench-pw" "http://1
 AUTH=bench-pw run_wrk hits_with_auth "$proxy_port" 1000
 kill "${pids[-1]}"
 
+echo "== 6c/8 proxy, all hits over HTTPS (TLS_CERT_FILE, TLS_KEY_FILE)"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
+  -addext subjectAltName=IP:127.0.0.1 -keyout "$work/tls.key" -out "$work/tls.pem" 2>/dev/null
+proxy_port=$(free_port)
+env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT=off \
+  MAX_CLIENTS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 RUST_LOG=warn \
+  TLS_CERT_FILE="$work/tls.pem" TLS_KEY_FILE="$work/tls.key" \
+  target/release/redis-proxy 2>>"$work/proxy.log" &
+pids+=($!)
+for _ in $(seq 1 200); do curl -fs --cacert "$work/tls.pem" "https://127.0.0.1:$proxy_port/readyz" | grep -q '"invalidation":"up"' && break; sleep 0.05; done
+for i in $(seq 0 999); do curl -fs --cacert "$work/tls.pem" "https://127.0.0.1:$proxy_port/proxy?key=key:$(printf %012d "$i")" >/dev/null; done
+SCHEME=https run_wrk hits_https "$proxy_port" 1000
+kill "${pids[-1]}"
+
 echo "== 7/8 staleness and invalidation rate (INVALIDATION=tracking)"
 proxy_port=$(free_port); resp_port=$(free_port)
 env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
@@ -200,6 +216,7 @@ awk '
       if (name[i] == "proxy_misses" && ("redis_get" in idx)) ratio = sprintf("%.0f%% of redis_get", 100 * rps[i] / rps[idx["redis_get"]])
       if (name[i] == "resp_hits" && ("redis_get" in idx)) ratio = sprintf("%.0f%% of redis_get", 100 * rps[i] / rps[idx["redis_get"]])
       if (name[i] == "hits_with_auth" && ("proxy_hits" in idx)) ratio = sprintf("%.2f of proxy_hits", rps[i] / rps[idx["proxy_hits"]])
+      if (name[i] == "hits_https" && ("proxy_hits" in idx)) ratio = sprintf("%.2f of proxy_hits", rps[i] / rps[idx["proxy_hits"]])
       if (name[i] == "hits_ttl_only" && ("proxy_hits" in idx)) ratio = sprintf("tracking on: %.2f of this", rps[idx["proxy_hits"]] / rps[i])
       printf "| %-13s | %12.0f | %10s | %10s | %7s | %-24s |\n", name[i], rps[i], p50[i], p99[i], err[i], ratio
     }

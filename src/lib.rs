@@ -35,6 +35,7 @@ pub(crate) mod log_limit;
 pub(crate) mod metrics;
 pub mod resp;
 pub(crate) mod service;
+pub(crate) mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -58,6 +59,8 @@ pub enum StartError {
     Resp(SocketAddr, std::io::Error),
     /// The invalidation link's threads could not start.
     Invalidation(std::io::Error),
+    /// TLS_CERT_FILE or TLS_KEY_FILE cannot be used.
+    Tls(tls::TlsError),
 }
 
 impl std::fmt::Display for StartError {
@@ -79,6 +82,7 @@ impl std::fmt::Display for StartError {
             StartError::Invalidation(err) => {
                 write!(f, "cannot start the invalidation link: {err}")
             }
+            StartError::Tls(err) => write!(f, "cannot serve TLS: {err}"),
         }
     }
 }
@@ -99,6 +103,10 @@ impl Proxy {
         // rustls needs a process-wide crypto provider for rediss://; a second
         // proxy in the same process finds it installed already.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let tls = match &config.tls {
+            Some(files) => Some(tls::load(files).map_err(StartError::Tls)?),
+            None => None,
+        };
         let metrics = Arc::new(Metrics::new());
         let backend = Backend::new(config).map_err(|err| StartError::Redis(err.to_string()))?;
         let service = Arc::new(Service::new(config, backend, metrics));
@@ -113,6 +121,7 @@ impl Proxy {
             config.http_addr,
             config.max_clients.get(),
             config.http_idle_timeout,
+            tls.as_ref(),
             Arc::clone(&service),
         )
         .map_err(|err| StartError::Http(config.http_addr, err))?;
@@ -124,6 +133,7 @@ impl Proxy {
                         max_connections: config.max_connections.get(),
                         idle_timeout: config.client_idle_timeout,
                         workers: config.max_clients.get(),
+                        tls: tls.as_ref().map(|tls| Arc::clone(&tls.config)),
                     },
                     Arc::clone(&service),
                 )

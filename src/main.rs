@@ -72,7 +72,12 @@ fn run() -> Result<ExitCode, Failure> {
     let proxy =
         Proxy::start(&config).map_err(|err| Failure::other(format!("cannot start: {err}")))?;
     log::info!(
-        "redis-proxy listening on http://{} ({})",
+        "redis-proxy listening on {}://{} ({})",
+        if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
         proxy.http_addr(),
         config.describe()
     );

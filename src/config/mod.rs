@@ -6,6 +6,7 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroUsize;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use url::Url;
@@ -117,6 +118,16 @@ pub const VARIABLES: &[Variable] = &[
         help: "with PROXY_PASSWORD set, true serves /metrics without it",
     },
     Variable {
+        name: "TLS_CERT_FILE",
+        default: "",
+        help: "PEM certificate chain: with TLS_KEY_FILE, HTTP becomes HTTPS and RESP speaks TLS",
+    },
+    Variable {
+        name: "TLS_KEY_FILE",
+        default: "",
+        help: "PEM private key for TLS_CERT_FILE (both or neither)",
+    },
+    Variable {
         name: "SHUTDOWN_TIMEOUT_SECS",
         default: "10",
         help: "on SIGTERM/SIGINT, how long requests in flight may take to finish",
@@ -203,6 +214,18 @@ pub struct Config {
     pub proxy_password: Option<Secret>,
     /// Serve /metrics without the password.
     pub metrics_open: bool,
+    /// Where the certificate and key are, when both front ends speak TLS.
+    pub tls: Option<TlsFiles>,
+}
+
+/// TLS_CERT_FILE and TLS_KEY_FILE: read at start-up (see `tls::load`), so
+/// the configuration stays plain data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The PEM private key.
+    pub key: PathBuf,
 }
 
 /// A variable whose value is not accepted.
@@ -299,13 +322,14 @@ impl Config {
                 .filter(|p| !p.is_empty())
                 .map(Secret),
             metrics_open: parse_bool(raw("METRICS_OPEN"))?,
+            tls: parse_tls(raw("TLS_CERT_FILE"), raw("TLS_KEY_FILE"))?,
         })
     }
 
     /// The configuration as a log line, with any Redis password masked.
     pub fn describe(&self) -> String {
         format!(
-            "redis={} invalidation={} expiry={:?} capacity={} http={} resp={} max_clients={} max_connections={} redis_timeout={:?} client_auth={}",
+            "redis={} invalidation={} expiry={:?} capacity={} http={} resp={} max_clients={} max_connections={} redis_timeout={:?} client_auth={} tls={}",
             masked(&self.redis_url),
             self.invalidation.name(),
             self.cache_expiry,
@@ -316,6 +340,7 @@ impl Config {
             self.max_connections,
             self.redis_timeout,
             if self.proxy_password.is_some() { "password" } else { "off" },
+            if self.tls.is_some() { "on" } else { "off" },
         )
     }
 }
@@ -345,143 +370,8 @@ fn default_of(name: &str) -> &'static str {
         .map_or("", |var| var.default)
 }
 
-/// A raw value with the name it came from, for error messages.
-struct Raw {
-    name: &'static str,
-    value: String,
-}
-
-impl Raw {
-    fn error(&self, expected: &str) -> ConfigError {
-        ConfigError {
-            variable: self.name,
-            value: self.value.clone(),
-            expected: expected.to_owned(),
-        }
-    }
-
-    fn parse_in<T>(&self, min: T, max: T, expected: &str) -> Result<T, ConfigError>
-    where
-        T: std::str::FromStr + PartialOrd,
-    {
-        match self.value.trim().parse::<T>() {
-            Ok(n) if n >= min && n <= max => Ok(n),
-            _ => Err(self.error(expected)),
-        }
-    }
-
-    fn parse_non_zero(&self, max: usize, expected: &str) -> Result<NonZeroUsize, ConfigError> {
-        let n = self.parse_in::<usize>(1, max, expected)?;
-        NonZeroUsize::new(n).ok_or_else(|| self.error(expected))
-    }
-}
-
-fn parse_seconds(raw: Raw) -> Result<Duration, ConfigError> {
-    const EXPECTED: &str = "seconds > 0 and at most a year (31536000), fractions allowed";
-    let secs: f64 = raw.value.trim().parse().map_err(|_| raw.error(EXPECTED))?;
-    if !secs.is_finite() || secs <= 0.0 || secs > 31_536_000.0 {
-        return Err(raw.error(EXPECTED));
-    }
-    Duration::try_from_secs_f64(secs).map_err(|_| raw.error(EXPECTED))
-}
-
-fn read_ca(raw: Raw) -> Result<Option<Vec<u8>>, ConfigError> {
-    let path = raw.value.trim();
-    if path.is_empty() {
-        return Ok(None);
-    }
-    match std::fs::read(path) {
-        Ok(pem) if pem.windows(11).any(|w| w == b"-----BEGIN ") => Ok(Some(pem)),
-        Ok(_) => Err(raw.error("a PEM file of certificates")),
-        Err(err) => Err(raw.error(&format!("a readable PEM file ({err})"))),
-    }
-}
-
-fn parse_bool(raw: Raw) -> Result<bool, ConfigError> {
-    match raw.value.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" | "" => Ok(false),
-        _ => Err(raw.error("true or false")),
-    }
-}
-
-fn parse_grace(raw: Raw) -> Result<Duration, ConfigError> {
-    if raw.value.trim() == "0" {
-        return Ok(Duration::ZERO);
-    }
-    parse_seconds(raw).map_err(|mut err| {
-        err.expected = "0, or seconds > 0 and at most a year, fractions allowed".to_owned();
-        err
-    })
-}
-
-fn parse_invalidation(raw: Raw) -> Result<Invalidation, ConfigError> {
-    match raw.value.trim().to_ascii_lowercase().as_str() {
-        "auto" => Ok(Invalidation::Auto),
-        "tracking" => Ok(Invalidation::Tracking),
-        "off" => Ok(Invalidation::Off),
-        _ => Err(raw.error("auto, tracking or off")),
-    }
-}
-
-fn parse_prefixes(raw: Raw) -> Result<Vec<Vec<u8>>, ConfigError> {
-    let value = raw.value.trim();
-    if value.is_empty() {
-        return Ok(Vec::new());
-    }
-    let prefixes: Vec<Vec<u8>> = value
-        .split(',')
-        .map(|p| p.trim().as_bytes().to_vec())
-        .collect();
-    if prefixes.iter().any(Vec::is_empty) {
-        return Err(raw.error("comma-separated non-empty key prefixes"));
-    }
-    Ok(prefixes)
-}
-
-fn parse_resp_port(raw: Raw) -> Result<Option<u16>, ConfigError> {
-    let value = raw.value.trim();
-    if value.eq_ignore_ascii_case("off") {
-        return Ok(None);
-    }
-    raw.parse_in::<u16>(0, u16::MAX, "a port number 0..=65535, or off")
-        .map(Some)
-}
-
-fn parse_redis_address(raw: Raw) -> Result<Url, ConfigError> {
-    const EXPECTED: &str =
-        "host:port, or redis:// or rediss:// then [user:password@]host:port[/db]";
-    let value = raw.value.trim();
-    let with_scheme = if value.contains("://") {
-        value.to_owned()
-    } else {
-        format!("redis://{value}")
-    };
-    let url = Url::parse(&with_scheme).map_err(|_| raw.error(EXPECTED))?;
-    let db_ok = matches!(url.path(), "" | "/") || url.path()[1..].parse::<u32>().is_ok();
-    let valid = matches!(url.scheme(), "redis" | "rediss")
-        && url.host_str().is_some_and(|h| !h.is_empty())
-        && url.port().is_some()
-        && db_ok
-        && url.query().is_none()
-        && url.fragment().is_none();
-    if valid {
-        Ok(url)
-    } else {
-        Err(raw.error(EXPECTED))
-    }
-}
-
-/// The URL with its password, if any, replaced by `***`.
-fn masked(url: &Url) -> String {
-    let mut shown = url.clone();
-    if shown.password().is_some() {
-        // Setting a password only fails for URLs that cannot have one, and
-        // this one already does.
-        let _ = shown.set_password(Some("***"));
-    }
-    shown.to_string()
-}
+mod parse;
+use parse::*;
 
 #[cfg(test)]
 mod tests;

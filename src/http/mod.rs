@@ -24,9 +24,10 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tiny_http::{Method, Request, Server};
+use tiny_http::{Method, Request, Server, SslConfig};
 
 use crate::service::Service;
+use crate::tls::TlsIdentity;
 use response::HttpResponse;
 
 /// How often an idle worker checks whether the server is draining.
@@ -44,13 +45,15 @@ pub(crate) struct HttpServer {
 }
 
 impl HttpServer {
-    /// Binds `addr` and starts `workers` threads serving it.
+    /// Binds `addr` and starts `workers` threads serving it, over TLS when
+    /// `tls` is given.
     /// Connections idle (or stalled mid-request, or not reading their
     /// response) for `idle_timeout` are closed.
     pub fn start(
         addr: SocketAddr,
         workers: usize,
         idle_timeout: Duration,
+        tls: Option<&TlsIdentity>,
         service: Arc<Service>,
     ) -> io::Result<HttpServer> {
         let listener = TcpListener::bind(addr)?;
@@ -62,7 +65,13 @@ impl HttpServer {
         socket.set_write_timeout(Some(idle_timeout))?;
         let addr = listener.local_addr()?;
         let handle = listener.try_clone()?;
-        let server = Server::from_listener(listener, None).map_err(io::Error::other)?;
+        // HTTPS: tiny_http's rustls support (patch 9 moves it to the rustls
+        // 0.23 the RESP port and `rediss://` use).
+        let ssl = tls.map(|tls| SslConfig {
+            certificate: tls.cert_pem.clone(),
+            private_key: tls.key_pem.clone(),
+        });
+        let server = Server::from_listener(listener, ssl).map_err(io::Error::other)?;
         let server = Arc::new(server);
         let stopping = Arc::new(AtomicBool::new(false));
         let unwritten = Arc::new(AtomicUsize::new(0));

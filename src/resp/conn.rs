@@ -9,12 +9,10 @@
 //! read, and about `OUTPUT_HIGH_WATER` of replies (plus the last reply, which
 //! may be one large value).
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::Shutdown;
+use std::io::ErrorKind;
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
 use mio::Token;
 
 use crate::service::Service;
@@ -23,6 +21,7 @@ use super::cmd::{execute, Step};
 use super::parse::Parser;
 use super::reply::Replies;
 use super::session::Session;
+use super::transport::Transport;
 use super::workers::Job;
 
 /// Stop executing a connection's input while this much output is unsent, so
@@ -74,7 +73,7 @@ pub enum ReadOutcome {
 
 /// One client's connection.
 pub struct Conn {
-    pub stream: TcpStream,
+    pub transport: Transport,
     pub session: Session,
     input: Vec<u8>,
     /// Progress through the partial request at the front of `input`.
@@ -88,9 +87,9 @@ pub struct Conn {
 
 impl Conn {
     /// A new connection, numbered `id` for `CLIENT ID`.
-    pub fn new(stream: TcpStream, id: u64) -> Conn {
+    pub fn new(transport: Transport, id: u64) -> Conn {
         Conn {
-            stream,
+            transport,
             session: Session::new(id),
             input: Vec::new(),
             parser: Parser::default(),
@@ -108,7 +107,7 @@ impl Conn {
     /// True once the connection has nothing left to do but close.
     pub fn is_done(&self) -> bool {
         match self.state {
-            State::Closing { .. } => self.unsent() == 0,
+            State::Closing { .. } => self.unsent() == 0 && !self.transport.has_pending(),
             _ => false,
         }
     }
@@ -165,7 +164,7 @@ impl Conn {
     /// connections, so no per-read zeroing or allocation).
     pub fn read_chunk(&mut self, chunk: &mut [u8]) -> ReadOutcome {
         loop {
-            match self.stream.read(chunk) {
+            match self.transport.read(chunk) {
                 Ok(0) => {
                     // The client closed its side: answer what it sent, then
                     // close.
@@ -259,8 +258,13 @@ impl Conn {
 
     /// Writes pending output. False when the connection is finished.
     pub fn write_output(&mut self) -> bool {
+        match self.transport.flush() {
+            Ok(()) => {}
+            Err(err) if err.kind() == ErrorKind::WouldBlock => return true,
+            Err(_) => return false,
+        }
         while self.written < self.replies.buf.len() {
-            match self.stream.write(&self.replies.buf[self.written..]) {
+            match self.transport.write(&self.replies.buf[self.written..]) {
                 Ok(0) => return false,
                 Ok(n) => self.written += n,
                 Err(err) if err.kind() == ErrorKind::WouldBlock => return true,
@@ -273,7 +277,7 @@ impl Conn {
         if matches!(self.state, State::Discarding { .. }) {
             // The error reply is out: half-close, then read and discard
             // until the client closes (or LINGER / DISCARD_LIMIT runs out).
-            let _ = self.stream.shutdown(Shutdown::Write);
+            self.transport.shutdown_write();
         }
         true
     }

@@ -28,6 +28,7 @@ use crate::log_limit::LogLimiter;
 use crate::service::Service;
 
 use super::conn::{Conn, ReadOutcome, State, LINGER};
+use super::transport::Transport;
 use super::workers::{self, Done, Job};
 use super::RespSettings;
 
@@ -170,18 +171,26 @@ impl Loop {
     fn accept(&mut self, listener: &TcpListener) {
         while self.conns.len() < self.settings.max_connections {
             match listener.accept() {
-                Ok((mut stream, _)) => {
+                Ok((stream, _)) => {
                     self.service.metrics().resp_connection();
                     let token = Token(self.next_token);
                     self.next_token += 1;
                     self.next_id += 1;
                     let _ = stream.set_nodelay(true);
                     let interest = Interest::READABLE | Interest::WRITABLE;
-                    if let Err(err) = self.poll.registry().register(&mut stream, token, interest) {
+                    let mut transport = match Transport::new(stream, self.settings.tls.as_ref()) {
+                        Ok(transport) => transport,
+                        Err(err) => {
+                            log::warn!("cannot start TLS on a RESP connection: {err}");
+                            continue;
+                        }
+                    };
+                    let registry = self.poll.registry();
+                    if let Err(err) = registry.register(transport.socket(), token, interest) {
                         log::warn!("cannot poll a RESP connection: {err}");
                         continue;
                     }
-                    self.conns.insert(token, Conn::new(stream, self.next_id));
+                    self.conns.insert(token, Conn::new(transport, self.next_id));
                     self.live.store(self.conns.len(), Ordering::SeqCst);
                     // Data may already be waiting; edge-triggered polling
                     // reports it once, which registration may have missed.
@@ -234,7 +243,7 @@ impl Loop {
 
     fn close(&mut self, token: Token) {
         if let Some(mut conn) = self.conns.remove(&token) {
-            let _ = self.poll.registry().deregister(&mut conn.stream);
+            let _ = self.poll.registry().deregister(conn.transport.socket());
             self.live.store(self.conns.len(), Ordering::SeqCst);
             self.want_accept = true;
         }

@@ -20,6 +20,7 @@ mod event_loop;
 pub mod parse;
 pub(crate) mod reply;
 pub(crate) mod session;
+mod transport;
 mod workers;
 
 use std::io;
@@ -39,6 +40,8 @@ pub(crate) struct RespSettings {
     pub idle_timeout: Duration,
     /// Threads that do the reads needing Redis (MAX_CLIENTS).
     pub workers: usize,
+    /// TLS_CERT_FILE/TLS_KEY_FILE: the port speaks TLS only.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// The running RESP front end.

@@ -3,6 +3,7 @@
 //! tests control every byte, keep-alive and HEAD included), and polling.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod http;
 pub mod proxy;
 pub mod redis_server;

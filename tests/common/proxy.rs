@@ -124,9 +124,15 @@ impl Proxy {
             log,
             _dir: dir,
         };
+        // Over HTTPS the plain-HTTP helpers cannot ask; the port accepting
+        // (after the certificate loaded) is what can be seen from here.
+        let https = vars.get("TLS_CERT_FILE").is_some_and(|f| !f.is_empty());
         eventually("the proxy to answer /healthz", || {
             if let Ok(Some(status)) = proxy.child.try_wait() {
                 panic!("proxy exited with {status}: {}", proxy.log());
+            }
+            if https {
+                return TcpStream::connect(addr).ok().map(drop);
             }
             let reply = try_request(addr, "GET", "/healthz", &[]).ok()?;
             (reply.status == 200).then_some(())

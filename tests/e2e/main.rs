@@ -6,6 +6,7 @@ mod common;
 
 mod auth;
 mod browser;
+mod client_tls;
 mod coherence;
 mod concurrency;
 mod config_cli;

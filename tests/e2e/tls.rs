@@ -1,76 +1,8 @@
 //! `rediss://`: the proxy reaches a Redis that speaks TLS only on its TLS
 //! port, trusting the CA named by REDIS_TLS_CA, and refuses an untrusted one.
 
-use std::path::Path;
-use std::process::Command;
-
+use crate::common::certs::make_certificates;
 use crate::common::{free_port, Proxy, RedisServer, TempDir};
-
-/// A CA and a server certificate for 127.0.0.1 signed by it, made with the
-/// openssl command line.
-fn make_certificates(dir: &Path) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl is installed");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
-    )
-    .expect("write extensions");
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=redis-proxy test CA",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "server.ext",
-    ]);
-}
 
 #[test]
 fn rediss_with_a_trusted_ca_reads_through_and_an_untrusted_one_is_refused() {

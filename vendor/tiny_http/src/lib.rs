@@ -330,7 +330,9 @@ impl Server {
                         tasks_pool.spawn(Box::new(move || {
                             if let Some(client) = client.take() {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
+                                // redis-proxy patch 9: with rustls, HTTPS takes patch 5's path too
+                                // (its reads no longer hold the TLS lock while they wait).
+                                if client.secure() && cfg!(not(feature = "ssl-rustls")) {
                                     let (sender, receiver) = mpsc::channel();
                                     for rq in client {
                                         messages.push(rq.with_notify_sender(sender.clone()).into());

@@ -481,7 +481,7 @@ impl Request {
                 .push(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
         }
         if self.notify_when_responded.is_some() || self.done.is_none() {
-            // Not a connection of patch 5's (HTTPS, or a test request).
+            // Not a connection of patch 5's (a test request).
             let _ = self.respond(response);
             return written();
         }
@@ -496,11 +496,11 @@ impl Request {
             // Our turn on the connection (the previous response is out: the
             // connection's thread queues one request at a time), and nothing
             // buffered ahead of us.
-            let sent = match writer.flush() {
+            let (sent, complete) = match writer.flush() {
                 Ok(()) => send_now(&socket, &rendered),
-                Err(_) => rendered.len(),
+                Err(_) => (rendered.len(), true),
             };
-            if sent == rendered.len() {
+            if complete {
                 end_connection(done, close, writer);
                 return written();
             }
@@ -595,8 +595,13 @@ impl Drop for Request {
 }
 
 /// redis-proxy patch 5: a clone of a plain connection's socket, to send on
-/// it without blocking.
-pub(crate) type SendHandle = std::sync::Arc<std::net::TcpStream>;
+/// it without blocking; patch 9: or of an HTTPS connection's TLS stream.
+#[derive(Clone)]
+pub(crate) enum SendHandle {
+    Tcp(std::sync::Arc<std::net::TcpStream>),
+    #[cfg(feature = "ssl-rustls")]
+    Tls(crate::ssl::SslStream),
+}
 
 /// redis-proxy patch 5: a thread that finishes writing one response. If no
 /// thread can be had (out of resources), the caller writes it after all:
@@ -634,7 +639,21 @@ fn end_connection(done: Option<Sender<bool>>, close: bool, writer: Box<dyn Write
 
 /// redis-proxy patch 5: sends what the socket takes now, never waiting for
 /// room in it; returns how many bytes went.
-fn send_now(socket: &std::net::TcpStream, bytes: &[u8]) -> usize {
+fn send_now(handle: &SendHandle, bytes: &[u8]) -> (usize, bool) {
+    match handle {
+        SendHandle::Tcp(socket) => {
+            let sent = send_now_plain(socket, bytes);
+            (sent, sent == bytes.len())
+        }
+        // redis-proxy patch 9: through TLS.
+        #[cfg(all(unix, feature = "ssl-rustls"))]
+        SendHandle::Tls(stream) => stream.send_without_blocking(bytes),
+        #[cfg(all(not(unix), feature = "ssl-rustls"))]
+        SendHandle::Tls(_) => (0, false),
+    }
+}
+
+fn send_now_plain(socket: &std::net::TcpStream, bytes: &[u8]) -> usize {
     #[cfg(unix)]
     let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
     #[cfg(not(unix))]

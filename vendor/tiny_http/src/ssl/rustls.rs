@@ -38,20 +38,108 @@ impl Clone for RustlsStream {
 }
 
 impl Read for RustlsStream {
+    // redis-proxy patch 9: rustls's `StreamOwned::read` blocks on the socket
+    // with the Mutex held, so nothing could be written to the connection
+    // while its thread waited for the next request (patch 5 reads it while
+    // the previous response is still being sent). Plaintext already
+    // decrypted is returned under the lock; otherwise the lock is let go
+    // while a peek at the socket waits for bytes, then taken again to
+    // decrypt them.
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .expect("Failed to lock SSL stream mutex")
-            .read(buf)
+        loop {
+            let waiter = {
+                let mut guard = self.0.lock().expect("Failed to lock SSL stream mutex");
+                let stream = &mut *guard;
+                let waiter = match &stream.sock {
+                    Connection::Tcp(s) => s.try_clone().ok(),
+                    #[allow(unreachable_patterns)]
+                    _ => None,
+                };
+                let waiter = match waiter {
+                    Some(waiter) if !stream.conn.is_handshaking() => waiter,
+                    _ => return stream.read(buf),
+                };
+                match stream.conn.reader().read(buf) {
+                    Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+                    done => return done,
+                }
+                waiter
+            };
+            if waiter.peek(&mut [0u8])? == 0 {
+                return Ok(0);
+            }
+            let mut guard = self.0.lock().expect("Failed to lock SSL stream mutex");
+            let stream = &mut *guard;
+            if stream.conn.read_tls(&mut stream.sock)? == 0 {
+                return Ok(0);
+            }
+            if let Err(err) = stream.conn.process_new_packets() {
+                let _ = stream.conn.write_tls(&mut stream.sock);
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, err));
+            }
+        }
+    }
+}
+
+impl RustlsStream {
+    /// redis-proxy patch 9: encrypts `plaintext` and sends what the socket
+    /// takes now (`MSG_DONTWAIT`), like patch 5's `send_now` for plain
+    /// connections. Returns how much plaintext was taken, and whether all
+    /// of it is on the wire; the rest is left for a blocking `write`/`flush`.
+    #[cfg(unix)]
+    pub(crate) fn send_without_blocking(&self, plaintext: &[u8]) -> (usize, bool) {
+        let mut guard = self.0.lock().expect("Failed to lock SSL stream mutex");
+        let stream = &mut *guard;
+        let socket = match &stream.sock {
+            Connection::Tcp(s) => s,
+            #[allow(unreachable_patterns)]
+            _ => return (0, false),
+        };
+        if stream.conn.is_handshaking() {
+            return (0, false);
+        }
+        let taken = stream.conn.writer().write(plaintext).unwrap_or(0);
+        let mut socket = DontWait(socket);
+        while stream.conn.wants_write() {
+            match stream.conn.write_tls(&mut socket) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        (taken, taken == plaintext.len() && !stream.conn.wants_write())
+    }
+}
+
+/// redis-proxy patch 9: a socket written without blocking.
+#[cfg(unix)]
+struct DontWait<'a>(&'a std::net::TcpStream);
+
+#[cfg(unix)]
+impl Write for DontWait<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        socket2::SockRef::from(self.0).send_with_flags(buf, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
 impl Write for RustlsStream {
+    // redis-proxy patch 9: with no handshake done (a client speaking plain
+    // HTTP to the HTTPS port, say), rustls's `StreamOwned::write` would
+    // block reading the socket, under the Mutex, to finish the handshake
+    // before it could send the error response; there is no one to send it
+    // to, so fail the write and let the connection close.
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .expect("Failed to lock SSL stream mutex")
-            .write(buf)
+        let mut stream = self.0.lock().expect("Failed to lock SSL stream mutex");
+        if stream.conn.is_handshaking() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "no TLS session to write to",
+            ));
+        }
+        stream.write(buf)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -69,33 +157,20 @@ impl RustlsContext {
         certificates: Vec<u8>,
         private_key: Zeroizing<Vec<u8>>,
     ) -> Result<Self, Box<dyn Error + Send + Sync>> {
-        let certificate_chain: Vec<rustls::Certificate> =
-            rustls_pemfile::certs(&mut certificates.as_slice())?
-                .into_iter()
-                .map(|bytes| rustls::Certificate(bytes))
-                .collect();
+        // redis-proxy patch 9: rustls 0.23, whose pki-types parse PEM (no
+        // rustls-pemfile), and errors instead of panics for a bad key.
+        use rustls::pki_types::pem::PemObject;
+        let certificate_chain: Vec<rustls::pki_types::CertificateDer<'static>> =
+            rustls::pki_types::CertificateDer::pem_slice_iter(&certificates)
+                .collect::<Result<_, _>>()?;
 
         if certificate_chain.is_empty() {
             return Err("Couldn't extract certificate chain from config.".into());
         }
 
-        let private_key = rustls::PrivateKey({
-            let pkcs8_keys = rustls_pemfile::pkcs8_private_keys(
-                &mut private_key.clone().as_slice(),
-            )
-            .expect("file contains invalid pkcs8 private key (encrypted keys are not supported)");
-
-            if let Some(pkcs8_key) = pkcs8_keys.first() {
-                pkcs8_key.clone()
-            } else {
-                let rsa_keys = rustls_pemfile::rsa_private_keys(&mut private_key.as_slice())
-                    .expect("file contains invalid rsa private key");
-                rsa_keys[0].clone()
-            }
-        });
+        let private_key = rustls::pki_types::PrivateKeyDer::from_pem_slice(&private_key)?;
 
         let tls_conf = rustls::ServerConfig::builder()
-            .with_safe_defaults()
             .with_no_client_auth()
             .with_single_cert(certificate_chain, private_key)?;
 

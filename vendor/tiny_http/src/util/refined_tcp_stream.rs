@@ -133,13 +133,17 @@ impl RefinedTcpStream {
     }
 
     /// redis-proxy patch 5: a clone of the plain TCP socket, to send on it
-    /// without blocking; None for TLS and Unix sockets, or if no descriptor
-    /// is left to clone it (then every response takes the slow path).
+    /// without blocking; None for Unix sockets, or if no descriptor is left
+    /// to clone it (then every response takes the slow path). Patch 9: for
+    /// HTTPS, the TLS stream, which encrypts before sending.
     pub(crate) fn send_handle(&self) -> Option<crate::request::SendHandle> {
         match &self.stream {
-            Stream::Http(crate::connection::Connection::Tcp(s)) => {
-                s.try_clone().ok().map(std::sync::Arc::new)
-            }
+            Stream::Http(crate::connection::Connection::Tcp(s)) => s
+                .try_clone()
+                .ok()
+                .map(|s| crate::request::SendHandle::Tcp(std::sync::Arc::new(s))),
+            #[cfg(feature = "ssl-rustls")]
+            Stream::Https(s) => Some(crate::request::SendHandle::Tls(s.clone())),
             _ => None,
         }
     }
