@@ -8,7 +8,7 @@
 #   4. redis-benchmark GET straight at the backing Redis
 #   5. redis-benchmark GET at the proxy's RESP port, all hits (if built in)
 #   6. proxy, all hits with INVALIDATION=off, for the cost of tracking;
-#      6b with PROXY_PASSWORD, 6c over HTTPS
+#      6b with PROXY_PASSWORD, 6c over HTTPS, 6d in front of a Redis Cluster
 #   7. staleness after a write, and invalidations applied per second
 #   8. memory per cached key, next to Redis's for the same keys (MEMORY_KEYS)
 #
@@ -175,6 +175,38 @@ for i in $(seq 0 999); do curl -fs --cacert "$work/tls.pem" "https://127.0.0.1:$
 SCHEME=https run_wrk hits_https "$proxy_port" 1000
 kill "${pids[-1]}"
 
+echo "== 6d/8 proxy in front of a Redis Cluster (3 masters): hits, then misses"
+cluster_ports=()
+for _ in 1 2 3; do
+  port=$(cluster_port)
+  redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes --cluster-config-file "$work/nodes-$port.conf" \
+    --cluster-node-timeout 2000 --save "" --appendonly no --daemonize no >>"$work/redis.log" 2>&1 &
+  pids+=($!)
+  cluster_ports+=("$port")
+done
+for port in "${cluster_ports[@]}"; do wait_redis "$port"; done
+redis-cli --cluster create $(printf '127.0.0.1:%s ' "${cluster_ports[@]}") --cluster-yes >/dev/null
+for _ in $(seq 1 200); do redis-cli -p "${cluster_ports[0]}" cluster info | grep -q cluster_state:ok && break; sleep 0.05; done
+for i in $(seq 0 999); do printf 'key:%012d\n' "$i"; done \
+  | while read -r key; do redis-cli -c -p "${cluster_ports[0]}" set "$key" "$value" >/dev/null; done
+seeds="127.0.0.1:${cluster_ports[0]},127.0.0.1:${cluster_ports[1]}"
+for capacity in 10000 10; do
+  proxy_port=$(free_port)
+  env -i PATH="$PATH" REDIS_MODE=cluster REDIS_ADDRESS="$seeds" PROXY_PORT="$proxy_port" RESP_PORT=off \
+    MAX_CLIENTS="$WORKERS" CACHE_CAPACITY="$capacity" GLOBAL_CACHE_EXPIRY=3600 RUST_LOG=warn \
+    target/release/redis-proxy 2>>"$work/proxy.log" &
+  pids+=($!)
+  wait_http "$proxy_port" /healthz
+  wait_link "$proxy_port"
+  if [ "$capacity" = 10000 ]; then
+    for i in $(seq 0 999); do curl -fs "http://127.0.0.1:$proxy_port/proxy?key=key:$(printf %012d "$i")" >/dev/null; done
+    run_wrk cluster_hits "$proxy_port" 1000
+  else
+    run_wrk cluster_misses "$proxy_port" 1000
+  fi
+  kill "${pids[-1]}"
+done
+
 echo "== 7/8 staleness and invalidation rate (INVALIDATION=tracking)"
 proxy_port=$(free_port); resp_port=$(free_port)
 env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
@@ -217,6 +249,8 @@ awk '
       if (name[i] == "resp_hits" && ("redis_get" in idx)) ratio = sprintf("%.0f%% of redis_get", 100 * rps[i] / rps[idx["redis_get"]])
       if (name[i] == "hits_with_auth" && ("proxy_hits" in idx)) ratio = sprintf("%.2f of proxy_hits", rps[i] / rps[idx["proxy_hits"]])
       if (name[i] == "hits_https" && ("proxy_hits" in idx)) ratio = sprintf("%.2f of proxy_hits", rps[i] / rps[idx["proxy_hits"]])
+      if (name[i] == "cluster_hits" && ("proxy_hits" in idx)) ratio = sprintf("%.2f of proxy_hits", rps[i] / rps[idx["proxy_hits"]])
+      if (name[i] == "cluster_misses" && ("proxy_misses" in idx)) ratio = sprintf("%.2f of proxy_misses", rps[i] / rps[idx["proxy_misses"]])
       if (name[i] == "hits_ttl_only" && ("proxy_hits" in idx)) ratio = sprintf("tracking on: %.2f of this", rps[idx["proxy_hits"]] / rps[i])
       printf "| %-13s | %12.0f | %10s | %10s | %7s | %-24s |\n", name[i], rps[i], p50[i], p99[i], err[i], ratio
     }

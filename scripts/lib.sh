@@ -89,3 +89,18 @@ wait_redis() {
   echo "no Redis answers on port $1" >&2
   return 1
 }
+
+# A port for a Redis Cluster node: its bus port (+10000) must be free too,
+# and both below the ephemeral range.
+cluster_port() {
+  local port
+  while :; do
+    port=$((4000 + RANDOM % 6000))
+    if ! { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null \
+      && ! { exec 4<>"/dev/tcp/127.0.0.1/$((port + 10000))"; } 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+    exec 3<&- 3>&- 4<&- 4>&-
+  done
+}

@@ -15,8 +15,9 @@ use std::time::Duration;
 use r2d2::ManageConnection;
 use scheduled_thread_pool::ScheduledThreadPool;
 
-use crate::config::Config;
+use crate::config::{Config, RedisMode};
 
+mod cluster;
 mod tracking;
 pub use tracking::{InvalidationLink, InvalidationSink};
 
@@ -47,16 +48,55 @@ impl fmt::Display for BackendError {
 
 impl std::error::Error for BackendError {}
 
+/// How the proxy reaches Redis: one server, or a cluster through the redis
+/// crate's cluster client (which follows MOVED and ASK and refreshes its
+/// slot map itself).
+#[derive(Clone)]
+enum Target {
+    Single(redis::Client),
+    Cluster(redis::cluster::ClusterClient),
+}
+
+/// A connection to the target.
+enum Conn {
+    Single(redis::Connection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
+}
+
+impl Conn {
+    fn as_dyn(&mut self) -> &mut dyn redis::ConnectionLike {
+        match self {
+            Conn::Single(conn) => conn,
+            Conn::Cluster(conn) => &mut **conn,
+        }
+    }
+}
+
+impl Target {
+    /// A connection whose connect, reads and writes are each bounded by
+    /// `timeout` (REDIS_TIMEOUT_MS).
+    fn connect(&self, timeout: Duration) -> redis::RedisResult<Conn> {
+        match self {
+            Target::Single(client) => connect(client, timeout).map(Conn::Single),
+            Target::Cluster(client) => {
+                let conn = client.get_connection()?;
+                conn.set_read_timeout(Some(timeout))?;
+                conn.set_write_timeout(Some(timeout))?;
+                Ok(Conn::Cluster(Box::new(conn)))
+            }
+        }
+    }
+}
+
 /// A pooled connection plus whether it must be retired.
 pub struct BackendConnection {
-    conn: redis::Connection,
+    conn: Conn,
     broken: bool,
 }
 
-/// Opens connections with timeouts; delegates validation to the redis crate.
-#[derive(Debug)]
+/// Opens connections with timeouts and retires broken ones.
 struct Manager {
-    client: redis::Client,
+    target: Target,
     timeout: Duration,
 }
 
@@ -66,17 +106,17 @@ impl ManageConnection for Manager {
 
     fn connect(&self) -> Result<BackendConnection, redis::RedisError> {
         Ok(BackendConnection {
-            conn: connect(&self.client, self.timeout)?,
+            conn: self.target.connect(self.timeout)?,
             broken: false,
         })
     }
 
     fn is_valid(&self, conn: &mut BackendConnection) -> Result<(), redis::RedisError> {
-        self.client.is_valid(&mut conn.conn)
+        redis::cmd("PING").query::<()>(conn.conn.as_dyn())
     }
 
     fn has_broken(&self, conn: &mut BackendConnection) -> bool {
-        conn.broken || self.client.has_broken(&mut conn.conn)
+        conn.broken || !conn.conn.as_dyn().is_open()
     }
 }
 
@@ -97,8 +137,8 @@ pub struct Backend {
     pool: r2d2::Pool<Manager>,
     /// Readiness probes' own connection, outside the pool: a pool busy with
     /// misses must not make a healthy Redis look down.
-    probe: Mutex<Option<redis::Connection>>,
-    client: redis::Client,
+    probe: Mutex<Option<Conn>>,
+    target: Target,
     timeout: Duration,
 }
 
@@ -106,8 +146,13 @@ impl Backend {
     /// Sets up the pool without connecting, so the proxy starts (and serves
     /// cache hits) while Redis is down, and connects when it comes up.
     pub fn new(config: &Config) -> Result<Backend, BackendError> {
-        let client = client(config, redis::ProtocolVersion::RESP2)
-            .map_err(|err| BackendError::Unavailable(err.to_string()))?;
+        let target = match config.redis_mode {
+            RedisMode::Standalone => {
+                client(config, &config.redis_url, redis::ProtocolVersion::RESP2).map(Target::Single)
+            }
+            RedisMode::Cluster => cluster_client(config).map(Target::Cluster),
+        }
+        .map_err(|err| BackendError::Unavailable(err.to_string()))?;
         let size = config.max_clients.get();
         // r2d2 opens connections on a thread pool of 3 by default: behind a
         // far-away Redis, a cold burst would connect three at a time.
@@ -127,13 +172,13 @@ impl Backend {
             .connection_timeout(config.redis_timeout)
             .error_handler(Box::new(QuietErrors))
             .build_unchecked(Manager {
-                client: client.clone(),
+                target: target.clone(),
                 timeout: config.redis_timeout,
             });
         Ok(Backend {
             pool,
             probe: Mutex::new(None),
-            client,
+            target,
             timeout: config.redis_timeout,
         })
     }
@@ -143,7 +188,8 @@ impl Backend {
         self.query(redis::cmd("GET").arg(key))
     }
 
-    /// `PING` on the backing Redis, for readiness checks, on the probe's own
+    /// `PING` on the backing Redis (a cluster: `CLUSTER INFO` saying
+    /// `cluster_state:ok`), for readiness checks, on the probe's own
     /// connection (opened again after any failure) and within the Redis
     /// timeout, so it reports Redis's state rather than the pool's load.
     /// Probes that overlap do not queue: a second one uses a fresh connection.
@@ -161,24 +207,38 @@ impl Backend {
         result
     }
 
-    fn connect_probe(&self) -> Result<redis::Connection, BackendError> {
-        connect(&self.client, self.timeout)
+    fn connect_probe(&self) -> Result<Conn, BackendError> {
+        self.target
+            .connect(self.timeout)
             .map_err(|err| BackendError::Unavailable(err.to_string()))
     }
 
-    fn ping_on(&self, slot: &mut Option<redis::Connection>) -> Result<(), BackendError> {
+    fn ping_on(&self, slot: &mut Option<Conn>) -> Result<(), BackendError> {
         let conn = match slot {
             Some(conn) => conn,
             None => slot.insert(self.connect_probe()?),
         };
+        let classify = |err: redis::RedisError| match err.code() {
+            Some(_) => BackendError::Reply(err.to_string()),
+            None if err.is_timeout() => BackendError::Timeout(err.to_string()),
+            None => BackendError::Unavailable(err.to_string()),
+        };
+        if let Conn::Cluster(_) = conn {
+            let info: String = redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query(conn.as_dyn())
+                .map_err(classify)?;
+            return match info.lines().any(|line| line.trim() == "cluster_state:ok") {
+                true => Ok(()),
+                false => Err(BackendError::Unavailable(
+                    "the cluster does not say cluster_state:ok".to_owned(),
+                )),
+            };
+        }
         redis::cmd("PING")
-            .query::<String>(conn)
+            .query::<String>(conn.as_dyn())
             .map(drop)
-            .map_err(|err| match err.code() {
-                Some(_) => BackendError::Reply(err.to_string()),
-                None if err.is_timeout() => BackendError::Timeout(err.to_string()),
-                None => BackendError::Unavailable(err.to_string()),
-            })
+            .map_err(classify)
     }
 
     /// Runs one read-only command. A pooled connection that Redis closed
@@ -190,7 +250,7 @@ impl Backend {
         let mut retries = self.pool.max_size();
         loop {
             let mut pooled = self.checkout()?;
-            match cmd.query(&mut pooled.conn) {
+            match cmd.query(pooled.conn.as_dyn()) {
                 Ok(value) => return Ok(value),
                 Err(err) if retries > 0 && err.is_connection_dropped() => {
                     pooled.broken = true;
@@ -218,11 +278,16 @@ fn connect(client: &redis::Client, timeout: Duration) -> redis::RedisResult<redi
     Ok(conn)
 }
 
-/// A client for the configured Redis (TLS and its CA included), speaking
-/// `protocol`: RESP2 for the pool, RESP3 for the invalidation link's pushes.
-fn client(config: &Config, protocol: redis::ProtocolVersion) -> redis::RedisResult<redis::Client> {
+/// A client for the Redis at `url` (TLS and the configured CA included),
+/// speaking `protocol`: RESP2 for the pool, RESP3 for the invalidation
+/// link's pushes.
+fn client(
+    config: &Config,
+    url: &url::Url,
+    protocol: redis::ProtocolVersion,
+) -> redis::RedisResult<redis::Client> {
     use redis::IntoConnectionInfo;
-    let info = config.redis_url.as_str().into_connection_info()?;
+    let info = url.as_str().into_connection_info()?;
     let settings = info.redis_settings().clone().set_protocol(protocol);
     let info = info.set_redis_settings(settings);
     match &config.redis_tls_ca {
@@ -237,11 +302,42 @@ fn client(config: &Config, protocol: redis::ProtocolVersion) -> redis::RedisResu
     }
 }
 
+/// A cluster client for the seed nodes (TLS and its CA included), each
+/// node's connect and reads bounded by REDIS_TIMEOUT_MS, and few retries so
+/// a failing cluster answers within a small multiple of it.
+fn cluster_client(config: &Config) -> redis::RedisResult<redis::cluster::ClusterClient> {
+    let mut builder = redis::cluster::ClusterClientBuilder::new(
+        config.redis_nodes.iter().map(|url| url.as_str()),
+    )
+    .connection_timeout(config.redis_timeout)
+    .response_timeout(config.redis_timeout)
+    .retries(2)
+    .min_retry_wait(10)
+    .max_retry_wait(100);
+    if config.redis_url.scheme() == "rediss" {
+        builder = builder.tls(redis::TlsMode::Secure);
+        if let Some(ca) = &config.redis_tls_ca {
+            builder = builder.certs(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca.clone()),
+            });
+        }
+    }
+    builder.build()
+}
+
+/// Error replies that mean the data cannot be reached now, not that the
+/// request was wrong: a cluster that is down or mid-failover.
+const UNAVAILABLE_CODES: &[&str] = &["CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "LOADING"];
+
 /// Maps a failed command to our error, and marks the connection for
 /// retirement unless Redis itself answered (an error reply leaves the
 /// connection in step).
 fn retire_on_failure(pooled: &mut BackendConnection, err: redis::RedisError) -> BackendError {
     if let Some(code) = err.code() {
+        if UNAVAILABLE_CODES.contains(&code) {
+            return BackendError::Unavailable(err.to_string());
+        }
         let message = match err.detail() {
             Some(detail) => format!("{code} {detail}"),
             None => code.to_owned(),

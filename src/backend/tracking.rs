@@ -17,6 +17,7 @@
 //! PING) does not make the crate skip the next reply, as `recv_response`
 //! would; pushes reach the channel either way.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::thread;
@@ -24,7 +25,7 @@ use std::time::Duration;
 
 use redis::{PushInfo, PushKind, Value};
 
-use crate::config::{Config, Invalidation};
+use crate::config::{Config, Invalidation, RedisMode};
 use crate::log_limit::LogLimiter;
 
 /// The name operators find in `CLIENT LIST`.
@@ -50,10 +51,9 @@ pub trait InvalidationSink: Send + Sync {
     fn flush(&self);
 }
 
-/// The running link.
+/// The running link (in cluster mode, the thread that keeps one per master).
 pub struct InvalidationLink {
-    _link: thread::JoinHandle<()>,
-    _applier: thread::JoinHandle<()>,
+    _threads: Vec<thread::JoinHandle<()>>,
 }
 
 /// Why a link could not be set up.
@@ -72,8 +72,49 @@ impl InvalidationLink {
         config: &Config,
         sink: Arc<dyn InvalidationSink>,
     ) -> std::io::Result<InvalidationLink> {
-        let client =
-            super::client(config, redis::ProtocolVersion::RESP3).map_err(std::io::Error::other)?;
+        if config.redis_mode == RedisMode::Cluster {
+            let watcher = super::cluster::spawn_links(config, sink)?;
+            return Ok(InvalidationLink {
+                _threads: vec![watcher],
+            });
+        }
+        let client = super::client(config, &config.redis_url, redis::ProtocolVersion::RESP3)
+            .map_err(std::io::Error::other)?;
+        let settings = Settings::new(config, client, Arc::new(AtomicBool::new(false)));
+        Ok(InvalidationLink {
+            _threads: settings.spawn(sink)?,
+        })
+    }
+}
+
+/// One link: which Redis, and how to run it.
+pub(super) struct Settings {
+    client: redis::Client,
+    timeout: Duration,
+    prefixes: Vec<Vec<u8>>,
+    auto: bool,
+    /// Set when the link is no longer wanted (its cluster master is gone):
+    /// it ends within a second, reporting nothing more.
+    stop: Arc<AtomicBool>,
+}
+
+impl Settings {
+    /// A link to `client` as `config` says, until `stop` is set.
+    pub(super) fn new(config: &Config, client: redis::Client, stop: Arc<AtomicBool>) -> Settings {
+        Settings {
+            client,
+            timeout: config.redis_timeout,
+            prefixes: config.invalidation_prefixes.clone(),
+            auto: config.invalidation == Invalidation::Auto,
+            stop,
+        }
+    }
+
+    /// Starts the link's thread and its applier's.
+    pub(super) fn spawn(
+        self,
+        sink: Arc<dyn InvalidationSink>,
+    ) -> std::io::Result<Vec<thread::JoinHandle<()>>> {
         let (pushes, received) = mpsc::channel();
         let applier = {
             let sink = Arc::clone(&sink);
@@ -81,42 +122,34 @@ impl InvalidationLink {
                 .name("invalidation-apply".to_owned())
                 .spawn(move || apply(&received, &*sink))?
         };
-        let settings = Settings {
-            client,
-            timeout: config.redis_timeout,
-            prefixes: config.invalidation_prefixes.clone(),
-            auto: config.invalidation == Invalidation::Auto,
-        };
         let link = thread::Builder::new()
             .name("invalidation-link".to_owned())
-            .spawn(move || settings.run(&pushes, &*sink))?;
-        Ok(InvalidationLink {
-            _link: link,
-            _applier: applier,
-        })
+            .spawn(move || self.run(&pushes, &*sink))?;
+        Ok(vec![link, applier])
     }
-}
 
-struct Settings {
-    client: redis::Client,
-    timeout: Duration,
-    prefixes: Vec<Vec<u8>>,
-    auto: bool,
-}
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
 
-impl Settings {
     /// Connects, listens, reconnects, for as long as the process runs (or
-    /// until `auto` meets a Redis that refuses tracking).
+    /// until `auto` meets a Redis that refuses tracking, or `stop`).
     fn run(&self, pushes: &mpsc::Sender<PushInfo>, sink: &dyn InvalidationSink) {
         let warnings = LogLimiter::new(Duration::from_secs(5));
         let mut backoff = BACKOFF_FIRST;
-        loop {
+        while !self.stopped() {
             match self.connect(pushes) {
                 Ok(mut conn) => {
+                    if self.stopped() {
+                        return;
+                    }
                     sink.link_up();
                     log::info!("invalidation link up: Redis announces every write");
                     backoff = BACKOFF_FIRST;
                     let why = self.listen(&mut conn);
+                    if self.stopped() {
+                        return;
+                    }
                     sink.link_lost();
                     let _ = warnings.warn(format_args!(
                         "invalidation link lost ({why}): cache dropped and bypassed until it is back"
@@ -178,6 +211,9 @@ impl Settings {
                 Err(err) if err.is_timeout() => {}
                 Err(err) => return err.to_string(),
                 Ok(_) => {}
+            }
+            if self.stopped() {
+                return "no longer wanted".to_owned();
             }
             if let Err(err) = pubsub.set_read_timeout(Some(self.timeout)) {
                 return err.to_string();

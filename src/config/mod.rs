@@ -33,6 +33,11 @@ pub const VARIABLES: &[Variable] = &[
             "backing Redis: host:port, redis://[user:password@]host:port[/db], or rediss:// for TLS",
     },
     Variable {
+        name: "REDIS_MODE",
+        default: "standalone",
+        help: "standalone (one Redis), or cluster (REDIS_ADDRESS: seed nodes, comma-separated)",
+    },
+    Variable {
         name: "REDIS_TLS_CA",
         default: "",
         help: "for rediss://, a PEM file of CA certificates to trust (empty: the system's)",
@@ -174,11 +179,36 @@ impl Invalidation {
     }
 }
 
+/// What kind of Redis deployment is behind the proxy (`REDIS_MODE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RedisMode {
+    /// One Redis (or one master).
+    Standalone,
+    /// A Redis Cluster: reads go to the master of each key's slot.
+    Cluster,
+}
+
+impl RedisMode {
+    /// The name the variable takes, for logs and `INFO`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RedisMode::Standalone => "standalone",
+            RedisMode::Cluster => "cluster",
+        }
+    }
+}
+
 /// The validated configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
-    /// Where the backing Redis is, as the redis crate takes it.
+    /// Standalone or cluster.
+    pub redis_mode: RedisMode,
+    /// Where the backing Redis is, as the redis crate takes it: the first
+    /// seed node in cluster mode.
     pub redis_url: Url,
+    /// Every address REDIS_ADDRESS lists: one in standalone mode, the seed
+    /// nodes in cluster mode.
+    pub redis_nodes: Vec<Url>,
     /// For `rediss://`: the CA certificates to trust, PEM, if not the system's.
     pub redis_tls_ca: Option<Vec<u8>>,
     /// How long an entry stays fresh after insertion.
@@ -290,8 +320,12 @@ impl Config {
             .parse()
             .map_err(|_| host.error("an IP address, such as 127.0.0.1 or 0.0.0.0"))?;
         let port = raw("PROXY_PORT").parse_in::<u16>(0, u16::MAX, "a port number 0..=65535")?;
+        let redis_mode = parse_mode(raw("REDIS_MODE"))?;
+        let redis_nodes = parse_redis_addresses(raw("REDIS_ADDRESS"), redis_mode)?;
         Ok(Config {
-            redis_url: parse_redis_address(raw("REDIS_ADDRESS"))?,
+            redis_mode,
+            redis_url: redis_nodes[0].clone(),
+            redis_nodes,
             redis_tls_ca: read_ca(raw("REDIS_TLS_CA"))?,
             cache_expiry: parse_seconds(raw("GLOBAL_CACHE_EXPIRY"))?,
             cache_capacity: raw("CACHE_CAPACITY")
@@ -329,8 +363,9 @@ impl Config {
     /// The configuration as a log line, with any Redis password masked.
     pub fn describe(&self) -> String {
         format!(
-            "redis={} invalidation={} expiry={:?} capacity={} http={} resp={} max_clients={} max_connections={} redis_timeout={:?} client_auth={} tls={}",
-            masked(&self.redis_url),
+            "redis={} mode={} invalidation={} expiry={:?} capacity={} http={} resp={} max_clients={} max_connections={} redis_timeout={:?} client_auth={} tls={}",
+            self.redis_nodes.iter().map(masked).collect::<Vec<_>>().join(","),
+            self.redis_mode.name(),
             self.invalidation.name(),
             self.cache_expiry,
             self.cache_capacity,

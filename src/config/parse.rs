@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::{ConfigError, Invalidation, TlsFiles};
+use super::{ConfigError, Invalidation, RedisMode, TlsFiles};
 
 /// A raw value with the name it came from, for error messages.
 pub(super) struct Raw {
@@ -138,6 +138,41 @@ pub(super) fn parse_redis_address(raw: Raw) -> Result<Url, ConfigError> {
     } else {
         Err(raw.error(EXPECTED))
     }
+}
+
+pub(super) fn parse_mode(raw: Raw) -> Result<RedisMode, ConfigError> {
+    match raw.value.trim().to_ascii_lowercase().as_str() {
+        "standalone" => Ok(RedisMode::Standalone),
+        "cluster" => Ok(RedisMode::Cluster),
+        _ => Err(raw.error("standalone or cluster")),
+    }
+}
+
+/// REDIS_ADDRESS: one address, or in cluster mode a comma-separated list of
+/// seed nodes (no database number: a cluster has only db 0).
+pub(super) fn parse_redis_addresses(raw: Raw, mode: RedisMode) -> Result<Vec<Url>, ConfigError> {
+    let parts: Vec<&str> = raw.value.split(',').map(str::trim).collect();
+    if mode == RedisMode::Standalone && parts.len() > 1 {
+        return Err(raw.error("one address (REDIS_MODE=cluster takes a list of seed nodes)"));
+    }
+    let mut nodes = Vec::with_capacity(parts.len());
+    for part in parts {
+        let one = Raw {
+            name: raw.name,
+            value: part.to_owned(),
+        };
+        let url = parse_redis_address(one).map_err(|mut err| {
+            err.value = raw.value.clone();
+            err
+        })?;
+        if mode == RedisMode::Cluster && !matches!(url.path(), "" | "/" | "/0") {
+            return Err(
+                raw.error("cluster seed nodes without a database number (a cluster has db 0 only)")
+            );
+        }
+        nodes.push(url);
+    }
+    Ok(nodes)
 }
 
 /// The URL with its password, if any, replaced by `***`.

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod cluster;
 pub mod http;
 pub mod proxy;
 pub mod redis_server;

@@ -20,9 +20,14 @@ impl RedisServer {
 
     /// Starts a fresh server with extra `--option value` arguments.
     pub fn start_with(extra: &[&str]) -> RedisServer {
+        RedisServer::start_on(free_port(), extra)
+    }
+
+    /// [`RedisServer::start_with`] on a port the caller picked.
+    pub fn start_on(port: u16, extra: &[&str]) -> RedisServer {
         let mut server = RedisServer {
             child: None,
-            port: free_port(),
+            port,
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         server.spawn();
@@ -83,11 +88,19 @@ impl RedisServer {
 
     /// Runs any command directly against this server.
     pub fn cmd<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
+        self.try_cmd(args).expect("direct redis command")
+    }
+
+    /// [`RedisServer::cmd`], None if it fails.
+    pub fn try_cmd<T: redis::FromRedisValue>(&self, args: &[&str]) -> Option<T> {
         let mut cmd = redis::cmd(args[0]);
         for arg in &args[1..] {
             cmd.arg(*arg);
         }
-        cmd.query(&mut self.conn()).expect("direct redis command")
+        let mut conn = redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .ok()?;
+        cmd.query(&mut conn).ok()
     }
 
     /// Creates ACL user `name` with `password`, allowed every key and only
@@ -122,6 +135,11 @@ impl RedisServer {
             .find_map(|line| line.strip_prefix(&prefix))
             .and_then(|rest| rest.split(',').next())
             .map_or(0, |n| n.parse().expect("calls is a number"))
+    }
+
+    /// False once [`RedisServer::stop`] killed it.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// Kills the server (as a crash would) and waits for it to be gone.

@@ -7,6 +7,7 @@ mod common;
 mod auth;
 mod browser;
 mod client_tls;
+mod cluster;
 mod coherence;
 mod concurrency;
 mod config_cli;

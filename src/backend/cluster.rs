@@ -1,0 +1,293 @@
+//! Invalidation in cluster mode: one link per master, and a watcher that
+//! relinks when the set of masters changes.
+//!
+//! Each master announces the writes made on it, so a link to every master
+//! hears every write in the cluster (a key migrated between masters is
+//! deleted on one and restored on the other, both announced). The sync
+//! cluster connection carries no pushes, so each link is a plain
+//! connection, as in standalone mode. The watcher asks a seed node for
+//! `CLUSTER SLOTS` every second; when the masters differ (a failover, a
+//! master added or removed), it reports the link lost (the cache is dropped
+//! and bypassed), stops the old links and starts new ones. The service sees
+//! the link up only while every master's link is.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::Duration;
+
+use redis::Value;
+
+use super::tracking::Settings;
+use super::InvalidationSink;
+use crate::config::Config;
+
+/// How often the watcher compares the cluster's masters with its links.
+const TOPOLOGY_EVERY: Duration = Duration::from_secs(1);
+
+/// A master, as `host:port`.
+type Master = (String, u16);
+
+/// Starts the watcher, which starts the links.
+pub(super) fn spawn_links(
+    config: &Config,
+    sink: Arc<dyn InvalidationSink>,
+) -> std::io::Result<thread::JoinHandle<()>> {
+    let config = config.clone();
+    thread::Builder::new()
+        .name("cluster-watch".to_owned())
+        .spawn(move || watch(&config, sink))
+}
+
+/// Keeps one link per master, for as long as the process runs.
+fn watch(config: &Config, sink: Arc<dyn InvalidationSink>) {
+    let fleet = Arc::new(Fleet {
+        sink,
+        state: Mutex::new(FleetState::default()),
+    });
+    let mut seed = None;
+    loop {
+        let masters = match masters(config, &mut seed) {
+            Ok(masters) => masters,
+            Err(why) => {
+                log::debug!("cluster topology unknown: {why}");
+                thread::sleep(TOPOLOGY_EVERY);
+                continue;
+            }
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let generation = fleet.begin(masters.len());
+        log::info!(
+            "cluster masters: {}; one invalidation link each",
+            masters
+                .iter()
+                .map(|(host, port)| format!("{host}:{port}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for (index, master) in masters.iter().enumerate() {
+            let member = Arc::new(Member {
+                fleet: Arc::clone(&fleet),
+                generation,
+                index,
+            });
+            if let Err(err) = start_link(config, master, member, &stop) {
+                log::warn!("cannot start the invalidation link to {master:?}: {err}");
+            }
+        }
+        loop {
+            thread::sleep(TOPOLOGY_EVERY);
+            match self::masters(config, &mut seed) {
+                Ok(now) if now != masters => {
+                    log::info!("cluster masters changed: relinking");
+                    break;
+                }
+                Ok(_) => {}
+                Err(why) => log::debug!("cluster topology unknown: {why}"),
+            }
+        }
+        stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn start_link(
+    config: &Config,
+    (host, port): &Master,
+    member: Arc<Member>,
+    stop: &Arc<AtomicBool>,
+) -> Result<(), String> {
+    let mut url = config.redis_url.clone();
+    url.set_host(Some(host)).map_err(|err| err.to_string())?;
+    url.set_port(Some(*port))
+        .map_err(|()| "not a port".to_owned())?;
+    let client = super::client(config, &url, redis::ProtocolVersion::RESP3)
+        .map_err(|err| err.to_string())?;
+    Settings::new(config, client, Arc::clone(stop))
+        .spawn(member)
+        .map(drop)
+        .map_err(|err| err.to_string())
+}
+
+/// The masters, from `CLUSTER SLOTS` on the connection kept in `seed`, or
+/// on the first seed node that answers (kept for the next time): one
+/// connection per proxy, not one a second.
+fn masters(config: &Config, seed: &mut Option<redis::Connection>) -> Result<Vec<Master>, String> {
+    let slots =
+        |conn: &mut redis::Connection| redis::cmd("CLUSTER").arg("SLOTS").query::<Value>(conn);
+    if let Some(conn) = seed {
+        match slots(conn) {
+            Ok(answer) => return masters_of(&answer),
+            Err(err) => log::debug!("cluster seed connection failed: {err}"),
+        }
+        *seed = None;
+    }
+    let mut last = "no seed nodes".to_owned();
+    for node in &config.redis_nodes {
+        let answer = super::client(config, node, redis::ProtocolVersion::RESP2)
+            .and_then(|client| super::connect(&client, config.redis_timeout))
+            .and_then(|mut conn| slots(&mut conn).map(|answer| (conn, answer)));
+        match answer {
+            Ok((conn, answer)) => {
+                *seed = Some(conn);
+                return masters_of(&answer);
+            }
+            Err(err) => last = format!("{node}: {err}"),
+        }
+    }
+    Err(last)
+}
+
+/// Parses `CLUSTER SLOTS`: `[[start, end, [host, port, id, ...], replicas...], ...]`.
+fn masters_of(slots: &Value) -> Result<Vec<Master>, String> {
+    let Value::Array(ranges) = slots else {
+        return Err(format!("CLUSTER SLOTS answered {slots:?}"));
+    };
+    let mut masters = BTreeSet::new();
+    for range in ranges {
+        let master = match range {
+            Value::Array(fields) => fields.get(2),
+            _ => None,
+        };
+        let (host, port) = match master {
+            Some(Value::Array(node)) => (node.first(), node.get(1)),
+            _ => (None, None),
+        };
+        let host = match host {
+            Some(Value::BulkString(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+            Some(Value::SimpleString(text)) => text.clone(),
+            _ => return Err(format!("CLUSTER SLOTS range without a master: {range:?}")),
+        };
+        let port = match port {
+            Some(Value::Int(port)) => u16::try_from(*port).map_err(|err| err.to_string())?,
+            _ => return Err(format!("CLUSTER SLOTS range without a port: {range:?}")),
+        };
+        masters.insert((host, port));
+    }
+    if masters.is_empty() {
+        return Err("the cluster has no slots assigned".to_owned());
+    }
+    Ok(masters.into_iter().collect())
+}
+
+/// The links of one set of masters, reporting to the service as one link.
+struct Fleet {
+    sink: Arc<dyn InvalidationSink>,
+    state: Mutex<FleetState>,
+}
+
+#[derive(Default)]
+struct FleetState {
+    /// Which set of links is current; older links' reports are ignored.
+    generation: u64,
+    up: Vec<bool>,
+    /// Whether the service was told the link is up.
+    reported_up: bool,
+}
+
+impl Fleet {
+    /// A new set of `links` links, all down; the service hears the link is
+    /// lost if it was up.
+    fn begin(&self, links: usize) -> u64 {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.generation += 1;
+        state.up = vec![false; links];
+        if std::mem::take(&mut state.reported_up) {
+            self.sink.link_lost();
+        }
+        state.generation
+    }
+}
+
+/// One master's link, as the fleet sees it.
+struct Member {
+    fleet: Arc<Fleet>,
+    generation: u64,
+    index: usize,
+}
+
+impl Member {
+    fn set_up(&self, up: bool) {
+        let fleet = &self.fleet;
+        let mut state = fleet.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.generation != self.generation {
+            return;
+        }
+        state.up[self.index] = up;
+        let all_up = state.up.iter().all(|up| *up);
+        if all_up && !state.reported_up {
+            state.reported_up = true;
+            fleet.sink.link_up();
+        } else if !all_up && state.reported_up {
+            state.reported_up = false;
+            fleet.sink.link_lost();
+        }
+    }
+}
+
+impl InvalidationSink for Member {
+    fn link_up(&self) {
+        self.set_up(true);
+    }
+
+    fn link_lost(&self) {
+        self.set_up(false);
+    }
+
+    fn tracking_off(&self) {
+        self.fleet.sink.tracking_off();
+    }
+
+    // Invalidations are passed on from every link, current or not: one too
+    // many costs a miss, one too few a stale read.
+    fn invalidate(&self, keys: &[&[u8]]) {
+        self.fleet.sink.invalidate(keys);
+    }
+
+    fn flush(&self) {
+        self.fleet.sink.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(host: &str, port: i64) -> Value {
+        Value::Array(vec![
+            Value::BulkString(host.as_bytes().to_vec()),
+            Value::Int(port),
+            Value::BulkString(b"id".to_vec()),
+        ])
+    }
+
+    #[test]
+    fn masters_are_the_first_node_of_each_range() {
+        let slots = Value::Array(vec![
+            Value::Array(vec![
+                Value::Int(0),
+                Value::Int(5460),
+                node("10.0.0.1", 7000),
+                node("10.0.0.4", 7003),
+            ]),
+            Value::Array(vec![
+                Value::Int(5461),
+                Value::Int(10922),
+                node("10.0.0.2", 7001),
+            ]),
+            Value::Array(vec![
+                Value::Int(10923),
+                Value::Int(16383),
+                node("10.0.0.1", 7000),
+            ]),
+        ]);
+        assert_eq!(
+            masters_of(&slots),
+            Ok(vec![
+                ("10.0.0.1".to_owned(), 7000),
+                ("10.0.0.2".to_owned(), 7001)
+            ])
+        );
+        assert!(masters_of(&Value::Array(vec![])).is_err());
+    }
+}

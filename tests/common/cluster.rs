@@ -1,0 +1,174 @@
+//! A throwaway Redis Cluster: three masters and three replicas, made with
+//! `redis-cli --cluster create` from plain redis-servers.
+
+use std::net::TcpListener;
+use std::process::Command;
+
+use super::redis_server::RedisServer;
+use super::{eventually, TempDir};
+
+/// The cluster's nodes (killed on drop) and their config files.
+pub struct Cluster {
+    pub nodes: Vec<RedisServer>,
+    _dir: TempDir,
+}
+
+/// A port for a cluster node whose bus port (+10000) is free too. Both
+/// stay below the range `free_port` hands out (20000+) and Linux's
+/// ephemeral range (32768+): nodes from 4000, buses from 14000.
+fn node_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    const FIRST: u16 = 4_000;
+    const SPAN: u16 = 6_000;
+    let _ = NEXT.compare_exchange(
+        0,
+        1 + (std::process::id() % u32::from(SPAN)) as u16,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let port = FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN;
+        let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && free(port + 10_000) {
+            return port;
+        }
+    }
+}
+
+impl Cluster {
+    /// Starts six nodes, joins them into a cluster (one replica per master)
+    /// and waits until every node says `cluster_state:ok` and every replica
+    /// is in sync.
+    pub fn start() -> Cluster {
+        let dir = TempDir::new("cluster");
+        let nodes: Vec<RedisServer> = (0..6)
+            .map(|_| {
+                let port = node_port();
+                let conf = dir.path().join(format!("nodes-{port}.conf"));
+                RedisServer::start_on(
+                    port,
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        &conf.to_string_lossy(),
+                        "--cluster-node-timeout",
+                        "2000",
+                    ],
+                )
+            })
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.port()))
+            .collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .expect("redis-cli is installed");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cluster = Cluster { nodes, _dir: dir };
+        cluster.wait_ok();
+        cluster
+    }
+
+    /// Until every node says `cluster_state:ok` and every replica's link
+    /// to its master is up.
+    pub fn wait_ok(&self) {
+        for node in self.nodes.iter().filter(|node| node.is_running()) {
+            eventually("the cluster to be ok on every node", || {
+                let info: String = node.try_cmd(&["CLUSTER", "INFO"])?;
+                info.contains("cluster_state:ok").then_some(())
+            });
+            eventually("every replica to be in sync", || {
+                let info: String = node.try_cmd(&["INFO", "replication"])?;
+                (info.contains("role:master") || info.contains("master_link_status:up"))
+                    .then_some(())
+            });
+        }
+    }
+
+    /// `127.0.0.1:P1,127.0.0.1:P2`: two seed nodes, as REDIS_ADDRESS.
+    pub fn seeds(&self) -> String {
+        format!(
+            "127.0.0.1:{},127.0.0.1:{}",
+            self.nodes[0].port(),
+            self.nodes[1].port()
+        )
+    }
+
+    /// A cluster connection, to write as an application would.
+    pub fn conn(&self) -> redis::cluster::ClusterConnection {
+        let running = self.nodes.iter().filter(|node| node.is_running());
+        redis::cluster::ClusterClient::new(running.map(|node| node.url()).collect::<Vec<_>>())
+            .and_then(|client| client.get_connection())
+            .expect("a cluster connection")
+    }
+
+    /// The node that now serves `key` as master.
+    pub fn master_of(&self, key: &str) -> &RedisServer {
+        &self.nodes[self.master_index(key)]
+    }
+
+    /// Where in `nodes` the master of `key` is.
+    pub fn master_index(&self, key: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|node| {
+                let role: String = node.cmd(&["INFO", "replication"]);
+                if !role.contains("role:master") {
+                    return false;
+                }
+                let slot: i64 = node.cmd(&["CLUSTER", "KEYSLOT", key]);
+                let owner: Vec<redis::Value> = node.cmd(&["CLUSTER", "SLOTS"]);
+                owner.iter().any(|range| match range {
+                    redis::Value::Array(fields) => match (&fields[0], &fields[1], &fields[2]) {
+                        (
+                            redis::Value::Int(start),
+                            redis::Value::Int(end),
+                            redis::Value::Array(m),
+                        ) => {
+                            *start <= slot
+                                && slot <= *end
+                                && m.get(1) == Some(&redis::Value::Int(i64::from(node.port())))
+                        }
+                        _ => false,
+                    },
+                    _ => false,
+                })
+            })
+            .expect("a master serves the key")
+    }
+
+    /// The masters, by role.
+    pub fn masters(&self) -> Vec<&RedisServer> {
+        self.nodes
+            .iter()
+            .filter(|node| node.is_running())
+            .filter(|node| {
+                let role: String = node.cmd(&["INFO", "replication"]);
+                role.contains("role:master")
+            })
+            .collect()
+    }
+
+    /// A replica of `master`.
+    pub fn replica_of(&self, master: &RedisServer) -> &RedisServer {
+        let needle = format!("master_port:{}", master.port());
+        self.nodes
+            .iter()
+            .find(|node| {
+                let info: String = node.cmd(&["INFO", "replication"]);
+                info.contains(&needle)
+            })
+            .expect("the master has a replica")
+    }
+}
