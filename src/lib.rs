@@ -109,12 +109,17 @@ impl Proxy {
         };
         let metrics = Arc::new(Metrics::new());
         let backend = Backend::new(config).map_err(|err| StartError::Redis(err.to_string()))?;
+        let topology = backend.topology();
         let service = Arc::new(Service::new(config, backend, metrics));
         let invalidation = match config.invalidation {
             Invalidation::Off => None,
             Invalidation::Auto | Invalidation::Tracking => Some(
-                InvalidationLink::spawn(config, Arc::clone(&service) as Arc<dyn InvalidationSink>)
-                    .map_err(StartError::Invalidation)?,
+                InvalidationLink::spawn(
+                    config,
+                    Arc::clone(&service) as Arc<dyn InvalidationSink>,
+                    topology,
+                )
+                .map_err(StartError::Invalidation)?,
             ),
         };
         let http = HttpServer::start(

@@ -13,12 +13,13 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use redis::Value;
 
+use super::fleet::{Fleet, Member};
 use super::tracking::Settings;
 use super::InvalidationSink;
 use crate::config::Config;
@@ -42,10 +43,7 @@ pub(super) fn spawn_links(
 
 /// Keeps one link per master, for as long as the process runs.
 fn watch(config: &Config, sink: Arc<dyn InvalidationSink>) {
-    let fleet = Arc::new(Fleet {
-        sink,
-        state: Mutex::new(FleetState::default()),
-    });
+    let fleet = Fleet::new(sink);
     let mut seed = None;
     loop {
         let masters = match masters(config, &mut seed) {
@@ -67,11 +65,7 @@ fn watch(config: &Config, sink: Arc<dyn InvalidationSink>) {
                 .join(", ")
         );
         for (index, master) in masters.iter().enumerate() {
-            let member = Arc::new(Member {
-                fleet: Arc::clone(&fleet),
-                generation,
-                index,
-            });
+            let member = Member::new(&fleet, generation, index);
             if let Err(err) = start_link(config, master, member, &stop) {
                 log::warn!("cannot start the invalidation link to {master:?}: {err}");
             }
@@ -168,85 +162,6 @@ fn masters_of(slots: &Value) -> Result<Vec<Master>, String> {
         return Err("the cluster has no slots assigned".to_owned());
     }
     Ok(masters.into_iter().collect())
-}
-
-/// The links of one set of masters, reporting to the service as one link.
-struct Fleet {
-    sink: Arc<dyn InvalidationSink>,
-    state: Mutex<FleetState>,
-}
-
-#[derive(Default)]
-struct FleetState {
-    /// Which set of links is current; older links' reports are ignored.
-    generation: u64,
-    up: Vec<bool>,
-    /// Whether the service was told the link is up.
-    reported_up: bool,
-}
-
-impl Fleet {
-    /// A new set of `links` links, all down; the service hears the link is
-    /// lost if it was up.
-    fn begin(&self, links: usize) -> u64 {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.generation += 1;
-        state.up = vec![false; links];
-        if std::mem::take(&mut state.reported_up) {
-            self.sink.link_lost();
-        }
-        state.generation
-    }
-}
-
-/// One master's link, as the fleet sees it.
-struct Member {
-    fleet: Arc<Fleet>,
-    generation: u64,
-    index: usize,
-}
-
-impl Member {
-    fn set_up(&self, up: bool) {
-        let fleet = &self.fleet;
-        let mut state = fleet.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.generation != self.generation {
-            return;
-        }
-        state.up[self.index] = up;
-        let all_up = state.up.iter().all(|up| *up);
-        if all_up && !state.reported_up {
-            state.reported_up = true;
-            fleet.sink.link_up();
-        } else if !all_up && state.reported_up {
-            state.reported_up = false;
-            fleet.sink.link_lost();
-        }
-    }
-}
-
-impl InvalidationSink for Member {
-    fn link_up(&self) {
-        self.set_up(true);
-    }
-
-    fn link_lost(&self) {
-        self.set_up(false);
-    }
-
-    fn tracking_off(&self) {
-        self.fleet.sink.tracking_off();
-    }
-
-    // Invalidations are passed on from every link, current or not: one too
-    // many costs a miss, one too few a stale read.
-    fn invalidate(&self, keys: &[&[u8]]) {
-        self.fleet.sink.invalidate(keys);
-    }
-
-    fn flush(&self) {
-        self.fleet.sink.flush();
-    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,10 @@ use scheduled_thread_pool::ScheduledThreadPool;
 use crate::config::{Config, RedisMode};
 
 mod cluster;
+mod fleet;
+mod sentinel;
 mod tracking;
+pub use sentinel::Topology;
 pub use tracking::{InvalidationLink, InvalidationSink};
 
 /// Why a backing read failed. Cheap to clone, so one outcome can be shared by
@@ -55,6 +58,8 @@ impl std::error::Error for BackendError {}
 enum Target {
     Single(redis::Client),
     Cluster(redis::cluster::ClusterClient),
+    /// Whichever master the sentinels name (the crate's `SentinelClient`).
+    Sentinel(Arc<Topology>),
 }
 
 /// A connection to the target.
@@ -74,16 +79,29 @@ impl Conn {
 
 impl Target {
     /// A connection whose connect, reads and writes are each bounded by
-    /// `timeout` (REDIS_TIMEOUT_MS).
-    fn connect(&self, timeout: Duration) -> redis::RedisResult<Conn> {
+    /// `timeout` (REDIS_TIMEOUT_MS), and the generation of the topology it
+    /// was opened under.
+    fn connect(&self, timeout: Duration) -> redis::RedisResult<(Conn, u64)> {
         match self {
-            Target::Single(client) => connect(client, timeout).map(Conn::Single),
+            Target::Single(client) => connect(client, timeout).map(|c| (Conn::Single(c), 0)),
             Target::Cluster(client) => {
                 let conn = client.get_connection()?;
                 conn.set_read_timeout(Some(timeout))?;
                 conn.set_write_timeout(Some(timeout))?;
-                Ok(Conn::Cluster(Box::new(conn)))
+                Ok((Conn::Cluster(Box::new(conn)), 0))
             }
+            Target::Sentinel(topology) => topology
+                .connect()
+                .map(|(conn, generation)| (Conn::Single(conn), generation)),
+        }
+    }
+
+    /// The generation a connection must belong to, to be used: in sentinel
+    /// mode, connections to a master the sentinels no longer name are old.
+    fn generation(&self) -> u64 {
+        match self {
+            Target::Sentinel(topology) => topology.generation(),
+            Target::Single(_) | Target::Cluster(_) => 0,
         }
     }
 }
@@ -92,6 +110,7 @@ impl Target {
 pub struct BackendConnection {
     conn: Conn,
     broken: bool,
+    generation: u64,
 }
 
 /// Opens connections with timeouts and retires broken ones.
@@ -105,9 +124,11 @@ impl ManageConnection for Manager {
     type Error = redis::RedisError;
 
     fn connect(&self) -> Result<BackendConnection, redis::RedisError> {
+        let (conn, generation) = self.target.connect(self.timeout)?;
         Ok(BackendConnection {
-            conn: self.target.connect(self.timeout)?,
+            conn,
             broken: false,
+            generation,
         })
     }
 
@@ -116,7 +137,7 @@ impl ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut BackendConnection) -> bool {
-        conn.broken || !conn.conn.as_dyn().is_open()
+        conn.broken || conn.generation != self.target.generation() || !conn.conn.as_dyn().is_open()
     }
 }
 
@@ -137,7 +158,7 @@ pub struct Backend {
     pool: r2d2::Pool<Manager>,
     /// Readiness probes' own connection, outside the pool: a pool busy with
     /// misses must not make a healthy Redis look down.
-    probe: Mutex<Option<Conn>>,
+    probe: Mutex<Option<(Conn, u64)>>,
     target: Target,
     timeout: Duration,
 }
@@ -151,6 +172,7 @@ impl Backend {
                 client(config, &config.redis_url, redis::ProtocolVersion::RESP2).map(Target::Single)
             }
             RedisMode::Cluster => cluster_client(config).map(Target::Cluster),
+            RedisMode::Sentinel => Topology::start(config).map(Target::Sentinel),
         }
         .map_err(|err| BackendError::Unavailable(err.to_string()))?;
         let size = config.max_clients.get();
@@ -207,14 +229,29 @@ impl Backend {
         result
     }
 
-    fn connect_probe(&self) -> Result<Conn, BackendError> {
+    /// The sentinels' view, in sentinel mode: the invalidation link follows
+    /// it.
+    pub fn topology(&self) -> Option<Arc<Topology>> {
+        match &self.target {
+            Target::Sentinel(topology) => Some(Arc::clone(topology)),
+            Target::Single(_) | Target::Cluster(_) => None,
+        }
+    }
+
+    fn connect_probe(&self) -> Result<(Conn, u64), BackendError> {
         self.target
             .connect(self.timeout)
             .map_err(|err| BackendError::Unavailable(err.to_string()))
     }
 
-    fn ping_on(&self, slot: &mut Option<Conn>) -> Result<(), BackendError> {
-        let conn = match slot {
+    fn ping_on(&self, slot: &mut Option<(Conn, u64)>) -> Result<(), BackendError> {
+        if slot
+            .as_ref()
+            .is_some_and(|(_, generation)| *generation != self.target.generation())
+        {
+            *slot = None;
+        }
+        let (conn, _) = match slot {
             Some(conn) => conn,
             None => slot.insert(self.connect_probe()?),
         };
@@ -250,6 +287,12 @@ impl Backend {
         let mut retries = self.pool.max_size();
         loop {
             let mut pooled = self.checkout()?;
+            if pooled.generation != self.target.generation() && retries > 0 {
+                // Opened to a master the sentinels no longer name.
+                pooled.broken = true;
+                retries -= 1;
+                continue;
+            }
             match cmd.query(pooled.conn.as_dyn()) {
                 Ok(value) => return Ok(value),
                 Err(err) if retries > 0 && err.is_connection_dropped() => {

@@ -67,11 +67,18 @@ enum SetupError {
 
 impl InvalidationLink {
     /// Starts the link for `config` (which must not say `INVALIDATION=off`),
-    /// reporting to `sink`.
+    /// reporting to `sink`; in sentinel mode it follows `topology`.
     pub fn spawn(
         config: &Config,
         sink: Arc<dyn InvalidationSink>,
+        topology: Option<Arc<super::Topology>>,
     ) -> std::io::Result<InvalidationLink> {
+        if let Some(topology) = topology {
+            let follower = super::sentinel::spawn_link(config, topology, sink)?;
+            return Ok(InvalidationLink {
+                _threads: vec![follower],
+            });
+        }
         if config.redis_mode == RedisMode::Cluster {
             let watcher = super::cluster::spawn_links(config, sink)?;
             return Ok(InvalidationLink {

@@ -35,7 +35,17 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "REDIS_MODE",
         default: "standalone",
-        help: "standalone (one Redis), or cluster (REDIS_ADDRESS: seed nodes, comma-separated)",
+        help: "standalone (one Redis), cluster (REDIS_ADDRESS: seed nodes, comma-separated) or sentinel (REDIS_ADDRESS: the sentinels)",
+    },
+    Variable {
+        name: "REDIS_SENTINEL_MASTER",
+        default: "",
+        help: "with REDIS_MODE=sentinel: the name of the master set the sentinels watch (required)",
+    },
+    Variable {
+        name: "REDIS_SENTINEL_PASSWORD",
+        default: "",
+        help: "with REDIS_MODE=sentinel: the sentinels' password, if they ask for one",
     },
     Variable {
         name: "REDIS_TLS_CA",
@@ -186,6 +196,9 @@ pub enum RedisMode {
     Standalone,
     /// A Redis Cluster: reads go to the master of each key's slot.
     Cluster,
+    /// A master and replicas watched by Sentinel: reads go to the master
+    /// the sentinels name.
+    Sentinel,
 }
 
 impl RedisMode {
@@ -194,6 +207,7 @@ impl RedisMode {
         match self {
             RedisMode::Standalone => "standalone",
             RedisMode::Cluster => "cluster",
+            RedisMode::Sentinel => "sentinel",
         }
     }
 }
@@ -209,6 +223,8 @@ pub struct Config {
     /// Every address REDIS_ADDRESS lists: one in standalone mode, the seed
     /// nodes in cluster mode.
     pub redis_nodes: Vec<Url>,
+    /// REDIS_SENTINEL_MASTER and REDIS_SENTINEL_PASSWORD, in sentinel mode.
+    pub sentinel: Option<SentinelSettings>,
     /// For `rediss://`: the CA certificates to trust, PEM, if not the system's.
     pub redis_tls_ca: Option<Vec<u8>>,
     /// How long an entry stays fresh after insertion.
@@ -246,6 +262,15 @@ pub struct Config {
     pub metrics_open: bool,
     /// Where the certificate and key are, when both front ends speak TLS.
     pub tls: Option<TlsFiles>,
+}
+
+/// Which master set to ask the sentinels for, and how to talk to them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SentinelSettings {
+    /// REDIS_SENTINEL_MASTER.
+    pub master: String,
+    /// REDIS_SENTINEL_PASSWORD, if set (never logged).
+    pub password: Option<Secret>,
 }
 
 /// TLS_CERT_FILE and TLS_KEY_FILE: read at start-up (see `tls::load`), so
@@ -322,8 +347,14 @@ impl Config {
         let port = raw("PROXY_PORT").parse_in::<u16>(0, u16::MAX, "a port number 0..=65535")?;
         let redis_mode = parse_mode(raw("REDIS_MODE"))?;
         let redis_nodes = parse_redis_addresses(raw("REDIS_ADDRESS"), redis_mode)?;
+        let sentinel = parse_sentinel(
+            redis_mode,
+            raw("REDIS_SENTINEL_MASTER"),
+            raw("REDIS_SENTINEL_PASSWORD"),
+        )?;
         Ok(Config {
             redis_mode,
+            sentinel,
             redis_url: redis_nodes[0].clone(),
             redis_nodes,
             redis_tls_ca: read_ca(raw("REDIS_TLS_CA"))?,

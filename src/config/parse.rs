@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::{ConfigError, Invalidation, RedisMode, TlsFiles};
+use super::{ConfigError, Invalidation, RedisMode, Secret, SentinelSettings, TlsFiles};
 
 /// A raw value with the name it came from, for error messages.
 pub(super) struct Raw {
@@ -144,7 +144,8 @@ pub(super) fn parse_mode(raw: Raw) -> Result<RedisMode, ConfigError> {
     match raw.value.trim().to_ascii_lowercase().as_str() {
         "standalone" => Ok(RedisMode::Standalone),
         "cluster" => Ok(RedisMode::Cluster),
-        _ => Err(raw.error("standalone or cluster")),
+        "sentinel" => Ok(RedisMode::Sentinel),
+        _ => Err(raw.error("standalone, cluster or sentinel")),
     }
 }
 
@@ -153,7 +154,7 @@ pub(super) fn parse_mode(raw: Raw) -> Result<RedisMode, ConfigError> {
 pub(super) fn parse_redis_addresses(raw: Raw, mode: RedisMode) -> Result<Vec<Url>, ConfigError> {
     let parts: Vec<&str> = raw.value.split(',').map(str::trim).collect();
     if mode == RedisMode::Standalone && parts.len() > 1 {
-        return Err(raw.error("one address (REDIS_MODE=cluster takes a list of seed nodes)"));
+        return Err(raw.error("one address (REDIS_MODE=cluster or sentinel takes a list of nodes)"));
     }
     let mut nodes = Vec::with_capacity(parts.len());
     for part in parts {
@@ -165,7 +166,7 @@ pub(super) fn parse_redis_addresses(raw: Raw, mode: RedisMode) -> Result<Vec<Url
             err.value = raw.value.clone();
             err
         })?;
-        if mode == RedisMode::Cluster && !matches!(url.path(), "" | "/" | "/0") {
+        if mode != RedisMode::Standalone && !matches!(url.path(), "" | "/" | "/0") {
             return Err(
                 raw.error("cluster seed nodes without a database number (a cluster has db 0 only)")
             );
@@ -198,4 +199,24 @@ pub(super) fn parse_tls(cert: Raw, key: Raw) -> Result<Option<TlsFiles>, ConfigE
             key: PathBuf::from(k),
         })),
     }
+}
+
+/// REDIS_SENTINEL_MASTER (required in sentinel mode) and
+/// REDIS_SENTINEL_PASSWORD.
+pub(super) fn parse_sentinel(
+    mode: RedisMode,
+    master: Raw,
+    password: Raw,
+) -> Result<Option<SentinelSettings>, ConfigError> {
+    if mode != RedisMode::Sentinel {
+        return Ok(None);
+    }
+    let name = master.value.trim();
+    if name.is_empty() {
+        return Err(master.error("the master set's name, with REDIS_MODE=sentinel"));
+    }
+    Ok(Some(SentinelSettings {
+        master: name.to_owned(),
+        password: Some(password.value).filter(|p| !p.is_empty()).map(Secret),
+    }))
 }

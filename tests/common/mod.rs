@@ -7,8 +7,10 @@ pub mod certs;
 pub mod cluster;
 pub mod http;
 pub mod proxy;
+pub mod readers;
 pub mod redis_server;
 pub mod relay;
+pub mod sentinel;
 pub mod tmux;
 
 pub use http::{request, try_request, HttpConnection};

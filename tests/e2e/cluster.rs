@@ -2,12 +2,10 @@
 //! every master, and no wrong value through a failover or a resharding.
 
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::thread;
 
 use crate::common::cluster::Cluster;
-use crate::common::{eventually, Proxy};
+use crate::common::{eventually, readers, Proxy};
 
 const KEYS: usize = 60;
 
@@ -61,43 +59,6 @@ fn wait_until_all_read(proxy: &Proxy, value: impl Fn(usize) -> String) {
     }
 }
 
-/// Readers on 8 threads until `stop`: every answer must be `allowed(i)` for
-/// its key or a 503/504 naming the problem in JSON. Returns the wrong ones.
-fn readers(
-    proxy: &Proxy,
-    stop: &Arc<AtomicBool>,
-    allowed: fn(usize, &[u8]) -> bool,
-) -> Vec<thread::JoinHandle<Vec<String>>> {
-    (0..8)
-        .map(|t| {
-            let addr = proxy.addr;
-            let stop = Arc::clone(stop);
-            thread::spawn(move || {
-                let mut wrong = Vec::new();
-                let mut i = t;
-                while !stop.load(Ordering::SeqCst) {
-                    i = (i + 7) % KEYS;
-                    let reply = crate::common::http::request(
-                        addr,
-                        "GET",
-                        &format!("/proxy?key={}", key(i)),
-                        &[],
-                    );
-                    let fine = match reply.status {
-                        200 => allowed(i, &reply.body),
-                        503 | 504 => reply.json()["error"].is_string(),
-                        _ => false,
-                    };
-                    if !fine {
-                        wrong.push(format!("{} -> {} {}", key(i), reply.status, reply.text()));
-                    }
-                }
-                wrong
-            })
-        })
-        .collect()
-}
-
 fn old(i: usize) -> String {
     format!("v{i}")
 }
@@ -143,8 +104,7 @@ fn keys_on_every_master_read_through_and_writes_on_every_master_invalidate() {
 fn a_failover_under_readers_serves_no_wrong_value_and_writes_after_it_invalidate() {
     let (cluster, proxy) = start(old);
     wait_until_all_read(&proxy, old);
-    let stop = Arc::new(AtomicBool::new(false));
-    let running = readers(&proxy, &stop, |i, body| body == old(i).as_bytes());
+    let running = readers::spawn(proxy.addr, KEYS, key, |i, body| body == old(i).as_bytes());
     let master = cluster.master_of(&key(0));
     let replica = cluster.replica_of(master);
     let _: () = replica.cmd(&["CLUSTER", "FAILOVER"]);
@@ -158,12 +118,7 @@ fn a_failover_under_readers_serves_no_wrong_value_and_writes_after_it_invalidate
         (proxy.link_state() == "up" && proxy.log().contains("cluster masters changed"))
             .then_some(())
     });
-    stop.store(true, Ordering::SeqCst);
-    let wrong: Vec<String> = running
-        .into_iter()
-        .flat_map(|r| r.join().expect("reader"))
-        .collect();
-    assert!(wrong.is_empty(), "wrong answers: {wrong:?}");
+    running.finish();
     wait_until_all_read(&proxy, old);
     // Cached again, then written on the new master: the new value is read.
     assert!(proxy.get_key(key(0)).is_hit());
@@ -175,8 +130,7 @@ fn a_failover_under_readers_serves_no_wrong_value_and_writes_after_it_invalidate
 fn slots_migrated_under_readers_serve_no_wrong_value() {
     let (cluster, proxy) = start(old);
     wait_until_all_read(&proxy, old);
-    let stop = Arc::new(AtomicBool::new(false));
-    let running = readers(&proxy, &stop, |i, body| body == old(i).as_bytes());
+    let running = readers::spawn(proxy.addr, KEYS, key, |i, body| body == old(i).as_bytes());
     let masters = cluster.masters();
     let id = |node: &crate::common::RedisServer| -> String { node.cmd(&["CLUSTER", "MYID"]) };
     let out = Command::new("redis-cli")
@@ -200,12 +154,7 @@ fn slots_migrated_under_readers_serve_no_wrong_value() {
         String::from_utf8_lossy(&out.stderr)
     );
     cluster.wait_ok();
-    stop.store(true, Ordering::SeqCst);
-    let wrong: Vec<String> = running
-        .into_iter()
-        .flat_map(|r| r.join().expect("reader"))
-        .collect();
-    assert!(wrong.is_empty(), "wrong answers: {wrong:?}");
+    running.finish();
     // The moved keys are read from their new master, and its writes invalidate.
     wait_until_all_read(&proxy, old);
     write_all(&cluster, new);
@@ -216,8 +165,7 @@ fn slots_migrated_under_readers_serve_no_wrong_value() {
 fn a_crashed_master_is_replaced_and_the_proxy_links_to_its_successor() {
     let (mut cluster, proxy) = start(old);
     wait_until_all_read(&proxy, old);
-    let stop = Arc::new(AtomicBool::new(false));
-    let running = readers(&proxy, &stop, |i, body| body == old(i).as_bytes());
+    let running = readers::spawn(proxy.addr, KEYS, key, |i, body| body == old(i).as_bytes());
     let crashed = cluster.master_index(&key(0));
     cluster.nodes[crashed].stop();
     // Its link is lost at once: the cache is dropped and bypassed ...
@@ -230,12 +178,7 @@ fn a_crashed_master_is_replaced_and_the_proxy_links_to_its_successor() {
     eventually("the proxy to link to the new master", || {
         (proxy.link_state() == "up").then_some(())
     });
-    stop.store(true, Ordering::SeqCst);
-    let wrong: Vec<String> = running
-        .into_iter()
-        .flat_map(|r| r.join().expect("reader"))
-        .collect();
-    assert!(wrong.is_empty(), "wrong answers: {wrong:?}");
+    running.finish();
     wait_until_all_read(&proxy, old);
     assert!(proxy.get_key(key(0)).is_hit(), "cached again");
     write_all(&cluster, new);

@@ -20,5 +20,6 @@ mod keepalive;
 mod operations;
 mod read_through;
 mod resp;
+mod sentinel;
 mod tls;
 mod validators;

@@ -1,0 +1,132 @@
+//! A throwaway Sentinel set: a master, a replica and three sentinels
+//! watching them as `mymaster`.
+
+use std::process::{Child, Command, Stdio};
+
+use super::redis_server::RedisServer;
+use super::{eventually, free_port, TempDir};
+
+/// The master set's name.
+pub const MASTER: &str = "mymaster";
+
+/// The data nodes, and the sentinels (killed on drop).
+pub struct Sentinels {
+    pub master: RedisServer,
+    pub replica: RedisServer,
+    sentinels: Vec<(Child, u16)>,
+    password: Option<String>,
+    _dir: TempDir,
+}
+
+impl Drop for Sentinels {
+    fn drop(&mut self) {
+        for (child, _) in &mut self.sentinels {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Sentinels {
+    /// Starts the master, its replica and three sentinels, and waits until
+    /// the replica is in sync and every sentinel knows the other two.
+    pub fn start() -> Sentinels {
+        Sentinels::start_with_password(None)
+    }
+
+    /// [`Sentinels::start`], the sentinels asking for `password` (from
+    /// clients and from each other).
+    pub fn start_with_password(password: Option<&str>) -> Sentinels {
+        let auth = password.map_or(String::new(), |pw| {
+            format!("requirepass {pw}\nsentinel sentinel-pass {pw}\n")
+        });
+        let dir = TempDir::new("sentinel");
+        let master = RedisServer::start();
+        let master_port = master.port().to_string();
+        let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &master_port]);
+        let sentinels = (0..3)
+            .map(|i| {
+                let port = free_port();
+                let conf = dir.path().join(format!("sentinel-{i}.conf"));
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "port {port}\nbind 127.0.0.1\n\
+                         sentinel monitor {MASTER} 127.0.0.1 {master_port} 2\n\
+                         sentinel down-after-milliseconds {MASTER} 1000\n\
+                         sentinel failover-timeout {MASTER} 5000\n{auth}"
+                    ),
+                )
+                .expect("write a sentinel config");
+                let child = Command::new("redis-server")
+                    .arg(&conf)
+                    .arg("--sentinel")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("redis-server is installed");
+                (child, port)
+            })
+            .collect();
+        let set = Sentinels {
+            master,
+            replica,
+            sentinels,
+            password: password.map(str::to_owned),
+            _dir: dir,
+        };
+        eventually("the replica to be in sync", || {
+            let info: String = set.replica.try_cmd(&["INFO", "replication"])?;
+            info.contains("master_link_status:up").then_some(())
+        });
+        for port in set.ports() {
+            eventually("each sentinel to know the other two", || {
+                let info: String =
+                    sentinel_cmd(port, set.password.as_deref(), &["INFO", "sentinel"])?;
+                info.contains("sentinels=3").then_some(())
+            });
+        }
+        set
+    }
+
+    /// The sentinels' ports.
+    pub fn ports(&self) -> Vec<u16> {
+        self.sentinels.iter().map(|(_, port)| *port).collect()
+    }
+
+    /// `127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3`, as REDIS_ADDRESS.
+    pub fn addresses(&self) -> String {
+        self.ports()
+            .iter()
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The master's port as the first sentinel reports it now.
+    pub fn master_port(&self) -> Option<u16> {
+        let addr: Vec<String> = self.cmd(&["SENTINEL", "get-master-addr-by-name", MASTER])?;
+        addr.get(1)?.parse().ok()
+    }
+
+    /// Runs a command on the first sentinel.
+    pub fn cmd<T: redis::FromRedisValue>(&self, args: &[&str]) -> Option<T> {
+        sentinel_cmd(self.ports()[0], self.password.as_deref(), args)
+    }
+}
+
+fn sentinel_cmd<T: redis::FromRedisValue>(
+    port: u16,
+    password: Option<&str>,
+    args: &[&str],
+) -> Option<T> {
+    let auth = password.map_or(String::new(), |pw| format!(":{pw}@"));
+    let mut conn = redis::Client::open(format!("redis://{auth}127.0.0.1:{port}"))
+        .and_then(|c| c.get_connection())
+        .ok()?;
+    let mut cmd = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    cmd.query(&mut conn).ok()
+}

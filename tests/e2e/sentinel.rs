@@ -1,0 +1,121 @@
+//! REDIS_MODE=sentinel: reads from the master the sentinels name, and after
+//! `SENTINEL FAILOVER` from the new one only.
+
+use crate::common::sentinel::{Sentinels, MASTER};
+use crate::common::{eventually, readers, Proxy};
+
+const KEYS: usize = 20;
+
+fn key(i: usize) -> String {
+    format!("key:{i}")
+}
+
+fn start() -> (Sentinels, Proxy) {
+    let set = Sentinels::start();
+    for i in 0..KEYS {
+        set.master.set(key(i), format!("v{i}"));
+    }
+    let proxy = Proxy::start_at(
+        &set.addresses(),
+        &[
+            ("REDIS_MODE", "sentinel"),
+            ("REDIS_SENTINEL_MASTER", MASTER),
+            ("RESP_PORT", "auto"),
+        ],
+    );
+    proxy.wait_for_link("up");
+    (set, proxy)
+}
+
+#[test]
+fn reads_go_to_the_master_the_sentinels_name_and_its_writes_invalidate() {
+    let (set, proxy) = start();
+    for i in 0..KEYS {
+        let reply = proxy.get_key(key(i));
+        assert_eq!((reply.status, reply.text()), (200, format!("v{i}")));
+    }
+    assert!(set.master.calls("get") >= KEYS as u64);
+    assert_eq!(set.replica.calls("get"), 0, "reads go to the master only");
+    assert!(proxy.get_key(key(0)).is_hit());
+    set.master.set(key(0), "changed");
+    eventually("the write to reach the cache", || {
+        (proxy.get_key(key(0)).text() == "changed").then_some(())
+    });
+    assert_eq!(proxy.get("/readyz").status, 200);
+}
+
+#[test]
+fn after_a_sentinel_failover_only_the_new_master_answers() {
+    let (set, proxy) = start();
+    for i in 0..KEYS {
+        assert_eq!(proxy.get_key(key(i)).status, 200);
+    }
+    // Readers throughout: the old value, or a JSON 503/504, never another.
+    let readers = readers::spawn(proxy.addr, KEYS, key, |i, body| {
+        body == format!("v{i}").as_bytes()
+    });
+    let _: String = set
+        .cmd(&["SENTINEL", "FAILOVER", MASTER])
+        .expect("SENTINEL FAILOVER");
+    let new_port = set.replica.port();
+    eventually("the sentinels to name the replica", || {
+        (set.master_port() == Some(new_port)).then_some(())
+    });
+    eventually("the proxy to follow", || {
+        proxy
+            .log()
+            .contains("the sentinels name a new master")
+            .then_some(())
+    });
+    readers.finish();
+    // The demoted master is made to hold something else: any read it still
+    // answered would show it.
+    let _: () = set.master.cmd(&["REPLICAOF", "NO", "ONE"]);
+    set.master.set(key(0), "from the demoted master");
+    set.replica.set(key(0), "from the new master");
+    for _ in 0..20 {
+        let reply = proxy.get_key(key(0));
+        assert_ne!(reply.text(), "from the demoted master");
+        if reply.status == 200 {
+            assert_eq!(reply.text(), "from the new master");
+        }
+    }
+    // And once linked to the new master, its writes invalidate.
+    eventually("the link to the new master", || {
+        (proxy.link_state() == "up").then_some(())
+    });
+    assert_eq!(proxy.get_key(key(1)).text(), "v1");
+    set.replica.set(key(1), "written after the failover");
+    eventually("the write to reach the cache", || {
+        (proxy.get_key(key(1)).text() == "written after the failover").then_some(())
+    });
+}
+
+#[test]
+fn sentinels_with_a_password_are_reached_with_redis_sentinel_password() {
+    let set = Sentinels::start_with_password(Some("sentinel-secret"));
+    set.master.set("k", "v");
+    let with = |password: &str| {
+        Proxy::start_at(
+            &set.addresses(),
+            &[
+                ("REDIS_MODE", "sentinel"),
+                ("REDIS_SENTINEL_MASTER", MASTER),
+                ("REDIS_SENTINEL_PASSWORD", password),
+                ("REDIS_TIMEOUT_MS", "500"),
+            ],
+        )
+    };
+    let proxy = with("sentinel-secret");
+    assert_eq!(proxy.get_key("k").text(), "v");
+    assert_eq!(proxy.get("/readyz").status, 200);
+    assert!(
+        !proxy.log().contains("sentinel-secret"),
+        "the password is never logged"
+    );
+    // Without it the sentinels cannot be asked: no master, a 503.
+    let refused = with("");
+    let reply = refused.get_key("k");
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    assert_eq!(refused.get("/readyz").status, 503);
+}
