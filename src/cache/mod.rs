@@ -40,15 +40,20 @@
 
 use std::hash::BuildHasher;
 use std::num::NonZeroUsize;
-use std::ops::{Index, IndexMut};
 use std::time::Duration;
 
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
+mod arena;
 mod key;
+mod lists;
 mod time;
+#[cfg(any(test, feature = "test-hooks"))]
+mod validate;
+use arena::Arena;
 pub use key::Key;
+use lists::{Ends, Links, List};
 pub use time::{Clock, Time};
 
 /// Hashes keys the way one cache does (foldhash, seeded at random once), so
@@ -82,34 +87,6 @@ const NIL: Slot = Slot::MAX;
 /// Largest capacity: every slot must be below `NIL` (`u32::MAX`).
 pub const MAX_CAPACITY: usize = (Slot::MAX - 1) as usize;
 
-/// One direction-pair of links in one list.
-#[derive(Clone, Copy, Debug)]
-struct Links {
-    prev: Slot,
-    next: Slot,
-}
-
-impl Links {
-    const DETACHED: Links = Links {
-        prev: NIL,
-        next: NIL,
-    };
-}
-
-/// The ends of one list.
-#[derive(Clone, Copy, Debug)]
-struct Ends {
-    head: Slot,
-    tail: Slot,
-}
-
-impl Ends {
-    const EMPTY: Ends = Ends {
-        head: NIL,
-        tail: NIL,
-    };
-}
-
 /// One entry. Laid out in the order a hit reads it (key, expiry, recency
 /// links, value) so a hit touches as few cache lines as it can. The key's
 /// hash is not kept: the table's own tag filters probes, and the rare paths
@@ -123,13 +100,6 @@ struct Node<V> {
     recency: Links,
     value: V,
     age: Links,
-}
-
-/// Which of a node's two lists an operation works on.
-#[derive(Clone, Copy)]
-enum List {
-    Recency,
-    Age,
 }
 
 /// What [`Lru::get`] found.
@@ -178,35 +148,6 @@ pub struct Lru<V> {
     capacity: usize,
     ttl: Duration,
     grace: Duration,
-}
-
-/// The nodes, indexed by [`Slot`].
-#[derive(Debug)]
-struct Arena<V>(Vec<Node<V>>);
-
-impl<V> Index<Slot> for Arena<V> {
-    type Output = Node<V>;
-    fn index(&self, slot: Slot) -> &Node<V> {
-        &self.0[slot as usize]
-    }
-}
-
-impl<V> IndexMut<Slot> for Arena<V> {
-    fn index_mut(&mut self, slot: Slot) -> &mut Node<V> {
-        &mut self.0[slot as usize]
-    }
-}
-
-impl<V> Arena<V> {
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// The slot the next pushed node gets.
-    fn next_slot(&self) -> Slot {
-        // The capacity is at most MAX_CAPACITY, so this never truncates.
-        self.0.len() as Slot
-    }
 }
 
 impl<V> Lru<V> {
@@ -470,108 +411,6 @@ impl<V> Lru<V> {
         let hash = self.hash_of(slot);
         if let Ok(entry) = self.table.find_entry(hash, |&s| s == slot) {
             entry.remove();
-        }
-    }
-
-    fn links(&mut self, slot: Slot, list: List) -> &mut Links {
-        let node = &mut self.nodes[slot];
-        match list {
-            List::Recency => &mut node.recency,
-            List::Age => &mut node.age,
-        }
-    }
-
-    fn ends(&mut self, list: List) -> &mut Ends {
-        match list {
-            List::Recency => &mut self.recency,
-            List::Age => &mut self.age,
-        }
-    }
-
-    fn unlink(&mut self, list: List, slot: Slot) {
-        let links = std::mem::replace(self.links(slot, list), Links::DETACHED);
-        match links.prev {
-            NIL => self.ends(list).head = links.next,
-            prev => self.links(prev, list).next = links.next,
-        }
-        match links.next {
-            NIL => self.ends(list).tail = links.prev,
-            next => self.links(next, list).prev = links.prev,
-        }
-    }
-
-    fn push_front(&mut self, list: List, slot: Slot) {
-        let old_head = self.ends(list).head;
-        *self.links(slot, list) = Links {
-            prev: NIL,
-            next: old_head,
-        };
-        match old_head {
-            NIL => self.ends(list).tail = slot,
-            head => self.links(head, list).prev = slot,
-        }
-        self.ends(list).head = slot;
-    }
-
-    fn push_back(&mut self, list: List, slot: Slot) {
-        let old_tail = self.ends(list).tail;
-        *self.links(slot, list) = Links {
-            prev: old_tail,
-            next: NIL,
-        };
-        match old_tail {
-            NIL => self.ends(list).head = slot,
-            tail => self.links(tail, list).next = slot,
-        }
-        self.ends(list).tail = slot;
-    }
-
-    /// Checks every structural invariant; panics with a description when one
-    /// fails. For tests: run it after every step of a random sequence.
-    /// Compiled for the unit tests and the `test-hooks` feature only.
-    #[cfg(any(test, feature = "test-hooks"))]
-    pub fn validate(&self) {
-        assert!(self.nodes.len() <= self.capacity, "over capacity");
-        assert_eq!(self.table.len(), self.nodes.len(), "table and arena differ");
-        for (slot, node) in (0..).zip(self.nodes.0.iter()) {
-            assert_eq!(
-                self.find(self.hash_of(slot), node.key.as_bytes()),
-                Some(slot),
-                "table misses a node"
-            );
-        }
-        for list in [List::Recency, List::Age] {
-            let ends = match list {
-                List::Recency => self.recency,
-                List::Age => self.age,
-            };
-            let pick = |node: &Node<V>| match list {
-                List::Recency => node.recency,
-                List::Age => node.age,
-            };
-            let mut count = 0;
-            let mut prev = NIL;
-            let mut slot = ends.head;
-            while slot != NIL {
-                assert!(count < self.nodes.len(), "list has a cycle");
-                assert_eq!(pick(&self.nodes[slot]).prev, prev, "broken prev link");
-                prev = slot;
-                slot = pick(&self.nodes[slot]).next;
-                count += 1;
-            }
-            assert_eq!(ends.tail, prev, "tail is not the last node");
-            assert_eq!(count, self.nodes.len(), "list misses nodes");
-        }
-        let mut slot = self.age.head;
-        while slot != NIL {
-            let next = self.nodes[slot].age.next;
-            if next != NIL {
-                assert!(
-                    self.nodes[slot].expires_at <= self.nodes[next].expires_at,
-                    "age list out of expiry order"
-                );
-            }
-            slot = next;
         }
     }
 }

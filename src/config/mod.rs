@@ -13,142 +13,6 @@ use url::Url;
 
 use crate::cache::MAX_CAPACITY;
 
-/// One configuration variable: its name, default and meaning. The single
-/// source for parsing, `--help` and the README table.
-pub struct Variable {
-    /// The environment variable's name.
-    pub name: &'static str,
-    /// The value used when it is unset.
-    pub default: &'static str,
-    /// What it means and accepts, for `--help`.
-    pub help: &'static str,
-}
-
-/// Every variable the proxy reads, in `--help` order.
-pub const VARIABLES: &[Variable] = &[
-    Variable {
-        name: "REDIS_ADDRESS",
-        default: "127.0.0.1:6379",
-        help:
-            "backing Redis: host:port, redis://[user:password@]host:port[/db], or rediss:// for TLS",
-    },
-    Variable {
-        name: "REDIS_MODE",
-        default: "standalone",
-        help: "standalone (one Redis), cluster (REDIS_ADDRESS: seed nodes, comma-separated) or sentinel (REDIS_ADDRESS: the sentinels)",
-    },
-    Variable {
-        name: "REDIS_SENTINEL_MASTER",
-        default: "",
-        help: "with REDIS_MODE=sentinel: the name of the master set the sentinels watch (required)",
-    },
-    Variable {
-        name: "REDIS_SENTINEL_PASSWORD",
-        default: "",
-        help: "with REDIS_MODE=sentinel: the sentinels' password, if they ask for one",
-    },
-    Variable {
-        name: "REDIS_TLS_CA",
-        default: "",
-        help: "for rediss://, a PEM file of CA certificates to trust (empty: the system's)",
-    },
-    Variable {
-        name: "INVALIDATION",
-        default: "auto",
-        help: "tracking: drop a key the moment Redis says it changed (CLIENT TRACKING); off: TTL only; auto: tracking if Redis allows it, else off",
-    },
-    Variable {
-        name: "INVALIDATION_PREFIXES",
-        default: "",
-        help: "comma-separated key prefixes to track; keys outside them are read through uncached (empty: all keys)",
-    },
-    Variable {
-        name: "STALE_IF_ERROR_SECS",
-        default: "0",
-        help: "when Redis is down or slow, serve an entry that stopped being fresh less than this long ago, marked STALE (0: never)",
-    },
-    Variable {
-        name: "GLOBAL_CACHE_EXPIRY",
-        default: "60",
-        help: "seconds an entry is kept after insertion (> 0, at most a year; fractions allowed)",
-    },
-    Variable {
-        name: "CACHE_CAPACITY",
-        default: "10000",
-        help: "keys held at most (>= 1)",
-    },
-    Variable {
-        name: "PROXY_HOST",
-        default: "127.0.0.1",
-        help: "IP address both listeners (HTTP and RESP) bind to",
-    },
-    Variable {
-        name: "PROXY_PORT",
-        default: "8080",
-        help: "HTTP port (0 picks a free one)",
-    },
-    Variable {
-        name: "MAX_CLIENTS",
-        default: "16",
-        help: "worker threads: requests served at once (1..=1024)",
-    },
-    Variable {
-        name: "MAX_KEY_BYTES",
-        default: "8192",
-        help: "longest key read, HTTP and RESP alike; longer ones are refused (1..=1048576)",
-    },
-    Variable {
-        name: "REDIS_TIMEOUT_MS",
-        default: "1000",
-        help: "connect, read and pool-checkout timeout for Redis, in ms (>= 1)",
-    },
-    Variable {
-        name: "HTTP_IDLE_TIMEOUT_SECS",
-        default: "60",
-        help: "an HTTP connection that sends nothing for this long is closed (408)",
-    },
-    Variable {
-        name: "RESP_PORT",
-        default: "6380",
-        help: "Redis-protocol port on PROXY_HOST, or off",
-    },
-    Variable {
-        name: "MAX_CONNECTIONS",
-        default: "1024",
-        help: "open RESP connections at most; more wait until one closes (1..=65536)",
-    },
-    Variable {
-        name: "CLIENT_IDLE_TIMEOUT_SECS",
-        default: "300",
-        help: "a RESP connection with no request for this long is closed",
-    },
-    Variable {
-        name: "PROXY_PASSWORD",
-        default: "",
-        help: "password clients must give (HTTP Bearer or Basic, RESP AUTH); empty: open",
-    },
-    Variable {
-        name: "METRICS_OPEN",
-        default: "false",
-        help: "with PROXY_PASSWORD set, true serves /metrics without it",
-    },
-    Variable {
-        name: "TLS_CERT_FILE",
-        default: "",
-        help: "PEM certificate chain: with TLS_KEY_FILE, HTTP becomes HTTPS and RESP speaks TLS",
-    },
-    Variable {
-        name: "TLS_KEY_FILE",
-        default: "",
-        help: "PEM private key for TLS_CERT_FILE (both or neither)",
-    },
-    Variable {
-        name: "SHUTDOWN_TIMEOUT_SECS",
-        default: "10",
-        help: "on SIGTERM/SIGINT, how long requests in flight may take to finish",
-    },
-];
-
 /// A secret from the configuration: shown as `***` by `Debug`, so a
 /// logged configuration never carries it.
 #[derive(Clone, PartialEq, Eq)]
@@ -411,33 +275,11 @@ impl Config {
     }
 }
 
-/// The `--help` text, built from [`VARIABLES`].
-pub fn help_text() -> String {
-    let mut text = String::from(
-        "redis-proxy: a read-through LRU cache in front of Redis, served over HTTP.\n\n\
-         Usage: redis-proxy [--help]\n\n\
-         Configuration comes from the environment; a .env file in the working\n\
-         directory is read first, and variables already set win over it.\n\n",
-    );
-    for var in VARIABLES {
-        text.push_str(&format!(
-            "  {:<22} {} (default: {})\n",
-            var.name, var.help, var.default
-        ));
-    }
-    text.push_str("  RUST_LOG               log filter for env_logger (default: info)\n");
-    text
-}
-
-fn default_of(name: &str) -> &'static str {
-    VARIABLES
-        .iter()
-        .find(|var| var.name == name)
-        .map_or("", |var| var.default)
-}
-
 mod parse;
+mod variables;
 use parse::*;
+use variables::default_of;
+pub use variables::{help_text, Variable, VARIABLES};
 
 #[cfg(test)]
 mod tests;

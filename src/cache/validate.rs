@@ -1,0 +1,55 @@
+//! `Lru::validate`: every structural invariant, checked after each step of
+//! the property tests. Compiled for the unit tests and the `test-hooks`
+//! feature only.
+
+use super::{List, Lru, Node, NIL};
+
+impl<V> Lru<V> {
+    /// Checks every structural invariant; panics with a description when one
+    /// fails. For tests: run it after every step of a random sequence.
+    /// Compiled for the unit tests and the `test-hooks` feature only.
+    pub fn validate(&self) {
+        assert!(self.nodes.len() <= self.capacity, "over capacity");
+        assert_eq!(self.table.len(), self.nodes.len(), "table and arena differ");
+        for (slot, node) in (0..).zip(self.nodes.0.iter()) {
+            assert_eq!(
+                self.find(self.hash_of(slot), node.key.as_bytes()),
+                Some(slot),
+                "table misses a node"
+            );
+        }
+        for list in [List::Recency, List::Age] {
+            let ends = match list {
+                List::Recency => self.recency,
+                List::Age => self.age,
+            };
+            let pick = |node: &Node<V>| match list {
+                List::Recency => node.recency,
+                List::Age => node.age,
+            };
+            let mut count = 0;
+            let mut prev = NIL;
+            let mut slot = ends.head;
+            while slot != NIL {
+                assert!(count < self.nodes.len(), "list has a cycle");
+                assert_eq!(pick(&self.nodes[slot]).prev, prev, "broken prev link");
+                prev = slot;
+                slot = pick(&self.nodes[slot]).next;
+                count += 1;
+            }
+            assert_eq!(ends.tail, prev, "tail is not the last node");
+            assert_eq!(count, self.nodes.len(), "list misses nodes");
+        }
+        let mut slot = self.age.head;
+        while slot != NIL {
+            let next = self.nodes[slot].age.next;
+            if next != NIL {
+                assert!(
+                    self.nodes[slot].expires_at <= self.nodes[next].expires_at,
+                    "age list out of expiry order"
+                );
+            }
+            slot = next;
+        }
+    }
+}
