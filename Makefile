@@ -16,7 +16,7 @@ build:
 
 ## test: every test; starts its own throwaway redis-servers on free ports
 test:
-	@source scripts/lib.sh && ensure_command redis-server redis-server && ensure_command redis-cli redis-tools && ensure_command tmux tmux && ensure_command openssl openssl && ensure_command curl curl && ensure_command chromium chromium && ensure_python_module redis redis
+	@source scripts/lib.sh && ensure_command redis-server redis-server && ensure_command redis-cli redis-tools && ensure_command tmux tmux && ensure_command openssl openssl && ensure_command curl curl && ensure_command chromium chromium && ensure_python_module redis redis && ensure_node_module redis redis@5
 	cargo test --release --features test-hooks
 
 ## check: formatting and lints, as CI wants them

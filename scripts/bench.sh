@@ -11,6 +11,8 @@
 #      6b with PROXY_PASSWORD, 6c over HTTPS, 6d in front of a Redis Cluster
 #   7. staleness after a write, and invalidations applied per second
 #   8. memory per cached key, next to Redis's for the same keys (MEMORY_KEYS)
+#   9. redis-py with its own cache (CLIENT TRACKING) through the proxy, and
+#      without it: reads per second, and staleness at the application
 #
 # Settings: DURATION (s, default 10), CONNECTIONS (64), THREADS (2),
 # VALUE_SIZE (bytes, 100), WORKERS (MAX_CLIENTS, 16).
@@ -29,6 +31,8 @@ ensure_command wrk wrk
 ensure_command redis-server redis-server
 ensure_command redis-benchmark redis-tools
 ensure_command openssl openssl
+ensure_python_module redis redis
+ensure_node_module redis redis@5
 cargo build --release --quiet --bin redis-proxy --example http_ceiling --example staleness --example memory
 
 work=$(mktemp -d)
@@ -219,6 +223,18 @@ RESP_ADDR="127.0.0.1:$resp_port" HTTP_ADDR="127.0.0.1:$proxy_port" REDIS_URL="re
   WRITES="${WRITES:-10000}" target/release/examples/staleness >"$work/staleness.out"
 kill "${pids[-1]}"
 
+echo "== 9/9 redis-py with its own cache through the proxy (CLIENT TRACKING), and without it"
+proxy_port=$(free_port); resp_port=$(free_port)
+env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
+  MAX_CLIENTS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 RUST_LOG=warn \
+  target/release/redis-proxy 2>>"$work/proxy.log" &
+pids+=($!)
+wait_http "$proxy_port" /healthz
+wait_link "$proxy_port"
+python3 scripts/client_cache.py "$resp_port" "$redis_port" 3 "${CACHE_WRITES:-500}" >"$work/client_cache.out"
+NODE_PATH=target/node/node_modules node scripts/client_cache.js "$resp_port" "$redis_port" 3 >>"$work/client_cache.out"
+kill "${pids[-1]}"
+
 echo "== 8/8 memory per key, proxy and Redis side by side"
 mem_redis_port=$(free_port)
 redis-server --port "$mem_redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >>"$work/redis.log" 2>&1 &
@@ -258,3 +274,4 @@ awk '
 echo
 cat "$work/staleness.out"
 cat "$work/memory.out"
+cat "$work/client_cache.out"

@@ -34,6 +34,17 @@ ensure_python_module() {
   python3 -c "import $1" >/dev/null 2>&1 || { echo "could not install $2" >&2; return 1; }
 }
 
+# Installs an npm package into target/node when missing, for the tests
+# that drive node-redis: ensure_node_module NAME NPM-SPEC.
+ensure_node_module() {
+  ensure_command node nodejs
+  ensure_command npm npm
+  [ -d "target/node/node_modules/$1" ] && return 0
+  echo "installing $2 with npm into target/node" >&2
+  mkdir -p target/node
+  npm install --silent --no-audit --no-fund --prefix target/node "$2" >/dev/null
+}
+
 # Splits a REDIS_ADDRESS (host:port or redis://[user:pass@]host:port[/db])
 # into REDIS_HOST and REDIS_PORT.
 split_redis_address() {

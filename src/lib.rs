@@ -139,6 +139,7 @@ impl Proxy {
                         idle_timeout: config.client_idle_timeout,
                         workers: config.max_clients.get(),
                         tls: tls.as_ref().map(|tls| Arc::clone(&tls.config)),
+                        tracking_max_keys: config.tracking_max_keys,
                     },
                     Arc::clone(&service),
                 )

@@ -126,6 +126,9 @@ pub struct Config {
     pub metrics_open: bool,
     /// Where the certificate and key are, when both front ends speak TLS.
     pub tls: Option<TlsFiles>,
+    /// Keys remembered for RESP clients' `CLIENT TRACKING`, as Redis's
+    /// `tracking-table-max-keys`.
+    pub tracking_max_keys: usize,
 }
 
 /// Which master set to ask the sentinels for, and how to talk to them.
@@ -252,6 +255,11 @@ impl Config {
                 .map(Secret),
             metrics_open: parse_bool(raw("METRICS_OPEN"))?,
             tls: parse_tls(raw("TLS_CERT_FILE"), raw("TLS_KEY_FILE"))?,
+            tracking_max_keys: raw("TRACKING_TABLE_MAX_KEYS").parse_in::<usize>(
+                1,
+                100_000_000,
+                "a whole number 1..=100000000",
+            )?,
         })
     }
 

@@ -111,6 +111,11 @@ pub const VARIABLES: &[Variable] = &[
         help: "a RESP connection with no request for this long is closed",
     },
     Variable {
+        name: "TRACKING_TABLE_MAX_KEYS",
+        default: "1000000",
+        help: "keys remembered for RESP clients with CLIENT TRACKING (1..=100000000); the oldest are invalidated past it",
+    },
+    Variable {
         name: "PROXY_PASSWORD",
         default: "",
         help: "password clients must give (HTTP Bearer or Basic, RESP AUTH); empty: open",

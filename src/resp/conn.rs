@@ -17,8 +17,9 @@ use mio::Token;
 
 use crate::service::Service;
 
-use super::cmd::{execute, Step};
+use super::cmd::{execute, Peers, Step};
 use super::parse::Parser;
+use super::reply::Protocol;
 use super::reply::Replies;
 use super::session::Session;
 use super::transport::Transport;
@@ -81,6 +82,9 @@ pub struct Conn {
     replies: Replies,
     /// Bytes of `replies.buf` already written.
     written: usize,
+    /// Tracking messages that arrived while a reply was being fetched: they
+    /// go out after it.
+    pushes: Vec<u8>,
     pub state: State,
     pub last_active: Instant,
 }
@@ -95,6 +99,7 @@ impl Conn {
             parser: Parser::default(),
             replies: Replies::new(),
             written: 0,
+            pushes: Vec::new(),
             state: State::Open,
             last_active: Instant::now(),
         }
@@ -133,9 +138,25 @@ impl Conn {
         };
     }
 
-    /// A worker's reply: append it and carry on.
+    /// The protocol the connection speaks.
+    pub fn protocol(&self) -> Protocol {
+        self.replies.protocol
+    }
+
+    /// A tracking message: at once between replies, or after the reply
+    /// being fetched, so it never comes before a value it invalidates.
+    pub fn push(&mut self, message: impl FnOnce(&mut Vec<u8>)) {
+        match self.state {
+            State::Waiting { .. } => message(&mut self.pushes),
+            _ => message(&mut self.replies.buf),
+        }
+    }
+
+    /// A worker's reply: append it (and the messages that waited for it)
+    /// and carry on.
     pub fn deliver(&mut self, reply: &[u8]) {
         self.replies.buf.extend_from_slice(reply);
+        self.replies.buf.append(&mut self.pushes);
         self.state = match self.state {
             State::Waiting {
                 then: Then::Continue,
@@ -207,7 +228,7 @@ impl Conn {
         token: Token,
         service: &Service,
         jobs: &Sender<Job>,
-        live: usize,
+        peers: &Peers<'_>,
     ) -> bool {
         let mut consumed = 0;
         while matches!(self.state, State::Open | State::Closing { .. }) && !self.session.quit {
@@ -218,7 +239,7 @@ impl Conn {
                 Ok(Some(request)) => {
                     let frame = &self.input[consumed..consumed + request.len];
                     let args: Vec<&[u8]> = request.args.iter().map(|r| &frame[r.clone()]).collect();
-                    let step = execute(&args, &mut self.session, &mut self.replies, service, live);
+                    let step = execute(&args, &mut self.session, &mut self.replies, service, peers);
                     consumed += request.len;
                     if let Step::Fetch(fetch) = step {
                         let job = Job {

@@ -27,7 +27,9 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::log_limit::LogLimiter;
 use crate::service::Service;
 
+use super::cmd::Peers;
 use super::conn::{Conn, ReadOutcome, State, LINGER};
+use super::tracker::Tracker;
 use super::transport::Transport;
 use super::workers::{self, Done, Job};
 use super::RespSettings;
@@ -59,6 +61,8 @@ impl EventLoop {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let (jobs, done) = workers::start(settings.workers, &service, &waker)?;
+        let (tracker, changes) = Tracker::new(settings.tracking_max_keys, Arc::clone(&waker));
+        service.listen_for_changes(changes);
         let live = Arc::new(AtomicUsize::new(0));
         let stopping = Arc::new(AtomicBool::new(false));
         let mut event_loop = Loop {
@@ -75,6 +79,7 @@ impl EventLoop {
             accept_errors: LogLimiter::new(Duration::from_secs(5)),
             accept_failed: false,
             chunk: vec![0u8; READ_CHUNK].into_boxed_slice(),
+            tracker,
         };
         let thread = thread::Builder::new()
             .name("resp-loop".to_owned())
@@ -117,6 +122,8 @@ struct Loop {
     accept_errors: LogLimiter,
     /// The read buffer every connection reads through.
     chunk: Box<[u8]>,
+    /// `CLIENT TRACKING` for our clients.
+    tracker: Tracker,
 }
 
 impl Loop {
@@ -138,6 +145,10 @@ impl Loop {
                     WAKER => {}
                     token => self.service_conn(token),
                 }
+            }
+            // Changes in Redis, for tracking clients.
+            for token in self.tracker.drain(&mut self.conns) {
+                self.flush(token);
             }
             // Replies from workers.
             while let Ok(Done { token, reply }) = done.try_recv() {
@@ -191,6 +202,7 @@ impl Loop {
                         continue;
                     }
                     self.conns.insert(token, Conn::new(transport, self.next_id));
+                    self.tracker.opened(self.next_id, token);
                     self.live.store(self.conns.len(), Ordering::SeqCst);
                     // Data may already be waiting; edge-triggered polling
                     // reports it once, which registration may have missed.
@@ -222,9 +234,14 @@ impl Loop {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
-        let live = self.live.load(Ordering::SeqCst);
+        let tracker = &self.tracker;
+        let peers = Peers {
+            live: self.live.load(Ordering::SeqCst),
+            exists: &|id| tracker.exists(id),
+        };
         let open = loop {
-            if !conn.execute_input(token, &self.service, &self.jobs, live) || !conn.write_output() {
+            if !conn.execute_input(token, &self.service, &self.jobs, &peers) || !conn.write_output()
+            {
                 break false;
             }
             if !conn.may_read() {
@@ -238,6 +255,21 @@ impl Loop {
         };
         if !open || conn.is_done() {
             self.close(token);
+            return;
+        }
+        for other in self.tracker.after_execute(token, &mut self.conns) {
+            self.flush(other);
+        }
+    }
+
+    /// Writes what a connection has pending (a tracking message), closing
+    /// it if it is gone.
+    fn flush(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if !conn.write_output() {
+            self.close(token);
         }
     }
 
@@ -246,6 +278,9 @@ impl Loop {
             let _ = self.poll.registry().deregister(conn.transport.socket());
             self.live.store(self.conns.len(), Ordering::SeqCst);
             self.want_accept = true;
+            for other in self.tracker.closed(&conn, token, &mut self.conns) {
+                self.flush(other);
+            }
         }
     }
 

@@ -20,6 +20,8 @@ mod event_loop;
 pub mod parse;
 pub(crate) mod reply;
 pub(crate) mod session;
+mod tracker;
+mod tracking;
 mod transport;
 mod workers;
 
@@ -42,6 +44,8 @@ pub(crate) struct RespSettings {
     pub workers: usize,
     /// TLS_CERT_FILE/TLS_KEY_FILE: the port speaks TLS only.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// TRACKING_TABLE_MAX_KEYS: keys remembered for tracking clients.
+    pub tracking_max_keys: usize,
 }
 
 /// The running RESP front end.

@@ -78,6 +78,15 @@ impl Replies {
         self.line(b'*', itoa::Buffer::new().format(len).as_bytes());
     }
 
+    /// The header of an out-of-band message: `>len` in RESP3, an array in
+    /// RESP2 (Pub/Sub messages).
+    pub fn push(&mut self, len: usize) {
+        match self.protocol {
+            Protocol::Resp2 => self.array(len),
+            Protocol::Resp3 => self.line(b'>', itoa::Buffer::new().format(len).as_bytes()),
+        }
+    }
+
     /// The header of a map of `len` pairs: `%len` in RESP3, an array of
     /// `2 * len` elements in RESP2.
     pub fn map(&mut self, len: usize) {

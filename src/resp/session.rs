@@ -1,5 +1,7 @@
 //! What a RESP connection keeps between its commands.
 
+use super::tracking::TrackingMode;
+
 /// One client's state: everything but the socket and the buffers, which
 /// the event loop owns.
 pub struct Session {
@@ -11,6 +13,16 @@ pub struct Session {
     pub quit: bool,
     /// Gave PROXY_PASSWORD (`AUTH`, `HELLO ... AUTH`); unused without one.
     pub authenticated: bool,
+    /// `CLIENT TRACKING ON ...`.
+    pub tracking: Option<TrackingMode>,
+    /// Set by `tracking` changes, for the event loop to register them.
+    pub tracking_changed: bool,
+    /// `CLIENT CACHING YES|NO`, for the next command only.
+    pub caching: Option<bool>,
+    /// Keys this command read that the event loop must remember for it.
+    pub tracked: Vec<Vec<u8>>,
+    /// Subscribed to `__redis__:invalidate` (a `REDIRECT` target).
+    pub subscribed: bool,
 }
 
 impl Session {
@@ -21,6 +33,31 @@ impl Session {
             name: None,
             quit: false,
             authenticated: false,
+            tracking: None,
+            tracking_changed: false,
+            caching: None,
+            tracked: Vec::new(),
+            subscribed: false,
+        }
+    }
+
+    /// Notes a read of `key` for tracking, if this client tracks it (default
+    /// mode; OPTIN and OPTOUT as `CLIENT CACHING` says).
+    pub fn track_read(&mut self, key: &[u8]) {
+        let Some(mode) = &self.tracking else {
+            return;
+        };
+        let wanted = if mode.bcast {
+            false
+        } else if mode.optin {
+            self.caching == Some(true)
+        } else if mode.optout {
+            self.caching != Some(false)
+        } else {
+            true
+        };
+        if wanted {
+            self.tracked.push(key.to_vec());
         }
     }
 }

@@ -14,7 +14,10 @@
 //! 4. Invalidations are applied in arrival order by the link's one thread,
 //!    a batch of keys under one lock.
 
+use std::sync::Arc;
+
 use crate::backend::InvalidationSink;
+
 use crate::cache::Lru;
 
 use super::{Service, State, Value};
@@ -88,9 +91,52 @@ impl Service {
     }
 }
 
+/// What changed in Redis, as the service passes it on to a front end whose
+/// own clients keep caches (RESP `CLIENT TRACKING`).
+pub enum Change {
+    /// These keys changed.
+    Keys(Vec<Vec<u8>>),
+    /// Anything may have: a flush, or the link to Redis lost or (re)made,
+    /// so nothing read before can be vouched for.
+    All,
+}
+
+/// A front end told of every change, after the cache has applied it (so a
+/// client that reads again is not answered from the proxy's old copy).
+pub trait ChangeListener: Send + Sync {
+    /// Whether anyone listens now: when not, changes are not even built.
+    fn wants(&self) -> bool;
+    /// One change.
+    fn changed(&self, change: Change);
+}
+
+impl Service {
+    /// Registers the front end told of changes (one; later calls are
+    /// ignored).
+    pub fn listen_for_changes(&self, listener: Arc<dyn ChangeListener>) {
+        let _ = self.listener.set(listener);
+    }
+
+    /// Whether clients of ours may keep caches: only while the proxy itself
+    /// hears of every write.
+    pub fn can_track(&self) -> bool {
+        self.invalidation != crate::config::Invalidation::Off && self.lock().link != LinkState::Off
+    }
+
+    fn announce(&self, change: impl FnOnce() -> Change) {
+        if let Some(listener) = self.listener.get() {
+            if listener.wants() {
+                listener.changed(change());
+            }
+        }
+    }
+}
+
 impl InvalidationSink for Service {
     fn link_up(&self) {
         let _ = self.relink(&mut self.lock(), LinkState::Up);
+        // What clients read while the link was down was never vouched for.
+        self.announce(|| Change::All);
     }
 
     fn link_lost(&self) {
@@ -99,10 +145,12 @@ impl InvalidationSink for Service {
             self.metrics.flushed("link_lost");
         }
         drop(dropped);
+        self.announce(|| Change::All);
     }
 
     fn tracking_off(&self) {
         let _ = self.relink(&mut self.lock(), LinkState::Off);
+        self.announce(|| Change::All);
     }
 
     fn invalidate(&self, keys: &[&[u8]]) {
@@ -122,6 +170,7 @@ impl InvalidationSink for Service {
         }
         self.metrics.invalidated(keys.len() as u64);
         drop(dropped);
+        self.announce(|| Change::Keys(keys.iter().map(|key| key.to_vec()).collect()));
     }
 
     fn flush(&self) {
@@ -134,5 +183,6 @@ impl InvalidationSink for Service {
         };
         self.metrics.flushed("flushall");
         drop(dropped);
+        self.announce(|| Change::All);
     }
 }

@@ -25,7 +25,7 @@ use crate::limit::{Limiter, Permit};
 use crate::log_limit::LogLimiter;
 use crate::metrics::{BackendResult, Metrics};
 
-pub use coherence::LinkState;
+pub use coherence::{Change, ChangeListener, LinkState};
 use flight::{Flight, InFlight, LeaderGuard};
 pub use types::{Found, ReadError, Source, Value};
 
@@ -74,6 +74,8 @@ pub struct Service {
     password: Option<Secret>,
     metrics_open: bool,
     auth_warnings: LogLimiter,
+    /// The front end that passes changes on to its own tracking clients.
+    listener: std::sync::OnceLock<Arc<dyn ChangeListener>>,
 }
 
 /// What the locked part of a lookup decided.
@@ -119,6 +121,7 @@ impl Service {
             password: config.proxy_password.clone(),
             metrics_open: config.metrics_open,
             auth_warnings: LogLimiter::new(Duration::from_secs(5)),
+            listener: std::sync::OnceLock::new(),
         }
     }
 

@@ -127,3 +127,19 @@ pub fn roundtrip_line(stream: &mut TcpStream, request: &[u8]) -> String {
     }
     String::from_utf8_lossy(&line).into_owned()
 }
+
+/// Runs `program` with `args` (and `env` added), fails the test with its
+/// stderr if it fails, and returns its stdout.
+pub fn run_ok(program: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap_or_else(|err| panic!("{program} is installed: {err}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -111,7 +111,7 @@ fn resp_needs_auth_as_redis_with_requirepass_does() {
     // HELLO with AUTH authenticates a fresh connection in one step.
     let mut fresh = connect(proxy.resp_addr());
     let hello = format!("HELLO 3 AUTH default {PASSWORD}\r\n");
-    assert!(roundtrip_line(&mut fresh, hello.as_bytes()).starts_with("%7"));
+    assert!(roundtrip_line(&mut fresh, hello.as_bytes()).starts_with("%8"));
     let metrics = request(
         proxy.addr,
         "GET",

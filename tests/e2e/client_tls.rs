@@ -12,7 +12,8 @@ use rustls::pki_types::{CertificateDer, ServerName};
 
 use crate::common::certs::make_certificates;
 use crate::common::{
-    connect, eventually, free_port, proxy_binary, read_until_closed, Proxy, RedisServer, TempDir,
+    connect, eventually, free_port, proxy_binary, read_until_closed, run_ok, Proxy, RedisServer,
+    TempDir,
 };
 
 /// Redis with `k` and a 1 MiB `big`, and a proxy serving both ports over
@@ -47,20 +48,6 @@ fn ca(dir: &TempDir) -> String {
     dir.path().join("ca.pem").to_string_lossy().into_owned()
 }
 
-/// Runs a command; its stdout, after checking it succeeded.
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|err| panic!("{program} is installed: {err}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn curl_reads_over_https_with_keep_alive() {
     let (_redis, proxy, dir) = start();
@@ -68,7 +55,7 @@ fn curl_reads_over_https_with_keep_alive() {
     let url = |host: &str, key: &str| format!("https://{host}:{port}/proxy?key={key}");
     // Two requests on one connection, both answered. --max-time only keeps
     // a hang from stalling the run; this passes in milliseconds.
-    let out = run(
+    let out = run_ok(
         "curl",
         &[
             "-s",
@@ -81,10 +68,11 @@ fn curl_reads_over_https_with_keep_alive() {
             &url("127.0.0.1", "k"),
             &url("127.0.0.1", "k"),
         ],
+        &[],
     );
     assert_eq!(out, "v 200 1\nv 200 0\n", "one connection, two answers");
     // By name, and a 1 MiB value whole.
-    let out = run(
+    let out = run_ok(
         "curl",
         &[
             "-s",
@@ -98,6 +86,7 @@ fn curl_reads_over_https_with_keep_alive() {
             "%{http_code} %{size_download}",
             &url("localhost", "big"),
         ],
+        &[],
     );
     assert_eq!(out, format!("200 {}", 1 << 20));
 }
@@ -106,9 +95,10 @@ fn curl_reads_over_https_with_keep_alive() {
 fn redis_cli_redis_py_and_the_redis_crate_read_over_tls() {
     let (_redis, proxy, dir) = start();
     let port = proxy.resp_addr().port().to_string();
-    let out = run(
+    let out = run_ok(
         "redis-cli",
         &["--tls", "--cacert", &ca(&dir), "-p", &port, "GET", "k"],
+        &[],
     );
     assert_eq!(out.trim(), "v");
 
@@ -118,7 +108,7 @@ fn redis_cli_redis_py_and_the_redis_crate_read_over_tls() {
          print(r.get('k'), len(r.get('big')), r.mget('k', 'nope', 'k'))",
         ca(&dir)
     );
-    let out = run("python3", &["-c", &script]);
+    let out = run_ok("python3", &["-c", &script], &[]);
     assert_eq!(out.trim(), format!("b'v' {} [b'v', None, b'v']", 1 << 20));
 
     let certificates = redis::TlsCertificates {
@@ -209,9 +199,10 @@ fn tls_client(dir: &TempDir) -> Arc<rustls::ClientConfig> {
 /// GET `path` over HTTPS with curl: the body.
 fn https_get(dir: &TempDir, proxy: &Proxy, path: &str) -> String {
     let url = format!("https://localhost:{}{path}", proxy.addr.port());
-    run(
+    run_ok(
         "curl",
         &["-s", "--max-time", "30", "--cacert", &ca(dir), &url],
+        &[],
     )
 }
 

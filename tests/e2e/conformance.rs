@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use crate::common::tmux::Tmux;
-use crate::common::{eventually, Proxy, RedisServer};
+use crate::common::{eventually, run_ok, Proxy, RedisServer};
 
 const RESP: (&str, &str) = ("RESP_PORT", "auto");
 
@@ -19,16 +19,7 @@ fn redis_cli(proxy: &Proxy, args: &[&str]) -> String {
 
 /// Runs a Python snippet with redis-py; its output.
 fn redis_py(script: &str) -> String {
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .output()
-        .expect("python3 is installed");
-    assert!(
-        out.status.success(),
-        "redis-py failed (make test installs it with pip): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    run_ok("python3", &["-c", script], &[])
 }
 
 /// `curl -s -D -` (headers then body) with `args`.

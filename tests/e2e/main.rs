@@ -7,6 +7,7 @@ mod common;
 mod auth;
 mod browser;
 mod client_tls;
+mod client_tracking;
 mod cluster;
 mod coherence;
 mod concurrency;

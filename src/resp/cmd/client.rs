@@ -1,5 +1,6 @@
 //! `CLIENT`: the subcommands clients send on connect, and `HELP`.
 
+use super::super::tracking::TrackingMode;
 use super::{help, subcommand_arity, unknown_subcommand, Context, Outcome, Spec};
 
 /// `CLIENT subcommand ...`.
@@ -20,6 +21,15 @@ const HELP: &[&str] = &[
     "    Accepted and ignored (LIB-NAME, LIB-VER).",
     "SETNAME <name>",
     "    Assign the name <name> to the current connection.",
+    "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+    "         [OPTIN] [OPTOUT] [NOLOOP]",
+    "    Be told when keys this connection read change (see the docs).",
+    "CACHING (YES|NO)",
+    "    With OPTIN/OPTOUT: track (or not) the reads of the next command.",
+    "TRACKINGINFO",
+    "    How this connection is tracked.",
+    "GETREDIR",
+    "    Where tracking messages go: an ID, 0 for pushes here, -1 when off.",
     "HELP",
     "    Print this help.",
 ];
@@ -57,9 +67,176 @@ pub fn client(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
             return subcommand_arity(context, "client", "setinfo");
         }
         context.ok()
+    } else if is(b"tracking") {
+        tracking(rest, context)
+    } else if is(b"caching") {
+        caching(rest, context)
+    } else if is(b"trackinginfo") {
+        if !rest.is_empty() {
+            return subcommand_arity(context, "client", "trackinginfo");
+        }
+        tracking_info(context)
+    } else if is(b"getredir") {
+        if !rest.is_empty() {
+            return subcommand_arity(context, "client", "getredir");
+        }
+        let redirect = match &context.session.tracking {
+            None => -1,
+            Some(mode) => mode
+                .redirect
+                .map_or(0, |id| i64::try_from(id).unwrap_or(i64::MAX)),
+        };
+        context.replies.integer(redirect);
+        Outcome::Ok
     } else if is(b"help") {
         help(context, HELP)
     } else {
         unknown_subcommand(context, sub, "client")
     }
+}
+
+/// `CLIENT TRACKING ON|OFF [REDIRECT id] [BCAST] [PREFIX p ...] [OPTIN]
+/// [OPTOUT] [NOLOOP]`, with Redis's errors.
+fn tracking(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
+    let Some((&switch, options)) = args.split_first() else {
+        return subcommand_arity(context, "client", "tracking");
+    };
+    if switch.eq_ignore_ascii_case(b"off") {
+        context.session.tracking = None;
+        context.session.tracking_changed = true;
+        return context.ok();
+    }
+    if !switch.eq_ignore_ascii_case(b"on") {
+        return context.error("ERR syntax error");
+    }
+    let mut mode = TrackingMode::default();
+    let mut rest = options.iter();
+    while let Some(option) = rest.next() {
+        let is = |name: &[u8]| option.eq_ignore_ascii_case(name);
+        if is(b"bcast") {
+            mode.bcast = true;
+        } else if is(b"optin") {
+            mode.optin = true;
+        } else if is(b"optout") {
+            mode.optout = true;
+        } else if is(b"noloop") {
+            mode.noloop = true;
+        } else if is(b"prefix") {
+            let Some(prefix) = rest.next() else {
+                return context.error("ERR syntax error");
+            };
+            mode.prefixes.push(prefix.to_vec());
+        } else if is(b"redirect") {
+            let id = rest
+                .next()
+                .and_then(|id| std::str::from_utf8(id).ok())
+                .and_then(|id| id.parse::<u64>().ok());
+            let Some(id) = id else {
+                return context.error("ERR syntax error");
+            };
+            if id != context.session.id && !(context.peers.exists)(id) {
+                return context.error("ERR The client ID you want redirect to does not exist");
+            }
+            mode.redirect = (id != context.session.id).then_some(id);
+        } else {
+            return context.error("ERR syntax error");
+        }
+    }
+    if !mode.bcast && !mode.prefixes.is_empty() {
+        return context.error("ERR PREFIX option requires BCAST mode to be enabled");
+    }
+    if mode.optin && mode.optout {
+        return context.error("ERR You can't specify both OPTIN mode and OPTOUT mode");
+    }
+    if mode.bcast && (mode.optin || mode.optout) {
+        return context.error("ERR OPTIN and OPTOUT are not compatible with BCAST");
+    }
+    if let Some(current) = &context.session.tracking {
+        if current.bcast != mode.bcast {
+            return context.error(
+                "ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.",
+            );
+        }
+    }
+    // Only while the proxy itself hears of every write can it tell.
+    if !context.service.can_track() {
+        return context.error(
+            "ERR this proxy cannot track keys for its clients: it hears of no writes (INVALIDATION=off, or Redis refused tracking)",
+        );
+    }
+    context.session.tracking = Some(mode);
+    context.session.tracking_changed = true;
+    context.ok()
+}
+
+/// `CLIENT CACHING YES|NO`: only with OPTIN (YES) or OPTOUT (NO).
+fn caching(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
+    let [answer] = args else {
+        return subcommand_arity(context, "client", "caching");
+    };
+    let Some(mode) = &context.session.tracking else {
+        return context.error(
+            "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
+        );
+    };
+    let (optin, optout) = (mode.optin, mode.optout);
+    if answer.eq_ignore_ascii_case(b"yes") && optin {
+        context.session.caching = Some(true);
+    } else if answer.eq_ignore_ascii_case(b"no") && optout {
+        context.session.caching = Some(false);
+    } else if answer.eq_ignore_ascii_case(b"yes") {
+        return context
+            .error("ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.");
+    } else if answer.eq_ignore_ascii_case(b"no") {
+        return context
+            .error("ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.");
+    } else {
+        return context.error("ERR syntax error");
+    }
+    context.ok()
+}
+
+/// `CLIENT TRACKINGINFO`: flags, redirect, prefixes, as Redis gives them.
+fn tracking_info(context: &mut Context<'_>) -> Outcome {
+    let mode = context.session.tracking.clone();
+    let replies = &mut *context.replies;
+    replies.map(3);
+    replies.bulk(b"flags");
+    match &mode {
+        None => {
+            replies.array(1);
+            replies.bulk(b"off");
+        }
+        Some(mode) => {
+            let mut flags: Vec<&[u8]> = vec![b"on"];
+            for (set, flag) in [
+                (mode.bcast, &b"bcast"[..]),
+                (mode.optin, b"optin"),
+                (mode.optout, b"optout"),
+                (mode.noloop, b"noloop"),
+            ] {
+                if set {
+                    flags.push(flag);
+                }
+            }
+            replies.array(flags.len());
+            for flag in flags {
+                replies.bulk(flag);
+            }
+        }
+    }
+    replies.bulk(b"redirect");
+    replies.integer(match &mode {
+        None => -1,
+        Some(mode) => mode
+            .redirect
+            .map_or(0, |id| i64::try_from(id).unwrap_or(i64::MAX)),
+    });
+    replies.bulk(b"prefixes");
+    let prefixes = mode.map(|mode| mode.prefixes).unwrap_or_default();
+    replies.array(prefixes.len());
+    for prefix in &prefixes {
+        replies.bulk(prefix);
+    }
+    Outcome::Ok
 }

@@ -47,11 +47,23 @@ pub const SELECT: Spec = Spec {
     keys: (0, 0, 0),
 };
 
-/// The Redis version whose protocol the proxy speaks, reported to clients
-/// that choose features by version.
-pub const REDIS_VERSION: &str = "7.0.0";
+/// The Redis version whose behaviour the proxy follows for what it serves,
+/// reported to clients that choose features by version: 7.4, whose
+/// `CLIENT TRACKING` it implements (redis-py turns its own cache on from
+/// 7.4). `HELLO` also says `proxy: redis-proxy`; writes are not served.
+pub const REDIS_VERSION: &str = "7.4.0";
 
 pub fn ping(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
+    // Subscribed in RESP2, PING answers as a message, as Redis does.
+    if context.session.subscribed && context.replies.protocol == Protocol::Resp2 {
+        if args.len() > 1 {
+            return context.error("ERR wrong number of arguments for 'ping' command");
+        }
+        context.replies.array(2);
+        context.replies.bulk(b"pong");
+        context.replies.bulk(args.first().copied().unwrap_or(b""));
+        return Outcome::Ok;
+    }
     match args {
         [] => context.replies.simple("PONG"),
         [message] => context.replies.bulk(message),
@@ -159,9 +171,9 @@ pub fn hello(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
         context.session.name = Some(name.to_vec());
     }
     let replies = &mut *context.replies;
-    replies.map(7);
+    replies.map(8);
     replies.bulk(b"server");
-    replies.bulk(b"redis-proxy");
+    replies.bulk(b"redis");
     replies.bulk(b"version");
     replies.bulk(REDIS_VERSION.as_bytes());
     replies.bulk(b"proto");
@@ -177,5 +189,7 @@ pub fn hello(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     replies.bulk(b"master");
     replies.bulk(b"modules");
     replies.array(0);
+    replies.bulk(b"proxy");
+    replies.bulk(b"redis-proxy");
     Outcome::Ok
 }

@@ -40,6 +40,9 @@ pub fn get(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
         return key_too_long(context);
     }
     let started = Instant::now();
+    // Remembered now, before the reply exists: a change arriving while it
+    // is fetched is then told after it.
+    context.session.track_read(key);
     let Some(_place) = context.service.try_admit() else {
         return Outcome::Fetch(Fetch::Get(key.to_vec()));
     };
@@ -58,6 +61,9 @@ pub fn mget(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
         .any(|k| k.len() > context.service.max_key_bytes())
     {
         return key_too_long(context);
+    }
+    for key in args {
+        context.session.track_read(key);
     }
     Outcome::Fetch(Fetch::MGet(args.iter().map(|k| k.to_vec()).collect()))
 }

@@ -63,7 +63,7 @@ fn write_section(out: &mut String, section: &str, context: &Context<'_>) {
         "clients" => write!(
             out,
             "# Clients\r\nconnected_clients:{}\r\nblocked_clients:{}\r\n",
-            context.live,
+            context.peers.live,
             metrics.requests_queued().max(0),
         ),
         "memory" => {

@@ -16,6 +16,7 @@ mod client;
 mod connection;
 mod get;
 mod info;
+mod pubsub;
 mod server;
 
 use std::time::Instant;
@@ -54,6 +55,8 @@ pub const COMMANDS: &[(&Spec, Handler)] = &[
     (&connection::AUTH, connection::auth),
     (&connection::SELECT, connection::select),
     (&client::CLIENT, client::client),
+    (&pubsub::SUBSCRIBE, pubsub::subscribe),
+    (&pubsub::UNSUBSCRIBE, pubsub::unsubscribe),
     (&server::COMMAND, server::command),
     (&server::CONFIG, server::config),
     (&info::INFO, info::info),
@@ -86,8 +89,16 @@ pub struct Context<'a> {
     pub replies: &'a mut Replies,
     /// The cache.
     pub service: &'a Service,
+    /// The other connections, as far as commands may know them.
+    pub peers: &'a Peers<'a>,
+}
+
+/// What a command may know of the other connections.
+pub struct Peers<'a> {
     /// Connections open now, for `INFO`.
     pub live: usize,
+    /// Whether a connection with this `CLIENT ID` is open (`REDIRECT`).
+    pub exists: &'a dyn Fn(u64) -> bool,
 }
 
 impl Context<'_> {
@@ -105,14 +116,13 @@ impl Context<'_> {
 }
 
 /// Runs one request (its arguments, the command name first), appending its
-/// reply, unless it needs Redis. `live` is the number of open connections,
-/// for `INFO`.
+/// reply, unless it needs Redis.
 pub fn execute(
     args: &[&[u8]],
     session: &mut Session,
     replies: &mut Replies,
     service: &Service,
-    live: usize,
+    peers: &Peers<'_>,
 ) -> Step {
     let Some((&name, rest)) = args.split_first() else {
         return Step::Done;
@@ -122,7 +132,7 @@ pub fn execute(
         session,
         replies,
         service,
-        live,
+        peers,
     };
     let command = COMMANDS
         .iter()
@@ -143,7 +153,26 @@ pub fn execute(
             "ERR wrong number of arguments for '{}' command",
             spec.name
         )),
-        Some((_, handler)) => handler(rest, &mut context),
+        // As Redis: a RESP2 connection subscribed to a channel takes
+        // nothing but Pub/Sub commands, PING and QUIT.
+        Some((spec, _))
+            if context.session.subscribed
+                && context.replies.protocol == super::reply::Protocol::Resp2
+                && !matches!(spec.name, "subscribe" | "unsubscribe" | "ping" | "quit") =>
+        {
+            context.error(&format!(
+                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                spec.name
+            ))
+        }
+        Some((spec, handler)) => {
+            let outcome = handler(rest, &mut context);
+            // CLIENT CACHING YES|NO applies to the one command after it.
+            if spec.name != "client" {
+                context.session.caching = None;
+            }
+            outcome
+        }
         None => unknown(name, rest, &mut context),
     };
     let ok = match outcome {

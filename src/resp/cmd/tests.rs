@@ -10,7 +10,7 @@ use crate::service::Service;
 
 use super::super::reply::Replies;
 use super::super::session::Session;
-use super::{execute, Step};
+use super::{execute, Peers, Step};
 
 fn service() -> Service {
     // Nothing listens on port 1; nothing here reads from Redis.
@@ -34,7 +34,11 @@ fn run(words: &[&str]) -> String {
 fn run_on(service: &Service, session: &mut Session, words: &[&str]) -> String {
     let args: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
     let mut replies = Replies::new();
-    match execute(&args, session, &mut replies, service, 1) {
+    let peers = Peers {
+        live: 1,
+        exists: &|id| id == 3,
+    };
+    match execute(&args, session, &mut replies, service, &peers) {
         Step::Done => String::from_utf8_lossy(&replies.buf).into_owned(),
         Step::Fetch(_) => "(fetch)".to_owned(),
     }
@@ -72,7 +76,12 @@ fn writes_are_unknown_and_never_fetched() {
 #[test]
 fn hello_switches_protocol_and_checks_credentials_as_a_passwordless_redis() {
     let reply = run(&["HELLO", "3", "AUTH", "default", "any", "SETNAME", "me"]);
-    assert!(reply.starts_with("%7\r\n"), "{reply}");
+    assert!(reply.starts_with("%8\r\n"), "{reply}");
+    // redis-py turns its own cache on for a server named redis, 7.4 or later.
+    assert!(
+        reply.contains("$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.4.0"),
+        "{reply}"
+    );
     assert_eq!(
         run(&["HELLO", "3", "AUTH", "someone", "pw"]),
         "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
@@ -102,7 +111,7 @@ fn help_lists_the_subcommands_served() {
     for sub in ["GETNAME", "ID", "SETINFO", "SETNAME", "HELP"] {
         assert!(client.contains(&format!("+{sub}")), "{client}");
     }
-    assert!(client.starts_with("*11\r\n"), "{client}");
+    assert!(client.starts_with("*20\r\n"), "{client}");
     let command = run(&["COMMAND", "HELP"]);
     for sub in ["COUNT", "DOCS", "INFO", "HELP"] {
         assert!(command.contains(sub), "{command}");
@@ -163,4 +172,58 @@ fn errors_and_answers_are_counted_apart() {
     let text = service.metrics().render();
     assert!(text.contains("redis_proxy_requests_total{protocol=\"resp\",status=\"ok\"} 1\n"));
     assert!(text.contains("redis_proxy_requests_total{protocol=\"resp\",status=\"error\"} 2\n"));
+}
+
+#[test]
+fn client_tracking_answers_as_redis_and_refuses_when_the_proxy_hears_no_writes() {
+    assert_eq!(
+        run(&["CLIENT", "TRACKING", "ON", "PREFIX", "a"]),
+        "-ERR PREFIX option requires BCAST mode to be enabled\r\n"
+    );
+    assert_eq!(
+        run(&["CLIENT", "TRACKING", "ON", "OPTIN", "OPTOUT"]),
+        "-ERR You can't specify both OPTIN mode and OPTOUT mode\r\n"
+    );
+    assert_eq!(
+        run(&["CLIENT", "TRACKING", "ON", "REDIRECT", "99"]),
+        "-ERR The client ID you want redirect to does not exist\r\n"
+    );
+    assert!(run(&["CLIENT", "TRACKING", "MAYBE"]).starts_with("-ERR syntax error"));
+    // INVALIDATION=off here: no client may believe it is coherent.
+    assert!(run(&["CLIENT", "TRACKING", "ON"]).starts_with("-ERR this proxy cannot track"));
+    assert!(run(&["CLIENT", "TRACKING", "ON", "REDIRECT", "3", "BCAST"])
+        .starts_with("-ERR this proxy cannot track"));
+    assert_eq!(run(&["CLIENT", "GETREDIR"]), ":-1\r\n");
+    assert_eq!(
+        run(&["CLIENT", "TRACKINGINFO"]),
+        "*6\r\n$5\r\nflags\r\n*1\r\n$3\r\noff\r\n$8\r\nredirect\r\n:-1\r\n$8\r\nprefixes\r\n*0\r\n"
+    );
+    assert!(
+        run(&["CLIENT", "CACHING", "YES"]).starts_with("-ERR CLIENT CACHING can be called only")
+    );
+}
+
+#[test]
+fn only_the_invalidation_channel_can_be_subscribed_and_then_only_pubsub_runs() {
+    assert!(run(&["SUBSCRIBE", "news"]).starts_with("-ERR this proxy relays only"));
+    let service = service();
+    let mut session = Session::new(7);
+    assert_eq!(
+        run_on(
+            &service,
+            &mut session,
+            &["SUBSCRIBE", "__redis__:invalidate"]
+        ),
+        "*3\r\n$9\r\nsubscribe\r\n$20\r\n__redis__:invalidate\r\n:1\r\n"
+    );
+    assert!(run_on(&service, &mut session, &["GET", "k"]).starts_with("-ERR Can't execute 'get'"));
+    assert_eq!(
+        run_on(&service, &mut session, &["PING"]),
+        "*2\r\n$4\r\npong\r\n$0\r\n\r\n"
+    );
+    assert_eq!(
+        run_on(&service, &mut session, &["UNSUBSCRIBE"]),
+        "*3\r\n$11\r\nunsubscribe\r\n$20\r\n__redis__:invalidate\r\n:0\r\n"
+    );
+    assert_eq!(run_on(&service, &mut session, &["GET", "k"]), "(fetch)");
 }
