@@ -96,6 +96,16 @@ impl Cluster {
         }
     }
 
+    /// Until every master's replica has every write so far (`WAIT`):
+    /// replication is asynchronous, and a replica promoted before it caught
+    /// up would rightly lack the newest keys.
+    pub fn sync_replicas(&self) {
+        for master in self.masters() {
+            let acked: i64 = master.cmd(&["WAIT", "1", "10000"]);
+            assert_eq!(acked, 1, "master {}'s replica caught up", master.port());
+        }
+    }
+
     /// `127.0.0.1:P1,127.0.0.1:P2`: two seed nodes, as REDIS_ADDRESS.
     pub fn seeds(&self) -> String {
         format!(

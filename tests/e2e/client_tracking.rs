@@ -66,7 +66,9 @@ impl Client {
 
 fn start(env: &[(&str, &str)]) -> (RedisServer, Proxy) {
     let redis = RedisServer::start();
-    let mut vars = vec![("RESP_PORT", "auto")];
+    // A generous timeout: a link that flapped under a loaded machine would
+    // push a flush these tests do not expect.
+    let mut vars = vec![("RESP_PORT", "auto"), ("REDIS_TIMEOUT_MS", "10000")];
     vars.extend_from_slice(env);
     let proxy = Proxy::start(&redis, &vars);
     proxy.wait_for_link("up");

@@ -30,6 +30,7 @@ fn start_with(value: impl Fn(usize) -> String, env: &[(&str, &str)]) -> (Cluster
             .query(&mut conn)
             .expect("SET");
     }
+    cluster.sync_replicas();
     let mut vars = vec![("REDIS_MODE", "cluster"), ("RESP_PORT", "auto")];
     vars.extend_from_slice(env);
     let proxy = Proxy::start_at(&cluster.seeds(), &vars);
