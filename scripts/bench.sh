@@ -10,9 +10,10 @@
 #   6. proxy, all hits with INVALIDATION=off, for the cost of tracking;
 #      6b with PROXY_PASSWORD, 6c over HTTPS, 6d in front of a Redis Cluster
 #   7. staleness after a write, and invalidations applied per second
-#   8. memory per cached key, next to Redis's for the same keys (MEMORY_KEYS)
-#   9. redis-py with its own cache (CLIENT TRACKING) through the proxy, and
-#      without it: reads per second, and staleness at the application
+#   8. redis-py and node-redis with their own caches (CLIENT TRACKING)
+#      through the proxy, and without: reads per second, and staleness at
+#      the application
+#   9. memory per cached key, next to Redis's for the same keys (MEMORY_KEYS)
 #
 # Settings: DURATION (s, default 10), CONNECTIONS (64), THREADS (2),
 # VALUE_SIZE (bytes, 100), WORKERS (MAX_CLIENTS, 16).
@@ -103,7 +104,7 @@ run_redis_benchmark() {
   awk -F'"' -v n="$name" '$2 ~ /^GET/ {printf "%s %s %sms %sms 0\n", n, $4, $10, $14}' "$out" >>"$results"
 }
 
-echo "== 1/8 http_ceiling"
+echo "== 1/9 http_ceiling"
 ceiling_port=$(free_port)
 PORT=$ceiling_port WORKERS=$WORKERS BODY_SIZE=$VALUE_SIZE target/release/examples/http_ceiling 2>/dev/null &
 pids+=($!)
@@ -111,7 +112,7 @@ wait_http "$ceiling_port" /
 run_wrk http_ceiling "$ceiling_port" 0
 kill "${pids[-1]}"
 
-echo "== 2/8 proxy, all hits"
+echo "== 2/9 proxy, all hits"
 proxy_port=$(free_port); resp_port=$(free_port)
 env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
   MAX_CLIENTS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 RUST_LOG=warn \
@@ -129,7 +130,7 @@ if [ "$resp_enabled" = 1 ]; then
 fi
 kill "${pids[-1]}"
 
-echo "== 3/8 proxy, all misses"
+echo "== 3/9 proxy, all misses"
 proxy_port=$(free_port)
 env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT=off \
   MAX_CLIENTS="$WORKERS" CACHE_CAPACITY=10 RUST_LOG=warn \
@@ -139,10 +140,10 @@ wait_http "$proxy_port" /healthz
 run_wrk proxy_misses "$proxy_port" 100000
 kill "${pids[-1]}"
 
-echo "== 4/8 redis-benchmark GET at the backing Redis"
+echo "== 4/9 redis-benchmark GET at the backing Redis"
 run_redis_benchmark redis_get "$redis_port"
 
-echo "== 6/8 proxy, all hits, INVALIDATION=off"
+echo "== 6/9 proxy, all hits, INVALIDATION=off"
 proxy_port=$(free_port)
 env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT=off \
   MAX_CLIENTS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 INVALIDATION=off RUST_LOG=warn \
@@ -153,7 +154,7 @@ for i in $(seq 0 999); do curl -fs "http://127.0.0.1:$proxy_port/proxy?key=key:$
 run_wrk hits_ttl_only "$proxy_port" 1000
 kill "${pids[-1]}"
 
-echo "== 6b/8 proxy, all hits, PROXY_PASSWORD set (every request authenticated)"
+echo "== 6b/9 proxy, all hits, PROXY_PASSWORD set (every request authenticated)"
 proxy_port=$(free_port)
 env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT=off \
   MAX_CLIENTS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 PROXY_PASSWORD=bench-pw RUST_LOG=warn \
@@ -165,7 +166,7 @@ for i in $(seq 0 999); do curl -fs -H "Authorization: Bearer bench-pw" "http://1
 AUTH=bench-pw run_wrk hits_with_auth "$proxy_port" 1000
 kill "${pids[-1]}"
 
-echo "== 6c/8 proxy, all hits over HTTPS (TLS_CERT_FILE, TLS_KEY_FILE)"
+echo "== 6c/9 proxy, all hits over HTTPS (TLS_CERT_FILE, TLS_KEY_FILE)"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
   -addext subjectAltName=IP:127.0.0.1 -keyout "$work/tls.key" -out "$work/tls.pem" 2>/dev/null
 proxy_port=$(free_port)
@@ -179,7 +180,7 @@ for i in $(seq 0 999); do curl -fs --cacert "$work/tls.pem" "https://127.0.0.1:$
 SCHEME=https run_wrk hits_https "$proxy_port" 1000
 kill "${pids[-1]}"
 
-echo "== 6d/8 proxy in front of a Redis Cluster (3 masters): hits, then misses"
+echo "== 6d/9 proxy in front of a Redis Cluster (3 masters): hits, then misses"
 cluster_ports=()
 for _ in 1 2 3; do
   port=$(cluster_port)
@@ -211,7 +212,7 @@ for capacity in 10000 10; do
   kill "${pids[-1]}"
 done
 
-echo "== 7/8 staleness and invalidation rate (INVALIDATION=tracking)"
+echo "== 7/9 staleness and invalidation rate (INVALIDATION=tracking)"
 proxy_port=$(free_port); resp_port=$(free_port)
 env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
   MAX_CLIENTS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 INVALIDATION=tracking RUST_LOG=warn \
@@ -223,7 +224,7 @@ RESP_ADDR="127.0.0.1:$resp_port" HTTP_ADDR="127.0.0.1:$proxy_port" REDIS_URL="re
   WRITES="${WRITES:-10000}" target/release/examples/staleness >"$work/staleness.out"
 kill "${pids[-1]}"
 
-echo "== 9/9 redis-py with its own cache through the proxy (CLIENT TRACKING), and without it"
+echo "== 8/9 redis-py with its own cache through the proxy (CLIENT TRACKING), and without it"
 proxy_port=$(free_port); resp_port=$(free_port)
 env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
   MAX_CLIENTS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 RUST_LOG=warn \
@@ -235,7 +236,7 @@ python3 scripts/client_cache.py "$resp_port" "$redis_port" 3 "${CACHE_WRITES:-50
 NODE_PATH=target/node/node_modules node scripts/client_cache.js "$resp_port" "$redis_port" 3 >>"$work/client_cache.out"
 kill "${pids[-1]}"
 
-echo "== 8/8 memory per key, proxy and Redis side by side"
+echo "== 9/9 memory per key, proxy and Redis side by side"
 mem_redis_port=$(free_port)
 redis-server --port "$mem_redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >>"$work/redis.log" 2>&1 &
 pids+=($!)
