@@ -125,7 +125,7 @@ run_wrk proxy_hits "$proxy_port" 1000
 resp_enabled=0
 redis_answers 127.0.0.1 "$resp_port" && resp_enabled=1
 if [ "$resp_enabled" = 1 ]; then
-  echo "== 5/8 redis-benchmark at the proxy's RESP port, all hits"
+  echo "== 5/9 redis-benchmark at the proxy's RESP port, all hits"
   run_redis_benchmark resp_hits "$resp_port"
 fi
 kill "${pids[-1]}"
