@@ -28,6 +28,11 @@ use super::workers::Job;
 /// Stop executing a connection's input while this much output is unsent, so
 /// a client that does not read cannot make us buffer without bound.
 const OUTPUT_HIGH_WATER: usize = 4 * 1024 * 1024;
+/// How much tracking output a connection may have waiting to be sent: a
+/// tracking client that does not read its pushes is closed past it, as
+/// Redis closes one over its output buffer limit (closing also empties its
+/// client-side cache, so nothing stale survives).
+const PUSH_LIMIT: usize = 2 * OUTPUT_HIGH_WATER;
 /// After a protocol error, how much of the client's further input is read
 /// and discarded (so the close does not reset the error reply away).
 const DISCARD_LIMIT: usize = 4 * 1024 * 1024;
@@ -150,6 +155,12 @@ impl Conn {
             State::Waiting { .. } => message(&mut self.pushes),
             _ => message(&mut self.replies.buf),
         }
+    }
+
+    /// True when the client has let more than `PUSH_LIMIT` of output pile
+    /// up: it must be closed rather than buffered for without bound.
+    pub fn over_push_limit(&self) -> bool {
+        self.unsent() + self.pushes.len() > PUSH_LIMIT
     }
 
     /// A worker's reply: append it (and the messages that waited for it)

@@ -270,6 +270,9 @@ impl Loop {
         };
         if !conn.write_output() {
             self.close(token);
+        } else if conn.over_push_limit() {
+            log::debug!("closing a RESP tracking client that does not read its pushes");
+            self.close(token);
         }
     }
 

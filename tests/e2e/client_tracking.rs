@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 
-use crate::common::{connect, run_ok, Proxy, RedisServer};
+use crate::common::{connect, read_until_closed, run_ok, Proxy, RedisServer};
 
 /// One RESP frame, as text good enough to compare: `+PONG`, `$v`,
 /// `*[...]`, `>[...]`, `_`.
@@ -281,4 +281,26 @@ fn a_client_whose_redirect_target_closes_is_told_the_redirect_broke() {
     let mut client = tracking(&proxy, &["REDIRECT", &id]);
     drop(target);
     assert_eq!(client.next(), format!(">[$tracking-redir-broken :{id}]"));
+}
+
+#[test]
+fn a_tracking_client_that_does_not_read_its_pushes_is_closed_not_buffered_for() {
+    let (redis, proxy) = start(&[]);
+    let client = tracking(&proxy, &["BCAST"]);
+    // Some 40 MB of invalidations for a client that reads none of them.
+    let mut conn = redis.conn();
+    let name = "k".repeat(200);
+    for batch in 0..15 {
+        let mut pipe = redis::pipe();
+        for i in 0..10_000 {
+            pipe.cmd("SET")
+                .arg(format!("{name}{batch}:{i}"))
+                .arg(1)
+                .ignore();
+        }
+        let _: () = pipe.query(&mut conn).expect("writes");
+    }
+    // The proxy closed it: what it had sent can be read, then the end.
+    let mut stream = client.0;
+    read_until_closed(&mut stream);
 }
