@@ -9,8 +9,12 @@ use zeroize::Zeroizing;
 /// A wrapper around an owned Rustls connection and corresponding stream.
 ///
 /// Uses an internal Mutex to permit disparate reader & writer threads to access the stream independently.
+///
+/// redis-proxy patch 9: the second field is a clone of the socket, made once,
+/// that a reader waits on (`peek`) without holding the Mutex.
 pub(crate) struct RustlsStream(
     Arc<Mutex<rustls::StreamOwned<rustls::ServerConnection, Connection>>>,
+    Option<Arc<std::net::TcpStream>>,
 );
 
 impl RustlsStream {
@@ -33,7 +37,7 @@ impl RustlsStream {
 
 impl Clone for RustlsStream {
     fn clone(&self) -> Self {
-        Self(self.0.clone())
+        Self(self.0.clone(), self.1.clone())
     }
 }
 
@@ -46,25 +50,21 @@ impl Read for RustlsStream {
     // while a peek at the socket waits for bytes, then taken again to
     // decrypt them.
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Some(waiter) = self.1.as_ref() else {
+            return self.0.lock().expect("Failed to lock SSL stream mutex").read(buf);
+        };
         loop {
-            let waiter = {
+            {
                 let mut guard = self.0.lock().expect("Failed to lock SSL stream mutex");
                 let stream = &mut *guard;
-                let waiter = match &stream.sock {
-                    Connection::Tcp(s) => s.try_clone().ok(),
-                    #[allow(unreachable_patterns)]
-                    _ => None,
-                };
-                let waiter = match waiter {
-                    Some(waiter) if !stream.conn.is_handshaking() => waiter,
-                    _ => return stream.read(buf),
-                };
+                if stream.conn.is_handshaking() {
+                    return stream.read(buf);
+                }
                 match stream.conn.reader().read(buf) {
                     Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
                     done => return done,
                 }
-                waiter
-            };
+            }
             if waiter.peek(&mut [0u8])? == 0 {
                 return Ok(0);
             }
@@ -182,9 +182,16 @@ impl RustlsContext {
         stream: Connection,
     ) -> Result<RustlsStream, Box<dyn Error + Send + Sync + 'static>> {
         let connection = rustls::ServerConnection::new(self.0.clone())?;
-        Ok(RustlsStream(Arc::new(Mutex::new(
-            rustls::StreamOwned::new(connection, stream),
-        ))))
+        // redis-proxy patch 9: the socket clone readers wait on.
+        let waiter = match &stream {
+            Connection::Tcp(s) => s.try_clone().ok().map(Arc::new),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        };
+        Ok(RustlsStream(
+            Arc::new(Mutex::new(rustls::StreamOwned::new(connection, stream))),
+            waiter,
+        ))
     }
 }
 
