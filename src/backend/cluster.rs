@@ -20,7 +20,7 @@ use std::time::Duration;
 use redis::Value;
 
 use super::fleet::{Fleet, Member};
-use super::tracking::Settings;
+use super::tracking::spawn_link_to;
 use super::InvalidationSink;
 use crate::config::Config;
 
@@ -66,7 +66,7 @@ fn watch(config: &Config, sink: Arc<dyn InvalidationSink>) {
         );
         for (index, master) in masters.iter().enumerate() {
             let member = Member::new(&fleet, generation, index);
-            if let Err(err) = start_link(config, master, member, &stop) {
+            if let Err(err) = spawn_link_to(config, master, member, &stop) {
                 log::warn!("cannot start the invalidation link to {master:?}: {err}");
             }
         }
@@ -83,24 +83,6 @@ fn watch(config: &Config, sink: Arc<dyn InvalidationSink>) {
         }
         stop.store(true, Ordering::SeqCst);
     }
-}
-
-fn start_link(
-    config: &Config,
-    (host, port): &Master,
-    member: Arc<Member>,
-    stop: &Arc<AtomicBool>,
-) -> Result<(), String> {
-    let mut url = config.redis_url.clone();
-    url.set_host(Some(host)).map_err(|err| err.to_string())?;
-    url.set_port(Some(*port))
-        .map_err(|()| "not a port".to_owned())?;
-    let client = super::client(config, &url, redis::ProtocolVersion::RESP3)
-        .map_err(|err| err.to_string())?;
-    Settings::new(config, client, Arc::clone(stop))
-        .spawn(member)
-        .map(drop)
-        .map_err(|err| err.to_string())
 }
 
 /// The masters, from `CLUSTER SLOTS` on the connection kept in `seed`, or

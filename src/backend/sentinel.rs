@@ -17,7 +17,7 @@ use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType}
 use redis::{ConnectionAddr, IntoConnectionInfo};
 
 use super::fleet::{Fleet, Member};
-use super::tracking::Settings;
+use super::tracking::spawn_link_to;
 use super::InvalidationSink;
 use crate::config::Config;
 
@@ -176,23 +176,7 @@ fn follow(config: &Config, topology: &Topology, sink: Arc<dyn InvalidationSink>)
         };
         let stop = Arc::new(AtomicBool::new(false));
         let member = Member::new(&fleet, fleet.begin(1), 0);
-        let mut url = config.redis_url.clone();
-        let started = url
-            .set_host(Some(&host))
-            .map_err(|err| err.to_string())
-            .and_then(|()| {
-                url.set_port(Some(port))
-                    .map_err(|()| "not a port".to_owned())
-            })
-            .and_then(|()| {
-                super::client(config, &url, redis::ProtocolVersion::RESP3)
-                    .map_err(|e| e.to_string())
-            })
-            .and_then(|client| {
-                Settings::new(config, client, Arc::clone(&stop))
-                    .spawn(member)
-                    .map_err(|err| err.to_string())
-            });
+        let started = spawn_link_to(config, &(host.clone(), port), member, &stop);
         if let Err(err) = started {
             log::warn!("cannot start the invalidation link to {host}:{port}: {err}");
         }

@@ -94,6 +94,27 @@ impl InvalidationLink {
     }
 }
 
+/// Starts a link to the Redis at `host:port` (the configured credentials
+/// and TLS), reporting to `sink` until `stop`: one per cluster master, or
+/// the sentinels' current master.
+pub(super) fn spawn_link_to(
+    config: &Config,
+    (host, port): &(String, u16),
+    sink: Arc<dyn InvalidationSink>,
+    stop: &Arc<AtomicBool>,
+) -> Result<(), String> {
+    let mut url = config.redis_url.clone();
+    url.set_host(Some(host)).map_err(|err| err.to_string())?;
+    url.set_port(Some(*port))
+        .map_err(|()| "not a port".to_owned())?;
+    let client = super::client(config, &url, redis::ProtocolVersion::RESP3)
+        .map_err(|err| err.to_string())?;
+    Settings::new(config, client, Arc::clone(stop))
+        .spawn(sink)
+        .map(drop)
+        .map_err(|err| err.to_string())
+}
+
 /// One link: which Redis, and how to run it.
 pub(super) struct Settings {
     client: redis::Client,

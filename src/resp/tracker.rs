@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use mio::{Token, Waker};
 
@@ -21,7 +21,7 @@ use super::tracking::{
 /// only while some connection tracks.
 pub struct Listener {
     active: AtomicBool,
-    changes: Mutex<Sender<Change>>,
+    changes: Sender<Change>,
     waker: Arc<Waker>,
 }
 
@@ -31,12 +31,7 @@ impl ChangeListener for Listener {
     }
 
     fn changed(&self, change: Change) {
-        let sent = self
-            .changes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .send(change);
-        if sent.is_ok() {
+        if self.changes.send(change).is_ok() {
             let _ = self.waker.wake();
         }
     }
@@ -60,7 +55,7 @@ impl Tracker {
         let (sender, changes) = mpsc::channel();
         let listener = Arc::new(Listener {
             active: AtomicBool::new(false),
-            changes: Mutex::new(sender),
+            changes: sender,
             waker,
         });
         let tracker = Tracker {

@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::process::Command;
 
 use super::redis_server::RedisServer;
-use super::{eventually, TempDir};
+use super::{eventually, hand_out_port, TempDir};
 
 /// The cluster's nodes (killed on drop) and their config files.
 pub struct Cluster {
@@ -17,23 +17,11 @@ pub struct Cluster {
 /// stay below the range `free_port` hands out (20000+) and Linux's
 /// ephemeral range (32768+): nodes from 4000, buses from 14000.
 fn node_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
+    use std::sync::atomic::AtomicU16;
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    const FIRST: u16 = 4_000;
-    const SPAN: u16 = 6_000;
-    let _ = NEXT.compare_exchange(
-        0,
-        1 + (std::process::id() % u32::from(SPAN)) as u16,
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
-    loop {
-        let port = FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN;
-        let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
-        if free(port) && free(port + 10_000) {
-            return port;
-        }
-    }
+    hand_out_port(&NEXT, 4_000, 6_000, |port| {
+        TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok()
+    })
 }
 
 impl Cluster {

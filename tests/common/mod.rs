@@ -32,20 +32,29 @@ pub const PATIENCE: Duration = Duration::from_secs(15);
 /// could otherwise get the same one. Each is checked free before it is
 /// handed out.
 pub fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
+    use std::sync::atomic::AtomicU16;
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    const FIRST: u16 = 20_000;
-    const SPAN: u16 = 12_000;
-    // Different test binaries start at different places in the range.
-    let _ = NEXT.compare_exchange(
+    hand_out_port(&NEXT, 20_000, 12_000, |_| true)
+}
+
+/// The next port of `first..first + span` (taken in turn, from a place that
+/// differs between test binaries) that is free, and for which `also` holds.
+pub fn hand_out_port(
+    next: &std::sync::atomic::AtomicU16,
+    first: u16,
+    span: u16,
+    also: impl Fn(u16) -> bool,
+) -> u16 {
+    use std::sync::atomic::Ordering;
+    let _ = next.compare_exchange(
         0,
-        1 + (std::process::id() % u32::from(SPAN)) as u16,
+        1 + (std::process::id() % u32::from(span)) as u16,
         Ordering::SeqCst,
         Ordering::SeqCst,
     );
     loop {
-        let port = FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let port = first + next.fetch_add(1, Ordering::SeqCst) % span;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() && also(port) {
             return port;
         }
     }

@@ -53,40 +53,27 @@ fn curl_reads_over_https_with_keep_alive() {
     let (_redis, proxy, dir) = start();
     let port = proxy.addr.port();
     let url = |host: &str, key: &str| format!("https://{host}:{port}/proxy?key={key}");
-    // Two requests on one connection, both answered. --max-time only keeps
-    // a hang from stalling the run; this passes in milliseconds.
-    let out = run_ok(
-        "curl",
+    // Two requests on one connection, both answered.
+    let out = curl(
+        &dir,
         &[
-            "-s",
-            "--max-time",
-            "30",
-            "--cacert",
-            &ca(&dir),
             "-w",
             " %{http_code} %{num_connects}\n",
             &url("127.0.0.1", "k"),
             &url("127.0.0.1", "k"),
         ],
-        &[],
     );
     assert_eq!(out, "v 200 1\nv 200 0\n", "one connection, two answers");
     // By name, and a 1 MiB value whole.
-    let out = run_ok(
-        "curl",
+    let out = curl(
+        &dir,
         &[
-            "-s",
-            "--max-time",
-            "30",
-            "--cacert",
-            &ca(&dir),
             "-o",
             "/dev/null",
             "-w",
             "%{http_code} %{size_download}",
             &url("localhost", "big"),
         ],
-        &[],
     );
     assert_eq!(out, format!("200 {}", 1 << 20));
 }
@@ -198,12 +185,19 @@ fn tls_client(dir: &TempDir) -> Arc<rustls::ClientConfig> {
 
 /// GET `path` over HTTPS with curl: the body.
 fn https_get(dir: &TempDir, proxy: &Proxy, path: &str) -> String {
-    let url = format!("https://localhost:{}{path}", proxy.addr.port());
-    run_ok(
-        "curl",
-        &["-s", "--max-time", "30", "--cacert", &ca(dir), &url],
-        &[],
+    curl(
+        dir,
+        &[&format!("https://localhost:{}{path}", proxy.addr.port())],
     )
+}
+
+/// curl trusting the test CA, with `args`; its output. --max-time only
+/// keeps a hang from stalling the run.
+fn curl(dir: &TempDir, args: &[&str]) -> String {
+    let ca = ca(dir);
+    let mut all = vec!["-s", "--max-time", "30", "--cacert", &ca];
+    all.extend_from_slice(args);
+    run_ok("curl", &all, &[])
 }
 
 #[test]

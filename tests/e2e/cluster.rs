@@ -22,14 +22,7 @@ fn start(value: impl Fn(usize) -> String) -> (Cluster, Proxy) {
 /// [`start`], with more settings for the proxy.
 fn start_with(value: impl Fn(usize) -> String, env: &[(&str, &str)]) -> (Cluster, Proxy) {
     let cluster = Cluster::start();
-    let mut conn = cluster.conn();
-    for i in 0..KEYS {
-        let _: () = redis::cmd("SET")
-            .arg(key(i))
-            .arg(value(i))
-            .query(&mut conn)
-            .expect("SET");
-    }
+    write_all(&cluster, value);
     cluster.sync_replicas();
     let mut vars = vec![("REDIS_MODE", "cluster"), ("RESP_PORT", "auto")];
     vars.extend_from_slice(env);
