@@ -115,3 +115,45 @@ fn help_lists_every_variable_with_its_default() {
         assert!(help.contains(var.name) && help.contains(var.default));
     }
 }
+
+#[test]
+fn redis_modes_take_their_addresses_and_name_what_is_missing() {
+    let cluster = config(&[
+        ("REDIS_MODE", "cluster"),
+        ("REDIS_ADDRESS", "10.0.0.1:7000, redis://10.0.0.2:7001"),
+    ])
+    .expect("a cluster's seeds");
+    assert_eq!(cluster.redis_nodes.len(), 2);
+    assert_eq!(cluster.redis_url.port(), Some(7000));
+    let named = |pairs: &[(&str, &str)]| config(pairs).err().map(|err| err.variable);
+    assert_eq!(named(&[("REDIS_MODE", "swarm")]), Some("REDIS_MODE"));
+    assert_eq!(
+        named(&[("REDIS_ADDRESS", "a:1,b:2")]),
+        Some("REDIS_ADDRESS"),
+        "standalone takes one address"
+    );
+    assert_eq!(
+        named(&[("REDIS_MODE", "cluster"), ("REDIS_ADDRESS", "a:1/3")]),
+        Some("REDIS_ADDRESS"),
+        "a cluster has db 0 only"
+    );
+    assert_eq!(
+        named(&[("REDIS_MODE", "sentinel"), ("REDIS_ADDRESS", "s:26379")]),
+        Some("REDIS_SENTINEL_MASTER")
+    );
+    let sentinel = config(&[
+        ("REDIS_MODE", "sentinel"),
+        ("REDIS_ADDRESS", "s1:26379,s2:26379"),
+        ("REDIS_SENTINEL_MASTER", "mymaster"),
+        ("REDIS_SENTINEL_PASSWORD", "hidden"),
+    ])
+    .expect("sentinels");
+    assert_eq!(
+        sentinel.sentinel.map(|s| s.master),
+        Some("mymaster".to_owned())
+    );
+    assert_eq!(
+        named(&[("TRACKING_TABLE_MAX_KEYS", "0")]),
+        Some("TRACKING_TABLE_MAX_KEYS")
+    );
+}
