@@ -1,8 +1,9 @@
-//! Issue 19: HTTP request heads a hostile or unlucky client sends. Every malformed head gets one
+//! Issue 19: HTTP request heads a hostile or unlucky client sends, and the
+//! caching headers downstream caches read. Every malformed head gets one
 //! complete answer with a JSON body and the connection closes; nothing
 //! after a head whose body cannot be framed is read as a request; a version
 //! other than HTTP/1 is a 505 that leaves no thread or descriptor behind.
-//! (vendor/tiny_http patches 10-12.)
+//! (vendor/tiny_http patches 10-12, and src/http.)
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -12,7 +13,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 
 use crate::common::certs::make_certificates;
-use crate::common::{self, connect, eventually, HttpConnection, Proxy, RedisServer};
+use crate::common::{self, connect, eventually, request, HttpConnection, Proxy, RedisServer};
 
 fn setup() -> (RedisServer, Proxy) {
     let redis = RedisServer::start();
@@ -293,4 +294,68 @@ fn issue_19_every_malformed_head_gets_an_answer() {
     assert_eq!(reply.status, 417);
     assert_eq!(reply.header("connection"), Some("close"));
     assert!(reply.json()["error"].is_string());
+}
+
+#[test]
+fn issue_19_an_absolute_form_target_is_served() {
+    let (_redis, proxy) = setup();
+    let port = proxy.addr.port();
+    let mut conn = HttpConnection::connect(proxy.addr);
+    for target in [
+        format!("http://127.0.0.1:{port}/proxy?key=k"),
+        format!("HTTP://localhost:{port}/proxy?key=k"),
+    ] {
+        conn.send("GET", &target, &[]).expect("send");
+        let reply = conn.read_reply(false).expect("a reply");
+        assert_eq!((reply.status, reply.body.as_slice()), (200, &b"v"[..]));
+    }
+    let reply = request(proxy.addr, "GET", &format!("http://x:{port}/healthz"), &[]);
+    assert_eq!(reply.status, 200);
+}
+
+#[test]
+fn issue_19_max_age_minus_age_is_what_is_left_of_the_entry() {
+    let (_redis, proxy) = setup();
+    let miss = proxy.get_key("k");
+    assert_eq!(miss.header("x-cache"), Some("MISS"));
+    assert_eq!(miss.header("cache-control"), Some("max-age=60"));
+    // A hit at least 2 s after the fill.
+    let hit = eventually("a hit 2 s old", || {
+        let reply = proxy.get_key("k");
+        let age: u64 = reply.header("age")?.parse().ok()?;
+        (reply.is_hit() && age >= 2).then_some(reply)
+    });
+    let age: u64 = hit.header("age").expect("Age").parse().expect("a number");
+    // max-age is the entry's whole lifetime (60 s), Age the time since the
+    // fill: a downstream cache keeps it max-age - Age more, what is left.
+    assert_eq!(hit.header("cache-control"), Some("max-age=60"), "Age {age}");
+    assert!((2..60).contains(&age), "{age}");
+}
+
+#[test]
+fn issue_19_a_304_does_not_say_its_body_is_empty() {
+    let (_redis, proxy) = setup();
+    for accept in ["*/*", "application/json"] {
+        let full = request(proxy.addr, "GET", "/proxy?key=k", &[("Accept", accept)]);
+        assert_eq!(full.status, 200);
+        let tag = full.header("etag").expect("ETag").to_owned();
+        let mut conn = HttpConnection::connect(proxy.addr);
+        conn.send(
+            "GET",
+            "/proxy?key=k",
+            &[("Accept", accept), ("If-None-Match", &tag)],
+        )
+        .expect("send");
+        let reply = conn.read_reply(true).expect("a 304");
+        assert_eq!(reply.status, 304);
+        // None, or the 200's (RFC 9110 section 8.6).
+        let length = reply.header("content-length");
+        assert!(
+            length.is_none() || length == Some(full.body.len().to_string().as_str()),
+            "{accept}: Content-Length {length:?}, the 200 has {}",
+            full.body.len()
+        );
+        // Nothing follows the 304's head: the next answer is read cleanly.
+        assert_eq!(conn.get("/proxy?key=k").status, 200);
+    }
 }
