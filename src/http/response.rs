@@ -264,7 +264,28 @@ pub fn method_not_allowed(allow: &[u8]) -> HttpResponse {
 
 #[cfg(test)]
 mod tests {
-    use super::none_match;
+    use super::{freshness, none_match};
+    use crate::service::{Found, Source, Value};
+    use std::time::Duration;
+
+    #[test]
+    fn max_age_minus_age_is_what_is_left_rounded_down() {
+        let found = |source, age: f64, left: f64| Found {
+            value: Value::new(b"v"),
+            source,
+            fresh_for: Duration::from_secs_f64(left),
+            age: Duration::from_secs_f64(age),
+        };
+        // A miss: its whole lifetime, no age.
+        assert_eq!(freshness(&found(Source::Miss, 0.0, 60.0)), (60, 0));
+        // Hits: max-age the lifetime, Age rounded up, never more left
+        // downstream than here.
+        assert_eq!(freshness(&found(Source::Hit, 0.3, 59.7)), (60, 1));
+        assert_eq!(freshness(&found(Source::Hit, 8.0, 2.0)), (10, 8));
+        assert_eq!(freshness(&found(Source::Hit, 2.5, 2.0)), (5, 3));
+        // Stale: nothing left.
+        assert_eq!(freshness(&found(Source::Stale, 60.0, 0.0)), (60, 60));
+    }
 
     #[test]
     fn if_none_match_compares_weakly() {
