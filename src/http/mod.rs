@@ -179,8 +179,8 @@ impl Worker {
 }
 
 fn route(request: &Request, service: &Service) -> HttpResponse {
-    let url = request.url();
-    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let url = query::origin_form(request.url());
+    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
     let query = query.split_once('#').map_or(query, |(q, _)| q);
     let readable = matches!(request.method(), Method::Get | Method::Head);
     // With PROXY_PASSWORD set, these need it (/metrics unless METRICS_OPEN);
@@ -309,7 +309,7 @@ fn proxy(request: &Request, query: &str, service: &Service) -> HttpResponse {
             let tag = response::etag(&found, as_json);
             match if_none_match(request) {
                 Some(header) if response::none_match(&header, &tag) => {
-                    response::not_modified(&found, &tag)
+                    response::not_modified(&key, &found, as_json, &tag)
                 }
                 _ => response::value(&key, found, as_json, &tag),
             }

@@ -1,4 +1,5 @@
-//! Finding the `key` parameter in a query string, binary-safe.
+//! Reading the request target: its origin form, and the `key` parameter in
+//! its query string, binary-safe.
 //!
 //! `url::form_urlencoded` decodes to UTF-8 lossily, which would silently turn
 //! one key into another; here names and values are decoded to raw bytes
@@ -57,6 +58,31 @@ pub fn find_key(query: &str, max: usize) -> Result<Vec<u8>, KeyError> {
     }
 }
 
+/// The origin form (`/path?query`) of a request target. An absolute-form
+/// target (`http://host:port/path?query`), which RFC 9112 section 3.2.2 says
+/// a server MUST accept, loses its scheme and authority (the host it names
+/// is not checked: the proxy serves one origin); an empty path is `/`.
+/// Anything else is returned as it is.
+pub fn origin_form(target: &str) -> Cow<'_, str> {
+    let scheme = |prefix: &str| {
+        target
+            .get(..prefix.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+    };
+    let rest = if scheme("http://") {
+        &target[7..]
+    } else if scheme("https://") {
+        &target[8..]
+    } else {
+        return Cow::Borrowed(target);
+    };
+    match rest.find(['/', '?', '#']) {
+        Some(at) if rest.as_bytes()[at] == b'/' => Cow::Borrowed(&rest[at..]),
+        Some(at) => Cow::Owned(format!("/{}", &rest[at..])),
+        None => Cow::Borrowed("/"),
+    }
+}
+
 /// Form decoding: `+` is a space, `%XX` a byte.
 fn decode(component: &str) -> Cow<'_, [u8]> {
     if component.contains('+') {
@@ -72,6 +98,19 @@ mod tests {
     use super::*;
 
     const MAX: usize = 8192;
+
+    #[test]
+    fn absolute_form_targets_lose_scheme_and_authority() {
+        let form = |target| origin_form(target).into_owned();
+        assert_eq!(form("/proxy?key=k"), "/proxy?key=k");
+        assert_eq!(form("http://127.0.0.1:8080/proxy?key=k"), "/proxy?key=k");
+        assert_eq!(form("HTTPS://example.com/healthz"), "/healthz");
+        assert_eq!(form("http://example.com"), "/");
+        assert_eq!(form("http://example.com?key=k"), "/?key=k");
+        assert_eq!(form("http://u@h:1/a/b?c=http://x"), "/a/b?c=http://x");
+        assert_eq!(form("*"), "*");
+        assert_eq!(form("ftp://h/x"), "ftp://h/x");
+    }
 
     #[test]
     fn decodes_plus_and_percent_escapes() {

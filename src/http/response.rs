@@ -22,6 +22,10 @@ pub struct HttpResponse {
     /// Headers besides those tiny_http adds (Date, Server, Content-Length).
     pub headers: Vec<Header>,
     body: Body,
+    /// For a 304, which has no body: the length of the 200 it stands for,
+    /// sent as its `Content-Length` (RFC 9110 section 8.6 allows that or
+    /// none; a `Content-Length: 0` would claim the value is empty).
+    unsent_length: Option<usize>,
 }
 
 /// A response's bytes: made for it, or a cached value shared with the
@@ -60,7 +64,9 @@ impl HttpResponse {
     /// tiny_http's response, with an exact `Content-Length` and no chunking
     /// whatever the size (tiny_http would chunk bodies of 32 KiB and more).
     pub fn into_tiny(self) -> Response<Cursor<Body>> {
-        let len = self.body.as_ref().len();
+        let len = self
+            .unsent_length
+            .unwrap_or_else(|| self.body.as_ref().len());
         Response::new(
             StatusCode(self.status),
             self.headers,
@@ -86,6 +92,7 @@ fn with_body(status: u16, content_type: &[u8], body: Body) -> HttpResponse {
         status,
         headers: vec![header(b"Content-Type", content_type)],
         body,
+        unsent_length: None,
     }
 }
 
@@ -160,29 +167,56 @@ pub fn none_match(header: &str, tag: &str) -> bool {
 }
 
 /// The validators and freshness every answer about a found value carries:
-/// `ETag`, `Cache-Control: max-age` (what is left of its lifetime), `Age` on
-/// a value from the cache, `Vary: Accept` (two representations), `X-Cache`.
+/// `ETag`, `Cache-Control: max-age` and `Age` (see [`freshness`]),
+/// `Vary: Accept` (two representations), `X-Cache`.
 fn describe(found: &Found, tag: &str, headers: &mut Vec<Header>) {
     headers.push(header(b"ETag", tag.as_bytes()));
-    let max_age = format!("max-age={}", found.fresh_for.as_secs());
+    let (max_age, age) = freshness(found);
+    let max_age = format!("max-age={max_age}");
     headers.push(header(b"Cache-Control", max_age.as_bytes()));
     headers.push(header(b"Vary", b"Accept"));
     headers.push(header(b"X-Cache", found.source.name().as_bytes()));
     if found.source != Source::Miss {
-        let age = found.age.as_secs().to_string();
-        headers.push(header(b"Age", age.as_bytes()));
+        headers.push(header(b"Age", age.to_string().as_bytes()));
     }
 }
 
-/// 304: the client's copy (tagged `tag`) is the current one.
-pub fn not_modified(found: &Found, tag: &str) -> HttpResponse {
+/// `max-age` and `Age`, in whole seconds. A downstream cache counts `Age`
+/// against `max-age` (RFC 9111 section 4.2), so `max-age` is the entry's
+/// whole lifetime and `Age` the time since it was read from Redis; `Age` is
+/// rounded up and `max-age` is it plus the whole seconds left, so what a
+/// downstream cache keeps (`max-age` - `Age`) is what is left of the entry,
+/// rounded down, never more. (A miss is `Age` 0: `max-age` is its lifetime.)
+fn freshness(found: &Found) -> (u64, u64) {
+    let age = found.age.as_secs() + u64::from(found.age.subsec_nanos() > 0);
+    (age.saturating_add(found.fresh_for.as_secs()), age)
+}
+
+/// 304: the client's copy (tagged `tag`) is the current one. It declares
+/// the length of the 200 it stands for (the representation `as_json` asks
+/// for of `key`'s value) and carries no body.
+pub fn not_modified(key: &[u8], found: &Found, as_json: bool, tag: &str) -> HttpResponse {
     let mut headers = Vec::with_capacity(5);
     describe(found, tag, &mut headers);
+    let length = if as_json {
+        json_value(key, found.value.bytes()).to_string().len()
+    } else {
+        found.value.bytes().len()
+    };
     HttpResponse {
         status: 304,
         headers,
         body: Body::Made(Bytes::new()),
+        unsent_length: Some(length),
     }
+}
+
+/// The JSON representation of a found value: `{"key", "value"}`.
+fn json_value(key: &[u8], value: &[u8]) -> Json {
+    let mut body = json!({});
+    put_bytes(&mut body, "key", "key_encoding", key);
+    put_bytes(&mut body, "value", "encoding", value);
+    body
 }
 
 /// A found value: raw bytes, or `{"key", "value"}` when JSON was asked for.
@@ -190,10 +224,7 @@ pub fn value(key: &[u8], found: Found, as_json: bool, tag: &str) -> HttpResponse
     let mut headers = Vec::with_capacity(6);
     describe(&found, tag, &mut headers);
     let mut response = if as_json {
-        let mut body = json!({});
-        put_bytes(&mut body, "key", "key_encoding", key);
-        put_bytes(&mut body, "value", "encoding", found.value.bytes());
-        json(200, &body)
+        json(200, &json_value(key, found.value.bytes()))
     } else {
         let content_type = if found.value.is_utf8() { TEXT } else { BINARY };
         with_body(200, content_type, Body::Shared(found.value))
@@ -233,7 +264,28 @@ pub fn method_not_allowed(allow: &[u8]) -> HttpResponse {
 
 #[cfg(test)]
 mod tests {
-    use super::none_match;
+    use super::{freshness, none_match};
+    use crate::service::{Found, Source, Value};
+    use std::time::Duration;
+
+    #[test]
+    fn max_age_minus_age_is_what_is_left_rounded_down() {
+        let found = |source, age: f64, left: f64| Found {
+            value: Value::new(b"v"),
+            source,
+            fresh_for: Duration::from_secs_f64(left),
+            age: Duration::from_secs_f64(age),
+        };
+        // A miss: its whole lifetime, no age.
+        assert_eq!(freshness(&found(Source::Miss, 0.0, 60.0)), (60, 0));
+        // Hits: max-age the lifetime, Age rounded up, never more left
+        // downstream than here.
+        assert_eq!(freshness(&found(Source::Hit, 0.3, 59.7)), (60, 1));
+        assert_eq!(freshness(&found(Source::Hit, 8.0, 2.0)), (10, 8));
+        assert_eq!(freshness(&found(Source::Hit, 2.5, 2.0)), (5, 3));
+        // Stale: nothing left.
+        assert_eq!(freshness(&found(Source::Stale, 60.0, 0.0)), (60, 60));
+    }
 
     #[test]
     fn if_none_match_compares_weakly() {

@@ -125,7 +125,9 @@ impl HttpConnection {
             }
         }
         let mut body = Vec::new();
-        if !head_only {
+        // A 304 (or 204, or 1xx) has no body whatever its Content-Length
+        // says (RFC 9112 section 6.3).
+        if !head_only && !matches!(status, 100..=199 | 204 | 304) {
             if let Some(len) = headers.get("content-length") {
                 let len: usize = len.parse().map_err(std::io::Error::other)?;
                 body.resize(len, 0);

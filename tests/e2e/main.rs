@@ -17,6 +17,7 @@ mod errors;
 mod faults;
 mod flow_control;
 mod hostile;
+mod http_framing;
 mod keepalive;
 mod operations;
 mod read_through;

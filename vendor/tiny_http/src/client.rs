@@ -55,6 +55,9 @@ enum ReadError {
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
+    /// redis-proxy patches 10-12: a head that is answered with this status
+    /// and message, then the connection closed
+    Refused(HTTPVersion, u16, &'static str),
 }
 
 impl ClientConnection {
@@ -132,6 +135,12 @@ impl ClientConnection {
             let (method, path, version) = {
                 let line = self.read_next_line().map_err(|e| match e.kind() {
                     ErrorKind::InvalidData => ReadError::RequestLineTooLong,
+                    // redis-proxy patch 12: answered, not dropped in silence.
+                    ErrorKind::InvalidInput => ReadError::Refused(
+                        HTTPVersion(1, 1),
+                        400,
+                        "request line is not ASCII (percent-encode the key)",
+                    ),
                     _ => ReadError::ReadIoError(e),
                 })?;
 
@@ -147,6 +156,10 @@ impl ClientConnection {
                 loop {
                     let line = self.read_next_line().map_err(|e| match e.kind() {
                         ErrorKind::InvalidData => ReadError::HeadersTooLarge(version.clone()),
+                        // redis-proxy patch 12: answered, not dropped in silence.
+                        ErrorKind::InvalidInput => {
+                            ReadError::Refused(version.clone(), 400, "header line is not ASCII")
+                        }
                         _ => ReadError::ReadIoError(e),
                     })?;
 
@@ -166,6 +179,10 @@ impl ClientConnection {
 
                 headers
             };
+
+            // redis-proxy patch 11: nothing after a head whose body cannot be
+            // framed exactly is ever read as a request.
+            check_framing(&headers, &version)?;
 
             (method, path, version, headers)
         };
@@ -271,8 +288,17 @@ impl Iterator for ClientConnection {
                 Err(ReadError::ExpectationFailed(ver)) => {
                     let writer = self.sink.next().unwrap();
                     let response = json_error(417, "unsupported Expect header");
-                    response.raw_print(writer, ver, &[], true, None).ok();
+                    // redis-proxy patch 12: with its body (its length was sent).
+                    response.raw_print(writer, ver, &[closing()], false, None).ok();
                     return None; // TODO: should be recoverable, but needs handling in case of body
+                }
+
+                // redis-proxy patches 10-12: answered, then closed.
+                Err(ReadError::Refused(ver, status, message)) => {
+                    let writer = self.sink.next().unwrap();
+                    let response = json_error(status, message);
+                    response.raw_print(writer, ver, &[closing()], false, None).ok();
+                    return None;
                 }
 
                 Err(ReadError::ReadIoError(_)) => return None,
@@ -281,6 +307,9 @@ impl Iterator for ClientConnection {
             };
 
             // checking HTTP version
+            // (redis-proxy patch 10: no longer reached: `parse_http_version`
+            // refuses these before a request is made, which is what stops
+            // this 505 waiting forever behind the request's own writer.)
             if *rq.http_version() > (1, 1) {
                 let writer = self.sink.next().unwrap();
                 let response = json_error(505, "only HTTP/1.0 and HTTP/1.1 are supported");
@@ -333,18 +362,72 @@ fn json_error(status: u16, message: &str) -> crate::Response<std::io::Cursor<Vec
     )
 }
 
-/// Parses a "HTTP/1.1" string.
-fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
-    let (major, minor) = match version {
-        "HTTP/0.9" => (0, 9),
-        "HTTP/1.0" => (1, 0),
-        "HTTP/1.1" => (1, 1),
-        "HTTP/2.0" => (2, 0),
-        "HTTP/3.0" => (3, 0),
-        _ => return Err(ReadError::WrongRequestLine),
-    };
+/// redis-proxy patch 12: passed as the request's headers when printing an
+/// error the server answers itself, so the answer says `Connection: close`
+/// (patch 6), as the connection closes after it.
+fn closing() -> crate::Header {
+    crate::Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap()
+}
 
-    Ok(HTTPVersion(major, minor))
+/// redis-proxy patch 11: a request body is taken only when its length is
+/// known exactly and it is small enough to be read by the connection's
+/// thread before the request is queued (upstream reads a body up to 1 KiB
+/// so): this server takes no request body, and a longer one would be
+/// drained by the worker that drops the request, waiting on the client.
+/// Anything else is answered 400 (invalid framing, RFC 9112 section 6.3)
+/// or 413 and the connection closed, so nothing after the head is ever
+/// read as a request.
+fn check_framing(headers: &[crate::Header], version: &HTTPVersion) -> Result<(), ReadError> {
+    const MAX_BODY: usize = 1024;
+    let refuse = |status, message| Err(ReadError::Refused(version.clone(), status, message));
+    if headers.iter().any(|h| h.field.equiv("Transfer-Encoding")) {
+        return refuse(
+            400,
+            "Transfer-Encoding in a request is not supported: send no body, or a Content-Length",
+        );
+    }
+    let mut length = None;
+    for header in headers.iter().filter(|h| h.field.equiv("Content-Length")) {
+        let value = header.value.as_str();
+        let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+        match (digits, value.parse::<usize>().ok(), length) {
+            (true, Some(n), None) => length = Some(n),
+            (true, Some(n), Some(m)) if n == m => {}
+            (true, None, _) => return refuse(413, "request body too large (max 1024 bytes)"),
+            (true, Some(_), Some(_)) => return refuse(400, "conflicting Content-Length headers"),
+            (false, _, _) => return refuse(400, "invalid Content-Length header"),
+        }
+    }
+    let continues = headers
+        .iter()
+        .any(|h| h.field.equiv("Expect") && h.value.as_str().eq_ignore_ascii_case("100-continue"));
+    match length {
+        Some(n) if n > MAX_BODY => refuse(413, "request body too large (max 1024 bytes)"),
+        Some(n) if n > 0 && continues => {
+            refuse(413, "a request body is not taken after Expect: 100-continue")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Parses a "HTTP/1.1" string.
+///
+/// redis-proxy patch 10: HTTP/1.x above 1.1 is served as 1.1 (RFC 9110
+/// section 2.5); any other major version (HTTP/0.9, HTTP/2.0, HTTP/3.0) is
+/// refused with 505 before a request is made of it.
+fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let rest = version.strip_prefix("HTTP/").ok_or(ReadError::WrongRequestLine)?;
+    match rest.split_once('.').unwrap_or((rest, "")) {
+        ("1", "0") => Ok(HTTPVersion(1, 0)),
+        ("1", minor) if digits(minor) => Ok(HTTPVersion(1, 1)),
+        (major, _) if major != "1" && digits(major) => Err(ReadError::Refused(
+            HTTPVersion(1, 1),
+            505,
+            "only HTTP/1.0 and HTTP/1.1 are supported",
+        )),
+        _ => Err(ReadError::WrongRequestLine),
+    }
 }
 
 /// Parses the request line of the request.
@@ -354,7 +437,11 @@ fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadE
 
     let method = parts.next().and_then(|w| w.parse().ok());
     let path = parts.next().map(ToOwned::to_owned);
-    let version = parts.next().and_then(|w| parse_http_version(w).ok());
+    // redis-proxy patch 10: a version refused (505) is not a malformed line.
+    let version = match parts.next().map(parse_http_version) {
+        Some(Err(refused @ ReadError::Refused(..))) => return Err(refused),
+        version => version.and_then(Result::ok),
+    };
 
     method
         .and_then(|method| Some((method, path?, version?)))
