@@ -19,6 +19,7 @@ mod flow_control;
 mod hostile;
 mod keepalive;
 mod operations;
+mod quick_start;
 mod read_through;
 mod resp;
 mod sentinel;
