@@ -13,9 +13,10 @@ use tiny_http::{Header, Response, StatusCode};
 
 use crate::service::{Found, ReadError, Source, Value};
 
-/// What a route answers: status, headers and a body shared with the cache
-/// (a hit's value is never copied). Turned into tiny_http's type only when
-/// it is handed to the connection to write ([`HttpResponse::into_tiny`]).
+/// What a route answers: status, headers and a body (a found value is the
+/// service's [`Value`] itself, not a copy of it made here). Turned into
+/// tiny_http's type only when it is handed to the connection to write
+/// ([`HttpResponse::into_tiny`]).
 pub struct HttpResponse {
     /// The status code.
     pub status: u16,
@@ -24,8 +25,9 @@ pub struct HttpResponse {
     body: Body,
 }
 
-/// A response's bytes: made for it, or a cached value shared with the
-/// cache (never copied).
+/// A response's bytes: made for it, or a found value. A value over 256
+/// bytes is shared with the cache; a smaller one was copied out of it under
+/// the lock (see [`Value`]), and is not copied again here.
 pub enum Body {
     /// Bytes made for this response (JSON, metrics, the page).
     Made(Bytes),

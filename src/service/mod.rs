@@ -4,10 +4,14 @@
 //! changed while the fetch was in flight.
 //!
 //! One `Mutex` guards the LRU, the table of fetches in flight and the state
-//! of the invalidation link together, so a request takes the lock once on a
-//! hit and twice on a miss, and holds it only for map and list work: never
-//! across Redis I/O or response writing. Values are shared (`Arc<[u8]>`),
-//! so a hit clones a pointer, not the value.
+//! of the invalidation link together, and is held only for map and list
+//! work: never across Redis I/O or response writing. [`Service::get`] takes
+//! it once on a hit and twice on a miss (look up, then fill), hashing the
+//! key each time; the RESP front end first tries [`Service::cached`] on its
+//! event loop, so a RESP miss takes it three times. A stale-if-error answer
+//! takes it once more. Values of up to 256 bytes (`SHARED_ABOVE`) are copied
+//! under the lock on a hit; larger ones are shared (a refcounted
+//! allocation), so a hit clones a pointer, not the value.
 
 mod auth;
 mod coherence;
