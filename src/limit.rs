@@ -1,6 +1,6 @@
 //! A counting semaphore that admits waiters in arrival order.
 //!
-//! MAX_CLIENTS uses it: reads in service at once, across the HTTP and RESP
+//! WORKERS uses it: reads in service at once, across the HTTP and RESP
 //! front ends. Waiters queue in arrival order and a released place is handed straight to
 //! the first of them, which alone is woken: no waiter starves, and a release
 //! costs one wake-up, not one per waiter (a `Condvar::notify_all` herd of 50

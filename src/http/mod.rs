@@ -2,7 +2,7 @@
 //! one `tiny_http` server, routing them, and answering through the service.
 //!
 //! tiny_http reads requests on its own per-connection threads and queues them
-//! in arrival order; the workers pop that queue. So MAX_CLIENTS bounds the
+//! in arrival order; the workers pop that queue. So WORKERS bounds the
 //! requests in service at once, and further requests wait their turn instead
 //! of being refused.
 //!
@@ -10,7 +10,7 @@
 //! or in service; its next one is not queued until the answer is written. The
 //! worker writes the answer only if the socket takes it at once; the rest is
 //! written by a thread of its own, so a client that reads slowly (or never)
-//! holds that thread and its own socket only: never a worker, a MAX_CLIENTS
+//! holds that thread and its own socket only: never a worker, a WORKERS
 //! place or the cache lock.
 
 pub mod query;

@@ -56,7 +56,7 @@ pub struct Service {
     wait_limit: Duration,
     metrics: Arc<Metrics>,
     backend_warnings: LogLimiter,
-    /// MAX_CLIENTS places shared by every front end.
+    /// WORKERS places shared by every front end.
     places: Limiter,
     max_key_bytes: usize,
     /// INVALIDATION_PREFIXES: only keys under one of these are cached while
@@ -140,13 +140,13 @@ impl Service {
         &self.metrics
     }
 
-    /// Waits for one of the MAX_CLIENTS places, in arrival order; a front end
+    /// Waits for one of the WORKERS places, in arrival order; a front end
     /// holds it while it serves a request that reads keys.
     pub fn admit(&self) -> Permit<'_> {
         self.places.acquire(|delta| self.metrics.queued(delta))
     }
 
-    /// One of the MAX_CLIENTS places if one is free right now, without
+    /// One of the WORKERS places if one is free right now, without
     /// waiting: for front ends that must not block (the RESP event loop).
     pub fn try_admit(&self) -> Option<Permit<'_>> {
         self.places.try_acquire()

@@ -1,6 +1,6 @@
 //! Flow control: what one connection can make the proxy hold is bounded, and
 //! waiting on one client's socket never holds anything shared (a worker, a
-//! MAX_CLIENTS place, the lock). Each test keeps a bad client connected and
+//! WORKERS place, the lock). Each test keeps a bad client connected and
 //! unread while a well-behaved one is served, and reads the proxy's memory
 //! from /proc rather than timing anything.
 
@@ -106,7 +106,7 @@ fn an_http_client_pipelining_without_reading_holds_only_its_own_connection() {
 fn http_clients_that_never_read_a_large_answer_hold_no_worker() {
     let redis = redis_with_value("huge", 8 * 1024 * 1024);
     // Fewer workers than slow readers: any worker held by one starves all.
-    let proxy = Proxy::start(&redis, &[("MAX_CLIENTS", "4")]);
+    let proxy = Proxy::start(&redis, &[("WORKERS", "4")]);
     let slow: Vec<TcpStream> = (0..20)
         .map(|_| {
             let mut stream = TcpStream::connect(proxy.addr).expect("connect");
@@ -256,7 +256,7 @@ fn resp_errors_from_redis_count_as_errors() {
 )]
 fn a_panicking_resp_worker_answers_an_error_and_service_goes_on() {
     let redis = redis_with_value("k", 1);
-    let proxy = Proxy::start(&redis, &[("RESP_PORT", "auto"), ("MAX_CLIENTS", "2")]);
+    let proxy = Proxy::start(&redis, &[("RESP_PORT", "auto"), ("WORKERS", "2")]);
     let mut stream = TcpStream::connect(proxy.resp_addr()).expect("connect");
     stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
     // More panics than workers: each must survive (or be replaced).
@@ -278,7 +278,7 @@ fn readyz_reports_redis_not_the_pools_load() {
     let proxy = Proxy::start_at(
         &relay.url(),
         &[
-            ("MAX_CLIENTS", "2"),
+            ("WORKERS", "2"),
             ("REDIS_TIMEOUT_MS", "10000"),
             ("RESP_PORT", "auto"),
             // The relay counts every request: no invalidation link's PINGs.
