@@ -196,7 +196,7 @@ fn route(request: &Request, service: &Service) -> HttpResponse {
         }
     }
     match path {
-        "/" if readable => response::build(200, b"text/html; charset=utf-8", PAGE.into()),
+        "/" if readable => response::build(200, b"text/html; charset=utf-8", PAGE.as_bytes()),
         "/stats" if readable => stats(service),
         "/proxy" if readable => proxy(request, query, service),
         "/healthz" if readable => response::json(200, &json!({ "status": "ok" })),
@@ -247,7 +247,7 @@ fn metrics(service: &Service) -> HttpResponse {
     response::build(
         200,
         b"text/plain; version=0.0.4; charset=utf-8",
-        service.metrics().render().into(),
+        service.metrics().render().into_bytes(),
     )
 }
 

@@ -4,10 +4,10 @@
 //! lifted in [`HttpResponse::into_tiny`]), and every error body the proxy
 //! writes is JSON with an `error` field.
 
+use std::borrow::Cow;
 use std::io::Cursor;
 
 use base64::Engine as _;
-use bytes::Bytes;
 use serde_json::{json, Value as Json};
 use tiny_http::{Header, Response, StatusCode};
 
@@ -30,7 +30,7 @@ pub struct HttpResponse {
 /// the lock (see [`Value`]), and is not copied again here.
 pub enum Body {
     /// Bytes made for this response (JSON, metrics, the page).
-    Made(Bytes),
+    Made(Cow<'static, [u8]>),
     /// A cached value.
     Shared(Value),
 }
@@ -79,8 +79,12 @@ const TEXT: &[u8] = b"text/plain; charset=utf-8";
 const BINARY: &[u8] = b"application/octet-stream";
 
 /// A response with the given status, content type and body.
-pub fn build(status: u16, content_type: &[u8], body: Bytes) -> HttpResponse {
-    with_body(status, content_type, Body::Made(body))
+pub fn build(
+    status: u16,
+    content_type: &[u8],
+    body: impl Into<Cow<'static, [u8]>>,
+) -> HttpResponse {
+    with_body(status, content_type, Body::Made(body.into()))
 }
 
 fn with_body(status: u16, content_type: &[u8], body: Body) -> HttpResponse {
@@ -103,7 +107,7 @@ pub fn header(name: &[u8], value: &[u8]) -> Header {
 
 /// A JSON body with the given status.
 pub fn json(status: u16, body: &Json) -> HttpResponse {
-    build(status, JSON, Bytes::from(body.to_string()))
+    build(status, JSON, body.to_string().into_bytes())
 }
 
 /// An error: `{"error": message}`, and the key when there is one.
@@ -183,7 +187,7 @@ pub fn not_modified(found: &Found, tag: &str) -> HttpResponse {
     HttpResponse {
         status: 304,
         headers,
-        body: Body::Made(Bytes::new()),
+        body: Body::Made(Cow::Borrowed(&[])),
     }
 }
 
