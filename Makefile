@@ -29,7 +29,7 @@ seed:
 	@scripts/ensure-redis.sh
 	scripts/seed.sh $(or $(N),100)
 
-## smoke: curl checks against a running proxy
+## smoke: curl checks against a running proxy (with a key of its own in Redis)
 smoke:
 	scripts/smoke.sh
 

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::thread;
 
-use bytes::Bytes;
 use redis_proxy::http::response;
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -21,7 +20,8 @@ fn env_or(name: &str, default: usize) -> usize {
 fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let port = env_or("PORT", 8090);
     let workers = env_or("WORKERS", 16);
-    let body = Bytes::from(vec![b'x'; env_or("BODY_SIZE", 100)]);
+    // One body for the life of the process, borrowed by every response.
+    let body: &'static [u8] = Vec::leak(vec![b'x'; env_or("BODY_SIZE", 100)]);
     let server = Arc::new(tiny_http::Server::http(("127.0.0.1", port as u16))?);
     eprintln!(
         "http_ceiling on 127.0.0.1:{port}, {workers} workers, {} byte body",
@@ -30,10 +30,9 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let handles: Vec<_> = (0..workers)
         .map(|_| {
             let server = Arc::clone(&server);
-            let body = body.clone();
             thread::spawn(move || {
                 while let Ok(request) = server.recv() {
-                    let reply = response::build(200, b"text/plain; charset=utf-8", body.clone())
+                    let reply = response::build(200, b"text/plain; charset=utf-8", body)
                         .with_header(response::header(b"X-Cache", b"HIT"));
                     // Written as the proxy writes them.
                     request.respond_without_blocking(reply.into_tiny(), false, || {});

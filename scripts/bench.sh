@@ -16,7 +16,7 @@
 #   9. memory per cached key, next to Redis's for the same keys (MEMORY_KEYS)
 #
 # Settings: DURATION (s, default 10), CONNECTIONS (64), THREADS (2),
-# VALUE_SIZE (bytes, 100), WORKERS (MAX_CLIENTS, 16).
+# VALUE_SIZE (bytes, 100), WORKERS (the proxy's WORKERS, 16).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -115,7 +115,7 @@ kill "${pids[-1]}"
 echo "== 2/9 proxy, all hits"
 proxy_port=$(free_port); resp_port=$(free_port)
 env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
-  MAX_CLIENTS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 RUST_LOG=warn \
+  WORKERS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 RUST_LOG=warn \
   target/release/redis-proxy 2>"$work/proxy.log" &
 pids+=($!)
 wait_http "$proxy_port" /healthz
@@ -133,7 +133,7 @@ kill "${pids[-1]}"
 echo "== 3/9 proxy, all misses"
 proxy_port=$(free_port)
 env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT=off \
-  MAX_CLIENTS="$WORKERS" CACHE_CAPACITY=10 RUST_LOG=warn \
+  WORKERS="$WORKERS" CACHE_CAPACITY=10 RUST_LOG=warn \
   target/release/redis-proxy 2>>"$work/proxy.log" &
 pids+=($!)
 wait_http "$proxy_port" /healthz
@@ -146,7 +146,7 @@ run_redis_benchmark redis_get "$redis_port"
 echo "== 6/9 proxy, all hits, INVALIDATION=off"
 proxy_port=$(free_port)
 env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT=off \
-  MAX_CLIENTS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 INVALIDATION=off RUST_LOG=warn \
+  WORKERS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 INVALIDATION=off RUST_LOG=warn \
   target/release/redis-proxy 2>>"$work/proxy.log" &
 pids+=($!)
 wait_http "$proxy_port" /healthz
@@ -157,7 +157,7 @@ kill "${pids[-1]}"
 echo "== 6b/9 proxy, all hits, PROXY_PASSWORD set (every request authenticated)"
 proxy_port=$(free_port)
 env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT=off \
-  MAX_CLIENTS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 PROXY_PASSWORD=bench-pw RUST_LOG=warn \
+  WORKERS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 PROXY_PASSWORD=bench-pw RUST_LOG=warn \
   target/release/redis-proxy 2>>"$work/proxy.log" &
 pids+=($!)
 wait_http "$proxy_port" /healthz
@@ -171,7 +171,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   -addext subjectAltName=IP:127.0.0.1 -keyout "$work/tls.key" -out "$work/tls.pem" 2>/dev/null
 proxy_port=$(free_port)
 env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT=off \
-  MAX_CLIENTS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 RUST_LOG=warn \
+  WORKERS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 RUST_LOG=warn \
   TLS_CERT_FILE="$work/tls.pem" TLS_KEY_FILE="$work/tls.key" \
   target/release/redis-proxy 2>>"$work/proxy.log" &
 pids+=($!)
@@ -198,7 +198,7 @@ seeds="127.0.0.1:${cluster_ports[0]},127.0.0.1:${cluster_ports[1]}"
 for capacity in 10000 10; do
   proxy_port=$(free_port)
   env -i PATH="$PATH" REDIS_MODE=cluster REDIS_ADDRESS="$seeds" PROXY_PORT="$proxy_port" RESP_PORT=off \
-    MAX_CLIENTS="$WORKERS" CACHE_CAPACITY="$capacity" GLOBAL_CACHE_EXPIRY=3600 RUST_LOG=warn \
+    WORKERS="$WORKERS" CACHE_CAPACITY="$capacity" GLOBAL_CACHE_EXPIRY=3600 RUST_LOG=warn \
     target/release/redis-proxy 2>>"$work/proxy.log" &
   pids+=($!)
   wait_http "$proxy_port" /healthz
@@ -215,7 +215,7 @@ done
 echo "== 7/9 staleness and invalidation rate (INVALIDATION=tracking)"
 proxy_port=$(free_port); resp_port=$(free_port)
 env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
-  MAX_CLIENTS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 INVALIDATION=tracking RUST_LOG=warn \
+  WORKERS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 INVALIDATION=tracking RUST_LOG=warn \
   target/release/redis-proxy 2>>"$work/proxy.log" &
 pids+=($!)
 wait_http "$proxy_port" /healthz
@@ -227,7 +227,7 @@ kill "${pids[-1]}"
 echo "== 8/9 redis-py with its own cache through the proxy (CLIENT TRACKING), and without it"
 proxy_port=$(free_port); resp_port=$(free_port)
 env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
-  MAX_CLIENTS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 RUST_LOG=warn \
+  WORKERS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 RUST_LOG=warn \
   target/release/redis-proxy 2>>"$work/proxy.log" &
 pids+=($!)
 wait_http "$proxy_port" /healthz
@@ -253,7 +253,7 @@ REDIS_URL="redis://127.0.0.1:$mem_redis_port" RESP_ADDR="127.0.0.1:$resp_port" P
 kill "${pids[-1]}"
 
 echo
-echo "$(nproc) cores; wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s; redis-benchmark -c$CONNECTIONS -n$REQUESTS; values of $VALUE_SIZE bytes; MAX_CLIENTS=$WORKERS"
+echo "$(nproc) cores; wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s; redis-benchmark -c$CONNECTIONS -n$REQUESTS; values of $VALUE_SIZE bytes; WORKERS=$WORKERS"
 awk '
   { name[NR]=$1; rps[NR]=$2; p50[NR]=$3; p99[NR]=$4; err[NR]=$5; idx[$1]=NR }
   END {

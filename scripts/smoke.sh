@@ -1,12 +1,27 @@
 #!/usr/bin/env bash
-# Checks a running proxy with curl: exits non-zero on the first wrong answer.
-# Needs `make seed` first. Usage: scripts/smoke.sh [base-url].
+# Checks a running proxy with curl and reports every wrong answer (exit 1 if
+# any). It writes its own key into the Redis named by REDIS_ADDRESS
+# (environment or .env), a fresh one each run, and deletes it after: it
+# holds whatever keys the README's steps or anything else left in Redis.
+# Usage: scripts/smoke.sh [base-url].
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 base=${1:-http://$(config_value PROXY_HOST 127.0.0.1):$(config_value PROXY_PORT 8080)}
 failures=0
+ensure_command redis-cli redis-tools || exit 1
+redis() {
+  redis-cli -u "$(redis_url "$(config_value REDIS_ADDRESS 127.0.0.1:6379)")" --no-auth-warning "$@"
+}
+# A key no earlier run has cached: its value comes from Redis, now.
+key="redis-proxy:smoke:$$:$(date +%s%N)"
+value="smoke value $RANDOM"
+if [ "$(redis SET "$key" "$value")" != "OK" ]; then
+  echo "FAIL could not write $key to Redis at $(config_value REDIS_ADDRESS 127.0.0.1:6379)"
+  exit 1
+fi
+trap 'redis DEL "$key" >/dev/null' EXIT
 
 # expect METHOD PATH STATUS [BODY]
 expect() {
@@ -26,12 +41,12 @@ expect() {
 }
 
 expect GET "/healthz" 200
-expect GET "/proxy?key=seeded_key1" 200 "seeded value 1"
-expect GET "/proxy?key=seeded_key1" 200 "seeded value 1"
-expect GET "/proxy?key=no_such_key_for_smoke" 404
+expect GET "/proxy?key=$key" 200 "$value"   # a miss, read through
+expect GET "/proxy?key=$key" 200 "$value"   # again
+expect GET "/proxy?key=$key:absent" 404
 expect GET "/proxy" 400
 expect GET "/proxy?key=a&key=b" 400
-expect POST "/proxy?key=seeded_key1" 405
+expect POST "/proxy?key=$key" 405
 expect GET "/nowhere" 404
 expect GET "/metrics" 200
 

@@ -15,7 +15,7 @@
 //!   and what invalidations do to the cache.
 //! - `metrics`: atomic counters and their Prometheus exposition.
 //! - `log_limit`: rate-limited warnings, so an outage does not flood the log.
-//! - `limit`: a first-come, first-served semaphore (the MAX_CLIENTS places).
+//! - `limit`: a first-come, first-served semaphore (the WORKERS places).
 //! - [`http`]: the HTTP front end (tiny_http with a fixed worker pool).
 //! - [`resp`]: the Redis protocol front end (one mio event loop, plus
 //!   workers for reads that need Redis).

@@ -1,6 +1,6 @@
 //! A counting semaphore that admits waiters in arrival order.
 //!
-//! MAX_CLIENTS uses it: reads in service at once, across the HTTP and RESP
+//! WORKERS uses it: reads in service at once, across the HTTP and RESP
 //! front ends. Waiters queue in arrival order and a released place is handed straight to
 //! the first of them, which alone is woken: no waiter starves, and a release
 //! costs one wake-up, not one per waiter (a `Condvar::notify_all` herd of 50
@@ -17,14 +17,15 @@ struct Waiter {
     granted: AtomicBool,
 }
 
-struct State {
+/// The places free, and who waits for one, under one lock.
+struct Places {
     available: usize,
     waiters: VecDeque<Arc<Waiter>>,
 }
 
 /// Admits at most `permits` holders at once, in arrival order.
 pub struct Limiter {
-    state: Mutex<State>,
+    state: Mutex<Places>,
 }
 
 /// One admission; dropping it hands the place to the next waiter.
@@ -37,7 +38,7 @@ impl Limiter {
     /// A limiter with `permits` places.
     pub fn new(permits: usize) -> Limiter {
         Limiter {
-            state: Mutex::new(State {
+            state: Mutex::new(Places {
                 available: permits,
                 waiters: VecDeque::new(),
             }),
@@ -99,7 +100,7 @@ impl Limiter {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, Places> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

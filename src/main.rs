@@ -61,6 +61,9 @@ fn run() -> Result<ExitCode, Failure> {
         log::warn!("{warning}");
     }
     let config = Config::from_env().map_err(|err| Failure::usage(err.to_string()))?;
+    for note in &config.deprecations {
+        log::warn!("{note}");
+    }
     let mut signals = Signals::new([SIGTERM, SIGINT])
         .map_err(|err| Failure::other(format!("cannot handle signals: {err}")))?;
     // Every connection is a file descriptor; the default soft limit (often

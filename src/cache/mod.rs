@@ -7,9 +7,11 @@
 //! # Layout
 //! Entries live in an arena (`Vec<Node>`), and a hash table maps each key to
 //! its slot. The table (hashbrown's `HashTable`) stores only slot indexes and
-//! finds keys through the arena, so each key is stored once and hashed once
-//! per operation; the hash (foldhash, randomly seeded per cache) is kept in
-//! the node, so moving or evicting a node never hashes its key again. Every node sits on two intrusive doubly-linked lists threaded through
+//! finds keys through the arena, so each key is stored once. A lookup hashes
+//! its key once (foldhash, randomly seeded per cache; the service hashes
+//! before it takes the lock). The hash is not kept in the node: evicting,
+//! removing or moving a node, and growing the table, hash its key again.
+//! Every node sits on two intrusive doubly-linked lists threaded through
 //! the arena by index:
 //! - the *recency* list, most recently read first, whose tail is the entry to
 //!   evict;

@@ -97,7 +97,10 @@ pub struct Config {
     pub cache_capacity: NonZeroUsize,
     /// HTTP listen address.
     pub http_addr: SocketAddr,
-    /// Worker threads, and so requests in service at once.
+    /// WORKERS (formerly MAX_CLIENTS): the threads of each worker pool,
+    /// the Redis pool's connections, and so the reads in service at once.
+    /// (The field keeps its old name until the service and backend, which
+    /// read it, are next changed.)
     pub max_clients: NonZeroUsize,
     /// Bound on every wait for Redis.
     pub redis_timeout: Duration,
@@ -129,6 +132,9 @@ pub struct Config {
     /// Keys remembered for RESP clients' `CLIENT TRACKING`, as Redis's
     /// `tracking-table-max-keys`.
     pub tracking_max_keys: usize,
+    /// One warning per deprecated variable name the environment used (see
+    /// [`RENAMED`]), for the caller to log once the logger is up.
+    pub deprecations: Vec<String>,
 }
 
 /// Which master set to ask the sentinels for, and how to talk to them.
@@ -177,7 +183,8 @@ impl std::error::Error for ConfigError {}
 /// carry (`resp::parse::MAX_REQUEST`).
 const MAX_KEY_LIMIT: usize = 1024 * 1024;
 
-/// Largest MAX_CLIENTS accepted: each is an OS thread and a Redis connection.
+/// Largest WORKERS accepted: each is an OS thread in each pool and a Redis
+/// connection.
 const MAX_WORKERS: usize = 1024;
 
 impl Config {
@@ -201,10 +208,32 @@ impl Config {
     /// Builds a config from any name-to-value lookup; unset names take their
     /// defaults. Tests pass a closure over a map instead of the environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        // A renamed variable set under its old name only is read from there,
+        // and an error names the one the user set.
         let raw = |name: &'static str| -> Raw {
-            let value = lookup(name).unwrap_or_else(|| default_of(name).to_owned());
-            Raw { name, value }
+            if let Some(value) = lookup(name) {
+                return Raw { name, value };
+            }
+            let old = RENAMED
+                .iter()
+                .find(|(_, new)| *new == name)
+                .map(|(old, _)| *old);
+            match old.and_then(|old| Some((old, lookup(old)?))) {
+                Some((old, value)) => Raw { name: old, value },
+                None => Raw {
+                    name,
+                    value: default_of(name).to_owned(),
+                },
+            }
         };
+        let deprecations = RENAMED
+            .iter()
+            .filter(|(old, _)| lookup(old).is_some())
+            .map(|(old, new)| match lookup(new) {
+                Some(_) => format!("{old} is ignored: {new}, its new name, is set too"),
+                None => format!("{old} is deprecated: it is now called {new}"),
+            })
+            .collect();
         let host = raw("PROXY_HOST");
         let ip: IpAddr = host
             .value
@@ -229,8 +258,7 @@ impl Config {
             cache_capacity: raw("CACHE_CAPACITY")
                 .parse_non_zero(MAX_CAPACITY, "a whole number 1..=4294967294")?,
             http_addr: SocketAddr::new(ip, port),
-            max_clients: raw("MAX_CLIENTS")
-                .parse_non_zero(MAX_WORKERS, "a whole number 1..=1024")?,
+            max_clients: raw("WORKERS").parse_non_zero(MAX_WORKERS, "a whole number 1..=1024")?,
             redis_timeout: Duration::from_millis(raw("REDIS_TIMEOUT_MS").parse_in::<u64>(
                 1,
                 3_600_000,
@@ -249,7 +277,7 @@ impl Config {
             http_idle_timeout: parse_seconds(raw("HTTP_IDLE_TIMEOUT_SECS"))?,
             invalidation: parse_invalidation(raw("INVALIDATION"))?,
             invalidation_prefixes: parse_prefixes(raw("INVALIDATION_PREFIXES"))?,
-            stale_if_error: parse_grace(raw("STALE_IF_ERROR_SECS"))?,
+            stale_if_error: parse_stale_if_error(raw("STALE_IF_ERROR_SECS"))?,
             proxy_password: Some(raw("PROXY_PASSWORD").value)
                 .filter(|p| !p.is_empty())
                 .map(Secret),
@@ -260,13 +288,14 @@ impl Config {
                 100_000_000,
                 "a whole number 1..=100000000",
             )?,
+            deprecations,
         })
     }
 
     /// The configuration as a log line, with any Redis password masked.
     pub fn describe(&self) -> String {
         format!(
-            "redis={} mode={} invalidation={} expiry={:?} capacity={} http={} resp={} max_clients={} max_connections={} redis_timeout={:?} client_auth={} tls={}",
+            "redis={} mode={} invalidation={} expiry={:?} capacity={} http={} resp={} workers={} max_connections={} redis_timeout={:?} client_auth={} tls={}",
             self.redis_nodes.iter().map(masked).collect::<Vec<_>>().join(","),
             self.redis_mode.name(),
             self.invalidation.name(),
@@ -287,7 +316,7 @@ mod parse;
 mod variables;
 use parse::*;
 use variables::default_of;
-pub use variables::{help_text, Variable, VARIABLES};
+pub use variables::{help_text, Variable, RENAMED, VARIABLES};
 
 #[cfg(test)]
 mod tests;

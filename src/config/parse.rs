@@ -73,7 +73,7 @@ pub(super) fn parse_bool(raw: Raw) -> Result<bool, ConfigError> {
     }
 }
 
-pub(super) fn parse_grace(raw: Raw) -> Result<Duration, ConfigError> {
+pub(super) fn parse_stale_if_error(raw: Raw) -> Result<Duration, ConfigError> {
     if raw.value.trim() == "0" {
         return Ok(Duration::ZERO);
     }

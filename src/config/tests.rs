@@ -21,6 +21,25 @@ fn defaults() {
     assert_eq!(cfg.http_addr, "127.0.0.1:8080".parse().expect("addr"));
     assert_eq!(cfg.max_clients.get(), 16);
     assert_eq!(cfg.redis_timeout, Duration::from_millis(1000));
+    assert!(cfg.deprecations.is_empty());
+}
+
+#[test]
+fn max_clients_still_sets_the_workers_with_a_deprecation_warning() {
+    let old = config(&[("MAX_CLIENTS", "4")]).expect("the old name");
+    assert_eq!(old.max_clients.get(), 4);
+    assert_eq!(
+        old.deprecations,
+        ["MAX_CLIENTS is deprecated: it is now called WORKERS"]
+    );
+    let both = config(&[("MAX_CLIENTS", "4"), ("WORKERS", "6")]).expect("both names");
+    assert_eq!(both.max_clients.get(), 6);
+    assert_eq!(
+        both.deprecations,
+        ["MAX_CLIENTS is ignored: WORKERS, its new name, is set too"]
+    );
+    let new = config(&[("WORKERS", "6")]).expect("the new name");
+    assert_eq!((new.max_clients.get(), new.deprecations.len()), (6, 0));
 }
 
 #[test]
@@ -48,8 +67,9 @@ fn rejects_bad_values_naming_the_variable() {
         ("CACHE_CAPACITY", "ten"),
         ("PROXY_PORT", "65536"),
         ("PROXY_HOST", "not an ip"),
+        ("WORKERS", "0"),
+        ("WORKERS", "5000"),
         ("MAX_CLIENTS", "0"),
-        ("MAX_CLIENTS", "5000"),
         ("MAX_KEY_BYTES", "0"),
         ("INVALIDATION", "sometimes"),
         ("STALE_IF_ERROR_SECS", "-1"),

@@ -76,9 +76,9 @@ pub const VARIABLES: &[Variable] = &[
         help: "HTTP port (0 picks a free one)",
     },
     Variable {
-        name: "MAX_CLIENTS",
+        name: "WORKERS",
         default: "16",
-        help: "worker threads: requests served at once (1..=1024)",
+        help: "threads in each worker pool (HTTP, RESP) and connections in the Redis pool: reads served at once (1..=1024; formerly MAX_CLIENTS)",
     },
     Variable {
         name: "MAX_KEY_BYTES",
@@ -141,6 +141,10 @@ pub const VARIABLES: &[Variable] = &[
         help: "on SIGTERM/SIGINT, how long requests in flight may take to finish",
     },
 ];
+
+/// Variables renamed, as (old name, new name): the old name is still read
+/// when the new one is unset, and [`super::Config::deprecations`] says so.
+pub const RENAMED: &[(&str, &str)] = &[("MAX_CLIENTS", "WORKERS")];
 
 /// The `--help` text, built from [`VARIABLES`].
 pub fn help_text() -> String {

@@ -2,7 +2,7 @@
 //! one `tiny_http` server, routing them, and answering through the service.
 //!
 //! tiny_http reads requests on its own per-connection threads and queues them
-//! in arrival order; the workers pop that queue. So MAX_CLIENTS bounds the
+//! in arrival order; the workers pop that queue. So WORKERS bounds the
 //! requests in service at once, and further requests wait their turn instead
 //! of being refused.
 //!
@@ -10,7 +10,7 @@
 //! or in service; its next one is not queued until the answer is written. The
 //! worker writes the answer only if the socket takes it at once; the rest is
 //! written by a thread of its own, so a client that reads slowly (or never)
-//! holds that thread and its own socket only: never a worker, a MAX_CLIENTS
+//! holds that thread and its own socket only: never a worker, a WORKERS
 //! place or the cache lock.
 
 pub mod query;
@@ -196,7 +196,7 @@ fn route(request: &Request, service: &Service) -> HttpResponse {
         }
     }
     match path {
-        "/" if readable => response::build(200, b"text/html; charset=utf-8", PAGE.into()),
+        "/" if readable => response::build(200, b"text/html; charset=utf-8", PAGE.as_bytes()),
         "/stats" if readable => stats(service),
         "/proxy" if readable => proxy(request, query, service),
         "/healthz" if readable => response::json(200, &json!({ "status": "ok" })),
@@ -247,7 +247,7 @@ fn metrics(service: &Service) -> HttpResponse {
     response::build(
         200,
         b"text/plain; version=0.0.4; charset=utf-8",
-        service.metrics().render().into(),
+        service.metrics().render().into_bytes(),
     )
 }
 

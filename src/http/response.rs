@@ -4,18 +4,19 @@
 //! lifted in [`HttpResponse::into_tiny`]), and every error body the proxy
 //! writes is JSON with an `error` field.
 
+use std::borrow::Cow;
 use std::io::Cursor;
 
 use base64::Engine as _;
-use bytes::Bytes;
 use serde_json::{json, Value as Json};
 use tiny_http::{Header, Response, StatusCode};
 
 use crate::service::{Found, ReadError, Source, Value};
 
-/// What a route answers: status, headers and a body shared with the cache
-/// (a hit's value is never copied). Turned into tiny_http's type only when
-/// it is handed to the connection to write ([`HttpResponse::into_tiny`]).
+/// What a route answers: status, headers and a body (a found value is the
+/// service's [`Value`] itself, not a copy of it made here). Turned into
+/// tiny_http's type only when it is handed to the connection to write
+/// ([`HttpResponse::into_tiny`]).
 pub struct HttpResponse {
     /// The status code.
     pub status: u16,
@@ -28,11 +29,12 @@ pub struct HttpResponse {
     unsent_length: Option<usize>,
 }
 
-/// A response's bytes: made for it, or a cached value shared with the
-/// cache (never copied).
+/// A response's bytes: made for it, or a found value. A value over 256
+/// bytes is shared with the cache; a smaller one was copied out of it under
+/// the lock (see [`Value`]), and is not copied again here.
 pub enum Body {
     /// Bytes made for this response (JSON, metrics, the page).
-    Made(Bytes),
+    Made(Cow<'static, [u8]>),
     /// A cached value.
     Shared(Value),
 }
@@ -83,8 +85,12 @@ const TEXT: &[u8] = b"text/plain; charset=utf-8";
 const BINARY: &[u8] = b"application/octet-stream";
 
 /// A response with the given status, content type and body.
-pub fn build(status: u16, content_type: &[u8], body: Bytes) -> HttpResponse {
-    with_body(status, content_type, Body::Made(body))
+pub fn build(
+    status: u16,
+    content_type: &[u8],
+    body: impl Into<Cow<'static, [u8]>>,
+) -> HttpResponse {
+    with_body(status, content_type, Body::Made(body.into()))
 }
 
 fn with_body(status: u16, content_type: &[u8], body: Body) -> HttpResponse {
@@ -108,7 +114,7 @@ pub fn header(name: &[u8], value: &[u8]) -> Header {
 
 /// A JSON body with the given status.
 pub fn json(status: u16, body: &Json) -> HttpResponse {
-    build(status, JSON, Bytes::from(body.to_string()))
+    build(status, JSON, body.to_string().into_bytes())
 }
 
 /// An error: `{"error": message}`, and the key when there is one.
@@ -206,7 +212,7 @@ pub fn not_modified(key: &[u8], found: &Found, as_json: bool, tag: &str) -> Http
     HttpResponse {
         status: 304,
         headers,
-        body: Body::Made(Bytes::new()),
+        body: Body::Made(Cow::Borrowed(&[])),
         unsent_length: Some(length),
     }
 }

@@ -71,7 +71,7 @@ impl Metrics {
             ),
             (
                 "redis_proxy_requests_queued",
-                "Requests waiting for one of the MAX_CLIENTS places.",
+                "Requests waiting for one of the WORKERS places.",
                 self.queued.load(Relaxed).max(0),
             ),
             (

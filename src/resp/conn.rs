@@ -17,7 +17,7 @@ use mio::Token;
 
 use crate::service::Service;
 
-use super::cmd::{execute, Peers, Step};
+use super::cmd::{execute, Executed, Peers};
 use super::parse::Parser;
 use super::reply::Protocol;
 use super::reply::Replies;
@@ -250,9 +250,10 @@ impl Conn {
                 Ok(Some(request)) => {
                     let frame = &self.input[consumed..consumed + request.len];
                     let args: Vec<&[u8]> = request.args.iter().map(|r| &frame[r.clone()]).collect();
-                    let step = execute(&args, &mut self.session, &mut self.replies, service, peers);
+                    let executed =
+                        execute(&args, &mut self.session, &mut self.replies, service, peers);
                     consumed += request.len;
-                    if let Step::Fetch(fetch) = step {
+                    if let Executed::Fetch(fetch) = executed {
                         let job = Job {
                             token,
                             fetch,

@@ -8,10 +8,10 @@
 //!
 //! One event-loop thread serves every connection (`event_loop.rs`): it
 //! answers cache hits and data-free commands itself and hands reads that
-//! need Redis to MAX_CLIENTS worker threads. At most MAX_CONNECTIONS are
+//! need Redis to WORKERS worker threads. At most MAX_CONNECTIONS are
 //! open: at the limit the loop stops accepting, so a further connection waits
 //! in the kernel's listen backlog (costing a socket, nothing more) and is
-//! served when another closes. Reads of keys take one of the MAX_CLIENTS
+//! served when another closes. Reads of keys take one of the WORKERS
 //! places shared with HTTP, so that limit spans both front ends.
 
 pub(crate) mod cmd;
@@ -40,7 +40,7 @@ pub(crate) struct RespSettings {
     pub max_connections: usize,
     /// A connection with no request for this long is closed.
     pub idle_timeout: Duration,
-    /// Threads that do the reads needing Redis (MAX_CLIENTS).
+    /// Threads that do the reads needing Redis (WORKERS).
     pub workers: usize,
     /// TLS_CERT_FILE/TLS_KEY_FILE: the port speaks TLS only.
     pub tls: Option<Arc<rustls::ServerConfig>>,

@@ -1,4 +1,4 @@
-//! The RESP worker pool: MAX_CLIENTS threads that do the reads the event
+//! The RESP worker pool: WORKERS threads that do the reads the event
 //! loop hands over (a miss, or a hit when no place is free, and MGET), so
 //! the loop itself never waits on Redis or on a place.
 

@@ -4,10 +4,14 @@
 //! changed while the fetch was in flight.
 //!
 //! One `Mutex` guards the LRU, the table of fetches in flight and the state
-//! of the invalidation link together, so a request takes the lock once on a
-//! hit and twice on a miss, and holds it only for map and list work: never
-//! across Redis I/O or response writing. Values are shared (`Arc<[u8]>`),
-//! so a hit clones a pointer, not the value.
+//! of the invalidation link together, and is held only for map and list
+//! work: never across Redis I/O or response writing. [`Service::get`] takes
+//! it once on a hit and twice on a miss (look up, then fill), hashing the
+//! key each time; the RESP front end first tries [`Service::cached`] on its
+//! event loop, so a RESP miss takes it three times. A stale-if-error answer
+//! takes it once more. Values of up to 256 bytes (`SHARED_ABOVE`) are copied
+//! under the lock on a hit; larger ones are shared (a refcounted
+//! allocation), so a hit clones a pointer, not the value.
 
 mod auth;
 mod coherence;
@@ -52,7 +56,7 @@ pub struct Service {
     wait_limit: Duration,
     metrics: Arc<Metrics>,
     backend_warnings: LogLimiter,
-    /// MAX_CLIENTS places shared by every front end.
+    /// WORKERS places shared by every front end.
     places: Limiter,
     max_key_bytes: usize,
     /// INVALIDATION_PREFIXES: only keys under one of these are cached while
@@ -136,13 +140,13 @@ impl Service {
         &self.metrics
     }
 
-    /// Waits for one of the MAX_CLIENTS places, in arrival order; a front end
+    /// Waits for one of the WORKERS places, in arrival order; a front end
     /// holds it while it serves a request that reads keys.
     pub fn admit(&self) -> Permit<'_> {
         self.places.acquire(|delta| self.metrics.queued(delta))
     }
 
-    /// One of the MAX_CLIENTS places if one is free right now, without
+    /// One of the WORKERS places if one is free right now, without
     /// waiting: for front ends that must not block (the RESP event loop).
     pub fn try_admit(&self) -> Option<Permit<'_>> {
         self.places.try_acquire()

@@ -120,7 +120,10 @@ pub struct Found {
     /// How much longer the cache keeps it fresh (the whole lifetime for a
     /// value just read from Redis; zero for a stale one): HTTP `max-age`.
     pub fresh_for: Duration,
-    /// How long ago it was read from Redis (zero unless a hit): HTTP `Age`.
+    /// How long ago it was read from Redis, for HTTP `Age`: zero for a value
+    /// just read (a miss, or a wait on another request's fetch); for a hit,
+    /// the lifetime minus `fresh_for`; for a stale one, the whole lifetime
+    /// (a floor: it expired up to STALE_IF_ERROR_SECS before).
     pub age: Duration,
 }
 

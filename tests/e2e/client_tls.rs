@@ -202,7 +202,7 @@ fn curl(dir: &TempDir, args: &[&str]) -> String {
 
 #[test]
 fn https_clients_that_never_read_a_large_answer_hold_no_worker() {
-    let (redis, proxy, dir) = start_with(&[("MAX_CLIENTS", "4")]);
+    let (redis, proxy, dir) = start_with(&[("WORKERS", "4")]);
     redis.set("huge", vec![b'x'; 8 << 20]);
     let config = tls_client(&dir);
     let slow: Vec<_> = (0..20)

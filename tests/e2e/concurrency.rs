@@ -32,7 +32,7 @@ fn misses_on_different_keys_go_to_redis_in_parallel() {
         &[
             // The relay counts every request: no invalidation link's PINGs.
             ("INVALIDATION", "off"),
-            ("MAX_CLIENTS", "8"),
+            ("WORKERS", "8"),
             ("REDIS_TIMEOUT_MS", "10000"),
         ],
     );
@@ -51,7 +51,7 @@ fn misses_on_different_keys_go_to_redis_in_parallel() {
 }
 
 #[test]
-fn requests_beyond_max_clients_wait_their_turn_and_are_all_served() {
+fn requests_beyond_the_workers_wait_their_turn_and_are_all_served() {
     let redis = RedisServer::start();
     for i in 0..6 {
         redis.set(format!("q{i}"), format!("v{i}"));
@@ -62,7 +62,7 @@ fn requests_beyond_max_clients_wait_their_turn_and_are_all_served() {
         &[
             // The relay counts every request: no invalidation link's PINGs.
             ("INVALIDATION", "off"),
-            ("MAX_CLIENTS", "2"),
+            ("WORKERS", "2"),
             ("REDIS_TIMEOUT_MS", "10000"),
         ],
     );
@@ -93,7 +93,7 @@ fn concurrent_misses_on_one_key_make_one_backing_get() {
         &[
             // The relay counts every request: no invalidation link's PINGs.
             ("INVALIDATION", "off"),
-            ("MAX_CLIENTS", "20"),
+            ("WORKERS", "20"),
             ("REDIS_TIMEOUT_MS", "10000"),
         ],
     );
@@ -121,7 +121,7 @@ fn coalesced_waiters_share_an_error_and_it_is_not_cached() {
         &[
             // The relay counts every request: no invalidation link's PINGs.
             ("INVALIDATION", "off"),
-            ("MAX_CLIENTS", "8"),
+            ("WORKERS", "8"),
             ("REDIS_TIMEOUT_MS", "10000"),
         ],
     );
@@ -149,7 +149,7 @@ fn a_stuck_fetch_never_hangs_its_waiters() {
         &[
             // The relay counts every request: no invalidation link's PINGs.
             ("INVALIDATION", "off"),
-            ("MAX_CLIENTS", "4"),
+            ("WORKERS", "4"),
             ("REDIS_TIMEOUT_MS", "300"),
         ],
     );
@@ -185,7 +185,7 @@ fn backing_connections_never_exceed_the_pool_size() {
         &[
             // The relay counts every request: no invalidation link's PINGs.
             ("INVALIDATION", "off"),
-            ("MAX_CLIENTS", "4"),
+            ("WORKERS", "4"),
             ("CACHE_CAPACITY", "5"),
         ],
     );

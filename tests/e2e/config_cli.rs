@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::common::{proxy_binary, TempDir};
+use crate::common::{proxy_binary, Proxy, RedisServer, TempDir};
 
 fn run(env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
     let dir = TempDir::new("cli");
@@ -31,7 +31,7 @@ fn help_lists_every_variable() {
         "CACHE_CAPACITY",
         "PROXY_HOST",
         "PROXY_PORT",
-        "MAX_CLIENTS",
+        "WORKERS",
         "REDIS_TIMEOUT_MS",
         "RUST_LOG",
     ] {
@@ -44,6 +44,7 @@ fn bad_values_stop_start_up_naming_the_variable() {
     for (name, value) in [
         ("CACHE_CAPACITY", "0"),
         ("GLOBAL_CACHE_EXPIRY", "soon"),
+        ("WORKERS", "-3"),
         ("MAX_CLIENTS", "-3"),
         ("PROXY_PORT", "99999"),
         ("REDIS_ADDRESS", "ftp://x:1"),
@@ -58,8 +59,7 @@ fn bad_values_stop_start_up_naming_the_variable() {
 #[test]
 fn dotenv_is_read_and_the_environment_wins() {
     let dir = TempDir::new("dotenv");
-    std::fs::write(dir.path().join(".env"), "CACHE_CAPACITY=0\nMAX_CLIENTS=0\n")
-        .expect("write .env");
+    std::fs::write(dir.path().join(".env"), "CACHE_CAPACITY=0\nWORKERS=0\n").expect("write .env");
     let output = Command::new(proxy_binary())
         .env_clear()
         .env("CACHE_CAPACITY", "5")
@@ -68,10 +68,10 @@ fn dotenv_is_read_and_the_environment_wins() {
         .expect("run");
     let stderr = String::from_utf8_lossy(&output.stderr);
     // CACHE_CAPACITY=5 from the environment beats the .env's 0, so the
-    // error is the .env's MAX_CLIENTS=0.
+    // error is the .env's WORKERS=0.
     assert_ne!(output.status.code(), Some(0));
     assert!(
-        stderr.contains("MAX_CLIENTS") && !stderr.contains("CACHE_CAPACITY"),
+        stderr.contains("WORKERS") && !stderr.contains("CACHE_CAPACITY"),
         "{stderr}"
     );
 }
@@ -119,7 +119,7 @@ fn a_taken_port_stops_start_up_naming_the_port_and_its_variable() {
 #[test]
 fn a_malformed_dotenv_is_reported_in_the_log() {
     let dir = TempDir::new("bad-dotenv");
-    std::fs::write(dir.path().join(".env"), "MAX_CLIENTS='unterminated\n").expect("write .env");
+    std::fs::write(dir.path().join(".env"), "WORKERS='unterminated\n").expect("write .env");
     // A bad value in the environment stops it once the warning is out.
     let output = Command::new(proxy_binary())
         .env_clear()
@@ -134,4 +134,16 @@ fn a_malformed_dotenv_is_reported_in_the_log() {
         .find(|l| l.contains("ignoring .env"))
         .unwrap_or_else(|| panic!("no warning about .env: {stderr}"));
     assert!(warning.contains("WARN"), "not a log line: {warning}");
+}
+
+#[test]
+fn max_clients_still_sets_the_workers_and_is_logged_as_deprecated() {
+    let redis = RedisServer::start();
+    let proxy = Proxy::start(&redis, &[("MAX_CLIENTS", "3")]);
+    let log = proxy.log();
+    assert!(
+        log.contains("MAX_CLIENTS is deprecated: it is now called WORKERS")
+            && log.contains("workers=3"),
+        "{log}"
+    );
 }

@@ -30,7 +30,7 @@ fn redis_killed_and_restarted_under_load_never_yields_a_wrong_value() {
         &[
             ("CACHE_CAPACITY", "50"),
             ("REDIS_TIMEOUT_MS", "300"),
-            ("MAX_CLIENTS", "8"),
+            ("WORKERS", "8"),
         ],
     );
     let addr = proxy.addr;

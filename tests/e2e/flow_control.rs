@@ -1,11 +1,11 @@
 //! Flow control: what one connection can make the proxy hold is bounded, and
 //! waiting on one client's socket never holds anything shared (a worker, a
-//! MAX_CLIENTS place, the lock). Each test keeps a bad client connected and
+//! WORKERS place, the lock). Each test keeps a bad client connected and
 //! unread while a well-behaved one is served, and reads the proxy's memory
 //! from /proc rather than timing anything.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::Duration;
 
@@ -37,6 +37,36 @@ fn flood(stream: &mut TcpStream, request: &[u8]) -> usize {
     sent
 }
 
+/// Whether the proxy still holds its end of `client`'s connection open: the
+/// socket from the proxy's address to the client's is ESTABLISHED in
+/// /proc/net/tcp. Had the proxy closed or shut it down, it would be in
+/// FIN_WAIT (a shutdown, or a close with nothing unread) or gone (a close
+/// over unread input resets it). The client's own `peer_addr()` sees only
+/// the reset: it stays `Ok` after a FIN.
+fn proxy_holds_open(client: &TcpStream) -> bool {
+    fn hex(addr: SocketAddr) -> String {
+        let SocketAddr::V4(v4) = addr else {
+            panic!("the tests use IPv4 loopback, not {addr}")
+        };
+        // /proc/net/tcp prints the address as the kernel stores it (network
+        // order read as a native integer) and the port in host order.
+        let ip = u32::from_le_bytes(v4.ip().octets());
+        format!("{ip:08X}:{:04X}", v4.port())
+    }
+    // Reset: the client's side is closed too.
+    let Ok(proxy_side) = client.peer_addr() else {
+        return false;
+    };
+    let proxy_side = hex(proxy_side);
+    let client_side = hex(client.local_addr().expect("local address"));
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // local address, remote address, state (01: ESTABLISHED)
+        fields.get(1..4) == Some(&[proxy_side.as_str(), client_side.as_str(), "01"][..])
+    })
+}
+
 fn assert_bounded(proxy: &Proxy, what: &str) {
     let rss = proxy.rss_kib();
     assert!(
@@ -64,15 +94,19 @@ fn an_http_client_pipelining_without_reading_holds_only_its_own_connection() {
     let reply = proxy.get_key("small");
     assert_eq!((reply.status, reply.body.as_slice()), (200, &b"ok"[..]));
     assert_bounded(&proxy, "a client pipelines without reading");
-    // Still connected and unread all along.
-    assert!(bad.peer_addr().is_ok());
+    // Still connected and unread all along: the proxy stopped reading it
+    // rather than dropping it.
+    assert!(
+        proxy_holds_open(&bad),
+        "the proxy closed the flooding client"
+    );
 }
 
 #[test]
 fn http_clients_that_never_read_a_large_answer_hold_no_worker() {
     let redis = redis_with_value("huge", 8 * 1024 * 1024);
     // Fewer workers than slow readers: any worker held by one starves all.
-    let proxy = Proxy::start(&redis, &[("MAX_CLIENTS", "4")]);
+    let proxy = Proxy::start(&redis, &[("WORKERS", "4")]);
     let slow: Vec<TcpStream> = (0..20)
         .map(|_| {
             let mut stream = TcpStream::connect(proxy.addr).expect("connect");
@@ -111,7 +145,10 @@ fn a_resp_client_pipelining_without_reading_holds_only_its_own_connection() {
         .expect("GET");
     assert_eq!(value, "ok");
     assert_bounded(&proxy, "a RESP client pipelines without reading");
-    assert!(bad.peer_addr().is_ok());
+    assert!(
+        proxy_holds_open(&bad),
+        "the proxy closed the flooding client"
+    );
 }
 
 #[test]
@@ -219,7 +256,7 @@ fn resp_errors_from_redis_count_as_errors() {
 )]
 fn a_panicking_resp_worker_answers_an_error_and_service_goes_on() {
     let redis = redis_with_value("k", 1);
-    let proxy = Proxy::start(&redis, &[("RESP_PORT", "auto"), ("MAX_CLIENTS", "2")]);
+    let proxy = Proxy::start(&redis, &[("RESP_PORT", "auto"), ("WORKERS", "2")]);
     let mut stream = TcpStream::connect(proxy.resp_addr()).expect("connect");
     stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
     // More panics than workers: each must survive (or be replaced).
@@ -241,7 +278,7 @@ fn readyz_reports_redis_not_the_pools_load() {
     let proxy = Proxy::start_at(
         &relay.url(),
         &[
-            ("MAX_CLIENTS", "2"),
+            ("WORKERS", "2"),
             ("REDIS_TIMEOUT_MS", "10000"),
             ("RESP_PORT", "auto"),
             // The relay counts every request: no invalidation link's PINGs.

@@ -208,7 +208,14 @@ fn idle_resp_connections_are_closed() {
     idle.write_all(b"PING\r\n").expect("ping");
     let answer = read_until_closed(&mut idle);
     assert_eq!(answer, "+PONG\r\n");
-    let _ = request(proxy.addr, "GET", "/healthz", &[]);
+    // Closing the idle one left both front ends serving.
+    let health = request(proxy.addr, "GET", "/healthz", &[]);
+    assert_eq!(
+        (health.status, health.json()["status"].as_str()),
+        (200, Some("ok"))
+    );
+    let mut fresh = connect(proxy.resp_addr());
+    assert_eq!(common::roundtrip_line(&mut fresh, b"PING\r\n"), "+PONG\r\n");
 }
 
 #[test]

@@ -20,6 +20,7 @@ mod hostile;
 mod http_framing;
 mod keepalive;
 mod operations;
+mod quick_start;
 mod read_through;
 mod resp;
 mod sentinel;

@@ -162,7 +162,7 @@ fn sigterm_finishes_requests_in_flight_then_exits_zero() {
         &relay.url(),
         // The relay counts every request: no invalidation link's PINGs.
         &[
-            ("MAX_CLIENTS", "8"),
+            ("WORKERS", "8"),
             ("REDIS_TIMEOUT_MS", "10000"),
             ("INVALIDATION", "off"),
         ],

@@ -32,7 +32,7 @@ pub enum Fetch {
 }
 
 /// `GET`: a hit is answered here, on the event loop, when one of the
-/// MAX_CLIENTS places is free now; anything else goes to a worker, which
+/// WORKERS places is free now; anything else goes to a worker, which
 /// may wait for one.
 pub fn get(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     let key = args[0];
@@ -75,7 +75,7 @@ fn key_too_long(context: &mut Context<'_>) -> Outcome {
     context.error(&format!("ERR key too long (max {max} bytes)"))
 }
 
-/// Completes a [`Fetch`] on a worker thread: waits for a MAX_CLIENTS place,
+/// Completes a [`Fetch`] on a worker thread: waits for a WORKERS place,
 /// reads through the cache, and returns the encoded reply.
 pub fn fetch(fetch: &Fetch, protocol: Protocol, service: &Service) -> Vec<u8> {
     let started = Instant::now();

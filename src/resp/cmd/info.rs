@@ -1,7 +1,7 @@
 //! `INFO [section ...]`: the proxy's own figures, under the names monitoring
 //! tools (`redis-cli --stat`, redis-py's `info()`) read, each given its
 //! honest proxy meaning: `used_memory` is the proxy's resident memory,
-//! `blocked_clients` requests waiting for a MAX_CLIENTS place, the keyspace
+//! `blocked_clients` requests waiting for a WORKERS place, the keyspace
 //! the entries the cache holds.
 
 use std::fmt::Write as _;

@@ -6,8 +6,8 @@
 //! [`execute`] answers a request into the connection's reply buffer. Cache
 //! hits and commands that need no data are answered right there, on the
 //! event loop, without blocking; a read that must go to Redis comes back as
-//! [`Step::Fetch`], which a worker thread completes with [`fetch`] while the
-//! connection waits, so replies stay in request order.
+//! [`Executed::Fetch`], which a worker thread completes with [`fetch`] while
+//! the connection waits, so replies stay in request order.
 //!
 //! Anything not in the table, writes included, answers
 //! `-ERR unknown command` and is never forwarded to Redis.
@@ -63,7 +63,7 @@ pub const COMMANDS: &[(&Spec, Handler)] = &[
 ];
 
 /// What became of one request.
-pub enum Step {
+pub enum Executed {
     /// Answered into the reply buffer.
     Done,
     /// Needs Redis: hand it to a worker, and answer nothing more on this
@@ -123,9 +123,9 @@ pub fn execute(
     replies: &mut Replies,
     service: &Service,
     peers: &Peers<'_>,
-) -> Step {
+) -> Executed {
     let Some((&name, rest)) = args.split_first() else {
-        return Step::Done;
+        return Executed::Done;
     };
     let started = Instant::now();
     let mut context = Context {
@@ -176,12 +176,12 @@ pub fn execute(
         None => unknown(name, rest, &mut context),
     };
     let ok = match outcome {
-        Outcome::Fetch(fetch) => return Step::Fetch(fetch),
+        Outcome::Fetch(fetch) => return Executed::Fetch(fetch),
         Outcome::Ok => true,
         Outcome::Error => false,
     };
     service.metrics().resp_request(ok, started.elapsed());
-    Step::Done
+    Executed::Done
 }
 
 fn arity_fits(arity: i64, args: usize) -> bool {

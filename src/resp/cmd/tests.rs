@@ -10,7 +10,7 @@ use crate::service::Service;
 
 use super::super::reply::Replies;
 use super::super::session::Session;
-use super::{execute, Peers, Step};
+use super::{execute, Executed, Peers};
 
 fn service() -> Service {
     // Nothing listens on port 1; nothing here reads from Redis.
@@ -39,8 +39,8 @@ fn run_on(service: &Service, session: &mut Session, words: &[&str]) -> String {
         exists: &|id| id == 3,
     };
     match execute(&args, session, &mut replies, service, &peers) {
-        Step::Done => String::from_utf8_lossy(&replies.buf).into_owned(),
-        Step::Fetch(_) => "(fetch)".to_owned(),
+        Executed::Done => String::from_utf8_lossy(&replies.buf).into_owned(),
+        Executed::Fetch(_) => "(fetch)".to_owned(),
     }
 }
 
