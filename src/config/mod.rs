@@ -129,6 +129,9 @@ pub struct Config {
     /// Keys remembered for RESP clients' `CLIENT TRACKING`, as Redis's
     /// `tracking-table-max-keys`.
     pub tracking_max_keys: usize,
+    /// Bytes those keys may take (TRACKING_TABLE_MAX_BYTES): a key can be
+    /// MAX_KEY_BYTES long, so a key count alone does not bound memory.
+    pub tracking_max_bytes: usize,
 }
 
 /// Which master set to ask the sentinels for, and how to talk to them.
@@ -259,6 +262,11 @@ impl Config {
                 1,
                 100_000_000,
                 "a whole number 1..=100000000",
+            )?,
+            tracking_max_bytes: raw("TRACKING_TABLE_MAX_BYTES").parse_in::<usize>(
+                1024,
+                1 << 40,
+                "a whole number of bytes 1024..=1099511627776",
             )?,
         })
     }
