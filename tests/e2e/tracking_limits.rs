@@ -171,8 +171,9 @@ fn other_clients_are_answered_while_a_write_burst_meets_100k_bcast_prefixes() {
     let writer = {
         let mut conn = redis.conn();
         thread::spawn(move || {
-            // Every 100th key is under a prefix; the rest under none, which
-            // is the most a scan of every prefix costs.
+            // Every 100th key is under a prefix; the rest under none, and
+            // as long as the prefixes: what a scan of every prefix costs
+            // most.
             for batch in 0..WRITES / 100 {
                 let mut pipe = redis::pipe();
                 for i in 0..100 {
@@ -180,7 +181,7 @@ fn other_clients_are_answered_while_a_write_burst_meets_100k_bcast_prefixes() {
                     let key = if i == 0 {
                         format!("p:{:06}:{n}", n % PREFIXES)
                     } else {
-                        format!("w:{n}")
+                        format!("q:{n:06}:")
                     };
                     pipe.cmd("SET").arg(key).arg(1).ignore();
                 }
