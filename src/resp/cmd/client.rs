@@ -179,9 +179,10 @@ fn tracking(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
             mode.prefixes = std::mem::take(&mut current.prefixes);
         }
         // No PREFIX: every key, as Redis's "" prefix.
-        let added: Vec<Vec<u8>> = match prefixes.is_empty() {
-            true => vec![Vec::new()],
-            false => prefixes.iter().map(|p| p.to_vec()).collect(),
+        let added: Vec<Vec<u8>> = if prefixes.is_empty() {
+            vec![Vec::new()]
+        } else {
+            prefixes.iter().map(|p| p.to_vec()).collect()
         };
         mode.prefixes.extend(added.iter().cloned());
         context.session.tracking_prefixes_added.extend(added);

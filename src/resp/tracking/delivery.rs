@@ -201,6 +201,7 @@ impl Tracker {
         let mut touched = Vec::new();
         let mut out = Deliveries::new();
         let mut applied = 0;
+        let mut flushed = false;
         loop {
             if applied == SLICE {
                 let _ = self.listener.waker.wake();
@@ -217,6 +218,7 @@ impl Tracker {
                     // In order: what changed before the flush is told first.
                     touched.extend(self.deliver(std::mem::take(&mut out), conns));
                     self.table.clear();
+                    flushed = true;
                     let everyone = conns
                         .iter()
                         .filter(|(_, conn)| conn.session.tracking.is_some())
@@ -228,10 +230,17 @@ impl Tracker {
             }
         }
         touched.extend(self.deliver(out, conns));
+        // Keys of clients that left go in slices too.
+        let tidying = self.table.is_tidying();
+        if tidying && self.table.tidy(SLICE) {
+            let _ = self.listener.waker.wake();
+        }
         if applied > 0 {
             self.service
                 .metrics()
                 .client_tracking_changed(applied as u64);
+        }
+        if applied > 0 || tidying || flushed {
             self.count();
         }
         touched

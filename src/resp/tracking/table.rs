@@ -12,7 +12,7 @@
 //!
 //! Only the event loop touches the table: no lock.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use mio::Token;
@@ -51,6 +51,8 @@ pub struct TrackingTable {
     prefixes: PrefixTree,
     /// Each BCAST client's prefixes, to take them out of the tree again.
     bcast: HashMap<Token, Vec<Box<[u8]>>>,
+    /// Clients gone, and the ids of the keys they held, still to drop.
+    leaving: VecDeque<(Token, Vec<u64>)>,
 }
 
 impl TrackingTable {
@@ -67,6 +69,7 @@ impl TrackingTable {
             max_bytes: max_bytes.max(1),
             prefixes: PrefixTree::new(),
             bcast: HashMap::new(),
+            leaving: VecDeque::new(),
         }
     }
 
@@ -163,29 +166,56 @@ impl TrackingTable {
         }
     }
 
-    /// Forgets `token` (closed, or tracking off): its prefixes, and the
-    /// keys it read, at once. Keys others read too stay for them.
+    /// Forgets `token` (closed, or tracking off): its prefixes at once,
+    /// and the keys it read over the next calls of [`Self::tidy`]. Keys
+    /// others read too stay for them.
     pub fn forget(&mut self, token: Token) {
         self.drop_prefixes(token);
-        let Some(ids) = self.held.remove(&token) else {
-            return;
-        };
-        for id in ids {
-            let Some(entry) = self.entries.get_mut(&id) else {
-                continue;
-            };
-            entry.readers.retain(|reader| *reader != token);
-            self.bytes = self.bytes.saturating_sub(READER_COST);
-            if entry.readers.is_empty() {
-                self.remove(id);
+        if let Some(ids) = self.held.remove(&token) {
+            self.leaving.push_back((token, ids.into_iter().collect()));
+        }
+    }
+
+    /// Whether keys of clients that left are still to be dropped.
+    pub fn is_tidying(&self) -> bool {
+        !self.leaving.is_empty()
+    }
+
+    /// Takes up to `budget` keys of clients that left out of the table, so
+    /// that one which held a million keys does not stall the loop for the
+    /// time it takes to drop them. Returns whether more wait. Meanwhile a
+    /// key of theirs that changes is told to no one: they are gone.
+    pub fn tidy(&mut self, budget: usize) -> bool {
+        let mut left = budget;
+        while let Some((token, ids)) = self.leaving.front_mut() {
+            let token = *token;
+            let take = ids.len().min(left);
+            let batch: Vec<u64> = ids.drain(ids.len() - take..).collect();
+            if ids.is_empty() {
+                self.leaving.pop_front();
+            }
+            left -= take;
+            for id in batch {
+                let Some(entry) = self.entries.get_mut(&id) else {
+                    continue;
+                };
+                entry.readers.retain(|reader| *reader != token);
+                self.bytes = self.bytes.saturating_sub(READER_COST);
+                if entry.readers.is_empty() {
+                    self.remove(id);
+                }
+            }
+            if left == 0 {
+                break;
             }
         }
-        // A client that held most of the table leaves the maps' capacity
-        // behind; give it back once it is mostly unused.
-        if self.ids.capacity() > 4 * self.ids.len() + 1024 {
+        if self.leaving.is_empty() && self.ids.capacity() > 4 * self.ids.len() + 1024 {
+            // A client that held most of the table leaves the maps'
+            // capacity behind; give it back once it is mostly unused.
             self.ids.shrink_to_fit();
             self.held.shrink_to_fit();
         }
+        !self.leaving.is_empty()
     }
 
     /// `key` changed: who must be told, into `out`. Its default-mode entry
@@ -220,6 +250,7 @@ impl TrackingTable {
         self.ids = HashMap::new();
         self.entries.clear();
         self.held = HashMap::new();
+        self.leaving.clear();
         self.bytes = 0;
     }
 }
@@ -306,6 +337,9 @@ mod tests {
         table.track(Token(2), key("b"), &mut out);
         table.add_prefixes(Token(1), vec![b"x".to_vec()]);
         table.forget(Token(1));
+        // Two keys a turn: "b" stays for its other reader.
+        assert!(table.tidy(2));
+        assert!(!table.tidy(2));
         assert_eq!(table.len(), 1);
         assert_eq!(table.bytes(), 1 + ENTRY_COST + READER_COST);
         let mut out = Deliveries::new();
@@ -315,6 +349,7 @@ mod tests {
         assert!(told(&out, 1).is_empty());
         assert_eq!(told(&out, 2), ["b"]);
         table.forget(Token(2));
+        assert!(!table.tidy(100));
         assert_eq!((table.len(), table.bytes()), (0, 0));
     }
 
