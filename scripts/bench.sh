@@ -9,7 +9,9 @@
 #   5. redis-benchmark GET at the proxy's RESP port, all hits (if built in)
 #   6. proxy, all hits with INVALIDATION=off, for the cost of tracking;
 #      6b with PROXY_PASSWORD, 6c over HTTPS, 6d in front of a Redis Cluster
-#   7. staleness after a write, and invalidations applied per second
+#   7. staleness after a write, and invalidations applied per second;
+#      7b other clients' PING latency while one RESP client holds 100k
+#      BCAST prefixes and Redis takes 20k writes
 #   8. redis-py and node-redis with their own caches (CLIENT TRACKING)
 #      through the proxy, and without: reads per second, and staleness at
 #      the application
@@ -34,7 +36,7 @@ ensure_command redis-benchmark redis-tools
 ensure_command openssl openssl
 ensure_python_module redis redis
 ensure_node_module redis redis@5
-cargo build --release --quiet --bin redis-proxy --example http_ceiling --example staleness --example memory
+cargo build --release --quiet --bin redis-proxy --example http_ceiling --example staleness --example memory --example bcast_burst
 
 work=$(mktemp -d)
 pids=()
@@ -224,6 +226,18 @@ RESP_ADDR="127.0.0.1:$resp_port" HTTP_ADDR="127.0.0.1:$proxy_port" REDIS_URL="re
   WRITES="${WRITES:-10000}" target/release/examples/staleness >"$work/staleness.out"
 kill "${pids[-1]}"
 
+echo "== 7b/9 PING latency while one client holds 100k BCAST prefixes and Redis takes 20k writes"
+proxy_port=$(free_port); resp_port=$(free_port)
+env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
+  MAX_CLIENTS="$WORKERS" RUST_LOG=warn \
+  target/release/redis-proxy 2>>"$work/proxy.log" &
+pids+=($!)
+wait_http "$proxy_port" /healthz
+wait_link "$proxy_port"
+RESP_ADDR="127.0.0.1:$resp_port" HTTP_ADDR="127.0.0.1:$proxy_port" REDIS_URL="redis://127.0.0.1:$redis_port" \
+  PREFIXES="${BCAST_PREFIXES:-100000}" WRITES="${BCAST_WRITES:-20000}" target/release/examples/bcast_burst >"$work/bcast.out"
+kill "${pids[-1]}"
+
 echo "== 8/9 redis-py with its own cache through the proxy (CLIENT TRACKING), and without it"
 proxy_port=$(free_port); resp_port=$(free_port)
 env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
@@ -274,5 +288,6 @@ awk '
   }' "$results"
 echo
 cat "$work/staleness.out"
+cat "$work/bcast.out"
 cat "$work/memory.out"
 cat "$work/client_cache.out"

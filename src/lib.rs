@@ -140,6 +140,7 @@ impl Proxy {
                         workers: config.max_clients.get(),
                         tls: tls.as_ref().map(|tls| Arc::clone(&tls.config)),
                         tracking_max_keys: config.tracking_max_keys,
+                        tracking_max_bytes: config.tracking_max_bytes,
                     },
                     Arc::clone(&service),
                 )

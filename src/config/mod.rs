@@ -135,6 +135,9 @@ pub struct Config {
     /// One warning per deprecated variable name the environment used (see
     /// [`RENAMED`]), for the caller to log once the logger is up.
     pub deprecations: Vec<String>,
+    /// Bytes those keys may take (TRACKING_TABLE_MAX_BYTES): a key can be
+    /// MAX_KEY_BYTES long, so a key count alone does not bound memory.
+    pub tracking_max_bytes: usize,
 }
 
 /// Which master set to ask the sentinels for, and how to talk to them.
@@ -289,6 +292,11 @@ impl Config {
                 "a whole number 1..=100000000",
             )?,
             deprecations,
+            tracking_max_bytes: raw("TRACKING_TABLE_MAX_BYTES").parse_in::<usize>(
+                1024,
+                1 << 40,
+                "a whole number of bytes 1024..=1099511627776",
+            )?,
         })
     }
 

@@ -21,6 +21,9 @@ fn defaults() {
     assert_eq!(cfg.http_addr, "127.0.0.1:8080".parse().expect("addr"));
     assert_eq!(cfg.max_clients.get(), 16);
     assert_eq!(cfg.redis_timeout, Duration::from_millis(1000));
+    assert_eq!(cfg.tracking_max_bytes, 64 << 20);
+    let cfg = config(&[("TRACKING_TABLE_MAX_BYTES", " 1048576 ")]).expect("valid");
+    assert_eq!(cfg.tracking_max_bytes, 1 << 20);
     assert!(cfg.deprecations.is_empty());
 }
 
@@ -176,4 +179,11 @@ fn redis_modes_take_their_addresses_and_name_what_is_missing() {
         named(&[("TRACKING_TABLE_MAX_KEYS", "0")]),
         Some("TRACKING_TABLE_MAX_KEYS")
     );
+    for bad in ["0", "1023", "1099511627777", "64MiB", "-1"] {
+        assert_eq!(
+            named(&[("TRACKING_TABLE_MAX_BYTES", bad)]),
+            Some("TRACKING_TABLE_MAX_BYTES"),
+            "{bad}"
+        );
+    }
 }

@@ -116,6 +116,11 @@ pub const VARIABLES: &[Variable] = &[
         help: "keys remembered for RESP clients with CLIENT TRACKING (1..=100000000); the oldest are invalidated past it",
     },
     Variable {
+        name: "TRACKING_TABLE_MAX_BYTES",
+        default: "67108864",
+        help: "bytes those keys may take, bookkeeping included (1024..=1099511627776); the oldest are invalidated past it",
+    },
+    Variable {
         name: "PROXY_PASSWORD",
         default: "",
         help: "password clients must give (HTTP Bearer or Basic, RESP AUTH); empty: open",

@@ -70,6 +70,9 @@ pub struct Metrics {
     backend_duration: Histogram,
     link_up: AtomicU64,
     invalidations: AtomicU64,
+    client_tracking_changes: AtomicU64,
+    /// The RESP tracking table: keys, their bytes, BCAST prefixes.
+    client_tracking: [AtomicU64; 3],
     stale_served: AtomicU64,
     resp_connections: AtomicU64,
     auth_failures: [AtomicU64; AUTH_PROTOCOLS.len()],
@@ -129,6 +132,8 @@ impl Metrics {
             backend_duration: Histogram::new(),
             link_up: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
+            client_tracking_changes: AtomicU64::new(0),
+            client_tracking: std::array::from_fn(|_| AtomicU64::new(0)),
             stale_served: AtomicU64::new(0),
             resp_connections: AtomicU64::new(0),
             auth_failures: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -223,6 +228,29 @@ impl Metrics {
     /// Keys Redis announced as changed.
     pub fn invalidated(&self, keys: u64) {
         self.invalidations.fetch_add(keys, Relaxed);
+    }
+
+    /// Changed keys the RESP front end has matched against its tracking
+    /// clients' reads and prefixes.
+    pub fn client_tracking_changed(&self, keys: u64) {
+        self.client_tracking_changes.fetch_add(keys, Relaxed);
+    }
+
+    /// Changed keys matched for tracking clients so far.
+    pub fn client_tracking_changes(&self) -> u64 {
+        self.client_tracking_changes.load(Relaxed)
+    }
+
+    /// The RESP tracking table's size now: keys, their bytes, prefixes.
+    pub fn set_client_tracking(&self, keys: u64, bytes: u64, prefixes: u64) {
+        for (gauge, value) in self.client_tracking.iter().zip([keys, bytes, prefixes]) {
+            gauge.store(value, Relaxed);
+        }
+    }
+
+    /// The RESP tracking table's keys, bytes and BCAST prefixes.
+    pub fn client_tracking(&self) -> [u64; 3] {
+        std::array::from_fn(|i| self.client_tracking[i].load(Relaxed))
     }
 
     /// The whole cache was dropped, for one of `FLUSH_REASONS`.

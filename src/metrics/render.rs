@@ -44,6 +44,11 @@ impl Metrics {
                 &self.invalidations,
             ),
             (
+                "redis_proxy_client_tracking_changes_total",
+                "Changed keys the RESP front end matched against its tracking clients' reads and prefixes.",
+                &self.client_tracking_changes,
+            ),
+            (
                 "redis_proxy_stale_served_total",
                 "Entries served past their freshness because Redis could not be read.",
                 &self.stale_served,
@@ -73,6 +78,21 @@ impl Metrics {
                 "redis_proxy_requests_queued",
                 "Requests waiting for one of the WORKERS places.",
                 self.queued.load(Relaxed).max(0),
+            ),
+            (
+                "redis_proxy_client_tracking_keys",
+                "Keys remembered for RESP clients with CLIENT TRACKING.",
+                self.client_tracking[0].load(Relaxed) as i64,
+            ),
+            (
+                "redis_proxy_client_tracking_bytes",
+                "Bytes those keys take, bookkeeping included (bounded by TRACKING_TABLE_MAX_BYTES).",
+                self.client_tracking[1].load(Relaxed) as i64,
+            ),
+            (
+                "redis_proxy_client_tracking_prefixes",
+                "BCAST prefixes held for RESP clients with CLIENT TRACKING.",
+                self.client_tracking[2].load(Relaxed) as i64,
             ),
             (
                 "redis_proxy_invalidation_link_up",

@@ -29,7 +29,7 @@ use crate::service::Service;
 
 use super::cmd::Peers;
 use super::conn::{Conn, ReadOutcome, State, LINGER};
-use super::tracker::Tracker;
+use super::tracking::{self, Tracker};
 use super::transport::Transport;
 use super::workers::{self, Done, Job};
 use super::RespSettings;
@@ -61,7 +61,11 @@ impl EventLoop {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let (jobs, done) = workers::start(settings.workers, &service, &waker)?;
-        let (tracker, changes) = Tracker::new(settings.tracking_max_keys, Arc::clone(&waker));
+        let limits = tracking::Limits {
+            max_keys: settings.tracking_max_keys,
+            max_bytes: settings.tracking_max_bytes,
+        };
+        let (tracker, changes) = Tracker::new(limits, Arc::clone(&waker), Arc::clone(&service));
         service.listen_for_changes(changes);
         let live = Arc::new(AtomicUsize::new(0));
         let stopping = Arc::new(AtomicBool::new(false));

@@ -20,7 +20,6 @@ mod event_loop;
 pub mod parse;
 pub(crate) mod reply;
 pub(crate) mod session;
-mod tracker;
 mod tracking;
 mod transport;
 mod workers;
@@ -46,6 +45,8 @@ pub(crate) struct RespSettings {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// TRACKING_TABLE_MAX_KEYS: keys remembered for tracking clients.
     pub tracking_max_keys: usize,
+    /// TRACKING_TABLE_MAX_BYTES: and their bytes.
+    pub tracking_max_bytes: usize,
 }
 
 /// The running RESP front end.

@@ -1,5 +1,7 @@
 //! What a RESP connection keeps between its commands.
 
+use std::sync::Arc;
+
 use super::tracking::TrackingMode;
 
 /// One client's state: everything but the socket and the buffers, which
@@ -17,10 +19,13 @@ pub struct Session {
     pub tracking: Option<TrackingMode>,
     /// Set by `tracking` changes, for the event loop to register them.
     pub tracking_changed: bool,
+    /// BCAST prefixes added since the event loop last registered them.
+    pub tracking_prefixes_added: Vec<Vec<u8>>,
     /// `CLIENT CACHING YES|NO`, for the next command only.
     pub caching: Option<bool>,
-    /// Keys this command read that the event loop must remember for it.
-    pub tracked: Vec<Vec<u8>>,
+    /// Keys this command read that the event loop must remember for it:
+    /// the one copy the tracking table will keep.
+    pub tracked: Vec<Arc<[u8]>>,
     /// Subscribed to `__redis__:invalidate` (a `REDIRECT` target).
     pub subscribed: bool,
 }
@@ -35,6 +40,7 @@ impl Session {
             authenticated: false,
             tracking: None,
             tracking_changed: false,
+            tracking_prefixes_added: Vec::new(),
             caching: None,
             tracked: Vec::new(),
             subscribed: false,
@@ -57,7 +63,7 @@ impl Session {
             true
         };
         if wanted {
-            self.tracked.push(key.to_vec());
+            self.tracked.push(Arc::from(key));
         }
     }
 }

@@ -25,4 +25,5 @@ mod read_through;
 mod resp;
 mod sentinel;
 mod tls;
+mod tracking_limits;
 mod validators;

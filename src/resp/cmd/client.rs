@@ -1,6 +1,6 @@
 //! `CLIENT`: the subcommands clients send on connect, and `HELP`.
 
-use super::super::tracking::TrackingMode;
+use super::super::tracking::{check_prefixes, TrackingMode};
 use super::{help, subcommand_arity, unknown_subcommand, Context, Outcome, Spec};
 
 /// `CLIENT subcommand ...`.
@@ -104,12 +104,14 @@ fn tracking(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     if switch.eq_ignore_ascii_case(b"off") {
         context.session.tracking = None;
         context.session.tracking_changed = true;
+        context.session.tracking_prefixes_added.clear();
         return context.ok();
     }
     if !switch.eq_ignore_ascii_case(b"on") {
         return context.error("ERR syntax error");
     }
     let mut mode = TrackingMode::default();
+    let mut prefixes: Vec<&[u8]> = Vec::new();
     let mut rest = options.iter();
     while let Some(option) = rest.next() {
         let is = |name: &[u8]| option.eq_ignore_ascii_case(name);
@@ -125,7 +127,7 @@ fn tracking(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
             let Some(prefix) = rest.next() else {
                 return context.error("ERR syntax error");
             };
-            mode.prefixes.push(prefix.to_vec());
+            prefixes.push(prefix);
         } else if is(b"redirect") {
             let id = rest
                 .next()
@@ -142,7 +144,7 @@ fn tracking(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
             return context.error("ERR syntax error");
         }
     }
-    if !mode.bcast && !mode.prefixes.is_empty() {
+    if !mode.bcast && !prefixes.is_empty() {
         return context.error("ERR PREFIX option requires BCAST mode to be enabled");
     }
     if mode.optin && mode.optout {
@@ -158,11 +160,32 @@ fn tracking(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
             );
         }
     }
+    // As Redis: prefixes add up over calls and must not overlap.
+    let current = context.session.tracking.as_mut().filter(|m| m.bcast);
+    if mode.bcast {
+        let existing = current.as_ref().map(|current| &current.prefixes);
+        if let Err(message) = check_prefixes(existing.unwrap_or(&Default::default()), &prefixes) {
+            return context.error(&message);
+        }
+    }
     // Only while the proxy itself hears of every write can it tell.
     if !context.service.can_track() {
         return context.error(
             "ERR this proxy cannot track keys for its clients: it hears of no writes (INVALIDATION=off, or Redis refused tracking)",
         );
+    }
+    if mode.bcast {
+        if let Some(current) = current {
+            mode.prefixes = std::mem::take(&mut current.prefixes);
+        }
+        // No PREFIX: every key, as Redis's "" prefix.
+        let added: Vec<Vec<u8>> = if prefixes.is_empty() {
+            vec![Vec::new()]
+        } else {
+            prefixes.iter().map(|p| p.to_vec()).collect()
+        };
+        mode.prefixes.extend(added.iter().cloned());
+        context.session.tracking_prefixes_added.extend(added);
     }
     context.session.tracking = Some(mode);
     context.session.tracking_changed = true;

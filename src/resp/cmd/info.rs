@@ -51,6 +51,7 @@ pub fn info(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
 fn write_section(out: &mut String, section: &str, context: &Context<'_>) {
     let service = context.service;
     let metrics = service.metrics();
+    let tracking = metrics.client_tracking();
     // Writing to a String cannot fail.
     let _ = match section {
         "server" => write!(
@@ -89,10 +90,14 @@ fn write_section(out: &mut String, section: &str, context: &Context<'_>) {
         ),
         "invalidation" => write!(
             out,
-            "# Invalidation\r\ninvalidation_mode:{}\r\ninvalidation_link:{}\r\ninvalidations:{}\r\n",
+            "# Invalidation\r\ninvalidation_mode:{}\r\ninvalidation_link:{}\r\ninvalidations:{}\r\ntracking_total_keys:{}\r\ntracking_table_bytes:{}\r\ntracking_total_prefixes:{}\r\ntracking_changes_processed:{}\r\n",
             service.invalidation_mode(),
             service.link_state().name(),
             metrics.invalidations(),
+            tracking[0],
+            tracking[1],
+            tracking[2],
+            metrics.client_tracking_changes(),
         ),
         _ => {
             out.push_str("# Keyspace\r\n");

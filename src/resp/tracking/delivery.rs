@@ -1,21 +1,39 @@
 //! The event loop's side of client tracking: it hears of changes from the
 //! service (through a channel and the loop's waker), remembers what each
 //! tracking connection read, and writes each one its messages.
+//!
+//! Changes are applied in slices of [`SLICE`] keys per turn of the loop:
+//! a burst of writes in Redis queues here and is worked off between the
+//! other clients' commands, which keep being answered meanwhile.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 
 use mio::{Token, Waker};
 
-use crate::service::{Change, ChangeListener};
+use crate::resp::conn::Conn;
+use crate::resp::reply::Protocol;
+use crate::service::{Change, ChangeListener, Service};
 
-use super::conn::Conn;
-use super::reply::Protocol;
-use super::tracking::{
-    invalidate_push, redir_broken_push, redirect_message, Deliveries, TrackingTable,
-};
+use super::messages::{invalidate_push, redir_broken_push, redirect_message};
+use super::table::TrackingTable;
+use super::Deliveries;
+
+/// Changed keys applied per turn of the loop. Each costs O(key length)
+/// plus the messages it makes, a microsecond or so: a slice is well under
+/// a millisecond, so other clients wait at most that for their turn.
+const SLICE: usize = 512;
+
+/// How much the tracking table may remember.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// TRACKING_TABLE_MAX_KEYS.
+    pub max_keys: usize,
+    /// TRACKING_TABLE_MAX_BYTES.
+    pub max_bytes: usize,
+}
 
 /// What the service calls: queues the change for the loop and wakes it,
 /// only while some connection tracks.
@@ -40,6 +58,11 @@ impl ChangeListener for Listener {
 /// The loop's tracking state.
 pub struct Tracker {
     table: TrackingTable,
+    /// Changed keys received and not yet applied (the rest of a batch
+    /// bigger than a slice).
+    pending: VecDeque<Vec<u8>>,
+    /// For the counters.
+    service: Arc<Service>,
     /// `CLIENT ID` to token, for `REDIRECT`.
     ids: HashMap<u64, Token>,
     changes: Receiver<Change>,
@@ -49,9 +72,13 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    /// A tracker remembering at most `max_keys` keys, and the listener to
-    /// give the service.
-    pub fn new(max_keys: usize, waker: Arc<Waker>) -> (Tracker, Arc<Listener>) {
+    /// A tracker remembering what `limits` allow, and the listener to give
+    /// the service.
+    pub fn new(
+        limits: Limits,
+        waker: Arc<Waker>,
+        service: Arc<Service>,
+    ) -> (Tracker, Arc<Listener>) {
         let (sender, changes) = mpsc::channel();
         let listener = Arc::new(Listener {
             active: AtomicBool::new(false),
@@ -59,7 +86,9 @@ impl Tracker {
             waker,
         });
         let tracker = Tracker {
-            table: TrackingTable::new(max_keys),
+            table: TrackingTable::new(limits.max_keys, limits.max_bytes),
+            pending: VecDeque::new(),
+            service,
             ids: HashMap::new(),
             changes,
             listener: Arc::clone(&listener),
@@ -89,6 +118,7 @@ impl Tracker {
         self.ids.remove(&conn.session.id);
         self.table.forget(token);
         self.set_tracking(token, false);
+        self.count();
         let mut touched = Vec::new();
         if conn.session.subscribed {
             for (other, peer) in conns.iter_mut() {
@@ -114,14 +144,31 @@ impl Tracker {
         };
         let session = &mut conn.session;
         if std::mem::take(&mut session.tracking_changed) {
-            let bcast = session
-                .tracking
-                .as_ref()
-                .filter(|mode| mode.bcast)
-                .map(|mode| mode.prefixes.clone());
-            self.table.set_bcast(token, bcast);
+            let added = std::mem::take(&mut session.tracking_prefixes_added);
+            match &session.tracking {
+                Some(mode) if mode.bcast => {
+                    // Prefixes add up; when the table's and the session's
+                    // differ by more than those just added (tracking went
+                    // off and on again in one batch of commands), start
+                    // over from the session's.
+                    let held = self.table.prefix_count(token);
+                    if held + added.len() == mode.prefixes.len() {
+                        self.table.add_prefixes(token, added);
+                    } else {
+                        self.table.drop_prefixes(token);
+                        self.table
+                            .add_prefixes(token, mode.prefixes.iter().cloned().collect());
+                    }
+                }
+                Some(_) => self.table.drop_prefixes(token),
+                None => {
+                    self.table.forget(token);
+                    session.tracked.clear();
+                }
+            }
             let on = session.tracking.is_some();
             self.set_tracking(token, on);
+            self.count();
         }
         if session.tracked.is_empty() {
             return Vec::new();
@@ -130,6 +177,7 @@ impl Tracker {
         for key in std::mem::take(&mut session.tracked) {
             self.table.track(token, key, &mut out);
         }
+        self.count();
         self.deliver(out, conns)
     }
 
@@ -146,25 +194,65 @@ impl Tracker {
             .store(!self.tracking.is_empty(), Ordering::Relaxed);
     }
 
-    /// Applies the changes the service sent. Returns connections with new
-    /// messages.
+    /// Applies the changes the service sent, [`SLICE`] keys at most; when
+    /// more wait, wakes the loop to come back for them after serving the
+    /// other connections. Returns connections with new messages.
     pub fn drain(&mut self, conns: &mut HashMap<Token, Conn>) -> Vec<Token> {
         let mut touched = Vec::new();
-        while let Ok(change) = self.changes.try_recv() {
-            let out = match change {
-                Change::Keys(keys) => self.table.changed(&keys),
-                Change::All => {
+        let mut out = Deliveries::new();
+        let mut applied = 0;
+        let mut flushed = false;
+        loop {
+            if applied == SLICE {
+                let _ = self.listener.waker.wake();
+                break;
+            }
+            if let Some(key) = self.pending.pop_front() {
+                self.table.changed(&key, &mut out);
+                applied += 1;
+                continue;
+            }
+            match self.changes.try_recv() {
+                Ok(Change::Keys(keys)) => self.pending.extend(keys),
+                Ok(Change::All) => {
+                    // In order: what changed before the flush is told first.
+                    touched.extend(self.deliver(std::mem::take(&mut out), conns));
                     self.table.clear();
-                    conns
+                    flushed = true;
+                    let everyone = conns
                         .iter()
                         .filter(|(_, conn)| conn.session.tracking.is_some())
                         .map(|(token, _)| (*token, None))
-                        .collect()
+                        .collect();
+                    touched.extend(self.deliver(everyone, conns));
                 }
-            };
-            touched.extend(self.deliver(out, conns));
+                Err(_) => break,
+            }
+        }
+        touched.extend(self.deliver(out, conns));
+        // Keys of clients that left go in slices too.
+        let tidying = self.table.is_tidying();
+        if tidying && self.table.tidy(SLICE) {
+            let _ = self.listener.waker.wake();
+        }
+        if applied > 0 {
+            self.service
+                .metrics()
+                .client_tracking_changed(applied as u64);
+        }
+        if applied > 0 || tidying || flushed {
+            self.count();
         }
         touched
+    }
+
+    /// Publishes the table's size.
+    fn count(&self) {
+        self.service.metrics().set_client_tracking(
+            self.table.len() as u64,
+            self.table.bytes() as u64,
+            self.table.prefixes() as u64,
+        );
     }
 
     /// Writes each connection its message: a push on its own connection
