@@ -18,6 +18,7 @@ mod faults;
 mod flow_control;
 mod hostile;
 mod keepalive;
+mod limits;
 mod operations;
 mod read_through;
 mod resp;

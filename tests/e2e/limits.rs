@@ -1,0 +1,112 @@
+//! Limits a client runs into, each answered as Redis answers it and none
+//! costing the proxy more than its bound: MAX_CONNECTIONS on the RESP port,
+//! client names, and running out of file descriptors.
+
+use std::io::Read;
+use std::net::TcpStream;
+
+use crate::common::{connect, roundtrip_line, Proxy, RedisServer};
+
+const RESP: (&str, &str) = ("RESP_PORT", "auto");
+const NAME_ERROR: &str =
+    "-ERR Client names cannot contain spaces, newlines or special characters.\r\n";
+
+fn resp_command(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Sends `request` and reads one bulk reply's payload.
+fn roundtrip_bulk(stream: &mut TcpStream, request: &[u8]) -> Vec<u8> {
+    let header = roundtrip_line(stream, request);
+    let len: usize = header
+        .strip_prefix('$')
+        .and_then(|h| h.trim_end().parse().ok())
+        .unwrap_or_else(|| panic!("a bulk reply, not {header:?}"));
+    let mut body = vec![0; len + 2];
+    stream.read_exact(&mut body).expect("bulk payload");
+    body.truncate(len);
+    body
+}
+
+#[test]
+fn client_names_are_refused_with_redis_words_and_no_longer_than_a_key() {
+    let redis = RedisServer::start();
+    let proxy = Proxy::start(&redis, &[RESP, ("MAX_KEY_BYTES", "64")]);
+    let mut ours = connect(proxy.resp_addr());
+    let mut theirs = connect(redis.addr());
+    for name in [
+        &b"a b"[..],
+        b"a\nb",
+        b"a\r\nb",
+        b"tab\there",
+        b"\x7f",
+        b"caf\xc3\xa9",
+    ] {
+        for request in [
+            resp_command(&[b"CLIENT", b"SETNAME", name]),
+            resp_command(&[b"HELLO", b"3", b"SETNAME", name]),
+        ] {
+            let expected = roundtrip_line(&mut theirs, &request);
+            assert_eq!(expected, NAME_ERROR, "redis-server on {name:?}");
+            assert_eq!(roundtrip_line(&mut ours, &request), expected, "{name:?}");
+        }
+    }
+    // Nothing was named, and the failed HELLO 3 left both on RESP2.
+    for conn in [&mut ours, &mut theirs] {
+        assert_eq!(roundtrip_line(conn, b"CLIENT GETNAME\r\n"), "$-1\r\n");
+    }
+    // A name as long as a key may be is taken; one byte more is refused,
+    // and the connection goes on.
+    let longest = vec![b'n'; 64];
+    let request = resp_command(&[b"CLIENT", b"SETNAME", &longest]);
+    assert_eq!(roundtrip_line(&mut ours, &request), "+OK\r\n");
+    let too_long = vec![b'n'; 65];
+    for request in [
+        resp_command(&[b"CLIENT", b"SETNAME", &too_long]),
+        resp_command(&[b"HELLO", b"2", b"SETNAME", &too_long]),
+    ] {
+        assert_eq!(
+            roundtrip_line(&mut ours, &request),
+            "-ERR Client name too long (max 64 bytes)\r\n"
+        );
+    }
+    assert_eq!(
+        roundtrip_bulk(&mut ours, b"CLIENT GETNAME\r\n"),
+        longest,
+        "the last name taken stays"
+    );
+    assert_eq!(roundtrip_line(&mut ours, b"PING\r\n"), "+PONG\r\n");
+}
+
+#[test]
+fn fifty_four_megabyte_client_names_are_refused_and_not_kept() {
+    let redis = RedisServer::start();
+    let proxy = Proxy::start(&redis, &[RESP]);
+    let before = proxy.rss_kib();
+    let name = vec![b'n'; 4_000_000];
+    let request = resp_command(&[b"CLIENT", b"SETNAME", &name]);
+    let mut conns: Vec<TcpStream> = (0..50)
+        .map(|_| {
+            let mut conn = connect(proxy.resp_addr());
+            let reply = roundtrip_line(&mut conn, &request);
+            assert_eq!(reply, "-ERR Client name too long (max 8192 bytes)\r\n");
+            conn
+        })
+        .collect();
+    // Every one of them still usable, and none holding its 4 MB (all 50
+    // kept it: 400 MB).
+    for conn in &mut conns {
+        assert_eq!(roundtrip_line(conn, b"PING\r\n"), "+PONG\r\n");
+    }
+    let grown = proxy.rss_kib().saturating_sub(before);
+    assert!(
+        grown < 64 * 1024,
+        "RSS grew {grown} KiB with 50 connections"
+    );
+}
