@@ -72,6 +72,7 @@ pub struct Metrics {
     invalidations: AtomicU64,
     stale_served: AtomicU64,
     resp_connections: AtomicU64,
+    resp_rejected: AtomicU64,
     auth_failures: [AtomicU64; AUTH_PROTOCOLS.len()],
     started: Instant,
     /// The last `INFO` rate sample: when, the command count then, the rate.
@@ -131,6 +132,7 @@ impl Metrics {
             invalidations: AtomicU64::new(0),
             stale_served: AtomicU64::new(0),
             resp_connections: AtomicU64::new(0),
+            resp_rejected: AtomicU64::new(0),
             auth_failures: std::array::from_fn(|_| AtomicU64::new(0)),
             started: Instant::now(),
             ops_sample: Mutex::new((Instant::now(), 0, 0)),
@@ -252,6 +254,16 @@ impl Metrics {
     /// A RESP connection was accepted.
     pub fn resp_connection(&self) {
         self.resp_connections.fetch_add(1, Relaxed);
+    }
+
+    /// A RESP connection was turned away: MAX_CONNECTIONS were open.
+    pub fn resp_rejected(&self) {
+        self.resp_rejected.fetch_add(1, Relaxed);
+    }
+
+    /// RESP connections turned away so far (`rejected_connections`).
+    pub fn resp_rejections(&self) -> u64 {
+        self.resp_rejected.load(Relaxed)
     }
 
     /// RESP connections accepted so far.

@@ -2,10 +2,11 @@
 //! costing the proxy more than its bound: MAX_CONNECTIONS on the RESP port,
 //! client names, and running out of file descriptors.
 
-use std::io::Read;
-use std::net::TcpStream;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
 
-use crate::common::{connect, roundtrip_line, Proxy, RedisServer};
+use crate::common::{connect, eventually, read_until_closed, roundtrip_line, Proxy, RedisServer};
 
 const RESP: (&str, &str) = ("RESP_PORT", "auto");
 const NAME_ERROR: &str =
@@ -32,6 +33,63 @@ fn roundtrip_bulk(stream: &mut TcpStream, request: &[u8]) -> Vec<u8> {
     stream.read_exact(&mut body).expect("bulk payload");
     body.truncate(len);
     body
+}
+
+/// One RESP request on a new connection, its first reply line; None if the
+/// port does not answer (yet).
+fn try_resp(addr: SocketAddr, request: &[u8]) -> Option<String> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    stream.write_all(request).ok()?;
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 1];
+    while !reply.ends_with(b"\r\n") {
+        stream.read_exact(&mut byte).ok()?;
+        reply.push(byte[0]);
+    }
+    String::from_utf8(reply).ok()
+}
+
+#[test]
+fn a_resp_client_beyond_max_connections_is_told_so_and_closed_at_once() {
+    let redis = RedisServer::start();
+    let proxy = Proxy::start(&redis, &[RESP, ("MAX_CONNECTIONS", "2")]);
+    let mut first = connect(proxy.resp_addr());
+    let mut second = connect(proxy.resp_addr());
+    for conn in [&mut first, &mut second] {
+        assert_eq!(roundtrip_line(conn, b"PING\r\n"), "+PONG\r\n");
+    }
+    // The third is answered without asking anything, and closed: not left
+    // waiting unanswered in the listen backlog.
+    let mut third = connect(proxy.resp_addr());
+    let ours = read_until_closed(&mut third);
+    // Byte for byte what redis-server says at its maxclients.
+    let limited = RedisServer::start_with(&["--maxclients", "1"]);
+    let _held = eventually("a connection to the limited redis-server", || {
+        let mut held = connect(limited.addr());
+        (roundtrip_line(&mut held, b"PING\r\n") == "+PONG\r\n").then_some(held)
+    });
+    let theirs = read_until_closed(&mut connect(limited.addr()));
+    assert_eq!(theirs, b"-ERR max number of clients reached\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&ours),
+        String::from_utf8_lossy(&theirs)
+    );
+    // Counted, as Redis counts it and in /metrics.
+    let info = roundtrip_bulk(&mut second, b"INFO stats\r\n");
+    let info = String::from_utf8_lossy(&info);
+    assert!(info.contains("\r\nrejected_connections:1\r\n"), "{info}");
+    assert_eq!(
+        proxy.metric("redis_proxy_rejected_connections_total{protocol=\"resp\"}"),
+        1.0
+    );
+    // The two served go on being served, and once one leaves, a newcomer is
+    // served in its place.
+    assert_eq!(roundtrip_line(&mut second, b"PING\r\n"), "+PONG\r\n");
+    drop(first);
+    eventually("a place to come free", || {
+        (try_resp(proxy.resp_addr(), b"PING\r\n")? == "+PONG\r\n").then_some(())
+    });
 }
 
 #[test]
