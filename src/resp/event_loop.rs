@@ -38,7 +38,8 @@ const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 /// Bytes read from a socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
-/// How often idle connections are looked for.
+/// How often idle connections are looked for, and how soon an accept that
+/// failed (out of file descriptors) is tried again.
 const SWEEP: Duration = Duration::from_millis(250);
 /// Connections turned away per turn of the loop at most, so a flood of
 /// them at MAX_CONNECTIONS cannot keep the loop from its connections.
@@ -46,6 +47,8 @@ const REJECTS_PER_TURN: usize = 256;
 /// What a client beyond MAX_CONNECTIONS is told before the close: Redis's
 /// own words for its `maxclients`.
 const MAX_CLIENTS_REACHED: &[u8] = b"-ERR max number of clients reached\r\n";
+/// How often a failing accept (out of file descriptors) is logged at most.
+const ACCEPT_WARNING_INTERVAL: Duration = Duration::from_secs(30);
 
 /// The running loop, as its owner sees it.
 pub struct EventLoop {
@@ -82,7 +85,7 @@ impl EventLoop {
             stopping: Arc::clone(&stopping),
             jobs,
             want_accept: true,
-            accept_errors: LogLimiter::new(Duration::from_secs(5)),
+            accept_errors: LogLimiter::new(ACCEPT_WARNING_INTERVAL),
             accept_failed: false,
             chunk: vec![0u8; READ_CHUNK].into_boxed_slice(),
             tracker,

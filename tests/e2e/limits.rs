@@ -6,7 +6,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use crate::common::{connect, eventually, read_until_closed, roundtrip_line, Proxy, RedisServer};
+use crate::common::{
+    connect, eventually, read_until_closed, roundtrip_line, try_request, Proxy, RedisServer,
+};
 
 const RESP: (&str, &str) = ("RESP_PORT", "auto");
 const NAME_ERROR: &str =
@@ -167,4 +169,75 @@ fn fifty_four_megabyte_client_names_are_refused_and_not_kept() {
         grown < 64 * 1024,
         "RSS grew {grown} KiB with 50 connections"
     );
+}
+
+/// User plus system CPU time of process `pid` so far, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    // Fields after the command name (which is in parentheses): utime and
+    // stime are the 12th and 13th.
+    let (_, rest) = stat.rsplit_once(')').expect("stat format");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+/// The lines the proxy logged about failing to accept.
+fn accept_warnings(proxy: &Proxy) -> usize {
+    proxy
+        .log()
+        .lines()
+        .filter(|l| l.contains("Error accepting new client") || l.contains("RESP accept failed"))
+        .count()
+}
+
+#[test]
+fn out_of_file_descriptors_both_ports_back_off_warn_once_and_recover() {
+    let redis = RedisServer::start();
+    redis.set("k", "v");
+    // A hard limit of 64 open files, which the proxy cannot raise.
+    let proxy = Proxy::start_wrapped(&redis.url(), &[RESP], &["prlimit", "--nofile=64:64", "--"]);
+    let ports = [proxy.addr, proxy.resp_addr()];
+    // Held connections on both ports run it out of descriptors (an HTTP one
+    // costs two, a RESP one one); the rest wait in the backlogs.
+    let mut held: Vec<TcpStream> = Vec::new();
+    for _ in 0..60 {
+        for addr in ports {
+            held.extend(TcpStream::connect(addr).ok());
+        }
+    }
+    eventually("both accept loops to run out of descriptors", || {
+        let log = proxy.log();
+        (log.contains("Error accepting new client") && log.contains("RESP accept failed"))
+            .then_some(())
+    });
+    // Held so for a while, with a newcomer knocking on each port every
+    // 100 ms (each wakes the accept loops). What is observed is counted, not
+    // timed: lines logged, and CPU ticks spent, over these 20 knocks.
+    let ticks_before = cpu_ticks(proxy.pid());
+    for _ in 0..20 {
+        for addr in ports {
+            held.extend(TcpStream::connect(addr).ok());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ticks = cpu_ticks(proxy.pid()) - ticks_before;
+    let warnings = accept_warnings(&proxy);
+    assert!(
+        warnings <= 2,
+        "{warnings} accept warnings while out of descriptors (one a port expected):\n{}",
+        proxy.log()
+    );
+    // Retrying a few times a second costs next to nothing; a loop spinning
+    // on accept would take every tick of a core (100 a second).
+    assert!(ticks < 40, "{ticks} CPU ticks while out of descriptors");
+    // Descriptors come free: both ports serve again.
+    drop(held);
+    let reply = eventually("HTTP to serve again", || {
+        try_request(proxy.addr, "GET", "/proxy?key=k", &[]).ok()
+    });
+    assert_eq!((reply.status, &reply.body[..]), (200, &b"v"[..]));
+    let get = resp_command(&[b"GET", b"k"]);
+    eventually("RESP to serve again", || {
+        (try_resp(proxy.resp_addr(), &get)? == "$1\r\n").then_some(())
+    });
 }
