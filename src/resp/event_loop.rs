@@ -14,7 +14,7 @@
 //! it arrives and the connection resumes.
 
 use std::collections::HashMap;
-use std::io::{self, ErrorKind, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
@@ -252,13 +252,19 @@ impl Loop {
     }
 
     /// Turns away a client beyond MAX_CONNECTIONS: Redis's error, then the
-    /// close. A fresh socket takes those few bytes at once. Over TLS the
-    /// words would need a handshake first (a connection's worth of state
-    /// and time), so that client is only closed.
-    fn reject(&self, mut stream: mio::net::TcpStream) {
+    /// close. A fresh socket takes those few bytes at once. The write side
+    /// is shut right after them, so the client reads the error and then the
+    /// end, and what it already sent is read and dropped (what one read
+    /// takes): closing with it unread would make the close a reset, which a
+    /// client may report instead of the error. Over TLS the words would
+    /// need a handshake first (a connection's worth of state and time), so
+    /// that client is only closed.
+    fn reject(&mut self, mut stream: mio::net::TcpStream) {
         self.service.metrics().resp_rejected();
         if self.settings.tls.is_none() {
             let _ = stream.write(MAX_CLIENTS_REACHED);
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            let _ = stream.read(&mut self.chunk);
         }
     }
 
