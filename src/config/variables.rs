@@ -103,7 +103,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "MAX_CONNECTIONS",
         default: "1024",
-        help: "open RESP connections at most; more wait until one closes (1..=65536)",
+        help: "open RESP connections at most; more are told so and closed (1..=65536)",
     },
     Variable {
         name: "CLIENT_IDLE_TIMEOUT_SECS",

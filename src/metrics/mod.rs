@@ -75,6 +75,7 @@ pub struct Metrics {
     client_tracking: [AtomicU64; 3],
     stale_served: AtomicU64,
     resp_connections: AtomicU64,
+    resp_rejected: AtomicU64,
     auth_failures: [AtomicU64; AUTH_PROTOCOLS.len()],
     started: Instant,
     /// The last `INFO` rate sample: when, the command count then, the rate.
@@ -136,6 +137,7 @@ impl Metrics {
             client_tracking: std::array::from_fn(|_| AtomicU64::new(0)),
             stale_served: AtomicU64::new(0),
             resp_connections: AtomicU64::new(0),
+            resp_rejected: AtomicU64::new(0),
             auth_failures: std::array::from_fn(|_| AtomicU64::new(0)),
             started: Instant::now(),
             ops_sample: Mutex::new((Instant::now(), 0, 0)),
@@ -280,6 +282,16 @@ impl Metrics {
     /// A RESP connection was accepted.
     pub fn resp_connection(&self) {
         self.resp_connections.fetch_add(1, Relaxed);
+    }
+
+    /// A RESP connection was turned away: MAX_CONNECTIONS were open.
+    pub fn resp_rejected(&self) {
+        self.resp_rejected.fetch_add(1, Relaxed);
+    }
+
+    /// RESP connections turned away so far (`rejected_connections`).
+    pub fn resp_rejections(&self) -> u64 {
+        self.resp_rejected.load(Relaxed)
     }
 
     /// RESP connections accepted so far.

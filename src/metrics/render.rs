@@ -132,6 +132,15 @@ impl Metrics {
             let n = self.auth_failures[i].load(Relaxed);
             let _ = writeln!(out, "{name}{{protocol=\"{protocol}\"}} {n}");
         }
+        let name = "redis_proxy_rejected_connections_total";
+        describe(
+            &mut out,
+            name,
+            "Connections turned away at MAX_CONNECTIONS (RESP answers -ERR max number of clients reached).",
+            "counter",
+        );
+        let n = self.resp_rejected.load(Relaxed);
+        let _ = writeln!(out, "{name}{{protocol=\"resp\"}} {n}");
         let name = "redis_proxy_cache_flushes_total";
         describe(
             &mut out,

@@ -36,6 +36,9 @@ const PUSH_LIMIT: usize = 2 * OUTPUT_HIGH_WATER;
 /// After a protocol error, how much of the client's further input is read
 /// and discarded (so the close does not reset the error reply away).
 const DISCARD_LIMIT: usize = 4 * 1024 * 1024;
+/// An emptied input buffer larger than this is given back, so one large
+/// request (a 4 MB argument) does not leave its connection holding 4 MB.
+const INPUT_KEEP: usize = 64 * 1024;
 /// How long a closing connection may take to send its last bytes.
 pub const LINGER: Duration = Duration::from_secs(1);
 
@@ -286,6 +289,9 @@ impl Conn {
             }
         }
         self.input.drain(..consumed);
+        if self.input.is_empty() && self.input.capacity() > INPUT_KEEP {
+            self.input = Vec::new();
+        }
         true
     }
 

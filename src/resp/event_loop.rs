@@ -14,7 +14,7 @@
 //! it arrives and the connection resumes.
 
 use std::collections::HashMap;
-use std::io::{self, ErrorKind};
+use std::io::{self, ErrorKind, Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
@@ -38,8 +38,17 @@ const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 /// Bytes read from a socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
-/// How often idle connections are looked for.
+/// How often idle connections are looked for, and how soon an accept that
+/// failed (out of file descriptors) is tried again.
 const SWEEP: Duration = Duration::from_millis(250);
+/// Connections turned away per turn of the loop at most, so a flood of
+/// them at MAX_CONNECTIONS cannot keep the loop from its connections.
+const REJECTS_PER_TURN: usize = 256;
+/// What a client beyond MAX_CONNECTIONS is told before the close: Redis's
+/// own words for its `maxclients`.
+const MAX_CLIENTS_REACHED: &[u8] = b"-ERR max number of clients reached\r\n";
+/// How often a failing accept (out of file descriptors) is logged at most.
+const ACCEPT_WARNING_INTERVAL: Duration = Duration::from_secs(30);
 
 /// The running loop, as its owner sees it.
 pub struct EventLoop {
@@ -80,7 +89,7 @@ impl EventLoop {
             stopping: Arc::clone(&stopping),
             jobs,
             want_accept: true,
-            accept_errors: LogLimiter::new(Duration::from_secs(5)),
+            accept_errors: LogLimiter::new(ACCEPT_WARNING_INTERVAL),
             accept_failed: false,
             chunk: vec![0u8; READ_CHUNK].into_boxed_slice(),
             tracker,
@@ -119,8 +128,8 @@ struct Loop {
     stopping: Arc<AtomicBool>,
     jobs: Sender<Job>,
     /// Whether the listener may have clients to accept: set by its events,
-    /// by a close that frees a place, and by the sweep after an accept error.
-    /// While at MAX_CONNECTIONS, further clients wait in the backlog.
+    /// by the sweep after an accept error, and while a flood of clients to
+    /// turn away is not yet worked through.
     want_accept: bool,
     accept_failed: bool,
     accept_errors: LogLimiter,
@@ -137,7 +146,13 @@ impl Loop {
         let mut last_sweep = Instant::now();
         let mut listener = Some(listener);
         loop {
-            if let Err(err) = self.poll.poll(&mut events, Some(SWEEP)) {
+            // Clients still to accept: look at the sockets without waiting.
+            let wait = if self.want_accept {
+                Duration::ZERO
+            } else {
+                SWEEP
+            };
+            if let Err(err) = self.poll.poll(&mut events, Some(wait)) {
                 if err.kind() != ErrorKind::Interrupted {
                     log::error!("RESP poll failed: {err}");
                     return;
@@ -165,6 +180,7 @@ impl Loop {
                 if let Some(mut closed) = listener.take() {
                     let _ = self.poll.registry().deregister(&mut closed);
                 }
+                self.want_accept = false;
                 self.close_for_shutdown();
                 if self.conns.is_empty() {
                     return;
@@ -181,11 +197,19 @@ impl Loop {
         }
     }
 
-    /// Accepts while below MAX_CONNECTIONS. Polling is edge-triggered, so
-    /// this runs after every wake-up, and again after a close frees a place.
+    /// Accepts every client waiting. Polling is edge-triggered, so this
+    /// runs until the listener has none left (or `REJECTS_PER_TURN` were
+    /// turned away: then again on the next turn). At MAX_CONNECTIONS a
+    /// client is told so and closed at once, as Redis does at `maxclients`,
+    /// rather than left waiting unanswered in the backlog.
     fn accept(&mut self, listener: &TcpListener) {
-        while self.conns.len() < self.settings.max_connections {
+        let mut rejected = 0;
+        while rejected < REJECTS_PER_TURN {
             match listener.accept() {
+                Ok((stream, _)) if self.conns.len() >= self.settings.max_connections => {
+                    self.reject(stream);
+                    rejected += 1;
+                }
                 Ok((stream, _)) => {
                     self.service.metrics().resp_connection();
                     let token = Token(self.next_token);
@@ -227,8 +251,25 @@ impl Loop {
                 }
             }
         }
-        // At the limit: the rest wait in the backlog until a close.
-        self.want_accept = false;
+        // More may wait: the next turn goes on.
+        self.want_accept = true;
+    }
+
+    /// Turns away a client beyond MAX_CONNECTIONS: Redis's error, then the
+    /// close. A fresh socket takes those few bytes at once. The write side
+    /// is shut right after them, so the client reads the error and then the
+    /// end, and what it already sent is read and dropped (what one read
+    /// takes): closing with it unread would make the close a reset, which a
+    /// client may report instead of the error. Over TLS the words would
+    /// need a handshake first (a connection's worth of state and time), so
+    /// that client is only closed.
+    fn reject(&mut self, mut stream: mio::net::TcpStream) {
+        self.service.metrics().resp_rejected();
+        if self.settings.tls.is_none() {
+            let _ = stream.write(MAX_CLIENTS_REACHED);
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            let _ = stream.read(&mut self.chunk);
+        }
     }
 
     /// Executes, writes and reads for one connection, closing it when done.
@@ -284,7 +325,6 @@ impl Loop {
         if let Some(mut conn) = self.conns.remove(&token) {
             let _ = self.poll.registry().deregister(conn.transport.socket());
             self.live.store(self.conns.len(), Ordering::SeqCst);
-            self.want_accept = true;
             for other in self.tracker.closed(&conn, token, &mut self.conns) {
                 self.flush(other);
             }

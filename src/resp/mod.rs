@@ -9,9 +9,8 @@
 //! One event-loop thread serves every connection (`event_loop.rs`): it
 //! answers cache hits and data-free commands itself and hands reads that
 //! need Redis to WORKERS worker threads. At most MAX_CONNECTIONS are
-//! open: at the limit the loop stops accepting, so a further connection waits
-//! in the kernel's listen backlog (costing a socket, nothing more) and is
-//! served when another closes. Reads of keys take one of the WORKERS
+//! open: a further connection is told `-ERR max number of clients reached`
+//! and closed, as Redis does at `maxclients`. Reads of keys take one of the WORKERS
 //! places shared with HTTP, so that limit spans both front ends.
 
 pub(crate) mod cmd;

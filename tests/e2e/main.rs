@@ -19,6 +19,7 @@ mod flow_control;
 mod hostile;
 mod http_framing;
 mod keepalive;
+mod limits;
 mod operations;
 mod quick_start;
 mod read_through;

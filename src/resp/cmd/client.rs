@@ -44,6 +44,9 @@ pub fn client(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
         let [name] = rest else {
             return subcommand_arity(context, "client", "setname");
         };
+        if let Err(message) = check_name(name, context.service.max_key_bytes()) {
+            return context.error(&message);
+        }
         context.session.name = (!name.is_empty()).then(|| name.to_vec());
         context.ok()
     } else if is(b"getname") {
@@ -93,6 +96,23 @@ pub fn client(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     } else {
         unknown_subcommand(context, sub, "client")
     }
+}
+
+/// Whether `name` may name a connection (`CLIENT SETNAME`, `HELLO ...
+/// SETNAME`), else the error to answer. Redis's rule: printable ASCII
+/// without spaces (names are listed space-separated), with its words. Ours
+/// too: at most MAX_KEY_BYTES, so a client cannot make the proxy keep
+/// megabytes as its name.
+pub(super) fn check_name(name: &[u8], max: usize) -> Result<(), String> {
+    if name.len() > max {
+        return Err(format!("ERR Client name too long (max {max} bytes)"));
+    }
+    if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+        return Err(
+            "ERR Client names cannot contain spaces, newlines or special characters.".to_owned(),
+        );
+    }
+    Ok(())
 }
 
 /// `CLIENT TRACKING ON|OFF [REDIRECT id] [BCAST] [PREFIX p ...] [OPTIN]

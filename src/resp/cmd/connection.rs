@@ -150,6 +150,12 @@ pub fn hello(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
             authenticating = true;
             options = &tail[2..];
         } else if option.eq_ignore_ascii_case(b"setname") && !tail.is_empty() {
+            // Checked as CLIENT SETNAME checks it, before anything changes.
+            if let Err(message) =
+                super::client::check_name(tail[0], context.service.max_key_bytes())
+            {
+                return context.error(&message);
+            }
             name = Some(tail[0]);
             options = &tail[1..];
         } else {
@@ -168,7 +174,7 @@ pub fn hello(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     }
     context.replies.protocol = protocol;
     if let Some(name) = name {
-        context.session.name = Some(name.to_vec());
+        context.session.name = (!name.is_empty()).then(|| name.to_vec());
     }
     let replies = &mut *context.replies;
     replies.map(8);

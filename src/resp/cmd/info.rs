@@ -77,10 +77,11 @@ fn write_section(out: &mut String, section: &str, context: &Context<'_>) {
         }
         "stats" => write!(
             out,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nevicted_keys:{}\r\nexpired_keys:{}\r\nrequests_in_flight:{}\r\nrequests_queued:{}\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\nrejected_connections:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nevicted_keys:{}\r\nexpired_keys:{}\r\nrequests_in_flight:{}\r\nrequests_queued:{}\r\n",
             metrics.resp_connections(),
             metrics.resp_commands(),
             metrics.ops_per_sec(),
+            metrics.resp_rejections(),
             metrics.hits(),
             metrics.misses(),
             metrics.evictions(),

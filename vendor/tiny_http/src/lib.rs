@@ -288,6 +288,8 @@ impl Server {
         thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
+            // redis-proxy patch 13: failed accepts back off and warn rarely.
+            let mut backoff = util::accept_backoff::AcceptBackoff::new();
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
@@ -298,8 +300,7 @@ impl Server {
                             None => match RefinedTcpStream::try_new(sock) {
                                 Ok(pair) => pair,
                                 Err(e) => {
-                                    log::error!("Error accepting new client, retrying: {}", e);
-                                    thread::sleep(std::time::Duration::from_millis(50));
+                                    backoff.failed(&e); // redis-proxy patch 13
                                     continue;
                                 }
                             },
@@ -325,6 +326,7 @@ impl Server {
 
                 match new_client {
                     Ok(client) => {
+                        backoff.succeeded(); // redis-proxy patch 13
                         let messages = inside_messages.clone();
                         let mut client = Some(client);
                         tasks_pool.spawn(Box::new(move || {
@@ -381,9 +383,10 @@ impl Server {
                     // memory, or a connection aborted before it was accepted)
                     // passes; stopping for good would leave the server alive but
                     // deaf. Only a listener that was shut down (EINVAL) ends it.
+                    // redis-proxy patch 13: with a growing wait and a
+                    // rate-limited warning, not an ERROR line every 50 ms.
                     Err(e) if e.kind() != std::io::ErrorKind::InvalidInput => {
-                        log::error!("Error accepting new client, retrying: {}", e);
-                        thread::sleep(std::time::Duration::from_millis(50));
+                        backoff.failed(&e);
                     }
 
                     Err(e) => {

@@ -9,6 +9,8 @@ pub use self::task_pool::TaskPool;
 
 use std::str::FromStr;
 
+// redis-proxy patch 13: the accept thread's back-off.
+pub(crate) mod accept_backoff;
 mod custom_stream;
 mod equal_reader;
 mod fused_reader;
