@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tiny_http::{Method, Request, Server, SslConfig};
 
-use crate::service::Service;
+use crate::metrics::{serve_on_this_thread, FrontEnd};
+use crate::service::{LinkState, Service};
 use crate::tls::TlsIdentity;
 use response::HttpResponse;
 
@@ -73,6 +74,9 @@ impl HttpServer {
         });
         let server = Server::from_listener(listener, ssl).map_err(io::Error::other)?;
         let server = Arc::new(server);
+        service
+            .metrics()
+            .watch_connections(FrontEnd::Http, server.open_connections());
         let stopping = Arc::new(AtomicBool::new(false));
         let unwritten = Arc::new(AtomicUsize::new(0));
         let workers = (0..workers)
@@ -132,6 +136,7 @@ impl Worker {
     /// Takes the next request, answers it, repeats; once the server is
     /// draining, exits as soon as no request is waiting.
     fn work(&self, server: &Server) {
+        serve_on_this_thread(FrontEnd::Http);
         loop {
             match server.recv_timeout(DRAIN_POLL) {
                 Ok(Some(request)) => self.serve(request),
@@ -244,10 +249,12 @@ fn stats(service: &Service) -> HttpResponse {
 }
 
 fn metrics(service: &Service) -> HttpResponse {
+    let metrics = service.metrics();
+    metrics.set_invalidation_enabled(service.link_state() != LinkState::Off);
     response::build(
         200,
         b"text/plain; version=0.0.4; charset=utf-8",
-        service.metrics().render().into(),
+        metrics.render().into(),
     )
 }
 

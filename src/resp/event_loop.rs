@@ -25,6 +25,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::log_limit::LogLimiter;
+use crate::metrics::{serve_on_this_thread, FrontEnd};
 use crate::service::Service;
 
 use super::cmd::Peers;
@@ -64,6 +65,9 @@ impl EventLoop {
         let (tracker, changes) = Tracker::new(settings.tracking_max_keys, Arc::clone(&waker));
         service.listen_for_changes(changes);
         let live = Arc::new(AtomicUsize::new(0));
+        service
+            .metrics()
+            .watch_connections(FrontEnd::Resp, Arc::clone(&live));
         let stopping = Arc::new(AtomicBool::new(false));
         let mut event_loop = Loop {
             poll,
@@ -132,6 +136,7 @@ impl Loop {
         let mut events = Events::with_capacity(1024);
         let mut last_sweep = Instant::now();
         let mut listener = Some(listener);
+        serve_on_this_thread(FrontEnd::Resp);
         loop {
             if let Err(err) = self.poll.poll(&mut events, Some(SWEEP)) {
                 if err.kind() != ErrorKind::Interrupted {
@@ -170,6 +175,8 @@ impl Loop {
                     self.accept(listener);
                 }
             }
+            let (clients, keys) = self.tracker.sizes();
+            self.service.metrics().set_tracking(clients, keys);
             if last_sweep.elapsed() >= SWEEP {
                 self.sweep();
                 last_sweep = Instant::now();

@@ -68,6 +68,12 @@ impl Tracker {
         (tracker, listener)
     }
 
+    /// Connections with tracking on, and keys the table remembers: for
+    /// `redis_proxy_tracking_*` and `INFO`.
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.tracking.len(), self.table.len())
+    }
+
     /// Whether a connection with `id` is open.
     pub fn exists(&self, id: u64) -> bool {
         self.ids.contains_key(&id)

@@ -61,7 +61,6 @@ impl TrackingTable {
     }
 
     /// Keys remembered now.
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.keys.len()
     }

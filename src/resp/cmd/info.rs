@@ -67,7 +67,7 @@ fn write_section(out: &mut String, section: &str, context: &Context<'_>) {
             metrics.requests_queued().max(0),
         ),
         "memory" => {
-            let rss = resident_bytes();
+            let rss = crate::metrics::resident_bytes();
             write!(
                 out,
                 "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\n",
@@ -104,19 +104,6 @@ fn write_section(out: &mut String, section: &str, context: &Context<'_>) {
             Ok(())
         }
     };
-}
-
-/// The proxy's resident memory, in bytes (0 where /proc is not there).
-fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib * 1024)
 }
 
 /// Bytes as Redis writes them for humans: `1.50M`.
