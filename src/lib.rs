@@ -128,6 +128,7 @@ impl Proxy {
             config.max_clients.get(),
             config.http_idle_timeout,
             tls.as_ref(),
+            http::cors::Cors::new(config.cors_origins.clone()),
             Arc::clone(&service),
         )
         .map_err(|err| StartError::Http(config.http_addr, err))?;

@@ -129,6 +129,8 @@ pub struct Config {
     /// Keys remembered for RESP clients' `CLIENT TRACKING`, as Redis's
     /// `tracking-table-max-keys`.
     pub tracking_max_keys: usize,
+    /// CORS_ALLOW_ORIGINS: other origins whose pages may read answers.
+    pub cors_origins: CorsOrigins,
 }
 
 /// Which master set to ask the sentinels for, and how to talk to them.
@@ -260,6 +262,7 @@ impl Config {
                 100_000_000,
                 "a whole number 1..=100000000",
             )?,
+            cors_origins: cors::parse_cors(raw("CORS_ALLOW_ORIGINS"))?,
         })
     }
 
@@ -283,8 +286,10 @@ impl Config {
     }
 }
 
+mod cors;
 mod parse;
 mod variables;
+pub use cors::CorsOrigins;
 use parse::*;
 use variables::default_of;
 pub use variables::{help_text, Variable, VARIABLES};

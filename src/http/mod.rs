@@ -13,6 +13,7 @@
 //! holds that thread and its own socket only: never a worker, a MAX_CLIENTS
 //! place or the cache lock.
 
+pub mod cors;
 pub mod query;
 pub mod response;
 
@@ -29,6 +30,7 @@ use tiny_http::{Method, Request, Server, SslConfig};
 use crate::metrics::{serve_on_this_thread, FrontEnd};
 use crate::service::{LinkState, Service};
 use crate::tls::TlsIdentity;
+use cors::Cors;
 use response::HttpResponse;
 
 /// How often an idle worker checks whether the server is draining.
@@ -55,6 +57,7 @@ impl HttpServer {
         workers: usize,
         idle_timeout: Duration,
         tls: Option<&TlsIdentity>,
+        cors: Cors,
         service: Arc<Service>,
     ) -> io::Result<HttpServer> {
         let listener = TcpListener::bind(addr)?;
@@ -79,6 +82,7 @@ impl HttpServer {
             .watch_connections(FrontEnd::Http, server.open_connections());
         let stopping = Arc::new(AtomicBool::new(false));
         let unwritten = Arc::new(AtomicUsize::new(0));
+        let cors = Arc::new(cors);
         let workers = (0..workers)
             .map(|i| {
                 let server = Arc::clone(&server);
@@ -86,6 +90,7 @@ impl HttpServer {
                     service: Arc::clone(&service),
                     stopping: Arc::clone(&stopping),
                     unwritten: Arc::clone(&unwritten),
+                    cors: Arc::clone(&cors),
                 };
                 thread::Builder::new()
                     .name(format!("http-worker-{i}"))
@@ -130,6 +135,7 @@ struct Worker {
     service: Arc<Service>,
     stopping: Arc<AtomicBool>,
     unwritten: Arc<AtomicUsize>,
+    cors: Arc<Cors>,
 }
 
 impl Worker {
@@ -154,7 +160,11 @@ impl Worker {
         let started = Instant::now();
         let metrics = self.service.metrics();
         metrics.in_flight(1);
-        let response = route(&request, &self.service);
+        let mut response = match self.cors.preflight(&request) {
+            Some(preflight) => preflight,
+            None => route(&request, &self.service),
+        };
+        self.cors.decorate(&request, &mut response);
         let status = response.status;
         if log::log_enabled!(log::Level::Debug) {
             log::debug!(

@@ -225,7 +225,13 @@ fn https_clients_that_never_read_a_large_answer_hold_no_worker() {
         let count = |name: &str| -> f64 {
             metrics
                 .lines()
-                .filter_map(|l| l.strip_prefix(name)?.rsplit_once(' ')?.1.parse().ok())
+                .filter_map(|l| {
+                    l.strip_prefix(name)?
+                        .rsplit_once(' ')?
+                        .1
+                        .parse::<f64>()
+                        .ok()
+                })
                 .sum::<f64>()
         };
         let reads =

@@ -19,6 +19,8 @@ mod flow_control;
 mod hostile;
 mod keepalive;
 mod operations;
+mod operators;
+mod operators_cors;
 mod read_through;
 mod resp;
 mod sentinel;
