@@ -21,6 +21,7 @@ mod keepalive;
 mod operations;
 mod operators;
 mod operators_cors;
+mod operators_deploy;
 mod read_through;
 mod resp;
 mod sentinel;

@@ -3,13 +3,13 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
 use crate::browser::chromium;
-use crate::common::{proxy_binary, request, Proxy, RedisServer, TempDir};
+use crate::common::{proxy_binary, request, Proxy, RedisServer, TempDir, PATIENCE};
 
 /// A tiny HTTP server on loopback that answers every request with one
 /// page: the "other origin" a browser loads before calling the proxy.
@@ -215,16 +215,44 @@ fn cors_headers_go_to_listed_origins_only() {
 fn an_invalid_cors_origin_stops_start_up_naming_the_variable() {
     let dir = TempDir::new("cors-cli");
     for bad in ["example.com", "https://example.com/app", "*,https://a.test"] {
-        let output = Command::new(proxy_binary())
+        let mut child = Command::new(proxy_binary())
             .env_clear()
             .env("CORS_ALLOW_ORIGINS", bad)
+            .env("PROXY_PORT", "0")
             .current_dir(dir.path())
-            .output()
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
             .expect("run the proxy binary");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{bad} was accepted");
+        // A proxy that accepted the value would serve until killed.
+        let exited = eventually_or_none(|| child.try_wait().ok().flatten());
+        if exited.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("CORS_ALLOW_ORIGINS={bad} was accepted");
+        }
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut stderr)
+            .expect("read stderr");
+        assert!(exited.is_some_and(|status| !status.success()), "{bad}");
         assert!(stderr.contains("CORS_ALLOW_ORIGINS"), "{bad}: {stderr}");
     }
+}
+
+/// Polls `check` for up to `PATIENCE`; None if it never gave a value.
+fn eventually_or_none<T>(mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while std::time::Instant::now() < deadline {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        thread::sleep(std::time::Duration::from_millis(10));
+    }
+    None
 }
 
 #[test]
