@@ -10,10 +10,12 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+mod commands;
 mod front_end;
 mod process;
 mod render;
 
+pub use commands::MAX_COMMANDS;
 pub use front_end::{serve_on_this_thread, FrontEnd};
 pub use process::resident_bytes;
 
@@ -92,6 +94,11 @@ pub struct Metrics {
     /// Whether the cache relies on invalidations (INVALIDATION not off, and
     /// Redis took tracking), for alerts on the link.
     invalidation_enabled: AtomicUsize,
+    /// RESP commands by their index in the command table (`INFO
+    /// commandstats`).
+    commands: [commands::CommandCounters; MAX_COMMANDS],
+    /// Error replies in all, and by code (`INFO errorstats`).
+    errors: Mutex<(u64, Vec<(String, u64)>)>,
 }
 
 /// Labels of `redis_proxy_auth_failures_total`.
@@ -155,6 +162,8 @@ impl Metrics {
             tracking_keys: AtomicUsize::new(0),
             max_connections: AtomicUsize::new(0),
             invalidation_enabled: AtomicUsize::new(0),
+            commands: std::array::from_fn(|_| Default::default()),
+            errors: Mutex::new((0, Vec::new())),
         }
     }
 

@@ -22,6 +22,7 @@ mod operations;
 mod operators;
 mod operators_cors;
 mod operators_deploy;
+mod operators_info;
 mod read_through;
 mod resp;
 mod sentinel;
