@@ -7,8 +7,10 @@ COPY src ./src
 COPY tests ./tests
 COPY benches ./benches
 COPY examples ./examples
-# The tests read the deployment files (dashboard, alert rules, unit, sidecar).
+# The tests read the deployment files (dashboard, alert rules, unit, sidecar,
+# the compose file's monitoring profile).
 COPY deploy ./deploy
+COPY docker-compose.yml ./
 RUN cargo build --release --locked
 
 # Test stage (`make docker-test`): the whole suite, with everything the tests

@@ -137,3 +137,29 @@ fn the_kubernetes_sidecar_example_parses_and_holds_what_it_promises() {
         .to_string()
         .contains(&format!("http://127.0.0.1:{port}")));
 }
+
+#[test]
+fn the_compose_monitoring_profile_mounts_files_that_exist_and_prometheus_accepts() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let compose = &yaml_documents("docker-compose.yml")[0];
+    for service in ["prometheus", "grafana"] {
+        let spec = &compose["services"][service];
+        assert_eq!(spec["profiles"][0], "monitoring", "{service}");
+        for volume in spec["volumes"].as_array().expect("volumes") {
+            let host = volume.as_str().expect("a volume").split(':').next();
+            let host = host.expect("a host path").trim_start_matches("./");
+            assert!(root.join(host).exists(), "{service} mounts {host}");
+        }
+    }
+    // The config that service loads, with the alert rules beside it.
+    let out = Command::new("promtool")
+        .args(["check", "config"])
+        .arg(root.join("deploy/prometheus/prometheus.yml"))
+        .output()
+        .expect("promtool is installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
