@@ -19,6 +19,10 @@ pub const MAX_COMMANDS: usize = 32;
 /// Most distinct error codes counted (Redis's `ERRORSTATS_LIMIT`).
 const MAX_ERROR_CODES: usize = 128;
 
+/// Most distinct subcommands counted (`client|setname`...); a client sending
+/// made-up ones cannot grow the list past it.
+const MAX_SUBCOMMANDS: usize = 64;
+
 /// One command's counts.
 #[derive(Default)]
 pub(super) struct CommandCounters {
@@ -76,6 +80,44 @@ impl Metrics {
             })
     }
 
+    /// A subcommand (`client|setname`, written so by the caller) ran, or
+    /// was `rejected` before running; counted under a lock, as subcommands
+    /// are never on the request path. Past [`MAX_SUBCOMMANDS`] names, new
+    /// ones are not counted.
+    pub fn subcommand_done(&self, name: &str, ok: bool, rejected: bool, elapsed: Duration) {
+        let mut list = self
+            .subcommands
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let position = list.iter().position(|(n, _)| n == name);
+        let figures = match position {
+            Some(i) => &mut list[i].1,
+            None if list.len() < MAX_SUBCOMMANDS => {
+                list.push((name.to_owned(), CommandFigures::default()));
+                let last = list.len() - 1;
+                &mut list[last].1
+            }
+            None => return,
+        };
+        if rejected {
+            figures.rejected += 1;
+            return;
+        }
+        figures.calls += 1;
+        figures.usec += u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        if !ok {
+            figures.failed += 1;
+        }
+    }
+
+    /// The counts of every subcommand used, in the order first used.
+    pub fn subcommand_figures(&self) -> Vec<(String, CommandFigures)> {
+        self.subcommands
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// An error reply went out with `message`: counted under its code.
     pub fn error_reply(&self, message: &str) {
         let code = message.split(' ').next().unwrap_or_default();
@@ -119,6 +161,32 @@ mod tests {
         metrics.error_reply("ERR wrong number of arguments");
         metrics.error_reply("NOAUTH Authentication required.");
         metrics.error_reply("ERR unknown command");
+        metrics.subcommand_done("client|setname", true, false, Duration::from_micros(3));
+        metrics.subcommand_done("client|setname", false, false, Duration::from_micros(1));
+        metrics.subcommand_done("config|get", false, true, Duration::ZERO);
+        assert_eq!(
+            metrics.subcommand_figures(),
+            vec![
+                (
+                    "client|setname".to_owned(),
+                    CommandFigures {
+                        calls: 2,
+                        usec: 4,
+                        rejected: 0,
+                        failed: 1
+                    }
+                ),
+                (
+                    "config|get".to_owned(),
+                    CommandFigures {
+                        calls: 0,
+                        usec: 0,
+                        rejected: 1,
+                        failed: 0
+                    }
+                ),
+            ]
+        );
         assert_eq!(
             metrics.error_figures(),
             (3, vec![("ERR".to_owned(), 2), ("NOAUTH".to_owned(), 1)])

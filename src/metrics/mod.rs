@@ -15,7 +15,7 @@ mod front_end;
 mod process;
 mod render;
 
-pub use commands::MAX_COMMANDS;
+pub use commands::{CommandFigures, MAX_COMMANDS};
 pub use front_end::{serve_on_this_thread, FrontEnd};
 pub use process::resident_bytes;
 
@@ -99,6 +99,8 @@ pub struct Metrics {
     commands: [commands::CommandCounters; MAX_COMMANDS],
     /// Error replies in all, and by code (`INFO errorstats`).
     errors: Mutex<(u64, Vec<(String, u64)>)>,
+    /// RESP subcommands (`client|setname`), by name.
+    subcommands: Mutex<Vec<(String, CommandFigures)>>,
 }
 
 /// Labels of `redis_proxy_auth_failures_total`.
@@ -164,6 +166,7 @@ impl Metrics {
             invalidation_enabled: AtomicUsize::new(0),
             commands: std::array::from_fn(|_| Default::default()),
             errors: Mutex::new((0, Vec::new())),
+            subcommands: Mutex::new(Vec::new()),
         }
     }
 

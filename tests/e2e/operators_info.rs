@@ -85,6 +85,12 @@ fn info_reports_clients_tracking_commands_and_errors_as_redis_does() {
         .find_map(|p| p.strip_prefix("usec_per_call="))
         .expect("usec_per_call");
     assert_eq!(per_call.split('.').nth(1).map(str::len), Some(2), "{get}");
+    // A subcommand is counted apart, as Redis 7 counts it.
+    let tracking = field(&ours, "cmdstat_client|tracking").expect("client|tracking");
+    let reference = field(&theirs, "cmdstat_client|tracking").expect("Redis's");
+    assert_eq!(keys_of(tracking), keys_of(reference));
+    assert!(tracking.starts_with("calls=1,"), "{tracking}");
+    assert!(field(&ours, "cmdstat_client").is_none(), "{ours}");
     // Sections: headers as Redis writes them; commandstats only when asked.
     for header in ["# Clients", "# Stats", "# Commandstats", "# Errorstats"] {
         assert!(theirs.lines().any(|l| l == header), "Redis: {header}");

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use super::connection::REDIS_VERSION;
 use super::{Context, Outcome, Spec, COMMANDS};
-use crate::metrics::Metrics;
+use crate::metrics::{CommandFigures, Metrics};
 
 /// `INFO [section ...]`.
 pub const INFO: Spec = Spec {
@@ -135,21 +135,28 @@ fn write_section(out: &mut String, section: &str, context: &Context<'_>) {
 /// for each command used so far, as Redis 7.0 writes them.
 fn write_commandstats(out: &mut String, metrics: &Metrics) {
     for (i, (spec, _)) in COMMANDS.iter().enumerate() {
-        let figures = metrics.command_figures(i);
-        if figures.calls == 0 && figures.rejected == 0 {
-            continue;
-        }
-        let per_call = if figures.calls == 0 {
-            0.0
-        } else {
-            figures.usec as f64 / figures.calls as f64
-        };
-        let _ = write!(
-            out,
-            "cmdstat_{}:calls={},usec={},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
-            spec.name, figures.calls, figures.usec, figures.rejected, figures.failed
-        );
+        write_command(out, spec.name, &metrics.command_figures(i));
     }
+    for (name, figures) in metrics.subcommand_figures() {
+        write_command(out, &name, &figures);
+    }
+}
+
+/// One `cmdstat_` line, for a command used (run or rejected) at least once.
+fn write_command(out: &mut String, name: &str, figures: &CommandFigures) {
+    if figures.calls == 0 && figures.rejected == 0 {
+        return;
+    }
+    let per_call = if figures.calls == 0 {
+        0.0
+    } else {
+        figures.usec as f64 / figures.calls as f64
+    };
+    let _ = write!(
+        out,
+        "cmdstat_{name}:calls={},usec={},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
+        figures.calls, figures.usec, figures.rejected, figures.failed
+    );
 }
 
 /// Bytes as Redis writes them for humans: `1.50M`.

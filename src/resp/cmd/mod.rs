@@ -199,12 +199,38 @@ pub fn execute(
     let elapsed = started.elapsed();
     let metrics = service.metrics();
     metrics.resp_request(ok, elapsed);
-    match index {
-        Some(i) if ran => metrics.command_done(i, ok, elapsed),
-        Some(i) => metrics.command_rejected(i),
-        None => {}
+    match (command, rest.first()) {
+        // As Redis 7: a container's subcommands are counted apart
+        // (`cmdstat_client|setname`).
+        (Some((spec, _)), Some(sub)) if CONTAINERS.contains(&spec.name) => {
+            if let Some(name) = subcommand_name(spec.name, sub) {
+                metrics.subcommand_done(&name, ok, !ran, elapsed);
+            }
+        }
+        (Some(_), _) => match index {
+            Some(i) if ran => metrics.command_done(i, ok, elapsed),
+            Some(i) => metrics.command_rejected(i),
+            None => {}
+        },
+        (None, _) => {}
     }
     Step::Done
+}
+
+/// Commands whose first argument names a subcommand, counted as
+/// `name|subcommand` in `INFO commandstats`.
+const CONTAINERS: &[&str] = &["client", "config", "command"];
+
+/// `container|subcommand`, lower case, if `sub` looks like a subcommand
+/// name (short, letters and digits): anything else is not counted.
+fn subcommand_name(container: &str, sub: &[u8]) -> Option<String> {
+    let plain = !sub.is_empty() && sub.len() <= 32 && sub.iter().all(u8::is_ascii_alphanumeric);
+    plain.then(|| {
+        format!(
+            "{container}|{}",
+            String::from_utf8_lossy(sub).to_lowercase()
+        )
+    })
 }
 
 fn arity_fits(arity: i64, args: usize) -> bool {
