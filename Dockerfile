@@ -7,14 +7,28 @@ COPY src ./src
 COPY tests ./tests
 COPY benches ./benches
 COPY examples ./examples
+# The tests read the deployment files (dashboard, alert rules, unit, sidecar,
+# the compose file's monitoring profile).
+COPY deploy ./deploy
+COPY docker-compose.yml ./
 RUN cargo build --release --locked
 
-# Test stage (`make docker-test`): the whole suite against a redis-server
-# installed in the image.
+# Test stage (`make docker-test`): the whole suite, with everything the tests
+# drive installed as `make test` would install it (scripts/lib.sh): Redis and
+# its tools, tmux, openssl, curl, headless Chromium, Prometheus and promtool,
+# systemd-analyze, ss and prlimit, python3 with redis-py and yaml, and node
+# with node-redis in target/node (where the client-cache tests look).
 FROM build AS test
-RUN apt-get update && apt-get install -y --no-install-recommends redis-server redis-tools tmux openssl curl python3-pip chromium \
+RUN apt-get update && apt-get install -y --no-install-recommends \
+        redis-server redis-tools tmux openssl curl ca-certificates chromium \
+        prometheus systemd iproute2 procps util-linux \
+        python3 python3-pip python3-yaml nodejs npm \
     && rm -rf /var/lib/apt/lists/* \
     && pip3 install --break-system-packages redis
+RUN mkdir -p target/node \
+    && npm install --silent --no-audit --no-fund --prefix target/node redis@5
+RUN promtool check rules deploy/prometheus/alerts.yml \
+    && promtool test rules deploy/prometheus/alerts.test.yml
 RUN cargo test --release --locked --features test-hooks
 
 # Runtime stage: the binary alone, run as a non-root user.

@@ -16,13 +16,17 @@ build:
 
 ## test: every test; starts its own throwaway redis-servers on free ports
 test:
-	@source scripts/lib.sh && ensure_command redis-server redis-server && ensure_command redis-cli redis-tools && ensure_command tmux tmux && ensure_command openssl openssl && ensure_command curl curl && ensure_command chromium chromium && ensure_python_module redis redis && ensure_node_module redis redis@5
+	@source scripts/lib.sh && ensure_command redis-server redis-server && ensure_command redis-cli redis-tools && ensure_command tmux tmux && ensure_command openssl openssl && ensure_command curl curl && ensure_command chromium chromium && ensure_python_module redis redis && ensure_python_module yaml pyyaml && ensure_command prometheus prometheus && ensure_command systemd-analyze systemd && ensure_node_module redis redis@5
 	cargo test --release --features test-hooks
 
-## check: formatting and lints, as CI wants them
+## check: formatting, lints and the alert rules (with their unit tests), as CI wants them
 check:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+	@source scripts/lib.sh && ensure_command promtool prometheus
+	promtool check config deploy/prometheus/prometheus.yml
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts.test.yml
 
 ## seed: write seeded_key1..N into the configured Redis (N=100 by default)
 seed:

@@ -7,7 +7,7 @@
 //! to Redis, in pipelines of 100, one in 100 under a prefix. Meanwhile
 //! another connection PINGs the proxy, one at a time, from the first write
 //! until the proxy has matched every change
-//! (`redis_proxy_client_tracking_changes_total`). Prints the PINGs' p50,
+//! (`redis_proxy_tracking_changes_total`). Prints the PINGs' p50,
 //! p99 and worst latency, and how long the changes took to match.
 //!
 //! Environment: RESP_ADDR, HTTP_ADDR, REDIS_URL, PREFIXES (100000), WRITES
@@ -32,7 +32,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn changes(http: &str) -> std::io::Result<u64> {
-    scrape::metric(http, "redis_proxy_client_tracking_changes_total")
+    scrape::metric(http, "redis_proxy_tracking_changes_total")
 }
 
 /// Sends one command as a RESP array of bulk strings.

@@ -17,6 +17,9 @@
 #      the application
 #   9. memory per cached key, next to Redis's for the same keys (MEMORY_KEYS)
 #
+# The table's requests per second are also drawn as an SVG bar chart in
+# target/bench/bench.svg (scripts/bench_chart.sh).
+#
 # Settings: DURATION (s, default 10), CONNECTIONS (64), THREADS (2),
 # VALUE_SIZE (bytes, 100), WORKERS (the proxy's WORKERS, 16).
 set -euo pipefail
@@ -286,6 +289,11 @@ awk '
       printf "| %-13s | %12.0f | %10s | %10s | %7s | %-24s |\n", name[i], rps[i], p50[i], p99[i], err[i], ratio
     }
   }' "$results"
+# The same figures as a chart, beside the table (scripts/bench_chart.sh).
+mkdir -p target/bench
+scripts/bench_chart.sh "$results" target/bench/bench.svg \
+  "make bench: requests per second ($(nproc) cores, loopback)" \
+  && echo "chart: target/bench/bench.svg"
 echo
 cat "$work/staleness.out"
 cat "$work/bcast.out"

@@ -108,6 +108,7 @@ impl Proxy {
             None => None,
         };
         let metrics = Arc::new(Metrics::new());
+        metrics.set_max_connections(config.max_connections.get());
         let backend = Backend::new(config).map_err(|err| StartError::Redis(err.to_string()))?;
         let topology = backend.topology();
         let service = Arc::new(Service::new(config, backend, metrics));
@@ -127,6 +128,7 @@ impl Proxy {
             config.max_clients.get(),
             config.http_idle_timeout,
             tls.as_ref(),
+            http::cors::Cors::new(config.cors_origins.clone()),
             Arc::clone(&service),
         )
         .map_err(|err| StartError::Http(config.http_addr, err))?;

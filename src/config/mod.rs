@@ -138,6 +138,8 @@ pub struct Config {
     /// Bytes those keys may take (TRACKING_TABLE_MAX_BYTES): a key can be
     /// MAX_KEY_BYTES long, so a key count alone does not bound memory.
     pub tracking_max_bytes: usize,
+    /// CORS_ALLOW_ORIGINS: other origins whose pages may read answers.
+    pub cors_origins: CorsOrigins,
 }
 
 /// Which master set to ask the sentinels for, and how to talk to them.
@@ -297,6 +299,7 @@ impl Config {
                 1 << 40,
                 "a whole number of bytes 1024..=1099511627776",
             )?,
+            cors_origins: cors::parse_cors(raw("CORS_ALLOW_ORIGINS"))?,
         })
     }
 
@@ -320,8 +323,10 @@ impl Config {
     }
 }
 
+mod cors;
 mod parse;
 mod variables;
+pub use cors::CorsOrigins;
 use parse::*;
 use variables::default_of;
 pub use variables::{help_text, Variable, RENAMED, VARIABLES};

@@ -131,6 +131,11 @@ pub const VARIABLES: &[Variable] = &[
         help: "with PROXY_PASSWORD set, true serves /metrics without it",
     },
     Variable {
+        name: "CORS_ALLOW_ORIGINS",
+        default: "",
+        help: "origins whose browser pages may read answers (comma-separated, such as https://app.example.com, or *); empty: no CORS headers",
+    },
+    Variable {
         name: "TLS_CERT_FILE",
         default: "",
         help: "PEM certificate chain: with TLS_KEY_FILE, HTTP becomes HTTPS and RESP speaks TLS",

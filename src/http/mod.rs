@@ -13,6 +13,7 @@
 //! holds that thread and its own socket only: never a worker, a WORKERS
 //! place or the cache lock.
 
+pub mod cors;
 pub mod query;
 pub mod response;
 
@@ -26,8 +27,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tiny_http::{Method, Request, Server, SslConfig};
 
-use crate::service::Service;
+use crate::metrics::{serve_on_this_thread, FrontEnd};
+use crate::service::{LinkState, Service};
 use crate::tls::TlsIdentity;
+use cors::Cors;
 use response::HttpResponse;
 
 /// How often an idle worker checks whether the server is draining.
@@ -54,6 +57,7 @@ impl HttpServer {
         workers: usize,
         idle_timeout: Duration,
         tls: Option<&TlsIdentity>,
+        cors: Cors,
         service: Arc<Service>,
     ) -> io::Result<HttpServer> {
         let listener = TcpListener::bind(addr)?;
@@ -73,8 +77,12 @@ impl HttpServer {
         });
         let server = Server::from_listener(listener, ssl).map_err(io::Error::other)?;
         let server = Arc::new(server);
+        service
+            .metrics()
+            .watch_connections(FrontEnd::Http, server.open_connections());
         let stopping = Arc::new(AtomicBool::new(false));
         let unwritten = Arc::new(AtomicUsize::new(0));
+        let cors = Arc::new(cors);
         let workers = (0..workers)
             .map(|i| {
                 let server = Arc::clone(&server);
@@ -82,6 +90,7 @@ impl HttpServer {
                     service: Arc::clone(&service),
                     stopping: Arc::clone(&stopping),
                     unwritten: Arc::clone(&unwritten),
+                    cors: Arc::clone(&cors),
                 };
                 thread::Builder::new()
                     .name(format!("http-worker-{i}"))
@@ -126,12 +135,14 @@ struct Worker {
     service: Arc<Service>,
     stopping: Arc<AtomicBool>,
     unwritten: Arc<AtomicUsize>,
+    cors: Arc<Cors>,
 }
 
 impl Worker {
     /// Takes the next request, answers it, repeats; once the server is
     /// draining, exits as soon as no request is waiting.
     fn work(&self, server: &Server) {
+        serve_on_this_thread(FrontEnd::Http);
         loop {
             match server.recv_timeout(DRAIN_POLL) {
                 Ok(Some(request)) => self.serve(request),
@@ -149,7 +160,11 @@ impl Worker {
         let started = Instant::now();
         let metrics = self.service.metrics();
         metrics.in_flight(1);
-        let response = route(&request, &self.service);
+        let mut response = match self.cors.preflight(&request) {
+            Some(preflight) => preflight,
+            None => route(&request, &self.service),
+        };
+        self.cors.decorate(&request, &mut response);
         let status = response.status;
         if log::log_enabled!(log::Level::Debug) {
             log::debug!(
@@ -244,10 +259,12 @@ fn stats(service: &Service) -> HttpResponse {
 }
 
 fn metrics(service: &Service) -> HttpResponse {
+    let metrics = service.metrics();
+    metrics.set_invalidation_enabled(service.link_state() != LinkState::Off);
     response::build(
         200,
         b"text/plain; version=0.0.4; charset=utf-8",
-        service.metrics().render().into_bytes(),
+        metrics.render().into_bytes(),
     )
 }
 

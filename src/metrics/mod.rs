@@ -6,11 +6,18 @@
 //! histograms take a lock per observation and whose labelled families look
 //! labels up in a locked map; the format itself is a few lines of text.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+mod commands;
+mod front_end;
+mod process;
 mod render;
+
+pub use commands::{CommandFigures, MAX_COMMANDS};
+pub use front_end::{serve_on_this_thread, FrontEnd};
+pub use process::resident_bytes;
 
 /// Upper bounds, in seconds, of the latency histograms' buckets.
 const BUCKETS: [f64; 16] = [
@@ -54,8 +61,9 @@ const RESP_STATUSES: [&str; 2] = ["ok", "error"];
 
 /// Every counter the proxy keeps. One instance, shared by `Arc`.
 pub struct Metrics {
-    hits: AtomicU64,
-    misses: AtomicU64,
+    /// Per front end ([`FrontEnd`]), as are the other two-element arrays.
+    hits: [AtomicU64; 2],
+    misses: [AtomicU64; 2],
     evictions: AtomicU64,
     expired: AtomicU64,
     coalesced: AtomicU64,
@@ -65,7 +73,7 @@ pub struct Metrics {
     queued: AtomicI64,
     http_requests: [AtomicU64; HTTP_STATUSES.len() + 1],
     resp_requests: [AtomicU64; RESP_STATUSES.len()],
-    request_duration: Histogram,
+    request_duration: [Histogram; 2],
     backend_results: [AtomicU64; 5],
     backend_duration: Histogram,
     link_up: AtomicU64,
@@ -81,6 +89,21 @@ pub struct Metrics {
     /// The last `INFO` rate sample: when, the command count then, the rate.
     ops_sample: Mutex<(Instant, u64, u64)>,
     flushes: [AtomicU64; FLUSH_REASONS.len()],
+    /// Each front end's own count of its open connections, once it runs.
+    connections: [OnceLock<Arc<AtomicUsize>>; 2],
+    tracking_clients: AtomicUsize,
+    /// MAX_CONNECTIONS (RESP), for alerts on connections near it.
+    max_connections: AtomicUsize,
+    /// Whether the cache relies on invalidations (INVALIDATION not off, and
+    /// Redis took tracking), for alerts on the link.
+    invalidation_enabled: AtomicUsize,
+    /// RESP commands by their index in the command table (`INFO
+    /// commandstats`).
+    commands: [commands::CommandCounters; MAX_COMMANDS],
+    /// Error replies in all, and by code (`INFO errorstats`).
+    errors: Mutex<(u64, Vec<(String, u64)>)>,
+    /// RESP subcommands (`client|setname`), by name.
+    subcommands: Mutex<Vec<(String, CommandFigures)>>,
 }
 
 /// Labels of `redis_proxy_auth_failures_total`.
@@ -117,8 +140,8 @@ impl Metrics {
     /// All zero.
     pub fn new() -> Metrics {
         Metrics {
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
+            hits: std::array::from_fn(|_| AtomicU64::new(0)),
+            misses: std::array::from_fn(|_| AtomicU64::new(0)),
             evictions: AtomicU64::new(0),
             expired: AtomicU64::new(0),
             coalesced: AtomicU64::new(0),
@@ -128,7 +151,7 @@ impl Metrics {
             queued: AtomicI64::new(0),
             http_requests: std::array::from_fn(|_| AtomicU64::new(0)),
             resp_requests: std::array::from_fn(|_| AtomicU64::new(0)),
-            request_duration: Histogram::new(),
+            request_duration: [Histogram::new(), Histogram::new()],
             backend_results: std::array::from_fn(|_| AtomicU64::new(0)),
             backend_duration: Histogram::new(),
             link_up: AtomicU64::new(0),
@@ -142,17 +165,26 @@ impl Metrics {
             started: Instant::now(),
             ops_sample: Mutex::new((Instant::now(), 0, 0)),
             flushes: std::array::from_fn(|_| AtomicU64::new(0)),
+            connections: [OnceLock::new(), OnceLock::new()],
+            tracking_clients: AtomicUsize::new(0),
+            max_connections: AtomicUsize::new(0),
+            invalidation_enabled: AtomicUsize::new(0),
+            commands: std::array::from_fn(|_| Default::default()),
+            errors: Mutex::new((0, Vec::new())),
+            subcommands: Mutex::new(Vec::new()),
         }
     }
 
-    /// A read answered from the cache.
+    /// A read answered from the cache, counted for the front end the
+    /// calling thread serves.
     pub fn hit(&self) {
-        self.hits.fetch_add(1, Relaxed);
+        self.hits[front_end::current()].fetch_add(1, Relaxed);
     }
 
-    /// A read the cache could not answer.
+    /// A read the cache could not answer, counted for the front end the
+    /// calling thread serves.
     pub fn miss(&self) {
-        self.misses.fetch_add(1, Relaxed);
+        self.misses[front_end::current()].fetch_add(1, Relaxed);
     }
 
     /// A miss that waited for another request's fetch instead of its own.
@@ -207,13 +239,13 @@ impl Metrics {
             .position(|&s| s == status)
             .unwrap_or(HTTP_STATUSES.len());
         self.http_requests[index].fetch_add(1, Relaxed);
-        self.request_duration.observe(elapsed);
+        self.request_duration[FrontEnd::Http as usize].observe(elapsed);
     }
 
     /// A finished RESP command.
     pub fn resp_request(&self, ok: bool, elapsed: Duration) {
         self.resp_requests[usize::from(!ok)].fetch_add(1, Relaxed);
-        self.request_duration.observe(elapsed);
+        self.request_duration[FrontEnd::Resp as usize].observe(elapsed);
     }
 
     /// A finished backing GET.
@@ -356,7 +388,7 @@ impl Metrics {
 
     /// Cache hits so far.
     pub fn hits(&self) -> u64 {
-        self.hits.load(Relaxed)
+        self.hits.iter().map(|n| n.load(Relaxed)).sum()
     }
 
     /// Misses that waited on another request's fetch so far.
@@ -367,7 +399,7 @@ impl Metrics {
 
     /// Cache misses so far.
     pub fn misses(&self) -> u64 {
-        self.misses.load(Relaxed)
+        self.misses.iter().map(|n| n.load(Relaxed)).sum()
     }
 }
 
@@ -382,10 +414,18 @@ mod tests {
         metrics.http_request(404, Duration::from_millis(3));
         metrics.http_request(299, Duration::from_secs(9));
         let text = metrics.render();
-        assert!(text.contains("redis_proxy_request_duration_seconds_bucket{le=\"0.00005\"} 1\n"));
-        assert!(text.contains("redis_proxy_request_duration_seconds_bucket{le=\"0.005\"} 2\n"));
-        assert!(text.contains("redis_proxy_request_duration_seconds_bucket{le=\"+Inf\"} 3\n"));
-        assert!(text.contains("redis_proxy_request_duration_seconds_count 3\n"));
+        let series = "redis_proxy_request_duration_seconds";
+        assert!(text.contains(&format!(
+            "{series}_bucket{{protocol=\"http\",le=\"0.00005\"}} 1\n"
+        )));
+        assert!(text.contains(&format!(
+            "{series}_bucket{{protocol=\"http\",le=\"0.005\"}} 2\n"
+        )));
+        assert!(text.contains(&format!(
+            "{series}_bucket{{protocol=\"http\",le=\"+Inf\"}} 3\n"
+        )));
+        assert!(text.contains(&format!("{series}_count{{protocol=\"http\"}} 3\n")));
+        assert!(text.contains(&format!("{series}_count{{protocol=\"resp\"}} 0\n")));
         assert!(text.contains("redis_proxy_requests_total{protocol=\"http\",status=\"other\"} 1\n"));
     }
 }

@@ -3,6 +3,8 @@
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
+use super::front_end::PROTOCOLS;
+use super::process;
 use super::{
     Histogram, Metrics, AUTH_PROTOCOLS, BACKEND_RESULTS, BUCKETS, FLUSH_REASONS, HTTP_STATUSES,
     RESP_STATUSES,
@@ -12,17 +14,8 @@ impl Metrics {
     /// The Prometheus text exposition of every series.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(8 * 1024);
+        self.render_front_ends(&mut out);
         let counters = [
-            (
-                "redis_proxy_cache_hits_total",
-                "Reads answered from the cache.",
-                &self.hits,
-            ),
-            (
-                "redis_proxy_cache_misses_total",
-                "Reads the cache could not answer.",
-                &self.misses,
-            ),
             (
                 "redis_proxy_cache_evictions_total",
                 "Live entries evicted to make room.",
@@ -44,7 +37,7 @@ impl Metrics {
                 &self.invalidations,
             ),
             (
-                "redis_proxy_client_tracking_changes_total",
+                "redis_proxy_tracking_changes_total",
                 "Changed keys the RESP front end matched against its tracking clients' reads and prefixes.",
                 &self.client_tracking_changes,
             ),
@@ -80,17 +73,17 @@ impl Metrics {
                 self.queued.load(Relaxed).max(0),
             ),
             (
-                "redis_proxy_client_tracking_keys",
+                "redis_proxy_tracking_keys",
                 "Keys remembered for RESP clients with CLIENT TRACKING.",
                 self.client_tracking[0].load(Relaxed) as i64,
             ),
             (
-                "redis_proxy_client_tracking_bytes",
+                "redis_proxy_tracking_bytes",
                 "Bytes those keys take, bookkeeping included (bounded by TRACKING_TABLE_MAX_BYTES).",
                 self.client_tracking[1].load(Relaxed) as i64,
             ),
             (
-                "redis_proxy_client_tracking_prefixes",
+                "redis_proxy_tracking_prefixes",
                 "BCAST prefixes held for RESP clients with CLIENT TRACKING.",
                 self.client_tracking[2].load(Relaxed) as i64,
             ),
@@ -152,11 +145,16 @@ impl Metrics {
             let n = self.flushes[i].load(Relaxed);
             let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {n}");
         }
-        self.request_duration.render(
+        let name = "redis_proxy_request_duration_seconds";
+        describe(
             &mut out,
-            "redis_proxy_request_duration_seconds",
-            "Time from a request's dispatch to its answer.",
+            name,
+            "Time from a request's dispatch to its answer, by front end.",
+            "histogram",
         );
+        for (histogram, protocol) in self.request_duration.iter().zip(PROTOCOLS) {
+            histogram.render_series(&mut out, name, &format!("protocol=\"{protocol}\","));
+        }
         let name = "redis_proxy_backend_requests_total";
         describe(&mut out, name, "Backing Redis GETs, by result.", "counter");
         for (i, result) in BACKEND_RESULTS.iter().enumerate() {
@@ -168,6 +166,11 @@ impl Metrics {
             "redis_proxy_backend_duration_seconds",
             "Time of one backing Redis GET, checkout included.",
         );
+        process::render_build_info(&mut out);
+        process::render_memory_limit(&mut out);
+        if let Some(figures) = process::ProcessFigures::read() {
+            figures.render(&mut out);
+        }
         out
     }
 }
@@ -178,17 +181,31 @@ pub(super) fn describe(out: &mut String, name: &str, help: &str, kind: &str) {
 }
 
 impl Histogram {
-    /// The histogram's series: cumulative buckets, sum and count.
+    /// The histogram's family: cumulative buckets, sum and count.
     fn render(&self, out: &mut String, name: &str, help: &str) {
         describe(out, name, help, "histogram");
+        self.render_series(out, name, "");
+    }
+
+    /// One histogram's series, with `labels` (empty, or `name="value",`)
+    /// before `le`.
+    fn render_series(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0;
         for (i, bound) in BUCKETS.iter().enumerate() {
             cumulative += self.buckets[i].load(Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+            let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{bound}\"}} {cumulative}");
         }
         cumulative += self.buckets[BUCKETS.len()].load(Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {cumulative}");
         let sum = self.sum_nanos.load(Relaxed) as f64 / 1e9;
-        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {cumulative}");
+        let labels = labels.trim_end_matches(',');
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {cumulative}");
+        } else {
+            let _ = writeln!(
+                out,
+                "{name}_sum{{{labels}}} {sum}\n{name}_count{{{labels}}} {cumulative}"
+            );
+        }
     }
 }

@@ -25,6 +25,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::log_limit::LogLimiter;
+use crate::metrics::{serve_on_this_thread, FrontEnd};
 use crate::service::Service;
 
 use super::cmd::Peers;
@@ -77,6 +78,9 @@ impl EventLoop {
         let (tracker, changes) = Tracker::new(limits, Arc::clone(&waker), Arc::clone(&service));
         service.listen_for_changes(changes);
         let live = Arc::new(AtomicUsize::new(0));
+        service
+            .metrics()
+            .watch_connections(FrontEnd::Resp, Arc::clone(&live));
         let stopping = Arc::new(AtomicBool::new(false));
         let mut event_loop = Loop {
             poll,
@@ -145,6 +149,7 @@ impl Loop {
         let mut events = Events::with_capacity(1024);
         let mut last_sweep = Instant::now();
         let mut listener = Some(listener);
+        serve_on_this_thread(FrontEnd::Resp);
         loop {
             // Clients still to accept: look at the sockets without waiting.
             let wait = if self.want_accept {
@@ -190,6 +195,8 @@ impl Loop {
                     self.accept(listener);
                 }
             }
+            let clients = self.tracker.tracking_clients();
+            self.service.metrics().set_tracking_clients(clients);
             if last_sweep.elapsed() >= SWEEP {
                 self.sweep();
                 last_sweep = Instant::now();

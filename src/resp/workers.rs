@@ -73,6 +73,8 @@ pub fn start(
 /// the panic is logged (by the panic hook and here), and the worker lives on
 /// to take the next job, as a replaced worker would.
 fn run_guarded(job: &Job, service: &Service) -> Vec<u8> {
+    // For the `protocol` label of the hits and misses this job counts.
+    crate::metrics::serve_on_this_thread(crate::metrics::FrontEnd::Resp);
     let run = || fetch(&job.fetch, job.protocol, service);
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
         Ok(reply) => reply,

@@ -17,13 +17,21 @@ impl Scrape {
         self.0.iter()
     }
 
-    /// The value of `series`; panics if the proxy does not export it.
+    /// The value of `series`; panics if the proxy does not export it. A
+    /// name without labels whose family is labelled (hits and misses are
+    /// counted per `protocol`) gives the sum over its labels.
     pub fn value(&self, series: &str) -> f64 {
-        self.0
+        if let Some((_, value)) = self.0.iter().find(|(name, _)| name == series) {
+            return *value;
+        }
+        let labelled = format!("{series}{{");
+        let mut found = self
+            .0
             .iter()
-            .find(|(name, _)| name == series)
-            .map(|(_, value)| *value)
-            .unwrap_or_else(|| panic!("{series} missing from /metrics"))
+            .filter(|(name, _)| !series.contains('{') && name.starts_with(&labelled))
+            .peekable();
+        assert!(found.peek().is_some(), "{series} missing from /metrics");
+        found.map(|(_, value)| value).sum()
     }
 }
 

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use crate::common::{request, Proxy, RedisServer, TempDir};
 
 /// Chromium, headless, on `url`, with `extra` flags, in a fresh profile.
-fn chromium(url: &str, extra: &[&str]) -> Output {
+pub(crate) fn chromium(url: &str, extra: &[&str]) -> Output {
     let profile = TempDir::new("chromium");
     chromium_in(&profile, url, extra)
 }

@@ -221,14 +221,21 @@ fn https_clients_that_never_read_a_large_answer_hold_no_worker() {
     // Every one has been read through the cache and handed to be written ...
     eventually("the 20 large answers to be handed out", || {
         let metrics = https_get(&dir, &proxy, "/metrics");
+        // Summed over the `protocol` label.
         let count = |name: &str| -> f64 {
             metrics
                 .lines()
-                .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-                .unwrap_or(0.0)
+                .filter_map(|l| {
+                    l.strip_prefix(name)?
+                        .rsplit_once(' ')?
+                        .1
+                        .parse::<f64>()
+                        .ok()
+                })
+                .sum::<f64>()
         };
         let reads =
-            count("redis_proxy_cache_hits_total ") + count("redis_proxy_cache_misses_total ");
+            count("redis_proxy_cache_hits_total{") + count("redis_proxy_cache_misses_total{");
         (reads >= 20.0).then_some(())
     });
     // ... none of them reads, and a fresh client is still served.

@@ -73,7 +73,9 @@ fn metrics_count_a_known_sequence_exactly() {
     // The histogram: cumulative buckets ending in +Inf, with a count.
     let buckets: Vec<&(String, f64)> = m
         .iter()
-        .filter(|(name, _)| name.starts_with("redis_proxy_request_duration_seconds_bucket"))
+        .filter(|(name, _)| {
+            name.starts_with("redis_proxy_request_duration_seconds_bucket{protocol=\"http\"")
+        })
         .collect();
     assert!(buckets.len() > 5);
     assert!(
@@ -83,9 +85,12 @@ fn metrics_count_a_known_sequence_exactly() {
     let (last, total) = buckets.last().copied().cloned().expect("buckets");
     assert_eq!(
         last,
-        "redis_proxy_request_duration_seconds_bucket{le=\"+Inf\"}"
+        "redis_proxy_request_duration_seconds_bucket{protocol=\"http\",le=\"+Inf\"}"
     );
-    assert_eq!(total, m.value("redis_proxy_request_duration_seconds_count"));
+    assert_eq!(
+        total,
+        m.value("redis_proxy_request_duration_seconds_count{protocol=\"http\"}")
+    );
     assert!(total >= 7.0);
     assert_eq!(m.value("redis_proxy_backend_duration_seconds_count"), 4.0);
     // The scrape that reads this is the only request in flight.

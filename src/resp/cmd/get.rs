@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use crate::metrics::Metrics;
 use crate::service::{ReadError, Service, Value};
 
 use super::super::reply::{Protocol, Replies};
@@ -97,7 +98,7 @@ pub fn fetch(fetch: &Fetch, protocol: Protocol, service: &Service) -> Vec<u8> {
             match result {
                 Ok(Some(found)) => replies.bulk(found.value.bytes()),
                 Ok(None) => replies.null(),
-                Err(err) => read_error(&mut replies, &err),
+                Err(err) => read_error(&mut replies, &err, metrics),
             }
             outcome != "error"
         }
@@ -113,13 +114,19 @@ pub fn fetch(fetch: &Fetch, protocol: Protocol, service: &Service) -> Vec<u8> {
                 true
             }
             Err(err) => {
-                read_error(&mut replies, &err);
+                read_error(&mut replies, &err, metrics);
                 false
             }
         },
     };
     metrics.in_flight(-1);
-    metrics.resp_request(ok, started.elapsed());
+    let elapsed = started.elapsed();
+    metrics.resp_request(ok, elapsed);
+    let name = match fetch {
+        Fetch::Get(_) => GET.name,
+        Fetch::MGet(_) => MGET.name,
+    };
+    metrics.command_done(super::index_of(name), ok, elapsed);
     replies.buf
 }
 
@@ -137,11 +144,13 @@ fn read_all(service: &Service, keys: &[Vec<u8>]) -> Result<Vec<Option<Value>>, R
 
 /// A failed read: Redis's own error reply is passed on as it is
 /// (`-WRONGTYPE ...`); the proxy's are `-ERR` with the reason.
-fn read_error(replies: &mut Replies, err: &ReadError) {
-    match err {
-        ReadError::Reply(message) => replies.error(message),
-        other => replies.error(&format!("ERR {other}")),
-    }
+fn read_error(replies: &mut Replies, err: &ReadError, metrics: &Metrics) {
+    let message = match err {
+        ReadError::Reply(message) => message.clone(),
+        other => format!("ERR {other}"),
+    };
+    metrics.error_reply(&message);
+    replies.error(&message);
 }
 
 /// The access line for a RESP GET, at debug level.

@@ -7,7 +7,8 @@
 use std::fmt::Write as _;
 
 use super::connection::REDIS_VERSION;
-use super::{Context, Outcome, Spec};
+use super::{Context, Outcome, Spec, COMMANDS};
+use crate::metrics::{CommandFigures, Metrics};
 
 /// `INFO [section ...]`.
 pub const INFO: Spec = Spec {
@@ -17,24 +18,32 @@ pub const INFO: Spec = Spec {
     keys: (0, 0, 0),
 };
 
-/// Every section, in the order `INFO` lists them; all are in the default set.
+/// Every section, in the order `INFO` lists them (Redis 7.0's order).
 const SECTIONS: &[&str] = &[
     "server",
     "clients",
     "memory",
     "stats",
     "invalidation",
+    "commandstats",
+    "errorstats",
     "keyspace",
 ];
 
+/// Sections left out of `INFO` and `INFO default`, as Redis leaves them
+/// out: asked for by name, or with `all` or `everything`.
+const NOT_DEFAULT: &[&str] = &["commandstats"];
+
 pub fn info(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
+    let is = |arg: &[u8], name: &str| arg.eq_ignore_ascii_case(name.as_bytes());
     let wanted = |section: &str| {
-        args.is_empty()
+        let default = !NOT_DEFAULT.contains(&section);
+        (args.is_empty() && default)
             || args.iter().any(|arg| {
-                arg.eq_ignore_ascii_case(section.as_bytes())
-                    || [&b"default"[..], b"all", b"everything"]
-                        .iter()
-                        .any(|all| arg.eq_ignore_ascii_case(all))
+                is(arg, section)
+                    || is(arg, "all")
+                    || is(arg, "everything")
+                    || (default && is(arg, "default"))
             })
     };
     let mut text = String::with_capacity(1024);
@@ -63,12 +72,14 @@ fn write_section(out: &mut String, section: &str, context: &Context<'_>) {
         ),
         "clients" => write!(
             out,
-            "# Clients\r\nconnected_clients:{}\r\nblocked_clients:{}\r\n",
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:{}\r\n",
             context.peers.live,
+            metrics.max_connections(),
             metrics.requests_queued().max(0),
+            metrics.tracking_clients(),
         ),
         "memory" => {
-            let rss = resident_bytes();
+            let rss = crate::metrics::resident_bytes();
             write!(
                 out,
                 "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\n",
@@ -77,7 +88,7 @@ fn write_section(out: &mut String, section: &str, context: &Context<'_>) {
         }
         "stats" => write!(
             out,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\nrejected_connections:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nevicted_keys:{}\r\nexpired_keys:{}\r\nrequests_in_flight:{}\r\nrequests_queued:{}\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\nrejected_connections:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nevicted_keys:{}\r\nexpired_keys:{}\r\ntracking_total_keys:{}\r\ntracking_total_prefixes:{}\r\ntotal_error_replies:{}\r\nrequests_in_flight:{}\r\nrequests_queued:{}\r\n",
             metrics.resp_connections(),
             metrics.resp_commands(),
             metrics.ops_per_sec(),
@@ -86,20 +97,33 @@ fn write_section(out: &mut String, section: &str, context: &Context<'_>) {
             metrics.misses(),
             metrics.evictions(),
             metrics.expirations(),
+            tracking[0],
+            tracking[2],
+            metrics.error_figures().0,
             metrics.requests_in_flight(),
             metrics.requests_queued(),
         ),
         "invalidation" => write!(
             out,
-            "# Invalidation\r\ninvalidation_mode:{}\r\ninvalidation_link:{}\r\ninvalidations:{}\r\ntracking_total_keys:{}\r\ntracking_table_bytes:{}\r\ntracking_total_prefixes:{}\r\ntracking_changes_processed:{}\r\n",
+            "# Invalidation\r\ninvalidation_mode:{}\r\ninvalidation_link:{}\r\ninvalidations:{}\r\ntracking_table_bytes:{}\r\ntracking_changes_processed:{}\r\n",
             service.invalidation_mode(),
             service.link_state().name(),
             metrics.invalidations(),
-            tracking[0],
             tracking[1],
-            tracking[2],
             metrics.client_tracking_changes(),
         ),
+        "commandstats" => {
+            out.push_str("# Commandstats\r\n");
+            write_commandstats(out, metrics);
+            Ok(())
+        }
+        "errorstats" => {
+            out.push_str("# Errorstats\r\n");
+            for (code, count) in metrics.error_figures().1 {
+                let _ = write!(out, "errorstat_{code}:count={count}\r\n");
+            }
+            Ok(())
+        }
         _ => {
             out.push_str("# Keyspace\r\n");
             let keys = metrics.entries();
@@ -112,17 +136,32 @@ fn write_section(out: &mut String, section: &str, context: &Context<'_>) {
     };
 }
 
-/// The proxy's resident memory, in bytes (0 where /proc is not there).
-fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib * 1024)
+/// `cmdstat_<name>:calls=..,usec=..,usec_per_call=..,rejected_calls=..,failed_calls=..`
+/// for each command used so far, as Redis 7.0 writes them.
+fn write_commandstats(out: &mut String, metrics: &Metrics) {
+    for (i, (spec, _)) in COMMANDS.iter().enumerate() {
+        write_command(out, spec.name, &metrics.command_figures(i));
+    }
+    for (name, figures) in metrics.subcommand_figures() {
+        write_command(out, &name, &figures);
+    }
+}
+
+/// One `cmdstat_` line, for a command used (run or rejected) at least once.
+fn write_command(out: &mut String, name: &str, figures: &CommandFigures) {
+    if figures.calls == 0 && figures.rejected == 0 {
+        return;
+    }
+    let per_call = if figures.calls == 0 {
+        0.0
+    } else {
+        figures.usec as f64 / figures.calls as f64
+    };
+    let _ = write!(
+        out,
+        "cmdstat_{name}:calls={},usec={},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
+        figures.calls, figures.usec, figures.rejected, figures.failed
+    );
 }
 
 /// Bytes as Redis writes them for humans: `1.50M`.

@@ -62,6 +62,17 @@ pub const COMMANDS: &[(&Spec, Handler)] = &[
     (&info::INFO, info::info),
 ];
 
+// `INFO commandstats` counts commands by their index in [`COMMANDS`].
+const _: () = assert!(COMMANDS.len() <= crate::metrics::MAX_COMMANDS);
+
+/// The index of command `name` in [`COMMANDS`], for its counts.
+fn index_of(name: &str) -> usize {
+    COMMANDS
+        .iter()
+        .position(|(spec, _)| spec.name == name)
+        .unwrap_or(COMMANDS.len())
+}
+
 /// What became of one request.
 pub enum Executed {
     /// Answered into the reply buffer.
@@ -104,6 +115,7 @@ pub struct Peers<'a> {
 impl Context<'_> {
     /// Answers `message` as an error reply.
     fn error(&mut self, message: &str) -> Outcome {
+        self.service.metrics().error_reply(message);
         self.replies.error(message);
         Outcome::Error
     }
@@ -134,9 +146,12 @@ pub fn execute(
         service,
         peers,
     };
-    let command = COMMANDS
+    let index = COMMANDS
         .iter()
-        .find(|(spec, _)| name.eq_ignore_ascii_case(spec.name.as_bytes()));
+        .position(|(spec, _)| name.eq_ignore_ascii_case(spec.name.as_bytes()));
+    let command = index.map(|i| &COMMANDS[i]);
+    // Whether the command ran, or was refused before (`rejected_calls`).
+    let mut ran = false;
     let outcome = match command {
         // As Redis with a password: only these run before it is given.
         Some((spec, _))
@@ -166,6 +181,7 @@ pub fn execute(
             ))
         }
         Some((spec, handler)) => {
+            ran = true;
             let outcome = handler(rest, &mut context);
             // CLIENT CACHING YES|NO applies to the one command after it.
             if spec.name != "client" {
@@ -180,8 +196,41 @@ pub fn execute(
         Outcome::Ok => true,
         Outcome::Error => false,
     };
-    service.metrics().resp_request(ok, started.elapsed());
+    let elapsed = started.elapsed();
+    let metrics = service.metrics();
+    metrics.resp_request(ok, elapsed);
+    match (command, rest.first()) {
+        // As Redis 7: a container's subcommands are counted apart
+        // (`cmdstat_client|setname`).
+        (Some((spec, _)), Some(sub)) if CONTAINERS.contains(&spec.name) => {
+            if let Some(name) = subcommand_name(spec.name, sub) {
+                metrics.subcommand_done(&name, ok, !ran, elapsed);
+            }
+        }
+        (Some(_), _) => match index {
+            Some(i) if ran => metrics.command_done(i, ok, elapsed),
+            Some(i) => metrics.command_rejected(i),
+            None => {}
+        },
+        (None, _) => {}
+    }
     Executed::Done
+}
+
+/// Commands whose first argument names a subcommand, counted as
+/// `name|subcommand` in `INFO commandstats`.
+const CONTAINERS: &[&str] = &["client", "config", "command"];
+
+/// `container|subcommand`, lower case, if `sub` looks like a subcommand
+/// name (short, letters and digits): anything else is not counted.
+fn subcommand_name(container: &str, sub: &[u8]) -> Option<String> {
+    let plain = !sub.is_empty() && sub.len() <= 32 && sub.iter().all(u8::is_ascii_alphanumeric);
+    plain.then(|| {
+        format!(
+            "{container}|{}",
+            String::from_utf8_lossy(sub).to_lowercase()
+        )
+    })
 }
 
 fn arity_fits(arity: i64, args: usize) -> bool {

@@ -97,6 +97,12 @@ impl Tracker {
         (tracker, listener)
     }
 
+    /// Connections with tracking on: for `redis_proxy_tracking_clients`
+    /// and `INFO`'s `tracking_clients`.
+    pub fn tracking_clients(&self) -> usize {
+        self.tracking.len()
+    }
+
     /// Whether a connection with `id` is open.
     pub fn exists(&self, id: u64) -> bool {
         self.ids.contains_key(&id)

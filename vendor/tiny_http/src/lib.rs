@@ -100,6 +100,7 @@ use std::io::ErrorKind as IoErrorKind;
 use std::io::Result as IoResult;
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::atomic::AtomicBool;
+use std::sync::atomic::AtomicUsize; // redis-proxy patch 14
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -140,6 +141,19 @@ pub struct Server {
 
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
+
+    // redis-proxy patch 14: client connections open now.
+    open_connections: Arc<AtomicUsize>,
+}
+
+/// redis-proxy patch 14: counts a connection as open from its accept until
+/// its task ends (the connection is then closed).
+struct OpenConnection(Arc<AtomicUsize>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
 }
 
 enum Message {
@@ -285,6 +299,8 @@ impl Server {
 
         let inside_close_trigger = close_trigger.clone();
         let inside_messages = messages.clone();
+        let open_connections = Arc::new(AtomicUsize::new(0)); // redis-proxy patch 14
+        let inside_open_connections = open_connections.clone();
         thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
@@ -329,7 +345,11 @@ impl Server {
                         backoff.succeeded(); // redis-proxy patch 13
                         let messages = inside_messages.clone();
                         let mut client = Some(client);
+                        // redis-proxy patch 14: open until the task ends.
+                        inside_open_connections.fetch_add(1, Relaxed);
+                        let open = OpenConnection(inside_open_connections.clone());
                         tasks_pool.spawn(Box::new(move || {
+                            let _open = &open;
                             if let Some(client) = client.take() {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
                                 // redis-proxy patch 9: with rustls, HTTPS takes patch 5's path too
@@ -404,7 +424,14 @@ impl Server {
             messages,
             close: close_trigger,
             listening_addr: local_addr,
+            open_connections,
         })
+    }
+
+    /// redis-proxy patch 14: the count of client connections open now,
+    /// shared (it stays current as connections come and go), for a gauge.
+    pub fn open_connections(&self) -> Arc<AtomicUsize> {
+        self.open_connections.clone()
     }
 
     /// Returns an iterator for all the incoming requests.
