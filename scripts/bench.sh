@@ -232,7 +232,7 @@ kill "${pids[-1]}"
 echo "== 7b/9 PING latency while one client holds 100k BCAST prefixes and Redis takes 20k writes"
 proxy_port=$(free_port); resp_port=$(free_port)
 env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
-  MAX_CLIENTS="$WORKERS" RUST_LOG=warn \
+  WORKERS="$WORKERS" RUST_LOG=warn \
   target/release/redis-proxy 2>>"$work/proxy.log" &
 pids+=($!)
 wait_http "$proxy_port" /healthz
