@@ -20,7 +20,10 @@ fn a_dropped_in_process_proxy_closes_its_ports_and_its_redis_connections() {
     assert_eq!(proxy.link_state(), "up");
     assert_eq!(proxy.get_key("k").body, b"v");
     let (http, resp) = (proxy.addr, proxy.resp_addr());
-    assert!(other_clients(&redis) >= 2, "the link and a pooled connection");
+    assert!(
+        other_clients(&redis) >= 2,
+        "the link and a pooled connection"
+    );
     drop(proxy);
     assert!(TcpStream::connect(http).is_err(), "HTTP still accepts");
     assert!(TcpStream::connect(resp).is_err(), "RESP still accepts");
