@@ -45,3 +45,16 @@ fn the_binary_on_port_zero_reports_the_ports_it_bound() {
     let pong: String = redis::cmd("PING").query(&mut conn).expect("PING");
     assert_eq!(pong, "PONG");
 }
+
+#[test]
+fn a_redis_server_whose_port_was_taken_meanwhile_moves_to_another() {
+    let first = RedisServer::start();
+    first.set("whose", "first");
+    // The port the second was given is taken by the time it binds it: it
+    // must not take the first's answers for its own.
+    let second = RedisServer::start_preferring(first.port(), &[]);
+    assert_ne!(second.port(), first.port());
+    second.set("whose", "second");
+    let theirs: String = first.cmd(&["GET", "whose"]);
+    assert_eq!(theirs, "first");
+}
