@@ -22,7 +22,8 @@ pub fn proxy_binary() -> &'static str {
 /// scratch directory (so no `.env` is picked up), killed on drop. It binds
 /// port 0 (unless `env` names a port) and the test reads the ports the
 /// kernel gave it from its start-up line: no port is probed and released
-/// for another process to take in between.
+/// for another process to take in between. (So a test's `RUST_LOG` must let
+/// `redis_proxy`'s info lines through, as `info` and `debug` do.)
 pub struct Proxy {
     child: Child,
     endpoints: Endpoints,
