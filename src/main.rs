@@ -74,13 +74,15 @@ fn run() -> Result<ExitCode, Failure> {
     }
     let proxy =
         Proxy::start(&config).map_err(|err| Failure::other(format!("cannot start: {err}")))?;
+    // The addresses bound, not the ones asked for: with port 0 this line is
+    // where the ports the kernel picked can be read.
+    let tls = config.tls.is_some();
+    let resp = proxy.resp_addr().map_or(String::new(), |addr| {
+        format!(" and {}://{addr}", if tls { "rediss" } else { "redis" })
+    });
     log::info!(
-        "redis-proxy listening on {}://{} ({})",
-        if config.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        },
+        "redis-proxy listening on {}://{}{resp} ({})",
+        if tls { "https" } else { "http" },
         proxy.http_addr(),
         config.describe()
     );

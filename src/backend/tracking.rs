@@ -52,8 +52,18 @@ pub trait InvalidationSink: Send + Sync {
 }
 
 /// The running link (in cluster mode, the thread that keeps one per master).
+/// Dropping it ends a standalone link within a second (a proxy started in a
+/// test process leaves no thread behind connecting to a Redis that is gone);
+/// the cluster and sentinel watchers run for as long as the process does.
 pub struct InvalidationLink {
     _threads: Vec<thread::JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for InvalidationLink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
 }
 
 /// Why a link could not be set up.
@@ -77,19 +87,23 @@ impl InvalidationLink {
             let follower = super::sentinel::spawn_link(config, topology, sink)?;
             return Ok(InvalidationLink {
                 _threads: vec![follower],
+                stop: Arc::default(),
             });
         }
         if config.redis_mode == RedisMode::Cluster {
             let watcher = super::cluster::spawn_links(config, sink)?;
             return Ok(InvalidationLink {
                 _threads: vec![watcher],
+                stop: Arc::default(),
             });
         }
         let client = super::client(config, &config.redis_url, redis::ProtocolVersion::RESP3)
             .map_err(std::io::Error::other)?;
-        let settings = Settings::new(config, client, Arc::new(AtomicBool::new(false)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let settings = Settings::new(config, client, Arc::clone(&stop));
         Ok(InvalidationLink {
             _threads: settings.spawn(sink)?,
+            stop,
         })
     }
 }

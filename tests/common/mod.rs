@@ -1,11 +1,14 @@
-//! Shared test support: a throwaway `redis-server` on a free port, the real
-//! proxy binary on a free port, a small HTTP/1.1 client over raw sockets (so
-//! tests control every byte, keep-alive and HEAD included), and polling.
+//! Shared test support: a throwaway `redis-server` on a free port, the proxy
+//! (in this process, or the real binary) on ports the kernel picks, a small
+//! HTTP/1.1 client over raw sockets (so tests control every byte, keep-alive
+//! and HEAD included), and polling.
 #![allow(dead_code)]
 
 pub mod certs;
 pub mod cluster;
+pub mod endpoints;
 pub mod http;
+pub mod in_process;
 pub mod proxy;
 pub mod readers;
 pub mod redis_server;
@@ -13,7 +16,9 @@ pub mod relay;
 pub mod sentinel;
 pub mod tmux;
 
+pub use endpoints::Endpoints;
 pub use http::{request, try_request, HttpConnection};
+pub use in_process::InProcess;
 pub use proxy::{proxy_binary, Proxy};
 pub use redis_server::RedisServer;
 

@@ -19,42 +19,86 @@ impl RedisServer {
     }
 
     /// Starts a fresh server with extra `--option value` arguments.
+    ///
+    /// redis-server cannot be asked for port 0 and say which it got, so a
+    /// free port is picked first; if another process takes it before the
+    /// server binds it, the server exits (or someone else's answers there)
+    /// and another port is tried.
     pub fn start_with(extra: &[&str]) -> RedisServer {
-        RedisServer::start_on(free_port(), extra)
+        RedisServer::new(free_port(), false, extra)
+    }
+
+    /// [`RedisServer::start_with`], on `port` if it is still free when the
+    /// server binds it, else on another: what a probed port that another
+    /// process took meanwhile comes to.
+    pub fn start_preferring(port: u16, extra: &[&str]) -> RedisServer {
+        RedisServer::new(port, false, extra)
     }
 
     /// [`RedisServer::start_with`] on a port the caller picked.
     pub fn start_on(port: u16, extra: &[&str]) -> RedisServer {
+        RedisServer::new(port, true, extra)
+    }
+
+    fn new(port: u16, fixed: bool, extra: &[&str]) -> RedisServer {
         let mut server = RedisServer {
             child: None,
             port,
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
-        server.spawn();
+        server.spawn(!fixed);
         server
     }
 
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .args(&self.extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (apt-get install redis-server)");
-        self.child = Some(child);
-        let url = self.url();
-        eventually("redis-server to answer PING", || {
-            let client = redis::Client::open(url.as_str()).ok()?;
-            let mut conn = client.get_connection().ok()?;
-            match redis::cmd("PING").query::<String>(&mut conn) {
-                Ok(_) => Some(()),
-                // Up, and asking for the password it was started with.
-                Err(err) if err.code() == Some("NOAUTH") => Some(()),
-                Err(_) => None,
+    /// Starts redis-server on `self.port` and waits until it answers there
+    /// (it, not another process that has the port); on a clash, tries
+    /// another port if it `may_move`.
+    fn spawn(&mut self, may_move: bool) {
+        eventually("redis-server to answer PING on a port of its own", || {
+            let mut child = Command::new("redis-server")
+                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .args(&self.extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server is installed (apt-get install redis-server)");
+            let ours = eventually("redis-server to start or fail", || {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return Some(false);
+                }
+                let pid = self.answering_pid()?;
+                Some(pid == child.id())
+            });
+            if ours {
+                self.child = Some(child);
+                return Some(());
             }
+            let _ = child.kill();
+            let _ = child.wait();
+            assert!(may_move, "port {} is taken by another process", self.port);
+            self.port = free_port();
+            None
         });
+    }
+
+    /// The process id of the redis-server answering on `self.port` (after
+    /// AUTH with the `--requirepass` it was given, if any).
+    fn answering_pid(&self) -> Option<u32> {
+        let password = self
+            .extra
+            .windows(2)
+            .find(|pair| pair[0] == "--requirepass")
+            .map(|pair| pair[1].as_str());
+        let url = match password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
+            None => self.url(),
+        };
+        let mut conn = redis::Client::open(url).ok()?.get_connection().ok()?;
+        let info: String = redis::cmd("INFO").arg("server").query(&mut conn).ok()?;
+        info.lines()
+            .find_map(|line| line.strip_prefix("process_id:"))
+            .and_then(|pid| pid.trim().parse().ok())
     }
 
     pub fn port(&self) -> u16 {
@@ -153,7 +197,7 @@ impl RedisServer {
     /// Starts the server again on the same port.
     pub fn restart(&mut self) {
         self.stop();
-        self.spawn();
+        self.spawn(false);
     }
 }
 

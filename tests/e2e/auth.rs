@@ -4,20 +4,28 @@
 
 use std::process::Command;
 
-use crate::common::{connect, request, roundtrip_line, Proxy, RedisServer, PATIENCE};
+use crate::common::{
+    connect, request, roundtrip_line, Endpoints, InProcess, Proxy, RedisServer, PATIENCE,
+};
 
 const PASSWORD: &str = "s3cret-proxy-pw";
 
-fn start(extra: &[(&str, &str)]) -> (RedisServer, Proxy) {
+/// Redis holding `k`, and the proxy in this process asking for PASSWORD.
+fn start(extra: &[(&str, &str)]) -> (RedisServer, InProcess) {
     let redis = RedisServer::start();
     redis.set("k", "v");
-    let mut env = vec![("RESP_PORT", "auto"), ("PROXY_PASSWORD", PASSWORD)];
-    env.extend_from_slice(extra);
-    let proxy = Proxy::start(&redis, &env);
+    let proxy = InProcess::start(&redis, &settings(extra));
     (redis, proxy)
 }
 
-fn curl(proxy: &Proxy, path: &str, args: &[&str]) -> (String, String) {
+/// RESP on, PROXY_PASSWORD set, then `extra`.
+fn settings<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut env = vec![("RESP_PORT", "auto"), ("PROXY_PASSWORD", PASSWORD)];
+    env.extend_from_slice(extra);
+    env
+}
+
+fn curl(proxy: &Endpoints, path: &str, args: &[&str]) -> (String, String) {
     let out = Command::new("curl")
         .args(["-s", "-D", "-"])
         .args(args)
@@ -35,7 +43,10 @@ fn curl(proxy: &Proxy, path: &str, args: &[&str]) -> (String, String) {
 
 #[test]
 fn http_needs_the_password_as_bearer_or_basic() {
-    let (_redis, proxy) = start(&[]);
+    // The binary: its log is read.
+    let redis = RedisServer::start();
+    redis.set("k", "v");
+    let proxy = Proxy::start(&redis, &settings(&[]));
     let (status, text) = curl(&proxy, "/proxy?key=k", &[]);
     assert_eq!(status, "401", "{text}");
     assert!(

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::common::{request, Proxy, RedisServer, TempDir};
+use crate::common::{request, InProcess, RedisServer, TempDir};
 
 /// Chromium, headless, on `url`, with `extra` flags, in a fresh profile.
 pub(crate) fn chromium(url: &str, extra: &[&str]) -> Output {
@@ -44,7 +44,7 @@ fn chromium_in(profile: &TempDir, url: &str, extra: &[&str]) -> Output {
 fn the_page_looks_a_key_up_and_shows_the_figures_in_a_real_browser() {
     let redis = RedisServer::start();
     redis.set("greeting", "hello from redis");
-    let proxy = Proxy::start(&redis, &[]);
+    let proxy = InProcess::start(&redis, &[]);
     let url = format!("http://{}/?key=greeting", proxy.addr);
     let out = chromium(&url, &["--dump-dom"]);
     let dom = String::from_utf8_lossy(&out.stdout);
@@ -93,7 +93,7 @@ fn the_page_looks_a_key_up_and_shows_the_figures_in_a_real_browser() {
 fn the_browser_revalidates_what_it_cached_and_gets_a_304() {
     let redis = RedisServer::start();
     redis.set("k", "cached in the browser");
-    let proxy = Proxy::start(&redis, &[]);
+    let proxy = InProcess::start(&redis, &[]);
     let url = format!("http://{}/?key=k", proxy.addr);
     let profile = TempDir::new("chromium-cache");
     let not_modified = "redis_proxy_requests_total{protocol=\"http\",status=\"304\"}";
@@ -113,7 +113,7 @@ fn the_browser_revalidates_what_it_cached_and_gets_a_304() {
 #[test]
 fn the_page_and_its_figures_honour_the_password() {
     let redis = RedisServer::start();
-    let proxy = Proxy::start(&redis, &[("PROXY_PASSWORD", "pw")]);
+    let proxy = InProcess::start(&redis, &[("PROXY_PASSWORD", "pw")]);
     for path in ["/", "/stats"] {
         let refused = request(proxy.addr, "GET", path, &[]);
         assert_eq!(refused.status, 401, "{path}");

@@ -12,25 +12,25 @@ use rustls::pki_types::{CertificateDer, ServerName};
 
 use crate::common::certs::make_certificates;
 use crate::common::{
-    connect, eventually, free_port, proxy_binary, read_until_closed, run_ok, Proxy, RedisServer,
-    TempDir,
+    connect, eventually, proxy_binary, read_until_closed, run_ok, Endpoints, InProcess,
+    RedisServer, TempDir,
 };
 
 /// Redis with `k` and a 1 MiB `big`, and a proxy serving both ports over
 /// TLS with a certificate signed by the test CA in the returned directory.
-fn start() -> (RedisServer, Proxy, TempDir) {
+fn start() -> (RedisServer, InProcess, TempDir) {
     start_with(&[])
 }
 
 /// [`start`], with more settings for the proxy.
-fn start_with(env: &[(&str, &str)]) -> (RedisServer, Proxy, TempDir) {
+fn start_with(env: &[(&str, &str)]) -> (RedisServer, InProcess, TempDir) {
     let dir = TempDir::new("client-tls");
     make_certificates(dir.path());
     let redis = RedisServer::start();
     redis.set("k", "v");
     redis.set("big", vec![b'x'; 1 << 20]);
     let file = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
-    // (Not Proxy::start, which asks /readyz over plain HTTP; these reads
+    // (Not InProcess::start, which asks /readyz over plain HTTP; these reads
     // do not need the cache.)
     let (cert, key) = (file("server.pem"), file("server.key"));
     let mut vars = vec![
@@ -40,7 +40,7 @@ fn start_with(env: &[(&str, &str)]) -> (RedisServer, Proxy, TempDir) {
         ("HTTP_IDLE_TIMEOUT_SECS", "300"),
     ];
     vars.extend_from_slice(env);
-    let proxy = Proxy::start_at(&redis.url(), &vars);
+    let proxy = InProcess::start_at(&redis.url(), &vars);
     (redis, proxy, dir)
 }
 
@@ -154,7 +154,7 @@ fn an_unusable_certificate_or_key_stops_start_up_naming_the_variable() {
         let output = Command::new(proxy_binary())
             .env_clear()
             .env("REDIS_ADDRESS", "127.0.0.1:1")
-            .env("PROXY_PORT", free_port().to_string())
+            .env("PROXY_PORT", "0")
             .env("RESP_PORT", "off")
             .env("TLS_CERT_FILE", cert)
             .env("TLS_KEY_FILE", &key)
@@ -184,7 +184,7 @@ fn tls_client(dir: &TempDir) -> Arc<rustls::ClientConfig> {
 }
 
 /// GET `path` over HTTPS with curl: the body.
-fn https_get(dir: &TempDir, proxy: &Proxy, path: &str) -> String {
+fn https_get(dir: &TempDir, proxy: &Endpoints, path: &str) -> String {
     curl(
         dir,
         &[&format!("https://localhost:{}{path}", proxy.addr.port())],

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::common::{connect, read_until_closed, run_ok, Proxy, RedisServer};
+use crate::common::{connect, read_until_closed, run_ok, Endpoints, InProcess, Proxy, RedisServer};
 
 /// One RESP frame, as text good enough to compare: `+PONG`, `$v`,
 /// `*[...]`, `>[...]`, `_`.
@@ -41,7 +41,7 @@ pub(crate) fn frame(reader: &mut BufReader<TcpStream>) -> String {
 pub(crate) struct Client(pub TcpStream, pub BufReader<TcpStream>);
 
 impl Client {
-    pub(crate) fn open(proxy: &Proxy) -> Client {
+    pub(crate) fn open(proxy: &Endpoints) -> Client {
         let stream = connect(proxy.resp_addr());
         let reader = BufReader::new(stream.try_clone().expect("clone"));
         Client(stream, reader)
@@ -80,19 +80,32 @@ impl Client {
     }
 }
 
-pub(crate) fn start(env: &[(&str, &str)]) -> (RedisServer, Proxy) {
+/// Redis and the proxy in this process, RESP on, the link up.
+pub(crate) fn start(env: &[(&str, &str)]) -> (RedisServer, InProcess) {
     let redis = RedisServer::start();
-    // A generous timeout: a link that flapped under a loaded machine would
-    // push a flush these tests do not expect.
-    let mut vars = vec![("RESP_PORT", "auto"), ("REDIS_TIMEOUT_MS", "10000")];
-    vars.extend_from_slice(env);
-    let proxy = Proxy::start(&redis, &vars);
+    let proxy = InProcess::start(&redis, &settings(env));
     proxy.wait_for_link("up");
     (redis, proxy)
 }
 
+/// [`start`] with the binary, for tests that read its /proc entries.
+pub(crate) fn start_binary(env: &[(&str, &str)]) -> (RedisServer, Proxy) {
+    let redis = RedisServer::start();
+    let proxy = Proxy::start(&redis, &settings(env));
+    proxy.wait_for_link("up");
+    (redis, proxy)
+}
+
+/// RESP on, and a generous timeout: a link that flapped under a loaded
+/// machine would push a flush these tests do not expect; then `env`.
+fn settings<'a>(env: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut vars = vec![("RESP_PORT", "auto"), ("REDIS_TIMEOUT_MS", "10000")];
+    vars.extend_from_slice(env);
+    vars
+}
+
 /// A RESP3 connection with tracking on (`options` after `ON`).
-pub(crate) fn tracking(proxy: &Proxy, options: &[&str]) -> Client {
+pub(crate) fn tracking(proxy: &Endpoints, options: &[&str]) -> Client {
     let mut client = Client::open(proxy);
     assert!(client.call(&["HELLO", "3"]).starts_with("%["));
     let mut words = vec!["CLIENT", "TRACKING", "ON"];

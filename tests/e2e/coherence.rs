@@ -8,18 +8,18 @@ use std::thread;
 use std::time::Duration;
 
 use crate::common::relay::Relay;
-use crate::common::{eventually, Proxy, RedisServer};
+use crate::common::{eventually, Endpoints, InProcess, Proxy, RedisServer};
 
 const INVALIDATIONS: &str = "redis_proxy_invalidations_total";
 
-fn flushes(proxy: &Proxy, reason: &str) -> f64 {
+fn flushes(proxy: &Endpoints, reason: &str) -> f64 {
     proxy.metric(&format!(
         "redis_proxy_cache_flushes_total{{reason=\"{reason}\"}}"
     ))
 }
 
 /// Waits until the proxy has applied at least `n` key invalidations.
-fn wait_invalidations(proxy: &Proxy, n: f64) {
+fn wait_invalidations(proxy: &Endpoints, n: f64) {
     eventually(&format!("{n} invalidations to arrive"), || {
         (proxy.metric(INVALIDATIONS) >= n).then_some(())
     });
@@ -28,7 +28,7 @@ fn wait_invalidations(proxy: &Proxy, n: f64) {
 /// Reads `key` through HTTP until it is a hit on `value`. (A read racing
 /// the invalidation of the write that set the key is answered but not kept,
 /// so the first read after a write may not fill the cache.)
-fn cache(proxy: &Proxy, key: &str, value: &str) {
+fn cache(proxy: &Endpoints, key: &str, value: &str) {
     let reply = eventually(&format!("{key} to be cached"), || {
         let reply = proxy.get_key(key);
         reply.is_hit().then_some(reply)
@@ -36,16 +36,16 @@ fn cache(proxy: &Proxy, key: &str, value: &str) {
     assert_eq!(reply.body, value.as_bytes());
 }
 
-fn resp_get(proxy: &Proxy, key: &str) -> Option<String> {
+fn resp_get(proxy: &Endpoints, key: &str) -> Option<String> {
     let mut conn = redis::Client::open(proxy.resp_url())
         .and_then(|c| c.get_connection())
         .expect("RESP connection");
     redis::cmd("GET").arg(key).query(&mut conn).expect("GET")
 }
 
-fn start() -> (RedisServer, Proxy) {
+fn start() -> (RedisServer, InProcess) {
     let redis = RedisServer::start();
-    let proxy = Proxy::start(&redis, &[("RESP_PORT", "auto")]);
+    let proxy = InProcess::start(&redis, &[("RESP_PORT", "auto")]);
     assert_eq!(proxy.link_state(), "up");
     (redis, proxy)
 }
@@ -120,7 +120,7 @@ fn a_key_expiring_in_redis_is_dropped() {
 fn a_key_evicted_by_redis_under_maxmemory_is_dropped() {
     let redis =
         RedisServer::start_with(&["--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru"]);
-    let proxy = Proxy::start(&redis, &[]);
+    let proxy = InProcess::start(&redis, &[]);
     redis.set("victim", "v");
     cache(&proxy, "victim", "v");
     // Fill Redis until it evicts the victim (the least recently used).
@@ -146,7 +146,7 @@ fn a_fill_racing_a_write_is_not_stored() {
     let redis = RedisServer::start();
     redis.set("k", "old");
     let relay = Relay::start(redis.addr(), Duration::ZERO);
-    let proxy = Proxy::start_at(&relay.url(), &[("REDIS_TIMEOUT_MS", "10000")]);
+    let proxy = InProcess::start_at(&relay.url(), &[("REDIS_TIMEOUT_MS", "10000")]);
     proxy.wait_for_link("up");
     // A pooled connection ready, so the next GET goes out at once.
     assert_eq!(proxy.get_key("warm-up").status, 404);
@@ -227,7 +227,9 @@ fn nothing_cached_before_a_redis_restart_is_served_after_it() {
 
 #[test]
 fn the_link_is_named_and_off_means_no_link() {
-    let (redis, proxy) = start();
+    // The binary: its start-up line is read.
+    let redis = RedisServer::start();
+    let proxy = Proxy::start(&redis, &[("RESP_PORT", "auto")]);
     let list: String = redis.cmd(&["CLIENT", "LIST"]);
     assert_eq!(list.matches("name=redis-proxy-invalidation").count(), 1);
     let mut conn = redis::Client::open(proxy.resp_url())
@@ -282,7 +284,7 @@ fn auto_falls_back_to_ttl_only_when_redis_refuses_tracking_and_warns_once() {
 #[test]
 fn keys_outside_the_tracked_prefixes_are_never_cached() {
     let redis = RedisServer::start();
-    let proxy = Proxy::start(&redis, &[("INVALIDATION_PREFIXES", "user:,session:")]);
+    let proxy = InProcess::start(&redis, &[("INVALIDATION_PREFIXES", "user:,session:")]);
     redis.set("user:1", "u");
     redis.set("other", "o");
     cache(&proxy, "user:1", "u");
@@ -354,7 +356,7 @@ fn readers_see_the_final_values_once_a_concurrent_writer_stops() {
     }
 }
 
-fn stale_served(proxy: &Proxy) -> f64 {
+fn stale_served(proxy: &Endpoints) -> f64 {
     proxy.metric("redis_proxy_stale_served_total")
 }
 
@@ -362,7 +364,7 @@ fn stale_served(proxy: &Proxy) -> f64 {
 fn stale_if_error_serves_an_expired_entry_marked_stale_while_redis_is_down() {
     let mut redis = RedisServer::start();
     redis.set("k", "v");
-    let proxy = Proxy::start(
+    let proxy = InProcess::start(
         &redis,
         &[
             ("RESP_PORT", "auto"),
@@ -394,7 +396,7 @@ fn stale_if_error_serves_what_a_lost_link_left_but_never_an_invalidated_entry() 
     for key in ["kept", "changed", "flushed"] {
         redis.set(key, "old");
     }
-    let proxy = Proxy::start(
+    let proxy = InProcess::start(
         &redis,
         &[("STALE_IF_ERROR_SECS", "600"), ("REDIS_TIMEOUT_MS", "300")],
     );
@@ -421,7 +423,7 @@ fn stale_if_error_serves_what_a_lost_link_left_but_never_an_invalidated_entry() 
 fn without_stale_if_error_a_lost_link_serves_nothing_cached() {
     let mut redis = RedisServer::start();
     redis.set("k", "v");
-    let proxy = Proxy::start(&redis, &[("REDIS_TIMEOUT_MS", "300")]);
+    let proxy = InProcess::start(&redis, &[("REDIS_TIMEOUT_MS", "300")]);
     cache(&proxy, "k", "v");
     redis.stop();
     eventually("the link loss to be noticed", || {
@@ -435,7 +437,7 @@ fn without_stale_if_error_a_lost_link_serves_nothing_cached() {
 fn a_flush_is_never_undone_by_stale_if_error() {
     let mut redis = RedisServer::start();
     redis.set("k", "v");
-    let proxy = Proxy::start(
+    let proxy = InProcess::start(
         &redis,
         &[("STALE_IF_ERROR_SECS", "600"), ("REDIS_TIMEOUT_MS", "300")],
     );

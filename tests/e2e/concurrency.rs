@@ -6,7 +6,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::common::relay::Relay;
-use crate::common::{eventually, Proxy, RedisServer};
+use crate::common::{eventually, InProcess, RedisServer};
 
 /// Reads each key in `keys` from its own thread; returns the bodies.
 fn read_all(addr: SocketAddr, keys: Vec<String>) -> Vec<thread::JoinHandle<(u16, Vec<u8>)>> {
@@ -27,7 +27,7 @@ fn misses_on_different_keys_go_to_redis_in_parallel() {
         redis.set(format!("p{i}"), format!("v{i}"));
     }
     let relay = Relay::start(redis.addr(), Duration::ZERO);
-    let proxy = Proxy::start_at(
+    let proxy = InProcess::start_at(
         &relay.url(),
         &[
             // The relay counts every request: no invalidation link's PINGs.
@@ -57,7 +57,7 @@ fn requests_beyond_the_workers_wait_their_turn_and_are_all_served() {
         redis.set(format!("q{i}"), format!("v{i}"));
     }
     let relay = Relay::start(redis.addr(), Duration::ZERO);
-    let proxy = Proxy::start_at(
+    let proxy = InProcess::start_at(
         &relay.url(),
         &[
             // The relay counts every request: no invalidation link's PINGs.
@@ -88,7 +88,7 @@ fn concurrent_misses_on_one_key_make_one_backing_get() {
     let redis = RedisServer::start();
     redis.set("hot", "shared value");
     let relay = Relay::start(redis.addr(), Duration::ZERO);
-    let proxy = Proxy::start_at(
+    let proxy = InProcess::start_at(
         &relay.url(),
         &[
             // The relay counts every request: no invalidation link's PINGs.
@@ -116,7 +116,7 @@ fn coalesced_waiters_share_an_error_and_it_is_not_cached() {
     let redis = RedisServer::start();
     let _: i64 = redis.cmd(&["RPUSH", "alist", "x"]);
     let relay = Relay::start(redis.addr(), Duration::ZERO);
-    let proxy = Proxy::start_at(
+    let proxy = InProcess::start_at(
         &relay.url(),
         &[
             // The relay counts every request: no invalidation link's PINGs.
@@ -144,7 +144,7 @@ fn a_stuck_fetch_never_hangs_its_waiters() {
     let redis = RedisServer::start();
     redis.set("slow", "v");
     let relay = Relay::start(redis.addr(), Duration::ZERO);
-    let proxy = Proxy::start_at(
+    let proxy = InProcess::start_at(
         &relay.url(),
         &[
             // The relay counts every request: no invalidation link's PINGs.
@@ -180,7 +180,7 @@ fn backing_connections_never_exceed_the_pool_size() {
         redis.set(format!("b{i}"), "v");
     }
     let relay = Relay::start(redis.addr(), Duration::ZERO);
-    let proxy = Proxy::start_at(
+    let proxy = InProcess::start_at(
         &relay.url(),
         &[
             // The relay counts every request: no invalidation link's PINGs.

@@ -98,10 +98,9 @@ fn a_taken_port_stops_start_up_naming_the_port_and_its_variable() {
         )),
         "{stderr}"
     );
-    let http = crate::common::free_port().to_string();
     let (code, _, stderr) = run(
         &[
-            ("PROXY_PORT", http.as_str()),
+            ("PROXY_PORT", "0"),
             ("RESP_PORT", port.as_str()),
             ("INVALIDATION", "off"),
         ],

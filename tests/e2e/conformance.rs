@@ -4,11 +4,11 @@
 use std::process::Command;
 
 use crate::common::tmux::Tmux;
-use crate::common::{eventually, run_ok, Proxy, RedisServer};
+use crate::common::{eventually, run_ok, Endpoints, InProcess, RedisServer};
 
 const RESP: (&str, &str) = ("RESP_PORT", "auto");
 
-fn redis_cli(proxy: &Proxy, args: &[&str]) -> String {
+fn redis_cli(proxy: &Endpoints, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
         .args(["-p", &proxy.resp_addr().port().to_string()])
         .args(args)
@@ -32,11 +32,11 @@ fn curl(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn seeded() -> (RedisServer, Proxy) {
+fn seeded() -> (RedisServer, InProcess) {
     let redis = RedisServer::start();
     redis.set("a", "1");
     redis.set("b", "2");
-    let proxy = Proxy::start(&redis, &[RESP]);
+    let proxy = InProcess::start(&redis, &[RESP]);
     for key in ["a", "b"] {
         assert_eq!(proxy.get_key(key).status, 200);
     }
@@ -94,7 +94,7 @@ fn redis_py_reads_the_keyspace_from_info() {
 fn json_keys_that_are_not_utf8_come_base64_encoded() {
     let redis = RedisServer::start();
     redis.set(b"\xff", "binary key");
-    let proxy = Proxy::start(&redis, &[]);
+    let proxy = InProcess::start(&redis, &[]);
     let url = |key: &str| format!("http://{}/proxy?key={key}", proxy.addr);
     let json = |key: &str| {
         let out = curl(&["-H", "Accept: application/json", &url(key)]);

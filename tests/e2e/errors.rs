@@ -1,12 +1,12 @@
 //! Every bad request and every backend failure gets the right status and a
 //! JSON body naming the problem.
 
-use crate::common::{eventually, request, Proxy, RedisServer};
+use crate::common::{eventually, request, InProcess, RedisServer};
 
 #[test]
 fn bad_key_parameters_are_400_json() {
     let redis = RedisServer::start();
-    let proxy = Proxy::start(&redis, &[]);
+    let proxy = InProcess::start(&redis, &[]);
     for path in [
         "/proxy",
         "/proxy?",
@@ -29,7 +29,7 @@ fn bad_key_parameters_are_400_json() {
 #[test]
 fn overlong_key_is_414() {
     let redis = RedisServer::start();
-    let proxy = Proxy::start(&redis, &[]);
+    let proxy = InProcess::start(&redis, &[]);
     let reply = proxy.get(&format!("/proxy?key={}", "k".repeat(8 * 1024 + 1)));
     assert_eq!(reply.status, 414);
     assert!(reply.json()["error"].is_string());
@@ -38,7 +38,7 @@ fn overlong_key_is_414() {
 #[test]
 fn other_methods_are_405_with_allow() {
     let redis = RedisServer::start();
-    let proxy = Proxy::start(&redis, &[]);
+    let proxy = InProcess::start(&redis, &[]);
     for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
         let reply = request(
             proxy.addr,
@@ -55,7 +55,7 @@ fn other_methods_are_405_with_allow() {
 #[test]
 fn unknown_path_is_404_json() {
     let redis = RedisServer::start();
-    let proxy = Proxy::start(&redis, &[]);
+    let proxy = InProcess::start(&redis, &[]);
     for path in ["/nope", "/proxy/extra?key=k", "/PROXY?key=k", "/stats/x"] {
         let reply = proxy.get(path);
         assert_eq!(reply.status, 404, "{path}");
@@ -67,7 +67,7 @@ fn unknown_path_is_404_json() {
 fn wrongtype_is_502_with_redis_message() {
     let redis = RedisServer::start();
     let _: i64 = redis.cmd(&["RPUSH", "list", "x"]);
-    let proxy = Proxy::start(&redis, &[]);
+    let proxy = InProcess::start(&redis, &[]);
     let reply = proxy.get_key("list");
     assert_eq!(reply.status, 502);
     let body = reply.json();
@@ -87,7 +87,7 @@ fn wrongtype_is_502_with_redis_message() {
 fn without_invalidation_redis_down_is_503_then_recovers_and_hits_keep_being_served() {
     let mut redis = RedisServer::start();
     redis.set("cached", "kept");
-    let proxy = Proxy::start(
+    let proxy = InProcess::start(
         &redis,
         &[("REDIS_TIMEOUT_MS", "300"), ("INVALIDATION", "off")],
     );
@@ -113,7 +113,7 @@ fn without_invalidation_redis_down_is_503_then_recovers_and_hits_keep_being_serv
 fn proxy_starts_while_redis_is_down() {
     let mut redis = RedisServer::start();
     redis.stop();
-    let proxy = Proxy::start_at(&redis.url(), &[("REDIS_TIMEOUT_MS", "200")]);
+    let proxy = InProcess::start_at(&redis.url(), &[("REDIS_TIMEOUT_MS", "200")]);
     assert_eq!(proxy.get_key("k").status, 503);
     redis.restart();
     redis.set("k", "v");
@@ -128,7 +128,7 @@ fn restarted_redis_costs_no_failed_request() {
     for i in 0..8 {
         redis.set(format!("k{i}"), "v");
     }
-    let proxy = Proxy::start(&redis, &[("CACHE_CAPACITY", "1")]);
+    let proxy = InProcess::start(&redis, &[("CACHE_CAPACITY", "1")]);
     // Open several pooled connections, then restart Redis under them.
     for i in 0..8 {
         assert_eq!(proxy.get_key(format!("k{i}")).status, 200);
@@ -143,7 +143,7 @@ fn restarted_redis_costs_no_failed_request() {
 fn paused_redis_is_504_within_the_timeout() {
     let redis = RedisServer::start();
     redis.set("k", "v");
-    let proxy = Proxy::start(&redis, &[("REDIS_TIMEOUT_MS", "200")]);
+    let proxy = InProcess::start(&redis, &[("REDIS_TIMEOUT_MS", "200")]);
     let _: () = redis.cmd(&["CLIENT", "PAUSE", "1500", "ALL"]);
     let reply = proxy.get_key("k");
     assert_eq!(reply.status, 504);

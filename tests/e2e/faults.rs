@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::thread;
 
-use crate::common::{eventually, try_request, Proxy, RedisServer};
+use crate::common::{eventually, try_request, InProcess, Proxy, RedisServer};
 
 fn value_of(key: &str) -> String {
     format!("value-of-{key}")
@@ -25,7 +25,7 @@ fn seed(redis: &RedisServer, keys: usize) {
 fn redis_killed_and_restarted_under_load_never_yields_a_wrong_value() {
     let mut redis = RedisServer::start();
     seed(&redis, 200);
-    let proxy = Proxy::start(
+    let proxy = InProcess::start(
         &redis,
         &[
             ("CACHE_CAPACITY", "50"),
@@ -93,7 +93,7 @@ fn redis_killed_and_restarted_under_load_never_yields_a_wrong_value() {
 fn cached_keys_are_served_while_redis_is_paused() {
     let redis = RedisServer::start();
     seed(&redis, 10);
-    let proxy = Proxy::start(&redis, &[("REDIS_TIMEOUT_MS", "200")]);
+    let proxy = InProcess::start(&redis, &[("REDIS_TIMEOUT_MS", "200")]);
     assert_eq!(proxy.get_key("key1").status, 200);
     let _: () = redis.cmd(&["CLIENT", "PAUSE", "2000", "ALL"]);
     let hit = proxy.get_key("key1");
@@ -146,7 +146,7 @@ fn a_read_only_acl_user_is_enough() {
             "+client|tracking",
         ],
     );
-    let proxy = Proxy::start_at(&address, &[("RESP_PORT", "auto")]);
+    let proxy = InProcess::start_at(&address, &[("RESP_PORT", "auto")]);
     proxy.wait_for_link("up");
     assert_eq!(proxy.get_key("k").body, b"v");
     assert_eq!(proxy.get("/readyz").status, 200);

@@ -10,7 +10,9 @@ use std::thread;
 use std::time::Duration;
 
 use crate::common::relay::Relay;
-use crate::common::{eventually, roundtrip_line, HttpConnection, Proxy, RedisServer, PATIENCE};
+use crate::common::{
+    eventually, roundtrip_line, HttpConnection, InProcess, Proxy, RedisServer, PATIENCE,
+};
 
 /// The most a bad client may try to send: far more than the proxy may hold.
 const FLOOD_BYTES: usize = 300 * 1024 * 1024;
@@ -154,7 +156,7 @@ fn a_resp_client_pipelining_without_reading_holds_only_its_own_connection() {
 #[test]
 fn an_overlong_resp_key_is_refused_before_redis_and_the_connection_goes_on() {
     let redis = redis_with_value("k", 1);
-    let proxy = Proxy::start(&redis, &[("RESP_PORT", "auto")]);
+    let proxy = InProcess::start(&redis, &[("RESP_PORT", "auto")]);
     let mut stream = TcpStream::connect(proxy.resp_addr()).expect("connect");
     stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
     let long = vec![b'x'; 1024 * 1024];
@@ -185,7 +187,7 @@ fn an_overlong_resp_key_is_refused_before_redis_and_the_connection_goes_on() {
 #[test]
 fn max_key_bytes_bounds_both_front_ends() {
     let redis = redis_with_value("k", 1);
-    let proxy = Proxy::start(&redis, &[("RESP_PORT", "auto"), ("MAX_KEY_BYTES", "4")]);
+    let proxy = InProcess::start(&redis, &[("RESP_PORT", "auto"), ("MAX_KEY_BYTES", "4")]);
     let reply = proxy.get_key("12345");
     assert_eq!(reply.status, 414);
     assert_eq!(reply.json()["error"], "key too long (max 4 bytes)");
@@ -214,7 +216,7 @@ fn a_resp_request_declared_larger_than_the_proxy_takes_is_refused_at_once() {
 #[test]
 fn a_resp_request_in_tiny_pieces_is_answered() {
     let redis = redis_with_value("k", 1);
-    let proxy = Proxy::start(&redis, &[("RESP_PORT", "auto")]);
+    let proxy = InProcess::start(&redis, &[("RESP_PORT", "auto")]);
     let mut stream = TcpStream::connect(proxy.resp_addr()).expect("connect");
     stream.set_nodelay(true).expect("nodelay");
     stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
@@ -233,7 +235,7 @@ fn a_resp_request_in_tiny_pieces_is_answered() {
 fn resp_errors_from_redis_count_as_errors() {
     // Nothing listens at the backing address: every miss fails.
     let dead = format!("127.0.0.1:{}", crate::common::free_port());
-    let proxy = Proxy::start_at(&dead, &[("RESP_PORT", "auto"), ("REDIS_TIMEOUT_MS", "200")]);
+    let proxy = InProcess::start_at(&dead, &[("RESP_PORT", "auto"), ("REDIS_TIMEOUT_MS", "200")]);
     let mut stream = TcpStream::connect(proxy.resp_addr()).expect("connect");
     stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
     let line = roundtrip_line(&mut stream, b"GET k\r\n");
@@ -275,7 +277,7 @@ fn readyz_reports_redis_not_the_pools_load() {
     let redis = RedisServer::start();
     let relay = Relay::start(redis.addr(), Duration::ZERO);
     // Long enough that nothing held at the relay times out meanwhile.
-    let proxy = Proxy::start_at(
+    let proxy = InProcess::start_at(
         &relay.url(),
         &[
             ("WORKERS", "2"),
@@ -368,7 +370,7 @@ fn answers_during_a_drain_say_connection_close() {
 #[test]
 fn a_connection_the_proxy_closes_is_told_so() {
     let redis = redis_with_value("k", 1);
-    let proxy = Proxy::start(&redis, &[]);
+    let proxy = InProcess::start(&redis, &[]);
     // `Connection: close` asked by the client (the test client always asks).
     assert_eq!(proxy.get_key("k").header("connection"), Some("close"));
     // HTTP/1.0 without keep-alive.

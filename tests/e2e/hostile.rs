@@ -6,19 +6,31 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
 
-use crate::common::{self, connect, eventually, request, HttpConnection, Proxy, RedisServer};
+use crate::common::{
+    self, connect, eventually, request, Endpoints, HttpConnection, InProcess, Proxy, RedisServer,
+};
 
 /// Everything the proxy sends until it closes, as text.
 fn read_until_closed(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&common::read_until_closed(stream)).into_owned()
 }
 
-fn still_serves(proxy: &Proxy) {
+fn still_serves(proxy: &Endpoints) {
     let reply = proxy.get_key("k");
     assert_eq!((reply.status, reply.body.as_slice()), (200, &b"v"[..]));
 }
 
-fn setup(env: &[(&str, &str)]) -> (RedisServer, Proxy) {
+/// Redis holding `k`, and the proxy in this process.
+fn setup(env: &[(&str, &str)]) -> (RedisServer, InProcess) {
+    let redis = RedisServer::start();
+    redis.set("k", "v");
+    let proxy = InProcess::start(&redis, env);
+    (redis, proxy)
+}
+
+/// [`setup`] with the binary: for its resident memory, or for thousands of
+/// connections held against its own (raised) open-files limit.
+fn setup_binary(env: &[(&str, &str)]) -> (RedisServer, Proxy) {
     let redis = RedisServer::start();
     redis.set("k", "v");
     let proxy = Proxy::start(&redis, env);
@@ -125,7 +137,7 @@ fn slowloris_does_not_hold_up_anyone_and_is_cut_off() {
 #[test]
 fn five_thousand_idle_connections_do_not_stop_service() {
     rlimit::increase_nofile_limit(u64::MAX).expect("raise the test's own fd limit");
-    let (_redis, proxy) = setup(&[]);
+    let (_redis, proxy) = setup_binary(&[]);
     let mut idle = Vec::new();
     for _ in 0..5000 {
         match TcpStream::connect(proxy.addr) {
@@ -220,7 +232,7 @@ fn idle_resp_connections_are_closed() {
 
 #[test]
 fn resp_large_declared_length_allocates_nothing_up_front() {
-    let (_redis, proxy) = setup(&[("RESP_PORT", "auto")]);
+    let (_redis, proxy) = setup_binary(&[("RESP_PORT", "auto")]);
     let mut stream = connect(proxy.resp_addr());
     let before = proxy.rss_kib();
     // A PING, then 4 MB declared (within what one request may carry) with

@@ -13,14 +13,29 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 
 use crate::common::certs::make_certificates;
-use crate::common::{self, connect, eventually, request, HttpConnection, Proxy, RedisServer};
+use crate::common::{
+    self, connect, eventually, request, Endpoints, HttpConnection, InProcess, Proxy, RedisServer,
+};
 
-fn setup() -> (RedisServer, Proxy) {
+/// Redis holding `k` and `smuggled`, and the proxy in this process.
+fn setup() -> (RedisServer, InProcess) {
+    let redis = seeded();
+    let proxy = InProcess::start(&redis, &[("GLOBAL_CACHE_EXPIRY", "60")]);
+    (redis, proxy)
+}
+
+/// [`setup`] with the binary, whose threads and descriptors are counted.
+fn setup_binary() -> (RedisServer, Proxy) {
+    let redis = seeded();
+    let proxy = Proxy::start(&redis, &[("GLOBAL_CACHE_EXPIRY", "60")]);
+    (redis, proxy)
+}
+
+fn seeded() -> RedisServer {
     let redis = RedisServer::start();
     redis.set("k", "v");
     redis.set("smuggled", "s");
-    let proxy = Proxy::start(&redis, &[("GLOBAL_CACHE_EXPIRY", "60")]);
-    (redis, proxy)
+    redis
 }
 
 /// The responses in what a connection received: (status, body) each, the
@@ -54,7 +69,7 @@ fn responses(bytes: &[u8]) -> Vec<(u16, Vec<u8>)> {
 
 /// Sends `raw` on a fresh connection; the one answer, which must be all
 /// the proxy sends before it closes the connection: status and JSON body.
-fn one_answer(proxy: &Proxy, raw: &[u8]) -> (u16, serde_json::Value) {
+fn one_answer(proxy: &Endpoints, raw: &[u8]) -> (u16, serde_json::Value) {
     let mut stream = connect(proxy.addr);
     stream.write_all(raw).expect("send");
     let received = common::read_until_closed(&mut stream);
@@ -96,7 +111,7 @@ const VERSIONS: [&str; 4] = ["HTTP/2.0", "HTTP/3.0", "HTTP/2", "HTTP/0.9"];
 
 #[test]
 fn issue_19_a_major_version_other_than_1_is_505_and_holds_nothing() {
-    let (_redis, proxy) = setup();
+    let (_redis, proxy) = setup_binary();
     let before = threads_and_fds(proxy.pid());
     let mut clients: Vec<TcpStream> = (0..200)
         .map(|i| {

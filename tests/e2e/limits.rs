@@ -7,7 +7,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use crate::common::{
-    connect, eventually, read_until_closed, roundtrip_line, try_request, Proxy, RedisServer,
+    connect, eventually, read_until_closed, roundtrip_line, try_request, InProcess, Proxy,
+    RedisServer,
 };
 
 const RESP: (&str, &str) = ("RESP_PORT", "auto");
@@ -55,7 +56,7 @@ fn try_resp(addr: SocketAddr, request: &[u8]) -> Option<String> {
 #[test]
 fn a_resp_client_beyond_max_connections_is_told_so_and_closed_at_once() {
     let redis = RedisServer::start();
-    let proxy = Proxy::start(&redis, &[RESP, ("MAX_CONNECTIONS", "2")]);
+    let proxy = InProcess::start(&redis, &[RESP, ("MAX_CONNECTIONS", "2")]);
     let mut first = connect(proxy.resp_addr());
     let mut second = connect(proxy.resp_addr());
     for conn in [&mut first, &mut second] {
@@ -108,7 +109,7 @@ fn a_resp_client_beyond_max_connections_is_told_so_and_closed_at_once() {
 #[test]
 fn client_names_are_refused_with_redis_words_and_no_longer_than_a_key() {
     let redis = RedisServer::start();
-    let proxy = Proxy::start(&redis, &[RESP, ("MAX_KEY_BYTES", "64")]);
+    let proxy = InProcess::start(&redis, &[RESP, ("MAX_KEY_BYTES", "64")]);
     let mut ours = connect(proxy.resp_addr());
     let mut theirs = connect(redis.addr());
     for name in [

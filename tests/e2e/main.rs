@@ -1,5 +1,7 @@
-//! End-to-end tests: each starts its own `redis-server` and the real proxy
-//! binary on free ports, and talks to them over real sockets.
+//! End-to-end tests: each starts its own `redis-server` and the proxy (in
+//! this process where nothing needs a process of its own: `InProcess`; the
+//! real binary for start-up, signals, logs, /proc and exit codes: `Proxy`),
+//! and talks to them over real sockets.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -16,6 +18,7 @@ mod conformance;
 mod errors;
 mod faults;
 mod flow_control;
+mod harness;
 mod hostile;
 mod http_framing;
 mod keepalive;

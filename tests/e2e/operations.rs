@@ -6,12 +6,12 @@ use std::thread;
 use std::time::Duration;
 
 use crate::common::relay::Relay;
-use crate::common::{eventually, request, Proxy, RedisServer};
+use crate::common::{eventually, request, InProcess, Proxy, RedisServer};
 
 #[test]
 fn healthz_ignores_redis_and_readyz_follows_it() {
     let mut redis = RedisServer::start();
-    let proxy = Proxy::start(&redis, &[("REDIS_TIMEOUT_MS", "300")]);
+    let proxy = InProcess::start(&redis, &[("REDIS_TIMEOUT_MS", "300")]);
     assert_eq!(proxy.get("/healthz").status, 200);
     let ready = proxy.get("/readyz");
     assert_eq!(ready.status, 200);
@@ -36,7 +36,7 @@ fn metrics_count_a_known_sequence_exactly() {
     for key in ["a", "b", "c"] {
         redis.set(key, "v");
     }
-    let proxy = Proxy::start(&redis, &[("CACHE_CAPACITY", "2")]);
+    let proxy = InProcess::start(&redis, &[("CACHE_CAPACITY", "2")]);
     let ok = "redis_proxy_requests_total{protocol=\"http\",status=\"200\"}";
     let before = proxy.metric(ok);
     for key in ["a", "a", "b", "c", "absent"] {

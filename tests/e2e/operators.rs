@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use crate::common::http::HttpConnection;
-use crate::common::{eventually, free_port, Proxy, RedisServer, TempDir};
+use crate::common::{eventually, free_port, Endpoints, InProcess, Proxy, RedisServer, TempDir};
 
 /// A file of the repository.
 fn repo_file(path: &str) -> PathBuf {
@@ -15,14 +15,14 @@ fn repo_file(path: &str) -> PathBuf {
 }
 
 /// A RESP connection to the proxy.
-fn resp(proxy: &Proxy) -> redis::Connection {
+fn resp(proxy: &Endpoints) -> redis::Connection {
     redis::Client::open(proxy.resp_url())
         .and_then(|client| client.get_connection())
         .expect("a RESP connection")
 }
 
 /// Waits until `series` reads `value`.
-fn wait_for(proxy: &Proxy, series: &str, value: f64) {
+fn wait_for(proxy: &Endpoints, series: &str, value: f64) {
     eventually(&format!("{series} to be {value}"), || {
         (proxy.metric(series) == value).then_some(())
     });
@@ -32,7 +32,7 @@ fn wait_for(proxy: &Proxy, series: &str, value: f64) {
 fn connections_are_counted_per_front_end_and_hits_per_protocol() {
     let redis = RedisServer::start();
     redis.set("k", "v");
-    let proxy = Proxy::start(&redis, &[("RESP_PORT", "auto"), ("MAX_CONNECTIONS", "77")]);
+    let proxy = InProcess::start(&redis, &[("RESP_PORT", "auto"), ("MAX_CONNECTIONS", "77")]);
     let http = "redis_proxy_connections{protocol=\"http\"}";
     let resp_open = "redis_proxy_connections{protocol=\"resp\"}";
     // The scrape's own connection is the one open.

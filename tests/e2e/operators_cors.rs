@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
 use crate::browser::chromium;
-use crate::common::{proxy_binary, request, Proxy, RedisServer, TempDir, PATIENCE};
+use crate::common::{proxy_binary, request, InProcess, RedisServer, TempDir, PATIENCE};
 
 /// A tiny HTTP server on loopback that answers every request with one
 /// page: the "other origin" a browser loads before calling the proxy.
@@ -116,7 +116,7 @@ fn a_page_on_a_listed_origin_reads_answers_and_one_on_another_cannot() {
     let origin_addr = origin_holder.local_addr().expect("address");
     drop(origin_holder);
     let origin = format!("http://{origin_addr}");
-    let listed = Proxy::start(
+    let listed = InProcess::start(
         &redis,
         &[
             ("PROXY_PASSWORD", "pw"),
@@ -132,7 +132,7 @@ fn a_page_on_a_listed_origin_reads_answers_and_one_on_another_cannot() {
     drop(page);
 
     // A proxy that lists other origins only: the browser refuses the page.
-    let unlisted = Proxy::start(
+    let unlisted = InProcess::start(
         &redis,
         &[
             ("PROXY_PASSWORD", "pw"),
@@ -149,7 +149,7 @@ fn cors_headers_go_to_listed_origins_only() {
     let redis = RedisServer::start();
     redis.set("k", "v");
     let origin = "http://app.example.test:3000";
-    let proxy = Proxy::start(&redis, &[("CORS_ALLOW_ORIGINS", origin)]);
+    let proxy = InProcess::start(&redis, &[("CORS_ALLOW_ORIGINS", origin)]);
     // The preflight: 204, the methods and headers allowed, no password asked.
     let preflight = request(
         proxy.addr,
@@ -202,11 +202,11 @@ fn cors_headers_go_to_listed_origins_only() {
     assert_eq!(refused.header("access-control-allow-origin"), None);
 
     // `*`: any origin, by name of none.
-    let any = Proxy::start(&redis, &[("CORS_ALLOW_ORIGINS", "*")]);
+    let any = InProcess::start(&redis, &[("CORS_ALLOW_ORIGINS", "*")]);
     let read = request(any.addr, "GET", "/healthz", &[("Origin", "http://x.test")]);
     assert_eq!(read.header("access-control-allow-origin"), Some("*"));
     // Unset: nothing, as before.
-    let off = Proxy::start(&redis, &[]);
+    let off = InProcess::start(&redis, &[]);
     let read = request(off.addr, "GET", "/healthz", &[("Origin", origin)]);
     assert_eq!(read.header("access-control-allow-origin"), None);
 }
@@ -259,7 +259,7 @@ fn eventually_or_none<T>(mut check: impl FnMut() -> Option<T>) -> Option<T> {
 fn the_page_opened_with_credentials_in_its_url_looks_a_key_up() {
     let redis = RedisServer::start();
     redis.set("greeting", "hello with a password");
-    let proxy = Proxy::start(&redis, &[("PROXY_PASSWORD", "s3cret")]);
+    let proxy = InProcess::start(&redis, &[("PROXY_PASSWORD", "s3cret")]);
     let url = format!("http://anyone:s3cret@{}/?key=greeting", proxy.addr);
     let out = chromium(&url, &["--dump-dom"]);
     let dom = String::from_utf8_lossy(&out.stdout);

@@ -3,7 +3,7 @@
 //! `errorstats`, compared line by line with what redis-server 7.0 answers
 //! to the same commands.
 
-use crate::common::{Proxy, RedisServer};
+use crate::common::{InProcess, RedisServer};
 
 /// The same commands against a server: a tracking client reads `k` twice,
 /// a GET with no key (an arity error), an unknown command; then `INFO`
@@ -53,7 +53,7 @@ fn keys_of(value: &str) -> Vec<&str> {
 fn info_reports_clients_tracking_commands_and_errors_as_redis_does() {
     let redis = RedisServer::start();
     redis.set("k", "v");
-    let proxy = Proxy::start(&redis, &[("RESP_PORT", "auto"), ("MAX_CONNECTIONS", "321")]);
+    let proxy = InProcess::start(&redis, &[("RESP_PORT", "auto"), ("MAX_CONNECTIONS", "321")]);
     // The reference: a redis-server of its own, with the same commands.
     let reference = RedisServer::start();
     reference.set("k", "v");

@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use crate::common::{Proxy, RedisServer};
+use crate::common::{InProcess, RedisServer};
 
 /// The shell lines of the README's "In another terminal" block, comments
 /// cut, in order.
@@ -27,7 +27,7 @@ fn quick_start_steps() -> Vec<String> {
 #[test]
 fn the_readme_quick_start_passes_in_order() {
     let redis = RedisServer::start();
-    let proxy = Proxy::start(&redis, &[("RESP_PORT", "auto")]);
+    let proxy = InProcess::start(&redis, &[("RESP_PORT", "auto")]);
     let steps = quick_start_steps();
     assert!(
         steps.iter().any(|s| s == "make smoke"),

@@ -1,13 +1,13 @@
 //! The read-through contract: fill, hits, expiry, LRU order, capacity, and
 //! values and keys of every shape.
 
-use crate::common::{eventually, request, HttpConnection, Proxy, RedisServer};
+use crate::common::{eventually, request, HttpConnection, InProcess, RedisServer};
 
 #[test]
 fn miss_reads_redis_then_hit_serves_the_cache() {
     let redis = RedisServer::start();
     redis.set("greeting", "hello");
-    let proxy = Proxy::start(&redis, &[]);
+    let proxy = InProcess::start(&redis, &[]);
 
     let first = proxy.get_key("greeting");
     assert_eq!(first.status, 200);
@@ -29,7 +29,7 @@ fn miss_reads_redis_then_hit_serves_the_cache() {
 fn without_invalidation_a_cached_value_survives_a_change_in_redis() {
     let redis = RedisServer::start();
     redis.set("k", "v1");
-    let proxy = Proxy::start(&redis, &[("INVALIDATION", "off")]);
+    let proxy = InProcess::start(&redis, &[("INVALIDATION", "off")]);
     assert_eq!(proxy.get_key("k").body, b"v1");
     redis.set("k", "v2");
     let reply = proxy.get_key("k");
@@ -41,7 +41,7 @@ fn without_invalidation_a_cached_value_survives_a_change_in_redis() {
 fn entry_expires_after_the_global_expiry() {
     let redis = RedisServer::start();
     redis.set("k", "old");
-    let proxy = Proxy::start(&redis, &[("GLOBAL_CACHE_EXPIRY", "1")]);
+    let proxy = InProcess::start(&redis, &[("GLOBAL_CACHE_EXPIRY", "1")]);
     assert_eq!(proxy.get_key("k").body, b"old");
     redis.set("k", "new");
     // Without reading in between, the next read after expiry goes to Redis.
@@ -57,7 +57,7 @@ fn entry_expires_after_the_global_expiry() {
 fn reads_do_not_extend_the_expiry() {
     let redis = RedisServer::start();
     redis.set("k", "old");
-    let proxy = Proxy::start(&redis, &[("GLOBAL_CACHE_EXPIRY", "1")]);
+    let proxy = InProcess::start(&redis, &[("GLOBAL_CACHE_EXPIRY", "1")]);
     assert_eq!(proxy.get_key("k").body, b"old");
     redis.set("k", "new");
     // Read without pause: if reads extended the lifetime, this never ends.
@@ -75,7 +75,7 @@ fn evicts_the_least_recently_read_key() {
         redis.set(key, format!("{key}1"));
     }
     // TTL only: the writes below tell what is cached without evicting it.
-    let proxy = Proxy::start(&redis, &[("CACHE_CAPACITY", "3"), ("INVALIDATION", "off")]);
+    let proxy = InProcess::start(&redis, &[("CACHE_CAPACITY", "3"), ("INVALIDATION", "off")]);
     for key in ["a", "b", "c", "a", "d"] {
         assert_eq!(proxy.get_key(key).status, 200);
     }
@@ -100,7 +100,7 @@ fn capacity_is_exact() {
     for i in 0..6 {
         redis.set(format!("k{i}"), "v");
     }
-    let proxy = Proxy::start(&redis, &[("CACHE_CAPACITY", "5")]);
+    let proxy = InProcess::start(&redis, &[("CACHE_CAPACITY", "5")]);
     for i in 0..5 {
         assert!(!proxy.get_key(format!("k{i}")).is_hit());
     }
@@ -119,7 +119,7 @@ fn capacity_is_exact() {
 #[test]
 fn absent_key_is_404_and_not_cached() {
     let redis = RedisServer::start();
-    let proxy = Proxy::start(&redis, &[]);
+    let proxy = InProcess::start(&redis, &[]);
     let reply = proxy.get_key("later");
     assert_eq!(reply.status, 404);
     assert_eq!(reply.header("content-type"), Some("application/json"));
@@ -138,7 +138,7 @@ fn binary_values_are_served_byte_for_byte() {
     let redis = RedisServer::start();
     let value: Vec<u8> = (0..=255u8).rev().chain(0..=255u8).collect();
     redis.set("bin", &value);
-    let proxy = Proxy::start(&redis, &[]);
+    let proxy = InProcess::start(&redis, &[]);
     for _ in 0..2 {
         let reply = proxy.get_key("bin");
         assert_eq!(reply.status, 200);
@@ -154,7 +154,7 @@ fn binary_values_are_served_byte_for_byte() {
 fn empty_value_is_a_value() {
     let redis = RedisServer::start();
     redis.set("empty", "");
-    let proxy = Proxy::start(&redis, &[]);
+    let proxy = InProcess::start(&redis, &[]);
     for expect_hit in [false, true] {
         let reply = proxy.get_key("empty");
         assert_eq!(reply.status, 200);
@@ -169,7 +169,7 @@ fn json_answers_when_asked() {
     let redis = RedisServer::start();
     redis.set("t", "plain ✓");
     redis.set("b", b"\xff\x00\x01");
-    let proxy = Proxy::start(&redis, &[]);
+    let proxy = InProcess::start(&redis, &[]);
     let accept = [("Accept", "application/json")];
 
     let reply = request(proxy.addr, "GET", "/proxy?key=t", &accept);
@@ -193,7 +193,7 @@ fn keys_with_spaces_unicode_and_reserved_characters() {
     for key in keys {
         redis.set(key, format!("value of {key}"));
     }
-    let proxy = Proxy::start(&redis, &[]);
+    let proxy = InProcess::start(&redis, &[]);
     for key in keys {
         let reply = proxy.get_key(key);
         assert_eq!(reply.status, 200, "{key:?}");
@@ -209,7 +209,7 @@ fn large_value_has_a_content_length_and_is_not_chunked() {
     let redis = RedisServer::start();
     let value: Vec<u8> = (0..8 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
     redis.set("big", &value);
-    let proxy = Proxy::start(&redis, &[]);
+    let proxy = InProcess::start(&redis, &[]);
     for _ in 0..2 {
         let reply = proxy.get_key("big");
         assert_eq!(reply.status, 200);
@@ -223,7 +223,7 @@ fn large_value_has_a_content_length_and_is_not_chunked() {
 fn head_gives_the_get_status_and_headers_without_a_body() {
     let redis = RedisServer::start();
     redis.set("k", "twelve bytes");
-    let proxy = Proxy::start(&redis, &[]);
+    let proxy = InProcess::start(&redis, &[]);
     let mut conn = HttpConnection::connect(proxy.addr);
     conn.send("HEAD", "/proxy?key=k", &[]).expect("send");
     let head = conn.read_reply(true).expect("HEAD reply");
@@ -247,7 +247,7 @@ fn sixty_four_parallel_clients_all_get_the_right_values() {
     for i in 0..32 {
         redis.set(format!("key{i}"), format!("value{i}"));
     }
-    let proxy = Proxy::start(&redis, &[("CACHE_CAPACITY", "16")]);
+    let proxy = InProcess::start(&redis, &[("CACHE_CAPACITY", "16")]);
     let addr = proxy.addr;
     let threads: Vec<_> = (0..64)
         .map(|t| {

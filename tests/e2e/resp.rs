@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common::tmux::Tmux;
-use crate::common::{eventually, Proxy, RedisServer};
+use crate::common::{eventually, InProcess, Proxy, RedisServer};
 
 const RESP: (&str, &str) = ("RESP_PORT", "auto");
 
@@ -119,21 +119,21 @@ fn seeded() -> RedisServer {
 #[test]
 fn redis_crate_over_resp2() {
     let redis = seeded();
-    let proxy = Proxy::start(&redis, &[RESP]);
+    let proxy = InProcess::start(&redis, &[RESP]);
     check_client_basics(&proxy.resp_url(), &redis);
 }
 
 #[test]
 fn redis_crate_over_resp3() {
     let redis = seeded();
-    let proxy = Proxy::start(&redis, &[RESP]);
+    let proxy = InProcess::start(&redis, &[RESP]);
     check_client_basics(&format!("{}/?protocol=resp3", proxy.resp_url()), &redis);
 }
 
 #[test]
 fn hello_switches_protocols_and_rejects_others() {
     let redis = RedisServer::start();
-    let proxy = Proxy::start(&redis, &[RESP]);
+    let proxy = InProcess::start(&redis, &[RESP]);
     let mut raw = Raw::connect(proxy.resp_addr());
     raw.send(&resp_command(&[b"GET", b"absent"]));
     assert_eq!(raw.read_exact_len(5), b"$-1\r\n");
@@ -155,7 +155,7 @@ fn hello_switches_protocols_and_rejects_others() {
 #[test]
 fn redis_cli_one_shot_and_commands_on_stdin() {
     let redis = seeded();
-    let proxy = Proxy::start(&redis, &[RESP]);
+    let proxy = InProcess::start(&redis, &[RESP]);
     let port = proxy.resp_addr().port().to_string();
     let out = Command::new("redis-cli")
         .args(["-p", &port, "GET", "text"])
@@ -185,7 +185,7 @@ fn redis_cli_one_shot_and_commands_on_stdin() {
 #[test]
 fn redis_cli_interactive_mode_in_a_terminal() {
     let redis = seeded();
-    let proxy = Proxy::start(&redis, &[RESP]);
+    let proxy = InProcess::start(&redis, &[RESP]);
     let port = proxy.resp_addr().port();
     // In a terminal, redis-cli runs its interactive start (COMMAND DOCS for
     // its hints) and reads commands as a person types them.
@@ -212,7 +212,7 @@ fn redis_cli_interactive_mode_in_a_terminal() {
 #[test]
 fn redis_cli_pipe_mode() {
     let redis = seeded();
-    let proxy = Proxy::start(&redis, &[RESP]);
+    let proxy = InProcess::start(&redis, &[RESP]);
     let port = proxy.resp_addr().port().to_string();
     let mut cli = Command::new("redis-cli")
         .args(["-p", &port, "--pipe"])
@@ -239,7 +239,7 @@ fn redis_cli_pipe_mode() {
 fn redis_benchmark_with_its_defaults_runs_to_the_end_without_warnings() {
     let redis = RedisServer::start();
     // The proxy's own defaults for every limit.
-    let proxy = Proxy::start(&redis, &[RESP]);
+    let proxy = InProcess::start(&redis, &[RESP]);
     let out = Command::new("redis-benchmark")
         .args(["-p", &proxy.resp_addr().port().to_string()])
         .args(["-t", "get,ping", "-n", "20000", "-q"])
@@ -267,7 +267,7 @@ fn a_hundred_pipelined_gets_in_one_write_are_answered_in_order() {
     for i in 0..100 {
         redis.set(format!("p{i}"), format!("v{i:03}"));
     }
-    let proxy = Proxy::start(&redis, &[RESP]);
+    let proxy = InProcess::start(&redis, &[RESP]);
     let mut raw = Raw::connect(proxy.resp_addr());
     let mut batch = Vec::new();
     for i in 0..100 {
@@ -285,7 +285,7 @@ fn a_hundred_pipelined_gets_in_one_write_are_answered_in_order() {
 fn a_command_sent_one_byte_at_a_time() {
     let redis = RedisServer::start();
     redis.set("k", "slowly");
-    let proxy = Proxy::start(&redis, &[RESP]);
+    let proxy = InProcess::start(&redis, &[RESP]);
     let mut raw = Raw::connect(proxy.resp_addr());
     raw.0.set_nodelay(true).expect("nodelay");
     for byte in resp_command(&[b"GET", b"k"]) {
@@ -304,7 +304,7 @@ fn a_command_sent_one_byte_at_a_time() {
 fn protocol_errors_close_only_that_connection() {
     let redis = RedisServer::start();
     redis.set("k", "v");
-    let proxy = Proxy::start(&redis, &[RESP]);
+    let proxy = InProcess::start(&redis, &[RESP]);
     let mut bystander = Raw::connect(proxy.resp_addr());
     for (garbage, reply) in [
         (
@@ -342,7 +342,7 @@ fn resp_and_http_share_one_cache() {
     let redis = RedisServer::start();
     redis.set("shared", "first");
     // TTL only: the write below tells which cache answered.
-    let proxy = Proxy::start(&redis, &[RESP, ("INVALIDATION", "off")]);
+    let proxy = InProcess::start(&redis, &[RESP, ("INVALIDATION", "off")]);
     assert!(!proxy.get_key("shared").is_hit());
     redis.set("shared", "second");
     let mut conn = client(&proxy.resp_url());
@@ -356,7 +356,7 @@ fn resp_and_http_share_one_cache() {
 #[test]
 fn config_get_answers_what_redis_benchmark_asks() {
     let redis = RedisServer::start();
-    let proxy = Proxy::start(&redis, &[RESP]);
+    let proxy = InProcess::start(&redis, &[RESP]);
     let mut conn = client(&proxy.resp_url());
     let save: Vec<String> = redis::cmd("CONFIG")
         .arg("GET")
@@ -408,7 +408,7 @@ fn config_get_answers_what_redis_benchmark_asks() {
 #[test]
 fn redis_down_is_an_error_and_the_connection_stays_usable() {
     let mut redis = RedisServer::start();
-    let proxy = Proxy::start(&redis, &[RESP, ("REDIS_TIMEOUT_MS", "200")]);
+    let proxy = InProcess::start(&redis, &[RESP, ("REDIS_TIMEOUT_MS", "200")]);
     let mut conn = client(&proxy.resp_url());
     redis.stop();
     let err = get(&mut conn, b"k").expect_err("Redis is down");
@@ -428,7 +428,7 @@ fn an_8_mib_value_comes_whole_over_resp() {
     let redis = RedisServer::start();
     let value: Vec<u8> = (0..8 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
     redis.set("big", &value);
-    let proxy = Proxy::start(&redis, &[RESP]);
+    let proxy = InProcess::start(&redis, &[RESP]);
     let mut conn = client(&proxy.resp_url());
     for _ in 0..2 {
         let got = get(&mut conn, b"big").expect("GET").expect("a value");

@@ -2,7 +2,7 @@
 //! port, trusting the CA named by REDIS_TLS_CA, and refuses an untrusted one.
 
 use crate::common::certs::make_certificates;
-use crate::common::{free_port, Proxy, RedisServer, TempDir};
+use crate::common::{free_port, InProcess, RedisServer, TempDir};
 
 #[test]
 fn rediss_with_a_trusted_ca_reads_through_and_an_untrusted_one_is_refused() {
@@ -25,14 +25,14 @@ fn rediss_with_a_trusted_ca_reads_through_and_an_untrusted_one_is_refused() {
     redis.set("secret", "over tls");
     let address = format!("rediss://127.0.0.1:{tls_port}");
 
-    let proxy = Proxy::start_at(&address, &[("REDIS_TLS_CA", &file("ca.pem"))]);
+    let proxy = InProcess::start_at(&address, &[("REDIS_TLS_CA", &file("ca.pem"))]);
     let reply = proxy.get_key("secret");
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.body, b"over tls");
     assert_eq!(proxy.get("/readyz").status, 200);
 
     // Without our CA, the system's trust store does not know the server.
-    let untrusting = Proxy::start_at(&address, &[("REDIS_TIMEOUT_MS", "500")]);
+    let untrusting = InProcess::start_at(&address, &[("REDIS_TIMEOUT_MS", "500")]);
     let reply = untrusting.get_key("secret");
     assert_eq!(reply.status, 503, "{}", reply.text());
 }

@@ -5,7 +5,7 @@
 
 use std::thread;
 
-use crate::client_tracking::{start, tracking, Client};
+use crate::client_tracking::{start, start_binary, tracking, Client};
 use crate::common::{eventually, Proxy, RedisServer};
 
 const MIB: u64 = 1024;
@@ -47,12 +47,12 @@ fn info_field(client: &mut Client, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} in INFO"))
 }
 
+/// The binary (its resident memory is read), CACHE_CAPACITY=1: the cache's
+/// own copies of the keys stay out of the figures.
 fn proxy_with(env: &[(&str, &str)]) -> (RedisServer, Proxy) {
-    // CACHE_CAPACITY=1: the cache's own copies of the keys stay out of the
-    // figures.
     let mut vars = vec![("CACHE_CAPACITY", "1")];
     vars.extend_from_slice(env);
-    start(&vars)
+    start_binary(&vars)
 }
 
 #[test]

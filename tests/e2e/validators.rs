@@ -4,16 +4,16 @@
 
 use std::process::Command;
 
-use crate::common::{request, Proxy, RedisServer, TempDir};
+use crate::common::{request, Endpoints, InProcess, Proxy, RedisServer, TempDir};
 
-fn get_with(proxy: &Proxy, key: &str, headers: &[(&str, &str)]) -> crate::common::http::Reply {
+fn get_with(proxy: &Endpoints, key: &str, headers: &[(&str, &str)]) -> crate::common::http::Reply {
     request(proxy.addr, "GET", &format!("/proxy?key={key}"), headers)
 }
 
-fn start() -> (RedisServer, Proxy) {
+fn start() -> (RedisServer, InProcess) {
     let redis = RedisServer::start();
     redis.set("k", "value one");
-    let proxy = Proxy::start(&redis, &[("GLOBAL_CACHE_EXPIRY", "60")]);
+    let proxy = InProcess::start(&redis, &[("GLOBAL_CACHE_EXPIRY", "60")]);
     (redis, proxy)
 }
 
@@ -54,8 +54,8 @@ fn the_etag_is_the_same_on_every_proxy_and_differs_by_representation() {
     for reply in [&raw, &json] {
         assert_eq!(reply.header("vary"), Some("Accept"));
     }
-    // Another proxy (another process, another hash seed for its table)
-    // gives the same value the same tag.
+    // Another proxy (the binary: another process, another hash seed for its
+    // table) gives the same value the same tag.
     let other = Proxy::start(&redis, &[]);
     assert_eq!(
         get_with(&other, "k", &[]).header("etag"),
