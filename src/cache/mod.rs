@@ -1,4 +1,5 @@
-//! The LRU cache with a global expiry: a pure data structure.
+//! The LRU cache with a global expiry, shortened per entry for a key whose
+//! TTL in Redis ends sooner: a pure data structure.
 //!
 //! No I/O, no locks, no clock: the caller passes `now` (a [`Time`], which a
 //! [`Clock`] reads) to every call, so tests drive time by hand and the
@@ -16,7 +17,13 @@
 //! - the *age* list, in insertion order. Because the expiry is one global
 //!   lifetime counted from insertion, the oldest entry is also the first to
 //!   expire, so an expired entry is found in O(1) and reclaimed before a live
-//!   one is evicted.
+//!   one is evicted. An entry inserted with an end in Redis
+//!   ([`Lru::insert_until`]) may expire sooner than its place says; it is
+//!   never a hit past its end, and goes when read, when it reaches the head
+//!   of either list, or when room is needed and it is the least recent.
+//!
+//! Each node's expiry is one 8-byte stamp (`stamp.rs`), which also carries
+//! when the key ends in Redis, for [`Life`] and the stale grace.
 //!
 //! Removing an entry moves the arena's last node into the freed slot, so the
 //! arena stays dense and needs no free list.
@@ -48,12 +55,14 @@ use hashbrown::HashTable;
 mod arena;
 mod key;
 mod lists;
+mod stamp;
 mod time;
 #[cfg(any(test, feature = "test-hooks"))]
 mod validate;
 use arena::Arena;
 pub use key::Key;
 use lists::{Ends, Links, List};
+use stamp::Stamp;
 pub use time::{Clock, Time};
 
 /// Hashes keys the way one cache does (foldhash, seeded at random once), so
@@ -96,7 +105,7 @@ pub const MAX_CAPACITY: usize = (Slot::MAX - 1) as usize;
 #[repr(C)]
 struct Node<V> {
     key: Key,
-    expires_at: Time,
+    stamp: Stamp,
     recency: Links,
     value: V,
     age: Links,
@@ -117,6 +126,18 @@ pub enum Lookup<'a, V> {
     Stale,
 }
 
+/// How an entry's life stands at a given moment: what HTTP calls its
+/// remaining freshness (`max-age`) and its `Age`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Life {
+    /// How much longer it is fresh (zero once expired).
+    pub fresh_for: Duration,
+    /// How long ago it was stored (exact for an entry without an end in
+    /// Redis; to within a second for one with an end, which keeps whole
+    /// seconds).
+    pub age: Duration,
+}
+
 /// What [`Lru::insert`] pushed out to make room, handed back so the caller
 /// drops it (and counts it) outside any lock.
 #[derive(Debug, PartialEq, Eq)]
@@ -132,11 +153,11 @@ pub enum Displaced<V> {
 }
 
 /// A least-recently-read cache of at most `capacity` keys, each kept for
-/// `ttl` from its insertion.
+/// `ttl` from its insertion, or until its end in Redis if that is sooner.
 ///
 /// Not thread-safe by itself: the service wraps one in a `Mutex`. Costs per
 /// entry: a node of 48 bytes plus the value (24 bytes of key, longer keys
-/// boxed on the heap; 16 of links; 8 of expiry), and a table slot of 5
+/// boxed on the heap; 16 of links; 8 of expiry stamp), and a table slot of 5
 /// bytes at a load of at most 7/8.
 #[derive(Debug)]
 pub struct Lru<V> {
@@ -215,9 +236,9 @@ impl<V> Lru<V> {
         let Some(slot) = self.find(hash, key) else {
             return Lookup::Miss;
         };
-        let expires_at = self.nodes[slot].expires_at;
-        if expires_at <= now {
-            if self.in_grace(expires_at, now) {
+        let stamp = self.nodes[slot].stamp;
+        if stamp.expires_at() <= now {
+            if self.in_grace(stamp, now) {
                 return Lookup::Stale;
             }
             let (_, value) = self.remove_slot(slot);
@@ -239,11 +260,46 @@ impl<V> Lru<V> {
 
     /// [`Lru::insert`] with the key's hash already made by [`Lru::hasher`].
     pub fn insert_hashed(&mut self, hash: u64, key: &[u8], value: V, now: Time) -> Displaced<V> {
-        let expires_at = now + self.ttl;
+        self.insert_stamped(hash, key, value, now, Stamp::plain(now + self.ttl))
+    }
+
+    /// [`Lru::insert`] for a key that ends in Redis at `ends` (its TTL
+    /// there): the entry is fresh until `now + ttl` or `ends`, whichever
+    /// comes first, and is never kept as stale past `ends`. An `ends` not
+    /// after `now` stores an entry that is already expired.
+    pub fn insert_until(&mut self, key: &[u8], value: V, now: Time, ends: Time) -> Displaced<V> {
+        self.insert_hashed_until(self.hasher.hash(key), key, value, now, ends)
+    }
+
+    /// [`Lru::insert_until`] with the key's hash already made by
+    /// [`Lru::hasher`].
+    pub fn insert_hashed_until(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        value: V,
+        now: Time,
+        ends: Time,
+    ) -> Displaced<V> {
+        let stamp = Stamp::ending(
+            (now + self.ttl).min(ends),
+            ends.saturating_duration_since(now),
+        );
+        self.insert_stamped(hash, key, value, now, stamp)
+    }
+
+    fn insert_stamped(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        value: V,
+        now: Time,
+        stamp: Stamp,
+    ) -> Displaced<V> {
         if let Some(slot) = self.find(hash, key) {
             let node = &mut self.nodes[slot];
             let old = std::mem::replace(&mut node.value, value);
-            node.expires_at = expires_at;
+            node.stamp = stamp;
             self.unlink(List::Recency, slot);
             self.push_front(List::Recency, slot);
             self.unlink(List::Age, slot);
@@ -256,7 +312,7 @@ impl<V> Lru<V> {
             self.nodes.0.push(Node {
                 key,
                 value,
-                expires_at,
+                stamp,
                 recency: Links::DETACHED,
                 age: Links::DETACHED,
             });
@@ -266,17 +322,21 @@ impl<V> Lru<V> {
             return Displaced::Nothing;
         }
         // Full: reuse the slot of the oldest entry if it has expired, else of
-        // the least recently read one.
+        // the least recently read one (which may have expired too, if it had
+        // an end in Redis).
         let oldest = self.age.head;
-        let expired = self.nodes[oldest].expires_at <= now;
-        let slot = if expired { oldest } else { self.recency.tail };
+        let slot = match self.nodes[oldest].stamp.expires_at() <= now {
+            true => oldest,
+            false => self.recency.tail,
+        };
+        let expired = self.nodes[slot].stamp.expires_at() <= now;
         self.unlink(List::Recency, slot);
         self.unlink(List::Age, slot);
         self.unindex(slot);
         let node = &mut self.nodes[slot];
         let old_key = std::mem::replace(&mut node.key, key);
         let old_value = std::mem::replace(&mut node.value, value);
-        node.expires_at = expires_at;
+        node.stamp = stamp;
         self.index(hash, slot);
         self.push_front(List::Recency, slot);
         self.push_back(List::Age, slot);
@@ -290,29 +350,52 @@ impl<V> Lru<V> {
     /// When the most recently read (or stored) entry stops being fresh: right
     /// after a hit, the hit's own expiry, with no second lookup.
     pub fn most_recent_expiry(&self) -> Option<Time> {
-        (self.recency.head != NIL).then(|| self.nodes[self.recency.head].expires_at)
+        (self.recency.head != NIL).then(|| self.nodes[self.recency.head].stamp.expires_at())
     }
 
-    /// The value of `key` if it has expired less than the grace period ago
-    /// (or is still fresh); its place in the lists is left as it is.
-    pub fn stale(&self, key: &[u8], now: Time) -> Option<&V> {
+    /// The most recently read (or stored) entry's [`Life`] at `now`: right
+    /// after a hit, the hit's own, with no second lookup.
+    pub fn most_recent_life(&self, now: Time) -> Option<Life> {
+        (self.recency.head != NIL).then(|| self.life(self.nodes[self.recency.head].stamp, now))
+    }
+
+    /// The value of `key` and its [`Life`] if it has expired less than its
+    /// grace period ago (or is still fresh); its place in the lists is left
+    /// as it is.
+    pub fn stale(&self, key: &[u8], now: Time) -> Option<(&V, Life)> {
         let slot = self.find(self.hasher.hash(key), key)?;
         let node = &self.nodes[slot];
-        (node.expires_at > now || self.in_grace(node.expires_at, now)).then_some(&node.value)
+        (node.stamp.expires_at() > now || self.in_grace(node.stamp, now))
+            .then(|| (&node.value, self.life(node.stamp, now)))
     }
 
     /// Ends every entry's freshness at `now` (those already expired keep
-    /// their expiry), keeping each for the grace period: for when nothing
-    /// held can be vouched for any more. O(entries); the age list stays in
-    /// expiry order.
+    /// their expiry), keeping each for its grace period: for when nothing
+    /// held can be vouched for any more. O(entries); entries without an end
+    /// in Redis stay in expiry order along the age list.
     pub fn expire_all(&mut self, now: Time) {
         for node in &mut self.nodes.0 {
-            node.expires_at = node.expires_at.min(now);
+            node.stamp = node.stamp.at_most(now);
         }
     }
 
-    fn in_grace(&self, expires_at: Time, now: Time) -> bool {
-        now < expires_at + self.grace
+    fn in_grace(&self, stamp: Stamp, now: Time) -> bool {
+        now < stamp.expires_at() + stamp.grace(self.ttl, self.grace)
+    }
+
+    fn life(&self, stamp: Stamp, now: Time) -> Life {
+        let expires_at = stamp.expires_at();
+        let life = stamp.life(self.ttl);
+        let filled = Time::from_nanos(
+            expires_at
+                .nanos()
+                .saturating_sub(time::nanos(life))
+                .min(now.nanos()),
+        );
+        Life {
+            fresh_for: expires_at.saturating_duration_since(now),
+            age: now.saturating_duration_since(filled),
+        }
     }
 
     /// Removes `key` if present, handing back its value.
@@ -326,11 +409,12 @@ impl<V> Lru<V> {
         Some(self.remove_slot(slot).1)
     }
 
-    /// Removes every expired entry, oldest first, handing them back. Costs
-    /// O(expired entries), since expired entries lead the age list.
+    /// Removes the expired entries that lead the age list, oldest first,
+    /// handing them back: every expired entry, except those with an end in
+    /// Redis stored after a live one. Costs O(entries removed).
     pub fn purge_expired(&mut self, now: Time) -> Vec<(Key, V)> {
         let mut purged = Vec::new();
-        while self.age.head != NIL && self.nodes[self.age.head].expires_at <= now {
+        while self.age.head != NIL && self.nodes[self.age.head].stamp.expires_at() <= now {
             purged.push(self.remove_slot(self.age.head));
         }
         purged
