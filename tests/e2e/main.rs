@@ -20,6 +20,7 @@ mod hostile;
 mod keepalive;
 mod operations;
 mod read_through;
+mod redis_ttl;
 mod resp;
 mod sentinel;
 mod tls;
