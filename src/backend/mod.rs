@@ -19,10 +19,12 @@ use scheduled_thread_pool::ScheduledThreadPool;
 use crate::config::{Config, RedisMode};
 
 mod cluster;
+mod failure;
 mod fleet;
 mod read;
 mod sentinel;
 mod tracking;
+use failure::{reply_error, retire_on_failure};
 pub use read::{Read, Ttl};
 pub use sentinel::Topology;
 pub use tracking::{InvalidationLink, InvalidationSink};
@@ -377,38 +379,4 @@ fn cluster_client(config: &Config) -> redis::RedisResult<redis::cluster::Cluster
         }
     }
     builder.build()
-}
-
-/// Error replies that mean the data cannot be reached now, not that the
-/// request was wrong: a cluster that is down or mid-failover.
-const UNAVAILABLE_CODES: &[&str] = &["CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "LOADING"];
-
-/// Maps a failed command to our error, and marks the connection for
-/// retirement unless Redis itself answered (an error reply leaves the
-/// connection in step).
-fn retire_on_failure(pooled: &mut BackendConnection, err: redis::RedisError) -> BackendError {
-    if let Some(err) = reply_error(&err) {
-        return err;
-    }
-    pooled.broken = true;
-    if err.is_timeout() {
-        BackendError::Timeout(err.to_string())
-    } else {
-        BackendError::Unavailable(err.to_string())
-    }
-}
-
-/// An error reply from Redis as our error, `None` if `err` is not one: a
-/// cluster that is down or mid-failover is unavailable, anything else (such
-/// as WRONGTYPE) is passed on as Redis worded it.
-fn reply_error(err: &redis::RedisError) -> Option<BackendError> {
-    let code = err.code()?;
-    if UNAVAILABLE_CODES.contains(&code) {
-        return Some(BackendError::Unavailable(err.to_string()));
-    }
-    let message = match err.detail() {
-        Some(detail) => format!("{code} {detail}"),
-        None => code.to_owned(),
-    };
-    Some(BackendError::Reply(message))
 }
