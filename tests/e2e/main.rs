@@ -24,4 +24,5 @@ mod redis_ttl;
 mod resp;
 mod sentinel;
 mod tls;
+mod unannounced;
 mod validators;
