@@ -239,3 +239,76 @@ fn a_full_cache_counts_an_expired_least_recent_entry_as_expired() {
     ));
     cache.validate();
 }
+
+mod ending {
+    //! Random sequences mixing entries with and without an end in Redis:
+    //! the structure stays sound, and no entry is ever a hit, nor stale,
+    //! past its key's end.
+
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Get(u8),
+        Insert(u8),
+        InsertUntil(u8, u16),
+        Advance(u16),
+        ExpireAll,
+        Stale(u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u8..10).prop_map(Op::Get),
+            2 => (0u8..10).prop_map(Op::Insert),
+            3 => (0u8..10, 0u16..3000).prop_map(|(k, ms)| Op::InsertUntil(k, ms)),
+            3 => (0u16..800).prop_map(Op::Advance),
+            1 => Just(Op::ExpireAll),
+            2 => (0u8..10).prop_map(Op::Stale),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn never_served_past_its_end(ops in proptest::collection::vec(op(), 1..300)) {
+            let ms = Duration::from_millis;
+            let mut cache = lru(4, 1).with_grace(Duration::from_secs(2));
+            // Where the clock starts does not matter; past its first ms.
+            let mut now = Time::ZERO + Duration::from_secs(10);
+            let mut ends: HashMap<u8, Option<Time>> = HashMap::new();
+            for op in ops {
+                match op {
+                    Op::Get(k) => {
+                        if let Lookup::Hit(_) = cache.get(&[k], now) {
+                            if let Some(Some(end)) = ends.get(&k) {
+                                prop_assert!(now < *end, "hit on {k} past its end");
+                            }
+                        }
+                    }
+                    Op::Insert(k) => {
+                        cache.insert(&[k], 0, now);
+                        ends.insert(k, None);
+                    }
+                    Op::InsertUntil(k, left) => {
+                        cache.insert_until(&[k], 0, now, now + ms(u64::from(left)));
+                        ends.insert(k, Some(now + ms(u64::from(left))));
+                    }
+                    Op::Advance(by) => now = now + ms(u64::from(by)),
+                    Op::ExpireAll => cache.expire_all(now),
+                    Op::Stale(k) => {
+                        if cache.stale(&[k], now).is_some() {
+                            if let Some(Some(end)) = ends.get(&k) {
+                                prop_assert!(now < *end, "stale {k} past its end");
+                            }
+                        }
+                    }
+                }
+                cache.validate();
+            }
+        }
+    }
+}
