@@ -17,7 +17,8 @@ pub struct Life {
     pub fresh_for: Duration,
     /// How long ago it was stored (exact for an entry without an end in
     /// Redis; to within a second for one with an end, which keeps whole
-    /// seconds).
+    /// seconds, up to ~12 days: an entry whose lifetime and end both lie
+    /// beyond that reports a smaller age, never a longer freshness).
     pub age: Duration,
 }
 
