@@ -1,5 +1,6 @@
 //! The backing Redis: a bounded `r2d2` pool of `redis` connections and the one
-//! read the proxy makes, with every failure mapped to [`BackendError`].
+//! read the proxy makes (`GET` and `PTTL` of a key, pipelined: see
+//! `read.rs`), with every failure mapped to [`BackendError`].
 //!
 //! The pool uses the redis crate's own r2d2 support (`redis::Client`
 //! implements `r2d2::ManageConnection`) through a thin wrapper that adds what
@@ -18,9 +19,13 @@ use scheduled_thread_pool::ScheduledThreadPool;
 use crate::config::{Config, RedisMode};
 
 mod cluster;
+mod failure;
 mod fleet;
+mod read;
 mod sentinel;
 mod tracking;
+use failure::{reply_error, retire_on_failure};
+pub use read::{Read, Ttl};
 pub use sentinel::Topology;
 pub use tracking::{InvalidationLink, InvalidationSink};
 
@@ -205,9 +210,13 @@ impl Backend {
         })
     }
 
-    /// `GET key` on the backing Redis: `Ok(None)` when the key is absent.
-    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        self.query(redis::cmd("GET").arg(key))
+    /// `GET key` and `PTTL key` on the backing Redis, in one round trip:
+    /// the value (`None` when the key is absent) and how long the key has
+    /// left there, counted from before the read was sent.
+    pub fn get(&self, key: &[u8]) -> Result<Read, BackendError> {
+        let packed = read::pack(key);
+        let replies = self.query(|conn| conn.req_packed_commands(&packed, 0, 2))?;
+        read::parse(replies)
     }
 
     /// `PING` on the backing Redis (a cluster: `CLUSTER INFO` saying
@@ -278,12 +287,15 @@ impl Backend {
             .map_err(classify)
     }
 
-    /// Runs one read-only command. A pooled connection that Redis closed
-    /// while it sat idle (Redis restarted, or timed it out) fails at once;
-    /// it is retired and the command retried on another, at most once per
-    /// pooled connection, which is safe because every command we send is a
-    /// read.
-    fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, BackendError> {
+    /// Runs read-only commands (`send` sends them and reads every reply). A
+    /// pooled connection that Redis closed while it sat idle (Redis
+    /// restarted, or timed it out) fails at once; it is retired and the
+    /// commands retried on another, at most once per pooled connection,
+    /// which is safe because every command we send is a read.
+    fn query<T>(
+        &self,
+        send: impl Fn(&mut dyn redis::ConnectionLike) -> redis::RedisResult<T>,
+    ) -> Result<T, BackendError> {
         let mut retries = self.pool.max_size();
         loop {
             let mut pooled = self.checkout()?;
@@ -293,7 +305,7 @@ impl Backend {
                 retries -= 1;
                 continue;
             }
-            match cmd.query(pooled.conn.as_dyn()) {
+            match send(pooled.conn.as_dyn()) {
                 Ok(value) => return Ok(value),
                 Err(err) if retries > 0 && err.is_connection_dropped() => {
                     pooled.broken = true;
@@ -367,30 +379,4 @@ fn cluster_client(config: &Config) -> redis::RedisResult<redis::cluster::Cluster
         }
     }
     builder.build()
-}
-
-/// Error replies that mean the data cannot be reached now, not that the
-/// request was wrong: a cluster that is down or mid-failover.
-const UNAVAILABLE_CODES: &[&str] = &["CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "LOADING"];
-
-/// Maps a failed command to our error, and marks the connection for
-/// retirement unless Redis itself answered (an error reply leaves the
-/// connection in step).
-fn retire_on_failure(pooled: &mut BackendConnection, err: redis::RedisError) -> BackendError {
-    if let Some(code) = err.code() {
-        if UNAVAILABLE_CODES.contains(&code) {
-            return BackendError::Unavailable(err.to_string());
-        }
-        let message = match err.detail() {
-            Some(detail) => format!("{code} {detail}"),
-            None => code.to_owned(),
-        };
-        return BackendError::Reply(message);
-    }
-    pooled.broken = true;
-    if err.is_timeout() {
-        BackendError::Timeout(err.to_string())
-    } else {
-        BackendError::Unavailable(err.to_string())
-    }
 }

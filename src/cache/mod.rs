@@ -1,4 +1,5 @@
-//! The LRU cache with a global expiry: a pure data structure.
+//! The LRU cache with a global expiry, shortened per entry for a key whose
+//! TTL in Redis ends sooner: a pure data structure.
 //!
 //! No I/O, no locks, no clock: the caller passes `now` (a [`Time`], which a
 //! [`Clock`] reads) to every call, so tests drive time by hand and the
@@ -18,7 +19,13 @@
 //! - the *age* list, in insertion order. Because the expiry is one global
 //!   lifetime counted from insertion, the oldest entry is also the first to
 //!   expire, so an expired entry is found in O(1) and reclaimed before a live
-//!   one is evicted.
+//!   one is evicted. An entry inserted with an end in Redis
+//!   ([`Lru::insert_until`]) may expire sooner than its place says; it is
+//!   never a hit past its end, and goes when read, when it reaches the head
+//!   of either list, or when room is needed and it is the least recent.
+//!
+//! Each node's expiry is one 8-byte stamp (`stamp.rs`), which also carries
+//! when the key ends in Redis, for [`Life`] and the stale grace.
 //!
 //! Removing an entry moves the arena's last node into the freed slot, so the
 //! arena stays dense and needs no free list.
@@ -48,14 +55,18 @@ use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
 mod arena;
+mod expiry;
 mod key;
 mod lists;
+mod stamp;
 mod time;
 #[cfg(any(test, feature = "test-hooks"))]
 mod validate;
 use arena::Arena;
+pub use expiry::Life;
 pub use key::Key;
 use lists::{Ends, Links, List};
+use stamp::Stamp;
 pub use time::{Clock, Time};
 
 /// Hashes keys the way one cache does (foldhash, seeded at random once), so
@@ -98,7 +109,7 @@ pub const MAX_CAPACITY: usize = (Slot::MAX - 1) as usize;
 #[repr(C)]
 struct Node<V> {
     key: Key,
-    expires_at: Time,
+    stamp: Stamp,
     recency: Links,
     value: V,
     age: Links,
@@ -134,11 +145,11 @@ pub enum Displaced<V> {
 }
 
 /// A least-recently-read cache of at most `capacity` keys, each kept for
-/// `ttl` from its insertion.
+/// `ttl` from its insertion, or until its end in Redis if that is sooner.
 ///
 /// Not thread-safe by itself: the service wraps one in a `Mutex`. Costs per
 /// entry: a node of 48 bytes plus the value (24 bytes of key, longer keys
-/// boxed on the heap; 16 of links; 8 of expiry), and a table slot of 5
+/// boxed on the heap; 16 of links; 8 of expiry stamp), and a table slot of 5
 /// bytes at a load of at most 7/8.
 #[derive(Debug)]
 pub struct Lru<V> {
@@ -217,9 +228,9 @@ impl<V> Lru<V> {
         let Some(slot) = self.find(hash, key) else {
             return Lookup::Miss;
         };
-        let expires_at = self.nodes[slot].expires_at;
-        if expires_at <= now {
-            if self.in_grace(expires_at, now) {
+        let stamp = self.nodes[slot].stamp;
+        if stamp.expires_at() <= now {
+            if self.in_grace(stamp, now) {
                 return Lookup::Stale;
             }
             let (_, value) = self.remove_slot(slot);
@@ -241,11 +252,21 @@ impl<V> Lru<V> {
 
     /// [`Lru::insert`] with the key's hash already made by [`Lru::hasher`].
     pub fn insert_hashed(&mut self, hash: u64, key: &[u8], value: V, now: Time) -> Displaced<V> {
-        let expires_at = now + self.ttl;
+        self.insert_stamped(hash, key, value, now, Stamp::plain(now + self.ttl))
+    }
+
+    fn insert_stamped(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        value: V,
+        now: Time,
+        stamp: Stamp,
+    ) -> Displaced<V> {
         if let Some(slot) = self.find(hash, key) {
             let node = &mut self.nodes[slot];
             let old = std::mem::replace(&mut node.value, value);
-            node.expires_at = expires_at;
+            node.stamp = stamp;
             self.unlink(List::Recency, slot);
             self.push_front(List::Recency, slot);
             self.unlink(List::Age, slot);
@@ -258,7 +279,7 @@ impl<V> Lru<V> {
             self.nodes.0.push(Node {
                 key,
                 value,
-                expires_at,
+                stamp,
                 recency: Links::DETACHED,
                 age: Links::DETACHED,
             });
@@ -268,17 +289,21 @@ impl<V> Lru<V> {
             return Displaced::Nothing;
         }
         // Full: reuse the slot of the oldest entry if it has expired, else of
-        // the least recently read one.
+        // the least recently read one (which may have expired too, if it had
+        // an end in Redis).
         let oldest = self.age.head;
-        let expired = self.nodes[oldest].expires_at <= now;
-        let slot = if expired { oldest } else { self.recency.tail };
+        let slot = match self.nodes[oldest].stamp.expires_at() <= now {
+            true => oldest,
+            false => self.recency.tail,
+        };
+        let expired = self.nodes[slot].stamp.expires_at() <= now;
         self.unlink(List::Recency, slot);
         self.unlink(List::Age, slot);
         self.unindex(slot);
         let node = &mut self.nodes[slot];
         let old_key = std::mem::replace(&mut node.key, key);
         let old_value = std::mem::replace(&mut node.value, value);
-        node.expires_at = expires_at;
+        node.stamp = stamp;
         self.index(hash, slot);
         self.push_front(List::Recency, slot);
         self.push_back(List::Age, slot);
@@ -287,34 +312,6 @@ impl<V> Lru<V> {
         } else {
             Displaced::Evicted(old_key, old_value)
         }
-    }
-
-    /// When the most recently read (or stored) entry stops being fresh: right
-    /// after a hit, the hit's own expiry, with no second lookup.
-    pub fn most_recent_expiry(&self) -> Option<Time> {
-        (self.recency.head != NIL).then(|| self.nodes[self.recency.head].expires_at)
-    }
-
-    /// The value of `key` if it has expired less than the grace period ago
-    /// (or is still fresh); its place in the lists is left as it is.
-    pub fn stale(&self, key: &[u8], now: Time) -> Option<&V> {
-        let slot = self.find(self.hasher.hash(key), key)?;
-        let node = &self.nodes[slot];
-        (node.expires_at > now || self.in_grace(node.expires_at, now)).then_some(&node.value)
-    }
-
-    /// Ends every entry's freshness at `now` (those already expired keep
-    /// their expiry), keeping each for the grace period: for when nothing
-    /// held can be vouched for any more. O(entries); the age list stays in
-    /// expiry order.
-    pub fn expire_all(&mut self, now: Time) {
-        for node in &mut self.nodes.0 {
-            node.expires_at = node.expires_at.min(now);
-        }
-    }
-
-    fn in_grace(&self, expires_at: Time, now: Time) -> bool {
-        now < expires_at + self.grace
     }
 
     /// Removes `key` if present, handing back its value.
@@ -326,16 +323,6 @@ impl<V> Lru<V> {
     pub fn remove_hashed(&mut self, hash: u64, key: &[u8]) -> Option<V> {
         let slot = self.find(hash, key)?;
         Some(self.remove_slot(slot).1)
-    }
-
-    /// Removes every expired entry, oldest first, handing them back. Costs
-    /// O(expired entries), since expired entries lead the age list.
-    pub fn purge_expired(&mut self, now: Time) -> Vec<(Key, V)> {
-        let mut purged = Vec::new();
-        while self.age.head != NIL && self.nodes[self.age.head].expires_at <= now {
-            purged.push(self.remove_slot(self.age.head));
-        }
-        purged
     }
 
     /// Keys from most to least recently read; for tests and debugging.

@@ -25,6 +25,11 @@ impl Time {
         Time(nanos)
     }
 
+    /// The nanoseconds after the origin.
+    pub(super) const fn nanos(self) -> u64 {
+        self.0
+    }
+
     /// How long after `earlier` this is; zero if it is not after it.
     pub fn saturating_duration_since(self, earlier: Time) -> Duration {
         Duration::from_nanos(self.0.saturating_sub(earlier.0))

@@ -40,16 +40,18 @@ impl<V> Lru<V> {
             assert_eq!(ends.tail, prev, "tail is not the last node");
             assert_eq!(count, self.nodes.len(), "list misses nodes");
         }
+        // Entries without an end in Redis expire in age-list order.
+        let mut last = None;
         let mut slot = self.age.head;
         while slot != NIL {
-            let next = self.nodes[slot].age.next;
-            if next != NIL {
-                assert!(
-                    self.nodes[slot].expires_at <= self.nodes[next].expires_at,
-                    "age list out of expiry order"
-                );
+            let stamp = self.nodes[slot].stamp;
+            if stamp.ends_after().is_none() {
+                if let Some(last) = last {
+                    assert!(last <= stamp.expires_at(), "age list out of expiry order");
+                }
+                last = Some(stamp.expires_at());
             }
-            slot = next;
+            slot = self.nodes[slot].age.next;
         }
     }
 }

@@ -15,26 +15,28 @@
 
 mod auth;
 mod coherence;
+mod fill;
 mod flight;
 mod types;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::backend::{Backend, BackendError};
-use crate::cache::{Clock, Displaced, KeyHasher, Lookup, Lru};
+use crate::backend::Backend;
+use crate::cache::{Clock, KeyHasher, Life, Lookup, Lru};
 use crate::config::{Config, Invalidation, Secret};
 use crate::limit::{Limiter, Permit};
 use crate::log_limit::LogLimiter;
-use crate::metrics::{BackendResult, Metrics};
+use crate::metrics::Metrics;
 
 pub use coherence::{Change, ChangeListener, LinkState};
-use flight::{Flight, InFlight, LeaderGuard};
+use fill::Fetched;
+use flight::{Flight, InFlight};
 pub use types::{Found, ReadError, Source, Value};
 
 /// What one backing fetch ended with; shared with every waiter.
-type Outcome = Result<Option<Value>, ReadError>;
+type Outcome = Result<Option<Fetched>, ReadError>;
 
 /// What the lock protects.
 struct State {
@@ -56,6 +58,8 @@ pub struct Service {
     wait_limit: Duration,
     metrics: Arc<Metrics>,
     backend_warnings: LogLimiter,
+    /// For Redis refusing `PTTL` (nothing is cached then).
+    ttl_warnings: LogLimiter,
     /// WORKERS places shared by every front end.
     places: Limiter,
     max_key_bytes: usize,
@@ -113,6 +117,7 @@ impl Service {
             wait_limit: config.redis_timeout,
             metrics,
             backend_warnings: LogLimiter::new(Duration::from_secs(5)),
+            ttl_warnings: LogLimiter::new(Duration::from_secs(5)),
             places: Limiter::new(config.max_clients.get()),
             max_key_bytes: config.max_key_bytes,
             prefixes: config.invalidation_prefixes.clone(),
@@ -162,42 +167,39 @@ impl Service {
     /// Redis, never waits on a fetch. A hit counts as one; on `None` the
     /// caller goes on to [`Service::get`], which counts the miss.
     pub fn cached(&self, key: &[u8]) -> Option<Found> {
-        let found = self.lookup(
-            key,
-            |value, fresh_for| Some(self.hit(value, fresh_for)),
-            |_| None,
-        )?;
+        let found = self.lookup(key, |value, life| Some(self.hit(value, life)), |_| None)?;
         self.metrics.hit();
         Some(found)
     }
 
-    /// A hit on `value`, fresh for `fresh_for` more.
-    fn hit(&self, value: Value, fresh_for: Duration) -> Found {
+    /// A hit on `value`, whose entry's life stands at `life`.
+    fn hit(&self, value: Value, life: Life) -> Found {
         Found {
             value,
             source: Source::Hit,
-            fresh_for,
-            age: self.expiry.saturating_sub(fresh_for),
+            fresh_for: life.fresh_for,
+            age: life.age,
         }
     }
 
     /// Reads `key` through the cache: `Ok(None)` when Redis has no such key
     /// (which is not cached). Concurrent misses on one key share one fetch.
     /// When Redis cannot be read, an entry that stopped being fresh less
-    /// than STALE_IF_ERROR_SECS ago is served instead, marked stale.
+    /// than STALE_IF_ERROR_SECS ago is served instead, marked stale, unless
+    /// its key's TTL in Redis has ended meanwhile.
     pub fn get(&self, key: &[u8]) -> Result<Option<Found>, ReadError> {
         match self.read(key) {
             Err(err @ (ReadError::Unavailable(_) | ReadError::Timeout(_)))
                 if !self.grace.is_zero() =>
             {
                 match self.stale_value(key) {
-                    Some(value) => {
+                    Some((value, life)) => {
                         self.metrics.stale_served();
                         Ok(Some(Found {
                             value,
                             source: Source::Stale,
                             fresh_for: Duration::ZERO,
-                            age: self.expiry,
+                            age: life.age,
                         }))
                     }
                     None => Err(err),
@@ -210,14 +212,16 @@ impl Service {
     /// The entry kept for `key` past its freshness, if within the grace
     /// period. Looked up after the failure, so an entry an invalidation or
     /// a flush removed meanwhile is never served.
-    fn stale_value(&self, key: &[u8]) -> Option<Value> {
+    fn stale_value(&self, key: &[u8]) -> Option<(Value, Life)> {
         let now = self.clock.now();
-        self.lock().lru.stale(key, now).cloned()
+        let state = self.lock();
+        let (value, life) = state.lru.stale(key, now)?;
+        Some((value.clone(), life))
     }
 
     /// [`Service::get`] without stale-if-error.
     fn read(&self, key: &[u8]) -> Result<Option<Found>, ReadError> {
-        let hit = |value, fresh_for| Step::Hit(self.hit(value, fresh_for));
+        let hit = |value, life| Step::Hit(self.hit(value, life));
         match self.lookup(key, hit, |state| state.join_or_lead(key)) {
             Step::Hit(found) => {
                 self.metrics.hit();
@@ -236,7 +240,8 @@ impl Service {
     }
 
     /// Looks `key` up under the lock: `on_hit` gets a fresh value and how
-    /// much longer it stays fresh, and
+    /// its entry's life stands (fresh for how much longer, stored how long
+    /// ago), and
     /// `on_miss` runs, still under the lock, when the key is absent, has
     /// just expired, or the cache cannot vouch for it (the invalidation link
     /// is down, or the key is outside the tracked prefixes). An expired
@@ -244,7 +249,7 @@ impl Service {
     fn lookup<T>(
         &self,
         key: &[u8],
-        on_hit: impl FnOnce(Value, Duration) -> T,
+        on_hit: impl FnOnce(Value, Life) -> T,
         on_miss: impl FnOnce(&mut State) -> T,
     ) -> T {
         let tracked = self.is_tracked(key);
@@ -259,9 +264,11 @@ impl Service {
                     Lookup::Hit(value) => {
                         let value = value.clone();
                         // The hit is now the most recent entry.
-                        let expires_at = state.lru.most_recent_expiry().unwrap_or(now);
-                        let fresh_for = expires_at.saturating_duration_since(now);
-                        (on_hit(value, fresh_for), None)
+                        let life = state.lru.most_recent_life(now).unwrap_or(Life {
+                            fresh_for: Duration::ZERO,
+                            age: Duration::ZERO,
+                        });
+                        (on_hit(value, life), None)
                     }
                     Lookup::Miss | Lookup::Stale => (on_miss(&mut state), None),
                     Lookup::Expired(value) => (on_miss(&mut state), Some(value)),
@@ -280,80 +287,10 @@ impl Service {
         self.prefixes.is_empty() || self.prefixes.iter().any(|p| key.starts_with(p))
     }
 
-    /// Fetches `key` for everyone waiting on `flight`, fills the cache, and
-    /// wakes the waiters. A guard finishes the flight even if the fetch
-    /// panics, so no waiter is stranded.
-    fn lead(&self, key: &[u8], flight: &Arc<Flight>) -> Result<Option<Found>, ReadError> {
-        let mut guard = LeaderGuard {
-            service: self,
-            key,
-            flight,
-            finished: false,
-        };
-        let started = Instant::now();
-        let fetched = self.backend.get(key);
-        let result = match &fetched {
-            Ok(Some(_)) => BackendResult::Found,
-            Ok(None) => BackendResult::Absent,
-            Err(BackendError::Unavailable(_)) => BackendResult::Unavailable,
-            Err(BackendError::Timeout(_)) => BackendResult::Timeout,
-            Err(BackendError::Reply(_)) => BackendResult::ErrorReply,
-        };
-        self.metrics.backend_call(result, started.elapsed());
-        if let Err(err) = &fetched {
-            self.backend_warnings.warn(format_args!("{err}"));
-        }
-        let outcome = fetched
-            .map(|bytes| bytes.map(|bytes| Value::new(&bytes)))
-            .map_err(ReadError::from);
-        guard.finish(outcome.clone());
-        self.as_found(outcome)
-    }
-
-    /// Ends a flight: caches a found value unless the flight went stale (an
-    /// invalidation or flush arrived meanwhile, or the link changed since it
-    /// began), retires the flight, then hands the outcome to its waiters.
-    fn finish_flight(&self, key: &[u8], flight: &Flight, outcome: Outcome) {
-        let tracked = self.is_tracked(key);
-        let hash = self.hasher.hash(key);
-        let now = self.clock.now();
-        let displaced = {
-            let mut state = self.lock();
-            let entry = state.flights.remove(key);
-            let fresh = entry.is_some_and(|e| !e.stale && e.epoch == state.epoch)
-                && state.may_cache(tracked);
-            let displaced = match &outcome {
-                Ok(Some(value)) if fresh => state.lru.insert_hashed(hash, key, value.clone(), now),
-                _ => Displaced::Nothing,
-            };
-            self.metrics.set_entries(state.lru.len());
-            displaced
-        };
-        match displaced {
-            Displaced::Evicted(..) => self.metrics.evicted(1),
-            Displaced::Expired(..) => self.metrics.expired(1),
-            Displaced::Nothing | Displaced::Replaced(_) => {}
-        }
-        drop(displaced);
-        flight.complete(outcome);
-    }
-
     fn lock(&self) -> MutexGuard<'_, State> {
         // Every critical section leaves the state consistent before anything
         // that could panic, so a poisoned lock is still sound to use.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// A value just read from Redis: fresh for the whole lifetime.
-    fn as_found(&self, outcome: Outcome) -> Result<Option<Found>, ReadError> {
-        outcome.map(|value| {
-            value.map(|value| Found {
-                value,
-                source: Source::Miss,
-                fresh_for: self.expiry,
-                age: Duration::ZERO,
-            })
-        })
     }
 }
 

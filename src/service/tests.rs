@@ -37,6 +37,14 @@ fn value(bytes: &'static [u8]) -> Value {
     Value::new(bytes)
 }
 
+/// A value read from Redis for a key without a TTL there.
+fn fetched(bytes: &'static [u8]) -> Fetched {
+    Fetched {
+        value: Value::new(bytes),
+        ends: None,
+    }
+}
+
 /// Waits, up to a bound, until `check` holds.
 fn until(what: &str, check: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -65,7 +73,7 @@ fn a_waiter_gets_the_leaders_value() {
     until("the waiter to join the flight", || {
         service.metrics().coalesced_count() == 1
     });
-    service.finish_flight(b"k", &flight, Ok(Some(value(b"v"))));
+    service.finish_flight(b"k", &flight, Ok(Some(fetched(b"v"))));
     let found = waiter
         .join()
         .expect("waiter")
@@ -96,7 +104,7 @@ fn nothing_is_cached_until_the_link_is_up() {
     let service = service_with("5000", "tracking");
     assert_eq!(service.link_state(), LinkState::Down);
     let flight = in_flight(&service, b"t:k");
-    service.finish_flight(b"t:k", &flight, Ok(Some(value(b"v"))));
+    service.finish_flight(b"t:k", &flight, Ok(Some(fetched(b"v"))));
     assert!(service.cached(b"t:k").is_none());
 }
 
@@ -105,12 +113,12 @@ fn a_fill_racing_an_invalidation_answers_but_is_not_stored() {
     let service = tracking();
     let flight = in_flight(&service, b"t:k");
     service.invalidate(&[b"t:k"]);
-    service.finish_flight(b"t:k", &flight, Ok(Some(value(b"old"))));
-    assert_eq!(flight.wait(Duration::ZERO), Ok(Some(value(b"old"))));
+    service.finish_flight(b"t:k", &flight, Ok(Some(fetched(b"old"))));
+    assert_eq!(flight.wait(Duration::ZERO), Ok(Some(fetched(b"old"))));
     assert!(service.cached(b"t:k").is_none());
     // Without the race, the same fill is stored.
     let flight = in_flight(&service, b"t:k");
-    service.finish_flight(b"t:k", &flight, Ok(Some(value(b"new"))));
+    service.finish_flight(b"t:k", &flight, Ok(Some(fetched(b"new"))));
     assert_eq!(service.cached(b"t:k").map(|f| f.value), Some(value(b"new")));
 }
 
@@ -119,7 +127,7 @@ fn an_invalidation_drops_the_entry_and_a_flush_drops_all() {
     let service = tracking();
     for key in [&b"t:a"[..], b"t:b", b"t:c"] {
         let flight = in_flight(&service, key);
-        service.finish_flight(key, &flight, Ok(Some(value(b"v"))));
+        service.finish_flight(key, &flight, Ok(Some(fetched(b"v"))));
     }
     service.invalidate(&[b"t:a", b"t:unknown"]);
     assert!(service.cached(b"t:a").is_none());
@@ -127,7 +135,7 @@ fn an_invalidation_drops_the_entry_and_a_flush_drops_all() {
     let racing = in_flight(&service, b"t:d");
     service.flush();
     assert!(service.cached(b"t:b").is_none() && service.cached(b"t:c").is_none());
-    service.finish_flight(b"t:d", &racing, Ok(Some(value(b"v"))));
+    service.finish_flight(b"t:d", &racing, Ok(Some(fetched(b"v"))));
     assert!(service.cached(b"t:d").is_none());
 }
 
@@ -135,14 +143,14 @@ fn an_invalidation_drops_the_entry_and_a_flush_drops_all() {
 fn a_lost_link_drops_everything_and_bypasses_until_it_is_back() {
     let service = tracking();
     let flight = in_flight(&service, b"t:a");
-    service.finish_flight(b"t:a", &flight, Ok(Some(value(b"v"))));
+    service.finish_flight(b"t:a", &flight, Ok(Some(fetched(b"v"))));
     let begun_before = in_flight(&service, b"t:b");
     service.link_lost();
     assert_eq!(service.link_state(), LinkState::Down);
     assert!(service.cached(b"t:a").is_none());
     // Back up: a fetch begun before the loss is still not stored.
     service.link_up();
-    service.finish_flight(b"t:b", &begun_before, Ok(Some(value(b"v"))));
+    service.finish_flight(b"t:b", &begun_before, Ok(Some(fetched(b"v"))));
     assert!(service.cached(b"t:b").is_none());
 }
 
@@ -150,7 +158,7 @@ fn a_lost_link_drops_everything_and_bypasses_until_it_is_back() {
 fn keys_outside_the_tracked_prefixes_are_read_through_uncached() {
     let service = tracking();
     let flight = in_flight(&service, b"other");
-    service.finish_flight(b"other", &flight, Ok(Some(value(b"v"))));
+    service.finish_flight(b"other", &flight, Ok(Some(fetched(b"v"))));
     assert!(service.cached(b"other").is_none());
 }
 
@@ -160,6 +168,55 @@ fn auto_falling_back_to_off_caches_by_ttl_alone() {
     service.tracking_off();
     assert_eq!(service.link_state(), LinkState::Off);
     let flight = in_flight(&service, b"k");
-    service.finish_flight(b"k", &flight, Ok(Some(value(b"v"))));
+    service.finish_flight(b"k", &flight, Ok(Some(fetched(b"v"))));
     assert!(service.cached(b"k").is_some());
+}
+
+#[test]
+fn a_key_ending_in_redis_is_cached_no_longer_than_its_ttl() {
+    let service = service("1000");
+    let now = service.clock.now();
+    let flight = in_flight(&service, b"k");
+    let ends = now + Duration::from_secs(5);
+    let outcome = Ok(Some(Fetched {
+        value: value(b"v"),
+        ends: Some(ends),
+    }));
+    service.finish_flight(b"k", &flight, outcome);
+    let hit = service.cached(b"k").expect("cached");
+    assert!(hit.fresh_for <= Duration::from_secs(5), "{hit:?}");
+    assert!(hit.fresh_for > Duration::from_secs(3), "{hit:?}");
+    // The waiters' answer says the same.
+    let found = service
+        .as_found(flight.wait(Duration::ZERO))
+        .expect("found")
+        .expect("a value");
+    assert!(found.fresh_for <= Duration::from_secs(5), "{found:?}");
+}
+
+#[test]
+fn a_value_with_no_life_left_answers_its_readers_and_is_not_cached() {
+    let service = service("1000");
+    let flight = in_flight(&service, b"k");
+    service.finish_flight(b"k", &flight, Ok(Some(fetched(b"old"))));
+    assert!(service.cached(b"k").is_some());
+    service.lock().lru.expire_all(service.clock.now());
+    // Read again: the key went between the GET and the PTTL.
+    let flight = in_flight(&service, b"k");
+    let gone = Fetched {
+        value: value(b"v"),
+        ends: Some(service.clock.now()),
+    };
+    service.finish_flight(b"k", &flight, Ok(Some(gone)));
+    let found = service
+        .as_found(flight.wait(Duration::ZERO))
+        .expect("found")
+        .expect("a value");
+    assert_eq!(
+        (found.value, found.fresh_for),
+        (value(b"v"), Duration::ZERO)
+    );
+    assert!(service.cached(b"k").is_none());
+    // And nothing was kept of the old value, even for stale-if-error.
+    assert!(service.stale_value(b"k").is_none());
 }

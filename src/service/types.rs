@@ -117,13 +117,17 @@ pub struct Found {
     pub value: Value,
     /// Where it came from, for `X-Cache` and the access log.
     pub source: Source,
-    /// How much longer the cache keeps it fresh (the whole lifetime for a
-    /// value just read from Redis; zero for a stale one): HTTP `max-age`.
+    /// How much longer the cache keeps it fresh: for a value just read
+    /// from Redis the whole lifetime, or less when its key's TTL in Redis
+    /// ends sooner (zero when the key went as it was read); what is left of
+    /// the entry's for a hit; zero for a stale one. Never past the key's
+    /// TTL in Redis.
     pub fresh_for: Duration,
-    /// How long ago it was read from Redis, for HTTP `Age`: zero for a value
-    /// just read (a miss, or a wait on another request's fetch); for a hit,
-    /// the lifetime minus `fresh_for`; for a stale one, the whole lifetime
-    /// (a floor: it expired up to STALE_IF_ERROR_SECS before).
+    /// How long ago it was read from Redis: zero for a value just read, the
+    /// entry's age for a hit or a stale one (to within a second for a key
+    /// with a TTL in Redis). With `fresh_for`, what HTTP's `Cache-Control`
+    /// and `Age` are made from: the entry's whole life is about their sum
+    /// for a hit.
     pub age: Duration,
 }
 

@@ -256,7 +256,7 @@ fn auto_falls_back_to_ttl_only_when_redis_refuses_tracking_and_warns_once() {
     let address = redis.acl_user(
         "reader",
         "pw",
-        &["+get", "+ping", "+hello", "+client|setname"],
+        &["+get", "+pttl", "+ping", "+hello", "+client|setname"],
     );
     let proxy = Proxy::start_at(&address, &[]);
     proxy.wait_for_link("off");

@@ -131,7 +131,7 @@ fn a_password_in_redis_address_works_and_is_never_logged() {
 
 #[test]
 fn a_read_only_acl_user_is_enough() {
-    // The README's ACL example: GET and PING only, on every key.
+    // The README's ACL example: GET, PTTL and PING only, on every key.
     let redis = RedisServer::start();
     redis.set("k", "v");
     let address = redis.acl_user(
@@ -140,6 +140,7 @@ fn a_read_only_acl_user_is_enough() {
         // Reads, and what the invalidation link needs (the README's ACL line).
         &[
             "+get",
+            "+pttl",
             "+ping",
             "+hello",
             "+client|setname",

@@ -1,0 +1,149 @@
+//! A miss: the leader's fetch from Redis, the fill of the cache, and what
+//! the fetch's waiters are told.
+//!
+//! Each read learns the key's remaining TTL in Redis with its value (see
+//! `backend::read`), and the entry never outlives it: it is fresh until the
+//! cache's lifetime or the key's end in Redis, whichever is first, and is
+//! not kept as stale past that end. The end is counted from just before the
+//! read was sent, so it is never later than Redis's own.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::backend::{BackendError, Read, Ttl};
+use crate::cache::{Displaced, Time};
+use crate::metrics::BackendResult;
+
+use super::flight::{Flight, LeaderGuard};
+use super::{Found, Outcome, ReadError, Service, Source, Value};
+
+/// A value read from Redis, with when its key ends there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Fetched {
+    pub(super) value: Value,
+    /// `None`: no TTL in Redis. A moment not after the fill: the value has
+    /// no life left (the key went between the GET and the PTTL, or its TTL
+    /// could not be asked), so it answers the reads waiting on it and is
+    /// not stored.
+    pub(super) ends: Option<Time>,
+}
+
+impl Service {
+    /// Fetches `key` for everyone waiting on `flight`, fills the cache, and
+    /// wakes the waiters. A guard finishes the flight even if the fetch
+    /// panics, so no waiter is stranded.
+    pub(super) fn lead(
+        &self,
+        key: &[u8],
+        flight: &Arc<Flight>,
+    ) -> Result<Option<Found>, ReadError> {
+        let mut guard = LeaderGuard {
+            service: self,
+            key,
+            flight,
+            finished: false,
+        };
+        let started = Instant::now();
+        let sent = self.clock.at(started);
+        let fetched = self.backend.get(key);
+        let result = match &fetched {
+            Ok(Read { value: Some(_), .. }) => BackendResult::Found,
+            Ok(Read { value: None, .. }) => BackendResult::Absent,
+            Err(BackendError::Unavailable(_)) => BackendResult::Unavailable,
+            Err(BackendError::Timeout(_)) => BackendResult::Timeout,
+            Err(BackendError::Reply(_)) => BackendResult::ErrorReply,
+        };
+        self.metrics.backend_call(result, started.elapsed());
+        if let Err(err) = &fetched {
+            self.backend_warnings.warn(format_args!("{err}"));
+        }
+        let outcome = match fetched {
+            Ok(Read { value: None, .. }) => Ok(None),
+            Ok(Read {
+                value: Some(bytes),
+                ttl,
+            }) => Ok(Some(Fetched {
+                value: Value::new(&bytes),
+                ends: self.ends(sent, ttl),
+            })),
+            Err(err) => Err(ReadError::from(err)),
+        };
+        guard.finish(outcome.clone());
+        self.as_found(outcome)
+    }
+
+    /// When a key read at `sent` ends in Redis, from its `PTTL`.
+    fn ends(&self, sent: Time, ttl: Ttl) -> Option<Time> {
+        match ttl {
+            Ttl::Persistent => None,
+            Ttl::Left(left) => Some(sent + left),
+            Ttl::Gone => Some(sent),
+            Ttl::Refused(why) => {
+                self.ttl_warnings.warn(format_args!(
+                    "Redis refused PTTL, so nothing is cached (the proxy's Redis user needs +pttl): {why}"
+                ));
+                Some(sent)
+            }
+        }
+    }
+
+    /// Ends a flight: caches a found value unless the flight went stale (an
+    /// invalidation or flush arrived meanwhile, or the link changed since it
+    /// began) or the value has no life left, retires the flight, then hands
+    /// the outcome to its waiters. A read that found the key absent, or
+    /// with no life left, removes what the cache kept of it (an entry kept
+    /// for stale-if-error), since Redis has just said it is gone.
+    pub(super) fn finish_flight(&self, key: &[u8], flight: &Flight, outcome: Outcome) {
+        let tracked = self.is_tracked(key);
+        let hash = self.hasher.hash(key);
+        let now = self.clock.now();
+        let displaced = {
+            let mut state = self.lock();
+            let entry = state.flights.remove(key);
+            let fresh = entry.is_some_and(|e| !e.stale && e.epoch == state.epoch)
+                && state.may_cache(tracked);
+            let lru = &mut state.lru;
+            let displaced = match &outcome {
+                Ok(Some(Fetched { value, ends: None })) if fresh => {
+                    lru.insert_hashed(hash, key, value.clone(), now)
+                }
+                Ok(Some(Fetched {
+                    value,
+                    ends: Some(ends),
+                })) if fresh && *ends > now => {
+                    lru.insert_hashed_until(hash, key, value.clone(), now, *ends)
+                }
+                Ok(Some(Fetched { ends: Some(_), .. })) | Ok(None) => lru
+                    .remove_hashed(hash, key)
+                    .map_or(Displaced::Nothing, Displaced::Replaced),
+                Ok(Some(_)) | Err(_) => Displaced::Nothing,
+            };
+            self.metrics.set_entries(state.lru.len());
+            displaced
+        };
+        match displaced {
+            Displaced::Evicted(..) => self.metrics.evicted(1),
+            Displaced::Expired(..) => self.metrics.expired(1),
+            Displaced::Nothing | Displaced::Replaced(_) => {}
+        }
+        drop(displaced);
+        flight.complete(outcome);
+    }
+
+    /// A value just read from Redis: fresh for the whole lifetime, or until
+    /// its key ends in Redis if that is sooner.
+    pub(super) fn as_found(&self, outcome: Outcome) -> Result<Option<Found>, ReadError> {
+        let now = self.clock.now();
+        outcome.map(|fetched| {
+            fetched.map(|Fetched { value, ends }| Found {
+                value,
+                source: Source::Miss,
+                fresh_for: match ends {
+                    None => self.expiry,
+                    Some(ends) => self.expiry.min(ends.saturating_duration_since(now)),
+                },
+                age: Duration::ZERO,
+            })
+        })
+    }
+}
