@@ -69,3 +69,21 @@ pub fn make_certificates(dir: &Path) {
         "server.ext",
     ]);
 }
+
+/// A rustls client that trusts the CA in the PEM file `ca` (the one
+/// `make_certificates` writes as `ca.pem`).
+pub fn tls_client(ca: &str) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).expect("read the CA") {
+        roots
+            .add(cert.expect("a CA certificate"))
+            .expect("trust it");
+    }
+    std::sync::Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}

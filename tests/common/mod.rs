@@ -129,6 +129,17 @@ pub fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
     }
 }
 
+/// One command as a client sends it: a RESP array of bulk strings.
+pub fn resp_command(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
 /// Sends raw bytes (RESP) and reads one reply line back (a simple reply, an
 /// error, or the header of a bulk or array), CRLF included.
 pub fn roundtrip_line(stream: &mut TcpStream, request: &[u8]) -> String {

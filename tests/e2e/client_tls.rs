@@ -7,10 +7,9 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 
-use crate::common::certs::make_certificates;
+use crate::common::certs::{make_certificates, tls_client};
 use crate::common::{
     connect, eventually, proxy_binary, read_until_closed, run_ok, Endpoints, InProcess,
     RedisServer, TempDir,
@@ -167,22 +166,6 @@ fn an_unusable_certificate_or_key_stops_start_up_naming_the_variable() {
     }
 }
 
-/// A TLS client trusting the test CA, as rustls builds one.
-fn tls_client(dir: &TempDir) -> Arc<rustls::ClientConfig> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca(dir)).expect("read the CA") {
-        roots
-            .add(cert.expect("a CA certificate"))
-            .expect("trust it");
-    }
-    Arc::new(
-        rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
-}
-
 /// GET `path` over HTTPS with curl: the body.
 fn https_get(dir: &TempDir, proxy: &Endpoints, path: &str) -> String {
     curl(
@@ -204,7 +187,7 @@ fn curl(dir: &TempDir, args: &[&str]) -> String {
 fn https_clients_that_never_read_a_large_answer_hold_no_worker() {
     let (redis, proxy, dir) = start_with(&[("WORKERS", "4")]);
     redis.set("huge", vec![b'x'; 8 << 20]);
-    let config = tls_client(&dir);
+    let config = tls_client(&ca(&dir));
     let slow: Vec<_> = (0..20)
         .map(|_| {
             let name = ServerName::try_from("localhost").expect("a name");

@@ -9,10 +9,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 
-use crate::common::certs::make_certificates;
+use crate::common::certs::{make_certificates, tls_client};
 use crate::common::{
     self, connect, eventually, request, Endpoints, HttpConnection, InProcess, Proxy, RedisServer,
 };
@@ -122,12 +121,7 @@ fn issue_19_a_major_version_other_than_1_is_505_and_holds_nothing() {
         })
         .collect();
     for stream in &mut clients {
-        let received = common::read_until_closed(stream);
-        let answers = responses(&received);
-        assert_eq!(answers.len(), 1, "{}", String::from_utf8_lossy(&received));
-        assert_eq!(answers[0].0, 505);
-        let json: serde_json::Value = serde_json::from_slice(&answers[0].1).expect("JSON");
-        assert!(json["error"].is_string(), "{json}");
+        assert_one_505(&common::read_until_closed(stream));
     }
     // The clients keep their end open; the proxy has let go of its own.
     released(&proxy, before);
@@ -176,31 +170,10 @@ fn issue_19_a_major_version_other_than_1_is_505_over_https_too() {
         })
         .collect();
     for stream in &mut clients {
-        let received = read_tls(stream);
-        let answers = responses(&received);
-        assert_eq!(answers.len(), 1, "{}", String::from_utf8_lossy(&received));
-        assert_eq!(answers[0].0, 505);
-        let json: serde_json::Value = serde_json::from_slice(&answers[0].1).expect("JSON");
-        assert!(json["error"].is_string(), "{json}");
+        assert_one_505(&read_tls(stream));
     }
     released(&proxy, before);
     drop(clients);
-}
-
-/// A TLS client trusting the CA in `ca`.
-fn tls_client(ca: &str) -> Arc<rustls::ClientConfig> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).expect("read the CA") {
-        roots
-            .add(cert.expect("a CA certificate"))
-            .expect("trust it");
-    }
-    Arc::new(
-        rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
 }
 
 /// Everything the server sends over TLS until it closes (a close without
@@ -373,4 +346,13 @@ fn issue_19_a_304_does_not_say_its_body_is_empty() {
         // Nothing follows the 304's head: the next answer is read cleanly.
         assert_eq!(conn.get("/proxy?key=k").status, 200);
     }
+}
+
+/// `received` is exactly one answer, a 505 with a JSON error body.
+fn assert_one_505(received: &[u8]) {
+    let answers = responses(received);
+    assert_eq!(answers.len(), 1, "{}", String::from_utf8_lossy(received));
+    assert_eq!(answers[0].0, 505);
+    let json: serde_json::Value = serde_json::from_slice(&answers[0].1).expect("JSON");
+    assert!(json["error"].is_string(), "{json}");
 }

@@ -7,23 +7,13 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use crate::common::{
-    connect, eventually, read_until_closed, roundtrip_line, try_request, InProcess, Proxy,
-    RedisServer,
+    connect, eventually, read_until_closed, resp_command, roundtrip_line, try_request, InProcess,
+    Proxy, RedisServer,
 };
 
 const RESP: (&str, &str) = ("RESP_PORT", "auto");
 const NAME_ERROR: &str =
     "-ERR Client names cannot contain spaces, newlines or special characters.\r\n";
-
-fn resp_command(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
 
 /// Sends `request` and reads one bulk reply's payload.
 fn roundtrip_bulk(stream: &mut TcpStream, request: &[u8]) -> Vec<u8> {

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common::tmux::Tmux;
-use crate::common::{eventually, InProcess, Proxy, RedisServer};
+use crate::common::{eventually, resp_command, InProcess, Proxy, RedisServer};
 
 const RESP: (&str, &str) = ("RESP_PORT", "auto");
 
@@ -45,16 +45,6 @@ impl Raw {
     fn read_to_close(&mut self) -> Vec<u8> {
         crate::common::read_until_closed(&mut self.0)
     }
-}
-
-fn resp_command(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
 }
 
 fn check_client_basics(url: &str, redis: &RedisServer) {

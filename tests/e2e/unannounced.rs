@@ -70,12 +70,7 @@ impl Resp3 {
     }
 
     fn send(&mut self, args: &[&[u8]]) {
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for arg in args {
-            out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-            out.extend_from_slice(arg);
-            out.extend_from_slice(b"\r\n");
-        }
+        let out = crate::common::resp_command(args);
         self.writer.write_all(&out).expect("send");
     }
 
