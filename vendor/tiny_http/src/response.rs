@@ -437,6 +437,11 @@ where
                 .headers
                 .push(Header::from_bytes(&b"Transfer-Encoding"[..], &b"chunked"[..]).unwrap()),
 
+            // redis-proxy patch 15: no length on a 1xx or 204 (RFC 9110
+            // section 8.6: a server MUST NOT send one there).
+            Some(TransferEncoding::Identity)
+                if matches!(self.status_code.0, 100..=199 | 204) => {}
+
             Some(TransferEncoding::Identity) => {
                 assert!(data_length.is_some());
                 let data_length = data_length.unwrap();
