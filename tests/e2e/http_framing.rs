@@ -80,6 +80,9 @@ fn one_answer(proxy: &Endpoints, raw: &[u8]) -> (u16, serde_json::Value) {
         String::from_utf8_lossy(raw),
         String::from_utf8_lossy(&received)
     );
+    // RFC 9112 section 9.6: a server that closes after an answer says so.
+    let head = String::from_utf8_lossy(&received).to_ascii_lowercase();
+    assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
     let (status, body) = &answers[0];
     let json: serde_json::Value = serde_json::from_slice(body)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)));

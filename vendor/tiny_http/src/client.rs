@@ -237,8 +237,8 @@ impl Iterator for ClientConnection {
                 Err(ReadError::WrongRequestLine) => {
                     let writer = self.sink.next().unwrap();
                     let response = json_error(400, "malformed request line");
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                    response // redis-proxy patch 12: says it closes
+                        .raw_print(writer, HTTPVersion(1, 1), &[closing()], false, None)
                         .ok();
                     return None; // we don't know where the next request would start,
                                  // se we have to close
@@ -247,8 +247,8 @@ impl Iterator for ClientConnection {
                 Err(ReadError::RequestLineTooLong) => {
                     let writer = self.sink.next().unwrap();
                     let response = json_error(414, "request line too long (max 32768 bytes)");
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                    response // redis-proxy patch 12: says it closes
+                        .raw_print(writer, HTTPVersion(1, 1), &[closing()], false, None)
                         .ok();
                     return None;
                 }
@@ -259,14 +259,16 @@ impl Iterator for ClientConnection {
                         431,
                         "request headers too large (max 65536 bytes, 100 lines, 32768 bytes a line)",
                     );
-                    response.raw_print(writer, ver, &[], false, None).ok();
+                    // redis-proxy patch 12: says it closes.
+                    response.raw_print(writer, ver, &[closing()], false, None).ok();
                     return None;
                 }
 
                 Err(ReadError::WrongHeader(ver)) => {
                     let writer = self.sink.next().unwrap();
                     let response = json_error(400, "malformed header line");
-                    response.raw_print(writer, ver, &[], false, None).ok();
+                    // redis-proxy patch 12: says it closes.
+                    response.raw_print(writer, ver, &[closing()], false, None).ok();
                     return None; // we don't know where the next request would start,
                                  // se we have to close
                 }
@@ -279,8 +281,8 @@ impl Iterator for ClientConnection {
                     // request timeout
                     let writer = self.sink.next().unwrap();
                     let response = json_error(408, "no complete request within the idle timeout");
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                    response // redis-proxy patch 12: says it closes
+                        .raw_print(writer, HTTPVersion(1, 1), &[closing()], false, None)
                         .ok();
                     return None; // closing the connection
                 }
