@@ -20,7 +20,7 @@ use crate::backend::InvalidationSink;
 
 use crate::cache::Lru;
 
-use super::{Service, State, Value};
+use super::{CacheState, Service, Value};
 
 /// Whether the cache can vouch for what it holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +61,7 @@ impl Service {
     /// dropped (returned, for the caller to drop after unlocking), or, with
     /// STALE_IF_ERROR_SECS, kept as stale for stale-if-error alone. Returns
     /// whether the link was lost.
-    fn relink(&self, state: &mut State, link: LinkState) -> (bool, Option<Lru<Value>>) {
+    fn relink(&self, state: &mut CacheState, link: LinkState) -> (bool, Option<Lru<Value>>) {
         let lost = state.link == LinkState::Up && link == LinkState::Down;
         state.link = link;
         state.epoch += 1;
@@ -72,7 +72,7 @@ impl Service {
         if !lost {
             return (false, None);
         }
-        if self.grace.is_zero() {
+        if self.stale_if_error.is_zero() {
             return (true, Some(self.take_lru(state)));
         }
         state.lru.expire_all(self.clock.now());
@@ -81,9 +81,9 @@ impl Service {
 
     /// Swaps the LRU for an empty one; the old one is dropped by the caller
     /// after unlocking, so freeing many values never holds the lock.
-    fn take_lru(&self, state: &mut State) -> Lru<Value> {
+    fn take_lru(&self, state: &mut CacheState) -> Lru<Value> {
         let empty = Lru::new(self.capacity, self.expiry)
-            .with_grace(self.grace)
+            .with_stale_if_error(self.stale_if_error)
             .with_hasher(self.hasher.clone());
         let old = std::mem::replace(&mut state.lru, empty);
         self.metrics.set_entries(0);

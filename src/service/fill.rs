@@ -15,7 +15,7 @@ use crate::cache::{Displaced, Time};
 use crate::metrics::BackendResult;
 
 use super::flight::{Flight, LeaderGuard};
-use super::{Found, Outcome, ReadError, Service, Source, Value};
+use super::{FetchResult, Found, ReadError, Service, Source, Value};
 
 /// A value read from Redis, with when its key ends there.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,7 +93,7 @@ impl Service {
     /// the outcome to its waiters. A read that found the key absent, or
     /// with no life left, removes what the cache kept of it (an entry kept
     /// for stale-if-error), since Redis has just said it is gone.
-    pub(super) fn finish_flight(&self, key: &[u8], flight: &Flight, outcome: Outcome) {
+    pub(super) fn finish_flight(&self, key: &[u8], flight: &Flight, outcome: FetchResult) {
         let tracked = self.is_tracked(key);
         let hash = self.hasher.hash(key);
         let now = self.clock.now();
@@ -132,7 +132,7 @@ impl Service {
 
     /// A value just read from Redis: fresh for the whole lifetime, or until
     /// its key ends in Redis if that is sooner.
-    pub(super) fn as_found(&self, outcome: Outcome) -> Result<Option<Found>, ReadError> {
+    pub(super) fn as_found(&self, outcome: FetchResult) -> Result<Option<Found>, ReadError> {
         let now = self.clock.now();
         outcome.map(|fetched| {
             fetched.map(|Fetched { value, ends }| Found {

@@ -36,10 +36,10 @@ use flight::{Flight, InFlight};
 pub use types::{Found, ReadError, Source, Value};
 
 /// What one backing fetch ended with; shared with every waiter.
-type Outcome = Result<Option<Fetched>, ReadError>;
+type FetchResult = Result<Option<Fetched>, ReadError>;
 
 /// What the lock protects.
-struct State {
+struct CacheState {
     lru: Lru<Value>,
     flights: HashMap<Box<[u8]>, InFlight>,
     /// Whether the cache can vouch for what it holds.
@@ -53,7 +53,7 @@ struct State {
 /// Thread-safe; share it with an `Arc`. Every method holds the lock only for
 /// O(1) map and list work (a flush swaps the whole LRU out).
 pub struct Service {
-    state: Mutex<State>,
+    state: Mutex<CacheState>,
     backend: Backend,
     wait_limit: Duration,
     metrics: Arc<Metrics>,
@@ -75,7 +75,7 @@ pub struct Service {
     capacity: std::num::NonZeroUsize,
     expiry: Duration,
     /// STALE_IF_ERROR_SECS: how long an entry is kept past its freshness.
-    grace: Duration,
+    stale_if_error: Duration,
     /// INVALIDATION as configured, for `INFO`.
     invalidation: Invalidation,
     /// PROXY_PASSWORD, if clients must give one.
@@ -87,7 +87,7 @@ pub struct Service {
 }
 
 /// What the locked part of a lookup decided.
-enum Step {
+enum Probe {
     Hit(Found),
     Lead(Arc<Flight>),
     Follow(Arc<Flight>),
@@ -103,11 +103,11 @@ impl Service {
             Invalidation::Auto | Invalidation::Tracking => LinkState::Down,
         };
         metrics.set_link_up(link == LinkState::Up);
-        let lru =
-            Lru::new(config.cache_capacity, config.cache_expiry).with_grace(config.stale_if_error);
+        let lru = Lru::new(config.cache_capacity, config.cache_expiry)
+            .with_stale_if_error(config.stale_if_error);
         let hasher = lru.hasher().clone();
         Service {
-            state: Mutex::new(State {
+            state: Mutex::new(CacheState {
                 lru,
                 flights: HashMap::new(),
                 link,
@@ -125,7 +125,7 @@ impl Service {
             clock: Clock::new(),
             capacity: config.cache_capacity,
             expiry: config.cache_expiry,
-            grace: config.stale_if_error,
+            stale_if_error: config.stale_if_error,
             invalidation: config.invalidation,
             password: config.proxy_password.clone(),
             metrics_open: config.metrics_open,
@@ -190,7 +190,7 @@ impl Service {
     pub fn get(&self, key: &[u8]) -> Result<Option<Found>, ReadError> {
         match self.read(key) {
             Err(err @ (ReadError::Unavailable(_) | ReadError::Timeout(_)))
-                if !self.grace.is_zero() =>
+                if !self.stale_if_error.is_zero() =>
             {
                 match self.stale_value(key) {
                     Some((value, life)) => {
@@ -209,7 +209,7 @@ impl Service {
         }
     }
 
-    /// The entry kept for `key` past its freshness, if within the grace
+    /// The entry kept for `key` past its freshness, if within STALE_IF_ERROR_SECS
     /// period. Looked up after the failure, so an entry an invalidation or
     /// a flush removed meanwhile is never served.
     fn stale_value(&self, key: &[u8]) -> Option<(Value, Life)> {
@@ -221,17 +221,17 @@ impl Service {
 
     /// [`Service::get`] without stale-if-error.
     fn read(&self, key: &[u8]) -> Result<Option<Found>, ReadError> {
-        let hit = |value, life| Step::Hit(self.hit(value, life));
+        let hit = |value, life| Probe::Hit(self.hit(value, life));
         match self.lookup(key, hit, |state| state.join_or_lead(key)) {
-            Step::Hit(found) => {
+            Probe::Hit(found) => {
                 self.metrics.hit();
                 Ok(Some(found))
             }
-            Step::Lead(flight) => {
+            Probe::Lead(flight) => {
                 self.metrics.miss();
                 self.lead(key, &flight)
             }
-            Step::Follow(flight) => {
+            Probe::Follow(flight) => {
                 self.metrics.miss();
                 self.metrics.coalesced();
                 self.as_found(flight.wait(self.wait_limit))
@@ -250,7 +250,7 @@ impl Service {
         &self,
         key: &[u8],
         on_hit: impl FnOnce(Value, Life) -> T,
-        on_miss: impl FnOnce(&mut State) -> T,
+        on_miss: impl FnOnce(&mut CacheState) -> T,
     ) -> T {
         let tracked = self.is_tracked(key);
         let hash = self.hasher.hash(key);
@@ -287,14 +287,14 @@ impl Service {
         self.prefixes.is_empty() || self.prefixes.iter().any(|p| key.starts_with(p))
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, CacheState> {
         // Every critical section leaves the state consistent before anything
         // that could panic, so a poisoned lock is still sound to use.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-impl State {
+impl CacheState {
     /// Whether a key may be served from, or stored in, the cache now.
     fn may_cache(&self, tracked: bool) -> bool {
         match self.link {
@@ -304,9 +304,9 @@ impl State {
         }
     }
 
-    fn join_or_lead(&mut self, key: &[u8]) -> Step {
+    fn join_or_lead(&mut self, key: &[u8]) -> Probe {
         if let Some(entry) = self.flights.get(key) {
-            return Step::Follow(Arc::clone(&entry.flight));
+            return Probe::Follow(Arc::clone(&entry.flight));
         }
         let flight = Arc::new(Flight::default());
         let entry = InFlight {
@@ -315,7 +315,7 @@ impl State {
             stale: false,
         };
         self.flights.insert(key.into(), entry);
-        Step::Lead(flight)
+        Probe::Lead(flight)
     }
 }
 

@@ -28,7 +28,7 @@ fn service(timeout_ms: &str) -> Service {
 /// A fetch of `key` in flight that only the test finishes.
 fn in_flight(service: &Service, key: &[u8]) -> Arc<Flight> {
     match service.lock().join_or_lead(key) {
-        Step::Lead(flight) => flight,
+        Probe::Lead(flight) => flight,
         _ => panic!("a flight for the key was already in place"),
     }
 }
