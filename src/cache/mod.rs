@@ -1,8 +1,8 @@
 //! The LRU cache with a global expiry, shortened per entry for a key whose
 //! TTL in Redis ends sooner: a pure data structure.
 //!
-//! No I/O, no locks, no clock: the caller passes `now` (a [`Time`], which a
-//! [`Clock`] reads) to every call, so tests drive time by hand and the
+//! No I/O, no locks, no clock: the caller passes `now` (a [`Time`], which
+//! the proxy's [`crate::clock::Clock`] reads) to every call, so tests drive time by hand and the
 //! service reads the clock before it takes the lock.
 //!
 //! # Layout
@@ -67,7 +67,7 @@ pub use expiry::Life;
 pub use key::Key;
 use lists::{Ends, Links, List};
 use stamp::Stamp;
-pub use time::{Clock, Time};
+pub use time::Time;
 
 /// Hashes keys the way one cache does (foldhash, seeded at random once), so
 /// a caller can hash a key before it takes the lock around the cache and

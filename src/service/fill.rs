@@ -43,8 +43,8 @@ impl Service {
             flight,
             finished: false,
         };
+        let sent = self.clock.now();
         let started = Instant::now();
-        let sent = self.clock.at(started);
         let fetched = self.backend.get(key);
         let result = match &fetched {
             Ok(Read { value: Some(_), .. }) => BackendResult::Found,

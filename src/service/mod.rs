@@ -24,7 +24,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::backend::Backend;
-use crate::cache::{Clock, KeyHasher, Life, Lookup, Lru};
+use crate::cache::{KeyHasher, Life, Lookup, Lru};
+use crate::clock::Clock;
 use crate::config::{Config, Invalidation, Secret};
 use crate::limit::{Limiter, Permit};
 use crate::log_limit::LogLimiter;
@@ -94,9 +95,10 @@ enum Probe {
 }
 
 impl Service {
-    /// A service with an empty cache over `backend`. With invalidation on,
-    /// it caches nothing until the link to Redis is up.
-    pub fn new(config: &Config, backend: Backend, metrics: Arc<Metrics>) -> Service {
+    /// A service with an empty cache over `backend`, reading the time off
+    /// `clock` (the system's in the proxy, a manual one in tests). With
+    /// invalidation on, it caches nothing until the link to Redis is up.
+    pub fn new(config: &Config, backend: Backend, metrics: Arc<Metrics>, clock: Clock) -> Service {
         metrics.set_capacity(config.cache_capacity.get());
         let link = match config.invalidation {
             Invalidation::Off => LinkState::Off,
@@ -122,7 +124,7 @@ impl Service {
             max_key_bytes: config.max_key_bytes,
             prefixes: config.invalidation_prefixes.clone(),
             hasher,
-            clock: Clock::new(),
+            clock,
             capacity: config.cache_capacity,
             expiry: config.cache_expiry,
             stale_if_error: config.stale_if_error,

@@ -6,8 +6,20 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::backend::InvalidationSink;
+use crate::clock::ManualClock;
 
+/// A service whose time stands still unless a test moves it.
 fn service_with(timeout_ms: &str, invalidation: &str) -> Service {
+    build(timeout_ms, invalidation, ManualClock::new().clock())
+}
+
+/// A service with INVALIDATION=off, and the hand of its clock.
+fn timed(timeout_ms: &str) -> (Service, ManualClock) {
+    let hand = ManualClock::new();
+    (build(timeout_ms, "off", hand.clock()), hand)
+}
+
+fn build(timeout_ms: &str, invalidation: &str, clock: Clock) -> Service {
     // Nothing listens on port 1: the backend is never reached here.
     let config = Config::from_lookup(|name| match name {
         "REDIS_ADDRESS" => Some("127.0.0.1:1".to_owned()),
@@ -18,7 +30,7 @@ fn service_with(timeout_ms: &str, invalidation: &str) -> Service {
     })
     .expect("valid config");
     let backend = Backend::new(&config).expect("backend");
-    Service::new(&config, backend, Arc::new(Metrics::new()))
+    Service::new(&config, backend, Arc::new(Metrics::new()), clock)
 }
 
 fn service(timeout_ms: &str) -> Service {
@@ -64,7 +76,8 @@ fn a_waiter_gives_up_with_a_timeout_when_the_fetch_never_ends() {
 
 #[test]
 fn a_waiter_gets_the_leaders_value() {
-    let service = Arc::new(service("5000"));
+    let (service, hand) = timed("5000");
+    let service = Arc::new(service);
     let flight = in_flight(&service, b"k");
     let waiter = {
         let service = Arc::clone(&service);
@@ -88,8 +101,35 @@ fn a_waiter_gets_the_leaders_value() {
     // The fill is cached for the next reader, fresh for what is left.
     let hit = service.get(b"k").expect("read").expect("found");
     assert_eq!((hit.value, hit.source), (value(b"v"), Source::Hit));
-    assert!(hit.fresh_for <= Duration::from_secs(60) && hit.fresh_for > Duration::from_secs(50));
-    assert_eq!(hit.age + hit.fresh_for, Duration::from_secs(60));
+    assert_eq!(
+        (hit.fresh_for, hit.age),
+        (Duration::from_secs(60), Duration::ZERO)
+    );
+    hand.advance(Duration::from_secs(10));
+    let hit = service.get(b"k").expect("read").expect("found");
+    assert_eq!(
+        (hit.source, hit.fresh_for, hit.age),
+        (
+            Source::Hit,
+            Duration::from_secs(50),
+            Duration::from_secs(10)
+        )
+    );
+}
+
+#[test]
+fn an_entry_expires_after_the_lifetime_however_often_it_is_read() {
+    let (service, hand) = timed("1000");
+    let flight = in_flight(&service, b"k");
+    service.finish_flight(b"k", &flight, Ok(Some(fetched(b"v"))));
+    // Read just before the end: had a read extended the lifetime, the
+    // entry would still be fresh at 60 s.
+    hand.advance(Duration::from_secs(59));
+    let hit = service.cached(b"k").expect("fresh until 60 s");
+    assert_eq!(hit.fresh_for, Duration::from_secs(1));
+    hand.advance(Duration::from_secs(1));
+    assert!(service.cached(b"k").is_none());
+    assert_eq!(service.metrics().expirations(), 1);
 }
 
 /// A tracking service whose link is up.
@@ -174,7 +214,7 @@ fn auto_falling_back_to_off_caches_by_ttl_alone() {
 
 #[test]
 fn a_key_ending_in_redis_is_cached_no_longer_than_its_ttl() {
-    let service = service("1000");
+    let (service, hand) = timed("1000");
     let now = service.clock.now();
     let flight = in_flight(&service, b"k");
     let ends = now + Duration::from_secs(5);
@@ -184,14 +224,20 @@ fn a_key_ending_in_redis_is_cached_no_longer_than_its_ttl() {
     }));
     service.finish_flight(b"k", &flight, outcome);
     let hit = service.cached(b"k").expect("cached");
-    assert!(hit.fresh_for <= Duration::from_secs(5), "{hit:?}");
-    assert!(hit.fresh_for > Duration::from_secs(3), "{hit:?}");
+    // Never past the end; earlier by at most the stamp's rounding (~4 ms).
+    let within = |d: Duration| d <= Duration::from_secs(5) && d > Duration::from_millis(4990);
+    assert!(within(hit.fresh_for), "{hit:?}");
     // The waiters' answer says the same.
     let found = service
         .as_found(flight.wait(Duration::ZERO))
         .expect("found")
         .expect("a value");
-    assert!(found.fresh_for <= Duration::from_secs(5), "{found:?}");
+    assert_eq!(found.fresh_for, Duration::from_secs(5), "{found:?}");
+    // Still a hit just before the end, gone at it.
+    hand.advance(Duration::from_millis(4900));
+    assert!(service.cached(b"k").is_some());
+    hand.advance(Duration::from_millis(100));
+    assert!(service.cached(b"k").is_none());
 }
 
 #[test]
