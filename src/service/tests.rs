@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::flight::Flight;
 use super::*;
 use crate::backend::InvalidationSink;
 use crate::clock::ManualClock;
@@ -39,7 +40,7 @@ fn service(timeout_ms: &str) -> Service {
 
 /// A fetch of `key` in flight that only the test finishes.
 fn in_flight(service: &Service, key: &[u8]) -> Arc<Flight> {
-    match service.lock().join_or_lead(key) {
+    match service.core.lock().join_or_lead(key) {
         Probe::Lead(flight) => flight,
         _ => panic!("a flight for the key was already in place"),
     }
@@ -215,7 +216,7 @@ fn auto_falling_back_to_off_caches_by_ttl_alone() {
 #[test]
 fn a_key_ending_in_redis_is_cached_no_longer_than_its_ttl() {
     let (service, hand) = timed("1000");
-    let now = service.clock.now();
+    let now = service.core.now();
     let flight = in_flight(&service, b"k");
     let ends = now + Duration::from_secs(5);
     let outcome = Ok(Some(Fetched {
@@ -246,12 +247,12 @@ fn a_value_with_no_life_left_answers_its_readers_and_is_not_cached() {
     let flight = in_flight(&service, b"k");
     service.finish_flight(b"k", &flight, Ok(Some(fetched(b"old"))));
     assert!(service.cached(b"k").is_some());
-    service.lock().lru.expire_all(service.clock.now());
+    service.core.lock().lru.expire_all(service.core.now());
     // Read again: the key went between the GET and the PTTL.
     let flight = in_flight(&service, b"k");
     let gone = Fetched {
         value: value(b"v"),
-        ends: Some(service.clock.now()),
+        ends: Some(service.core.now()),
     };
     service.finish_flight(b"k", &flight, Ok(Some(gone)));
     let found = service
@@ -264,5 +265,5 @@ fn a_value_with_no_life_left_answers_its_readers_and_is_not_cached() {
     );
     assert!(service.cached(b"k").is_none());
     // And nothing was kept of the old value, even for stale-if-error.
-    assert!(service.stale_value(b"k").is_none());
+    assert!(service.core.stale(b"k").is_none());
 }
