@@ -80,7 +80,7 @@ fn run_guarded(job: &Job, service: &Service) -> Vec<u8> {
         Ok(reply) => reply,
         Err(_) => {
             log::error!("a RESP worker panicked; answered -ERR internal error");
-            service.metrics().resp_request(false, Duration::ZERO);
+            service.resp_answered(false, Duration::ZERO);
             let mut replies = Replies::new();
             replies.protocol = job.protocol;
             replies.error("ERR internal error");

@@ -22,6 +22,7 @@
 mod admission;
 mod auth;
 mod coherence;
+mod counts;
 mod fill;
 mod flight;
 mod read_through;

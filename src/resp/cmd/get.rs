@@ -2,7 +2,6 @@
 
 use std::time::Instant;
 
-use crate::metrics::Metrics;
 use crate::service::{ReadError, Service, Value};
 
 use super::super::reply::{Protocol, Replies};
@@ -80,11 +79,10 @@ fn key_too_long(context: &mut Context<'_>) -> Outcome {
 /// reads through the cache, and returns the encoded reply.
 pub fn fetch(fetch: &Fetch, protocol: Protocol, service: &Service) -> Vec<u8> {
     let started = Instant::now();
-    let metrics = service.metrics();
     let mut replies = Replies::new();
     replies.protocol = protocol;
     let _place = service.admit();
-    metrics.in_flight(1);
+    service.request_started();
     let ok = match fetch {
         Fetch::Get(key) => {
             fault_hook(key);
@@ -98,7 +96,7 @@ pub fn fetch(fetch: &Fetch, protocol: Protocol, service: &Service) -> Vec<u8> {
             match result {
                 Ok(Some(found)) => replies.bulk(found.value.bytes()),
                 Ok(None) => replies.null(),
-                Err(err) => read_error(&mut replies, &err, metrics),
+                Err(err) => read_error(&mut replies, &err, service),
             }
             outcome != "error"
         }
@@ -114,19 +112,19 @@ pub fn fetch(fetch: &Fetch, protocol: Protocol, service: &Service) -> Vec<u8> {
                 true
             }
             Err(err) => {
-                read_error(&mut replies, &err, metrics);
+                read_error(&mut replies, &err, service);
                 false
             }
         },
     };
-    metrics.in_flight(-1);
+    service.request_ended();
     let elapsed = started.elapsed();
-    metrics.resp_request(ok, elapsed);
+    service.resp_answered(ok, elapsed);
     let name = match fetch {
         Fetch::Get(_) => GET.name,
         Fetch::MGet(_) => MGET.name,
     };
-    metrics.command_done(super::index_of(name), ok, elapsed);
+    service.command_done(super::index_of(name), ok, elapsed);
     replies.buf
 }
 
@@ -144,12 +142,12 @@ fn read_all(service: &Service, keys: &[Vec<u8>]) -> Result<Vec<Option<Value>>, R
 
 /// A failed read: Redis's own error reply is passed on as it is
 /// (`-WRONGTYPE ...`); the proxy's are `-ERR` with the reason.
-fn read_error(replies: &mut Replies, err: &ReadError, metrics: &Metrics) {
+fn read_error(replies: &mut Replies, err: &ReadError, service: &Service) {
     let message = match err {
         ReadError::Reply(message) => message.clone(),
         other => format!("ERR {other}"),
     };
-    metrics.error_reply(&message);
+    service.error_replied(&message);
     replies.error(&message);
 }
 
