@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::limit::{Limiter, Permit};
+use crate::limit::{Detached, Limiter, Permit};
 use crate::metrics::Metrics;
 
 /// The WORKERS places, and the count of requests queued for one.
@@ -30,5 +30,10 @@ impl Admission {
     /// A place if one is free now, without waiting.
     pub(super) fn try_admit(&self) -> Option<Permit<'_>> {
         self.places.try_acquire()
+    }
+
+    /// The permit for a place taken on another thread and passed on.
+    pub(super) fn reattach(&self, place: Detached) -> Permit<'_> {
+        self.places.reattach(place)
     }
 }

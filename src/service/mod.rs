@@ -4,23 +4,27 @@
 //! changed while the fetch was in flight.
 //!
 //! [`Service`] puts together parts that each have one job: the read-through
-//! core (`read_through.rs`: the cache and the fetches in flight under one lock), the
-//! fetch from Redis and the fill (`fill.rs`), admission to the WORKERS
-//! places (`admission.rs`), PROXY_PASSWORD (`auth.rs`), and what the
+//! core (`read_through.rs`: the cache and the fetches in flight under one
+//! lock), the read split between the RESP event loop and a worker
+//! (`claim.rs`), the fetch from Redis and the fill (`fill.rs`), admission
+//! to the WORKERS places (`admission.rs`), PROXY_PASSWORD (`auth.rs`), what
+//! the front ends report for counting (`counts.rs`), and what the
 //! invalidation link tells the cache and the front ends' tracking clients
 //! (`coherence.rs`).
 //!
 //! The lock is held only for map and list work: never across Redis I/O or
 //! response writing. [`Service::get`] takes it once on a hit and twice on a
-//! miss (look up, then fill), hashing the key each time; the RESP front end
-//! first tries [`Service::cached`] on its event loop, so a RESP miss takes it
-//! three times. A stale-if-error answer takes it once more. Values of up to
-//! 256 bytes (`SHARED_ABOVE`) are copied under the lock on a hit; larger
-//! ones are shared (a refcounted allocation), so a hit clones a pointer,
-//! not the value.
+//! miss (look up, then fill), hashing the key each time. The RESP front end
+//! looks up on its event loop with [`Service::claim`], which on a miss leads
+//! or joins the fetch under that same lock, and a worker finishes the read
+//! ([`Service::finish`]): twice as well. A stale-if-error answer takes it
+//! once more. Values of up to 256 bytes (`SHARED_ABOVE`) are copied under
+//! the lock on a hit; larger ones are shared (a refcounted allocation), so
+//! a hit clones a pointer, not the value.
 
 mod admission;
 mod auth;
+mod claim;
 mod coherence;
 mod counts;
 mod fill;
@@ -41,6 +45,7 @@ use crate::metrics::Metrics;
 
 use admission::Admission;
 use auth::Auth;
+pub use claim::{Claim, Deferred, Ticket};
 pub use coherence::{Change, ChangeListener, LinkState};
 use fill::Fetched;
 use read_through::{Probe, ReadThrough};
@@ -62,6 +67,9 @@ pub struct Service {
     /// For Redis refusing `PTTL` (nothing is cached then).
     ttl_warnings: LogLimiter,
     admission: Admission,
+    /// RESP reads handed to a worker that will wait for a place (see
+    /// `claim.rs`).
+    deferred: Arc<std::sync::atomic::AtomicUsize>,
     auth: Auth,
     max_key_bytes: usize,
     /// INVALIDATION as configured, for `INFO`.
@@ -86,6 +94,7 @@ impl Service {
             backend_warnings: LogLimiter::new(Duration::from_secs(5)),
             ttl_warnings: LogLimiter::new(Duration::from_secs(5)),
             admission: Admission::new(config.max_clients.get(), Arc::clone(&metrics)),
+            deferred: Arc::default(),
             auth: Auth::new(config, Arc::clone(&metrics)),
             max_key_bytes: config.max_key_bytes,
             invalidation: config.invalidation,
@@ -147,7 +156,10 @@ impl Service {
 
     /// The cached value of `key`, if it is cached and fresh; never asks
     /// Redis, never waits on a fetch. A hit counts as one; on `None` the
-    /// caller goes on to [`Service::get`], which counts the miss.
+    /// caller goes on to [`Service::get`], which counts the miss. (The RESP
+    /// loop now uses [`Service::claim`]; kept for a front end that serves
+    /// hits without a WORKERS place, and for the tests.)
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn cached(&self, key: &[u8]) -> Option<Found> {
         let (value, life) = self.core.cached(key)?;
         self.metrics.hit();
@@ -160,12 +172,22 @@ impl Service {
     /// than STALE_IF_ERROR_SECS ago is served instead, marked stale, unless
     /// its key's TTL in Redis has ended meanwhile.
     pub fn get(&self, key: &[u8]) -> Result<Option<Found>, ReadError> {
-        match self.read(key) {
+        self.or_stale(key, self.read(key))
+    }
+
+    /// `read`, or, when Redis could not be read, the entry kept for `key`
+    /// past its freshness, if any (STALE_IF_ERROR_SECS). Looked up after
+    /// the failure, so an entry an invalidation or a flush removed
+    /// meanwhile is never served.
+    fn or_stale(
+        &self,
+        key: &[u8],
+        read: Result<Option<Found>, ReadError>,
+    ) -> Result<Option<Found>, ReadError> {
+        match read {
             Err(err @ (ReadError::Unavailable(_) | ReadError::Timeout(_)))
                 if self.core.keeps_stale() =>
             {
-                // Looked up after the failure, so an entry an invalidation
-                // or a flush removed meanwhile is never served.
                 match self.core.stale(key) {
                     Some((value, life)) => {
                         self.metrics.stale_served();

@@ -42,6 +42,18 @@ pub(super) enum Probe {
     Follow(Arc<Flight>),
 }
 
+/// What the RESP event loop's lookup decided (see `claim.rs`).
+pub(super) enum Claimed {
+    /// A fresh value, and how its entry's life stands.
+    Hit(Value, Life),
+    /// No usable entry and no fetch in flight: the caller fetches.
+    Lead(Arc<Flight>),
+    /// A fetch of the key is in flight: the caller waits for it.
+    Follow(Arc<Flight>),
+    /// No usable entry, no fetch in flight, and the caller may not lead.
+    Pass,
+}
+
 /// The cache and its fetches in flight, shared by every worker.
 pub(super) struct ReadThrough {
     state: Mutex<CacheState>,
@@ -60,6 +72,9 @@ pub(super) struct ReadThrough {
     prefixes: Vec<Vec<u8>>,
     /// For the cache's own figures: entries, evictions, expiries, link.
     metrics: Arc<Metrics>,
+    /// How often the lock was taken, for the unit tests that count it.
+    #[cfg(test)]
+    pub(super) locks: std::sync::atomic::AtomicUsize,
 }
 
 impl ReadThrough {
@@ -89,6 +104,8 @@ impl ReadThrough {
             stale_if_error: config.stale_if_error,
             prefixes: config.invalidation_prefixes.clone(),
             metrics,
+            #[cfg(test)]
+            locks: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -108,6 +125,7 @@ impl ReadThrough {
     }
 
     /// A fresh cached value of `key`, never joining or leading a fetch.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(super) fn cached(&self, key: &[u8]) -> Option<(Value, Life)> {
         self.lookup(key, |value, life| Some((value, life)), |_| None)
     }
@@ -116,6 +134,21 @@ impl ReadThrough {
     /// under one lock.
     pub(super) fn probe(&self, key: &[u8]) -> Probe {
         self.lookup(key, Probe::Hit, |state| state.join_or_lead(key))
+    }
+
+    /// [`ReadThrough::probe`], except that with `may_lead` false a miss with
+    /// no fetch in flight starts none.
+    pub(super) fn claim(&self, key: &[u8], may_lead: bool) -> Claimed {
+        let on_miss = |state: &mut CacheState| match state.flights.get(key) {
+            Some(entry) => Claimed::Follow(Arc::clone(&entry.flight)),
+            None if may_lead => match state.join_or_lead(key) {
+                Probe::Lead(flight) => Claimed::Lead(flight),
+                Probe::Follow(flight) => Claimed::Follow(flight),
+                Probe::Hit(value, life) => Claimed::Hit(value, life),
+            },
+            None => Claimed::Pass,
+        };
+        self.lookup(key, Claimed::Hit, on_miss)
     }
 
     /// The entry kept for `key` past its freshness, if within
@@ -291,6 +324,9 @@ impl ReadThrough {
     pub(super) fn lock(&self) -> MutexGuard<'_, CacheState> {
         // Every critical section leaves the state consistent before anything
         // that could panic, so a poisoned lock is still sound to use.
+        #[cfg(test)]
+        self.locks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

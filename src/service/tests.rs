@@ -267,3 +267,65 @@ fn a_value_with_no_life_left_answers_its_readers_and_is_not_cached() {
     // And nothing was kept of the old value, even for stale-if-error.
     assert!(service.core.stale(b"k").is_none());
 }
+
+/// The fetch a claim led or joined.
+fn ticket(claim: Claim) -> Ticket {
+    match claim {
+        Claim::Fetch(ticket) => ticket,
+        Claim::Hit(_) | Claim::Pass => panic!("not a fetch"),
+    }
+}
+
+/// The places free now (taken and given back).
+fn free_places(service: &Service) -> usize {
+    std::iter::from_fn(|| service.try_admit())
+        .collect::<Vec<_>>()
+        .len()
+}
+
+#[test]
+fn a_claimed_miss_is_finished_without_looking_the_key_up_again() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let service = service("100");
+    let places = free_places(&service);
+    // Two RESP reads of one key on the event loop: each looks it up once,
+    // the first leading the fetch, the second joining it.
+    let locks = service.core.locks.load(Relaxed);
+    let lead = ticket(service.claim(b"k", service.try_admit().expect("a place")));
+    let follow = ticket(service.claim(b"k", service.try_admit().expect("a place")));
+    assert_eq!(service.core.locks.load(Relaxed) - locks, 2);
+    assert_eq!(service.metrics().coalesced_count(), 1);
+    // The leader keeps the place its lookup took until a worker finishes
+    // it; the follower, which only waits, gave its back.
+    assert_eq!(free_places(&service), places - 1);
+    let locks = service.core.locks.load(Relaxed);
+    // Nothing listens on port 1: the fetch fails, for both readers (the
+    // follower, finished second, finds the outcome waiting).
+    let led = service.finish(b"k", lead);
+    assert!(matches!(led, Err(ReadError::Unavailable(_))), "{led:?}");
+    assert_eq!(service.finish(b"k", follow), led);
+    // The workers took the lock once between them, to retire the fetch:
+    // no second lookup.
+    assert_eq!(service.core.locks.load(Relaxed) - locks, 1);
+    assert_eq!(service.metrics().misses(), 2);
+    assert_eq!(free_places(&service), places);
+}
+
+#[test]
+fn while_a_handed_over_read_waits_for_a_place_a_claim_leads_nothing() {
+    let service = service("100");
+    let mut deferred = service.defer();
+    // No fetch in flight: none is started; the worker reads through.
+    let claim = service.claim(b"k", service.try_admit().expect("a place"));
+    assert!(matches!(claim, Claim::Pass));
+    // A fetch in flight is still joined: waiting needs no place.
+    let flight = in_flight(&service, b"k");
+    let follow = ticket(service.claim(b"k", service.try_admit().expect("a place")));
+    service.finish_flight(b"k", &flight, Ok(Some(fetched(b"v"))));
+    let found = service.finish(b"k", follow).expect("read").expect("found");
+    assert_eq!(found.value, value(b"v"));
+    // Once the handed-over read has its place, the loop leads again.
+    deferred.done();
+    let lead = ticket(service.claim(b"other", service.try_admit().expect("a place")));
+    assert!(service.finish(b"other", lead).is_err());
+}
