@@ -8,6 +8,7 @@
 //!
 //! Modules (see docs/architecture.md):
 //! - [`cache`]: the LRU with expiry; a pure data structure, no I/O, no locks.
+//! - [`clock`]: the time the cache's expiry is read against, injected.
 //! - [`config`]: environment and `.env`, validated into a [`config::Config`].
 //! - `backend`: everything that talks to Redis: the pool and the one read we
 //!   make, the readiness probe, and the invalidation link.
@@ -28,6 +29,7 @@
 // the integration tests use. The rest is the proxy's own.
 pub(crate) mod backend;
 pub mod cache;
+pub mod clock;
 pub mod config;
 pub mod http;
 pub(crate) mod limit;
@@ -42,6 +44,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, InvalidationLink, InvalidationSink};
+use crate::clock::Clock;
 use crate::config::{Config, Invalidation};
 use crate::http::HttpServer;
 use crate::metrics::Metrics;
@@ -100,6 +103,13 @@ impl Proxy {
     /// Starts every front end of `config`. Does not wait for Redis: the proxy
     /// serves (hits, and clear errors for misses) while Redis is down.
     pub fn start(config: &Config) -> Result<Proxy, StartError> {
+        Proxy::start_with_clock(config, Clock::system())
+    }
+
+    /// [`Proxy::start`] with the cache's expiry read off `clock`: for
+    /// tests, which pass a [`clock::ManualClock`]'s so entries expire when
+    /// the test moves the time on, not after real seconds.
+    pub fn start_with_clock(config: &Config, clock: Clock) -> Result<Proxy, StartError> {
         // rustls needs a process-wide crypto provider for rediss://; a second
         // proxy in the same process finds it installed already.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -111,7 +121,7 @@ impl Proxy {
         metrics.set_max_connections(config.max_connections.get());
         let backend = Backend::new(config).map_err(|err| StartError::Redis(err.to_string()))?;
         let topology = backend.topology();
-        let service = Arc::new(Service::new(config, backend, metrics));
+        let service = Arc::new(Service::new(config, backend, metrics, clock));
         let invalidation = match config.invalidation {
             Invalidation::Off => None,
             Invalidation::Auto | Invalidation::Tracking => Some(

@@ -105,6 +105,29 @@ impl Limiter {
     }
 }
 
+/// A place taken and kept past its [`Permit`], to be handed to another
+/// thread (the RESP event loop's lookup passes its place on to the worker
+/// that finishes the read) and made a permit again there with
+/// [`Limiter::reattach`]. Dropped instead, the place is lost.
+#[must_use = "a detached place is lost unless reattached"]
+pub struct Detached(());
+
+impl Permit<'_> {
+    /// Keeps the place taken without the borrow of the limiter.
+    pub fn detach(self) -> Detached {
+        std::mem::forget(self);
+        Detached(())
+    }
+}
+
+impl Limiter {
+    /// The permit for a place taken earlier and [`Permit::detach`]ed.
+    pub fn reattach(&self, place: Detached) -> Permit<'_> {
+        let Detached(()) = place;
+        Permit { limiter: self }
+    }
+}
+
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
         self.limiter.release();
@@ -119,6 +142,15 @@ mod tests {
     use std::time::{Duration, Instant};
 
     fn uncounted(_: i64) {}
+
+    #[test]
+    fn a_detached_place_stays_taken_until_reattached_and_dropped() {
+        let limiter = Limiter::new(1);
+        let place = limiter.try_acquire().expect("a place").detach();
+        assert!(limiter.try_acquire().is_none());
+        drop(limiter.reattach(place));
+        assert!(limiter.try_acquire().is_some());
+    }
 
     #[test]
     fn never_admits_more_than_the_permits() {

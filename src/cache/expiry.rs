@@ -1,6 +1,6 @@
 //! Expiry beyond the lookup itself: inserting an entry whose key ends in
-//! Redis, an entry's [`Life`] (for HTTP's `max-age` and `Age`), the stale
-//! grace, ending every entry's freshness at
+//! Redis, an entry's [`Life`] (for HTTP's `max-age` and `Age`), the
+//! stale-if-error period, ending every entry's freshness at
 //! once, and purging expired entries.
 
 use std::time::Duration;
@@ -61,17 +61,17 @@ impl<V> Lru<V> {
     }
 
     /// The value of `key` and its [`Life`] if it has expired less than its
-    /// grace period ago (or is still fresh); its place in the lists is left
+    /// stale-if-error period ago (or is still fresh); its place in the lists is left
     /// as it is.
     pub fn stale(&self, key: &[u8], now: Time) -> Option<(&V, Life)> {
         let slot = self.find(self.hasher.hash(key), key)?;
         let node = &self.nodes[slot];
-        (node.stamp.expires_at() > now || self.in_grace(node.stamp, now))
+        (node.stamp.expires_at() > now || self.in_stale_window(node.stamp, now))
             .then(|| (&node.value, self.life(node.stamp, now)))
     }
 
     /// Ends every entry's freshness at `now` (those already expired keep
-    /// their expiry), keeping each for its grace period: for when nothing
+    /// their expiry), keeping each for its stale-if-error period: for when nothing
     /// held can be vouched for any more. O(entries); entries without an end
     /// in Redis stay in expiry order along the age list.
     pub fn expire_all(&mut self, now: Time) {
@@ -80,8 +80,8 @@ impl<V> Lru<V> {
         }
     }
 
-    pub(super) fn in_grace(&self, stamp: Stamp, now: Time) -> bool {
-        now < stamp.expires_at() + stamp.grace(self.ttl, self.grace)
+    pub(super) fn in_stale_window(&self, stamp: Stamp, now: Time) -> bool {
+        now < stamp.expires_at() + stamp.stale_window(self.ttl, self.stale_if_error)
     }
 
     fn life(&self, stamp: Stamp, now: Time) -> Life {

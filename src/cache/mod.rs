@@ -1,8 +1,8 @@
 //! The LRU cache with a global expiry, shortened per entry for a key whose
 //! TTL in Redis ends sooner: a pure data structure.
 //!
-//! No I/O, no locks, no clock: the caller passes `now` (a [`Time`], which a
-//! [`Clock`] reads) to every call, so tests drive time by hand and the
+//! No I/O, no locks, no clock: the caller passes `now` (a [`Time`], which
+//! the proxy's [`crate::clock::Clock`] reads) to every call, so tests drive time by hand and the
 //! service reads the clock before it takes the lock.
 //!
 //! # Layout
@@ -25,7 +25,7 @@
 //!   of either list, or when room is needed and it is the least recent.
 //!
 //! Each node's expiry is one 8-byte stamp (`stamp.rs`), which also carries
-//! when the key ends in Redis, for [`Life`] and the stale grace.
+//! when the key ends in Redis, for [`Life`] and the stale-if-error period.
 //!
 //! Removing an entry moves the arena's last node into the freed slot, so the
 //! arena stays dense and needs no free list.
@@ -67,7 +67,7 @@ pub use expiry::Life;
 pub use key::Key;
 use lists::{Ends, Links, List};
 use stamp::Stamp;
-pub use time::{Clock, Time};
+pub use time::Time;
 
 /// Hashes keys the way one cache does (foldhash, seeded at random once), so
 /// a caller can hash a key before it takes the lock around the cache and
@@ -125,8 +125,8 @@ pub enum Lookup<'a, V> {
     /// The key was cached but has expired; it has been removed and its value
     /// is handed back so the caller can drop it outside any lock.
     Expired(V),
-    /// The key has expired less than the grace period ago: not fresh, but
-    /// kept (see [`Lru::with_grace`]) and left where it is.
+    /// The key has expired less than its stale-if-error period ago: not fresh, but
+    /// kept (see [`Lru::with_stale_if_error`]) and left where it is.
     Stale,
 }
 
@@ -160,7 +160,7 @@ pub struct Lru<V> {
     age: Ends,
     capacity: usize,
     ttl: Duration,
-    grace: Duration,
+    stale_if_error: Duration,
 }
 
 impl<V> Lru<V> {
@@ -175,7 +175,7 @@ impl<V> Lru<V> {
             age: Ends::EMPTY,
             capacity: capacity.get().min(MAX_CAPACITY),
             ttl,
-            grace: Duration::ZERO,
+            stale_if_error: Duration::ZERO,
         }
     }
 
@@ -190,12 +190,12 @@ impl<V> Lru<V> {
         &self.hasher
     }
 
-    /// Keeps an entry for `grace` past its expiry, as stale: never a hit,
+    /// Keeps an entry for `stale_if_error` (STALE_IF_ERROR_SECS) past its expiry, as stale: never a hit,
     /// but available to [`Lru::stale`] (a proxy serving stale-if-error), and
     /// the first to go when room is needed, since expired entries lead the
     /// age list.
-    pub fn with_grace(mut self, grace: Duration) -> Self {
-        self.grace = grace;
+    pub fn with_stale_if_error(mut self, stale_if_error: Duration) -> Self {
+        self.stale_if_error = stale_if_error;
         self
     }
 
@@ -216,7 +216,7 @@ impl<V> Lru<V> {
 
     /// Looks `key` up at time `now`. A hit becomes the most recently read
     /// entry; its expiry is not extended. An expired entry is removed and
-    /// behaves as if it had never been stored, unless it is within its grace
+    /// behaves as if it had never been stored, unless it is within its stale-if-error
     /// period ([`Lookup::Stale`]).
     pub fn get(&mut self, key: &[u8], now: Time) -> Lookup<'_, V> {
         self.get_hashed(self.hasher.hash(key), key, now)
@@ -230,7 +230,7 @@ impl<V> Lru<V> {
         };
         let stamp = self.nodes[slot].stamp;
         if stamp.expires_at() <= now {
-            if self.in_grace(stamp, now) {
+            if self.in_stale_window(stamp, now) {
                 return Lookup::Stale;
             }
             let (_, value) = self.remove_slot(slot);

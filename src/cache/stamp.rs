@@ -89,12 +89,12 @@ impl Stamp {
             .map_or(lifetime, |after| after.min(lifetime))
     }
 
-    /// How long the entry may be kept past its expiry as stale: `grace`,
+    /// How long the entry may be kept past its expiry as stale: `stale_if_error`,
     /// but never past the key's end in Redis.
-    pub(super) fn grace(self, lifetime: Duration, grace: Duration) -> Duration {
+    pub(super) fn stale_window(self, lifetime: Duration, stale_if_error: Duration) -> Duration {
         match self.ends_after() {
-            None => grace,
-            Some(after) => grace.min(after.saturating_sub(lifetime)),
+            None => stale_if_error,
+            Some(after) => stale_if_error.min(after.saturating_sub(lifetime)),
         }
     }
 }
@@ -112,7 +112,7 @@ mod tests {
         assert_eq!(stamp.expires_at(), at);
         assert_eq!(stamp.ends_after(), None);
         assert_eq!(stamp.life(60 * SEC), 60 * SEC);
-        assert_eq!(stamp.grace(60 * SEC, 5 * SEC), 5 * SEC);
+        assert_eq!(stamp.stale_window(60 * SEC, 5 * SEC), 5 * SEC);
     }
 
     #[test]
@@ -138,12 +138,12 @@ mod tests {
         // Ends in Redis before the lifetime: that is its life, no grace.
         let short = Stamp::ending(at, 7 * SEC);
         assert_eq!(short.life(60 * SEC), 7 * SEC);
-        assert_eq!(short.grace(60 * SEC, 30 * SEC), Duration::ZERO);
+        assert_eq!(short.stale_window(60 * SEC, 30 * SEC), Duration::ZERO);
         // Ends 10 s after the lifetime: grace up to then.
         let long = Stamp::ending(at, 70 * SEC);
         assert_eq!(long.life(60 * SEC), 60 * SEC);
-        assert_eq!(long.grace(60 * SEC, 30 * SEC), 10 * SEC);
-        assert_eq!(long.grace(60 * SEC, 5 * SEC), 5 * SEC);
+        assert_eq!(long.stale_window(60 * SEC, 30 * SEC), 10 * SEC);
+        assert_eq!(long.stale_window(60 * SEC, 5 * SEC), 5 * SEC);
     }
 
     #[test]

@@ -115,7 +115,8 @@ fn capacity_one() {
 fn grace_keeps_an_expired_entry_as_stale_then_lets_it_go() {
     let start = Time::ZERO;
     let secs = Duration::from_secs;
-    let mut cache = Lru::new(NonZeroUsize::new(2).expect("non-zero"), secs(10)).with_grace(secs(5));
+    let mut cache =
+        Lru::new(NonZeroUsize::new(2).expect("non-zero"), secs(10)).with_stale_if_error(secs(5));
     cache.insert(b"k", 1, start);
     assert_eq!(cache.get(b"k", start + secs(12)), Lookup::Stale);
     assert_eq!(
@@ -138,7 +139,8 @@ fn grace_keeps_an_expired_entry_as_stale_then_lets_it_go() {
 fn expire_all_ends_freshness_now_and_keeps_the_grace() {
     let start = Time::ZERO;
     let secs = Duration::from_secs;
-    let mut cache = Lru::new(NonZeroUsize::new(4).expect("non-zero"), secs(60)).with_grace(secs(5));
+    let mut cache =
+        Lru::new(NonZeroUsize::new(4).expect("non-zero"), secs(60)).with_stale_if_error(secs(5));
     cache.insert(b"a", 1, start);
     cache.insert(b"b", 2, start + secs(1));
     cache.expire_all(start + secs(2));
@@ -178,7 +180,7 @@ fn an_entry_ending_sooner_in_redis_is_no_hit_past_that_end() {
     let secs = Duration::from_secs;
     let ms = Duration::from_millis;
     let start = Time::ZERO + secs(100);
-    let mut cache = lru(4, 60).with_grace(secs(30));
+    let mut cache = lru(4, 60).with_stale_if_error(secs(30));
     cache.insert_until(b"short", 1, start, start + ms(300));
     cache.insert(b"plain", 2, start);
     assert_eq!(cache.get(b"short", start + ms(290)), Lookup::Hit(&1));
@@ -195,7 +197,7 @@ fn an_entry_ending_sooner_in_redis_is_no_hit_past_that_end() {
 fn an_entry_ending_after_the_lifetime_lives_the_lifetime_and_grace_up_to_its_end() {
     let secs = Duration::from_secs;
     let start = Time::ZERO + secs(100);
-    let mut cache = lru(4, 60).with_grace(secs(30));
+    let mut cache = lru(4, 60).with_stale_if_error(secs(30));
     cache.insert_until(b"k", 1, start, start + secs(70));
     assert_eq!(cache.get(b"k", start + secs(59)), Lookup::Hit(&1));
     let life = cache.most_recent_life(start + secs(59)).expect("an entry");
@@ -276,7 +278,7 @@ mod ending {
         #[test]
         fn never_served_past_its_end(ops in proptest::collection::vec(op(), 1..300)) {
             let ms = Duration::from_millis;
-            let mut cache = lru(4, 1).with_grace(Duration::from_secs(2));
+            let mut cache = lru(4, 1).with_stale_if_error(Duration::from_secs(2));
             // Where the clock starts does not matter; past its first ms.
             let mut now = Time::ZERO + Duration::from_secs(10);
             let mut ends: HashMap<u8, Option<Time>> = HashMap::new();

@@ -1,17 +1,17 @@
 //! Time as the cache sees it: a number of nanoseconds the caller reads off
-//! its own clock.
+//! its own clock (the proxy's is `crate::clock::Clock`).
 //!
 //! An `Instant` is 16 bytes and turning one into anything comparable costs a
 //! subtraction with a borrow and a normalisation. A [`Time`] is 8 bytes, the
-//! expiry in every node, and compares as one integer; the caller converts
-//! its clock reading once, before it takes the lock around the cache
-//! ([`Clock::now`]), so the lock covers integer compares only.
+//! expiry in every node, and compares as one integer; the caller reads its
+//! clock once, before it takes the lock around the cache, so the lock
+//! covers integer compares only.
 
 use std::ops::Add;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A moment, in nanoseconds after some origin the caller fixed (a
-/// [`Clock`]'s, or zero in tests that drive time by hand). `u64::MAX`, 584
+/// clock's, or zero in tests that drive time by hand). `u64::MAX`, 584
 /// years on, stands for "never".
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Time(u64);
@@ -53,38 +53,6 @@ pub(super) fn nanos(duration: Duration) -> u64 {
         .saturating_add(u64::from(duration.subsec_nanos()))
 }
 
-/// Reads the monotonic clock as [`Time`], counted from when the clock was
-/// made: what a cache's owner keeps beside it.
-#[derive(Clone, Copy, Debug)]
-pub struct Clock {
-    origin: Instant,
-}
-
-impl Clock {
-    /// A clock whose origin is now.
-    pub fn new() -> Clock {
-        Clock {
-            origin: Instant::now(),
-        }
-    }
-
-    /// The current time.
-    pub fn now(&self) -> Time {
-        self.at(Instant::now())
-    }
-
-    /// `instant` as this clock's time (zero if before its origin).
-    pub fn at(&self, instant: Instant) -> Time {
-        Time(nanos(instant.saturating_duration_since(self.origin)))
-    }
-}
-
-impl Default for Clock {
-    fn default() -> Clock {
-        Clock::new()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,14 +68,5 @@ mod tests {
             Duration::from_millis(1500)
         );
         assert_eq!(Time::ZERO.saturating_duration_since(t), Duration::ZERO);
-    }
-
-    #[test]
-    fn a_clock_counts_from_its_making() {
-        let before = Instant::now();
-        let clock = Clock::new();
-        assert_eq!(clock.at(before), Time::ZERO);
-        let later = clock.at(Instant::now() + Duration::from_secs(2));
-        assert!(later >= Time::ZERO + Duration::from_secs(2));
     }
 }

@@ -28,7 +28,7 @@ use serde_json::json;
 use tiny_http::{Method, Request, Server, SslConfig};
 
 use crate::metrics::{serve_on_this_thread, FrontEnd};
-use crate::service::{LinkState, Service};
+use crate::service::Service;
 use crate::tls::TlsIdentity;
 use cors::Cors;
 use response::HttpResponse;
@@ -77,9 +77,7 @@ impl HttpServer {
         });
         let server = Server::from_listener(listener, ssl).map_err(io::Error::other)?;
         let server = Arc::new(server);
-        service
-            .metrics()
-            .watch_connections(FrontEnd::Http, server.open_connections());
+        service.watch_connections(FrontEnd::Http, server.open_connections());
         let stopping = Arc::new(AtomicBool::new(false));
         let unwritten = Arc::new(AtomicUsize::new(0));
         let cors = Arc::new(cors);
@@ -158,8 +156,7 @@ impl Worker {
 
     fn serve(&self, request: Request) {
         let started = Instant::now();
-        let metrics = self.service.metrics();
-        metrics.in_flight(1);
+        self.service.request_started();
         let mut response = match self.cors.preflight(&request) {
             Some(preflight) => preflight,
             None => route(&request, &self.service),
@@ -178,8 +175,8 @@ impl Worker {
         }
         // Counted before the answer is written, so a client that has read its
         // answer always finds it counted (a scrape right after sees it).
-        metrics.in_flight(-1);
-        metrics.http_request(status, started.elapsed());
+        self.service.request_ended();
+        self.service.http_answered(status, started.elapsed());
         // Never waits on the client's socket: what it cannot take now is
         // written by a thread of its own (vendor patch 5), so this worker is
         // free however slowly the client reads. While draining, the answer
@@ -259,12 +256,10 @@ fn stats(service: &Service) -> HttpResponse {
 }
 
 fn metrics(service: &Service) -> HttpResponse {
-    let metrics = service.metrics();
-    metrics.set_invalidation_enabled(service.link_state() != LinkState::Off);
     response::build(
         200,
         b"text/plain; version=0.0.4; charset=utf-8",
-        metrics.render().into_bytes(),
+        service.render_metrics().into_bytes(),
     )
 }
 

@@ -279,7 +279,7 @@ impl Conn {
                 Err(err) => {
                     self.replies
                         .error(&format!("ERR Protocol error: {}", err.0));
-                    service.metrics().resp_request(false, Duration::ZERO);
+                    service.resp_answered(false, Duration::ZERO);
                     self.state = State::Discarding {
                         left: DISCARD_LIMIT,
                         since: Instant::now(),

@@ -78,9 +78,7 @@ impl EventLoop {
         let (tracker, changes) = Tracker::new(limits, Arc::clone(&waker), Arc::clone(&service));
         service.listen_for_changes(changes);
         let live = Arc::new(AtomicUsize::new(0));
-        service
-            .metrics()
-            .watch_connections(FrontEnd::Resp, Arc::clone(&live));
+        service.watch_connections(FrontEnd::Resp, Arc::clone(&live));
         let stopping = Arc::new(AtomicBool::new(false));
         let mut event_loop = Loop {
             poll,
@@ -196,7 +194,7 @@ impl Loop {
                 }
             }
             let clients = self.tracker.tracking_clients();
-            self.service.metrics().set_tracking_clients(clients);
+            self.service.set_tracking_clients(clients);
             if last_sweep.elapsed() >= SWEEP {
                 self.sweep();
                 last_sweep = Instant::now();
@@ -218,7 +216,7 @@ impl Loop {
                     rejected += 1;
                 }
                 Ok((stream, _)) => {
-                    self.service.metrics().resp_connection();
+                    self.service.resp_connection_opened();
                     let token = Token(self.next_token);
                     self.next_token += 1;
                     self.next_id += 1;
@@ -271,7 +269,7 @@ impl Loop {
     /// need a handshake first (a connection's worth of state and time), so
     /// that client is only closed.
     fn reject(&mut self, mut stream: mio::net::TcpStream) {
-        self.service.metrics().resp_rejected();
+        self.service.resp_connection_rejected();
         if self.settings.tls.is_none() {
             let _ = stream.write(MAX_CLIENTS_REACHED);
             let _ = stream.shutdown(std::net::Shutdown::Write);

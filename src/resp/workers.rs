@@ -53,14 +53,9 @@ pub fn start(
                         Err(_) => return,
                     }
                 };
-                let reply = run_guarded(&job, &service);
-                if done_tx
-                    .send(Done {
-                        token: job.token,
-                        reply,
-                    })
-                    .is_err()
-                {
+                let token = job.token;
+                let reply = run_guarded(job, &service);
+                if done_tx.send(Done { token, reply }).is_err() {
                     return;
                 }
                 let _ = waker.wake();
@@ -72,17 +67,18 @@ pub fn start(
 /// Runs a job, turning a panic into an error reply: the connection goes on,
 /// the panic is logged (by the panic hook and here), and the worker lives on
 /// to take the next job, as a replaced worker would.
-fn run_guarded(job: &Job, service: &Service) -> Vec<u8> {
+fn run_guarded(job: Job, service: &Service) -> Vec<u8> {
     // For the `protocol` label of the hits and misses this job counts.
     crate::metrics::serve_on_this_thread(crate::metrics::FrontEnd::Resp);
-    let run = || fetch(&job.fetch, job.protocol, service);
+    let protocol = job.protocol;
+    let run = || fetch(job.fetch, protocol, service);
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
         Ok(reply) => reply,
         Err(_) => {
             log::error!("a RESP worker panicked; answered -ERR internal error");
-            service.metrics().resp_request(false, Duration::ZERO);
+            service.resp_answered(false, Duration::ZERO);
             let mut replies = Replies::new();
-            replies.protocol = job.protocol;
+            replies.protocol = protocol;
             replies.error("ERR internal error");
             replies.buf
         }

@@ -2,38 +2,62 @@
 //! same way (constant time, failures counted and logged rate-limited, the
 //! password never in a log line).
 
-use super::Service;
+use std::sync::Arc;
+use std::time::Duration;
 
-impl Service {
+use crate::config::{Config, Secret};
+use crate::log_limit::LogLimiter;
+use crate::metrics::Metrics;
+
+/// PROXY_PASSWORD and METRICS_OPEN, and the record of failed attempts.
+pub(super) struct Auth {
+    /// PROXY_PASSWORD, if clients must give one.
+    password: Option<Secret>,
+    metrics_open: bool,
+    warnings: LogLimiter,
+    metrics: Arc<Metrics>,
+}
+
+impl Auth {
+    /// The settings of `config`, failures counted in `metrics`.
+    pub(super) fn new(config: &Config, metrics: Arc<Metrics>) -> Auth {
+        Auth {
+            password: config.proxy_password.clone(),
+            metrics_open: config.metrics_open,
+            warnings: LogLimiter::new(Duration::from_secs(5)),
+            metrics,
+        }
+    }
+
     /// Whether clients must give PROXY_PASSWORD before reading.
-    pub fn requires_password(&self) -> bool {
+    pub(super) fn requires_password(&self) -> bool {
         self.password.is_some()
     }
 
     /// Whether /metrics is served without the password (METRICS_OPEN).
-    pub fn metrics_open(&self) -> bool {
+    pub(super) fn metrics_open(&self) -> bool {
         self.metrics_open || self.password.is_none()
     }
 
     /// Whether `given` is PROXY_PASSWORD (true when none is set), compared
     /// in constant time. A failure is counted for `protocol` and logged,
     /// rate-limited, without what was given.
-    pub fn check_password(&self, given: &[u8], protocol: &str) -> bool {
+    pub(super) fn check_password(&self, given: &[u8], protocol: &str) -> bool {
         use subtle::ConstantTimeEq;
         let Some(password) = &self.password else {
             return true;
         };
         let right = bool::from(password.expose().ct_eq(given));
         if !right {
-            self.auth_failed(protocol);
+            self.failed(protocol);
         }
         right
     }
 
     /// Counts (and logs, rate-limited) a refused authentication attempt.
-    pub fn auth_failed(&self, protocol: &str) {
+    pub(super) fn failed(&self, protocol: &str) {
         self.metrics.auth_failure(protocol);
-        self.auth_warnings
+        self.warnings
             .warn(format_args!("a {protocol} client gave wrong credentials"));
     }
 }

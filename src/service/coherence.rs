@@ -18,9 +18,7 @@ use std::sync::Arc;
 
 use crate::backend::InvalidationSink;
 
-use crate::cache::Lru;
-
-use super::{Service, State, Value};
+use super::Service;
 
 /// Whether the cache can vouch for what it holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,46 +46,12 @@ impl LinkState {
 impl Service {
     /// The invalidation link's state now.
     pub fn link_state(&self) -> LinkState {
-        self.lock().link
+        self.core.link()
     }
 
     /// INVALIDATION as configured (`auto`, `tracking`, `off`).
     pub fn invalidation_mode(&self) -> &'static str {
         self.invalidation.name()
-    }
-
-    /// Moves the link to `link`: a new epoch, and every fetch in flight
-    /// stale. When the link is lost, nothing held can be vouched for: it is
-    /// dropped (returned, for the caller to drop after unlocking), or, with
-    /// STALE_IF_ERROR_SECS, kept as stale for stale-if-error alone. Returns
-    /// whether the link was lost.
-    fn relink(&self, state: &mut State, link: LinkState) -> (bool, Option<Lru<Value>>) {
-        let lost = state.link == LinkState::Up && link == LinkState::Down;
-        state.link = link;
-        state.epoch += 1;
-        for entry in state.flights.values_mut() {
-            entry.stale = true;
-        }
-        self.metrics.set_link_up(link == LinkState::Up);
-        if !lost {
-            return (false, None);
-        }
-        if self.grace.is_zero() {
-            return (true, Some(self.take_lru(state)));
-        }
-        state.lru.expire_all(self.clock.now());
-        (true, None)
-    }
-
-    /// Swaps the LRU for an empty one; the old one is dropped by the caller
-    /// after unlocking, so freeing many values never holds the lock.
-    fn take_lru(&self, state: &mut State) -> Lru<Value> {
-        let empty = Lru::new(self.capacity, self.expiry)
-            .with_grace(self.grace)
-            .with_hasher(self.hasher.clone());
-        let old = std::mem::replace(&mut state.lru, empty);
-        self.metrics.set_entries(0);
-        old
     }
 }
 
@@ -120,7 +84,7 @@ impl Service {
     /// Whether clients of ours may keep caches: only while the proxy itself
     /// hears of every write.
     pub fn can_track(&self) -> bool {
-        self.invalidation != crate::config::Invalidation::Off && self.lock().link != LinkState::Off
+        self.invalidation != crate::config::Invalidation::Off && self.core.link() != LinkState::Off
     }
 
     fn announce(&self, change: impl FnOnce() -> Change) {
@@ -134,55 +98,32 @@ impl Service {
 
 impl InvalidationSink for Service {
     fn link_up(&self) {
-        let _ = self.relink(&mut self.lock(), LinkState::Up);
+        self.core.relink(LinkState::Up);
         // What clients read while the link was down was never vouched for.
         self.announce(|| Change::All);
     }
 
     fn link_lost(&self) {
-        let (lost, dropped) = self.relink(&mut self.lock(), LinkState::Down);
-        if lost {
+        if self.core.relink(LinkState::Down) {
             self.metrics.flushed("link_lost");
         }
-        drop(dropped);
         self.announce(|| Change::All);
     }
 
     fn tracking_off(&self) {
-        let _ = self.relink(&mut self.lock(), LinkState::Off);
+        self.core.relink(LinkState::Off);
         self.announce(|| Change::All);
     }
 
     fn invalidate(&self, keys: &[&[u8]]) {
-        let hashes: Vec<u64> = keys.iter().map(|key| self.hasher.hash(key)).collect();
-        let mut dropped = Vec::new();
-        {
-            let mut state = self.lock();
-            for (key, hash) in keys.iter().zip(hashes) {
-                if let Some(value) = state.lru.remove_hashed(hash, key) {
-                    dropped.push(value);
-                }
-                if let Some(entry) = state.flights.get_mut(*key) {
-                    entry.stale = true;
-                }
-            }
-            self.metrics.set_entries(state.lru.len());
-        }
+        self.core.invalidate(keys);
         self.metrics.invalidated(keys.len() as u64);
-        drop(dropped);
         self.announce(|| Change::Keys(keys.iter().map(|key| key.to_vec()).collect()));
     }
 
     fn flush(&self) {
-        let dropped = {
-            let mut state = self.lock();
-            for entry in state.flights.values_mut() {
-                entry.stale = true;
-            }
-            self.take_lru(&mut state)
-        };
+        self.core.flush();
         self.metrics.flushed("flushall");
-        drop(dropped);
         self.announce(|| Change::All);
     }
 }

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::backend::{BackendError, Read, Ttl};
-use crate::cache::{Displaced, Time};
+use crate::cache::Time;
 use crate::metrics::BackendResult;
 
 use super::flight::{Flight, LeaderGuard};
-use super::{Found, Outcome, ReadError, Service, Source, Value};
+use super::{FetchResult, Found, ReadError, Service, Source, Value};
 
 /// A value read from Redis, with when its key ends there.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,8 +43,8 @@ impl Service {
             flight,
             finished: false,
         };
+        let sent = self.core.now();
         let started = Instant::now();
-        let sent = self.clock.at(started);
         let fetched = self.backend.get(key);
         let result = match &fetched {
             Ok(Read { value: Some(_), .. }) => BackendResult::Found,
@@ -87,60 +87,25 @@ impl Service {
         }
     }
 
-    /// Ends a flight: caches a found value unless the flight went stale (an
-    /// invalidation or flush arrived meanwhile, or the link changed since it
-    /// began) or the value has no life left, retires the flight, then hands
-    /// the outcome to its waiters. A read that found the key absent, or
-    /// with no life left, removes what the cache kept of it (an entry kept
-    /// for stale-if-error), since Redis has just said it is gone.
-    pub(super) fn finish_flight(&self, key: &[u8], flight: &Flight, outcome: Outcome) {
-        let tracked = self.is_tracked(key);
-        let hash = self.hasher.hash(key);
-        let now = self.clock.now();
-        let displaced = {
-            let mut state = self.lock();
-            let entry = state.flights.remove(key);
-            let fresh = entry.is_some_and(|e| !e.stale && e.epoch == state.epoch)
-                && state.may_cache(tracked);
-            let lru = &mut state.lru;
-            let displaced = match &outcome {
-                Ok(Some(Fetched { value, ends: None })) if fresh => {
-                    lru.insert_hashed(hash, key, value.clone(), now)
-                }
-                Ok(Some(Fetched {
-                    value,
-                    ends: Some(ends),
-                })) if fresh && *ends > now => {
-                    lru.insert_hashed_until(hash, key, value.clone(), now, *ends)
-                }
-                Ok(Some(Fetched { ends: Some(_), .. })) | Ok(None) => lru
-                    .remove_hashed(hash, key)
-                    .map_or(Displaced::Nothing, Displaced::Replaced),
-                Ok(Some(_)) | Err(_) => Displaced::Nothing,
-            };
-            self.metrics.set_entries(state.lru.len());
-            displaced
-        };
-        match displaced {
-            Displaced::Evicted(..) => self.metrics.evicted(1),
-            Displaced::Expired(..) => self.metrics.expired(1),
-            Displaced::Nothing | Displaced::Replaced(_) => {}
-        }
-        drop(displaced);
+    /// Ends a flight: the core retires it and caches what it found (see
+    /// `ReadThrough::fill`), then the outcome goes to its waiters.
+    pub(super) fn finish_flight(&self, key: &[u8], flight: &Flight, outcome: FetchResult) {
+        self.core.fill(key, &outcome);
         flight.complete(outcome);
     }
 
     /// A value just read from Redis: fresh for the whole lifetime, or until
     /// its key ends in Redis if that is sooner.
-    pub(super) fn as_found(&self, outcome: Outcome) -> Result<Option<Found>, ReadError> {
-        let now = self.clock.now();
+    pub(super) fn as_found(&self, outcome: FetchResult) -> Result<Option<Found>, ReadError> {
+        let now = self.core.now();
+        let expiry = self.core.expiry();
         outcome.map(|fetched| {
             fetched.map(|Fetched { value, ends }| Found {
                 value,
                 source: Source::Miss,
                 fresh_for: match ends {
-                    None => self.expiry,
-                    Some(ends) => self.expiry.min(ends.saturating_duration_since(now)),
+                    None => expiry,
+                    Some(ends) => expiry.min(ends.saturating_duration_since(now)),
                 },
                 age: Duration::ZERO,
             })

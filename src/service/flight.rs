@@ -9,18 +9,18 @@
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
-use super::{Outcome, ReadError, Service};
+use super::{FetchResult, ReadError, Service};
 
 /// One fetch in flight: the leader fills `outcome`, waiters sleep on `done`.
 #[derive(Default)]
 pub(super) struct Flight {
-    outcome: Mutex<Option<Outcome>>,
+    outcome: Mutex<Option<FetchResult>>,
     done: Condvar,
 }
 
 impl Flight {
     /// Waits for the leader's outcome, up to `limit`.
-    pub(super) fn wait(&self, limit: Duration) -> Outcome {
+    pub(super) fn wait(&self, limit: Duration) -> FetchResult {
         let slot = self.outcome.lock().unwrap_or_else(PoisonError::into_inner);
         let (slot, _) = self
             .done
@@ -36,7 +36,7 @@ impl Flight {
     }
 
     /// Hands the outcome to every waiter.
-    pub(super) fn complete(&self, outcome: Outcome) {
+    pub(super) fn complete(&self, outcome: FetchResult) {
         let mut slot = self.outcome.lock().unwrap_or_else(PoisonError::into_inner);
         *slot = Some(outcome);
         self.done.notify_all();
@@ -63,7 +63,7 @@ pub(super) struct LeaderGuard<'a> {
 }
 
 impl LeaderGuard<'_> {
-    pub(super) fn finish(&mut self, outcome: Outcome) {
+    pub(super) fn finish(&mut self, outcome: FetchResult) {
         self.finished = true;
         self.service.finish_flight(self.key, self.flight, outcome);
     }

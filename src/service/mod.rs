@@ -3,134 +3,103 @@
 //! for it at the same time, then fill the cache, unless Redis said the key
 //! changed while the fetch was in flight.
 //!
-//! One `Mutex` guards the LRU, the table of fetches in flight and the state
-//! of the invalidation link together, and is held only for map and list
-//! work: never across Redis I/O or response writing. [`Service::get`] takes
-//! it once on a hit and twice on a miss (look up, then fill), hashing the
-//! key each time; the RESP front end first tries [`Service::cached`] on its
-//! event loop, so a RESP miss takes it three times. A stale-if-error answer
-//! takes it once more. Values of up to 256 bytes (`SHARED_ABOVE`) are copied
-//! under the lock on a hit; larger ones are shared (a refcounted
-//! allocation), so a hit clones a pointer, not the value.
+//! [`Service`] puts together parts that each have one job: the read-through
+//! core (`read_through.rs`: the cache and the fetches in flight under one
+//! lock), the read split between the RESP event loop and a worker
+//! (`claim.rs`), the fetch from Redis and the fill (`fill.rs`), admission
+//! to the WORKERS places (`admission.rs`), PROXY_PASSWORD (`auth.rs`), what
+//! the front ends report for counting (`counts.rs`), and what the
+//! invalidation link tells the cache and the front ends' tracking clients
+//! (`coherence.rs`).
+//!
+//! The lock is held only for map and list work: never across Redis I/O or
+//! response writing. [`Service::get`] takes it once on a hit and twice on a
+//! miss (look up, then fill), hashing the key each time. The RESP front end
+//! looks up on its event loop with [`Service::claim`], which on a miss leads
+//! or joins the fetch under that same lock, and a worker finishes the read
+//! ([`Service::finish`]): twice as well. A stale-if-error answer takes it
+//! once more. Values of up to 256 bytes (`SHARED_ABOVE`) are copied under
+//! the lock on a hit; larger ones are shared (a refcounted allocation), so
+//! a hit clones a pointer, not the value.
 
+mod admission;
 mod auth;
+mod claim;
 mod coherence;
+mod counts;
 mod fill;
 mod flight;
+mod read_through;
 mod types;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backend::Backend;
-use crate::cache::{Clock, KeyHasher, Life, Lookup, Lru};
-use crate::config::{Config, Invalidation, Secret};
-use crate::limit::{Limiter, Permit};
+use crate::cache::Life;
+use crate::clock::Clock;
+use crate::config::{Config, Invalidation};
+use crate::limit::Permit;
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
 
+use admission::Admission;
+use auth::Auth;
+pub use claim::{Claim, Deferred, Ticket};
 pub use coherence::{Change, ChangeListener, LinkState};
 use fill::Fetched;
-use flight::{Flight, InFlight};
+use read_through::{Probe, ReadThrough};
 pub use types::{Found, ReadError, Source, Value};
 
 /// What one backing fetch ended with; shared with every waiter.
-type Outcome = Result<Option<Fetched>, ReadError>;
-
-/// What the lock protects.
-struct State {
-    lru: Lru<Value>,
-    flights: HashMap<Box<[u8]>, InFlight>,
-    /// Whether the cache can vouch for what it holds.
-    link: LinkState,
-    /// Bumped whenever the link goes up or down (see [`InFlight::epoch`]).
-    epoch: u64,
-}
+type FetchResult = Result<Option<Fetched>, ReadError>;
 
 /// The read-through cache shared by every worker of every front end.
 ///
 /// Thread-safe; share it with an `Arc`. Every method holds the lock only for
 /// O(1) map and list work (a flush swaps the whole LRU out).
 pub struct Service {
-    state: Mutex<State>,
+    core: ReadThrough,
     backend: Backend,
     wait_limit: Duration,
     metrics: Arc<Metrics>,
     backend_warnings: LogLimiter,
     /// For Redis refusing `PTTL` (nothing is cached then).
     ttl_warnings: LogLimiter,
-    /// WORKERS places shared by every front end.
-    places: Limiter,
+    admission: Admission,
+    /// RESP reads handed to a worker that will wait for a place (see
+    /// `claim.rs`).
+    deferred: Arc<std::sync::atomic::AtomicUsize>,
+    auth: Auth,
     max_key_bytes: usize,
-    /// INVALIDATION_PREFIXES: only keys under one of these are cached while
-    /// tracking (empty: every key).
-    prefixes: Vec<Vec<u8>>,
-    /// The LRU's key hasher: keys are hashed before the lock is taken.
-    hasher: KeyHasher,
-    /// The LRU's clock, read before the lock is taken, and kept across
-    /// flushes so no reading is ever compared against another origin.
-    clock: Clock,
-    /// For a fresh LRU when the cache is flushed.
-    capacity: std::num::NonZeroUsize,
-    expiry: Duration,
-    /// STALE_IF_ERROR_SECS: how long an entry is kept past its freshness.
-    grace: Duration,
     /// INVALIDATION as configured, for `INFO`.
     invalidation: Invalidation,
-    /// PROXY_PASSWORD, if clients must give one.
-    password: Option<Secret>,
-    metrics_open: bool,
-    auth_warnings: LogLimiter,
     /// The front end that passes changes on to its own tracking clients.
     listener: std::sync::OnceLock<Arc<dyn ChangeListener>>,
 }
 
-/// What the locked part of a lookup decided.
-enum Step {
-    Hit(Found),
-    Lead(Arc<Flight>),
-    Follow(Arc<Flight>),
-}
-
 impl Service {
-    /// A service with an empty cache over `backend`. With invalidation on,
-    /// it caches nothing until the link to Redis is up.
-    pub fn new(config: &Config, backend: Backend, metrics: Arc<Metrics>) -> Service {
-        metrics.set_capacity(config.cache_capacity.get());
+    /// A service with an empty cache over `backend`, reading the time off
+    /// `clock` (the system's in the proxy, a manual one in tests). With
+    /// invalidation on, it caches nothing until the link to Redis is up.
+    pub fn new(config: &Config, backend: Backend, metrics: Arc<Metrics>, clock: Clock) -> Service {
         let link = match config.invalidation {
             Invalidation::Off => LinkState::Off,
             Invalidation::Auto | Invalidation::Tracking => LinkState::Down,
         };
-        metrics.set_link_up(link == LinkState::Up);
-        let lru =
-            Lru::new(config.cache_capacity, config.cache_expiry).with_grace(config.stale_if_error);
-        let hasher = lru.hasher().clone();
         Service {
-            state: Mutex::new(State {
-                lru,
-                flights: HashMap::new(),
-                link,
-                epoch: 0,
-            }),
+            core: ReadThrough::new(config, link, clock, Arc::clone(&metrics)),
             backend,
             wait_limit: config.redis_timeout,
-            metrics,
             backend_warnings: LogLimiter::new(Duration::from_secs(5)),
             ttl_warnings: LogLimiter::new(Duration::from_secs(5)),
-            places: Limiter::new(config.max_clients.get()),
+            admission: Admission::new(config.max_clients.get(), Arc::clone(&metrics)),
+            deferred: Arc::default(),
+            auth: Auth::new(config, Arc::clone(&metrics)),
             max_key_bytes: config.max_key_bytes,
-            prefixes: config.invalidation_prefixes.clone(),
-            hasher,
-            clock: Clock::new(),
-            capacity: config.cache_capacity,
-            expiry: config.cache_expiry,
-            grace: config.stale_if_error,
             invalidation: config.invalidation,
-            password: config.proxy_password.clone(),
-            metrics_open: config.metrics_open,
-            auth_warnings: LogLimiter::new(Duration::from_secs(5)),
             listener: std::sync::OnceLock::new(),
+            metrics,
         }
     }
 
@@ -148,13 +117,35 @@ impl Service {
     /// Waits for one of the WORKERS places, in arrival order; a front end
     /// holds it while it serves a request that reads keys.
     pub fn admit(&self) -> Permit<'_> {
-        self.places.acquire(|delta| self.metrics.queued(delta))
+        self.admission.admit()
     }
 
     /// One of the WORKERS places if one is free right now, without
     /// waiting: for front ends that must not block (the RESP event loop).
     pub fn try_admit(&self) -> Option<Permit<'_>> {
-        self.places.try_acquire()
+        self.admission.try_admit()
+    }
+
+    /// Whether clients must give PROXY_PASSWORD before reading.
+    pub fn requires_password(&self) -> bool {
+        self.auth.requires_password()
+    }
+
+    /// Whether /metrics is served without the password (METRICS_OPEN).
+    pub fn metrics_open(&self) -> bool {
+        self.auth.metrics_open()
+    }
+
+    /// Whether `given` is PROXY_PASSWORD (true when none is set), compared
+    /// in constant time. A failure is counted for `protocol` and logged,
+    /// rate-limited, without what was given.
+    pub fn check_password(&self, given: &[u8], protocol: &str) -> bool {
+        self.auth.check_password(given, protocol)
+    }
+
+    /// Counts (and logs, rate-limited) a refused authentication attempt.
+    pub fn auth_failed(&self, protocol: &str) {
+        self.auth.failed(protocol);
     }
 
     /// Whether Redis answers a PING now, on a connection outside the pool
@@ -165,21 +156,14 @@ impl Service {
 
     /// The cached value of `key`, if it is cached and fresh; never asks
     /// Redis, never waits on a fetch. A hit counts as one; on `None` the
-    /// caller goes on to [`Service::get`], which counts the miss.
+    /// caller goes on to [`Service::get`], which counts the miss. (The RESP
+    /// loop now uses [`Service::claim`]; kept for a front end that serves
+    /// hits without a WORKERS place, and for the tests.)
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn cached(&self, key: &[u8]) -> Option<Found> {
-        let found = self.lookup(key, |value, life| Some(self.hit(value, life)), |_| None)?;
+        let (value, life) = self.core.cached(key)?;
         self.metrics.hit();
-        Some(found)
-    }
-
-    /// A hit on `value`, whose entry's life stands at `life`.
-    fn hit(&self, value: Value, life: Life) -> Found {
-        Found {
-            value,
-            source: Source::Hit,
-            fresh_for: life.fresh_for,
-            age: life.age,
-        }
+        Some(hit(value, life))
     }
 
     /// Reads `key` through the cache: `Ok(None)` when Redis has no such key
@@ -188,11 +172,23 @@ impl Service {
     /// than STALE_IF_ERROR_SECS ago is served instead, marked stale, unless
     /// its key's TTL in Redis has ended meanwhile.
     pub fn get(&self, key: &[u8]) -> Result<Option<Found>, ReadError> {
-        match self.read(key) {
+        self.or_stale(key, self.read(key))
+    }
+
+    /// `read`, or, when Redis could not be read, the entry kept for `key`
+    /// past its freshness, if any (STALE_IF_ERROR_SECS). Looked up after
+    /// the failure, so an entry an invalidation or a flush removed
+    /// meanwhile is never served.
+    fn or_stale(
+        &self,
+        key: &[u8],
+        read: Result<Option<Found>, ReadError>,
+    ) -> Result<Option<Found>, ReadError> {
+        match read {
             Err(err @ (ReadError::Unavailable(_) | ReadError::Timeout(_)))
-                if !self.grace.is_zero() =>
+                if self.core.keeps_stale() =>
             {
-                match self.stale_value(key) {
+                match self.core.stale(key) {
                     Some((value, life)) => {
                         self.metrics.stale_served();
                         Ok(Some(Found {
@@ -209,113 +205,33 @@ impl Service {
         }
     }
 
-    /// The entry kept for `key` past its freshness, if within the grace
-    /// period. Looked up after the failure, so an entry an invalidation or
-    /// a flush removed meanwhile is never served.
-    fn stale_value(&self, key: &[u8]) -> Option<(Value, Life)> {
-        let now = self.clock.now();
-        let state = self.lock();
-        let (value, life) = state.lru.stale(key, now)?;
-        Some((value.clone(), life))
-    }
-
     /// [`Service::get`] without stale-if-error.
     fn read(&self, key: &[u8]) -> Result<Option<Found>, ReadError> {
-        let hit = |value, life| Step::Hit(self.hit(value, life));
-        match self.lookup(key, hit, |state| state.join_or_lead(key)) {
-            Step::Hit(found) => {
+        match self.core.probe(key) {
+            Probe::Hit(value, life) => {
                 self.metrics.hit();
-                Ok(Some(found))
+                Ok(Some(hit(value, life)))
             }
-            Step::Lead(flight) => {
+            Probe::Lead(flight) => {
                 self.metrics.miss();
                 self.lead(key, &flight)
             }
-            Step::Follow(flight) => {
+            Probe::Follow(flight) => {
                 self.metrics.miss();
                 self.metrics.coalesced();
                 self.as_found(flight.wait(self.wait_limit))
             }
         }
     }
-
-    /// Looks `key` up under the lock: `on_hit` gets a fresh value and how
-    /// its entry's life stands (fresh for how much longer, stored how long
-    /// ago), and
-    /// `on_miss` runs, still under the lock, when the key is absent, has
-    /// just expired, or the cache cannot vouch for it (the invalidation link
-    /// is down, or the key is outside the tracked prefixes). An expired
-    /// value is counted and dropped after unlocking.
-    fn lookup<T>(
-        &self,
-        key: &[u8],
-        on_hit: impl FnOnce(Value, Life) -> T,
-        on_miss: impl FnOnce(&mut State) -> T,
-    ) -> T {
-        let tracked = self.is_tracked(key);
-        let hash = self.hasher.hash(key);
-        let now = self.clock.now();
-        let (result, expired) = {
-            let mut state = self.lock();
-            if !state.may_cache(tracked) {
-                (on_miss(&mut state), None)
-            } else {
-                match state.lru.get_hashed(hash, key, now) {
-                    Lookup::Hit(value) => {
-                        let value = value.clone();
-                        // The hit is now the most recent entry.
-                        let life = state.lru.most_recent_life(now).unwrap_or(Life {
-                            fresh_for: Duration::ZERO,
-                            age: Duration::ZERO,
-                        });
-                        (on_hit(value, life), None)
-                    }
-                    Lookup::Miss | Lookup::Stale => (on_miss(&mut state), None),
-                    Lookup::Expired(value) => (on_miss(&mut state), Some(value)),
-                }
-            }
-        };
-        if expired.is_some() {
-            self.metrics.expired(1);
-        }
-        drop(expired);
-        result
-    }
-
-    /// Whether `key` is under one of INVALIDATION_PREFIXES (or none are set).
-    fn is_tracked(&self, key: &[u8]) -> bool {
-        self.prefixes.is_empty() || self.prefixes.iter().any(|p| key.starts_with(p))
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Every critical section leaves the state consistent before anything
-        // that could panic, so a poisoned lock is still sound to use.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
-impl State {
-    /// Whether a key may be served from, or stored in, the cache now.
-    fn may_cache(&self, tracked: bool) -> bool {
-        match self.link {
-            LinkState::Off => true,
-            LinkState::Down => false,
-            LinkState::Up => tracked,
-        }
-    }
-
-    fn join_or_lead(&mut self, key: &[u8]) -> Step {
-        if let Some(entry) = self.flights.get(key) {
-            return Step::Follow(Arc::clone(&entry.flight));
-        }
-        let flight = Arc::new(Flight::default());
-        let entry = InFlight {
-            flight: Arc::clone(&flight),
-            epoch: self.epoch,
-            stale: false,
-        };
-        self.flights.insert(key.into(), entry);
-        Step::Lead(flight)
+/// A hit on `value`, whose entry's life stands at `life`.
+fn hit(value: Value, life: Life) -> Found {
+    Found {
+        value,
+        source: Source::Hit,
+        fresh_for: life.fresh_for,
+        age: life.age,
     }
 }
 

@@ -4,10 +4,23 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::flight::Flight;
 use super::*;
 use crate::backend::InvalidationSink;
+use crate::clock::ManualClock;
 
+/// A service whose time stands still unless a test moves it.
 fn service_with(timeout_ms: &str, invalidation: &str) -> Service {
+    build(timeout_ms, invalidation, ManualClock::new().clock())
+}
+
+/// A service with INVALIDATION=off, and the hand of its clock.
+fn timed(timeout_ms: &str) -> (Service, ManualClock) {
+    let hand = ManualClock::new();
+    (build(timeout_ms, "off", hand.clock()), hand)
+}
+
+fn build(timeout_ms: &str, invalidation: &str, clock: Clock) -> Service {
     // Nothing listens on port 1: the backend is never reached here.
     let config = Config::from_lookup(|name| match name {
         "REDIS_ADDRESS" => Some("127.0.0.1:1".to_owned()),
@@ -18,7 +31,7 @@ fn service_with(timeout_ms: &str, invalidation: &str) -> Service {
     })
     .expect("valid config");
     let backend = Backend::new(&config).expect("backend");
-    Service::new(&config, backend, Arc::new(Metrics::new()))
+    Service::new(&config, backend, Arc::new(Metrics::new()), clock)
 }
 
 fn service(timeout_ms: &str) -> Service {
@@ -27,8 +40,8 @@ fn service(timeout_ms: &str) -> Service {
 
 /// A fetch of `key` in flight that only the test finishes.
 fn in_flight(service: &Service, key: &[u8]) -> Arc<Flight> {
-    match service.lock().join_or_lead(key) {
-        Step::Lead(flight) => flight,
+    match service.core.lock().join_or_lead(key) {
+        Probe::Lead(flight) => flight,
         _ => panic!("a flight for the key was already in place"),
     }
 }
@@ -64,7 +77,8 @@ fn a_waiter_gives_up_with_a_timeout_when_the_fetch_never_ends() {
 
 #[test]
 fn a_waiter_gets_the_leaders_value() {
-    let service = Arc::new(service("5000"));
+    let (service, hand) = timed("5000");
+    let service = Arc::new(service);
     let flight = in_flight(&service, b"k");
     let waiter = {
         let service = Arc::clone(&service);
@@ -88,8 +102,35 @@ fn a_waiter_gets_the_leaders_value() {
     // The fill is cached for the next reader, fresh for what is left.
     let hit = service.get(b"k").expect("read").expect("found");
     assert_eq!((hit.value, hit.source), (value(b"v"), Source::Hit));
-    assert!(hit.fresh_for <= Duration::from_secs(60) && hit.fresh_for > Duration::from_secs(50));
-    assert_eq!(hit.age + hit.fresh_for, Duration::from_secs(60));
+    assert_eq!(
+        (hit.fresh_for, hit.age),
+        (Duration::from_secs(60), Duration::ZERO)
+    );
+    hand.advance(Duration::from_secs(10));
+    let hit = service.get(b"k").expect("read").expect("found");
+    assert_eq!(
+        (hit.source, hit.fresh_for, hit.age),
+        (
+            Source::Hit,
+            Duration::from_secs(50),
+            Duration::from_secs(10)
+        )
+    );
+}
+
+#[test]
+fn an_entry_expires_after_the_lifetime_however_often_it_is_read() {
+    let (service, hand) = timed("1000");
+    let flight = in_flight(&service, b"k");
+    service.finish_flight(b"k", &flight, Ok(Some(fetched(b"v"))));
+    // Read just before the end: had a read extended the lifetime, the
+    // entry would still be fresh at 60 s.
+    hand.advance(Duration::from_secs(59));
+    let hit = service.cached(b"k").expect("fresh until 60 s");
+    assert_eq!(hit.fresh_for, Duration::from_secs(1));
+    hand.advance(Duration::from_secs(1));
+    assert!(service.cached(b"k").is_none());
+    assert_eq!(service.metrics().expirations(), 1);
 }
 
 /// A tracking service whose link is up.
@@ -174,8 +215,8 @@ fn auto_falling_back_to_off_caches_by_ttl_alone() {
 
 #[test]
 fn a_key_ending_in_redis_is_cached_no_longer_than_its_ttl() {
-    let service = service("1000");
-    let now = service.clock.now();
+    let (service, hand) = timed("1000");
+    let now = service.core.now();
     let flight = in_flight(&service, b"k");
     let ends = now + Duration::from_secs(5);
     let outcome = Ok(Some(Fetched {
@@ -184,14 +225,20 @@ fn a_key_ending_in_redis_is_cached_no_longer_than_its_ttl() {
     }));
     service.finish_flight(b"k", &flight, outcome);
     let hit = service.cached(b"k").expect("cached");
-    assert!(hit.fresh_for <= Duration::from_secs(5), "{hit:?}");
-    assert!(hit.fresh_for > Duration::from_secs(3), "{hit:?}");
+    // Never past the end; earlier by at most the stamp's rounding (~4 ms).
+    let within = |d: Duration| d <= Duration::from_secs(5) && d > Duration::from_millis(4990);
+    assert!(within(hit.fresh_for), "{hit:?}");
     // The waiters' answer says the same.
     let found = service
         .as_found(flight.wait(Duration::ZERO))
         .expect("found")
         .expect("a value");
-    assert!(found.fresh_for <= Duration::from_secs(5), "{found:?}");
+    assert_eq!(found.fresh_for, Duration::from_secs(5), "{found:?}");
+    // Still a hit just before the end, gone at it.
+    hand.advance(Duration::from_millis(4900));
+    assert!(service.cached(b"k").is_some());
+    hand.advance(Duration::from_millis(100));
+    assert!(service.cached(b"k").is_none());
 }
 
 #[test]
@@ -200,12 +247,12 @@ fn a_value_with_no_life_left_answers_its_readers_and_is_not_cached() {
     let flight = in_flight(&service, b"k");
     service.finish_flight(b"k", &flight, Ok(Some(fetched(b"old"))));
     assert!(service.cached(b"k").is_some());
-    service.lock().lru.expire_all(service.clock.now());
+    service.core.lock().lru.expire_all(service.core.now());
     // Read again: the key went between the GET and the PTTL.
     let flight = in_flight(&service, b"k");
     let gone = Fetched {
         value: value(b"v"),
-        ends: Some(service.clock.now()),
+        ends: Some(service.core.now()),
     };
     service.finish_flight(b"k", &flight, Ok(Some(gone)));
     let found = service
@@ -218,5 +265,67 @@ fn a_value_with_no_life_left_answers_its_readers_and_is_not_cached() {
     );
     assert!(service.cached(b"k").is_none());
     // And nothing was kept of the old value, even for stale-if-error.
-    assert!(service.stale_value(b"k").is_none());
+    assert!(service.core.stale(b"k").is_none());
+}
+
+/// The fetch a claim led or joined.
+fn ticket(claim: Claim) -> Ticket {
+    match claim {
+        Claim::Fetch(ticket) => ticket,
+        Claim::Hit(_) | Claim::Pass => panic!("not a fetch"),
+    }
+}
+
+/// The places free now (taken and given back).
+fn free_places(service: &Service) -> usize {
+    std::iter::from_fn(|| service.try_admit())
+        .collect::<Vec<_>>()
+        .len()
+}
+
+#[test]
+fn a_claimed_miss_is_finished_without_looking_the_key_up_again() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let service = service("100");
+    let places = free_places(&service);
+    // Two RESP reads of one key on the event loop: each looks it up once,
+    // the first leading the fetch, the second joining it.
+    let locks = service.core.locks.load(Relaxed);
+    let lead = ticket(service.claim(b"k", service.try_admit().expect("a place")));
+    let follow = ticket(service.claim(b"k", service.try_admit().expect("a place")));
+    assert_eq!(service.core.locks.load(Relaxed) - locks, 2);
+    assert_eq!(service.metrics().coalesced_count(), 1);
+    // The leader keeps the place its lookup took until a worker finishes
+    // it; the follower, which only waits, gave its back.
+    assert_eq!(free_places(&service), places - 1);
+    let locks = service.core.locks.load(Relaxed);
+    // Nothing listens on port 1: the fetch fails, for both readers (the
+    // follower, finished second, finds the outcome waiting).
+    let led = service.finish(b"k", lead);
+    assert!(matches!(led, Err(ReadError::Unavailable(_))), "{led:?}");
+    assert_eq!(service.finish(b"k", follow), led);
+    // The workers took the lock once between them, to retire the fetch:
+    // no second lookup.
+    assert_eq!(service.core.locks.load(Relaxed) - locks, 1);
+    assert_eq!(service.metrics().misses(), 2);
+    assert_eq!(free_places(&service), places);
+}
+
+#[test]
+fn while_a_handed_over_read_waits_for_a_place_a_claim_leads_nothing() {
+    let service = service("100");
+    let mut deferred = service.defer();
+    // No fetch in flight: none is started; the worker reads through.
+    let claim = service.claim(b"k", service.try_admit().expect("a place"));
+    assert!(matches!(claim, Claim::Pass));
+    // A fetch in flight is still joined: waiting needs no place.
+    let flight = in_flight(&service, b"k");
+    let follow = ticket(service.claim(b"k", service.try_admit().expect("a place")));
+    service.finish_flight(b"k", &flight, Ok(Some(fetched(b"v"))));
+    let found = service.finish(b"k", follow).expect("read").expect("found");
+    assert_eq!(found.value, value(b"v"));
+    // Once the handed-over read has its place, the loop leads again.
+    deferred.done();
+    let lead = ticket(service.claim(b"other", service.try_admit().expect("a place")));
+    assert!(service.finish(b"other", lead).is_err());
 }

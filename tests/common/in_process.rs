@@ -11,6 +11,7 @@
 use std::ops::Deref;
 use std::time::Duration;
 
+use redis_proxy::clock::{Clock, ManualClock};
 use redis_proxy::config::Config;
 
 use super::endpoints::Endpoints;
@@ -44,13 +45,25 @@ impl InProcess {
         proxy
     }
 
+    /// [`InProcess::start`] with the cache's expiry read off `hand`'s
+    /// clock: entries expire when the test moves it on, without sleeping.
+    pub fn start_on(redis: &RedisServer, env: &[(&str, &str)], hand: &ManualClock) -> InProcess {
+        let proxy = InProcess::start_with(&redis.url(), env, hand.clock());
+        proxy.wait_for_settled_link();
+        proxy
+    }
+
     /// Starts the proxy against any Redis address; panics if the settings
     /// are refused or a listener cannot be opened.
     pub fn start_at(redis_address: &str, env: &[(&str, &str)]) -> InProcess {
+        InProcess::start_with(redis_address, env, Clock::system())
+    }
+
+    fn start_with(redis_address: &str, env: &[(&str, &str)], clock: Clock) -> InProcess {
         let vars = variables(redis_address, env);
         let config = Config::from_lookup(|name| vars.get(name).cloned())
             .unwrap_or_else(|err| panic!("the test's settings are refused: {err}"));
-        let proxy = redis_proxy::Proxy::start(&config)
+        let proxy = redis_proxy::Proxy::start_with_clock(&config, clock)
             .unwrap_or_else(|err| panic!("the proxy cannot start: {err}"));
         let endpoints = Endpoints {
             addr: proxy.http_addr(),

@@ -1,7 +1,11 @@
 //! The read-through contract: fill, hits, expiry, LRU order, capacity, and
 //! values and keys of every shape.
 
-use crate::common::{eventually, request, HttpConnection, InProcess, RedisServer};
+use std::time::Duration;
+
+use redis_proxy::clock::ManualClock;
+
+use crate::common::{request, HttpConnection, InProcess, RedisServer};
 
 #[test]
 fn miss_reads_redis_then_hit_serves_the_cache() {
@@ -41,15 +45,17 @@ fn without_invalidation_a_cached_value_survives_a_change_in_redis() {
 fn entry_expires_after_the_global_expiry() {
     let redis = RedisServer::start();
     redis.set("k", "old");
-    let proxy = InProcess::start(&redis, &[("GLOBAL_CACHE_EXPIRY", "1")]);
+    // TTL only, on a clock the test moves: the write below is not announced.
+    let hand = ManualClock::new();
+    let proxy = InProcess::start_on(&redis, &[("INVALIDATION", "off")], &hand);
     assert_eq!(proxy.get_key("k").body, b"old");
     redis.set("k", "new");
+    hand.advance(Duration::from_secs(59));
+    assert!(proxy.get_key("k").is_hit());
     // Without reading in between, the next read after expiry goes to Redis.
-    let reply = eventually("the entry to expire", || {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        let reply = proxy.get_key("k");
-        (!reply.is_hit()).then_some(reply)
-    });
+    hand.advance(Duration::from_secs(1));
+    let reply = proxy.get_key("k");
+    assert!(!reply.is_hit());
     assert_eq!(reply.body, b"new");
 }
 
@@ -57,14 +63,19 @@ fn entry_expires_after_the_global_expiry() {
 fn reads_do_not_extend_the_expiry() {
     let redis = RedisServer::start();
     redis.set("k", "old");
-    let proxy = InProcess::start(&redis, &[("GLOBAL_CACHE_EXPIRY", "1")]);
+    let hand = ManualClock::new();
+    let proxy = InProcess::start_on(&redis, &[("INVALIDATION", "off")], &hand);
     assert_eq!(proxy.get_key("k").body, b"old");
     redis.set("k", "new");
-    // Read without pause: if reads extended the lifetime, this never ends.
-    let reply = eventually("the entry to expire despite constant reads", || {
-        let reply = proxy.get_key("k");
-        (!reply.is_hit()).then_some(reply)
-    });
+    // Read all through the lifetime: had a read extended it, the entry
+    // would still be fresh at 60 s.
+    for _ in 0..59 {
+        hand.advance(Duration::from_secs(1));
+        assert_eq!(proxy.get_key("k").body, b"old");
+    }
+    hand.advance(Duration::from_secs(1));
+    let reply = proxy.get_key("k");
+    assert!(!reply.is_hit());
     assert_eq!(reply.body, b"new");
 }
 

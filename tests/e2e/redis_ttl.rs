@@ -6,7 +6,11 @@
 //! so it never announces the expiry by itself: only a proxy that learned
 //! the TTL stops serving the key.
 
-use crate::common::{eventually, Proxy, RedisServer};
+use std::time::Duration;
+
+use redis_proxy::clock::ManualClock;
+
+use crate::common::{eventually, InProcess, Proxy, RedisServer};
 
 /// A Redis that reclaims expired keys only when they are read.
 fn lazy_redis() -> RedisServer {
@@ -85,41 +89,36 @@ fn a_key_is_not_served_past_its_ttl_in_redis_over_http_and_resp() {
 #[test]
 fn stale_if_error_never_serves_a_key_past_its_ttl_in_redis() {
     let mut redis = lazy_redis();
-    let proxy = Proxy::start(
+    let hand = ManualClock::new();
+    let proxy = InProcess::start_on(
         &redis,
         &[
             ("INVALIDATION", "off"),
             ("GLOBAL_CACHE_EXPIRY", "1"),
-            ("STALE_IF_ERROR_SECS", "60"),
+            ("STALE_IF_ERROR_SECS", "600"),
             ("REDIS_TIMEOUT_MS", "300"),
         ],
+        &hand,
     );
-    // Ends in Redis 4 s from now: after the 1 s lifetime, well within the
-    // 60 s grace. Stale-if-error may serve it until then, never after.
-    let _: () = redis.cmd(&["SET", "k", "v", "PX", "4000"]);
-    eventually("k to be cached", || {
-        proxy.get_key("k").is_hit().then_some(())
-    });
+    // Ends in Redis 60 s from now (by the proxy's clock, which the test
+    // moves): after the 1 s lifetime, well within the 600 s
+    // stale-if-error period. Stale-if-error may serve it until then, never
+    // after.
+    let _: () = redis.cmd(&["SET", "k", "v", "PX", "60000"]);
+    assert_eq!(proxy.get_key("k").body, b"v");
+    assert!(proxy.get_key("k").is_hit());
     redis.stop();
-    let mut answers = Vec::new();
-    eventually(
-        "stale-if-error to stop serving k once its TTL in Redis ended",
-        || {
-            let reply = proxy.get_key("k");
-            answers.push(reply.header("x-cache").unwrap_or("-").to_owned());
-            match reply.status {
-                200 => {
-                    assert_eq!(reply.body, b"v");
-                    None
-                }
-                status => Some(status),
-            }
-        },
+    hand.advance(Duration::from_secs(2));
+    let reply = proxy.get_key("k");
+    assert_eq!(
+        (reply.status, reply.header("x-cache")),
+        (200, Some("STALE")),
+        "stale-if-error serves it within the TTL"
     );
-    assert!(
-        answers.iter().any(|a| a == "STALE"),
-        "stale-if-error still serves within the TTL: {answers:?}"
-    );
+    // Past its end in Redis (which the proxy counts from before its read,
+    // so no later than Redis's own): no longer served.
+    hand.advance(Duration::from_secs(58));
+    assert_eq!(proxy.get_key("k").status, 503);
 }
 
 #[test]

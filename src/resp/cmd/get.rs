@@ -2,8 +2,7 @@
 
 use std::time::Instant;
 
-use crate::metrics::Metrics;
-use crate::service::{ReadError, Service, Value};
+use crate::service::{Claim, Deferred, ReadError, Service, Ticket, Value};
 
 use super::super::reply::{Protocol, Replies};
 use super::{Context, Outcome, Spec};
@@ -26,15 +25,19 @@ pub const MGET: Spec = Spec {
 
 /// A read that needs Redis, owned so it can move to a worker thread.
 pub enum Fetch {
-    /// `GET key`.
-    Get(Vec<u8>),
-    /// `MGET key ...`.
-    MGet(Vec<Vec<u8>>),
+    /// `GET key`, read through on the worker, which waits for a place.
+    Get(Vec<u8>, Deferred),
+    /// `GET key` that missed on the event loop, its fetch led or joined
+    /// there.
+    Claimed(Vec<u8>, Ticket),
+    /// `MGET key ...`, read on the worker, which waits for a place.
+    MGet(Vec<Vec<u8>>, Deferred),
 }
 
-/// `GET`: a hit is answered here, on the event loop, when one of the
-/// WORKERS places is free now; anything else goes to a worker, which
-/// may wait for one.
+/// `GET`: when one of the WORKERS places is free now, the key is looked up
+/// here, on the event loop, once: a hit is answered at once, and a miss
+/// goes to a worker with the fetch it leads (and the place) or joins.
+/// Otherwise the read goes to a worker, which may wait for a place.
 pub fn get(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     let key = args[0];
     if key.len() > context.service.max_key_bytes() {
@@ -44,11 +47,14 @@ pub fn get(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     // Remembered now, before the reply exists: a change arriving while it
     // is fetched is then told after it.
     context.session.track_read(key);
-    let Some(_place) = context.service.try_admit() else {
-        return Outcome::Fetch(Fetch::Get(key.to_vec()));
+    let service = context.service;
+    let Some(place) = service.try_admit() else {
+        return Outcome::Fetch(Fetch::Get(key.to_vec(), service.defer()));
     };
-    let Some(found) = context.service.cached(key) else {
-        return Outcome::Fetch(Fetch::Get(key.to_vec()));
+    let found = match service.claim(key, place) {
+        Claim::Hit(found) => found,
+        Claim::Fetch(ticket) => return Outcome::Fetch(Fetch::Claimed(key.to_vec(), ticket)),
+        Claim::Pass => return Outcome::Fetch(Fetch::Get(key.to_vec(), service.defer())),
     };
     log_get(key, "HIT", started);
     context.replies.bulk(found.value.bytes());
@@ -66,7 +72,8 @@ pub fn mget(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     for key in args {
         context.session.track_read(key);
     }
-    Outcome::Fetch(Fetch::MGet(args.iter().map(|k| k.to_vec()).collect()))
+    let keys = args.iter().map(|k| k.to_vec()).collect();
+    Outcome::Fetch(Fetch::MGet(keys, context.service.defer()))
 }
 
 /// The answer to a key over MAX_KEY_BYTES: refused before it reaches the
@@ -76,33 +83,39 @@ fn key_too_long(context: &mut Context<'_>) -> Outcome {
     context.error(&format!("ERR key too long (max {max} bytes)"))
 }
 
-/// Completes a [`Fetch`] on a worker thread: waits for a WORKERS place,
-/// reads through the cache, and returns the encoded reply.
-pub fn fetch(fetch: &Fetch, protocol: Protocol, service: &Service) -> Vec<u8> {
+/// Completes a [`Fetch`] on a worker thread: waits for a WORKERS place
+/// (unless the event loop's lookup led or joined the fetch), reads through
+/// the cache, and returns the encoded reply.
+pub fn fetch(mut fetch: Fetch, protocol: Protocol, service: &Service) -> Vec<u8> {
     let started = Instant::now();
-    let metrics = service.metrics();
     let mut replies = Replies::new();
     replies.protocol = protocol;
-    let _place = service.admit();
-    metrics.in_flight(1);
-    let ok = match fetch {
-        Fetch::Get(key) => {
-            fault_hook(key);
-            let result = service.get(key);
-            let outcome = match &result {
-                Ok(Some(found)) => found.source.name(),
-                Ok(None) => "absent",
-                Err(_) => "error",
-            };
-            log_get(key, outcome, started);
-            match result {
-                Ok(Some(found)) => replies.bulk(found.value.bytes()),
-                Ok(None) => replies.null(),
-                Err(err) => read_error(&mut replies, &err, metrics),
-            }
-            outcome != "error"
+    let name = match &fetch {
+        Fetch::Get(..) | Fetch::Claimed(..) => GET.name,
+        Fetch::MGet(..) => MGET.name,
+    };
+    let _place = match &mut fetch {
+        Fetch::Get(_, deferred) | Fetch::MGet(_, deferred) => {
+            let place = service.admit();
+            deferred.done();
+            Some(place)
         }
-        Fetch::MGet(keys) => match read_all(service, keys) {
+        Fetch::Claimed(..) => None,
+    };
+    service.request_started();
+    let ok = match fetch {
+        Fetch::Get(key, _) => {
+            fault_hook(&key);
+            let result = service.get(&key);
+            answer_get(&mut replies, service, &key, result, started)
+        }
+        Fetch::Claimed(key, ticket) => {
+            let result = service.finish(&key, ticket);
+            // After the read: a ticket is always finished (see `Ticket`).
+            fault_hook(&key);
+            answer_get(&mut replies, service, &key, result, started)
+        }
+        Fetch::MGet(keys, _) => match read_all(service, &keys) {
             Ok(values) => {
                 replies.array(values.len());
                 for value in values {
@@ -114,20 +127,38 @@ pub fn fetch(fetch: &Fetch, protocol: Protocol, service: &Service) -> Vec<u8> {
                 true
             }
             Err(err) => {
-                read_error(&mut replies, &err, metrics);
+                read_error(&mut replies, &err, service);
                 false
             }
         },
     };
-    metrics.in_flight(-1);
+    service.request_ended();
     let elapsed = started.elapsed();
-    metrics.resp_request(ok, elapsed);
-    let name = match fetch {
-        Fetch::Get(_) => GET.name,
-        Fetch::MGet(_) => MGET.name,
-    };
-    metrics.command_done(super::index_of(name), ok, elapsed);
+    service.resp_answered(ok, elapsed);
+    service.command_done(super::index_of(name), ok, elapsed);
     replies.buf
+}
+
+/// Writes a GET's answer; whether it was not an error.
+fn answer_get(
+    replies: &mut Replies,
+    service: &Service,
+    key: &[u8],
+    result: Result<Option<crate::service::Found>, ReadError>,
+    started: Instant,
+) -> bool {
+    let outcome = match &result {
+        Ok(Some(found)) => found.source.name(),
+        Ok(None) => "absent",
+        Err(_) => "error",
+    };
+    log_get(key, outcome, started);
+    match result {
+        Ok(Some(found)) => replies.bulk(found.value.bytes()),
+        Ok(None) => replies.null(),
+        Err(err) => read_error(replies, &err, service),
+    }
+    outcome != "error"
 }
 
 /// Reads every key; absent keys and keys holding another type are nil, as
@@ -144,12 +175,12 @@ fn read_all(service: &Service, keys: &[Vec<u8>]) -> Result<Vec<Option<Value>>, R
 
 /// A failed read: Redis's own error reply is passed on as it is
 /// (`-WRONGTYPE ...`); the proxy's are `-ERR` with the reason.
-fn read_error(replies: &mut Replies, err: &ReadError, metrics: &Metrics) {
+fn read_error(replies: &mut Replies, err: &ReadError, service: &Service) {
     let message = match err {
         ReadError::Reply(message) => message.clone(),
         other => format!("ERR {other}"),
     };
-    metrics.error_reply(&message);
+    service.error_replied(&message);
     replies.error(&message);
 }
 

@@ -115,7 +115,7 @@ pub struct Peers<'a> {
 impl Context<'_> {
     /// Answers `message` as an error reply.
     fn error(&mut self, message: &str) -> Outcome {
-        self.service.metrics().error_reply(message);
+        self.service.error_replied(message);
         self.replies.error(message);
         Outcome::Error
     }
@@ -197,19 +197,18 @@ pub fn execute(
         Outcome::Error => false,
     };
     let elapsed = started.elapsed();
-    let metrics = service.metrics();
-    metrics.resp_request(ok, elapsed);
+    service.resp_answered(ok, elapsed);
     match (command, rest.first()) {
         // As Redis 7: a container's subcommands are counted apart
         // (`cmdstat_client|setname`).
         (Some((spec, _)), Some(sub)) if CONTAINERS.contains(&spec.name) => {
             if let Some(name) = subcommand_name(spec.name, sub) {
-                metrics.subcommand_done(&name, ok, !ran, elapsed);
+                service.subcommand_done(&name, ok, !ran, elapsed);
             }
         }
         (Some(_), _) => match index {
-            Some(i) if ran => metrics.command_done(i, ok, elapsed),
-            Some(i) => metrics.command_rejected(i),
+            Some(i) if ran => service.command_done(i, ok, elapsed),
+            Some(i) => service.command_rejected(i),
             None => {}
         },
         (None, _) => {}

@@ -21,7 +21,12 @@ fn service() -> Service {
     })
     .expect("valid config");
     let backend = Backend::new(&config).expect("backend");
-    Service::new(&config, backend, Arc::new(Metrics::new()))
+    Service::new(
+        &config,
+        backend,
+        Arc::new(Metrics::new()),
+        crate::clock::Clock::system(),
+    )
 }
 
 /// Runs one command on a fresh session; its reply as text.

@@ -242,9 +242,7 @@ impl Tracker {
             let _ = self.listener.waker.wake();
         }
         if applied > 0 {
-            self.service
-                .metrics()
-                .client_tracking_changed(applied as u64);
+            self.service.client_tracking_changed(applied as u64);
         }
         if applied > 0 || tidying || flushed {
             self.count();
@@ -254,7 +252,7 @@ impl Tracker {
 
     /// Publishes the table's size.
     fn count(&self) {
-        self.service.metrics().set_client_tracking(
+        self.service.set_client_tracking(
             self.table.len() as u64,
             self.table.bytes() as u64,
             self.table.prefixes() as u64,

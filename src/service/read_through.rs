@@ -1,0 +1,363 @@
+//! The read-through core: the cache and the table of fetches in flight under
+//! one lock, in quick_cache's shape (a lookup either hits, or leads the
+//! fetch of its key, or joins the fetch already in flight), and whether the
+//! invalidation link lets the cache vouch for what it holds. No Redis and
+//! no front end here: the service fetches and answers around it.
+//!
+//! The lock is held only for map and list work, never across Redis I/O or
+//! response writing; keys are hashed and the clock read before it is taken,
+//! and whatever a change drops is freed after it is released.
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use crate::cache::{Displaced, KeyHasher, Life, Lookup, Lru, Time};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+use super::fill::Fetched;
+use super::flight::{Flight, InFlight};
+use super::{FetchResult, LinkState, Value};
+
+/// What the lock protects.
+pub(super) struct CacheState {
+    pub(super) lru: Lru<Value>,
+    flights: HashMap<Box<[u8]>, InFlight>,
+    /// Whether the cache can vouch for what it holds.
+    link: LinkState,
+    /// Bumped whenever the link goes up or down (see [`InFlight::epoch`]).
+    epoch: u64,
+}
+
+/// What a lookup under the lock decided.
+pub(super) enum Probe {
+    /// A fresh value, and how its entry's life stands.
+    Hit(Value, Life),
+    /// No usable entry and no fetch in flight: the caller fetches.
+    Lead(Arc<Flight>),
+    /// A fetch of the key is in flight: the caller waits for it.
+    Follow(Arc<Flight>),
+}
+
+/// What the RESP event loop's lookup decided (see `claim.rs`).
+pub(super) enum Claimed {
+    /// A fresh value, and how its entry's life stands.
+    Hit(Value, Life),
+    /// No usable entry and no fetch in flight: the caller fetches.
+    Lead(Arc<Flight>),
+    /// A fetch of the key is in flight: the caller waits for it.
+    Follow(Arc<Flight>),
+    /// No usable entry, no fetch in flight, and the caller may not lead.
+    Pass,
+}
+
+/// The cache and its fetches in flight, shared by every worker.
+pub(super) struct ReadThrough {
+    state: Mutex<CacheState>,
+    /// The LRU's key hasher: keys are hashed before the lock is taken.
+    hasher: KeyHasher,
+    /// Read before the lock is taken, and kept across flushes so no
+    /// reading is ever compared against another origin.
+    clock: Clock,
+    /// For a fresh LRU when the cache is flushed.
+    capacity: NonZeroUsize,
+    expiry: Duration,
+    /// STALE_IF_ERROR_SECS: how long an entry is kept past its freshness.
+    stale_if_error: Duration,
+    /// INVALIDATION_PREFIXES: only keys under one of these are cached while
+    /// tracking (empty: every key).
+    prefixes: Vec<Vec<u8>>,
+    /// For the cache's own figures: entries, evictions, expiries, link.
+    metrics: Arc<Metrics>,
+    /// How often the lock was taken, for the unit tests that count it.
+    #[cfg(test)]
+    pub(super) locks: std::sync::atomic::AtomicUsize,
+}
+
+impl ReadThrough {
+    /// An empty cache, its link at `link`, reading the time off `clock`.
+    pub(super) fn new(
+        config: &Config,
+        link: LinkState,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+    ) -> ReadThrough {
+        metrics.set_capacity(config.cache_capacity.get());
+        metrics.set_link_up(link == LinkState::Up);
+        let lru = Lru::new(config.cache_capacity, config.cache_expiry)
+            .with_stale_if_error(config.stale_if_error);
+        let hasher = lru.hasher().clone();
+        ReadThrough {
+            state: Mutex::new(CacheState {
+                lru,
+                flights: HashMap::new(),
+                link,
+                epoch: 0,
+            }),
+            hasher,
+            clock,
+            capacity: config.cache_capacity,
+            expiry: config.cache_expiry,
+            stale_if_error: config.stale_if_error,
+            prefixes: config.invalidation_prefixes.clone(),
+            metrics,
+            #[cfg(test)]
+            locks: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// The time now, by the clock the core was given.
+    pub(super) fn now(&self) -> Time {
+        self.clock.now()
+    }
+
+    /// GLOBAL_CACHE_EXPIRY.
+    pub(super) fn expiry(&self) -> Duration {
+        self.expiry
+    }
+
+    /// Whether an entry is kept past its freshness (STALE_IF_ERROR_SECS).
+    pub(super) fn keeps_stale(&self) -> bool {
+        !self.stale_if_error.is_zero()
+    }
+
+    /// A fresh cached value of `key`, never joining or leading a fetch.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(super) fn cached(&self, key: &[u8]) -> Option<(Value, Life)> {
+        self.lookup(key, |value, life| Some((value, life)), |_| None)
+    }
+
+    /// A fresh cached value of `key`, or else the fetch to lead or join,
+    /// under one lock.
+    pub(super) fn probe(&self, key: &[u8]) -> Probe {
+        self.lookup(key, Probe::Hit, |state| state.join_or_lead(key))
+    }
+
+    /// [`ReadThrough::probe`], except that with `may_lead` false a miss with
+    /// no fetch in flight starts none.
+    pub(super) fn claim(&self, key: &[u8], may_lead: bool) -> Claimed {
+        let on_miss = |state: &mut CacheState| match state.flights.get(key) {
+            Some(entry) => Claimed::Follow(Arc::clone(&entry.flight)),
+            None if may_lead => match state.join_or_lead(key) {
+                Probe::Lead(flight) => Claimed::Lead(flight),
+                Probe::Follow(flight) => Claimed::Follow(flight),
+                Probe::Hit(value, life) => Claimed::Hit(value, life),
+            },
+            None => Claimed::Pass,
+        };
+        self.lookup(key, Claimed::Hit, on_miss)
+    }
+
+    /// The entry kept for `key` past its freshness, if within
+    /// STALE_IF_ERROR_SECS.
+    pub(super) fn stale(&self, key: &[u8]) -> Option<(Value, Life)> {
+        let now = self.clock.now();
+        let state = self.lock();
+        let (value, life) = state.lru.stale(key, now)?;
+        Some((value.clone(), life))
+    }
+
+    /// Looks `key` up under the lock: `on_hit` gets a fresh value and how
+    /// its entry's life stands (fresh for how much longer, stored how long
+    /// ago), and `on_miss` runs, still under the lock, when the key is
+    /// absent, has just expired, or the cache cannot vouch for it (the
+    /// invalidation link is down, or the key is outside the tracked
+    /// prefixes). An expired value is counted and dropped after unlocking.
+    fn lookup<T>(
+        &self,
+        key: &[u8],
+        on_hit: impl FnOnce(Value, Life) -> T,
+        on_miss: impl FnOnce(&mut CacheState) -> T,
+    ) -> T {
+        let tracked = self.is_tracked(key);
+        let hash = self.hasher.hash(key);
+        let now = self.clock.now();
+        let (result, expired) = {
+            let mut state = self.lock();
+            if !state.may_cache(tracked) {
+                (on_miss(&mut state), None)
+            } else {
+                match state.lru.get_hashed(hash, key, now) {
+                    Lookup::Hit(value) => {
+                        let value = value.clone();
+                        // The hit is now the most recent entry.
+                        let life = state.lru.most_recent_life(now).unwrap_or(Life {
+                            fresh_for: Duration::ZERO,
+                            age: Duration::ZERO,
+                        });
+                        (on_hit(value, life), None)
+                    }
+                    Lookup::Miss | Lookup::Stale => (on_miss(&mut state), None),
+                    Lookup::Expired(value) => (on_miss(&mut state), Some(value)),
+                }
+            }
+        };
+        if expired.is_some() {
+            self.metrics.expired(1);
+        }
+        drop(expired);
+        result
+    }
+
+    /// Retires the flight for `key` and caches what it found, unless the
+    /// flight went stale (an invalidation or flush arrived meanwhile, or
+    /// the link changed since it began) or the value has no life left. A
+    /// read that found the key absent, or with no life left, removes what
+    /// the cache kept of it (an entry kept for stale-if-error), since Redis
+    /// has just said it is gone.
+    pub(super) fn fill(&self, key: &[u8], outcome: &FetchResult) {
+        let tracked = self.is_tracked(key);
+        let hash = self.hasher.hash(key);
+        let now = self.clock.now();
+        let displaced = {
+            let mut state = self.lock();
+            let entry = state.flights.remove(key);
+            let fresh = entry.is_some_and(|e| !e.stale && e.epoch == state.epoch)
+                && state.may_cache(tracked);
+            let lru = &mut state.lru;
+            let displaced = match outcome {
+                Ok(Some(Fetched { value, ends: None })) if fresh => {
+                    lru.insert_hashed(hash, key, value.clone(), now)
+                }
+                Ok(Some(Fetched {
+                    value,
+                    ends: Some(ends),
+                })) if fresh && *ends > now => {
+                    lru.insert_hashed_until(hash, key, value.clone(), now, *ends)
+                }
+                Ok(Some(Fetched { ends: Some(_), .. })) | Ok(None) => lru
+                    .remove_hashed(hash, key)
+                    .map_or(Displaced::Nothing, Displaced::Replaced),
+                Ok(Some(_)) | Err(_) => Displaced::Nothing,
+            };
+            self.metrics.set_entries(state.lru.len());
+            displaced
+        };
+        match displaced {
+            Displaced::Evicted(..) => self.metrics.evicted(1),
+            Displaced::Expired(..) => self.metrics.expired(1),
+            Displaced::Nothing | Displaced::Replaced(_) => {}
+        }
+        drop(displaced);
+    }
+
+    /// The invalidation link's state now.
+    pub(super) fn link(&self) -> LinkState {
+        self.lock().link
+    }
+
+    /// Moves the link to `link`: a new epoch, and every fetch in flight
+    /// stale. When the link is lost, nothing held can be vouched for: it is
+    /// dropped (after unlocking), or, with STALE_IF_ERROR_SECS, kept as
+    /// stale for stale-if-error alone. Returns whether the link was lost.
+    pub(super) fn relink(&self, link: LinkState) -> bool {
+        let dropped = {
+            let mut state = self.lock();
+            let lost = state.link == LinkState::Up && link == LinkState::Down;
+            state.link = link;
+            state.epoch += 1;
+            state.mark_flights_stale();
+            self.metrics.set_link_up(link == LinkState::Up);
+            if !lost {
+                return false;
+            }
+            if self.keeps_stale() {
+                state.lru.expire_all(self.clock.now());
+                None
+            } else {
+                Some(self.take_lru(&mut state))
+            }
+        };
+        drop(dropped);
+        true
+    }
+
+    /// Removes `keys` (announced changed) and marks their fetches in
+    /// flight stale, under one lock.
+    pub(super) fn invalidate(&self, keys: &[&[u8]]) {
+        let hashes: Vec<u64> = keys.iter().map(|key| self.hasher.hash(key)).collect();
+        let mut dropped = Vec::new();
+        {
+            let mut state = self.lock();
+            for (key, hash) in keys.iter().zip(hashes) {
+                if let Some(value) = state.lru.remove_hashed(hash, key) {
+                    dropped.push(value);
+                }
+                if let Some(entry) = state.flights.get_mut(*key) {
+                    entry.stale = true;
+                }
+            }
+            self.metrics.set_entries(state.lru.len());
+        }
+        drop(dropped);
+    }
+
+    /// Drops everything held and marks every fetch in flight stale.
+    pub(super) fn flush(&self) {
+        let dropped = {
+            let mut state = self.lock();
+            state.mark_flights_stale();
+            self.take_lru(&mut state)
+        };
+        drop(dropped);
+    }
+
+    /// Swaps the LRU for an empty one; the old one is dropped by the caller
+    /// after unlocking, so freeing many values never holds the lock.
+    fn take_lru(&self, state: &mut CacheState) -> Lru<Value> {
+        let empty = Lru::new(self.capacity, self.expiry)
+            .with_stale_if_error(self.stale_if_error)
+            .with_hasher(self.hasher.clone());
+        let old = std::mem::replace(&mut state.lru, empty);
+        self.metrics.set_entries(0);
+        old
+    }
+
+    /// Whether `key` is under one of INVALIDATION_PREFIXES (or none are set).
+    fn is_tracked(&self, key: &[u8]) -> bool {
+        self.prefixes.is_empty() || self.prefixes.iter().any(|p| key.starts_with(p))
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, CacheState> {
+        // Every critical section leaves the state consistent before anything
+        // that could panic, so a poisoned lock is still sound to use.
+        #[cfg(test)]
+        self.locks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl CacheState {
+    /// Whether a key may be served from, or stored in, the cache now.
+    fn may_cache(&self, tracked: bool) -> bool {
+        match self.link {
+            LinkState::Off => true,
+            LinkState::Down => false,
+            LinkState::Up => tracked,
+        }
+    }
+
+    fn mark_flights_stale(&mut self) {
+        for entry in self.flights.values_mut() {
+            entry.stale = true;
+        }
+    }
+
+    pub(super) fn join_or_lead(&mut self, key: &[u8]) -> Probe {
+        if let Some(entry) = self.flights.get(key) {
+            return Probe::Follow(Arc::clone(&entry.flight));
+        }
+        let flight = Arc::new(Flight::default());
+        let entry = InFlight {
+            flight: Arc::clone(&flight),
+            epoch: self.epoch,
+            stale: false,
+        };
+        self.flights.insert(key.into(), entry);
+        Probe::Lead(flight)
+    }
+}
