@@ -12,45 +12,14 @@ use std::time::{Duration, Instant};
 
 mod commands;
 mod front_end;
+mod histogram;
 mod process;
 mod render;
 
 pub use commands::{CommandFigures, MAX_COMMANDS};
 pub use front_end::{serve_on_this_thread, FrontEnd};
+use histogram::{Histogram, BUCKETS};
 pub use process::resident_bytes;
-
-/// Upper bounds, in seconds, of the latency histograms' buckets.
-const BUCKETS: [f64; 16] = [
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.5, 5.0,
-];
-
-/// A latency histogram of atomics: a count per bucket (not cumulative; the
-/// exposition sums them), the sum in nanoseconds, and the total.
-struct Histogram {
-    buckets: [AtomicU64; BUCKETS.len() + 1],
-    sum_nanos: AtomicU64,
-}
-
-impl Histogram {
-    fn new() -> Histogram {
-        Histogram {
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            sum_nanos: AtomicU64::new(0),
-        }
-    }
-
-    fn observe(&self, elapsed: Duration) {
-        let secs = elapsed.as_secs_f64();
-        let bucket = BUCKETS
-            .iter()
-            .position(|&bound| secs <= bound)
-            .unwrap_or(BUCKETS.len());
-        self.buckets[bucket].fetch_add(1, Relaxed);
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        self.sum_nanos.fetch_add(nanos, Relaxed);
-    }
-}
 
 /// HTTP statuses counted by name; anything else counts as "other".
 const HTTP_STATUSES: [u16; 14] = [
@@ -404,28 +373,4 @@ impl Metrics {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn histogram_buckets_are_cumulative() {
-        let metrics = Metrics::new();
-        metrics.http_request(200, Duration::from_micros(30));
-        metrics.http_request(404, Duration::from_millis(3));
-        metrics.http_request(299, Duration::from_secs(9));
-        let text = metrics.render();
-        let series = "redis_proxy_request_duration_seconds";
-        assert!(text.contains(&format!(
-            "{series}_bucket{{protocol=\"http\",le=\"0.00005\"}} 1\n"
-        )));
-        assert!(text.contains(&format!(
-            "{series}_bucket{{protocol=\"http\",le=\"0.005\"}} 2\n"
-        )));
-        assert!(text.contains(&format!(
-            "{series}_bucket{{protocol=\"http\",le=\"+Inf\"}} 3\n"
-        )));
-        assert!(text.contains(&format!("{series}_count{{protocol=\"http\"}} 3\n")));
-        assert!(text.contains(&format!("{series}_count{{protocol=\"resp\"}} 0\n")));
-        assert!(text.contains("redis_proxy_requests_total{protocol=\"http\",status=\"other\"} 1\n"));
-    }
-}
+mod tests;
