@@ -67,17 +67,18 @@ enum Target {
     Sentinel(Arc<Topology>),
 }
 
-/// A connection to the target.
-enum Conn {
+/// A pooled connection to the target: one node, or the cluster client's
+/// connection to every node it needs.
+enum RedisConn {
     Single(redis::Connection),
     Cluster(Box<redis::cluster::ClusterConnection>),
 }
 
-impl Conn {
+impl RedisConn {
     fn as_dyn(&mut self) -> &mut dyn redis::ConnectionLike {
         match self {
-            Conn::Single(conn) => conn,
-            Conn::Cluster(conn) => &mut **conn,
+            RedisConn::Single(conn) => conn,
+            RedisConn::Cluster(conn) => &mut **conn,
         }
     }
 }
@@ -86,18 +87,18 @@ impl Target {
     /// A connection whose connect, reads and writes are each bounded by
     /// `timeout` (REDIS_TIMEOUT_MS), and the generation of the topology it
     /// was opened under.
-    fn connect(&self, timeout: Duration) -> redis::RedisResult<(Conn, u64)> {
+    fn connect(&self, timeout: Duration) -> redis::RedisResult<(RedisConn, u64)> {
         match self {
-            Target::Single(client) => connect(client, timeout).map(|c| (Conn::Single(c), 0)),
+            Target::Single(client) => connect(client, timeout).map(|c| (RedisConn::Single(c), 0)),
             Target::Cluster(client) => {
                 let conn = client.get_connection()?;
                 conn.set_read_timeout(Some(timeout))?;
                 conn.set_write_timeout(Some(timeout))?;
-                Ok((Conn::Cluster(Box::new(conn)), 0))
+                Ok((RedisConn::Cluster(Box::new(conn)), 0))
             }
             Target::Sentinel(topology) => topology
                 .connect()
-                .map(|(conn, generation)| (Conn::Single(conn), generation)),
+                .map(|(conn, generation)| (RedisConn::Single(conn), generation)),
         }
     }
 
@@ -113,7 +114,7 @@ impl Target {
 
 /// A pooled connection plus whether it must be retired.
 pub struct BackendConnection {
-    conn: Conn,
+    conn: RedisConn,
     broken: bool,
     generation: u64,
 }
@@ -163,7 +164,7 @@ pub struct Backend {
     pool: r2d2::Pool<Manager>,
     /// Readiness probes' own connection, outside the pool: a pool busy with
     /// misses must not make a healthy Redis look down.
-    probe: Mutex<Option<(Conn, u64)>>,
+    probe: Mutex<Option<(RedisConn, u64)>>,
     target: Target,
     timeout: Duration,
 }
@@ -247,13 +248,13 @@ impl Backend {
         }
     }
 
-    fn connect_probe(&self) -> Result<(Conn, u64), BackendError> {
+    fn connect_probe(&self) -> Result<(RedisConn, u64), BackendError> {
         self.target
             .connect(self.timeout)
             .map_err(|err| BackendError::Unavailable(err.to_string()))
     }
 
-    fn ping_on(&self, slot: &mut Option<(Conn, u64)>) -> Result<(), BackendError> {
+    fn ping_on(&self, slot: &mut Option<(RedisConn, u64)>) -> Result<(), BackendError> {
         if slot
             .as_ref()
             .is_some_and(|(_, generation)| *generation != self.target.generation())
@@ -269,7 +270,7 @@ impl Backend {
             None if err.is_timeout() => BackendError::Timeout(err.to_string()),
             None => BackendError::Unavailable(err.to_string()),
         };
-        if let Conn::Cluster(_) = conn {
+        if let RedisConn::Cluster(_) = conn {
             let info: String = redis::cmd("CLUSTER")
                 .arg("INFO")
                 .query(conn.as_dyn())
