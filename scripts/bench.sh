@@ -4,6 +4,9 @@
 #
 #   1. http_ceiling: tiny_http with the same worker pool and a fixed body
 #   2. proxy, all hits            (wrk over 1000 cached keys; invalidation on)
+#      1 and 2 run alternately, three rounds each, with the server's CPU per
+#      request answered (utime + stime from /proc/PID/stat, before and after
+#      each wrk run); each row shows the round with the median CPU
 #   3. proxy, all misses          (capacity 10, 100000 keys)
 #   4. redis-benchmark GET straight at the backing Redis
 #   5. redis-benchmark GET at the proxy's RESP port, all hits (if built in)
@@ -100,6 +103,30 @@ run_wrk() {
   echo "$name ${rps:-0} ${p50:--} ${p99:--} ${errors:-0}" >>"$results"
 }
 
+# cpu_ticks PID: the CPU time PID has used, user and system, in clock ticks
+# (fields 14 and 15 of /proc/PID/stat; the name before them may hold spaces).
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+
+# run_wrk_cpu NAME PID PORT KEYS: run_wrk, then the server's CPU per request
+# answered (microseconds) appended to the line as a sixth field; the line
+# goes to $rounds instead of $results.
+rounds="$work/rounds"
+run_wrk_cpu() {
+  local name=$1 pid=$2 before after requests
+  before=$(cpu_ticks "$pid")
+  results="$rounds" run_wrk "$name" "$3" "$4"
+  after=$(cpu_ticks "$pid")
+  requests=$(awk '/requests in/ {print $1}' "$work/$name.wrk")
+  sed -i "\$s/\$/ $(awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" -v n="${requests:-0}" \
+    'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "-" }')/" "$rounds"
+}
+
+# median_round NAME: the round of NAME with the median CPU per request, to
+# the results table.
+median_round() {
+  grep "^$1 " "$rounds" | sort -g -k6 | sed -n 2p >>"$results"
+}
+
 # run_redis_benchmark NAME PORT: GET over 1000 keys (redis-benchmark's own key
 # pattern key:__rand_int__, which our seed matches)
 run_redis_benchmark() {
@@ -109,24 +136,28 @@ run_redis_benchmark() {
   awk -F'"' -v n="$name" '$2 ~ /^GET/ {printf "%s %s %sms %sms 0\n", n, $4, $10, $14}' "$out" >>"$results"
 }
 
-echo "== 1/9 http_ceiling"
+echo "== 1-2/9 http_ceiling and proxy, all hits: three alternating rounds, CPU per request"
 ceiling_port=$(free_port)
 PORT=$ceiling_port WORKERS=$WORKERS BODY_SIZE=$VALUE_SIZE target/release/examples/http_ceiling 2>/dev/null &
 pids+=($!)
+ceiling_pid=$!
 wait_http "$ceiling_port" /
-run_wrk http_ceiling "$ceiling_port" 0
-kill "${pids[-1]}"
-
-echo "== 2/9 proxy, all hits"
 proxy_port=$(free_port); resp_port=$(free_port)
 env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
   WORKERS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 RUST_LOG=warn \
   target/release/redis-proxy 2>"$work/proxy.log" &
 pids+=($!)
+proxy_pid=$!
 wait_http "$proxy_port" /healthz
 wait_link "$proxy_port"
 for i in $(seq 0 999); do curl -fs "http://127.0.0.1:$proxy_port/proxy?key=key:$(printf %012d "$i")" >/dev/null; done
-run_wrk proxy_hits "$proxy_port" 1000
+for _ in 1 2 3; do
+  run_wrk_cpu proxy_hits "$proxy_pid" "$proxy_port" 1000
+  run_wrk_cpu http_ceiling "$ceiling_pid" "$ceiling_port" 0
+done
+median_round http_ceiling
+median_round proxy_hits
+kill "$ceiling_pid"
 resp_enabled=0
 redis_answers 127.0.0.1 "$resp_port" && resp_enabled=1
 if [ "$resp_enabled" = 1 ]; then
@@ -272,13 +303,13 @@ kill "${pids[-1]}"
 echo
 echo "$(nproc) cores; wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s; redis-benchmark -c$CONNECTIONS -n$REQUESTS; values of $VALUE_SIZE bytes; WORKERS=$WORKERS"
 awk '
-  { name[NR]=$1; rps[NR]=$2; p50[NR]=$3; p99[NR]=$4; err[NR]=$5; idx[$1]=NR }
+  { name[NR]=$1; rps[NR]=$2; p50[NR]=$3; p99[NR]=$4; err[NR]=$5; cpu[NR]=(NF >= 6 ? $6 : "-"); idx[$1]=NR }
   END {
-    printf "| %-13s | %12s | %10s | %10s | %7s | %-24s |\n", "run", "req/s", "p50", "p99", "non-2xx", "ratio"
-    printf "|%s|%s|%s|%s|%s|%s|\n", "---------------", "--------------", "------------", "------------", "---------", "--------------------------"
+    printf "| %-13s | %12s | %10s | %10s | %7s | %9s | %-32s |\n", "run", "req/s", "p50", "p99", "non-2xx", "CPU/req", "ratio"
+    printf "|%s|%s|%s|%s|%s|%s|%s|\n", "---------------", "--------------", "------------", "------------", "---------", "-----------", "----------------------------------"
     for (i = 1; i <= NR; i++) {
       ratio = ""
-      if (name[i] == "proxy_hits" && ("http_ceiling" in idx)) ratio = sprintf("%.0f%% of http_ceiling", 100 * rps[i] / rps[idx["http_ceiling"]])
+      if (name[i] == "proxy_hits" && ("http_ceiling" in idx)) ratio = sprintf("%.0f%% of http_ceiling, CPU %.2fx", 100 * rps[i] / rps[idx["http_ceiling"]], cpu[i] / cpu[idx["http_ceiling"]])
       if (name[i] == "proxy_misses" && ("redis_get" in idx)) ratio = sprintf("%.0f%% of redis_get", 100 * rps[i] / rps[idx["redis_get"]])
       if (name[i] == "resp_hits" && ("redis_get" in idx)) ratio = sprintf("%.0f%% of redis_get", 100 * rps[i] / rps[idx["redis_get"]])
       if (name[i] == "hits_with_auth" && ("proxy_hits" in idx)) ratio = sprintf("%.2f of proxy_hits", rps[i] / rps[idx["proxy_hits"]])
@@ -286,7 +317,7 @@ awk '
       if (name[i] == "cluster_hits" && ("proxy_hits" in idx)) ratio = sprintf("%.2f of proxy_hits", rps[i] / rps[idx["proxy_hits"]])
       if (name[i] == "cluster_misses" && ("proxy_misses" in idx)) ratio = sprintf("%.2f of proxy_misses", rps[i] / rps[idx["proxy_misses"]])
       if (name[i] == "hits_ttl_only" && ("proxy_hits" in idx)) ratio = sprintf("tracking on: %.2f of this", rps[idx["proxy_hits"]] / rps[i])
-      printf "| %-13s | %12.0f | %10s | %10s | %7s | %-24s |\n", name[i], rps[i], p50[i], p99[i], err[i], ratio
+      printf "| %-13s | %12.0f | %10s | %10s | %7s | %9s | %-32s |\n", name[i], rps[i], p50[i], p99[i], err[i], (cpu[i] == "-" ? "-" : cpu[i] " us"), ratio
     }
   }' "$results"
 # The same figures as a chart, beside the table (scripts/bench_chart.sh).

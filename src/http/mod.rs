@@ -314,20 +314,26 @@ fn proxy(request: &Request, query: &str, service: &Service) -> HttpResponse {
         }
         Err(err) => return response::error(400, &err.message(max), None),
     };
-    let _place = service.admit();
-    match service.get(&key) {
-        Ok(Some(found)) => {
-            let as_json = wants_json(request);
-            let tag = response::etag(&found, as_json);
-            match if_none_match(request) {
-                Some(header) if response::none_match(&header, &tag) => {
-                    response::not_modified(&key, &found, as_json, &tag)
-                }
-                _ => response::value(&key, found, as_json, &tag),
+    // A hit is served without a WORKERS place: it never touches Redis, and
+    // HTTP already has just that many workers. Only a miss queues for one.
+    let found = match service.cached(&key) {
+        Some(found) => found,
+        None => {
+            let _place = service.admit();
+            match service.get(&key) {
+                Ok(Some(found)) => found,
+                Ok(None) => return response::absent(&key),
+                Err(err) => return response::backend_error(&key, &err),
             }
         }
-        Ok(None) => response::absent(&key),
-        Err(err) => response::backend_error(&key, &err),
+    };
+    let as_json = wants_json(request);
+    let tag = response::ETag::of(&found, as_json);
+    match if_none_match(request) {
+        Some(header) if response::none_match(&header, tag.as_str()) => {
+            response::not_modified(&key, &found, as_json, &tag)
+        }
+        _ => response::value(&key, found, as_json, &tag),
     }
 }
 

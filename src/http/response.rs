@@ -141,10 +141,47 @@ fn put_bytes(body: &mut Json, field: &str, encoding_field: &str, bytes: &[u8]) {
 }
 
 /// The strong entity tag of a found value in one representation: its
-/// digest, quoted hex, with `.json` for the JSON one (RFC 9110 8.8.3).
-pub fn etag(found: &Found, as_json: bool) -> String {
-    let suffix = if as_json { ".json" } else { "" };
-    format!("\"{:016x}{suffix}\"", found.value.digest())
+/// digest (worked out once, when the value was read from Redis), quoted
+/// hex, with `.json` for the JSON one (RFC 9110 8.8.3). Rendered into a
+/// buffer on the stack: a hit allocates nothing for it.
+pub struct ETag {
+    bytes: [u8; ETag::MAX],
+    len: usize,
+}
+
+impl ETag {
+    /// `"` + 16 hex digits + `.json` + `"`.
+    const MAX: usize = 1 + 16 + 5 + 1;
+
+    /// The tag of `found`'s value, for the JSON representation or the raw
+    /// one.
+    pub fn of(found: &Found, as_json: bool) -> ETag {
+        ETag::render(found.value.digest(), as_json)
+    }
+
+    fn render(digest: u64, as_json: bool) -> ETag {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut bytes = [b'"'; ETag::MAX];
+        for (i, byte) in bytes[1..17].iter_mut().enumerate() {
+            *byte = HEX[(digest >> (60 - 4 * i) & 0xf) as usize];
+        }
+        let mut len = 17;
+        if as_json {
+            bytes[len..len + 5].copy_from_slice(b".json");
+            len += 5;
+        }
+        // bytes[len] is already the closing quote.
+        ETag {
+            bytes,
+            len: len + 1,
+        }
+    }
+
+    /// The tag, quotes included.
+    pub fn as_str(&self) -> &str {
+        // Quotes, hex digits and `.json`: always ASCII.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
 }
 
 /// Whether `If-None-Match` (`header`, all of its values joined) matches
@@ -174,18 +211,34 @@ pub fn none_match(header: &str, tag: &str) -> bool {
 
 /// The validators and freshness every answer about a found value carries:
 /// `ETag`, `Cache-Control: max-age` and `Age` (see [`freshness`]),
-/// `Vary: Accept` (two representations), `X-Cache`.
-fn describe(found: &Found, tag: &str, headers: &mut Vec<Header>) {
-    headers.push(header(b"ETag", tag.as_bytes()));
+/// `Vary: Accept` (two representations), `X-Cache`. Only the two numbers
+/// are rendered per answer, into buffers on the stack; each header then
+/// costs what tiny_http's `Header` costs (its name and value are owned).
+fn describe(found: &Found, tag: &ETag, headers: &mut Vec<Header>) {
+    headers.push(header(b"ETag", tag.as_str().as_bytes()));
     let (max_age, age) = freshness(found);
-    let max_age = format!("max-age={max_age}");
-    headers.push(header(b"Cache-Control", max_age.as_bytes()));
+    let mut cache_control = [0u8; MAX_AGE.len() + 20];
+    let mut digits = itoa::Buffer::new();
+    let max_age = digits.format(max_age).as_bytes();
+    cache_control[..MAX_AGE.len()].copy_from_slice(MAX_AGE);
+    cache_control[MAX_AGE.len()..MAX_AGE.len() + max_age.len()].copy_from_slice(max_age);
+    headers.push(header(
+        b"Cache-Control",
+        &cache_control[..MAX_AGE.len() + max_age.len()],
+    ));
     headers.push(header(b"Vary", b"Accept"));
     headers.push(header(b"X-Cache", found.source.name().as_bytes()));
     if found.source != Source::Miss {
-        headers.push(header(b"Age", age.to_string().as_bytes()));
+        headers.push(header(b"Age", digits.format(age).as_bytes()));
     }
 }
+
+/// What `Cache-Control` says before its number.
+const MAX_AGE: &[u8] = b"max-age=";
+
+/// The headers of an answer about a found value, with room for those CORS
+/// may add (three), so none is moved to a bigger vector on the way out.
+const FOUND_HEADERS: usize = 6 + 3;
 
 /// `max-age` and `Age`, in whole seconds. A downstream cache counts `Age`
 /// against `max-age` (RFC 9111 section 4.2), so `max-age` is the entry's
@@ -201,8 +254,8 @@ fn freshness(found: &Found) -> (u64, u64) {
 /// 304: the client's copy (tagged `tag`) is the current one. It declares
 /// the length of the 200 it stands for (the representation `as_json` asks
 /// for of `key`'s value) and carries no body.
-pub fn not_modified(key: &[u8], found: &Found, as_json: bool, tag: &str) -> HttpResponse {
-    let mut headers = Vec::with_capacity(5);
+pub fn not_modified(key: &[u8], found: &Found, as_json: bool, tag: &ETag) -> HttpResponse {
+    let mut headers = Vec::with_capacity(FOUND_HEADERS);
     describe(found, tag, &mut headers);
     let length = if as_json {
         json_value(key, found.value.bytes()).to_string().len()
@@ -226,17 +279,29 @@ fn json_value(key: &[u8], value: &[u8]) -> Json {
 }
 
 /// A found value: raw bytes, or `{"key", "value"}` when JSON was asked for.
-pub fn value(key: &[u8], found: Found, as_json: bool, tag: &str) -> HttpResponse {
-    let mut headers = Vec::with_capacity(6);
-    describe(&found, tag, &mut headers);
-    let mut response = if as_json {
-        json(200, &json_value(key, found.value.bytes()))
+pub fn value(key: &[u8], found: Found, as_json: bool, tag: &ETag) -> HttpResponse {
+    let content_type = if as_json {
+        JSON
+    } else if found.value.is_utf8() {
+        TEXT
     } else {
-        let content_type = if found.value.is_utf8() { TEXT } else { BINARY };
-        with_body(200, content_type, Body::Shared(found.value))
+        BINARY
     };
-    response.headers.append(&mut headers);
-    response
+    let mut headers = Vec::with_capacity(FOUND_HEADERS);
+    headers.push(header(b"Content-Type", content_type));
+    describe(&found, tag, &mut headers);
+    let body = if as_json {
+        let json = json_value(key, found.value.bytes()).to_string();
+        Body::Made(json.into_bytes().into())
+    } else {
+        Body::Shared(found.value)
+    };
+    HttpResponse {
+        status: 200,
+        headers,
+        body,
+        unsent_length: None,
+    }
 }
 
 /// A key Redis does not have.
@@ -269,44 +334,4 @@ pub fn method_not_allowed(allow: &[u8]) -> HttpResponse {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::{freshness, none_match};
-    use crate::service::{Found, Source, Value};
-    use std::time::Duration;
-
-    #[test]
-    fn max_age_minus_age_is_what_is_left_rounded_down() {
-        let found = |source, age: f64, left: f64| Found {
-            value: Value::new(b"v"),
-            source,
-            fresh_for: Duration::from_secs_f64(left),
-            age: Duration::from_secs_f64(age),
-        };
-        // A miss: its whole lifetime, no age.
-        assert_eq!(freshness(&found(Source::Miss, 0.0, 60.0)), (60, 0));
-        // Hits: max-age the lifetime, Age rounded up, never more left
-        // downstream than here.
-        assert_eq!(freshness(&found(Source::Hit, 0.3, 59.7)), (60, 1));
-        assert_eq!(freshness(&found(Source::Hit, 8.0, 2.0)), (10, 8));
-        assert_eq!(freshness(&found(Source::Hit, 2.5, 2.0)), (5, 3));
-        // Stale: nothing left.
-        assert_eq!(freshness(&found(Source::Stale, 60.0, 0.0)), (60, 60));
-    }
-
-    #[test]
-    fn if_none_match_compares_weakly() {
-        let tag = "\"00ff\"";
-        assert!(none_match("\"00ff\"", tag));
-        assert!(none_match("W/\"00ff\"", tag));
-        assert!(none_match("\"aa\", W/\"00ff\"", tag));
-        assert!(none_match("  \"aa\" ,\"00ff\"  ", tag));
-        assert!(none_match("*", tag));
-        assert!(!none_match("\"00ff.json\"", tag));
-        assert!(!none_match("\"aa\"", tag));
-        assert!(!none_match("00ff", tag));
-        assert!(!none_match("\"00ff", tag));
-        assert!(!none_match("", tag));
-        // Commas are legal inside a tag.
-        assert!(none_match("\"a,b\"", "\"a,b\""));
-    }
-}
+mod tests;

@@ -220,3 +220,63 @@ fn backing_connections_never_exceed_the_pool_size() {
     assert!(relay.connections() <= 4, "{} opened", relay.connections());
     assert!(relay.connections() >= 1);
 }
+
+#[test]
+fn an_http_hit_is_served_while_misses_hold_every_place() {
+    let redis = RedisServer::start();
+    redis.set("hot", "cached");
+    for i in 0..3 {
+        redis.set(format!("cold{i}"), "v");
+    }
+    let relay = Relay::start(redis.addr(), Duration::ZERO);
+    let proxy = InProcess::start_at(
+        &relay.url(),
+        &[
+            ("INVALIDATION", "off"),
+            ("WORKERS", "3"),
+            ("RESP_PORT", "auto"),
+            // Longer than the wait below: the misses keep their places.
+            ("REDIS_TIMEOUT_MS", "60000"),
+        ],
+    );
+    let addr = proxy.addr;
+    let reply = crate::common::request(addr, "GET", "/proxy?key=hot", &[]);
+    assert_eq!(reply.header("X-Cache"), Some("MISS"));
+    // Three RESP misses, held at Redis, take the three WORKERS places.
+    relay.hold();
+    let resp = proxy.resp_url();
+    let misses: Vec<_> = (0..3)
+        .map(|i| {
+            let resp = resp.clone();
+            thread::spawn(move || {
+                let mut conn = redis::Client::open(resp)
+                    .and_then(|c| c.get_connection())
+                    .expect("connect to the RESP port");
+                let value: Option<String> = redis::cmd("GET")
+                    .arg(format!("cold{i}"))
+                    .query(&mut conn)
+                    .expect("GET");
+                value
+            })
+        })
+        .collect();
+    eventually("the three misses to hold every place", || {
+        (relay.in_flight() == 3).then_some(())
+    });
+    // A hit never touches Redis, and HTTP has workers free: it is answered
+    // now, not once a place comes back.
+    let hit = thread::spawn(move || crate::common::request(addr, "GET", "/proxy?key=hot", &[]));
+    eventually(
+        "the hit to be answered while Redis holds the misses",
+        || hit.is_finished().then_some(()),
+    );
+    assert_eq!(relay.in_flight(), 3, "the misses still hold their places");
+    let reply = hit.join().expect("hit");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("X-Cache"), Some("HIT"));
+    assert_eq!(reply.body, b"cached");
+    relay.release();
+    for miss in misses {
+        assert_eq!(miss.join().expect("miss").as_deref(), Some("v"));
+    }
+}
