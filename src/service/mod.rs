@@ -156,10 +156,9 @@ impl Service {
 
     /// The cached value of `key`, if it is cached and fresh; never asks
     /// Redis, never waits on a fetch. A hit counts as one; on `None` the
-    /// caller goes on to [`Service::get`], which counts the miss. (The RESP
-    /// loop now uses [`Service::claim`]; kept for a front end that serves
-    /// hits without a WORKERS place, and for the tests.)
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// caller goes on to [`Service::get`], which counts the miss. HTTP
+    /// serves hits through it without taking a WORKERS place; the RESP loop
+    /// uses [`Service::claim`], which also leads or joins the fetch.
     pub fn cached(&self, key: &[u8]) -> Option<Found> {
         let (value, life) = self.core.cached(key)?;
         self.metrics.hit();

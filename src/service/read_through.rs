@@ -125,7 +125,6 @@ impl ReadThrough {
     }
 
     /// A fresh cached value of `key`, never joining or leading a fetch.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(super) fn cached(&self, key: &[u8]) -> Option<(Value, Life)> {
         self.lookup(key, |value, life| Some((value, life)), |_| None)
     }
