@@ -156,7 +156,7 @@ impl Worker {
 
     fn serve(&self, request: Request) {
         let started = Instant::now();
-        self.service.request_started();
+        let in_flight = self.service.request_started();
         let mut response = match self.cors.preflight(&request) {
             Some(preflight) => preflight,
             None => route(&request, &self.service),
@@ -175,7 +175,7 @@ impl Worker {
         }
         // Counted before the answer is written, so a client that has read its
         // answer always finds it counted (a scrape right after sees it).
-        self.service.request_ended();
+        drop(in_flight);
         self.service.http_answered(status, started.elapsed());
         // Never waits on the client's socket: what it cannot take now is
         // written by a thread of its own (vendor patch 5), so this worker is

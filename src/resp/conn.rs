@@ -10,7 +10,6 @@
 //! may be one large value).
 
 use std::io::ErrorKind;
-use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use mio::Token;
@@ -23,7 +22,7 @@ use super::reply::Protocol;
 use super::reply::Replies;
 use super::session::Session;
 use super::transport::Transport;
-use super::workers::Job;
+use super::workers::{Job, WorkQueue};
 
 /// Stop executing a connection's input while this much output is unsent, so
 /// a client that does not read cannot make us buffer without bound.
@@ -241,7 +240,7 @@ impl Conn {
         &mut self,
         token: Token,
         service: &Service,
-        jobs: &Sender<Job>,
+        jobs: &WorkQueue,
         peers: &Peers<'_>,
     ) -> bool {
         let mut consumed = 0;
@@ -262,7 +261,7 @@ impl Conn {
                             fetch,
                             protocol: self.replies.protocol,
                         };
-                        if jobs.send(job).is_err() {
+                        if !jobs.send(job) {
                             return false;
                         }
                         let then = match self.state {

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -32,7 +32,7 @@ use super::cmd::Peers;
 use super::conn::{Conn, ReadOutcome, State, LINGER};
 use super::tracking::{self, Tracker};
 use super::transport::Transport;
-use super::workers::{self, Done, Job};
+use super::workers::{self, Done, WorkQueue};
 use super::RespSettings;
 
 const LISTENER: Token = Token(0);
@@ -128,7 +128,7 @@ struct Loop {
     service: Arc<Service>,
     live: Arc<AtomicUsize>,
     stopping: Arc<AtomicBool>,
-    jobs: Sender<Job>,
+    jobs: WorkQueue,
     /// Whether the listener may have clients to accept: set by its events,
     /// by the sweep after an accept error, and while a flood of clients to
     /// turn away is not yet worked through.
@@ -288,6 +288,7 @@ impl Loop {
         let peers = Peers {
             live: self.live.load(Ordering::SeqCst),
             exists: &|id| tracker.exists(id),
+            worker_free: self.jobs.has_free_worker(),
         };
         let open = loop {
             if !conn.execute_input(token, &self.service, &self.jobs, &peers) || !conn.write_output()

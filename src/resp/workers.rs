@@ -3,6 +3,7 @@
 //! the loop itself never waits on Redis or on a place.
 
 use std::io;
+use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
@@ -28,7 +29,30 @@ pub struct Done {
     pub reply: Vec<u8>,
 }
 
-/// Starts `count` workers; jobs go in through the returned sender, replies
+/// Where the event loop puts jobs, knowing how many workers are free: idle
+/// and owed no job already queued. The loop leads a key's fetch itself only
+/// when one is, since a fetch it leads but no worker starts would make
+/// every other reader of that key (HTTP included) wait behind jobs that
+/// have nothing to do with it.
+pub struct WorkQueue {
+    jobs: Sender<Job>,
+    free: Arc<AtomicIsize>,
+}
+
+impl WorkQueue {
+    /// Queues `job`; false if the workers are gone.
+    pub fn send(&self, job: Job) -> bool {
+        self.free.fetch_sub(1, Ordering::AcqRel);
+        self.jobs.send(job).is_ok()
+    }
+
+    /// Whether a job queued now is started at once.
+    pub fn has_free_worker(&self) -> bool {
+        self.free.load(Ordering::Acquire) > 0
+    }
+}
+
+/// Starts `count` workers; jobs go in through the returned queue, replies
 /// come back through the receiver, and `waker` wakes the loop for each.
 /// Fails if any worker cannot start, rather than leave connections waiting
 /// for a worker that does not exist.
@@ -36,13 +60,17 @@ pub fn start(
     count: usize,
     service: &Arc<Service>,
     waker: &Arc<Waker>,
-) -> io::Result<(Sender<Job>, Receiver<Done>)> {
+) -> io::Result<(WorkQueue, Receiver<Done>)> {
     let (job_tx, job_rx) = mpsc::channel::<Job>();
+    let free = Arc::new(AtomicIsize::new(
+        isize::try_from(count).unwrap_or(isize::MAX),
+    ));
     let (done_tx, done_rx) = mpsc::channel::<Done>();
     let job_rx = Arc::new(Mutex::new(job_rx));
     for i in 0..count {
         let (job_rx, done_tx) = (Arc::clone(&job_rx), done_tx.clone());
         let (service, waker) = (Arc::clone(service), Arc::clone(waker));
+        let free = Arc::clone(&free);
         thread::Builder::new()
             .name(format!("resp-worker-{i}"))
             .spawn(move || loop {
@@ -55,13 +83,15 @@ pub fn start(
                 };
                 let token = job.token;
                 let reply = run_guarded(job, &service);
+                free.fetch_add(1, Ordering::AcqRel);
                 if done_tx.send(Done { token, reply }).is_err() {
                     return;
                 }
                 let _ = waker.wake();
             })?;
     }
-    Ok((job_tx, done_rx))
+    let queue = WorkQueue { jobs: job_tx, free };
+    Ok((queue, done_rx))
 }
 
 /// Runs a job, turning a panic into an error reply: the connection goes on,

@@ -14,14 +14,12 @@ use crate::metrics::FrontEnd;
 use super::{LinkState, Service};
 
 impl Service {
-    /// A request began to be served (either front end).
-    pub fn request_started(&self) {
+    /// A request began to be served (either front end): counted in flight
+    /// until the returned guard drops, so a request that panics is not
+    /// counted in flight for ever.
+    pub fn request_started(&self) -> InFlight<'_> {
         self.metrics.in_flight(1);
-    }
-
-    /// A request begun with [`Service::request_started`] ended.
-    pub fn request_ended(&self) {
-        self.metrics.in_flight(-1);
+        InFlight(self)
     }
 
     /// An HTTP request was answered with `status`, `elapsed` after it came.
@@ -90,5 +88,14 @@ impl Service {
         self.metrics
             .set_invalidation_enabled(self.link_state() != LinkState::Off);
         self.metrics.render()
+    }
+}
+
+/// A request in flight, from [`Service::request_started`] until dropped.
+pub struct InFlight<'a>(&'a Service);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.metrics.in_flight(-1);
     }
 }

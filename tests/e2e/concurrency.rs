@@ -1,6 +1,7 @@
 //! Concurrency, observed rather than timed: requests in flight counted at a
 //! relay in front of Redis, and Redis's own counters.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::thread;
 use std::time::Duration;
@@ -278,5 +279,82 @@ fn an_http_hit_is_served_while_misses_hold_every_place() {
     relay.release();
     for miss in misses {
         assert_eq!(miss.join().expect("miss").as_deref(), Some("v"));
+    }
+}
+
+/// A RESP `GET` that misses while every RESP worker is busy must not lead
+/// its key's fetch from the event loop: queued behind those workers, that
+/// fetch would start late, and every other reader of the key (HTTP here)
+/// would wait on it, up to a 504, though Redis could answer at once. Found
+/// by a review: a place was free, no worker was.
+#[test]
+fn a_resp_miss_queued_behind_busy_workers_holds_no_other_reader_of_its_key() {
+    let redis = RedisServer::start();
+    redis.set("a", "va");
+    redis.set("y", "vy");
+    let relay = Relay::start(redis.addr(), Duration::ZERO);
+    let proxy = InProcess::start_at(
+        &relay.url(),
+        &[
+            ("INVALIDATION", "off"),
+            ("WORKERS", "2"),
+            ("RESP_PORT", "auto"),
+            ("REDIS_TIMEOUT_MS", "60000"),
+        ],
+    );
+    let (addr, resp) = (proxy.addr, proxy.resp_url());
+    let resp_get = move |key: &'static str| {
+        let resp = resp.clone();
+        thread::spawn(move || {
+            let mut conn = redis::Client::open(resp)
+                .and_then(|c| c.get_connection())
+                .expect("connect to the RESP port");
+            let value: Option<String> = redis::cmd("GET").arg(key).query(&mut conn).expect("GET");
+            value
+        })
+    };
+    let http_get = move |key: &'static str| {
+        thread::spawn(move || {
+            crate::common::request(addr, "GET", &format!("/proxy?key={key}"), &[])
+        })
+    };
+    relay.hold();
+    // HTTP leads `a` (one place of two), held at Redis; two RESP reads of
+    // `a` follow it, so both RESP workers are busy waiting, and one place
+    // is still free.
+    let http_a = http_get("a");
+    eventually("HTTP's fetch of a to reach the relay", || {
+        (relay.in_flight() == 1).then_some(())
+    });
+    let followers: Vec<_> = (0..2).map(|_| resp_get("a")).collect();
+    eventually("both RESP workers to wait on a", || {
+        (proxy.metric("redis_proxy_coalesced_total") == 2.0).then_some(())
+    });
+    // A RESP miss on `y` now, then an HTTP read of `y`: HTTP must be free to
+    // fetch `y` itself (the relay sees a second fetch), not wait on a RESP
+    // fetch no worker has started (nor for a place that fetch would hold).
+    let mut resp_y = crate::common::connect(proxy.resp_addr());
+    resp_y
+        .write_all(&crate::common::resp_command(&[b"GET", b"y"]))
+        .expect("send GET y");
+    // Two PINGs answered on another connection, one after the other: the
+    // loop has since finished the turn that took `GET y` (its bytes came
+    // first), since the second PING is read in a later turn than the first.
+    let mut other = crate::common::connect(proxy.resp_addr());
+    for _ in 0..2 {
+        let pong = crate::common::roundtrip_line(&mut other, b"PING\r\n");
+        assert_eq!(pong, "+PONG\r\n");
+    }
+    let http_y = http_get("y");
+    eventually("HTTP's fetch of y to reach Redis while a is held", || {
+        (relay.in_flight() == 2).then_some(())
+    });
+    relay.release();
+    assert_eq!(http_y.join().expect("http y").body, b"vy");
+    assert_eq!(http_a.join().expect("http a").body, b"va");
+    let reply = crate::common::roundtrip_line(&mut resp_y, b"");
+    assert_eq!(reply, "$2\r\n");
+    for follower in followers {
+        assert_eq!(follower.join().expect("follower").as_deref(), Some("va"));
     }
 }

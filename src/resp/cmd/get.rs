@@ -48,8 +48,11 @@ pub fn get(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     // is fetched is then told after it.
     context.session.track_read(key);
     let service = context.service;
-    let Some(place) = service.try_admit() else {
-        return Outcome::Fetch(Fetch::Get(key.to_vec(), service.defer()));
+    // A fetch led here must start at once: one queued behind busy workers
+    // would hold every other reader of this key (see `WorkQueue`).
+    let place = match service.try_admit() {
+        Some(place) if context.peers.worker_free => place,
+        _ => return Outcome::Fetch(Fetch::Get(key.to_vec(), service.defer())),
     };
     let found = match service.claim(key, place) {
         Claim::Hit(found) => found,
@@ -102,7 +105,7 @@ pub fn fetch(mut fetch: Fetch, protocol: Protocol, service: &Service) -> Vec<u8>
         }
         Fetch::Claimed(..) => None,
     };
-    service.request_started();
+    let in_flight = service.request_started();
     let ok = match fetch {
         Fetch::Get(key, _) => {
             fault_hook(&key);
@@ -132,7 +135,7 @@ pub fn fetch(mut fetch: Fetch, protocol: Protocol, service: &Service) -> Vec<u8>
             }
         },
     };
-    service.request_ended();
+    drop(in_flight);
     let elapsed = started.elapsed();
     service.resp_answered(ok, elapsed);
     service.command_done(super::index_of(name), ok, elapsed);

@@ -110,6 +110,9 @@ pub struct Peers<'a> {
     pub live: usize,
     /// Whether a connection with this `CLIENT ID` is open (`REDIRECT`).
     pub exists: &'a dyn Fn(u64) -> bool,
+    /// Whether a read handed to a worker now is started at once (see
+    /// `workers::WorkQueue`): only then does `GET` lead its fetch here.
+    pub worker_free: bool,
 }
 
 impl Context<'_> {

@@ -42,6 +42,7 @@ fn run_on(service: &Service, session: &mut Session, words: &[&str]) -> String {
     let peers = Peers {
         live: 1,
         exists: &|id| id == 3,
+        worker_free: true,
     };
     match execute(&args, session, &mut replies, service, &peers) {
         Executed::Done => String::from_utf8_lossy(&replies.buf).into_owned(),
