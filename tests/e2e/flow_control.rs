@@ -270,6 +270,9 @@ fn a_panicking_resp_worker_answers_an_error_and_service_goes_on() {
     }
     assert_eq!(roundtrip_line(&mut stream, b"GET k\r\n"), "$1\r\n");
     assert!(proxy.log().contains("a RESP worker panicked"));
+    // Nothing is left counted in flight by the panics: only the scrape
+    // itself is in flight while /metrics is rendered.
+    assert_eq!(proxy.metric("redis_proxy_requests_in_flight"), 1.0);
 }
 
 #[test]
