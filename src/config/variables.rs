@@ -78,7 +78,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "WORKERS",
         default: "16",
-        help: "threads in each worker pool (HTTP, RESP) and connections in the Redis pool: reads served at once (1..=1024; formerly MAX_CLIENTS)",
+        help: "threads in each worker pool (HTTP, RESP) and connections in the Redis pool: fetches from Redis led at once (1..=1024; formerly MAX_CLIENTS)",
     },
     Variable {
         name: "MAX_KEY_BYTES",
