@@ -152,11 +152,13 @@ pub(super) fn by_specs(
                 limit,
             } => {
                 let last = if lastkey >= 0 {
-                    first + lastkey
+                    first.saturating_add(lastkey)
                 } else if limit <= 0 {
-                    argc + lastkey
+                    argc.saturating_add(lastkey)
                 } else {
-                    first + ((argc - first) / limit + lastkey)
+                    first
+                        .saturating_add((argc - first) / limit)
+                        .saturating_add(lastkey)
                 };
                 (last, keystep)
             }
@@ -165,18 +167,18 @@ pub(super) fn by_specs(
                 firstkey,
                 keystep,
             } => {
-                if keynumidx >= argc - first {
+                if keynumidx >= argc - first || keynumidx < 0 {
                     return Err(NoKeys::Invalid);
                 }
-                let count = usize::try_from(first + keynumidx)
+                let count = usize::try_from(first.saturating_add(keynumidx))
                     .ok()
                     .and_then(|at| argv.get(at))
                     .and_then(|arg| std::str::from_utf8(arg).ok())
                     .and_then(|text| text.parse::<i64>().ok())
                     .filter(|n| *n >= 0 && *n <= i64::from(i32::MAX))
                     .ok_or(NoKeys::Invalid)?;
-                first += firstkey;
-                (first + count - 1, keystep)
+                first = first.saturating_add(firstkey);
+                (first.saturating_add(count - 1), keystep)
             }
             Find::Unknown => return Err(NoKeys::Invalid),
         };
@@ -207,7 +209,7 @@ fn find_keyword(argv: &[&[u8]], keyword: &[u8], startfrom: i64) -> Option<i64> {
     let (start, end) = if startfrom > 0 {
         (startfrom, argc - 1)
     } else {
-        (argc + startfrom, 0)
+        (argc.saturating_add(startfrom), 0)
     };
     let mut i = start;
     while i != end {
