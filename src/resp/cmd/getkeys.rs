@@ -4,7 +4,7 @@
 //! The first use reads the table from Redis, so these run on a worker.
 
 use crate::commands::{KeyRef, NoKeys, KEY_FLAG_NAMES, NO_MANDATORY_KEYS};
-use crate::service::Service;
+use crate::service::{ReadError, Service};
 
 use super::super::reply::{Protocol, Replies};
 
@@ -18,6 +18,8 @@ pub fn answer(
 ) -> bool {
     let table = match service.commands() {
         Ok(table) => table,
+        // Redis's own error (NOPERM without `+command`) as it is.
+        Err(ReadError::Reply(message)) => return error(replies, service, &message),
         Err(err) => return error(replies, service, &format!("ERR {err}")),
     };
     let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
