@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
-use crate::common::{connect, resp_command, InProcess, RedisServer};
+use crate::common::{connect, eventually, resp_command, InProcess, RedisServer};
 
 const RESP: (&str, &str) = ("RESP_PORT", "auto");
 
@@ -206,4 +206,28 @@ fn every_command_redis_lists_has_the_keys_redis_gives() {
         "differ from Redis:\n{}",
         mismatched.join("\n")
     );
+}
+
+#[test]
+fn the_table_is_read_once_and_again_after_redis_comes_back() {
+    let mut redis = RedisServer::start();
+    let proxy = InProcess::start(&redis, &[RESP]);
+    let args: &[&[u8]] = &[b"COMMAND", b"GETKEYS", b"GET", b"k"];
+    let mut ours = Raw::open(proxy.resp_addr(), false);
+    for _ in 0..5 {
+        assert_eq!(ours.ask(args), b"*1\r\n$1\r\nk\r\n");
+    }
+    assert_eq!(redis.calls("command"), 1, "one COMMAND for five requests");
+    // Another Redis may run other commands: once the link is back, the
+    // table is read again, once.
+    redis.restart();
+    let mut ours = Raw::open(proxy.resp_addr(), false);
+    eventually("the table read from the restarted Redis", || {
+        assert_eq!(ours.ask(args), b"*1\r\n$1\r\nk\r\n");
+        (redis.calls("command") == 1).then_some(())
+    });
+    for _ in 0..5 {
+        assert_eq!(ours.ask(args), b"*1\r\n$1\r\nk\r\n");
+    }
+    assert_eq!(redis.calls("command"), 1);
 }
