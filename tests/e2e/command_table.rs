@@ -135,6 +135,32 @@ fn getkeys_and_getkeysandflags_are_byte_for_byte_redis_s() {
     }
 }
 
+/// The keywords a command's key specs search for (STORE, STREAMS, KEYS...),
+/// from its `COMMAND` entry in RESP2 form.
+fn keywords(entry: &redis::Value, out: &mut Vec<(String, Vec<u8>)>, name: &mut String) {
+    let redis::Value::Array(items) = entry else {
+        return;
+    };
+    if let (Some(redis::Value::BulkString(n)), Some(redis::Value::Int(_))) =
+        (items.first(), items.get(1))
+    {
+        *name = String::from_utf8_lossy(n).to_lowercase();
+    }
+    if items.len() % 2 == 0 {
+        for pair in items.chunks_exact(2) {
+            if let [redis::Value::BulkString(key), redis::Value::BulkString(word)] = pair {
+                if key == b"keyword" {
+                    out.push((name.clone(), word.clone()));
+                }
+            }
+        }
+    }
+    for item in items {
+        let mut inner = name.clone();
+        keywords(item, out, &mut inner);
+    }
+}
+
 /// Sample requests for a command: its name (and subcommand), then
 /// placeholder arguments, or numbers (so a key count finds keys), to its
 /// arity and past it.
@@ -170,13 +196,24 @@ fn every_command_redis_lists_has_the_keys_redis_gives() {
         .query(&mut redis.conn())
         .expect("COMMAND");
     let table = redis_proxy::commands::CommandTable::parse(&reply).expect("a table");
+    let mut found = Vec::new();
+    keywords(&reply, &mut found, &mut String::new());
     let mut theirs = Raw::open(redis.addr(), false);
     let mut ours = Raw::open(proxy.resp_addr(), false);
     let (mut asked, mut with_keys, mut mismatched) = (0, 0, Vec::new());
     let mut names: Vec<(&str, i64)> = table.iter().map(|c| (c.name.as_str(), c.arity)).collect();
     names.sort_unstable();
     for (name, arity) in names {
-        for argv in samples(name, arity) {
+        let mut all = samples(name, arity);
+        // And each keyword its specs search for, after the arity's
+        // arguments, followed by four more.
+        for (_, word) in found.iter().filter(|(of, _)| of == name) {
+            let mut argv = all[0].clone();
+            argv.push(word.clone());
+            argv.extend((0..4).map(|i| format!("k{i}").into_bytes()));
+            all.push(argv);
+        }
+        for argv in all {
             let mut args: Vec<&[u8]> = vec![b"COMMAND", b"GETKEYSANDFLAGS"];
             args.extend(argv.iter().map(Vec::as_slice));
             let want = theirs.ask(&args);
@@ -196,8 +233,9 @@ fn every_command_redis_lists_has_the_keys_redis_gives() {
         }
     }
     println!(
-        "{} commands; {asked} sample requests, {with_keys} with keys in Redis's answer; {} differ",
+        "{} commands, {} keywords; {asked} sample requests, {with_keys} with keys in Redis's answer; {} differ",
         table.len(),
+        found.len(),
         mismatched.len()
     );
     assert!(table.len() > 200, "redis-server 7 lists over 200 commands");
