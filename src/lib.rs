@@ -9,6 +9,8 @@
 //! Modules (see docs/architecture.md):
 //! - [`cache`]: the LRU with expiry; a pure data structure, no I/O, no locks.
 //! - [`clock`]: the time the cache's expiry is read against, injected.
+//! - [`commands`]: Redis's command table (flags, key specs, what the proxy
+//!   may do with each command), read from its `COMMAND` reply; pure.
 //! - [`config`]: environment and `.env`, validated into a [`config::Config`].
 //! - `backend`: everything that talks to Redis: the pool and the one read we
 //!   make, the readiness probe, and the invalidation link.
@@ -30,6 +32,7 @@
 pub(crate) mod backend;
 pub mod cache;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod http;
 pub(crate) mod limit;

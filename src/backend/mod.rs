@@ -19,6 +19,7 @@ use scheduled_thread_pool::ScheduledThreadPool;
 use crate::config::{Config, RedisMode};
 
 mod cluster;
+mod commands;
 mod failure;
 mod fleet;
 mod read;
@@ -167,6 +168,8 @@ pub struct Backend {
     probe: Mutex<Option<(RedisConn, u64)>>,
     target: Target,
     timeout: Duration,
+    /// Redis's command table, read once (see `commands.rs`).
+    commands: commands::Cached,
 }
 
 impl Backend {
@@ -208,6 +211,7 @@ impl Backend {
             probe: Mutex::new(None),
             target,
             timeout: config.redis_timeout,
+            commands: commands::Cached::default(),
         })
     }
 

@@ -99,6 +99,8 @@ impl Service {
 impl InvalidationSink for Service {
     fn link_up(&self) {
         self.core.relink(LinkState::Up);
+        // Redis may be another version now: read its command table again.
+        self.backend.commands_changed();
         // What clients read while the link was down was never vouched for.
         self.announce(|| Change::All);
     }

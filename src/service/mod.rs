@@ -114,6 +114,13 @@ impl Service {
         &self.metrics
     }
 
+    /// Redis's command table (see `crate::commands`): what the forwarder,
+    /// the cache and `COMMAND GETKEYS` ask about a command. The first call
+    /// reads it from Redis: call it off the event loop.
+    pub fn commands(&self) -> Result<Arc<crate::commands::CommandTable>, ReadError> {
+        self.backend.commands().map_err(ReadError::from)
+    }
+
     /// Waits for one of the WORKERS places, in arrival order; a front end
     /// holds it while it serves a request that reads keys.
     pub fn admit(&self) -> Permit<'_> {

@@ -12,6 +12,7 @@ mod client_tls;
 mod client_tracking;
 mod cluster;
 mod coherence;
+mod command_table;
 mod concurrency;
 mod config_cli;
 mod conformance;

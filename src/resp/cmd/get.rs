@@ -32,6 +32,9 @@ pub enum Fetch {
     Claimed(Vec<u8>, Ticket),
     /// `MGET key ...`, read on the worker, which waits for a place.
     MGet(Vec<Vec<u8>>, Deferred),
+    /// `COMMAND GETKEYS` (or, `true`, `GETKEYSANDFLAGS`) of this request:
+    /// the first use reads Redis's command table.
+    CommandKeys(Vec<Vec<u8>>, bool, Deferred),
 }
 
 /// `GET`: when one of the WORKERS places is free now, the key is looked up
@@ -96,9 +99,11 @@ pub fn fetch(mut fetch: Fetch, protocol: Protocol, service: &Service) -> Vec<u8>
     let name = match &fetch {
         Fetch::Get(..) | Fetch::Claimed(..) => GET.name,
         Fetch::MGet(..) => MGET.name,
+        Fetch::CommandKeys(_, false, _) => "command|getkeys",
+        Fetch::CommandKeys(_, true, _) => "command|getkeysandflags",
     };
     let _place = match &mut fetch {
-        Fetch::Get(_, deferred) | Fetch::MGet(_, deferred) => {
+        Fetch::Get(_, deferred) | Fetch::MGet(_, deferred) | Fetch::CommandKeys(_, _, deferred) => {
             let place = service.admit();
             deferred.done();
             Some(place)
@@ -134,11 +139,17 @@ pub fn fetch(mut fetch: Fetch, protocol: Protocol, service: &Service) -> Vec<u8>
                 false
             }
         },
+        Fetch::CommandKeys(argv, with_flags, _) => {
+            super::getkeys::answer(&argv, with_flags, &mut replies, service)
+        }
     };
     drop(in_flight);
     let elapsed = started.elapsed();
     service.resp_answered(ok, elapsed);
-    service.command_done(super::index_of(name), ok, elapsed);
+    match name.contains('|') {
+        true => service.subcommand_done(name, ok, false, elapsed),
+        false => service.command_done(super::index_of(name), ok, elapsed),
+    }
     replies.buf
 }
 

@@ -15,6 +15,7 @@
 mod client;
 mod connection;
 mod get;
+mod getkeys;
 mod info;
 mod pubsub;
 mod server;

@@ -1,7 +1,7 @@
 //! `COMMAND` and `CONFIG GET`: what clients and redis-benchmark ask about
 //! the server when they connect.
 
-use super::{help, subcommand_arity, unknown_subcommand, Context, Outcome, Spec, COMMANDS};
+use super::{help, subcommand_arity, unknown_subcommand, Context, Fetch, Outcome, Spec, COMMANDS};
 
 /// `COMMAND [subcommand ...]`.
 pub const COMMAND: Spec = Spec {
@@ -24,6 +24,10 @@ const COMMAND_HELP: &[&str] = &[
     "    Return details about all commands the proxy serves.",
     "COUNT",
     "    Return the number of commands the proxy serves.",
+    "GETKEYS <full-command>",
+    "    Return the keys from a full Redis command.",
+    "GETKEYSANDFLAGS <full-command>",
+    "    Return the keys and the access flags from a full Redis command.",
     "DOCS [<command-name> ...]",
     "    Answered with an empty map: the proxy keeps no command docs.",
     "INFO [<command-name> ...]",
@@ -74,6 +78,23 @@ pub fn command(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
             }
         }
         Outcome::Ok
+    } else if is(b"getkeys") || is(b"getkeysandflags") {
+        // Redis's arity for both: -4 (the command and one argument at least).
+        if names.len() < 2 {
+            let sub = if is(b"getkeys") {
+                "getkeys"
+            } else {
+                "getkeysandflags"
+            };
+            return subcommand_arity(context, "command", sub);
+        }
+        let argv = names.iter().map(|arg| arg.to_vec()).collect();
+        let with_flags = is(b"getkeysandflags");
+        Outcome::Fetch(Fetch::CommandKeys(
+            argv,
+            with_flags,
+            context.service.defer(),
+        ))
     } else if is(b"help") {
         help(context, COMMAND_HELP)
     } else {
