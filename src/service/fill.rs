@@ -90,7 +90,7 @@ impl Service {
     /// Ends a flight: the core retires it and caches what it found (see
     /// `ReadThrough::fill`), then the outcome goes to its waiters.
     pub(super) fn finish_flight(&self, key: &[u8], flight: &Flight, outcome: FetchResult) {
-        self.core.fill(key, &outcome);
+        self.core.fill(key, flight, &outcome);
         flight.complete(outcome);
     }
 

@@ -138,8 +138,8 @@ impl ReadThrough {
     /// [`ReadThrough::probe`], except that with `may_lead` false a miss with
     /// no fetch in flight starts none.
     pub(super) fn claim(&self, key: &[u8], may_lead: bool) -> Claimed {
-        let on_miss = |state: &mut CacheState| match state.flights.get(key) {
-            Some(entry) => Claimed::Follow(Arc::clone(&entry.flight)),
+        let on_miss = |state: &mut CacheState| match state.joinable(key) {
+            Some(flight) => Claimed::Follow(flight),
             None if may_lead => match state.join_or_lead(key) {
                 Probe::Lead(flight) => Claimed::Lead(flight),
                 Probe::Follow(flight) => Claimed::Follow(flight),
@@ -207,13 +207,23 @@ impl ReadThrough {
     /// read that found the key absent, or with no life left, removes what
     /// the cache kept of it (an entry kept for stale-if-error), since Redis
     /// has just said it is gone.
-    pub(super) fn fill(&self, key: &[u8], outcome: &FetchResult) {
+    pub(super) fn fill(&self, key: &[u8], flight: &Flight, outcome: &FetchResult) {
         let tracked = self.is_tracked(key);
         let hash = self.hasher.hash(key);
         let now = self.clock.now();
         let displaced = {
             let mut state = self.lock();
-            let entry = state.flights.remove(key);
+            // Only this flight's own entry: one a later read put in place of
+            // it (this one had gone stale) stays for its own leader.
+            let ours = state
+                .flights
+                .get(key)
+                .is_some_and(|e| std::ptr::eq(Arc::as_ptr(&e.flight), flight));
+            let entry = if ours {
+                state.flights.remove(key)
+            } else {
+                None
+            };
             let fresh = entry.is_some_and(|e| !e.stale && e.epoch == state.epoch)
                 && state.may_cache(tracked);
             let lru = &mut state.lru;
@@ -346,9 +356,20 @@ impl CacheState {
         }
     }
 
+    /// The fetch of `key` in flight, if a read may still wait on it: not
+    /// one an invalidation, a flush or a change of the link made stale,
+    /// since what it brings back may be older than what the reader must
+    /// see. A later read leads a fetch of its own in its place.
+    fn joinable(&self, key: &[u8]) -> Option<Arc<Flight>> {
+        self.flights
+            .get(key)
+            .filter(|e| !e.stale && e.epoch == self.epoch)
+            .map(|e| Arc::clone(&e.flight))
+    }
+
     pub(super) fn join_or_lead(&mut self, key: &[u8]) -> Probe {
-        if let Some(entry) = self.flights.get(key) {
-            return Probe::Follow(Arc::clone(&entry.flight));
+        if let Some(flight) = self.joinable(key) {
+            return Probe::Follow(flight);
         }
         let flight = Arc::new(Flight::default());
         let entry = InFlight {

@@ -164,6 +164,27 @@ fn a_fill_racing_an_invalidation_answers_but_is_not_stored() {
 }
 
 #[test]
+fn a_read_after_an_invalidation_does_not_wait_on_the_fetch_it_made_stale() {
+    let service = tracking();
+    let stale = in_flight(&service, b"t:k");
+    service.invalidate(&[b"t:k"]);
+    // The fetch begun before the change may bring back the old value: a
+    // read that comes after the change leads one of its own.
+    let fresh = in_flight(&service, b"t:k");
+    assert!(!Arc::ptr_eq(&stale, &fresh));
+    // The stale fetch ends first: not stored, and the new one stays.
+    service.finish_flight(b"t:k", &stale, Ok(Some(fetched(b"old"))));
+    assert!(service.cached(b"t:k").is_none());
+    service.finish_flight(b"t:k", &fresh, Ok(Some(fetched(b"new"))));
+    assert_eq!(service.cached(b"t:k").map(|f| f.value), Some(value(b"new")));
+    // Likewise after a flush.
+    let stale = in_flight(&service, b"t:k2");
+    service.flush();
+    let fresh = in_flight(&service, b"t:k2");
+    assert!(!Arc::ptr_eq(&stale, &fresh));
+}
+
+#[test]
 fn an_invalidation_drops_the_entry_and_a_flush_drops_all() {
     let service = tracking();
     for key in [&b"t:a"[..], b"t:b", b"t:c"] {
