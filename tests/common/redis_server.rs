@@ -147,6 +147,31 @@ impl RedisServer {
         cmd.query(&mut conn).ok()
     }
 
+    /// The commands the proxy's Redis user needs (the README's ACL line):
+    /// reads with their TTL, PING, and what the invalidation link sends.
+    pub const PROXY_ACL: &'static [&'static str] = &[
+        "+get",
+        "+pttl",
+        "+ping",
+        "+hello",
+        "+client|setname",
+        "+client|tracking",
+    ];
+
+    /// [`RedisServer::PROXY_ACL`] less `rule`, for a user lacking it.
+    pub fn proxy_acl_without(rule: &str) -> Vec<&'static str> {
+        let rules: Vec<_> = Self::PROXY_ACL
+            .iter()
+            .copied()
+            .filter(|r| *r != rule)
+            .collect();
+        assert!(
+            rules.len() < Self::PROXY_ACL.len(),
+            "{rule} is not in PROXY_ACL"
+        );
+        rules
+    }
+
     /// Creates ACL user `name` with `password`, allowed every key and only
     /// `commands` (such as `+get`), and returns a `redis://` URL for it.
     /// `+client|setinfo`, which the redis crate sends on connect, is added

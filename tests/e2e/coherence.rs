@@ -258,7 +258,7 @@ fn auto_falls_back_to_ttl_only_when_redis_refuses_tracking_and_warns_once() {
     let address = redis.acl_user(
         "reader",
         "pw",
-        &["+get", "+pttl", "+ping", "+hello", "+client|setname"],
+        &RedisServer::proxy_acl_without("+client|tracking"),
     );
     let proxy = Proxy::start_at(&address, &[]);
     proxy.wait_for_link("off");

@@ -138,14 +138,7 @@ fn a_read_only_acl_user_is_enough() {
         "proxy",
         "proxy-pw",
         // Reads, and what the invalidation link needs (the README's ACL line).
-        &[
-            "+get",
-            "+pttl",
-            "+ping",
-            "+hello",
-            "+client|setname",
-            "+client|tracking",
-        ],
+        RedisServer::PROXY_ACL,
     );
     let proxy = InProcess::start_at(&address, &[("RESP_PORT", "auto")]);
     proxy.wait_for_link("up");

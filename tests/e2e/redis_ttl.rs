@@ -125,17 +125,7 @@ fn stale_if_error_never_serves_a_key_past_its_ttl_in_redis() {
 fn a_user_without_pttl_is_served_but_nothing_is_cached_and_a_warning_says_why() {
     let redis = RedisServer::start();
     redis.set("k", "v");
-    let address = redis.acl_user(
-        "old",
-        "pw",
-        &[
-            "+get",
-            "+ping",
-            "+hello",
-            "+client|setname",
-            "+client|tracking",
-        ],
-    );
+    let address = redis.acl_user("old", "pw", &RedisServer::proxy_acl_without("+pttl"));
     let proxy = Proxy::start_at(&address, &[]);
     proxy.wait_for_link("up");
     for _ in 0..3 {
