@@ -53,6 +53,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Starts the proxy in the background with these VAR=value settings and no
+# other environment (logging warnings into $work/proxy.log), and notes its
+# pid in proxy_pid and pids (stopped by cleanup).
+start_proxy() {
+  env -i PATH="$PATH" RUST_LOG=warn "$@" target/release/redis-proxy 2>>"$work/proxy.log" &
+  proxy_pid=$!
+  pids+=("$proxy_pid")
+}
+
 wait_http() {
   for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$1$2" >/dev/null 2>&1 && return 0; sleep 0.05; done
   echo "nothing answers on port $1" >&2
@@ -143,11 +152,8 @@ pids+=($!)
 ceiling_pid=$!
 wait_http "$ceiling_port" /
 proxy_port=$(free_port); resp_port=$(free_port)
-env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
-  WORKERS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 RUST_LOG=warn \
-  target/release/redis-proxy 2>"$work/proxy.log" &
-pids+=($!)
-proxy_pid=$!
+start_proxy REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
+  WORKERS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600
 wait_http "$proxy_port" /healthz
 wait_link "$proxy_port"
 for i in $(seq 0 999); do curl -fs "http://127.0.0.1:$proxy_port/proxy?key=key:$(printf %012d "$i")" >/dev/null; done
@@ -168,10 +174,8 @@ kill "${pids[-1]}"
 
 echo "== 3/9 proxy, all misses"
 proxy_port=$(free_port)
-env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT=off \
-  WORKERS="$WORKERS" CACHE_CAPACITY=10 RUST_LOG=warn \
-  target/release/redis-proxy 2>>"$work/proxy.log" &
-pids+=($!)
+start_proxy REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT=off \
+  WORKERS="$WORKERS" CACHE_CAPACITY=10
 wait_http "$proxy_port" /healthz
 run_wrk proxy_misses "$proxy_port" 100000
 kill "${pids[-1]}"
@@ -181,10 +185,8 @@ run_redis_benchmark redis_get "$redis_port"
 
 echo "== 6/9 proxy, all hits, INVALIDATION=off"
 proxy_port=$(free_port)
-env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT=off \
-  WORKERS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 INVALIDATION=off RUST_LOG=warn \
-  target/release/redis-proxy 2>>"$work/proxy.log" &
-pids+=($!)
+start_proxy REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT=off \
+  WORKERS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 INVALIDATION=off
 wait_http "$proxy_port" /healthz
 for i in $(seq 0 999); do curl -fs "http://127.0.0.1:$proxy_port/proxy?key=key:$(printf %012d "$i")" >/dev/null; done
 run_wrk hits_ttl_only "$proxy_port" 1000
@@ -192,10 +194,8 @@ kill "${pids[-1]}"
 
 echo "== 6b/9 proxy, all hits, PROXY_PASSWORD set (every request authenticated)"
 proxy_port=$(free_port)
-env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT=off \
-  WORKERS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 PROXY_PASSWORD=bench-pw RUST_LOG=warn \
-  target/release/redis-proxy 2>>"$work/proxy.log" &
-pids+=($!)
+start_proxy REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT=off \
+  WORKERS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 PROXY_PASSWORD=bench-pw
 wait_http "$proxy_port" /healthz
 wait_link "$proxy_port"
 for i in $(seq 0 999); do curl -fs -H "Authorization: Bearer bench-pw" "http://127.0.0.1:$proxy_port/proxy?key=key:$(printf %012d "$i")" >/dev/null; done
@@ -206,11 +206,9 @@ echo "== 6c/9 proxy, all hits over HTTPS (TLS_CERT_FILE, TLS_KEY_FILE)"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
   -addext subjectAltName=IP:127.0.0.1 -keyout "$work/tls.key" -out "$work/tls.pem" 2>/dev/null
 proxy_port=$(free_port)
-env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT=off \
-  WORKERS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 RUST_LOG=warn \
-  TLS_CERT_FILE="$work/tls.pem" TLS_KEY_FILE="$work/tls.key" \
-  target/release/redis-proxy 2>>"$work/proxy.log" &
-pids+=($!)
+start_proxy REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT=off \
+  WORKERS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 TLS_CERT_FILE="$work/tls.pem" \
+  TLS_KEY_FILE="$work/tls.key"
 for _ in $(seq 1 200); do curl -fs --cacert "$work/tls.pem" "https://127.0.0.1:$proxy_port/readyz" | grep -q '"invalidation":"up"' && break; sleep 0.05; done
 for i in $(seq 0 999); do curl -fs --cacert "$work/tls.pem" "https://127.0.0.1:$proxy_port/proxy?key=key:$(printf %012d "$i")" >/dev/null; done
 SCHEME=https run_wrk hits_https "$proxy_port" 1000
@@ -233,10 +231,8 @@ for i in $(seq 0 999); do printf 'key:%012d\n' "$i"; done \
 seeds="127.0.0.1:${cluster_ports[0]},127.0.0.1:${cluster_ports[1]}"
 for capacity in 10000 10; do
   proxy_port=$(free_port)
-  env -i PATH="$PATH" REDIS_MODE=cluster REDIS_ADDRESS="$seeds" PROXY_PORT="$proxy_port" RESP_PORT=off \
-    WORKERS="$WORKERS" CACHE_CAPACITY="$capacity" GLOBAL_CACHE_EXPIRY=3600 RUST_LOG=warn \
-    target/release/redis-proxy 2>>"$work/proxy.log" &
-  pids+=($!)
+  start_proxy REDIS_MODE=cluster REDIS_ADDRESS="$seeds" PROXY_PORT="$proxy_port" RESP_PORT=off \
+    WORKERS="$WORKERS" CACHE_CAPACITY="$capacity" GLOBAL_CACHE_EXPIRY=3600
   wait_http "$proxy_port" /healthz
   wait_link "$proxy_port"
   if [ "$capacity" = 10000 ]; then
@@ -250,10 +246,8 @@ done
 
 echo "== 7/9 staleness and invalidation rate (INVALIDATION=tracking)"
 proxy_port=$(free_port); resp_port=$(free_port)
-env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
-  WORKERS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 INVALIDATION=tracking RUST_LOG=warn \
-  target/release/redis-proxy 2>>"$work/proxy.log" &
-pids+=($!)
+start_proxy REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
+  WORKERS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 INVALIDATION=tracking
 wait_http "$proxy_port" /healthz
 wait_link "$proxy_port"
 RESP_ADDR="127.0.0.1:$resp_port" HTTP_ADDR="127.0.0.1:$proxy_port" REDIS_URL="redis://127.0.0.1:$redis_port" \
@@ -262,10 +256,8 @@ kill "${pids[-1]}"
 
 echo "== 7b/9 PING latency while one client holds 100k BCAST prefixes and Redis takes 20k writes"
 proxy_port=$(free_port); resp_port=$(free_port)
-env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
-  WORKERS="$WORKERS" RUST_LOG=warn \
-  target/release/redis-proxy 2>>"$work/proxy.log" &
-pids+=($!)
+start_proxy REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
+  WORKERS="$WORKERS"
 wait_http "$proxy_port" /healthz
 wait_link "$proxy_port"
 RESP_ADDR="127.0.0.1:$resp_port" HTTP_ADDR="127.0.0.1:$proxy_port" REDIS_URL="redis://127.0.0.1:$redis_port" \
@@ -274,10 +266,8 @@ kill "${pids[-1]}"
 
 echo "== 8/9 redis-py with its own cache through the proxy (CLIENT TRACKING), and without it"
 proxy_port=$(free_port); resp_port=$(free_port)
-env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
-  WORKERS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 RUST_LOG=warn \
-  target/release/redis-proxy 2>>"$work/proxy.log" &
-pids+=($!)
+start_proxy REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
+  WORKERS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600
 wait_http "$proxy_port" /healthz
 wait_link "$proxy_port"
 python3 scripts/client_cache.py "$resp_port" "$redis_port" 3 "${CACHE_WRITES:-500}" >"$work/client_cache.out"
@@ -290,10 +280,8 @@ redis-server --port "$mem_redis_port" --bind 127.0.0.1 --save "" --appendonly no
 pids+=($!)
 wait_redis "$mem_redis_port"
 proxy_port=$(free_port); resp_port=$(free_port)
-env -i PATH="$PATH" REDIS_ADDRESS="127.0.0.1:$mem_redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
-  CACHE_CAPACITY=2000000 GLOBAL_CACHE_EXPIRY=3600 RUST_LOG=warn \
-  target/release/redis-proxy 2>>"$work/proxy.log" &
-pids+=($!)
+start_proxy REDIS_ADDRESS="127.0.0.1:$mem_redis_port" PROXY_PORT="$proxy_port" \
+  RESP_PORT="$resp_port" CACHE_CAPACITY=2000000 GLOBAL_CACHE_EXPIRY=3600
 wait_http "$proxy_port" /healthz
 wait_link "$proxy_port"
 REDIS_URL="redis://127.0.0.1:$mem_redis_port" RESP_ADDR="127.0.0.1:$resp_port" PROXY_PID="${pids[-1]}" \
