@@ -10,8 +10,10 @@
 //! answers cache hits and data-free commands itself and hands reads that
 //! need Redis to WORKERS worker threads. At most MAX_CONNECTIONS are
 //! open: a further connection is told `-ERR max number of clients reached`
-//! and closed, as Redis does at `maxclients`. Reads of keys take one of the WORKERS
-//! places shared with HTTP, so that limit spans both front ends.
+//! and closed, as Redis does at `maxclients`. A read that fetches from
+//! Redis takes one of the WORKERS places shared with HTTP, so that limit
+//! spans both front ends; hits and reads waiting on another's fetch take
+//! none.
 
 pub(crate) mod cmd;
 mod conn;

@@ -122,7 +122,8 @@ impl Service {
     }
 
     /// Waits for one of the WORKERS places, in arrival order; a front end
-    /// holds it while it serves a request that reads keys.
+    /// holds it while it serves a read that may fetch from Redis (a hit
+    /// found with [`Service::cached`] needs none).
     pub fn admit(&self) -> Permit<'_> {
         self.admission.admit()
     }

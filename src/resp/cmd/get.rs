@@ -37,10 +37,11 @@ pub enum Fetch {
     CommandKeys(Vec<Vec<u8>>, bool, Deferred),
 }
 
-/// `GET`: when one of the WORKERS places is free now, the key is looked up
-/// here, on the event loop, once: a hit is answered at once, and a miss
-/// goes to a worker with the fetch it leads (and the place) or joins.
-/// Otherwise the read goes to a worker, which may wait for a place.
+/// `GET`: when one of the WORKERS places and a worker are free now, the
+/// key is looked up here, on the event loop, once: a hit is answered at
+/// once, and a miss goes to a worker with the fetch it leads (and the
+/// place) or joins. Otherwise the read goes to a worker, which may wait for
+/// a place (a hit found with no place free is served by a worker too).
 pub fn get(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     let key = args[0];
     if key.len() > context.service.max_key_bytes() {
