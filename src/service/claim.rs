@@ -69,9 +69,12 @@ impl Drop for Deferred {
 impl Service {
     /// Looks `key` up under one lock, holding the WORKERS place `place`
     /// (taken without waiting): a hit, or a miss whose fetch is now led or
-    /// joined, counted as [`Service::get`] counts them.
-    pub fn claim(&self, key: &[u8], place: Permit<'_>) -> Claim {
-        let may_lead = self.deferred.load(Ordering::Acquire) == 0;
+    /// joined, counted as [`Service::get`] counts them. `worker_free` says
+    /// whether a worker would start a led fetch at once: without one, a
+    /// miss leads nothing here (its readers would all wait behind busy
+    /// workers), but a hit is still served.
+    pub fn claim(&self, key: &[u8], place: Permit<'_>, worker_free: bool) -> Claim {
+        let may_lead = worker_free && self.deferred.load(Ordering::Acquire) == 0;
         match self.core.claim(key, may_lead) {
             Claimed::Hit(value, life) => {
                 self.metrics.hit();

@@ -312,8 +312,8 @@ fn a_claimed_miss_is_finished_without_looking_the_key_up_again() {
     // Two RESP reads of one key on the event loop: each looks it up once,
     // the first leading the fetch, the second joining it.
     let locks = service.core.locks.load(Relaxed);
-    let lead = ticket(service.claim(b"k", service.try_admit().expect("a place")));
-    let follow = ticket(service.claim(b"k", service.try_admit().expect("a place")));
+    let lead = ticket(service.claim(b"k", service.try_admit().expect("a place"), true));
+    let follow = ticket(service.claim(b"k", service.try_admit().expect("a place"), true));
     assert_eq!(service.core.locks.load(Relaxed) - locks, 2);
     assert_eq!(service.metrics().coalesced_count(), 1);
     // The leader keeps the place its lookup took until a worker finishes
@@ -337,16 +337,16 @@ fn while_a_handed_over_read_waits_for_a_place_a_claim_leads_nothing() {
     let service = service("100");
     let mut deferred = service.defer();
     // No fetch in flight: none is started; the worker reads through.
-    let claim = service.claim(b"k", service.try_admit().expect("a place"));
+    let claim = service.claim(b"k", service.try_admit().expect("a place"), true);
     assert!(matches!(claim, Claim::Pass));
     // A fetch in flight is still joined: waiting needs no place.
     let flight = in_flight(&service, b"k");
-    let follow = ticket(service.claim(b"k", service.try_admit().expect("a place")));
+    let follow = ticket(service.claim(b"k", service.try_admit().expect("a place"), true));
     service.finish_flight(b"k", &flight, Ok(Some(fetched(b"v"))));
     let found = service.finish(b"k", follow).expect("read").expect("found");
     assert_eq!(found.value, value(b"v"));
     // Once the handed-over read has its place, the loop leads again.
     deferred.done();
-    let lead = ticket(service.claim(b"other", service.try_admit().expect("a place")));
+    let lead = ticket(service.claim(b"other", service.try_admit().expect("a place"), true));
     assert!(service.finish(b"other", lead).is_err());
 }

@@ -37,11 +37,11 @@ pub enum Fetch {
     CommandKeys(Vec<Vec<u8>>, bool, Deferred),
 }
 
-/// `GET`: when one of the WORKERS places and a worker are free now, the
-/// key is looked up here, on the event loop, once: a hit is answered at
-/// once, and a miss goes to a worker with the fetch it leads (and the
-/// place) or joins. Otherwise the read goes to a worker, which may wait for
-/// a place (a hit found with no place free is served by a worker too).
+/// `GET`: when one of the WORKERS places is free now, the key is looked up
+/// here, on the event loop, once: a hit is answered at once, and a miss
+/// goes to a worker with the fetch it leads (only if a worker is free to
+/// start it) or joins. Otherwise the read goes to a worker, which may wait
+/// for a place.
 pub fn get(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     let key = args[0];
     if key.len() > context.service.max_key_bytes() {
@@ -52,13 +52,12 @@ pub fn get(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     // is fetched is then told after it.
     context.session.track_read(key);
     let service = context.service;
+    let Some(place) = service.try_admit() else {
+        return Outcome::Fetch(Fetch::Get(key.to_vec(), service.defer()));
+    };
     // A fetch led here must start at once: one queued behind busy workers
     // would hold every other reader of this key (see `WorkQueue`).
-    let place = match service.try_admit() {
-        Some(place) if context.peers.worker_free => place,
-        _ => return Outcome::Fetch(Fetch::Get(key.to_vec(), service.defer())),
-    };
-    let found = match service.claim(key, place) {
+    let found = match service.claim(key, place, context.peers.worker_free) {
         Claim::Hit(found) => found,
         Claim::Fetch(ticket) => return Outcome::Fetch(Fetch::Claimed(key.to_vec(), ticket)),
         Claim::Pass => return Outcome::Fetch(Fetch::Get(key.to_vec(), service.defer())),
