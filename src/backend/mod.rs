@@ -22,6 +22,8 @@ mod cluster;
 mod commands;
 mod failure;
 mod fleet;
+mod forward;
+pub mod raw;
 mod read;
 mod sentinel;
 mod tracking;
@@ -170,6 +172,12 @@ pub struct Backend {
     timeout: Duration,
     /// Redis's command table, read once (see `commands.rs`).
     commands: commands::Cached,
+    /// Connections carrying clients' own commands (see `forward.rs`).
+    raw: forward::RawPool,
+    /// Whom `rediss://` raw connections trust.
+    roots: raw::TlsRoots,
+    /// The database REDIS_ADDRESS names (`/db`), where clients start.
+    default_db: i64,
 }
 
 impl Backend {
@@ -206,13 +214,24 @@ impl Backend {
                 target: target.clone(),
                 timeout: config.redis_timeout,
             });
+        let tls = config.redis_url.scheme() == "rediss";
+        let roots = raw::TlsRoots::new(tls, config.redis_tls_ca.as_deref())
+            .map_err(|err| BackendError::Unavailable(format!("REDIS_TLS_CA: {err}")))?;
         Ok(Backend {
             pool,
             probe: Mutex::new(None),
             target,
             timeout: config.redis_timeout,
             commands: commands::Cached::default(),
+            raw: forward::RawPool::default(),
+            roots,
+            default_db: default_db(config),
         })
+    }
+
+    /// The database clients start in: the one REDIS_ADDRESS names.
+    pub fn default_db(&self) -> i64 {
+        self.default_db
     }
 
     /// `GET key` and `PTTL key` on the backing Redis, in one round trip:
@@ -326,6 +345,20 @@ impl Backend {
         self.pool
             .get()
             .map_err(|err| BackendError::Unavailable(err.to_string()))
+    }
+}
+
+/// The database REDIS_ADDRESS's path names (`redis://host/2`), 0 without
+/// one (and always in cluster mode).
+fn default_db(config: &Config) -> i64 {
+    use redis::IntoConnectionInfo;
+    match config.redis_mode {
+        RedisMode::Cluster => 0,
+        RedisMode::Standalone | RedisMode::Sentinel => config
+            .redis_url
+            .as_str()
+            .into_connection_info()
+            .map_or(0, |info| info.redis_settings().db()),
     }
 }
 

@@ -53,6 +53,28 @@ impl Invalidation {
     }
 }
 
+/// What the RESP port passes on to Redis (`RESP_FORWARD`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forwarding {
+    /// Every command the proxy does not answer itself.
+    All,
+    /// Only commands Redis flags `readonly`.
+    Reads,
+    /// Nothing: the proxy's own commands and cached reads only.
+    Off,
+}
+
+impl Forwarding {
+    /// The name the variable takes, for logs and `INFO`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Forwarding::All => "all",
+            Forwarding::Reads => "reads",
+            Forwarding::Off => "off",
+        }
+    }
+}
+
 /// What kind of Redis deployment is behind the proxy (`REDIS_MODE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RedisMode {
@@ -118,6 +140,8 @@ pub struct Config {
     pub http_idle_timeout: Duration,
     /// How writes in Redis reach the cache.
     pub invalidation: Invalidation,
+    /// RESP_FORWARD: which commands the RESP port passes on to Redis.
+    pub forwarding: Forwarding,
     /// Key prefixes tracked (and so cached); empty means every key.
     pub invalidation_prefixes: Vec<Vec<u8>>,
     /// How long past its freshness an entry may still be served when Redis
@@ -281,6 +305,7 @@ impl Config {
             client_idle_timeout: parse_seconds(raw("CLIENT_IDLE_TIMEOUT_SECS"))?,
             http_idle_timeout: parse_seconds(raw("HTTP_IDLE_TIMEOUT_SECS"))?,
             invalidation: parse_invalidation(raw("INVALIDATION"))?,
+            forwarding: parse_forwarding(raw("RESP_FORWARD"))?,
             invalidation_prefixes: parse_prefixes(raw("INVALIDATION_PREFIXES"))?,
             stale_if_error: parse_stale_if_error(raw("STALE_IF_ERROR_SECS"))?,
             proxy_password: Some(raw("PROXY_PASSWORD").value)

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::{ConfigError, Invalidation, RedisMode, Secret, SentinelSettings, TlsFiles};
+use super::{ConfigError, Forwarding, Invalidation, RedisMode, Secret, SentinelSettings, TlsFiles};
 
 /// A raw value with the name it came from, for error messages.
 pub(super) struct Raw {
@@ -89,6 +89,15 @@ pub(super) fn parse_invalidation(raw: Raw) -> Result<Invalidation, ConfigError> 
         "tracking" => Ok(Invalidation::Tracking),
         "off" => Ok(Invalidation::Off),
         _ => Err(raw.error("auto, tracking or off")),
+    }
+}
+
+pub(super) fn parse_forwarding(raw: Raw) -> Result<Forwarding, ConfigError> {
+    match raw.value.trim().to_ascii_lowercase().as_str() {
+        "all" => Ok(Forwarding::All),
+        "reads" => Ok(Forwarding::Reads),
+        "off" => Ok(Forwarding::Off),
+        _ => Err(raw.error("all, reads or off")),
     }
 }
 

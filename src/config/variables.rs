@@ -101,6 +101,11 @@ pub const VARIABLES: &[Variable] = &[
         help: "Redis-protocol port on PROXY_HOST, or off",
     },
     Variable {
+        name: "RESP_FORWARD",
+        default: "all",
+        help: "RESP commands the proxy does not answer itself: all go to Redis, reads (Redis's readonly ones) only, or off (refused)",
+    },
+    Variable {
         name: "MAX_CONNECTIONS",
         default: "1024",
         help: "open RESP connections at most; more are told so and closed (1..=65536)",

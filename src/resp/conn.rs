@@ -16,13 +16,15 @@ use mio::Token;
 
 use crate::service::Service;
 
-use super::cmd::{execute, Executed, Peers};
+use crate::service::{Batch, Client};
+
+use super::cmd::{execute, forwards, Executed, Peers};
 use super::parse::Parser;
 use super::reply::Protocol;
 use super::reply::Replies;
 use super::session::Session;
 use super::transport::Transport;
-use super::workers::{Job, WorkQueue};
+use super::workers::{Job, Work, WorkQueue};
 
 /// Stop executing a connection's input while this much output is unsent, so
 /// a client that does not read cannot make us buffer without bound.
@@ -38,6 +40,10 @@ const DISCARD_LIMIT: usize = 4 * 1024 * 1024;
 /// An emptied input buffer larger than this is given back, so one large
 /// request (a 4 MB argument) does not leave its connection holding 4 MB.
 const INPUT_KEEP: usize = 64 * 1024;
+/// Most requests in one forwarded batch.
+const BATCH_REQUESTS: usize = 128;
+/// A forwarded batch is sent once it holds this many bytes.
+const BATCH_BYTES: usize = 512 * 1024;
 /// How long a closing connection may take to send its last bytes.
 pub const LINGER: Duration = Duration::from_secs(1);
 
@@ -97,11 +103,11 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// A new connection, numbered `id` for `CLIENT ID`.
-    pub fn new(transport: Transport, id: u64) -> Conn {
+    /// A new connection, numbered `id` for `CLIENT ID`, in database `db`.
+    pub fn new(transport: Transport, id: u64, db: i64) -> Conn {
         Conn {
             transport,
-            session: Session::new(id),
+            session: Session::new(id, db),
             input: Vec::new(),
             parser: Parser::default(),
             replies: Replies::new(),
@@ -244,6 +250,10 @@ impl Conn {
         peers: &Peers<'_>,
     ) -> bool {
         let mut consumed = 0;
+        // Consecutive requests for Redis, sent as one batch: a request
+        // answered here waits until the batch's replies are in, so replies
+        // keep request order.
+        let mut batch: Option<Batch> = None;
         while matches!(self.state, State::Open | State::Closing { .. }) && !self.session.quit {
             if self.unsent() > OUTPUT_HIGH_WATER {
                 break;
@@ -252,13 +262,27 @@ impl Conn {
                 Ok(Some(request)) => {
                     let frame = &self.input[consumed..consumed + request.len];
                     let args: Vec<&[u8]> = request.args.iter().map(|r| &frame[r.clone()]).collect();
+                    let resp2 = self.replies.protocol == Protocol::Resp2;
+                    if forwards(&args, &self.session, service, resp2) {
+                        let batch = batch.get_or_insert_with(Batch::default);
+                        batch.push(&args);
+                        self.session.caching = None;
+                        consumed += request.len;
+                        if batch.len() >= BATCH_REQUESTS || batch.bytes_len() >= BATCH_BYTES {
+                            break;
+                        }
+                        continue;
+                    }
+                    if batch.is_some() {
+                        break;
+                    }
                     let executed =
                         execute(&args, &mut self.session, &mut self.replies, service, peers);
                     consumed += request.len;
                     if let Executed::Fetch(fetch) = executed {
                         let job = Job {
                             token,
-                            fetch,
+                            work: Work::Fetch(fetch),
                             protocol: self.replies.protocol,
                         };
                         if !jobs.send(job) {
@@ -275,6 +299,7 @@ impl Conn {
                     }
                 }
                 Ok(None) => break,
+                Err(_) if batch.is_some() => break,
                 Err(err) => {
                     self.replies
                         .error(&format!("ERR Protocol error: {}", err.0));
@@ -291,6 +316,31 @@ impl Conn {
         if self.input.is_empty() && self.input.capacity() > INPUT_KEEP {
             self.input = Vec::new();
         }
+        match batch {
+            Some(batch) if !batch.is_empty() => self.send_batch(token, batch, jobs),
+            _ => true,
+        }
+    }
+
+    /// Hands a batch to the workers; the connection waits for its replies.
+    fn send_batch(&mut self, token: Token, batch: Batch, jobs: &WorkQueue) -> bool {
+        let client = Client {
+            resp3: self.replies.protocol == Protocol::Resp3,
+            db: self.session.db,
+        };
+        let job = Job {
+            token,
+            work: Work::Forward(batch, client),
+            protocol: self.replies.protocol,
+        };
+        if !jobs.send(job) {
+            return false;
+        }
+        let then = match self.state {
+            State::Closing { since } => Then::Close { since },
+            _ => Then::Continue,
+        };
+        self.state = State::Waiting { then };
         true
     }
 

@@ -234,7 +234,10 @@ impl Loop {
                         log::warn!("cannot poll a RESP connection: {err}");
                         continue;
                     }
-                    self.conns.insert(token, Conn::new(transport, self.next_id));
+                    self.conns.insert(
+                        token,
+                        Conn::new(transport, self.next_id, self.service.default_db()),
+                    );
                     self.tracker.opened(self.next_id, token);
                     self.live.store(self.conns.len(), Ordering::SeqCst);
                     // Data may already be waiting; edge-triggered polling

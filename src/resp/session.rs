@@ -28,11 +28,13 @@ pub struct Session {
     pub tracked: Vec<Arc<[u8]>>,
     /// Subscribed to `__redis__:invalidate` (a `REDIRECT` target).
     pub subscribed: bool,
+    /// The database selected (`SELECT`), where forwarded commands run.
+    pub db: i64,
 }
 
 impl Session {
-    /// A fresh session for connection `id`.
-    pub fn new(id: u64) -> Session {
+    /// A fresh session for connection `id`, in database `db`.
+    pub fn new(id: u64, db: i64) -> Session {
         Session {
             id,
             name: None,
@@ -44,6 +46,7 @@ impl Session {
             caching: None,
             tracked: Vec::new(),
             subscribed: false,
+            db,
         }
     }
 

@@ -13,14 +13,24 @@ use mio::{Token, Waker};
 
 use crate::service::Service;
 
-use super::cmd::{fetch, Fetch};
+use crate::service::{Batch, Client};
+
+use super::cmd::{fetch, forward, Fetch};
 use super::reply::{Protocol, Replies};
 
-/// A read for a worker to do, for the connection `token`.
+/// Work for a worker, for the connection `token`.
 pub struct Job {
     pub token: Token,
-    pub fetch: Fetch,
+    pub work: Work,
     pub protocol: Protocol,
+}
+
+/// What a worker does.
+pub enum Work {
+    /// A read through the cache.
+    Fetch(Fetch),
+    /// Requests for Redis, sent as one batch.
+    Forward(Batch, Client),
 }
 
 /// A worker's finished reply for the connection `token`.
@@ -101,7 +111,10 @@ fn run_guarded(job: Job, service: &Service) -> Vec<u8> {
     // For the `protocol` label of the hits and misses this job counts.
     crate::metrics::serve_on_this_thread(crate::metrics::FrontEnd::Resp);
     let protocol = job.protocol;
-    let run = || fetch(job.fetch, protocol, service);
+    let run = || match job.work {
+        Work::Fetch(work) => fetch(work, protocol, service),
+        Work::Forward(batch, client) => forward(&batch, client, service),
+    };
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
         Ok(reply) => reply,
         Err(_) => {

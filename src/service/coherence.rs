@@ -87,7 +87,7 @@ impl Service {
         self.invalidation != crate::config::Invalidation::Off && self.core.link() != LinkState::Off
     }
 
-    fn announce(&self, change: impl FnOnce() -> Change) {
+    pub(super) fn announce(&self, change: impl FnOnce() -> Change) {
         if let Some(listener) = self.listener.get() {
             if listener.wants() {
                 listener.changed(change());

@@ -32,6 +32,13 @@ impl Service {
         self.metrics.resp_request(ok, elapsed);
     }
 
+    /// A batch of `requests` forwarded to Redis was answered.
+    pub fn forwarded(&self, requests: usize, elapsed: Duration) {
+        for _ in 0..requests {
+            self.metrics.resp_request(true, elapsed);
+        }
+    }
+
     /// The RESP command at `index` of the command table ran.
     pub fn command_done(&self, index: usize, ok: bool, elapsed: Duration) {
         self.metrics.command_done(index, ok, elapsed);

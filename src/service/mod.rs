@@ -29,6 +29,7 @@ mod coherence;
 mod counts;
 mod fill;
 mod flight;
+mod forward;
 mod read_through;
 mod types;
 
@@ -38,7 +39,7 @@ use std::time::Duration;
 use crate::backend::Backend;
 use crate::cache::Life;
 use crate::clock::Clock;
-use crate::config::{Config, Invalidation};
+use crate::config::{Config, Forwarding, Invalidation};
 use crate::limit::Permit;
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
@@ -48,6 +49,7 @@ use auth::Auth;
 pub use claim::{Claim, Deferred, Ticket};
 pub use coherence::{Change, ChangeListener, LinkState};
 use fill::Fetched;
+pub use forward::{Batch, Client};
 use read_through::{Probe, ReadThrough};
 pub use types::{Found, ReadError, Source, Value};
 
@@ -74,6 +76,8 @@ pub struct Service {
     max_key_bytes: usize,
     /// INVALIDATION as configured, for `INFO`.
     invalidation: Invalidation,
+    /// RESP_FORWARD.
+    forwarding: Forwarding,
     /// The front end that passes changes on to its own tracking clients.
     listener: std::sync::OnceLock<Arc<dyn ChangeListener>>,
 }
@@ -98,6 +102,7 @@ impl Service {
             auth: Auth::new(config, Arc::clone(&metrics)),
             max_key_bytes: config.max_key_bytes,
             invalidation: config.invalidation,
+            forwarding: config.forwarding,
             listener: std::sync::OnceLock::new(),
             metrics,
         }

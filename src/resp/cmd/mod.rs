@@ -9,11 +9,14 @@
 //! [`Executed::Fetch`], which a worker thread completes with [`fetch`] while
 //! the connection waits, so replies stay in request order.
 //!
-//! Anything not in the table, writes included, answers
-//! `-ERR unknown command` and is never forwarded to Redis.
+//! Anything not in the table goes to Redis (RESP_FORWARD, see
+//! [`forwards`]): the connection gathers such requests into a batch, which
+//! a worker sends ([`forward`]). With RESP_FORWARD=off they answer
+//! `-ERR unknown command`.
 
 mod client;
 mod connection;
+mod forward;
 mod get;
 mod getkeys;
 mod info;
@@ -27,6 +30,7 @@ use crate::service::Service;
 use super::reply::Replies;
 use super::session::Session;
 
+pub use forward::{forwards, run as forward};
 pub use get::{fetch, Fetch};
 
 /// A command's description, as Redis 7's `COMMAND` gives it.

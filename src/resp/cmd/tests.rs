@@ -32,7 +32,7 @@ fn service() -> Service {
 /// Runs one command on a fresh session; its reply as text.
 fn run(words: &[&str]) -> String {
     let service = service();
-    let mut session = Session::new(7);
+    let mut session = Session::new(7, 0);
     run_on(&service, &mut session, words)
 }
 
@@ -176,7 +176,7 @@ fn info_filters_sections_as_redis_does() {
 #[test]
 fn errors_and_answers_are_counted_apart() {
     let service = service();
-    let mut session = Session::new(1);
+    let mut session = Session::new(1, 0);
     run_on(&service, &mut session, &["PING"]);
     run_on(&service, &mut session, &["NOSUCH"]);
     run_on(&service, &mut session, &["GET"]);
@@ -218,7 +218,7 @@ fn client_tracking_answers_as_redis_and_refuses_when_the_proxy_hears_no_writes()
 fn only_the_invalidation_channel_can_be_subscribed_and_then_only_pubsub_runs() {
     assert!(run(&["SUBSCRIBE", "news"]).starts_with("-ERR this proxy relays only"));
     let service = service();
-    let mut session = Session::new(7);
+    let mut session = Session::new(7, 0);
     assert_eq!(
         run_on(
             &service,

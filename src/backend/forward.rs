@@ -1,0 +1,150 @@
+//! Clients' own commands on their way to Redis: raw connections (see
+//! `raw/`) kept in a small pool per protocol, each batch of requests
+//! written at once and its replies read back in order (pipelining, as
+//! twemproxy does: one checkout carries many clients' commands).
+
+use std::io::{self, ErrorKind};
+use std::sync::{Mutex, PoisonError};
+
+use super::raw::RawConn;
+use super::{Backend, BackendError, Target};
+
+/// Idle raw connections, one stack per protocol (RESP2, RESP3).
+#[derive(Default)]
+pub(super) struct RawPool {
+    idle: [Mutex<Vec<RawConn>>; 2],
+}
+
+/// How a forwarded batch ended when it did not end well: `answered`
+/// replies are in the output; the rest of the batch got none.
+#[derive(Debug)]
+pub struct ForwardError {
+    pub answered: usize,
+    pub error: BackendError,
+}
+
+impl Backend {
+    /// Sends `requests` (`count` whole RESP requests) on one connection
+    /// speaking the client's protocol in database `db`, and appends the
+    /// `count` replies to `out`, exactly as Redis sent them.
+    ///
+    /// A connection that Redis closed while it sat idle fails at once,
+    /// before any reply: the batch is then sent again on a fresh one (Redis
+    /// never read it). After any other failure nothing is sent again, since
+    /// the requests may have run.
+    pub fn forward(
+        &self,
+        resp3: bool,
+        db: i64,
+        requests: &[u8],
+        count: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ForwardError> {
+        let failed = |error| ForwardError { answered: 0, error };
+        let mut retried = false;
+        loop {
+            let (mut conn, reused) = self.checkout_raw(resp3, db).map_err(failed)?;
+            let mut answered = 0;
+            let result = conn.send(requests).and_then(|()| {
+                while answered < count {
+                    conn.receive(out)?;
+                    answered += 1;
+                }
+                Ok(())
+            });
+            match result {
+                Ok(()) => {
+                    self.checkin_raw(conn);
+                    return Ok(());
+                }
+                Err(err) if reused && !retried && answered == 0 && closed_while_idle(&err) => {
+                    log::debug!("retrying forwarded commands on a fresh connection after: {err}");
+                    retried = true;
+                }
+                Err(err) => {
+                    return Err(ForwardError {
+                        answered,
+                        error: classify(&err),
+                    })
+                }
+            }
+        }
+    }
+
+    /// A raw connection of the client's protocol in database `db`, for a
+    /// client that needs one of its own for a while (a transaction, a
+    /// blocking command, Pub/Sub), and whether it was pooled. Give it back
+    /// with [`Backend::checkin_raw`], or drop it.
+    pub fn checkout_raw(&self, resp3: bool, db: i64) -> Result<(RawConn, bool), BackendError> {
+        let generation = self.target.generation();
+        let idle = &self.raw.idle[usize::from(resp3)];
+        let pooled = {
+            let mut idle = idle.lock().unwrap_or_else(PoisonError::into_inner);
+            loop {
+                match idle.pop() {
+                    Some(conn) if conn.generation != generation => drop(conn),
+                    other => break other,
+                }
+            }
+        };
+        let (mut conn, reused) = match pooled {
+            Some(conn) => (conn, true),
+            None => (self.open_raw(resp3)?, false),
+        };
+        if let Err(err) = conn.select(db) {
+            return Err(classify(&err));
+        }
+        Ok((conn, reused))
+    }
+
+    /// Gives back a connection from [`Backend::checkout_raw`]: kept for
+    /// the next batch unless it failed, or enough are idle already.
+    pub fn checkin_raw(&self, conn: RawConn) {
+        if conn.broken || conn.generation != self.target.generation() {
+            return;
+        }
+        let mut idle = self.raw.idle[usize::from(conn.resp3)]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < self.pool.max_size() as usize {
+            idle.push(conn);
+        }
+    }
+
+    fn open_raw(&self, resp3: bool) -> Result<RawConn, BackendError> {
+        let (info, generation) = match &self.target {
+            Target::Single(client) => (client.get_connection_info().clone(), 0),
+            Target::Sentinel(topology) => {
+                let (client, generation) = topology
+                    .master_client()
+                    .map_err(|err| BackendError::Unavailable(err.to_string()))?;
+                (client.get_connection_info().clone(), generation)
+            }
+            Target::Cluster(_) => {
+                return Err(BackendError::Unavailable(
+                    "forwarding commands to a cluster is not supported yet".to_owned(),
+                ))
+            }
+        };
+        let mut conn =
+            RawConn::open(&info, resp3, self.timeout, &self.roots).map_err(|err| classify(&err))?;
+        conn.generation = generation;
+        Ok(conn)
+    }
+}
+
+/// Whether `err` is what a connection Redis closed while idle gives on
+/// first use.
+fn closed_while_idle(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::BrokenPipe
+    )
+}
+
+fn classify(err: &io::Error) -> BackendError {
+    match err.kind() {
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => BackendError::Timeout(err.to_string()),
+        _ => BackendError::Unavailable(err.to_string()),
+    }
+}

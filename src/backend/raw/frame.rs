@@ -1,0 +1,225 @@
+//! Where one Redis reply ends, in RESP2 or RESP3, without decoding it.
+//!
+//! The forwarder passes replies on exactly as Redis sent them, so it needs
+//! only their boundaries: no values are built, a bulk string is skipped by
+//! its length, and the framer resumes where the last read left off, so a
+//! reply that arrives in many reads is scanned once. (The `redis` crate
+//! decodes into `Value`, which cannot give the bytes back: `*-1` and `$-1`
+//! both become `Nil`, a RESP3 double loses its text. `redis-protocol`
+//! decodes into frames too; see docs/dependencies.md.)
+
+/// Why the bytes are not RESP: the link is then unusable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameError(pub &'static str);
+
+/// Deepest nesting accepted: Redis's own replies nest a few levels.
+const MAX_DEPTH: usize = 64;
+/// Longest header line (type byte, number, CRLF) for aggregates and bulks;
+/// simple strings and errors may be longer.
+const MAX_NUMBER_LINE: usize = 24;
+
+/// A resumable scan for the end of the next reply in a buffer.
+#[derive(Debug, Default)]
+pub struct Framer {
+    /// Where the next element to scan starts.
+    pos: usize,
+    /// Elements still owed by each enclosing aggregate.
+    owed: Vec<u64>,
+}
+
+impl Framer {
+    /// The length of the complete reply at the start of `buf`, if it is all
+    /// there; otherwise `None`, and the next call (with the same bytes and
+    /// more after them) goes on from where this one stopped. After a
+    /// complete reply the framer starts afresh, for the next one at
+    /// `buf[len..]`.
+    pub fn next(&mut self, buf: &[u8]) -> Result<Option<usize>, FrameError> {
+        loop {
+            let Some(step) = element(&buf[self.pos..])? else {
+                return Ok(None);
+            };
+            self.pos += step.len;
+            if step.children > 0 {
+                if self.owed.len() >= MAX_DEPTH {
+                    return Err(FrameError("replies nested too deep"));
+                }
+                self.owed.push(step.children);
+                continue;
+            }
+            // One element done: settle the aggregates it completes.
+            loop {
+                match self.owed.last_mut() {
+                    None => {
+                        let len = self.pos;
+                        self.pos = 0;
+                        return Ok(Some(len));
+                    }
+                    Some(owed) => {
+                        *owed -= 1;
+                        if *owed > 0 {
+                            break;
+                        }
+                        self.owed.pop();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One element's own bytes: its header (and a bulk's body), and how many
+/// elements follow as its children.
+struct Step {
+    len: usize,
+    children: u64,
+}
+
+/// The element at the start of `buf`, if its header (and body) are all
+/// there.
+fn element(buf: &[u8]) -> Result<Option<Step>, FrameError> {
+    let Some(&kind) = buf.first() else {
+        return Ok(None);
+    };
+    let Some(line_end) = memchr::memchr(b'\n', buf) else {
+        if buf.len() > MAX_NUMBER_LINE && !matches!(kind, b'+' | b'-' | b'(' | b',') {
+            return Err(FrameError("a reply header without an end"));
+        }
+        return Ok(None);
+    };
+    if line_end < 1 || buf[line_end - 1] != b'\r' {
+        return Err(FrameError("a reply line not ended by CRLF"));
+    }
+    let line = &buf[1..line_end - 1];
+    let header = line_end + 1;
+    let leaf = Step {
+        len: header,
+        children: 0,
+    };
+    match kind {
+        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Ok(Some(leaf)),
+        b'$' | b'!' | b'=' => {
+            if line == b"-1" {
+                return Ok(Some(leaf));
+            }
+            let body = number(line)?;
+            let total = usize::try_from(body)
+                .ok()
+                .and_then(|body| header.checked_add(body)?.checked_add(2))
+                .ok_or(FrameError("a bulk length out of range"))?;
+            if buf.len() < total {
+                return Ok(None);
+            }
+            if &buf[total - 2..total] != b"\r\n" {
+                return Err(FrameError("a bulk string not ended by CRLF"));
+            }
+            Ok(Some(Step {
+                len: total,
+                children: 0,
+            }))
+        }
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
+            if kind == b'*' && line == b"-1" {
+                return Ok(Some(leaf));
+            }
+            let count = number(line)?;
+            let children = match kind {
+                b'%' => count.checked_mul(2),
+                // An attribute map, then the reply it annotates.
+                b'|' => count.checked_mul(2).and_then(|n| n.checked_add(1)),
+                _ => Some(count),
+            }
+            .ok_or(FrameError("an aggregate length out of range"))?;
+            Ok(Some(Step {
+                len: header,
+                children,
+            }))
+        }
+        _ => Err(FrameError("an unknown reply type")),
+    }
+}
+
+/// A non-negative decimal number.
+fn number(digits: &[u8]) -> Result<u64, FrameError> {
+    if digits.is_empty() || digits.len() > 19 {
+        return Err(FrameError("a length that is not a number"));
+    }
+    digits.iter().try_fold(0u64, |n, &d| match d {
+        b'0'..=b'9' => Ok(n * 10 + u64::from(d - b'0')),
+        _ => Err(FrameError("a length that is not a number")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn whole(reply: &[u8]) -> Option<usize> {
+        Framer::default().next(reply).expect("valid")
+    }
+
+    #[test]
+    fn every_reply_type_is_framed_exactly() {
+        let replies: &[&[u8]] = &[
+            b"+OK\r\n",
+            b"-ERR wrong\r\n",
+            b":42\r\n",
+            b"$-1\r\n",
+            b"*-1\r\n",
+            b"$0\r\n\r\n",
+            b"$5\r\nab\r\nc\r\n",
+            b"*2\r\n$1\r\na\r\n*1\r\n:1\r\n",
+            b"*0\r\n",
+            b"_\r\n",
+            b",3.14\r\n",
+            b"#t\r\n",
+            b"(12345678901234567890\r\n",
+            b"!3\r\nerr\r\n",
+            b"=7\r\ntxt:abc\r\n",
+            b"%2\r\n+a\r\n:1\r\n+b\r\n%0\r\n",
+            b"~1\r\n+x\r\n",
+            b">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n",
+            b"|1\r\n+key\r\n+val\r\n:5\r\n",
+        ];
+        for reply in replies {
+            assert_eq!(
+                whole(reply),
+                Some(reply.len()),
+                "{:?}",
+                String::from_utf8_lossy(reply)
+            );
+            let mut two = reply.to_vec();
+            two.extend_from_slice(b"+next\r\n");
+            assert_eq!(whole(&two), Some(reply.len()));
+            for cut in 0..reply.len() {
+                assert_eq!(whole(&reply[..cut]), None, "cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_reply_arriving_byte_by_byte_is_framed_once_whole() {
+        let reply = b"*3\r\n$3\r\nabc\r\n*2\r\n:1\r\n:2\r\n%1\r\n+k\r\n$-1\r\n";
+        let mut framer = Framer::default();
+        for end in 1..reply.len() {
+            assert_eq!(framer.next(&reply[..end]), Ok(None), "at {end}");
+        }
+        assert_eq!(framer.next(reply), Ok(Some(reply.len())));
+        assert_eq!(framer.next(b":1\r\n"), Ok(Some(4)));
+    }
+
+    #[test]
+    fn what_is_not_resp_is_refused() {
+        let bad: &[&[u8]] = &[
+            b"?x\r\n",
+            b"$abc\r\n",
+            b"*2\n",
+            b"$3\r\nabcd\r\n",
+            b"$99999999999999999999\r\n",
+        ];
+        for reply in bad {
+            assert!(Framer::default().next(reply).is_err(), "{reply:?}");
+        }
+        let deep = b"*1\r\n".repeat(MAX_DEPTH + 1);
+        assert!(Framer::default().next(&deep).is_err());
+    }
+}

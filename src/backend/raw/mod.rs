@@ -1,0 +1,198 @@
+//! Connections to Redis that carry clients' own commands and bring back
+//! Redis's replies as bytes, untouched (the forwarder's; see
+//! docs/forwarding.md).
+//!
+//! The redis crate's connections decode every reply into `Value`, which
+//! cannot give the bytes back; these speak the socket themselves, using
+//! the crate only for what the URL says (address, user, password,
+//! database). They open with the crate's handshake order: `HELLO 3` (with
+//! `AUTH` in it) for a RESP3 client's connection, `AUTH` otherwise, then
+//! `SELECT`.
+
+pub mod frame;
+mod stream;
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::time::Duration;
+
+use frame::Framer;
+use redis::{ConnectionAddr, ConnectionInfo};
+use stream::Stream;
+pub use stream::TlsRoots;
+
+/// Bytes read from Redis at a time.
+const READ_CHUNK: usize = 16 * 1024;
+/// A read buffer emptied above this size is given back.
+const KEEP: usize = 256 * 1024;
+
+/// One raw connection to a Redis node.
+pub struct RawConn {
+    stream: Stream,
+    /// Bytes read but not yet handed out.
+    input: Vec<u8>,
+    framer: Framer,
+    /// Whether it speaks RESP3 (after `HELLO 3`).
+    pub resp3: bool,
+    /// The database it has selected.
+    pub db: i64,
+    /// Which master it was opened to (sentinel mode's generation).
+    pub generation: u64,
+    /// Set after any failure: it must not be reused.
+    pub broken: bool,
+}
+
+impl RawConn {
+    /// Opens a connection to the node `info` names, authenticated and in
+    /// `info`'s database, speaking RESP3 if `resp3`. Connect, reads and
+    /// writes are bounded by `timeout`.
+    pub fn open(
+        info: &ConnectionInfo,
+        resp3: bool,
+        timeout: Duration,
+        roots: &TlsRoots,
+    ) -> io::Result<RawConn> {
+        let stream = match info.addr() {
+            ConnectionAddr::Tcp(host, port) => Stream::tcp(host, *port, timeout)?,
+            ConnectionAddr::TcpTls { host, port, .. } => Stream::tls(host, *port, timeout, roots)?,
+            _ => {
+                return Err(io::Error::new(
+                    ErrorKind::Unsupported,
+                    "only TCP addresses can carry forwarded commands",
+                ))
+            }
+        };
+        let mut conn = RawConn {
+            stream,
+            input: Vec::new(),
+            framer: Framer::default(),
+            resp3,
+            db: 0,
+            generation: 0,
+            broken: false,
+        };
+        let settings = info.redis_settings();
+        let password = settings.password();
+        let user = settings.username().unwrap_or("default");
+        let mut hello: Vec<&[u8]> = Vec::new();
+        if resp3 {
+            hello.extend([b"HELLO".as_slice(), b"3"]);
+            if let Some(password) = password {
+                hello.extend([b"AUTH".as_slice(), user.as_bytes(), password.as_bytes()]);
+            }
+        } else if let Some(password) = password {
+            hello.extend([b"AUTH".as_slice(), user.as_bytes(), password.as_bytes()]);
+        }
+        if !hello.is_empty() {
+            conn.call(&hello)?;
+        }
+        conn.select(settings.db())?;
+        Ok(conn)
+    }
+
+    /// Switches to database `db` if it is not there already.
+    pub fn select(&mut self, db: i64) -> io::Result<()> {
+        if db != self.db {
+            let db_text = db.to_string();
+            self.call(&[b"SELECT", db_text.as_bytes()])?;
+            self.db = db;
+        }
+        Ok(())
+    }
+
+    /// Sends one command of the proxy's own and checks it was not refused.
+    fn call(&mut self, argv: &[&[u8]]) -> io::Result<()> {
+        let mut request = Vec::new();
+        encode(argv, &mut request);
+        self.send(&request)?;
+        let mut reply = Vec::new();
+        self.receive(&mut reply)?;
+        if reply.first() == Some(&b'-') || reply.first() == Some(&b'!') {
+            self.broken = true;
+            let text = String::from_utf8_lossy(&reply);
+            return Err(io::Error::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "Redis refused {}: {}",
+                    String::from_utf8_lossy(argv[0]),
+                    text.trim_end()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes `requests` (whole RESP frames) and flushes them.
+    pub fn send(&mut self, requests: &[u8]) -> io::Result<()> {
+        let sent = self
+            .stream
+            .write_all(requests)
+            .and_then(|()| self.stream.flush());
+        if sent.is_err() {
+            self.broken = true;
+        }
+        sent
+    }
+
+    /// Reads the next reply into `out`, exactly as Redis sent it.
+    pub fn receive(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+        let result = self.receive_inner(out);
+        if result.is_err() {
+            self.broken = true;
+        }
+        result
+    }
+
+    fn receive_inner(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+        loop {
+            let framed = self
+                .framer
+                .next(&self.input)
+                .map_err(|err| io::Error::new(ErrorKind::InvalidData, err.0))?;
+            if let Some(len) = framed {
+                out.extend_from_slice(&self.input[..len]);
+                self.input.drain(..len);
+                if self.input.is_empty() && self.input.capacity() > KEEP {
+                    self.input = Vec::new();
+                }
+                return Ok(());
+            }
+            let start = self.input.len();
+            self.input.resize(start + READ_CHUNK, 0);
+            let read = loop {
+                match self.stream.read(&mut self.input[start..]) {
+                    Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+                    other => break other,
+                }
+            };
+            match read {
+                Ok(0) => {
+                    self.input.truncate(start);
+                    return Err(io::Error::new(
+                        ErrorKind::UnexpectedEof,
+                        "Redis closed the connection",
+                    ));
+                }
+                Ok(n) => self.input.truncate(start + n),
+                Err(err) => {
+                    self.input.truncate(start);
+                    return Err(err);
+                }
+            }
+        }
+    }
+}
+
+/// Appends `argv` as a RESP array of bulk strings.
+pub fn encode(argv: &[&[u8]], out: &mut Vec<u8>) {
+    let mut number = itoa::Buffer::new();
+    out.push(b'*');
+    out.extend_from_slice(number.format(argv.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for arg in argv {
+        out.push(b'$');
+        out.extend_from_slice(number.format(arg.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+}

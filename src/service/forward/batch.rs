@@ -1,0 +1,77 @@
+//! Requests bound for Redis, owned so they can move to a worker: their
+//! frames back to back (what is written to Redis) and where each
+//! argument lies (what the command table reads keys from).
+
+use std::ops::Range;
+
+/// Consecutive requests of one client (or several) to send in one write.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// The requests as RESP arrays, back to back.
+    bytes: Vec<u8>,
+    /// Per request: where its frame ends in `bytes` and its arguments end
+    /// in `args`.
+    ends: Vec<(usize, usize)>,
+    /// Every request's argument ranges in `bytes`, in order.
+    args: Vec<Range<usize>>,
+}
+
+impl Batch {
+    /// Appends one request (the command name first), encoded as a RESP
+    /// array whatever form the client sent it in.
+    pub fn push(&mut self, argv: &[&[u8]]) {
+        let mut number = itoa::Buffer::new();
+        self.bytes.push(b'*');
+        self.bytes
+            .extend_from_slice(number.format(argv.len()).as_bytes());
+        self.bytes.extend_from_slice(b"\r\n");
+        for arg in argv {
+            self.bytes.push(b'$');
+            self.bytes
+                .extend_from_slice(number.format(arg.len()).as_bytes());
+            self.bytes.extend_from_slice(b"\r\n");
+            let start = self.bytes.len();
+            self.bytes.extend_from_slice(arg);
+            self.args.push(start..self.bytes.len());
+            self.bytes.extend_from_slice(b"\r\n");
+        }
+        self.ends.push((self.bytes.len(), self.args.len()));
+    }
+
+    /// How many requests it holds.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Bytes it holds, to bound a batch.
+    pub fn bytes_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Every request's frame, back to back.
+    pub fn frames(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Request `i`'s frame.
+    pub fn frame(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1].0 };
+        &self.bytes[start..self.ends[i].0]
+    }
+
+    /// Request `i`'s arguments (the command name first), into `out`.
+    pub fn argv<'a>(&'a self, i: usize, out: &mut Vec<&'a [u8]>) {
+        let start = if i == 0 { 0 } else { self.ends[i - 1].1 };
+        out.clear();
+        out.extend(
+            self.args[start..self.ends[i].1]
+                .iter()
+                .map(|range| &self.bytes[range.clone()]),
+        );
+    }
+}
