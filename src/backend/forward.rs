@@ -71,6 +71,36 @@ impl Backend {
         }
     }
 
+    /// Sends `requests` on `conn`, a connection a client holds (a
+    /// transaction, WATCH), in database `db`, and appends the `count`
+    /// replies to `out`. Nothing is retried: the connection's state at
+    /// Redis (queued commands, watched keys) would not survive it. After a
+    /// failure `conn.broken` is set.
+    pub fn forward_on(
+        &self,
+        conn: &mut RawConn,
+        db: i64,
+        requests: &[u8],
+        count: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ForwardError> {
+        let mut answered = 0;
+        let result = conn
+            .select(db)
+            .and_then(|()| conn.send(requests))
+            .and_then(|()| {
+                while answered < count {
+                    conn.receive(out)?;
+                    answered += 1;
+                }
+                Ok(())
+            });
+        result.map_err(|err| ForwardError {
+            answered,
+            error: classify(&err),
+        })
+    }
+
     /// A raw connection of the client's protocol in database `db`, for a
     /// client that needs one of its own for a while (a transaction, a
     /// blocking command, Pub/Sub), and whether it was pooled. Give it back

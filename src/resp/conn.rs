@@ -16,15 +16,16 @@ use mio::Token;
 
 use crate::service::Service;
 
-use crate::service::{Batch, Client};
+use crate::service::{Batch, Client, Held, Lane, Queued};
 
 use super::cmd::{execute, forwards, Executed, Peers};
 use super::parse::Parser;
 use super::reply::Protocol;
 use super::reply::Replies;
 use super::session::Session;
+use super::transaction::Transaction;
 use super::transport::Transport;
-use super::workers::{Job, Work, WorkQueue};
+use super::workers::{Forward, Job, Work, WorkQueue};
 
 /// Stop executing a connection's input while this much output is unsent, so
 /// a client that does not read cannot make us buffer without bound.
@@ -172,8 +173,12 @@ impl Conn {
     }
 
     /// A worker's reply: append it (and the messages that waited for it)
-    /// and carry on.
-    pub fn deliver(&mut self, reply: &[u8]) {
+    /// and carry on, holding the Redis connection that came back with it
+    /// (forwarded batches only).
+    pub fn deliver(&mut self, reply: &[u8], held: Option<Held>, forwarded: bool) {
+        if forwarded {
+            self.session.transaction.returned(held);
+        }
         self.replies.buf.extend_from_slice(reply);
         self.replies.buf.append(&mut self.pushes);
         self.state = match self.state {
@@ -254,6 +259,10 @@ impl Conn {
         // answered here waits until the batch's replies are in, so replies
         // keep request order.
         let mut batch: Option<Batch> = None;
+        // Whether the batch goes on the client's own Redis connection, and
+        // what its EXEC runs.
+        let mut held_lane = self.session.transaction.pinned();
+        let mut exec: Option<Queued> = None;
         while matches!(self.state, State::Open | State::Closing { .. }) && !self.session.quit {
             if self.unsent() > OUTPUT_HIGH_WATER {
                 break;
@@ -263,11 +272,23 @@ impl Conn {
                     let frame = &self.input[consumed..consumed + request.len];
                     let args: Vec<&[u8]> = request.args.iter().map(|r| &frame[r.clone()]).collect();
                     let resp2 = self.replies.protocol == Protocol::Resp2;
-                    if forwards(&args, &self.session, service, resp2) {
+                    let to_redis = match self.session.transaction.pinned() {
+                        true => !Transaction::answered_here(&args),
+                        false => forwards(&args, &self.session, service, resp2),
+                    };
+                    if to_redis {
                         let batch = batch.get_or_insert_with(Batch::default);
-                        batch.push(&args);
+                        let (queued, ran) = self.session.transaction.note(&args);
+                        batch.push(&args, queued);
+                        held_lane |= self.session.transaction.pinned();
                         self.session.caching = None;
                         consumed += request.len;
+                        if ran.is_some() {
+                            // One EXEC per batch: its keys are dropped
+                            // before its reply goes out.
+                            exec = ran;
+                            break;
+                        }
                         if batch.len() >= BATCH_REQUESTS || batch.bytes_len() >= BATCH_BYTES {
                             break;
                         }
@@ -317,20 +338,41 @@ impl Conn {
             self.input = Vec::new();
         }
         match batch {
-            Some(batch) if !batch.is_empty() => self.send_batch(token, batch, jobs),
+            Some(batch) if !batch.is_empty() => {
+                let lane = match held_lane {
+                    true => Lane::Held(
+                        self.session.transaction.held.take(),
+                        self.session.transaction.pinned(),
+                    ),
+                    false => Lane::Pooled,
+                };
+                self.send_batch(token, batch, lane, exec, jobs)
+            }
             _ => true,
         }
     }
 
     /// Hands a batch to the workers; the connection waits for its replies.
-    fn send_batch(&mut self, token: Token, batch: Batch, jobs: &WorkQueue) -> bool {
+    fn send_batch(
+        &mut self,
+        token: Token,
+        batch: Batch,
+        lane: Lane,
+        exec: Option<Queued>,
+        jobs: &WorkQueue,
+    ) -> bool {
         let client = Client {
             resp3: self.replies.protocol == Protocol::Resp3,
             db: self.session.db,
         };
         let job = Job {
             token,
-            work: Work::Forward(batch, client),
+            work: Work::Forward(Box::new(Forward {
+                batch,
+                client,
+                lane,
+                exec,
+            })),
             protocol: self.replies.protocol,
         };
         if !jobs.send(job) {

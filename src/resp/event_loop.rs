@@ -173,9 +173,15 @@ impl Loop {
                 self.flush(token);
             }
             // Replies from workers.
-            while let Ok(Done { token, reply }) = done.try_recv() {
+            while let Ok(Done {
+                token,
+                reply,
+                held,
+                forwarded,
+            }) = done.try_recv()
+            {
                 if let Some(conn) = self.conns.get_mut(&token) {
-                    conn.deliver(&reply);
+                    conn.deliver(&reply, held, forwarded);
                     self.service_conn(token);
                 }
             }

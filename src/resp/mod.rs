@@ -22,6 +22,7 @@ pub mod parse;
 pub(crate) mod reply;
 pub(crate) mod session;
 mod tracking;
+mod transaction;
 mod transport;
 mod workers;
 

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::tracking::TrackingMode;
+use super::transaction::Transaction;
 
 /// One client's state: everything but the socket and the buffers, which
 /// the event loop owns.
@@ -30,6 +31,8 @@ pub struct Session {
     pub subscribed: bool,
     /// The database selected (`SELECT`), where forwarded commands run.
     pub db: i64,
+    /// MULTI / WATCH, and the Redis connection they hold.
+    pub transaction: Transaction,
 }
 
 impl Session {
@@ -47,6 +50,7 @@ impl Session {
             tracked: Vec::new(),
             subscribed: false,
             db,
+            transaction: Transaction::default(),
         }
     }
 

@@ -13,7 +13,7 @@ use mio::{Token, Waker};
 
 use crate::service::Service;
 
-use crate::service::{Batch, Client};
+use crate::service::{Batch, Client, Held, Lane, Queued};
 
 use super::cmd::{fetch, forward, Fetch};
 use super::reply::{Protocol, Replies};
@@ -30,13 +30,27 @@ pub enum Work {
     /// A read through the cache.
     Fetch(Fetch),
     /// Requests for Redis, sent as one batch.
-    Forward(Batch, Client),
+    Forward(Box<Forward>),
 }
 
-/// A worker's finished reply for the connection `token`.
+/// A batch for Redis, for the client `client`, on `lane`; `exec`: what
+/// the batch's EXEC runs.
+pub struct Forward {
+    pub batch: Batch,
+    pub client: Client,
+    pub lane: Lane,
+    pub exec: Option<Queued>,
+}
+
+/// A worker's finished reply for the connection `token`, and the Redis
+/// connection it holds after it, if any.
 pub struct Done {
     pub token: Token,
     pub reply: Vec<u8>,
+    pub held: Option<Held>,
+    /// Whether it answers a forwarded batch (whose connection, if the
+    /// client held one, comes back in `held`).
+    pub forwarded: bool,
 }
 
 /// Where the event loop puts jobs, knowing how many workers are free: idle
@@ -92,9 +106,16 @@ pub fn start(
                     }
                 };
                 let token = job.token;
-                let reply = run_guarded(job, &service);
+                let forwarded = matches!(job.work, Work::Forward(..));
+                let (reply, held) = run_guarded(job, &service);
                 free.fetch_add(1, Ordering::AcqRel);
-                if done_tx.send(Done { token, reply }).is_err() {
+                let done = Done {
+                    token,
+                    reply,
+                    held,
+                    forwarded,
+                };
+                if done_tx.send(done).is_err() {
                     return;
                 }
                 let _ = waker.wake();
@@ -107,23 +128,31 @@ pub fn start(
 /// Runs a job, turning a panic into an error reply: the connection goes on,
 /// the panic is logged (by the panic hook and here), and the worker lives on
 /// to take the next job, as a replaced worker would.
-fn run_guarded(job: Job, service: &Service) -> Vec<u8> {
+fn run_guarded(job: Job, service: &Service) -> (Vec<u8>, Option<Held>) {
     // For the `protocol` label of the hits and misses this job counts.
     crate::metrics::serve_on_this_thread(crate::metrics::FrontEnd::Resp);
     let protocol = job.protocol;
     let run = || match job.work {
-        Work::Fetch(work) => fetch(work, protocol, service),
-        Work::Forward(batch, client) => forward(&batch, client, service),
+        Work::Fetch(work) => (fetch(work, protocol, service), None),
+        Work::Forward(job) => {
+            let Forward {
+                batch,
+                client,
+                lane,
+                exec,
+            } = *job;
+            forward(&batch, client, lane, exec.as_ref(), service)
+        }
     };
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
-        Ok(reply) => reply,
+        Ok(done) => done,
         Err(_) => {
             log::error!("a RESP worker panicked; answered -ERR internal error");
             service.resp_answered(false, Duration::ZERO);
             let mut replies = Replies::new();
             replies.protocol = protocol;
             replies.error("ERR internal error");
-            replies.buf
+            (replies.buf, None)
         }
     }
 }

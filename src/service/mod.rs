@@ -49,7 +49,7 @@ use auth::Auth;
 pub use claim::{Claim, Deferred, Ticket};
 pub use coherence::{Change, ChangeListener, LinkState};
 use fill::Fetched;
-pub use forward::{Batch, Client};
+pub use forward::{Batch, Client, Held, Lane, Queued};
 use read_through::{Probe, ReadThrough};
 pub use types::{Found, ReadError, Source, Value};
 

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use crate::config::Forwarding;
-use crate::service::{Batch, Client, Service};
+use crate::service::{Batch, Client, Held, Lane, Queued, Service};
 
 use super::super::session::Session;
 use super::COMMANDS;
@@ -38,13 +38,20 @@ pub fn forwards(args: &[&[u8]], session: &Session, service: &Service, resp2: boo
     }
 }
 
-/// Sends a batch to Redis on a worker: its replies, in order.
-pub fn run(batch: &Batch, client: Client, service: &Service) -> Vec<u8> {
+/// Sends a batch to Redis on a worker: its replies, in order, and the
+/// Redis connection the client holds after it, if any.
+pub fn run(
+    batch: &Batch,
+    client: Client,
+    lane: Lane,
+    queued: Option<&Queued>,
+    service: &Service,
+) -> (Vec<u8>, Option<Held>) {
     let started = Instant::now();
     let in_flight = service.request_started();
     let mut out = Vec::new();
-    service.forward(batch, client, &mut out);
+    let held = service.forward(batch, client, lane, queued, &mut out);
     drop(in_flight);
     service.forwarded(batch.len(), started.elapsed());
-    out
+    (out, held)
 }

@@ -10,16 +10,18 @@ pub struct Batch {
     /// The requests as RESP arrays, back to back.
     bytes: Vec<u8>,
     /// Per request: where its frame ends in `bytes` and its arguments end
-    /// in `args`.
-    ends: Vec<(usize, usize)>,
+    /// in `args`, and whether Redis queues it (inside MULTI) rather than
+    /// runs it.
+    ends: Vec<(usize, usize, bool)>,
     /// Every request's argument ranges in `bytes`, in order.
     args: Vec<Range<usize>>,
 }
 
 impl Batch {
     /// Appends one request (the command name first), encoded as a RESP
-    /// array whatever form the client sent it in.
-    pub fn push(&mut self, argv: &[&[u8]]) {
+    /// array whatever form the client sent it in; `queued`: sent inside a
+    /// transaction, so Redis queues it until EXEC.
+    pub fn push(&mut self, argv: &[&[u8]], queued: bool) {
         let mut number = itoa::Buffer::new();
         self.bytes.push(b'*');
         self.bytes
@@ -35,7 +37,7 @@ impl Batch {
             self.args.push(start..self.bytes.len());
             self.bytes.extend_from_slice(b"\r\n");
         }
-        self.ends.push((self.bytes.len(), self.args.len()));
+        self.ends.push((self.bytes.len(), self.args.len(), queued));
     }
 
     /// How many requests it holds.
@@ -62,6 +64,11 @@ impl Batch {
     pub fn frame(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.ends[i - 1].0 };
         &self.bytes[start..self.ends[i].0]
+    }
+
+    /// Whether request `i` is queued in a transaction rather than run.
+    pub fn queued(&self, i: usize) -> bool {
+        self.ends[i].2
     }
 
     /// Request `i`'s arguments (the command name first), into `out`.

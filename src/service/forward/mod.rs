@@ -13,6 +13,7 @@
 
 mod batch;
 
+use crate::backend::raw::RawConn;
 use crate::commands::{Class, CommandTable, KeyRef, NoKeys, READONLY};
 use crate::config::Forwarding;
 
@@ -28,6 +29,33 @@ pub struct Client {
     /// Its selected database.
     pub db: i64,
 }
+
+/// A Redis connection one client holds between batches: from MULTI or
+/// WATCH until EXEC, DISCARD, UNWATCH or its close, so its transaction and
+/// watched keys live on one connection at Redis. Dropping it closes the
+/// connection, which makes Redis discard them.
+pub struct Held(RawConn);
+
+/// What the EXEC of a batch runs, for the keys it changes.
+pub enum Queued {
+    /// These commands, queued since MULTI.
+    Commands(Batch),
+    /// More than the connection remembered: anything may change.
+    Unknown,
+}
+
+/// What a batch is sent on.
+pub enum Lane {
+    /// A pooled connection, given back after the batch.
+    Pooled,
+    /// The client's own connection, or a new one it will hold (`None`);
+    /// `keep`: whether the client still holds it after this batch.
+    Held(Option<Held>, bool),
+}
+
+/// The transaction commands: sent on the connection the client holds (see
+/// [`Held`]); EXEC, DISCARD and UNWATCH elsewhere answer as Redis does.
+const TRANSACTION: &[&str] = &["multi", "exec", "discard", "watch", "unwatch"];
 
 /// Commands without keys that change every key of a database or more.
 const FLUSHING: &[&str] = &["flushall", "flushdb", "swapdb"];
@@ -51,10 +79,74 @@ impl Service {
         self.backend.default_db()
     }
 
-    /// Sends `batch` to Redis for `client` and appends one reply per
-    /// request to `out`, in order: Redis's, byte for byte, or the proxy's
-    /// error for a request it refuses or could not deliver.
-    pub fn forward(&self, batch: &Batch, client: Client, out: &mut Vec<u8>) {
+    /// Sends `batch` to Redis for `client` on `lane` and appends one reply
+    /// per request to `out`, in order: Redis's, byte for byte, or the
+    /// proxy's error for a request it refuses or could not deliver.
+    /// `queued`: the writes of a transaction that this batch's EXEC runs,
+    /// whose keys are dropped (again) once it has. The connection the
+    /// client holds after the batch, if any: `None` where the lane asked to
+    /// keep one means it was lost, and with it the transaction.
+    pub fn forward(
+        &self,
+        batch: &Batch,
+        client: Client,
+        lane: Lane,
+        queued: Option<&Queued>,
+        out: &mut Vec<u8>,
+    ) -> Option<Held> {
+        let mut conn = match lane {
+            Lane::Pooled => None,
+            Lane::Held(Some(held), keep) => Some((held.0, keep)),
+            Lane::Held(None, keep) => match self.backend.checkout_raw(client.resp3, client.db) {
+                Ok((conn, _)) => Some((conn, keep)),
+                Err(err) => {
+                    let message = format!("ERR {}", super::ReadError::from(err));
+                    for _ in 0..batch.len() {
+                        self.error_out(&message, out);
+                    }
+                    return None;
+                }
+            },
+        };
+        let start = out.len();
+        self.forward_batch(batch, client, conn.as_mut().map(|(c, _)| c), out);
+        match (queued, self.commands()) {
+            (Some(Queued::Commands(queued)), Ok(table)) => {
+                let mut argv = Vec::new();
+                let routes: Vec<Route> = (0..queued.len())
+                    .map(|i| {
+                        queued.argv(i, &mut argv);
+                        let write = table
+                            .lookup(&argv)
+                            .is_some_and(|c| c.class(&argv) == Class::Write);
+                        Route::Send { write }
+                    })
+                    .collect();
+                self.drop_written(&table, queued, &routes);
+            }
+            (Some(_), _) => self.drop_everything(),
+            (None, _) => {}
+        }
+        match conn {
+            Some((conn, true)) if !conn.broken => Some(Held(conn)),
+            // Pooled again only if what ended the transaction (EXEC,
+            // DISCARD, UNWATCH) succeeded: after an error, Redis may still
+            // hold state on it (an EXEC refused by ACL stays in MULTI).
+            Some((conn, false)) if last_reply_ok(&out[start..]) => {
+                self.backend.checkin_raw(conn);
+                None
+            }
+            Some(_) | None => None,
+        }
+    }
+
+    fn forward_batch(
+        &self,
+        batch: &Batch,
+        client: Client,
+        held: Option<&mut RawConn>,
+        out: &mut Vec<u8>,
+    ) {
         let table = match self.commands() {
             Ok(table) => table,
             Err(err) => {
@@ -69,7 +161,7 @@ impl Service {
         let routes: Vec<Route> = (0..batch.len())
             .map(|i| {
                 batch.argv(i, &mut argv);
-                self.route(&table, &argv)
+                self.route(&table, &argv, batch.queued(i))
             })
             .collect();
         let sent = routes
@@ -77,8 +169,9 @@ impl Service {
             .filter(|route| matches!(route, Route::Send { .. }))
             .count();
         let mut replies = Vec::new();
+        let mut held = held;
         let delivered = if sent == batch.len() {
-            self.send(batch.frames(), sent, client, out)
+            self.send(batch.frames(), sent, client, held, out)
         } else {
             let mut wire = Vec::new();
             for (i, route) in routes.iter().enumerate() {
@@ -86,7 +179,7 @@ impl Service {
                     wire.extend_from_slice(batch.frame(i));
                 }
             }
-            self.send(&wire, sent, client, &mut replies)
+            self.send(&wire, sent, client, held.take(), &mut replies)
         };
         // Writes are dropped from the cache before any reply goes back,
         // whether or not Redis answered (a request sent may have run).
@@ -120,7 +213,7 @@ impl Service {
     }
 
     /// What to do with one request.
-    fn route(&self, table: &CommandTable, argv: &[&[u8]]) -> Route {
+    fn route(&self, table: &CommandTable, argv: &[&[u8]], queued: bool) -> Route {
         let Some(command) = table.lookup(argv) else {
             // Unknown to Redis too: its own error says so, byte for byte.
             return match self.forwarding {
@@ -133,6 +226,16 @@ impl Service {
             return Route::Refuse(reads_only(argv));
         }
         match class {
+            // Queued in a transaction: it runs at EXEC, whose batch drops
+            // the transaction's keys; and it does not block there.
+            // (Commands that change the connection's own state are not
+            // queued: they would change the proxy's connection.)
+            _ if queued && !matches!(class, Class::Refused | Class::ConnectionState) => {
+                Route::Send { write: false }
+            }
+            Class::ConnectionState if TRANSACTION.contains(&command.name.as_str()) => {
+                Route::Send { write: false }
+            }
             Class::Refused => Route::Refuse(format!(
                 "ERR '{}' is not allowed through the proxy: it changes the server itself (see docs/forwarding.md)",
                 command.name
@@ -149,14 +252,26 @@ impl Service {
     }
 
     /// Sends `count` requests and reads their replies into `out`.
-    fn send(&self, requests: &[u8], count: usize, client: Client, out: &mut Vec<u8>) -> Delivered {
+    fn send(
+        &self,
+        requests: &[u8],
+        count: usize,
+        client: Client,
+        held: Option<&mut RawConn>,
+        out: &mut Vec<u8>,
+    ) -> Delivered {
         if count == 0 {
             return Delivered::all(0);
         }
-        match self
-            .backend
-            .forward(client.resp3, client.db, requests, count, out)
-        {
+        let sent = match held {
+            Some(conn) => self
+                .backend
+                .forward_on(conn, client.db, requests, count, out),
+            None => self
+                .backend
+                .forward(client.resp3, client.db, requests, count, out),
+        };
+        match sent {
             Ok(()) => Delivered::all(count),
             Err(err) => Delivered {
                 answered: err.answered,
@@ -207,14 +322,22 @@ impl Service {
             }
         }
         if everything {
-            self.core.flush();
-            self.metrics.flushed("write");
-            self.announce(|| Change::All);
+            self.drop_everything();
         } else if !keys.is_empty() {
             let slices: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
             self.core.invalidate(&slices);
             self.announce(|| Change::Keys(keys));
         }
+    }
+}
+
+impl Service {
+    /// After a write whose keys cannot be known: nothing cached can be
+    /// vouched for.
+    fn drop_everything(&self) {
+        self.core.flush();
+        self.metrics.flushed("write");
+        self.announce(|| Change::All);
     }
 }
 
@@ -237,6 +360,18 @@ impl Delivered {
             .clone()
             .unwrap_or_else(|| "ERR backing Redis gave no reply".to_owned())
     }
+}
+
+/// Whether the last of `replies` is not an error.
+fn last_reply_ok(replies: &[u8]) -> bool {
+    let mut framer = crate::backend::raw::frame::Framer::default();
+    let mut at = 0;
+    let mut last = None;
+    while let Ok(Some(len)) = framer.next(&replies[at..]) {
+        last = replies.get(at).copied();
+        at += len;
+    }
+    !matches!(last, Some(b'-' | b'!') | None)
 }
 
 fn reads_only(argv: &[&[u8]]) -> String {

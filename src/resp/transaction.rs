@@ -1,0 +1,99 @@
+//! A client's transaction state, mirrored from the commands it sends so
+//! the connection knows when it must hold a Redis connection of its own:
+//! from MULTI or WATCH until EXEC, DISCARD, UNWATCH or its close. The
+//! rules are Redis's (`multi.c`): MULTI inside MULTI and WATCH inside MULTI
+//! are refused and change nothing; EXEC and DISCARD end a transaction and
+//! every WATCH; outside one, they are errors that change nothing.
+
+use crate::service::{Batch, Held, Queued};
+
+/// Most bytes of a transaction's queued commands remembered for their
+/// keys; past it, EXEC drops the whole cache instead.
+const QUEUED_KEEP: usize = 1024 * 1024;
+
+/// One connection's transaction state.
+#[derive(Default)]
+pub struct Transaction {
+    /// Inside MULTI: Redis queues what it is sent.
+    pub multi: bool,
+    /// Keys are watched.
+    pub watching: bool,
+    /// The Redis connection held between batches (None while a worker
+    /// has it, or when none is held).
+    pub held: Option<Held>,
+    /// The commands queued since MULTI, whose keys EXEC changes.
+    queued: Batch,
+    /// More was queued than `QUEUED_KEEP`: EXEC drops everything.
+    overflow: bool,
+}
+
+impl Transaction {
+    /// Whether request `argv` is answered by the proxy even while the
+    /// connection holds its own Redis connection: QUIT, and SELECT (the
+    /// held connection follows the client's database).
+    pub fn answered_here(argv: &[&[u8]]) -> bool {
+        let name = argv.first().copied().unwrap_or_default();
+        name.eq_ignore_ascii_case(b"quit") || name.eq_ignore_ascii_case(b"select")
+    }
+
+    /// Whether the connection's commands must go to its own Redis
+    /// connection (and never come from the cache).
+    pub fn pinned(&self) -> bool {
+        self.multi || self.watching || self.held.is_some()
+    }
+
+    /// Notes request `argv` (the command name first) as it is sent:
+    /// whether Redis queues it, and what an EXEC or DISCARD among them
+    /// ends (the queued commands, for EXEC).
+    pub fn note(&mut self, argv: &[&[u8]]) -> (bool, Option<Queued>) {
+        let name = argv.first().copied().unwrap_or_default();
+        let is = |word: &str| name.eq_ignore_ascii_case(word.as_bytes());
+        let bare = argv.len() == 1;
+        if self.multi {
+            if is("exec") || is("discard") {
+                if !bare {
+                    return (false, None);
+                }
+                self.multi = false;
+                self.watching = false;
+                let queued = std::mem::take(&mut self.queued);
+                let overflow = std::mem::take(&mut self.overflow);
+                let ran = match (is("exec"), overflow) {
+                    (false, _) => None,
+                    (true, true) => Some(Queued::Unknown),
+                    (true, false) => Some(Queued::Commands(queued)),
+                };
+                return (false, ran);
+            }
+            if is("multi") || is("watch") {
+                return (false, None);
+            }
+            if self.queued.bytes_len() < QUEUED_KEEP {
+                self.queued.push(argv, false);
+            } else {
+                self.overflow = true;
+            }
+            return (true, None);
+        }
+        if is("multi") && bare {
+            self.multi = true;
+        } else if is("watch") && argv.len() >= 2 {
+            self.watching = true;
+        } else if is("unwatch") && bare {
+            self.watching = false;
+        }
+        (false, None)
+    }
+
+    /// The held connection came back from a worker (or was lost: then
+    /// Redis has dropped the transaction and the watched keys with it).
+    pub fn returned(&mut self, held: Option<Held>) {
+        if held.is_none() {
+            self.multi = false;
+            self.watching = false;
+            self.queued = Batch::default();
+            self.overflow = false;
+        }
+        self.held = held;
+    }
+}
