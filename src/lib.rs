@@ -151,6 +151,7 @@ impl Proxy {
                     addr,
                     RespSettings {
                         max_connections: config.max_connections.get(),
+                        dedicated: config.dedicated_connections.get(),
                         idle_timeout: config.client_idle_timeout,
                         workers: config.max_clients.get(),
                         tls: tls.as_ref().map(|tls| Arc::clone(&tls.config)),

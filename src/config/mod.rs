@@ -134,6 +134,9 @@ pub struct Config {
     pub resp_addr: Option<SocketAddr>,
     /// Most RESP connections open at once.
     pub max_connections: NonZeroUsize,
+    /// DEDICATED_CONNECTIONS: Redis connections held for clients' blocking
+    /// commands and subscriptions at most.
+    pub dedicated_connections: NonZeroUsize,
     /// Idle RESP connections are closed after this.
     pub client_idle_timeout: Duration,
     /// Idle (or stalled) HTTP connections are closed after this.
@@ -301,6 +304,8 @@ impl Config {
             shutdown_timeout: parse_seconds(raw("SHUTDOWN_TIMEOUT_SECS"))?,
             resp_addr: parse_resp_port(raw("RESP_PORT"))?.map(|port| SocketAddr::new(ip, port)),
             max_connections: raw("MAX_CONNECTIONS")
+                .parse_non_zero(65_536, "a whole number 1..=65536")?,
+            dedicated_connections: raw("DEDICATED_CONNECTIONS")
                 .parse_non_zero(65_536, "a whole number 1..=65536")?,
             client_idle_timeout: parse_seconds(raw("CLIENT_IDLE_TIMEOUT_SECS"))?,
             http_idle_timeout: parse_seconds(raw("HTTP_IDLE_TIMEOUT_SECS"))?,

@@ -106,6 +106,11 @@ pub const VARIABLES: &[Variable] = &[
         help: "RESP commands the proxy does not answer itself: all go to Redis, reads (Redis's readonly ones) only, or off (refused)",
     },
     Variable {
+        name: "DEDICATED_CONNECTIONS",
+        default: "256",
+        help: "Redis connections of their own for RESP clients' blocking commands (BLPOP...) and Pub/Sub subscriptions, at most; past it those commands are refused (1..=65536)",
+    },
+    Variable {
         name: "MAX_CONNECTIONS",
         default: "1024",
         help: "open RESP connections at most; more are told so and closed (1..=65536)",

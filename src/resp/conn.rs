@@ -19,6 +19,8 @@ use crate::service::Service;
 use crate::service::{Batch, Client, Held, Lane, Queued};
 
 use super::cmd::{execute, forwards, Executed, Peers};
+use super::dedicated::{Cancel, Dedicated, Subscription};
+use super::lanes::Dedication;
 use super::parse::Parser;
 use super::reply::Protocol;
 use super::reply::Replies;
@@ -101,6 +103,10 @@ pub struct Conn {
     pushes: Vec<u8>,
     pub state: State,
     pub last_active: Instant,
+    /// The blocking command running for it, to cancel if it leaves.
+    pub(super) blocked: Option<Cancel>,
+    /// Its Pub/Sub subscription, once it has one: its commands go there.
+    pub(super) subscription: Option<Subscription>,
 }
 
 impl Conn {
@@ -116,6 +122,8 @@ impl Conn {
             pushes: Vec::new(),
             state: State::Open,
             last_active: Instant::now(),
+            blocked: None,
+            subscription: None,
         }
     }
 
@@ -142,6 +150,10 @@ impl Conn {
 
     /// Begins a graceful close (shutdown): answer what was asked, then go.
     pub fn close_gracefully(&mut self, now: Instant) {
+        if let Some(blocked) = self.blocked.take() {
+            blocked.cancel();
+        }
+        self.subscription = None;
         let close = Then::Close { since: Some(now) };
         self.state = match self.state {
             State::Open => State::Closing { since: Some(now) },
@@ -178,6 +190,7 @@ impl Conn {
     pub fn deliver(&mut self, reply: &[u8], held: Option<Held>, forwarded: bool) {
         if forwarded {
             self.session.transaction.returned(held);
+            self.blocked = None;
         }
         self.replies.buf.extend_from_slice(reply);
         self.replies.buf.append(&mut self.pushes);
@@ -200,7 +213,9 @@ impl Conn {
     pub fn may_read(&self) -> bool {
         match self.state {
             State::Open => !self.session.quit && self.unsent() <= OUTPUT_HIGH_WATER,
-            State::Waiting { .. } => false,
+            // Blocked: read on, to see the client leave (and keep what
+            // it sends meanwhile, up to a bound).
+            State::Waiting { .. } => self.blocked.is_some() && self.input.len() < INPUT_KEEP,
             State::Closing { .. } | State::Discarding { .. } => true,
         }
     }
@@ -212,7 +227,10 @@ impl Conn {
             match self.transport.read(chunk) {
                 Ok(0) => {
                     // The client closed its side: answer what it sent, then
-                    // close.
+                    // close. A blocking command of its own is over.
+                    if let Some(blocked) = self.blocked.take() {
+                        blocked.cancel();
+                    }
                     self.state = match self.state {
                         State::Waiting {
                             then: Then::Continue,
@@ -234,6 +252,9 @@ impl Conn {
                             }
                         }
                         State::Open => self.input.extend_from_slice(&chunk[..n]),
+                        State::Waiting { .. } if self.blocked.is_some() => {
+                            self.input.extend_from_slice(&chunk[..n]);
+                        }
                         State::Closing { .. } | State::Waiting { .. } => {}
                     }
                     return ReadOutcome::Data;
@@ -252,6 +273,7 @@ impl Conn {
         token: Token,
         service: &Service,
         jobs: &WorkQueue,
+        dedicated: &Dedicated,
         peers: &Peers<'_>,
     ) -> bool {
         let mut consumed = 0;
@@ -272,6 +294,19 @@ impl Conn {
                     let frame = &self.input[consumed..consumed + request.len];
                     let args: Vec<&[u8]> = request.args.iter().map(|r| &frame[r.clone()]).collect();
                     let resp2 = self.replies.protocol == Protocol::Resp2;
+                    match self.dedicated_lane(&args, batch.is_some(), service) {
+                        Dedication::None => {}
+                        Dedication::Later => break,
+                        Dedication::Now(kind) => {
+                            let mut request_batch = Batch::default();
+                            request_batch.push(&args, false);
+                            consumed += request.len;
+                            if !self.start_dedicated(kind, request_batch, token, dedicated) {
+                                return false;
+                            }
+                            continue;
+                        }
+                    }
                     let to_redis = match self.session.transaction.pinned() {
                         true => !Transaction::answered_here(&args),
                         false => forwards(&args, &self.session, service, resp2),
@@ -364,6 +399,7 @@ impl Conn {
         let client = Client {
             resp3: self.replies.protocol == Protocol::Resp3,
             db: self.session.db,
+            dedicated: false,
         };
         let job = Job {
             token,
@@ -384,6 +420,12 @@ impl Conn {
         };
         self.state = State::Waiting { then };
         true
+    }
+
+    /// Answers an error the proxy gives itself.
+    pub(super) fn refuse(&mut self, message: &str, service: &Service) {
+        service.error_replied(message);
+        self.replies.error(message);
     }
 
     /// Writes pending output. False when the connection is finished.

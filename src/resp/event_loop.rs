@@ -30,9 +30,10 @@ use crate::service::Service;
 
 use super::cmd::Peers;
 use super::conn::{Conn, ReadOutcome, State, LINGER};
+use super::dedicated::Dedicated;
 use super::tracking::{self, Tracker};
 use super::transport::Transport;
-use super::workers::{self, Done, WorkQueue};
+use super::workers::{self, Done, DoneKind, WorkQueue};
 use super::RespSettings;
 
 const LISTENER: Token = Token(0);
@@ -70,7 +71,14 @@ impl EventLoop {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let (jobs, done) = workers::start(settings.workers, &service, &waker)?;
+        let (done_tx, done) = std::sync::mpsc::channel::<Done>();
+        let jobs = workers::start(settings.workers, &service, &waker, &done_tx)?;
+        let dedicated = Dedicated::new(
+            Arc::clone(&service),
+            done_tx,
+            Arc::clone(&waker),
+            settings.dedicated,
+        );
         let limits = tracking::Limits {
             max_keys: settings.tracking_max_keys,
             max_bytes: settings.tracking_max_bytes,
@@ -90,6 +98,7 @@ impl EventLoop {
             live: Arc::clone(&live),
             stopping: Arc::clone(&stopping),
             jobs,
+            dedicated,
             want_accept: true,
             accept_errors: LogLimiter::new(ACCEPT_WARNING_INTERVAL),
             accept_failed: false,
@@ -129,6 +138,8 @@ struct Loop {
     live: Arc<AtomicUsize>,
     stopping: Arc<AtomicBool>,
     jobs: WorkQueue,
+    /// Blocking commands and subscriptions, on connections of their own.
+    dedicated: Dedicated,
     /// Whether the listener may have clients to accept: set by its events,
     /// by the sweep after an accept error, and while a flood of clients to
     /// turn away is not yet worked through.
@@ -177,12 +188,25 @@ impl Loop {
                 token,
                 reply,
                 held,
-                forwarded,
+                kind,
             }) = done.try_recv()
             {
-                if let Some(conn) = self.conns.get_mut(&token) {
-                    conn.deliver(&reply, held, forwarded);
-                    self.service_conn(token);
+                let Some(conn) = self.conns.get_mut(&token) else {
+                    continue;
+                };
+                match kind {
+                    DoneKind::Fetched | DoneKind::Forwarded => {
+                        conn.deliver(&reply, held, kind == DoneKind::Forwarded);
+                        self.service_conn(token);
+                    }
+                    DoneKind::Message => {
+                        conn.push(|out| out.extend_from_slice(&reply));
+                        self.flush(token);
+                    }
+                    DoneKind::Ended => {
+                        conn.subscription_ended(&reply);
+                        self.service_conn(token);
+                    }
                 }
             }
             if self.stopping.load(Ordering::SeqCst) {
@@ -300,7 +324,8 @@ impl Loop {
             worker_free: self.jobs.has_free_worker(),
         };
         let open = loop {
-            if !conn.execute_input(token, &self.service, &self.jobs, &peers) || !conn.write_output()
+            if !conn.execute_input(token, &self.service, &self.jobs, &self.dedicated, &peers)
+                || !conn.write_output()
             {
                 break false;
             }

@@ -17,7 +17,9 @@
 
 pub(crate) mod cmd;
 mod conn;
+mod dedicated;
 mod event_loop;
+mod lanes;
 pub mod parse;
 pub(crate) mod reply;
 pub(crate) mod session;
@@ -39,6 +41,9 @@ use event_loop::EventLoop;
 pub(crate) struct RespSettings {
     /// Most connections open at once.
     pub max_connections: usize,
+    /// Redis connections held for blocking commands and subscriptions at
+    /// most (DEDICATED_CONNECTIONS).
+    pub dedicated: usize,
     /// A connection with no request for this long is closed.
     pub idle_timeout: Duration,
     /// Threads that do the reads needing Redis (WORKERS).

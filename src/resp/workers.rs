@@ -4,7 +4,7 @@
 
 use std::io;
 use std::sync::atomic::{AtomicIsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
@@ -48,9 +48,21 @@ pub struct Done {
     pub token: Token,
     pub reply: Vec<u8>,
     pub held: Option<Held>,
-    /// Whether it answers a forwarded batch (whose connection, if the
-    /// client held one, comes back in `held`).
-    pub forwarded: bool,
+    pub kind: DoneKind,
+}
+
+/// What a [`Done`] carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DoneKind {
+    /// A read's reply.
+    Fetched,
+    /// A forwarded batch's replies; the connection the client holds after
+    /// it, if any, comes back in `held`.
+    Forwarded,
+    /// What Redis sent on a client's subscription.
+    Message,
+    /// The subscription ended (the error to tell, if any): close.
+    Ended,
 }
 
 /// Where the event loop puts jobs, knowing how many workers are free: idle
@@ -77,19 +89,19 @@ impl WorkQueue {
 }
 
 /// Starts `count` workers; jobs go in through the returned queue, replies
-/// come back through the receiver, and `waker` wakes the loop for each.
+/// go to `done`, and `waker` wakes the loop for each.
 /// Fails if any worker cannot start, rather than leave connections waiting
 /// for a worker that does not exist.
 pub fn start(
     count: usize,
     service: &Arc<Service>,
     waker: &Arc<Waker>,
-) -> io::Result<(WorkQueue, Receiver<Done>)> {
+    done_tx: &Sender<Done>,
+) -> io::Result<WorkQueue> {
     let (job_tx, job_rx) = mpsc::channel::<Job>();
     let free = Arc::new(AtomicIsize::new(
         isize::try_from(count).unwrap_or(isize::MAX),
     ));
-    let (done_tx, done_rx) = mpsc::channel::<Done>();
     let job_rx = Arc::new(Mutex::new(job_rx));
     for i in 0..count {
         let (job_rx, done_tx) = (Arc::clone(&job_rx), done_tx.clone());
@@ -106,14 +118,17 @@ pub fn start(
                     }
                 };
                 let token = job.token;
-                let forwarded = matches!(job.work, Work::Forward(..));
+                let kind = match job.work {
+                    Work::Forward(..) => DoneKind::Forwarded,
+                    Work::Fetch(..) => DoneKind::Fetched,
+                };
                 let (reply, held) = run_guarded(job, &service);
                 free.fetch_add(1, Ordering::AcqRel);
                 let done = Done {
                     token,
                     reply,
                     held,
-                    forwarded,
+                    kind,
                 };
                 if done_tx.send(done).is_err() {
                     return;
@@ -122,7 +137,7 @@ pub fn start(
             })?;
     }
     let queue = WorkQueue { jobs: job_tx, free };
-    Ok((queue, done_rx))
+    Ok(queue)
 }
 
 /// Runs a job, turning a panic into an error reply: the connection goes on,

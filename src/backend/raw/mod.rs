@@ -39,6 +39,8 @@ pub struct RawConn {
     pub generation: u64,
     /// Set after any failure: it must not be reused.
     pub broken: bool,
+    /// REDIS_TIMEOUT_MS, for reads (see [`RawConn::wait_forever`]).
+    timeout: Duration,
 }
 
 impl RawConn {
@@ -69,6 +71,7 @@ impl RawConn {
             db: 0,
             generation: 0,
             broken: false,
+            timeout,
         };
         let settings = info.redis_settings();
         let password = settings.password();
@@ -179,6 +182,34 @@ impl RawConn {
                 }
             }
         }
+    }
+}
+
+impl RawConn {
+    /// Lets reads wait as long as Redis takes (`true`: a blocking command
+    /// or a subscription) or bounds them by REDIS_TIMEOUT_MS again.
+    pub fn wait_forever(&mut self, forever: bool) -> io::Result<()> {
+        let timeout = (!forever).then_some(self.timeout);
+        let set = self.stream.tcp_ref().set_read_timeout(timeout);
+        if set.is_err() {
+            self.broken = true;
+        }
+        set
+    }
+
+    /// A handle on the socket that can close it from another thread (the
+    /// client left while its blocking command waits), or write to it
+    /// while another thread reads (plain TCP only: `None` over TLS).
+    pub fn tcp_handle(&self) -> Option<std::net::TcpStream> {
+        match &self.stream {
+            Stream::Tcp(tcp) => tcp.try_clone().ok(),
+            Stream::Tls(_) => None,
+        }
+    }
+
+    /// A handle that can only shut the socket down (TLS included).
+    pub fn closer(&self) -> io::Result<std::net::TcpStream> {
+        self.stream.tcp_ref().try_clone()
     }
 }
 

@@ -74,6 +74,16 @@ impl Stream {
     }
 }
 
+impl Stream {
+    /// The TCP socket underneath.
+    pub fn tcp_ref(&self) -> &TcpStream {
+        match self {
+            Stream::Tcp(tcp) => tcp,
+            Stream::Tls(tls) => tls.get_ref(),
+        }
+    }
+}
+
 fn connect(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
     let mut last = io::Error::other(format!("{host}:{port} resolves to no address"));
     for addr in (host, port).to_socket_addrs()? {

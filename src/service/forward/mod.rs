@@ -28,13 +28,57 @@ pub struct Client {
     pub resp3: bool,
     /// Its selected database.
     pub db: i64,
+    /// Sent on a connection of its own that may wait as long as Redis
+    /// takes: blocking commands and subscriptions are allowed.
+    pub dedicated: bool,
 }
 
 /// A Redis connection one client holds between batches: from MULTI or
 /// WATCH until EXEC, DISCARD, UNWATCH or its close, so its transaction and
 /// watched keys live on one connection at Redis. Dropping it closes the
 /// connection, which makes Redis discard them.
-pub struct Held(RawConn);
+pub struct Held(Box<RawConn>);
+
+impl Held {
+    /// Lets reads wait as long as Redis takes, or bounds them again.
+    pub fn wait_forever(&mut self, forever: bool) -> std::io::Result<()> {
+        self.0.wait_forever(forever)
+    }
+
+    /// A handle that shuts the connection down from another thread.
+    pub fn closer(&self) -> std::io::Result<std::net::TcpStream> {
+        self.0.closer()
+    }
+
+    /// A handle to write on while another thread reads (plain TCP only).
+    pub fn writer(&self) -> Option<std::net::TcpStream> {
+        self.0.tcp_handle()
+    }
+
+    /// The next reply or push, exactly as Redis sent it.
+    pub fn receive(&mut self, out: &mut Vec<u8>) -> std::io::Result<()> {
+        self.0.receive(out)
+    }
+}
+
+impl Service {
+    /// A connection of the client's own, for a blocking command or a
+    /// subscription (see `resp/dedicated.rs`).
+    pub fn hold(&self, client: Client) -> Result<Held, String> {
+        self.backend
+            .checkout_raw(client.resp3, client.db)
+            .map(|(conn, _)| Held(Box::new(conn)))
+            .map_err(|err| format!("ERR {}", super::ReadError::from(err)))
+    }
+
+    /// Gives back a connection from [`Service::hold`] once it is done
+    /// with (kept for others only if it is sound).
+    pub fn release(&self, mut held: Held) {
+        if held.wait_forever(false).is_ok() {
+            self.backend.checkin_raw(*held.0);
+        }
+    }
+}
 
 /// What the EXEC of a batch runs, for the keys it changes.
 pub enum Queued {
@@ -96,7 +140,7 @@ impl Service {
     ) -> Option<Held> {
         let mut conn = match lane {
             Lane::Pooled => None,
-            Lane::Held(Some(held), keep) => Some((held.0, keep)),
+            Lane::Held(Some(held), keep) => Some((*held.0, keep)),
             Lane::Held(None, keep) => match self.backend.checkout_raw(client.resp3, client.db) {
                 Ok((conn, _)) => Some((conn, keep)),
                 Err(err) => {
@@ -128,7 +172,7 @@ impl Service {
             (None, _) => {}
         }
         match conn {
-            Some((conn, true)) if !conn.broken => Some(Held(conn)),
+            Some((conn, true)) if !conn.broken => Some(Held(Box::new(conn))),
             // Pooled again only if what ended the transaction (EXEC,
             // DISCARD, UNWATCH) succeeded: after an error, Redis may still
             // hold state on it (an EXEC refused by ACL stays in MULTI).
@@ -161,7 +205,7 @@ impl Service {
         let routes: Vec<Route> = (0..batch.len())
             .map(|i| {
                 batch.argv(i, &mut argv);
-                self.route(&table, &argv, batch.queued(i))
+                self.route(&table, &argv, batch.queued(i), client)
             })
             .collect();
         let sent = routes
@@ -213,7 +257,7 @@ impl Service {
     }
 
     /// What to do with one request.
-    fn route(&self, table: &CommandTable, argv: &[&[u8]], queued: bool) -> Route {
+    fn route(&self, table: &CommandTable, argv: &[&[u8]], queued: bool, client: Client) -> Route {
         let Some(command) = table.lookup(argv) else {
             // Unknown to Redis too: its own error says so, byte for byte.
             return match self.forwarding {
@@ -240,6 +284,7 @@ impl Service {
                 "ERR '{}' is not allowed through the proxy: it changes the server itself (see docs/forwarding.md)",
                 command.name
             )),
+            Class::Blocking | Class::Pubsub if client.dedicated => Route::Send { write: false },
             Class::Blocking | Class::Pubsub | Class::ConnectionState => {
                 Route::Refuse(format!(
                     "ERR '{}' is not supported through the proxy yet",

@@ -1,0 +1,331 @@
+//! Blocking commands (BLPOP, XREAD BLOCK, WAIT...) and Pub/Sub
+//! subscriptions, each on a Redis connection of its own with a thread of
+//! its own, so that nothing shared (a worker, a WORKERS place, a pooled
+//! connection) ever waits on one client's blocking command.
+//!
+//! At most DEDICATED_CONNECTIONS run at once; past it the command is
+//! refused with an error naming the setting. A client that leaves while its
+//! command blocks has that connection shut down at once ([`Cancel`]), so
+//! Redis unblocks it and nothing is popped on its behalf afterwards.
+//!
+//! A subscription's connection has two threads: one reads what Redis sends
+//! (confirmations, messages, replies) and passes it to the event loop as it
+//! comes; one writes the client's further commands. They live until the
+//! client closes (or Redis does: then the client is closed too, as Redis's
+//! own would be).
+
+use std::io::Write;
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+
+use mio::{Token, Waker};
+
+use crate::service::{Batch, Client, Held, Lane, Service};
+
+use super::cmd::forward;
+use super::workers::{Done, DoneKind};
+
+/// Commands a subscribed client may have on their way to Redis at once;
+/// a client that sends more while Redis does not read them is closed.
+const SUBSCRIPTION_BACKLOG: usize = 1024;
+
+/// Starts blocking commands and subscriptions, within the bound.
+pub struct Dedicated {
+    service: Arc<Service>,
+    done: Sender<Done>,
+    waker: Arc<Waker>,
+    open: Arc<AtomicUsize>,
+    max: usize,
+}
+
+/// Shuts a dedicated connection down, from the event loop, when its
+/// client leaves; a no-op once the command is over.
+#[derive(Clone, Default)]
+pub struct Cancel(Arc<Mutex<CancelState>>);
+
+#[derive(Default)]
+struct CancelState {
+    cancelled: bool,
+    closer: Option<TcpStream>,
+}
+
+impl Cancel {
+    /// Shuts the connection down now (or as soon as it exists).
+    pub fn cancel(&self) {
+        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        state.cancelled = true;
+        if let Some(closer) = state.closer.take() {
+            let _ = closer.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Registers the connection to shut; false (and shut) if the client
+    /// has left already.
+    fn arm(&self, closer: TcpStream) -> bool {
+        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.cancelled {
+            let _ = closer.shutdown(Shutdown::Both);
+            return false;
+        }
+        state.closer = Some(closer);
+        true
+    }
+
+    /// The command is over: leave the connection alone from now on.
+    fn disarm(&self) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).closer = None;
+    }
+}
+
+/// One of the DEDICATED_CONNECTIONS places, given back when dropped.
+struct Place(Arc<AtomicUsize>);
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A client's subscription: where its commands go, and the connection to
+/// shut when it leaves (dropping this does it).
+pub struct Subscription {
+    commands: SyncSender<Vec<u8>>,
+    cancel: Cancel,
+}
+
+impl Subscription {
+    /// Passes one request on; false if the client must be closed (Redis
+    /// is not reading them, or the subscription has ended).
+    pub fn send(&self, request: Vec<u8>) -> bool {
+        match self.commands.try_send(request) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+impl Dedicated {
+    /// At most `max` at once; finished work goes to `done`, with `waker`.
+    pub fn new(service: Arc<Service>, done: Sender<Done>, waker: Arc<Waker>, max: usize) -> Self {
+        Dedicated {
+            service,
+            done,
+            waker,
+            open: Arc::new(AtomicUsize::new(0)),
+            max,
+        }
+    }
+
+    /// The service they run through.
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
+    fn place(&self) -> Result<Place, String> {
+        if self.open.fetch_add(1, Ordering::AcqRel) >= self.max {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+            return Err(format!(
+                "ERR too many blocking commands and subscriptions through the proxy (DEDICATED_CONNECTIONS={})",
+                self.max
+            ));
+        }
+        Ok(Place(Arc::clone(&self.open)))
+    }
+
+    /// Runs `batch` (one blocking request) for the connection `token` on a
+    /// connection of its own: the one the client holds (`lane`), or a new
+    /// one. Its reply comes back as a forwarded batch's. Err: the error to
+    /// answer (no place free, or no thread).
+    pub fn block(
+        &self,
+        token: Token,
+        batch: Batch,
+        client: Client,
+        lane: Lane,
+    ) -> Result<Cancel, (String, Lane)> {
+        let place = match self.place() {
+            Ok(place) => place,
+            Err(message) => return Err((message, lane)),
+        };
+        let cancel = Cancel::default();
+        let (service, done, waker) = (
+            Arc::clone(&self.service),
+            self.done.clone(),
+            Arc::clone(&self.waker),
+        );
+        let armed = cancel.clone();
+        let job = Arc::new(Mutex::new(Some((batch, lane))));
+        let taken = Arc::clone(&job);
+        thread::Builder::new()
+            .name("resp-blocked".to_owned())
+            .spawn(move || {
+                let _place = place;
+                let Some((batch, lane)) =
+                    taken.lock().unwrap_or_else(PoisonError::into_inner).take()
+                else {
+                    return;
+                };
+                let (reply, held) = run_blocking(&service, &batch, client, lane, &armed);
+                let done_msg = Done {
+                    token,
+                    reply,
+                    held,
+                    kind: DoneKind::Forwarded,
+                };
+                if done.send(done_msg).is_ok() {
+                    let _ = waker.wake();
+                }
+            })
+            .map_err(|err| {
+                let message = format!("ERR cannot start a thread for a blocking command: {err}");
+                // The thread never ran: the lane is still here.
+                let lane = job
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take()
+                    .map_or(Lane::Pooled, |(_, lane)| lane);
+                (message, lane)
+            })?;
+        Ok(cancel)
+    }
+
+    /// Starts a subscription for the connection `token`: its requests go
+    /// through the returned handle, and everything Redis sends on it comes
+    /// back as `DoneKind::Message` (then `DoneKind::Ended` when it ends).
+    pub fn subscribe(&self, token: Token, client: Client) -> Result<Subscription, String> {
+        let place = self.place()?;
+        let cancel = Cancel::default();
+        let (commands, requests) = mpsc::sync_channel(SUBSCRIPTION_BACKLOG);
+        let (service, done, waker) = (
+            Arc::clone(&self.service),
+            self.done.clone(),
+            Arc::clone(&self.waker),
+        );
+        let armed = cancel.clone();
+        thread::Builder::new()
+            .name("resp-subscribed".to_owned())
+            .spawn(move || {
+                let _place = place;
+                let ended = relay(&service, client, &armed, requests, |message| {
+                    let sent = done.send(Done {
+                        token,
+                        reply: message,
+                        held: None,
+                        kind: DoneKind::Message,
+                    });
+                    let _ = waker.wake();
+                    sent.is_ok()
+                });
+                let _ = done.send(Done {
+                    token,
+                    reply: ended.into_bytes(),
+                    held: None,
+                    kind: DoneKind::Ended,
+                });
+                let _ = waker.wake();
+            })
+            .map_err(|err| format!("ERR cannot start a thread for a subscription: {err}"))?;
+        Ok(Subscription { commands, cancel })
+    }
+}
+
+/// The blocking request's reply, and the connection the client still
+/// holds after it (a WATCH), if any.
+fn run_blocking(
+    service: &Service,
+    batch: &Batch,
+    client: Client,
+    lane: Lane,
+    cancel: &Cancel,
+) -> (Vec<u8>, Option<Held>) {
+    let (held, keep) = match lane {
+        Lane::Held(Some(held), keep) => (Ok(held), keep),
+        Lane::Held(None, keep) => (service.hold(client), keep),
+        Lane::Pooled => (service.hold(client), false),
+    };
+    let mut held = match held {
+        Ok(held) => held,
+        Err(message) => return (error_reply(&message), None),
+    };
+    let armed = held.closer().is_ok_and(|closer| cancel.arm(closer));
+    if !armed || held.wait_forever(true).is_err() {
+        return (error_reply("ERR the client left"), None);
+    }
+    let (reply, held) = forward(batch, client, Lane::Held(Some(held), true), None, service);
+    cancel.disarm();
+    match held {
+        Some(mut held) if keep => match held.wait_forever(false) {
+            Ok(()) => (reply, Some(held)),
+            Err(_) => (reply, None),
+        },
+        Some(held) => {
+            service.release(held);
+            (reply, None)
+        }
+        None => (reply, None),
+    }
+}
+
+/// A subscription's life: open the connection, write the client's
+/// requests from a second thread, pass on everything Redis sends until the
+/// connection ends. What ended it, as an error reply for the client.
+fn relay(
+    service: &Service,
+    client: Client,
+    cancel: &Cancel,
+    requests: Receiver<Vec<u8>>,
+    mut deliver: impl FnMut(Vec<u8>) -> bool,
+) -> String {
+    let mut held = match service.hold(client) {
+        Ok(held) => held,
+        Err(message) => return message,
+    };
+    let Some(mut writer) = held.writer() else {
+        return "ERR Pub/Sub through the proxy needs a plain redis:// connection to Redis (not rediss://)".to_owned();
+    };
+    let armed = held.closer().is_ok_and(|closer| cancel.arm(closer));
+    if !armed || held.wait_forever(true).is_err() {
+        return "ERR the client left".to_owned();
+    }
+    let writing = thread::Builder::new()
+        .name("resp-subscribed-writer".to_owned())
+        .spawn(move || {
+            for request in requests {
+                if writer.write_all(&request).is_err() {
+                    let _ = writer.shutdown(Shutdown::Both);
+                    return;
+                }
+            }
+        });
+    if writing.is_err() {
+        return "ERR cannot start a thread for a subscription".to_owned();
+    }
+    loop {
+        let mut message = Vec::new();
+        if let Err(err) = held.receive(&mut message) {
+            cancel.cancel();
+            return format!("ERR the subscription's connection to Redis ended: {err}");
+        }
+        if !deliver(message) {
+            cancel.cancel();
+            return String::new();
+        }
+    }
+}
+
+fn error_reply(message: &str) -> Vec<u8> {
+    let mut reply = Vec::with_capacity(message.len() + 3);
+    reply.push(b'-');
+    reply.extend_from_slice(message.as_bytes());
+    reply.extend_from_slice(b"\r\n");
+    reply
+}

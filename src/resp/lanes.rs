@@ -1,0 +1,181 @@
+//! Which requests a connection sends to a Redis connection of their own
+//! (`dedicated.rs`): blocking commands, and everything once it subscribes.
+
+use crate::config::Forwarding;
+use crate::service::{Batch, Client, Lane, Service};
+
+use super::conn::{Conn, State, Then};
+use super::dedicated::Dedicated;
+use super::reply::Protocol;
+use super::tracking::CHANNEL;
+
+/// Where a request goes, as far as dedicated connections are concerned.
+pub enum Dedication {
+    /// Not to one: the usual paths.
+    None,
+    /// To one, once the batch gathered before it is answered.
+    Later,
+    /// To one, now.
+    Now(Kind),
+}
+
+/// What a dedicated connection is for.
+#[derive(Clone, Copy)]
+pub enum Kind {
+    /// One blocking command.
+    Block,
+    /// A subscription begins.
+    Subscribe,
+    /// The client has one: the request goes to it.
+    Subscribed,
+}
+
+/// Commands that may block however their arguments read (XREAD and
+/// XREADGROUP only with BLOCK: see [`may_block`]).
+const BLOCKING: &[&str] = &[
+    "blpop",
+    "brpop",
+    "brpoplpush",
+    "blmove",
+    "blmpop",
+    "bzpopmin",
+    "bzpopmax",
+    "bzmpop",
+    "wait",
+    "waitaof",
+];
+
+/// Whether request `argv` may block at Redis. Known by name, so the event
+/// loop can tell without Redis's command table.
+pub fn may_block(argv: &[&[u8]]) -> bool {
+    let Some(name) = argv.first() else {
+        return false;
+    };
+    if name.eq_ignore_ascii_case(b"xread") || name.eq_ignore_ascii_case(b"xreadgroup") {
+        return argv
+            .iter()
+            .skip(1)
+            .take_while(|arg| !arg.eq_ignore_ascii_case(b"streams"))
+            .any(|arg| arg.eq_ignore_ascii_case(b"block"));
+    }
+    BLOCKING
+        .iter()
+        .any(|blocking| name.eq_ignore_ascii_case(blocking.as_bytes()))
+}
+
+/// Whether request `argv` subscribes to Redis's Pub/Sub (the proxy's own
+/// invalidation channel alone is served by the proxy).
+fn subscribes(argv: &[&[u8]]) -> bool {
+    let Some((name, channels)) = argv.split_first() else {
+        return false;
+    };
+    if name.eq_ignore_ascii_case(b"subscribe") {
+        return channels.iter().any(|channel| *channel != CHANNEL);
+    }
+    name.eq_ignore_ascii_case(b"psubscribe") || name.eq_ignore_ascii_case(b"ssubscribe")
+}
+
+impl Conn {
+    /// Where request `args` goes; `pending`: a batch gathered before it
+    /// waits to be sent.
+    pub(super) fn dedicated_lane(
+        &self,
+        args: &[&[u8]],
+        pending: bool,
+        service: &Service,
+    ) -> Dedication {
+        let kind = if self.subscription.is_some() {
+            match args.first() {
+                Some(name) if name.eq_ignore_ascii_case(b"quit") => return Dedication::None,
+                _ => Kind::Subscribed,
+            }
+        } else if service.forwarding() == Forwarding::Off
+            || (service.requires_password() && !self.session.authenticated)
+            || self.session.transaction.multi
+        {
+            return Dedication::None;
+        } else if may_block(args) {
+            Kind::Block
+        } else if subscribes(args) {
+            Kind::Subscribe
+        } else {
+            return Dedication::None;
+        };
+        match pending {
+            true => Dedication::Later,
+            false => Dedication::Now(kind),
+        }
+    }
+
+    /// Sends request `args` to its dedicated connection. False when the
+    /// connection must close (its subscription cannot keep up).
+    pub(super) fn start_dedicated(
+        &mut self,
+        kind: Kind,
+        batch: Batch,
+        token: mio::Token,
+        dedicated: &Dedicated,
+    ) -> bool {
+        let client = Client {
+            resp3: self.protocol() == Protocol::Resp3,
+            db: self.session.db,
+            dedicated: true,
+        };
+        match kind {
+            Kind::Block => {
+                let transaction = &mut self.session.transaction;
+                let lane = match transaction.pinned() {
+                    true => Lane::Held(transaction.held.take(), transaction.watching),
+                    false => Lane::Pooled,
+                };
+                match dedicated.block(token, batch, client, lane) {
+                    Ok(cancel) => {
+                        self.blocked = Some(cancel);
+                        let then = match self.state {
+                            State::Closing { since } => Then::Close { since },
+                            _ => Then::Continue,
+                        };
+                        self.state = State::Waiting { then };
+                    }
+                    Err((message, lane)) => {
+                        if let Lane::Held(held, _) = lane {
+                            self.session.transaction.held = held;
+                        }
+                        self.refuse(&message, dedicated.service());
+                    }
+                }
+                true
+            }
+            Kind::Subscribe => match dedicated.subscribe(token, client) {
+                Ok(subscription) => {
+                    let sent = subscription.send(batch.frames().to_vec());
+                    self.subscription = Some(subscription);
+                    sent
+                }
+                Err(message) => {
+                    self.refuse(&message, dedicated.service());
+                    true
+                }
+            },
+            Kind::Subscribed => self
+                .subscription
+                .as_ref()
+                .is_some_and(|subscription| subscription.send(batch.frames().to_vec())),
+        }
+    }
+
+    /// The subscription ended: say why (if there is something to say) and
+    /// close, as Redis's own connection would have closed.
+    pub fn subscription_ended(&mut self, why: &[u8]) {
+        self.subscription = None;
+        if !why.is_empty() {
+            let why = String::from_utf8_lossy(why).into_owned();
+            self.push(|out| {
+                out.push(b'-');
+                out.extend_from_slice(why.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            });
+        }
+        self.state = State::Closing { since: None };
+    }
+}
