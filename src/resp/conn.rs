@@ -12,26 +12,20 @@
 use std::io::ErrorKind;
 use std::time::{Duration, Instant};
 
-use mio::Token;
-
 use crate::service::Service;
 
-use crate::service::{Batch, Client, Held, Lane, Queued};
+use crate::service::Held;
 
-use super::cmd::{execute, forwards, Executed, Peers};
-use super::dedicated::{Cancel, Dedicated, Subscription};
-use super::lanes::Dedication;
+use super::dedicated::{Cancel, Subscription};
 use super::parse::Parser;
 use super::reply::Protocol;
 use super::reply::Replies;
 use super::session::Session;
-use super::transaction::Transaction;
 use super::transport::Transport;
-use super::workers::{Forward, Job, Work, WorkQueue};
 
 /// Stop executing a connection's input while this much output is unsent, so
 /// a client that does not read cannot make us buffer without bound.
-const OUTPUT_HIGH_WATER: usize = 4 * 1024 * 1024;
+pub(super) const OUTPUT_HIGH_WATER: usize = 4 * 1024 * 1024;
 /// How much tracking output a connection may have waiting to be sent: a
 /// tracking client that does not read its pushes is closed past it, as
 /// Redis closes one over its output buffer limit (closing also empties its
@@ -39,14 +33,14 @@ const OUTPUT_HIGH_WATER: usize = 4 * 1024 * 1024;
 const PUSH_LIMIT: usize = 2 * OUTPUT_HIGH_WATER;
 /// After a protocol error, how much of the client's further input is read
 /// and discarded (so the close does not reset the error reply away).
-const DISCARD_LIMIT: usize = 4 * 1024 * 1024;
+pub(super) const DISCARD_LIMIT: usize = 4 * 1024 * 1024;
 /// An emptied input buffer larger than this is given back, so one large
 /// request (a 4 MB argument) does not leave its connection holding 4 MB.
-const INPUT_KEEP: usize = 64 * 1024;
+pub(super) const INPUT_KEEP: usize = 64 * 1024;
 /// Most requests in one forwarded batch.
-const BATCH_REQUESTS: usize = 128;
+pub(super) const BATCH_REQUESTS: usize = 128;
 /// A forwarded batch is sent once it holds this many bytes.
-const BATCH_BYTES: usize = 512 * 1024;
+pub(super) const BATCH_BYTES: usize = 512 * 1024;
 /// How long a closing connection may take to send its last bytes.
 pub const LINGER: Duration = Duration::from_secs(1);
 
@@ -92,15 +86,15 @@ pub enum ReadOutcome {
 pub struct Conn {
     pub transport: Transport,
     pub session: Session,
-    input: Vec<u8>,
+    pub(super) input: Vec<u8>,
     /// Progress through the partial request at the front of `input`.
-    parser: Parser,
-    replies: Replies,
+    pub(super) parser: Parser,
+    pub(super) replies: Replies,
     /// Bytes of `replies.buf` already written.
-    written: usize,
+    pub(super) written: usize,
     /// Tracking messages that arrived while a reply was being fetched: they
     /// go out after it.
-    pushes: Vec<u8>,
+    pub(super) pushes: Vec<u8>,
     pub state: State,
     pub last_active: Instant,
     /// The blocking command running for it, to cancel if it leaves.
@@ -127,7 +121,7 @@ impl Conn {
         }
     }
 
-    fn unsent(&self) -> usize {
+    pub(super) fn unsent(&self) -> usize {
         self.replies.buf.len() - self.written
     }
 
@@ -264,162 +258,6 @@ impl Conn {
                 Err(_) => return ReadOutcome::Finished,
             }
         }
-    }
-
-    /// Executes complete requests until one needs Redis or the output is
-    /// full. False when the connection is finished.
-    pub fn execute_input(
-        &mut self,
-        token: Token,
-        service: &Service,
-        jobs: &WorkQueue,
-        dedicated: &Dedicated,
-        peers: &Peers<'_>,
-    ) -> bool {
-        let mut consumed = 0;
-        // Consecutive requests for Redis, sent as one batch: a request
-        // answered here waits until the batch's replies are in, so replies
-        // keep request order.
-        let mut batch: Option<Batch> = None;
-        // Whether the batch goes on the client's own Redis connection, and
-        // what its EXEC runs.
-        let mut held_lane = self.session.transaction.pinned();
-        let mut exec: Option<Queued> = None;
-        while matches!(self.state, State::Open | State::Closing { .. }) && !self.session.quit {
-            if self.unsent() > OUTPUT_HIGH_WATER {
-                break;
-            }
-            match self.parser.parse(&self.input[consumed..]) {
-                Ok(Some(request)) => {
-                    let frame = &self.input[consumed..consumed + request.len];
-                    let args: Vec<&[u8]> = request.args.iter().map(|r| &frame[r.clone()]).collect();
-                    let resp2 = self.replies.protocol == Protocol::Resp2;
-                    match self.dedicated_lane(&args, batch.is_some(), service) {
-                        Dedication::None => {}
-                        Dedication::Later => break,
-                        Dedication::Now(kind) => {
-                            let mut request_batch = Batch::default();
-                            request_batch.push(&args, false);
-                            consumed += request.len;
-                            if !self.start_dedicated(kind, request_batch, token, dedicated) {
-                                return false;
-                            }
-                            continue;
-                        }
-                    }
-                    let to_redis = match self.session.transaction.pinned() {
-                        true => !Transaction::answered_here(&args),
-                        false => forwards(&args, &self.session, service, resp2),
-                    };
-                    if to_redis {
-                        let batch = batch.get_or_insert_with(Batch::default);
-                        let (queued, ran) = self.session.transaction.note(&args);
-                        batch.push(&args, queued);
-                        held_lane |= self.session.transaction.pinned();
-                        self.session.caching = None;
-                        consumed += request.len;
-                        if ran.is_some() {
-                            // One EXEC per batch: its keys are dropped
-                            // before its reply goes out.
-                            exec = ran;
-                            break;
-                        }
-                        if batch.len() >= BATCH_REQUESTS || batch.bytes_len() >= BATCH_BYTES {
-                            break;
-                        }
-                        continue;
-                    }
-                    if batch.is_some() {
-                        break;
-                    }
-                    let executed =
-                        execute(&args, &mut self.session, &mut self.replies, service, peers);
-                    consumed += request.len;
-                    if let Executed::Fetch(fetch) = executed {
-                        let job = Job {
-                            token,
-                            work: Work::Fetch(fetch),
-                            protocol: self.replies.protocol,
-                        };
-                        if !jobs.send(job) {
-                            return false;
-                        }
-                        let then = match self.state {
-                            State::Closing { since } => Then::Close { since },
-                            _ => Then::Continue,
-                        };
-                        self.state = State::Waiting { then };
-                    }
-                    if self.session.quit && self.state == State::Open {
-                        self.state = State::Closing { since: None };
-                    }
-                }
-                Ok(None) => break,
-                Err(_) if batch.is_some() => break,
-                Err(err) => {
-                    self.replies
-                        .error(&format!("ERR Protocol error: {}", err.0));
-                    service.resp_answered(false, Duration::ZERO);
-                    self.state = State::Discarding {
-                        left: DISCARD_LIMIT,
-                        since: Instant::now(),
-                    };
-                    break;
-                }
-            }
-        }
-        self.input.drain(..consumed);
-        if self.input.is_empty() && self.input.capacity() > INPUT_KEEP {
-            self.input = Vec::new();
-        }
-        match batch {
-            Some(batch) if !batch.is_empty() => {
-                let lane = match held_lane {
-                    true => Lane::Held(
-                        self.session.transaction.held.take(),
-                        self.session.transaction.pinned(),
-                    ),
-                    false => Lane::Pooled,
-                };
-                self.send_batch(token, batch, lane, exec, jobs)
-            }
-            _ => true,
-        }
-    }
-
-    /// Hands a batch to the workers; the connection waits for its replies.
-    fn send_batch(
-        &mut self,
-        token: Token,
-        batch: Batch,
-        lane: Lane,
-        exec: Option<Queued>,
-        jobs: &WorkQueue,
-    ) -> bool {
-        let client = Client {
-            resp3: self.replies.protocol == Protocol::Resp3,
-            db: self.session.db,
-            dedicated: false,
-        };
-        let job = Job {
-            token,
-            work: Work::Forward(Box::new(Forward {
-                batch,
-                client,
-                lane,
-                exec,
-            })),
-            protocol: self.replies.protocol,
-        };
-        if !jobs.send(job) {
-            return false;
-        }
-        let then = match self.state {
-            State::Closing { since } => Then::Close { since },
-            _ => Then::Continue,
-        };
-        self.state = State::Waiting { then };
-        true
     }
 
     /// Answers an error the proxy gives itself.

@@ -31,9 +31,10 @@ use crate::service::Service;
 use super::cmd::Peers;
 use super::conn::{Conn, ReadOutcome, State, LINGER};
 use super::dedicated::Dedicated;
+use super::lanes::Next;
 use super::tracking::{self, Tracker};
 use super::transport::Transport;
-use super::workers::{self, Done, DoneKind, WorkQueue};
+use super::workers::{self, Done, WorkQueue};
 use super::RespSettings;
 
 const LISTENER: Token = Token(0);
@@ -184,29 +185,12 @@ impl Loop {
                 self.flush(token);
             }
             // Replies from workers.
-            while let Ok(Done {
-                token,
-                reply,
-                held,
-                kind,
-            }) = done.try_recv()
-            {
-                let Some(conn) = self.conns.get_mut(&token) else {
-                    continue;
-                };
-                match kind {
-                    DoneKind::Fetched | DoneKind::Forwarded => {
-                        conn.deliver(&reply, held, kind == DoneKind::Forwarded);
-                        self.service_conn(token);
-                    }
-                    DoneKind::Message => {
-                        conn.push(|out| out.extend_from_slice(&reply));
-                        self.flush(token);
-                    }
-                    DoneKind::Ended => {
-                        conn.subscription_ended(&reply);
-                        self.service_conn(token);
-                    }
+            while let Ok(done) = done.try_recv() {
+                let token = done.token;
+                match self.conns.get_mut(&token).map(|conn| conn.take_done(done)) {
+                    Some(Next::Serve) => self.service_conn(token),
+                    Some(Next::Flush) => self.flush(token),
+                    None => {}
                 }
             }
             if self.stopping.load(Ordering::SeqCst) {

@@ -8,6 +8,7 @@ use super::conn::{Conn, State, Then};
 use super::dedicated::Dedicated;
 use super::reply::Protocol;
 use super::tracking::CHANNEL;
+use super::workers::{Done, DoneKind};
 
 /// Where a request goes, as far as dedicated connections are concerned.
 pub enum Dedication {
@@ -75,7 +76,33 @@ fn subscribes(argv: &[&[u8]]) -> bool {
     name.eq_ignore_ascii_case(b"psubscribe") || name.eq_ignore_ascii_case(b"ssubscribe")
 }
 
+/// What the event loop does with a connection after [`Conn::take_done`].
+pub enum Next {
+    /// Execute, write and read on.
+    Serve,
+    /// Write what came (a message), closing it if it is over its limit.
+    Flush,
+}
+
 impl Conn {
+    /// A worker's or a dedicated connection's result for this connection.
+    pub fn take_done(&mut self, done: Done) -> Next {
+        match done.kind {
+            DoneKind::Fetched | DoneKind::Forwarded => {
+                self.deliver(&done.reply, done.held, done.kind == DoneKind::Forwarded);
+                Next::Serve
+            }
+            DoneKind::Message => {
+                self.push(|out| out.extend_from_slice(&done.reply));
+                Next::Flush
+            }
+            DoneKind::Ended => {
+                self.subscription_ended(&done.reply);
+                Next::Serve
+            }
+        }
+    }
+
     /// Where request `args` goes; `pending`: a batch gathered before it
     /// waits to be sent.
     pub(super) fn dedicated_lane(

@@ -19,6 +19,7 @@ pub(crate) mod cmd;
 mod conn;
 mod dedicated;
 mod event_loop;
+mod execute;
 mod lanes;
 pub mod parse;
 pub(crate) mod reply;

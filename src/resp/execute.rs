@@ -1,0 +1,178 @@
+//! Running a connection's input: each complete request is executed here
+//! (hits and data-free commands), gathered into a batch for Redis, sent to
+//! a connection of its own (blocking, Pub/Sub), or handed to a worker; and
+//! the order of replies is kept whichever way each went.
+
+use std::time::{Duration, Instant};
+
+use mio::Token;
+
+use crate::service::{Batch, Client, Lane, Queued, Service};
+
+use super::cmd::{execute, forwards, Executed, Peers};
+use super::conn::{
+    Conn, State, Then, BATCH_BYTES, BATCH_REQUESTS, DISCARD_LIMIT, INPUT_KEEP, OUTPUT_HIGH_WATER,
+};
+use super::dedicated::Dedicated;
+use super::lanes::Dedication;
+use super::reply::Protocol;
+use super::transaction::Transaction;
+use super::workers::{Forward, Job, Work, WorkQueue};
+
+impl Conn {
+    /// Executes complete requests until one needs Redis or the output is
+    /// full. False when the connection is finished.
+    pub fn execute_input(
+        &mut self,
+        token: Token,
+        service: &Service,
+        jobs: &WorkQueue,
+        dedicated: &Dedicated,
+        peers: &Peers<'_>,
+    ) -> bool {
+        let mut consumed = 0;
+        // Consecutive requests for Redis, sent as one batch: a request
+        // answered here waits until the batch's replies are in, so replies
+        // keep request order.
+        let mut batch: Option<Batch> = None;
+        // Whether the batch goes on the client's own Redis connection, and
+        // what its EXEC runs.
+        let mut held_lane = self.session.transaction.pinned();
+        let mut exec: Option<Queued> = None;
+        while matches!(self.state, State::Open | State::Closing { .. }) && !self.session.quit {
+            if self.unsent() > OUTPUT_HIGH_WATER {
+                break;
+            }
+            match self.parser.parse(&self.input[consumed..]) {
+                Ok(Some(request)) => {
+                    let frame = &self.input[consumed..consumed + request.len];
+                    let args: Vec<&[u8]> = request.args.iter().map(|r| &frame[r.clone()]).collect();
+                    let resp2 = self.replies.protocol == Protocol::Resp2;
+                    match self.dedicated_lane(&args, batch.is_some(), service) {
+                        Dedication::None => {}
+                        Dedication::Later => break,
+                        Dedication::Now(kind) => {
+                            let mut request_batch = Batch::default();
+                            request_batch.push(&args, false);
+                            consumed += request.len;
+                            if !self.start_dedicated(kind, request_batch, token, dedicated) {
+                                return false;
+                            }
+                            continue;
+                        }
+                    }
+                    let to_redis = match self.session.transaction.pinned() {
+                        true => !Transaction::answered_here(&args),
+                        false => forwards(&args, &self.session, service, resp2),
+                    };
+                    if to_redis {
+                        let batch = batch.get_or_insert_with(Batch::default);
+                        let (queued, ran) = self.session.transaction.note(&args);
+                        batch.push(&args, queued);
+                        held_lane |= self.session.transaction.pinned();
+                        self.session.caching = None;
+                        consumed += request.len;
+                        if ran.is_some() {
+                            // One EXEC per batch: its keys are dropped
+                            // before its reply goes out.
+                            exec = ran;
+                            break;
+                        }
+                        if batch.len() >= BATCH_REQUESTS || batch.bytes_len() >= BATCH_BYTES {
+                            break;
+                        }
+                        continue;
+                    }
+                    if batch.is_some() {
+                        break;
+                    }
+                    let executed =
+                        execute(&args, &mut self.session, &mut self.replies, service, peers);
+                    consumed += request.len;
+                    if let Executed::Fetch(fetch) = executed {
+                        let job = Job {
+                            token,
+                            work: Work::Fetch(fetch),
+                            protocol: self.replies.protocol,
+                        };
+                        if !jobs.send(job) {
+                            return false;
+                        }
+                        let then = match self.state {
+                            State::Closing { since } => Then::Close { since },
+                            _ => Then::Continue,
+                        };
+                        self.state = State::Waiting { then };
+                    }
+                    if self.session.quit && self.state == State::Open {
+                        self.state = State::Closing { since: None };
+                    }
+                }
+                Ok(None) => break,
+                Err(_) if batch.is_some() => break,
+                Err(err) => {
+                    self.replies
+                        .error(&format!("ERR Protocol error: {}", err.0));
+                    service.resp_answered(false, Duration::ZERO);
+                    self.state = State::Discarding {
+                        left: DISCARD_LIMIT,
+                        since: Instant::now(),
+                    };
+                    break;
+                }
+            }
+        }
+        self.input.drain(..consumed);
+        if self.input.is_empty() && self.input.capacity() > INPUT_KEEP {
+            self.input = Vec::new();
+        }
+        match batch {
+            Some(batch) if !batch.is_empty() => {
+                let lane = match held_lane {
+                    true => Lane::Held(
+                        self.session.transaction.held.take(),
+                        self.session.transaction.pinned(),
+                    ),
+                    false => Lane::Pooled,
+                };
+                self.send_batch(token, batch, lane, exec, jobs)
+            }
+            _ => true,
+        }
+    }
+
+    /// Hands a batch to the workers; the connection waits for its replies.
+    fn send_batch(
+        &mut self,
+        token: Token,
+        batch: Batch,
+        lane: Lane,
+        exec: Option<Queued>,
+        jobs: &WorkQueue,
+    ) -> bool {
+        let client = Client {
+            resp3: self.replies.protocol == Protocol::Resp3,
+            db: self.session.db,
+            dedicated: false,
+        };
+        let job = Job {
+            token,
+            work: Work::Forward(Box::new(Forward {
+                batch,
+                client,
+                lane,
+                exec,
+            })),
+            protocol: self.replies.protocol,
+        };
+        if !jobs.send(job) {
+            return false;
+        }
+        let then = match self.state {
+            State::Closing { since } => Then::Close { since },
+            _ => Then::Continue,
+        };
+        self.state = State::Waiting { then };
+        true
+    }
+}
