@@ -9,7 +9,8 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::metrics::FrontEnd;
+use crate::commands::Command;
+use crate::metrics::{ForwardResult, ForwardedCommand, FrontEnd};
 
 use super::{LinkState, Service};
 
@@ -32,11 +33,66 @@ impl Service {
         self.metrics.resp_request(ok, elapsed);
     }
 
-    /// A batch of `requests` forwarded to Redis was answered.
-    pub fn forwarded(&self, requests: usize, elapsed: Duration) {
-        for _ in 0..requests {
-            self.metrics.resp_request(true, elapsed);
+    /// A batch forwarded to Redis was answered, `elapsed` after a worker
+    /// took it: each request counted under its command and result (for
+    /// `/metrics` and `INFO commandstats`, its share of `elapsed` as its
+    /// time), and as a RESP request answered well or with an error.
+    pub fn forwarded(&self, batch: &Forwarded, elapsed: Duration) {
+        self.metrics.forward_batch(elapsed);
+        let ran = batch
+            .requests
+            .iter()
+            .filter(|(_, result)| *result != ForwardResult::Rejected)
+            .count();
+        let usec = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let share = usec / u64::try_from(ran.max(1)).unwrap_or(1);
+        for &(command, result) in &batch.requests {
+            self.metrics.forwarded_done(command, result, share);
+            self.metrics
+                .resp_request(result == ForwardResult::Ok, elapsed);
         }
+    }
+
+    /// Where a forwarded request of `command` (None: not in Redis's
+    /// table) is counted.
+    pub(super) fn forwarded_command(&self, command: Option<&Command>) -> ForwardedCommand {
+        command.map_or(ForwardedCommand::OTHER, |command| {
+            self.metrics.forwarded_command(&command.name)
+        })
+    }
+
+    /// Counts the results of the requests `replies` (Redis's, back to back)
+    /// answer, from the first request on.
+    pub(super) fn redis_replies(&self, replies: &[u8], counted: &mut Forwarded) {
+        let mut framer = crate::backend::raw::frame::Framer::default();
+        let mut at = 0;
+        let mut i = 0;
+        while let Ok(Some(len)) = framer.next(&replies[at..]) {
+            counted.set(i, self.redis_replied(&replies[at..at + len]));
+            at += len;
+            i += 1;
+        }
+    }
+
+    /// How a forwarded request ended, from Redis's `reply` to it: an
+    /// error (`-` or RESP3's `!`) is also counted under its code for
+    /// `INFO errorstats`, as the client saw it.
+    pub(super) fn redis_replied(&self, reply: &[u8]) -> ForwardResult {
+        let message = match reply.first() {
+            Some(b'-') => &reply[1..],
+            // `!<length>\r\n<message>\r\n`
+            Some(b'!') => reply
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(&reply[1..], |at| &reply[at + 1..]),
+            _ => return ForwardResult::Ok,
+        };
+        let code = message
+            .split(|&b| b == b' ' || b == b'\r')
+            .next()
+            .unwrap_or_default();
+        self.metrics.error_reply(&String::from_utf8_lossy(code));
+        ForwardResult::Error
     }
 
     /// The RESP command at `index` of the command table ran.
@@ -95,6 +151,36 @@ impl Service {
         self.metrics
             .set_invalidation_enabled(self.link_state() != LinkState::Off);
         self.metrics.render()
+    }
+}
+
+/// What became of each request of a forwarded batch, in order: the
+/// command it ran, as the metrics count it, and how it ended. Built by
+/// [`Service::forward`] (one allocation a batch), counted by
+/// [`Service::forwarded`] once the batch's time is known.
+#[derive(Debug, Default)]
+pub struct Forwarded {
+    requests: Vec<(ForwardedCommand, ForwardResult)>,
+}
+
+impl Forwarded {
+    pub(super) fn with_capacity(requests: usize) -> Forwarded {
+        Forwarded {
+            requests: Vec::with_capacity(requests),
+        }
+    }
+
+    /// The next request, of `command`: an error until told otherwise
+    /// (a request sent that got no reply).
+    pub(super) fn push(&mut self, command: ForwardedCommand) {
+        self.requests.push((command, ForwardResult::Error));
+    }
+
+    /// Request `i` ended with `result`.
+    pub(super) fn set(&mut self, i: usize, result: ForwardResult) {
+        if let Some(request) = self.requests.get_mut(i) {
+            request.1 = result;
+        }
     }
 }
 

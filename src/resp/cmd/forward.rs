@@ -43,8 +43,8 @@ pub fn run(batch: &Batch, client: Client, service: &Service) -> Vec<u8> {
     let started = Instant::now();
     let in_flight = service.request_started();
     let mut out = Vec::new();
-    service.forward(batch, client, &mut out);
+    let counted = service.forward(batch, client, &mut out);
     drop(in_flight);
-    service.forwarded(batch.len(), started.elapsed());
+    service.forwarded(&counted, started.elapsed());
     out
 }

@@ -13,12 +13,13 @@
 
 mod batch;
 
-use crate::commands::{Class, CommandTable, KeyRef, NoKeys, READONLY};
+use crate::commands::{Class, Command, CommandTable, KeyRef, NoKeys, READONLY};
 use crate::config::Forwarding;
+use crate::metrics::{ForwardResult, ForwardedCommand};
 
 pub use batch::Batch;
 
-use super::{Change, Service};
+use super::{Change, Forwarded, Service};
 
 /// The client a batch is sent for: its protocol and database.
 #[derive(Clone, Copy, Debug)]
@@ -53,23 +54,28 @@ impl Service {
 
     /// Sends `batch` to Redis for `client` and appends one reply per
     /// request to `out`, in order: Redis's, byte for byte, or the proxy's
-    /// error for a request it refuses or could not deliver.
-    pub fn forward(&self, batch: &Batch, client: Client, out: &mut Vec<u8>) {
+    /// error for a request it refuses or could not deliver. Returns what
+    /// became of each request, for [`Service::forwarded`] to count.
+    pub fn forward(&self, batch: &Batch, client: Client, out: &mut Vec<u8>) -> Forwarded {
+        let mut counted = Forwarded::with_capacity(batch.len());
         let table = match self.commands() {
             Ok(table) => table,
             Err(err) => {
                 let message = format!("ERR {err}");
                 for _ in 0..batch.len() {
                     self.error_out(&message, out);
+                    counted.push(ForwardedCommand::OTHER);
                 }
-                return;
+                return counted;
             }
         };
         let mut argv = Vec::new();
         let routes: Vec<Route> = (0..batch.len())
             .map(|i| {
                 batch.argv(i, &mut argv);
-                self.route(&table, &argv)
+                let command = table.lookup(&argv);
+                counted.push(self.forwarded_command(command));
+                self.route(command, &argv)
             })
             .collect();
         let sent = routes
@@ -77,6 +83,7 @@ impl Service {
             .filter(|route| matches!(route, Route::Send { .. }))
             .count();
         let mut replies = Vec::new();
+        let start = out.len();
         let delivered = if sent == batch.len() {
             self.send(batch.frames(), sent, client, out)
         } else {
@@ -92,21 +99,26 @@ impl Service {
         // whether or not Redis answered (a request sent may have run).
         self.drop_written(&table, batch, &routes);
         if sent == batch.len() {
+            self.redis_replies(&out[start..], &mut counted);
             self.fail_rest(sent, delivered, out);
-            return;
+            return counted;
         }
         // Refusals interleaved: put the replies back in request order.
         let mut framer = crate::backend::raw::frame::Framer::default();
         let mut at = 0;
         let mut answered = 0;
-        for route in &routes {
+        for (i, route) in routes.iter().enumerate() {
             match route {
-                Route::Refuse(message) => self.error_out(message, out),
+                Route::Refuse(message) => {
+                    self.error_out(message, out);
+                    counted.set(i, ForwardResult::Rejected);
+                }
                 Route::Send { .. } if answered < delivered.answered => {
                     let len = match framer.next(&replies[at..]) {
                         Ok(Some(len)) => len,
                         _ => break,
                     };
+                    counted.set(i, self.redis_replied(&replies[at..at + len]));
                     out.extend_from_slice(&replies[at..at + len]);
                     at += len;
                     answered += 1;
@@ -117,11 +129,12 @@ impl Service {
                 }
             }
         }
+        counted
     }
 
     /// What to do with one request.
-    fn route(&self, table: &CommandTable, argv: &[&[u8]]) -> Route {
-        let Some(command) = table.lookup(argv) else {
+    fn route(&self, command: Option<&Command>, argv: &[&[u8]]) -> Route {
+        let Some(command) = command else {
             // Unknown to Redis too: its own error says so, byte for byte.
             return match self.forwarding {
                 Forwarding::Reads => Route::Refuse(reads_only(argv)),
