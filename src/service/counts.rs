@@ -78,21 +78,13 @@ impl Service {
     /// error (`-` or RESP3's `!`) is also counted under its code for
     /// `INFO errorstats`, as the client saw it.
     pub(super) fn redis_replied(&self, reply: &[u8]) -> ForwardResult {
-        let message = match reply.first() {
-            Some(b'-') => &reply[1..],
-            // `!<length>\r\n<message>\r\n`
-            Some(b'!') => reply
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(&reply[1..], |at| &reply[at + 1..]),
-            _ => return ForwardResult::Ok,
-        };
-        let code = message
-            .split(|&b| b == b' ' || b == b'\r')
-            .next()
-            .unwrap_or_default();
-        self.metrics.error_reply(&String::from_utf8_lossy(code));
-        ForwardResult::Error
+        match error_code(reply) {
+            Some(code) => {
+                self.metrics.error_reply(&String::from_utf8_lossy(code));
+                ForwardResult::Error
+            }
+            None => ForwardResult::Ok,
+        }
     }
 
     /// The RESP command at `index` of the command table ran.
@@ -154,6 +146,20 @@ impl Service {
     }
 }
 
+/// The code (`ERR`, `WRONGTYPE`) of an error reply, `-` or RESP3's `!`
+/// (`!<length>\r\n<message>\r\n`); None for any other reply.
+fn error_code(reply: &[u8]) -> Option<&[u8]> {
+    let message = match reply.first()? {
+        b'-' => &reply[1..],
+        b'!' => reply
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(&reply[1..], |at| &reply[at + 1..]),
+        _ => return None,
+    };
+    message.split(|&b| b == b' ' || b == b'\r').next()
+}
+
 /// What became of each request of a forwarded batch, in order: the
 /// command it ran, as the metrics count it, and how it ended. Built by
 /// [`Service::forward`] (one allocation a batch), counted by
@@ -190,5 +196,30 @@ pub struct InFlight<'a>(&'a Service);
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.metrics.in_flight(-1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_code;
+
+    #[test]
+    fn error_replies_are_told_by_their_first_byte_and_counted_by_code() {
+        let wrongtype = b"-WRONGTYPE Operation against a key\r\n";
+        assert_eq!(error_code(wrongtype), Some(&b"WRONGTYPE"[..]));
+        assert_eq!(error_code(b"-ERR\r\n"), Some(&b"ERR"[..]));
+        assert_eq!(
+            error_code(b"!21\r\nSYNTAX invalid syntax\r\n"),
+            Some(&b"SYNTAX"[..])
+        );
+        for reply in [
+            &b"+OK\r\n"[..],
+            b":1\r\n",
+            b"$4\r\n-ERR\r\n",
+            b"*1\r\n-ERR x\r\n",
+            b"",
+        ] {
+            assert_eq!(error_code(reply), None, "{reply:?}");
+        }
     }
 }
