@@ -26,10 +26,22 @@ const MAX_SUBCOMMANDS: usize = 64;
 /// One command's counts.
 #[derive(Default)]
 pub(super) struct CommandCounters {
-    calls: AtomicU64,
-    usec: AtomicU64,
-    rejected: AtomicU64,
-    failed: AtomicU64,
+    pub(super) calls: AtomicU64,
+    pub(super) usec: AtomicU64,
+    pub(super) rejected: AtomicU64,
+    pub(super) failed: AtomicU64,
+}
+
+impl CommandCounters {
+    /// What they count now.
+    pub(super) fn figures(&self) -> CommandFigures {
+        CommandFigures {
+            calls: self.calls.load(Relaxed),
+            usec: self.usec.load(Relaxed),
+            rejected: self.rejected.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+        }
+    }
 }
 
 /// What `INFO commandstats` shows of one command.
@@ -44,6 +56,16 @@ pub struct CommandFigures {
     pub rejected: u64,
     /// Runs that ended in an error reply.
     pub failed: u64,
+}
+
+impl CommandFigures {
+    /// Adds `other`'s counts: one command counted in two places.
+    pub(super) fn add(&mut self, other: &CommandFigures) {
+        self.calls += other.calls;
+        self.usec += other.usec;
+        self.rejected += other.rejected;
+        self.failed += other.failed;
+    }
 }
 
 impl Metrics {
@@ -72,12 +94,7 @@ impl Metrics {
     pub fn command_figures(&self, index: usize) -> CommandFigures {
         self.commands
             .get(index)
-            .map_or(CommandFigures::default(), |c| CommandFigures {
-                calls: c.calls.load(Relaxed),
-                usec: c.usec.load(Relaxed),
-                rejected: c.rejected.load(Relaxed),
-                failed: c.failed.load(Relaxed),
-            })
+            .map_or(CommandFigures::default(), CommandCounters::figures)
     }
 
     /// A subcommand (`client|setname`, written so by the caller) ran, or

@@ -11,12 +11,14 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 mod commands;
+mod forwarded;
 mod front_end;
 mod histogram;
 mod process;
 mod render;
 
 pub use commands::{CommandFigures, MAX_COMMANDS};
+pub use forwarded::{ForwardResult, ForwardedCommand};
 pub use front_end::{serve_on_this_thread, FrontEnd};
 use histogram::{Histogram, BUCKETS};
 pub use process::resident_bytes;
@@ -73,6 +75,10 @@ pub struct Metrics {
     errors: Mutex<(u64, Vec<(String, u64)>)>,
     /// RESP subcommands (`client|setname`), by name.
     subcommands: Mutex<Vec<(String, CommandFigures)>>,
+    /// Commands forwarded to Redis, by name (`INFO commandstats` too).
+    forwarded: forwarded::ForwardedCommands,
+    /// Forwarded batches' round trips.
+    forward_duration: Histogram,
 }
 
 /// Labels of `redis_proxy_auth_failures_total`.
@@ -141,6 +147,8 @@ impl Metrics {
             commands: std::array::from_fn(|_| Default::default()),
             errors: Mutex::new((0, Vec::new())),
             subcommands: Mutex::new(Vec::new()),
+            forwarded: forwarded::ForwardedCommands::new(),
+            forward_duration: Histogram::new(),
         }
     }
 
@@ -221,6 +229,12 @@ impl Metrics {
     pub fn backend_call(&self, result: BackendResult, elapsed: Duration) {
         self.backend_results[result as usize].fetch_add(1, Relaxed);
         self.backend_duration.observe(elapsed);
+    }
+
+    /// A batch of forwarded requests was answered, `elapsed` after a
+    /// worker took it.
+    pub fn forward_batch(&self, elapsed: Duration) {
+        self.forward_duration.observe(elapsed);
     }
 
     /// The invalidation link went up (true) or down.

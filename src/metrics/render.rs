@@ -166,6 +166,7 @@ impl Metrics {
             "redis_proxy_backend_duration_seconds",
             "Time of one backing Redis GET, checkout included.",
         );
+        self.render_forwarded(&mut out);
         process::render_build_info(&mut out);
         process::render_memory_limit(&mut out);
         if let Some(figures) = process::ProcessFigures::read() {
@@ -182,7 +183,7 @@ pub(super) fn describe(out: &mut String, name: &str, help: &str, kind: &str) {
 
 impl Histogram {
     /// The histogram's family: cumulative buckets, sum and count.
-    fn render(&self, out: &mut String, name: &str, help: &str) {
+    pub(super) fn render(&self, out: &mut String, name: &str, help: &str) {
         describe(out, name, help, "histogram");
         self.render_series(out, name, "");
     }

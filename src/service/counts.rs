@@ -9,7 +9,8 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::metrics::FrontEnd;
+use crate::commands::Command;
+use crate::metrics::{ForwardResult, ForwardedCommand, FrontEnd};
 
 use super::{LinkState, Service};
 
@@ -32,10 +33,57 @@ impl Service {
         self.metrics.resp_request(ok, elapsed);
     }
 
-    /// A batch of `requests` forwarded to Redis was answered.
-    pub fn forwarded(&self, requests: usize, elapsed: Duration) {
-        for _ in 0..requests {
-            self.metrics.resp_request(true, elapsed);
+    /// A batch forwarded to Redis was answered, `elapsed` after a worker
+    /// took it: each request counted under its command and result (for
+    /// `/metrics` and `INFO commandstats`, its share of `elapsed` as its
+    /// time), and as a RESP request answered well or with an error.
+    pub fn forwarded(&self, batch: &Forwarded, elapsed: Duration) {
+        self.metrics.forward_batch(elapsed);
+        let ran = batch
+            .requests
+            .iter()
+            .filter(|(_, result)| *result != ForwardResult::Rejected)
+            .count();
+        let usec = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let share = usec / u64::try_from(ran.max(1)).unwrap_or(1);
+        for &(command, result) in &batch.requests {
+            self.metrics.forwarded_done(command, result, share);
+            self.metrics
+                .resp_request(result == ForwardResult::Ok, elapsed);
+        }
+    }
+
+    /// Where a forwarded request of `command` (None: not in Redis's
+    /// table) is counted.
+    pub(super) fn forwarded_command(&self, command: Option<&Command>) -> ForwardedCommand {
+        command.map_or(ForwardedCommand::OTHER, |command| {
+            self.metrics.forwarded_command(&command.name)
+        })
+    }
+
+    /// Counts the results of the requests `replies` (Redis's, back to back)
+    /// answer, from the first request on.
+    pub(super) fn redis_replies(&self, replies: &[u8], counted: &mut Forwarded) {
+        let mut framer = crate::backend::raw::frame::Framer::default();
+        let mut at = 0;
+        let mut i = 0;
+        while let Ok(Some(len)) = framer.next(&replies[at..]) {
+            counted.set(i, self.redis_replied(&replies[at..at + len]));
+            at += len;
+            i += 1;
+        }
+    }
+
+    /// How a forwarded request ended, from Redis's `reply` to it: an
+    /// error (`-` or RESP3's `!`) is also counted under its code for
+    /// `INFO errorstats`, as the client saw it.
+    pub(super) fn redis_replied(&self, reply: &[u8]) -> ForwardResult {
+        match error_code(reply) {
+            Some(code) => {
+                self.metrics.error_reply(&String::from_utf8_lossy(code));
+                ForwardResult::Error
+            }
+            None => ForwardResult::Ok,
         }
     }
 
@@ -98,11 +146,80 @@ impl Service {
     }
 }
 
+/// The code (`ERR`, `WRONGTYPE`) of an error reply, `-` or RESP3's `!`
+/// (`!<length>\r\n<message>\r\n`); None for any other reply.
+fn error_code(reply: &[u8]) -> Option<&[u8]> {
+    let message = match reply.first()? {
+        b'-' => &reply[1..],
+        b'!' => reply
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(&reply[1..], |at| &reply[at + 1..]),
+        _ => return None,
+    };
+    message.split(|&b| b == b' ' || b == b'\r').next()
+}
+
+/// What became of each request of a forwarded batch, in order: the
+/// command it ran, as the metrics count it, and how it ended. Built by
+/// [`Service::forward`] (one allocation a batch), counted by
+/// [`Service::forwarded`] once the batch's time is known.
+#[derive(Debug, Default)]
+pub struct Forwarded {
+    requests: Vec<(ForwardedCommand, ForwardResult)>,
+}
+
+impl Forwarded {
+    pub(super) fn with_capacity(requests: usize) -> Forwarded {
+        Forwarded {
+            requests: Vec::with_capacity(requests),
+        }
+    }
+
+    /// The next request, of `command`: an error until told otherwise
+    /// (a request sent that got no reply).
+    pub(super) fn push(&mut self, command: ForwardedCommand) {
+        self.requests.push((command, ForwardResult::Error));
+    }
+
+    /// Request `i` ended with `result`.
+    pub(super) fn set(&mut self, i: usize, result: ForwardResult) {
+        if let Some(request) = self.requests.get_mut(i) {
+            request.1 = result;
+        }
+    }
+}
+
 /// A request in flight, from [`Service::request_started`] until dropped.
 pub struct InFlight<'a>(&'a Service);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.metrics.in_flight(-1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_code;
+
+    #[test]
+    fn error_replies_are_told_by_their_first_byte_and_counted_by_code() {
+        let wrongtype = b"-WRONGTYPE Operation against a key\r\n";
+        assert_eq!(error_code(wrongtype), Some(&b"WRONGTYPE"[..]));
+        assert_eq!(error_code(b"-ERR\r\n"), Some(&b"ERR"[..]));
+        assert_eq!(
+            error_code(b"!21\r\nSYNTAX invalid syntax\r\n"),
+            Some(&b"SYNTAX"[..])
+        );
+        for reply in [
+            &b"+OK\r\n"[..],
+            b":1\r\n",
+            b"$4\r\n-ERR\r\n",
+            b"*1\r\n-ERR x\r\n",
+            b"",
+        ] {
+            assert_eq!(error_code(reply), None, "{reply:?}");
+        }
     }
 }

@@ -48,6 +48,7 @@ use admission::Admission;
 use auth::Auth;
 pub use claim::{Claim, Deferred, Ticket};
 pub use coherence::{Change, ChangeListener, LinkState};
+pub use counts::Forwarded;
 use fill::Fetched;
 pub use forward::{Batch, Client, Held, Lane, Queued};
 use read_through::{Probe, ReadThrough};

@@ -50,8 +50,8 @@ pub fn run(
     let started = Instant::now();
     let in_flight = service.request_started();
     let mut out = Vec::new();
-    let held = service.forward(batch, client, lane, queued, &mut out);
+    let (held, counted) = service.forward(batch, client, lane, queued, &mut out);
     drop(in_flight);
-    service.forwarded(batch.len(), started.elapsed());
+    service.forwarded(&counted, started.elapsed());
     (out, held)
 }

@@ -139,10 +139,8 @@ fn write_section(out: &mut String, section: &str, context: &Context<'_>) {
 /// `cmdstat_<name>:calls=..,usec=..,usec_per_call=..,rejected_calls=..,failed_calls=..`
 /// for each command used so far, as Redis 7.0 writes them.
 fn write_commandstats(out: &mut String, metrics: &Metrics) {
-    for (i, (spec, _)) in COMMANDS.iter().enumerate() {
-        write_command(out, spec.name, &metrics.command_figures(i));
-    }
-    for (name, figures) in metrics.subcommand_figures() {
+    let own = COMMANDS.iter().map(|(spec, _)| spec.name);
+    for (name, figures) in metrics.commandstats(own) {
         write_command(out, &name, &figures);
     }
 }

@@ -15,13 +15,14 @@ mod batch;
 mod held;
 
 use crate::backend::raw::RawConn;
-use crate::commands::{Class, CommandTable, KeyRef, NoKeys, READONLY};
+use crate::commands::{Class, Command, CommandTable, KeyRef, NoKeys, READONLY};
 use crate::config::Forwarding;
+use crate::metrics::{ForwardResult, ForwardedCommand};
 
 pub use batch::Batch;
 pub use held::{Held, Lane, Queued};
 
-use super::{Change, Service};
+use super::{Change, Forwarded, Service};
 
 /// The client a batch is sent for: its protocol and database.
 #[derive(Clone, Copy, Debug)]
@@ -67,7 +68,8 @@ impl Service {
     /// `queued`: the writes of a transaction that this batch's EXEC runs,
     /// whose keys are dropped (again) once it has. The connection the
     /// client holds after the batch, if any: `None` where the lane asked to
-    /// keep one means it was lost, and with it the transaction.
+    /// keep one means it was lost, and with it the transaction. And what
+    /// became of each request, for [`Service::forwarded`] to count.
     pub fn forward(
         &self,
         batch: &Batch,
@@ -75,7 +77,7 @@ impl Service {
         lane: Lane,
         queued: Option<&Queued>,
         out: &mut Vec<u8>,
-    ) -> Option<Held> {
+    ) -> (Option<Held>, Forwarded) {
         let mut conn = match lane {
             Lane::Pooled => None,
             Lane::Held(Some(held), keep) => Some((*held.0, keep)),
@@ -83,15 +85,17 @@ impl Service {
                 Ok((conn, _)) => Some((conn, keep)),
                 Err(err) => {
                     let message = format!("ERR {}", super::ReadError::from(err));
+                    let mut counted = Forwarded::with_capacity(batch.len());
                     for _ in 0..batch.len() {
                         self.error_out(&message, out);
+                        counted.push(ForwardedCommand::OTHER);
                     }
-                    return None;
+                    return (None, counted);
                 }
             },
         };
         let start = out.len();
-        self.forward_batch(batch, client, conn.as_mut().map(|(c, _)| c), out);
+        let counted = self.forward_batch(batch, client, conn.as_mut().map(|(c, _)| c), out);
         match (queued, self.commands()) {
             (Some(Queued::Commands(queued)), Ok(table)) => {
                 let mut argv = Vec::new();
@@ -109,7 +113,7 @@ impl Service {
             (Some(_), _) => self.drop_everything(),
             (None, _) => {}
         }
-        match conn {
+        let held = match conn {
             Some((conn, true)) if !conn.broken => Some(Held(Box::new(conn))),
             // Pooled again only if what ended the transaction (EXEC,
             // DISCARD, UNWATCH) succeeded: after an error, Redis may still
@@ -119,7 +123,8 @@ impl Service {
                 None
             }
             Some(_) | None => None,
-        }
+        };
+        (held, counted)
     }
 
     fn forward_batch(
@@ -128,22 +133,26 @@ impl Service {
         client: Client,
         held: Option<&mut RawConn>,
         out: &mut Vec<u8>,
-    ) {
+    ) -> Forwarded {
+        let mut counted = Forwarded::with_capacity(batch.len());
         let table = match self.commands() {
             Ok(table) => table,
             Err(err) => {
                 let message = format!("ERR {err}");
                 for _ in 0..batch.len() {
                     self.error_out(&message, out);
+                    counted.push(ForwardedCommand::OTHER);
                 }
-                return;
+                return counted;
             }
         };
         let mut argv = Vec::new();
         let routes: Vec<Route> = (0..batch.len())
             .map(|i| {
                 batch.argv(i, &mut argv);
-                self.route(&table, &argv, batch.queued(i), client)
+                let command = table.lookup(&argv);
+                counted.push(self.forwarded_command(command));
+                self.route(command, &argv, batch.queued(i), client)
             })
             .collect();
         let sent = routes
@@ -152,6 +161,7 @@ impl Service {
             .count();
         let mut replies = Vec::new();
         let mut held = held;
+        let start = out.len();
         let delivered = if sent == batch.len() {
             self.send(batch.frames(), sent, client, held, out)
         } else {
@@ -167,21 +177,26 @@ impl Service {
         // whether or not Redis answered (a request sent may have run).
         self.drop_written(&table, batch, &routes);
         if sent == batch.len() {
+            self.redis_replies(&out[start..], &mut counted);
             self.fail_rest(sent, delivered, out);
-            return;
+            return counted;
         }
         // Refusals interleaved: put the replies back in request order.
         let mut framer = crate::backend::raw::frame::Framer::default();
         let mut at = 0;
         let mut answered = 0;
-        for route in &routes {
+        for (i, route) in routes.iter().enumerate() {
             match route {
-                Route::Refuse(message) => self.error_out(message, out),
+                Route::Refuse(message) => {
+                    self.error_out(message, out);
+                    counted.set(i, ForwardResult::Rejected);
+                }
                 Route::Send { .. } if answered < delivered.answered => {
                     let len = match framer.next(&replies[at..]) {
                         Ok(Some(len)) => len,
                         _ => break,
                     };
+                    counted.set(i, self.redis_replied(&replies[at..at + len]));
                     out.extend_from_slice(&replies[at..at + len]);
                     at += len;
                     answered += 1;
@@ -192,11 +207,18 @@ impl Service {
                 }
             }
         }
+        counted
     }
 
     /// What to do with one request.
-    fn route(&self, table: &CommandTable, argv: &[&[u8]], queued: bool, client: Client) -> Route {
-        let Some(command) = table.lookup(argv) else {
+    fn route(
+        &self,
+        command: Option<&Command>,
+        argv: &[&[u8]],
+        queued: bool,
+        client: Client,
+    ) -> Route {
+        let Some(command) = command else {
             // Unknown to Redis too: its own error says so, byte for byte.
             return match self.forwarding {
                 Forwarding::Reads => Route::Refuse(reads_only(argv)),
