@@ -20,6 +20,7 @@ mod conn;
 mod dedicated;
 mod event_loop;
 mod execute;
+mod gather;
 mod lanes;
 pub mod parse;
 pub(crate) mod reply;

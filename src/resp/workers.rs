@@ -16,6 +16,7 @@ use crate::service::Service;
 use crate::service::{Batch, Client, Held, Lane, Queued};
 
 use super::cmd::{fetch, forward, Fetch};
+use super::gather;
 use super::reply::{Protocol, Replies};
 
 /// Work for a worker, for the connection `token`.
@@ -110,30 +111,51 @@ pub fn start(
         thread::Builder::new()
             .name(format!("resp-worker-{i}"))
             .spawn(move || loop {
-                let job = {
+                let (job, gathered, next) = {
                     let queue = job_rx.lock().unwrap_or_else(PoisonError::into_inner);
-                    match queue.recv() {
-                        Ok(job) => job,
-                        Err(_) => return,
+                    let Ok(job) = queue.recv() else {
+                        return;
+                    };
+                    gather::take(job, &queue)
+                };
+                if !gathered.is_empty() {
+                    let count = gathered.len();
+                    for (token, reply) in gather::run_guarded(gathered, &service) {
+                        let done = Done {
+                            token,
+                            reply,
+                            held: None,
+                            kind: DoneKind::Forwarded,
+                        };
+                        if done_tx.send(done).is_err() {
+                            return;
+                        }
                     }
-                };
-                let token = job.token;
-                let kind = match job.work {
-                    Work::Forward(..) => DoneKind::Forwarded,
-                    Work::Fetch(..) => DoneKind::Fetched,
-                };
-                let (reply, held) = run_guarded(job, &service);
-                free.fetch_add(1, Ordering::AcqRel);
-                let done = Done {
-                    token,
-                    reply,
-                    held,
-                    kind,
-                };
-                if done_tx.send(done).is_err() {
-                    return;
+                    free.fetch_add(
+                        isize::try_from(count).unwrap_or(isize::MAX),
+                        Ordering::AcqRel,
+                    );
+                    let _ = waker.wake();
                 }
-                let _ = waker.wake();
+                for job in job.into_iter().chain(next) {
+                    let token = job.token;
+                    let kind = match job.work {
+                        Work::Forward(..) => DoneKind::Forwarded,
+                        Work::Fetch(..) => DoneKind::Fetched,
+                    };
+                    let (reply, held) = run_guarded(job, &service);
+                    free.fetch_add(1, Ordering::AcqRel);
+                    let done = Done {
+                        token,
+                        reply,
+                        held,
+                        kind,
+                    };
+                    if done_tx.send(done).is_err() {
+                        return;
+                    }
+                    let _ = waker.wake();
+                }
             })?;
     }
     let queue = WorkQueue { jobs: job_tx, free };

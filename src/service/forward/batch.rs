@@ -40,6 +40,21 @@ impl Batch {
         self.ends.push((self.bytes.len(), self.args.len(), queued));
     }
 
+    /// Appends every request of `other` (another client's batch, sent
+    /// together with this one).
+    pub fn append(&mut self, other: &Batch) {
+        let (base, arg_base) = (self.bytes.len(), self.args.len());
+        self.bytes.extend_from_slice(&other.bytes);
+        self.args
+            .extend(other.args.iter().map(|r| r.start + base..r.end + base));
+        self.ends.extend(
+            other
+                .ends
+                .iter()
+                .map(|&(frame, args, queued)| (frame + base, args + arg_base, queued)),
+        );
+    }
+
     /// How many requests it holds.
     pub fn len(&self) -> usize {
         self.ends.len()
