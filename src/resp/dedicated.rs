@@ -28,9 +28,11 @@ use crate::service::{Batch, Client, Held, Lane, Service};
 use super::cmd::forward;
 use super::workers::{Done, DoneKind};
 
-/// Commands a subscribed client may have on their way to Redis at once;
-/// a client that sends more while Redis does not read them is closed.
+/// Commands a subscribed client may have on their way to Redis at once,
+/// and their bytes; a client that sends more while Redis does not read
+/// them is closed.
 const SUBSCRIPTION_BACKLOG: usize = 1024;
+const SUBSCRIPTION_BACKLOG_BYTES: usize = 4 * 1024 * 1024;
 
 /// Starts blocking commands and subscriptions, within the bound.
 pub struct Dedicated {
@@ -93,6 +95,8 @@ impl Drop for Place {
 /// shut when it leaves (dropping this does it).
 pub struct Subscription {
     commands: SyncSender<Vec<u8>>,
+    /// Bytes sent to the writer and not yet written.
+    backlog: Arc<AtomicUsize>,
     cancel: Cancel,
 }
 
@@ -100,6 +104,10 @@ impl Subscription {
     /// Passes one request on; false if the client must be closed (Redis
     /// is not reading them, or the subscription has ended).
     pub fn send(&self, request: Vec<u8>) -> bool {
+        let len = request.len();
+        if self.backlog.fetch_add(len, Ordering::AcqRel) + len > SUBSCRIPTION_BACKLOG_BYTES {
+            return false;
+        }
         match self.commands.try_send(request) {
             Ok(()) => true,
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
@@ -205,6 +213,8 @@ impl Dedicated {
         let place = self.place()?;
         let cancel = Cancel::default();
         let (commands, requests) = mpsc::sync_channel(SUBSCRIPTION_BACKLOG);
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let written = Arc::clone(&backlog);
         let (service, done, waker) = (
             Arc::clone(&self.service),
             self.done.clone(),
@@ -215,7 +225,7 @@ impl Dedicated {
             .name("resp-subscribed".to_owned())
             .spawn(move || {
                 let _place = place;
-                let ended = relay(&service, client, &armed, requests, |message| {
+                let ended = relay(&service, client, &armed, (requests, written), |message| {
                     let sent = done.send(Done {
                         token,
                         reply: message,
@@ -234,7 +244,11 @@ impl Dedicated {
                 let _ = waker.wake();
             })
             .map_err(|err| format!("ERR cannot start a thread for a subscription: {err}"))?;
-        Ok(Subscription { commands, cancel })
+        Ok(Subscription {
+            commands,
+            backlog,
+            cancel,
+        })
     }
 }
 
@@ -282,7 +296,7 @@ fn relay(
     service: &Service,
     client: Client,
     cancel: &Cancel,
-    requests: Receiver<Vec<u8>>,
+    (requests, backlog): (Receiver<Vec<u8>>, Arc<AtomicUsize>),
     mut deliver: impl FnMut(Vec<u8>) -> bool,
 ) -> String {
     let mut held = match service.hold(client) {
@@ -304,6 +318,7 @@ fn relay(
                     let _ = writer.shutdown(Shutdown::Both);
                     return;
                 }
+                backlog.fetch_sub(request.len(), Ordering::AcqRel);
             }
         });
     if writing.is_err() {
