@@ -19,6 +19,7 @@ mod conformance;
 mod errors;
 mod faults;
 mod flow_control;
+mod forward_server;
 mod harness;
 mod hostile;
 mod http_framing;
