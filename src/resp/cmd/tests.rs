@@ -13,11 +13,20 @@ use super::super::session::Session;
 use super::{execute, Executed, Peers, Registry};
 
 fn service() -> Service {
+    service_with(&[])
+}
+
+/// A service with these settings besides the defaults.
+fn service_with(settings: &[(&str, &str)]) -> Service {
     // Nothing listens on port 1; nothing here reads from Redis.
-    let config = Config::from_lookup(|name| match name {
-        "REDIS_ADDRESS" => Some("127.0.0.1:1".to_owned()),
-        "INVALIDATION" => Some("off".to_owned()),
-        _ => None,
+    let config = Config::from_lookup(|name| {
+        let set = settings.iter().find(|(set, _)| *set == name);
+        match (name, set) {
+            (_, Some((_, value))) => Some((*value).to_owned()),
+            ("REDIS_ADDRESS", None) => Some("127.0.0.1:1".to_owned()),
+            ("INVALIDATION", None) => Some("off".to_owned()),
+            _ => None,
+        }
     })
     .expect("valid config");
     let backend = Backend::new(&config).expect("backend");
@@ -299,4 +308,21 @@ fn client_kill_and_list_check_their_options_as_redis_does() {
         "{list}"
     );
     assert!(run(&["CLIENT", "PAUSE", "10"]).contains("changes the server itself"));
+}
+
+#[test]
+fn select_in_cluster_mode_and_without_forwarding_answers_as_documented() {
+    let cluster = service_with(&[("REDIS_MODE", "cluster")]);
+    let mut session = Session::new(7, 0);
+    assert_eq!(
+        run_on(&cluster, &mut session, &["SELECT", "1"]),
+        "-ERR SELECT is not allowed in cluster mode\r\n"
+    );
+    assert_eq!(run_on(&cluster, &mut session, &["SELECT", "0"]), "+OK\r\n");
+    let off = service_with(&[("RESP_FORWARD", "off")]);
+    assert_eq!(
+        run_on(&off, &mut session, &["SELECT", "1"]),
+        "-ERR with RESP_FORWARD=off the proxy serves only database 0\r\n"
+    );
+    assert_eq!(session.db, 0);
 }
