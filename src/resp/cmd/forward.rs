@@ -61,8 +61,12 @@ pub fn run(batch: &Batch, client: Client, service: &Service) -> Vec<u8> {
     let mut out = Vec::new();
     service.forward(batch, client, &mut out);
     drop(in_flight);
-    // For `SELECT` on the event loop: a round trip the first time only.
-    service.learn_databases();
+    // For `SELECT` on the event loop: a round trip the first time only,
+    // and not while Redis fails (it would hold these replies a timeout
+    // longer).
+    if !out.starts_with(b"-ERR backing Redis") {
+        service.learn_databases();
+    }
     service.forwarded(batch.len(), started.elapsed());
     out
 }
