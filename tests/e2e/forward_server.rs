@@ -258,6 +258,29 @@ fn client_list_info_and_kill_are_about_the_proxys_own_clients() {
         let list: String = query(&mut me, &["CLIENT", "LIST"]);
         (list.lines().count() == 1).then_some(())
     });
+    // TYPE pubsub: only the subscriber; LADDR: everyone else on this port.
+    let mut subscriber = connect(proxy.resp_addr());
+    let subscribed = raw(
+        &mut subscriber,
+        &[b"SUBSCRIBE", b"__redis__:invalidate"],
+        |r| r.ends_with(b":1\r\n"),
+    );
+    assert!(subscribed.starts_with(b"*3\r\n"));
+    let mut plain = connect(proxy.resp_addr());
+    let pong = raw(&mut plain, &[b"PING"], |r| r.ends_with(b"\r\n"));
+    assert_eq!(pong, b"+PONG\r\n");
+    let list: String = query(&mut me, &["CLIENT", "LIST", "TYPE", "pubsub"]);
+    assert!(
+        list.contains(" flags=P ") && list.lines().count() == 1,
+        "{list}"
+    );
+    let killed: i64 = query(&mut me, &["CLIENT", "KILL", "TYPE", "pubsub"]);
+    assert_eq!(killed, 1);
+    assert!(read_until_closed(&mut subscriber).is_empty());
+    let laddr = proxy.resp_addr().to_string();
+    let killed: i64 = query(&mut me, &["CLIENT", "KILL", "LADDR", &laddr]);
+    assert_eq!(killed, 1, "all but the caller");
+    assert!(read_until_closed(&mut plain).is_empty());
 }
 
 #[test]
