@@ -208,6 +208,8 @@ pub const NEVER_CACHED: &[&str] = &[
     "lastsave",
     "memory",
     "debug",
+    // BY and GET read keys named by the sorted values: not its keys.
+    "sort_ro",
 ];
 
 /// Subscribing and unsubscribing: the connection's mode changes.
