@@ -26,6 +26,7 @@ mod forward;
 pub mod raw;
 mod read;
 mod sentinel;
+mod server;
 mod tracking;
 use failure::{reply_error, retire_on_failure};
 pub use read::{Read, Ttl};

@@ -107,21 +107,30 @@ pub enum Class {
     Other,
 }
 
-/// Commands refused whatever Redis's ACL says: they change the server
-/// itself, not data (issue #21). Names as the table keys them.
+/// Commands refused whatever Redis's ACL says: they change, stop, stall or
+/// watch the server itself rather than work on data, or would act on a
+/// connection the proxy shares between clients (issue #21). Names as the
+/// table keys them; docs/forwarding.md gives each one's reason. BGSAVE,
+/// BGREWRITEAOF, LASTSAVE, SCRIPT/FUNCTION KILL and the like are forwarded:
+/// they work in the background or on data, and Redis's ACL for the proxy's
+/// user decides.
 pub const REFUSED: &[&str] = &[
+    // Stops or stalls the server.
     "shutdown",
+    "save",
     "debug",
+    "client|pause",
+    "client|unpause",
+    // Every command of every client, on a connection of its own.
     "monitor",
+    // Replication and failover.
     "sync",
     "psync",
     "replconf",
     "replicaof",
     "slaveof",
     "failover",
-    "save",
-    "bgsave",
-    "bgrewriteaof",
+    // The server's configuration, users and modules.
     "config|set",
     "config|rewrite",
     "config|resetstat",
@@ -132,6 +141,11 @@ pub const REFUSED: &[&str] = &[
     "acl|deluser",
     "acl|load",
     "acl|save",
+    "slowlog|reset",
+    "latency|reset",
+    "pfdebug",
+    "pfselftest",
+    // The cluster's shape.
     "cluster|addslots",
     "cluster|addslotsrange",
     "cluster|delslots",
@@ -194,6 +208,8 @@ pub const NEVER_CACHED: &[&str] = &[
     "lastsave",
     "memory",
     "debug",
+    // BY and GET read keys named by the sorted values: not its keys.
+    "sort_ro",
 ];
 
 /// Subscribing and unsubscribing: the connection's mode changes.

@@ -28,7 +28,7 @@ use crate::log_limit::LogLimiter;
 use crate::metrics::{serve_on_this_thread, FrontEnd};
 use crate::service::Service;
 
-use super::cmd::Peers;
+use super::cmd::{Peers, Registry};
 use super::conn::{Conn, ReadOutcome, State, LINGER};
 use super::dedicated::Dedicated;
 use super::lanes::Next;
@@ -105,6 +105,7 @@ impl EventLoop {
             accept_failed: false,
             chunk: vec![0u8; READ_CHUNK].into_boxed_slice(),
             tracker,
+            clients: Registry::default(),
         };
         let thread = thread::Builder::new()
             .name("resp-loop".to_owned())
@@ -151,6 +152,8 @@ struct Loop {
     chunk: Box<[u8]>,
     /// `CLIENT TRACKING` for our clients.
     tracker: Tracker,
+    /// What `CLIENT LIST` shows, and whom `CLIENT KILL` chose.
+    clients: Registry,
 }
 
 impl Loop {
@@ -229,8 +232,10 @@ impl Loop {
                     self.reject(stream);
                     rejected += 1;
                 }
-                Ok((stream, _)) => {
+                Ok((stream, addr)) => {
                     self.service.resp_connection_opened();
+                    let laddr = stream.local_addr().ok();
+                    let fd = i64::from(std::os::fd::AsRawFd::as_raw_fd(&stream));
                     let token = Token(self.next_token);
                     self.next_token += 1;
                     self.next_id += 1;
@@ -253,6 +258,9 @@ impl Loop {
                         Conn::new(transport, self.next_id, self.service.default_db()),
                     );
                     self.tracker.opened(self.next_id, token);
+                    let db = self.service.default_db();
+                    let (id, addr) = (self.next_id, Some(addr));
+                    self.clients.opened(id, token, addr, laddr, fd, db);
                     self.live.store(self.conns.len(), Ordering::SeqCst);
                     // Data may already be waiting; edge-triggered polling
                     // reports it once, which registration may have missed.
@@ -306,6 +314,7 @@ impl Loop {
             live: self.live.load(Ordering::SeqCst),
             exists: &|id| tracker.exists(id),
             worker_free: self.jobs.has_free_worker(),
+            clients: &self.clients,
         };
         let open = loop {
             if !conn.execute_input(token, &self.service, &self.jobs, &self.dedicated, &peers)
@@ -321,6 +330,15 @@ impl Loop {
                 ReadOutcome::Drained => break true,
                 ReadOutcome::Finished => break false,
             }
+        };
+        // CLIENT KILL: the others it chose.
+        for victim in self.clients.take_killed() {
+            if victim != token {
+                self.close(victim);
+            }
+        }
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
         };
         if !open || conn.is_done() {
             self.close(token);
@@ -349,6 +367,7 @@ impl Loop {
         if let Some(mut conn) = self.conns.remove(&token) {
             let _ = self.poll.registry().deregister(conn.transport.socket());
             self.live.store(self.conns.len(), Ordering::SeqCst);
+            self.clients.closed(conn.session.id);
             for other in self.tracker.closed(&conn, token, &mut self.conns) {
                 self.flush(other);
             }
@@ -361,6 +380,9 @@ impl Loop {
     fn sweep(&mut self) {
         if std::mem::take(&mut self.accept_failed) {
             self.want_accept = true;
+        }
+        for conn in self.conns.values() {
+            self.clients.touch(conn.session.id, conn.last_active);
         }
         let idle = self.settings.idle_timeout;
         let expired: Vec<Token> = self

@@ -101,6 +101,7 @@ impl InvalidationSink for Service {
         self.core.relink(LinkState::Up);
         // Redis may be another version now: read its command table again.
         self.backend.commands_changed();
+        self.databases.changed();
         // What clients read while the link was down was never vouched for.
         self.announce(|| Change::All);
     }

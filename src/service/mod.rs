@@ -27,6 +27,7 @@ mod auth;
 mod claim;
 mod coherence;
 mod counts;
+mod databases;
 mod fill;
 mod flight;
 mod forward;
@@ -81,6 +82,8 @@ pub struct Service {
     forwarding: Forwarding,
     /// The front end that passes changes on to its own tracking clients.
     listener: std::sync::OnceLock<Arc<dyn ChangeListener>>,
+    /// Redis's `databases`, for `SELECT`.
+    databases: databases::Databases,
 }
 
 impl Service {
@@ -105,6 +108,7 @@ impl Service {
             invalidation: config.invalidation,
             forwarding: config.forwarding,
             listener: std::sync::OnceLock::new(),
+            databases: databases::Databases::default(),
             metrics,
         }
     }

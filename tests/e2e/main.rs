@@ -20,6 +20,7 @@ mod errors;
 mod faults;
 mod flow_control;
 mod forward_metrics;
+mod forward_server;
 mod harness;
 mod hostile;
 mod http_framing;

@@ -1,6 +1,11 @@
-//! `CLIENT`: the subcommands clients send on connect, and `HELP`.
+//! `CLIENT`: the subcommands clients send on connect, the list of the
+//! proxy's clients and killing them (`clients.rs`), and `HELP`. Those that
+//! would act on Redis's side of a connection the proxy shares (`REPLY`,
+//! `NO-TOUCH`, `UNBLOCK`) are not supported; `PAUSE` and `UNPAUSE` change
+//! the server itself and are refused (docs/forwarding.md).
 
 use super::super::tracking::{check_prefixes, TrackingMode};
+use super::clients;
 use super::{help, subcommand_arity, unknown_subcommand, Context, Outcome, Spec};
 
 /// `CLIENT subcommand ...`.
@@ -17,8 +22,18 @@ const HELP: &[&str] = &[
     "    Return the name of the current connection.",
     "ID",
     "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "KILL <ip:port>",
+    "    Kill the proxy's connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill the proxy's connections. Options: ID, ADDR, LADDR, TYPE, USER, SKIPME, MAXAGE.",
+    "LIST [TYPE (NORMAL|MASTER|REPLICA|PUBSUB)] [ID <id> [...]]",
+    "    Return information about the proxy's client connections.",
+    "NO-EVICT (ON|OFF)",
+    "    Accepted: the proxy evicts no client.",
     "SETINFO <option> <value>",
-    "    Accepted and ignored (LIB-NAME, LIB-VER).",
+    "    Set LIB-NAME or LIB-VER, shown by LIST and INFO.",
     "SETNAME <name>",
     "    Assign the name <name> to the current connection.",
     "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
@@ -66,10 +81,37 @@ pub fn client(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
         context.replies.integer(id);
         Outcome::Ok
     } else if is(b"setinfo") {
-        if rest.len() != 2 {
-            return subcommand_arity(context, "client", "setinfo");
+        setinfo(rest, context)
+    } else if is(b"list") {
+        clients::list(rest, context)
+    } else if is(b"info") {
+        if !rest.is_empty() {
+            return subcommand_arity(context, "client", "info");
         }
-        context.ok()
+        clients::info(context)
+    } else if is(b"kill") {
+        if rest.is_empty() {
+            return subcommand_arity(context, "client", "kill");
+        }
+        clients::kill(rest, context)
+    } else if is(b"no-evict") {
+        match rest {
+            [on] if on.eq_ignore_ascii_case(b"on") || on.eq_ignore_ascii_case(b"off") => {
+                context.ok()
+            }
+            [_] => context.error("ERR syntax error"),
+            _ => subcommand_arity(context, "client", "no-evict"),
+        }
+    } else if is(b"pause") || is(b"unpause") {
+        context.error(&format!(
+            "ERR 'client|{}' is not allowed through the proxy: it changes the server itself (see docs/forwarding.md)",
+            String::from_utf8_lossy(sub).to_lowercase()
+        ))
+    } else if is(b"reply") || is(b"no-touch") || is(b"unblock") {
+        context.error(&format!(
+            "ERR 'client|{}' is not supported through the proxy",
+            String::from_utf8_lossy(sub).to_lowercase()
+        ))
     } else if is(b"tracking") {
         tracking(rest, context)
     } else if is(b"caching") {
@@ -96,6 +138,36 @@ pub fn client(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     } else {
         unknown_subcommand(context, sub, "client")
     }
+}
+
+/// `CLIENT SETINFO LIB-NAME|LIB-VER value`, checked as Redis 7.2 checks
+/// it and kept for `CLIENT LIST`.
+fn setinfo(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
+    let [attr, value] = args else {
+        return subcommand_arity(context, "client", "setinfo");
+    };
+    let version = if attr.eq_ignore_ascii_case(b"lib-ver") {
+        true
+    } else if attr.eq_ignore_ascii_case(b"lib-name") {
+        false
+    } else {
+        return context.error(&format!(
+            "ERR Unrecognized option '{}'",
+            String::from_utf8_lossy(attr)
+        ));
+    };
+    let max = context.service.max_key_bytes();
+    if value.len() > max || value.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+        return context.error(&format!(
+            "ERR {} cannot contain spaces, newlines or special characters.",
+            String::from_utf8_lossy(attr)
+        ));
+    }
+    context
+        .peers
+        .clients
+        .set_lib(context.session.id, version, value);
+    context.ok()
 }
 
 /// Whether `name` may name a connection (`CLIENT SETNAME`, `HELLO ...

@@ -1,6 +1,8 @@
 //! The connection's own commands: `PING`, `ECHO`, `QUIT`, `HELLO`, `AUTH`,
 //! `SELECT`.
 
+use crate::config::Forwarding;
+
 use super::super::reply::Protocol;
 use super::{Context, Outcome, Spec};
 
@@ -82,12 +84,52 @@ pub fn quit(_args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     context.ok()
 }
 
+/// Redis's default `databases`: what `SELECT` checks against in the
+/// moments before Redis's own setting is learnt (see
+/// `Service::learn_databases`).
+const DEFAULT_DATABASES: i64 = 16;
+
+/// `SELECT db`: any database Redis has, checked as Redis checks it (its
+/// words for a bad index and for a cluster, which has only database 0),
+/// here on the event loop. Forwarded commands then run in it, and
+/// `GET`/`MGET` outside REDIS_ADDRESS's database go to Redis uncached.
 pub fn select(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
-    if args[0] == b"0" {
-        context.ok()
-    } else {
-        context.error("ERR the proxy serves one database; only SELECT 0 is allowed")
+    let Some(db) = parse_integer(args[0]) else {
+        return context.error("ERR value is not an integer or out of range");
+    };
+    let service = context.service;
+    if service.is_cluster() && db != 0 {
+        return context.error("ERR SELECT is not allowed in cluster mode");
     }
+    // Without forwarding, reads in another database would have nowhere to
+    // go but the cache of REDIS_ADDRESS's one.
+    if service.forwarding() == Forwarding::Off && db != service.default_db() {
+        return context.error(&format!(
+            "ERR with RESP_FORWARD=off the proxy serves only database {}",
+            service.default_db()
+        ));
+    }
+    let databases = service.databases().unwrap_or(DEFAULT_DATABASES);
+    if db < 0 || (db >= databases && db != service.default_db()) {
+        return context.error("ERR DB index is out of range");
+    }
+    context.session.db = db;
+    context.ok()
+}
+
+/// An integer as Redis's `string2ll` reads one: optional `-`, digits, no
+/// leading zero, no sign on zero, no spaces, within i64.
+pub(super) fn parse_integer(text: &[u8]) -> Option<i64> {
+    let digits = text.strip_prefix(b"-").unwrap_or(text);
+    let plain = match digits {
+        [b'0'] => text.len() == 1,
+        [b'1'..=b'9', rest @ ..] => rest.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    if !plain {
+        return None;
+    }
+    std::str::from_utf8(text).ok()?.parse().ok()
 }
 
 /// `AUTH [user] password`. With PROXY_PASSWORD set, as a Redis with

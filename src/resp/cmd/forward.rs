@@ -13,7 +13,8 @@ use super::COMMANDS;
 
 /// Whether request `args` (the command name first) goes to Redis rather
 /// than being answered here: anything the proxy does not serve itself,
-/// and the cached reads in a database other than the one the cache holds.
+/// the cached reads in a database other than the one the cache holds, and
+/// (RESP_FORWARD=all) `COMMAND` and `CONFIG`, whose answers are Redis's.
 /// Never before the client gave PROXY_PASSWORD, nor for a RESP2 client
 /// subscribed to the proxy's own invalidation channel (the proxy answers
 /// both as Redis would).
@@ -32,9 +33,24 @@ pub fn forwards(args: &[&[u8]], session: &Session, service: &Service, resp2: boo
         .find(|(spec, _)| name.eq_ignore_ascii_case(spec.name.as_bytes()))
     {
         None => true,
-        Some((spec, _)) => {
-            matches!(spec.name, "get" | "mget") && session.db != service.default_db()
-        }
+        Some((spec, _)) => match spec.name {
+            "get" | "mget" => session.db != service.default_db(),
+            // Redis's own answers about its commands and settings, which
+            // clients read at start (redis-cli's hints, ioredis, redis-py):
+            // only with RESP_FORWARD=all, since Redis flags neither
+            // readonly. GETKEYS stays the proxy's: it answers from the
+            // table it already holds, and refuses nothing. CONFIG SET,
+            // REWRITE and RESETSTAT are refused on the way (REFUSED).
+            "command" => {
+                service.forwarding() == Forwarding::All
+                    && !args.get(1).is_some_and(|sub| {
+                        sub.eq_ignore_ascii_case(b"getkeys")
+                            || sub.eq_ignore_ascii_case(b"getkeysandflags")
+                    })
+            }
+            "config" => service.forwarding() == Forwarding::All,
+            _ => false,
+        },
     }
 }
 
@@ -52,6 +68,12 @@ pub fn run(
     let mut out = Vec::new();
     let (held, counted) = service.forward(batch, client, lane, queued, &mut out);
     drop(in_flight);
+    // For `SELECT` on the event loop: a round trip the first time only,
+    // and not while Redis fails (it would hold these replies a timeout
+    // longer).
+    if !out.starts_with(b"-ERR backing Redis") {
+        service.learn_databases();
+    }
     service.forwarded(&counted, started.elapsed());
     (out, held)
 }

@@ -2,7 +2,13 @@
 //! tools (`redis-cli --stat`, redis-py's `info()`) read, each given its
 //! honest proxy meaning: `used_memory` is the proxy's resident memory,
 //! `blocked_clients` requests waiting for a WORKERS place, the keyspace
-//! the entries the cache holds.
+//! the entries the cache holds. Plus what client libraries read when they
+//! connect (`redis_version`, `redis_mode`, `arch_bits`, `os`, `tcp_port`,
+//! ioredis's `loading`, `role`, `cluster_enabled`), as the server the
+//! clients see: a standalone master that loads nothing. Which figures are
+//! whose: docs/forwarding.md.
+
+use std::sync::OnceLock;
 
 use std::fmt::Write as _;
 
@@ -23,10 +29,13 @@ const SECTIONS: &[&str] = &[
     "server",
     "clients",
     "memory",
+    "persistence",
     "stats",
+    "replication",
     "invalidation",
     "commandstats",
     "errorstats",
+    "cluster",
     "keyspace",
 ];
 
@@ -46,14 +55,14 @@ pub fn info(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
                     || (default && is(arg, "default"))
             })
     };
-    let mut text = String::with_capacity(1024);
+    let mut text = String::with_capacity(2048);
     for section in SECTIONS.iter().filter(|s| wanted(s)) {
         if !text.is_empty() {
             text.push_str("\r\n");
         }
         write_section(&mut text, section, context);
     }
-    context.replies.bulk(text.as_bytes());
+    super::clients::verbatim(context.replies, &text);
     Outcome::Ok
 }
 
@@ -63,13 +72,36 @@ fn write_section(out: &mut String, section: &str, context: &Context<'_>) {
     let tracking = metrics.client_tracking();
     // Writing to a String cannot fail.
     let _ = match section {
-        "server" => write!(
-            out,
-            "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_proxy_version:{}\r\nredis_mode:standalone\r\nprocess_id:{}\r\nuptime_in_seconds:{}\r\n",
-            env!("CARGO_PKG_VERSION"),
-            std::process::id(),
-            metrics.uptime().as_secs(),
+        "server" => {
+            let uptime = metrics.uptime().as_secs();
+            let port = context
+                .peers
+                .clients
+                .local_addr(context.session.id)
+                .map_or(0, |addr| addr.port());
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_micros());
+            write!(
+                out,
+                "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:{}\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{port}\r\nserver_time_usec:{now}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:10\r\nconfigured_hz:10\r\nexecutable:{}\r\nconfig_file:\r\nredis_proxy_version:{}\r\n",
+                os(),
+                usize::BITS,
+                std::process::id(),
+                run_id(),
+                uptime / 86_400,
+                executable(),
+                env!("CARGO_PKG_VERSION"),
+            )
+        }
+        // The proxy loads and saves nothing (ioredis waits while `loading`).
+        "persistence" => out.write_str("# Persistence\r\nloading:0\r\nasync_loading:0\r\n"),
+        // To its clients the proxy is a master: it takes their writes.
+        "replication" => out.write_str(
+            "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\n",
         ),
+        // Clients see one server, whatever REDIS_MODE: the proxy routes.
+        "cluster" => out.write_str("# Cluster\r\ncluster_enabled:0\r\n"),
         "clients" => write!(
             out,
             "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:{}\r\n",
@@ -128,8 +160,10 @@ fn write_section(out: &mut String, section: &str, context: &Context<'_>) {
             out.push_str("# Keyspace\r\n");
             let keys = metrics.entries();
             if keys > 0 {
-                // Every entry expires (GLOBAL_CACHE_EXPIRY).
-                let _ = write!(out, "db0:keys={keys},expires={keys},avg_ttl=0\r\n");
+                // Every entry expires (GLOBAL_CACHE_EXPIRY); the cache holds
+                // REDIS_ADDRESS's database only.
+                let db = service.default_db();
+                let _ = write!(out, "db{db}:keys={keys},expires={keys},avg_ttl=0\r\n");
             }
             Ok(())
         }
@@ -160,6 +194,56 @@ fn write_command(out: &mut String, name: &str, figures: &CommandFigures) {
         "cmdstat_{name}:calls={},usec={},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
         figures.calls, figures.usec, figures.rejected, figures.failed
     );
+}
+
+/// The system, as `uname -srm` says it (Redis's `os`), read once.
+fn os() -> &'static str {
+    static OS: OnceLock<String> = OnceLock::new();
+    OS.get_or_init(|| {
+        let read = |path: &str| {
+            std::fs::read_to_string(path)
+                .map(|text| text.trim().to_owned())
+                .ok()
+        };
+        match (
+            read("/proc/sys/kernel/ostype"),
+            read("/proc/sys/kernel/osrelease"),
+        ) {
+            (Some(kind), Some(release)) => {
+                format!("{kind} {release} {}", std::env::consts::ARCH)
+            }
+            _ => format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+        }
+    })
+}
+
+/// This process's random 40-hex-digit name, as Redis's `run_id`: another
+/// after every start, so a client can tell a restart.
+fn run_id() -> &'static str {
+    static RUN_ID: OnceLock<String> = OnceLock::new();
+    RUN_ID.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let random = std::collections::hash_map::RandomState::new();
+        let mut id = String::with_capacity(40);
+        for part in 0..3u64 {
+            let mut hasher = random.build_hasher();
+            hasher.write_u64(part);
+            hasher.write_u32(std::process::id());
+            let _ = write!(id, "{:016x}", hasher.finish());
+        }
+        id.truncate(40);
+        id
+    })
+}
+
+/// The running binary's path (Redis's `executable`), read once.
+fn executable() -> &'static str {
+    static EXECUTABLE: OnceLock<String> = OnceLock::new();
+    EXECUTABLE.get_or_init(|| {
+        std::env::current_exe()
+            .map(|path| path.display().to_string())
+            .unwrap_or_default()
+    })
 }
 
 /// Bytes as Redis writes them for humans: `1.50M`.

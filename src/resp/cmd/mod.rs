@@ -15,11 +15,13 @@
 //! `-ERR unknown command`.
 
 mod client;
+mod clients;
 mod connection;
 mod forward;
 mod get;
 mod getkeys;
 mod info;
+mod peers;
 mod pubsub;
 mod server;
 
@@ -32,6 +34,7 @@ use super::session::Session;
 
 pub use forward::{forwards, run as forward};
 pub use get::{fetch, Fetch};
+pub use peers::Registry;
 
 /// A command's description, as Redis 7's `COMMAND` gives it.
 pub struct Spec {
@@ -118,6 +121,8 @@ pub struct Peers<'a> {
     /// Whether a read handed to a worker now is started at once (see
     /// `workers::WorkQueue`): only then does `GET` lead its fetch here.
     pub worker_free: bool,
+    /// Every connection, for `CLIENT LIST`, `INFO` and `KILL`.
+    pub clients: &'a Registry,
 }
 
 impl Context<'_> {
@@ -194,6 +199,12 @@ pub fn execute(
             // CLIENT CACHING YES|NO applies to the one command after it.
             if spec.name != "client" {
                 context.session.caching = None;
+            }
+            // What `CLIENT LIST` shows of it (the reads are left out: they
+            // change nothing it shows, and are the hot path).
+            if !matches!(spec.name, "get" | "mget") {
+                let protocol = context.replies.protocol;
+                peers.clients.sync(context.session, protocol, spec.name);
             }
             outcome
         }

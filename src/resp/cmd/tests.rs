@@ -10,14 +10,23 @@ use crate::service::Service;
 
 use super::super::reply::Replies;
 use super::super::session::Session;
-use super::{execute, Executed, Peers};
+use super::{execute, Executed, Peers, Registry};
 
 fn service() -> Service {
+    service_with(&[])
+}
+
+/// A service with these settings besides the defaults.
+fn service_with(settings: &[(&str, &str)]) -> Service {
     // Nothing listens on port 1; nothing here reads from Redis.
-    let config = Config::from_lookup(|name| match name {
-        "REDIS_ADDRESS" => Some("127.0.0.1:1".to_owned()),
-        "INVALIDATION" => Some("off".to_owned()),
-        _ => None,
+    let config = Config::from_lookup(|name| {
+        let set = settings.iter().find(|(set, _)| *set == name);
+        match (name, set) {
+            (_, Some((_, value))) => Some((*value).to_owned()),
+            ("REDIS_ADDRESS", None) => Some("127.0.0.1:1".to_owned()),
+            ("INVALIDATION", None) => Some("off".to_owned()),
+            _ => None,
+        }
     })
     .expect("valid config");
     let backend = Backend::new(&config).expect("backend");
@@ -39,10 +48,14 @@ fn run(words: &[&str]) -> String {
 fn run_on(service: &Service, session: &mut Session, words: &[&str]) -> String {
     let args: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
     let mut replies = Replies::new();
+    let clients = Registry::default();
+    let token = mio::Token(session.id as usize);
+    clients.opened(session.id, token, None, None, 9, 0);
     let peers = Peers {
         live: 1,
         exists: &|id| id == 3,
         worker_free: true,
+        clients: &clients,
     };
     match execute(&args, session, &mut replies, service, &peers) {
         Executed::Done => String::from_utf8_lossy(&replies.buf).into_owned(),
@@ -117,12 +130,15 @@ fn help_lists_the_subcommands_served() {
     for sub in ["GETNAME", "ID", "SETINFO", "SETNAME", "HELP"] {
         assert!(client.contains(&format!("+{sub}")), "{client}");
     }
-    assert!(client.starts_with("*20\r\n"), "{client}");
+    for sub in ["LIST", "INFO", "KILL <option>", "NO-EVICT"] {
+        assert!(client.contains(&format!("+{sub}")), "{client}");
+    }
+    assert!(client.starts_with("*30\r\n"), "{client}");
     let command = run(&["COMMAND", "HELP"]);
     for sub in ["COUNT", "DOCS", "INFO", "HELP"] {
         assert!(command.contains(sub), "{command}");
     }
-    assert!(run(&["CLIENT", "KILL"]).contains("Try CLIENT HELP."));
+    assert!(run(&["CLIENT", "NOSUCH"]).contains("Try CLIENT HELP."));
 }
 
 #[test]
@@ -237,4 +253,76 @@ fn only_the_invalidation_channel_can_be_subscribed_and_then_only_pubsub_runs() {
         "*3\r\n$11\r\nunsubscribe\r\n$20\r\n__redis__:invalidate\r\n:0\r\n"
     );
     assert_eq!(run_on(&service, &mut session, &["GET", "k"]), "(fetch)");
+}
+
+#[test]
+fn select_checks_the_index_as_redis_does() {
+    let not_integer = "-ERR value is not an integer or out of range\r\n";
+    for bad in ["x", "01", "-0", "+1", " 1", "1.0", "99999999999999999999"] {
+        assert_eq!(run(&["SELECT", bad]), not_integer, "SELECT {bad}");
+    }
+    let out_of_range = "-ERR DB index is out of range\r\n";
+    assert_eq!(run(&["SELECT", "-1"]), out_of_range);
+    // Redis's own `databases` is not known here: its default, 16.
+    assert_eq!(run(&["SELECT", "16"]), out_of_range);
+    let service = service();
+    let mut session = Session::new(7, 0);
+    assert_eq!(run_on(&service, &mut session, &["SELECT", "15"]), "+OK\r\n");
+    assert_eq!(session.db, 15);
+    assert_eq!(run_on(&service, &mut session, &["SELECT", "0"]), "+OK\r\n");
+    assert_eq!(session.db, 0);
+}
+
+#[test]
+fn client_kill_and_list_check_their_options_as_redis_does() {
+    assert_eq!(
+        run(&["CLIENT", "KILL", "ID", "0"]),
+        "-ERR client-id should be greater than 0\r\n"
+    );
+    assert_eq!(
+        run(&["CLIENT", "KILL", "TYPE", "foo"]),
+        "-ERR Unknown client type 'foo'\r\n"
+    );
+    assert_eq!(
+        run(&["CLIENT", "KILL", "USER", "bob"]),
+        "-ERR No such user 'bob'\r\n"
+    );
+    assert_eq!(
+        run(&["CLIENT", "KILL", "SKIPME", "maybe"]),
+        "-ERR syntax error\r\n"
+    );
+    assert_eq!(
+        run(&["CLIENT", "KILL", "1.2.3.4:5"]),
+        "-ERR No such client\r\n"
+    );
+    assert_eq!(run(&["CLIENT", "KILL", "ID", "999"]), ":0\r\n");
+    assert_eq!(
+        run(&["CLIENT", "LIST", "ID", "x"]),
+        "-ERR Invalid client ID\r\n"
+    );
+    assert_eq!(run(&["CLIENT", "LIST", "FOO"]), "-ERR syntax error\r\n");
+    let list = run(&["CLIENT", "LIST"]);
+    assert!(list.contains("id=7 addr= laddr= fd=9 name= "), "{list}");
+    assert!(
+        list.contains(" cmd=client|list user=default redir=-1 resp=2"),
+        "{list}"
+    );
+    assert!(run(&["CLIENT", "PAUSE", "10"]).contains("changes the server itself"));
+}
+
+#[test]
+fn select_in_cluster_mode_and_without_forwarding_answers_as_documented() {
+    let cluster = service_with(&[("REDIS_MODE", "cluster")]);
+    let mut session = Session::new(7, 0);
+    assert_eq!(
+        run_on(&cluster, &mut session, &["SELECT", "1"]),
+        "-ERR SELECT is not allowed in cluster mode\r\n"
+    );
+    assert_eq!(run_on(&cluster, &mut session, &["SELECT", "0"]), "+OK\r\n");
+    let off = service_with(&[("RESP_FORWARD", "off")]);
+    assert_eq!(
+        run_on(&off, &mut session, &["SELECT", "1"]),
+        "-ERR with RESP_FORWARD=off the proxy serves only database 0\r\n"
+    );
+    assert_eq!(session.db, 0);
 }
