@@ -58,6 +58,10 @@ impl RedisServer {
             let mut child = Command::new("redis-server")
                 .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no"])
+                // Its own dump file, never the working directory's: a
+                // BGSAVE forwarded by a test must not seed later servers.
+                .args(["--dir", &std::env::temp_dir().to_string_lossy()])
+                .args(["--dbfilename", &self.dump_file()])
                 .args(&self.extra)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -226,8 +230,16 @@ impl RedisServer {
     }
 }
 
+impl RedisServer {
+    /// The dump file's name, unique to this process and port.
+    fn dump_file(&self) -> String {
+        format!("redis-proxy-test-{}-{}.rdb", std::process::id(), self.port)
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+        let _ = std::fs::remove_file(std::env::temp_dir().join(self.dump_file()));
     }
 }

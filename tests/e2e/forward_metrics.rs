@@ -69,7 +69,7 @@ fn counts(line: &str) -> (Vec<&str>, [&str; 3]) {
 }
 
 const WRONGTYPE: &str = "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
-const BGSAVE_REFUSED: &str = "-ERR 'bgsave' is not allowed through the proxy: it changes the server itself (see docs/forwarding.md)\r\n";
+const SAVE_REFUSED: &str = "-ERR 'save' is not allowed through the proxy: it changes the server itself (see docs/forwarding.md)\r\n";
 
 #[test]
 fn forwarded_commands_are_counted_by_command_and_result() {
@@ -94,7 +94,7 @@ fn forwarded_commands_are_counted_by_command_and_result() {
         &[&["OBJECT", "ENCODING", "k"]],
         b"$3\r\nint\r\n",
     );
-    exchange(&mut stream, &[&["BGSAVE"]], BGSAVE_REFUSED.as_bytes());
+    exchange(&mut stream, &[&["SAVE"]], SAVE_REFUSED.as_bytes());
     exchange(
         &mut stream,
         &[&["NOSUCHCMD"]],
@@ -112,10 +112,10 @@ fn forwarded_commands_are_counted_by_command_and_result() {
         &[&["INCR", "k"], &["INCR", "k"], &["INCR", "k"]],
         b":4\r\n:5\r\n:6\r\n",
     );
-    let mixed = format!("+OK\r\n{BGSAVE_REFUSED}{WRONGTYPE}");
+    let mixed = format!("+OK\r\n{SAVE_REFUSED}{WRONGTYPE}");
     exchange(
         &mut stream,
-        &[&["SET", "k2", "v"], &["BGSAVE"], &["INCR", "l"]],
+        &[&["SET", "k2", "v"], &["SAVE"], &["INCR", "l"]],
         mixed.as_bytes(),
     );
 
@@ -130,7 +130,7 @@ fn forwarded_commands_are_counted_by_command_and_result() {
         ("incr", [5.0, 2.0, 0.0]),
         ("lpush", [1.0, 0.0, 0.0]),
         ("object|encoding", [1.0, 0.0, 0.0]),
-        ("bgsave", [0.0, 0.0, 2.0]),
+        ("save", [0.0, 0.0, 2.0]),
         ("other", [0.0, 1.0, 0.0]),
     ];
     for (command, expected) in figures {
@@ -162,7 +162,7 @@ fn forwarded_commands_are_counted_by_command_and_result() {
         ["7", "0", "2"]
     );
     assert_eq!(
-        field(&ours, "cmdstat_bgsave"),
+        field(&ours, "cmdstat_save"),
         Some("calls=0,usec=0,usec_per_call=0.00,rejected_calls=2,failed_calls=0")
     );
     assert!(!ours.to_lowercase().contains("nosuchcmd"), "{ours}");
