@@ -41,10 +41,29 @@ pub struct Dedicated {
     max: usize,
 }
 
-/// Shuts a dedicated connection down, from the event loop, when its
-/// client leaves; a no-op once the command is over.
+/// Shuts a blocking command's connection down, from the event loop, when
+/// its client leaves: by [`Cancel::cancel`], or by dropping it (a client
+/// closed on a reset or a read error leaves without a word); a no-op once
+/// the command is over.
+pub struct Cancel(Closer);
+
+impl Cancel {
+    /// Shuts the connection down now (or as soon as it exists).
+    pub fn cancel(&self) {
+        self.0.cancel();
+    }
+}
+
+impl Drop for Cancel {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// What shuts a dedicated connection down, shared by the event loop's
+/// handle and the connection's thread.
 #[derive(Clone, Default)]
-pub struct Cancel(Arc<Mutex<CancelState>>);
+struct Closer(Arc<Mutex<CancelState>>);
 
 #[derive(Default)]
 struct CancelState {
@@ -52,9 +71,9 @@ struct CancelState {
     closer: Option<TcpStream>,
 }
 
-impl Cancel {
+impl Closer {
     /// Shuts the connection down now (or as soon as it exists).
-    pub fn cancel(&self) {
+    fn cancel(&self) {
         let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         state.cancelled = true;
         if let Some(closer) = state.closer.take() {
@@ -93,7 +112,7 @@ impl Drop for Place {
 /// shut when it leaves (dropping this does it).
 pub struct Subscription {
     commands: SyncSender<Vec<u8>>,
-    cancel: Cancel,
+    cancel: Closer,
 }
 
 impl Subscription {
@@ -156,7 +175,7 @@ impl Dedicated {
             Ok(place) => place,
             Err(message) => return Err((message, lane)),
         };
-        let cancel = Cancel::default();
+        let cancel = Closer::default();
         let (service, done, waker) = (
             Arc::clone(&self.service),
             self.done.clone(),
@@ -195,7 +214,7 @@ impl Dedicated {
                     .map_or(Lane::Pooled, |(_, lane)| lane);
                 (message, lane)
             })?;
-        Ok(cancel)
+        Ok(Cancel(cancel))
     }
 
     /// Starts a subscription for the connection `token`: its requests go
@@ -203,7 +222,7 @@ impl Dedicated {
     /// back as `DoneKind::Message` (then `DoneKind::Ended` when it ends).
     pub fn subscribe(&self, token: Token, client: Client) -> Result<Subscription, String> {
         let place = self.place()?;
-        let cancel = Cancel::default();
+        let cancel = Closer::default();
         let (commands, requests) = mpsc::sync_channel(SUBSCRIPTION_BACKLOG);
         let (service, done, waker) = (
             Arc::clone(&self.service),
@@ -245,7 +264,7 @@ fn run_blocking(
     batch: &Batch,
     client: Client,
     lane: Lane,
-    cancel: &Cancel,
+    cancel: &Closer,
 ) -> (Vec<u8>, Option<Held>) {
     let (held, keep) = match lane {
         Lane::Held(Some(held), keep) => (Ok(held), keep),
@@ -281,7 +300,7 @@ fn run_blocking(
 fn relay(
     service: &Service,
     client: Client,
-    cancel: &Cancel,
+    cancel: &Closer,
     requests: Receiver<Vec<u8>>,
     mut deliver: impl FnMut(Vec<u8>) -> bool,
 ) -> String {

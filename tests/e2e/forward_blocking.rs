@@ -177,6 +177,12 @@ fn a_client_that_closes_while_blocked_has_nothing_popped_for_it() {
 }
 
 #[test]
+fn a_client_that_resets_while_blocked_has_nothing_popped_for_it() {
+    // Closed with the PONG unread: the kernel sends a reset, not a FIN.
+    leaving_while_blocked_releases_the_connection(drop);
+}
+
+#[test]
 fn past_dedicated_connections_a_blocking_command_is_refused_until_one_ends() {
     let (redis, proxy) = start(&[("DEDICATED_CONNECTIONS", "2")]);
     let mut first = Wire::open(proxy.resp_addr());
