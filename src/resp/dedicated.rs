@@ -187,13 +187,15 @@ impl Dedicated {
         thread::Builder::new()
             .name("resp-blocked".to_owned())
             .spawn(move || {
-                let _place = place;
                 let Some((batch, lane)) =
                     taken.lock().unwrap_or_else(PoisonError::into_inner).take()
                 else {
                     return;
                 };
                 let (reply, held) = run_blocking(&service, &batch, client, lane, &armed);
+                // The place is free before the client can see the reply
+                // and send its next blocking command.
+                drop(place);
                 let done_msg = Done {
                     token,
                     reply,

@@ -206,3 +206,26 @@ fn past_dedicated_connections_a_blocking_command_is_refused_until_one_ends() {
     assert_eq!(first.call(&["RPUSH", "b", "3"]), b":1\r\n");
     assert_eq!(show(&second.frame()), show(b"*2\r\n$1\r\nb\r\n$1\r\n3\r\n"));
 }
+
+#[test]
+fn one_client_blocking_again_and_again_always_finds_its_place_free() {
+    // With one place, a client's next blocking command must not race the
+    // end of its last one: each BLPOP here finds its element at once.
+    let (redis, proxy) = start(&[("DEDICATED_CONNECTIONS", "1")]);
+    let mut wire = Wire::open(proxy.resp_addr());
+    let rounds = 300;
+    let mut pushes = vec!["RPUSH", "ready"];
+    pushes.extend(std::iter::repeat("x").take(rounds));
+    assert_eq!(redis.cmd::<usize>(&pushes), rounds);
+    for _ in 0..rounds {
+        wire.send(&["BLPOP", "ready", "0"]);
+    }
+    for round in 0..rounds {
+        let reply = wire.frame();
+        assert_eq!(
+            show(&reply),
+            show(b"*2\r\n$5\r\nready\r\n$1\r\nx\r\n"),
+            "round {round}"
+        );
+    }
+}
