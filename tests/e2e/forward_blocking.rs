@@ -215,7 +215,7 @@ fn one_client_blocking_again_and_again_always_finds_its_place_free() {
     let mut wire = Wire::open(proxy.resp_addr());
     let rounds = 300;
     let mut pushes = vec!["RPUSH", "ready"];
-    pushes.extend(std::iter::repeat("x").take(rounds));
+    pushes.extend(std::iter::repeat_n("x", rounds));
     assert_eq!(redis.cmd::<usize>(&pushes), rounds);
     for _ in 0..rounds {
         wire.send(&["BLPOP", "ready", "0"]);
