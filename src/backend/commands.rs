@@ -84,6 +84,13 @@ impl Backend {
 
     /// Redis may have changed (the invalidation link reconnected): the next
     /// [`Backend::commands`] reads the table again.
+    /// The table if it has been read, without asking Redis (for the event
+    /// loop, which must never wait on it).
+    pub fn commands_known(&self) -> Option<Arc<CommandTable>> {
+        self.commands.current().0
+    }
+
+    /// Redis's table must be read again (the link reconnected).
     pub fn commands_changed(&self) {
         let mut state = self
             .commands

@@ -43,10 +43,29 @@ pub struct Dedicated {
     max: usize,
 }
 
-/// Shuts a dedicated connection down, from the event loop, when its
-/// client leaves; a no-op once the command is over.
+/// Shuts a blocking command's connection down, from the event loop, when
+/// its client leaves: by [`Cancel::cancel`], or by dropping it (a client
+/// closed on a reset or a read error leaves without a word); a no-op once
+/// the command is over.
+pub struct Cancel(Closer);
+
+impl Cancel {
+    /// Shuts the connection down now (or as soon as it exists).
+    pub fn cancel(&self) {
+        self.0.cancel();
+    }
+}
+
+impl Drop for Cancel {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// What shuts a dedicated connection down, shared by the event loop's
+/// handle and the connection's thread.
 #[derive(Clone, Default)]
-pub struct Cancel(Arc<Mutex<CancelState>>);
+struct Closer(Arc<Mutex<CancelState>>);
 
 #[derive(Default)]
 struct CancelState {
@@ -54,9 +73,9 @@ struct CancelState {
     closer: Option<TcpStream>,
 }
 
-impl Cancel {
+impl Closer {
     /// Shuts the connection down now (or as soon as it exists).
-    pub fn cancel(&self) {
+    fn cancel(&self) {
         let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         state.cancelled = true;
         if let Some(closer) = state.closer.take() {
@@ -77,8 +96,12 @@ impl Cancel {
     }
 
     /// The command is over: leave the connection alone from now on.
-    fn disarm(&self) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).closer = None;
+    /// False if the client left meanwhile (the connection may have been
+    /// shut: it must not be used again).
+    fn disarm(&self) -> bool {
+        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        state.closer = None;
+        !state.cancelled
     }
 }
 
@@ -97,7 +120,7 @@ pub struct Subscription {
     commands: SyncSender<Vec<u8>>,
     /// Bytes sent to the writer and not yet written.
     backlog: Arc<AtomicUsize>,
-    cancel: Cancel,
+    cancel: Closer,
 }
 
 impl Subscription {
@@ -164,7 +187,7 @@ impl Dedicated {
             Ok(place) => place,
             Err(message) => return Err((message, lane)),
         };
-        let cancel = Cancel::default();
+        let cancel = Closer::default();
         let (service, done, waker) = (
             Arc::clone(&self.service),
             self.done.clone(),
@@ -176,13 +199,15 @@ impl Dedicated {
         thread::Builder::new()
             .name("resp-blocked".to_owned())
             .spawn(move || {
-                let _place = place;
                 let Some((batch, lane)) =
                     taken.lock().unwrap_or_else(PoisonError::into_inner).take()
                 else {
                     return;
                 };
                 let (reply, held) = run_blocking(&service, &batch, client, lane, &armed);
+                // The place is free before the client can see the reply
+                // and send its next blocking command.
+                drop(place);
                 let done_msg = Done {
                     token,
                     reply,
@@ -203,7 +228,7 @@ impl Dedicated {
                     .map_or(Lane::Pooled, |(_, lane)| lane);
                 (message, lane)
             })?;
-        Ok(cancel)
+        Ok(Cancel(cancel))
     }
 
     /// Starts a subscription for the connection `token`: its requests go
@@ -211,7 +236,7 @@ impl Dedicated {
     /// back as `DoneKind::Message` (then `DoneKind::Ended` when it ends).
     pub fn subscribe(&self, token: Token, client: Client) -> Result<Subscription, String> {
         let place = self.place()?;
-        let cancel = Cancel::default();
+        let cancel = Closer::default();
         let (commands, requests) = mpsc::sync_channel(SUBSCRIPTION_BACKLOG);
         let backlog = Arc::new(AtomicUsize::new(0));
         let written = Arc::clone(&backlog);
@@ -259,7 +284,7 @@ fn run_blocking(
     batch: &Batch,
     client: Client,
     lane: Lane,
-    cancel: &Cancel,
+    cancel: &Closer,
 ) -> (Vec<u8>, Option<Held>) {
     let (held, keep) = match lane {
         Lane::Held(Some(held), keep) => (Ok(held), keep),
@@ -275,7 +300,9 @@ fn run_blocking(
         return (error_reply("ERR the client left"), None);
     }
     let (reply, held) = forward(batch, client, Lane::Held(Some(held), true), None, service);
-    cancel.disarm();
+    if !cancel.disarm() {
+        return (reply, None);
+    }
     match held {
         Some(mut held) if keep => match held.wait_forever(false) {
             Ok(()) => (reply, Some(held)),
@@ -295,7 +322,7 @@ fn run_blocking(
 fn relay(
     service: &Service,
     client: Client,
-    cancel: &Cancel,
+    cancel: &Closer,
     (requests, backlog): (Receiver<Vec<u8>>, Arc<AtomicUsize>),
     mut deliver: impl FnMut(Vec<u8>) -> bool,
 ) -> String {

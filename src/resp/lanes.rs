@@ -175,6 +175,7 @@ impl Conn {
             }
             Kind::Subscribe => match dedicated.subscribe(token, client) {
                 Ok(subscription) => {
+                    dedicated.service().drop_before_sending(&batch);
                     let sent = subscription.send(batch.frames().to_vec());
                     self.subscription = Some(subscription);
                     sent
@@ -184,10 +185,12 @@ impl Conn {
                     true
                 }
             },
-            Kind::Subscribed => self
-                .subscription
-                .as_ref()
-                .is_some_and(|subscription| subscription.send(batch.frames().to_vec())),
+            Kind::Subscribed => {
+                dedicated.service().drop_before_sending(&batch);
+                self.subscription
+                    .as_ref()
+                    .is_some_and(|subscription| subscription.send(batch.frames().to_vec()))
+            }
         }
     }
 

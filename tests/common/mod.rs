@@ -15,6 +15,7 @@ pub mod redis_server;
 pub mod relay;
 pub mod sentinel;
 pub mod tmux;
+pub mod wire;
 
 pub use endpoints::Endpoints;
 pub use http::{request, try_request, HttpConnection};

@@ -15,7 +15,7 @@ mod batch;
 mod held;
 
 use crate::backend::raw::RawConn;
-use crate::commands::{Class, Command, CommandTable, KeyRef, NoKeys, READONLY};
+use crate::commands::{Class, Command, CommandTable, KeyRef, NoKeys, READONLY, WRITE};
 use crate::config::Forwarding;
 use crate::metrics::{ForwardResult, ForwardedCommand};
 
@@ -98,17 +98,7 @@ impl Service {
         let counted = self.forward_batch(batch, client, conn.as_mut().map(|(c, _)| c), out);
         match (queued, self.commands()) {
             (Some(Queued::Commands(queued)), Ok(table)) => {
-                let mut argv = Vec::new();
-                let routes: Vec<Route> = (0..queued.len())
-                    .map(|i| {
-                        queued.argv(i, &mut argv);
-                        let write = table
-                            .lookup(&argv)
-                            .is_some_and(|c| c.class(&argv) == Class::Write);
-                        Route::Send { write }
-                    })
-                    .collect();
-                self.drop_written(&table, queued, &routes);
+                self.drop_written(&table, queued, &writes(&table, queued));
             }
             (Some(_), _) => self.drop_everything(),
             (None, _) => {}
@@ -244,7 +234,9 @@ impl Service {
                 "ERR '{}' is not allowed through the proxy: it changes the server itself (see docs/forwarding.md)",
                 command.name
             )),
-            Class::Blocking | Class::Pubsub if client.dedicated => Route::Send { write: false },
+            Class::Blocking | Class::Pubsub if client.dedicated => Route::Send {
+                write: command.flags & WRITE != 0,
+            },
             Class::Blocking | Class::Pubsub | Class::ConnectionState => {
                 Route::Refuse(format!(
                     "ERR '{}' is not supported through the proxy yet",
@@ -337,6 +329,28 @@ impl Service {
 }
 
 impl Service {
+    /// Drops the keys `batch`'s writes will change, before it is sent on a
+    /// connection whose replies the service does not see (a client's
+    /// subscription connection, where RESP3 allows any command). Without
+    /// Redis's table yet, anything but the Pub/Sub commands drops all.
+    pub fn drop_before_sending(&self, batch: &Batch) {
+        let mut argv = Vec::new();
+        let Some(table) = self.backend.commands_known() else {
+            let harmless = (0..batch.len()).all(|i| {
+                batch.argv(i, &mut argv);
+                argv.first().is_some_and(|name| {
+                    let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+                    name.ends_with("subscribe") || name == "ping"
+                })
+            });
+            if !harmless {
+                self.drop_everything();
+            }
+            return;
+        };
+        self.drop_written(&table, batch, &writes(&table, batch));
+    }
+
     /// After a write whose keys cannot be known: nothing cached can be
     /// vouched for.
     fn drop_everything(&self) {
@@ -365,6 +379,21 @@ impl Delivered {
             .clone()
             .unwrap_or_else(|| "ERR backing Redis gave no reply".to_owned())
     }
+}
+
+/// Each request of `batch` as sent, marked a write when it may change its
+/// keys (a blocking write such as BLMOVE included).
+fn writes(table: &CommandTable, batch: &Batch) -> Vec<Route> {
+    let mut argv = Vec::new();
+    (0..batch.len())
+        .map(|i| {
+            batch.argv(i, &mut argv);
+            let write = table
+                .lookup(&argv)
+                .is_some_and(|c| c.flags & WRITE != 0 || c.class(&argv) == Class::Write);
+            Route::Send { write }
+        })
+        .collect()
 }
 
 /// Whether the last of `replies` is not an error.
