@@ -20,6 +20,8 @@ mod errors;
 mod faults;
 mod flow_control;
 mod forward_metrics;
+mod forward_transactions;
+mod forward_transactions_clients;
 mod harness;
 mod hostile;
 mod http_framing;
