@@ -2,16 +2,17 @@
 //! Redis answers them, byte for byte, run on a Redis connection the client
 //! holds of its own; reads inside them never from the cache; their writes
 //! dropped from the cache before EXEC's reply; nothing of one client's
-//! transaction left behind for another. Raw RESP here; redis-py, node-redis
-//! and ioredis in `forward_transactions_clients.rs`.
+//! transaction left behind for another. Raw RESP here and in
+//! `forward_transactions_state.rs` (what a transaction leaves behind);
+//! redis-py, node-redis and ioredis in `forward_transactions_clients.rs`.
 
 use std::net::SocketAddr;
 
 use crate::common::resp_conn::RespConn;
-use crate::common::{eventually, InProcess, RedisServer};
+use crate::common::{InProcess, RedisServer};
 
 /// RESP on; the invalidation link as `invalidation` says.
-fn proxy(redis: &RedisServer, invalidation: &str) -> InProcess {
+pub(crate) fn proxy(redis: &RedisServer, invalidation: &str) -> InProcess {
     InProcess::start(
         redis,
         &[("RESP_PORT", "auto"), ("INVALIDATION", invalidation)],
@@ -109,7 +110,7 @@ const CONFLICT: &[Step] = &[
 
 /// A fresh connection to `addr`, in RESP3 if asked (HELLO's own reply,
 /// which the proxy writes itself, is read and left out).
-fn open(addr: SocketAddr, resp3: bool) -> RespConn {
+pub(crate) fn open(addr: SocketAddr, resp3: bool) -> RespConn {
     let mut conn = RespConn::open(addr);
     if resp3 {
         conn.send(&["HELLO", "3"]);
@@ -286,139 +287,4 @@ fn a_transactions_writes_are_read_back_at_once_on_every_connection_and_over_http
     assert_eq!(reader.call(&["GET", "p"]), "$3\r\nnew\r\n");
     assert_eq!(String::from_utf8_lossy(&writer.reply()), "$3\r\nnew\r\n");
     assert_eq!(proxy.get_key("p").body, b"new");
-}
-
-/// The clients connected to `redis` now, one `CLIENT LIST` line each.
-fn clients(redis: &RedisServer) -> Vec<String> {
-    let list: String = redis.cmd(&["CLIENT", "LIST"]);
-    list.lines().map(str::to_owned).collect()
-}
-
-/// The `id=` of the one client of `redis` whose CLIENT LIST line has
-/// `field` (such as `multi=1` or `cmd=watch`), once there is one.
-fn client_with(redis: &RedisServer, field: &str) -> String {
-    eventually(&format!("a client with {field} at Redis"), || {
-        let found: Vec<String> = clients(redis)
-            .into_iter()
-            .filter(|line| line.split(' ').any(|f| f == field))
-            .collect();
-        assert!(found.len() <= 1, "several clients with {field}: {found:?}");
-        let line = found.first()?;
-        Some(line.split(' ').next()?.to_owned())
-    })
-}
-
-/// Waits until no client of `redis` has `id` (such as `id=12`).
-fn wait_gone(redis: &RedisServer, id: &str) {
-    eventually(&format!("Redis's client {id} to close"), || {
-        (!clients(redis)
-            .iter()
-            .any(|line| line.split(' ').next() == Some(id)))
-        .then_some(())
-    });
-}
-
-#[test]
-fn a_client_that_leaves_mid_transaction_or_mid_watch_has_its_redis_connection_closed() {
-    let redis = RedisServer::start();
-    let proxy = proxy(&redis, "auto");
-    // Sent one at a time, and both at once.
-    for together in [false, true] {
-        let key = format!("never{together}");
-        let mut conn = open(proxy.resp_addr(), false);
-        if together {
-            let mut wire = crate::common::resp_command(&[b"MULTI"]);
-            wire.extend(crate::common::resp_command(&[b"SET", key.as_bytes(), b"1"]));
-            conn.send_raw(&wire);
-            assert_eq!(conn.reply(), b"+OK\r\n");
-            assert_eq!(conn.reply(), b"+QUEUED\r\n");
-        } else {
-            assert_eq!(conn.call(&["MULTI"]), "+OK\r\n");
-            assert_eq!(conn.call(&["SET", &key, "1"]), "+QUEUED\r\n");
-        }
-        let held = client_with(&redis, "multi=1");
-        conn.close();
-        wait_gone(&redis, &held);
-        let value: Option<String> = redis.cmd(&["GET", &key]);
-        assert_eq!(value, None, "the queued SET never ran");
-        assert!(
-            clients(&redis)
-                .iter()
-                .all(|line| !line.contains(" multi=1 ")),
-            "no Redis connection is left in MULTI"
-        );
-    }
-    // WATCH, then leave.
-    let mut conn = open(proxy.resp_addr(), false);
-    assert_eq!(conn.call(&["WATCH", "w"]), "+OK\r\n");
-    let held = client_with(&redis, "cmd=watch");
-    conn.close();
-    wait_gone(&redis, &held);
-}
-
-#[test]
-fn nothing_of_one_clients_transaction_or_watch_reaches_other_clients() {
-    let redis = RedisServer::start();
-    let proxy = proxy(&redis, "auto");
-    let addr = proxy.resp_addr();
-    // One leaves while watching; one ends its watch with UNWATCH, one with
-    // EXEC, one with DISCARD (their connections may go back to the pool);
-    // one stays in MULTI and one keeps watching while the others run.
-    let mut left = open(addr, false);
-    assert_eq!(left.call(&["WATCH", "w1"]), "+OK\r\n");
-    left.close();
-    let mut ended = open(addr, false);
-    for (command, want) in [
-        (&["WATCH", "w2"][..], "+OK\r\n"),
-        (&["UNWATCH"], "+OK\r\n"),
-        (&["WATCH", "w3"], "+OK\r\n"),
-        (&["MULTI"], "+OK\r\n"),
-        (&["SET", "x", "1"], "+QUEUED\r\n"),
-        (&["EXEC"], "*1\r\n+OK\r\n"),
-        (&["WATCH", "w4"], "+OK\r\n"),
-        (&["MULTI"], "+OK\r\n"),
-        (&["DISCARD"], "+OK\r\n"),
-        (&["MULTI"], "+OK\r\n"),
-        (&["SET", "x", "1"], "+QUEUED\r\n"),
-        (&["EXEC"], "*1\r\n+OK\r\n"),
-    ] {
-        assert_eq!(ended.call(command), want, "{command:?}");
-    }
-    let mut in_multi = open(addr, false);
-    assert_eq!(in_multi.call(&["MULTI"]), "+OK\r\n");
-    assert_eq!(in_multi.call(&["SET", "y", "1"]), "+QUEUED\r\n");
-    let mut watching = open(addr, false);
-    assert_eq!(watching.call(&["WATCH", "w5"]), "+OK\r\n");
-    // Every watched key changes: a watch left on a pooled connection would
-    // make another client's EXEC run nothing.
-    for key in ["w1", "w2", "w3", "w4", "w5"] {
-        redis.set(key, "changed");
-    }
-    let others: Vec<_> = (0..100)
-        .map(|i| {
-            std::thread::spawn(move || {
-                let mut conn = open(addr, false);
-                let key = format!("other:{i}");
-                assert_eq!(conn.call(&["SET", &key, "v"]), "+OK\r\n");
-                assert_eq!(conn.call(&["INCR", "count"]).as_bytes()[0], b':');
-                assert_eq!(conn.call(&["GET", &key]), "$1\r\nv\r\n");
-                assert_eq!(conn.call(&["MULTI"]), "+OK\r\n");
-                assert_eq!(conn.call(&["SET", &key, "t"]), "+QUEUED\r\n");
-                assert_eq!(conn.call(&["EXEC"]), "*1\r\n+OK\r\n");
-                assert_eq!(conn.call(&["EXEC"]), "-ERR EXEC without MULTI\r\n");
-            })
-        })
-        .collect();
-    for other in others {
-        other.join().expect("another client");
-    }
-    assert_eq!(redis.cmd::<i64>(&["GET", "count"]), 100);
-    // The held ones are still theirs: the watch still fails its EXEC, and
-    // the transaction still runs its SET.
-    assert_eq!(watching.call(&["MULTI"]), "+OK\r\n");
-    assert_eq!(watching.call(&["SET", "z", "1"]), "+QUEUED\r\n");
-    assert_eq!(watching.call(&["EXEC"]), "*-1\r\n");
-    assert_eq!(in_multi.call(&["EXEC"]), "*1\r\n+OK\r\n");
-    assert_eq!(redis.cmd::<Option<String>>(&["GET", "z"]), None);
-    assert_eq!(redis.cmd::<String>(&["GET", "y"]), "1");
 }

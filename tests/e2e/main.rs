@@ -22,6 +22,7 @@ mod flow_control;
 mod forward_metrics;
 mod forward_transactions;
 mod forward_transactions_clients;
+mod forward_transactions_state;
 mod harness;
 mod hostile;
 mod http_framing;
