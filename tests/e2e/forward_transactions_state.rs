@@ -1,6 +1,7 @@
 //! What one client's transaction or WATCH leaves behind through the proxy
 //! (#21): its Redis connection closed when it leaves, nothing of it on a
-//! connection another client gets.
+//! connection another client gets, and a request the proxy refuses inside
+//! MULTI counted as the queueing error it is.
 
 use crate::common::{eventually, RedisServer};
 
@@ -139,4 +140,48 @@ fn nothing_of_one_clients_transaction_or_watch_reaches_other_clients() {
     assert_eq!(in_multi.call(&["EXEC"]), "*1\r\n+OK\r\n");
     assert_eq!(redis.cmd::<Option<String>>(&["GET", "z"]), None);
     assert_eq!(redis.cmd::<String>(&["GET", "y"]), "1");
+}
+
+#[test]
+fn a_request_the_proxy_refuses_inside_multi_aborts_the_transaction_as_a_queueing_error_does() {
+    // Redis discards a transaction in which a command was refused while
+    // queueing (EXECABORT): the client saw an error, so nothing may run.
+    let redis = RedisServer::start();
+    let proxy = proxy(&redis, "auto");
+    let aborted = "-EXECABORT Transaction discarded because of previous errors.\r\n";
+    let refused: [&[&str]; 2] = [
+        &["CONFIG", "SET", "maxmemory", "1"],
+        &["CLIENT", "SETNAME", "x"],
+    ];
+    let mut conn = open(proxy.resp_addr(), false);
+    for request in refused {
+        assert_eq!(conn.call(&["MULTI"]), "+OK\r\n");
+        assert_eq!(conn.call(&["SET", "a", "1"]), "+QUEUED\r\n");
+        let reply = conn.call(request);
+        assert!(reply.starts_with("-ERR '"), "{request:?} refused: {reply}");
+        assert_eq!(conn.call(&["INCR", "n"]), "+QUEUED\r\n");
+        assert_eq!(conn.call(&["EXEC"]), aborted, "after {request:?}");
+        // Pipelined: the refusal among requests sent on in one batch.
+        let mut wire = Vec::new();
+        for step in [
+            &["MULTI"][..],
+            &["SET", "a", "1"],
+            request,
+            &["INCR", "n"],
+            &["EXEC"],
+        ] {
+            let args: Vec<&[u8]> = step.iter().map(|w| w.as_bytes()).collect();
+            wire.extend(crate::common::resp_command(&args));
+        }
+        conn.send_raw(&wire);
+        let replies: Vec<String> = (0..5)
+            .map(|_| String::from_utf8_lossy(&conn.reply()).into_owned())
+            .collect();
+        assert_eq!(replies[..2], ["+OK\r\n", "+QUEUED\r\n"]);
+        assert!(replies[2].starts_with("-ERR '"), "{}", replies[2]);
+        assert_eq!(replies[3..], ["+QUEUED\r\n", aborted]);
+        assert_eq!(redis.cmd::<Option<String>>(&["GET", "a"]), None);
+        assert_eq!(redis.cmd::<Option<String>>(&["GET", "n"]), None);
+        assert_eq!(conn.call(&["SET", "b", "1"]), "+OK\r\n");
+    }
 }
