@@ -288,3 +288,33 @@ fn a_transactions_writes_are_read_back_at_once_on_every_connection_and_over_http
     assert_eq!(String::from_utf8_lossy(&writer.reply()), "$3\r\nnew\r\n");
     assert_eq!(proxy.get_key("p").body, b"new");
 }
+
+#[test]
+fn a_transaction_too_long_to_remember_still_leaves_nothing_stale() {
+    // The proxy remembers the first MiB or so of a transaction's queued
+    // commands for their keys; past that, EXEC must drop everything, so a
+    // write queued after it is read back too.
+    let redis = RedisServer::start();
+    let proxy = proxy(&redis, "off");
+    redis.set("k", "old");
+    let mut conn = open(proxy.resp_addr(), false);
+    assert_eq!(conn.call(&["GET", "k"]), "$3\r\nold\r\n");
+    assert!(proxy.get_key("k").is_hit());
+    let big = "x".repeat(64 * 1024);
+    assert_eq!(conn.call(&["MULTI"]), "+OK\r\n");
+    for i in 0..24 {
+        assert_eq!(
+            conn.call(&["SET", &format!("big:{i}"), &big]),
+            "+QUEUED\r\n"
+        );
+    }
+    assert_eq!(conn.call(&["SET", "k", "new"]), "+QUEUED\r\n");
+    let exec = conn.call(&["EXEC"]);
+    assert!(
+        exec.starts_with("*25\r\n"),
+        "{}",
+        &exec[..exec.len().min(40)]
+    );
+    assert_eq!(conn.call(&["GET", "k"]), "$3\r\nnew\r\n");
+    assert_eq!(proxy.get_key("k").body, b"new");
+}
