@@ -16,7 +16,7 @@ build:
 
 ## test: every test; starts its own throwaway redis-servers on free ports
 test:
-	@source scripts/lib.sh && ensure_command redis-server redis-server && ensure_command redis-cli redis-tools && ensure_command tmux tmux && ensure_command openssl openssl && ensure_command curl curl && ensure_command chromium chromium && ensure_python_module redis redis && ensure_python_module yaml pyyaml && ensure_command prometheus prometheus && ensure_command systemd-analyze systemd && ensure_node_module redis redis@5
+	@source scripts/lib.sh && ensure_command redis-server redis-server && ensure_command redis-cli redis-tools && ensure_command tmux tmux && ensure_command openssl openssl && ensure_command curl curl && ensure_command chromium chromium && ensure_python_module redis redis && ensure_python_module yaml pyyaml && ensure_command prometheus prometheus && ensure_command systemd-analyze systemd && ensure_node_module redis redis@5 && ensure_node_module ioredis ioredis@5
 	cargo test --release --features test-hooks
 
 ## check: formatting, lints and the alert rules (with their unit tests), as CI wants them

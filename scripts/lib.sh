@@ -35,7 +35,7 @@ ensure_python_module() {
 }
 
 # Installs an npm package into target/node when missing, for the tests
-# that drive node-redis: ensure_node_module NAME NPM-SPEC.
+# that drive node-redis and ioredis: ensure_node_module NAME NPM-SPEC.
 ensure_node_module() {
   ensure_command node nodejs
   ensure_command npm npm

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use mio::Token;
 
+use crate::config::Forwarding;
 use crate::service::{Batch, Client, Lane, Queued, Service};
 
 use super::cmd::{execute, forwards, Executed, Peers};
@@ -67,7 +68,12 @@ impl Conn {
                     };
                     if to_redis {
                         let batch = batch.get_or_insert_with(Batch::default);
-                        let (queued, ran) = self.session.transaction.note(&args);
+                        // With RESP_FORWARD=reads, MULTI and WATCH are
+                        // refused: no transaction begins.
+                        let (queued, ran) = match service.forwarding() {
+                            Forwarding::All => self.session.transaction.note(&args),
+                            _ => (false, None),
+                        };
                         batch.push(&args, queued);
                         held_lane |= self.session.transaction.pinned();
                         self.session.caching = None;

@@ -29,11 +29,13 @@ pub struct Transaction {
 
 impl Transaction {
     /// Whether request `argv` is answered by the proxy even while the
-    /// connection holds its own Redis connection: QUIT, and SELECT (the
-    /// held connection follows the client's database).
+    /// connection holds its own Redis connection: QUIT only. (SELECT then
+    /// goes to the service, which refuses it: inside MULTI the proxy's own
+    /// SELECT of the held connection would be queued, and its database
+    /// could not be known after EXEC.)
     pub fn answered_here(argv: &[&[u8]]) -> bool {
-        let name = argv.first().copied().unwrap_or_default();
-        name.eq_ignore_ascii_case(b"quit") || name.eq_ignore_ascii_case(b"select")
+        argv.first()
+            .is_some_and(|name| name.eq_ignore_ascii_case(b"quit"))
     }
 
     /// Whether the connection's commands must go to its own Redis

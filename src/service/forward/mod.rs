@@ -40,6 +40,13 @@ pub struct Client {
 /// [`Held`]); EXEC, DISCARD and UNWATCH elsewhere answer as Redis does.
 const TRANSACTION: &[&str] = &["multi", "exec", "discard", "watch", "unwatch"];
 
+/// Sent to Redis in place of a request the proxy refuses inside MULTI: a
+/// command Redis does not know, so Redis too counts an error while
+/// queueing and EXEC answers EXECABORT, as after any command refused there
+/// (the client saw an error: nothing of the transaction may run). Redis's
+/// reply to it is dropped; the client gets the proxy's.
+const SPOILER: &[u8] = b"*1\r\n$28\r\nredis-proxy-refused-in-multi\r\n";
+
 /// Commands without keys that change every key of a database or more.
 const FLUSHING: &[&str] = &["flushall", "flushdb", "swapdb"];
 
@@ -156,12 +163,16 @@ impl Service {
             self.send(batch.frames(), sent, client, held, out)
         } else {
             let mut wire = Vec::new();
+            let mut count = 0;
             for (i, route) in routes.iter().enumerate() {
-                if let Route::Send { .. } = route {
-                    wire.extend_from_slice(batch.frame(i));
+                match route {
+                    Route::Send { .. } => wire.extend_from_slice(batch.frame(i)),
+                    Route::Refuse(_) if batch.queued(i) => wire.extend_from_slice(SPOILER),
+                    Route::Refuse(_) => continue,
                 }
+                count += 1;
             }
-            self.send(&wire, sent, client, held.take(), &mut replies)
+            self.send(&wire, count, client, held.take(), &mut replies)
         };
         // Writes are dropped from the cache before any reply goes back,
         // whether or not Redis answered (a request sent may have run).
@@ -178,6 +189,14 @@ impl Service {
         for (i, route) in routes.iter().enumerate() {
             match route {
                 Route::Refuse(message) => {
+                    if batch.queued(i) && answered < delivered.answered {
+                        // Redis's reply to the SPOILER sent in its place.
+                        match framer.next(&replies[at..]) {
+                            Ok(Some(len)) => at += len,
+                            _ => break,
+                        }
+                        answered += 1;
+                    }
                     self.error_out(message, out);
                     counted.set(i, ForwardResult::Rejected);
                 }
