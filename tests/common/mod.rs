@@ -13,6 +13,7 @@ pub mod proxy;
 pub mod readers;
 pub mod redis_server;
 pub mod relay;
+pub mod resp_wire;
 pub mod sentinel;
 pub mod tmux;
 

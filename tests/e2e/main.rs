@@ -19,6 +19,8 @@ mod conformance;
 mod errors;
 mod faults;
 mod flow_control;
+mod forward;
+mod forward_bytes;
 mod harness;
 mod hostile;
 mod http_framing;

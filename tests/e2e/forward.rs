@@ -1,0 +1,396 @@
+//! Forwarding (issue 21): writes and other commands the proxy does not
+//! answer itself go to Redis, and a write through the proxy is seen by the
+//! next read on any connection and over HTTP, whatever the invalidation
+//! link does (read-your-writes). RESP_FORWARD=reads and off; Redis down.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+
+use crate::common::resp_wire::{encode_line, show, Wire};
+use crate::common::{HttpConnection, InProcess, RedisServer};
+
+const RESP: (&str, &str) = ("RESP_PORT", "auto");
+/// No invalidation link: only the forwarding path can drop what a write
+/// changed, so a missing drop shows as a stale read every time.
+const NO_LINK: (&str, &str) = ("INVALIDATION", "off");
+
+/// A bulk string reply.
+fn bulk(value: &str) -> Vec<u8> {
+    format!("${}\r\n{value}\r\n", value.len()).into_bytes()
+}
+
+/// SETs `k` to a new value through the proxy, then reads it back on
+/// another RESP connection and over HTTP, `rounds` times, with the cache
+/// holding the previous value each time, while bystanders keep reads of
+/// `k` in flight (so writes meet fetches under way). No read may be stale.
+fn read_your_writes(env: &[(&str, &str)], rounds: usize) {
+    let redis = RedisServer::start();
+    redis.set("k", "start");
+    let mut env = env.to_vec();
+    env.push(RESP);
+    let proxy = InProcess::start(&redis, &env);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (addr, resp) = (proxy.addr, proxy.resp_addr());
+    let bystanders: Vec<_> = (0..2)
+        .map(|n| {
+            let stop = Arc::clone(&stop);
+            thread::spawn(move || {
+                let mut http = HttpConnection::connect(addr);
+                let mut wire = Wire::connect(resp);
+                while !stop.load(Ordering::Relaxed) {
+                    match n {
+                        0 => drop(http.get("/proxy?key=k")),
+                        _ => drop(wire.call("GET k")),
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut writer = Wire::connect(resp);
+    let mut reader = Wire::connect(resp);
+    let mut http = HttpConnection::connect(addr);
+    let mut stale = Vec::new();
+    let mut http_hits = 0;
+    for i in 0..rounds {
+        let value = format!("v{i}");
+        assert_eq!(writer.call(&format!("SET k {value}")), b"+OK\r\n");
+        let got = reader.call("GET k");
+        if got != bulk(&value) {
+            stale.push(format!("round {i}: RESP read {}", show(&got)));
+        }
+        let reply = http.get("/proxy?key=k");
+        if reply.body != value.as_bytes() {
+            stale.push(format!("round {i}: HTTP read {}", reply.text()));
+        }
+        // The RESP read cached the value: the next write meets a warm cache.
+        http_hits += usize::from(reply.is_hit());
+    }
+    stop.store(true, Ordering::Relaxed);
+    for bystander in bystanders {
+        bystander.join().expect("a bystander");
+    }
+    assert!(
+        stale.is_empty(),
+        "{} stale reads in {rounds} rounds: {:?}",
+        stale.len(),
+        &stale[..stale.len().min(10)]
+    );
+    assert!(
+        http_hits > rounds / 2,
+        "only {http_hits} HTTP reads were hits"
+    );
+}
+
+#[test]
+fn a_write_through_the_proxy_is_read_back_everywhere_with_no_invalidation_link() {
+    read_your_writes(&[NO_LINK], 2000);
+}
+
+#[test]
+fn a_write_through_the_proxy_is_read_back_everywhere_with_the_link_on() {
+    read_your_writes(&[], 1000);
+}
+
+/// How a key must read after a write.
+enum Want {
+    Value(&'static str),
+    Nil,
+    WrongType,
+}
+
+/// One write through the proxy: Redis prepared directly (`before`), the
+/// proxy's cache warmed with `warm`, Redis changed behind its back
+/// (`behind`: no link tells the proxy), then `write`; `$` in a line is the
+/// case's own key prefix.
+struct Case {
+    before: &'static [&'static str],
+    warm: &'static [&'static str],
+    behind: &'static [&'static str],
+    write: &'static str,
+    want: &'static [(&'static str, Want)],
+}
+
+const fn case(
+    before: &'static [&'static str],
+    warm: &'static [&'static str],
+    write: &'static str,
+    want: &'static [(&'static str, Want)],
+) -> Case {
+    Case {
+        before,
+        warm,
+        behind: &[],
+        write,
+        want,
+    }
+}
+
+const FUNCTION: &str = "FUNCTION LOAD \"#!lua name=fwdtest\nredis.register_function('setit', function(keys, args) return redis.call('SET', keys[1], args[1]) end)\"";
+
+const CASES: &[Case] = &[
+    case(
+        &["SET $k old"],
+        &["$k"],
+        "SET $k new",
+        &[("$k", Want::Value("new"))],
+    ),
+    case(
+        &["SET $k 1"],
+        &["$k"],
+        "INCR $k",
+        &[("$k", Want::Value("2"))],
+    ),
+    case(&["SET $k old"], &["$k"], "DEL $k", &[("$k", Want::Nil)]),
+    case(
+        &["SET $k old"],
+        &["$k"],
+        "APPEND $k er",
+        &[("$k", Want::Value("older"))],
+    ),
+    case(&["SET $k old"], &["$k"], "GETDEL $k", &[("$k", Want::Nil)]),
+    case(
+        &["SET $k old"],
+        &["$k"],
+        "EXPIRE $k 0",
+        &[("$k", Want::Nil)],
+    ),
+    case(
+        &["SET $a old", "SET $b old"],
+        &["$a", "$b"],
+        "MSET $a 1 $b 2",
+        &[("$a", Want::Value("1")), ("$b", Want::Value("2"))],
+    ),
+    Case {
+        before: &["SET $k old"],
+        warm: &["$k"],
+        behind: &["DEL $k"],
+        write: "HSET $k f v",
+        want: &[("$k", Want::WrongType)],
+    },
+    case(
+        &["SET $k old", "RPUSH $l 2 1"],
+        &["$k"],
+        "SORT $l STORE $k",
+        &[("$k", Want::WrongType)],
+    ),
+    case(&["SET $k old"], &["$k"], "FLUSHALL", &[("$k", Want::Nil)]),
+    case(&["SET $k old"], &["$k"], "FLUSHDB", &[("$k", Want::Nil)]),
+    case(
+        &["SET $k zero", "SELECT 1", "SET $k one", "SELECT 0"],
+        &["$k"],
+        "SWAPDB 0 1",
+        &[("$k", Want::Value("one"))],
+    ),
+    case(&["SET $k old"], &["$k"], "MOVE $k 1", &[("$k", Want::Nil)]),
+    case(
+        &["SET $k old", "SET $src new"],
+        &["$k"],
+        "COPY $src $k REPLACE",
+        &[("$k", Want::Value("new"))],
+    ),
+    case(
+        &["SET $k old", "SET $src new"],
+        &["$k", "$src"],
+        "RENAME $src $k",
+        &[("$k", Want::Value("new")), ("$src", Want::Nil)],
+    ),
+    case(
+        &["SET $k old"],
+        &["$k"],
+        "EVAL \"return redis.call('SET', KEYS[1], ARGV[1])\" 1 $k new",
+        &[("$k", Want::Value("new"))],
+    ),
+    case(
+        &["SET $k old"],
+        &["$k"],
+        "FCALL setit 1 $k new",
+        &[("$k", Want::Value("new"))],
+    ),
+];
+
+#[test]
+fn every_kind_of_write_is_seen_by_the_next_read() {
+    let redis = RedisServer::start();
+    let proxy = InProcess::start(&redis, &[RESP, NO_LINK]);
+    let mut direct = Wire::connect(redis.addr());
+    let mut client = Wire::connect(proxy.resp_addr());
+    let mut reader = Wire::connect(proxy.resp_addr());
+    let mut http = HttpConnection::connect(proxy.addr);
+    // The library FCALL calls, loaded through the proxy.
+    assert_eq!(client.call(FUNCTION), bulk("fwdtest"));
+    let mut stale = Vec::new();
+    for (n, case) in CASES.iter().enumerate() {
+        let line = |text: &str| text.replace('$', &format!("case{n}:"));
+        for before in case.before {
+            assert!(!direct.call(&line(before)).starts_with(b"-"), "{before}");
+        }
+        for key in case.warm {
+            let warm = format!("GET {}", line(key));
+            let _ = client.call(&warm);
+            assert!(client.call(&warm).starts_with(b"$"), "{warm}");
+        }
+        for behind in case.behind {
+            assert!(!direct.call(&line(behind)).starts_with(b"-"), "{behind}");
+        }
+        let reply = client.call(&line(case.write));
+        assert!(!reply.starts_with(b"-"), "{}: {}", case.write, show(&reply));
+        for (key, want) in case.want {
+            let key = line(key);
+            let resp = reader.call(&format!("GET {key}"));
+            let page = http.get(&format!("/proxy?key={key}"));
+            let (resp_ok, http_ok) = match want {
+                Want::Value(value) => (resp == bulk(value), page.body == value.as_bytes()),
+                Want::Nil => (resp == b"$-1\r\n", page.status == 404),
+                Want::WrongType => (resp.starts_with(b"-WRONGTYPE"), page.status == 502),
+            };
+            if !resp_ok || !http_ok {
+                stale.push(format!(
+                    "{} then GET {key}: RESP {}, HTTP {} {}",
+                    case.write,
+                    show(&resp),
+                    page.status,
+                    page.text()
+                ));
+            }
+        }
+    }
+    assert!(stale.is_empty(), "stale reads:\n{}", stale.join("\n"));
+}
+
+#[test]
+fn a_thousand_pipelined_writes_and_cached_reads_come_back_in_order() {
+    let redis = RedisServer::start();
+    for j in 0..50 {
+        redis.set(format!("p{j}"), format!("old{j}"));
+    }
+    for j in 0..10 {
+        redis.set(format!("w{j}"), format!("seed{j}"));
+    }
+    let proxy = InProcess::start(&redis, &[RESP, NO_LINK]);
+    let mut wire = Wire::connect(proxy.resp_addr());
+    let mut model: Vec<String> = (0..50).map(|j| format!("old{j}")).collect();
+    for (j, value) in model.iter().enumerate() {
+        assert_eq!(wire.call(&format!("GET p{j}")), bulk(value));
+    }
+    for j in 0..10 {
+        assert_eq!(wire.call(&format!("GET w{j}")), bulk(&format!("seed{j}")));
+    }
+    let (mut requests, mut expected) = (Vec::new(), Vec::new());
+    let (mut counter, mut length) = (0, 0);
+    for i in 0..1000 {
+        let (line, reply) = match i % 6 {
+            0 => {
+                model[i % 50] = format!("new{i}");
+                (format!("SET p{} new{i}", i % 50), b"+OK\r\n".to_vec())
+            }
+            1 => (format!("GET p{}", (i - 1) % 50), bulk(&model[(i - 1) % 50])),
+            2 => {
+                counter += 1;
+                (
+                    "INCR counter".to_owned(),
+                    format!(":{counter}\r\n").into_bytes(),
+                )
+            }
+            3 => (format!("GET w{}", i % 10), bulk(&format!("seed{}", i % 10))),
+            4 => {
+                length += 1;
+                (
+                    format!("RPUSH list {i}"),
+                    format!(":{length}\r\n").into_bytes(),
+                )
+            }
+            _ => (format!("GET p{}", (i * 7) % 50), bulk(&model[(i * 7) % 50])),
+        };
+        requests.extend(encode_line(&line));
+        expected.push((line, reply));
+    }
+    wire.send(&requests);
+    let replies = wire.replies(expected.len());
+    let wrong: Vec<String> = expected
+        .iter()
+        .zip(&replies)
+        .enumerate()
+        .filter(|(_, ((_, want), got))| want != *got)
+        .map(|(i, ((line, want), got))| {
+            format!("#{i} {line}: want {}, got {}", show(want), show(got))
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of 1000 wrong:\n{}",
+        wrong.len(),
+        wrong[..wrong.len().min(20)].join("\n")
+    );
+}
+
+#[test]
+fn resp_forward_reads_passes_only_read_only_commands() {
+    let redis = RedisServer::start();
+    let _: i64 = redis.cmd(&["RPUSH", "l", "a", "b"]);
+    let proxy = InProcess::start(&redis, &[RESP, ("RESP_FORWARD", "reads")]);
+    let mut wire = Wire::connect(proxy.resp_addr());
+    let mut direct = Wire::connect(redis.addr());
+    for write in ["SET a b", "LPUSH l c", "EVAL \"return 1\" 0", "FLUSHALL"] {
+        let reply = wire.call_text(write);
+        assert!(
+            reply.starts_with("-ERR") && reply.contains("RESP_FORWARD=reads"),
+            "{write}: {reply}"
+        );
+    }
+    for read in ["LRANGE l 0 -1", "DBSIZE", "TYPE l", "EXISTS l a"] {
+        assert_eq!(wire.call(read), direct.call(read), "{read}");
+    }
+    // Nothing was written, and the connection still serves.
+    assert_eq!(
+        direct.call("LRANGE l 0 -1"),
+        b"*2\r\n$1\r\na\r\n$1\r\nb\r\n"
+    );
+    assert_eq!(direct.call("EXISTS a"), b":0\r\n");
+    assert_eq!(wire.call("PING"), b"+PONG\r\n");
+}
+
+#[test]
+fn resp_forward_off_answers_unknown_command_as_before() {
+    let redis = RedisServer::start();
+    let _: i64 = redis.cmd(&["RPUSH", "l", "a"]);
+    let proxy = InProcess::start(&redis, &[RESP, ("RESP_FORWARD", "off")]);
+    let mut wire = Wire::connect(proxy.resp_addr());
+    for (line, name) in [
+        ("SET a b", "SET"),
+        ("LRANGE l 0 -1", "LRANGE"),
+        ("DBSIZE", "DBSIZE"),
+    ] {
+        let reply = wire.call_text(line);
+        assert!(
+            reply.starts_with(&format!("-ERR unknown command '{name}'")),
+            "{line}: {reply}"
+        );
+    }
+    assert_eq!(redis.calls("set"), 0);
+    assert_eq!(redis.calls("lrange"), 0);
+    assert_eq!(wire.call("GET nokey"), b"$-1\r\n");
+}
+
+#[test]
+fn redis_down_is_an_error_naming_why_and_the_same_connection_recovers() {
+    let mut redis = RedisServer::start();
+    let proxy = InProcess::start(&redis, &[RESP, ("REDIS_TIMEOUT_MS", "500")]);
+    let mut wire = Wire::connect(proxy.resp_addr());
+    assert_eq!(wire.call("SET k before"), b"+OK\r\n");
+    redis.stop();
+    // Once on the pooled connection Redis closed, once on a new one.
+    for line in ["SET k during", "LPUSH l x"] {
+        let reply = wire.call_text(line);
+        assert!(
+            reply.starts_with("-ERR") && reply.contains("refused"),
+            "{line}: {reply}"
+        );
+    }
+    assert_eq!(wire.call("PING"), b"+PONG\r\n");
+    redis.restart();
+    // The same connection, no reconnect: its next forwarded command works.
+    assert_eq!(wire.call("SET k after"), b"+OK\r\n");
+    assert_eq!(redis.cmd::<String>(&["GET", "k"]), "after");
+    assert_eq!(wire.call("LPUSH l x"), b":1\r\n");
+}
