@@ -2,7 +2,8 @@
 //! and to redis-server get the same bytes back, for commands of every type,
 //! errors included, in RESP2 and in RESP3 (after `HELLO 3`), one by one and
 //! pipelined; and real client libraries (redis-py, node-redis) get the
-//! same answers from the proxy as from Redis.
+//! same answers from the proxy as from Redis. RESP_FORWARD=reads passes
+//! only read-only commands, and =off answers as before forwarding existed.
 
 use std::net::SocketAddr;
 
@@ -203,6 +204,54 @@ fn forwarded_replies_are_redis_bytes_in_resp3() {
     same_bytes_as_redis(true);
 }
 
+#[test]
+fn resp_forward_reads_passes_only_read_only_commands() {
+    let redis = RedisServer::start();
+    let _: i64 = redis.cmd(&["RPUSH", "l", "a", "b"]);
+    let proxy = InProcess::start(&redis, &[RESP, ("RESP_FORWARD", "reads")]);
+    let mut wire = Wire::connect(proxy.resp_addr());
+    let mut direct = Wire::connect(redis.addr());
+    for write in ["SET a b", "LPUSH l c", "EVAL \"return 1\" 0", "FLUSHALL"] {
+        let reply = wire.call_text(write);
+        assert!(
+            reply.starts_with("-ERR") && reply.contains("RESP_FORWARD=reads"),
+            "{write}: {reply}"
+        );
+    }
+    for read in ["LRANGE l 0 -1", "DBSIZE", "TYPE l", "EXISTS l a"] {
+        assert_eq!(wire.call(read), direct.call(read), "{read}");
+    }
+    // Nothing was written, and the connection still serves.
+    assert_eq!(
+        direct.call("LRANGE l 0 -1"),
+        b"*2\r\n$1\r\na\r\n$1\r\nb\r\n"
+    );
+    assert_eq!(direct.call("EXISTS a"), b":0\r\n");
+    assert_eq!(wire.call("PING"), b"+PONG\r\n");
+}
+
+#[test]
+fn resp_forward_off_answers_unknown_command_as_before() {
+    let redis = RedisServer::start();
+    let _: i64 = redis.cmd(&["RPUSH", "l", "a"]);
+    let proxy = InProcess::start(&redis, &[RESP, ("RESP_FORWARD", "off")]);
+    let mut wire = Wire::connect(proxy.resp_addr());
+    for (line, name) in [
+        ("SET a b", "SET"),
+        ("LRANGE l 0 -1", "LRANGE"),
+        ("DBSIZE", "DBSIZE"),
+    ] {
+        let reply = wire.call_text(line);
+        assert!(
+            reply.starts_with(&format!("-ERR unknown command '{name}'")),
+            "{line}: {reply}"
+        );
+    }
+    assert_eq!(redis.calls("set"), 0);
+    assert_eq!(redis.calls("lrange"), 0);
+    assert_eq!(wire.call("GET nokey"), b"$-1\r\n");
+}
+
 /// Runs `script` (given a port) with `program` against the proxy and then
 /// against Redis directly, each on an emptied Redis: both outputs.
 fn against_both(
@@ -211,7 +260,9 @@ fn against_both(
     script: fn(u16) -> String,
 ) -> (String, String) {
     let redis = RedisServer::start();
-    let proxy = InProcess::start(&redis, &[RESP]);
+    // No invalidation link: a write read back in a script is the proxy's
+    // doing alone.
+    let proxy = InProcess::start(&redis, &[RESP, ("INVALIDATION", "off")]);
     let flag = if program == "node" { "-e" } else { "-c" };
     let run = |port: u16| {
         assert_eq!(
