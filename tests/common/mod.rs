@@ -16,6 +16,7 @@ pub mod relay;
 pub mod resp_wire;
 pub mod sentinel;
 pub mod tmux;
+pub mod write_cases;
 
 pub use endpoints::Endpoints;
 pub use http::{request, try_request, HttpConnection};

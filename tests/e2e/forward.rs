@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::common::relay::Relay;
 use crate::common::resp_wire::{encode_line, show, Wire};
+use crate::common::write_cases::{Want, CASES, FUNCTION};
 use crate::common::{eventually, HttpConnection, InProcess, RedisServer};
 
 const RESP: (&str, &str) = ("RESP_PORT", "auto");
@@ -140,123 +141,6 @@ fn a_write_meeting_a_fetch_in_flight_keeps_the_fetched_old_value_out_of_the_cach
     }
 }
 
-/// How a key must read after a write.
-enum Want {
-    Value(&'static str),
-    Nil,
-    WrongType,
-}
-
-/// One write through the proxy: Redis prepared directly (`before`), the
-/// proxy's cache warmed with `warm`, Redis changed behind its back
-/// (`behind`: no link tells the proxy), then `write`; `$` in a line is the
-/// case's own key prefix.
-struct Case {
-    before: &'static [&'static str],
-    warm: &'static [&'static str],
-    behind: &'static [&'static str],
-    write: &'static str,
-    want: &'static [(&'static str, Want)],
-}
-
-const fn case(
-    before: &'static [&'static str],
-    warm: &'static [&'static str],
-    write: &'static str,
-    want: &'static [(&'static str, Want)],
-) -> Case {
-    Case {
-        before,
-        warm,
-        behind: &[],
-        write,
-        want,
-    }
-}
-
-const FUNCTION: &str = "FUNCTION LOAD \"#!lua name=fwdtest\nredis.register_function('setit', function(keys, args) return redis.call('SET', keys[1], args[1]) end)\"";
-
-const CASES: &[Case] = &[
-    case(
-        &["SET $k old"],
-        &["$k"],
-        "SET $k new",
-        &[("$k", Want::Value("new"))],
-    ),
-    case(
-        &["SET $k 1"],
-        &["$k"],
-        "INCR $k",
-        &[("$k", Want::Value("2"))],
-    ),
-    case(&["SET $k old"], &["$k"], "DEL $k", &[("$k", Want::Nil)]),
-    case(
-        &["SET $k old"],
-        &["$k"],
-        "APPEND $k er",
-        &[("$k", Want::Value("older"))],
-    ),
-    case(&["SET $k old"], &["$k"], "GETDEL $k", &[("$k", Want::Nil)]),
-    case(
-        &["SET $k old"],
-        &["$k"],
-        "EXPIRE $k 0",
-        &[("$k", Want::Nil)],
-    ),
-    case(
-        &["SET $a old", "SET $b old"],
-        &["$a", "$b"],
-        "MSET $a 1 $b 2",
-        &[("$a", Want::Value("1")), ("$b", Want::Value("2"))],
-    ),
-    Case {
-        before: &["SET $k old"],
-        warm: &["$k"],
-        behind: &["DEL $k"],
-        write: "HSET $k f v",
-        want: &[("$k", Want::WrongType)],
-    },
-    case(
-        &["SET $k old", "RPUSH $l 2 1"],
-        &["$k"],
-        "SORT $l STORE $k",
-        &[("$k", Want::WrongType)],
-    ),
-    case(&["SET $k old"], &["$k"], "FLUSHALL", &[("$k", Want::Nil)]),
-    case(&["SET $k old"], &["$k"], "FLUSHDB", &[("$k", Want::Nil)]),
-    case(
-        &["SET $k zero", "SELECT 1", "SET $k one", "SELECT 0"],
-        &["$k"],
-        "SWAPDB 0 1",
-        &[("$k", Want::Value("one"))],
-    ),
-    case(&["SET $k old"], &["$k"], "MOVE $k 1", &[("$k", Want::Nil)]),
-    case(
-        &["SET $k old", "SET $src new"],
-        &["$k"],
-        "COPY $src $k REPLACE",
-        &[("$k", Want::Value("new"))],
-    ),
-    case(
-        &["SET $k old", "SET $src new"],
-        &["$k", "$src"],
-        "RENAME $src $k",
-        &[("$k", Want::Value("new")), ("$src", Want::Nil)],
-    ),
-    case(
-        &["SET $k old"],
-        &["$k"],
-        "EVAL \"return redis.call('SET', KEYS[1], ARGV[1])\" 1 $k new",
-        &[("$k", Want::Value("new"))],
-    ),
-    case(
-        &["SET $k old"],
-        &["$k"],
-        "FCALL setit 1 $k new",
-        &[("$k", Want::Value("new"))],
-    ),
-];
-
 #[test]
 fn every_kind_of_write_is_seen_by_the_next_read() {
     let redis = RedisServer::start();
@@ -369,6 +253,48 @@ fn a_thousand_pipelined_writes_and_cached_reads_come_back_in_order() {
         "{} of 1000 wrong:\n{}",
         wrong.len(),
         wrong[..wrong.len().min(20)].join("\n")
+    );
+}
+
+#[test]
+fn refused_commands_in_a_forwarded_pipeline_keep_their_place() {
+    let redis = RedisServer::start();
+    redis.set("a", "0");
+    let proxy = InProcess::start(&redis, &[RESP, NO_LINK]);
+    let mut wire = Wire::connect(proxy.resp_addr());
+    assert_eq!(wire.call("GET a"), bulk("0"));
+    const REFUSED: &str = "is not allowed through the proxy";
+    let expected: &[(&str, &str)] = &[
+        ("SET a 1", "+OK\r\n"),
+        ("DEBUG SLEEP 0", REFUSED),
+        ("INCR a", ":2\r\n"),
+        ("BGSAVE", REFUSED),
+        ("INCR a", ":3\r\n"),
+        ("GET a", "$1\r\n3\r\n"),
+        ("ACL SETUSER someone on", REFUSED),
+        (
+            "NOSUCH x",
+            "-ERR unknown command 'NOSUCH', with args beginning with: 'x' \r\n",
+        ),
+        ("LPUSH l x", ":1\r\n"),
+        ("GET a", "$1\r\n3\r\n"),
+    ];
+    let all: Vec<u8> = expected.iter().flat_map(|(l, _)| encode_line(l)).collect();
+    wire.send(&all);
+    let replies = wire.replies(expected.len());
+    for ((line, want), got) in expected.iter().zip(&replies) {
+        let got = String::from_utf8_lossy(got);
+        match *want {
+            REFUSED => assert!(
+                got.starts_with("-ERR '") && got.contains(REFUSED),
+                "{line}: {got}"
+            ),
+            want => assert_eq!(got, want, "{line}"),
+        }
+    }
+    assert_eq!(
+        redis.calls("debug") + redis.calls("bgsave") + redis.calls("acl|setuser"),
+        0
     );
 }
 
