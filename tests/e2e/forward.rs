@@ -326,3 +326,32 @@ fn redis_down_is_an_error_naming_why_and_the_same_connection_recovers() {
     assert_eq!(wire.call_text("SET k again"), "+OK\r\n");
     assert_eq!(redis.cmd::<String>(&["GET", "k"]), "again");
 }
+
+#[test]
+fn a_reply_that_comes_after_the_timeout_is_never_taken_for_the_next_ones() {
+    let redis = RedisServer::start();
+    let proxy = InProcess::start(&redis, &[RESP, ("REDIS_TIMEOUT_MS", "300")]);
+    let mut wire = Wire::connect(proxy.resp_addr());
+    // Some 1.5 s of Lua: Redis answers `late`, well after the proxy gave up.
+    let slow = "EVAL \"local t = redis.call('TIME') while true do local n = redis.call('TIME') \
+                if (n[1] - t[1]) * 1000000 + n[2] - t[2] > 1500000 then return 'late' end end\" 0";
+    let reply = wire.call_text(slow);
+    assert!(
+        reply.starts_with("-ERR") && reply.contains("tim"),
+        "{reply}"
+    );
+    // Until the script ends Redis answers nobody; then every reply is the
+    // one to its own command, never the script's `late`.
+    eventually("Redis to answer again through the proxy", || {
+        let reply = wire.call_text("EXISTS nothing");
+        assert!(!reply.contains("late"), "a stale reply: {reply}");
+        (reply == ":0\r\n").then_some(())
+    });
+    for (line, want) in [
+        ("SET k v", "+OK\r\n"),
+        ("INCR n", ":1\r\n"),
+        ("GET k", "$1\r\nv\r\n"),
+    ] {
+        assert_eq!(wire.call_text(line), want, "{line}");
+    }
+}

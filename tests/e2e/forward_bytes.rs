@@ -33,6 +33,7 @@ const MATRIX: &[&str] = &[
     "INCR a",
     "SETRANGE big 1000000 x",
     "GET big",
+    "GETRANGE big 0 -1",
     // Hashes.
     "HSET h name ann age 30",
     "HGETALL h",
@@ -202,6 +203,23 @@ fn forwarded_replies_are_redis_bytes_in_resp2() {
 #[test]
 fn forwarded_replies_are_redis_bytes_in_resp3() {
     same_bytes_as_redis(true);
+}
+
+#[test]
+fn inline_commands_are_forwarded_and_answered_as_redis_answers_them() {
+    let redis = RedisServer::start();
+    let proxy = InProcess::start(&redis, &[RESP]);
+    let inline =
+        b"SET inl v\r\nGET inl\r\nINCR ctr\r\nLPUSH l a b\r\nLRANGE l 0 -1\r\nNOSUCH x\r\n";
+    let run = |addr| {
+        assert_eq!(Wire::connect(addr).call("FLUSHALL"), b"+OK\r\n");
+        let mut wire = Wire::connect(addr);
+        wire.send(inline);
+        wire.replies(6).iter().map(|r| show(r)).collect::<Vec<_>>()
+    };
+    let ours = run(proxy.resp_addr());
+    assert_eq!(ours, run(redis.addr()));
+    assert_eq!(ours[4], "*2\\r\\n$1\\r\\nb\\r\\n$1\\r\\na\\r\\n");
 }
 
 #[test]
