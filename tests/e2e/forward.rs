@@ -191,6 +191,37 @@ fn every_kind_of_write_is_seen_by_the_next_read() {
 }
 
 #[test]
+fn reads_that_fetch_and_writes_of_the_same_keys_in_one_pipeline_keep_their_order() {
+    let redis = RedisServer::start();
+    for i in 0..101 {
+        redis.set(format!("c{i}"), "old");
+    }
+    let proxy = InProcess::start(&redis, &[RESP, NO_LINK]);
+    let mut wire = Wire::connect(proxy.resp_addr());
+    // Each key cold: its first GET fetches while the write behind it waits.
+    let (mut requests, mut expected) = (Vec::new(), Vec::new());
+    for i in 0..100 {
+        let mut mget = b"*2\r\n".to_vec();
+        mget.extend(bulk(&format!("new{i}")));
+        mget.extend(bulk("old"));
+        for (line, reply) in [
+            (format!("GET c{i}"), bulk("old")),
+            (format!("SET c{i} new{i}"), b"+OK\r\n".to_vec()),
+            (format!("GET c{i}"), bulk(&format!("new{i}"))),
+            (format!("MGET c{i} c{}", i + 1), mget),
+        ] {
+            requests.extend(encode_line(&line));
+            expected.push((line, reply));
+        }
+    }
+    wire.send(&requests);
+    let replies = wire.replies(expected.len());
+    for ((line, want), got) in expected.iter().zip(&replies) {
+        assert_eq!(show(got), show(want), "{line}");
+    }
+}
+
+#[test]
 fn a_thousand_pipelined_writes_and_cached_reads_come_back_in_order() {
     let redis = RedisServer::start();
     for j in 0..50 {

@@ -236,7 +236,13 @@ fn resp_forward_reads_passes_only_read_only_commands() {
             "{write}: {reply}"
         );
     }
-    for read in ["LRANGE l 0 -1", "DBSIZE", "TYPE l", "EXISTS l a"] {
+    for read in [
+        "LRANGE l 0 -1",
+        "DBSIZE",
+        "TYPE l",
+        "EXISTS l a",
+        "EVAL_RO \"return redis.call('LLEN', KEYS[1])\" 1 l",
+    ] {
         assert_eq!(wire.call(read), direct.call(read), "{read}");
     }
     // Nothing was written, and the connection still serves.
