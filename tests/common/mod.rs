@@ -14,9 +14,11 @@ pub mod readers;
 pub mod redis_server;
 pub mod relay;
 pub mod resp_conn;
+pub mod resp_wire;
 pub mod sentinel;
 pub mod tmux;
 pub mod wire;
+pub mod write_cases;
 
 pub use endpoints::Endpoints;
 pub use http::{request, try_request, HttpConnection};

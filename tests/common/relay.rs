@@ -101,8 +101,9 @@ impl Relay {
         self.stats.released.notify_all();
     }
 
-    /// Connections opened from now on pass through even while held: the
-    /// ones already open stay held, busy, as a far-away Redis keeps them.
+    /// Connections opened from now on pass through even while held (their
+    /// requests and replies both): the ones already open stay held, busy,
+    /// as a far-away Redis keeps them.
     pub fn exempt_new_connections(&self) {
         self.stats.exempt_new.store(true, SeqCst);
     }
@@ -193,7 +194,7 @@ fn pipe(client: TcpStream, server: TcpStream, delay: Duration, stats: Arc<RelayS
     thread::spawn(move || {
         let mut buf = [0u8; 64 * 1024];
         while let Ok(n @ 1..) = server_in.read(&mut buf) {
-            if !is_link.load(SeqCst) {
+            if holdable && !is_link.load(SeqCst) {
                 stats.wait_until_replies_released();
             }
             // Count the answer before the proxy can see it and send more.

@@ -79,20 +79,25 @@ fn check_client_basics(url: &str, redis: &RedisServer) {
     );
     let err = get(&mut conn, b"list").expect_err("WRONGTYPE");
     assert_eq!(err.code(), Some("WRONGTYPE"));
-    let err = redis::cmd("SET")
+    // A write goes to Redis (RESP_FORWARD=all, the default), and the
+    // next read sees it, past the cached value.
+    let _: () = redis::cmd("SET")
         .arg("text")
         .arg("changed")
-        .query::<()>(&mut conn)
-        .expect_err("writes are refused");
-    assert!(err.to_string().contains("unknown command"), "{err}");
+        .query(&mut conn)
+        .expect("SET is forwarded");
+    assert_eq!(
+        get(&mut conn, b"text").expect("GET after SET"),
+        Some(b"changed".to_vec())
+    );
     let err = redis::cmd("GET").query::<()>(&mut conn).expect_err("arity");
     assert!(
         err.to_string()
             .contains("wrong number of arguments for 'get' command"),
         "{err}"
     );
-    // Nothing was written to Redis, and the connection is still usable.
-    assert_eq!(redis.cmd::<String>(&["GET", "text"]), "hello");
+    // The write reached Redis, and the connection is still usable.
+    assert_eq!(redis.cmd::<String>(&["GET", "text"]), "changed");
     let pong: String = redis::cmd("PING").query(&mut conn).expect("PING");
     assert_eq!(pong, "PONG");
 }
@@ -168,8 +173,9 @@ fn redis_cli_one_shot_and_commands_on_stdin() {
     let out = cli.wait_with_output().expect("redis-cli output");
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[..4], ["PONG", "hello", "", "hello"], "{text}");
-    assert!(text.contains("ERR unknown command 'SET'"), "{text}");
+    // SET is forwarded to Redis (RESP_FORWARD=all, the default).
+    assert_eq!(lines, ["PONG", "hello", "", "hello", "", "OK"], "{text}");
+    assert_eq!(redis.cmd::<String>(&["GET", "a"]), "b");
 }
 
 #[test]
