@@ -299,7 +299,7 @@ fn refused_commands_in_a_forwarded_pipeline_keep_their_place() {
         ("SET a 1", "+OK\r\n"),
         ("DEBUG SLEEP 0", REFUSED),
         ("INCR a", ":2\r\n"),
-        ("BGSAVE", REFUSED),
+        ("SAVE", REFUSED),
         ("INCR a", ":3\r\n"),
         ("GET a", "$1\r\n3\r\n"),
         ("ACL SETUSER someone on", REFUSED),
