@@ -41,9 +41,12 @@ impl KeyError {
 /// decode is borrowed from the query: no allocation.
 pub fn find_key(query: &str, max: usize) -> Result<Cow<'_, [u8]>, KeyError> {
     let mut found: Option<Cow<'_, [u8]>> = None;
-    for pair in query.split('&') {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if *decode(name) != *b"key" {
+    for pair in query.as_bytes().split(|&b| b == b'&') {
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(at) => (&pair[..at], &pair[at + 1..]),
+            None => (pair, &b""[..]),
+        };
+        if name != b"key" && *decode(name) != *b"key" {
             continue;
         }
         if found.is_some() {
@@ -84,19 +87,31 @@ pub fn origin_form(target: &str) -> Cow<'_, str> {
     }
 }
 
+/// `target`'s path and its query (without a `#fragment`): split at the
+/// first `?`, and the query cut at its first `#`.
+pub fn split_target(target: &str) -> (&str, &str) {
+    let Some(at) = target.bytes().position(|b| b == b'?') else {
+        return (target, "");
+    };
+    let query = &target[at + 1..];
+    let end = query.bytes().position(|b| b == b'#').unwrap_or(query.len());
+    (&target[..at], &query[..end])
+}
+
 /// Form decoding: `+` is a space, `%XX` a byte. A component with neither
-/// is borrowed as it is (the common case, found with two `memchr`s).
-fn decode(component: &str) -> Cow<'_, [u8]> {
-    let bytes = component.as_bytes();
-    let plus = bytes.contains(&b'+');
-    if !plus && !bytes.contains(&b'%') {
-        return Cow::Borrowed(bytes);
+/// is borrowed as it is (the common case: one pass over its bytes).
+fn decode(component: &[u8]) -> Cow<'_, [u8]> {
+    if !component.iter().any(|&b| b == b'%' || b == b'+') {
+        return Cow::Borrowed(component);
     }
-    if plus {
-        let spaced = component.replace('+', " ");
-        Cow::Owned(percent_decode(spaced.as_bytes()).collect())
+    if component.contains(&b'+') {
+        let spaced: Vec<u8> = component
+            .iter()
+            .map(|&b| if b == b'+' { b' ' } else { b })
+            .collect();
+        Cow::Owned(percent_decode(&spaced).collect())
     } else {
-        percent_decode(component.as_bytes()).into()
+        percent_decode(component).into()
     }
 }
 
@@ -105,6 +120,16 @@ mod tests {
     use super::*;
 
     const MAX: usize = 8192;
+
+    #[test]
+    fn targets_split_into_path_and_query_without_fragment() {
+        assert_eq!(split_target("/proxy?key=k"), ("/proxy", "key=k"));
+        assert_eq!(split_target("/proxy?key=k#f?g"), ("/proxy", "key=k"));
+        assert_eq!(split_target("/proxy?key=k?x"), ("/proxy", "key=k?x"));
+        assert_eq!(split_target("/proxy"), ("/proxy", ""));
+        assert_eq!(split_target("/proxy#f?key=k"), ("/proxy#f", "key=k"));
+        assert_eq!(split_target("/?"), ("/", ""));
+    }
 
     #[test]
     fn absolute_form_targets_lose_scheme_and_authority() {
