@@ -84,9 +84,14 @@ impl HttpResponse {
     }
 }
 
+/// A whole header line from two literals: `Name: value\r\n`.
+macro_rules! line {
+    ($name:literal, $value:literal) => {
+        concat!($name, ": ", $value, "\r\n").as_bytes()
+    };
+}
+
 const JSON: &[u8] = b"application/json";
-const TEXT: &[u8] = b"text/plain; charset=utf-8";
-const BINARY: &[u8] = b"application/octet-stream";
 
 /// A response with the given status, content type and body.
 pub fn build(
@@ -213,7 +218,7 @@ pub fn none_match(header: &str, tag: &str) -> bool {
 /// `ETag`, `Cache-Control: max-age` and `Age` (see [`freshness`]),
 /// `Vary: Accept` (two representations), `X-Cache`. The two numbers are
 /// rendered per answer, on the stack, and every header straight into the
-/// answer's one buffer of header lines.
+/// answer's one buffer of header lines (the constant ones as whole lines).
 fn describe(found: &Found, tag: &ETag, headers: &mut Headers) {
     headers.push(b"ETag", tag.as_str().as_bytes());
     let (max_age, age) = freshness(found);
@@ -222,8 +227,12 @@ fn describe(found: &Found, tag: &ETag, headers: &mut Headers) {
         b"Cache-Control",
         &[b"max-age=", digits.format(max_age).as_bytes()],
     );
-    headers.push(b"Vary", b"Accept");
-    headers.push(b"X-Cache", found.source.name().as_bytes());
+    headers.push_line(line!("Vary", "Accept"));
+    headers.push_line(match found.source {
+        Source::Hit => line!("X-Cache", "HIT"),
+        Source::Miss => line!("X-Cache", "MISS"),
+        Source::Stale => line!("X-Cache", "STALE"),
+    });
     if found.source != Source::Miss {
         headers.push(b"Age", digits.format(age).as_bytes());
     }
@@ -277,14 +286,14 @@ fn json_value(key: &[u8], value: &[u8]) -> Json {
 /// A found value: raw bytes, or `{"key", "value"}` when JSON was asked for.
 pub fn value(key: &[u8], found: Found, as_json: bool, tag: &ETag) -> HttpResponse {
     let content_type = if as_json {
-        JSON
+        line!("Content-Type", "application/json")
     } else if found.value.is_utf8() {
-        TEXT
+        line!("Content-Type", "text/plain; charset=utf-8")
     } else {
-        BINARY
+        line!("Content-Type", "application/octet-stream")
     };
     let mut headers = Headers::with_capacity(FOUND_HEADERS);
-    headers.push(b"Content-Type", content_type);
+    headers.push_line(content_type);
     describe(&found, tag, &mut headers);
     let body = if as_json {
         let json = json_value(key, found.value.bytes()).to_string();

@@ -49,6 +49,19 @@ impl Headers {
         self.lines.extend_from_slice(b"\r\n");
     }
 
+    /// Adds a whole line of the proxy's own, `Name: value\r\n`, written as
+    /// one copy (a header that is always the same, such as `Vary: Accept`).
+    pub fn push_line(&mut self, line: &'static [u8]) {
+        debug_assert!(
+            line.ends_with(b"\r\n")
+                && line.windows(2).any(|pair| pair == b": ")
+                && printable(&line[..line.len() - 2]),
+            "header line {:?}",
+            String::from_utf8_lossy(line)
+        );
+        self.lines.extend_from_slice(line);
+    }
+
     /// Removes every header.
     pub fn clear(&mut self) {
         self.lines.clear();
@@ -92,7 +105,7 @@ mod tests {
         let mut headers = Headers::with_capacity(64);
         headers.push(b"Content-Type", b"text/plain; charset=utf-8");
         headers.push_parts(b"Cache-Control", &[b"max-age=", b"60"]);
-        headers.push(b"Vary", b"Accept");
+        headers.push_line(b"Vary: Accept\r\n");
         headers.push(b"Vary", b"Origin");
         assert_eq!(
             headers.iter().collect::<Vec<_>>(),
