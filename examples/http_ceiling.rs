@@ -35,7 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             thread::spawn(move || {
                 while let Ok(request) = server.recv() {
                     let reply = response::build(200, b"text/plain; charset=utf-8", body)
-                        .with_header(response::header(b"X-Cache", b"HIT"));
+                        .with_header(b"X-Cache", b"HIT");
                     // Written as the proxy writes them.
                     request.respond_without_blocking(reply.into_tiny(), false, || {});
                 }

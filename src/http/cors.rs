@@ -13,7 +13,7 @@ use tiny_http::{Method, Request};
 
 use crate::config::CorsOrigins;
 
-use super::response::{self, header, HttpResponse};
+use super::response::{self, HttpResponse};
 
 /// How long a browser may reuse a preflight answer (seconds).
 const MAX_AGE: &[u8] = b"600";
@@ -61,14 +61,12 @@ impl Cors {
         self.allow(origin, &mut answer);
         answer
             .headers
-            .push(header(b"Access-Control-Allow-Methods", b"GET, HEAD"));
-        answer.headers.push(header(
+            .push(b"Access-Control-Allow-Methods", b"GET, HEAD");
+        answer.headers.push(
             b"Access-Control-Allow-Headers",
             b"Authorization, If-None-Match",
-        ));
-        answer
-            .headers
-            .push(header(b"Access-Control-Max-Age", MAX_AGE));
+        );
+        answer.headers.push(b"Access-Control-Max-Age", MAX_AGE);
         Some(answer)
     }
 
@@ -79,10 +77,9 @@ impl Cors {
         if let Some(origin) = self.allowed_origin(request) {
             if *request.method() != Method::Options {
                 self.allow(origin, answer);
-                answer.headers.push(header(
-                    b"Access-Control-Expose-Headers",
-                    b"ETag, X-Cache, Age",
-                ));
+                answer
+                    .headers
+                    .push(b"Access-Control-Expose-Headers", b"ETag, X-Cache, Age");
             }
         }
     }
@@ -91,15 +88,13 @@ impl Cors {
     /// origin).
     fn allow(&self, origin: &str, answer: &mut HttpResponse) {
         if self.origins == CorsOrigins::Any {
-            answer
-                .headers
-                .push(header(b"Access-Control-Allow-Origin", b"*"));
+            answer.headers.push(b"Access-Control-Allow-Origin", b"*");
         } else {
             // The origin matched a configured one, so it is plain ASCII.
             answer
                 .headers
-                .push(header(b"Access-Control-Allow-Origin", origin.as_bytes()));
-            answer.headers.push(header(b"Vary", b"Origin"));
+                .push(b"Access-Control-Allow-Origin", origin.as_bytes());
+            answer.headers.push(b"Vary", b"Origin");
         }
     }
 }

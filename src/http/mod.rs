@@ -192,8 +192,7 @@ impl Worker {
 
 fn route(request: &Request, service: &Service) -> HttpResponse {
     let url = query::origin_form(request.url());
-    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-    let query = query.split_once('#').map_or(query, |(q, _)| q);
+    let (path, query) = query::split_target(&url);
     let readable = matches!(request.method(), Method::Get | Method::Head);
     // With PROXY_PASSWORD set, these need it (/metrics unless METRICS_OPEN);
     // health, readiness and unknown paths are answered without it.

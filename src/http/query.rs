@@ -37,18 +37,22 @@ impl KeyError {
 /// The decoded value of the one `key` parameter in `query` (the part of the
 /// URL after `?`, without the `#fragment`), at most `max` bytes long.
 /// Redis allows far longer keys; the cap (MAX_KEY_BYTES) bounds what one
-/// request can make the proxy hash, store and log.
-pub fn find_key(query: &str, max: usize) -> Result<Vec<u8>, KeyError> {
-    let mut found: Option<Vec<u8>> = None;
-    for pair in query.split('&') {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if *decode(name) != *b"key" {
+/// request can make the proxy hash, store and log. A key with nothing to
+/// decode is borrowed from the query: no allocation.
+pub fn find_key(query: &str, max: usize) -> Result<Cow<'_, [u8]>, KeyError> {
+    let mut found: Option<Cow<'_, [u8]>> = None;
+    for pair in query.as_bytes().split(|&b| b == b'&') {
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(at) => (&pair[..at], &pair[at + 1..]),
+            None => (pair, &b""[..]),
+        };
+        if name != b"key" && *decode(name) != *b"key" {
             continue;
         }
         if found.is_some() {
             return Err(KeyError::Repeated);
         }
-        found = Some(decode(value).into_owned());
+        found = Some(decode(value));
     }
     match found {
         None => Err(KeyError::Missing),
@@ -83,13 +87,31 @@ pub fn origin_form(target: &str) -> Cow<'_, str> {
     }
 }
 
-/// Form decoding: `+` is a space, `%XX` a byte.
-fn decode(component: &str) -> Cow<'_, [u8]> {
-    if component.contains('+') {
-        let spaced = component.replace('+', " ");
-        Cow::Owned(percent_decode(spaced.as_bytes()).collect())
+/// `target`'s path and its query (without a `#fragment`): split at the
+/// first `?`, and the query cut at its first `#`.
+pub fn split_target(target: &str) -> (&str, &str) {
+    let Some(at) = target.bytes().position(|b| b == b'?') else {
+        return (target, "");
+    };
+    let query = &target[at + 1..];
+    let end = query.bytes().position(|b| b == b'#').unwrap_or(query.len());
+    (&target[..at], &query[..end])
+}
+
+/// Form decoding: `+` is a space, `%XX` a byte. A component with neither
+/// is borrowed as it is (the common case: one pass over its bytes).
+fn decode(component: &[u8]) -> Cow<'_, [u8]> {
+    if !component.iter().any(|&b| b == b'%' || b == b'+') {
+        return Cow::Borrowed(component);
+    }
+    if component.contains(&b'+') {
+        let spaced: Vec<u8> = component
+            .iter()
+            .map(|&b| if b == b'+' { b' ' } else { b })
+            .collect();
+        Cow::Owned(percent_decode(&spaced).collect())
     } else {
-        percent_decode(component.as_bytes()).into()
+        percent_decode(component).into()
     }
 }
 
@@ -98,6 +120,16 @@ mod tests {
     use super::*;
 
     const MAX: usize = 8192;
+
+    #[test]
+    fn targets_split_into_path_and_query_without_fragment() {
+        assert_eq!(split_target("/proxy?key=k"), ("/proxy", "key=k"));
+        assert_eq!(split_target("/proxy?key=k#f?g"), ("/proxy", "key=k"));
+        assert_eq!(split_target("/proxy?key=k?x"), ("/proxy", "key=k?x"));
+        assert_eq!(split_target("/proxy"), ("/proxy", ""));
+        assert_eq!(split_target("/proxy#f?key=k"), ("/proxy#f", "key=k"));
+        assert_eq!(split_target("/?"), ("/", ""));
+    }
 
     #[test]
     fn absolute_form_targets_lose_scheme_and_authority() {
@@ -124,6 +156,16 @@ mod tests {
             Ok("✓".as_bytes())
         );
         assert_eq!(find_key("key=%FF%00", MAX).as_deref(), Ok(&b"\xff\x00"[..]));
+    }
+
+    #[test]
+    fn a_key_with_nothing_to_decode_is_borrowed_from_the_query() {
+        assert!(matches!(
+            find_key("key=k:42&x=1", MAX),
+            Ok(Cow::Borrowed(b"k:42"))
+        ));
+        assert!(matches!(find_key("key=a+b", MAX), Ok(Cow::Owned(_))));
+        assert!(matches!(find_key("key=a%20b", MAX), Ok(Cow::Owned(_))));
     }
 
     #[test]

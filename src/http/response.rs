@@ -9,9 +9,12 @@ use std::io::Cursor;
 
 use base64::Engine as _;
 use serde_json::{json, Value as Json};
-use tiny_http::{Header, Response, StatusCode};
+use tiny_http::{Response, StatusCode};
 
 use crate::service::{Found, ReadError, Source, Value};
+
+mod headers;
+pub use headers::Headers;
 
 /// What a route answers: status, headers and a body (a found value is the
 /// service's [`Value`] itself, not a copy of it made here). Turned into
@@ -20,8 +23,9 @@ use crate::service::{Found, ReadError, Source, Value};
 pub struct HttpResponse {
     /// The status code.
     pub status: u16,
-    /// Headers besides those tiny_http adds (Date, Server, Content-Length).
-    pub headers: Vec<Header>,
+    /// Headers besides those tiny_http adds (Date, Server, Content-Length),
+    /// rendered as they go on the wire.
+    pub headers: Headers,
     body: Body,
     /// For a 304, which has no body: the length of the 200 it stands for,
     /// sent as its `Content-Length` (RFC 9110 section 8.6 allows that or
@@ -49,40 +53,45 @@ impl AsRef<[u8]> for Body {
 }
 
 impl HttpResponse {
-    /// The same response with one more header.
-    pub fn with_header(mut self, header: Header) -> HttpResponse {
-        self.headers.push(header);
+    /// The same response with one more header (see [`Headers::push`]).
+    pub fn with_header(mut self, name: &[u8], value: &[u8]) -> HttpResponse {
+        self.headers.push(name, value);
         self
     }
 
     /// The value of a header set by the proxy, for the access log.
-    pub fn header(&self, name: &'static str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|h| h.field.equiv(name))
-            .map(|h| h.value.as_str())
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name)
     }
 
     /// tiny_http's response, with an exact `Content-Length` and no chunking
     /// whatever the size (tiny_http would chunk bodies of 32 KiB and more).
+    /// The headers go as the lines already rendered (vendor patch 16), not
+    /// as tiny_http `Header`s.
     pub fn into_tiny(self) -> Response<Cursor<Body>> {
         let len = self
             .unsent_length
             .unwrap_or_else(|| self.body.as_ref().len());
         Response::new(
             StatusCode(self.status),
-            self.headers,
+            Vec::new(),
             Cursor::new(self.body),
             Some(len),
             None,
         )
         .with_chunked_threshold(usize::MAX)
+        .with_raw_headers(self.headers.into_lines())
     }
 }
 
+/// A whole header line from two literals: `Name: value\r\n`.
+macro_rules! line {
+    ($name:literal, $value:literal) => {
+        concat!($name, ": ", $value, "\r\n").as_bytes()
+    };
+}
+
 const JSON: &[u8] = b"application/json";
-const TEXT: &[u8] = b"text/plain; charset=utf-8";
-const BINARY: &[u8] = b"application/octet-stream";
 
 /// A response with the given status, content type and body.
 pub fn build(
@@ -94,23 +103,19 @@ pub fn build(
 }
 
 fn with_body(status: u16, content_type: &[u8], body: Body) -> HttpResponse {
+    let mut headers = Headers::with_capacity(MADE_HEADERS);
+    headers.push(b"Content-Type", content_type);
     HttpResponse {
         status,
-        headers: vec![header(b"Content-Type", content_type)],
+        headers,
         body,
         unsent_length: None,
     }
 }
 
-/// A header from a constant name and an ASCII value the proxy made (a
-/// literal, digits, hex): building one cannot fail; a non-ASCII value would
-/// be a bug caught by the tests.
-pub fn header(name: &[u8], value: &[u8]) -> Header {
-    match Header::from_bytes(name, value) {
-        Ok(header) => header,
-        Err(()) => unreachable!("header values made by the proxy are ASCII"),
-    }
-}
+/// Room for the headers of a response made by the proxy: its content type
+/// and one more (`Allow`, `WWW-Authenticate`), or CORS's on a JSON answer.
+const MADE_HEADERS: usize = 128;
 
 /// A JSON body with the given status.
 pub fn json(status: u16, body: &Json) -> HttpResponse {
@@ -211,34 +216,34 @@ pub fn none_match(header: &str, tag: &str) -> bool {
 
 /// The validators and freshness every answer about a found value carries:
 /// `ETag`, `Cache-Control: max-age` and `Age` (see [`freshness`]),
-/// `Vary: Accept` (two representations), `X-Cache`. Only the two numbers
-/// are rendered per answer, into buffers on the stack; each header then
-/// costs what tiny_http's `Header` costs (its name and value are owned).
-fn describe(found: &Found, tag: &ETag, headers: &mut Vec<Header>) {
-    headers.push(header(b"ETag", tag.as_str().as_bytes()));
+/// `Vary: Accept` (two representations), `X-Cache`. The two numbers are
+/// rendered per answer, on the stack, and every header straight into the
+/// answer's one buffer of header lines (the constant ones as whole lines).
+fn describe(found: &Found, tag: &ETag, headers: &mut Headers) {
+    headers.push(b"ETag", tag.as_str().as_bytes());
     let (max_age, age) = freshness(found);
-    let mut cache_control = [0u8; MAX_AGE.len() + 20];
     let mut digits = itoa::Buffer::new();
-    let max_age = digits.format(max_age).as_bytes();
-    cache_control[..MAX_AGE.len()].copy_from_slice(MAX_AGE);
-    cache_control[MAX_AGE.len()..MAX_AGE.len() + max_age.len()].copy_from_slice(max_age);
-    headers.push(header(
+    headers.push_parts(
         b"Cache-Control",
-        &cache_control[..MAX_AGE.len() + max_age.len()],
-    ));
-    headers.push(header(b"Vary", b"Accept"));
-    headers.push(header(b"X-Cache", found.source.name().as_bytes()));
+        &[b"max-age=", digits.format(max_age).as_bytes()],
+    );
+    headers.push_line(line!("Vary", "Accept"));
+    headers.push_line(match found.source {
+        Source::Hit => line!("X-Cache", "HIT"),
+        Source::Miss => line!("X-Cache", "MISS"),
+        Source::Stale => line!("X-Cache", "STALE"),
+    });
     if found.source != Source::Miss {
-        headers.push(header(b"Age", digits.format(age).as_bytes()));
+        headers.push(b"Age", digits.format(age).as_bytes());
     }
 }
 
-/// What `Cache-Control` says before its number.
-const MAX_AGE: &[u8] = b"max-age=";
-
-/// The headers of an answer about a found value, with room for those CORS
-/// may add (three), so none is moved to a bigger vector on the way out.
-const FOUND_HEADERS: usize = 6 + 3;
+/// Room for the header lines of an answer about a found value: about 170
+/// bytes of its own (`Content-Type`, `ETag` of a JSON representation,
+/// `Cache-Control` and `Age` of up to 20 digits each, `Vary`, `X-Cache`)
+/// and those CORS may add (about 110 bytes and the origin), so the buffer
+/// is not grown on the way out.
+const FOUND_HEADERS: usize = 384;
 
 /// `max-age` and `Age`, in whole seconds. A downstream cache counts `Age`
 /// against `max-age` (RFC 9111 section 4.2), so `max-age` is the entry's
@@ -255,7 +260,7 @@ fn freshness(found: &Found) -> (u64, u64) {
 /// the length of the 200 it stands for (the representation `as_json` asks
 /// for of `key`'s value) and carries no body.
 pub fn not_modified(key: &[u8], found: &Found, as_json: bool, tag: &ETag) -> HttpResponse {
-    let mut headers = Vec::with_capacity(FOUND_HEADERS);
+    let mut headers = Headers::with_capacity(FOUND_HEADERS);
     describe(found, tag, &mut headers);
     let length = if as_json {
         json_value(key, found.value.bytes()).to_string().len()
@@ -281,14 +286,14 @@ fn json_value(key: &[u8], value: &[u8]) -> Json {
 /// A found value: raw bytes, or `{"key", "value"}` when JSON was asked for.
 pub fn value(key: &[u8], found: Found, as_json: bool, tag: &ETag) -> HttpResponse {
     let content_type = if as_json {
-        JSON
+        line!("Content-Type", "application/json")
     } else if found.value.is_utf8() {
-        TEXT
+        line!("Content-Type", "text/plain; charset=utf-8")
     } else {
-        BINARY
+        line!("Content-Type", "application/octet-stream")
     };
-    let mut headers = Vec::with_capacity(FOUND_HEADERS);
-    headers.push(header(b"Content-Type", content_type));
+    let mut headers = Headers::with_capacity(FOUND_HEADERS);
+    headers.push_line(content_type);
     describe(&found, tag, &mut headers);
     let body = if as_json {
         let json = json_value(key, found.value.bytes()).to_string();
@@ -322,15 +327,15 @@ pub fn backend_error(key: &[u8], err: &ReadError) -> HttpResponse {
 
 /// 401 with the schemes the proxy takes.
 pub fn unauthorized(message: &str) -> HttpResponse {
-    error(401, message, None).with_header(header(
+    error(401, message, None).with_header(
         b"WWW-Authenticate",
         b"Basic realm=\"redis-proxy\", Bearer realm=\"redis-proxy\"",
-    ))
+    )
 }
 
 /// 405 with the methods the path does take.
 pub fn method_not_allowed(allow: &[u8]) -> HttpResponse {
-    error(405, "method not allowed", None).with_header(header(b"Allow", allow))
+    error(405, "method not allowed", None).with_header(b"Allow", allow)
 }
 
 #[cfg(test)]

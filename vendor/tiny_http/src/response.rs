@@ -43,6 +43,8 @@ pub struct Response<R> {
     headers: Vec<Header>,
     data_length: Option<usize>,
     chunked_threshold: Option<usize>,
+    // redis-proxy patch 16: header lines rendered by the caller.
+    raw_headers: Vec<u8>,
 }
 
 /// A `Response` without a template parameter.
@@ -81,6 +83,7 @@ fn write_message_header<W>(
     http_version: &HTTPVersion,
     status_code: &StatusCode,
     headers: &[Header],
+    raw_headers: (&[u8], usize),
 ) -> IoResult<()>
 where
     W: Write,
@@ -96,11 +99,19 @@ where
     )?;
 
     // writing headers
-    for header in headers.iter() {
+    // redis-proxy patch 16: the lines the caller rendered, as they are,
+    // before the header at raw_headers.1.
+    for (i, header) in headers.iter().enumerate() {
+        if i == raw_headers.1 {
+            writer.write_all(raw_headers.0)?;
+        }
         writer.write_all(header.field.as_str().as_ref())?;
         write!(&mut writer, ": ")?;
         writer.write_all(header.value.as_str().as_ref())?;
         write!(&mut writer, "\r\n")?;
+    }
+    if raw_headers.1 >= headers.len() {
+        writer.write_all(raw_headers.0)?;
     }
 
     // separator between header and data
@@ -220,6 +231,7 @@ where
             headers: Vec::with_capacity(16),
             data_length,
             chunked_threshold: None,
+            raw_headers: Vec::new(),
         };
 
         for h in headers {
@@ -242,6 +254,18 @@ where
     /// it is wanted or when there is no `Content-Length`.
     pub fn with_chunked_threshold(mut self, length: usize) -> Response<R> {
         self.chunked_threshold = Some(length);
+        self
+    }
+
+    /// redis-proxy patch 16: header lines already rendered (each
+    /// `Name: value\r\n`), written as they are where the headers of the
+    /// response go: after `Date`, before `Connection` and the length. The
+    /// caller vouches for them: ASCII, no header this library sets or
+    /// interprets (`Connection`, `Content-Length`, `Content-Type` twice,
+    /// `Date`, `Server`, `Transfer-Encoding`, `Trailer`, `Upgrade`). Saves
+    /// the two allocations a `Header` costs per header.
+    pub fn with_raw_headers(mut self, lines: Vec<u8>) -> Response<R> {
+        self.raw_headers = lines;
         self
     }
 
@@ -333,6 +357,7 @@ where
             status_code: self.status_code,
             data_length,
             chunked_threshold: self.chunked_threshold,
+            raw_headers: self.raw_headers,
         }
     }
 
@@ -459,11 +484,20 @@ where
         };
 
         // sending headers
+        // redis-proxy patch 16: the caller's rendered lines go right after
+        // `Date`, where its own headers are (Server, Upgrade and Date are
+        // put in front of them, Connection and the length after).
+        let raw_at = self
+            .headers
+            .iter()
+            .position(|h| h.field.equiv("Date"))
+            .map_or(0, |at| at + 1);
         write_message_header(
             writer.by_ref(),
             &http_version,
             &self.status_code,
             &self.headers,
+            (&self.raw_headers, raw_at),
         )?;
 
         // sending the body
@@ -520,6 +554,7 @@ where
             headers: self.headers,
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
+            raw_headers: self.raw_headers,
         }
     }
 }
@@ -608,6 +643,7 @@ impl Clone for Response<io::Empty> {
             headers: self.headers.clone(),
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
+            raw_headers: self.raw_headers.clone(),
         }
     }
 }
