@@ -12,6 +12,8 @@
 #   3. proxy, all misses          (capacity 10, 100000 keys)
 #   4. redis-benchmark GET straight at the backing Redis
 #   5. redis-benchmark GET at the proxy's RESP port, all hits (if built in)
+#      5b forwarded writes: redis-benchmark -t set,incr,lpush,hset -c 50
+#      (and -P 16) at Redis and through the proxy, side by side
 #   6. proxy, all hits with INVALIDATION=off, for the cost of tracking;
 #      6b with PROXY_PASSWORD, 6c over HTTPS, 6d in front of a Redis Cluster
 #   7. staleness after a write, and invalidations applied per second;
@@ -143,6 +145,14 @@ run_redis_benchmark() {
   awk -F'"' -v n="$name" '$2 ~ /^GET/ {printf "%s %s %sms %sms 0\n", n, $4, $10, $14}' "$out" >>"$results"
 }
 
+# run_writes PREFIX PORT PIPELINE: redis-benchmark's SET, INCR, LPUSH and
+# HSET (-c 50, -P PIPELINE), one results line each: PREFIX_set ...
+run_writes() {
+  local prefix=$1 port=$2 pipeline=$3 out="$work/$1.csv"
+  redis-benchmark -p "$port" -c 50 -P "$pipeline" -n "$REQUESTS" -r 1000 -t set,incr,lpush,hset --csv -q >"$out" 2>/dev/null
+  awk -F'"' -v p="$prefix" 'NR > 1 {printf "%s_%s %s %sms %sms 0\n", p, tolower($2), $4, $10, $14}' "$out" >>"$results"
+}
+
 echo "== 1-2/9 http_ceiling and proxy, all hits: three alternating rounds, CPU per request"
 ceiling_port=$(free_port)
 PORT=$ceiling_port WORKERS=$WORKERS BODY_SIZE=$VALUE_SIZE target/release/examples/http_ceiling 2>/dev/null &
@@ -180,6 +190,19 @@ kill "${pids[-1]}"
 
 echo "== 4/9 redis-benchmark GET at the backing Redis"
 run_redis_benchmark redis_get "$redis_port"
+
+echo "== 5b/9 forwarded writes: redis-benchmark -t set,incr,lpush,hset at Redis and through the proxy, alternately"
+proxy_port=$(free_port); resp_port=$(free_port)
+start_proxy REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
+  WORKERS="$WORKERS" CACHE_CAPACITY=10000
+wait_http "$proxy_port" /healthz
+if redis_answers 127.0.0.1 "$resp_port"; then
+  for pipeline in 1 16; do
+    run_writes "redis_P$pipeline" "$redis_port" "$pipeline"
+    run_writes "fwd_P$pipeline" "$resp_port" "$pipeline"
+  done
+fi
+kill "${pids[-1]}"
 
 echo "== 6/9 proxy, all hits, INVALIDATION=off"
 proxy_port=$(free_port)
@@ -302,6 +325,7 @@ awk '
       if (name[i] == "hits_https" && ("proxy_hits" in idx)) ratio = sprintf("%.2f of proxy_hits", rps[i] / rps[idx["proxy_hits"]])
       if (name[i] == "cluster_hits" && ("proxy_hits" in idx)) ratio = sprintf("%.2f of proxy_hits", rps[i] / rps[idx["proxy_hits"]])
       if (name[i] == "cluster_misses" && ("proxy_misses" in idx)) ratio = sprintf("%.2f of proxy_misses", rps[i] / rps[idx["proxy_misses"]])
+      if (name[i] ~ /^fwd_/) { r = name[i]; sub(/^fwd_/, "redis_", r); if (r in idx) ratio = sprintf("%.2f of %s", rps[i] / rps[idx[r]], r) }
       if (name[i] == "hits_ttl_only" && ("proxy_hits" in idx)) ratio = sprintf("tracking on: %.2f of this", rps[idx["proxy_hits"]] / rps[i])
       printf "| %-13s | %12.0f | %10s | %10s | %7s | %9s | %-32s |\n", name[i], rps[i], p50[i], p99[i], err[i], (cpu[i] == "-" ? "-" : cpu[i] " us"), ratio
     }
