@@ -260,6 +260,16 @@ impl Conn {
         }
     }
 
+    /// Waits for a reply from elsewhere (a worker, a dedicated connection):
+    /// nothing more of the input runs until it is in.
+    pub(super) fn wait(&mut self) {
+        let then = match self.state {
+            State::Closing { since } => Then::Close { since },
+            _ => Then::Continue,
+        };
+        self.state = State::Waiting { then };
+    }
+
     /// Answers an error the proxy gives itself.
     pub(super) fn refuse(&mut self, message: &str, service: &Service) {
         service.error_replied(message);

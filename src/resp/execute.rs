@@ -12,7 +12,7 @@ use crate::service::{Batch, Client, Lane, Queued, Service};
 
 use super::cmd::{execute, forwards, Executed, Peers};
 use super::conn::{
-    Conn, State, Then, BATCH_BYTES, BATCH_REQUESTS, DISCARD_LIMIT, INPUT_KEEP, OUTPUT_HIGH_WATER,
+    Conn, State, BATCH_BYTES, BATCH_REQUESTS, DISCARD_LIMIT, INPUT_KEEP, OUTPUT_HIGH_WATER,
 };
 use super::dedicated::Dedicated;
 use super::lanes::Dedication;
@@ -96,19 +96,9 @@ impl Conn {
                         execute(&args, &mut self.session, &mut self.replies, service, peers);
                     consumed += request.len;
                     if let Executed::Fetch(fetch) = executed {
-                        let job = Job {
-                            token,
-                            work: Work::Fetch(fetch),
-                            protocol: self.replies.protocol,
-                        };
-                        if !jobs.send(job) {
+                        if !self.hand_over(token, Work::Fetch(fetch), jobs) {
                             return false;
                         }
-                        let then = match self.state {
-                            State::Closing { since } => Then::Close { since },
-                            _ => Then::Continue,
-                        };
-                        self.state = State::Waiting { then };
                     }
                     if self.session.quit && self.state == State::Open {
                         self.state = State::Closing { since: None };
@@ -161,24 +151,27 @@ impl Conn {
             db: self.session.db,
             dedicated: false,
         };
+        let work = Work::Forward(Box::new(Forward {
+            batch,
+            client,
+            lane,
+            exec,
+        }));
+        self.hand_over(token, work, jobs)
+    }
+
+    /// Queues `work` for a worker; the connection waits for its reply.
+    /// False if the workers are gone.
+    fn hand_over(&mut self, token: Token, work: Work, jobs: &WorkQueue) -> bool {
         let job = Job {
             token,
-            work: Work::Forward(Box::new(Forward {
-                batch,
-                client,
-                lane,
-                exec,
-            })),
+            work,
             protocol: self.replies.protocol,
         };
         if !jobs.send(job) {
             return false;
         }
-        let then = match self.state {
-            State::Closing { since } => Then::Close { since },
-            _ => Then::Continue,
-        };
-        self.state = State::Waiting { then };
+        self.wait();
         true
     }
 }

@@ -4,7 +4,7 @@
 use crate::config::Forwarding;
 use crate::service::{Batch, Client, Lane, Service};
 
-use super::conn::{Conn, State, Then};
+use super::conn::{Conn, State};
 use super::dedicated::Dedicated;
 use super::reply::Protocol;
 use super::tracking::CHANNEL;
@@ -158,11 +158,7 @@ impl Conn {
                 match dedicated.block(token, batch, client, lane) {
                     Ok(cancel) => {
                         self.blocked = Some(cancel);
-                        let then = match self.state {
-                            State::Closing { since } => Then::Close { since },
-                            _ => Then::Continue,
-                        };
-                        self.state = State::Waiting { then };
+                        self.wait();
                     }
                     Err((message, lane)) => {
                         if let Lane::Held(held, _) = lane {
