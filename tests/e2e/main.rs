@@ -25,6 +25,7 @@ mod forward_bytes;
 mod forward_metrics;
 mod forward_pubsub;
 mod forward_server;
+mod forward_tracking;
 mod forward_transactions;
 mod forward_transactions_clients;
 mod forward_transactions_state;

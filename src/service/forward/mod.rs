@@ -370,6 +370,31 @@ impl Service {
         self.drop_written(&table, batch, &writes(&table, batch));
     }
 
+    /// The positions in `argv` of the keys a forwarded request reads, for
+    /// a client that tracks them (`CLIENT TRACKING`, as Redis remembers
+    /// the keys of its read-only commands), into `out`. Without Redis's
+    /// table yet (the event loop never waits for it), every argument:
+    /// more than the keys, so at worst a spurious invalidation.
+    pub fn keys_read(&self, argv: &[&[u8]], out: &mut Vec<usize>) {
+        out.clear();
+        let Some(table) = self.backend.commands_known() else {
+            out.extend(1..argv.len());
+            return;
+        };
+        let Some(command) = table.lookup(argv) else {
+            return;
+        };
+        if command.flags & READONLY == 0 {
+            return;
+        }
+        let mut refs = Vec::new();
+        match command.keys(argv, &mut refs) {
+            Ok(()) => out.extend(refs.iter().map(|r| r.index)),
+            Err(NoKeys::Unknown) => out.extend(1..argv.len()),
+            Err(NoKeys::Invalid) => {}
+        }
+    }
+
     /// After a write whose keys cannot be known: nothing cached can be
     /// vouched for.
     fn drop_everything(&self) {

@@ -1,0 +1,53 @@
+//! `CLIENT TRACKING` through the proxy for forwarded reads (issue #21): a
+//! client that keeps its own cache of HGET, LRANGE, ... replies (redis-py's
+//! and node-redis's client-side caches do) is told when those keys change,
+//! as Redis itself would tell it, not only for the GETs the proxy serves.
+
+use crate::common::wire::{show, Wire};
+use crate::common::{InProcess, RedisServer};
+
+/// Reads frames until a push naming `key` arrives (a push may name several
+/// keys; other frames are skipped).
+fn invalidated(wire: &mut Wire, key: &str) -> bool {
+    let needle = format!("\r\n${}\r\n{key}\r\n", key.len());
+    for _ in 0..8 {
+        let frame = wire.frame();
+        if frame.starts_with(b">") && show(&frame).contains(&show(needle.as_bytes())) {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn a_tracking_client_hears_of_changes_to_keys_its_forwarded_reads_read() {
+    let redis = RedisServer::start();
+    let proxy = InProcess::start(&redis, &[("RESP_PORT", "auto")]);
+    let mut writer = Wire::open(proxy.resp_addr());
+    writer.call(&["HSET", "h", "f", "v1"]);
+    writer.call(&["RPUSH", "l", "a"]);
+    writer.call(&["SET", "s", "v1"]);
+    let mut reader = Wire::open_with(proxy.resp_addr(), 3);
+    assert_eq!(reader.call(&["CLIENT", "TRACKING", "ON"]), b"+OK\r\n");
+    assert_eq!(reader.call(&["HGET", "h", "f"]), b"$2\r\nv1\r\n");
+    assert_eq!(
+        reader.call(&["LRANGE", "l", "0", "-1"]),
+        b"*1\r\n$1\r\na\r\n"
+    );
+    assert_eq!(reader.call(&["GET", "s"]), b"$2\r\nv1\r\n");
+    // Changed through the proxy and directly at Redis: both are told.
+    writer.call(&["HSET", "h", "f", "v2"]);
+    assert!(
+        invalidated(&mut reader, "h"),
+        "no invalidation for the hash"
+    );
+    redis.cmd::<i64>(&["RPUSH", "l", "b"]);
+    assert!(
+        invalidated(&mut reader, "l"),
+        "no invalidation for the list"
+    );
+    // A write is not a read: the key it wrote is not tracked for it.
+    assert_eq!(reader.call(&["SET", "w", "1"]), b"+OK\r\n");
+    writer.call(&["SET", "w", "2"]);
+    assert_eq!(reader.call(&["PING"]), b"+PONG\r\n");
+}
