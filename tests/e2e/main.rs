@@ -19,6 +19,7 @@ mod conformance;
 mod errors;
 mod faults;
 mod flow_control;
+mod forward_cluster;
 mod harness;
 mod hostile;
 mod http_framing;

@@ -13,7 +13,8 @@
 
 mod batch;
 
-use crate::commands::{Class, CommandTable, KeyRef, NoKeys, READONLY};
+use crate::backend::{slot_of, Dest, Fold};
+use crate::commands::{Class, Command, CommandTable, KeyRef, NoKeys, READONLY};
 use crate::config::Forwarding;
 
 pub use batch::Batch;
@@ -32,10 +33,29 @@ pub struct Client {
 /// Commands without keys that change every key of a database or more.
 const FLUSHING: &[&str] = &["flushall", "flushdb", "swapdb"];
 
+/// What a cluster node answers a request whose keys lie in several slots.
+const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
+
+/// Keyless commands sent to every master in cluster mode, and how their
+/// replies make one (docs/forwarding-cluster.md).
+const EVERY_MASTER: &[(&str, Fold)] = &[
+    ("flushall", Fold::AllOk),
+    ("flushdb", Fold::AllOk),
+    ("script|load", Fold::AllOk),
+    ("script|flush", Fold::AllOk),
+    ("function|load", Fold::AllOk),
+    ("function|delete", Fold::AllOk),
+    ("function|flush", Fold::AllOk),
+    ("function|restore", Fold::AllOk),
+    ("dbsize", Fold::Sum),
+    ("keys", Fold::Concat),
+];
+
 /// What is done with one request of a batch.
 enum Route {
-    /// Sent to Redis; `write`: its keys are dropped once it ran.
-    Send { write: bool },
+    /// Sent to Redis (in cluster mode, to `dest`); `write`: its keys are
+    /// dropped once it ran.
+    Send { write: bool, dest: Dest },
     /// Answered by the proxy with this error.
     Refuse(String),
 }
@@ -66,10 +86,11 @@ impl Service {
             }
         };
         let mut argv = Vec::new();
+        let mut refs = Vec::new();
         let routes: Vec<Route> = (0..batch.len())
             .map(|i| {
                 batch.argv(i, &mut argv);
-                self.route(&table, &argv)
+                self.route(&table, &argv, &mut refs)
             })
             .collect();
         let sent = routes
@@ -77,7 +98,14 @@ impl Service {
             .filter(|route| matches!(route, Route::Send { .. }))
             .count();
         let mut replies = Vec::new();
-        let delivered = if sent == batch.len() {
+        let delivered = if self.backend.is_cluster() {
+            let to = if sent == batch.len() {
+                &mut *out
+            } else {
+                &mut replies
+            };
+            self.send_routed(batch, &routes, client, to)
+        } else if sent == batch.len() {
             self.send(batch.frames(), sent, client, out)
         } else {
             let mut wire = Vec::new();
@@ -119,13 +147,16 @@ impl Service {
         }
     }
 
-    /// What to do with one request.
-    fn route(&self, table: &CommandTable, argv: &[&[u8]]) -> Route {
+    /// What to do with one request (`refs`: room for its keys).
+    fn route(&self, table: &CommandTable, argv: &[&[u8]], refs: &mut Vec<KeyRef>) -> Route {
         let Some(command) = table.lookup(argv) else {
             // Unknown to Redis too: its own error says so, byte for byte.
             return match self.forwarding {
                 Forwarding::Reads => Route::Refuse(reads_only(argv)),
-                _ => Route::Send { write: false },
+                _ => Route::Send {
+                    write: false,
+                    dest: Dest::Any,
+                },
             };
         };
         let class = command.class(argv);
@@ -143,9 +174,82 @@ impl Service {
                     command.name
                 ))
             }
-            Class::Write => Route::Send { write: true },
-            Class::Cacheable | Class::Read | Class::Other => Route::Send { write: false },
+            Class::Write => self.send_route(command, argv, refs, true),
+            Class::Cacheable | Class::Read | Class::Other => {
+                self.send_route(command, argv, refs, false)
+            }
         }
+    }
+
+    /// A request sent to Redis: in cluster mode, to the master its keys'
+    /// slot belongs to, refused as a node would if they lie in several
+    /// slots; keyless commands to one master, or every master (see
+    /// [`EVERY_MASTER`]). A request whose keys the table cannot tell goes
+    /// to one master, which redirects it (`-MOVED`) if it is not its own.
+    fn send_route(
+        &self,
+        command: &Command,
+        argv: &[&[u8]],
+        refs: &mut Vec<KeyRef>,
+        write: bool,
+    ) -> Route {
+        if !self.backend.is_cluster() {
+            return Route::Send {
+                write,
+                dest: Dest::Any,
+            };
+        }
+        let dest = match command.keys(argv, refs) {
+            Ok(()) => match refs.split_first() {
+                Some((first, rest)) => {
+                    let slot = slot_of(argv[first.index]);
+                    if rest.iter().any(|key| slot_of(argv[key.index]) != slot) {
+                        return Route::Refuse(CROSSSLOT.to_owned());
+                    }
+                    Dest::Slot(slot)
+                }
+                None => match EVERY_MASTER.iter().find(|(name, _)| *name == command.name) {
+                    Some((_, fold)) => Dest::Every(*fold),
+                    None if command.name == "scan" => {
+                        return Route::Refuse(
+                            "ERR 'scan' is not supported through the proxy in cluster mode yet: its cursor belongs to one master (see docs/forwarding-cluster.md)"
+                                .to_owned(),
+                        )
+                    }
+                    None => Dest::Any,
+                },
+            },
+            Err(NoKeys::Invalid | NoKeys::Unknown) => Dest::Any,
+        };
+        Route::Send { write, dest }
+    }
+
+    /// Cluster mode: sends each request to its master and writes one reply
+    /// per request sent into `out`, Redis's or the proxy's error.
+    fn send_routed(
+        &self,
+        batch: &Batch,
+        routes: &[Route],
+        client: Client,
+        out: &mut Vec<u8>,
+    ) -> Delivered {
+        let requests: Vec<(&[u8], Dest)> = routes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, route)| match route {
+                Route::Send { dest, .. } => Some((batch.frame(i), *dest)),
+                Route::Refuse(_) => None,
+            })
+            .collect();
+        // Transactions in cluster mode: the pinned connection comes from
+        // `Backend::checkout_raw_for(resp3, db, Some(slot))`, the slot
+        // found here for the transaction's first keyed command.
+        self.backend
+            .forward_cluster(client.resp3, client.db, &requests, out, &mut |err, out| {
+                let message = format!("ERR {}", super::ReadError::from(err.clone()));
+                self.error_out(&message, out);
+            });
+        Delivered::all(requests.len())
     }
 
     /// Sends `count` requests and reads their replies into `out`.
@@ -189,7 +293,7 @@ impl Service {
         let mut keys: Vec<Vec<u8>> = Vec::new();
         let mut everything = false;
         for (i, route) in routes.iter().enumerate() {
-            if !matches!(route, Route::Send { write: true }) {
+            if !matches!(route, Route::Send { write: true, .. }) {
                 continue;
             }
             batch.argv(i, &mut argv);
