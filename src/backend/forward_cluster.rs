@@ -47,7 +47,7 @@ pub enum Fold {
 /// One request's trip to one node.
 struct Part {
     request: usize,
-    addr: Addr,
+    addr: Arc<Addr>,
     /// Send `ASKING` first (after an `-ASK`).
     asking: bool,
     outcome: Outcome,
@@ -146,18 +146,18 @@ impl Backend {
         parts: &mut [Part],
         replies: &mut Vec<u8>,
     ) {
-        let mut nodes: Vec<Addr> = Vec::new();
+        let mut nodes: Vec<Arc<Addr>> = Vec::new();
         for part in parts
             .iter()
             .filter(|p| matches!(p.outcome, Outcome::Pending))
         {
             if !nodes.contains(&part.addr) {
-                nodes.push(part.addr.clone());
+                nodes.push(Arc::clone(&part.addr));
             }
         }
         let mut asking = Vec::new();
         encode(&[b"ASKING"], &mut asking);
-        let mut sent: Vec<(Addr, RawConn, Vec<usize>)> = Vec::with_capacity(nodes.len());
+        let mut sent: Vec<(Arc<Addr>, RawConn, Vec<usize>)> = Vec::with_capacity(nodes.len());
         for addr in nodes {
             let mine: Vec<usize> = (0..parts.len())
                 .filter(|&i| matches!(parts[i].outcome, Outcome::Pending) && parts[i].addr == addr)
@@ -259,12 +259,13 @@ impl Backend {
             };
             match redirect {
                 Redirect::Moved(slot, addr) => {
-                    wrong_map |= slot.is_none_or(|slot| map.master(slot) != Some(&addr));
-                    part.addr = addr;
+                    wrong_map |=
+                        slot.is_none_or(|slot| map.master(slot).map(|a| &**a) != Some(&addr));
+                    part.addr = Arc::new(addr);
                     part.asking = false;
                 }
                 Redirect::Ask(addr) => {
-                    part.addr = addr;
+                    part.addr = Arc::new(addr);
                     part.asking = true;
                 }
             }
@@ -284,9 +285,9 @@ impl Backend {
 /// request order.
 fn plan(map: &SlotMap, requests: &[(&[u8], Dest)]) -> Vec<Part> {
     let mut parts = Vec::with_capacity(requests.len());
-    let part = |request, addr: &Addr| Part {
+    let part = |request, addr: &Arc<Addr>| Part {
         request,
-        addr: addr.clone(),
+        addr: Arc::clone(addr),
         asking: false,
         outcome: Outcome::Pending,
     };

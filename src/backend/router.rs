@@ -89,7 +89,7 @@ impl Router {
         }
         let mut asked: Vec<Addr> = current
             .as_ref()
-            .map(|map| map.masters().to_vec())
+            .map(|map| map.masters().iter().map(|addr| Addr::clone(addr)).collect())
             .unwrap_or_default();
         asked.extend(self.seeds.iter().filter_map(|info| match info.addr() {
             ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
@@ -112,7 +112,7 @@ impl Router {
                     self.idle
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
-                        .retain(|node, _| map.masters().contains(node));
+                        .retain(|node, _| map.masters().iter().any(|master| **master == *node));
                     return Ok(map);
                 }
                 Err(err) => last = err,

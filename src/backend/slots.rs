@@ -9,6 +9,7 @@
 //! itself: a table of 16384 entries built once per refresh.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use redis::Value;
 
@@ -49,8 +50,9 @@ pub fn slot_of(key: &[u8]) -> Slot {
 /// The masters and the slots each owns, at one moment.
 #[derive(Debug)]
 pub struct SlotMap {
-    /// Every master owning a slot, sorted.
-    masters: Vec<Addr>,
+    /// Every master owning a slot, sorted (shared: a request's route
+    /// holds one without copying it).
+    masters: Vec<Arc<Addr>>,
     /// Slot → index in `masters`; a slot no one serves is absent.
     owner: HashMap<Slot, usize, foldhash::fast::FixedState>,
     /// The master keyless commands go to: the owner of the lowest slot
@@ -63,13 +65,16 @@ impl SlotMap {
     /// `[[start, end, [host, port, id, ...], replicas...], ...]`.
     pub fn parse(reply: &Value) -> Result<SlotMap, String> {
         let ranges = ranges(reply)?;
-        let mut masters: Vec<Addr> = ranges.iter().map(|(_, _, m)| m.clone()).collect();
+        let mut masters: Vec<Arc<Addr>> =
+            ranges.iter().map(|(_, _, m)| Arc::new(m.clone())).collect();
         masters.sort();
         masters.dedup();
         let mut owner = HashMap::with_capacity_and_hasher(usize::from(SLOTS), Default::default());
         let mut lowest: Option<(u16, usize)> = None;
         for (start, end, master) in &ranges {
-            let index = masters.binary_search(master).unwrap_or_default();
+            let index = masters
+                .binary_search_by(|known| (**known).cmp(master))
+                .unwrap_or_default();
             for slot in *start..=*end {
                 if let Some(slot) = Slot::new(slot) {
                     owner.insert(slot, index);
@@ -90,17 +95,17 @@ impl SlotMap {
     }
 
     /// Every master, sorted.
-    pub fn masters(&self) -> &[Addr] {
+    pub fn masters(&self) -> &[Arc<Addr>] {
         &self.masters
     }
 
     /// The master owning `slot`, if one does.
-    pub fn master(&self, slot: Slot) -> Option<&Addr> {
+    pub fn master(&self, slot: Slot) -> Option<&Arc<Addr>> {
         self.owner.get(&slot).map(|&index| &self.masters[index])
     }
 
     /// The master keyless commands go to.
-    pub fn any(&self) -> &Addr {
+    pub fn any(&self) -> &Arc<Addr> {
         &self.masters[self.any]
     }
 }
@@ -170,12 +175,12 @@ mod tests {
             port,
         };
         // Redis: CLUSTER KEYSLOT foo = 12182, bar = 5061; {bar}x as bar.
-        assert_eq!(map.master(slot_of(b"foo")), Some(&addr(7002)));
-        assert_eq!(map.master(slot_of(b"bar")), Some(&addr(7000)));
+        assert_eq!(map.master(slot_of(b"foo")), Some(&Arc::new(addr(7002))));
+        assert_eq!(map.master(slot_of(b"bar")), Some(&Arc::new(addr(7000))));
         assert_eq!(slot_of(b"{bar}x"), slot_of(b"bar"));
         assert_eq!(slot_of(b"{}bar"), Slot::for_key(b"{}bar"));
         assert_ne!(slot_of(b"{}bar"), slot_of(b"bar"));
-        assert_eq!(map.any(), &addr(7000));
+        assert_eq!(**map.any(), addr(7000));
         assert!(SlotMap::parse(&Value::Array(vec![])).is_err());
         assert!(SlotMap::parse(&Value::Int(1)).is_err());
     }
