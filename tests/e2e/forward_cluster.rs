@@ -331,3 +331,46 @@ fn forwarded_writes_recover_after_a_master_crashes() {
     assert_eq!(successor.cmd::<i64>(&["GET", key]), count);
     assert!(errors > 0, "the crash went unnoticed");
 }
+
+#[test]
+fn a_slot_migrating_is_followed_with_asking_and_then_moved() {
+    let (cluster, proxy) = start();
+    let source = cluster.master_of("{m}");
+    let target = *cluster
+        .masters()
+        .iter()
+        .find(|m| m.port() != source.port())
+        .expect("another master");
+    let slot: i64 = source.cmd(&["CLUSTER", "KEYSLOT", "{m}"]);
+    let slot = slot.to_string();
+    let id = |node: &RedisServer| -> String { node.cmd(&["CLUSTER", "MYID"]) };
+    let mut through = Raw::open(proxy.resp_addr(), false);
+    assert_eq!(through.ask(&["SET", "{m}a", "1"]), b"+OK\r\n");
+    assert_eq!(through.ask(&["SET", "{m}b", "10"]), b"+OK\r\n");
+    // {m}a moves to the target; {m}b stays behind for now.
+    let _: () = target.cmd(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &id(source)]);
+    let _: () = source.cmd(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &id(target)]);
+    let port = target.port().to_string();
+    let _: () = source.cmd(&["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS", "{m}a"]);
+    // The source answers -ASK for {m}a and for a new key: the proxy sends
+    // ASKING and the command to the target, and passes on only its reply.
+    assert_eq!(through.ask(&["INCR", "{m}a"]), b":2\r\n");
+    assert_eq!(through.ask(&["SET", "{m}new", "x"]), b"+OK\r\n");
+    assert_eq!(through.ask(&["INCR", "{m}b"]), b":11\r\n");
+    let asked: String = source.cmd(&["INFO", "errorstats"]);
+    assert!(asked.contains("errorstat_ASK:count="), "{asked}");
+    let on_target: i64 = target.cmd(&["CLUSTER", "COUNTKEYSINSLOT", &slot]);
+    assert_eq!(on_target, 2, "{{m}}a and {{m}}new live on the target");
+    // The migration ends: the source answers -MOVED, the proxy reads the
+    // new map and sends the command to the target.
+    let _: () = source.cmd(&["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS", "{m}b"]);
+    for master in cluster.masters() {
+        let _: () = master.cmd(&["CLUSTER", "SETSLOT", &slot, "NODE", &id(target)]);
+    }
+    assert_eq!(through.ask(&["INCR", "{m}b"]), b":12\r\n");
+    assert_eq!(through.ask(&["INCR", "{m}a"]), b":3\r\n");
+    assert!(moved(source) > 0, "the source redirected the proxy");
+    let moved_before = moved(source);
+    assert_eq!(through.ask(&["INCR", "{m}a"]), b":4\r\n");
+    assert_eq!(moved(source), moved_before, "the map was refreshed");
+}
