@@ -29,6 +29,10 @@ pub enum Dest {
     Any,
     /// Every master, their replies folded into one.
     Every(Fold),
+    /// Master `master` of the map's masters, for `SCAN` (its cursor
+    /// already that master's; see `scan.rs`): the reply's cursor is made
+    /// the proxy's.
+    Scan { master: usize },
 }
 
 /// How the replies of every master make one (as the redis crate's cluster
@@ -126,7 +130,13 @@ impl Backend {
                     fold(*how, &each, out, failed);
                 }
                 (_, [part]) => match &part.outcome {
-                    Outcome::Reply(range) => out.extend_from_slice(&replies[range.clone()]),
+                    Outcome::Reply(range) => match dest {
+                        Dest::Scan { master } => {
+                            let masters = map.masters().len();
+                            super::scan::rewrite(&replies[range.clone()], *master, masters, out);
+                        }
+                        _ => out.extend_from_slice(&replies[range.clone()]),
+                    },
                     Outcome::Failed(err) => failed(err, out),
                     Outcome::Pending => failed(&no_reply(), out),
                 },
@@ -303,6 +313,15 @@ fn plan(map: &SlotMap, requests: &[(&[u8], Dest)]) -> Vec<Part> {
                 }),
             },
             Dest::Any => parts.push(part(request, map.any())),
+            Dest::Scan { master } => match map.masters().get(*master) {
+                Some(addr) => parts.push(part(request, addr)),
+                None => parts.push(Part {
+                    outcome: Outcome::Failed(BackendError::Reply(
+                        "invalid cursor: the cluster has fewer masters".to_owned(),
+                    )),
+                    ..part(request, map.any())
+                }),
+            },
             Dest::Every(_) => parts.extend(map.masters().iter().map(|addr| part(request, addr))),
         }
     }

@@ -4,6 +4,7 @@
 //! error; a pipeline spread over every master comes back in order; and
 //! writes through the proxy succeed again after a failover.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -186,6 +187,33 @@ fn a_pipeline_over_every_master_comes_back_in_request_order() {
         String::from_utf8_lossy(&replies),
         String::from_utf8_lossy(&expected)
     );
+    // SCAN walks every master behind one cursor; KEYS asks them all.
+    let written: BTreeSet<String> = (0..20)
+        .flat_map(|round| tags.iter().map(move |tag| format!("{{{tag}}}k{round}")))
+        .collect();
+    let mut conn = redis::Client::open(proxy.resp_url())
+        .and_then(|client| client.get_connection())
+        .expect("a RESP connection");
+    let (mut cursor, mut scanned, mut calls) = (0u64, Vec::new(), 0);
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(7)
+            .query(&mut conn)
+            .expect("SCAN");
+        scanned.extend(keys);
+        calls += 1;
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    assert!(calls > tags.len(), "{calls} calls");
+    scanned.sort();
+    assert_eq!(scanned, written.iter().cloned().collect::<Vec<_>>());
+    let keys: BTreeSet<String> = redis::cmd("KEYS").arg("*").query(&mut conn).expect("KEYS");
+    assert_eq!(keys, written);
     // Keyless commands for every master: DBSIZE sums, FLUSHALL reaches all.
     let total: i64 = cluster
         .masters()
@@ -351,7 +379,16 @@ fn a_slot_migrating_is_followed_with_asking_and_then_moved() {
     let _: () = target.cmd(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &id(source)]);
     let _: () = source.cmd(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &id(target)]);
     let port = target.port().to_string();
-    let _: () = source.cmd(&["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS", "{m}a"]);
+    let _: () = source.cmd(&[
+        "MIGRATE",
+        "127.0.0.1",
+        &port,
+        "",
+        "0",
+        "5000",
+        "KEYS",
+        "{m}a",
+    ]);
     // The source answers -ASK for {m}a and for a new key: the proxy sends
     // ASKING and the command to the target, and passes on only its reply.
     assert_eq!(through.ask(&["INCR", "{m}a"]), b":2\r\n");
@@ -363,7 +400,16 @@ fn a_slot_migrating_is_followed_with_asking_and_then_moved() {
     assert_eq!(on_target, 2, "{{m}}a and {{m}}new live on the target");
     // The migration ends: the source answers -MOVED, the proxy reads the
     // new map and sends the command to the target.
-    let _: () = source.cmd(&["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS", "{m}b"]);
+    let _: () = source.cmd(&[
+        "MIGRATE",
+        "127.0.0.1",
+        &port,
+        "",
+        "0",
+        "5000",
+        "KEYS",
+        "{m}b",
+    ]);
     for master in cluster.masters() {
         let _: () = master.cmd(&["CLUSTER", "SETSLOT", &slot, "NODE", &id(target)]);
     }

@@ -13,7 +13,7 @@
 
 mod batch;
 
-use crate::backend::{slot_of, Dest, Fold};
+use crate::backend::{slot_of, split_cursor, Dest, Fold};
 use crate::commands::{Class, Command, CommandTable, KeyRef, NoKeys, READONLY};
 use crate::config::Forwarding;
 
@@ -211,10 +211,11 @@ impl Service {
                 None => match EVERY_MASTER.iter().find(|(name, _)| *name == command.name) {
                     Some((_, fold)) => Dest::Every(*fold),
                     None if command.name == "scan" => {
-                        return Route::Refuse(
-                            "ERR 'scan' is not supported through the proxy in cluster mode yet: its cursor belongs to one master (see docs/forwarding-cluster.md)"
-                                .to_owned(),
-                        )
+                        match argv.get(1).and_then(|cursor| split_cursor(cursor)) {
+                            Some((master, _)) => Dest::Scan { master },
+                            // Not a number: a node's own error says so.
+                            None => Dest::Any,
+                        }
                     }
                     None => Dest::Any,
                 },
@@ -233,10 +234,42 @@ impl Service {
         client: Client,
         out: &mut Vec<u8>,
     ) -> Delivered {
+        // SCAN's cursor is the proxy's: each goes out with its master's.
+        let mut scans = Vec::new();
+        let mut scan_ends = Vec::new();
+        let mut argv = Vec::new();
+        for (i, route) in routes.iter().enumerate() {
+            if let Route::Send {
+                dest: Dest::Scan { .. },
+                ..
+            } = route
+            {
+                batch.argv(i, &mut argv);
+                let cursor = argv.get(1).and_then(|c| split_cursor(c));
+                let mut number = itoa::Buffer::new();
+                let text = number.format(cursor.map_or(0, |(_, cursor)| cursor));
+                let args: Vec<&[u8]> = argv
+                    .iter()
+                    .enumerate()
+                    .map(|(at, arg)| if at == 1 { text.as_bytes() } else { *arg })
+                    .collect();
+                crate::backend::raw::encode(&args, &mut scans);
+                scan_ends.push(scans.len());
+            }
+        }
+        let mut scan_starts = std::iter::once(0).chain(scan_ends.iter().copied());
+        let mut scan_ends = scan_ends.iter();
         let requests: Vec<(&[u8], Dest)> = routes
             .iter()
             .enumerate()
             .filter_map(|(i, route)| match route {
+                Route::Send {
+                    dest: dest @ Dest::Scan { .. },
+                    ..
+                } => {
+                    let (start, end) = (scan_starts.next()?, *scan_ends.next()?);
+                    Some((&scans[start..end], *dest))
+                }
                 Route::Send { dest, .. } => Some((batch.frame(i), *dest)),
                 Route::Refuse(_) => None,
             })
