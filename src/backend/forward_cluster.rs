@@ -89,6 +89,9 @@ impl Backend {
         out: &mut Vec<u8>,
         failed: &mut dyn FnMut(&BackendError, &mut Vec<u8>),
     ) {
+        if requests.is_empty() {
+            return;
+        }
         let map = match self.router.as_ref() {
             Some(router) => router.map(self).map(|map| (router, map)),
             None => Err(BackendError::Unavailable("not a cluster".to_owned())),
