@@ -242,6 +242,13 @@ fn keys_in_several_slots_get_crossslot_as_a_node_answers_and_hash_tags_share_one
     );
     assert_eq!(through.ask(&["MSET", "a", "1", "b", "2"]), crossslot);
     assert_eq!(through.ask(&["DEL", "a", "b"]), crossslot);
+    // The arity is checked first, on a node as through the proxy.
+    let arity = direct.ask(&["RENAME", "a", "b", "c"]);
+    assert_eq!(
+        String::from_utf8_lossy(&through.ask(&["RENAME", "a", "b", "c"])),
+        String::from_utf8_lossy(&arity)
+    );
+    assert!(arity.starts_with(b"-ERR wrong number of arguments"));
     assert_eq!(through.ask(&["MSET", "{t}a", "1", "{t}b", "2"]), b"+OK\r\n");
     let owner = cluster.master_of("{t}");
     assert_eq!(owner.cmd::<String>(&["GET", "{t}b"]), "2");

@@ -199,6 +199,13 @@ impl Service {
                 dest: Dest::Any,
             };
         }
+        if !command.arity_fits(argv.len()) {
+            // A node checks the arity before the slots: its error, exactly.
+            return Route::Send {
+                write,
+                dest: Dest::Any,
+            };
+        }
         let dest = match command.keys(argv, refs) {
             Ok(()) => match refs.split_first() {
                 Some((first, rest)) => {
