@@ -11,7 +11,6 @@
 //! and bypassed), stops the old links and starts new ones. The service sees
 //! the link up only while every master's link is.
 
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -20,6 +19,7 @@ use std::time::Duration;
 use redis::Value;
 
 use super::fleet::{Fleet, Member};
+use super::slots::SlotMap;
 use super::tracking::spawn_link_to;
 use super::InvalidationSink;
 use crate::config::Config;
@@ -114,36 +114,14 @@ fn masters(config: &Config, seed: &mut Option<redis::Connection>) -> Result<Vec<
     Err(last)
 }
 
-/// Parses `CLUSTER SLOTS`: `[[start, end, [host, port, id, ...], replicas...], ...]`.
+/// The masters of a `CLUSTER SLOTS` reply (see `slots.rs`), sorted.
 fn masters_of(slots: &Value) -> Result<Vec<Master>, String> {
-    let Value::Array(ranges) = slots else {
-        return Err(format!("CLUSTER SLOTS answered {slots:?}"));
-    };
-    let mut masters = BTreeSet::new();
-    for range in ranges {
-        let master = match range {
-            Value::Array(fields) => fields.get(2),
-            _ => None,
-        };
-        let (host, port) = match master {
-            Some(Value::Array(node)) => (node.first(), node.get(1)),
-            _ => (None, None),
-        };
-        let host = match host {
-            Some(Value::BulkString(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
-            Some(Value::SimpleString(text)) => text.clone(),
-            _ => return Err(format!("CLUSTER SLOTS range without a master: {range:?}")),
-        };
-        let port = match port {
-            Some(Value::Int(port)) => u16::try_from(*port).map_err(|err| err.to_string())?,
-            _ => return Err(format!("CLUSTER SLOTS range without a port: {range:?}")),
-        };
-        masters.insert((host, port));
-    }
-    if masters.is_empty() {
-        return Err("the cluster has no slots assigned".to_owned());
-    }
-    Ok(masters.into_iter().collect())
+    let map = SlotMap::parse(slots)?;
+    Ok(map
+        .masters()
+        .iter()
+        .map(|addr| (addr.host.clone(), addr.port))
+        .collect())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::io::{self, ErrorKind};
 use std::sync::{Mutex, PoisonError};
 
 use super::raw::RawConn;
+use super::slots::Slot;
 use super::{Backend, BackendError, Target};
 
 /// Idle raw connections, one stack per protocol (RESP2, RESP3).
@@ -104,8 +105,13 @@ impl Backend {
     /// A raw connection of the client's protocol in database `db`, for a
     /// client that needs one of its own for a while (a transaction, a
     /// blocking command, Pub/Sub), and whether it was pooled. Give it back
-    /// with [`Backend::checkin_raw`], or drop it.
+    /// with [`Backend::checkin_raw`], or drop it. In cluster mode this is a
+    /// connection to the master keyless commands go to; use
+    /// [`Backend::checkout_raw_for`] to name the slot.
     pub fn checkout_raw(&self, resp3: bool, db: i64) -> Result<(RawConn, bool), BackendError> {
+        if self.router.is_some() {
+            return self.checkout_raw_for(resp3, db, None);
+        }
         let generation = self.target.generation();
         let idle = &self.raw.idle[usize::from(resp3)];
         let pooled = {
@@ -127,10 +133,35 @@ impl Backend {
         Ok((conn, reused))
     }
 
+    /// In cluster mode, a raw connection to the master owning `slot` (the
+    /// slot all of a transaction's keys hash to: see
+    /// [`crate::backend::slot_of`]), or to the master keyless commands go
+    /// to; elsewhere the same as [`Backend::checkout_raw`]. The hook for
+    /// transactions and WATCH in cluster mode, which stay within one slot.
+    /// Such a connection is not pooled: [`Backend::checkin_raw`] drops it.
+    pub fn checkout_raw_for(
+        &self,
+        resp3: bool,
+        db: i64,
+        slot: Option<Slot>,
+    ) -> Result<(RawConn, bool), BackendError> {
+        let Some(router) = &self.router else {
+            return self.checkout_raw(resp3, db);
+        };
+        let map = router.map(self)?;
+        let addr = match slot {
+            Some(slot) => map
+                .master(slot)
+                .ok_or_else(|| BackendError::Unavailable("no master serves the slot".to_owned()))?,
+            None => map.any(),
+        };
+        router.checkout(self, addr, resp3, db)
+    }
+
     /// Gives back a connection from [`Backend::checkout_raw`]: kept for
     /// the next batch unless it failed, or enough are idle already.
     pub fn checkin_raw(&self, conn: RawConn) {
-        if conn.broken || conn.generation != self.target.generation() {
+        if conn.broken || self.router.is_some() || conn.generation != self.target.generation() {
             return;
         }
         let mut idle = self.raw.idle[usize::from(conn.resp3)]
@@ -152,7 +183,7 @@ impl Backend {
             }
             Target::Cluster(_) => {
                 return Err(BackendError::Unavailable(
-                    "forwarding commands to a cluster is not supported yet".to_owned(),
+                    "cluster mode forwards through Backend::forward_cluster".to_owned(),
                 ))
             }
         };
@@ -165,14 +196,14 @@ impl Backend {
 
 /// Whether `err` is what a connection Redis closed while idle gives on
 /// first use.
-fn closed_while_idle(err: &io::Error) -> bool {
+pub(super) fn closed_while_idle(err: &io::Error) -> bool {
     matches!(
         err.kind(),
         ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::BrokenPipe
     )
 }
 
-fn classify(err: &io::Error) -> BackendError {
+pub(super) fn classify(err: &io::Error) -> BackendError {
     match err.kind() {
         ErrorKind::WouldBlock | ErrorKind::TimedOut => BackendError::Timeout(err.to_string()),
         _ => BackendError::Unavailable(err.to_string()),

@@ -22,15 +22,23 @@ mod cluster;
 mod commands;
 mod failure;
 mod fleet;
+mod fold;
 mod forward;
+mod forward_cluster;
 pub mod raw;
 mod read;
+mod router;
+mod scan;
 mod sentinel;
 mod server;
+mod slots;
 mod tracking;
 use failure::{reply_error, retire_on_failure};
+pub use forward_cluster::{Dest, Fold};
 pub use read::{Read, Ttl};
+pub use scan::split_cursor;
 pub use sentinel::Topology;
+pub use slots::slot_of;
 pub use tracking::{InvalidationLink, InvalidationSink};
 
 /// Why a backing read failed. Cheap to clone, so one outcome can be shared by
@@ -175,6 +183,9 @@ pub struct Backend {
     commands: commands::Cached,
     /// Connections carrying clients' own commands (see `forward.rs`).
     raw: forward::RawPool,
+    /// Cluster mode's slot map and per-node raw connections (see
+    /// `router.rs`); `None` in other modes.
+    router: Option<router::Router>,
     /// Whom `rediss://` raw connections trust.
     roots: raw::TlsRoots,
     /// The database REDIS_ADDRESS names (`/db`), where clients start.
@@ -215,6 +226,13 @@ impl Backend {
                 target: target.clone(),
                 timeout: config.redis_timeout,
             });
+        let router = match config.redis_mode {
+            RedisMode::Cluster => Some(
+                router::Router::new(config)
+                    .map_err(|err| BackendError::Unavailable(err.to_string()))?,
+            ),
+            RedisMode::Standalone | RedisMode::Sentinel => None,
+        };
         let tls = config.redis_url.scheme() == "rediss";
         let roots = raw::TlsRoots::new(tls, config.redis_tls_ca.as_deref())
             .map_err(|err| BackendError::Unavailable(format!("REDIS_TLS_CA: {err}")))?;
@@ -225,6 +243,7 @@ impl Backend {
             timeout: config.redis_timeout,
             commands: commands::Cached::default(),
             raw: forward::RawPool::default(),
+            router,
             roots,
             default_db: default_db(config),
         })

@@ -12,17 +12,20 @@
 //! cache is dropped instead.
 
 mod batch;
+mod cluster;
 mod held;
+mod written;
 
 use crate::backend::raw::RawConn;
-use crate::commands::{Class, Command, CommandTable, KeyRef, NoKeys, READONLY, WRITE};
+use crate::backend::Dest;
+use crate::commands::{Class, Command, KeyRef, READONLY, WRITE};
 use crate::config::Forwarding;
 use crate::metrics::{ForwardResult, ForwardedCommand};
 
 pub use batch::Batch;
 pub use held::{Held, Lane, Queued};
 
-use super::{Change, Forwarded, Service};
+use super::{Forwarded, Service};
 
 /// The client a batch is sent for: its protocol and database.
 #[derive(Clone, Copy, Debug)]
@@ -47,13 +50,11 @@ const TRANSACTION: &[&str] = &["multi", "exec", "discard", "watch", "unwatch"];
 /// reply to it is dropped; the client gets the proxy's.
 const SPOILER: &[u8] = b"*1\r\n$28\r\nredis-proxy-refused-in-multi\r\n";
 
-/// Commands without keys that change every key of a database or more.
-const FLUSHING: &[&str] = &["flushall", "flushdb", "swapdb"];
-
 /// What is done with one request of a batch.
 enum Route {
-    /// Sent to Redis; `write`: its keys are dropped once it ran.
-    Send { write: bool },
+    /// Sent to Redis (in cluster mode, to `dest`); `write`: its keys are
+    /// dropped once it ran.
+    Send { write: bool, dest: Dest },
     /// Answered by the proxy with this error.
     Refuse(String),
 }
@@ -105,7 +106,7 @@ impl Service {
         let counted = self.forward_batch(batch, client, conn.as_mut().map(|(c, _)| c), out);
         match (queued, self.commands()) {
             (Some(Queued::Commands(queued)), Ok(table)) => {
-                self.drop_written(&table, queued, &writes(&table, queued));
+                self.drop_written(&table, queued, &written::writes(&table, queued));
             }
             (Some(_), _) => self.drop_everything(),
             (None, _) => {}
@@ -144,12 +145,13 @@ impl Service {
             }
         };
         let mut argv = Vec::new();
+        let mut refs = Vec::new();
         let routes: Vec<Route> = (0..batch.len())
             .map(|i| {
                 batch.argv(i, &mut argv);
                 let command = table.lookup(&argv);
                 counted.push(self.forwarded_command(command));
-                self.route(command, &argv, batch.queued(i), client)
+                self.route(command, &argv, batch.queued(i), client, &mut refs)
             })
             .collect();
         let sent = routes
@@ -159,7 +161,14 @@ impl Service {
         let mut replies = Vec::new();
         let mut held = held;
         let start = out.len();
-        let delivered = if sent == batch.len() {
+        let delivered = if self.backend.is_cluster() && held.is_none() {
+            let to = if sent == batch.len() {
+                &mut *out
+            } else {
+                &mut replies
+            };
+            self.send_routed(batch, &routes, client, to)
+        } else if sent == batch.len() {
             self.send(batch.frames(), sent, client, held, out)
         } else {
             let mut wire = Vec::new();
@@ -226,12 +235,16 @@ impl Service {
         argv: &[&[u8]],
         queued: bool,
         client: Client,
+        refs: &mut Vec<KeyRef>,
     ) -> Route {
         let Some(command) = command else {
             // Unknown to Redis too: its own error says so, byte for byte.
             return match self.forwarding {
                 Forwarding::Reads => Route::Refuse(reads_only(argv)),
-                _ => Route::Send { write: false },
+                _ => Route::Send {
+                    write: false,
+                    dest: Dest::Any,
+                },
             };
         };
         let class = command.class(argv);
@@ -244,26 +257,35 @@ impl Service {
             // (Commands that change the connection's own state are not
             // queued: they would change the proxy's connection.)
             _ if queued && !matches!(class, Class::Refused | Class::ConnectionState) => {
-                Route::Send { write: false }
+                Route::Send {
+                    write: false,
+                    dest: Dest::Any,
+                }
             }
             Class::ConnectionState if TRANSACTION.contains(&command.name.as_str()) => {
-                Route::Send { write: false }
+                Route::Send {
+                    write: false,
+                    dest: Dest::Any,
+                }
             }
             Class::Refused => Route::Refuse(format!(
                 "ERR '{}' is not allowed through the proxy: it changes the server itself (see docs/forwarding.md)",
                 command.name
             )),
-            Class::Blocking | Class::Pubsub if client.dedicated => Route::Send {
-                write: command.flags & WRITE != 0,
-            },
+            Class::Blocking | Class::Pubsub if client.dedicated => {
+                let write = command.flags & WRITE != 0;
+                self.send_route(command, argv, refs, write)
+            }
             Class::Blocking | Class::Pubsub | Class::ConnectionState => {
                 Route::Refuse(format!(
                     "ERR '{}' is not supported through the proxy yet",
                     command.name
                 ))
             }
-            Class::Write => Route::Send { write: true },
-            Class::Cacheable | Class::Read | Class::Other => Route::Send { write: false },
+            Class::Write => self.send_route(command, argv, refs, true),
+            Class::Cacheable | Class::Read | Class::Other => {
+                self.send_route(command, argv, refs, false)
+            }
         }
     }
 
@@ -310,98 +332,6 @@ impl Service {
         out.extend_from_slice(message.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-
-    /// Drops from the cache every key the batch's writes touched (all of
-    /// it where a write's keys cannot be known, or a flush), marking
-    /// fetches in flight for them stale, and tells tracking clients.
-    fn drop_written(&self, table: &CommandTable, batch: &Batch, routes: &[Route]) {
-        let mut argv = Vec::new();
-        let mut refs: Vec<KeyRef> = Vec::new();
-        let mut keys: Vec<Vec<u8>> = Vec::new();
-        let mut everything = false;
-        for (i, route) in routes.iter().enumerate() {
-            if !matches!(route, Route::Send { write: true }) {
-                continue;
-            }
-            batch.argv(i, &mut argv);
-            let Some(command) = table.lookup(&argv) else {
-                continue;
-            };
-            match command.keys(&argv, &mut refs) {
-                Ok(()) if refs.is_empty() && FLUSHING.contains(&command.name.as_str()) => {
-                    everything = true;
-                }
-                Ok(()) => keys.extend(refs.iter().map(|r| argv[r.index].to_vec())),
-                // Redis refuses a request whose keys do not parse.
-                Err(NoKeys::Invalid) => {}
-                Err(NoKeys::Unknown) => everything = true,
-            }
-        }
-        if everything {
-            self.drop_everything();
-        } else if !keys.is_empty() {
-            let slices: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-            self.core.invalidate(&slices);
-            self.announce(|| Change::Keys(keys));
-        }
-    }
-}
-
-impl Service {
-    /// Drops the keys `batch`'s writes will change, before it is sent on a
-    /// connection whose replies the service does not see (a client's
-    /// subscription connection, where RESP3 allows any command). Without
-    /// Redis's table yet, anything but the Pub/Sub commands drops all.
-    pub fn drop_before_sending(&self, batch: &Batch) {
-        let mut argv = Vec::new();
-        let Some(table) = self.backend.commands_known() else {
-            let harmless = (0..batch.len()).all(|i| {
-                batch.argv(i, &mut argv);
-                argv.first().is_some_and(|name| {
-                    let name = String::from_utf8_lossy(name).to_ascii_lowercase();
-                    name.ends_with("subscribe") || name == "ping"
-                })
-            });
-            if !harmless {
-                self.drop_everything();
-            }
-            return;
-        };
-        self.drop_written(&table, batch, &writes(&table, batch));
-    }
-
-    /// The positions in `argv` of the keys a forwarded request reads, for
-    /// a client that tracks them (`CLIENT TRACKING`, as Redis remembers
-    /// the keys of its read-only commands), into `out`. Without Redis's
-    /// table yet (the event loop never waits for it), every argument:
-    /// more than the keys, so at worst a spurious invalidation.
-    pub fn keys_read(&self, argv: &[&[u8]], out: &mut Vec<usize>) {
-        out.clear();
-        let Some(table) = self.backend.commands_known() else {
-            out.extend(1..argv.len());
-            return;
-        };
-        let Some(command) = table.lookup(argv) else {
-            return;
-        };
-        if command.flags & READONLY == 0 {
-            return;
-        }
-        let mut refs = Vec::new();
-        match command.keys(argv, &mut refs) {
-            Ok(()) => out.extend(refs.iter().map(|r| r.index)),
-            Err(NoKeys::Unknown) => out.extend(1..argv.len()),
-            Err(NoKeys::Invalid) => {}
-        }
-    }
-
-    /// After a write whose keys cannot be known: nothing cached can be
-    /// vouched for.
-    fn drop_everything(&self) {
-        self.core.flush();
-        self.metrics.flushed("write");
-        self.announce(|| Change::All);
-    }
 }
 
 /// How many of the requests sent were answered, and why the rest were not.
@@ -423,21 +353,6 @@ impl Delivered {
             .clone()
             .unwrap_or_else(|| "ERR backing Redis gave no reply".to_owned())
     }
-}
-
-/// Each request of `batch` as sent, marked a write when it may change its
-/// keys (a blocking write such as BLMOVE included).
-fn writes(table: &CommandTable, batch: &Batch) -> Vec<Route> {
-    let mut argv = Vec::new();
-    (0..batch.len())
-        .map(|i| {
-            batch.argv(i, &mut argv);
-            let write = table
-                .lookup(&argv)
-                .is_some_and(|c| c.flags & WRITE != 0 || c.class(&argv) == Class::Write);
-            Route::Send { write }
-        })
-        .collect()
 }
 
 /// Whether the last of `replies` is not an error.

@@ -1,0 +1,204 @@
+//! Cluster mode's raw connections: one small pool per node, and the slot
+//! map that says which master a request goes to (see `slots.rs`).
+//!
+//! The map is read from `CLUSTER SLOTS` on first use, and again when a
+//! node answers `-MOVED` for a slot the map gives to another node, or a
+//! node cannot be reached (a master down, a failover under way). It is
+//! asked of the known masters first, then of the seed nodes
+//! (REDIS_ADDRESS), on the same raw connections, its reply decoded by the
+//! redis crate's parser. One thread refreshes at a time; the others then
+//! take its map rather than asking again.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
+
+use super::raw::{encode, RawConn};
+use super::slots::{Addr, SlotMap};
+use super::{Backend, BackendError};
+use crate::config::Config;
+
+/// Idle connections to one node, one stack per protocol (RESP2, RESP3).
+type Idle = [Vec<RawConn>; 2];
+
+/// Routes forwarded commands to the cluster's masters.
+pub(super) struct Router {
+    /// The seed nodes' settings: where the map is asked when no master
+    /// answers, and the user, password and TLS every node's connection uses.
+    seeds: Vec<ConnectionInfo>,
+    map: RwLock<Option<Arc<SlotMap>>>,
+    /// Set when a node could not be reached: the next batch asks again.
+    stale: AtomicBool,
+    refreshing: Mutex<()>,
+    idle: Mutex<HashMap<Addr, Idle>>,
+}
+
+impl Router {
+    /// A router for the cluster REDIS_ADDRESS's seed nodes name, with no
+    /// map yet (the first forwarded batch asks for one).
+    pub(super) fn new(config: &Config) -> redis::RedisResult<Router> {
+        let seeds = config
+            .redis_nodes
+            .iter()
+            .map(|url| url.as_str().into_connection_info())
+            .collect::<redis::RedisResult<Vec<_>>>()?;
+        Ok(Router {
+            seeds,
+            map: RwLock::new(None),
+            stale: AtomicBool::new(false),
+            refreshing: Mutex::new(()),
+            idle: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The map to route by: the current one, or a fresh one if there is
+    /// none yet or a node was unreachable since.
+    pub(super) fn map(&self, backend: &Backend) -> Result<Arc<SlotMap>, BackendError> {
+        if !self.stale.load(Ordering::Acquire) {
+            if let Some(map) = self.current() {
+                return Ok(map);
+            }
+        }
+        self.refresh(backend, None)
+    }
+
+    /// Says the map may be out of date: a node was unreachable.
+    pub(super) fn mark_stale(&self) {
+        self.stale.store(true, Ordering::Release);
+    }
+
+    /// A fresh map, read from the cluster, unless another thread replaced
+    /// `seen` (the map the caller found wrong) while this one waited.
+    pub(super) fn refresh(
+        &self,
+        backend: &Backend,
+        seen: Option<&Arc<SlotMap>>,
+    ) -> Result<Arc<SlotMap>, BackendError> {
+        let _one = self
+            .refreshing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let current = self.current();
+        if let Some(current) = &current {
+            let newer = seen.is_none_or(|seen| !Arc::ptr_eq(seen, current));
+            if newer && !self.stale.load(Ordering::Acquire) {
+                return Ok(Arc::clone(current));
+            }
+        }
+        let mut asked: Vec<Addr> = current
+            .as_ref()
+            .map(|map| map.masters().iter().map(|addr| Addr::clone(addr)).collect())
+            .unwrap_or_default();
+        asked.extend(self.seeds.iter().filter_map(|info| match info.addr() {
+            ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+                Some(Addr {
+                    host: host.clone(),
+                    port: *port,
+                })
+            }
+            _ => None,
+        }));
+        let mut last = BackendError::Unavailable("no cluster seed nodes".to_owned());
+        for addr in &asked {
+            match self.ask_slots(backend, addr) {
+                Ok(map) => {
+                    let map = Arc::new(map);
+                    log::debug!("cluster slot map: masters {:?}", map.masters());
+                    *self.map.write().unwrap_or_else(PoisonError::into_inner) =
+                        Some(Arc::clone(&map));
+                    self.stale.store(false, Ordering::Release);
+                    self.idle
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .retain(|node, _| map.masters().iter().any(|master| **master == *node));
+                    return Ok(map);
+                }
+                Err(err) => last = err,
+            }
+        }
+        Err(last)
+    }
+
+    fn current(&self) -> Option<Arc<SlotMap>> {
+        self.map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// `CLUSTER SLOTS` on `addr`.
+    fn ask_slots(&self, backend: &Backend, addr: &Addr) -> Result<SlotMap, BackendError> {
+        let (mut conn, _) = self.checkout(backend, addr, false, 0)?;
+        let mut request = Vec::new();
+        encode(&[b"CLUSTER", b"SLOTS"], &mut request);
+        let mut reply = Vec::new();
+        conn.send(&request)
+            .and_then(|()| conn.receive(&mut reply))
+            .map_err(|err| super::forward::classify(&err))?;
+        self.checkin(addr, conn, backend.pool.max_size() as usize);
+        let value = redis::parse_redis_value(&reply)
+            .map_err(|err| BackendError::Unavailable(format!("CLUSTER SLOTS on {addr}: {err}")))?;
+        SlotMap::parse(&value)
+            .map_err(|why| BackendError::Unavailable(format!("CLUSTER SLOTS on {addr}: {why}")))
+    }
+
+    /// A raw connection to `addr` in the client's protocol and database,
+    /// and whether it was pooled.
+    pub(super) fn checkout(
+        &self,
+        backend: &Backend,
+        addr: &Addr,
+        resp3: bool,
+        db: i64,
+    ) -> Result<(RawConn, bool), BackendError> {
+        let pooled = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(addr)
+            .and_then(|idle| idle[usize::from(resp3)].pop());
+        let (mut conn, reused) = match pooled {
+            Some(conn) => (conn, true),
+            None => (self.open(backend, addr, resp3)?, false),
+        };
+        conn.select(db)
+            .map_err(|err| super::forward::classify(&err))?;
+        Ok((conn, reused))
+    }
+
+    /// Gives back a connection to `addr`: kept unless it failed or `max`
+    /// are idle already.
+    pub(super) fn checkin(&self, addr: &Addr, conn: RawConn, max: usize) {
+        if conn.broken {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let stack = &mut idle.entry(addr.clone()).or_default()[usize::from(conn.resp3)];
+        if stack.len() < max {
+            stack.push(conn);
+        }
+    }
+
+    fn open(&self, backend: &Backend, addr: &Addr, resp3: bool) -> Result<RawConn, BackendError> {
+        let Some(seed) = self.seeds.first() else {
+            return Err(BackendError::Unavailable(
+                "no cluster seed nodes".to_owned(),
+            ));
+        };
+        let mut node = seed.addr().clone();
+        match &mut node {
+            ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+                host.clone_from(&addr.host);
+                *port = addr.port;
+            }
+            _ => {}
+        }
+        let info = seed.clone().set_addr(node);
+        RawConn::open(&info, resp3, backend.timeout, &backend.roots).map_err(|err| {
+            self.mark_stale();
+            BackendError::Unavailable(format!("{addr}: {err}"))
+        })
+    }
+}
