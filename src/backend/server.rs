@@ -11,6 +11,16 @@ impl Backend {
         matches!(self.target, Target::Cluster(_))
     }
 
+    /// Redis's version (`redis_version` of `INFO server`), on a pooled
+    /// connection: a round trip, so never on the RESP event loop.
+    pub fn version(&self) -> Result<String, BackendError> {
+        let info: String = self.query(|conn| redis::cmd("INFO").arg("server").query(conn))?;
+        info.lines()
+            .find_map(|line| line.trim().strip_prefix("redis_version:"))
+            .map(str::to_owned)
+            .ok_or_else(|| BackendError::Reply("ERR INFO server gave no redis_version".to_owned()))
+    }
+
     /// Redis's `databases` setting (`CONFIG GET databases`), on a pooled
     /// connection: a round trip, so never on the RESP event loop. A cluster
     /// has one database. Fails when Redis cannot be reached or the proxy's

@@ -102,6 +102,10 @@ impl InvalidationSink for Service {
         // Redis may be another version now: read its command table again.
         self.backend.commands_changed();
         self.databases.changed();
+        // Learnt now (the link's thread may wait on Redis; clients'
+        // threads must not), so clients that connect next are told the
+        // version of the Redis their commands reach.
+        self.learn_databases();
         // What clients read while the link was down was never vouched for.
         self.announce(|| Change::All);
     }

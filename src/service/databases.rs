@@ -26,6 +26,8 @@ pub(super) struct Databases {
     stale: AtomicBool,
     /// When the last read failed.
     failed_at: Mutex<Option<Instant>>,
+    /// Redis's version, once read with the count.
+    version: Mutex<Option<String>>,
 }
 
 impl Databases {
@@ -36,6 +38,17 @@ impl Databases {
 }
 
 impl Service {
+    /// Redis's version, if learnt (with `databases`): what `HELLO` and
+    /// `INFO` report, since clients choose features by it and the
+    /// commands they pick reach this Redis.
+    pub fn redis_version(&self) -> Option<String> {
+        self.databases
+            .version
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Redis's `databases`, if learnt: free, for the event loop.
     pub fn databases(&self) -> Option<i64> {
         let count = self.databases.count.load(Ordering::Acquire);
@@ -69,6 +82,9 @@ impl Service {
         match self.backend.databases() {
             Ok(count) => {
                 state.count.store(count, Ordering::Release);
+                if let Ok(version) = self.backend.version() {
+                    *state.version.lock().unwrap_or_else(PoisonError::into_inner) = Some(version);
+                }
                 *state
                     .failed_at
                     .lock()

@@ -49,10 +49,11 @@ pub const SELECT: Spec = Spec {
     keys: (0, 0, 0),
 };
 
-/// The Redis version whose behaviour the proxy follows for what it serves,
-/// reported to clients that choose features by version: 7.4, whose
-/// `CLIENT TRACKING` it implements (redis-py turns its own cache on from
-/// 7.4). `HELLO` also says `proxy: redis-proxy`; writes are not served.
+/// The version reported to clients, which choose features by it, until the
+/// backing Redis's own is known (`Service::redis_version`, read with its
+/// `databases` after the first forwarded batch or at link up): the commands
+/// clients pick reach that Redis, so its version is the one to follow.
+/// `HELLO` also says `proxy: redis-proxy`.
 pub const REDIS_VERSION: &str = "7.4.0";
 
 pub fn ping(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
@@ -218,12 +219,13 @@ pub fn hello(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     if let Some(name) = name {
         context.session.name = (!name.is_empty()).then(|| name.to_vec());
     }
+    let version = context.service.redis_version();
     let replies = &mut *context.replies;
     replies.map(8);
     replies.bulk(b"server");
     replies.bulk(b"redis");
     replies.bulk(b"version");
-    replies.bulk(REDIS_VERSION.as_bytes());
+    replies.bulk(version.as_deref().unwrap_or(REDIS_VERSION).as_bytes());
     replies.bulk(b"proto");
     replies.integer(match protocol {
         Protocol::Resp2 => 2,
