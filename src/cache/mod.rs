@@ -315,7 +315,7 @@ impl<V: Weigh> Lru<V> {
             // Grown past the bound: the entry, now most recent and newest,
             // is not a victim while others remain, and alone it fits.
             let mut gone = vec![Displaced::Replaced(old)];
-            while self.bytes > self.max_bytes {
+            while self.bytes > self.max_bytes && self.nodes.len() > 1 {
                 let victim = self.victim(now);
                 gone.push(self.push_out(victim, now));
             }
@@ -324,7 +324,10 @@ impl<V: Weigh> Lru<V> {
         let key = Key::new(key);
         let mut gone = Vec::new();
         let last = loop {
-            if self.nodes.len() < self.capacity && self.bytes + charge <= self.max_bytes {
+            // (An empty cache always has room: `charge` is at most an
+            // eighth of the bound.)
+            let room = self.nodes.len() < self.capacity && self.bytes + charge <= self.max_bytes;
+            if room || self.is_empty() {
                 let slot = self.nodes.next_slot();
                 self.nodes.0.push(Node {
                     key,
@@ -382,17 +385,6 @@ impl<V: Weigh> Lru<V> {
     pub fn remove_hashed(&mut self, hash: u64, key: &[u8]) -> Option<V> {
         let slot = self.find(hash, key)?;
         Some(self.remove_slot(slot).1)
-    }
-
-    /// Keys from most to least recently read; for tests and debugging.
-    pub fn keys_by_recency(&self) -> Vec<&[u8]> {
-        let mut keys = Vec::with_capacity(self.nodes.len());
-        let mut slot = self.recency.head;
-        while slot != NIL {
-            keys.push(self.nodes[slot].key.as_bytes());
-            slot = self.nodes[slot].recency.next;
-        }
-        keys
     }
 }
 

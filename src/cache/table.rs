@@ -24,6 +24,17 @@ impl<V: Weigh> Lru<V> {
 }
 
 impl<V> Lru<V> {
+    /// Keys from most to least recently read; for tests and debugging.
+    pub fn keys_by_recency(&self) -> Vec<&[u8]> {
+        let mut keys = Vec::with_capacity(self.nodes.len());
+        let mut slot = self.recency.head;
+        while slot != NIL {
+            keys.push(self.nodes[slot].key.as_bytes());
+            slot = self.nodes[slot].recency.next;
+        }
+        keys
+    }
+
     /// Swaps node `from` into `to` (whose node is already unlinked), fixing
     /// every index that pointed at `from`. Afterwards `from` holds the
     /// unlinked node.
