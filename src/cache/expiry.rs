@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::stamp::Stamp;
 use super::time::{self, Time};
-use super::{Displaced, Key, Lru, NIL};
+use super::{Displaced, Key, Lru, Weigh, NIL};
 
 /// How an entry's life stands at a given moment: what HTTP calls its
 /// remaining freshness (`max-age`) and its `Age`.
@@ -22,7 +22,7 @@ pub struct Life {
     pub age: Duration,
 }
 
-impl<V> Lru<V> {
+impl<V: Weigh> Lru<V> {
     /// [`Lru::insert`] for a key that ends in Redis at `ends` (its TTL
     /// there): the entry is fresh until `now + ttl` or `ends`, whichever
     /// comes first, and is never kept as stale past `ends`. An `ends` not

@@ -28,9 +28,21 @@
 //! when the key ends in Redis, for [`Life`] and the stale-if-error period.
 //!
 //! Removing an entry moves the arena's last node into the freed slot, so the
-//! arena stays dense and needs no free list.
+//! arena stays dense and needs no free list (`table.rs`).
 //!
-//! Every operation is O(1) (expected, for the hash lookups).
+//! # Two bounds
+//! The cache holds at most `capacity` entries (CACHE_CAPACITY) and at most
+//! `max_bytes` of them (CACHE_MAX_BYTES, [`Lru::with_max_bytes`]): each
+//! entry is charged its node, its share of the table and what its key and
+//! value own on the heap ([`Weigh`]; `bytes.rs` says what is counted).
+//! Making room pushes out entries the same way for either bound, an
+//! expired oldest entry first, else the least recently read. An entry
+//! charged more than an eighth of `max_bytes` is not stored
+//! ([`Displaced::Refused`]).
+//!
+//! Every operation is O(1) (expected, for the hash lookups); an insert that
+//! needs room for a large value may push out several small ones, each of
+//! which it had cost an insert to store, so O(1) amortised.
 //!
 //! ```
 //! use std::num::NonZeroUsize;
@@ -55,14 +67,17 @@ use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
 mod arena;
+mod bytes;
 mod expiry;
 mod key;
 mod lists;
 mod stamp;
+mod table;
 mod time;
 #[cfg(any(test, feature = "test-hooks"))]
 mod validate;
 use arena::Arena;
+pub use bytes::{entry_overhead, Weigh, ENTRY_FRACTION};
 pub use expiry::Life;
 pub use key::Key;
 use lists::{Ends, Links, List};
@@ -142,6 +157,14 @@ pub enum Displaced<V> {
     Expired(Key, V),
     /// The cache was full; this least recently read live entry was evicted.
     Evicted(Key, V),
+    /// Room (in bytes) took more than one entry, or a replacement grew
+    /// past CACHE_MAX_BYTES: each thing displaced, oldest first (one of
+    /// the variants above). Allocated only then.
+    Several(Vec<Displaced<V>>),
+    /// The entry was charged more than [`Lru::max_entry_bytes`] and was not
+    /// stored: the value handed back, with the value the key had cached
+    /// before, removed since it is no longer Redis's.
+    Refused(V, Option<V>),
 }
 
 /// A least-recently-read cache of at most `capacity` keys, each kept for
@@ -150,7 +173,8 @@ pub enum Displaced<V> {
 /// Not thread-safe by itself: the service wraps one in a `Mutex`. Costs per
 /// entry: a node of 48 bytes plus the value (24 bytes of key, longer keys
 /// boxed on the heap; 16 of links; 8 of expiry stamp), and a table slot of 5
-/// bytes at a load of at most 7/8.
+/// bytes at a load of at most 7/8: [`entry_overhead`], which CACHE_MAX_BYTES
+/// counts with the key's and value's heap bytes.
 #[derive(Debug)]
 pub struct Lru<V> {
     table: HashTable<Slot>,
@@ -159,12 +183,17 @@ pub struct Lru<V> {
     recency: Ends,
     age: Ends,
     capacity: usize,
+    /// The sum of every entry's charge (see `bytes.rs`).
+    bytes: usize,
+    /// CACHE_MAX_BYTES: `bytes` never passes it.
+    max_bytes: usize,
     ttl: Duration,
     stale_if_error: Duration,
 }
 
-impl<V> Lru<V> {
-    /// An empty cache. Nothing is allocated up front, so a large capacity
+impl<V: Weigh> Lru<V> {
+    /// An empty cache, bounded in entries only until
+    /// [`Lru::with_max_bytes`]. Nothing is allocated up front, so a large capacity
     /// costs only what is used. A capacity above [`MAX_CAPACITY`] is capped.
     pub fn new(capacity: NonZeroUsize, ttl: Duration) -> Self {
         Lru {
@@ -174,6 +203,8 @@ impl<V> Lru<V> {
             recency: Ends::EMPTY,
             age: Ends::EMPTY,
             capacity: capacity.get().min(MAX_CAPACITY),
+            bytes: 0,
+            max_bytes: usize::MAX,
             ttl,
             stale_if_error: Duration::ZERO,
         }
@@ -263,55 +294,86 @@ impl<V> Lru<V> {
         now: Time,
         stamp: Stamp,
     ) -> Displaced<V> {
+        let charge = Self::charge(key, &value);
+        if charge > self.max_entry_bytes() {
+            let old = self.find(hash, key).map(|slot| self.remove_slot(slot).1);
+            return Displaced::Refused(value, old);
+        }
         if let Some(slot) = self.find(hash, key) {
             let node = &mut self.nodes[slot];
+            self.bytes += value.heap_bytes();
             let old = std::mem::replace(&mut node.value, value);
             node.stamp = stamp;
+            self.bytes -= old.heap_bytes();
             self.unlink(List::Recency, slot);
             self.push_front(List::Recency, slot);
             self.unlink(List::Age, slot);
             self.push_back(List::Age, slot);
-            return Displaced::Replaced(old);
+            if self.bytes <= self.max_bytes {
+                return Displaced::Replaced(old);
+            }
+            // Grown past the bound: the entry, now most recent and newest,
+            // is not a victim while others remain, and alone it fits.
+            let mut gone = vec![Displaced::Replaced(old)];
+            while self.bytes > self.max_bytes && self.nodes.len() > 1 {
+                let victim = self.victim(now);
+                gone.push(self.push_out(victim, now));
+            }
+            return Displaced::Several(gone);
         }
         let key = Key::new(key);
-        if self.nodes.len() < self.capacity {
-            let slot = self.nodes.next_slot();
-            self.nodes.0.push(Node {
-                key,
-                value,
-                stamp,
-                recency: Links::DETACHED,
-                age: Links::DETACHED,
-            });
+        let mut gone = Vec::new();
+        let last = loop {
+            // (An empty cache always has room: `charge` is at most an
+            // eighth of the bound.)
+            let room = self.nodes.len() < self.capacity && self.bytes + charge <= self.max_bytes;
+            if room || self.is_empty() {
+                let slot = self.nodes.next_slot();
+                self.nodes.0.push(Node {
+                    key,
+                    value,
+                    stamp,
+                    recency: Links::DETACHED,
+                    age: Links::DETACHED,
+                });
+                self.bytes += charge;
+                self.index(hash, slot);
+                self.push_front(List::Recency, slot);
+                self.push_back(List::Age, slot);
+                break Displaced::Nothing;
+            }
+            let slot = self.victim(now);
+            let freed = self.charge_at(slot);
+            if self.bytes - freed + charge > self.max_bytes {
+                // Not enough on its own: it goes, and the next is looked at.
+                gone.push(self.push_out(slot, now));
+                continue;
+            }
+            // The last victim: its slot is reused for the new entry.
+            let expired = self.nodes[slot].stamp.expires_at() <= now;
+            self.unlink(List::Recency, slot);
+            self.unlink(List::Age, slot);
+            self.unindex(slot);
+            let node = &mut self.nodes[slot];
+            let old_key = std::mem::replace(&mut node.key, key);
+            let old_value = std::mem::replace(&mut node.value, value);
+            node.stamp = stamp;
+            self.bytes = self.bytes - freed + charge;
             self.index(hash, slot);
             self.push_front(List::Recency, slot);
             self.push_back(List::Age, slot);
-            return Displaced::Nothing;
-        }
-        // Full: reuse the slot of the oldest entry if it has expired, else of
-        // the least recently read one (which may have expired too, if it had
-        // an end in Redis).
-        let oldest = self.age.head;
-        let slot = match self.nodes[oldest].stamp.expires_at() <= now {
-            true => oldest,
-            false => self.recency.tail,
+            break match expired {
+                true => Displaced::Expired(old_key, old_value),
+                false => Displaced::Evicted(old_key, old_value),
+            };
         };
-        let expired = self.nodes[slot].stamp.expires_at() <= now;
-        self.unlink(List::Recency, slot);
-        self.unlink(List::Age, slot);
-        self.unindex(slot);
-        let node = &mut self.nodes[slot];
-        let old_key = std::mem::replace(&mut node.key, key);
-        let old_value = std::mem::replace(&mut node.value, value);
-        node.stamp = stamp;
-        self.index(hash, slot);
-        self.push_front(List::Recency, slot);
-        self.push_back(List::Age, slot);
-        if expired {
-            Displaced::Expired(old_key, old_value)
-        } else {
-            Displaced::Evicted(old_key, old_value)
+        if gone.is_empty() {
+            return last;
         }
+        if !matches!(last, Displaced::Nothing) {
+            gone.push(last);
+        }
+        Displaced::Several(gone)
     }
 
     /// Removes `key` if present, handing back its value.
@@ -324,85 +386,9 @@ impl<V> Lru<V> {
         let slot = self.find(hash, key)?;
         Some(self.remove_slot(slot).1)
     }
-
-    /// Keys from most to least recently read; for tests and debugging.
-    pub fn keys_by_recency(&self) -> Vec<&[u8]> {
-        let mut keys = Vec::with_capacity(self.nodes.len());
-        let mut slot = self.recency.head;
-        while slot != NIL {
-            keys.push(self.nodes[slot].key.as_bytes());
-            slot = self.nodes[slot].recency.next;
-        }
-        keys
-    }
-
-    /// Takes the node in `slot` out of both lists and the map, then moves the
-    /// arena's last node into the hole so the arena stays dense.
-    fn remove_slot(&mut self, slot: Slot) -> (Key, V) {
-        self.unlink(List::Recency, slot);
-        self.unlink(List::Age, slot);
-        self.unindex(slot);
-        let last = self.nodes.next_slot() - 1;
-        if slot != last {
-            self.relocate(last, slot);
-        }
-        let Some(node) = self.nodes.0.pop() else {
-            unreachable!("remove_slot is only called on an occupied slot");
-        };
-        (node.key, node.value)
-    }
-
-    /// Swaps node `from` into `to` (whose node is already unlinked), fixing
-    /// every index that pointed at `from`. Afterwards `from` holds the
-    /// unlinked node.
-    fn relocate(&mut self, from: Slot, to: Slot) {
-        self.nodes.0.swap(from as usize, to as usize);
-        for list in [List::Recency, List::Age] {
-            let links = *self.links(to, list);
-            match links.prev {
-                NIL => self.ends(list).head = to,
-                prev => self.links(prev, list).next = to,
-            }
-            match links.next {
-                NIL => self.ends(list).tail = to,
-                next => self.links(next, list).prev = to,
-            }
-        }
-        let hash = self.hash_of(to);
-        if let Some(entry) = self.table.find_mut(hash, |&s| s == from) {
-            *entry = to;
-        }
-    }
-
-    /// The slot holding `key`, whose hash is `hash`.
-    #[inline]
-    fn find(&self, hash: u64, key: &[u8]) -> Option<Slot> {
-        let nodes = &self.nodes;
-        self.table
-            .find(hash, |&s| nodes[s].key.as_bytes() == key)
-            .copied()
-    }
-
-    /// Adds `slot` to the table under `hash`.
-    fn index(&mut self, hash: u64, slot: Slot) {
-        let (nodes, hasher) = (&self.nodes, &self.hasher);
-        self.table
-            .insert_unique(hash, slot, |&s| hasher.hash(nodes[s].key.as_bytes()));
-    }
-
-    /// The hash of the key in `slot`.
-    fn hash_of(&self, slot: Slot) -> u64 {
-        self.hasher.hash(self.nodes[slot].key.as_bytes())
-    }
-
-    /// Takes `slot` out of the table.
-    fn unindex(&mut self, slot: Slot) {
-        let hash = self.hash_of(slot);
-        if let Ok(entry) = self.table.find_entry(hash, |&s| s == slot) {
-            entry.remove();
-        }
-    }
 }
 
+#[cfg(test)]
+mod bytes_tests;
 #[cfg(test)]
 mod tests;

@@ -2,15 +2,23 @@
 //! the property tests. Compiled for the unit tests and the `test-hooks`
 //! feature only.
 
-use super::{List, Lru, Node, NIL};
+use super::{List, Lru, Node, Weigh, NIL};
 
-impl<V> Lru<V> {
+impl<V: Weigh> Lru<V> {
     /// Checks every structural invariant; panics with a description when one
     /// fails. For tests: run it after every step of a random sequence.
     /// Compiled for the unit tests and the `test-hooks` feature only.
     pub fn validate(&self) {
         assert!(self.nodes.len() <= self.capacity, "over capacity");
         assert_eq!(self.table.len(), self.nodes.len(), "table and arena differ");
+        let charged: usize = (0..self.nodes.next_slot())
+            .map(|slot| self.charge_at(slot))
+            .sum();
+        assert_eq!(
+            self.bytes, charged,
+            "bytes differ from the entries' charges"
+        );
+        assert!(self.bytes <= self.max_bytes, "over max_bytes");
         for (slot, node) in (0..).zip(self.nodes.0.iter()) {
             assert_eq!(
                 self.find(self.hash_of(slot), node.key.as_bytes()),

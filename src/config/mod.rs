@@ -117,6 +117,9 @@ pub struct Config {
     pub cache_expiry: Duration,
     /// Most keys cached.
     pub cache_capacity: NonZeroUsize,
+    /// CACHE_MAX_BYTES: most bytes the cached entries take, bookkeeping
+    /// included; an entry over an eighth of it is not kept.
+    pub cache_max_bytes: usize,
     /// HTTP listen address.
     pub http_addr: SocketAddr,
     /// WORKERS (formerly MAX_CLIENTS): the threads of each worker pool,
@@ -289,6 +292,11 @@ impl Config {
             cache_expiry: parse_seconds(raw("GLOBAL_CACHE_EXPIRY"))?,
             cache_capacity: raw("CACHE_CAPACITY")
                 .parse_non_zero(MAX_CAPACITY, "a whole number 1..=4294967294")?,
+            cache_max_bytes: raw("CACHE_MAX_BYTES").parse_in::<usize>(
+                1 << 16,
+                1 << 40,
+                "a whole number of bytes 65536..=1099511627776",
+            )?,
             http_addr: SocketAddr::new(ip, port),
             max_clients: raw("WORKERS").parse_non_zero(MAX_WORKERS, "a whole number 1..=1024")?,
             redis_timeout: Duration::from_millis(raw("REDIS_TIMEOUT_MS").parse_in::<u64>(
@@ -336,12 +344,13 @@ impl Config {
     /// The configuration as a log line, with any Redis password masked.
     pub fn describe(&self) -> String {
         format!(
-            "redis={} mode={} invalidation={} expiry={:?} capacity={} http={} resp={} workers={} max_connections={} redis_timeout={:?} client_auth={} tls={}",
+            "redis={} mode={} invalidation={} expiry={:?} capacity={} max_bytes={} http={} resp={} workers={} max_connections={} redis_timeout={:?} client_auth={} tls={}",
             self.redis_nodes.iter().map(masked).collect::<Vec<_>>().join(","),
             self.redis_mode.name(),
             self.invalidation.name(),
             self.cache_expiry,
             self.cache_capacity,
+            self.cache_max_bytes,
             self.http_addr,
             self.resp_addr.map_or("off".to_owned(), |a| a.to_string()),
             self.max_clients,

@@ -18,6 +18,7 @@ fn defaults() {
     assert_eq!(cfg.redis_url.as_str(), "redis://127.0.0.1:6379");
     assert_eq!(cfg.cache_expiry, Duration::from_secs(60));
     assert_eq!(cfg.cache_capacity.get(), 10_000);
+    assert_eq!(cfg.cache_max_bytes, 256 << 20);
     assert_eq!(cfg.http_addr, "127.0.0.1:8080".parse().expect("addr"));
     assert_eq!(cfg.max_clients.get(), 16);
     assert_eq!(cfg.redis_timeout, Duration::from_millis(1000));
@@ -68,6 +69,9 @@ fn rejects_bad_values_naming_the_variable() {
         ("GLOBAL_CACHE_EXPIRY", "1e300"),
         ("CACHE_CAPACITY", "0"),
         ("CACHE_CAPACITY", "ten"),
+        ("CACHE_MAX_BYTES", "65535"),
+        ("CACHE_MAX_BYTES", "1099511627777"),
+        ("CACHE_MAX_BYTES", "256mb"),
         ("PROXY_PORT", "65536"),
         ("PROXY_HOST", "not an ip"),
         ("WORKERS", "0"),

@@ -66,6 +66,11 @@ pub const VARIABLES: &[Variable] = &[
         help: "keys held at most (>= 1)",
     },
     Variable {
+        name: "CACHE_MAX_BYTES",
+        default: "268435456",
+        help: "bytes the cache's entries take at most: keys, values and 78 bytes of bookkeeping each (65536..=1099511627776; 256 MiB); a value over an eighth of it is served but not kept",
+    },
+    Variable {
         name: "PROXY_HOST",
         default: "127.0.0.1",
         help: "IP address both listeners (HTTP and RESP) bind to",

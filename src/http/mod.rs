@@ -245,6 +245,8 @@ fn stats(service: &Service) -> HttpResponse {
             "hit_ratio": ratio,
             "entries": metrics.entries(),
             "capacity": metrics.capacity(),
+            "cache_bytes": metrics.cache_bytes()[0],
+            "cache_max_bytes": metrics.cache_bytes()[1],
             "in_flight": metrics.requests_in_flight(),
             "queued": metrics.requests_queued().max(0),
             "stale_served": metrics.stale_served_count(),

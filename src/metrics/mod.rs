@@ -40,6 +40,8 @@ pub struct Metrics {
     coalesced: AtomicU64,
     entries: AtomicU64,
     capacity: AtomicU64,
+    /// The bytes the cache's entries take, and CACHE_MAX_BYTES.
+    cache_bytes: [AtomicU64; 2],
     in_flight: AtomicI64,
     queued: AtomicI64,
     http_requests: [AtomicU64; HTTP_STATUSES.len() + 1],
@@ -122,6 +124,7 @@ impl Metrics {
             coalesced: AtomicU64::new(0),
             entries: AtomicU64::new(0),
             capacity: AtomicU64::new(0),
+            cache_bytes: std::array::from_fn(|_| AtomicU64::new(0)),
             in_flight: AtomicI64::new(0),
             queued: AtomicI64::new(0),
             http_requests: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -179,14 +182,16 @@ impl Metrics {
         self.expired.fetch_add(n, Relaxed);
     }
 
-    /// The cache's current entry count.
-    pub fn set_entries(&self, n: usize) {
+    /// The cache's current entry count, and the bytes they take.
+    pub fn set_entries(&self, n: usize, bytes: usize) {
         self.entries.store(n as u64, Relaxed);
+        self.cache_bytes[0].store(bytes as u64, Relaxed);
     }
 
-    /// The cache's capacity, set once.
-    pub fn set_capacity(&self, n: usize) {
+    /// The cache's capacity and CACHE_MAX_BYTES, set once.
+    pub fn set_capacity(&self, n: usize, max_bytes: usize) {
         self.capacity.store(n as u64, Relaxed);
+        self.cache_bytes[1].store(max_bytes as u64, Relaxed);
     }
 
     /// A request entered (+1) or left (-1) service.
@@ -347,6 +352,11 @@ impl Metrics {
     /// Most entries the cache holds.
     pub fn capacity(&self) -> u64 {
         self.capacity.load(Relaxed)
+    }
+
+    /// The bytes the cache's entries take now, and the most they may take.
+    pub fn cache_bytes(&self) -> [u64; 2] {
+        [0, 1].map(|i| self.cache_bytes[i].load(Relaxed))
     }
 
     /// Stale entries served so far.

@@ -63,6 +63,16 @@ impl Metrics {
                 self.capacity.load(Relaxed) as i64,
             ),
             (
+                "redis_proxy_cache_bytes",
+                "Bytes the cache's entries take: keys, values and bookkeeping (bounded by CACHE_MAX_BYTES).",
+                self.cache_bytes[0].load(Relaxed) as i64,
+            ),
+            (
+                "redis_proxy_cache_max_bytes",
+                "Most bytes the cache's entries may take (CACHE_MAX_BYTES).",
+                self.cache_bytes[1].load(Relaxed) as i64,
+            ),
+            (
                 "redis_proxy_requests_in_flight",
                 "Requests being served now.",
                 self.in_flight.load(Relaxed),

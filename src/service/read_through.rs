@@ -64,6 +64,8 @@ pub(super) struct ReadThrough {
     clock: Clock,
     /// For a fresh LRU when the cache is flushed.
     capacity: NonZeroUsize,
+    /// CACHE_MAX_BYTES, likewise.
+    max_bytes: usize,
     expiry: Duration,
     /// STALE_IF_ERROR_SECS: how long an entry is kept past its freshness.
     stale_if_error: Duration,
@@ -85,9 +87,10 @@ impl ReadThrough {
         clock: Clock,
         metrics: Arc<Metrics>,
     ) -> ReadThrough {
-        metrics.set_capacity(config.cache_capacity.get());
+        metrics.set_capacity(config.cache_capacity.get(), config.cache_max_bytes);
         metrics.set_link_up(link == LinkState::Up);
         let lru = Lru::new(config.cache_capacity, config.cache_expiry)
+            .with_max_bytes(config.cache_max_bytes)
             .with_stale_if_error(config.stale_if_error);
         let hasher = lru.hasher().clone();
         ReadThrough {
@@ -100,6 +103,7 @@ impl ReadThrough {
             hasher,
             clock,
             capacity: config.cache_capacity,
+            max_bytes: config.cache_max_bytes,
             expiry: config.cache_expiry,
             stale_if_error: config.stale_if_error,
             prefixes: config.invalidation_prefixes.clone(),
@@ -190,7 +194,11 @@ impl ReadThrough {
                         (on_hit(value, life), None)
                     }
                     Lookup::Miss | Lookup::Stale => (on_miss(&mut state), None),
-                    Lookup::Expired(value) => (on_miss(&mut state), Some(value)),
+                    Lookup::Expired(value) => {
+                        let lru = &state.lru;
+                        self.metrics.set_entries(lru.len(), lru.bytes());
+                        (on_miss(&mut state), Some(value))
+                    }
                 }
             }
         };
@@ -242,13 +250,15 @@ impl ReadThrough {
                     .map_or(Displaced::Nothing, Displaced::Replaced),
                 Ok(Some(_)) | Err(_) => Displaced::Nothing,
             };
-            self.metrics.set_entries(state.lru.len());
+            self.metrics.set_entries(state.lru.len(), state.lru.bytes());
             displaced
         };
-        match displaced {
-            Displaced::Evicted(..) => self.metrics.evicted(1),
-            Displaced::Expired(..) => self.metrics.expired(1),
-            Displaced::Nothing | Displaced::Replaced(_) => {}
+        let (evicted, expired) = displaced.counts();
+        if evicted > 0 {
+            self.metrics.evicted(evicted);
+        }
+        if expired > 0 {
+            self.metrics.expired(expired);
         }
         drop(displaced);
     }
@@ -299,7 +309,7 @@ impl ReadThrough {
                     entry.stale = true;
                 }
             }
-            self.metrics.set_entries(state.lru.len());
+            self.metrics.set_entries(state.lru.len(), state.lru.bytes());
         }
         drop(dropped);
     }
@@ -318,10 +328,11 @@ impl ReadThrough {
     /// after unlocking, so freeing many values never holds the lock.
     fn take_lru(&self, state: &mut CacheState) -> Lru<Value> {
         let empty = Lru::new(self.capacity, self.expiry)
+            .with_max_bytes(self.max_bytes)
             .with_stale_if_error(self.stale_if_error)
             .with_hasher(self.hasher.clone());
         let old = std::mem::replace(&mut state.lru, empty);
-        self.metrics.set_entries(0);
+        self.metrics.set_entries(0, 0);
         old
     }
 

@@ -87,6 +87,20 @@ impl Value {
     }
 }
 
+impl crate::cache::Weigh for Value {
+    /// The bytes, plus a shared value's count and derived facts (its
+    /// allocation's header). Read off the handle in the node: no
+    /// dereference, so a removal costs no cache miss for it.
+    fn heap_bytes(&self) -> usize {
+        match &self.0 {
+            Repr::Owned { bytes, .. } => bytes.len(),
+            Repr::Shared(shared) => {
+                std::mem::size_of::<usize>() + std::mem::size_of::<Derived>() + shared.slice.len()
+            }
+        }
+    }
+}
+
 impl AsRef<[u8]> for Value {
     fn as_ref(&self) -> &[u8] {
         self.bytes()
@@ -213,5 +227,15 @@ mod tests {
             assert_eq!(value.is_utf8(), std::str::from_utf8(&bytes).is_ok());
             assert_eq!(matches!(value.0, Repr::Shared(_)), len > SHARED_ABOVE);
         }
+    }
+
+    #[test]
+    fn an_entry_is_charged_78_bytes_plus_what_its_value_owns() {
+        use crate::cache::{entry_overhead, Weigh};
+        // The figure README and --help give for CACHE_MAX_BYTES.
+        assert_eq!(entry_overhead::<Value>(), 78);
+        assert_eq!(Value::new(b"abc").heap_bytes(), 3);
+        let shared = Value::new(&[b'x'; SHARED_ABOVE + 1]);
+        assert_eq!(shared.heap_bytes(), 8 + 16 + SHARED_ABOVE + 1);
     }
 }

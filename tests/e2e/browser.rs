@@ -61,6 +61,7 @@ fn the_page_looks_a_key_up_and_shows_the_figures_in_a_real_browser() {
         dom.contains("id=\"entries\">") && dom.contains(" / 10000<"),
         "{dom}"
     );
+    assert!(dom.contains(" / 256.0 MiB<"), "cache bytes: {dom}");
     assert!(
         dom.contains("<span class=\"up\">up</span>"),
         "Redis and the link up: {dom}"
@@ -136,6 +137,8 @@ fn the_page_and_its_figures_honour_the_password() {
         "hit_ratio",
         "entries",
         "capacity",
+        "cache_bytes",
+        "cache_max_bytes",
         "in_flight",
         "queued",
     ] {

@@ -8,6 +8,7 @@ mod common;
 
 mod auth;
 mod browser;
+mod cache_bytes;
 mod client_tls;
 mod client_tracking;
 mod cluster;

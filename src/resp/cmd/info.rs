@@ -1,6 +1,8 @@
 //! `INFO [section ...]`: the proxy's own figures, under the names monitoring
 //! tools (`redis-cli --stat`, redis-py's `info()`) read, each given its
-//! honest proxy meaning: `used_memory` is the proxy's resident memory,
+//! honest proxy meaning: `used_memory` is the proxy's resident memory
+//! (`cache_bytes` and `cache_max_bytes` what the cache's entries take and
+//! CACHE_MAX_BYTES),
 //! `blocked_clients` requests waiting for a WORKERS place, the keyspace
 //! the entries the cache holds. Plus what client libraries read when they
 //! connect (`redis_version`, `redis_mode`, `arch_bits`, `os`, `tcp_port`,
@@ -114,10 +116,13 @@ fn write_section(out: &mut String, section: &str, context: &Context<'_>) {
         ),
         "memory" => {
             let rss = crate::metrics::resident_bytes();
+            let [bytes, max_bytes] = metrics.cache_bytes();
             write!(
                 out,
-                "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\n",
-                human(rss)
+                "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\ncache_bytes:{bytes}\r\ncache_bytes_human:{}\r\ncache_max_bytes:{max_bytes}\r\ncache_max_bytes_human:{}\r\n",
+                human(rss),
+                human(bytes),
+                human(max_bytes),
             )
         }
         "stats" => write!(
