@@ -11,14 +11,22 @@ impl Backend {
         matches!(self.target, Target::Cluster(_))
     }
 
-    /// Redis's version (`redis_version` of `INFO server`), on a pooled
-    /// connection: a round trip, so never on the RESP event loop.
+    /// Redis's version (`version` of a bare `HELLO`, which every user may
+    /// run), on a pooled connection: a round trip, so never on the RESP
+    /// event loop.
     pub fn version(&self) -> Result<String, BackendError> {
-        let info: String = self.query(|conn| redis::cmd("INFO").arg("server").query(conn))?;
-        info.lines()
-            .find_map(|line| line.trim().strip_prefix("redis_version:"))
-            .map(str::to_owned)
-            .ok_or_else(|| BackendError::Reply("ERR INFO server gave no redis_version".to_owned()))
+        let fields: Vec<redis::Value> = self.query(|conn| redis::cmd("HELLO").query(conn))?;
+        fields
+            .chunks(2)
+            .find_map(|pair| match pair {
+                [redis::Value::BulkString(name), redis::Value::BulkString(version)]
+                    if name.as_slice() == b"version" =>
+                {
+                    String::from_utf8(version.clone()).ok()
+                }
+                _ => None,
+            })
+            .ok_or_else(|| BackendError::Reply("ERR HELLO gave no version".to_owned()))
     }
 
     /// Redis's `databases` setting (`CONFIG GET databases`), on a pooled

@@ -105,7 +105,7 @@ impl InvalidationSink for Service {
         // Learnt now (the link's thread may wait on Redis; clients'
         // threads must not), so clients that connect next are told the
         // version of the Redis their commands reach.
-        self.learn_databases();
+        self.learn_version();
         // What clients read while the link was down was never vouched for.
         self.announce(|| Change::All);
     }

@@ -38,9 +38,10 @@ impl Databases {
 }
 
 impl Service {
-    /// Redis's version, if learnt (with `databases`): what `HELLO` and
-    /// `INFO` report, since clients choose features by it and the
-    /// commands they pick reach this Redis.
+    /// Redis's version, if learnt (at link up): `HELLO` and `INFO` report
+    /// it when it is above the one the proxy's own connection features
+    /// follow, since clients choose commands by it and those reach this
+    /// Redis.
     pub fn redis_version(&self) -> Option<String> {
         self.databases
             .version
@@ -59,6 +60,22 @@ impl Service {
     /// exists (`SELECT` answers as a cluster node does).
     pub fn is_cluster(&self) -> bool {
         self.backend.is_cluster()
+    }
+
+    /// Reads Redis's version (`HELLO`, which any user may run: a
+    /// read-only ACL user is refused nothing). A round trip: off the event
+    /// loop (the invalidation link's thread calls it when it comes up).
+    pub fn learn_version(&self) {
+        match self.backend.version() {
+            Ok(version) => {
+                *self
+                    .databases
+                    .version
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(version);
+            }
+            Err(err) => log::debug!("Redis's version not read: {err}"),
+        }
     }
 
     /// Reads `databases` from Redis if it is unknown or may have changed:
@@ -82,9 +99,6 @@ impl Service {
         match self.backend.databases() {
             Ok(count) => {
                 state.count.store(count, Ordering::Release);
-                if let Ok(version) = self.backend.version() {
-                    *state.version.lock().unwrap_or_else(PoisonError::into_inner) = Some(version);
-                }
                 *state
                     .failed_at
                     .lock()

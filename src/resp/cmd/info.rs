@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 
 use std::fmt::Write as _;
 
-use super::connection::REDIS_VERSION;
+use super::connection::reported_version;
 use super::{Context, Outcome, Spec, COMMANDS};
 use crate::metrics::{CommandFigures, Metrics};
 
@@ -84,8 +84,7 @@ fn write_section(out: &mut String, section: &str, context: &Context<'_>) {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |since| since.as_micros());
-            let version = context.service.redis_version();
-            let version = version.as_deref().unwrap_or(REDIS_VERSION);
+            let version = reported_version(context.service);
             write!(
                 out,
                 "# Server\r\nredis_version:{version}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:{}\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{port}\r\nserver_time_usec:{now}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:10\r\nconfigured_hz:10\r\nexecutable:{}\r\nconfig_file:\r\nredis_proxy_version:{}\r\n",
