@@ -4,8 +4,17 @@
 use super::{BackendConnection, BackendError};
 
 /// Error replies that mean the data cannot be reached now, not that the
-/// request was wrong: a cluster that is down or mid-failover.
-const UNAVAILABLE_CODES: &[&str] = &["CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "LOADING"];
+/// request was wrong: a cluster that is down or mid-failover, or a slot
+/// still moving after the cluster client's own redirections and retries
+/// ran out (MOVED, ASK: seen under load while slots migrate).
+const UNAVAILABLE_CODES: &[&str] = &[
+    "CLUSTERDOWN",
+    "TRYAGAIN",
+    "MASTERDOWN",
+    "LOADING",
+    "MOVED",
+    "ASK",
+];
 
 /// Maps a failed command to our error, and marks the connection for
 /// retirement unless Redis itself answered (an error reply leaves the
