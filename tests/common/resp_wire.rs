@@ -83,18 +83,42 @@ pub fn encode_line(line: &str) -> Vec<u8> {
     resp_command(&args)
 }
 
-/// A raw RESP connection that reads whole replies.
+/// A raw RESP connection that reads whole replies, as sent.
 pub struct Wire {
-    stream: TcpStream,
+    pub stream: TcpStream,
     buf: Vec<u8>,
 }
 
 impl Wire {
+    /// Connects to `addr` (reads bounded by `PATIENCE`).
     pub fn connect(addr: SocketAddr) -> Wire {
         Wire {
             stream: connect(addr),
             buf: Vec::new(),
         }
+    }
+
+    /// [`Wire::connect`], then RESP `protocol` (2 stays as it is; 3 sends
+    /// `HELLO 3`, whose reply, the proxy's own, is read and dropped).
+    pub fn open_with(addr: SocketAddr, protocol: u8) -> Wire {
+        let mut wire = Wire::connect(addr);
+        if protocol == 3 {
+            let hello = wire.call_args(&["HELLO", "3"]);
+            assert!(hello.starts_with(b"%"), "HELLO 3: {}", show(&hello));
+        }
+        wire
+    }
+
+    /// Sends one command given as its arguments, without reading.
+    pub fn send_args(&mut self, args: &[&str]) {
+        let args: Vec<&[u8]> = args.iter().map(|arg| arg.as_bytes()).collect();
+        self.send(&resp_command(&args));
+    }
+
+    /// Sends one command given as its arguments and reads its reply.
+    pub fn call_args(&mut self, args: &[&str]) -> Vec<u8> {
+        self.send_args(args);
+        self.reply()
     }
 
     /// Writes raw bytes.

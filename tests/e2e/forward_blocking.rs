@@ -32,30 +32,30 @@ fn a_blpop_that_times_out_answers_redis_own_nil_in_resp2_and_resp3() {
         let mut direct = Wire::open_with(redis.addr(), protocol);
         let mut through = Wire::open_with(proxy.resp_addr(), protocol);
         let ask = ["BLPOP", "nothing-here", "0.01"];
-        assert_eq!(show(&direct.call(&ask)), show(nil));
-        assert_eq!(show(&through.call(&ask)), show(nil), "RESP{protocol}");
+        assert_eq!(show(&direct.call_args(&ask)), show(nil));
+        assert_eq!(show(&through.call_args(&ask)), show(nil), "RESP{protocol}");
         // The connection goes on as before.
-        assert_eq!(through.call(&["PING"]), direct.call(&["PING"]));
+        assert_eq!(through.call_args(&["PING"]), direct.call_args(&["PING"]));
     }
 }
 
 #[test]
 fn a_blocked_blpop_is_woken_by_a_push_through_the_proxy_and_by_one_at_redis() {
     let (redis, proxy) = start(&[]);
-    let mut pusher = Wire::open(proxy.resp_addr());
+    let mut pusher = Wire::connect(proxy.resp_addr());
     for pushed_at in ["proxy", "redis"] {
-        let mut blocked = Wire::open(proxy.resp_addr());
-        blocked.send(&["BLPOP", "jobs", "0"]);
+        let mut blocked = Wire::connect(proxy.resp_addr());
+        blocked.send_args(&["BLPOP", "jobs", "0"]);
         wait_blocked(&redis, 1);
         match pushed_at {
-            "proxy" => assert_eq!(pusher.call(&["RPUSH", "jobs", "j1"]), b":1\r\n"),
+            "proxy" => assert_eq!(pusher.call_args(&["RPUSH", "jobs", "j1"]), b":1\r\n"),
             _ => assert_eq!(redis.cmd::<i64>(&["RPUSH", "jobs", "j1"]), 1),
         }
         assert_eq!(
-            show(&blocked.frame()),
+            show(&blocked.reply()),
             show(b"*2\r\n$4\r\njobs\r\n$2\r\nj1\r\n")
         );
-        assert_eq!(blocked.call(&["PING"]), b"+PONG\r\n");
+        assert_eq!(blocked.call_args(&["PING"]), b"+PONG\r\n");
         assert_eq!(redis.cmd::<i64>(&["LLEN", "jobs"]), 0, "{pushed_at}");
     }
 }
@@ -63,47 +63,47 @@ fn a_blocked_blpop_is_woken_by_a_push_through_the_proxy_and_by_one_at_redis() {
 #[test]
 fn blmove_bzpopmin_and_xread_block_are_woken_as_at_redis_and_wait_answers() {
     let (redis, proxy) = start(&[]);
-    let mut writer = Wire::open(proxy.resp_addr());
+    let mut writer = Wire::connect(proxy.resp_addr());
     for protocol in [2, 3] {
         let mut through = Wire::open_with(proxy.resp_addr(), protocol);
         // BLMOVE: the element moved, as a bulk string.
-        through.send(&["BLMOVE", "from", "to", "LEFT", "RIGHT", "0"]);
+        through.send_args(&["BLMOVE", "from", "to", "LEFT", "RIGHT", "0"]);
         wait_blocked(&redis, 1);
-        writer.call(&["RPUSH", "from", "moved"]);
-        assert_eq!(through.frame(), b"$5\r\nmoved\r\n");
+        writer.call_args(&["RPUSH", "from", "moved"]);
+        assert_eq!(through.reply(), b"$5\r\nmoved\r\n");
         assert_eq!(
             redis.cmd::<Vec<String>>(&["LRANGE", "to", "0", "-1"]),
             ["moved"]
         );
         redis.cmd::<i64>(&["DEL", "to"]);
         // BZPOPMIN: key, member, score (a double in RESP3).
-        through.send(&["BZPOPMIN", "ranks", "0"]);
+        through.send_args(&["BZPOPMIN", "ranks", "0"]);
         wait_blocked(&redis, 1);
-        writer.call(&["ZADD", "ranks", "1.5", "m"]);
+        writer.call_args(&["ZADD", "ranks", "1.5", "m"]);
         let score: &[u8] = if protocol == 2 {
             b"$3\r\n1.5\r\n"
         } else {
             b",1.5\r\n"
         };
         let want = [&b"*3\r\n$5\r\nranks\r\n$1\r\nm\r\n"[..], score].concat();
-        assert_eq!(show(&through.frame()), show(&want), "RESP{protocol}");
+        assert_eq!(show(&through.reply()), show(&want), "RESP{protocol}");
         // XREAD BLOCK: the same bytes as a client of Redis's own blocked
         // beside it (the entry's id is Redis's to choose).
         let mut direct = Wire::open_with(redis.addr(), protocol);
         let read = ["XREAD", "BLOCK", "0", "STREAMS", "events", "$"];
-        direct.send(&read);
-        through.send(&read);
+        direct.send_args(&read);
+        through.send_args(&read);
         wait_blocked(&redis, 2);
-        writer.call(&["XADD", "events", "*", "field", "value"]);
-        let (theirs, ours) = (direct.frame(), through.frame());
+        writer.call_args(&["XADD", "events", "*", "field", "value"]);
+        let (theirs, ours) = (direct.reply(), through.reply());
         assert_eq!(show(&ours), show(&theirs), "RESP{protocol}");
         assert!(show(&ours).contains("$5\\r\\nfield\\r\\n$5\\r\\nvalue"));
         // WAIT with no replica: at once, as at Redis.
         assert_eq!(
-            through.call(&["WAIT", "0", "0"]),
-            direct.call(&["WAIT", "0", "0"])
+            through.call_args(&["WAIT", "0", "0"]),
+            direct.call_args(&["WAIT", "0", "0"])
         );
-        assert_eq!(through.call(&["WAIT", "0", "0"]), b":0\r\n");
+        assert_eq!(through.call_args(&["WAIT", "0", "0"]), b":0\r\n");
     }
 }
 
@@ -112,8 +112,8 @@ fn twenty_blocked_clients_hold_no_worker_and_no_pooled_connection() {
     let (redis, proxy) = start(&[("WORKERS", "2")]);
     let blocked: Vec<Wire> = (0..20)
         .map(|i| {
-            let mut wire = Wire::open(proxy.resp_addr());
-            wire.send(&["BLPOP", &format!("queue:{i}"), "0"]);
+            let mut wire = Wire::connect(proxy.resp_addr());
+            wire.send_args(&["BLPOP", &format!("queue:{i}"), "0"]);
             wire
         })
         .collect();
@@ -124,12 +124,15 @@ fn twenty_blocked_clients_hold_no_worker_and_no_pooled_connection() {
     assert_eq!(at_redis.len(), 20, "{at_redis:#?}");
     // Meanwhile every other path still answers, misses included (those
     // need a worker and a pooled connection).
-    let mut other = Wire::open(proxy.resp_addr());
+    let mut other = Wire::connect(proxy.resp_addr());
     for i in 0..10 {
         let (key, value) = (format!("plain:{i}"), format!("v{i}"));
-        assert_eq!(other.call(&["SET", &key, &value]), b"+OK\r\n");
+        assert_eq!(other.call_args(&["SET", &key, &value]), b"+OK\r\n");
         let bulk = format!("${}\r\n{value}\r\n", value.len());
-        assert_eq!(show(&other.call(&["GET", &key])), show(bulk.as_bytes()));
+        assert_eq!(
+            show(&other.call_args(&["GET", &key])),
+            show(bulk.as_bytes())
+        );
         redis.set(format!("http:{i}"), &value);
         let reply = proxy.get_key(format!("http:{i}"));
         assert_eq!((reply.status, reply.text()), (200, value));
@@ -137,9 +140,9 @@ fn twenty_blocked_clients_hold_no_worker_and_no_pooled_connection() {
     // And each blocked client still gets its own element.
     for (i, mut wire) in blocked.into_iter().enumerate() {
         let key = format!("queue:{i}");
-        assert_eq!(other.call(&["RPUSH", &key, "x"]), b":1\r\n");
+        assert_eq!(other.call_args(&["RPUSH", &key, "x"]), b":1\r\n");
         let want = format!("*2\r\n${}\r\n{key}\r\n$1\r\nx\r\n", key.len());
-        assert_eq!(show(&wire.frame()), show(want.as_bytes()));
+        assert_eq!(show(&wire.reply()), show(want.as_bytes()));
     }
     wait_blocked(&redis, 0);
 }
@@ -148,11 +151,11 @@ fn twenty_blocked_clients_hold_no_worker_and_no_pooled_connection() {
 /// unblock its connection, and a later push must stay in the list.
 fn leaving_while_blocked_releases_the_connection(leave: fn(Wire)) {
     let (redis, proxy) = start(&[]);
-    let mut wire = Wire::open(proxy.resp_addr());
+    let mut wire = Wire::connect(proxy.resp_addr());
     // A PING first, whose reply this client never reads: its socket then
     // has unread bytes, which a `leave` may use to close with a reset.
-    wire.send(&["PING"]);
-    wire.send(&["BLPOP", "orphan", "0"]);
+    wire.send_args(&["PING"]);
+    wire.send_args(&["BLPOP", "orphan", "0"]);
     let mut byte = [0u8; 1];
     assert_eq!(wire.stream.peek(&mut byte).expect("the PONG arrives"), 1);
     wait_blocked(&redis, 1);
@@ -161,8 +164,8 @@ fn leaving_while_blocked_releases_the_connection(leave: fn(Wire)) {
     assert_eq!(redis.cmd::<i64>(&["RPUSH", "orphan", "left"]), 1);
     assert_eq!(redis.cmd::<i64>(&["LLEN", "orphan"]), 1);
     // The proxy goes on: a new client blocks and is woken.
-    let mut next = Wire::open(proxy.resp_addr());
-    let popped = next.call(&["BLPOP", "orphan", "0"]);
+    let mut next = Wire::connect(proxy.resp_addr());
+    let popped = next.call_args(&["BLPOP", "orphan", "0"]);
     assert_eq!(show(&popped), show(b"*2\r\n$6\r\norphan\r\n$4\r\nleft\r\n"));
 }
 
@@ -185,26 +188,29 @@ fn a_client_that_resets_while_blocked_has_nothing_popped_for_it() {
 #[test]
 fn past_dedicated_connections_a_blocking_command_is_refused_until_one_ends() {
     let (redis, proxy) = start(&[("DEDICATED_CONNECTIONS", "2")]);
-    let mut first = Wire::open(proxy.resp_addr());
-    let mut second = Wire::open(proxy.resp_addr());
-    first.send(&["BLPOP", "a", "0"]);
-    second.send(&["BLPOP", "b", "0"]);
+    let mut first = Wire::connect(proxy.resp_addr());
+    let mut second = Wire::connect(proxy.resp_addr());
+    first.send_args(&["BLPOP", "a", "0"]);
+    second.send_args(&["BLPOP", "b", "0"]);
     wait_blocked(&redis, 2);
     let refused = b"-ERR too many blocking commands and subscriptions through the proxy \
                     (DEDICATED_CONNECTIONS=2)\r\n";
-    let mut third = Wire::open(proxy.resp_addr());
-    assert_eq!(show(&third.call(&["BLPOP", "c", "0"])), show(refused));
-    assert_eq!(show(&third.call(&["SUBSCRIBE", "news"])), show(refused));
+    let mut third = Wire::connect(proxy.resp_addr());
+    assert_eq!(show(&third.call_args(&["BLPOP", "c", "0"])), show(refused));
+    assert_eq!(
+        show(&third.call_args(&["SUBSCRIBE", "news"])),
+        show(refused)
+    );
     // Refused, not closed: other commands go on.
-    assert_eq!(third.call(&["RPUSH", "a", "1"]), b":1\r\n");
-    assert_eq!(show(&first.frame()), show(b"*2\r\n$1\r\na\r\n$1\r\n1\r\n"));
+    assert_eq!(third.call_args(&["RPUSH", "a", "1"]), b":1\r\n");
+    assert_eq!(show(&first.reply()), show(b"*2\r\n$1\r\na\r\n$1\r\n1\r\n"));
     // The first's place is free again once its reply is in.
-    third.send(&["BLPOP", "c", "0"]);
+    third.send_args(&["BLPOP", "c", "0"]);
     wait_blocked(&redis, 2);
-    assert_eq!(first.call(&["RPUSH", "c", "2"]), b":1\r\n");
-    assert_eq!(show(&third.frame()), show(b"*2\r\n$1\r\nc\r\n$1\r\n2\r\n"));
-    assert_eq!(first.call(&["RPUSH", "b", "3"]), b":1\r\n");
-    assert_eq!(show(&second.frame()), show(b"*2\r\n$1\r\nb\r\n$1\r\n3\r\n"));
+    assert_eq!(first.call_args(&["RPUSH", "c", "2"]), b":1\r\n");
+    assert_eq!(show(&third.reply()), show(b"*2\r\n$1\r\nc\r\n$1\r\n2\r\n"));
+    assert_eq!(first.call_args(&["RPUSH", "b", "3"]), b":1\r\n");
+    assert_eq!(show(&second.reply()), show(b"*2\r\n$1\r\nb\r\n$1\r\n3\r\n"));
 }
 
 #[test]
@@ -212,16 +218,16 @@ fn one_client_blocking_again_and_again_always_finds_its_place_free() {
     // With one place, a client's next blocking command must not race the
     // end of its last one: each BLPOP here finds its element at once.
     let (redis, proxy) = start(&[("DEDICATED_CONNECTIONS", "1")]);
-    let mut wire = Wire::open(proxy.resp_addr());
+    let mut wire = Wire::connect(proxy.resp_addr());
     let rounds = 300;
     let mut pushes = vec!["RPUSH", "ready"];
     pushes.extend(std::iter::repeat_n("x", rounds));
     assert_eq!(redis.cmd::<usize>(&pushes), rounds);
     for _ in 0..rounds {
-        wire.send(&["BLPOP", "ready", "0"]);
+        wire.send_args(&["BLPOP", "ready", "0"]);
     }
     for round in 0..rounds {
-        let reply = wire.frame();
+        let reply = wire.reply();
         assert_eq!(
             show(&reply),
             show(b"*2\r\n$5\r\nready\r\n$1\r\nx\r\n"),

@@ -22,7 +22,7 @@ fn subscribers(redis: &RedisServer, channel: &str) -> i64 {
 
 /// Reads one frame from each and checks they are the same bytes.
 fn same_frame(direct: &mut Wire, through: &mut Wire, what: &str) -> Vec<u8> {
-    let (theirs, ours) = (direct.frame(), through.frame());
+    let (theirs, ours) = (direct.reply(), through.reply());
     assert_eq!(show(&ours), show(&theirs), "{what}");
     ours
 }
@@ -30,8 +30,8 @@ fn same_frame(direct: &mut Wire, through: &mut Wire, what: &str) -> Vec<u8> {
 /// Sends `args` to both, and checks each of the `replies` frames is the
 /// same bytes through the proxy as from Redis.
 fn same(direct: &mut Wire, through: &mut Wire, args: &[&str], replies: usize) -> Vec<u8> {
-    direct.send(args);
-    through.send(args);
+    direct.send_args(args);
+    through.send_args(args);
     let what = format!("{args:?}");
     (0..replies)
         .flat_map(|_| same_frame(direct, through, &what))
@@ -41,7 +41,7 @@ fn same(direct: &mut Wire, through: &mut Wire, args: &[&str], replies: usize) ->
 #[test]
 fn subscribers_get_redis_own_bytes_in_resp2_and_resp3() {
     let (redis, proxy) = start();
-    let mut publisher = Wire::open(proxy.resp_addr());
+    let mut publisher = Wire::connect(proxy.resp_addr());
     for protocol in [2, 3] {
         let mut direct = Wire::open_with(redis.addr(), protocol);
         let mut through = Wire::open_with(proxy.resp_addr(), protocol);
@@ -59,7 +59,10 @@ fn subscribers_get_redis_own_bytes_in_resp2_and_resp3() {
         assert_eq!(show(&confirmed), show(want.as_bytes()));
         // Published through the proxy, and at Redis: both subscribers get
         // each message, the same bytes.
-        assert_eq!(publisher.call(&["PUBLISH", "news", "via proxy"]), b":2\r\n");
+        assert_eq!(
+            publisher.call_args(&["PUBLISH", "news", "via proxy"]),
+            b":2\r\n"
+        );
         let message = same_frame(&mut direct, &mut through, "message");
         let want = format!("{push}3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$9\r\nvia proxy\r\n");
         assert_eq!(show(&message), show(want.as_bytes()));
@@ -67,13 +70,16 @@ fn subscribers_get_redis_own_bytes_in_resp2_and_resp3() {
         same_frame(&mut direct, &mut through, "message published at Redis");
         // Patterns: the pattern's message comes beside the channel's.
         same(&mut direct, &mut through, &["PSUBSCRIBE", "n*"], 1);
-        assert_eq!(publisher.call(&["PUBLISH", "news", "twice"]), b":4\r\n");
+        assert_eq!(
+            publisher.call_args(&["PUBLISH", "news", "twice"]),
+            b":4\r\n"
+        );
         same_frame(&mut direct, &mut through, "message");
         let pmessage = same_frame(&mut direct, &mut through, "pmessage");
         assert!(show(&pmessage).contains("$8\\r\\npmessage\\r\\n$2\\r\\nn*\\r\\n$4\\r\\nnews"));
         // Shard channels.
         same(&mut direct, &mut through, &["SSUBSCRIBE", "shard"], 1);
-        assert_eq!(publisher.call(&["SPUBLISH", "shard", "s"]), b":2\r\n");
+        assert_eq!(publisher.call_args(&["SPUBLISH", "shard", "s"]), b":2\r\n");
         same_frame(&mut direct, &mut through, "smessage");
         // In subscribed mode: PING as Redis answers it there, and a GET is
         // Redis's own error in RESP2 (and allowed in RESP3).
@@ -103,8 +109,8 @@ fn subscribers_get_redis_own_bytes_in_resp2_and_resp3() {
 #[test]
 fn a_subscriber_that_leaves_releases_its_redis_connection() {
     let (redis, proxy) = start();
-    let mut through = Wire::open(proxy.resp_addr());
-    through.call(&["SUBSCRIBE", "leaving"]);
+    let mut through = Wire::connect(proxy.resp_addr());
+    through.call_args(&["SUBSCRIBE", "leaving"]);
     assert_eq!(subscribers(&redis, "leaving"), 1);
     drop(through);
     eventually("Redis to drop the subscription", || {
@@ -208,9 +214,9 @@ fn a_subscriber_that_does_not_read_is_closed_and_the_proxy_holds_little() {
     // The binary, for its resident memory.
     let redis = RedisServer::start();
     let proxy = Proxy::start(&redis, &[("RESP_PORT", "auto")]);
-    let mut idle = Wire::open(proxy.resp_addr());
-    assert!(idle.call(&["SUBSCRIBE", "flood"]).ends_with(b":1\r\n"));
-    let mut other = Wire::open(proxy.resp_addr());
+    let mut idle = Wire::connect(proxy.resp_addr());
+    assert!(idle.call_args(&["SUBSCRIBE", "flood"]).ends_with(b":1\r\n"));
+    let mut other = Wire::connect(proxy.resp_addr());
     let mut publisher = redis.conn();
     let message = vec![b'x'; 1 << 20];
     let before = proxy.rss_kib();
@@ -226,8 +232,8 @@ fn a_subscriber_that_does_not_read_is_closed_and_the_proxy_holds_little() {
         peak = peak.max(proxy.rss_kib());
         // Everyone else is still served meanwhile.
         let key = format!("k{i}");
-        assert_eq!(other.call(&["SET", &key, "v"]), b"+OK\r\n");
-        assert_eq!(other.call(&["GET", &key]), b"$1\r\nv\r\n");
+        assert_eq!(other.call_args(&["SET", &key, "v"]), b"+OK\r\n");
+        assert_eq!(other.call_args(&["GET", &key]), b"$1\r\nv\r\n");
         receivers == 0
     });
     // What it held for that client stayed about the 8 MiB limit (checked
@@ -246,7 +252,7 @@ fn a_subscriber_that_does_not_read_is_closed_and_the_proxy_holds_little() {
     eventually("the proxy to count one RESP connection", || {
         (proxy.metric("redis_proxy_connections{protocol=\"resp\"}") == 1.0).then_some(())
     });
-    assert_eq!(other.call(&["PING"]), b"+PONG\r\n");
+    assert_eq!(other.call_args(&["PING"]), b"+PONG\r\n");
 }
 
 /// A subscribed client's requests go straight to its subscription
@@ -261,15 +267,15 @@ fn a_write_from_a_subscribed_client_drops_its_key_from_the_cache() {
         let key = format!("k{protocol}");
         redis.set(&key, "old");
         assert_eq!(proxy.get_key(&key).text(), "old");
-        let mut plain = Wire::open(proxy.resp_addr());
-        assert_eq!(plain.call(&["SET", &key, "mid"]), b"+OK\r\n");
+        let mut plain = Wire::connect(proxy.resp_addr());
+        assert_eq!(plain.call_args(&["SET", &key, "mid"]), b"+OK\r\n");
         assert_eq!(proxy.get_key(&key).text(), "mid", "a plain client's write");
         let mut sub = Wire::open_with(proxy.resp_addr(), protocol);
-        sub.call(&["SUBSCRIBE", "ch"]);
+        sub.call_args(&["SUBSCRIBE", "ch"]);
         if protocol == 2 {
-            sub.call(&["UNSUBSCRIBE", "ch"]);
+            sub.call_args(&["UNSUBSCRIBE", "ch"]);
         }
-        assert_eq!(sub.call(&["SET", &key, "new"]), b"+OK\r\n");
+        assert_eq!(sub.call_args(&["SET", &key, "new"]), b"+OK\r\n");
         assert_eq!(redis.cmd::<String>(&["GET", &key]), "new");
         assert_eq!(
             proxy.get_key(&key).text(),

@@ -11,7 +11,7 @@ use crate::common::{InProcess, RedisServer};
 fn invalidated(wire: &mut Wire, key: &str) -> bool {
     let needle = format!("\r\n${}\r\n{key}\r\n", key.len());
     for _ in 0..8 {
-        let frame = wire.frame();
+        let frame = wire.reply();
         if frame.starts_with(b">") && show(&frame).contains(&show(needle.as_bytes())) {
             return true;
         }
@@ -23,20 +23,20 @@ fn invalidated(wire: &mut Wire, key: &str) -> bool {
 fn a_tracking_client_hears_of_changes_to_keys_its_forwarded_reads_read() {
     let redis = RedisServer::start();
     let proxy = InProcess::start(&redis, &[("RESP_PORT", "auto")]);
-    let mut writer = Wire::open(proxy.resp_addr());
-    writer.call(&["HSET", "h", "f", "v1"]);
-    writer.call(&["RPUSH", "l", "a"]);
-    writer.call(&["SET", "s", "v1"]);
+    let mut writer = Wire::connect(proxy.resp_addr());
+    writer.call_args(&["HSET", "h", "f", "v1"]);
+    writer.call_args(&["RPUSH", "l", "a"]);
+    writer.call_args(&["SET", "s", "v1"]);
     let mut reader = Wire::open_with(proxy.resp_addr(), 3);
-    assert_eq!(reader.call(&["CLIENT", "TRACKING", "ON"]), b"+OK\r\n");
-    assert_eq!(reader.call(&["HGET", "h", "f"]), b"$2\r\nv1\r\n");
+    assert_eq!(reader.call_args(&["CLIENT", "TRACKING", "ON"]), b"+OK\r\n");
+    assert_eq!(reader.call_args(&["HGET", "h", "f"]), b"$2\r\nv1\r\n");
     assert_eq!(
-        reader.call(&["LRANGE", "l", "0", "-1"]),
+        reader.call_args(&["LRANGE", "l", "0", "-1"]),
         b"*1\r\n$1\r\na\r\n"
     );
-    assert_eq!(reader.call(&["GET", "s"]), b"$2\r\nv1\r\n");
+    assert_eq!(reader.call_args(&["GET", "s"]), b"$2\r\nv1\r\n");
     // Changed through the proxy and directly at Redis: both are told.
-    writer.call(&["HSET", "h", "f", "v2"]);
+    writer.call_args(&["HSET", "h", "f", "v2"]);
     assert!(
         invalidated(&mut reader, "h"),
         "no invalidation for the hash"
@@ -47,7 +47,7 @@ fn a_tracking_client_hears_of_changes_to_keys_its_forwarded_reads_read() {
         "no invalidation for the list"
     );
     // A write is not a read: the key it wrote is not tracked for it.
-    assert_eq!(reader.call(&["SET", "w", "1"]), b"+OK\r\n");
-    writer.call(&["SET", "w", "2"]);
-    assert_eq!(reader.call(&["PING"]), b"+PONG\r\n");
+    assert_eq!(reader.call_args(&["SET", "w", "1"]), b"+OK\r\n");
+    writer.call_args(&["SET", "w", "2"]);
+    assert_eq!(reader.call_args(&["PING"]), b"+PONG\r\n");
 }
