@@ -29,10 +29,10 @@ impl Backend {
     /// speaking the client's protocol in database `db`, and appends the
     /// `count` replies to `out`, exactly as Redis sent them.
     ///
-    /// A connection that Redis closed while it sat idle fails at once,
-    /// before any reply: the batch is then sent again on a fresh one (Redis
-    /// never read it). After any other failure nothing is sent again, since
-    /// the requests may have run.
+    /// A pooled connection that Redis closed while it sat idle is found
+    /// out before anything is sent on it ([`RawConn::alive`]) and a fresh
+    /// one used. Nothing is ever sent twice: after a send, whether Redis
+    /// ran the requests cannot be known, so those without a reply fail.
     pub fn forward(
         &self,
         resp3: bool,
@@ -42,33 +42,24 @@ impl Backend {
         out: &mut Vec<u8>,
     ) -> Result<(), ForwardError> {
         let failed = |error| ForwardError { answered: 0, error };
-        let mut retried = false;
-        loop {
-            let (mut conn, reused) = self.checkout_raw(resp3, db).map_err(failed)?;
-            let mut answered = 0;
-            let result = conn.send(requests).and_then(|()| {
-                while answered < count {
-                    conn.receive(out)?;
-                    answered += 1;
-                }
-                Ok(())
-            });
-            match result {
-                Ok(()) => {
-                    self.checkin_raw(conn);
-                    return Ok(());
-                }
-                Err(err) if reused && !retried && answered == 0 && closed_while_idle(&err) => {
-                    log::debug!("retrying forwarded commands on a fresh connection after: {err}");
-                    retried = true;
-                }
-                Err(err) => {
-                    return Err(ForwardError {
-                        answered,
-                        error: classify(&err),
-                    })
-                }
+        let (mut conn, _) = self.checkout_raw(resp3, db).map_err(failed)?;
+        let mut answered = 0;
+        let result = conn.send(requests).and_then(|()| {
+            while answered < count {
+                conn.receive(out)?;
+                answered += 1;
             }
+            Ok(())
+        });
+        match result {
+            Ok(()) => {
+                self.checkin_raw(conn);
+                Ok(())
+            }
+            Err(err) => Err(ForwardError {
+                answered,
+                error: classify(&err),
+            }),
         }
     }
 
@@ -118,7 +109,7 @@ impl Backend {
             let mut idle = idle.lock().unwrap_or_else(PoisonError::into_inner);
             loop {
                 match idle.pop() {
-                    Some(conn) if conn.generation != generation => drop(conn),
+                    Some(conn) if conn.generation != generation || !conn.alive() => drop(conn),
                     other => break other,
                 }
             }

@@ -264,6 +264,15 @@ impl Backend {
             let Some(redirect) = redirection(&replies[range.clone()]) else {
                 continue;
             };
+            // Only to a node the slot map knows: an error reply is text a
+            // script can write (`redis.error_reply('MOVED 1 host:port')`),
+            // and following it would log in to that host. A node not in
+            // the map yet: the map is read again, this reply passed on.
+            let (Redirect::Moved(_, addr) | Redirect::Ask(addr)) = &redirect;
+            if !map.masters().iter().any(|known| **known == *addr) {
+                wrong_map = true;
+                continue;
+            }
             match redirect {
                 Redirect::Moved(slot, addr) => {
                     wrong_map |=

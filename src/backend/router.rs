@@ -158,7 +158,9 @@ impl Router {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get_mut(addr)
-            .and_then(|idle| idle[usize::from(resp3)].pop());
+            .and_then(|idle| idle[usize::from(resp3)].pop())
+            // A node that closed it while idle: found out before a send.
+            .filter(RawConn::alive);
         let (mut conn, reused) = match pooled {
             Some(conn) => (conn, true),
             None => (self.open(backend, addr, resp3)?, false),

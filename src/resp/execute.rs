@@ -68,6 +68,7 @@ impl Conn {
                     };
                     if to_redis {
                         let batch = batch.get_or_insert_with(Batch::default);
+                        let engaged = self.session.transaction.engaged();
                         // With RESP_FORWARD=reads, MULTI and WATCH are
                         // refused: no transaction begins.
                         let (queued, ran) = match service.forwarding() {
@@ -85,9 +86,12 @@ impl Conn {
                         held_lane |= self.session.transaction.pinned();
                         self.session.caching = None;
                         consumed += request.len;
-                        if ran.is_some() {
-                            // One EXEC per batch: its keys are dropped
-                            // before its reply goes out.
+                        if ran.is_some() || (engaged && !self.session.transaction.engaged()) {
+                            // What ends a transaction or a WATCH ends its
+                            // batch: an EXEC's keys are dropped before its
+                            // reply goes out, and the held connection is
+                            // pooled again only if that reply, the batch's
+                            // last, is not an error.
                             exec = ran;
                             break;
                         }

@@ -103,7 +103,14 @@ pub fn take(first: Job, queue: &Receiver<Job>) -> (Option<Job>, Vec<Job>, Option
 
 /// [`run`], turning a panic into an error reply for each client.
 pub fn run_guarded(jobs: Vec<Job>, service: &Service) -> Vec<(Token, Vec<u8>)> {
-    let tokens: Vec<Token> = jobs.iter().map(|job| job.token).collect();
+    // One error per request of each client, should it come to that.
+    let tokens: Vec<(Token, usize)> = jobs
+        .iter()
+        .map(|job| match &job.work {
+            Work::Forward(forward) => (job.token, forward.batch.len()),
+            Work::Fetch(_) => (job.token, 1),
+        })
+        .collect();
     crate::metrics::serve_on_this_thread(crate::metrics::FrontEnd::Resp);
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(jobs, service))) {
         Ok(replies) => replies,
@@ -111,7 +118,7 @@ pub fn run_guarded(jobs: Vec<Job>, service: &Service) -> Vec<(Token, Vec<u8>)> {
             log::error!("a RESP worker panicked; answered -ERR internal error");
             tokens
                 .into_iter()
-                .map(|token| (token, b"-ERR internal error\r\n".to_vec()))
+                .map(|(token, requests)| (token, b"-ERR internal error\r\n".repeat(requests)))
                 .collect()
         }
     }

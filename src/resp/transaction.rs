@@ -38,6 +38,11 @@ impl Transaction {
             .is_some_and(|name| name.eq_ignore_ascii_case(b"quit"))
     }
 
+    /// Inside MULTI or watching keys: state Redis keeps on the connection.
+    pub fn engaged(&self) -> bool {
+        self.multi || self.watching
+    }
+
     /// Whether the connection's commands must go to its own Redis
     /// connection (and never come from the cache).
     pub fn pinned(&self) -> bool {

@@ -169,6 +169,12 @@ fn run_guarded(job: Job, service: &Service) -> (Vec<u8>, Option<Held>) {
     // For the `protocol` label of the hits and misses this job counts.
     crate::metrics::serve_on_this_thread(crate::metrics::FrontEnd::Resp);
     let protocol = job.protocol;
+    // One reply per request, even from a panic: fewer would put the
+    // client's later replies out of step.
+    let requests = match &job.work {
+        Work::Forward(forward) => forward.batch.len(),
+        Work::Fetch(_) => 1,
+    };
     let run = || match job.work {
         Work::Fetch(work) => (fetch(work, protocol, service), None),
         Work::Forward(job) => {
@@ -185,10 +191,12 @@ fn run_guarded(job: Job, service: &Service) -> (Vec<u8>, Option<Held>) {
         Ok(done) => done,
         Err(_) => {
             log::error!("a RESP worker panicked; answered -ERR internal error");
-            service.resp_answered(false, Duration::ZERO);
             let mut replies = Replies::new();
             replies.protocol = protocol;
-            replies.error("ERR internal error");
+            for _ in 0..requests {
+                service.resp_answered(false, Duration::ZERO);
+                replies.error("ERR internal error");
+            }
             (replies.buf, None)
         }
     }

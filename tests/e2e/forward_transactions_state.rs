@@ -149,9 +149,13 @@ fn a_request_the_proxy_refuses_inside_multi_aborts_the_transaction_as_a_queueing
     let redis = RedisServer::start();
     let proxy = proxy(&redis, "auto");
     let aborted = "-EXECABORT Transaction discarded because of previous errors.\r\n";
-    let refused: [&[&str]; 2] = [
+    // SUBSCRIBE too: queued, EXEC would leave the proxy's connection
+    // subscribed, and back in the pool.
+    let refused: [&[&str]; 4] = [
         &["CONFIG", "SET", "maxmemory", "1"],
         &["CLIENT", "SETNAME", "x"],
+        &["SUBSCRIBE", "ch"],
+        &["PSUBSCRIBE", "c*"],
     ];
     let mut conn = open(proxy.resp_addr(), false);
     for request in refused {
@@ -183,5 +187,10 @@ fn a_request_the_proxy_refuses_inside_multi_aborts_the_transaction_as_a_queueing
         assert_eq!(redis.cmd::<Option<String>>(&["GET", "a"]), None);
         assert_eq!(redis.cmd::<Option<String>>(&["GET", "n"]), None);
         assert_eq!(conn.call(&["SET", "b", "1"]), "+OK\r\n");
+    }
+    // Every pooled connection still answers plainly.
+    for i in 1..=20 {
+        let mut other = open(proxy.resp_addr(), false);
+        assert_eq!(other.call(&["INCR", "after"]), format!(":{i}\r\n"));
     }
 }

@@ -207,6 +207,24 @@ impl RawConn {
         }
     }
 
+    /// Whether the connection is still usable as it sits in the pool: Redis
+    /// has not closed it (a restart, its idle `timeout`) and sent nothing
+    /// unasked. Checked before a batch goes out on it, since after a send
+    /// nobody can tell whether Redis read the batch: a batch is never sent
+    /// twice. A peek that does not wait: three system calls.
+    pub fn alive(&self) -> bool {
+        if !self.input.is_empty() {
+            return false;
+        }
+        let tcp = self.stream.tcp_ref();
+        if tcp.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        let quiet = matches!(tcp.peek(&mut byte), Err(err) if err.kind() == ErrorKind::WouldBlock);
+        tcp.set_nonblocking(false).is_ok() && quiet
+    }
+
     /// A handle that can only shut the socket down (TLS included).
     pub fn closer(&self) -> io::Result<std::net::TcpStream> {
         self.stream.tcp_ref().try_clone()

@@ -256,7 +256,14 @@ impl Service {
             // the transaction's keys; and it does not block there.
             // (Commands that change the connection's own state are not
             // queued: they would change the proxy's connection.)
-            _ if queued && !matches!(class, Class::Refused | Class::ConnectionState) => {
+            // Nor are subscriptions: EXEC would leave the connection
+            // subscribed, and pooled.
+            _ if queued
+                && !matches!(
+                    class,
+                    Class::Refused | Class::ConnectionState | Class::Pubsub
+                ) =>
+            {
                 Route::Send {
                     write: false,
                     dest: Dest::Any,
