@@ -5,59 +5,19 @@
 //! writes through the proxy succeed again after a failover.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Read;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 
 use crate::common::cluster::Cluster;
-use crate::common::{connect, eventually, resp_command, Proxy, RedisServer};
+use crate::common::resp_wire::Wire;
+use crate::common::{eventually, resp_command, Proxy, RedisServer};
 
-/// One connection, read one whole reply at a time, its bytes as sent.
-struct Raw(BufReader<TcpStream>);
-
-impl Raw {
-    fn open(addr: SocketAddr, resp3: bool) -> Raw {
-        let mut raw = Raw(BufReader::new(connect(addr)));
-        if resp3 {
-            raw.ask(&["HELLO", "3"]);
-        }
-        raw
-    }
-
-    fn ask(&mut self, args: &[&str]) -> Vec<u8> {
-        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        self.0
-            .get_mut()
-            .write_all(&resp_command(&args))
-            .expect("send");
-        let mut out = Vec::new();
-        self.reply(&mut out);
-        out
-    }
-
-    fn reply(&mut self, out: &mut Vec<u8>) {
-        let start = out.len();
-        self.0.read_until(b'\n', out).expect("a reply line");
-        let line = &out[start..];
-        let (tag, n) = (line[0], &line[1..line.len() - 2]);
-        let n: i64 = std::str::from_utf8(n)
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        let count = usize::try_from(n).unwrap_or(0);
-        match tag {
-            b'$' | b'=' | b'!' if n >= 0 => {
-                let mut body = vec![0; count + 2];
-                self.0.read_exact(&mut body).expect("a bulk body");
-                out.extend_from_slice(&body);
-            }
-            b'*' | b'~' | b'>' => (0..count).for_each(|_| self.reply(out)),
-            b'%' => (0..2 * count).for_each(|_| self.reply(out)),
-            _ => {}
-        }
-    }
+/// A raw connection, RESP3 after `HELLO 3` if `resp3`.
+fn open(addr: SocketAddr, resp3: bool) -> Wire {
+    Wire::open_with(addr, if resp3 { 3 } else { 2 })
 }
 
 /// A cluster and a proxy forwarding to it, its links to every master up.
@@ -130,26 +90,26 @@ fn commands_on_every_master_answer_byte_for_byte_as_their_master() {
     let (cluster, proxy) = start();
     let tags = tag_per_master(&cluster);
     for resp3 in [false, true] {
-        let mut through = Raw::open(proxy.resp_addr(), resp3);
+        let mut through = open(proxy.resp_addr(), resp3);
         for tag in &tags {
             let master = cluster.master_of(tag);
-            let mut direct = Raw::open(master.addr(), resp3);
+            let mut direct = open(master.addr(), resp3);
             // Same slot, same master, fresh keys on each side.
             let (ours, theirs) = (format!("{{{tag}}}p{resp3}"), format!("{{{tag}}}d{resp3}"));
             for (mine, direct_args) in sequence(&ours).iter().zip(sequence(&theirs)) {
                 let mine: Vec<&str> = mine.iter().map(String::as_str).collect();
                 let direct_args: Vec<&str> = direct_args.iter().map(String::as_str).collect();
                 assert_eq!(
-                    String::from_utf8_lossy(&through.ask(&mine)),
-                    String::from_utf8_lossy(&direct.ask(&direct_args)),
+                    String::from_utf8_lossy(&through.call_args(&mine)),
+                    String::from_utf8_lossy(&direct.call_args(&direct_args)),
                     "{mine:?} (RESP3: {resp3})"
                 );
             }
             // It ran on that master.
             let hgetall = format!("{ours}h");
             assert_eq!(
-                direct.ask(&["HGET", &hgetall, "g"]),
-                through.ask(&["HGET", &hgetall, "g"])
+                direct.call_args(&["HGET", &hgetall, "g"]),
+                through.call_args(&["HGET", &hgetall, "g"])
             );
         }
     }
@@ -179,10 +139,10 @@ fn a_pipeline_over_every_master_comes_back_in_request_order() {
         request.extend(resp_command(&[b"PING"]));
         expected.extend_from_slice(b"+PONG\r\n");
     }
-    let mut raw = Raw::open(proxy.resp_addr(), false);
-    raw.0.get_mut().write_all(&request).expect("send");
+    let mut raw = open(proxy.resp_addr(), false);
+    raw.send(&request);
     let mut replies = vec![0; expected.len()];
-    raw.0.read_exact(&mut replies).expect("every reply");
+    raw.stream.read_exact(&mut replies).expect("every reply");
     assert_eq!(
         String::from_utf8_lossy(&replies),
         String::from_utf8_lossy(&expected)
@@ -221,40 +181,46 @@ fn a_pipeline_over_every_master_comes_back_in_request_order() {
         .map(|m| m.cmd::<i64>(&["DBSIZE"]))
         .sum();
     assert_eq!(total, 20 * tags.len() as i64);
-    assert_eq!(raw.ask(&["DBSIZE"]), format!(":{total}\r\n").into_bytes());
-    assert_eq!(raw.ask(&["FLUSHALL"]), b"+OK\r\n");
+    assert_eq!(
+        raw.call_args(&["DBSIZE"]),
+        format!(":{total}\r\n").into_bytes()
+    );
+    assert_eq!(raw.call_args(&["FLUSHALL"]), b"+OK\r\n");
     for master in cluster.masters() {
         assert_eq!(master.cmd::<i64>(&["DBSIZE"]), 0, "{}", master.port());
     }
-    assert_eq!(raw.ask(&["DBSIZE"]), b":0\r\n");
+    assert_eq!(raw.call_args(&["DBSIZE"]), b":0\r\n");
 }
 
 #[test]
 fn keys_in_several_slots_get_crossslot_as_a_node_answers_and_hash_tags_share_one() {
     let (cluster, proxy) = start();
     let node = &cluster.nodes[0];
-    let mut direct = Raw::open(node.addr(), false);
-    let mut through = Raw::open(proxy.resp_addr(), false);
-    let crossslot = direct.ask(&["MSET", "a", "1", "b", "2"]);
+    let mut direct = open(node.addr(), false);
+    let mut through = open(proxy.resp_addr(), false);
+    let crossslot = direct.call_args(&["MSET", "a", "1", "b", "2"]);
     assert_eq!(
         crossslot,
         b"-CROSSSLOT Keys in request don't hash to the same slot\r\n"
     );
-    assert_eq!(through.ask(&["MSET", "a", "1", "b", "2"]), crossslot);
-    assert_eq!(through.ask(&["DEL", "a", "b"]), crossslot);
+    assert_eq!(through.call_args(&["MSET", "a", "1", "b", "2"]), crossslot);
+    assert_eq!(through.call_args(&["DEL", "a", "b"]), crossslot);
     // The arity is checked first, on a node as through the proxy.
-    let arity = direct.ask(&["RENAME", "a", "b", "c"]);
+    let arity = direct.call_args(&["RENAME", "a", "b", "c"]);
     assert_eq!(
-        String::from_utf8_lossy(&through.ask(&["RENAME", "a", "b", "c"])),
+        String::from_utf8_lossy(&through.call_args(&["RENAME", "a", "b", "c"])),
         String::from_utf8_lossy(&arity)
     );
     assert!(arity.starts_with(b"-ERR wrong number of arguments"));
-    assert_eq!(through.ask(&["MSET", "{t}a", "1", "{t}b", "2"]), b"+OK\r\n");
+    assert_eq!(
+        through.call_args(&["MSET", "{t}a", "1", "{t}b", "2"]),
+        b"+OK\r\n"
+    );
     let owner = cluster.master_of("{t}");
     assert_eq!(owner.cmd::<String>(&["GET", "{t}b"]), "2");
-    assert_eq!(through.ask(&["DEL", "{t}a", "{t}b"]), b":2\r\n");
+    assert_eq!(through.call_args(&["DEL", "{t}a", "{t}b"]), b":2\r\n");
     // The connection is still usable after the refusal, in order.
-    assert_eq!(through.ask(&["PING"]), b"+PONG\r\n");
+    assert_eq!(through.call_args(&["PING"]), b"+PONG\r\n");
 }
 
 #[test]
@@ -272,11 +238,11 @@ fn forwarded_writes_succeed_again_after_a_failover() {
     let writer = {
         let (stop, switched) = (Arc::clone(&stop), Arc::clone(&switched));
         thread::spawn(move || {
-            let mut raw = Raw::open(addr, false);
+            let mut raw = open(addr, false);
             let (mut ok, mut during, mut after) = (0u64, Vec::new(), Vec::new());
             while !stop.load(Ordering::SeqCst) {
                 let done = switched.load(Ordering::SeqCst);
-                let reply = raw.ask(&["INCR", key]);
+                let reply = raw.call_args(&["INCR", key]);
                 match (reply.first(), done) {
                     (Some(b':'), _) => ok += 1,
                     (_, false) => during.push(String::from_utf8_lossy(&reply).into_owned()),
@@ -316,10 +282,10 @@ fn forwarded_writes_succeed_again_after_a_failover() {
         .find(|n| n.port() == master_port)
         .expect("the old master");
     assert!(moved(old) > 0, "the old master redirected the proxy");
-    let mut through = Raw::open(proxy.resp_addr(), false);
+    let mut through = open(proxy.resp_addr(), false);
     let counted: i64 = replica.cmd(&["GET", key]);
     assert_eq!(
-        through.ask(&["GET", key]),
+        through.call_args(&["GET", key]),
         format!("${}\r\n{counted}\r\n", counted.to_string().len()).into_bytes()
     );
     assert_eq!(cluster.master_of(key).port(), replica_port);
@@ -331,15 +297,15 @@ fn forwarded_writes_recover_after_a_master_crashes() {
     let key = "{c}counter";
     let crashed = cluster.master_index(key);
     let successor = cluster.replica_of(&cluster.nodes[crashed]).port();
-    let mut raw = Raw::open(proxy.resp_addr(), false);
-    assert_eq!(raw.ask(&["SET", key, "0"]), b"+OK\r\n");
+    let mut raw = open(proxy.resp_addr(), false);
+    assert_eq!(raw.call_args(&["SET", key, "0"]), b"+OK\r\n");
     cluster.sync_replicas();
     cluster.nodes[crashed].stop();
     // Errors while the cluster notices and promotes the replica, then
     // the write goes through to the new master.
     let mut errors = 0;
     eventually("a write to succeed after the failover", || {
-        let reply = raw.ask(&["INCR", key]);
+        let reply = raw.call_args(&["INCR", key]);
         if reply.first() == Some(&b':') {
             return Some(());
         }
@@ -359,7 +325,7 @@ fn forwarded_writes_recover_after_a_master_crashes() {
     for _ in 0..20 {
         count += 1;
         assert_eq!(
-            raw.ask(&["INCR", key]),
+            raw.call_args(&["INCR", key]),
             format!(":{count}\r\n").into_bytes()
         );
     }
@@ -379,9 +345,9 @@ fn a_slot_migrating_is_followed_with_asking_and_then_moved() {
     let slot: i64 = source.cmd(&["CLUSTER", "KEYSLOT", "{m}"]);
     let slot = slot.to_string();
     let id = |node: &RedisServer| -> String { node.cmd(&["CLUSTER", "MYID"]) };
-    let mut through = Raw::open(proxy.resp_addr(), false);
-    assert_eq!(through.ask(&["SET", "{m}a", "1"]), b"+OK\r\n");
-    assert_eq!(through.ask(&["SET", "{m}b", "10"]), b"+OK\r\n");
+    let mut through = open(proxy.resp_addr(), false);
+    assert_eq!(through.call_args(&["SET", "{m}a", "1"]), b"+OK\r\n");
+    assert_eq!(through.call_args(&["SET", "{m}b", "10"]), b"+OK\r\n");
     // {m}a moves to the target; {m}b stays behind for now.
     let _: () = target.cmd(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &id(source)]);
     let _: () = source.cmd(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &id(target)]);
@@ -398,9 +364,9 @@ fn a_slot_migrating_is_followed_with_asking_and_then_moved() {
     ]);
     // The source answers -ASK for {m}a and for a new key: the proxy sends
     // ASKING and the command to the target, and passes on only its reply.
-    assert_eq!(through.ask(&["INCR", "{m}a"]), b":2\r\n");
-    assert_eq!(through.ask(&["SET", "{m}new", "x"]), b"+OK\r\n");
-    assert_eq!(through.ask(&["INCR", "{m}b"]), b":11\r\n");
+    assert_eq!(through.call_args(&["INCR", "{m}a"]), b":2\r\n");
+    assert_eq!(through.call_args(&["SET", "{m}new", "x"]), b"+OK\r\n");
+    assert_eq!(through.call_args(&["INCR", "{m}b"]), b":11\r\n");
     let asked: String = source.cmd(&["INFO", "errorstats"]);
     assert!(asked.contains("errorstat_ASK:count="), "{asked}");
     let on_target: i64 = target.cmd(&["CLUSTER", "COUNTKEYSINSLOT", &slot]);
@@ -420,10 +386,10 @@ fn a_slot_migrating_is_followed_with_asking_and_then_moved() {
     for master in cluster.masters() {
         let _: () = master.cmd(&["CLUSTER", "SETSLOT", &slot, "NODE", &id(target)]);
     }
-    assert_eq!(through.ask(&["INCR", "{m}b"]), b":12\r\n");
-    assert_eq!(through.ask(&["INCR", "{m}a"]), b":3\r\n");
+    assert_eq!(through.call_args(&["INCR", "{m}b"]), b":12\r\n");
+    assert_eq!(through.call_args(&["INCR", "{m}a"]), b":3\r\n");
     assert!(moved(source) > 0, "the source redirected the proxy");
     let moved_before = moved(source);
-    assert_eq!(through.ask(&["INCR", "{m}a"]), b":4\r\n");
+    assert_eq!(through.call_args(&["INCR", "{m}a"]), b":4\r\n");
     assert_eq!(moved(source), moved_before, "the map was refreshed");
 }
