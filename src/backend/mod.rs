@@ -20,6 +20,7 @@ use crate::config::{Config, RedisMode};
 
 mod cluster;
 mod commands;
+mod connect;
 mod failure;
 mod fleet;
 mod fold;
@@ -33,6 +34,7 @@ mod sentinel;
 mod server;
 mod slots;
 mod tracking;
+use connect::{client, cluster_client, connect, default_db};
 use failure::{reply_error, retire_on_failure};
 pub use forward_cluster::{Dest, Fold};
 pub use read::{Read, Ttl};
@@ -366,75 +368,4 @@ impl Backend {
             .get()
             .map_err(|err| BackendError::Unavailable(err.to_string()))
     }
-}
-
-/// The database REDIS_ADDRESS's path names (`redis://host/2`), 0 without
-/// one (and always in cluster mode).
-fn default_db(config: &Config) -> i64 {
-    use redis::IntoConnectionInfo;
-    match config.redis_mode {
-        RedisMode::Cluster => 0,
-        RedisMode::Standalone | RedisMode::Sentinel => config
-            .redis_url
-            .as_str()
-            .into_connection_info()
-            .map_or(0, |info| info.redis_settings().db()),
-    }
-}
-
-/// A connection whose connect, reads and writes are each bounded by
-/// `timeout` (REDIS_TIMEOUT_MS): every connection the proxy opens.
-fn connect(client: &redis::Client, timeout: Duration) -> redis::RedisResult<redis::Connection> {
-    let conn = client.get_connection_with_timeout(timeout)?;
-    conn.set_read_timeout(Some(timeout))?;
-    conn.set_write_timeout(Some(timeout))?;
-    Ok(conn)
-}
-
-/// A client for the Redis at `url` (TLS and the configured CA included),
-/// speaking `protocol`: RESP2 for the pool, RESP3 for the invalidation
-/// link's pushes.
-fn client(
-    config: &Config,
-    url: &url::Url,
-    protocol: redis::ProtocolVersion,
-) -> redis::RedisResult<redis::Client> {
-    use redis::IntoConnectionInfo;
-    let info = url.as_str().into_connection_info()?;
-    let settings = info.redis_settings().clone().set_protocol(protocol);
-    let info = info.set_redis_settings(settings);
-    match &config.redis_tls_ca {
-        Some(ca) => redis::Client::build_with_tls(
-            info,
-            redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(ca.clone()),
-            },
-        ),
-        None => redis::Client::open(info),
-    }
-}
-
-/// A cluster client for the seed nodes (TLS and its CA included), each
-/// node's connect and reads bounded by REDIS_TIMEOUT_MS, and few retries so
-/// a failing cluster answers within a small multiple of it.
-fn cluster_client(config: &Config) -> redis::RedisResult<redis::cluster::ClusterClient> {
-    let mut builder = redis::cluster::ClusterClientBuilder::new(
-        config.redis_nodes.iter().map(|url| url.as_str()),
-    )
-    .connection_timeout(config.redis_timeout)
-    .response_timeout(config.redis_timeout)
-    .retries(2)
-    .min_retry_wait(10)
-    .max_retry_wait(100);
-    if config.redis_url.scheme() == "rediss" {
-        builder = builder.tls(redis::TlsMode::Secure);
-        if let Some(ca) = &config.redis_tls_ca {
-            builder = builder.certs(redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(ca.clone()),
-            });
-        }
-    }
-    builder.build()
 }

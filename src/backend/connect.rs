@@ -1,0 +1,81 @@
+//! Opening connections to Redis as `REDIS_ADDRESS`, `REDIS_TLS_CA` and
+//! `REDIS_TIMEOUT_MS` say: the redis crate's clients for the pool, the
+//! probe and the invalidation links, and the database clients start in.
+
+use std::time::Duration;
+
+use crate::config::{Config, RedisMode};
+
+/// The database REDIS_ADDRESS's path names (`redis://host/2`), 0 without
+/// one (and always in cluster mode).
+pub(super) fn default_db(config: &Config) -> i64 {
+    use redis::IntoConnectionInfo;
+    match config.redis_mode {
+        RedisMode::Cluster => 0,
+        RedisMode::Standalone | RedisMode::Sentinel => config
+            .redis_url
+            .as_str()
+            .into_connection_info()
+            .map_or(0, |info| info.redis_settings().db()),
+    }
+}
+
+/// A connection whose connect, reads and writes are each bounded by
+/// `timeout` (REDIS_TIMEOUT_MS): every connection the proxy opens.
+pub(super) fn connect(
+    client: &redis::Client,
+    timeout: Duration,
+) -> redis::RedisResult<redis::Connection> {
+    let conn = client.get_connection_with_timeout(timeout)?;
+    conn.set_read_timeout(Some(timeout))?;
+    conn.set_write_timeout(Some(timeout))?;
+    Ok(conn)
+}
+
+/// A client for the Redis at `url` (TLS and the configured CA included),
+/// speaking `protocol`: RESP2 for the pool, RESP3 for the invalidation
+/// link's pushes.
+pub(super) fn client(
+    config: &Config,
+    url: &url::Url,
+    protocol: redis::ProtocolVersion,
+) -> redis::RedisResult<redis::Client> {
+    use redis::IntoConnectionInfo;
+    let info = url.as_str().into_connection_info()?;
+    let settings = info.redis_settings().clone().set_protocol(protocol);
+    let info = info.set_redis_settings(settings);
+    match &config.redis_tls_ca {
+        Some(ca) => redis::Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca.clone()),
+            },
+        ),
+        None => redis::Client::open(info),
+    }
+}
+
+/// A cluster client for the seed nodes (TLS and its CA included), each
+/// node's connect and reads bounded by REDIS_TIMEOUT_MS, and few retries so
+/// a failing cluster answers within a small multiple of it.
+pub(super) fn cluster_client(config: &Config) -> redis::RedisResult<redis::cluster::ClusterClient> {
+    let mut builder = redis::cluster::ClusterClientBuilder::new(
+        config.redis_nodes.iter().map(|url| url.as_str()),
+    )
+    .connection_timeout(config.redis_timeout)
+    .response_timeout(config.redis_timeout)
+    .retries(2)
+    .min_retry_wait(10)
+    .max_retry_wait(100);
+    if config.redis_url.scheme() == "rediss" {
+        builder = builder.tls(redis::TlsMode::Secure);
+        if let Some(ca) = &config.redis_tls_ca {
+            builder = builder.certs(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca.clone()),
+            });
+        }
+    }
+    builder.build()
+}
