@@ -14,7 +14,7 @@
 //! it arrives and the connection resumes.
 
 use std::collections::HashMap;
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -47,9 +47,6 @@ const SWEEP: Duration = Duration::from_millis(250);
 /// Connections turned away per turn of the loop at most, so a flood of
 /// them at MAX_CONNECTIONS cannot keep the loop from its connections.
 const REJECTS_PER_TURN: usize = 256;
-/// What a client beyond MAX_CONNECTIONS is told before the close: Redis's
-/// own words for its `maxclients`.
-const MAX_CLIENTS_REACHED: &[u8] = b"-ERR max number of clients reached\r\n";
 /// How often a failing accept (out of file descriptors) is logged at most.
 const ACCEPT_WARNING_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -285,20 +282,12 @@ impl Loop {
         self.want_accept = true;
     }
 
-    /// Turns away a client beyond MAX_CONNECTIONS: Redis's error, then the
-    /// close. A fresh socket takes those few bytes at once. The write side
-    /// is shut right after them, so the client reads the error and then the
-    /// end, and what it already sent is read and dropped (what one read
-    /// takes): closing with it unread would make the close a reset, which a
-    /// client may report instead of the error. Over TLS the words would
-    /// need a handshake first (a connection's worth of state and time), so
-    /// that client is only closed.
-    fn reject(&mut self, mut stream: mio::net::TcpStream) {
+    /// Turns away a client beyond MAX_CONNECTIONS (see
+    /// `transport::turn_away`); over TLS it is only closed.
+    fn reject(&mut self, stream: mio::net::TcpStream) {
         self.service.resp_connection_rejected();
         if self.settings.tls.is_none() {
-            let _ = stream.write(MAX_CLIENTS_REACHED);
-            let _ = stream.shutdown(std::net::Shutdown::Write);
-            let _ = stream.read(&mut self.chunk);
+            super::transport::turn_away(stream, &mut self.chunk);
         }
     }
 

@@ -138,3 +138,21 @@ impl TlsStream {
         Ok(())
     }
 }
+
+/// What a client beyond MAX_CONNECTIONS is told before the close: Redis's
+/// own words for its `maxclients`.
+const MAX_CLIENTS_REACHED: &[u8] = b"-ERR max number of clients reached\r\n";
+
+/// Turns away a plain-TCP client beyond MAX_CONNECTIONS: Redis's error,
+/// then the close. A fresh socket takes those few bytes at once. The write
+/// side is shut right after them, so the client reads the error and then
+/// the end, and what it already sent is read and dropped (what one read
+/// takes): closing with it unread would make the close a reset, which a
+/// client may report instead of the error. (Over TLS the words would need
+/// a handshake first, a connection's worth of state and time.)
+pub fn turn_away(mut stream: mio::net::TcpStream, chunk: &mut [u8]) {
+    use std::io::{Read, Write};
+    let _ = stream.write(MAX_CLIENTS_REACHED);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.read(chunk);
+}
