@@ -15,10 +15,21 @@ use super::conn::{
     Conn, State, BATCH_BYTES, BATCH_REQUESTS, DISCARD_LIMIT, INPUT_KEEP, OUTPUT_HIGH_WATER,
 };
 use super::dedicated::Dedicated;
-use super::lanes::Dedication;
+use super::lanes::{Dedication, Kind};
 use super::reply::Protocol;
 use super::transaction::Transaction;
 use super::workers::{Forward, Job, Work, WorkQueue};
+
+/// The `CLIENT LIST` name of a request that starts a subscription.
+fn subscribing(kind: Kind, args: &[&[u8]]) -> Option<&'static str> {
+    if !matches!(kind, Kind::Subscribe) {
+        return None;
+    }
+    let name = args.first()?;
+    ["subscribe", "psubscribe", "ssubscribe"]
+        .into_iter()
+        .find(|known| name.eq_ignore_ascii_case(known.as_bytes()))
+}
 
 impl Conn {
     /// Executes complete requests until one needs Redis or the output is
@@ -56,6 +67,9 @@ impl Conn {
                             let mut request_batch = Batch::default();
                             request_batch.push(&args, false);
                             consumed += request.len;
+                            if let Some(cmd) = subscribing(kind, &args) {
+                                peers.clients.subscribed(self.session.id, cmd);
+                            }
                             if !self.start_dedicated(kind, request_batch, token, dedicated) {
                                 return false;
                             }

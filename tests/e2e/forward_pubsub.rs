@@ -284,3 +284,25 @@ fn a_write_from_a_subscribed_client_drops_its_key_from_the_cache() {
         );
     }
 }
+
+/// `CLIENT LIST` shows a client subscribed at Redis as Redis shows its own
+/// subscribers (`flags=P`, `cmd=subscribe`): redis-py's own tests find the
+/// subscriber to kill that way.
+#[test]
+fn client_list_shows_a_subscriber_as_redis_does() {
+    let redis = RedisServer::start();
+    let proxy = InProcess::start(&redis, &[("RESP_PORT", "auto")]);
+    let mut subscriber = Wire::connect(proxy.resp_addr());
+    let id = String::from_utf8_lossy(&subscriber.call_args(&["CLIENT", "ID"])).into_owned();
+    let id = id.trim_start_matches(':').trim_end().to_owned();
+    subscriber.call_args(&["SUBSCRIBE", "news"]);
+    let mut other = Wire::connect(proxy.resp_addr());
+    let list = other.call_args(&["CLIENT", "LIST"]);
+    let list = String::from_utf8_lossy(&list);
+    let line = list
+        .lines()
+        .find(|line| line.starts_with(&format!("id={id} ")))
+        .unwrap_or_else(|| panic!("client {id} in {list}"));
+    assert!(line.contains(" flags=P "), "{line}");
+    assert!(line.contains(" cmd=subscribe "), "{line}");
+}

@@ -102,6 +102,17 @@ impl Registry {
         self.clients.borrow_mut().remove(&id);
     }
 
+    /// Connection `id` sent `cmd` to its subscription connection at Redis
+    /// (`SUBSCRIBE` and the like, and what follows): listed as subscribed,
+    /// as Redis lists its own subscribers (`flags=P`).
+    pub fn subscribed(&self, id: u64, cmd: &'static str) {
+        if let Some(record) = self.clients.borrow_mut().get_mut(&id) {
+            record.subscribed = true;
+            record.cmd = cmd;
+            record.active = Instant::now();
+        }
+    }
+
     /// Connection `id` last sent something at `active` (from the sweep).
     pub fn touch(&self, id: u64, active: Instant) {
         if let Some(record) = self.clients.borrow_mut().get_mut(&id) {
