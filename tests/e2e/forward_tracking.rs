@@ -19,6 +19,26 @@ fn invalidated(wire: &mut Wire, key: &str) -> bool {
     false
 }
 
+/// Sends one command and returns its reply, passing over push frames: the
+/// proxy may tell a change twice (once as the write passes through it,
+/// once when Redis's own announcement arrives), and the second may come
+/// between later replies. None of those passed over may name `untold`.
+fn call(wire: &mut Wire, args: &[&str], untold: &str) -> Vec<u8> {
+    wire.send_args(args);
+    let needle = show(format!("\r\n${}\r\n{untold}\r\n", untold.len()).as_bytes());
+    loop {
+        let frame = wire.reply();
+        if !frame.starts_with(b">") {
+            return frame;
+        }
+        assert!(
+            !show(&frame).contains(&needle),
+            "told of {untold}: {}",
+            show(&frame)
+        );
+    }
+}
+
 #[test]
 fn a_tracking_client_hears_of_changes_to_keys_its_forwarded_reads_read() {
     let redis = RedisServer::start();
@@ -47,7 +67,9 @@ fn a_tracking_client_hears_of_changes_to_keys_its_forwarded_reads_read() {
         "no invalidation for the list"
     );
     // A write is not a read: the key it wrote is not tracked for it.
-    assert_eq!(reader.call_args(&["SET", "w", "1"]), b"+OK\r\n");
+    assert_eq!(call(&mut reader, &["SET", "w", "1"], "w"), b"+OK\r\n");
     writer.call_args(&["SET", "w", "2"]);
-    assert_eq!(reader.call_args(&["PING"]), b"+PONG\r\n");
+    // (A push for `w` arriving after the PONG would go unseen here: this
+    // check can miss one, never fail on a correct proxy.)
+    assert_eq!(call(&mut reader, &["PING"], "w"), b"+PONG\r\n");
 }

@@ -17,7 +17,8 @@ impl Service {
     pub(super) fn drop_written(&self, table: &CommandTable, batch: &Batch, routes: &[Route]) {
         let mut argv = Vec::new();
         let mut refs: Vec<KeyRef> = Vec::new();
-        let mut keys: Vec<Vec<u8>> = Vec::new();
+        // Borrowed from the batch: a key is copied only for a listener.
+        let mut keys: Vec<&[u8]> = Vec::new();
         let mut everything = false;
         for (i, route) in routes.iter().enumerate() {
             if !matches!(route, Route::Send { write: true, .. }) {
@@ -31,8 +32,10 @@ impl Service {
                 Ok(()) if refs.is_empty() && FLUSHING.contains(&command.name.as_str()) => {
                     everything = true;
                 }
-                Ok(()) => keys.extend(refs.iter().map(|r| argv[r.index].to_vec())),
-                // Redis refuses a request whose keys do not parse.
+                Ok(()) => keys.extend(refs.iter().map(|r| argv[r.index])),
+                // Redis refuses a request whose keys do not parse; or it
+                // declares none (EVAL, FCALL with no keys: a script's
+                // undeclared keys are not known, docs/forwarding.md).
                 Err(NoKeys::Invalid) => {}
                 Err(NoKeys::Unknown) => everything = true,
             }
@@ -40,9 +43,8 @@ impl Service {
         if everything {
             self.drop_everything();
         } else if !keys.is_empty() {
-            let slices: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-            self.core.invalidate(&slices);
-            self.announce(|| Change::Keys(keys));
+            self.core.invalidate(&keys);
+            self.announce(|| Change::Keys(keys.iter().map(|key| key.to_vec()).collect()));
         }
     }
 
