@@ -1,5 +1,6 @@
 //! The Redis protocol front end: any Redis client reads through the same
-//! cache, pool and miss coalescing as HTTP.
+//! cache, pool and miss coalescing as HTTP, and every other command goes
+//! to Redis (RESP_FORWARD; docs/forwarding.md).
 //!
 //! Split as mini-redis splits it: [`parse`] turns bytes into requests,
 //! [`cmd`] holds the commands (one module per group, each command's table
@@ -8,7 +9,9 @@
 //!
 //! One event-loop thread serves every connection (`event_loop.rs`): it
 //! answers cache hits and data-free commands itself and hands reads that
-//! need Redis to WORKERS worker threads. At most MAX_CONNECTIONS are
+//! need Redis, and batches of forwarded commands (`execute.rs`), to WORKERS
+//! worker threads; blocking commands and subscriptions get a thread and a
+//! Redis connection of their own (`dedicated.rs`). At most MAX_CONNECTIONS are
 //! open: a further connection is told `-ERR max number of clients reached`
 //! and closed, as Redis does at `maxclients`. A read that fetches from
 //! Redis takes one of the WORKERS places shared with HTTP, so that limit

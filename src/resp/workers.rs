@@ -1,6 +1,7 @@
 //! The RESP worker pool: WORKERS threads that do the reads the event
-//! loop hands over (a miss, or a hit when no place is free, and MGET), so
-//! the loop itself never waits on Redis or on a place.
+//! loop hands over (a miss, or a hit when no place is free, and MGET) and
+//! send its batches of forwarded commands (several clients' together:
+//! `gather.rs`), so the loop itself never waits on Redis or on a place.
 
 use std::io;
 use std::sync::atomic::{AtomicIsize, Ordering};
