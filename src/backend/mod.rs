@@ -40,7 +40,7 @@ pub use forward_cluster::{Dest, Fold};
 pub use read::{Read, Ttl};
 pub use scan::split_cursor;
 pub use sentinel::Topology;
-pub use slots::slot_of;
+pub use slots::{slot_of, Slot};
 pub use tracking::{InvalidationLink, InvalidationSink};
 
 /// Why a backing read failed. Cheap to clone, so one outcome can be shared by

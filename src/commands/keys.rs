@@ -129,10 +129,21 @@ pub(super) fn by_specs(
     argv: &[&[u8]],
     out: &mut Vec<KeyRef>,
 ) -> Result<(), NoKeys> {
+    by_specs_flagged(specs, argv, out, NOT_KEY)
+}
+
+/// [`by_specs`], skipping the specs with any of the flags `skip` (none: a
+/// cluster routes by `not_key` arguments too, shard channels).
+fn by_specs_flagged(
+    specs: &[KeySpec],
+    argv: &[&[u8]],
+    out: &mut Vec<KeyRef>,
+    skip: u16,
+) -> Result<(), NoKeys> {
     out.clear();
     let argc = argv.len() as i64;
     for spec in specs {
-        if spec.flags & NOT_KEY != 0 {
+        if spec.flags & skip != 0 {
             continue;
         }
         let mut first = match &spec.begin {
@@ -353,5 +364,19 @@ pub(super) fn variable_flags(name: &str, argv: &[&[u8]], out: &mut [KeyRef]) {
     };
     for key in out.iter_mut() {
         key.flags = flags;
+    }
+}
+
+impl super::Command {
+    /// The arguments a cluster routes request `argv` by, into `out`: its
+    /// keys, or where it has none, what its specs flag `not_key` (the
+    /// channels of SPUBLISH, SSUBSCRIBE and SUNSUBSCRIBE, which a cluster
+    /// hashes to slots as it does keys).
+    pub fn slot_keys(&self, argv: &[&[u8]], out: &mut Vec<KeyRef>) -> Result<(), NoKeys> {
+        self.keys(argv, out)?;
+        if out.is_empty() && self.specs.iter().any(|spec| spec.flags & NOT_KEY != 0) {
+            return by_specs_flagged(&self.specs, argv, out, 0);
+        }
+        Ok(())
     }
 }

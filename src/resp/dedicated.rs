@@ -23,7 +23,7 @@ use std::thread;
 
 use mio::{Token, Waker};
 
-use crate::service::{Batch, Client, Held, Lane, Service};
+use crate::service::{Batch, Client, Held, Lane, Pin, Service};
 
 use super::cmd::forward;
 use super::workers::{Done, DoneKind};
@@ -234,7 +234,14 @@ impl Dedicated {
     /// Starts a subscription for the connection `token`: its requests go
     /// through the returned handle, and everything Redis sends on it comes
     /// back as `DoneKind::Message` (then `DoneKind::Ended` when it ends).
-    pub fn subscribe(&self, token: Token, client: Client) -> Result<Subscription, String> {
+    /// `pin`: where its first request says the connection goes (cluster
+    /// mode: a shard channel's master).
+    pub fn subscribe(
+        &self,
+        token: Token,
+        client: Client,
+        pin: Pin,
+    ) -> Result<Subscription, String> {
         let place = self.place()?;
         let cancel = Closer::default();
         let (commands, requests) = mpsc::sync_channel(SUBSCRIPTION_BACKLOG);
@@ -250,16 +257,22 @@ impl Dedicated {
             .name("resp-subscribed".to_owned())
             .spawn(move || {
                 let _place = place;
-                let ended = relay(&service, client, &armed, (requests, written), |message| {
-                    let sent = done.send(Done {
-                        token,
-                        reply: message,
-                        held: None,
-                        kind: DoneKind::Message,
-                    });
-                    let _ = waker.wake();
-                    sent.is_ok()
-                });
+                let ended = relay(
+                    &service,
+                    (client, pin),
+                    &armed,
+                    (requests, written),
+                    |message| {
+                        let sent = done.send(Done {
+                            token,
+                            reply: message,
+                            held: None,
+                            kind: DoneKind::Message,
+                        });
+                        let _ = waker.wake();
+                        sent.is_ok()
+                    },
+                );
                 let _ = done.send(Done {
                     token,
                     reply: ended.into_bytes(),
@@ -288,8 +301,8 @@ fn run_blocking(
 ) -> (Vec<u8>, Option<Held>) {
     let (held, keep) = match lane {
         Lane::Held(Some(held), keep) => (Ok(held), keep),
-        Lane::Held(None, keep) => (service.hold(client), keep),
-        Lane::Pooled => (service.hold(client), false),
+        Lane::Held(None, keep) => (service.hold(client, service.pin(batch)), keep),
+        Lane::Pooled => (service.hold(client, service.pin(batch)), false),
     };
     let mut held = match held {
         Ok(held) => held,
@@ -321,12 +334,12 @@ fn run_blocking(
 /// connection ends. What ended it, as an error reply for the client.
 fn relay(
     service: &Service,
-    client: Client,
+    (client, pin): (Client, Pin),
     cancel: &Closer,
     (requests, backlog): (Receiver<Vec<u8>>, Arc<AtomicUsize>),
     mut deliver: impl FnMut(Vec<u8>) -> bool,
 ) -> String {
-    let mut held = match service.hold(client) {
+    let mut held = match service.hold(client, pin) {
         Ok(held) => held,
         Err(message) => return message,
     };

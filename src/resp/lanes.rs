@@ -169,18 +169,20 @@ impl Conn {
                 }
                 true
             }
-            Kind::Subscribe => match dedicated.subscribe(token, client) {
-                Ok(subscription) => {
-                    dedicated.service().drop_before_sending(&batch);
-                    let sent = subscription.send(batch.frames().to_vec());
-                    self.subscription = Some(subscription);
-                    sent
+            Kind::Subscribe => {
+                match dedicated.subscribe(token, client, dedicated.service().pin(&batch)) {
+                    Ok(subscription) => {
+                        dedicated.service().drop_before_sending(&batch);
+                        let sent = subscription.send(batch.frames().to_vec());
+                        self.subscription = Some(subscription);
+                        sent
+                    }
+                    Err(message) => {
+                        self.refuse(&message, dedicated.service());
+                        true
+                    }
                 }
-                Err(message) => {
-                    self.refuse(&message, dedicated.service());
-                    true
-                }
-            },
+            }
             Kind::Subscribed => {
                 dedicated.service().drop_before_sending(&batch);
                 self.subscription

@@ -16,12 +16,12 @@ use crate::common::resp_wire::Wire;
 use crate::common::{eventually, resp_command, Proxy, RedisServer};
 
 /// A raw connection, RESP3 after `HELLO 3` if `resp3`.
-fn open(addr: SocketAddr, resp3: bool) -> Wire {
+pub(super) fn open(addr: SocketAddr, resp3: bool) -> Wire {
     Wire::open_with(addr, if resp3 { 3 } else { 2 })
 }
 
 /// A cluster and a proxy forwarding to it, its links to every master up.
-fn start() -> (Cluster, Proxy) {
+pub(super) fn start() -> (Cluster, Proxy) {
     let cluster = Cluster::start();
     let proxy = Proxy::start_at(
         &cluster.seeds(),
@@ -32,7 +32,7 @@ fn start() -> (Cluster, Proxy) {
 }
 
 /// One hash tag per master, in the order of `cluster.masters()`.
-fn tag_per_master(cluster: &Cluster) -> Vec<String> {
+pub(super) fn tag_per_master(cluster: &Cluster) -> Vec<String> {
     let masters: Vec<u16> = cluster.masters().iter().map(|m| m.port()).collect();
     let mut tags = vec![String::new(); masters.len()];
     for i in 0.. {

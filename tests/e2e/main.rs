@@ -24,6 +24,7 @@ mod forward;
 mod forward_blocking;
 mod forward_bytes;
 mod forward_cluster;
+mod forward_cluster_lanes;
 mod forward_cluster_redirect;
 mod forward_metrics;
 mod forward_pubsub;

@@ -51,7 +51,7 @@ impl Service {
                 dest: Dest::Any,
             };
         }
-        let dest = match command.keys(argv, refs) {
+        let dest = match command.slot_keys(argv, refs) {
             Ok(()) => match refs.split_first() {
                 Some((first, rest)) => {
                     let slot = slot_of(argv[first.index]);
@@ -126,9 +126,6 @@ impl Service {
                 Route::Refuse(_) => None,
             })
             .collect();
-        // Transactions in cluster mode: the pinned connection comes from
-        // `Backend::checkout_raw_for(resp3, db, Some(slot))`, the slot
-        // found here for the transaction's first keyed command.
         self.backend
             .forward_cluster(client.resp3, client.db, &requests, out, &mut |err, out| {
                 let message = format!("ERR {}", crate::service::ReadError::from(err.clone()));

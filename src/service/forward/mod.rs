@@ -23,7 +23,7 @@ use crate::config::Forwarding;
 use crate::metrics::{ForwardResult, ForwardedCommand};
 
 pub use batch::Batch;
-pub use held::{Held, Lane, Queued};
+pub use held::{Held, Lane, Pin, Queued};
 
 use super::{Forwarded, Service};
 
@@ -88,11 +88,17 @@ impl Service {
     ) -> (Option<Held>, Forwarded) {
         let mut conn = match lane {
             Lane::Pooled => None,
-            Lane::Held(Some(held), keep) => Some((*held.0, keep)),
-            Lane::Held(None, keep) => match self.backend.checkout_raw(client.resp3, client.db) {
-                Ok((conn, _)) => Some((conn, keep)),
-                Err(err) => {
-                    let message = format!("ERR {}", super::ReadError::from(err));
+            Lane::Held(Some(Held(Some(conn))), keep) => Some((*conn, keep)),
+            Lane::Held(None, true) if self.defers_multi(batch) => {
+                out.extend_from_slice(b"+OK\r\n");
+                return (Some(Held(None)), Forwarded::with_capacity(0));
+            }
+            Lane::Held(Some(Held(None)), keep) => {
+                return self.forward_after_multi(batch, client, keep, queued, out)
+            }
+            Lane::Held(None, keep) => match self.open_pinned(client, self.pin(batch)) {
+                Ok(conn) => Some((conn, keep)),
+                Err(message) => {
                     let mut counted = Forwarded::with_capacity(batch.len());
                     for _ in 0..batch.len() {
                         self.error_out(&message, out);
@@ -112,7 +118,7 @@ impl Service {
             (None, _) => {}
         }
         let held = match conn {
-            Some((conn, true)) if !conn.broken => Some(Held(Box::new(conn))),
+            Some((conn, true)) if !conn.broken => Some(Held(Some(Box::new(conn)))),
             // Pooled again only if what ended the transaction (EXEC,
             // DISCARD, UNWATCH) succeeded: after an error, Redis may still
             // hold state on it (an EXEC refused by ACL stays in MULTI).
