@@ -273,4 +273,6 @@ fn hit(value: Value, life: Life) -> Found {
 }
 
 #[cfg(test)]
+mod db_tests;
+#[cfg(test)]
 mod tests;
