@@ -13,17 +13,26 @@ use crate::backend::InvalidationSink;
 use crate::clock::ManualClock;
 
 /// A service over REDIS_ADDRESS's database `home`, with INVALIDATION=off
-/// (nothing listens on port 1: the backend is never reached here).
-fn service(home: u32) -> Service {
+/// and a stale-if-error period, and the hand of its clock. Nothing
+/// listens on port 1: a fetch fails at once.
+fn timed(home: u32) -> (Service, ManualClock) {
     let config = Config::from_lookup(|name| match name {
         "REDIS_ADDRESS" => Some(format!("redis://127.0.0.1:1/{home}")),
+        "REDIS_TIMEOUT_MS" => Some("100".to_owned()),
         "INVALIDATION" => Some("off".to_owned()),
+        "STALE_IF_ERROR_SECS" => Some("30".to_owned()),
         _ => None,
     })
     .expect("valid config");
     let backend = Backend::new(&config).expect("backend");
     let metrics = Arc::new(crate::metrics::Metrics::new());
-    Service::new(&config, backend, metrics, ManualClock::new().clock())
+    let hand = ManualClock::new();
+    let service = Service::new(&config, backend, metrics, hand.clock());
+    (service, hand)
+}
+
+fn service(home: u32) -> Service {
+    timed(home).0
 }
 
 /// A fetch of `key` in Redis's database `db` that only the test finishes.
@@ -101,4 +110,23 @@ fn fetches_in_flight_are_per_database_and_a_change_makes_every_one_stale() {
         (None, None)
     );
     assert_eq!(service.entries_by_db(), vec![(2, 1)]);
+}
+
+#[test]
+fn stale_if_error_serves_each_database_its_own_entry() {
+    let (service, hand) = timed(0);
+    fill(&service, 1, b"k", b"one");
+    fill(&service, 2, b"k", b"two");
+    // Past the lifetime (60 s), within the stale-if-error period: Redis
+    // cannot be read, so each database's kept entry is served.
+    hand.advance(std::time::Duration::from_secs(61));
+    for (db, want) in [(1, &b"one"[..]), (2, b"two")] {
+        let found = service.get_in(db, b"k").expect("stale").expect("found");
+        assert_eq!(
+            (found.value, found.source),
+            (Value::new(want), Source::Stale)
+        );
+    }
+    // None in a database that never held it.
+    assert!(service.get_in(3, b"k").is_err());
 }
