@@ -15,14 +15,19 @@ use super::{Db, Lru, Weigh};
 /// Entries per database other than 0; a database leaves the map with its
 /// last entry, so walking it costs O(databases in use).
 #[derive(Debug, Default)]
-pub(super) struct Databases(HashMap<Db, usize, RandomState>);
+pub(super) struct Databases {
+    counts: HashMap<Db, usize, RandomState>,
+    /// Room to list the databases in while removing from them, kept so a
+    /// removal from several allocates nothing once warm.
+    scratch: Vec<Db>,
+}
 
 impl Databases {
     /// An entry of `db` went in.
     #[inline]
     pub(super) fn added(&mut self, db: Db) {
         if db != 0 {
-            *self.0.entry(db).or_insert(0) += 1;
+            *self.counts.entry(db).or_insert(0) += 1;
         }
     }
 
@@ -32,10 +37,10 @@ impl Databases {
         if db == 0 {
             return;
         }
-        if let Some(count) = self.0.get_mut(&db) {
+        if let Some(count) = self.counts.get_mut(&db) {
             *count -= 1;
             if *count == 0 {
-                self.0.remove(&db);
+                self.counts.remove(&db);
             }
         }
     }
@@ -48,22 +53,26 @@ impl<V: Weigh> Lru<V> {
     /// database. O(databases in use); one probe when only database 0 is.
     pub fn remove_everywhere(&mut self, hash: u64, key: &[u8], out: &mut Vec<V>) {
         out.extend(self.remove_hashed(hash, 0, key));
-        if self.dbs.0.is_empty() {
+        if self.dbs.counts.is_empty() {
             return;
         }
-        let dbs: Vec<Db> = self.dbs.0.keys().copied().collect();
-        for db in dbs {
+        let mut dbs = std::mem::take(&mut self.dbs.scratch);
+        dbs.clear();
+        dbs.extend(self.dbs.counts.keys());
+        for &db in &dbs {
             let hash = self.hasher.hash_in(db, key);
             out.extend(self.remove_hashed(hash, db, key));
         }
+        self.dbs.scratch = dbs;
     }
 
     /// How many entries each database holds (expired ones not yet
     /// reclaimed included), by database, those holding none left out.
     /// O(databases in use).
     pub fn entries_by_db(&self) -> Vec<(Db, usize)> {
-        let others: usize = self.dbs.0.values().sum();
-        let mut counts: Vec<(Db, usize)> = self.dbs.0.iter().map(|(&db, &n)| (db, n)).collect();
+        let others: usize = self.dbs.counts.values().sum();
+        let mut counts: Vec<(Db, usize)> =
+            self.dbs.counts.iter().map(|(&db, &n)| (db, n)).collect();
         let home = self.len() - others;
         if home > 0 {
             counts.push((0, home));
