@@ -14,15 +14,16 @@ use crate::common::{eventually, InProcess, RedisServer};
 
 const RESP: (&str, &str) = ("RESP_PORT", "auto");
 
-/// Redis holding `k` as "one" in database 1 and "two" in database 2 (set
-/// before the proxy starts, so no announcement of them is still on its
-/// way), and the proxy in front, its invalidation link up.
+/// Redis holding `k` as "one" in database 1 and "two" in database 2, and
+/// `dst` as "old" in database 2 (set before the proxy starts, so no
+/// announcement of them is still on its way to drop what it caches), and
+/// the proxy in front, its invalidation link up.
 fn start() -> (RedisServer, InProcess) {
     let redis = RedisServer::start();
-    for (db, value) in [("1", "one"), ("2", "two")] {
+    for (db, key, value) in [("1", "k", "one"), ("2", "k", "two"), ("2", "dst", "old")] {
         let mut conn = redis.conn();
         let _: () = query(&mut conn, &["SELECT", db]);
-        let _: () = query(&mut conn, &["SET", "k", value]);
+        let _: () = query(&mut conn, &["SET", key, value]);
     }
     let proxy = InProcess::start(&redis, &[RESP, ("REDIS_TIMEOUT_MS", "10000")]);
     proxy.wait_for_link("up");
@@ -163,12 +164,6 @@ fn move_and_copy_to_another_database_are_read_back_there_at_once() {
     let mut one = client_in(&proxy, "1");
     let mut two = client_in(&proxy, "2");
     // Database 2 caches `dst`; database 1 caches `k`.
-    let mut direct = redis.conn();
-    let _: () = query(&mut direct, &["SELECT", "2"]);
-    let _: () = query(&mut direct, &["SET", "dst", "old"]);
-    eventually("the proxy to hear of dst", || {
-        (get(&mut two, "dst").as_deref() == Some("old")).then_some(())
-    });
     assert_eq!(
         read_then_hit(&redis, &mut two, "dst").as_deref(),
         Some("old")
