@@ -8,6 +8,9 @@
 //! Redis's own `INFO commandstats`.
 
 use std::process::Command;
+use std::time::Duration;
+
+use redis_proxy::clock::ManualClock;
 
 use crate::client_tracking::tracking;
 use crate::common::{eventually, InProcess, RedisServer};
@@ -245,4 +248,29 @@ fn a_tracking_client_is_told_of_keys_it_read_in_another_database() {
     let _: () = query(&mut direct, &["SET", "k", "two, changed"]);
     assert_eq!(client.next(), ">[$invalidate *[$k]]");
     assert_eq!(client.call(&["GET", "k"]), "$two, changed");
+}
+
+#[test]
+fn an_entry_in_another_database_ends_with_its_key_s_ttl_there() {
+    let redis = RedisServer::start();
+    // k has 30 s left in database 1 (and is absent from 0): its entry must
+    // end then, before the 60 s lifetime. The proxy's clock is the test's.
+    let mut direct = redis.conn();
+    let _: () = query(&mut direct, &["SELECT", "1"]);
+    let _: () = query(&mut direct, &["SET", "k", "one", "EX", "30"]);
+    let hand = ManualClock::new();
+    let proxy = InProcess::start_on(&redis, &[RESP, ("REDIS_TIMEOUT_MS", "10000")], &hand);
+    proxy.wait_for_link("up");
+    let mut one = client_in(&proxy, "1");
+    // Cached: its TTL was read in database 1 (read in 0, k would have
+    // been gone there, and nothing cached).
+    assert_eq!(read_then_hit(&redis, &mut one, "k").as_deref(), Some("one"));
+    hand.advance(Duration::from_secs(29));
+    assert_eq!(read_then_hit(&redis, &mut one, "k").as_deref(), Some("one"));
+    // At its end in Redis the entry is no hit: read from Redis again (which,
+    // by its own clock, still has it).
+    hand.advance(Duration::from_secs(1));
+    let calls = redis.calls("get");
+    assert_eq!(get(&mut one, "k").as_deref(), Some("one"));
+    assert_eq!(redis.calls("get"), calls + 1, "served past its TTL");
 }
