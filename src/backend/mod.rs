@@ -256,13 +256,22 @@ impl Backend {
         self.default_db
     }
 
-    /// `GET key` and `PTTL key` on the backing Redis, in one round trip:
-    /// the value (`None` when the key is absent) and how long the key has
-    /// left there, counted from before the read was sent.
-    pub fn get(&self, key: &[u8]) -> Result<Read, BackendError> {
-        let packed = read::pack(key);
-        let replies = self.query(|conn| conn.req_packed_commands(&packed, 0, 2))?;
-        read::parse(replies)
+    /// `GET key` and `PTTL key` in database `db` on the backing Redis, in
+    /// one round trip: the value (`None` when the key is absent) and how
+    /// long the key has left there, counted from before the read was sent.
+    /// Pooled connections sit in REDIS_ADDRESS's database: for another,
+    /// the pipeline is `SELECT db`, the read, `SELECT` back (see
+    /// `read::pack_in`), and a connection not seen back home is retired.
+    pub fn get(&self, db: i64, key: &[u8]) -> Result<Read, BackendError> {
+        if db == self.default_db {
+            let packed = read::pack(key);
+            let replies = self.query(|conn| conn.req_packed_commands(&packed, 0, 2))?;
+            return read::parse(replies);
+        }
+        let packed = read::pack_in(db, self.default_db, key);
+        let replies =
+            self.query(|conn| read::unselect(conn.req_packed_commands(&packed, 0, 4)?))?;
+        read::parse(replies?)
     }
 
     /// `PING` on the backing Redis (a cluster: `CLUSTER INFO` saying

@@ -62,6 +62,54 @@ pub(super) fn pack(key: &[u8]) -> Vec<u8> {
     packed
 }
 
+/// `SELECT db`, `GET key`, `PTTL key`, `SELECT home`: the read in
+/// database `db` on a connection that sits in `home`, left there again.
+pub(super) fn pack_in(db: i64, home: i64, key: &[u8]) -> Vec<u8> {
+    let mut packed = select(db);
+    packed.extend_from_slice(&pack(key));
+    packed.extend_from_slice(&select(home));
+    packed
+}
+
+/// `SELECT db`, encoded.
+fn select(db: i64) -> Vec<u8> {
+    let db = db.to_string();
+    format!("*2\r\n$6\r\nSELECT\r\n${}\r\n{db}\r\n", db.len()).into_bytes()
+}
+
+/// The replies to [`pack_in`]'s four commands as the read's two, or the
+/// error Redis gave the first `SELECT` (an index out of range: the read
+/// then ran in the connection's own database, and is not the caller's).
+/// A last `SELECT` that did not answer `OK` leaves the connection in
+/// another database than its pool's: that fails as a connection failure
+/// (an I/O error, no reply code), so the caller retires it.
+pub(super) fn unselect(
+    replies: Vec<Value>,
+) -> redis::RedisResult<Result<Vec<Value>, BackendError>> {
+    let [first, get, pttl, last] = <[Value; 4]>::try_from(replies).map_err(|replies| {
+        std::io::Error::other(format!(
+            "{} replies to SELECT, GET, PTTL, SELECT",
+            replies.len()
+        ))
+    })?;
+    if !is_ok(&last) {
+        return Err(std::io::Error::other(format!("SELECT back answered {last:?}")).into());
+    }
+    Ok(match first {
+        Value::ServerError(err) => Err(server_error(err)),
+        first if is_ok(&first) => Ok(vec![get, pttl]),
+        other => Err(unexpected(&format!("SELECT answered {other:?}"))),
+    })
+}
+
+fn is_ok(reply: &Value) -> bool {
+    match reply {
+        Value::Okay => true,
+        Value::SimpleString(text) => text == "OK",
+        _ => false,
+    }
+}
+
 /// The two replies as a [`Read`]. An error reply to the `GET` (such as
 /// WRONGTYPE) is the read's error; one to the `PTTL` is [`Ttl::Refused`].
 pub(super) fn parse(replies: Vec<Value>) -> Result<Read, BackendError> {
@@ -107,6 +155,41 @@ mod tests {
             pack(b"k:1"),
             b"*2\r\n$3\r\nGET\r\n$3\r\nk:1\r\n*2\r\n$4\r\nPTTL\r\n$3\r\nk:1\r\n"
         );
+    }
+
+    #[test]
+    fn packs_a_read_in_another_database_and_back() {
+        assert_eq!(
+            pack_in(12, 0, b"k"),
+            [
+                &b"*2\r\n$6\r\nSELECT\r\n$2\r\n12\r\n"[..],
+                &pack(b"k"),
+                b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n"
+            ]
+            .concat()
+        );
+    }
+
+    #[test]
+    fn a_read_in_another_database_is_its_own_or_an_error() {
+        let get = Value::BulkString(b"v".to_vec());
+        let replies = |first, last| vec![first, get.clone(), Value::Int(-1), last];
+        let read = unselect(replies(Value::Okay, Value::Okay)).expect("in step");
+        assert_eq!(read, Ok(vec![get.clone(), Value::Int(-1)]));
+        // Out of range: the GET ran in the connection's database.
+        let out_of_range =
+            redis::parse_redis_value(b"-ERR DB index is out of range\r\n").expect("parsed");
+        assert!(matches!(out_of_range, Value::ServerError(_)));
+        assert_eq!(
+            unselect(replies(out_of_range, Value::Okay)).expect("in step"),
+            Err(BackendError::Reply(
+                "ERR DB index is out of range".to_owned()
+            ))
+        );
+        // Not back home: a connection failure, so it is retired.
+        let failed = unselect(replies(Value::Okay, Value::Nil)).expect_err("retired");
+        assert!(failed.code().is_none());
+        assert!(unselect(vec![Value::Okay]).is_err());
     }
 
     #[test]

@@ -81,9 +81,16 @@ impl<V: Weigh> Lru<V> {
         self.max_bytes / ENTRY_FRACTION
     }
 
-    /// What an entry of `key` and `value` is charged.
+    /// What an entry of `key` (in database 0) and `value` is charged.
     pub fn charge(key: &[u8], value: &V) -> usize {
-        let key_heap = if key.len() > super::key::INLINE {
+        Self::charge_in(0, key, value)
+    }
+
+    /// What an entry of `key` in database `db` and `value` is charged: a
+    /// key is boxed (and its bytes counted) past 22 bytes in database 0,
+    /// past 21 in databases 1 to 255, always from 256 up (`key.rs`).
+    pub fn charge_in(db: super::Db, key: &[u8], value: &V) -> usize {
+        let key_heap = if Key::boxed(db, key.len()) {
             key.len()
         } else {
             0
@@ -140,8 +147,8 @@ impl Key {
     /// The bytes this key owns on the heap (none when inline).
     pub(super) fn heap_bytes(&self) -> usize {
         match self {
-            Key::Inline { .. } => 0,
-            Key::Heap(bytes) => bytes.len(),
+            Key::Inline { .. } | Key::InlineIn { .. } => 0,
+            Key::Heap { bytes, .. } => bytes.len(),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::stamp::Stamp;
 use super::time::{self, Time};
-use super::{Displaced, Key, Lru, Weigh, NIL};
+use super::{Db, Displaced, Key, Lru, Weigh, NIL};
 
 /// How an entry's life stands at a given moment: what HTTP calls its
 /// remaining freshness (`max-age`) and its `Age`.
@@ -28,14 +28,15 @@ impl<V: Weigh> Lru<V> {
     /// comes first, and is never kept as stale past `ends`. An `ends` not
     /// after `now` stores an entry that is already expired.
     pub fn insert_until(&mut self, key: &[u8], value: V, now: Time, ends: Time) -> Displaced<V> {
-        self.insert_hashed_until(self.hasher.hash(key), key, value, now, ends)
+        self.insert_hashed_until(self.hasher.hash(key), 0, key, value, now, ends)
     }
 
-    /// [`Lru::insert_until`] with the key's hash already made by
-    /// [`Lru::hasher`].
+    /// [`Lru::insert_until`] of `key` in database `db`, with its hash
+    /// already made by [`Lru::hasher`].
     pub fn insert_hashed_until(
         &mut self,
         hash: u64,
+        db: Db,
         key: &[u8],
         value: V,
         now: Time,
@@ -45,7 +46,7 @@ impl<V: Weigh> Lru<V> {
             (now + self.ttl).min(ends),
             ends.saturating_duration_since(now),
         );
-        self.insert_stamped(hash, key, value, now, stamp)
+        self.insert_stamped(hash, db, key, value, now, stamp)
     }
 
     /// When the most recently read (or stored) entry stops being fresh: right
@@ -60,11 +61,16 @@ impl<V: Weigh> Lru<V> {
         (self.recency.head != NIL).then(|| self.life(self.nodes[self.recency.head].stamp, now))
     }
 
-    /// The value of `key` and its [`Life`] if it has expired less than its
-    /// stale-if-error period ago (or is still fresh); its place in the lists is left
-    /// as it is.
+    /// The value of `key` (of database 0) and its [`Life`] if it has
+    /// expired less than its stale-if-error period ago (or is still fresh);
+    /// its place in the lists is left as it is.
     pub fn stale(&self, key: &[u8], now: Time) -> Option<(&V, Life)> {
-        let slot = self.find(self.hasher.hash(key), key)?;
+        self.stale_in(0, key, now)
+    }
+
+    /// [`Lru::stale`] of `key` in database `db`.
+    pub fn stale_in(&self, db: Db, key: &[u8], now: Time) -> Option<(&V, Life)> {
+        let slot = self.find(self.hasher.hash_in(db, key), db, key)?;
         let node = &self.nodes[slot];
         (node.stamp.expires_at() > now || self.in_stale_window(node.stamp, now))
             .then(|| (&node.value, self.life(node.stamp, now)))

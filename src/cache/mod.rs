@@ -30,6 +30,16 @@
 //! Removing an entry moves the arena's last node into the freed slot, so the
 //! arena stays dense and needs no free list (`table.rs`).
 //!
+//! # Databases
+//! A key belongs to a database ([`Db`]): the same bytes in two databases
+//! are two entries, sharing the one capacity. The database rides in the
+//! key's spare bytes (`key.rs`); database 0's keys hash as the bytes alone
+//! ([`KeyHasher::hash_in`]), so a cache used in one database costs what it
+//! did before there were others. The plain methods (`get`, `insert`, ...)
+//! are database 0's; the `_hashed` ones name the database.
+//! [`Lru::remove_everywhere`] drops a key from every database holding
+//! entries, O(databases in use), for a change announced without one.
+//!
 //! # Two bounds
 //! The cache holds at most `capacity` entries (CACHE_CAPACITY) and at most
 //! `max_bytes` of them (CACHE_MAX_BYTES, [`Lru::with_max_bytes`]): each
@@ -59,15 +69,14 @@
 //! assert_eq!(lru.get(b"a", now + Duration::from_secs(60)), Lookup::Expired(1));
 //! ```
 
-use std::hash::BuildHasher;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
 mod arena;
 mod bytes;
+mod dbs;
 mod expiry;
 mod key;
 mod lists;
@@ -78,31 +87,12 @@ mod time;
 mod validate;
 use arena::Arena;
 pub use bytes::{entry_overhead, Weigh, ENTRY_FRACTION};
+use dbs::Databases;
 pub use expiry::Life;
-pub use key::Key;
+pub use key::{Db, Key, KeyHasher};
 use lists::{Ends, Links, List};
 use stamp::Stamp;
 pub use time::Time;
-
-/// Hashes keys the way one cache does (foldhash, seeded at random once), so
-/// a caller can hash a key before it takes the lock around the cache and
-/// hand the hash in (`get_hashed`, `insert_hashed`, `remove_hashed`); the lock
-/// then covers only the probe. Caches built with one `KeyHasher` (see
-/// [`Lru::with_hasher`]) hash alike.
-#[derive(Clone, Debug, Default)]
-pub struct KeyHasher(RandomState);
-
-impl KeyHasher {
-    /// A hasher with a fresh random seed.
-    pub fn new() -> KeyHasher {
-        KeyHasher(RandomState::default())
-    }
-
-    /// The hash of `key` for caches using this hasher.
-    pub fn hash(&self, key: &[u8]) -> u64 {
-        self.0.hash_one(key)
-    }
-}
 
 /// An index into the arena. 32 bits keep a node small (its links are half
 /// of it), which matters because lookups are bound by memory latency; the
@@ -189,6 +179,8 @@ pub struct Lru<V> {
     max_bytes: usize,
     ttl: Duration,
     stale_if_error: Duration,
+    /// How many entries each database other than 0 holds.
+    dbs: Databases,
 }
 
 impl<V: Weigh> Lru<V> {
@@ -207,6 +199,7 @@ impl<V: Weigh> Lru<V> {
             max_bytes: usize::MAX,
             ttl,
             stale_if_error: Duration::ZERO,
+            dbs: Databases::default(),
         }
     }
 
@@ -245,18 +238,19 @@ impl<V: Weigh> Lru<V> {
         self.capacity
     }
 
-    /// Looks `key` up at time `now`. A hit becomes the most recently read
-    /// entry; its expiry is not extended. An expired entry is removed and
-    /// behaves as if it had never been stored, unless it is within its stale-if-error
-    /// period ([`Lookup::Stale`]).
+    /// Looks `key` (of database 0) up at time `now`. A hit becomes the most
+    /// recently read entry; its expiry is not extended. An expired entry is
+    /// removed and behaves as if it had never been stored, unless it is
+    /// within its stale-if-error period ([`Lookup::Stale`]).
     pub fn get(&mut self, key: &[u8], now: Time) -> Lookup<'_, V> {
-        self.get_hashed(self.hasher.hash(key), key, now)
+        self.get_hashed(self.hasher.hash(key), 0, key, now)
     }
 
-    /// [`Lru::get`] with the key's hash already made by [`Lru::hasher`].
+    /// [`Lru::get`] of `key` in database `db`, with its hash already made
+    /// by [`Lru::hasher`] ([`KeyHasher::hash_in`]).
     #[inline]
-    pub fn get_hashed(&mut self, hash: u64, key: &[u8], now: Time) -> Lookup<'_, V> {
-        let Some(slot) = self.find(hash, key) else {
+    pub fn get_hashed(&mut self, hash: u64, db: Db, key: &[u8], now: Time) -> Lookup<'_, V> {
+        let Some(slot) = self.find(hash, db, key) else {
             return Lookup::Miss;
         };
         let stamp = self.nodes[slot].stamp;
@@ -274,32 +268,47 @@ impl<V: Weigh> Lru<V> {
         Lookup::Hit(&self.nodes[slot].value)
     }
 
-    /// Stores `value` under `key` at time `now`, fresh until `now + ttl`, as
-    /// the most recently read entry. When the cache is full, an expired entry
-    /// is reclaimed if there is one, else the least recently read is evicted.
+    /// Stores `value` under `key` (of database 0) at time `now`, fresh
+    /// until `now + ttl`, as the most recently read entry. When the cache is
+    /// full, an expired entry is reclaimed if there is one, else the least
+    /// recently read is evicted.
     pub fn insert(&mut self, key: &[u8], value: V, now: Time) -> Displaced<V> {
-        self.insert_hashed(self.hasher.hash(key), key, value, now)
+        self.insert_hashed(self.hasher.hash(key), 0, key, value, now)
     }
 
-    /// [`Lru::insert`] with the key's hash already made by [`Lru::hasher`].
-    pub fn insert_hashed(&mut self, hash: u64, key: &[u8], value: V, now: Time) -> Displaced<V> {
-        self.insert_stamped(hash, key, value, now, Stamp::plain(now + self.ttl))
+    /// [`Lru::insert`] of `key` in database `db`, with its hash already
+    /// made by [`Lru::hasher`].
+    pub fn insert_hashed(
+        &mut self,
+        hash: u64,
+        db: Db,
+        key: &[u8],
+        value: V,
+        now: Time,
+    ) -> Displaced<V> {
+        let stamp = Stamp::plain(now + self.ttl);
+        self.insert_stamped(hash, db, key, value, now, stamp)
     }
 
+    /// Stores `value` under `key` of database `db`, expiring as `stamp`
+    /// says.
     fn insert_stamped(
         &mut self,
         hash: u64,
+        db: Db,
         key: &[u8],
         value: V,
         now: Time,
         stamp: Stamp,
     ) -> Displaced<V> {
-        let charge = Self::charge(key, &value);
+        let charge = Self::charge_in(db, key, &value);
         if charge > self.max_entry_bytes() {
-            let old = self.find(hash, key).map(|slot| self.remove_slot(slot).1);
+            let old = self
+                .find(hash, db, key)
+                .map(|slot| self.remove_slot(slot).1);
             return Displaced::Refused(value, old);
         }
-        if let Some(slot) = self.find(hash, key) {
+        if let Some(slot) = self.find(hash, db, key) {
             let node = &mut self.nodes[slot];
             self.bytes += value.heap_bytes();
             let old = std::mem::replace(&mut node.value, value);
@@ -321,7 +330,8 @@ impl<V: Weigh> Lru<V> {
             }
             return Displaced::Several(gone);
         }
-        let key = Key::new(key);
+        let key = Key::new(db, key);
+        self.dbs.added(db);
         let mut gone = Vec::new();
         let last = loop {
             // (An empty cache always has room: `charge` is at most an
@@ -357,6 +367,7 @@ impl<V: Weigh> Lru<V> {
             let node = &mut self.nodes[slot];
             let old_key = std::mem::replace(&mut node.key, key);
             let old_value = std::mem::replace(&mut node.value, value);
+            self.dbs.removed(old_key.db());
             node.stamp = stamp;
             self.bytes = self.bytes - freed + charge;
             self.index(hash, slot);
@@ -376,19 +387,22 @@ impl<V: Weigh> Lru<V> {
         Displaced::Several(gone)
     }
 
-    /// Removes `key` if present, handing back its value.
+    /// Removes `key` (of database 0) if present, handing back its value.
     pub fn remove(&mut self, key: &[u8]) -> Option<V> {
-        self.remove_hashed(self.hasher.hash(key), key)
+        self.remove_hashed(self.hasher.hash(key), 0, key)
     }
 
-    /// [`Lru::remove`] with the key's hash already made by [`Lru::hasher`].
-    pub fn remove_hashed(&mut self, hash: u64, key: &[u8]) -> Option<V> {
-        let slot = self.find(hash, key)?;
+    /// [`Lru::remove`] of `key` in database `db`, with its hash already
+    /// made by [`Lru::hasher`].
+    pub fn remove_hashed(&mut self, hash: u64, db: Db, key: &[u8]) -> Option<V> {
+        let slot = self.find(hash, db, key)?;
         Some(self.remove_slot(slot).1)
     }
 }
 
 #[cfg(test)]
 mod bytes_tests;
+#[cfg(test)]
+mod db_tests;
 #[cfg(test)]
 mod tests;

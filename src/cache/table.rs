@@ -19,6 +19,7 @@ impl<V: Weigh> Lru<V> {
         let Some(node) = self.nodes.0.pop() else {
             unreachable!("remove_slot is only called on an occupied slot");
         };
+        self.dbs.removed(node.key.db());
         (node.key, node.value)
     }
 }
@@ -57,25 +58,28 @@ impl<V> Lru<V> {
         }
     }
 
-    /// The slot holding `key`, whose hash is `hash`.
+    /// The slot holding `key` of database `db`, whose hash is `hash`.
     #[inline]
-    pub(super) fn find(&self, hash: u64, key: &[u8]) -> Option<Slot> {
+    pub(super) fn find(&self, hash: u64, db: super::Db, key: &[u8]) -> Option<Slot> {
         let nodes = &self.nodes;
         self.table
-            .find(hash, |&s| nodes[s].key.as_bytes() == key)
+            .find(hash, |&s| nodes[s].key.is(db, key))
             .copied()
     }
 
     /// Adds `slot` to the table under `hash`.
     pub(super) fn index(&mut self, hash: u64, slot: Slot) {
         let (nodes, hasher) = (&self.nodes, &self.hasher);
-        self.table
-            .insert_unique(hash, slot, |&s| hasher.hash(nodes[s].key.as_bytes()));
+        self.table.insert_unique(hash, slot, |&s| {
+            let key = &nodes[s].key;
+            hasher.hash_in(key.db(), key.as_bytes())
+        });
     }
 
     /// The hash of the key in `slot`.
     pub(super) fn hash_of(&self, slot: Slot) -> u64 {
-        self.hasher.hash(self.nodes[slot].key.as_bytes())
+        let key = &self.nodes[slot].key;
+        self.hasher.hash_in(key.db(), key.as_bytes())
     }
 
     /// Takes `slot` out of the table.

@@ -29,7 +29,7 @@ fn evicts_least_recently_read() {
     assert_eq!(cache.get(b"a", now), Lookup::Hit(&0));
     assert_eq!(
         cache.insert(b"d", 3, now),
-        Displaced::Evicted(Key::new(b"b"), 1)
+        Displaced::Evicted(Key::new(0, b"b"), 1)
     );
     assert_eq!(cache.keys_by_recency(), vec![&b"d"[..], b"a", b"c"]);
     cache.validate();
@@ -105,7 +105,7 @@ fn capacity_one() {
     cache.insert(b"a", 1, now);
     assert_eq!(
         cache.insert(b"b", 2, now),
-        Displaced::Evicted(Key::new(b"a"), 1)
+        Displaced::Evicted(Key::new(0, b"a"), 1)
     );
     assert_eq!(cache.len(), 1);
     cache.validate();
@@ -158,10 +158,10 @@ fn hashes_made_outside_fit_the_cache_and_its_replacements() {
         Duration::from_secs(60),
     );
     let hasher = cache.hasher().clone();
-    cache.insert_hashed(hasher.hash(b"k"), b"k", 1, now);
+    cache.insert_hashed(hasher.hash(b"k"), 0, b"k", 1, now);
     assert_eq!(cache.get(b"k", now), Lookup::Hit(&1));
     assert_eq!(
-        cache.get_hashed(hasher.hash(b"k"), b"k", now),
+        cache.get_hashed(hasher.hash(b"k"), 0, b"k", now),
         Lookup::Hit(&1)
     );
     // A replacement built with the same hasher takes the same hashes.
@@ -171,7 +171,7 @@ fn hashes_made_outside_fit_the_cache_and_its_replacements() {
     )
     .with_hasher(hasher.clone());
     fresh.insert(b"k", 2, now);
-    assert_eq!(fresh.remove_hashed(hasher.hash(b"k"), b"k"), Some(2));
+    assert_eq!(fresh.remove_hashed(hasher.hash(b"k"), 0, b"k"), Some(2));
     fresh.validate();
 }
 

@@ -21,11 +21,20 @@ impl<V: Weigh> Lru<V> {
         assert!(self.bytes <= self.max_bytes, "over max_bytes");
         for (slot, node) in (0..).zip(self.nodes.0.iter()) {
             assert_eq!(
-                self.find(self.hash_of(slot), node.key.as_bytes()),
+                self.find(self.hash_of(slot), node.key.db(), node.key.as_bytes()),
                 Some(slot),
                 "table misses a node"
             );
         }
+        let mut by_db: Vec<(super::Db, usize)> = Vec::new();
+        for node in &self.nodes.0 {
+            match by_db.iter_mut().find(|(db, _)| *db == node.key.db()) {
+                Some((_, count)) => *count += 1,
+                None => by_db.push((node.key.db(), 1)),
+            }
+        }
+        by_db.sort_unstable();
+        assert_eq!(self.entries_by_db(), by_db, "entries per database differ");
         for list in [List::Recency, List::Age] {
             let ends = match list {
                 List::Recency => self.recency,

@@ -133,7 +133,7 @@ impl Metrics {
     /// `INFO commandstats`' figures: the RESP front end's own commands
     /// (`own`, in the order of its table, counted by index) and their
     /// subcommands, then the forwarded ones by name; a command both
-    /// answered here and forwarded (GET in another database) shows once,
+    /// answered here and forwarded (GET inside MULTI) shows once,
     /// with both counts. `other` is left out, as Redis shows no unknown
     /// command.
     pub fn commandstats<'a>(

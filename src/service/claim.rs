@@ -41,6 +41,8 @@ pub enum Claim {
 /// key's fetch without a leader: only a worker pool that is gone (the proxy
 /// stopping) drops one.
 pub struct Ticket {
+    /// Redis's number of the key's database.
+    db: i64,
     flight: Arc<Flight>,
     /// The leader's place; `None` for a read that waits on the fetch.
     place: Option<Detached>,
@@ -67,15 +69,16 @@ impl Drop for Deferred {
 }
 
 impl Service {
-    /// Looks `key` up under one lock, holding the WORKERS place `place`
+    /// Looks `key` in Redis's database `db` (the client's `SELECT`) up
+    /// under one lock, holding the WORKERS place `place`
     /// (taken without waiting): a hit, or a miss whose fetch is now led or
     /// joined, counted as [`Service::get`] counts them. `worker_free` says
     /// whether a worker would start a led fetch at once: without one, a
     /// miss leads nothing here (its readers would all wait behind busy
     /// workers), but a hit is still served.
-    pub fn claim(&self, key: &[u8], place: Permit<'_>, worker_free: bool) -> Claim {
+    pub fn claim(&self, db: i64, key: &[u8], place: Permit<'_>, worker_free: bool) -> Claim {
         let may_lead = worker_free && self.deferred.load(Ordering::Acquire) == 0;
-        match self.core.claim(key, may_lead) {
+        match self.core.claim(db, key, may_lead) {
             Claimed::Hit(value, life) => {
                 self.metrics.hit();
                 Claim::Hit(hit(value, life))
@@ -83,6 +86,7 @@ impl Service {
             Claimed::Lead(flight) => {
                 self.metrics.miss();
                 Claim::Fetch(Ticket {
+                    db,
                     flight,
                     place: Some(place.detach()),
                 })
@@ -91,6 +95,7 @@ impl Service {
                 self.metrics.miss();
                 self.metrics.coalesced();
                 Claim::Fetch(Ticket {
+                    db,
                     flight,
                     place: None,
                 })
@@ -107,17 +112,17 @@ impl Service {
     }
 
     /// Finishes the read of `key` that [`Service::claim`] began for that
-    /// same key, as [`Service::get`] would (stale-if-error included), then
+    /// same key (in its database), as [`Service::get_in`] would (stale-if-error included), then
     /// releases the leader's place.
     pub fn finish(&self, key: &[u8], ticket: Ticket) -> Result<Option<Found>, ReadError> {
-        let Ticket { flight, place } = ticket;
+        let Ticket { db, flight, place } = ticket;
         let read = match place {
             Some(place) => {
                 let _place = self.admission.reattach(place);
-                self.lead(key, &flight)
+                self.lead(db, key, &flight)
             }
             None => self.as_found(flight.wait(self.wait_limit)),
         };
-        self.or_stale(key, read)
+        self.or_stale(db, key, read)
     }
 }

@@ -29,23 +29,26 @@ pub(super) struct Fetched {
 }
 
 impl Service {
-    /// Fetches `key` for everyone waiting on `flight`, fills the cache, and
+    /// Fetches `key` in Redis's database `db` for everyone waiting on
+    /// `flight`, fills the cache, and
     /// wakes the waiters. A guard finishes the flight even if the fetch
     /// panics, so no waiter is stranded.
     pub(super) fn lead(
         &self,
+        db: i64,
         key: &[u8],
         flight: &Arc<Flight>,
     ) -> Result<Option<Found>, ReadError> {
         let mut guard = LeaderGuard {
             service: self,
+            db,
             key,
             flight,
             finished: false,
         };
         let sent = self.core.now();
         let started = Instant::now();
-        let fetched = self.backend.get(key);
+        let fetched = self.backend.get(db, key);
         let result = match &fetched {
             Ok(Read { value: Some(_), .. }) => BackendResult::Found,
             Ok(Read { value: None, .. }) => BackendResult::Absent,
@@ -89,8 +92,8 @@ impl Service {
 
     /// Ends a flight: the core retires it and caches what it found (see
     /// `ReadThrough::fill`), then the outcome goes to its waiters.
-    pub(super) fn finish_flight(&self, key: &[u8], flight: &Flight, outcome: FetchResult) {
-        self.core.fill(key, flight, &outcome);
+    pub(super) fn finish_flight(&self, db: i64, key: &[u8], flight: &Flight, outcome: FetchResult) {
+        self.core.fill(db, key, flight, &outcome);
         flight.complete(outcome);
     }
 

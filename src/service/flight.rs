@@ -6,8 +6,11 @@
 //! while a fetch is in flight marks it stale, and a stale fetch still
 //! answers its waiters but is not stored.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
+
+use crate::cache::Db;
 
 use super::{FetchResult, ReadError, Service};
 
@@ -53,10 +56,75 @@ pub(super) struct InFlight {
     pub(super) stale: bool,
 }
 
+/// The fetches in flight, by database (the cache's numbering) and key.
+/// Database 0's, REDIS_ADDRESS's, has its own map, so its lookups cost
+/// what they did before there were others; another database's map goes
+/// with its last flight, so marking a key's flights stale in every
+/// database costs O(databases with flights).
+#[derive(Default)]
+pub(super) struct Flights {
+    home: HashMap<Box<[u8]>, InFlight>,
+    others: HashMap<Db, HashMap<Box<[u8]>, InFlight>>,
+}
+
+impl Flights {
+    /// The flight of `key` in `db`, if any.
+    pub(super) fn get(&self, db: Db, key: &[u8]) -> Option<&InFlight> {
+        match db {
+            0 => self.home.get(key),
+            _ => self.others.get(&db)?.get(key),
+        }
+    }
+
+    /// Puts `entry` in place as the flight of `key` in `db`.
+    pub(super) fn insert(&mut self, db: Db, key: &[u8], entry: InFlight) {
+        match db {
+            0 => self.home.insert(key.into(), entry),
+            _ => self.others.entry(db).or_default().insert(key.into(), entry),
+        };
+    }
+
+    /// Takes the flight of `key` in `db` out of the table.
+    pub(super) fn remove(&mut self, db: Db, key: &[u8]) -> Option<InFlight> {
+        if db == 0 {
+            return self.home.remove(key);
+        }
+        let flights = self.others.get_mut(&db)?;
+        let entry = flights.remove(key);
+        if flights.is_empty() {
+            self.others.remove(&db);
+        }
+        entry
+    }
+
+    /// Marks the flights of `key` stale in every database: a change
+    /// announced without a database.
+    pub(super) fn mark_stale_everywhere(&mut self, key: &[u8]) {
+        let others = self.others.values_mut();
+        for flights in std::iter::once(&mut self.home).chain(others) {
+            if let Some(entry) = flights.get_mut(key) {
+                entry.stale = true;
+            }
+        }
+    }
+
+    /// Marks every flight stale.
+    pub(super) fn mark_all_stale(&mut self) {
+        let others = self.others.values_mut();
+        for flights in std::iter::once(&mut self.home).chain(others) {
+            for entry in flights.values_mut() {
+                entry.stale = true;
+            }
+        }
+    }
+}
+
 /// Finishes the leader's flight exactly once, with an error if the leader
 /// unwinds before it has an outcome, so no waiter is stranded.
 pub(super) struct LeaderGuard<'a> {
     pub(super) service: &'a Service,
+    /// Redis's number of the key's database.
+    pub(super) db: i64,
     pub(super) key: &'a [u8],
     pub(super) flight: &'a Flight,
     pub(super) finished: bool,
@@ -65,7 +133,8 @@ pub(super) struct LeaderGuard<'a> {
 impl LeaderGuard<'_> {
     pub(super) fn finish(&mut self, outcome: FetchResult) {
         self.finished = true;
-        self.service.finish_flight(self.key, self.flight, outcome);
+        self.service
+            .finish_flight(self.db, self.key, self.flight, outcome);
     }
 }
 
@@ -73,6 +142,7 @@ impl Drop for LeaderGuard<'_> {
     fn drop(&mut self) {
         if !self.finished {
             self.service.finish_flight(
+                self.db,
                 self.key,
                 self.flight,
                 Err(ReadError::Unavailable("fetch aborted".to_owned())),

@@ -95,8 +95,9 @@ impl Service {
             Invalidation::Off => LinkState::Off,
             Invalidation::Auto | Invalidation::Tracking => LinkState::Down,
         };
+        let home = backend.default_db();
         Service {
-            core: ReadThrough::new(config, link, clock, Arc::clone(&metrics)),
+            core: ReadThrough::new(config, (link, home), clock, Arc::clone(&metrics)),
             backend,
             wait_limit: config.redis_timeout,
             backend_warnings: LogLimiter::new(Duration::from_secs(5)),
@@ -172,13 +173,14 @@ impl Service {
         self.backend.ping().map_err(ReadError::from)
     }
 
-    /// The cached value of `key`, if it is cached and fresh; never asks
-    /// Redis, never waits on a fetch. A hit counts as one; on `None` the
-    /// caller goes on to [`Service::get`], which counts the miss. HTTP
-    /// serves hits through it without taking a WORKERS place; the RESP loop
-    /// uses [`Service::claim`], which also leads or joins the fetch.
+    /// The cached value of `key` in REDIS_ADDRESS's database, if it is
+    /// cached and fresh; never asks Redis, never waits on a fetch. A hit
+    /// counts as one; on `None` the caller goes on to [`Service::get`],
+    /// which counts the miss. HTTP serves hits through it without taking a
+    /// WORKERS place; the RESP loop uses [`Service::claim`], which also
+    /// leads or joins the fetch.
     pub fn cached(&self, key: &[u8]) -> Option<Found> {
-        let (value, life) = self.core.cached(key)?;
+        let (value, life) = self.core.cached(self.backend.default_db(), key)?;
         self.metrics.hit();
         Some(hit(value, life))
     }
@@ -188,8 +190,17 @@ impl Service {
     /// When Redis cannot be read, an entry that stopped being fresh less
     /// than STALE_IF_ERROR_SECS ago is served instead, marked stale, unless
     /// its key's TTL in Redis has ended meanwhile.
+    ///
+    /// The key is REDIS_ADDRESS's database's (HTTP's); [`Service::get_in`]
+    /// reads another's.
     pub fn get(&self, key: &[u8]) -> Result<Option<Found>, ReadError> {
-        self.or_stale(key, self.read(key))
+        self.get_in(self.backend.default_db(), key)
+    }
+
+    /// [`Service::get`] of `key` in Redis's database `db` (a RESP client's
+    /// `SELECT`): cached under `db` and `key`, fetched from Redis in `db`.
+    pub fn get_in(&self, db: i64, key: &[u8]) -> Result<Option<Found>, ReadError> {
+        self.or_stale(db, key, self.read(db, key))
     }
 
     /// `read`, or, when Redis could not be read, the entry kept for `key`
@@ -198,6 +209,7 @@ impl Service {
     /// meanwhile is never served.
     fn or_stale(
         &self,
+        db: i64,
         key: &[u8],
         read: Result<Option<Found>, ReadError>,
     ) -> Result<Option<Found>, ReadError> {
@@ -205,7 +217,7 @@ impl Service {
             Err(err @ (ReadError::Unavailable(_) | ReadError::Timeout(_)))
                 if self.core.keeps_stale() =>
             {
-                match self.core.stale(key) {
+                match self.core.stale(db, key) {
                     Some((value, life)) => {
                         self.metrics.stale_served();
                         Ok(Some(Found {
@@ -223,15 +235,15 @@ impl Service {
     }
 
     /// [`Service::get`] without stale-if-error.
-    fn read(&self, key: &[u8]) -> Result<Option<Found>, ReadError> {
-        match self.core.probe(key) {
+    fn read(&self, db: i64, key: &[u8]) -> Result<Option<Found>, ReadError> {
+        match self.core.probe(db, key) {
             Probe::Hit(value, life) => {
                 self.metrics.hit();
                 Ok(Some(hit(value, life)))
             }
             Probe::Lead(flight) => {
                 self.metrics.miss();
-                self.lead(key, &flight)
+                self.lead(db, key, &flight)
             }
             Probe::Follow(flight) => {
                 self.metrics.miss();
@@ -239,6 +251,14 @@ impl Service {
                 self.as_found(flight.wait(self.wait_limit))
             }
         }
+    }
+}
+
+impl Service {
+    /// How many entries the cache holds in each of Redis's databases, by
+    /// database, those with none left out (`INFO keyspace`).
+    pub fn entries_by_db(&self) -> Vec<(i64, usize)> {
+        self.core.entries_by_db()
     }
 }
 
@@ -252,5 +272,7 @@ fn hit(value: Value, life: Life) -> Found {
     }
 }
 
+#[cfg(test)]
+mod db_tests;
 #[cfg(test)]
 mod tests;

@@ -8,24 +8,25 @@
 //! response writing; keys are hashed and the clock read before it is taken,
 //! and whatever a change drops is freed after it is released.
 
-use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::cache::{Displaced, KeyHasher, Life, Lookup, Lru, Time};
+use crate::cache::{Db, Displaced, KeyHasher, Life, Lookup, Lru, Time};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics::Metrics;
 
 use super::fill::Fetched;
-use super::flight::{Flight, InFlight};
+use super::flight::{Flight, Flights, InFlight};
 use super::{FetchResult, LinkState, Value};
+
+mod changes;
 
 /// What the lock protects.
 pub(super) struct CacheState {
     pub(super) lru: Lru<Value>,
-    flights: HashMap<Box<[u8]>, InFlight>,
+    pub(super) flights: Flights,
     /// Whether the cache can vouch for what it holds.
     link: LinkState,
     /// Bumped whenever the link goes up or down (see [`InFlight::epoch`]).
@@ -54,9 +55,15 @@ pub(super) enum Claimed {
     Pass,
 }
 
-/// The cache and its fetches in flight, shared by every worker.
+/// The cache and its fetches in flight, shared by every worker, keyed by
+/// database and key. Callers name databases by Redis's numbers; the cache
+/// numbers them from REDIS_ADDRESS's (its database 0, whose keys are
+/// stored and hashed as cheaply as before there were others: see
+/// [`ReadThrough::db`]).
 pub(super) struct ReadThrough {
     state: Mutex<CacheState>,
+    /// REDIS_ADDRESS's database.
+    home: i64,
     /// The LRU's key hasher: keys are hashed before the lock is taken.
     hasher: KeyHasher,
     /// Read before the lock is taken, and kept across flushes so no
@@ -83,7 +90,7 @@ impl ReadThrough {
     /// An empty cache, its link at `link`, reading the time off `clock`.
     pub(super) fn new(
         config: &Config,
-        link: LinkState,
+        (link, home): (LinkState, i64),
         clock: Clock,
         metrics: Arc<Metrics>,
     ) -> ReadThrough {
@@ -96,10 +103,11 @@ impl ReadThrough {
         ReadThrough {
             state: Mutex::new(CacheState {
                 lru,
-                flights: HashMap::new(),
+                flights: Flights::default(),
                 link,
                 epoch: 0,
             }),
+            home,
             hasher,
             clock,
             capacity: config.cache_capacity,
@@ -111,6 +119,19 @@ impl ReadThrough {
             #[cfg(test)]
             locks: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// The cache's number for Redis's database `db`: REDIS_ADDRESS's is 0.
+    /// Exact, and its own inverse: Redis's numbers here are below 2^32
+    /// (REDIS_ADDRESS's is checked to be a u32, `SELECT` takes those below
+    /// Redis's `databases`, an int), so their XOR is too.
+    pub(super) fn db(&self, db: i64) -> Db {
+        (db ^ self.home) as Db
+    }
+
+    /// Redis's number for the cache's database `db`.
+    pub(super) fn redis_db(&self, db: Db) -> i64 {
+        i64::from(db) ^ self.home
     }
 
     /// The time now, by the clock the core was given.
@@ -128,42 +149,46 @@ impl ReadThrough {
         !self.stale_if_error.is_zero()
     }
 
-    /// A fresh cached value of `key`, never joining or leading a fetch.
-    pub(super) fn cached(&self, key: &[u8]) -> Option<(Value, Life)> {
-        self.lookup(key, |value, life| Some((value, life)), |_| None)
+    /// A fresh cached value of `key` in Redis's database `db`, never
+    /// joining or leading a fetch.
+    pub(super) fn cached(&self, db: i64, key: &[u8]) -> Option<(Value, Life)> {
+        self.lookup(db, key, |value, life| Some((value, life)), |_| None)
     }
 
-    /// A fresh cached value of `key`, or else the fetch to lead or join,
-    /// under one lock.
-    pub(super) fn probe(&self, key: &[u8]) -> Probe {
-        self.lookup(key, Probe::Hit, |state| state.join_or_lead(key))
+    /// A fresh cached value of `key` in `db`, or else the fetch to lead or
+    /// join, under one lock.
+    pub(super) fn probe(&self, db: i64, key: &[u8]) -> Probe {
+        let at = self.db(db);
+        self.lookup(db, key, Probe::Hit, |state| state.join_or_lead(at, key))
     }
 
     /// [`ReadThrough::probe`], except that with `may_lead` false a miss with
     /// no fetch in flight starts none.
-    pub(super) fn claim(&self, key: &[u8], may_lead: bool) -> Claimed {
-        let on_miss = |state: &mut CacheState| match state.joinable(key) {
+    pub(super) fn claim(&self, db: i64, key: &[u8], may_lead: bool) -> Claimed {
+        let at = self.db(db);
+        let on_miss = |state: &mut CacheState| match state.joinable(at, key) {
             Some(flight) => Claimed::Follow(flight),
-            None if may_lead => match state.join_or_lead(key) {
+            None if may_lead => match state.join_or_lead(at, key) {
                 Probe::Lead(flight) => Claimed::Lead(flight),
                 Probe::Follow(flight) => Claimed::Follow(flight),
                 Probe::Hit(value, life) => Claimed::Hit(value, life),
             },
             None => Claimed::Pass,
         };
-        self.lookup(key, Claimed::Hit, on_miss)
+        self.lookup(db, key, Claimed::Hit, on_miss)
     }
 
-    /// The entry kept for `key` past its freshness, if within
+    /// The entry kept for `key` in `db` past its freshness, if within
     /// STALE_IF_ERROR_SECS.
-    pub(super) fn stale(&self, key: &[u8]) -> Option<(Value, Life)> {
+    pub(super) fn stale(&self, db: i64, key: &[u8]) -> Option<(Value, Life)> {
+        let at = self.db(db);
         let now = self.clock.now();
         let state = self.lock();
-        let (value, life) = state.lru.stale(key, now)?;
+        let (value, life) = state.lru.stale_in(at, key, now)?;
         Some((value.clone(), life))
     }
 
-    /// Looks `key` up under the lock: `on_hit` gets a fresh value and how
+    /// Looks `key` in `db` up under the lock: `on_hit` gets a fresh value and how
     /// its entry's life stands (fresh for how much longer, stored how long
     /// ago), and `on_miss` runs, still under the lock, when the key is
     /// absent, has just expired, or the cache cannot vouch for it (the
@@ -171,19 +196,21 @@ impl ReadThrough {
     /// prefixes). An expired value is counted and dropped after unlocking.
     fn lookup<T>(
         &self,
+        db: i64,
         key: &[u8],
         on_hit: impl FnOnce(Value, Life) -> T,
         on_miss: impl FnOnce(&mut CacheState) -> T,
     ) -> T {
         let tracked = self.is_tracked(key);
-        let hash = self.hasher.hash(key);
+        let db = self.db(db);
+        let hash = self.hasher.hash_in(db, key);
         let now = self.clock.now();
         let (result, expired) = {
             let mut state = self.lock();
             if !state.may_cache(tracked) {
                 (on_miss(&mut state), None)
             } else {
-                match state.lru.get_hashed(hash, key, now) {
+                match state.lru.get_hashed(hash, db, key, now) {
                     Lookup::Hit(value) => {
                         let value = value.clone();
                         // The hit is now the most recent entry.
@@ -209,15 +236,16 @@ impl ReadThrough {
         result
     }
 
-    /// Retires the flight for `key` and caches what it found, unless the
+    /// Retires the flight for `key` in `db` and caches what it found, unless the
     /// flight went stale (an invalidation or flush arrived meanwhile, or
     /// the link changed since it began) or the value has no life left. A
     /// read that found the key absent, or with no life left, removes what
     /// the cache kept of it (an entry kept for stale-if-error), since Redis
     /// has just said it is gone.
-    pub(super) fn fill(&self, key: &[u8], flight: &Flight, outcome: &FetchResult) {
+    pub(super) fn fill(&self, db: i64, key: &[u8], flight: &Flight, outcome: &FetchResult) {
         let tracked = self.is_tracked(key);
-        let hash = self.hasher.hash(key);
+        let db = self.db(db);
+        let hash = self.hasher.hash_in(db, key);
         let now = self.clock.now();
         let displaced = {
             let mut state = self.lock();
@@ -225,10 +253,10 @@ impl ReadThrough {
             // it (this one had gone stale) stays for its own leader.
             let ours = state
                 .flights
-                .get(key)
+                .get(db, key)
                 .is_some_and(|e| std::ptr::eq(Arc::as_ptr(&e.flight), flight));
             let entry = if ours {
-                state.flights.remove(key)
+                state.flights.remove(db, key)
             } else {
                 None
             };
@@ -237,16 +265,16 @@ impl ReadThrough {
             let lru = &mut state.lru;
             let displaced = match outcome {
                 Ok(Some(Fetched { value, ends: None })) if fresh => {
-                    lru.insert_hashed(hash, key, value.clone(), now)
+                    lru.insert_hashed(hash, db, key, value.clone(), now)
                 }
                 Ok(Some(Fetched {
                     value,
                     ends: Some(ends),
                 })) if fresh && *ends > now => {
-                    lru.insert_hashed_until(hash, key, value.clone(), now, *ends)
+                    lru.insert_hashed_until(hash, db, key, value.clone(), now, *ends)
                 }
                 Ok(Some(Fetched { ends: Some(_), .. })) | Ok(None) => lru
-                    .remove_hashed(hash, key)
+                    .remove_hashed(hash, db, key)
                     .map_or(Displaced::Nothing, Displaced::Replaced),
                 Ok(Some(_)) | Err(_) => Displaced::Nothing,
             };
@@ -261,79 +289,6 @@ impl ReadThrough {
             self.metrics.expired(expired);
         }
         drop(displaced);
-    }
-
-    /// The invalidation link's state now.
-    pub(super) fn link(&self) -> LinkState {
-        self.lock().link
-    }
-
-    /// Moves the link to `link`: a new epoch, and every fetch in flight
-    /// stale. When the link is lost, nothing held can be vouched for: it is
-    /// dropped (after unlocking), or, with STALE_IF_ERROR_SECS, kept as
-    /// stale for stale-if-error alone. Returns whether the link was lost.
-    pub(super) fn relink(&self, link: LinkState) -> bool {
-        let dropped = {
-            let mut state = self.lock();
-            let lost = state.link == LinkState::Up && link == LinkState::Down;
-            state.link = link;
-            state.epoch += 1;
-            state.mark_flights_stale();
-            self.metrics.set_link_up(link == LinkState::Up);
-            if !lost {
-                return false;
-            }
-            if self.keeps_stale() {
-                state.lru.expire_all(self.clock.now());
-                None
-            } else {
-                Some(self.take_lru(&mut state))
-            }
-        };
-        drop(dropped);
-        true
-    }
-
-    /// Removes `keys` (announced changed) and marks their fetches in
-    /// flight stale, under one lock.
-    pub(super) fn invalidate(&self, keys: &[&[u8]]) {
-        let hashes: Vec<u64> = keys.iter().map(|key| self.hasher.hash(key)).collect();
-        let mut dropped = Vec::new();
-        {
-            let mut state = self.lock();
-            for (key, hash) in keys.iter().zip(hashes) {
-                if let Some(value) = state.lru.remove_hashed(hash, key) {
-                    dropped.push(value);
-                }
-                if let Some(entry) = state.flights.get_mut(*key) {
-                    entry.stale = true;
-                }
-            }
-            self.metrics.set_entries(state.lru.len(), state.lru.bytes());
-        }
-        drop(dropped);
-    }
-
-    /// Drops everything held and marks every fetch in flight stale.
-    pub(super) fn flush(&self) {
-        let dropped = {
-            let mut state = self.lock();
-            state.mark_flights_stale();
-            self.take_lru(&mut state)
-        };
-        drop(dropped);
-    }
-
-    /// Swaps the LRU for an empty one; the old one is dropped by the caller
-    /// after unlocking, so freeing many values never holds the lock.
-    fn take_lru(&self, state: &mut CacheState) -> Lru<Value> {
-        let empty = Lru::new(self.capacity, self.expiry)
-            .with_max_bytes(self.max_bytes)
-            .with_stale_if_error(self.stale_if_error)
-            .with_hasher(self.hasher.clone());
-        let old = std::mem::replace(&mut state.lru, empty);
-        self.metrics.set_entries(0, 0);
-        old
     }
 
     /// Whether `key` is under one of INVALIDATION_PREFIXES (or none are set).
@@ -362,24 +317,22 @@ impl CacheState {
     }
 
     fn mark_flights_stale(&mut self) {
-        for entry in self.flights.values_mut() {
-            entry.stale = true;
-        }
+        self.flights.mark_all_stale();
     }
 
-    /// The fetch of `key` in flight, if a read may still wait on it: not
+    /// The fetch of `key` in `db` in flight, if a read may still wait on it: not
     /// one an invalidation, a flush or a change of the link made stale,
     /// since what it brings back may be older than what the reader must
     /// see. A later read leads a fetch of its own in its place.
-    fn joinable(&self, key: &[u8]) -> Option<Arc<Flight>> {
+    fn joinable(&self, db: Db, key: &[u8]) -> Option<Arc<Flight>> {
         self.flights
-            .get(key)
+            .get(db, key)
             .filter(|e| !e.stale && e.epoch == self.epoch)
             .map(|e| Arc::clone(&e.flight))
     }
 
-    pub(super) fn join_or_lead(&mut self, key: &[u8]) -> Probe {
-        if let Some(flight) = self.joinable(key) {
+    pub(super) fn join_or_lead(&mut self, db: Db, key: &[u8]) -> Probe {
+        if let Some(flight) = self.joinable(db, key) {
             return Probe::Follow(flight);
         }
         let flight = Arc::new(Flight::default());
@@ -388,7 +341,7 @@ impl CacheState {
             epoch: self.epoch,
             stale: false,
         };
-        self.flights.insert(key.into(), entry);
+        self.flights.insert(db, key, entry);
         Probe::Lead(flight)
     }
 }

@@ -40,7 +40,7 @@ fn service(timeout_ms: &str) -> Service {
 
 /// A fetch of `key` in flight that only the test finishes.
 fn in_flight(service: &Service, key: &[u8]) -> Arc<Flight> {
-    match service.core.lock().join_or_lead(key) {
+    match service.core.lock().join_or_lead(0, key) {
         Probe::Lead(flight) => flight,
         _ => panic!("a flight for the key was already in place"),
     }
@@ -87,7 +87,7 @@ fn a_waiter_gets_the_leaders_value() {
     until("the waiter to join the flight", || {
         service.metrics().coalesced_count() == 1
     });
-    service.finish_flight(b"k", &flight, Ok(Some(fetched(b"v"))));
+    service.finish_flight(0, b"k", &flight, Ok(Some(fetched(b"v"))));
     let found = waiter
         .join()
         .expect("waiter")
@@ -122,7 +122,7 @@ fn a_waiter_gets_the_leaders_value() {
 fn an_entry_expires_after_the_lifetime_however_often_it_is_read() {
     let (service, hand) = timed("1000");
     let flight = in_flight(&service, b"k");
-    service.finish_flight(b"k", &flight, Ok(Some(fetched(b"v"))));
+    service.finish_flight(0, b"k", &flight, Ok(Some(fetched(b"v"))));
     // Read just before the end: had a read extended the lifetime, the
     // entry would still be fresh at 60 s.
     hand.advance(Duration::from_secs(59));
@@ -145,7 +145,7 @@ fn nothing_is_cached_until_the_link_is_up() {
     let service = service_with("5000", "tracking");
     assert_eq!(service.link_state(), LinkState::Down);
     let flight = in_flight(&service, b"t:k");
-    service.finish_flight(b"t:k", &flight, Ok(Some(fetched(b"v"))));
+    service.finish_flight(0, b"t:k", &flight, Ok(Some(fetched(b"v"))));
     assert!(service.cached(b"t:k").is_none());
 }
 
@@ -154,12 +154,12 @@ fn a_fill_racing_an_invalidation_answers_but_is_not_stored() {
     let service = tracking();
     let flight = in_flight(&service, b"t:k");
     service.invalidate(&[b"t:k"]);
-    service.finish_flight(b"t:k", &flight, Ok(Some(fetched(b"old"))));
+    service.finish_flight(0, b"t:k", &flight, Ok(Some(fetched(b"old"))));
     assert_eq!(flight.wait(Duration::ZERO), Ok(Some(fetched(b"old"))));
     assert!(service.cached(b"t:k").is_none());
     // Without the race, the same fill is stored.
     let flight = in_flight(&service, b"t:k");
-    service.finish_flight(b"t:k", &flight, Ok(Some(fetched(b"new"))));
+    service.finish_flight(0, b"t:k", &flight, Ok(Some(fetched(b"new"))));
     assert_eq!(service.cached(b"t:k").map(|f| f.value), Some(value(b"new")));
 }
 
@@ -173,9 +173,9 @@ fn a_read_after_an_invalidation_does_not_wait_on_the_fetch_it_made_stale() {
     let fresh = in_flight(&service, b"t:k");
     assert!(!Arc::ptr_eq(&stale, &fresh));
     // The stale fetch ends first: not stored, and the new one stays.
-    service.finish_flight(b"t:k", &stale, Ok(Some(fetched(b"old"))));
+    service.finish_flight(0, b"t:k", &stale, Ok(Some(fetched(b"old"))));
     assert!(service.cached(b"t:k").is_none());
-    service.finish_flight(b"t:k", &fresh, Ok(Some(fetched(b"new"))));
+    service.finish_flight(0, b"t:k", &fresh, Ok(Some(fetched(b"new"))));
     assert_eq!(service.cached(b"t:k").map(|f| f.value), Some(value(b"new")));
     // Likewise after a flush.
     let stale = in_flight(&service, b"t:k2");
@@ -189,7 +189,7 @@ fn an_invalidation_drops_the_entry_and_a_flush_drops_all() {
     let service = tracking();
     for key in [&b"t:a"[..], b"t:b", b"t:c"] {
         let flight = in_flight(&service, key);
-        service.finish_flight(key, &flight, Ok(Some(fetched(b"v"))));
+        service.finish_flight(0, key, &flight, Ok(Some(fetched(b"v"))));
     }
     service.invalidate(&[b"t:a", b"t:unknown"]);
     assert!(service.cached(b"t:a").is_none());
@@ -197,7 +197,7 @@ fn an_invalidation_drops_the_entry_and_a_flush_drops_all() {
     let racing = in_flight(&service, b"t:d");
     service.flush();
     assert!(service.cached(b"t:b").is_none() && service.cached(b"t:c").is_none());
-    service.finish_flight(b"t:d", &racing, Ok(Some(fetched(b"v"))));
+    service.finish_flight(0, b"t:d", &racing, Ok(Some(fetched(b"v"))));
     assert!(service.cached(b"t:d").is_none());
 }
 
@@ -205,14 +205,14 @@ fn an_invalidation_drops_the_entry_and_a_flush_drops_all() {
 fn a_lost_link_drops_everything_and_bypasses_until_it_is_back() {
     let service = tracking();
     let flight = in_flight(&service, b"t:a");
-    service.finish_flight(b"t:a", &flight, Ok(Some(fetched(b"v"))));
+    service.finish_flight(0, b"t:a", &flight, Ok(Some(fetched(b"v"))));
     let begun_before = in_flight(&service, b"t:b");
     service.link_lost();
     assert_eq!(service.link_state(), LinkState::Down);
     assert!(service.cached(b"t:a").is_none());
     // Back up: a fetch begun before the loss is still not stored.
     service.link_up();
-    service.finish_flight(b"t:b", &begun_before, Ok(Some(fetched(b"v"))));
+    service.finish_flight(0, b"t:b", &begun_before, Ok(Some(fetched(b"v"))));
     assert!(service.cached(b"t:b").is_none());
 }
 
@@ -220,7 +220,7 @@ fn a_lost_link_drops_everything_and_bypasses_until_it_is_back() {
 fn keys_outside_the_tracked_prefixes_are_read_through_uncached() {
     let service = tracking();
     let flight = in_flight(&service, b"other");
-    service.finish_flight(b"other", &flight, Ok(Some(fetched(b"v"))));
+    service.finish_flight(0, b"other", &flight, Ok(Some(fetched(b"v"))));
     assert!(service.cached(b"other").is_none());
 }
 
@@ -230,7 +230,7 @@ fn auto_falling_back_to_off_caches_by_ttl_alone() {
     service.tracking_off();
     assert_eq!(service.link_state(), LinkState::Off);
     let flight = in_flight(&service, b"k");
-    service.finish_flight(b"k", &flight, Ok(Some(fetched(b"v"))));
+    service.finish_flight(0, b"k", &flight, Ok(Some(fetched(b"v"))));
     assert!(service.cached(b"k").is_some());
 }
 
@@ -244,7 +244,7 @@ fn a_key_ending_in_redis_is_cached_no_longer_than_its_ttl() {
         value: value(b"v"),
         ends: Some(ends),
     }));
-    service.finish_flight(b"k", &flight, outcome);
+    service.finish_flight(0, b"k", &flight, outcome);
     let hit = service.cached(b"k").expect("cached");
     // Never past the end; earlier by at most the stamp's rounding (~4 ms).
     let within = |d: Duration| d <= Duration::from_secs(5) && d > Duration::from_millis(4990);
@@ -266,7 +266,7 @@ fn a_key_ending_in_redis_is_cached_no_longer_than_its_ttl() {
 fn a_value_with_no_life_left_answers_its_readers_and_is_not_cached() {
     let service = service("1000");
     let flight = in_flight(&service, b"k");
-    service.finish_flight(b"k", &flight, Ok(Some(fetched(b"old"))));
+    service.finish_flight(0, b"k", &flight, Ok(Some(fetched(b"old"))));
     assert!(service.cached(b"k").is_some());
     service.core.lock().lru.expire_all(service.core.now());
     // Read again: the key went between the GET and the PTTL.
@@ -275,7 +275,7 @@ fn a_value_with_no_life_left_answers_its_readers_and_is_not_cached() {
         value: value(b"v"),
         ends: Some(service.core.now()),
     };
-    service.finish_flight(b"k", &flight, Ok(Some(gone)));
+    service.finish_flight(0, b"k", &flight, Ok(Some(gone)));
     let found = service
         .as_found(flight.wait(Duration::ZERO))
         .expect("found")
@@ -286,7 +286,7 @@ fn a_value_with_no_life_left_answers_its_readers_and_is_not_cached() {
     );
     assert!(service.cached(b"k").is_none());
     // And nothing was kept of the old value, even for stale-if-error.
-    assert!(service.core.stale(b"k").is_none());
+    assert!(service.core.stale(0, b"k").is_none());
 }
 
 /// The fetch a claim led or joined.
@@ -312,8 +312,8 @@ fn a_claimed_miss_is_finished_without_looking_the_key_up_again() {
     // Two RESP reads of one key on the event loop: each looks it up once,
     // the first leading the fetch, the second joining it.
     let locks = service.core.locks.load(Relaxed);
-    let lead = ticket(service.claim(b"k", service.try_admit().expect("a place"), true));
-    let follow = ticket(service.claim(b"k", service.try_admit().expect("a place"), true));
+    let lead = ticket(service.claim(0, b"k", service.try_admit().expect("a place"), true));
+    let follow = ticket(service.claim(0, b"k", service.try_admit().expect("a place"), true));
     assert_eq!(service.core.locks.load(Relaxed) - locks, 2);
     assert_eq!(service.metrics().coalesced_count(), 1);
     // The leader keeps the place its lookup took until a worker finishes
@@ -337,16 +337,16 @@ fn while_a_handed_over_read_waits_for_a_place_a_claim_leads_nothing() {
     let service = service("100");
     let mut deferred = service.defer();
     // No fetch in flight: none is started; the worker reads through.
-    let claim = service.claim(b"k", service.try_admit().expect("a place"), true);
+    let claim = service.claim(0, b"k", service.try_admit().expect("a place"), true);
     assert!(matches!(claim, Claim::Pass));
     // A fetch in flight is still joined: waiting needs no place.
     let flight = in_flight(&service, b"k");
-    let follow = ticket(service.claim(b"k", service.try_admit().expect("a place"), true));
-    service.finish_flight(b"k", &flight, Ok(Some(fetched(b"v"))));
+    let follow = ticket(service.claim(0, b"k", service.try_admit().expect("a place"), true));
+    service.finish_flight(0, b"k", &flight, Ok(Some(fetched(b"v"))));
     let found = service.finish(b"k", follow).expect("read").expect("found");
     assert_eq!(found.value, value(b"v"));
     // Once the handed-over read has its place, the loop leads again.
     deferred.done();
-    let lead = ticket(service.claim(b"other", service.try_admit().expect("a place"), true));
+    let lead = ticket(service.claim(0, b"other", service.try_admit().expect("a place"), true));
     assert!(service.finish(b"other", lead).is_err());
 }

@@ -17,6 +17,7 @@ mod command_table;
 mod concurrency;
 mod config_cli;
 mod conformance;
+mod databases;
 mod errors;
 mod faults;
 mod flow_control;

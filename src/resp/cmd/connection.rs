@@ -104,7 +104,7 @@ const DEFAULT_DATABASES: i64 = 16;
 /// `SELECT db`: any database Redis has, checked as Redis checks it (its
 /// words for a bad index and for a cluster, which has only database 0),
 /// here on the event loop. Forwarded commands then run in it, and
-/// `GET`/`MGET` outside REDIS_ADDRESS's database go to Redis uncached.
+/// `GET`/`MGET` read the cache's entries of it.
 pub fn select(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     let Some(db) = parse_integer(args[0]) else {
         return context.error("ERR value is not an integer or out of range");
@@ -113,8 +113,8 @@ pub fn select(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     if service.is_cluster() && db != 0 {
         return context.error("ERR SELECT is not allowed in cluster mode");
     }
-    // Without forwarding, reads in another database would have nowhere to
-    // go but the cache of REDIS_ADDRESS's one.
+    // RESP_FORWARD=off keeps the proxy as it was before forwarding: one
+    // database, REDIS_ADDRESS's.
     if service.forwarding() == Forwarding::Off && db != service.default_db() {
         return context.error(&format!(
             "ERR with RESP_FORWARD=off the proxy serves only database {}",

@@ -12,9 +12,9 @@ use super::super::session::Session;
 use super::COMMANDS;
 
 /// Whether request `args` (the command name first) goes to Redis rather
-/// than being answered here: anything the proxy does not serve itself,
-/// the cached reads in a database other than the one the cache holds, and
-/// (RESP_FORWARD=all) `COMMAND` and `CONFIG`, whose answers are Redis's.
+/// than being answered here: anything the proxy does not serve itself
+/// (GET and MGET it serves in every database: the cache keys entries by
+/// database), and (RESP_FORWARD=all) `COMMAND` and `CONFIG`, whose answers are Redis's.
 /// Never before the client gave PROXY_PASSWORD, nor for a RESP2 client
 /// subscribed to the proxy's own invalidation channel (the proxy answers
 /// both as Redis would).
@@ -34,7 +34,6 @@ pub fn forwards(args: &[&[u8]], session: &Session, service: &Service, resp2: boo
     {
         None => true,
         Some((spec, _)) => match spec.name {
-            "get" | "mget" => session.db != service.default_db(),
             // Redis's own answers about its commands and settings, which
             // clients read at start (redis-cli's hints, ioredis, redis-py):
             // only with RESP_FORWARD=all, since Redis flags neither

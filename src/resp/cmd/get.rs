@@ -23,21 +23,26 @@ pub const MGET: Spec = Spec {
     keys: (1, -1, 1),
 };
 
-/// A read that needs Redis, owned so it can move to a worker thread.
+/// A read that needs Redis, owned so it can move to a worker thread. The
+/// reads name the client's database (`SELECT`): the cache keeps each
+/// database's keys apart.
 pub enum Fetch {
-    /// `GET key`, read through on the worker, which waits for a place.
-    Get(Vec<u8>, Deferred),
+    /// `GET key` in a database, read through on the worker, which waits
+    /// for a place.
+    Get(i64, Vec<u8>, Deferred),
     /// `GET key` that missed on the event loop, its fetch led or joined
-    /// there.
+    /// there (the ticket knows its database).
     Claimed(Vec<u8>, Ticket),
-    /// `MGET key ...`, read on the worker, which waits for a place.
-    MGet(Vec<Vec<u8>>, Deferred),
+    /// `MGET key ...` in a database, read on the worker, which waits for a
+    /// place.
+    MGet(i64, Vec<Vec<u8>>, Deferred),
     /// `COMMAND GETKEYS` (or, `true`, `GETKEYSANDFLAGS`) of this request:
     /// the first use reads Redis's command table.
     CommandKeys(Vec<Vec<u8>>, bool, Deferred),
 }
 
-/// `GET`: when one of the WORKERS places is free now, the key is looked up
+/// `GET`, in the client's database: when one of the WORKERS places is free
+/// now, the key is looked up
 /// here, on the event loop, once: a hit is answered at once, and a miss
 /// goes to a worker with the fetch it leads (only if a worker is free to
 /// start it) or joins. Otherwise the read goes to a worker, which may wait
@@ -52,15 +57,16 @@ pub fn get(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     // is fetched is then told after it.
     context.session.track_read(key);
     let service = context.service;
+    let db = context.session.db;
     let Some(place) = service.try_admit() else {
-        return Outcome::Fetch(Fetch::Get(key.to_vec(), service.defer()));
+        return Outcome::Fetch(Fetch::Get(db, key.to_vec(), service.defer()));
     };
     // A fetch led here must start at once: one queued behind busy workers
     // would hold every other reader of this key (see `WorkQueue`).
-    let found = match service.claim(key, place, context.peers.worker_free) {
+    let found = match service.claim(db, key, place, context.peers.worker_free) {
         Claim::Hit(found) => found,
         Claim::Fetch(ticket) => return Outcome::Fetch(Fetch::Claimed(key.to_vec(), ticket)),
-        Claim::Pass => return Outcome::Fetch(Fetch::Get(key.to_vec(), service.defer())),
+        Claim::Pass => return Outcome::Fetch(Fetch::Get(db, key.to_vec(), service.defer())),
     };
     log_get(key, "HIT", started);
     context.replies.bulk(found.value.bytes());
@@ -79,7 +85,8 @@ pub fn mget(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
         context.session.track_read(key);
     }
     let keys = args.iter().map(|k| k.to_vec()).collect();
-    Outcome::Fetch(Fetch::MGet(keys, context.service.defer()))
+    let db = context.session.db;
+    Outcome::Fetch(Fetch::MGet(db, keys, context.service.defer()))
 }
 
 /// The answer to a key over MAX_KEY_BYTES: refused before it reaches the
@@ -103,7 +110,9 @@ pub fn fetch(mut fetch: Fetch, protocol: Protocol, service: &Service) -> Vec<u8>
         Fetch::CommandKeys(_, true, _) => "command|getkeysandflags",
     };
     let _place = match &mut fetch {
-        Fetch::Get(_, deferred) | Fetch::MGet(_, deferred) | Fetch::CommandKeys(_, _, deferred) => {
+        Fetch::Get(_, _, deferred)
+        | Fetch::MGet(_, _, deferred)
+        | Fetch::CommandKeys(_, _, deferred) => {
             let place = service.admit();
             deferred.done();
             Some(place)
@@ -112,9 +121,9 @@ pub fn fetch(mut fetch: Fetch, protocol: Protocol, service: &Service) -> Vec<u8>
     };
     let in_flight = service.request_started();
     let ok = match fetch {
-        Fetch::Get(key, _) => {
+        Fetch::Get(db, key, _) => {
             fault_hook(&key);
-            let result = service.get(&key);
+            let result = service.get_in(db, &key);
             answer_get(&mut replies, service, &key, result, started)
         }
         Fetch::Claimed(key, ticket) => {
@@ -123,7 +132,7 @@ pub fn fetch(mut fetch: Fetch, protocol: Protocol, service: &Service) -> Vec<u8>
             fault_hook(&key);
             answer_get(&mut replies, service, &key, result, started)
         }
-        Fetch::MGet(keys, _) => match read_all(service, &keys) {
+        Fetch::MGet(db, keys, _) => match read_all(service, db, &keys) {
             Ok(values) => {
                 replies.array(values.len());
                 for value in values {
@@ -175,11 +184,12 @@ fn answer_get(
     outcome != "error"
 }
 
-/// Reads every key; absent keys and keys holding another type are nil, as
-/// Redis's MGET answers. Redis being unreachable fails the whole command.
-fn read_all(service: &Service, keys: &[Vec<u8>]) -> Result<Vec<Option<Value>>, ReadError> {
+/// Reads every key of database `db`; absent keys and keys holding another
+/// type are nil, as Redis's MGET answers. Redis being unreachable fails the
+/// whole command.
+fn read_all(service: &Service, db: i64, keys: &[Vec<u8>]) -> Result<Vec<Option<Value>>, ReadError> {
     keys.iter()
-        .map(|key| match service.get(key) {
+        .map(|key| match service.get_in(db, key) {
             Ok(found) => Ok(found.map(|f| f.value)),
             Err(ReadError::Reply(_)) => Ok(None),
             Err(err) => Err(err),

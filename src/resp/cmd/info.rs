@@ -164,11 +164,9 @@ fn write_section(out: &mut String, section: &str, context: &Context<'_>) {
         }
         _ => {
             out.push_str("# Keyspace\r\n");
-            let keys = metrics.entries();
-            if keys > 0 {
-                // Every entry expires (GLOBAL_CACHE_EXPIRY); the cache holds
-                // REDIS_ADDRESS's database only.
-                let db = service.default_db();
+            // Every entry expires (GLOBAL_CACHE_EXPIRY); the cache keeps
+            // each database's keys apart.
+            for (db, keys) in service.entries_by_db() {
                 let _ = write!(out, "db{db}:keys={keys},expires={keys},avg_ttl=0\r\n");
             }
             Ok(())

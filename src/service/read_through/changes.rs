@@ -1,0 +1,96 @@
+//! What changes do to the read-through core: the invalidation link going
+//! up or down, keys announced changed (in no database: Redis's
+//! invalidations name none, so every database's entry goes), flushes; and
+//! what the cache holds per database, for `INFO keyspace`.
+
+use crate::cache::Lru;
+
+use super::super::{LinkState, Value};
+use super::{CacheState, ReadThrough};
+
+impl ReadThrough {
+    /// The invalidation link's state now.
+    pub(in crate::service) fn link(&self) -> LinkState {
+        self.lock().link
+    }
+
+    /// Moves the link to `link`: a new epoch, and every fetch in flight
+    /// stale. When the link is lost, nothing held can be vouched for: it is
+    /// dropped (after unlocking), or, with STALE_IF_ERROR_SECS, kept as
+    /// stale for stale-if-error alone. Returns whether the link was lost.
+    pub(in crate::service) fn relink(&self, link: LinkState) -> bool {
+        let dropped = {
+            let mut state = self.lock();
+            let lost = state.link == LinkState::Up && link == LinkState::Down;
+            state.link = link;
+            state.epoch += 1;
+            state.mark_flights_stale();
+            self.metrics.set_link_up(link == LinkState::Up);
+            if !lost {
+                return false;
+            }
+            if self.keeps_stale() {
+                state.lru.expire_all(self.clock.now());
+                None
+            } else {
+                Some(self.take_lru(&mut state))
+            }
+        };
+        drop(dropped);
+        true
+    }
+
+    /// Removes `keys` (announced changed, in no database: Redis's
+    /// invalidations name none) from every database that holds entries,
+    /// and marks their fetches in flight stale in every database, under
+    /// one lock. Database 0's hashes are made before it is taken; another
+    /// database's, only when it holds entries, under it.
+    pub(in crate::service) fn invalidate(&self, keys: &[&[u8]]) {
+        let hashes: Vec<u64> = keys.iter().map(|key| self.hasher.hash(key)).collect();
+        let mut dropped = Vec::new();
+        {
+            let mut state = self.lock();
+            for (key, hash) in keys.iter().zip(hashes) {
+                state.lru.remove_everywhere(hash, key, &mut dropped);
+                state.flights.mark_stale_everywhere(key);
+            }
+            self.metrics.set_entries(state.lru.len(), state.lru.bytes());
+        }
+        drop(dropped);
+    }
+
+    /// Drops everything held and marks every fetch in flight stale.
+    pub(in crate::service) fn flush(&self) {
+        let dropped = {
+            let mut state = self.lock();
+            state.mark_flights_stale();
+            self.take_lru(&mut state)
+        };
+        drop(dropped);
+    }
+
+    /// Swaps the LRU for an empty one; the old one is dropped by the caller
+    /// after unlocking, so freeing many values never holds the lock.
+    fn take_lru(&self, state: &mut CacheState) -> Lru<Value> {
+        let empty = Lru::new(self.capacity, self.expiry)
+            .with_max_bytes(self.max_bytes)
+            .with_stale_if_error(self.stale_if_error)
+            .with_hasher(self.hasher.clone());
+        let old = std::mem::replace(&mut state.lru, empty);
+        self.metrics.set_entries(0, 0);
+        old
+    }
+
+    /// How many entries each of Redis's databases has cached (expired ones
+    /// not yet reclaimed included), by database, those with none left
+    /// out: O(databases in use), under the lock.
+    pub(in crate::service) fn entries_by_db(&self) -> Vec<(i64, usize)> {
+        let counts = self.lock().lru.entries_by_db();
+        let mut counts: Vec<(i64, usize)> = counts
+            .into_iter()
+            .map(|(db, n)| (self.redis_db(db), n))
+            .collect();
+        counts.sort_unstable();
+        counts
+    }
+}
