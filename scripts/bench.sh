@@ -32,7 +32,7 @@
 # The table's requests per second are also drawn as an SVG bar chart in
 # target/bench/bench.svg (scripts/bench_chart.sh).
 #
-# Settings: DURATION (s, default 10), CONNECTIONS (64), THREADS (2),
+# Settings: DURATION (s, default 10), CG_DURATION (step 2b, 6), CONNECTIONS (64), THREADS (2),
 # VALUE_SIZE (bytes, 100), WORKERS (the proxy's WORKERS, 16).
 set -euo pipefail
 cd "$(dirname "$0")/.."
