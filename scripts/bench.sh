@@ -8,7 +8,12 @@
 #      request answered (utime + stime from /proc/PID/stat, before and after
 #      each wrk run); each row shows the round with the median CPU. Both get
 #      the same requests (the ceiling ignores their target), so the CPU rows
-#      differ by what the proxy adds, not by how long the request line is
+#      differ by what the proxy adds, not by how long the request line is.
+#      2b: the same two, each under valgrind's callgrind for one wrk run:
+#      the server's user-space instructions per request answered, which
+#      other load on the machine does not change (the CPU time above moves
+#      by +-20% between rounds on a shared machine). BENCH_ONLY=hits runs
+#      steps 1-2b alone and prints their table.
 #   3. proxy, all misses          (capacity 10, 100000 keys)
 #   4. redis-benchmark GET straight at the backing Redis
 #   5. redis-benchmark GET at the proxy's RESP port, all hits (if built in)
@@ -27,7 +32,7 @@
 # The table's requests per second are also drawn as an SVG bar chart in
 # target/bench/bench.svg (scripts/bench_chart.sh).
 #
-# Settings: DURATION (s, default 10), CONNECTIONS (64), THREADS (2),
+# Settings: DURATION (s, default 10), CG_DURATION (step 2b, 6), CONNECTIONS (64), THREADS (2),
 # VALUE_SIZE (bytes, 100), WORKERS (the proxy's WORKERS, 16).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +49,7 @@ ensure_command wrk wrk
 ensure_command redis-server redis-server
 ensure_command redis-benchmark redis-tools
 ensure_command openssl openssl
+ensure_command valgrind valgrind
 ensure_python_module redis redis
 ensure_node_module redis redis@5
 cargo build --release --quiet --bin redis-proxy --example http_ceiling --example staleness --example memory --example bcast_burst
@@ -136,6 +142,36 @@ median_round() {
   grep "^$1 " "$rounds" | sort -g -k6 | sed -n 2p >>"$results"
 }
 
+# count_instructions NAME PORT PID: one wrk run (-t1 -c50, CG_DURATION
+# seconds) against a server running under callgrind; its instructions are
+# zeroed just before and dumped just after, and their count per request
+# answered goes to $instr as "NAME count".
+instr="$work/instr"
+: >"$instr"
+count_instructions() {
+  local name=$1 port=$2 pid=$3 out="$work/$1.instr.wrk" dump ir requests
+  callgrind_control -z "$pid" >/dev/null 2>&1
+  KEYS=1000 wrk -t1 -c50 -d"${CG_DURATION:-6}s" -s "$work/keys.lua" "http://127.0.0.1:$port/" >"$out"
+  callgrind_control -d "$pid" >/dev/null 2>&1
+  # The dump (NAME.cg.1) is written by the server soon after the request;
+  # its totals line comes last.
+  for _ in $(seq 1 100); do
+    dump=$(ls "$work/$name.cg".[0-9]* 2>/dev/null | head -1)
+    [ -n "$dump" ] && grep -q '^totals:' "$dump" && break
+    sleep 0.1
+  done
+  ir=$(awk '/^totals:/ {print $2; exit}' "$dump")
+  requests=$(awk '/requests in/ {print $1}' "$out")
+  echo "$name $((ir / requests))" >>"$instr"
+}
+
+# wait_up PORT PATH: like wait_http, with the time valgrind takes to start.
+wait_up() {
+  for _ in $(seq 1 600); do curl -fs "http://127.0.0.1:$1$2" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "nothing answers on port $1" >&2
+  exit 1
+}
+
 # run_redis_benchmark NAME PORT: GET over 1000 keys (redis-benchmark's own key
 # pattern key:__rand_int__, which our seed matches)
 run_redis_benchmark() {
@@ -151,6 +187,32 @@ run_writes() {
   local prefix=$1 port=$2 pipeline=$3 out="$work/$1.csv"
   redis-benchmark -p "$port" -c 50 -P "$pipeline" -n "$REQUESTS" -r 1000 -t set,incr,lpush,hset --csv -q >"$out" 2>/dev/null
   awk -F'"' -v p="$prefix" 'NR > 1 {printf "%s_%s %s %sms %sms 0\n", p, tolower($2), $4, $10, $14}' "$out" >>"$results"
+}
+
+# print_table: the results so far, as a Markdown table.
+print_table() {
+  echo "$(nproc) cores; wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s; redis-benchmark -c$CONNECTIONS -n$REQUESTS; values of $VALUE_SIZE bytes; WORKERS=$WORKERS"
+  awk '
+    FILENAME == ARGV[1] { instr[$1] = $2; next }
+    { n++; name[n]=$1; rps[n]=$2; p50[n]=$3; p99[n]=$4; err[n]=$5; cpu[n]=(NF >= 6 ? $6 : "-"); idx[$1]=n }
+    END {
+      printf "| %-13s | %12s | %10s | %10s | %7s | %9s | %9s | %-44s |\n", "run", "req/s", "p50", "p99", "non-2xx", "CPU/req", "instr/req", "ratio"
+      printf "|%s|%s|%s|%s|%s|%s|%s|%s|\n", "---------------", "--------------", "------------", "------------", "---------", "-----------", "-----------", "----------------------------------------------"
+      for (i = 1; i <= n; i++) {
+        ratio = ""
+        if (name[i] == "proxy_hits" && ("http_ceiling" in idx)) ratio = sprintf("%.0f%% of http_ceiling, CPU %.2fx", 100 * rps[i] / rps[idx["http_ceiling"]], cpu[i] / cpu[idx["http_ceiling"]])
+        if (name[i] == "proxy_hits" && ("proxy_hits" in instr) && ("http_ceiling" in instr)) ratio = ratio sprintf(", instr %.3fx", instr["proxy_hits"] / instr["http_ceiling"])
+        if (name[i] == "proxy_misses" && ("redis_get" in idx)) ratio = sprintf("%.0f%% of redis_get", 100 * rps[i] / rps[idx["redis_get"]])
+        if (name[i] == "resp_hits" && ("redis_get" in idx)) ratio = sprintf("%.0f%% of redis_get", 100 * rps[i] / rps[idx["redis_get"]])
+        if (name[i] == "hits_with_auth" && ("proxy_hits" in idx)) ratio = sprintf("%.2f of proxy_hits", rps[i] / rps[idx["proxy_hits"]])
+        if (name[i] == "hits_https" && ("proxy_hits" in idx)) ratio = sprintf("%.2f of proxy_hits", rps[i] / rps[idx["proxy_hits"]])
+        if (name[i] == "cluster_hits" && ("proxy_hits" in idx)) ratio = sprintf("%.2f of proxy_hits", rps[i] / rps[idx["proxy_hits"]])
+        if (name[i] == "cluster_misses" && ("proxy_misses" in idx)) ratio = sprintf("%.2f of proxy_misses", rps[i] / rps[idx["proxy_misses"]])
+        if (name[i] ~ /^fwd_/) { r = name[i]; sub(/^fwd_/, "redis_", r); if (r in idx) ratio = sprintf("%.2f of %s", rps[i] / rps[idx[r]], r) }
+        if (name[i] == "hits_ttl_only" && ("proxy_hits" in idx)) ratio = sprintf("tracking on: %.2f of this", rps[idx["proxy_hits"]] / rps[i])
+        printf "| %-13s | %12.0f | %10s | %10s | %7s | %9s | %9s | %-44s |\n", name[i], rps[i], p50[i], p99[i], err[i], (cpu[i] == "-" ? "-" : cpu[i] " us"), (name[i] in instr ? instr[name[i]] : "-"), ratio
+      }
+    }' "$instr" "$results"
 }
 
 echo "== 1-2/9 http_ceiling and proxy, all hits: three alternating rounds, CPU per request"
@@ -174,11 +236,35 @@ median_round proxy_hits
 kill "$ceiling_pid"
 resp_enabled=0
 redis_answers 127.0.0.1 "$resp_port" && resp_enabled=1
-if [ "$resp_enabled" = 1 ]; then
+if [ "$resp_enabled" = 1 ] && [ -z "${BENCH_ONLY:-}" ]; then
   echo "== 5/9 redis-benchmark at the proxy's RESP port, all hits"
   run_redis_benchmark resp_hits "$resp_port"
 fi
 kill "${pids[-1]}"
+
+echo "== 2b/9 http_ceiling and proxy hits under callgrind: instructions per request"
+# INVALIDATION=off: valgrind slows the proxy enough to break its
+# invalidation link now and then, whose reconnection flushes the cache and
+# would mix refetches into the hits; a hit's path is the same either way.
+ceiling_port=$(free_port)
+PORT=$ceiling_port WORKERS=$WORKERS BODY_SIZE=$VALUE_SIZE valgrind --tool=callgrind \
+  --callgrind-out-file="$work/http_ceiling.cg" target/release/examples/http_ceiling 2>/dev/null &
+pids+=($!)
+wait_up "$ceiling_port" /
+count_instructions http_ceiling "$ceiling_port" "${pids[-1]}"
+kill "${pids[-1]}"
+proxy_port=$(free_port)
+env -i PATH="$PATH" RUST_LOG=warn REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT=off \
+  WORKERS="$WORKERS" CACHE_CAPACITY=10000 GLOBAL_CACHE_EXPIRY=3600 INVALIDATION=off \
+  valgrind --tool=callgrind --callgrind-out-file="$work/proxy_hits.cg" target/release/redis-proxy 2>>"$work/proxy.log" &
+pids+=($!)
+wait_up "$proxy_port" /healthz
+# The 1000 keys read once, on one connection (a curl each would take a
+# while against a proxy under valgrind).
+curl -fs $(for i in $(seq 0 999); do printf 'http://127.0.0.1:%s/proxy?key=key:%012d ' "$proxy_port" "$i"; done) >/dev/null
+count_instructions proxy_hits "$proxy_port" "${pids[-1]}"
+kill "${pids[-1]}"
+[ "${BENCH_ONLY:-}" = hits ] && { print_table; exit 0; }
 
 echo "== 3/9 proxy, all misses"
 proxy_port=$(free_port)
@@ -310,26 +396,7 @@ REDIS_URL="redis://127.0.0.1:$mem_redis_port" RESP_ADDR="127.0.0.1:$resp_port" P
 kill "${pids[-1]}"
 
 echo
-echo "$(nproc) cores; wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s; redis-benchmark -c$CONNECTIONS -n$REQUESTS; values of $VALUE_SIZE bytes; WORKERS=$WORKERS"
-awk '
-  { name[NR]=$1; rps[NR]=$2; p50[NR]=$3; p99[NR]=$4; err[NR]=$5; cpu[NR]=(NF >= 6 ? $6 : "-"); idx[$1]=NR }
-  END {
-    printf "| %-13s | %12s | %10s | %10s | %7s | %9s | %-32s |\n", "run", "req/s", "p50", "p99", "non-2xx", "CPU/req", "ratio"
-    printf "|%s|%s|%s|%s|%s|%s|%s|\n", "---------------", "--------------", "------------", "------------", "---------", "-----------", "----------------------------------"
-    for (i = 1; i <= NR; i++) {
-      ratio = ""
-      if (name[i] == "proxy_hits" && ("http_ceiling" in idx)) ratio = sprintf("%.0f%% of http_ceiling, CPU %.2fx", 100 * rps[i] / rps[idx["http_ceiling"]], cpu[i] / cpu[idx["http_ceiling"]])
-      if (name[i] == "proxy_misses" && ("redis_get" in idx)) ratio = sprintf("%.0f%% of redis_get", 100 * rps[i] / rps[idx["redis_get"]])
-      if (name[i] == "resp_hits" && ("redis_get" in idx)) ratio = sprintf("%.0f%% of redis_get", 100 * rps[i] / rps[idx["redis_get"]])
-      if (name[i] == "hits_with_auth" && ("proxy_hits" in idx)) ratio = sprintf("%.2f of proxy_hits", rps[i] / rps[idx["proxy_hits"]])
-      if (name[i] == "hits_https" && ("proxy_hits" in idx)) ratio = sprintf("%.2f of proxy_hits", rps[i] / rps[idx["proxy_hits"]])
-      if (name[i] == "cluster_hits" && ("proxy_hits" in idx)) ratio = sprintf("%.2f of proxy_hits", rps[i] / rps[idx["proxy_hits"]])
-      if (name[i] == "cluster_misses" && ("proxy_misses" in idx)) ratio = sprintf("%.2f of proxy_misses", rps[i] / rps[idx["proxy_misses"]])
-      if (name[i] ~ /^fwd_/) { r = name[i]; sub(/^fwd_/, "redis_", r); if (r in idx) ratio = sprintf("%.2f of %s", rps[i] / rps[idx[r]], r) }
-      if (name[i] == "hits_ttl_only" && ("proxy_hits" in idx)) ratio = sprintf("tracking on: %.2f of this", rps[idx["proxy_hits"]] / rps[i])
-      printf "| %-13s | %12.0f | %10s | %10s | %7s | %9s | %-32s |\n", name[i], rps[i], p50[i], p99[i], err[i], (cpu[i] == "-" ? "-" : cpu[i] " us"), ratio
-    }
-  }' "$results"
+print_table
 # The same figures as a chart, beside the table (scripts/bench_chart.sh).
 mkdir -p target/bench
 scripts/bench_chart.sh "$results" target/bench/bench.svg \

@@ -33,9 +33,6 @@ use crate::tls::TlsIdentity;
 use cors::Cors;
 use response::HttpResponse;
 
-/// How often an idle worker checks whether the server is draining.
-const DRAIN_POLL: Duration = Duration::from_millis(50);
-
 /// The running HTTP front end.
 pub(crate) struct HttpServer {
     workers: Vec<JoinHandle<()>>,
@@ -44,6 +41,8 @@ pub(crate) struct HttpServer {
     unwritten: Arc<AtomicUsize>,
     /// A handle on the listening socket, to stop accepting at shutdown.
     listener: TcpListener,
+    /// The server the workers take requests from, to wake them at shutdown.
+    server: Arc<Server>,
     addr: SocketAddr,
 }
 
@@ -100,6 +99,7 @@ impl HttpServer {
             stopping,
             unwritten,
             listener: handle,
+            server,
             addr,
         })
     }
@@ -117,6 +117,13 @@ impl HttpServer {
         // and further connections be refused.
         if let Err(err) = socket2::SockRef::from(&self.listener).shutdown(Shutdown::Both) {
             log::warn!("could not close the HTTP listener: {err}");
+        }
+        // One wake-up per worker, queued behind the requests already
+        // received: each worker serves what is ahead of it, then takes one
+        // and exits (a worker that instead takes the error the closed
+        // listener queues exits on that, and a wake-up is left over).
+        for _ in &self.workers {
+            self.server.unblock();
         }
     }
 
@@ -138,16 +145,18 @@ struct Worker {
 
 impl Worker {
     /// Takes the next request, answers it, repeats; once the server is
-    /// draining, exits as soon as no request is waiting.
+    /// draining, exits when it reaches the wake-up
+    /// [`HttpServer::begin_shutdown`] queued behind the requests received
+    /// until then. Blocks without a timeout: no clock read or wake-up per
+    /// request or per idle interval.
     fn work(&self, server: &Server) {
         serve_on_this_thread(FrontEnd::Http);
         loop {
-            match server.recv_timeout(DRAIN_POLL) {
-                Ok(Some(request)) => self.serve(request),
-                Ok(None) if self.stopping.load(Ordering::SeqCst) => return,
-                Ok(None) => {}
+            match server.recv() {
+                Ok(request) => self.serve(request),
                 Err(err) if self.stopping.load(Ordering::SeqCst) => {
-                    log::debug!("HTTP listener closed: {err}");
+                    log::debug!("HTTP worker stops: {err}");
+                    return;
                 }
                 Err(err) => log::warn!("HTTP listener error: {err}"),
             }

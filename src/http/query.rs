@@ -40,6 +40,15 @@ impl KeyError {
 /// request can make the proxy hash, store and log. A key with nothing to
 /// decode is borrowed from the query: no allocation.
 pub fn find_key(query: &str, max: usize) -> Result<Cow<'_, [u8]>, KeyError> {
+    // What nearly every request sends, `key=K` alone with nothing in K to
+    // decode, is found with one vectorised scan of K (a hit's target is
+    // read on every hit; the general loop below costs some 400
+    // instructions for a 30-byte query).
+    if let Some(value) = query.as_bytes().strip_prefix(b"key=") {
+        if memchr::memchr3(b'&', b'%', b'+', value).is_none() {
+            return checked(Some(Cow::Borrowed(value)), max);
+        }
+    }
     let mut found: Option<Cow<'_, [u8]>> = None;
     for pair in query.as_bytes().split(|&b| b == b'&') {
         let (name, value) = match pair.iter().position(|&b| b == b'=') {
@@ -54,6 +63,11 @@ pub fn find_key(query: &str, max: usize) -> Result<Cow<'_, [u8]>, KeyError> {
         }
         found = Some(decode(value));
     }
+    checked(found, max)
+}
+
+/// The key found, if any, unless it is empty or longer than `max`.
+fn checked(found: Option<Cow<'_, [u8]>>, max: usize) -> Result<Cow<'_, [u8]>, KeyError> {
     match found {
         None => Err(KeyError::Missing),
         Some(key) if key.is_empty() => Err(KeyError::Empty),
@@ -68,6 +82,9 @@ pub fn find_key(query: &str, max: usize) -> Result<Cow<'_, [u8]>, KeyError> {
 /// is not checked: the proxy serves one origin); an empty path is `/`.
 /// Anything else is returned as it is.
 pub fn origin_form(target: &str) -> Cow<'_, str> {
+    if target.starts_with('/') {
+        return Cow::Borrowed(target);
+    }
     let scheme = |prefix: &str| {
         target
             .get(..prefix.len())
@@ -90,21 +107,23 @@ pub fn origin_form(target: &str) -> Cow<'_, str> {
 /// `target`'s path and its query (without a `#fragment`): split at the
 /// first `?`, and the query cut at its first `#`.
 pub fn split_target(target: &str) -> (&str, &str) {
+    // The path is a few bytes long: a plain loop finds the `?` sooner than
+    // a vectorised search gets going; the query can be long.
     let Some(at) = target.bytes().position(|b| b == b'?') else {
         return (target, "");
     };
     let query = &target[at + 1..];
-    let end = query.bytes().position(|b| b == b'#').unwrap_or(query.len());
+    let end = memchr::memchr(b'#', query.as_bytes()).unwrap_or(query.len());
     (&target[..at], &query[..end])
 }
 
 /// Form decoding: `+` is a space, `%XX` a byte. A component with neither
 /// is borrowed as it is (the common case: one pass over its bytes).
 fn decode(component: &[u8]) -> Cow<'_, [u8]> {
-    if !component.iter().any(|&b| b == b'%' || b == b'+') {
+    let Some(at) = memchr::memchr2(b'%', b'+', component) else {
         return Cow::Borrowed(component);
-    }
-    if component.contains(&b'+') {
+    };
+    if memchr::memchr(b'+', &component[at..]).is_some() {
         let spaced: Vec<u8> = component
             .iter()
             .map(|&b| if b == b'+' { b' ' } else { b })
@@ -166,6 +185,24 @@ mod tests {
         ));
         assert!(matches!(find_key("key=a+b", MAX), Ok(Cow::Owned(_))));
         assert!(matches!(find_key("key=a%20b", MAX), Ok(Cow::Owned(_))));
+    }
+
+    #[test]
+    fn a_lone_key_is_found_as_the_general_loop_finds_it() {
+        // The one-scan path for `key=K` and the loop agree, `=` in K kept.
+        assert!(matches!(
+            find_key("key=a=b", MAX),
+            Ok(Cow::Borrowed(b"a=b"))
+        ));
+        assert!(matches!(
+            find_key("key=k:42", MAX),
+            Ok(Cow::Borrowed(b"k:42"))
+        ));
+        assert_eq!(find_key("key=a%2", MAX).as_deref(), Ok(&b"a%2"[..]));
+        assert_eq!(find_key("key=a&b=1", MAX).as_deref(), Ok(&b"a"[..]));
+        assert_eq!(find_key("key=&key=b", MAX), Err(KeyError::Repeated));
+        let long = format!("key={}", "k".repeat(9));
+        assert_eq!(find_key(&long, 8), Err(KeyError::TooLong));
     }
 
     #[test]

@@ -165,10 +165,10 @@ impl ETag {
     }
 
     fn render(digest: u64, as_json: bool) -> ETag {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut bytes = [b'"'; ETag::MAX];
-        for (i, byte) in bytes[1..17].iter_mut().enumerate() {
-            *byte = HEX[(digest >> (60 - 4 * i) & 0xf) as usize];
+        // Two digits a byte, most significant first.
+        for (pair, byte) in bytes[1..17].chunks_exact_mut(2).zip(digest.to_be_bytes()) {
+            pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
         }
         let mut len = 17;
         if as_json {
@@ -182,12 +182,29 @@ impl ETag {
         }
     }
 
+    /// The tag, quotes included, as it goes on the wire.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
     /// The tag, quotes included.
     pub fn as_str(&self) -> &str {
         // Quotes, hex digits and `.json`: always ASCII.
         std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
     }
 }
+
+/// Each byte's two lower-case hex digits.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        pairs[i] = [HEX[i >> 4], HEX[i & 0xf]];
+        i += 1;
+    }
+    pairs
+};
 
 /// Whether `If-None-Match` (`header`, all of its values joined) matches
 /// `tag`: `*`, or any listed tag by the weak comparison RFC 9110 13.1.2
@@ -216,25 +233,64 @@ pub fn none_match(header: &str, tag: &str) -> bool {
 
 /// The validators and freshness every answer about a found value carries:
 /// `ETag`, `Cache-Control: max-age` and `Age` (see [`freshness`]),
-/// `Vary: Accept` (two representations), `X-Cache`. The two numbers are
-/// rendered per answer, on the stack, and every header straight into the
-/// answer's one buffer of header lines (the constant ones as whole lines).
+/// `Vary: Accept` (two representations), `X-Cache`. The lines are put
+/// together on the stack (the literals as fixed-size copies, the two
+/// numbers rendered in place) and go into the answer's buffer of header
+/// lines as one copy; they are made of the proxy's own literals, hex and
+/// decimal digits, so they need no check for line breaks (see
+/// [`Headers::push_own`]).
 fn describe(found: &Found, tag: &ETag, headers: &mut Headers) {
-    headers.push(b"ETag", tag.as_str().as_bytes());
     let (max_age, age) = freshness(found);
     let mut digits = itoa::Buffer::new();
-    headers.push_parts(
-        b"Cache-Control",
-        &[b"max-age=", digits.format(max_age).as_bytes()],
-    );
-    headers.push_line(line!("Vary", "Accept"));
-    headers.push_line(match found.source {
-        Source::Hit => line!("X-Cache", "HIT"),
-        Source::Miss => line!("X-Cache", "MISS"),
-        Source::Stale => line!("X-Cache", "STALE"),
-    });
+    let mut lines = Lines::default();
+    lines.put(b"ETag: ");
+    lines.put(tag.as_bytes());
+    lines.put(b"\r\nCache-Control: max-age=");
+    lines.put(digits.format(max_age).as_bytes());
+    lines.put(b"\r\nVary: Accept\r\n");
+    match found.source {
+        Source::Hit => lines.put(b"X-Cache: HIT\r\nAge: "),
+        Source::Stale => lines.put(b"X-Cache: STALE\r\nAge: "),
+        Source::Miss => lines.put(b"X-Cache: MISS"),
+    }
     if found.source != Source::Miss {
-        headers.push(b"Age", digits.format(age).as_bytes());
+        lines.put(digits.format(age).as_bytes());
+    }
+    lines.put(b"\r\n");
+    headers.push_own(lines.as_bytes());
+}
+
+/// [`describe`]'s lines, at most 133 bytes: `ETag` of a JSON
+/// representation (31), `Cache-Control` and `Age` with 20 digits each (45
+/// and 27), `Vary` (14), `X-Cache` (16).
+struct Lines {
+    bytes: [u8; 160],
+    len: usize,
+}
+
+impl Default for Lines {
+    fn default() -> Lines {
+        Lines {
+            bytes: [0; 160],
+            len: 0,
+        }
+    }
+}
+
+impl Lines {
+    /// Appends `part` (inlined, so a literal is copied as a fixed-size
+    /// move, without a call).
+    #[inline(always)]
+    fn put(&mut self, part: &[u8]) {
+        let end = self.len + part.len();
+        if let Some(room) = self.bytes.get_mut(self.len..end) {
+            room.copy_from_slice(part);
+            self.len = end;
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 

@@ -9,7 +9,8 @@ use triomphe::HeaderSlice;
 use crate::backend::BackendError;
 
 /// A cached value: its bytes and a digest derived from them once, at fill
-/// time, rather than per hit.
+/// time, rather than per hit (whether they are UTF-8 rides in its lowest
+/// bit, so a hit does not scan a small value to choose its content type).
 ///
 /// Small values are owned by whoever holds them: a hit copies them (under
 /// the lock, less than a cache line or four) instead of sharing a count,
@@ -42,19 +43,17 @@ struct Derived {
 }
 
 impl Value {
-    /// Copies `bytes` into a value, hashing them once.
+    /// Copies `bytes` into a value, hashing and validating them once.
     pub fn new(bytes: &[u8]) -> Value {
-        let digest = xxhash_rust::xxh3::xxh3_64(bytes);
+        let is_utf8 = std::str::from_utf8(bytes).is_ok();
+        let digest = xxhash_rust::xxh3::xxh3_64(bytes) & !1 | u64::from(is_utf8);
         if bytes.len() <= SHARED_ABOVE {
             return Value(Repr::Owned {
                 bytes: bytes.into(),
                 digest,
             });
         }
-        let derived = Derived {
-            digest,
-            is_utf8: std::str::from_utf8(bytes).is_ok(),
-        };
+        let derived = Derived { digest, is_utf8 };
         Value(Repr::Shared(triomphe::Arc::from_header_and_slice(
             derived, bytes,
         )))
@@ -69,16 +68,18 @@ impl Value {
     }
 
     /// True when the bytes are valid UTF-8: text for HTTP, else binary.
-    /// Worked out again for a small value, which costs less than keeping it.
+    /// Worked out when the value was made; a small value keeps it in its
+    /// digest's lowest bit (no room for a flag beside it in 24 bytes).
     pub fn is_utf8(&self) -> bool {
         match &self.0 {
-            Repr::Owned { bytes, .. } => std::str::from_utf8(bytes).is_ok(),
+            Repr::Owned { digest, .. } => digest & 1 == 1,
             Repr::Shared(shared) => shared.header.is_utf8,
         }
     }
 
-    /// A stable 64-bit hash of the bytes (xxh3, no seed): the same on every
-    /// proxy of a fleet and across restarts, so it can be an HTTP `ETag`.
+    /// A stable 64-bit hash of the bytes (xxh3, no seed, its lowest bit
+    /// replaced by whether they are UTF-8): the same on every proxy of a
+    /// fleet and across restarts, so it can be an HTTP `ETag`.
     pub fn digest(&self) -> u64 {
         match &self.0 {
             Repr::Owned { digest, .. } => *digest,
@@ -223,8 +224,12 @@ mod tests {
             let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let value = Value::new(&bytes);
             assert_eq!(value.bytes(), &bytes[..]);
-            assert_eq!(value.digest(), xxhash_rust::xxh3::xxh3_64(&bytes));
-            assert_eq!(value.is_utf8(), std::str::from_utf8(&bytes).is_ok());
+            let is_utf8 = std::str::from_utf8(&bytes).is_ok();
+            assert_eq!(value.is_utf8(), is_utf8);
+            assert_eq!(
+                value.digest(),
+                xxhash_rust::xxh3::xxh3_64(&bytes) & !1 | u64::from(is_utf8)
+            );
             assert_eq!(matches!(value.0, Repr::Shared(_)), len > SHARED_ABOVE);
         }
     }

@@ -49,6 +49,23 @@ impl Headers {
         self.lines.extend_from_slice(b"\r\n");
     }
 
+    /// Adds whole header lines (each ending in `\r\n`) made only of the
+    /// proxy's own literals, hex and decimal digits, which cannot hold a
+    /// line break, so they are copied without the check [`Headers::push`]
+    /// makes (debug builds still check). For the headers every found
+    /// value's answer carries.
+    pub fn push_own(&mut self, lines: &[u8]) {
+        debug_assert!(
+            lines.ends_with(b"\r\n")
+                && lines
+                    .split(|&b| b == b'\n')
+                    .all(|line| line.is_empty() || line.strip_suffix(b"\r").is_some_and(printable)),
+            "header lines {:?}",
+            String::from_utf8_lossy(lines)
+        );
+        self.lines.extend_from_slice(lines);
+    }
+
     /// Adds a whole line of the proxy's own, `Name: value\r\n`, written as
     /// one copy (a header that is always the same, such as `Vary: Accept`).
     pub fn push_line(&mut self, line: &'static [u8]) {
