@@ -34,6 +34,7 @@ use super::dedicated::Dedicated;
 use super::lanes::Next;
 use super::tracking::{self, Tracker};
 use super::transport::Transport;
+use super::upstream::Upstreams;
 use super::workers::{self, Done, WorkQueue};
 use super::RespSettings;
 
@@ -83,6 +84,11 @@ impl EventLoop {
         };
         let (tracker, changes) = Tracker::new(limits, Arc::clone(&waker), Arc::clone(&service));
         service.listen_for_changes(changes);
+        let upstreams = Upstreams::new(
+            Arc::clone(&service),
+            Arc::clone(&waker),
+            poll.registry().try_clone()?,
+        );
         let live = Arc::new(AtomicUsize::new(0));
         service.watch_connections(FrontEnd::Resp, Arc::clone(&live));
         let stopping = Arc::new(AtomicBool::new(false));
@@ -97,6 +103,8 @@ impl EventLoop {
             stopping: Arc::clone(&stopping),
             jobs,
             dedicated,
+            upstreams,
+            resumed: Vec::new(),
             want_accept: true,
             accept_errors: LogLimiter::new(ACCEPT_WARNING_INTERVAL),
             accept_failed: false,
@@ -139,6 +147,10 @@ struct Loop {
     jobs: WorkQueue,
     /// Blocking commands and subscriptions, on connections of their own.
     dedicated: Dedicated,
+    /// The loop's own Redis connections, carrying forwarded batches.
+    upstreams: Upstreams,
+    /// Clients whose replies came in on them, to resume.
+    resumed: Vec<Token>,
     /// Whether the listener may have clients to accept: set by its events,
     /// by the sweep after an accept error, and while a flood of clients to
     /// turn away is not yet worked through.
@@ -177,6 +189,11 @@ impl Loop {
                 match event.token() {
                     LISTENER => self.want_accept = true,
                     WAKER => {}
+                    token if Upstreams::owns(token) => {
+                        self.upstreams
+                            .ready(token, &mut self.conns, &mut self.chunk);
+                        self.resume();
+                    }
                     token => self.service_conn(token),
                 }
             }
@@ -193,6 +210,12 @@ impl Loop {
                     None => {}
                 }
             }
+            // Batches of this turn, many clients' in one write each.
+            self.upstreams.take_opened();
+            self.upstreams.expire(&mut self.conns);
+            self.resume();
+            self.upstreams.flush(&mut self.conns);
+            self.resume();
             if self.stopping.load(Ordering::SeqCst) {
                 if let Some(mut closed) = listener.take() {
                     let _ = self.poll.registry().deregister(&mut closed);
@@ -306,8 +329,15 @@ impl Loop {
             clients: &self.clients,
         };
         let open = loop {
-            if !conn.execute_input(token, &self.service, &self.jobs, &self.dedicated, &peers)
-                || !conn.write_output()
+            let upstreams = &mut self.upstreams;
+            if !conn.execute_input(
+                token,
+                &self.service,
+                &self.jobs,
+                &self.dedicated,
+                upstreams,
+                &peers,
+            ) || !conn.write_output()
             {
                 break false;
             }
@@ -336,6 +366,27 @@ impl Loop {
         for other in self.tracker.after_execute(token, &mut self.conns) {
             self.flush(other);
         }
+    }
+
+    /// Resumes the clients whose replies came in on the loop's own Redis
+    /// connections.
+    /// Changes their writes made are told to tracking clients first, as
+    /// before a worker's reply (so no client reads, then hears of, a
+    /// change older than its read).
+    fn resume(&mut self) {
+        let mut resumed = std::mem::take(&mut self.resumed);
+        self.upstreams.take_resumed(&mut resumed);
+        if resumed.is_empty() {
+            self.resumed = resumed;
+            return;
+        }
+        for token in self.tracker.drain(&mut self.conns) {
+            self.flush(token);
+        }
+        for token in resumed.drain(..) {
+            self.service_conn(token);
+        }
+        self.resumed = resumed;
     }
 
     /// Writes what a connection has pending (a tracking message), closing

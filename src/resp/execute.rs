@@ -18,6 +18,7 @@ use super::dedicated::Dedicated;
 use super::lanes::{Dedication, Kind};
 use super::reply::Protocol;
 use super::transaction::Transaction;
+use super::upstream::Upstreams;
 use super::workers::{Forward, Job, Work, WorkQueue};
 
 /// The `CLIENT LIST` name of a request that starts a subscription.
@@ -40,6 +41,7 @@ impl Conn {
         service: &Service,
         jobs: &WorkQueue,
         dedicated: &Dedicated,
+        upstreams: &mut Upstreams,
         peers: &Peers<'_>,
     ) -> bool {
         let mut consumed = 0;
@@ -156,13 +158,15 @@ impl Conn {
                     ),
                     false => Lane::Pooled,
                 };
-                self.send_batch(token, batch, lane, exec, jobs)
+                self.send_batch(token, batch, lane, exec, jobs, upstreams)
             }
             _ => true,
         }
     }
 
-    /// Hands a batch to the workers; the connection waits for its replies.
+    /// Sends a batch on one of the loop's own Redis connections when it
+    /// may go that way (`upstream.rs`), else hands it to the workers; the
+    /// connection waits for its replies.
     fn send_batch(
         &mut self,
         token: Token,
@@ -170,11 +174,22 @@ impl Conn {
         lane: Lane,
         exec: Option<Queued>,
         jobs: &WorkQueue,
+        upstreams: &mut Upstreams,
     ) -> bool {
         let client = Client {
             resp3: self.replies.protocol == Protocol::Resp3,
             db: self.session.db,
             dedicated: false,
+        };
+        let batch = match (&lane, &exec) {
+            (Lane::Pooled, None) => match upstreams.send(token, batch, client) {
+                Ok(()) => {
+                    self.wait();
+                    return true;
+                }
+                Err(batch) => batch,
+            },
+            _ => batch,
         };
         let work = Work::Forward(Box::new(Forward {
             batch,

@@ -25,6 +25,7 @@ mod forward_blocking;
 mod forward_bytes;
 mod forward_cluster;
 mod forward_cluster_redirect;
+mod forward_loop;
 mod forward_metrics;
 mod forward_pubsub;
 mod forward_server;
