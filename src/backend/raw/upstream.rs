@@ -23,7 +23,7 @@ use crate::backend::BackendError;
 
 /// The client name the event loop's connections carry at Redis.
 pub const NAME: &str = "redis-proxy-loop";
-/// An emptied read buffer larger than this is given back.
+/// An emptied buffer larger than this is given back.
 const KEEP: usize = 256 * 1024;
 
 /// One non-blocking connection to Redis carrying pipelined batches.
@@ -114,6 +114,9 @@ impl Upstream {
         }
         self.out.clear();
         self.written = 0;
+        if self.out.capacity() > KEEP {
+            self.out = Vec::new();
+        }
         Ok(())
     }
 
@@ -124,7 +127,14 @@ impl Upstream {
         loop {
             match self.socket.read(chunk) {
                 Ok(0) => return Err(closed()),
-                Ok(n) => self.input.extend_from_slice(&chunk[..n]),
+                Ok(n) => {
+                    self.input.extend_from_slice(&chunk[..n]);
+                    // A short read emptied the socket; polling is
+                    // edge-triggered and reports what arrives next.
+                    if n < chunk.len() {
+                        return Ok(());
+                    }
+                }
                 Err(err) if err.kind() == ErrorKind::WouldBlock => return Ok(()),
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
                 Err(err) => return Err(classify(&err)),

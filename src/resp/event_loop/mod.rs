@@ -197,7 +197,14 @@ impl Loop {
                             .ready(token, &mut self.conns, &mut self.chunk);
                         self.resume();
                     }
-                    token => self.service_conn(token),
+                    token => {
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            if let Some(conn) = self.conns.get_mut(&token) {
+                                conn.readable();
+                            }
+                        }
+                        self.service_conn(token);
+                    }
                 }
             }
             // Changes in Redis, for tracking clients.
