@@ -205,3 +205,33 @@ fn a_batch_unanswered_past_redis_timeout_fails_and_its_late_reply_answers_nothin
         "{read:?}"
     );
 }
+
+#[test]
+fn a_client_gone_while_its_batch_is_out_leaves_the_others_answered_in_order() {
+    let redis = RedisServer::start();
+    let relay = Relay::start(redis.addr(), Duration::ZERO);
+    let proxy = InProcess::start_at(
+        &relay.url(),
+        &[RESP, NO_LINK, ("REDIS_TIMEOUT_MS", "20000")],
+    );
+    let mut stays = Wire::connect(proxy.resp_addr());
+    warm(&redis, &mut stays);
+    relay.hold();
+    let mut leaves = Wire::connect(proxy.resp_addr());
+    leaves.send(b"SET gone 1\r\nINCR gone\r\n");
+    eventually("the leaving client's batch to be out", || {
+        // (The scrape itself is one.)
+        (proxy.metric("redis_proxy_requests_in_flight") >= 2.0).then_some(())
+    });
+    drop(leaves);
+    stays.send(b"INCR stays\r\nINCR stays\r\n");
+    eventually("both batches to be out", || {
+        (proxy.metric("redis_proxy_requests_in_flight") >= 3.0).then_some(())
+    });
+    relay.release();
+    assert_eq!(show(&stays.reply()), ":1\\r\\n");
+    assert_eq!(show(&stays.reply()), ":2\\r\\n");
+    // What the client that left sent ran; its replies went nowhere.
+    assert_eq!(redis.cmd::<String>(&["GET", "gone"]), "2");
+    assert_eq!(show(&stays.call("INCR stays")), ":3\\r\\n");
+}

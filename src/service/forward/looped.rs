@@ -44,13 +44,12 @@ impl Service {
 
     /// A connection for the event loop to drive, for clients like
     /// `client`. It blocks (connect, handshake): call it off the loop.
-    /// Learns Redis's `databases` too while off the loop (as a worker does
-    /// after a batch), since batches sent this way give no worker the
-    /// chance.
+    /// (Redis's `databases`, which a worker learns after a batch, is
+    /// learnt by the batches that go to the workers while it opens: the
+    /// first after start, and after each failure, as after a restart of
+    /// Redis, are such.)
     pub fn open_upstream(&self, client: Client) -> Result<Upstream, ReadError> {
-        let upstream = self.backend.open_upstream(client.resp3, client.db)?;
-        self.learn_databases();
-        Ok(upstream)
+        Ok(self.backend.open_upstream(client.resp3, client.db)?)
     }
 
     /// Whether `upstream` still goes where batches should (sentinel mode:
