@@ -83,7 +83,10 @@ impl Conn {
                         false => forwards(&args, &self.session, service, resp2),
                     };
                     if to_redis {
-                        let batch = batch.get_or_insert_with(Batch::default);
+                        // Room for what was read (a pipeline is pushed
+                        // whole), up to a batch's bound.
+                        let room = (self.input.len() - consumed).min(BATCH_BYTES) + 64;
+                        let batch = batch.get_or_insert_with(|| Batch::with_capacity(room));
                         let engaged = self.session.transaction.engaged();
                         // With RESP_FORWARD=reads, MULTI and WATCH are
                         // refused: no transaction begins.
