@@ -65,12 +65,12 @@ impl Service {
     }
 
     /// Whether `batch` (pooled, no transaction in it) may be sent by the
-    /// event loop: Redis's command table is known already (the loop never
-    /// waits for it) and every request of it goes to Redis as it is, none
-    /// refused by the proxy. `None` sends it through a worker, which
-    /// handles every case.
+    /// event loop: Redis's command table is known already and not due to
+    /// be read again (the loop never waits for it: a worker reads it), and
+    /// every request of it goes to Redis as it is, none refused by the
+    /// proxy. `None` sends it through a worker, which handles every case.
     pub fn plan(&self, batch: &Batch, client: Client) -> Option<Plan> {
-        let table = self.backend.commands_known()?;
+        let table = self.backend.commands_fresh()?;
         if (0..batch.len()).any(|i| batch.queued(i)) {
             return None;
         }
