@@ -20,8 +20,9 @@
 //! - `log_limit`: rate-limited warnings, so an outage does not flood the log.
 //! - `limit`: a first-come, first-served semaphore (the WORKERS places).
 //! - [`http`]: the HTTP front end (tiny_http with a fixed worker pool).
-//! - [`resp`]: the Redis protocol front end (one mio event loop, plus
-//!   workers for reads that need Redis).
+//! - [`resp`]: the Redis protocol front end (one mio event loop, which
+//!   also sends most forwarded commands to Redis itself, plus workers for
+//!   reads that need Redis and the batches it does not send).
 //!
 //! The front ends call `service` only. [`Proxy`] wires them together;
 //! `main.rs` parses flags, logs and waits for signals.

@@ -90,6 +90,15 @@ impl Backend {
         self.commands.current().0
     }
 
+    /// The table if it has been read and need not be read again (for the
+    /// event loop: a stale one sends batches to a worker, which reads it).
+    pub fn commands_fresh(&self) -> Option<Arc<CommandTable>> {
+        match self.commands.current() {
+            (Some(table), false) => Some(table),
+            _ => None,
+        }
+    }
+
     /// Redis's table must be read again (the link reconnected).
     pub fn commands_changed(&self) {
         let mut state = self

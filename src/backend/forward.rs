@@ -6,7 +6,7 @@
 use std::io::{self, ErrorKind};
 use std::sync::{Mutex, PoisonError};
 
-use super::raw::RawConn;
+use super::raw::{RawConn, Upstream};
 use super::slots::Slot;
 use super::{Backend, BackendError, Target};
 
@@ -161,6 +161,33 @@ impl Backend {
         if idle.len() < self.pool.max_size() as usize {
             idle.push(conn);
         }
+    }
+
+    /// Whether the RESP event loop may drive connections to Redis itself
+    /// ([`Upstream`]): one server (standalone or sentinel's master) over
+    /// plain TCP. Cluster mode routes per slot, and a TLS stream is not
+    /// driven without blocking: both stay on the workers' path.
+    pub fn upstreams_possible(&self) -> bool {
+        self.router.is_none() && !self.roots.is_tls()
+    }
+
+    /// A connection for the event loop to drive, of the client's protocol
+    /// and in database `db`: opened (or taken from the pool) and checked
+    /// blocking, so call it off the loop.
+    pub fn open_upstream(&self, resp3: bool, db: i64) -> Result<Upstream, BackendError> {
+        if !self.upstreams_possible() {
+            return Err(BackendError::Unavailable(
+                "no event-loop connections in cluster mode or over TLS".to_owned(),
+            ));
+        }
+        let (conn, _) = self.checkout_raw(resp3, db)?;
+        Upstream::take_over(conn)
+    }
+
+    /// Whether `upstream` goes to the master of now (sentinel mode: not
+    /// to one the sentinels stopped naming).
+    pub fn upstream_current(&self, upstream: &Upstream) -> bool {
+        upstream.generation == self.target.generation()
     }
 
     fn open_raw(&self, resp3: bool) -> Result<RawConn, BackendError> {

@@ -100,6 +100,7 @@ pub(super) fn command(entry: &Value, out: &mut Vec<Command>) -> Result<(), Parse
     };
     let subcommands = parts.get(9).and_then(items).unwrap_or_default();
     out.push(Command {
+        lists: listed(&name),
         name,
         arity,
         flags,
@@ -185,4 +186,30 @@ fn typed(value: &Value) -> Option<(&'static [u8], Fields<'_>)> {
         b"unknown"
     };
     Some((kind, spec))
+}
+
+/// [`Command::lists`] bits.
+pub(super) const IN_REFUSED: u8 = 1;
+pub(super) const IN_CONNECTION_STATE: u8 = 2;
+pub(super) const IN_SUBSCRIBING: u8 = 4;
+pub(super) const IN_NEVER_CACHED: u8 = 8;
+
+/// Which of the proxy's lists name the command `name` (`container|sub`
+/// named by its container too).
+pub(super) fn listed(name: &str) -> u8 {
+    let named = |list: &[&str]| {
+        list.contains(&name)
+            || name
+                .split_once('|')
+                .is_some_and(|(container, _)| list.contains(&container))
+    };
+    [
+        (super::REFUSED, IN_REFUSED),
+        (super::CONNECTION_STATE, IN_CONNECTION_STATE),
+        (super::SUBSCRIBING, IN_SUBSCRIBING),
+        (super::NEVER_CACHED, IN_NEVER_CACHED),
+    ]
+    .into_iter()
+    .filter(|(list, _)| named(list))
+    .fold(0, |bits, (_, bit)| bits | bit)
 }

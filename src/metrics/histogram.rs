@@ -26,13 +26,18 @@ impl Histogram {
     }
 
     pub(super) fn observe(&self, elapsed: Duration) {
+        self.observe_n(elapsed, 1);
+    }
+
+    /// `n` observations of `elapsed` at once (a batch's requests).
+    pub(super) fn observe_n(&self, elapsed: Duration, n: u64) {
         let secs = elapsed.as_secs_f64();
         let bucket = BUCKETS
             .iter()
             .position(|&bound| secs <= bound)
             .unwrap_or(BUCKETS.len());
-        self.buckets[bucket].fetch_add(1, Relaxed);
+        self.buckets[bucket].fetch_add(n, Relaxed);
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        self.sum_nanos.fetch_add(nanos, Relaxed);
+        self.sum_nanos.fetch_add(nanos.saturating_mul(n), Relaxed);
     }
 }

@@ -101,6 +101,12 @@ pub struct Conn {
     pub(super) blocked: Option<Cancel>,
     /// Its Pub/Sub subscription, once it has one: its commands go there.
     pub(super) subscription: Option<Subscription>,
+    /// The socket has nothing more to read until poll says otherwise: the
+    /// last read came back short (plain TCP) or would have blocked. Polling
+    /// is edge-triggered and reports every arrival after that, so the read
+    /// that would only say "nothing yet" is saved (one system call a
+    /// request, as the reply's write is followed by no read).
+    drained: bool,
 }
 
 impl Conn {
@@ -118,7 +124,13 @@ impl Conn {
             last_active: Instant::now(),
             blocked: None,
             subscription: None,
+            drained: false,
         }
+    }
+
+    /// Poll reported the socket readable (or closed): read it again.
+    pub fn readable(&mut self) {
+        self.drained = false;
     }
 
     pub(super) fn unsent(&self) -> usize {
@@ -217,6 +229,9 @@ impl Conn {
     /// Reads one chunk through the loop's `chunk` buffer (one buffer for all
     /// connections, so no per-read zeroing or allocation).
     pub fn read_chunk(&mut self, chunk: &mut [u8]) -> ReadOutcome {
+        if self.drained {
+            return ReadOutcome::Drained;
+        }
         loop {
             match self.transport.read(chunk) {
                 Ok(0) => {
@@ -237,6 +252,9 @@ impl Conn {
                     return ReadOutcome::Drained;
                 }
                 Ok(n) => {
+                    // A short read emptied the socket (TLS may hold more
+                    // decrypted: read it until it would block).
+                    self.drained = n < chunk.len() && self.transport.is_plain();
                     self.last_active = Instant::now();
                     match &mut self.state {
                         State::Discarding { left, .. } => {
@@ -253,7 +271,10 @@ impl Conn {
                     }
                     return ReadOutcome::Data;
                 }
-                Err(err) if err.kind() == ErrorKind::WouldBlock => return ReadOutcome::Drained,
+                Err(err) if err.kind() == ErrorKind::WouldBlock => {
+                    self.drained = true;
+                    return ReadOutcome::Drained;
+                }
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
                 Err(_) => return ReadOutcome::Finished,
             }

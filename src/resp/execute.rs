@@ -18,6 +18,7 @@ use super::dedicated::Dedicated;
 use super::lanes::{Dedication, Kind};
 use super::reply::Protocol;
 use super::transaction::Transaction;
+use super::upstream::Upstreams;
 use super::workers::{Forward, Job, Work, WorkQueue};
 
 /// The `CLIENT LIST` name of a request that starts a subscription.
@@ -40,6 +41,7 @@ impl Conn {
         service: &Service,
         jobs: &WorkQueue,
         dedicated: &Dedicated,
+        upstreams: &mut Upstreams,
         peers: &Peers<'_>,
     ) -> bool {
         let mut consumed = 0;
@@ -81,7 +83,10 @@ impl Conn {
                         false => forwards(&args, &self.session, service, resp2),
                     };
                     if to_redis {
-                        let batch = batch.get_or_insert_with(Batch::default);
+                        // Room for what was read (a pipeline is pushed
+                        // whole), up to a batch's bound.
+                        let room = (self.input.len() - consumed).min(BATCH_BYTES) + 64;
+                        let batch = batch.get_or_insert_with(|| Batch::with_capacity(room));
                         let engaged = self.session.transaction.engaged();
                         // With RESP_FORWARD=reads, MULTI and WATCH are
                         // refused: no transaction begins.
@@ -156,13 +161,15 @@ impl Conn {
                     ),
                     false => Lane::Pooled,
                 };
-                self.send_batch(token, batch, lane, exec, jobs)
+                self.send_batch(token, batch, lane, exec, jobs, upstreams)
             }
             _ => true,
         }
     }
 
-    /// Hands a batch to the workers; the connection waits for its replies.
+    /// Sends a batch on one of the loop's own Redis connections when it
+    /// may go that way (`upstream.rs`), else hands it to the workers; the
+    /// connection waits for its replies.
     fn send_batch(
         &mut self,
         token: Token,
@@ -170,11 +177,22 @@ impl Conn {
         lane: Lane,
         exec: Option<Queued>,
         jobs: &WorkQueue,
+        upstreams: &mut Upstreams,
     ) -> bool {
         let client = Client {
             resp3: self.replies.protocol == Protocol::Resp3,
             db: self.session.db,
             dedicated: false,
+        };
+        let batch = match (&lane, &exec) {
+            (Lane::Pooled, None) => match upstreams.send(token, batch, client) {
+                Ok(()) => {
+                    self.wait();
+                    return true;
+                }
+                Err(batch) => batch,
+            },
+            _ => batch,
         };
         let work = Work::Forward(Box::new(Forward {
             batch,

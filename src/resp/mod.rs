@@ -9,8 +9,10 @@
 //!
 //! One event-loop thread serves every connection (`event_loop.rs`): it
 //! answers cache hits and data-free commands itself and hands reads that
-//! need Redis, and batches of forwarded commands (`execute.rs`), to WORKERS
-//! worker threads; blocking commands and subscriptions get a thread and a
+//! need Redis to WORKERS worker threads; batches of forwarded commands
+//! (`execute.rs`) it writes to a few Redis connections it drives itself
+//! (`upstream.rs`), or, where that cannot be, hands to the workers too;
+//! blocking commands and subscriptions get a thread and a
 //! Redis connection of their own (`dedicated.rs`). At most MAX_CONNECTIONS are
 //! open: a further connection is told `-ERR max number of clients reached`
 //! and closed, as Redis does at `maxclients`. A read that fetches from
@@ -31,6 +33,7 @@ pub(crate) mod session;
 mod tracking;
 mod transaction;
 mod transport;
+mod upstream;
 mod workers;
 
 use std::io;

@@ -56,6 +56,12 @@ impl Transport {
         }
     }
 
+    /// Whether it is plain TCP (a short read then means the socket is
+    /// empty; TLS may hold decrypted bytes back).
+    pub fn is_plain(&self) -> bool {
+        matches!(self, Transport::Plain(_))
+    }
+
     /// Reads plaintext: `Ok(0)` when the client has finished, `WouldBlock`
     /// when nothing is there yet. A client that does not speak TLS on a
     /// TLS port gets an error here (and an alert), so it is closed.

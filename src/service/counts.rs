@@ -46,10 +46,13 @@ impl Service {
             .count();
         let usec = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         let share = usec / u64::try_from(ran.max(1)).unwrap_or(1);
-        for &(command, result) in &batch.requests {
-            self.metrics.forwarded_done(command, result, share);
+        // Counted by runs of the same command and result: a client's
+        // pipeline is mostly one command.
+        for run in batch.requests.chunk_by(|a, b| a == b) {
+            let (command, result) = run[0];
+            let n = u64::try_from(run.len()).unwrap_or(u64::MAX);
             self.metrics
-                .resp_request(result == ForwardResult::Ok, elapsed);
+                .forwarded_run(command, result, share, n, elapsed);
         }
     }
 

@@ -51,7 +51,7 @@ pub use claim::{Claim, Deferred, Ticket};
 pub use coherence::{Change, ChangeListener, LinkState};
 pub use counts::Forwarded;
 use fill::Fetched;
-pub use forward::{Batch, Client, Held, Lane, Pin, Queued};
+pub use forward::{Batch, Client, Held, Lane, Pin, Plan, Queued, Upstream};
 use read_through::{Probe, ReadThrough};
 pub use types::{Found, ReadError, Source, Value};
 

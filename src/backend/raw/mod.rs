@@ -11,6 +11,7 @@
 
 pub mod frame;
 mod stream;
+mod upstream;
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::time::Duration;
@@ -19,6 +20,7 @@ use frame::Framer;
 use redis::{ConnectionAddr, ConnectionInfo};
 use stream::Stream;
 pub use stream::TlsRoots;
+pub use upstream::Upstream;
 
 /// Bytes read from Redis at a time.
 const READ_CHUNK: usize = 16 * 1024;

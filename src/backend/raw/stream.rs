@@ -42,6 +42,11 @@ impl TlsRoots {
             .with_no_client_auth();
         Ok(TlsRoots(Some(Arc::new(config))))
     }
+
+    /// Whether connections speak TLS (`rediss://`).
+    pub fn is_tls(&self) -> bool {
+        self.0.is_some()
+    }
 }
 
 /// A connected socket.

@@ -18,6 +18,16 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// An empty batch with room for about `bytes` of requests, so that
+    /// pushing a client's pipeline does not grow it step by step.
+    pub fn with_capacity(bytes: usize) -> Batch {
+        Batch {
+            bytes: Vec::with_capacity(bytes),
+            ends: Vec::with_capacity(16),
+            args: Vec::with_capacity(48),
+        }
+    }
+
     /// Appends one request (the command name first), encoded as a RESP
     /// array whatever form the client sent it in; `queued`: sent inside a
     /// transaction, so Redis queues it until EXEC.

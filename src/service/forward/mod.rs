@@ -14,16 +14,18 @@
 mod batch;
 mod cluster;
 mod held;
+mod looped;
 mod written;
 
 use crate::backend::raw::RawConn;
 use crate::backend::Dest;
-use crate::commands::{Class, Command, KeyRef, READONLY, WRITE};
+use crate::commands::{Class, Command, CommandTable, KeyRef, READONLY, WRITE};
 use crate::config::Forwarding;
 use crate::metrics::{ForwardResult, ForwardedCommand};
 
 pub use batch::Batch;
 pub use held::{Held, Lane, Pin, Queued};
+pub use looped::{Plan, Upstream};
 
 use super::{Forwarded, Service};
 
@@ -150,16 +152,7 @@ impl Service {
                 return counted;
             }
         };
-        let mut argv = Vec::new();
-        let mut refs = Vec::new();
-        let routes: Vec<Route> = (0..batch.len())
-            .map(|i| {
-                batch.argv(i, &mut argv);
-                let command = table.lookup(&argv);
-                counted.push(self.forwarded_command(command));
-                self.route(command, &argv, batch.queued(i), client, &mut refs)
-            })
-            .collect();
+        let routes = self.route_batch(&table, batch, client, &mut counted);
         let sent = routes
             .iter()
             .filter(|route| matches!(route, Route::Send { .. }))
@@ -232,6 +225,27 @@ impl Service {
             }
         }
         counted
+    }
+
+    /// What to do with each request of `batch`, each counted under its
+    /// command in `counted`.
+    fn route_batch(
+        &self,
+        table: &CommandTable,
+        batch: &Batch,
+        client: Client,
+        counted: &mut Forwarded,
+    ) -> Vec<Route> {
+        let mut argv = Vec::new();
+        let mut refs = Vec::new();
+        (0..batch.len())
+            .map(|i| {
+                batch.argv(i, &mut argv);
+                let command = table.lookup(&argv);
+                counted.push(self.forwarded_command(command));
+                self.route(command, &argv, batch.queued(i), client, &mut refs)
+            })
+            .collect()
     }
 
     /// What to do with one request.

@@ -1,7 +1,9 @@
 //! The RESP event loop: one thread polls every connection (mio, epoll on
 //! Linux), drives each through its steps (`conn.rs`), answers hits and
-//! data-free commands at once, and hands reads that need Redis to the worker
-//! pool (`workers.rs`).
+//! data-free commands at once, writes forwarded batches to the few Redis
+//! connections it drives itself (`upstream.rs`: one write per turn for
+//! all the clients served in it), and hands reads that need Redis, and the
+//! batches that cannot go that way, to the worker pool (`workers.rs`).
 //!
 //! Why a loop and not a thread per connection: with one thread per client,
 //! every request wakes a thread, and under many busy connections on few
@@ -28,12 +30,14 @@ use crate::log_limit::LogLimiter;
 use crate::metrics::{serve_on_this_thread, FrontEnd};
 use crate::service::Service;
 
+mod accept;
+
 use super::cmd::{Peers, Registry};
 use super::conn::{Conn, ReadOutcome, State, LINGER};
 use super::dedicated::Dedicated;
 use super::lanes::Next;
 use super::tracking::{self, Tracker};
-use super::transport::Transport;
+use super::upstream::Upstreams;
 use super::workers::{self, Done, WorkQueue};
 use super::RespSettings;
 
@@ -83,6 +87,11 @@ impl EventLoop {
         };
         let (tracker, changes) = Tracker::new(limits, Arc::clone(&waker), Arc::clone(&service));
         service.listen_for_changes(changes);
+        let upstreams = Upstreams::new(
+            Arc::clone(&service),
+            Arc::clone(&waker),
+            poll.registry().try_clone()?,
+        );
         let live = Arc::new(AtomicUsize::new(0));
         service.watch_connections(FrontEnd::Resp, Arc::clone(&live));
         let stopping = Arc::new(AtomicBool::new(false));
@@ -97,6 +106,8 @@ impl EventLoop {
             stopping: Arc::clone(&stopping),
             jobs,
             dedicated,
+            upstreams,
+            resumed: Vec::new(),
             want_accept: true,
             accept_errors: LogLimiter::new(ACCEPT_WARNING_INTERVAL),
             accept_failed: false,
@@ -139,6 +150,10 @@ struct Loop {
     jobs: WorkQueue,
     /// Blocking commands and subscriptions, on connections of their own.
     dedicated: Dedicated,
+    /// The loop's own Redis connections, carrying forwarded batches.
+    upstreams: Upstreams,
+    /// Clients whose replies came in on them, to resume.
+    resumed: Vec<Token>,
     /// Whether the listener may have clients to accept: set by its events,
     /// by the sweep after an accept error, and while a flood of clients to
     /// turn away is not yet worked through.
@@ -177,7 +192,19 @@ impl Loop {
                 match event.token() {
                     LISTENER => self.want_accept = true,
                     WAKER => {}
-                    token => self.service_conn(token),
+                    token if Upstreams::owns(token) => {
+                        self.upstreams
+                            .ready(token, &mut self.conns, &mut self.chunk);
+                        self.resume();
+                    }
+                    token => {
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            if let Some(conn) = self.conns.get_mut(&token) {
+                                conn.readable();
+                            }
+                        }
+                        self.service_conn(token);
+                    }
                 }
             }
             // Changes in Redis, for tracking clients.
@@ -193,6 +220,12 @@ impl Loop {
                     None => {}
                 }
             }
+            // Batches of this turn, many clients' in one write each.
+            self.upstreams.take_opened();
+            self.upstreams.expire(&mut self.conns);
+            self.resume();
+            self.upstreams.flush(&mut self.conns);
+            self.resume();
             if self.stopping.load(Ordering::SeqCst) {
                 if let Some(mut closed) = listener.take() {
                     let _ = self.poll.registry().deregister(&mut closed);
@@ -216,81 +249,6 @@ impl Loop {
         }
     }
 
-    /// Accepts every client waiting. Polling is edge-triggered, so this
-    /// runs until the listener has none left (or `REJECTS_PER_TURN` were
-    /// turned away: then again on the next turn). At MAX_CONNECTIONS a
-    /// client is told so and closed at once, as Redis does at `maxclients`,
-    /// rather than left waiting unanswered in the backlog.
-    fn accept(&mut self, listener: &TcpListener) {
-        let mut rejected = 0;
-        while rejected < REJECTS_PER_TURN {
-            match listener.accept() {
-                Ok((stream, _)) if self.conns.len() >= self.settings.max_connections => {
-                    self.reject(stream);
-                    rejected += 1;
-                }
-                Ok((stream, addr)) => {
-                    self.service.resp_connection_opened();
-                    let laddr = stream.local_addr().ok();
-                    let fd = i64::from(std::os::fd::AsRawFd::as_raw_fd(&stream));
-                    let token = Token(self.next_token);
-                    self.next_token += 1;
-                    self.next_id += 1;
-                    let _ = stream.set_nodelay(true);
-                    let interest = Interest::READABLE | Interest::WRITABLE;
-                    let mut transport = match Transport::new(stream, self.settings.tls.as_ref()) {
-                        Ok(transport) => transport,
-                        Err(err) => {
-                            log::warn!("cannot start TLS on a RESP connection: {err}");
-                            continue;
-                        }
-                    };
-                    let registry = self.poll.registry();
-                    if let Err(err) = registry.register(transport.socket(), token, interest) {
-                        log::warn!("cannot poll a RESP connection: {err}");
-                        continue;
-                    }
-                    self.conns.insert(
-                        token,
-                        Conn::new(transport, self.next_id, self.service.default_db()),
-                    );
-                    self.tracker.opened(self.next_id, token);
-                    let db = self.service.default_db();
-                    let (id, addr) = (self.next_id, Some(addr));
-                    self.clients.opened(id, token, addr, laddr, fd, db);
-                    self.live.store(self.conns.len(), Ordering::SeqCst);
-                    // Data may already be waiting; edge-triggered polling
-                    // reports it once, which registration may have missed.
-                    self.service_conn(token);
-                }
-                Err(err) if err.kind() == ErrorKind::WouldBlock => {
-                    self.want_accept = false;
-                    return;
-                }
-                Err(err) => {
-                    // Out of file descriptors and the like: the sweep tries
-                    // again (at most SWEEP later); never give up.
-                    self.accept_errors
-                        .warn(format_args!("RESP accept failed, retrying: {err}"));
-                    self.want_accept = false;
-                    self.accept_failed = true;
-                    return;
-                }
-            }
-        }
-        // More may wait: the next turn goes on.
-        self.want_accept = true;
-    }
-
-    /// Turns away a client beyond MAX_CONNECTIONS (see
-    /// `transport::turn_away`); over TLS it is only closed.
-    fn reject(&mut self, stream: mio::net::TcpStream) {
-        self.service.resp_connection_rejected();
-        if self.settings.tls.is_none() {
-            super::transport::turn_away(stream, &mut self.chunk);
-        }
-    }
-
     /// Executes, writes and reads for one connection, closing it when done.
     /// Reads one chunk at a time, and only while the connection has room
     /// (`Conn::may_read`): flow control.
@@ -306,8 +264,15 @@ impl Loop {
             clients: &self.clients,
         };
         let open = loop {
-            if !conn.execute_input(token, &self.service, &self.jobs, &self.dedicated, &peers)
-                || !conn.write_output()
+            let upstreams = &mut self.upstreams;
+            if !conn.execute_input(
+                token,
+                &self.service,
+                &self.jobs,
+                &self.dedicated,
+                upstreams,
+                &peers,
+            ) || !conn.write_output()
             {
                 break false;
             }
@@ -336,6 +301,27 @@ impl Loop {
         for other in self.tracker.after_execute(token, &mut self.conns) {
             self.flush(other);
         }
+    }
+
+    /// Resumes the clients whose replies came in on the loop's own Redis
+    /// connections.
+    /// Changes their writes made are told to tracking clients first, as
+    /// before a worker's reply (so no client reads, then hears of, a
+    /// change older than its read).
+    fn resume(&mut self) {
+        let mut resumed = std::mem::take(&mut self.resumed);
+        self.upstreams.take_resumed(&mut resumed);
+        if resumed.is_empty() {
+            self.resumed = resumed;
+            return;
+        }
+        for token in self.tracker.drain(&mut self.conns) {
+            self.flush(token);
+        }
+        for token in resumed.drain(..) {
+            self.service_conn(token);
+        }
+        self.resumed = resumed;
     }
 
     /// Writes what a connection has pending (a tracking message), closing

@@ -1,0 +1,199 @@
+//! A raw connection turned non-blocking, for the RESP event loop to drive
+//! itself: many clients' forwarded batches are queued on it during one turn
+//! of the loop and written together, and Redis's replies are framed as they
+//! arrive (twemproxy's shape: one server connection, a FIFO of requests
+//! outstanding on it, replies matched by position).
+//!
+//! Why: handing every batch to a worker thread and its replies back through
+//! a channel cost the proxy more in wake-ups (futex waits, context switches)
+//! than in work. Here the loop that read the clients' requests writes them
+//! to Redis and reads the replies back without another thread.
+//!
+//! It is opened and handshaken blocking (`RawConn::open`, off the loop),
+//! then only ever read and written without waiting. Plain TCP only: a TLS
+//! connection stays on the workers' blocking path.
+
+use std::io::{self, ErrorKind, Read, Write};
+
+use super::frame::Framer;
+use super::stream::Stream;
+use super::RawConn;
+use crate::backend::forward::classify;
+use crate::backend::BackendError;
+
+/// The client name the event loop's connections carry at Redis.
+pub const NAME: &str = "redis-proxy-loop";
+/// An emptied buffer larger than this is given back.
+const KEEP: usize = 256 * 1024;
+
+/// One non-blocking connection to Redis carrying pipelined batches.
+pub struct Upstream {
+    socket: mio::net::TcpStream,
+    /// Requests queued and not yet written.
+    out: Vec<u8>,
+    /// Bytes of `out` already written.
+    written: usize,
+    /// Bytes read and not yet handed out, from `head` on.
+    input: Vec<u8>,
+    head: usize,
+    /// The end of the replies framed so far (from `head`) and how many.
+    scanned: usize,
+    framed: usize,
+    framer: Framer,
+    /// Which master it was opened to (sentinel mode's generation).
+    pub generation: u64,
+}
+
+impl Upstream {
+    /// Takes over `conn` (opened and handshaken, nothing pending on it),
+    /// names it [`NAME`] at Redis (so `CLIENT LIST` there tells the loop's
+    /// connections from the rest; a refusal, by ACL say, is ignored), then
+    /// makes it non-blocking. Blocks for the naming: call it off the loop.
+    /// Fails for a TLS connection, or one with bytes already waiting.
+    pub fn take_over(mut conn: RawConn) -> Result<Upstream, BackendError> {
+        if !conn.input.is_empty() || conn.broken {
+            return Err(BackendError::Unavailable(
+                "the connection has unread replies".to_owned(),
+            ));
+        }
+        let mut request = Vec::new();
+        super::encode(&[b"CLIENT", b"SETNAME", NAME.as_bytes()], &mut request);
+        let mut reply = Vec::new();
+        conn.send(&request)
+            .and_then(|()| conn.receive(&mut reply))
+            .map_err(|err| classify(&err))?;
+        let RawConn {
+            stream, generation, ..
+        } = conn;
+        let Stream::Tcp(tcp) = stream else {
+            return Err(BackendError::Unavailable(
+                "a TLS connection is not driven by the event loop".to_owned(),
+            ));
+        };
+        tcp.set_nonblocking(true).map_err(|err| classify(&err))?;
+        Ok(Upstream {
+            socket: mio::net::TcpStream::from_std(tcp),
+            out: Vec::new(),
+            written: 0,
+            input: Vec::new(),
+            head: 0,
+            scanned: 0,
+            framed: 0,
+            framer: Framer::default(),
+            generation,
+        })
+    }
+
+    /// The socket, to register with the event loop's poll.
+    pub fn source(&mut self) -> &mut mio::net::TcpStream {
+        &mut self.socket
+    }
+
+    /// Queues whole RESP requests, to go out with the next [`flush`].
+    ///
+    /// [`flush`]: Upstream::flush
+    pub fn queue(&mut self, requests: &[u8]) {
+        self.out.extend_from_slice(requests);
+    }
+
+    /// Bytes queued and not yet written: what bounds further queueing.
+    pub fn unsent(&self) -> usize {
+        self.out.len() - self.written
+    }
+
+    /// Writes what is queued, as far as the socket takes it now.
+    pub fn flush(&mut self) -> Result<(), BackendError> {
+        while self.written < self.out.len() {
+            match self.socket.write(&self.out[self.written..]) {
+                Ok(0) => return Err(closed()),
+                Ok(n) => self.written += n,
+                Err(err) if err.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                Err(err) => return Err(classify(&err)),
+            }
+        }
+        self.out.clear();
+        self.written = 0;
+        if self.out.capacity() > KEEP {
+            self.out = Vec::new();
+        }
+        Ok(())
+    }
+
+    /// Reads everything Redis has sent so far through `chunk`. The bytes
+    /// read stay in, to be taken with [`Upstream::take`], even when the
+    /// read then fails (Redis answered, then closed).
+    pub fn read(&mut self, chunk: &mut [u8]) -> Result<(), BackendError> {
+        loop {
+            match self.socket.read(chunk) {
+                Ok(0) => return Err(closed()),
+                Ok(n) => {
+                    self.input.extend_from_slice(&chunk[..n]);
+                    // A short read emptied the socket; polling is
+                    // edge-triggered and reports what arrives next.
+                    if n < chunk.len() {
+                        return Ok(());
+                    }
+                }
+                Err(err) if err.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                Err(err) => return Err(classify(&err)),
+            }
+        }
+    }
+
+    /// The next `count` replies, back to back exactly as Redis sent them,
+    /// once all are in (`None` until then: the scan resumes where it
+    /// stopped). An error means the bytes are not RESP: the connection is
+    /// unusable.
+    pub fn take(&mut self, count: usize) -> Result<Option<&[u8]>, BackendError> {
+        while self.framed < count {
+            match self.framer.next(&self.input[self.scanned..]) {
+                Ok(Some(len)) => {
+                    self.scanned += len;
+                    self.framed += 1;
+                }
+                Ok(None) => return Ok(None),
+                Err(err) => return Err(BackendError::Unavailable(err.0.to_owned())),
+            }
+        }
+        let replies = &self.input[self.head..self.scanned];
+        self.head = self.scanned;
+        self.framed = 0;
+        Ok(Some(replies))
+    }
+
+    /// The replies of the next batch that are in whole so far, handed out
+    /// (after a failure: those are delivered, the rest fail).
+    pub fn take_answered(&mut self) -> &[u8] {
+        let replies = &self.input[self.head..self.scanned];
+        self.head = self.scanned;
+        self.framed = 0;
+        replies
+    }
+
+    /// Whether bytes are left over that no batch asked for.
+    pub fn has_unclaimed(&self) -> bool {
+        self.input.len() > self.head
+    }
+
+    /// Forgets the replies handed out (after a read's batches are done).
+    pub fn compact(&mut self) {
+        if self.head == 0 {
+            return;
+        }
+        self.input.drain(..self.head);
+        self.scanned -= self.head;
+        self.head = 0;
+        if self.input.is_empty() && self.input.capacity() > KEEP {
+            self.input = Vec::new();
+        }
+    }
+}
+
+fn closed() -> BackendError {
+    classify(&io::Error::new(
+        ErrorKind::UnexpectedEof,
+        "Redis closed the connection",
+    ))
+}

@@ -1,0 +1,310 @@
+//! Forwarded batches sent by the event loop itself, on a few non-blocking
+//! Redis connections it drives ([`Upstream`], one per protocol and
+//! database), instead of through a worker.
+//!
+//! Why: a batch handed to a worker and its replies handed back cost two
+//! thread wake-ups each way; under redis-benchmark's many small writes that
+//! scheduling took about half the proxy's CPU. Here every batch the loop
+//! gathers during one turn is appended to its connection's output and all
+//! are written with one write at the end of the turn, many clients' commands
+//! pipelined together (as twemproxy and Envoy do); a FIFO per connection
+//! records whose replies come next, and how many.
+//!
+//! What goes this way is the service's decision ([`Service::plan`]): pooled
+//! batches with no transaction, every request sent as it is, standalone or
+//! sentinel over plain TCP. Everything else, and every batch while no
+//! connection is ready (opening one happens on a thread of its own, since
+//! it blocks), takes the workers' path, so a Redis that is down behaves as
+//! before. A connection that fails or times out (REDIS_TIMEOUT_MS) fails
+//! every batch pending on it with the workers' words and is dropped: nothing
+//! is sent twice, and a late reply has no connection left to arrive on.
+
+use std::collections::VecDeque;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::{Interest, Registry, Token, Waker};
+
+use crate::service::{Batch, Client, Plan, ReadError, Service, Upstream};
+
+use super::conn::{Conn, OUTPUT_HIGH_WATER};
+
+/// Tokens from here up are upstreams' (clients' count up from 2).
+const FIRST_TOKEN: usize = usize::MAX / 2;
+/// Past this much unwritten output on a connection, further batches take
+/// the workers' path: what Redis is slow to read is bounded.
+const UNSENT_LIMIT: usize = OUTPUT_HIGH_WATER;
+/// How long after a failed open the next is tried (meanwhile, workers).
+const RETRY: Duration = Duration::from_secs(1);
+
+/// Which clients a connection serves: their protocol (RESP3) and database.
+type Key = (bool, i64);
+
+/// A client batch sent and not yet answered.
+struct Pending {
+    token: Token,
+    batch: Batch,
+    plan: Plan,
+}
+
+/// One connection and the batches outstanding on it, oldest first.
+struct Link {
+    key: Key,
+    token: Token,
+    upstream: Upstream,
+    pending: VecDeque<Pending>,
+    /// Takes no more batches (sentinel failover); dropped once answered.
+    retired: bool,
+}
+
+/// The event loop's connections to Redis.
+pub struct Upstreams {
+    service: Arc<Service>,
+    waker: Arc<Waker>,
+    registry: Registry,
+    enabled: bool,
+    links: Vec<Link>,
+    next_token: usize,
+    /// Opens under way, and when the last failed (per key).
+    opening: Vec<Key>,
+    failed: Vec<(Key, Instant)>,
+    opened_tx: Sender<(Key, Result<Upstream, ReadError>)>,
+    opened: Receiver<(Key, Result<Upstream, ReadError>)>,
+    /// Clients whose replies came in, to resume.
+    resume: Vec<Token>,
+}
+
+impl Upstreams {
+    /// None open yet; `registry` registers them with the loop's poll.
+    pub fn new(service: Arc<Service>, waker: Arc<Waker>, registry: Registry) -> Upstreams {
+        let (opened_tx, opened) = mpsc::channel();
+        Upstreams {
+            enabled: service.upstreams_possible(),
+            service,
+            waker,
+            registry,
+            links: Vec::new(),
+            next_token: FIRST_TOKEN,
+            opening: Vec::new(),
+            failed: Vec::new(),
+            opened_tx,
+            opened,
+            resume: Vec::new(),
+        }
+    }
+
+    /// Whether poll's `token` is one of these connections.
+    pub fn owns(token: Token) -> bool {
+        token.0 >= FIRST_TOKEN
+    }
+
+    /// Queues `batch` of the client `token` on a ready connection, to be
+    /// written at the end of this turn; the client then waits. Gives the
+    /// batch back when it must go through a worker instead.
+    pub fn send(&mut self, token: Token, batch: Batch, client: Client) -> Result<(), Batch> {
+        if !self.enabled {
+            return Err(batch);
+        }
+        let key = (client.resp3, client.db);
+        let Some(link) = self.links.iter_mut().find(|l| l.key == key && !l.retired) else {
+            self.open(key, client);
+            return Err(batch);
+        };
+        if !self.service.upstream_current(&link.upstream) {
+            link.retired = true;
+            self.open(key, client);
+            return Err(batch);
+        }
+        if link.upstream.unsent() > UNSENT_LIMIT {
+            return Err(batch);
+        }
+        let Some(plan) = self.service.plan(&batch, client) else {
+            return Err(batch);
+        };
+        link.upstream.queue(batch.frames());
+        link.pending.push_back(Pending { token, batch, plan });
+        Ok(())
+    }
+
+    /// Opens a connection for `key` on a thread of its own (it blocks),
+    /// unless one is opening or the last try failed a moment ago.
+    fn open(&mut self, key: Key, client: Client) {
+        if self.opening.contains(&key) {
+            return;
+        }
+        let now = Instant::now();
+        self.failed
+            .retain(|(_, at)| now.duration_since(*at) < RETRY);
+        if self.failed.iter().any(|(failed, _)| *failed == key) {
+            return;
+        }
+        let (service, waker) = (Arc::clone(&self.service), Arc::clone(&self.waker));
+        let done = self.opened_tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("resp-upstream-open".to_owned())
+            .spawn(move || {
+                let _ = done.send((key, service.open_upstream(client)));
+                let _ = waker.wake();
+            });
+        match spawned {
+            Ok(_) => self.opening.push(key),
+            Err(err) => {
+                log::warn!("cannot start a thread to open a Redis connection: {err}");
+                self.failed.push((key, now));
+            }
+        }
+    }
+
+    /// Takes the connections opened since the last turn into the poll.
+    pub fn take_opened(&mut self) {
+        while let Ok((key, opened)) = self.opened.try_recv() {
+            self.opening.retain(|k| *k != key);
+            let mut upstream = match opened {
+                Ok(upstream) => upstream,
+                Err(err) => {
+                    log::debug!("no event-loop connection to Redis yet: {err}");
+                    self.failed.push((key, Instant::now()));
+                    continue;
+                }
+            };
+            let token = Token(self.next_token);
+            self.next_token += 1;
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if let Err(err) = self.registry.register(upstream.source(), token, interest) {
+                log::warn!("cannot poll a Redis connection: {err}");
+                continue;
+            }
+            self.links.push(Link {
+                key,
+                token,
+                upstream,
+                pending: VecDeque::new(),
+                retired: false,
+            });
+        }
+    }
+
+    /// A connection is ready: writes what waits, reads what came, and
+    /// hands each batch answered in full to its client.
+    pub fn ready(&mut self, token: Token, conns: &mut ClientMap, chunk: &mut [u8]) {
+        let Some(i) = self.links.iter().position(|l| l.token == token) else {
+            return;
+        };
+        let link = &mut self.links[i];
+        let mut failure = link.upstream.flush().err().map(ReadError::from);
+        if failure.is_none() {
+            let read = link.upstream.read(chunk).map_err(ReadError::from);
+            failure = deliver(link, &self.service, conns, &mut self.resume).err();
+            failure = failure.or(read.err());
+        }
+        self.settle(i, failure, conns);
+    }
+
+    /// Writes every connection's queued batches (at the end of a turn:
+    /// one write for all the clients served in it).
+    pub fn flush(&mut self, conns: &mut ClientMap) {
+        let mut i = 0;
+        while i < self.links.len() {
+            let failed = self.links[i].upstream.flush().err();
+            if !self.settle(i, failed.map(ReadError::from), conns) {
+                i += 1;
+            }
+        }
+    }
+
+    /// Fails the connections whose oldest batch has waited longer than
+    /// REDIS_TIMEOUT_MS.
+    pub fn expire(&mut self, conns: &mut ClientMap) {
+        let limit = self.service.redis_timeout();
+        let mut i = 0;
+        while i < self.links.len() {
+            let late = self.links[i]
+                .pending
+                .front()
+                .is_some_and(|p| p.plan.started().elapsed() > limit);
+            if late {
+                let why = format!(
+                    "no reply within REDIS_TIMEOUT_MS ({} ms)",
+                    limit.as_millis()
+                );
+                self.settle(i, Some(ReadError::Timeout(why)), conns);
+            } else if !self.settle(i, None, conns) {
+                i += 1;
+            }
+        }
+    }
+
+    /// The clients whose replies came in since the last call.
+    pub fn take_resumed(&mut self, into: &mut Vec<Token>) {
+        into.append(&mut self.resume);
+    }
+
+    /// After link `i` was used: drops it if it failed (its batches answered
+    /// with `failure`), or if it is retired and has nothing pending. True
+    /// when it was dropped (another link is at `i` now).
+    fn settle(&mut self, i: usize, failure: Option<ReadError>, conns: &mut ClientMap) -> bool {
+        let link = &mut self.links[i];
+        let Some(error) = failure else {
+            if link.retired && link.pending.is_empty() {
+                let mut link = self.links.swap_remove(i);
+                let _ = self.registry.deregister(link.upstream.source());
+                return true;
+            }
+            return false;
+        };
+        let mut link = self.links.swap_remove(i);
+        let _ = self.registry.deregister(link.upstream.source());
+        log::debug!("a Redis connection of the event loop failed: {error}");
+        let mut out = Vec::new();
+        let mut answered = link.upstream.take_answered().to_vec();
+        for pending in link.pending.drain(..) {
+            out.clear();
+            let Pending { token, batch, plan } = pending;
+            self.service
+                .planned_failed(plan, &batch, &answered, error.clone(), &mut out);
+            answered.clear();
+            if let Some(conn) = conns.get_mut(&token) {
+                conn.deliver(&out, None, true);
+                self.resume.push(token);
+            }
+        }
+        true
+    }
+}
+
+/// The event loop's clients, by token.
+pub type ClientMap = std::collections::HashMap<Token, Conn>;
+
+/// Hands `link`'s batches answered in full to their clients, in order:
+/// the service drops what each wrote and counts it before its replies
+/// reach the client's output. A client gone meanwhile: its replies are
+/// dropped. An error: the link is unusable (its replies are not RESP, or
+/// bytes came that no batch asked for).
+fn deliver(
+    link: &mut Link,
+    service: &Service,
+    conns: &mut ClientMap,
+    resume: &mut Vec<Token>,
+) -> Result<(), ReadError> {
+    while let Some(head) = link.pending.front() {
+        let Some(replies) = link.upstream.take(head.batch.len())? else {
+            break;
+        };
+        let Some(Pending { token, batch, plan }) = link.pending.pop_front() else {
+            break;
+        };
+        service.planned_replies(plan, &batch, replies);
+        if let Some(conn) = conns.get_mut(&token) {
+            conn.deliver(replies, None, true);
+            resume.push(token);
+        }
+    }
+    link.upstream.compact();
+    if link.pending.is_empty() && link.upstream.has_unclaimed() {
+        return Err(ReadError::Unavailable(
+            "Redis sent a reply no request asked for".to_owned(),
+        ));
+    }
+    Ok(())
+}

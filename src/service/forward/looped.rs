@@ -1,0 +1,156 @@
+//! Batches the RESP event loop sends to Redis itself, on connections it
+//! drives without blocking ([`Upstream`]), rather than through a worker
+//! (docs/forwarding.md, "On the event loop"). The decisions stay here:
+//! which batches may go that way ([`Service::plan`]), and what is done once
+//! their replies are in (the written keys dropped from the cache before a
+//! reply goes back, the counts), the same code the workers' path runs.
+//! The event loop only moves the bytes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::commands::CommandTable;
+use crate::config::Forwarding;
+use crate::service::{Forwarded, ReadError, Service};
+
+use super::{Batch, Client, Delivered, Route};
+
+pub use crate::backend::raw::Upstream;
+
+/// What the service decided for a batch the event loop sends itself, and
+/// what it needs again once the replies are in (or the connection failed).
+pub struct Plan {
+    table: Arc<CommandTable>,
+    routes: Vec<Route>,
+    counted: Forwarded,
+    started: Instant,
+}
+
+impl Plan {
+    /// When the batch was sent: it fails once REDIS_TIMEOUT_MS passed
+    /// without its replies.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+}
+
+impl Service {
+    /// Whether the event loop may send batches to Redis itself: forwarding
+    /// is on, and Redis is one server over plain TCP (cluster mode and
+    /// `rediss://` keep the workers' path).
+    pub fn upstreams_possible(&self) -> bool {
+        self.forwarding != Forwarding::Off && self.backend.upstreams_possible()
+    }
+
+    /// A connection for the event loop to drive, for clients like
+    /// `client`. It blocks (connect, handshake): call it off the loop.
+    /// (Redis's `databases`, which a worker learns after a batch, is
+    /// learnt by the batches that go to the workers while it opens: the
+    /// first after start, and after each failure, as after a restart of
+    /// Redis, are such.)
+    pub fn open_upstream(&self, client: Client) -> Result<Upstream, ReadError> {
+        Ok(self.backend.open_upstream(client.resp3, client.db)?)
+    }
+
+    /// Whether `upstream` still goes where batches should (sentinel mode:
+    /// the master of now). An old one takes no more batches.
+    pub fn upstream_current(&self, upstream: &Upstream) -> bool {
+        self.backend.upstream_current(upstream)
+    }
+
+    /// REDIS_TIMEOUT_MS: how long a batch sent from the event loop may
+    /// wait for its replies.
+    pub fn redis_timeout(&self) -> Duration {
+        self.wait_limit
+    }
+
+    /// Whether `batch` (pooled, no transaction in it) may be sent by the
+    /// event loop: Redis's command table is known already and not due to
+    /// be read again (the loop never waits for it: a worker reads it), and
+    /// every request of it goes to Redis as it is, none refused by the
+    /// proxy. `None` sends it through a worker, which handles every case.
+    pub fn plan(&self, batch: &Batch, client: Client) -> Option<Plan> {
+        let table = self.backend.commands_fresh()?;
+        if (0..batch.len()).any(|i| batch.queued(i)) {
+            return None;
+        }
+        let mut counted = Forwarded::with_capacity(batch.len());
+        let routes = self.route_batch(&table, batch, client, &mut counted);
+        if routes
+            .iter()
+            .any(|route| !matches!(route, Route::Send { .. }))
+        {
+            return None;
+        }
+        self.metrics.in_flight(1);
+        Some(Plan {
+            table,
+            routes,
+            counted,
+            started: Instant::now(),
+        })
+    }
+
+    /// A planned batch's `replies` are all in (one per request, in order):
+    /// drops what its writes touched from the cache and counts it. Call it
+    /// before the replies reach the client (read-your-writes).
+    pub fn planned_replies(&self, plan: Plan, batch: &Batch, replies: &[u8]) {
+        let Plan {
+            table,
+            routes,
+            mut counted,
+            started,
+        } = plan;
+        self.drop_written(&table, batch, &routes);
+        self.redis_replies(replies, &mut counted);
+        self.planned_done(&counted, started);
+    }
+
+    /// A planned batch got only `answered` (its first replies) before its
+    /// connection failed with `error`: the same as [`planned_replies`],
+    /// and `out` gets those replies then an error for each request left,
+    /// in the words of the workers' path. Nothing is sent again: the
+    /// requests may have run (so their keys are dropped all the same).
+    ///
+    /// [`planned_replies`]: Service::planned_replies
+    pub fn planned_failed(
+        &self,
+        plan: Plan,
+        batch: &Batch,
+        answered: &[u8],
+        error: ReadError,
+        out: &mut Vec<u8>,
+    ) {
+        let Plan {
+            table,
+            routes,
+            mut counted,
+            started,
+        } = plan;
+        self.drop_written(&table, batch, &routes);
+        self.redis_replies(answered, &mut counted);
+        out.extend_from_slice(answered);
+        let delivered = Delivered {
+            answered: replies_in(answered),
+            error: Some(format!("ERR {error}")),
+        };
+        self.fail_rest(batch.len(), delivered, out);
+        self.planned_done(&counted, started);
+    }
+
+    fn planned_done(&self, counted: &Forwarded, started: Instant) {
+        self.metrics.in_flight(-1);
+        self.forwarded(counted, started.elapsed());
+    }
+}
+
+/// How many whole replies `replies` holds.
+fn replies_in(replies: &[u8]) -> usize {
+    let mut framer = crate::backend::raw::frame::Framer::default();
+    let (mut at, mut count) = (0, 0);
+    while let Ok(Some(len)) = framer.next(&replies[at..]) {
+        at += len;
+        count += 1;
+    }
+    count
+}
