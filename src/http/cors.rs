@@ -32,7 +32,8 @@ impl Cors {
 
     /// The `Origin` of `request`, if CORS is on and the origin is allowed.
     fn allowed_origin<'r>(&self, request: &'r Request) -> Option<&'r str> {
-        if self.origins == CorsOrigins::None {
+        // `matches!`, not `==`: no call to the derived comparison.
+        if matches!(self.origins, CorsOrigins::None) {
             return None;
         }
         let origin = request
@@ -48,7 +49,7 @@ impl Cors {
     /// `Access-Control-Request-Method`) from an allowed origin; None for
     /// every other request, which is routed as usual.
     pub fn preflight(&self, request: &Request) -> Option<HttpResponse> {
-        if *request.method() != Method::Options {
+        if !matches!(request.method(), Method::Options) {
             return None;
         }
         let origin = self.allowed_origin(request)?;
@@ -75,7 +76,7 @@ impl Cors {
     /// `Age`.
     pub fn decorate(&self, request: &Request, answer: &mut HttpResponse) {
         if let Some(origin) = self.allowed_origin(request) {
-            if *request.method() != Method::Options {
+            if !matches!(request.method(), Method::Options) {
                 self.allow(origin, answer);
                 answer
                     .headers

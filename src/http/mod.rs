@@ -206,8 +206,9 @@ fn route(request: &Request, service: &Service, started: Instant) -> HttpResponse
     let readable = matches!(request.method(), Method::Get | Method::Head);
     // With PROXY_PASSWORD set, these need it (/metrics unless METRICS_OPEN);
     // health, readiness and unknown paths are answered without it.
+    // "/proxy" first: patterns are compared in order, and most requests are.
     let guarded = match path {
-        "/" | "/stats" | "/proxy" => true,
+        "/proxy" | "/" | "/stats" => true,
         "/metrics" => !service.metrics_open(),
         _ => false,
     };
@@ -217,13 +218,13 @@ fn route(request: &Request, service: &Service, started: Instant) -> HttpResponse
         }
     }
     match path {
+        "/proxy" if readable => proxy(request, query, service, started),
         "/" if readable => response::build(200, b"text/html; charset=utf-8", PAGE.as_bytes()),
         "/stats" if readable => stats(service),
-        "/proxy" if readable => proxy(request, query, service, started),
         "/healthz" if readable => response::json(200, &json!({ "status": "ok" })),
         "/readyz" if readable => ready(service),
         "/metrics" if readable => metrics(service),
-        "/" | "/stats" | "/proxy" | "/healthz" | "/readyz" | "/metrics" => {
+        "/proxy" | "/" | "/stats" | "/healthz" | "/readyz" | "/metrics" => {
             response::method_not_allowed(b"GET, HEAD")
         }
         _ => response::error(

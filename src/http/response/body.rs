@@ -48,6 +48,7 @@ pub struct Lent(Vec<u8>);
 impl Lent {
     /// A copy of `bytes` (at most [`SHARED_ABOVE`] of them, so the buffer
     /// never grows) in this thread's spare buffer.
+    #[inline]
     pub fn copy(bytes: &[u8]) -> Lent {
         let mut buffer = SPARE
             .take()
@@ -110,6 +111,7 @@ pub struct Held {
 impl Held {
     /// What a hit keeps of `value`, made under the cache's lock: a copy of
     /// a small value in the thread's spare buffer, or a larger one's handle.
+    #[inline]
     pub fn take(value: &Value) -> Held {
         let body = match value.bytes() {
             bytes if bytes.len() <= SHARED_ABOVE => Body::Lent(Lent::copy(bytes)),
