@@ -158,18 +158,29 @@ impl Payload for Held {
 mod tests {
     use super::*;
 
+    /// Whether this thread's spare buffer is there (not lent), and where.
+    fn spare() -> Option<*const u8> {
+        let buffer = SPARE.take();
+        let at = buffer.as_ref().map(|b| b.as_ptr());
+        SPARE.set(buffer);
+        at
+    }
+
     #[test]
     fn a_hit_keeps_a_small_value_in_the_threads_spare_buffer_and_gives_it_back() {
         let small = Value::new(b"small");
         let held = Held::take(&small);
         assert_eq!(held.bytes(), b"small");
         assert_eq!((held.digest(), held.is_utf8()), (small.digest(), true));
+        // Lent: the thread has no spare while the answer holds it.
+        assert_eq!(spare(), None);
         let Body::Lent(lent) = held.into_body() else {
             panic!("a small value is lent");
         };
         let buffer = lent.0.as_ptr();
         drop(lent);
-        // The next hit on this thread copies into the same buffer.
+        assert_eq!(spare(), Some(buffer));
+        // The next hit on this thread copies into that same buffer.
         let again = Held::take(&Value::new(&[0xff; SHARED_ABOVE]));
         assert!(!again.is_utf8());
         match &again.body {
