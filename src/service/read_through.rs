@@ -187,7 +187,7 @@ impl ReadThrough {
 
     /// [`ReadThrough::probe`], except that with `may_lead` false a miss with
     /// no fetch in flight starts none.
-    pub(super) fn claim(&self, db: i64, key: &[u8], may_lead: bool) -> Claimed {
+    pub(super) fn claim(&self, db: i64, key: &[u8], now: Time, may_lead: bool) -> Claimed {
         let at = self.db(db);
         let on_miss = |state: &mut CacheState| match state.joinable(at, key) {
             Some(flight) => Claimed::Follow(flight),
@@ -199,7 +199,7 @@ impl ReadThrough {
             None => Claimed::Pass,
         };
         let hit = |value: &Value, life| Claimed::Hit(value.clone(), life);
-        self.lookup(db, key, self.clock.now(), hit, on_miss)
+        self.lookup(db, key, now, hit, on_miss)
     }
 
     /// The entry kept for `key` in `db` past its freshness, if within
