@@ -31,6 +31,7 @@ impl Cors {
     }
 
     /// The `Origin` of `request`, if CORS is on and the origin is allowed.
+    #[inline]
     fn allowed_origin<'r>(&self, request: &'r Request) -> Option<&'r str> {
         // `matches!`, not `==`: no call to the derived comparison.
         if matches!(self.origins, CorsOrigins::None) {
@@ -48,6 +49,7 @@ impl Cors {
     /// The answer to a preflight request (`OPTIONS` with `Origin` and
     /// `Access-Control-Request-Method`) from an allowed origin; None for
     /// every other request, which is routed as usual.
+    #[inline]
     pub fn preflight(&self, request: &Request) -> Option<HttpResponse> {
         if !matches!(request.method(), Method::Options) {
             return None;
@@ -74,6 +76,7 @@ impl Cors {
     /// Adds the CORS headers an answer to an allowed origin carries (none
     /// for other requests). The page may also read `ETag`, `X-Cache` and
     /// `Age`.
+    #[inline]
     pub fn decorate(&self, request: &Request, answer: &mut HttpResponse) {
         if let Some(origin) = self.allowed_origin(request) {
             if !matches!(request.method(), Method::Options) {
