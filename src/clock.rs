@@ -38,6 +38,18 @@ impl Clock {
             Source::Manual(nanos) => Time::from_nanos(nanos.load(Ordering::Acquire)),
         }
     }
+
+    /// The time `instant` was, for a caller that has just read the system
+    /// clock for its own use (a request's start, which the latency
+    /// histogram also takes): a subtraction instead of a second reading. A
+    /// manual clock ignores `instant` and reads its hand, so tests still
+    /// move time by hand.
+    pub fn at(&self, instant: Instant) -> Time {
+        match &self.0 {
+            Source::System(origin) => Time::ZERO + instant.saturating_duration_since(*origin),
+            Source::Manual(nanos) => Time::from_nanos(nanos.load(Ordering::Acquire)),
+        }
+    }
 }
 
 impl Default for Clock {
@@ -94,5 +106,21 @@ mod tests {
         let first = clock.now();
         assert!(first < Time::ZERO + Duration::from_secs(60));
         assert!(clock.now() >= first);
+    }
+
+    #[test]
+    fn a_reading_taken_elsewhere_converts_to_the_same_time() {
+        let clock = Clock::system();
+        let before = clock.now();
+        let instant = Instant::now();
+        let after = clock.now();
+        let at = clock.at(instant);
+        assert!(before <= at && at <= after);
+        let hand = ManualClock::new();
+        hand.advance(Duration::from_secs(3));
+        assert_eq!(
+            hand.clock().at(instant),
+            Time::ZERO + Duration::from_secs(3)
+        );
     }
 }

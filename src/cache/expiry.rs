@@ -61,6 +61,13 @@ impl<V: Weigh> Lru<V> {
         (self.recency.head != NIL).then(|| self.life(self.nodes[self.recency.head].stamp, now))
     }
 
+    /// The most recently read (or stored) entry's value and [`Life`] at
+    /// `now`: right after a hit, the hit's own, with no second lookup.
+    pub fn most_recent(&self, now: Time) -> Option<(&V, Life)> {
+        let node = (self.recency.head != NIL).then(|| &self.nodes[self.recency.head])?;
+        Some((&node.value, self.life(node.stamp, now)))
+    }
+
     /// The value of `key` (of database 0) and its [`Life`] if it has
     /// expired less than its stale-if-error period ago (or is still fresh);
     /// its place in the lists is left as it is.

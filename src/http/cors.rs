@@ -31,8 +31,10 @@ impl Cors {
     }
 
     /// The `Origin` of `request`, if CORS is on and the origin is allowed.
+    #[inline]
     fn allowed_origin<'r>(&self, request: &'r Request) -> Option<&'r str> {
-        if self.origins == CorsOrigins::None {
+        // `matches!`, not `==`: no call to the derived comparison.
+        if matches!(self.origins, CorsOrigins::None) {
             return None;
         }
         let origin = request
@@ -47,8 +49,9 @@ impl Cors {
     /// The answer to a preflight request (`OPTIONS` with `Origin` and
     /// `Access-Control-Request-Method`) from an allowed origin; None for
     /// every other request, which is routed as usual.
+    #[inline]
     pub fn preflight(&self, request: &Request) -> Option<HttpResponse> {
-        if *request.method() != Method::Options {
+        if !matches!(request.method(), Method::Options) {
             return None;
         }
         let origin = self.allowed_origin(request)?;
@@ -73,9 +76,10 @@ impl Cors {
     /// Adds the CORS headers an answer to an allowed origin carries (none
     /// for other requests). The page may also read `ETag`, `X-Cache` and
     /// `Age`.
+    #[inline]
     pub fn decorate(&self, request: &Request, answer: &mut HttpResponse) {
         if let Some(origin) = self.allowed_origin(request) {
-            if *request.method() != Method::Options {
+            if !matches!(request.method(), Method::Options) {
                 self.allow(origin, answer);
                 answer
                     .headers

@@ -168,7 +168,7 @@ impl Worker {
         let in_flight = self.service.request_started();
         let mut response = match self.cors.preflight(&request) {
             Some(preflight) => preflight,
-            None => route(&request, &self.service),
+            None => route(&request, &self.service, started),
         };
         self.cors.decorate(&request, &mut response);
         let status = response.status;
@@ -199,14 +199,16 @@ impl Worker {
     }
 }
 
-fn route(request: &Request, service: &Service) -> HttpResponse {
+/// Answers `request`, which a worker took up at `started`.
+fn route(request: &Request, service: &Service, started: Instant) -> HttpResponse {
     let url = query::origin_form(request.url());
     let (path, query) = query::split_target(&url);
     let readable = matches!(request.method(), Method::Get | Method::Head);
     // With PROXY_PASSWORD set, these need it (/metrics unless METRICS_OPEN);
     // health, readiness and unknown paths are answered without it.
+    // "/proxy" first: patterns are compared in order, and most requests are.
     let guarded = match path {
-        "/" | "/stats" | "/proxy" => true,
+        "/proxy" | "/" | "/stats" => true,
         "/metrics" => !service.metrics_open(),
         _ => false,
     };
@@ -216,13 +218,13 @@ fn route(request: &Request, service: &Service) -> HttpResponse {
         }
     }
     match path {
+        "/proxy" if readable => proxy(request, query, service, started),
         "/" if readable => response::build(200, b"text/html; charset=utf-8", PAGE.as_bytes()),
         "/stats" if readable => stats(service),
-        "/proxy" if readable => proxy(request, query, service),
         "/healthz" if readable => response::json(200, &json!({ "status": "ok" })),
         "/readyz" if readable => ready(service),
         "/metrics" if readable => metrics(service),
-        "/" | "/stats" | "/proxy" | "/healthz" | "/readyz" | "/metrics" => {
+        "/proxy" | "/" | "/stats" | "/healthz" | "/readyz" | "/metrics" => {
             response::method_not_allowed(b"GET, HEAD")
         }
         _ => response::error(
@@ -312,7 +314,7 @@ fn password_of(header: &str) -> Option<Vec<u8>> {
     Some(decoded[colon + 1..].to_vec())
 }
 
-fn proxy(request: &Request, query: &str, service: &Service) -> HttpResponse {
+fn proxy(request: &Request, query: &str, service: &Service, started: Instant) -> HttpResponse {
     if request.body_length().is_some_and(|len| len > 0) {
         return response::error(413, "GET /proxy takes no request body", None);
     }
@@ -326,12 +328,12 @@ fn proxy(request: &Request, query: &str, service: &Service) -> HttpResponse {
     };
     // A hit is served without a WORKERS place: it never touches Redis, and
     // HTTP already has just that many workers. Only a miss queues for one.
-    let found = match service.cached(&key) {
+    let found = match service.cached_with(&key, started, response::Held::take) {
         Some(found) => found,
         None => {
             let _place = service.admit();
             match service.get(&key) {
-                Ok(Some(found)) => found,
+                Ok(Some(found)) => found.map(response::Held::from),
                 Ok(None) => return response::absent(&key),
                 Err(err) => return response::backend_error(&key, &err),
             }

@@ -11,13 +11,15 @@ use base64::Engine as _;
 use serde_json::{json, Value as Json};
 use tiny_http::{Response, StatusCode};
 
-use crate::service::{Found, ReadError, Source, Value};
+use crate::service::{Found, ReadError, Source};
 
+mod body;
 mod headers;
+pub use body::{Body, Held, Lent, Payload};
 pub use headers::Headers;
 
-/// What a route answers: status, headers and a body (a found value is the
-/// service's [`Value`] itself, not a copy of it made here). Turned into
+/// What a route answers: status, headers and a body (a found value's bytes
+/// are not copied again here: see [`Body`]). Turned into
 /// tiny_http's type only when it is handed to the connection to write
 /// ([`HttpResponse::into_tiny`]).
 pub struct HttpResponse {
@@ -31,25 +33,6 @@ pub struct HttpResponse {
     /// sent as its `Content-Length` (RFC 9110 section 8.6 allows that or
     /// none; a `Content-Length: 0` would claim the value is empty).
     unsent_length: Option<usize>,
-}
-
-/// A response's bytes: made for it, or a found value. A value over 256
-/// bytes is shared with the cache; a smaller one was copied out of it under
-/// the lock (see [`Value`]), and is not copied again here.
-pub enum Body {
-    /// Bytes made for this response (JSON, metrics, the page).
-    Made(Cow<'static, [u8]>),
-    /// A cached value.
-    Shared(Value),
-}
-
-impl AsRef<[u8]> for Body {
-    fn as_ref(&self) -> &[u8] {
-        match self {
-            Body::Made(bytes) => bytes,
-            Body::Shared(value) => value.bytes(),
-        }
-    }
 }
 
 impl HttpResponse {
@@ -160,7 +143,7 @@ impl ETag {
 
     /// The tag of `found`'s value, for the JSON representation or the raw
     /// one.
-    pub fn of(found: &Found, as_json: bool) -> ETag {
+    pub fn of(found: &Found<impl Payload>, as_json: bool) -> ETag {
         ETag::render(found.value.digest(), as_json)
     }
 
@@ -239,7 +222,7 @@ pub fn none_match(header: &str, tag: &str) -> bool {
 /// lines as one copy; they are made of the proxy's own literals, hex and
 /// decimal digits, so they need no check for line breaks (see
 /// [`Headers::push_own`]).
-fn describe(found: &Found, tag: &ETag, headers: &mut Headers) {
+fn describe<V>(found: &Found<V>, tag: &ETag, headers: &mut Headers) {
     let (max_age, age) = freshness(found);
     let mut digits = itoa::Buffer::new();
     let mut lines = Lines::default();
@@ -307,7 +290,7 @@ const FOUND_HEADERS: usize = 384;
 /// rounded up and `max-age` is it plus the whole seconds left, so what a
 /// downstream cache keeps (`max-age` - `Age`) is what is left of the entry,
 /// rounded down, never more. (A miss is `Age` 0: `max-age` is its lifetime.)
-fn freshness(found: &Found) -> (u64, u64) {
+fn freshness<V>(found: &Found<V>) -> (u64, u64) {
     let age = found.age.as_secs() + u64::from(found.age.subsec_nanos() > 0);
     (age.saturating_add(found.fresh_for.as_secs()), age)
 }
@@ -315,7 +298,12 @@ fn freshness(found: &Found) -> (u64, u64) {
 /// 304: the client's copy (tagged `tag`) is the current one. It declares
 /// the length of the 200 it stands for (the representation `as_json` asks
 /// for of `key`'s value) and carries no body.
-pub fn not_modified(key: &[u8], found: &Found, as_json: bool, tag: &ETag) -> HttpResponse {
+pub fn not_modified(
+    key: &[u8],
+    found: &Found<impl Payload>,
+    as_json: bool,
+    tag: &ETag,
+) -> HttpResponse {
     let mut headers = Headers::with_capacity(FOUND_HEADERS);
     describe(found, tag, &mut headers);
     let length = if as_json {
@@ -340,7 +328,7 @@ fn json_value(key: &[u8], value: &[u8]) -> Json {
 }
 
 /// A found value: raw bytes, or `{"key", "value"}` when JSON was asked for.
-pub fn value(key: &[u8], found: Found, as_json: bool, tag: &ETag) -> HttpResponse {
+pub fn value(key: &[u8], found: Found<impl Payload>, as_json: bool, tag: &ETag) -> HttpResponse {
     let content_type = if as_json {
         line!("Content-Type", "application/json")
     } else if found.value.is_utf8() {
@@ -355,7 +343,7 @@ pub fn value(key: &[u8], found: Found, as_json: bool, tag: &ETag) -> HttpRespons
         let json = json_value(key, found.value.bytes()).to_string();
         Body::Made(json.into_bytes().into())
     } else {
-        Body::Shared(found.value)
+        found.value.into_body()
     };
     HttpResponse {
         status: 200,

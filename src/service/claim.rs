@@ -15,6 +15,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::limit::{Detached, Permit};
 
@@ -75,10 +76,19 @@ impl Service {
     /// joined, counted as [`Service::get`] counts them. `worker_free` says
     /// whether a worker would start a led fetch at once: without one, a
     /// miss leads nothing here (its readers would all wait behind busy
-    /// workers), but a hit is still served.
-    pub fn claim(&self, db: i64, key: &[u8], place: Permit<'_>, worker_free: bool) -> Claim {
+    /// workers), but a hit is still served. `at` is the loop's own reading
+    /// of the clock when the command came (see [`Service::cached_with`]).
+    pub fn claim(
+        &self,
+        db: i64,
+        key: &[u8],
+        place: Permit<'_>,
+        worker_free: bool,
+        at: Instant,
+    ) -> Claim {
         let may_lead = worker_free && self.deferred.load(Ordering::Acquire) == 0;
-        match self.core.claim(db, key, may_lead) {
+        let now = self.core.time_at(at);
+        match self.core.claim(db, key, now, may_lead) {
             Claimed::Hit(value, life) => {
                 self.metrics.hit();
                 Claim::Hit(hit(value, life))

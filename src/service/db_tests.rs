@@ -55,7 +55,9 @@ fn fill(service: &Service, db: i64, key: &[u8], value: &'static [u8]) {
 }
 
 fn cached(service: &Service, db: i64, key: &[u8]) -> Option<Value> {
-    service.core.cached(db, key).map(|(value, _)| value)
+    let now = service.core.now();
+    let hit = service.core.cached_with(db, key, now, Value::clone);
+    hit.map(|(value, _)| value)
 }
 
 #[test]
@@ -65,7 +67,7 @@ fn the_cache_numbers_redis_address_s_database_0_exactly_both_ways() {
     for db in [0, 1, 2, 3, 15, 255, 256, i64::from(u32::MAX >> 1)] {
         assert_eq!(service.core.redis_db(service.core.db(db)), db);
     }
-    // HTTP's reads (`cached`, `get`) are REDIS_ADDRESS's database's.
+    // HTTP's reads (`cached_with`, `get`) are REDIS_ADDRESS's database's.
     fill(&service, 3, b"k", b"three");
     fill(&service, 0, b"k", b"zero");
     let hit = service.cached(b"k").map(|found| found.value);

@@ -19,8 +19,10 @@
 //! or joins the fetch under that same lock, and a worker finishes the read
 //! ([`Service::finish`]): twice as well. A stale-if-error answer takes it
 //! once more. Values of up to 256 bytes (`SHARED_ABOVE`) are copied under
-//! the lock on a hit; larger ones are shared (a refcounted allocation), so
-//! a hit clones a pointer, not the value.
+//! the lock on a hit (HTTP's hits, through [`Service::cached_with`], into a
+//! buffer the worker reuses; others into a copy of their own); larger ones
+//! are shared (a refcounted allocation), so a hit clones a pointer, not the
+//! value.
 
 mod admission;
 mod auth;
@@ -35,7 +37,7 @@ mod read_through;
 mod types;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::backend::Backend;
 use crate::cache::Life;
@@ -53,7 +55,7 @@ pub use counts::Forwarded;
 use fill::Fetched;
 pub use forward::{Batch, Client, Held, Lane, Pin, Plan, Queued, Upstream};
 use read_through::{Probe, ReadThrough};
-pub use types::{Found, ReadError, Source, Value};
+pub use types::{Found, ReadError, Source, Value, SHARED_ABOVE};
 
 /// What one backing fetch ended with; shared with every waiter.
 type FetchResult = Result<Option<Fetched>, ReadError>;
@@ -134,7 +136,7 @@ impl Service {
 
     /// Waits for one of the WORKERS places, in arrival order; a front end
     /// holds it while it serves a read that may fetch from Redis (a hit
-    /// found with [`Service::cached`] needs none).
+    /// found with [`Service::cached_with`] needs none).
     pub fn admit(&self) -> Permit<'_> {
         self.admission.admit()
     }
@@ -179,10 +181,32 @@ impl Service {
     /// which counts the miss. HTTP serves hits through it without taking a
     /// WORKERS place; the RESP loop uses [`Service::claim`], which also
     /// leads or joins the fetch.
-    pub fn cached(&self, key: &[u8]) -> Option<Found> {
-        let (value, life) = self.core.cached(self.backend.default_db(), key)?;
+    ///
+    /// For a front end that answers from buffers of its own: `take` gets
+    /// the cached value under the lock and makes what the answer keeps of
+    /// it (HTTP copies a small value's bytes into a buffer its worker
+    /// reuses, with no allocation, and clones a larger one's handle); it
+    /// must do no more, since the lock is held. `at` is the caller's own
+    /// reading of the system clock, taken when the request came (a few
+    /// microseconds before, a time at which the request was already in
+    /// flight), so the lookup reads no clock of its own.
+    pub fn cached_with<T>(
+        &self,
+        key: &[u8],
+        at: Instant,
+        take: impl FnOnce(&Value) -> T,
+    ) -> Option<Found<T>> {
+        let now = self.core.time_at(at);
+        let db = self.backend.default_db();
+        let (value, life) = self.core.cached_with(db, key, now, take)?;
         self.metrics.hit();
         Some(hit(value, life))
+    }
+
+    /// [`Service::cached_with`] now, the value itself.
+    #[cfg(test)]
+    pub(crate) fn cached(&self, key: &[u8]) -> Option<Found> {
+        self.cached_with(key, Instant::now(), Value::clone)
     }
 
     /// Reads `key` through the cache: `Ok(None)` when Redis has no such key
@@ -263,7 +287,7 @@ impl Service {
 }
 
 /// A hit on `value`, whose entry's life stands at `life`.
-fn hit(value: Value, life: Life) -> Found {
+fn hit<V>(value: V, life: Life) -> Found<V> {
     Found {
         value,
         source: Source::Hit,

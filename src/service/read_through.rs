@@ -149,22 +149,45 @@ impl ReadThrough {
         !self.stale_if_error.is_zero()
     }
 
-    /// A fresh cached value of `key` in Redis's database `db`, never
-    /// joining or leading a fetch.
-    pub(super) fn cached(&self, db: i64, key: &[u8]) -> Option<(Value, Life)> {
-        self.lookup(db, key, |value, life| Some((value, life)), |_| None)
+    /// The time `instant` was, by the core's clock (see [`Clock::at`]).
+    pub(super) fn time_at(&self, instant: std::time::Instant) -> Time {
+        self.clock.at(instant)
+    }
+
+    /// A fresh cached value of `key` in Redis's database `db` at `now`, a
+    /// time the caller read, never joining or leading a fetch: `take`
+    /// gets the cached value under the lock, to copy a small one's bytes
+    /// into a buffer of the caller's (no allocation) or clone its handle,
+    /// and what it makes is handed back. It must do no more than that: the
+    /// lock is held while it runs.
+    pub(super) fn cached_with<T>(
+        &self,
+        db: i64,
+        key: &[u8],
+        now: Time,
+        take: impl FnOnce(&Value) -> T,
+    ) -> Option<(T, Life)> {
+        self.lookup(
+            db,
+            key,
+            now,
+            |value, life| Some((take(value), life)),
+            |_| None,
+        )
     }
 
     /// A fresh cached value of `key` in `db`, or else the fetch to lead or
     /// join, under one lock.
     pub(super) fn probe(&self, db: i64, key: &[u8]) -> Probe {
         let at = self.db(db);
-        self.lookup(db, key, Probe::Hit, |state| state.join_or_lead(at, key))
+        let hit = |value: &Value, life| Probe::Hit(value.clone(), life);
+        let now = self.clock.now();
+        self.lookup(db, key, now, hit, |state| state.join_or_lead(at, key))
     }
 
     /// [`ReadThrough::probe`], except that with `may_lead` false a miss with
     /// no fetch in flight starts none.
-    pub(super) fn claim(&self, db: i64, key: &[u8], may_lead: bool) -> Claimed {
+    pub(super) fn claim(&self, db: i64, key: &[u8], now: Time, may_lead: bool) -> Claimed {
         let at = self.db(db);
         let on_miss = |state: &mut CacheState| match state.joinable(at, key) {
             Some(flight) => Claimed::Follow(flight),
@@ -175,7 +198,8 @@ impl ReadThrough {
             },
             None => Claimed::Pass,
         };
-        self.lookup(db, key, Claimed::Hit, on_miss)
+        let hit = |value: &Value, life| Claimed::Hit(value.clone(), life);
+        self.lookup(db, key, now, hit, on_miss)
     }
 
     /// The entry kept for `key` in `db` past its freshness, if within
@@ -188,9 +212,10 @@ impl ReadThrough {
         Some((value.clone(), life))
     }
 
-    /// Looks `key` in `db` up under the lock: `on_hit` gets a fresh value and how
-    /// its entry's life stands (fresh for how much longer, stored how long
-    /// ago), and `on_miss` runs, still under the lock, when the key is
+    /// Looks `key` in `db` up at `now` under the lock: `on_hit` gets a
+    /// fresh value and how its entry's life stands (fresh for how much
+    /// longer, stored how long ago), still under the lock, and makes what
+    /// the caller keeps of it; `on_miss` runs, under the lock too, when the key is
     /// absent, has just expired, or the cache cannot vouch for it (the
     /// invalidation link is down, or the key is outside the tracked
     /// prefixes). An expired value is counted and dropped after unlocking.
@@ -198,28 +223,24 @@ impl ReadThrough {
         &self,
         db: i64,
         key: &[u8],
-        on_hit: impl FnOnce(Value, Life) -> T,
+        now: Time,
+        on_hit: impl FnOnce(&Value, Life) -> T,
         on_miss: impl FnOnce(&mut CacheState) -> T,
     ) -> T {
         let tracked = self.is_tracked(key);
         let db = self.db(db);
         let hash = self.hasher.hash_in(db, key);
-        let now = self.clock.now();
         let (result, expired) = {
             let mut state = self.lock();
             if !state.may_cache(tracked) {
                 (on_miss(&mut state), None)
             } else {
                 match state.lru.get_hashed(hash, db, key, now) {
-                    Lookup::Hit(value) => {
-                        let value = value.clone();
-                        // The hit is now the most recent entry.
-                        let life = state.lru.most_recent_life(now).unwrap_or(Life {
-                            fresh_for: Duration::ZERO,
-                            age: Duration::ZERO,
-                        });
-                        (on_hit(value, life), None)
-                    }
+                    // The hit is now the most recent entry.
+                    Lookup::Hit(_) => match state.lru.most_recent(now) {
+                        Some((value, life)) => (on_hit(value, life), None),
+                        None => (on_miss(&mut state), None),
+                    },
                     Lookup::Miss | Lookup::Stale => (on_miss(&mut state), None),
                     Lookup::Expired(value) => {
                         let lru = &state.lru;

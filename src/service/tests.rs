@@ -312,8 +312,20 @@ fn a_claimed_miss_is_finished_without_looking_the_key_up_again() {
     // Two RESP reads of one key on the event loop: each looks it up once,
     // the first leading the fetch, the second joining it.
     let locks = service.core.locks.load(Relaxed);
-    let lead = ticket(service.claim(0, b"k", service.try_admit().expect("a place"), true));
-    let follow = ticket(service.claim(0, b"k", service.try_admit().expect("a place"), true));
+    let lead = ticket(service.claim(
+        0,
+        b"k",
+        service.try_admit().expect("a place"),
+        true,
+        Instant::now(),
+    ));
+    let follow = ticket(service.claim(
+        0,
+        b"k",
+        service.try_admit().expect("a place"),
+        true,
+        Instant::now(),
+    ));
     assert_eq!(service.core.locks.load(Relaxed) - locks, 2);
     assert_eq!(service.metrics().coalesced_count(), 1);
     // The leader keeps the place its lookup took until a worker finishes
@@ -337,16 +349,34 @@ fn while_a_handed_over_read_waits_for_a_place_a_claim_leads_nothing() {
     let service = service("100");
     let mut deferred = service.defer();
     // No fetch in flight: none is started; the worker reads through.
-    let claim = service.claim(0, b"k", service.try_admit().expect("a place"), true);
+    let claim = service.claim(
+        0,
+        b"k",
+        service.try_admit().expect("a place"),
+        true,
+        Instant::now(),
+    );
     assert!(matches!(claim, Claim::Pass));
     // A fetch in flight is still joined: waiting needs no place.
     let flight = in_flight(&service, b"k");
-    let follow = ticket(service.claim(0, b"k", service.try_admit().expect("a place"), true));
+    let follow = ticket(service.claim(
+        0,
+        b"k",
+        service.try_admit().expect("a place"),
+        true,
+        Instant::now(),
+    ));
     service.finish_flight(0, b"k", &flight, Ok(Some(fetched(b"v"))));
     let found = service.finish(b"k", follow).expect("read").expect("found");
     assert_eq!(found.value, value(b"v"));
     // Once the handed-over read has its place, the loop leads again.
     deferred.done();
-    let lead = ticket(service.claim(0, b"other", service.try_admit().expect("a place"), true));
+    let lead = ticket(service.claim(
+        0,
+        b"other",
+        service.try_admit().expect("a place"),
+        true,
+        Instant::now(),
+    ));
     assert!(service.finish(b"other", lead).is_err());
 }

@@ -125,11 +125,12 @@ impl fmt::Debug for Value {
     }
 }
 
-/// A value read through the proxy.
+/// A value read through the proxy: the [`Value`] itself, or what a
+/// front end made of it under the lock ([`crate::service::Service::cached_with`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Found {
+pub struct Found<V = Value> {
     /// The value.
-    pub value: Value,
+    pub value: V,
     /// Where it came from, for `X-Cache` and the access log.
     pub source: Source,
     /// How much longer the cache keeps it fresh: for a value just read
@@ -144,6 +145,18 @@ pub struct Found {
     /// and `Age` are made from: the entry's whole life is about their sum
     /// for a hit.
     pub age: Duration,
+}
+
+impl<V> Found<V> {
+    /// The same answer, its value turned into `f`'s.
+    pub fn map<W>(self, f: impl FnOnce(V) -> W) -> Found<W> {
+        Found {
+            value: f(self.value),
+            source: self.source,
+            fresh_for: self.fresh_for,
+            age: self.age,
+        }
+    }
 }
 
 /// Where a value read through the proxy came from.

@@ -63,7 +63,7 @@ pub fn get(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     };
     // A fetch led here must start at once: one queued behind busy workers
     // would hold every other reader of this key (see `WorkQueue`).
-    let found = match service.claim(db, key, place, context.peers.worker_free) {
+    let found = match service.claim(db, key, place, context.peers.worker_free, started) {
         Claim::Hit(found) => found,
         Claim::Fetch(ticket) => return Outcome::Fetch(Fetch::Claimed(key.to_vec(), ticket)),
         Claim::Pass => return Outcome::Fetch(Fetch::Get(db, key.to_vec(), service.defer())),
