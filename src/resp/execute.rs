@@ -53,6 +53,9 @@ impl Conn {
         // what its EXEC runs.
         let mut held_lane = self.session.transaction.pinned();
         let mut exec: Option<Queued> = None;
+        // The last forwarded request's argument list, emptied: the next
+        // request's is built in it rather than allocated.
+        let mut spare: Vec<&[u8]> = Vec::new();
         while matches!(self.state, State::Open | State::Closing { .. }) && !self.session.quit {
             if self.unsent() > OUTPUT_HIGH_WATER {
                 break;
@@ -60,7 +63,9 @@ impl Conn {
             match self.parser.parse(&self.input[consumed..]) {
                 Ok(Some(request)) => {
                     let frame = &self.input[consumed..consumed + request.len];
-                    let args: Vec<&[u8]> = request.args.iter().map(|r| &frame[r.clone()]).collect();
+                    let mut args = reuse(std::mem::take(&mut spare));
+                    args.extend(request.args.iter().map(|r| &frame[r.clone()]));
+                    self.parser.recycle(request.args);
                     let resp2 = self.replies.protocol == Protocol::Resp2;
                     match self.dedicated_lane(&args, batch.is_some(), service) {
                         Dedication::None => {}
@@ -117,6 +122,7 @@ impl Conn {
                         if batch.len() >= BATCH_REQUESTS || batch.bytes_len() >= BATCH_BYTES {
                             break;
                         }
+                        spare = reuse(args);
                         continue;
                     }
                     if batch.is_some() {
@@ -216,5 +222,29 @@ impl Conn {
         }
         self.wait();
         true
+    }
+}
+
+/// `spare`, emptied, on the same allocation, for borrows of another
+/// lifetime: a request's arguments borrow the connection's input, which
+/// a list kept from one request to the next must not (std collects a
+/// `Vec` into one of a same-sized element type in place).
+fn reuse<'b>(mut spare: Vec<&[u8]>) -> Vec<&'b [u8]> {
+    spare.clear();
+    spare.into_iter().map(|_| -> &'b [u8] { &[] }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reuse_keeps_the_allocation() {
+        let input = b"LPUSH list value".to_vec();
+        let mut args: Vec<&[u8]> = Vec::with_capacity(8);
+        args.extend(input.split(|&b| b == b' '));
+        let pointer = args.as_ptr() as usize;
+        let spare = super::reuse(args);
+        assert!(spare.is_empty());
+        assert_eq!(spare.capacity(), 8);
+        assert_eq!(spare.as_ptr() as usize, pointer);
     }
 }

@@ -70,7 +70,21 @@ pub struct Parser {
     scanned: usize,
 }
 
+/// Largest argument list a parser keeps for the next request: a
+/// pipeline's usual requests then parse without allocating, while one
+/// huge request's list is not held for the connection's life.
+const RECYCLED_ARGS: usize = 64;
+
 impl Parser {
+    /// Takes back a parsed request's argument list (`Request::args`) once
+    /// it is read, for the next request to be parsed into.
+    pub fn recycle(&mut self, mut args: Vec<Range<usize>>) {
+        if self.args.capacity() == 0 && args.capacity() <= RECYCLED_ARGS {
+            args.clear();
+            self.args = args;
+        }
+    }
+
     /// Parses the request at the front of `buf`, carrying on from the last
     /// call: `Ok(None)` if it has not fully arrived yet. After a request or
     /// an error, the parser starts afresh.
@@ -242,6 +256,29 @@ mod tests {
         assert_eq!(args(buf), vec![&b"GET"[..], b"he\r\no"]);
         assert_eq!(parse(buf).expect("ok").expect("some").len, buf.len());
         assert_eq!(args(b"*1\r\n$0\r\n\r\n"), vec![&b""[..]]);
+    }
+
+    #[test]
+    fn a_recycled_list_takes_the_next_request() {
+        let buf = b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*3\r\n$5\r\nLPUSH\r\n$1\r\nl\r\n$1\r\nv\r\n";
+        let mut parser = Parser::default();
+        let first = parser.parse(buf).expect("valid").expect("complete");
+        assert_eq!(first.args, vec![8..11, 17..18]);
+        let pointer = first.args.as_ptr();
+        parser.recycle(first.args);
+        let second = parser
+            .parse(&buf[first.len..])
+            .expect("valid")
+            .expect("complete");
+        assert_eq!(second.args, vec![8..13, 19..20, 26..27]);
+        assert_eq!(
+            second.args.as_ptr(),
+            pointer,
+            "parsed into the recycled list"
+        );
+        // A huge request's list is not kept.
+        parser.recycle(Vec::with_capacity(RECYCLED_ARGS + 1));
+        assert_eq!(parser.args.capacity(), 0);
     }
 
     #[test]

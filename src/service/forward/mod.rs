@@ -14,6 +14,7 @@
 mod batch;
 mod cluster;
 mod held;
+mod lookups;
 mod looped;
 mod written;
 
@@ -238,11 +239,12 @@ impl Service {
     ) -> Vec<Route> {
         let mut argv = Vec::new();
         let mut refs = Vec::new();
+        let mut lookups = lookups::Lookups::new(table);
         (0..batch.len())
             .map(|i| {
                 batch.argv(i, &mut argv);
-                let command = table.lookup(&argv);
-                counted.push(self.forwarded_command(command));
+                let command = lookups.lookup(&argv);
+                counted.push(lookups.counted(self, command));
                 self.route(command, &argv, batch.queued(i), client, &mut refs)
             })
             .collect()

@@ -5,6 +5,7 @@
 use crate::commands::{Class, CommandTable, KeyRef, NoKeys, READONLY, WRITE};
 
 use super::super::{Change, Service};
+use super::lookups::Lookups;
 use super::{Batch, Route};
 
 /// Commands without keys that change every key of a database or more.
@@ -20,12 +21,13 @@ impl Service {
         // Borrowed from the batch: a key is copied only for a listener.
         let mut keys: Vec<&[u8]> = Vec::new();
         let mut everything = false;
+        let mut lookups = Lookups::new(table);
         for (i, route) in routes.iter().enumerate() {
             if !matches!(route, Route::Send { write: true, .. }) {
                 continue;
             }
             batch.argv(i, &mut argv);
-            let Some(command) = table.lookup(&argv) else {
+            let Some(command) = lookups.lookup(&argv) else {
                 continue;
             };
             match command.keys(&argv, &mut refs) {
