@@ -95,15 +95,7 @@ impl Service {
     /// drops what its writes touched from the cache and counts it. Call it
     /// before the replies reach the client (read-your-writes).
     pub fn planned_replies(&self, plan: Plan, batch: &Batch, replies: &[u8]) {
-        let Plan {
-            table,
-            routes,
-            mut counted,
-            started,
-        } = plan;
-        self.drop_written(&table, batch, &routes);
-        self.redis_replies(replies, &mut counted);
-        self.planned_done(&counted, started);
+        self.settle(plan, batch, replies);
     }
 
     /// A planned batch got only `answered` (its first replies) before its
@@ -121,6 +113,19 @@ impl Service {
         error: ReadError,
         out: &mut Vec<u8>,
     ) {
+        out.extend_from_slice(answered);
+        let delivered = Delivered {
+            answered: replies_in(answered),
+            error: Some(format!("ERR {error}")),
+        };
+        self.fail_rest(batch.len(), delivered, out);
+        self.settle(plan, batch, answered);
+    }
+
+    /// What every planned batch ends with, answered or not: its written
+    /// keys dropped, `replies` (Redis's, maybe fewer than its requests)
+    /// counted, and it is no longer in flight.
+    fn settle(&self, plan: Plan, batch: &Batch, replies: &[u8]) {
         let Plan {
             table,
             routes,
@@ -128,19 +133,9 @@ impl Service {
             started,
         } = plan;
         self.drop_written(&table, batch, &routes);
-        self.redis_replies(answered, &mut counted);
-        out.extend_from_slice(answered);
-        let delivered = Delivered {
-            answered: replies_in(answered),
-            error: Some(format!("ERR {error}")),
-        };
-        self.fail_rest(batch.len(), delivered, out);
-        self.planned_done(&counted, started);
-    }
-
-    fn planned_done(&self, counted: &Forwarded, started: Instant) {
+        self.redis_replies(replies, &mut counted);
         self.metrics.in_flight(-1);
-        self.forwarded(counted, started.elapsed());
+        self.forwarded(&counted, started.elapsed());
     }
 }
 
