@@ -137,6 +137,8 @@ pub struct Config {
     pub resp_addr: Option<SocketAddr>,
     /// Most RESP connections open at once.
     pub max_connections: NonZeroUsize,
+    /// RESP_MAX_REQUEST_BYTES: the largest RESP request taken.
+    pub resp_max_request: usize,
     /// DEDICATED_CONNECTIONS: Redis connections held for clients' blocking
     /// commands and subscriptions at most.
     pub dedicated_connections: NonZeroUsize,
@@ -215,8 +217,12 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Largest MAX_KEY_BYTES accepted: well inside what one RESP request may
-/// carry (`resp::parse::MAX_REQUEST`).
+/// carry (RESP_MAX_REQUEST_BYTES is at least 2 MiB).
 const MAX_KEY_LIMIT: usize = 1024 * 1024;
+
+/// Largest RESP_MAX_REQUEST_BYTES accepted: Redis's own
+/// `proto-max-bulk-len`, the largest value it takes.
+const MAX_REQUEST_LIMIT: usize = 512 * 1024 * 1024;
 
 /// Largest WORKERS accepted: each is an OS thread in each pool and a Redis
 /// connection.
@@ -313,6 +319,11 @@ impl Config {
             resp_addr: parse_resp_port(raw("RESP_PORT"))?.map(|port| SocketAddr::new(ip, port)),
             max_connections: raw("MAX_CONNECTIONS")
                 .parse_non_zero(65_536, "a whole number 1..=65536")?,
+            resp_max_request: raw("RESP_MAX_REQUEST_BYTES").parse_in::<usize>(
+                2 << 20,
+                MAX_REQUEST_LIMIT,
+                "a whole number of bytes 2097152..=536870912",
+            )?,
             dedicated_connections: raw("DEDICATED_CONNECTIONS")
                 .parse_non_zero(65_536, "a whole number 1..=65536")?,
             client_idle_timeout: parse_seconds(raw("CLIENT_IDLE_TIMEOUT_SECS"))?,

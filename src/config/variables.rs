@@ -116,6 +116,11 @@ pub const VARIABLES: &[Variable] = &[
         help: "Redis connections of their own for RESP clients' blocking commands (BLPOP...) and Pub/Sub subscriptions, at most; past it those commands are refused (1..=65536)",
     },
     Variable {
+        name: "RESP_MAX_REQUEST_BYTES",
+        default: "67108864",
+        help: "largest RESP request, all its arguments together (2097152..=536870912; Redis's own proto-max-bulk-len is the most); a larger one is refused as soon as its declared lengths say so, and it bounds what one connection's input can make the proxy hold",
+    },
+    Variable {
         name: "MAX_CONNECTIONS",
         default: "1024",
         help: "open RESP connections at most; more are told so and closed (1..=65536)",

@@ -5,7 +5,7 @@
 //! sent has been executed, it waits for no worker, and its unsent output is
 //! under the high-water mark. Otherwise further requests stay in the kernel's
 //! buffers (and then the client's own send blocks), so what one connection
-//! holds is bounded: one partial request (at most `parse::MAX_REQUEST`), one
+//! holds is bounded: one partial request (at most RESP_MAX_REQUEST_BYTES), one
 //! read, and about `OUTPUT_HIGH_WATER` of replies (plus the last reply, which
 //! may be one large value).
 
@@ -110,13 +110,14 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// A new connection, numbered `id` for `CLIENT ID`, in database `db`.
-    pub fn new(transport: Transport, id: u64, db: i64) -> Conn {
+    /// A new connection, numbered `id` for `CLIENT ID`, in database `db`,
+    /// taking requests of at most `max_request` bytes.
+    pub fn new(transport: Transport, id: u64, db: i64, max_request: usize) -> Conn {
         Conn {
             transport,
             session: Session::new(id, db),
             input: Vec::new(),
-            parser: Parser::default(),
+            parser: Parser::with_limit(max_request),
             replies: Replies::new(),
             written: 0,
             pushes: Vec::new(),

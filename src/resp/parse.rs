@@ -23,13 +23,13 @@ use std::ops::Range;
 
 /// Most arguments in one request (Redis: 1024*1024).
 pub const MAX_ARGS: usize = 1024 * 1024;
-/// Largest request, all its arguments together. Redis takes 512 MB bulk
-/// strings because it stores what it is sent; the proxy serves reads only,
-/// whose arguments are keys (at most `MAX_KEY_BYTES`, 1 MiB at the most)
-/// and short words, so a request larger than this is refused as soon as its
-/// declared lengths say so, and one connection never makes the proxy buffer
-/// more than this plus one read.
-pub const MAX_REQUEST: usize = 4 * 1024 * 1024;
+/// Largest request, all its arguments together, unless the parser is
+/// given another ([`Parser::with_limit`]: RESP_MAX_REQUEST_BYTES, whose
+/// default this is). Forwarded writes carry values, which Redis takes up
+/// to 512 MB (`proto-max-bulk-len`); a request larger than the limit is
+/// refused as soon as its declared lengths say so, and one connection
+/// never makes the proxy buffer more than the limit plus one read.
+pub const MAX_REQUEST: usize = 64 * 1024 * 1024;
 /// Longest inline command or length line (Redis: 64 KiB).
 pub const MAX_LINE: usize = 64 * 1024;
 
@@ -58,8 +58,10 @@ pub fn parse(buf: &[u8]) -> Result<Option<Request>, ProtocolError> {
 /// A connection's parser: what it has learnt of the request at the front
 /// of the connection's buffer. Between calls the caller may append bytes to
 /// that buffer but must not move the request's start.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Parser {
+    /// Largest request taken, all its arguments together.
+    limit: usize,
     /// Arguments found so far.
     args: Vec<Range<usize>>,
     /// The array's declared count, once its header line is in.
@@ -75,7 +77,24 @@ pub struct Parser {
 /// huge request's list is not held for the connection's life.
 const RECYCLED_ARGS: usize = 64;
 
+impl Default for Parser {
+    fn default() -> Parser {
+        Parser::with_limit(MAX_REQUEST)
+    }
+}
+
 impl Parser {
+    /// A parser refusing requests larger than `limit` bytes.
+    pub fn with_limit(limit: usize) -> Parser {
+        Parser {
+            limit,
+            args: Vec::new(),
+            count: None,
+            pos: 0,
+            scanned: 0,
+        }
+    }
+
     /// Takes back a parsed request's argument list (`Request::args`) once
     /// it is read, for the next request to be parsed into.
     pub fn recycle(&mut self, mut args: Vec<Range<usize>>) {
@@ -95,7 +114,7 @@ impl Parser {
             Some(_) => self.parse_inline(buf),
         };
         if !matches!(result, Ok(None)) {
-            *self = Parser::default();
+            *self = Parser::with_limit(self.limit);
         }
         result
     }
@@ -149,12 +168,13 @@ impl Parser {
             let Some(end) = self.line_end(buf, pos + 1, "too big bulk count string")? else {
                 return Ok(None);
             };
-            let len = parse_len(&buf[pos + 1..end], 0, MAX_REQUEST as i64)
+            let len = parse_len(&buf[pos + 1..end], 0, self.limit as i64)
                 .ok_or(ProtocolError("invalid bulk length"))? as usize;
             let start = end + 2;
-            // Cannot overflow: len <= MAX_REQUEST and start indexes memory.
+            // Cannot overflow: len <= limit (RESP_MAX_REQUEST_BYTES, at
+            // most 512 MiB) and start indexes memory.
             let stop = start + len;
-            if stop + 2 > MAX_REQUEST {
+            if stop + 2 > self.limit {
                 return Err(ProtocolError("request too large for the proxy"));
             }
             if buf.len() < stop + 2 {
@@ -313,14 +333,15 @@ mod tests {
             assert!(parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
         // A large but legal declared length just waits for the bytes.
-        assert_eq!(parse(b"*1\r\n$4194000\r\nabc"), Ok(None));
+        assert_eq!(parse(b"*1\r\n$67108000\r\nabc"), Ok(None));
         assert_eq!(parse(b"*1048576\r\n"), Ok(None));
         // Beyond what the proxy takes in one request: refused at once.
-        assert!(parse(b"*1\r\n$4194304\r\n").is_err());
-        assert!(parse(b"*3\r\n$3\r\nGET\r\n$4000000\r\n").is_ok());
-        let mut two_big = b"*3\r\n$4\r\nMGET\r\n$3000000\r\n".to_vec();
-        two_big.extend(vec![b'a'; 3_000_000]);
-        two_big.extend(b"\r\n$3000000\r\n");
+        assert!(parse(b"*1\r\n$67108864\r\n").is_err());
+        assert!(parse(b"*1\r\n$524288000\r\n").is_err());
+        assert!(parse(b"*3\r\n$3\r\nGET\r\n$67000000\r\n").is_ok());
+        let mut two_big = b"*3\r\n$4\r\nMGET\r\n$40000000\r\n".to_vec();
+        two_big.extend(vec![b'a'; 40_000_000]);
+        two_big.extend(b"\r\n$40000000\r\n");
         assert!(parse(&two_big).is_err());
     }
 
@@ -353,5 +374,39 @@ mod tests {
         let mut count = b"*".to_vec();
         count.extend(std::iter::repeat_n(b'1', MAX_LINE + 1));
         assert!(parse(&count).is_err());
+    }
+
+    #[test]
+    fn a_request_past_the_parsers_limit_is_refused_once_declared() {
+        let limit = 2 * 1024 * 1024;
+        let mut parser = Parser::with_limit(limit);
+        // A declared length past the limit: refused before any of it came.
+        let over = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", limit + 1);
+        assert_eq!(
+            parser.parse(over.as_bytes()),
+            Err(ProtocolError("invalid bulk length"))
+        );
+        // Arguments that fit one by one but not together.
+        let half = limit / 2;
+        let mut two = format!("*3\r\n$3\r\nSET\r\n${half}\r\n").into_bytes();
+        two.extend(std::iter::repeat_n(b'k', half));
+        two.extend_from_slice(format!("\r\n${half}\r\n").as_bytes());
+        assert_eq!(
+            parser.parse(&two),
+            Err(ProtocolError("request too large for the proxy"))
+        );
+        // The limit outlives the errors and requests that reset the parser.
+        let mut fits = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", limit - 64).into_bytes();
+        fits.extend(std::iter::repeat_n(b'v', limit - 64));
+        fits.extend_from_slice(b"\r\n");
+        let request = parser.parse(&fits).expect("valid").expect("whole");
+        assert_eq!(request.len, fits.len());
+        assert!(parser.parse(over.as_bytes()).is_err());
+        // The default is MAX_REQUEST.
+        let mut default = Parser::default();
+        let declared = format!("*2\r\n$3\r\nGET\r\n${}\r\n", MAX_REQUEST + 1);
+        assert!(default.parse(declared.as_bytes()).is_err());
+        let declared = format!("*2\r\n$3\r\nGET\r\n${}\r\n", MAX_REQUEST / 2);
+        assert_eq!(default.parse(declared.as_bytes()), Ok(None));
     }
 }

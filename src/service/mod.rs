@@ -78,6 +78,8 @@ pub struct Service {
     deferred: Arc<std::sync::atomic::AtomicUsize>,
     auth: Auth,
     max_key_bytes: usize,
+    /// RESP_MAX_REQUEST_BYTES.
+    max_request: usize,
     /// INVALIDATION as configured, for `INFO`.
     invalidation: Invalidation,
     /// RESP_FORWARD.
@@ -108,6 +110,7 @@ impl Service {
             deferred: Arc::default(),
             auth: Auth::new(config, Arc::clone(&metrics)),
             max_key_bytes: config.max_key_bytes,
+            max_request: config.resp_max_request,
             invalidation: config.invalidation,
             forwarding: config.forwarding,
             listener: std::sync::OnceLock::new(),
@@ -120,6 +123,12 @@ impl Service {
     /// before they reach the lock or Redis.
     pub fn max_key_bytes(&self) -> usize {
         self.max_key_bytes
+    }
+
+    /// The largest RESP request taken (RESP_MAX_REQUEST_BYTES): what one
+    /// connection's input may make the proxy hold.
+    pub fn max_request_bytes(&self) -> usize {
+        self.max_request
     }
 
     /// The proxy's counters, for the front ends' metrics endpoints.

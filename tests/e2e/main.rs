@@ -27,6 +27,7 @@ mod forward_bytes;
 mod forward_cluster;
 mod forward_cluster_lanes;
 mod forward_cluster_redirect;
+mod forward_large;
 mod forward_loop;
 mod forward_metrics;
 mod forward_pubsub;

@@ -51,7 +51,12 @@ impl Loop {
                     }
                     self.conns.insert(
                         token,
-                        Conn::new(transport, self.next_id, self.service.default_db()),
+                        Conn::new(
+                            transport,
+                            self.next_id,
+                            self.service.default_db(),
+                            self.service.max_request_bytes(),
+                        ),
                     );
                     self.tracker.opened(self.next_id, token);
                     let db = self.service.default_db();
