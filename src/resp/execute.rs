@@ -32,6 +32,11 @@ fn subscribing(kind: Kind, args: &[&[u8]]) -> Option<&'static str> {
         .find(|known| name.eq_ignore_ascii_case(known.as_bytes()))
 }
 
+/// A bare `RESET` (with arguments it is an arity error, answered as any).
+fn is_reset(args: &[&[u8]]) -> bool {
+    matches!(args, [name] if name.eq_ignore_ascii_case(b"reset"))
+}
+
 impl Conn {
     /// Executes complete requests until one needs Redis or the output is
     /// full. False when the connection is finished.
@@ -67,6 +72,27 @@ impl Conn {
                     args.extend(request.args.iter().map(|r| &frame[r.clone()]));
                     self.parser.recycle(request.args);
                     let resp2 = self.replies.protocol == Protocol::Resp2;
+                    // RESET runs here, after what was gathered before it,
+                    // whatever lane the connection is on: it ends them.
+                    if is_reset(&args) {
+                        if batch.is_some() {
+                            break;
+                        }
+                        // A subscription at Redis: its connection shut
+                        // (Redis forgets the subscriber); the connection
+                        // then waits for its thread to end, so its
+                        // DEDICATED_CONNECTIONS place is free and none of
+                        // its messages follow `+RESET` (`take_done`).
+                        let leaving = self.subscription.take().is_some();
+                        self.session.leaving_subscription = leaving;
+                        execute(&args, &mut self.session, &mut self.replies, service, peers);
+                        consumed += request.len;
+                        held_lane = false;
+                        if leaving {
+                            self.wait();
+                        }
+                        continue;
+                    }
                     match self.dedicated_lane(&args, batch.is_some(), service) {
                         Dedication::None => {}
                         Dedication::Later => break,

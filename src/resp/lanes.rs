@@ -88,6 +88,14 @@ impl Conn {
     /// A worker's or a dedicated connection's result for this connection.
     pub fn take_done(&mut self, done: Done) -> Next {
         match done.kind {
+            // What a subscription RESET left still sends: dropped, as
+            // Redis sends nothing of it after `+RESET`; its end resumes.
+            DoneKind::Message if self.session.leaving_subscription => Next::Flush,
+            DoneKind::Ended if self.session.leaving_subscription => {
+                self.session.leaving_subscription = false;
+                self.deliver(&[], None, false);
+                Next::Serve
+            }
             DoneKind::Fetched | DoneKind::Forwarded => {
                 self.deliver(&done.reply, done.held, done.kind == DoneKind::Forwarded);
                 Next::Serve

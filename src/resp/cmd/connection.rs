@@ -1,9 +1,10 @@
 //! The connection's own commands: `PING`, `ECHO`, `QUIT`, `HELLO`, `AUTH`,
-//! `SELECT`.
+//! `SELECT`, `RESET`.
 
 use crate::config::Forwarding;
 
 use super::super::reply::Protocol;
+use super::super::transaction::Transaction;
 use super::{Context, Outcome, Spec};
 
 /// `PING [message]`.
@@ -46,6 +47,23 @@ pub const SELECT: Spec = Spec {
     name: "select",
     arity: 2,
     flags: &["fast"],
+    keys: (0, 0, 0),
+};
+
+/// `RESET`: the connection back to how it began (Redis's
+/// `clearClientConnectionState`). Not queued inside MULTI, allowed while
+/// subscribed and before AUTH, as at Redis.
+pub const RESET: Spec = Spec {
+    name: "reset",
+    arity: 1,
+    flags: &[
+        "noscript",
+        "loading",
+        "stale",
+        "fast",
+        "no_auth",
+        "allow_busy",
+    ],
     keys: (0, 0, 0),
 };
 
@@ -94,6 +112,28 @@ pub fn echo(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
 pub fn quit(_args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     context.session.quit = true;
     context.ok()
+}
+
+/// `RESET`, as Redis's `clearClientConnectionState`: tracking off, the
+/// default database, RESP2, not authenticated (with PROXY_PASSWORD), MULTI
+/// and WATCH gone (the held Redis connection is dropped, which closes it:
+/// Redis discards both), the proxy's invalidation channel left, the name
+/// cleared. A subscription at Redis is left before this runs
+/// (`Conn::execute_input`).
+pub fn reset(_args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
+    let session = &mut *context.session;
+    session.tracking = None;
+    session.tracking_changed = true;
+    session.tracking_prefixes_added.clear();
+    session.caching = None;
+    session.subscribed = false;
+    session.name = None;
+    session.authenticated = false;
+    session.db = context.service.default_db();
+    session.transaction = Transaction::default();
+    context.replies.protocol = Protocol::Resp2;
+    context.replies.simple("RESET");
+    Outcome::Ok
 }
 
 /// Redis's default `databases`: what `SELECT` checks against in the
