@@ -10,7 +10,7 @@ use mio::Token;
 use crate::config::Forwarding;
 use crate::service::{Batch, Client, Lane, Queued, Service};
 
-use super::cmd::{execute, forwards, Executed, Peers};
+use super::cmd::{clear_session, execute, forwards, Executed, Peers};
 use super::conn::{
     Conn, State, BATCH_BYTES, BATCH_REQUESTS, DISCARD_LIMIT, INPUT_KEEP, OUTPUT_HIGH_WATER,
 };
@@ -78,19 +78,28 @@ impl Conn {
                         if batch.is_some() {
                             break;
                         }
-                        // A subscription at Redis: its connection shut
-                        // (Redis forgets the subscriber); the connection
-                        // then waits for its thread to end, so its
-                        // DEDICATED_CONNECTIONS place is free and none of
-                        // its messages follow `+RESET` (`take_done`).
-                        let leaving = self.subscription.take().is_some();
-                        self.session.leaving_subscription = leaving;
-                        execute(&args, &mut self.session, &mut self.replies, service, peers);
                         consumed += request.len;
                         held_lane = false;
-                        if leaving {
+                        if self.subscription.is_some() {
+                            // Subscribed at Redis: RESET goes there, and
+                            // Redis's `+RESET` comes after the replies to
+                            // what was sent before it; then that
+                            // connection is closed, and the client waits
+                            // for its end (`take_done`).
+                            clear_session(&mut self.session, &mut self.replies, service);
+                            peers.clients.sync(&self.session, Protocol::Resp2, "reset");
+                            self.session.leaving_subscription = true;
+                            let sent = self
+                                .subscription
+                                .as_ref()
+                                .is_some_and(|subscription| subscription.send(frame.to_vec()));
+                            if !sent {
+                                return false;
+                            }
                             self.wait();
+                            continue;
                         }
+                        execute(&args, &mut self.session, &mut self.replies, service, peers);
                         continue;
                     }
                     match self.dedicated_lane(&args, batch.is_some(), service) {

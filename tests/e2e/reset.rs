@@ -125,6 +125,16 @@ fn reset_while_subscribed_leaves_the_subscription_at_redis() {
         assert_eq!(through.call_args(&["GET", "k"]), b"$1\r\nv\r\n");
         assert_eq!(through.call_args(&["PING"]), b"+PONG\r\n");
     }
+    // Pipelined: the confirmation, then `+RESET`, then GET's reply, in
+    // order, as from Redis.
+    let mut direct = Wire::connect(redis.addr());
+    let pipeline = b"*2\r\n$9\r\nSUBSCRIBE\r\n$4\r\nnews\r\n*1\r\n$5\r\nRESET\r\n\
+                     *2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
+    direct.send(pipeline);
+    through.send(pipeline);
+    for what in ["confirmation", "reset", "get"] {
+        assert_eq!(show(&through.reply()), show(&direct.reply()), "{what}");
+    }
 }
 
 #[test]

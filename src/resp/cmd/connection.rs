@@ -3,7 +3,10 @@
 
 use crate::config::Forwarding;
 
-use super::super::reply::Protocol;
+use crate::service::Service;
+
+use super::super::reply::{Protocol, Replies};
+use super::super::session::Session;
 use super::super::transaction::Transaction;
 use super::{Context, Outcome, Spec};
 
@@ -114,14 +117,21 @@ pub fn quit(_args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     context.ok()
 }
 
-/// `RESET`, as Redis's `clearClientConnectionState`: tracking off, the
-/// default database, RESP2, not authenticated (with PROXY_PASSWORD), MULTI
-/// and WATCH gone (the held Redis connection is dropped, which closes it:
-/// Redis discards both), the proxy's invalidation channel left, the name
-/// cleared. A subscription at Redis is left before this runs
-/// (`Conn::execute_input`).
+/// `RESET`, as Redis's `clearClientConnectionState`: see [`clear_session`].
+/// A client subscribed at Redis is reset in `Conn::execute_input` instead,
+/// where `+RESET` is Redis's own reply on the subscription's connection.
 pub fn reset(_args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
-    let session = &mut *context.session;
+    clear_session(context.session, context.replies, context.service);
+    context.replies.simple("RESET");
+    Outcome::Ok
+}
+
+/// What `RESET` clears, as Redis's `clearClientConnectionState`: tracking
+/// off, the default database, RESP2, not authenticated (with
+/// PROXY_PASSWORD), MULTI and WATCH gone (the held Redis connection is
+/// dropped, which closes it: Redis discards both), the proxy's
+/// invalidation channel left, the name cleared.
+pub fn clear_session(session: &mut Session, replies: &mut Replies, service: &Service) {
     session.tracking = None;
     session.tracking_changed = true;
     session.tracking_prefixes_added.clear();
@@ -129,11 +139,9 @@ pub fn reset(_args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     session.subscribed = false;
     session.name = None;
     session.authenticated = false;
-    session.db = context.service.default_db();
+    session.db = service.default_db();
     session.transaction = Transaction::default();
-    context.replies.protocol = Protocol::Resp2;
-    context.replies.simple("RESET");
-    Outcome::Ok
+    replies.protocol = Protocol::Resp2;
 }
 
 /// Redis's default `databases`: what `SELECT` checks against in the

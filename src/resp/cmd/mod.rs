@@ -32,6 +32,7 @@ use crate::service::Service;
 use super::reply::Replies;
 use super::session::Session;
 
+pub use connection::clear_session;
 pub use forward::{forwards, run as forward};
 pub use get::{fetch, Fetch};
 pub use peers::Registry;
