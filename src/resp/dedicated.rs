@@ -256,7 +256,7 @@ impl Dedicated {
         thread::Builder::new()
             .name("resp-subscribed".to_owned())
             .spawn(move || {
-                let _place = place;
+                let place = place;
                 let ended = relay(
                     &service,
                     (client, pin),
@@ -273,6 +273,9 @@ impl Dedicated {
                         sent.is_ok()
                     },
                 );
+                // The place is free before the client hears of the end
+                // (a RESET waits for it) and can subscribe again.
+                drop(place);
                 let _ = done.send(Done {
                     token,
                     reply: ended.into_bytes(),

@@ -10,7 +10,7 @@ use mio::Token;
 use crate::config::Forwarding;
 use crate::service::{Batch, Client, Lane, Queued, Service};
 
-use super::cmd::{execute, forwards, Executed, Peers};
+use super::cmd::{clear_session, execute, forwards, Executed, Peers};
 use super::conn::{
     Conn, State, BATCH_BYTES, BATCH_REQUESTS, DISCARD_LIMIT, INPUT_KEEP, OUTPUT_HIGH_WATER,
 };
@@ -30,6 +30,11 @@ fn subscribing(kind: Kind, args: &[&[u8]]) -> Option<&'static str> {
     ["subscribe", "psubscribe", "ssubscribe"]
         .into_iter()
         .find(|known| name.eq_ignore_ascii_case(known.as_bytes()))
+}
+
+/// A bare `RESET` (with arguments it is an arity error, answered as any).
+fn is_reset(args: &[&[u8]]) -> bool {
+    matches!(args, [name] if name.eq_ignore_ascii_case(b"reset"))
 }
 
 impl Conn {
@@ -67,6 +72,36 @@ impl Conn {
                     args.extend(request.args.iter().map(|r| &frame[r.clone()]));
                     self.parser.recycle(request.args);
                     let resp2 = self.replies.protocol == Protocol::Resp2;
+                    // RESET runs here, after what was gathered before it,
+                    // whatever lane the connection is on: it ends them.
+                    if is_reset(&args) {
+                        if batch.is_some() {
+                            break;
+                        }
+                        consumed += request.len;
+                        held_lane = false;
+                        if self.subscription.is_some() {
+                            // Subscribed at Redis: RESET goes there, and
+                            // Redis's `+RESET` comes after the replies to
+                            // what was sent before it; then that
+                            // connection is closed, and the client waits
+                            // for its end (`take_done`).
+                            clear_session(&mut self.session, &mut self.replies, service);
+                            peers.clients.sync(&self.session, Protocol::Resp2, "reset");
+                            self.session.leaving_subscription = true;
+                            let sent = self
+                                .subscription
+                                .as_ref()
+                                .is_some_and(|subscription| subscription.send(frame.to_vec()));
+                            if !sent {
+                                return false;
+                            }
+                            self.wait();
+                            continue;
+                        }
+                        execute(&args, &mut self.session, &mut self.replies, service, peers);
+                        continue;
+                    }
                     match self.dedicated_lane(&args, batch.is_some(), service) {
                         Dedication::None => {}
                         Dedication::Later => break,

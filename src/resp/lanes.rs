@@ -88,6 +88,25 @@ impl Conn {
     /// A worker's or a dedicated connection's result for this connection.
     pub fn take_done(&mut self, done: Done) -> Next {
         match done.kind {
+            // RESET sent on the subscription: Redis's `+RESET` is the last
+            // it sends there; its connection is closed, and its end (its
+            // DEDICATED_CONNECTIONS place free by then) resumes the client.
+            DoneKind::Message if self.session.leaving_subscription => {
+                self.push(|out| out.extend_from_slice(&done.reply));
+                if done.reply == b"+RESET\r\n" {
+                    self.subscription = None;
+                }
+                Next::Flush
+            }
+            DoneKind::Ended if self.session.leaving_subscription => {
+                self.session.leaving_subscription = false;
+                self.deliver(&[], None, false);
+                if self.subscription.is_some() {
+                    // Ended before `+RESET`: as any lost subscription.
+                    self.subscription_ended(&done.reply);
+                }
+                Next::Serve
+            }
             DoneKind::Fetched | DoneKind::Forwarded => {
                 self.deliver(&done.reply, done.held, done.kind == DoneKind::Forwarded);
                 Next::Serve

@@ -33,6 +33,9 @@ pub struct Session {
     pub db: i64,
     /// MULTI / WATCH, and the Redis connection they hold.
     pub transaction: Transaction,
+    /// RESET left a subscription at Redis whose thread has not ended yet:
+    /// the connection waits for that end, dropping its last messages.
+    pub leaving_subscription: bool,
 }
 
 impl Session {
@@ -51,6 +54,7 @@ impl Session {
             subscribed: false,
             db,
             transaction: Transaction::default(),
+            leaving_subscription: false,
         }
     }
 

@@ -29,13 +29,18 @@ pub struct Transaction {
 
 impl Transaction {
     /// Whether request `argv` is answered by the proxy even while the
-    /// connection holds its own Redis connection: QUIT only. (SELECT then
+    /// connection holds its own Redis connection: QUIT, and a bare RESET
+    /// (which Redis runs at once, not queued, and which drops the held
+    /// connection: Redis then discards MULTI and WATCH). (SELECT then
     /// goes to the service, which refuses it: inside MULTI the proxy's own
     /// SELECT of the held connection would be queued, and its database
     /// could not be known after EXEC.)
     pub fn answered_here(argv: &[&[u8]]) -> bool {
-        argv.first()
-            .is_some_and(|name| name.eq_ignore_ascii_case(b"quit"))
+        match argv {
+            [name] if name.eq_ignore_ascii_case(b"reset") => true,
+            [name, ..] => name.eq_ignore_ascii_case(b"quit"),
+            [] => false,
+        }
     }
 
     /// Inside MULTI or watching keys: state Redis keeps on the connection.

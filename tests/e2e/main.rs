@@ -49,6 +49,7 @@ mod operators_info;
 mod quick_start;
 mod read_through;
 mod redis_ttl;
+mod reset;
 mod resp;
 mod sentinel;
 mod tls;

@@ -1,9 +1,13 @@
 //! The connection's own commands: `PING`, `ECHO`, `QUIT`, `HELLO`, `AUTH`,
-//! `SELECT`.
+//! `SELECT`, `RESET`.
 
 use crate::config::Forwarding;
 
-use super::super::reply::Protocol;
+use crate::service::Service;
+
+use super::super::reply::{Protocol, Replies};
+use super::super::session::Session;
+use super::super::transaction::Transaction;
 use super::{Context, Outcome, Spec};
 
 /// `PING [message]`.
@@ -46,6 +50,23 @@ pub const SELECT: Spec = Spec {
     name: "select",
     arity: 2,
     flags: &["fast"],
+    keys: (0, 0, 0),
+};
+
+/// `RESET`: the connection back to how it began (Redis's
+/// `clearClientConnectionState`). Not queued inside MULTI, allowed while
+/// subscribed and before AUTH, as at Redis.
+pub const RESET: Spec = Spec {
+    name: "reset",
+    arity: 1,
+    flags: &[
+        "noscript",
+        "loading",
+        "stale",
+        "fast",
+        "no_auth",
+        "allow_busy",
+    ],
     keys: (0, 0, 0),
 };
 
@@ -94,6 +115,33 @@ pub fn echo(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
 pub fn quit(_args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     context.session.quit = true;
     context.ok()
+}
+
+/// `RESET`, as Redis's `clearClientConnectionState`: see [`clear_session`].
+/// A client subscribed at Redis is reset in `Conn::execute_input` instead,
+/// where `+RESET` is Redis's own reply on the subscription's connection.
+pub fn reset(_args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
+    clear_session(context.session, context.replies, context.service);
+    context.replies.simple("RESET");
+    Outcome::Ok
+}
+
+/// What `RESET` clears, as Redis's `clearClientConnectionState`: tracking
+/// off, the default database, RESP2, not authenticated (with
+/// PROXY_PASSWORD), MULTI and WATCH gone (the held Redis connection is
+/// dropped, which closes it: Redis discards both), the proxy's
+/// invalidation channel left, the name cleared.
+pub fn clear_session(session: &mut Session, replies: &mut Replies, service: &Service) {
+    session.tracking = None;
+    session.tracking_changed = true;
+    session.tracking_prefixes_added.clear();
+    session.caching = None;
+    session.subscribed = false;
+    session.name = None;
+    session.authenticated = false;
+    session.db = service.default_db();
+    session.transaction = Transaction::default();
+    replies.protocol = Protocol::Resp2;
 }
 
 /// Redis's default `databases`: what `SELECT` checks against in the

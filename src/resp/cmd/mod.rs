@@ -32,6 +32,7 @@ use crate::service::Service;
 use super::reply::Replies;
 use super::session::Session;
 
+pub use connection::clear_session;
 pub use forward::{forwards, run as forward};
 pub use get::{fetch, Fetch};
 pub use peers::Registry;
@@ -62,6 +63,7 @@ pub const COMMANDS: &[(&Spec, Handler)] = &[
     (&connection::HELLO, connection::hello),
     (&connection::AUTH, connection::auth),
     (&connection::SELECT, connection::select),
+    (&connection::RESET, connection::reset),
     (&client::CLIENT, client::client),
     (&pubsub::SUBSCRIBE, pubsub::subscribe),
     (&pubsub::UNSUBSCRIBE, pubsub::unsubscribe),
@@ -170,7 +172,7 @@ pub fn execute(
         Some((spec, _))
             if service.requires_password()
                 && !context.session.authenticated
-                && !matches!(spec.name, "auth" | "hello" | "quit") =>
+                && !matches!(spec.name, "auth" | "hello" | "quit" | "reset") =>
         {
             context.error("NOAUTH Authentication required.")
         }
@@ -186,7 +188,10 @@ pub fn execute(
         Some((spec, _))
             if context.session.subscribed
                 && context.replies.protocol == super::reply::Protocol::Resp2
-                && !matches!(spec.name, "subscribe" | "unsubscribe" | "ping" | "quit") =>
+                && !matches!(
+                    spec.name,
+                    "subscribe" | "unsubscribe" | "ping" | "quit" | "reset"
+                ) =>
         {
             context.error(&format!(
                 "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
