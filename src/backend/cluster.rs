@@ -126,15 +126,8 @@ fn masters_of(slots: &Value) -> Result<Vec<Master>, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::slots::tests::node;
     use super::*;
-
-    fn node(host: &str, port: i64) -> Value {
-        Value::Array(vec![
-            Value::BulkString(host.as_bytes().to_vec()),
-            Value::Int(port),
-            Value::BulkString(b"id".to_vec()),
-        ])
-    }
 
     #[test]
     fn masters_are_the_first_node_of_each_range() {

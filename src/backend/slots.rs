@@ -146,10 +146,11 @@ fn ranges(reply: &Value) -> Result<Vec<(u16, u16, Addr)>, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn node(host: &str, port: i64) -> Value {
+    /// One node of a `CLUSTER SLOTS` range, as Redis sends it.
+    pub(in crate::backend) fn node(host: &str, port: i64) -> Value {
         Value::Array(vec![
             Value::BulkString(host.as_bytes().to_vec()),
             Value::Int(port),

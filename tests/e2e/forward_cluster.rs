@@ -352,16 +352,10 @@ fn a_slot_migrating_is_followed_with_asking_and_then_moved() {
     let _: () = target.cmd(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &id(source)]);
     let _: () = source.cmd(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &id(target)]);
     let port = target.port().to_string();
-    let _: () = source.cmd(&[
-        "MIGRATE",
-        "127.0.0.1",
-        &port,
-        "",
-        "0",
-        "5000",
-        "KEYS",
-        "{m}a",
-    ]);
+    let migrate = |key: &str| {
+        let _: () = source.cmd(&["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS", key]);
+    };
+    migrate("{m}a");
     // The source answers -ASK for {m}a and for a new key: the proxy sends
     // ASKING and the command to the target, and passes on only its reply.
     assert_eq!(through.call_args(&["INCR", "{m}a"]), b":2\r\n");
@@ -373,16 +367,7 @@ fn a_slot_migrating_is_followed_with_asking_and_then_moved() {
     assert_eq!(on_target, 2, "{{m}}a and {{m}}new live on the target");
     // The migration ends: the source answers -MOVED, the proxy reads the
     // new map and sends the command to the target.
-    let _: () = source.cmd(&[
-        "MIGRATE",
-        "127.0.0.1",
-        &port,
-        "",
-        "0",
-        "5000",
-        "KEYS",
-        "{m}b",
-    ]);
+    migrate("{m}b");
     for master in cluster.masters() {
         let _: () = master.cmd(&["CLUSTER", "SETSLOT", &slot, "NODE", &id(target)]);
     }
