@@ -1,0 +1,77 @@
+//! Issue #22's core, end to end: the reply of a cacheable read of any type
+//! is served from the cache on a repeat (Redis counts one call), byte for
+//! byte what Redis sends, and a change made directly at Redis reaches it
+//! through the invalidation link. (The full matrix of commands is
+//! `typetests`'s.)
+
+use crate::common::resp_wire::Wire;
+use crate::common::{eventually, InProcess, RedisServer};
+
+const RESP: (&str, &str) = ("RESP_PORT", "auto");
+
+/// HGETALL twice through the proxy reaches Redis once, and both answers are
+/// Redis's own bytes, in RESP2 and in RESP3 (each protocol's reply cached
+/// apart).
+#[test]
+fn hgetall_twice_reaches_redis_once() {
+    let redis = RedisServer::start();
+    redis.cmd::<i64>(&["HSET", "h", "name", "ann", "age", "30"]);
+    let proxy = InProcess::start(&redis, &[RESP]);
+    let resp = proxy.resp.expect("RESP port");
+    let mut direct2 = Wire::connect(redis.addr());
+    let mut direct3 = Wire::open_with(redis.addr(), 3);
+    let expected2 = direct2.call("HGETALL h");
+    let expected3 = direct3.call("HGETALL h");
+    let before = redis.calls("hgetall");
+    let mut client = Wire::connect(resp);
+    assert_eq!(client.call("HGETALL h"), expected2);
+    assert_eq!(client.call("hgetall h"), expected2);
+    assert_eq!(
+        redis.calls("hgetall") - before,
+        1,
+        "the second came from the cache"
+    );
+    let mut client3 = Wire::open_with(resp, 3);
+    assert_eq!(client3.call("HGETALL h"), expected3);
+    assert_eq!(client3.call("HGETALL h"), expected3);
+    assert_eq!(
+        redis.calls("hgetall") - before,
+        2,
+        "RESP3's reply is cached apart"
+    );
+}
+
+/// A write made directly at Redis (not through the proxy) is seen once the
+/// link's invalidation arrives: polled, never slept for. SINTER is
+/// dropped by a change of either of its keys.
+#[test]
+fn a_change_at_redis_reaches_cached_replies() {
+    let redis = RedisServer::start();
+    redis.cmd::<i64>(&["HSET", "h", "f", "1"]);
+    redis.cmd::<i64>(&["SADD", "a", "x", "y"]);
+    redis.cmd::<i64>(&["SADD", "b", "y", "z"]);
+    let proxy = InProcess::start(&redis, &[RESP]);
+    let mut client = Wire::connect(proxy.resp.expect("RESP port"));
+    assert_eq!(client.call("HGET h f"), b"$1\r\n1\r\n");
+    assert_eq!(client.call("SINTER a b"), b"*1\r\n$1\r\ny\r\n");
+    let calls = redis.calls("sinter");
+    assert_eq!(client.call("SINTER a b"), b"*1\r\n$1\r\ny\r\n");
+    assert_eq!(redis.calls("sinter"), calls, "served from the cache");
+
+    redis.cmd::<i64>(&["HSET", "h", "f", "2"]);
+    eventually("HGET to see the change made at Redis", || {
+        (client.call("HGET h f") == b"$1\r\n2\r\n").then_some(())
+    });
+    // A change of the second key drops the reply filed under both.
+    redis.cmd::<i64>(&["SADD", "b", "x"]);
+    eventually("SINTER to see a change of its second key", || {
+        let reply = client.call("SINTER a b");
+        (reply.starts_with(b"*2\r\n")).then_some(())
+    });
+    // And of the first, once cached again.
+    assert!(client.call("SINTER a b").starts_with(b"*2\r\n"));
+    redis.cmd::<i64>(&["SREM", "a", "x", "y"]);
+    eventually("SINTER to see a change of its first key", || {
+        (client.call("SINTER a b") == b"*0\r\n").then_some(())
+    });
+}
