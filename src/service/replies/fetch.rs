@@ -116,9 +116,8 @@ impl Service {
             };
             let (pttl, tail) = rest.split_at(len);
             rest = tail;
-            match self.ends(sent, pttl_of(pttl)) {
-                Some(end) => end_at(end),
-                None => {}
+            if let Some(end) = self.ends(sent, pttl_of(pttl)) {
+                end_at(end);
             }
         }
         Ok(Fetched {
