@@ -75,3 +75,29 @@ fn a_change_at_redis_reaches_cached_replies() {
         (client.call("SINTER a b") == b"*0\r\n").then_some(())
     });
 }
+
+/// A CLIENT TRACKING client of the proxy is told of every key of a reply
+/// served from the cache, as GET's key is told.
+#[test]
+fn a_tracking_client_is_told_of_the_keys_of_a_cached_reply() {
+    use crate::client_tracking::{start, tracking};
+    let (redis, proxy) = start(&[]);
+    redis.cmd::<i64>(&["HSET", "h", "f", "1"]);
+    redis.cmd::<i64>(&["SADD", "a", "x"]);
+    redis.cmd::<i64>(&["SADD", "b", "x"]);
+    // Another client fills the cache first: the tracking client's reads
+    // are then hits.
+    let mut filler = Wire::open_with(proxy.resp.expect("RESP port"), 3);
+    filler.call("HGETALL h");
+    filler.call("EXISTS a b");
+    let calls = (redis.calls("hgetall"), redis.calls("exists"));
+    let mut client = tracking(&proxy, &[]);
+    client.catch_up(&redis);
+    assert_eq!(client.call(&["HGETALL", "h"]), "%[$f $1]");
+    assert_eq!(client.call(&["EXISTS", "a", "b"]), ":2");
+    assert_eq!((redis.calls("hgetall"), redis.calls("exists")), calls);
+    redis.cmd::<i64>(&["HSET", "h", "f", "2"]);
+    assert_eq!(client.next(), ">[$invalidate *[$h]]");
+    redis.cmd::<i64>(&["SADD", "b", "y"]);
+    assert_eq!(client.next(), ">[$invalidate *[$b]]");
+}
