@@ -101,3 +101,33 @@ fn a_tracking_client_is_told_of_the_keys_of_a_cached_reply() {
     redis.cmd::<i64>(&["SADD", "b", "y"]);
     assert_eq!(client.next(), ">[$invalidate *[$b]]");
 }
+
+/// Cluster mode: the read goes to its key's master with the PTTL of its
+/// key, is cached, and a write at that master reaches it through that
+/// master's link; a cross-slot read is Redis's CROSSSLOT error, never
+/// cached.
+#[test]
+fn cluster_replies_are_cached_by_their_keys_master() {
+    let (cluster, proxy) = crate::forward_cluster::start();
+    let master = cluster.master_of("{c}h");
+    master.cmd::<i64>(&["HSET", "{c}h", "f", "1"]);
+    let mut client = Wire::connect(proxy.resp_addr());
+    let before = master.calls("hgetall");
+    assert_eq!(client.call("HGETALL {c}h"), b"*2\r\n$1\r\nf\r\n$1\r\n1\r\n");
+    assert_eq!(client.call("HGETALL {c}h"), b"*2\r\n$1\r\nf\r\n$1\r\n1\r\n");
+    assert_eq!(master.calls("hgetall") - before, 1);
+    master.cmd::<i64>(&["HSET", "{c}h", "f", "2"]);
+    eventually("the write at the master to reach the cached reply", || {
+        (client.call("HGETALL {c}h") == b"*2\r\n$1\r\nf\r\n$1\r\n2\r\n").then_some(())
+    });
+    let tags = crate::forward_cluster::tag_per_master(&cluster);
+    let (a, b) = (format!("{{{}}}a", tags[0]), format!("{{{}}}b", tags[1]));
+    for _ in 0..2 {
+        let reply = client.call_args(&["SINTER", &a, &b]);
+        assert!(
+            reply.starts_with(b"-CROSSSLOT"),
+            "{}",
+            String::from_utf8_lossy(&reply)
+        );
+    }
+}
