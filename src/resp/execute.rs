@@ -124,23 +124,24 @@ impl Conn {
                     };
                     // A plain read whose reply the cache keeps (issue #22):
                     // answered here on a hit, else by a worker, as GET.
-                    if to_redis
-                        && !self.session.transaction.pinned()
-                        && service.may_cache_reply(&args)
+                    if to_redis && !self.session.transaction.pinned() && service.names_cached(&args)
                     {
                         if batch.is_some() {
                             break;
                         }
-                        consumed += request.len;
-                        let executed =
-                            cached_read(&args, &mut self.session, &mut self.replies, service);
-                        spare = reuse(args);
-                        if let Executed::Fetch(fetch) = executed {
-                            if !self.hand_over(token, Work::Fetch(fetch), jobs) {
-                                return false;
+                        let session = &mut self.session;
+                        if let Some(executed) =
+                            cached_read(&args, session, &mut self.replies, service)
+                        {
+                            consumed += request.len;
+                            spare = reuse(args);
+                            if let Executed::Fetch(fetch) = executed {
+                                if !self.hand_over(token, Work::Fetch(fetch), jobs) {
+                                    return false;
+                                }
                             }
+                            continue;
                         }
-                        continue;
                     }
                     if to_redis {
                         // Room for what was read (a pipeline is pushed

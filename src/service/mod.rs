@@ -56,6 +56,7 @@ pub use counts::Forwarded;
 use fill::Fetched;
 pub use forward::{Batch, Client, Held, Lane, Pin, Plan, Queued, Upstream};
 use read_through::{Probe, ReadThrough};
+pub use replies::ReplyLookup;
 pub use types::{Found, ReadError, Source, Value, SHARED_ABOVE};
 
 /// What one backing fetch ended with; shared with every waiter.

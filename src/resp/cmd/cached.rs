@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use crate::service::{Client, Deferred, ReadError, Service};
+use crate::service::{Client, Deferred, ReadError, ReplyLookup, Service};
 
 use super::super::reply::{Protocol, Replies};
 use super::super::session::Session;
@@ -21,17 +21,28 @@ pub struct Read {
     deferred: Deferred,
 }
 
-/// Serves request `args` (which [`Service::may_cache_reply`] let
-/// through) for the connection: a hit is answered into `replies`, a miss
-/// comes back for a worker. Every key it reads is registered for the
-/// client's own CLIENT TRACKING, as GET registers its key.
+/// Serves request `args` (which [`Service::names_cached`] let through)
+/// for the connection: a hit is answered into `replies`, a miss comes back
+/// for a worker; `None` if it is not a read whose reply is cached (it is
+/// forwarded as any other). Every key a cached read reads is registered
+/// for the client's own CLIENT TRACKING, as GET registers its key.
 pub fn read(
     args: &[&[u8]],
     session: &mut Session,
     replies: &mut Replies,
     service: &Service,
-) -> Executed {
+) -> Option<Executed> {
     let started = Instant::now();
+    let client = Client {
+        resp3: replies.protocol == Protocol::Resp3,
+        db: session.db,
+        dedicated: false,
+    };
+    let found = match service.lookup_reply(client, args, started) {
+        ReplyLookup::Uncached => return None,
+        ReplyLookup::Hit(found) => Some(found),
+        ReplyLookup::Miss => None,
+    };
     if session.tracking.is_some() {
         let mut read = Vec::new();
         service.keys_read(args, &mut read);
@@ -40,21 +51,16 @@ pub fn read(
         }
     }
     session.caching = None;
-    let client = Client {
-        resp3: replies.protocol == Protocol::Resp3,
-        db: session.db,
-        dedicated: false,
-    };
-    if let Some(found) = service.cached_reply(client, args, started) {
+    if let Some(found) = found {
         replies.buf.extend_from_slice(found.value.bytes());
         service.resp_answered(true, started.elapsed());
-        return Executed::Done;
+        return Some(Executed::Done);
     }
-    Executed::Fetch(Fetch::Reply(Box::new(Read {
+    Some(Executed::Fetch(Fetch::Reply(Box::new(Read {
         client,
         argv: args.iter().map(|a| a.to_vec()).collect(),
         deferred: service.defer(),
-    })))
+    }))))
 }
 
 /// Completes a [`Read`] on a worker: waits for a WORKERS place, reads

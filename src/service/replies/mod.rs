@@ -24,6 +24,17 @@ use super::{hit, Found, ReadError, Service, Source};
 
 pub use request::CacheCommands;
 
+/// What the RESP event loop's lookup of a read found
+/// ([`Service::lookup_reply`]).
+pub enum ReplyLookup {
+    /// A fresh cached reply: Redis's bytes for the client's protocol.
+    Hit(Found),
+    /// Not cached now: a worker reads it through the cache.
+    Miss,
+    /// Not a read whose reply is cached: forwarded as any request.
+    Uncached,
+}
+
 /// What a cacheable request is cached under: its reply database, its
 /// canonical bytes, and where its keys are in the argv.
 struct Plan {
@@ -39,7 +50,7 @@ impl Service {
     /// `commands::Class::Cacheable`), with keys the table can find. False
     /// while the table has not been read (it is read on a worker, by the
     /// first forwarded request or [`Service::read_reply`]).
-    #[allow(dead_code)] // The HTTP front end's (issue #22); the RESP loop asks may_cache_reply.
+    #[allow(dead_code)] // The HTTP front end's (issue #22); the RESP loop asks lookup_reply.
     pub fn is_cacheable(&self, args: &[&[u8]]) -> bool {
         if !self.cache_commands.names(args) {
             return false;
@@ -50,26 +61,16 @@ impl Service {
         }
     }
 
-    /// Whether the RESP event loop sends `args` the cache's way
-    /// ([`Service::cached_reply`], then [`Service::read_reply`] on a
-    /// worker): cacheable, or named by CACHE_COMMANDS while the command
-    /// table is not read yet (the worker reads it, and forwards the
-    /// request as any other if it turns out not to be).
-    pub fn may_cache_reply(&self, args: &[&[u8]]) -> bool {
-        if !self.cache_commands.names(args) {
-            return false;
-        }
-        match self.backend.commands_known() {
-            Some(table) => self.cacheable(&table, args).is_some(),
-            None => true,
-        }
+    /// Whether CACHE_COMMANDS names the command of `args` (any case): a
+    /// cheap first test, on the stack, before the command table is asked
+    /// ([`Service::lookup_reply`]).
+    pub fn names_cached(&self, args: &[&[u8]]) -> bool {
+        self.cache_commands.names(args)
     }
 
-    /// The command `args` runs, if its reply may be cached.
+    /// The command `args` runs, if its reply may be cached (CACHE_COMMANDS
+    /// naming it is checked by the caller).
     fn cacheable<'t>(&self, table: &'t CommandTable, args: &[&[u8]]) -> Option<&'t Command> {
-        if !self.cache_commands.names(args) {
-            return None;
-        }
         let command = table.lookup(args)?;
         let cacheable = command.arity_fits(args.len())
             && command.class(args) == Class::Cacheable
@@ -95,8 +96,9 @@ impl Service {
     /// to Redis and its reply returned, nothing stored.
     pub fn read_reply(&self, client: Client, args: &[&[u8]]) -> Result<Found, ReadError> {
         let table = self.commands()?;
-        let plan = self
-            .cacheable(&table, args)
+        let plan = Some(())
+            .filter(|()| self.cache_commands.names(args))
+            .and_then(|()| self.cacheable(&table, args))
             .and_then(|command| self.reply_plan(command, client, args));
         drop(table);
         let Some(plan) = plan else {
@@ -139,25 +141,35 @@ impl Service {
         }
     }
 
-    /// A fresh cached reply to `args` for `client`, without Redis and
-    /// without waiting (the RESP event loop's lookup): counted as a hit
-    /// when found. `None` when not cached (a worker then reads it with
-    /// [`Service::read_reply`], which counts the miss), not cacheable, or
-    /// the command table not read yet. `at`: the loop's reading of the
-    /// clock when the request came.
-    pub fn cached_reply(&self, client: Client, args: &[&[u8]], at: Instant) -> Option<Found> {
-        if !self.cache_commands.names(args) {
-            return None;
+    /// The RESP event loop's lookup of request `args` for `client`, which
+    /// [`Service::names_cached`] let through, without Redis and without
+    /// waiting: a fresh cached reply (counted as a hit), a miss for a
+    /// worker to read with [`Service::read_reply`] (which counts it; also
+    /// while the command table is not read yet: the worker reads it), or
+    /// not cacheable (forwarded as any request). `at`: the loop's reading
+    /// of the clock when the request came.
+    pub fn lookup_reply(&self, client: Client, args: &[&[u8]], at: Instant) -> ReplyLookup {
+        let Some(table) = self.backend.commands_known() else {
+            return ReplyLookup::Miss;
+        };
+        if self.cacheable(&table, args).is_none() {
+            return ReplyLookup::Uncached;
         }
-        let table = self.backend.commands_known()?;
-        self.cacheable(&table, args)?;
-        let reply_db = self.core.reply_db(client.db, client.resp3)?;
+        drop(table);
+        let Some(reply_db) = self.core.reply_db(client.db, client.resp3) else {
+            return ReplyLookup::Uncached;
+        };
         let now = self.core.time_at(at);
-        let (value, life) = request::with_encoded(args, |request| {
+        let cached = request::with_encoded(args, |request| {
             self.core.reply_cached(reply_db, request, now)
-        })?;
-        self.metrics.hit();
-        Some(hit(value, life))
+        });
+        match cached {
+            Some((value, life)) => {
+                self.metrics.hit();
+                ReplyLookup::Hit(hit(value, life))
+            }
+            None => ReplyLookup::Miss,
+        }
     }
 
     /// Where `args`'s reply is cached, if it can be: its keys found, each
