@@ -181,6 +181,14 @@ impl ReadThrough {
                     }
                     displaced
                 }
+                Ok(Some(Fetched { ends, .. })) if fresh && ends.is_none_or(|ends| ends > now) => {
+                    // A key had its fill of replies filed.
+                    self.metrics.reply_unfiled();
+                    state
+                        .lru
+                        .remove_hashed(hash, reply_db, request)
+                        .map_or(Displaced::Nothing, Displaced::Replaced)
+                }
                 // Redis answered: what was kept of this request is not
                 // its answer any more.
                 Ok(_) => state

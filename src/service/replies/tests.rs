@@ -234,6 +234,8 @@ fn a_full_file_keeps_the_next_reply_out() {
         assert!(cache(&service, R2, request.as_bytes(), &[b"h"]), "{i}");
     }
     assert!(!cache(&service, R2, b"hget h more", &[b"h"]));
+    let counted = "redis_proxy_replies_unfiled_total 1\n";
+    assert!(service.metrics().render().contains(counted));
     let mut state = service.core.lock();
     let hash = state.lru.hasher().hash_in(R2, b"hget h f0");
     state.lru.remove_hashed(hash, R2, b"hget h f0");
