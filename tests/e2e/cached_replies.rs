@@ -131,3 +131,32 @@ fn cluster_replies_are_cached_by_their_keys_master() {
         );
     }
 }
+
+/// Each database's replies are apart: the same request after `SELECT 1`
+/// is Redis's answer there, cached there, and a pipeline of writes and
+/// reads through the proxy reads its own writes.
+#[test]
+fn replies_are_cached_per_database_and_read_their_own_writes() {
+    let redis = RedisServer::start();
+    let proxy = InProcess::start(&redis, &[RESP]);
+    let mut client = Wire::connect(proxy.resp.expect("RESP port"));
+    client.call("RPUSH l zero");
+    assert_eq!(client.call("SELECT 1"), b"+OK\r\n");
+    client.call("RPUSH l one");
+    let before = redis.calls("lrange");
+    assert_eq!(client.call("LRANGE l 0 -1"), b"*1\r\n$3\r\none\r\n");
+    assert_eq!(client.call("LRANGE l 0 -1"), b"*1\r\n$3\r\none\r\n");
+    assert_eq!(client.call("SELECT 0"), b"+OK\r\n");
+    assert_eq!(client.call("LRANGE l 0 -1"), b"*1\r\n$4\r\nzero\r\n");
+    assert_eq!(client.call("LRANGE l 0 -1"), b"*1\r\n$4\r\nzero\r\n");
+    assert_eq!(redis.calls("lrange") - before, 2, "one fetch per database");
+    // Pipelined: each read sees the write before it.
+    let mut wire = Vec::new();
+    for line in ["RPUSH l a", "LRANGE l 0 -1", "RPUSH l b", "LRANGE l 0 -1"] {
+        wire.extend_from_slice(&crate::common::resp_wire::encode_line(line));
+    }
+    client.send(&wire);
+    let replies = client.replies(4);
+    assert_eq!(replies[1], b"*2\r\n$4\r\nzero\r\n$1\r\na\r\n");
+    assert_eq!(replies[3], b"*3\r\n$4\r\nzero\r\n$1\r\na\r\n$1\r\nb\r\n");
+}
