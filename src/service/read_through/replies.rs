@@ -30,20 +30,28 @@ impl ReadThrough {
     }
 
     /// A fresh cached reply of `request` in `reply_db` at `now`, never
-    /// leading or joining a fetch (the RESP event loop's hit).
+    /// leading or joining a fetch (the RESP event loop's hit): `take` gets
+    /// it under the lock, to copy a small one's bytes out (no allocation)
+    /// or clone its handle, and must do no more.
+    pub(in crate::service) fn reply_cached_with<T>(
+        &self,
+        (reply_db, request): (Db, &[u8]),
+        now: Time,
+        take: impl FnOnce(&Value) -> T,
+    ) -> Option<(T, Life)> {
+        let on_hit = |value: &Value, life| Some((take(value), life));
+        self.reply_lookup(reply_db, request, now, on_hit, |_| None)
+    }
+
+    /// [`ReadThrough::reply_cached_with`], the value itself.
+    #[cfg(test)]
     pub(in crate::service) fn reply_cached(
         &self,
         reply_db: Db,
         request: &[u8],
         now: Time,
     ) -> Option<(Value, Life)> {
-        self.reply_lookup(
-            reply_db,
-            request,
-            now,
-            |value, life| Some((value.clone(), life)),
-            |_| None,
-        )
+        self.reply_cached_with((reply_db, request), now, Value::clone)
     }
 
     /// A fresh cached reply, or the fetch to lead or join; a fetch led is

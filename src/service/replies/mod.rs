@@ -20,15 +20,16 @@ use crate::commands::{Class, Command, CommandTable, KeyRef};
 
 use super::forward::Client;
 use super::read_through::Probe;
-use super::{hit, Found, ReadError, Service, Source};
+use super::{hit, Found, ReadError, Service, Source, Value, SHARED_ABOVE};
 
 pub use request::CacheCommands;
 
 /// What the RESP event loop's lookup of a read found
 /// ([`Service::lookup_reply`]).
 pub enum ReplyLookup {
-    /// A fresh cached reply: Redis's bytes for the client's protocol.
-    Hit(Found),
+    /// A fresh cached reply, appended: Redis's bytes for the client's
+    /// protocol.
+    Hit,
     /// Not cached now: a worker reads it through the cache.
     Miss,
     /// Not a read whose reply is cached: forwarded as any request.
@@ -143,12 +144,20 @@ impl Service {
 
     /// The RESP event loop's lookup of request `args` for `client`, which
     /// [`Service::names_cached`] let through, without Redis and without
-    /// waiting: a fresh cached reply (counted as a hit), a miss for a
-    /// worker to read with [`Service::read_reply`] (which counts it; also
-    /// while the command table is not read yet: the worker reads it), or
-    /// not cacheable (forwarded as any request). `at`: the loop's reading
-    /// of the clock when the request came.
-    pub fn lookup_reply(&self, client: Client, args: &[&[u8]], at: Instant) -> ReplyLookup {
+    /// waiting: a fresh cached reply, its bytes appended to `out` (counted
+    /// as a hit; a small one copied under the lock, so nothing is
+    /// allocated for it), a miss for a worker to read with
+    /// [`Service::read_reply`] (which counts it; also while the command
+    /// table is not read yet: the worker reads it), or not cacheable
+    /// (forwarded as any request). `at`: the loop's reading of the clock
+    /// when the request came.
+    pub fn lookup_reply(
+        &self,
+        client: Client,
+        args: &[&[u8]],
+        at: Instant,
+        out: &mut Vec<u8>,
+    ) -> ReplyLookup {
         let Some(table) = self.backend.commands_known() else {
             return ReplyLookup::Miss;
         };
@@ -160,13 +169,23 @@ impl Service {
             return ReplyLookup::Uncached;
         };
         let now = self.core.time_at(at);
+        let take = |value: &Value| match value.bytes().len() <= SHARED_ABOVE {
+            true => {
+                out.extend_from_slice(value.bytes());
+                None
+            }
+            false => Some(value.clone()),
+        };
         let cached = request::with_encoded(args, |request| {
-            self.core.reply_cached(reply_db, request, now)
+            self.core.reply_cached_with((reply_db, request), now, take)
         });
         match cached {
-            Some((value, life)) => {
+            Some((shared, _)) => {
+                if let Some(value) = shared {
+                    out.extend_from_slice(value.bytes());
+                }
                 self.metrics.hit();
-                ReplyLookup::Hit(hit(value, life))
+                ReplyLookup::Hit
             }
             None => ReplyLookup::Miss,
         }
