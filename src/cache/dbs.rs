@@ -55,11 +55,12 @@ impl<V: Weigh> Lru<V> {
         self.remove_everywhere_filed(hash, key, out, None);
     }
 
-    /// [`Lru::remove_everywhere`], with a file database's entry of `key`
-    /// (see [`super::FILE`]) pushed onto `files` with its database rather
-    /// than onto `out`, so the caller can drop the replies it lists.
-    /// Reply databases ([`super::REPLY`]) are not looked in: their keys
-    /// are requests.
+    /// [`Lru::remove_everywhere`]; with `files`, for a cache whose
+    /// database numbers carry the kind bits: a file database's entry of
+    /// `key` (see [`super::FILE`]) is pushed onto `files` with its
+    /// database rather than onto `out`, so the caller can drop the replies
+    /// it lists, and reply databases ([`super::REPLY`]) are not looked in
+    /// (their keys are requests).
     pub fn remove_everywhere_filed(
         &mut self,
         hash: u64,
@@ -73,7 +74,10 @@ impl<V: Weigh> Lru<V> {
         }
         let mut dbs = std::mem::take(&mut self.dbs.scratch);
         dbs.clear();
-        dbs.extend(self.dbs.counts.keys().filter(|&&db| db & super::REPLY == 0));
+        // Filed: the kind bits mean something (see `key.rs`).
+        let filed = files.is_some();
+        let skip = |db: Db| filed && db & super::REPLY != 0;
+        dbs.extend(self.dbs.counts.keys().filter(|&&db| !skip(db)));
         for &db in &dbs {
             let hash = self.hasher.hash_in(db, key);
             let removed = self.remove_hashed(hash, db, key);
