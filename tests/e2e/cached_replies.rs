@@ -160,3 +160,36 @@ fn replies_are_cached_per_database_and_read_their_own_writes() {
     assert_eq!(replies[1], b"*2\r\n$4\r\nzero\r\n$1\r\na\r\n");
     assert_eq!(replies[3], b"*3\r\n$4\r\nzero\r\n$1\r\na\r\n$1\r\nb\r\n");
 }
+
+/// What is never served from the cache: an error reply (relayed, not
+/// kept), a read inside MULTI (queued at Redis), and anything with
+/// CACHE_COMMANDS=none.
+#[test]
+fn errors_transactions_and_cache_commands_none_reach_redis() {
+    let redis = RedisServer::start();
+    redis.set("s", "v");
+    redis.cmd::<i64>(&["HSET", "h", "f", "1"]);
+    let proxy = InProcess::start(&redis, &[RESP]);
+    let mut client = Wire::connect(proxy.resp.expect("RESP port"));
+    let before = redis.calls("hgetall");
+    for _ in 0..2 {
+        let reply = client.call("HGETALL s");
+        assert!(reply.starts_with(b"-WRONGTYPE"), "{reply:?}");
+    }
+    assert_eq!(redis.calls("hgetall") - before, 2, "errors are not kept");
+    assert_eq!(client.call("HGETALL h"), b"*2\r\n$1\r\nf\r\n$1\r\n1\r\n");
+    let before = redis.calls("hgetall");
+    assert_eq!(client.call("MULTI"), b"+OK\r\n");
+    assert_eq!(client.call("HGETALL h"), b"+QUEUED\r\n");
+    assert_eq!(client.call("EXEC"), b"*1\r\n*2\r\n$1\r\nf\r\n$1\r\n1\r\n");
+    assert_eq!(redis.calls("hgetall") - before, 1, "run by EXEC at Redis");
+    drop(proxy);
+
+    let proxy = InProcess::start(&redis, &[RESP, ("CACHE_COMMANDS", "none")]);
+    let mut client = Wire::connect(proxy.resp.expect("RESP port"));
+    let before = redis.calls("hgetall");
+    for _ in 0..2 {
+        assert_eq!(client.call("HGETALL h"), b"*2\r\n$1\r\nf\r\n$1\r\n1\r\n");
+    }
+    assert_eq!(redis.calls("hgetall") - before, 2);
+}
