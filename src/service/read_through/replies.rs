@@ -32,15 +32,16 @@ impl ReadThrough {
     /// A fresh cached reply of `request` in `reply_db` at `now`, never
     /// leading or joining a fetch (the RESP event loop's hit): `take` gets
     /// it under the lock, to copy a small one's bytes out (no allocation)
-    /// or clone its handle, and must do no more.
+    /// or clone its handle, and must do no more. A hit keeps the files of
+    /// `touch` (its keys, when [`ReadThrough::near_full`]) recent.
     pub(in crate::service) fn reply_cached_with<T>(
         &self,
-        (reply_db, request): (Db, &[u8]),
-        now: Time,
+        request: (Db, &[u8]),
+        (now, touch): (Time, &[&[u8]]),
         take: impl FnOnce(&Value) -> T,
     ) -> Option<(T, Life)> {
         let on_hit = |value: &Value, life| Some((take(value), life));
-        self.reply_lookup(reply_db, request, now, on_hit, |_| None)
+        self.reply_lookup(request, (now, touch), on_hit, |_| None)
     }
 
     /// [`ReadThrough::reply_cached_with`], the value itself.
@@ -51,7 +52,7 @@ impl ReadThrough {
         request: &[u8],
         now: Time,
     ) -> Option<(Value, Life)> {
-        self.reply_cached_with((reply_db, request), now, Value::clone)
+        self.reply_cached_with((reply_db, request), (now, &[]), Value::clone)
     }
 
     /// A fresh cached reply, or the fetch to lead or join; a fetch led is
@@ -64,7 +65,11 @@ impl ReadThrough {
     ) -> Probe {
         let now = self.clock.now();
         let hit = |value: &Value, life| Probe::Hit(value.clone(), life);
-        self.reply_lookup(reply_db, request, now, hit, |state| {
+        let touch = match self.near_full() {
+            true => keys,
+            false => &[],
+        };
+        self.reply_lookup((reply_db, request), (now, touch), hit, |state| {
             let probe = state.join_or_lead(reply_db, request);
             if matches!(probe, Probe::Lead(_)) {
                 for key in keys {
@@ -93,36 +98,77 @@ impl ReadThrough {
     /// stored).
     fn reply_lookup<T>(
         &self,
-        reply_db: Db,
-        request: &[u8],
-        now: Time,
+        (reply_db, request): (Db, &[u8]),
+        (now, touch): (Time, &[&[u8]]),
         on_hit: impl FnOnce(&Value, Life) -> T,
         on_miss: impl FnOnce(&mut CacheState) -> T,
     ) -> T {
         let hash = self.hasher.hash_in(reply_db, request);
-        let (result, expired) = {
+        let mut dropped = Vec::new();
+        let mut expired = 0;
+        let result = {
             let mut state = self.lock();
             if !state.may_cache(true) {
-                (on_miss(&mut state), None)
+                on_miss(&mut state)
             } else {
                 match state.lru.get_hashed(hash, reply_db, request, now) {
                     Lookup::Hit(_) => match state.lru.most_recent(now) {
-                        Some((value, life)) => (on_hit(value, life), None),
-                        None => (on_miss(&mut state), None),
+                        Some((value, life)) => {
+                            let result = on_hit(value, life);
+                            let fdb = file_db(reply_db);
+                            self.touch_files(&mut state, (fdb, touch), now, &mut dropped);
+                            result
+                        }
+                        None => on_miss(&mut state),
                     },
-                    Lookup::Miss | Lookup::Stale => (on_miss(&mut state), None),
+                    Lookup::Miss | Lookup::Stale => on_miss(&mut state),
                     Lookup::Expired(value) => {
                         let lru = &state.lru;
                         self.metrics.set_entries(lru.len(), lru.bytes());
-                        (on_miss(&mut state), Some(value))
+                        dropped.push(value);
+                        expired = 1;
+                        on_miss(&mut state)
                     }
                 }
             }
         };
-        if expired.is_some() {
-            self.metrics.expired(1);
+        if expired > 0 {
+            self.metrics.expired(expired);
         }
+        drop(dropped);
         result
+    }
+
+    /// Makes the files of `keys` (in file database `fdb`) the most
+    /// recently read entries, as the reply just read from them is: a hot
+    /// reply's file is then not the LRU's next victim, which would take
+    /// the reply with it. (A file found expired goes, with what it lists.)
+    fn touch_files(
+        &self,
+        state: &mut CacheState,
+        (fdb, keys): (Db, &[&[u8]]),
+        now: Time,
+        dropped: &mut Vec<Value>,
+    ) {
+        for key in keys {
+            let hash = self.hasher.hash_in(fdb, key);
+            if let Lookup::Expired(file) = state.lru.get_hashed(hash, fdb, key, now) {
+                self.drop_listed(state, &file, dropped);
+                dropped.push(file);
+            }
+        }
+    }
+
+    /// Whether the cache is within an eighth of either bound
+    /// (CACHE_CAPACITY, CACHE_MAX_BYTES), by the figures last published:
+    /// only then can the LRU push a file out, so only then does a hit
+    /// keep its files recent ([`ReadThrough::touch_files`]), which costs a
+    /// lookup per key.
+    pub(in crate::service) fn near_full(&self) -> bool {
+        let entries = self.metrics.entries() as usize;
+        let bytes = self.metrics.cache_bytes()[0] as usize;
+        entries >= self.capacity.get() - self.capacity.get() / 8
+            || bytes >= self.max_bytes - self.max_bytes / 8
     }
 
     /// Retires the reply fetch `flight` of `request` and stores its reply,

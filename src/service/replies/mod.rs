@@ -161,8 +161,17 @@ impl Service {
         let Some(table) = self.backend.commands_known() else {
             return ReplyLookup::Miss;
         };
-        if self.cacheable(&table, args).is_none() {
+        let Some(command) = self.cacheable(&table, args) else {
             return ReplyLookup::Uncached;
+        };
+        // Near the bounds, a hit keeps its keys' files recent (see
+        // `ReadThrough::touch_files`); otherwise it costs nothing.
+        let mut touch: Vec<&[u8]> = Vec::new();
+        if self.core.near_full() {
+            let mut refs = Vec::new();
+            if command.keys(args, &mut refs).is_ok() {
+                touch.extend(refs.iter().map(|r| args[r.index]));
+            }
         }
         drop(table);
         let Some(reply_db) = self.core.reply_db(client.db, client.resp3) else {
@@ -177,7 +186,8 @@ impl Service {
             false => Some(value.clone()),
         };
         let cached = request::with_encoded(args, |request| {
-            self.core.reply_cached_with((reply_db, request), now, take)
+            self.core
+                .reply_cached_with((reply_db, request), (now, &touch), take)
         });
         match cached {
             Some((shared, _)) => {

@@ -294,3 +294,18 @@ fn stale_replies_still_go_with_their_keys() {
     service.invalidate(&[b"z"]);
     assert!(service.core.reply_stale(R2, b"zrange z 0 -1").is_none());
 }
+
+/// Near the bounds a hit keeps its files recent: a hot reply survives a
+/// stream of inserts that would otherwise push its file out, and the
+/// reply with it.
+#[test]
+fn a_hot_reply_keeps_its_file_near_the_bounds() {
+    let (service, _hand) = build(&[("CACHE_CAPACITY", "8")]);
+    assert!(cache(&service, R2, b"hgetall h", &[b"h"]));
+    for i in 0..30 {
+        let read = service.core.reply_probe(R2, b"hgetall h", &[b"h"]);
+        assert!(matches!(read, Probe::Hit(..)), "read {i}");
+        get_entry(&service, format!("k{i}").as_bytes(), b"v");
+    }
+    assert_eq!(len_and_bytes(&service).0, 8);
+}
