@@ -93,8 +93,10 @@ impl Service {
     /// proxy's failure to get a reply at all (Redis unreachable, or silent
     /// within REDIS_TIMEOUT_MS), after stale-if-error found nothing.
     ///
-    /// A request that is not cacheable ([`Service::is_cacheable`]) is sent
-    /// to Redis and its reply returned, nothing stored.
+    /// A request that is not cacheable ([`Service::is_cacheable`]) is
+    /// forwarded as a client's would be (a write's keys dropped) and its
+    /// reply returned, nothing stored; a failure to deliver it is then the
+    /// proxy's `-ERR` reply, as `Ok` too.
     pub fn read_reply(&self, client: Client, args: &[&[u8]]) -> Result<Found, ReadError> {
         let table = self.commands()?;
         let plan = Some(())
