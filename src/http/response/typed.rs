@@ -77,3 +77,58 @@ pub fn unknown_type(key: &[u8], name: &str) -> HttpResponse {
     put_bytes(&mut body, "key", "key_encoding", key);
     super::json(422, &body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::Source;
+    use std::time::Duration;
+
+    fn body(response: HttpResponse) -> Json {
+        serde_json::from_slice(response.body.as_ref()).expect("JSON")
+    }
+
+    #[test]
+    fn a_type_without_a_json_form_is_a_422_naming_it() {
+        let response = unknown_type(b"\xffv", "vectorset");
+        assert_eq!(response.status, 422);
+        let body = body(response);
+        assert_eq!(body["type"], "vectorset");
+        assert_eq!(body["key"], "/3Y=");
+        assert_eq!(body["key_encoding"], "base64");
+        assert!(body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("vectorset")));
+    }
+
+    #[test]
+    fn a_304_declares_the_length_of_the_200_it_stands_for() {
+        let found = Found {
+            value: (),
+            source: Source::Hit,
+            fresh_for: Duration::from_secs(5),
+            age: Duration::from_millis(1500),
+        };
+        let tag = ETag::typed("list", 42);
+        assert_ne!(tag.as_str(), ETag::typed("set", 42).as_str());
+        assert!(tag.as_str().ends_with(".json\""));
+        let value = || (json!(["a"]), false);
+        let full = typed(b"k", "list", value(), &found, &tag, true);
+        let length = full.body.as_ref().len();
+        assert_eq!(full.header("Content-Type"), Some("application/json"));
+        assert_eq!(
+            (full.header("X-Cache"), full.header("Age")),
+            (Some("HIT"), Some("2"))
+        );
+        assert_eq!(full.header("Cache-Control"), Some("max-age=7"));
+        assert_eq!(
+            body(full),
+            json!({"key": "k", "type": "list", "value": ["a"]})
+        );
+        let not_modified = typed(b"k", "list", value(), &found, &tag, false);
+        assert_eq!(not_modified.status, 304);
+        assert!(not_modified.body.as_ref().is_empty());
+        assert_eq!(not_modified.unsent_length, Some(length));
+        assert_eq!(not_modified.header("ETag"), Some(tag.as_str()));
+    }
+}
