@@ -34,8 +34,7 @@ mod fill;
 mod flight;
 mod forward;
 mod read_through;
-// TEMPORARY until `replycache`'s read_reply is merged (see the file).
-mod read_reply_stub;
+mod replies;
 mod types;
 
 use std::sync::Arc;
@@ -90,6 +89,8 @@ pub struct Service {
     listener: std::sync::OnceLock<Arc<dyn ChangeListener>>,
     /// Redis's `databases`, for `SELECT`.
     databases: databases::Databases,
+    /// CACHE_COMMANDS: whose replies are cached (see `replies/`).
+    cache_commands: replies::CacheCommands,
 }
 
 impl Service {
@@ -117,6 +118,7 @@ impl Service {
             forwarding: config.forwarding,
             listener: std::sync::OnceLock::new(),
             databases: databases::Databases::default(),
+            cache_commands: replies::CacheCommands::new(&config.cache_commands),
             metrics,
         }
     }

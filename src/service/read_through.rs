@@ -22,6 +22,8 @@ use super::flight::{Flight, Flights, InFlight};
 use super::{FetchResult, LinkState, Value};
 
 mod changes;
+mod filing;
+mod replies;
 
 /// What the lock protects.
 pub(super) struct CacheState {
@@ -31,6 +33,10 @@ pub(super) struct CacheState {
     link: LinkState,
     /// Bumped whenever the link goes up or down (see [`InFlight::epoch`]).
     epoch: u64,
+    /// The reply fetches in flight (their reply database and request
+    /// bytes) by each key they read: a change of the key marks them stale,
+    /// since their flights are not keyed by it (see `replies.rs`).
+    reply_deps: std::collections::HashMap<Box<[u8]>, Vec<(Db, Box<[u8]>)>>,
 }
 
 /// What a lookup under the lock decided.
@@ -106,6 +112,7 @@ impl ReadThrough {
                 flights: Flights::default(),
                 link,
                 epoch: 0,
+                reply_deps: std::collections::HashMap::new(),
             }),
             home,
             hasher,
@@ -299,9 +306,13 @@ impl ReadThrough {
                     .map_or(Displaced::Nothing, Displaced::Replaced),
                 Ok(Some(_)) | Err(_) => Displaced::Nothing,
             };
+            // A reply file pushed out takes the replies it lists with it.
+            let cascaded = self.drop_filed(&mut state, &displaced);
             self.metrics.set_entries(state.lru.len(), state.lru.bytes());
-            displaced
+            (displaced, cascaded)
         };
+        let (displaced, cascaded) = displaced;
+        drop(cascaded);
         let (evicted, expired) = displaced.counts();
         if evicted > 0 {
             self.metrics.evicted(evicted);

@@ -48,11 +48,15 @@ impl ReadThrough {
     pub(in crate::service) fn invalidate(&self, keys: &[&[u8]]) {
         let hashes: Vec<u64> = keys.iter().map(|key| self.hasher.hash(key)).collect();
         let mut dropped = Vec::new();
+        let mut files = Vec::new();
         {
             let mut state = self.lock();
             for (key, hash) in keys.iter().zip(hashes) {
-                state.lru.remove_everywhere(hash, key, &mut dropped);
+                let lru = &mut state.lru;
+                lru.remove_everywhere_filed(hash, key, &mut dropped, Some(&mut files));
                 state.flights.mark_stale_everywhere(key);
+                // Replies filed under the key, and reply fetches reading it.
+                self.replies_changed(&mut state, key, &mut files, &mut dropped);
             }
             self.metrics.set_entries(state.lru.len(), state.lru.bytes());
         }
