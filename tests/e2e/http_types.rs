@@ -6,7 +6,7 @@
 use serde_json::{json, Value as Json};
 
 use crate::common::http::{encode, Reply};
-use crate::common::{eventually, request, InProcess, RedisServer};
+use crate::common::{eventually, request, HttpConnection, InProcess, RedisServer};
 
 /// Runs `args` (bytes, so binary data too) directly at Redis.
 fn at_redis(redis: &RedisServer, args: &[&[u8]]) {
@@ -285,4 +285,23 @@ fn reads_racing_type_changes_are_never_a_5xx() {
     }
     writer.join().expect("writer");
     assert!(statuses.contains_key(&200), "{statuses:?}");
+}
+
+#[test]
+fn head_on_a_typed_value_gives_the_get_headers_without_a_body() {
+    let redis = RedisServer::start();
+    fill(&redis);
+    let proxy = InProcess::start(&redis, &[]);
+    let body = get(&proxy, b"l", &[]).body;
+    let mut conn = HttpConnection::connect(proxy.addr);
+    conn.send("HEAD", "/proxy?key=l", &[]).expect("send");
+    let head = conn.read_reply(true).expect("HEAD reply");
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("content-length"),
+        Some(body.len().to_string().as_str())
+    );
+    assert_eq!(head.header("content-type"), Some("application/json"));
+    // Still in step: no body bytes were sent.
+    assert_eq!(conn.get("/proxy?key=l").body, body);
 }
