@@ -312,3 +312,18 @@ fn head_on_a_typed_value_gives_the_get_headers_without_a_body() {
     // Still in step: no body bytes were sent.
     assert_eq!(conn.get("/proxy?key=l").body, body);
 }
+
+#[test]
+fn the_page_shows_a_hash_as_its_json_in_a_real_browser() {
+    let redis = RedisServer::start();
+    fill(&redis);
+    let proxy = InProcess::start(&redis, &[]);
+    let url = format!("http://{}/?key=h", proxy.addr);
+    let out = crate::browser::chromium(&url, &["--dump-dom"]);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(dom.contains("id=\"type\">hash<"), "{dom}");
+    assert!(dom.contains("\"name\": \"Ada\""), "{dom}");
+    assert!(!log.contains("CONSOLE"), "{log}");
+}
