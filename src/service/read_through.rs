@@ -25,6 +25,12 @@ mod changes;
 mod filing;
 mod replies;
 
+#[cfg(test)]
+pub(in crate::service) use replies::MAX_PER_FILE;
+/// The reply fetches in flight (reply database, request bytes) by each
+/// key they read.
+pub(super) type ReplyDeps = std::collections::HashMap<Box<[u8]>, Vec<(Db, Box<[u8]>)>>;
+
 /// What the lock protects.
 pub(super) struct CacheState {
     pub(super) lru: Lru<Value>,
@@ -36,7 +42,7 @@ pub(super) struct CacheState {
     /// The reply fetches in flight (their reply database and request
     /// bytes) by each key they read: a change of the key marks them stale,
     /// since their flights are not keyed by it (see `replies.rs`).
-    reply_deps: std::collections::HashMap<Box<[u8]>, Vec<(Db, Box<[u8]>)>>,
+    pub(super) reply_deps: ReplyDeps,
 }
 
 /// What a lookup under the lock decided.

@@ -3,7 +3,7 @@
 //! invalidations name none, so every database's entry goes), flushes; and
 //! what the cache holds per database, for `INFO keyspace`.
 
-use crate::cache::Lru;
+use crate::cache::{Lru, KIND_BASE};
 
 use super::super::{LinkState, Value};
 use super::{CacheState, ReadThrough};
@@ -90,11 +90,19 @@ impl ReadThrough {
     /// out: O(databases in use), under the lock.
     pub(in crate::service) fn entries_by_db(&self) -> Vec<(i64, usize)> {
         let counts = self.lock().lru.entries_by_db();
+        // Replies and their files count in the database they were read in.
         let mut counts: Vec<(i64, usize)> = counts
             .into_iter()
-            .map(|(db, n)| (self.redis_db(db), n))
+            .map(|(db, n)| (self.redis_db(db & (KIND_BASE - 1)), n))
             .collect();
         counts.sort_unstable();
+        counts.dedup_by(|later, first| {
+            let same = later.0 == first.0;
+            if same {
+                first.1 += later.1;
+            }
+            same
+        });
         counts
     }
 }

@@ -13,7 +13,7 @@ use crate::metrics::BackendResult;
 
 use super::super::fill::Fetched;
 use super::super::flight::Flight;
-use super::super::forward::{Batch, Client};
+use super::super::forward::{Batch, Client, Lane};
 use super::super::{FetchResult, Found, ReadError, Service, Source, Value};
 use super::Plan;
 
@@ -116,9 +116,8 @@ impl Service {
             };
             let (pttl, tail) = rest.split_at(len);
             rest = tail;
-            match self.ends(sent, pttl_of(pttl)) {
-                Some(end) => end_at(end),
-                None => {}
+            if let Some(end) = self.ends(sent, pttl_of(pttl)) {
+                end_at(end);
             }
         }
         Ok(Fetched {
@@ -148,7 +147,8 @@ impl Service {
     }
 
     /// The reply to `args`, from Redis, nothing stored: a request that is
-    /// not cacheable.
+    /// not cacheable, forwarded as any client's (a write's keys dropped,
+    /// a refused command answered with the proxy's error).
     pub(super) fn fetch_uncached(
         &self,
         client: Client,
@@ -157,7 +157,7 @@ impl Service {
         let mut batch = Batch::with_capacity(64);
         batch.push(args, false);
         let mut out = Vec::new();
-        self.fetch_batch(&batch, client, &mut out)?;
+        let _ = self.forward(&batch, client, Lane::Pooled, None, &mut out);
         Ok(Found {
             value: Value::new(&out),
             source: Source::Miss,
