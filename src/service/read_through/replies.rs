@@ -165,7 +165,6 @@ impl ReadThrough {
                     };
                     dropped.extend(self.drop_filed(&mut state, &displaced));
                     if !matches!(displaced, Displaced::Refused(..)) {
-                        stored = true;
                         for (i, key) in keys.iter().enumerate() {
                             if !keys[..i].contains(key) {
                                 self.file(
@@ -177,6 +176,8 @@ impl ReadThrough {
                                 );
                             }
                         }
+                        // (A file refused as too large took it back out.)
+                        stored = state.lru.contains_hashed(hash, reply_db, request);
                     }
                     displaced
                 }

@@ -259,3 +259,36 @@ fn expired_replies_and_files_go_in_order() {
     let hash = state.lru.hasher().hash_in(FILE, b"l");
     assert!(state.lru.peek_hashed(hash, FILE, b"l").is_none());
 }
+
+/// Displaced::Refused of a file (grown past an eighth of CACHE_MAX_BYTES):
+/// every reply it listed goes, the new one included.
+#[test]
+fn a_file_refused_as_too_large_takes_its_replies() {
+    let (service, _hand) = build(&[("CACHE_MAX_BYTES", "65536")]);
+    let long = "x".repeat(300);
+    let request = |i: usize| format!("hget h {long}{i}");
+    let mut i = 0;
+    while cache(&service, R2, request(i).as_bytes(), &[b"h"]) {
+        i += 1;
+        assert!(i < 64, "the file never grew past the bound");
+    }
+    // 8192 / ~320 bytes a listing: the file was refused at about 25.
+    assert!(i > 10, "{i}");
+    for j in 0..=i {
+        assert!(!cached(&service, R2, request(j).as_bytes()), "{j}");
+    }
+    assert_eq!(len_and_bytes(&service), (0, 0));
+}
+
+/// Lru::expire_all (the link lost, with STALE_IF_ERROR_SECS): replies are
+/// kept as stale, their files too, so a change still finds and drops them.
+#[test]
+fn stale_replies_still_go_with_their_keys() {
+    let (service, _hand) = build(&[("STALE_IF_ERROR_SECS", "60")]);
+    assert!(cache(&service, R2, b"zrange z 0 -1", &[b"z"]));
+    service.core.lock().lru.expire_all(service.core.now());
+    assert!(!cached(&service, R2, b"zrange z 0 -1"));
+    assert!(service.core.reply_stale(R2, b"zrange z 0 -1").is_some());
+    service.invalidate(&[b"z"]);
+    assert!(service.core.reply_stale(R2, b"zrange z 0 -1").is_none());
+}
