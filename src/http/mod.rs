@@ -16,6 +16,8 @@
 pub mod cors;
 pub mod query;
 pub mod response;
+mod typed;
+mod typed_json;
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener};
@@ -28,7 +30,7 @@ use serde_json::json;
 use tiny_http::{Method, Request, Server, SslConfig};
 
 use crate::metrics::{serve_on_this_thread, FrontEnd};
-use crate::service::Service;
+use crate::service::{Found, Service};
 use crate::tls::TlsIdentity;
 use cors::Cors;
 use response::HttpResponse;
@@ -335,17 +337,33 @@ fn proxy(request: &Request, query: &str, service: &Service, started: Instant) ->
             match service.get(&key) {
                 Ok(Some(found)) => found.map(response::Held::from),
                 Ok(None) => return response::absent(&key),
+                // Another type than string: its JSON (issue #22).
+                Err(err) if typed::is_wrong_type(&err) => {
+                    return typed::answer(request, &key, service)
+                }
                 Err(err) => return response::backend_error(&key, &err),
             }
         }
     };
+    answer_found(request, &key, found)
+}
+
+/// The answer about a string value found for `key`: raw or JSON as
+/// `Accept` asks, or 304 when `If-None-Match` matches its tag. Inlined, so
+/// a hit runs the same code as when this was the end of [`proxy`].
+#[inline(always)]
+fn answer_found(
+    request: &Request,
+    key: &[u8],
+    found: Found<impl response::Payload>,
+) -> HttpResponse {
     let as_json = wants_json(request);
     let tag = response::ETag::of(&found, as_json);
     match if_none_match(request) {
         Some(header) if response::none_match(&header, tag.as_str()) => {
-            response::not_modified(&key, &found, as_json, &tag)
+            response::not_modified(key, &found, as_json, &tag)
         }
-        _ => response::value(&key, found, as_json, &tag),
+        _ => response::value(key, found, as_json, &tag),
     }
 }
 

@@ -382,5 +382,8 @@ pub fn method_not_allowed(allow: &[u8]) -> HttpResponse {
     error(405, "method not allowed", None).with_header(b"Allow", allow)
 }
 
+mod typed;
+pub use typed::{typed, unknown_type};
+
 #[cfg(test)]
 mod tests;

@@ -64,20 +64,22 @@ fn unknown_path_is_404_json() {
 }
 
 #[test]
-fn wrongtype_is_502_with_redis_message() {
+fn an_error_reply_is_502_with_redis_message() {
+    // A key this user may not read: Redis's NOPERM. (A key of another type
+    // than string is no error: its JSON, tests/e2e/http_types.rs.)
     let redis = RedisServer::start();
-    let _: i64 = redis.cmd(&["RPUSH", "list", "x"]);
-    let proxy = InProcess::start(&redis, &[]);
-    let reply = proxy.get_key("list");
+    redis.set("secret", "x");
+    let address = redis.acl_user("keys", "pw", RedisServer::PROXY_ACL);
+    let _: () = redis.cmd(&["ACL", "SETUSER", "keys", "resetkeys", "~fine"]);
+    let proxy = InProcess::start_at(&address, &[]);
+    let reply = proxy.get_key("secret");
     assert_eq!(reply.status, 502);
     let body = reply.json();
     assert!(
-        body["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("WRONGTYPE")),
+        body["error"].as_str().is_some_and(|e| e.contains("NOPERM")),
         "{body}"
     );
-    assert_eq!(body["key"], "list");
+    assert_eq!(body["key"], "secret");
     // The error is not cached and the connection stays usable.
     redis.set("fine", "yes");
     assert_eq!(proxy.get_key("fine").body, b"yes");

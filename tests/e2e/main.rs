@@ -40,6 +40,7 @@ mod forward_transactions_state;
 mod harness;
 mod hostile;
 mod http_framing;
+mod http_types;
 mod keepalive;
 mod limits;
 mod operations;
