@@ -334,6 +334,11 @@ fn proxy(request: &Request, query: &str, service: &Service, started: Instant) ->
         Some(found) => found,
         None => {
             let _place = service.admit();
+            // A key the reply cache knows holds another type skips the GET
+            // Redis would refuse with WRONGTYPE (issue #22).
+            if typed::known_other_type(&key, service, started) {
+                return typed::answer(request, &key, service);
+            }
             match service.get(&key) {
                 Ok(Some(found)) => found.map(response::Held::from),
                 Ok(None) => return response::absent(&key),

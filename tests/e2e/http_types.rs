@@ -177,6 +177,11 @@ fn the_second_read_is_a_hit_that_does_not_reach_redis() {
     assert_eq!(second.header("etag"), first.header("etag"));
     assert_eq!(redis.calls("hgetall"), 1, "the hit must not reach Redis");
     assert_eq!(redis.calls("type"), 1, "nor its TYPE");
+    assert_eq!(
+        redis.calls("get"),
+        1,
+        "nor the GET Redis refuses: the cached TYPE says the key is a hash"
+    );
 }
 
 #[test]
