@@ -2,7 +2,7 @@
 //!
 //! Validated here only as names (the command table, read from Redis later,
 //! decides at run time whether a name is a read that may be cached: see
-//! `Service::is_cacheable`).
+//! `Service::lookup_reply` and `Service::read_reply`).
 
 use super::parse::Raw;
 use super::ConfigError;

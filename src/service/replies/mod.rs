@@ -45,23 +45,6 @@ struct Plan {
 }
 
 impl Service {
-    /// Whether request `args` (the command name first, any case) has its
-    /// reply cached: a command CACHE_COMMANDS names, which Redis's table
-    /// calls a read whose reply depends only on its keys (see
-    /// `commands::Class::Cacheable`), with keys the table can find. False
-    /// while the table has not been read (it is read on a worker, by the
-    /// first forwarded request or [`Service::read_reply`]).
-    #[allow(dead_code)] // The HTTP front end's (issue #22); the RESP loop asks lookup_reply.
-    pub fn is_cacheable(&self, args: &[&[u8]]) -> bool {
-        if !self.cache_commands.names(args) {
-            return false;
-        }
-        match self.backend.commands_known() {
-            Some(table) => self.cacheable(&table, args).is_some(),
-            None => false,
-        }
-    }
-
     /// Whether CACHE_COMMANDS names the command of `args` (any case): a
     /// cheap first test, on the stack, before the command table is asked
     /// ([`Service::lookup_reply`]).
