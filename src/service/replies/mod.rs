@@ -76,7 +76,8 @@ impl Service {
     /// proxy's failure to get a reply at all (Redis unreachable, or silent
     /// within REDIS_TIMEOUT_MS), after stale-if-error found nothing.
     ///
-    /// A request that is not cacheable ([`Service::is_cacheable`]) is
+    /// A request that is not cacheable (not named by CACHE_COMMANDS, or not
+    /// a read whose reply depends only on its keys) is
     /// forwarded as a client's would be (a write's keys dropped) and its
     /// reply returned, nothing stored; a failure to deliver it is then the
     /// proxy's `-ERR` reply, as `Ok` too.
