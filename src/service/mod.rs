@@ -92,6 +92,10 @@ pub struct Service {
     databases: databases::Databases,
     /// CACHE_COMMANDS: whose replies are cached (see `replies/`).
     cache_commands: replies::CacheCommands,
+    /// Whether CACHE_COMMANDS names GET and MGET, which have a path of
+    /// their own: worked out once, since the RESP port asks per request.
+    caches_get: bool,
+    caches_mget: bool,
 }
 
 impl Service {
@@ -120,6 +124,8 @@ impl Service {
             listener: std::sync::OnceLock::new(),
             databases: databases::Databases::default(),
             cache_commands: replies::CacheCommands::new(&config.cache_commands),
+            caches_get: config.cache_commands.iter().any(|name| name == "get"),
+            caches_mget: config.cache_commands.iter().any(|name| name == "mget"),
             metrics,
         }
     }

@@ -91,6 +91,9 @@ pub(super) struct ReadThrough {
     /// INVALIDATION_PREFIXES: only keys under one of these are cached while
     /// tracking (empty: every key).
     prefixes: Vec<Vec<u8>>,
+    /// Whether CACHE_COMMANDS names GET: when not, a string read is
+    /// fetched (and coalesced) as ever but never stored.
+    caches_strings: bool,
     /// For the cache's own figures: entries, evictions, expiries, link.
     metrics: Arc<Metrics>,
     /// How often the lock was taken, for the unit tests that count it.
@@ -128,6 +131,7 @@ impl ReadThrough {
             expiry: config.cache_expiry,
             stale_if_error: config.stale_if_error,
             prefixes: config.invalidation_prefixes.clone(),
+            caches_strings: config.cache_commands.iter().any(|name| name == "get"),
             metrics,
             #[cfg(test)]
             locks: std::sync::atomic::AtomicUsize::new(0),
@@ -277,7 +281,7 @@ impl ReadThrough {
     /// the cache kept of it (an entry kept for stale-if-error), since Redis
     /// has just said it is gone.
     pub(super) fn fill(&self, db: i64, key: &[u8], flight: &Flight, outcome: &FetchResult) {
-        let tracked = self.is_tracked(key);
+        let tracked = self.caches_strings && self.is_tracked(key);
         let db = self.db(db);
         let hash = self.hasher.hash_in(db, key);
         let now = self.clock.now();

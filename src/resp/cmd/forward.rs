@@ -48,6 +48,10 @@ pub fn forwards(args: &[&[u8]], session: &Session, service: &Service, resp2: boo
                     })
             }
             "config" => service.forwarding() == Forwarding::All,
+            // The cache's own reads, unless CACHE_COMMANDS leaves them out:
+            // then Redis answers each (issue #22).
+            "get" => !service.caches_strings(false),
+            "mget" => !service.caches_strings(true),
             _ => false,
         },
     }

@@ -45,6 +45,17 @@ struct Plan {
 }
 
 impl Service {
+    /// Whether CACHE_COMMANDS names GET (`mget`: false) or MGET (true),
+    /// which have a path of their own: the RESP port forwards them when it
+    /// is not named, like any uncached read, and without GET no string is
+    /// stored (HTTP's reads included).
+    pub fn caches_strings(&self, mget: bool) -> bool {
+        match mget {
+            false => self.caches_get,
+            true => self.caches_mget,
+        }
+    }
+
     /// Whether CACHE_COMMANDS names the command of `args` (any case): a
     /// cheap first test, on the stack, before the command table is asked
     /// ([`Service::lookup_reply`]).
