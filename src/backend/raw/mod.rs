@@ -10,6 +10,7 @@
 //! `SELECT`.
 
 pub mod frame;
+pub mod invalidations;
 mod stream;
 mod upstream;
 
@@ -104,8 +105,9 @@ impl RawConn {
         Ok(())
     }
 
-    /// Sends one command of the proxy's own and checks it was not refused.
-    fn call(&mut self, argv: &[&[u8]]) -> io::Result<()> {
+    /// Sends one command of the proxy's own and checks it was not refused
+    /// (a refusal is an error of kind `PermissionDenied`).
+    pub(in crate::backend) fn call(&mut self, argv: &[&[u8]]) -> io::Result<()> {
         let mut request = Vec::new();
         encode(argv, &mut request);
         self.send(&request)?;
@@ -197,6 +199,42 @@ impl RawConn {
             self.broken = true;
         }
         set
+    }
+
+    /// Lets reads wait up to `wait` (the invalidation link's: it wakes at
+    /// least that often to check on Redis).
+    pub(in crate::backend) fn read_timeout(&mut self, wait: Duration) -> io::Result<()> {
+        self.stream.tcp_ref().set_read_timeout(Some(wait))
+    }
+
+    /// Reads once onto the end of `into` (bytes already read and not
+    /// handed out come first, without a read): the invalidation link
+    /// reads whatever Redis has sent and takes it apart itself. Returns how
+    /// many bytes were added; a read timeout is an error of kind
+    /// `WouldBlock` or `TimedOut`.
+    pub(in crate::backend) fn read_some(&mut self, into: &mut Vec<u8>) -> io::Result<usize> {
+        if !self.input.is_empty() {
+            let added = self.input.len();
+            into.append(&mut self.input);
+            self.framer = Framer::default();
+            return Ok(added);
+        }
+        let start = into.len();
+        into.resize(start + READ_CHUNK, 0);
+        let read = loop {
+            match self.stream.read(&mut into[start..]) {
+                Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        into.truncate(start + read.as_ref().map_or(0, |n| *n));
+        match read {
+            Ok(0) => Err(io::Error::new(
+                ErrorKind::UnexpectedEof,
+                "Redis closed the connection",
+            )),
+            other => other,
+        }
     }
 
     /// A handle on the socket that can close it from another thread (the
