@@ -44,12 +44,17 @@ impl ReadThrough {
     /// invalidations name none) from every database that holds entries,
     /// and marks their fetches in flight stale in every database, under
     /// one lock. Database 0's hashes are made before it is taken; another
-    /// database's, only when it holds entries, under it.
+    /// database's, only when it holds entries, under it. With nothing
+    /// cached and nothing in flight (a proxy that only forwards writes,
+    /// each announced back by Redis) that is all it does.
     pub(in crate::service) fn invalidate(&self, keys: &[&[u8]]) {
         let hashes: Vec<u64> = keys.iter().map(|key| self.hasher.hash(key)).collect();
         let mut dropped = Vec::new();
         {
             let mut state = self.lock();
+            if holds_nothing(&state) {
+                return;
+            }
             for (key, hash) in keys.iter().zip(hashes) {
                 state.lru.remove_everywhere(hash, key, &mut dropped);
                 state.flights.mark_stale_everywhere(key);
@@ -93,4 +98,11 @@ impl ReadThrough {
         counts.sort_unstable();
         counts
     }
+}
+
+/// Whether nothing is cached and nothing in flight: an announced key then
+/// has nothing to drop or mark. (Whatever else is filed under keys must be
+/// counted here.)
+fn holds_nothing(state: &CacheState) -> bool {
+    state.lru.is_empty() && state.flights.is_empty()
 }
