@@ -146,13 +146,25 @@ impl Parser {
         let count = match self.count {
             Some(count) => count,
             None => {
-                let Some(end) = self.line_end(buf, 1, "too big mbulk count string")? else {
-                    return Ok(None);
+                let (count, end) = match digits_line(buf, 1) {
+                    Some((count, end)) => {
+                        self.scanned = 0;
+                        (count, end)
+                    }
+                    None => {
+                        let Some(end) = self.line_end(buf, 1, "too big mbulk count string")? else {
+                            return Ok(None);
+                        };
+                        let count = parse_len(&buf[1..end], i64::MIN, MAX_ARGS as i64)
+                            .ok_or(ProtocolError("invalid multibulk length"))?;
+                        // `*0` and `*-1` are empty requests, which Redis
+                        // skips.
+                        (usize::try_from(count).unwrap_or(0), end)
+                    }
                 };
-                let count = parse_len(&buf[1..end], i64::MIN, MAX_ARGS as i64)
-                    .ok_or(ProtocolError("invalid multibulk length"))?;
-                // `*0` and `*-1` are empty requests, which Redis skips.
-                let count = usize::try_from(count).unwrap_or(0);
+                if count > MAX_ARGS {
+                    return Err(ProtocolError("invalid multibulk length"));
+                }
                 self.count = Some(count);
                 self.pos = end + 2;
                 count
@@ -165,11 +177,25 @@ impl Parser {
                 Some(b'$') => {}
                 Some(_) => return Err(ProtocolError("expected '$'")),
             }
-            let Some(end) = self.line_end(buf, pos + 1, "too big bulk count string")? else {
-                return Ok(None);
+            let (len, end) = match digits_line(buf, pos + 1) {
+                // The usual line, whole: its digits read as it is found.
+                Some((len, end)) => {
+                    self.scanned = 0;
+                    (len, end)
+                }
+                None => {
+                    let Some(end) = self.line_end(buf, pos + 1, "too big bulk count string")?
+                    else {
+                        return Ok(None);
+                    };
+                    let len = parse_len(&buf[pos + 1..end], 0, self.limit as i64)
+                        .ok_or(ProtocolError("invalid bulk length"))?;
+                    (len as usize, end)
+                }
             };
-            let len = parse_len(&buf[pos + 1..end], 0, self.limit as i64)
-                .ok_or(ProtocolError("invalid bulk length"))? as usize;
+            if len > self.limit {
+                return Err(ProtocolError("invalid bulk length"));
+            }
             let start = end + 2;
             // Cannot overflow: len <= limit (RESP_MAX_REQUEST_BYTES, at
             // most 512 MiB) and start indexes memory.
@@ -239,6 +265,22 @@ fn memchr_crlf(bytes: &[u8]) -> Option<usize> {
             Some(b'\n') => return Some(at),
             Some(_) => from = at + 1,
             None => return None,
+        }
+    }
+    None
+}
+
+/// The common case of a bulk length line, read in one pass: digits only
+/// (at most 18) from `from`, then CRLF, all arrived: the number and where
+/// its `\r` is. Anything else (a sign, another byte, the line not all
+/// there) is `None`, for the general path to decide.
+fn digits_line(buf: &[u8], from: usize) -> Option<(usize, usize)> {
+    let mut n = 0usize;
+    for (i, &byte) in buf.get(from..)?.iter().enumerate().take(19) {
+        match byte {
+            b'0'..=b'9' => n = n * 10 + usize::from(byte - b'0'),
+            b'\r' if i > 0 && buf.get(from + i + 1) == Some(&b'\n') => return Some((n, from + i)),
+            _ => return None,
         }
     }
     None
@@ -343,6 +385,46 @@ mod tests {
         two_big.extend(vec![b'a'; 40_000_000]);
         two_big.extend(b"\r\n$40000000\r\n");
         assert!(parse(&two_big).is_err());
+    }
+
+    #[test]
+    fn length_lines_in_any_form_and_any_pieces_parse_as_whole() {
+        let requests: &[&[u8]] = &[
+            b"*3\r\n$5\r\nLPUSH\r\n$19\r\nmylist:000000000042\r\n$3\r\nxxx\r\n",
+            b"*03\r\n$003\r\nGET\r\n$01\r\nk\r\n$0\r\n\r\n",
+            b"*2\r\n$-0\r\n\r\n$1\r\nk\r\n",
+            b"*-1\r\n",
+            b"*0\r\n",
+            b"*1\r\n$+1\r\nk\r\n",
+            b"*1\r\n$1 \r\nk\r\n",
+            b"*1\r\n$\r\n\r\n",
+            b"*\r\n",
+            b"*1\r\n$1234567890123456789\r\n",
+            b"*1\r\n$1\rk\r\n",
+        ];
+        for wire in requests {
+            let whole = parse(wire);
+            for cut in 0..wire.len() {
+                let mut parser = Parser::default();
+                let first = parser.parse(&wire[..cut]);
+                let outcome = match first {
+                    Ok(None) => parser.parse(wire),
+                    other => other,
+                };
+                assert_eq!(
+                    outcome,
+                    whole,
+                    "{:?} cut at {cut}",
+                    String::from_utf8_lossy(wire)
+                );
+            }
+        }
+        assert_eq!(args(requests[0])[1], b"mylist:000000000042");
+        assert_eq!(args(requests[1]), vec![&b"GET"[..], b"k", b""]);
+        assert_eq!(args(requests[2]), vec![&b""[..], b"k"]);
+        for bad in &requests[5..] {
+            assert!(parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]
