@@ -34,6 +34,8 @@ use crate::log_limit::LogLimiter;
 pub const LINK_NAME: &str = "redis-proxy-invalidation";
 /// How often the link checks Redis still answers.
 const PING_EVERY: Duration = Duration::from_secs(1);
+/// The link's read buffer: a read takes up to this much.
+const READ_BUFFER: usize = 64 * 1024;
 /// First and longest waits before reconnecting.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MOST: Duration = Duration::from_secs(5);
@@ -252,21 +254,28 @@ impl Settings {
     /// Reads the link and applies what it says until it fails, pinging
     /// every second; returns why it ended.
     fn listen(&self, conn: &mut RawConn, sink: &dyn InvalidationSink) -> String {
-        let mut input = Vec::new();
+        // What was read and not yet taken apart is `input[..filled]`; the
+        // buffer is kept (and grows only for a push longer than it), so a
+        // read neither allocates nor clears memory.
+        let mut input = vec![0; READ_BUFFER];
+        let mut filled = 0;
         let mut framer = Framer::default();
         let mut ping = Vec::new();
         super::raw::encode(&[b"PING"], &mut ping);
         let mut pinged: Option<Instant> = None;
         let mut next_ping = Instant::now() + PING_EVERY;
         loop {
-            match conn.read_some(&mut input) {
-                Ok(_) => {}
+            if filled == input.len() {
+                input.resize(input.len() * 2, 0);
+            }
+            match conn.read_some(&mut input[filled..]) {
+                Ok(n) => filled += n,
                 Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
                 Err(err) => return err.to_string(),
             }
             let (mut answered, mut refused) = (false, None);
             let mut keys = Vec::new();
-            let used = scan(&input, &mut framer, &mut |event| match event {
+            let used = scan(&input[..filled], &mut framer, &mut |event| match event {
                 Event::Key(key) => keys.push(key),
                 Event::Flush => {
                     apply(sink, &mut keys);
@@ -288,7 +297,13 @@ impl Settings {
             });
             apply(sink, &mut keys);
             match used {
-                Ok(used) => drop(input.drain(..used)),
+                Ok(used) => {
+                    input.copy_within(used..filled, 0);
+                    filled -= used;
+                    if filled == 0 && input.len() > READ_BUFFER {
+                        input = vec![0; READ_BUFFER];
+                    }
+                }
                 Err(err) => return format!("Redis sent what is not RESP ({})", err.0),
             }
             if let Some(why) = refused {

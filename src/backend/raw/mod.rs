@@ -207,29 +207,28 @@ impl RawConn {
         self.stream.tcp_ref().set_read_timeout(Some(wait))
     }
 
-    /// Reads once onto the end of `into` (bytes already read and not
-    /// handed out come first, without a read): the invalidation link
-    /// reads whatever Redis has sent and takes it apart itself. Returns how
-    /// many bytes were added; a read timeout is an error of kind
-    /// `WouldBlock` or `TimedOut`.
-    pub(in crate::backend) fn read_some(&mut self, into: &mut Vec<u8>) -> io::Result<usize> {
+    /// Reads once into `into` (bytes already read and not handed out
+    /// come first, without a read, as many as fit): the invalidation link
+    /// reads whatever Redis has sent into a buffer it keeps, and takes it
+    /// apart itself. Returns how many bytes were read; a read timeout is
+    /// an error of kind `WouldBlock` or `TimedOut`, the end of the
+    /// connection one of kind `UnexpectedEof`.
+    pub(in crate::backend) fn read_some(&mut self, into: &mut [u8]) -> io::Result<usize> {
         if !self.input.is_empty() {
-            let added = self.input.len();
-            into.append(&mut self.input);
+            let n = self.input.len().min(into.len());
+            into[..n].copy_from_slice(&self.input[..n]);
+            self.input.drain(..n);
             self.framer = Framer::default();
-            return Ok(added);
+            return Ok(n);
         }
-        let start = into.len();
-        into.resize(start + READ_CHUNK, 0);
         let read = loop {
-            match self.stream.read(&mut into[start..]) {
+            match self.stream.read(into) {
                 Err(err) if err.kind() == ErrorKind::Interrupted => continue,
                 other => break other,
             }
         };
-        into.truncate(start + read.as_ref().map_or(0, |n| *n));
         match read {
-            Ok(0) => Err(io::Error::new(
+            Ok(0) if !into.is_empty() => Err(io::Error::new(
                 ErrorKind::UnexpectedEof,
                 "Redis closed the connection",
             )),
