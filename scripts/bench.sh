@@ -18,7 +18,9 @@
 #   4. redis-benchmark GET straight at the backing Redis
 #   5. redis-benchmark GET at the proxy's RESP port, all hits (if built in)
 #      5b forwarded writes: redis-benchmark -t set,incr,lpush,hset -c 50
-#      (and -P 16) at Redis and through the proxy, side by side
+#      (and -P 16) at Redis and through the proxy, side by side.
+#      BENCH_ONLY=writes runs step 5b alone, WRITE_ROUNDS alternating
+#      rounds (5), and prints each row's median round.
 #   6. proxy, all hits with INVALIDATION=off, for the cost of tracking;
 #      6b with PROXY_PASSWORD, 6c over HTTPS, 6d in front of a Redis Cluster
 #   7. staleness after a write, and invalidations applied per second;
@@ -214,6 +216,28 @@ print_table() {
       }
     }' "$instr" "$results"
 }
+
+# BENCH_ONLY=writes: step 5b alone, WRITE_ROUNDS (default 5) rounds of Redis
+# and the proxy alternately, each row its median round by req/s.
+if [ "${BENCH_ONLY:-}" = writes ]; then
+  echo "== 5b/9 forwarded writes, ${WRITE_ROUNDS:-5} alternating rounds"
+  proxy_port=$(free_port); resp_port=$(free_port)
+  start_proxy REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
+    WORKERS="$WORKERS" CACHE_CAPACITY=10000
+  wait_http "$proxy_port" /healthz
+  wait_link "$proxy_port"
+  for _ in $(seq 1 "${WRITE_ROUNDS:-5}"); do
+    for pipeline in 1 16; do
+      results="$rounds" run_writes "redis_P$pipeline" "$redis_port" "$pipeline"
+      results="$rounds" run_writes "fwd_P$pipeline" "$resp_port" "$pipeline"
+    done
+  done
+  for name in $(awk '!seen[$1]++ {print $1}' "$rounds"); do
+    grep "^$name " "$rounds" | sort -g -k2 | awk '{line[NR] = $0} END {print line[int((NR + 1) / 2)]}' >>"$results"
+  done
+  print_table
+  exit 0
+fi
 
 echo "== 1-2/9 http_ceiling and proxy, all hits: three alternating rounds, CPU per request"
 ceiling_port=$(free_port)

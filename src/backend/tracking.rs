@@ -5,26 +5,28 @@
 //! invalidations when a pooled connection drops (redis/redis#11767), and idle
 //! pooled connections never read their pushes.
 //!
-//! Two threads: the link thread connects, sets tracking up, watches the
-//! connection (a PING each second, answered within REDIS_TIMEOUT_MS, or the
-//! link is lost) and reconnects with backoff (100 ms doubling to 5 s); the
-//! redis crate hands every push to the applier thread through a channel, so
-//! invalidations are applied the moment they arrive, in arrival order, a
-//! batch of keys under one lock of the cache.
+//! One thread per link connects, sets tracking up, reads, and applies what
+//! it read itself: every read's keys under one lock of the cache, in
+//! arrival order, before it reads again. It also watches the connection (a
+//! PING each second, answered within REDIS_TIMEOUT_MS, or the link is lost)
+//! and reconnects with backoff (100 ms doubling to 5 s).
 //!
-//! Why reads go through `PubSub::get_message` although nothing is subscribed:
-//! it reads with `read(false)`, so a read timeout (how the thread wakes to
-//! PING) does not make the crate skip the next reply, as `recv_response`
-//! would; pushes reach the channel either way.
+//! Why a raw connection ([`RawConn`]) rather than the redis crate's: under
+//! a stream of writes every written key comes back as one push, and the
+//! crate built a `Value` for each and handed it through a channel to a
+//! second thread, which took the cache's lock once per push: some 15% of
+//! the proxy's CPU under forwarded writes. Here the pushes are taken apart
+//! in the read buffer (`raw::invalidations`).
 
+use std::io::{self, ErrorKind};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use redis::{PushInfo, PushKind, Value};
-
+use super::raw::frame::Framer;
+use super::raw::invalidations::{scan, Event};
+use super::raw::{RawConn, TlsRoots};
 use crate::config::{Config, Invalidation, RedisMode};
 use crate::log_limit::LogLimiter;
 
@@ -32,6 +34,8 @@ use crate::log_limit::LogLimiter;
 pub const LINK_NAME: &str = "redis-proxy-invalidation";
 /// How often the link checks Redis still answers.
 const PING_EVERY: Duration = Duration::from_secs(1);
+/// The link's read buffer: a read takes up to this much.
+const READ_BUFFER: usize = 64 * 1024;
 /// First and longest waits before reconnecting.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MOST: Duration = Duration::from_secs(5);
@@ -45,7 +49,8 @@ pub trait InvalidationSink: Send + Sync {
     fn link_lost(&self);
     /// `INVALIDATION=auto` and Redis refused tracking: TTL only from now on.
     fn tracking_off(&self);
-    /// These keys changed in Redis.
+    /// These keys changed in Redis (all a read from the link brought, in
+    /// the order Redis announced them).
     fn invalidate(&self, keys: &[&[u8]]);
     /// Redis was flushed: every key changed.
     fn flush(&self);
@@ -100,7 +105,7 @@ impl InvalidationLink {
         let client = super::client(config, &config.redis_url, redis::ProtocolVersion::RESP3)
             .map_err(std::io::Error::other)?;
         let stop = Arc::new(AtomicBool::new(false));
-        let settings = Settings::new(config, client, Arc::clone(&stop));
+        let settings = Settings::new(config, &client, Arc::clone(&stop))?;
         Ok(InvalidationLink {
             _threads: settings.spawn(sink)?,
             stop,
@@ -123,15 +128,16 @@ pub(super) fn spawn_link_to(
         .map_err(|()| "not a port".to_owned())?;
     let client = super::client(config, &url, redis::ProtocolVersion::RESP3)
         .map_err(|err| err.to_string())?;
-    Settings::new(config, client, Arc::clone(stop))
-        .spawn(sink)
+    Settings::new(config, &client, Arc::clone(stop))
+        .and_then(|settings| settings.spawn(sink))
         .map(drop)
         .map_err(|err| err.to_string())
 }
 
 /// One link: which Redis, and how to run it.
 pub(super) struct Settings {
-    client: redis::Client,
+    info: redis::ConnectionInfo,
+    roots: TlsRoots,
     timeout: Duration,
     prefixes: Vec<Vec<u8>>,
     auto: bool,
@@ -141,33 +147,32 @@ pub(super) struct Settings {
 }
 
 impl Settings {
-    /// A link to `client` as `config` says, until `stop` is set.
-    pub(super) fn new(config: &Config, client: redis::Client, stop: Arc<AtomicBool>) -> Settings {
-        Settings {
-            client,
+    /// A link to `client`'s Redis as `config` says, until `stop` is set.
+    pub(super) fn new(
+        config: &Config,
+        client: &redis::Client,
+        stop: Arc<AtomicBool>,
+    ) -> io::Result<Settings> {
+        let tls = config.redis_url.scheme() == "rediss";
+        Ok(Settings {
+            info: client.get_connection_info().clone(),
+            roots: TlsRoots::new(tls, config.redis_tls_ca.as_deref())?,
             timeout: config.redis_timeout,
             prefixes: config.invalidation_prefixes.clone(),
             auto: config.invalidation == Invalidation::Auto,
             stop,
-        }
+        })
     }
 
-    /// Starts the link's thread and its applier's.
+    /// Starts the link's thread.
     pub(super) fn spawn(
         self,
         sink: Arc<dyn InvalidationSink>,
     ) -> std::io::Result<Vec<thread::JoinHandle<()>>> {
-        let (pushes, received) = mpsc::channel();
-        let applier = {
-            let sink = Arc::clone(&sink);
-            thread::Builder::new()
-                .name("invalidation-apply".to_owned())
-                .spawn(move || apply(&received, &*sink))?
-        };
         let link = thread::Builder::new()
             .name("invalidation-link".to_owned())
-            .spawn(move || self.run(&pushes, &*sink))?;
-        Ok(vec![link, applier])
+            .spawn(move || self.run(&*sink))?;
+        Ok(vec![link])
     }
 
     fn stopped(&self) -> bool {
@@ -176,11 +181,11 @@ impl Settings {
 
     /// Connects, listens, reconnects, for as long as the process runs (or
     /// until `auto` meets a Redis that refuses tracking, or `stop`).
-    fn run(&self, pushes: &mpsc::Sender<PushInfo>, sink: &dyn InvalidationSink) {
+    fn run(&self, sink: &dyn InvalidationSink) {
         let warnings = LogLimiter::new(Duration::from_secs(5));
         let mut backoff = BACKOFF_FIRST;
         while !self.stopped() {
-            match self.connect(pushes) {
+            match self.connect() {
                 Ok(mut conn) => {
                     if self.stopped() {
                         return;
@@ -188,7 +193,7 @@ impl Settings {
                     sink.link_up();
                     log::info!("invalidation link up: Redis announces every write");
                     backoff = BACKOFF_FIRST;
-                    let why = self.listen(&mut conn);
+                    let why = self.listen(&mut conn, sink);
                     if self.stopped() {
                         return;
                     }
@@ -218,79 +223,121 @@ impl Settings {
         }
     }
 
-    /// Opens the link's connection and turns tracking on.
-    fn connect(&self, pushes: &mpsc::Sender<PushInfo>) -> Result<redis::Connection, SetupError> {
-        let classify = |err: redis::RedisError| match err.code() {
-            Some(_) => SetupError::Refused(err.to_string()),
-            None => SetupError::Unreachable(err.to_string()),
+    /// Opens the link's connection (RESP3) and turns tracking on.
+    fn connect(&self) -> Result<RawConn, SetupError> {
+        // A command Redis answered with an error: it refuses tracking to us
+        // (too old for HELLO 3, an ACL rule, a managed service).
+        let classify = |err: io::Error| match err.kind() {
+            ErrorKind::PermissionDenied => SetupError::Refused(err.to_string()),
+            _ => SetupError::Unreachable(err.to_string()),
         };
-        let mut conn = super::connect(&self.client, self.timeout).map_err(classify)?;
-        conn.set_push_sender(pushes.clone());
-        redis::cmd("CLIENT")
-            .arg("SETNAME")
-            .arg(LINK_NAME)
-            .query::<()>(&mut conn)
+        let mut conn =
+            RawConn::open(&self.info, true, self.timeout, &self.roots).map_err(classify)?;
+        conn.call(&[b"CLIENT", b"SETNAME", LINK_NAME.as_bytes()])
             .map_err(classify)?;
-        let mut tracking = redis::cmd("CLIENT");
-        tracking.arg("TRACKING").arg("ON").arg("BCAST");
+        let mut tracking: Vec<&[u8]> = vec![b"CLIENT", b"TRACKING", b"ON", b"BCAST"];
         for prefix in &self.prefixes {
-            tracking.arg("PREFIX").arg(prefix.as_slice());
+            tracking.extend([b"PREFIX".as_slice(), prefix.as_slice()]);
         }
-        tracking.query::<()>(&mut conn).map_err(classify)?;
+        conn.call(&tracking).map_err(classify)?;
+        conn.read_timeout(self.wake_every()).map_err(classify)?;
         Ok(conn)
     }
 
-    /// Waits on the link, pinging every second; returns why it ended.
-    fn listen(&self, conn: &mut redis::Connection) -> String {
-        let mut pubsub = conn.as_pubsub();
+    /// How long a read on the link may wait: it wakes at least this often
+    /// to PING, to see whether the PING was answered in time, and to see
+    /// whether it is still wanted.
+    fn wake_every(&self) -> Duration {
+        PING_EVERY.min(self.timeout).max(Duration::from_millis(1))
+    }
+
+    /// Reads the link and applies what it says until it fails, pinging
+    /// every second; returns why it ended.
+    fn listen(&self, conn: &mut RawConn, sink: &dyn InvalidationSink) -> String {
+        // What was read and not yet taken apart is `input[..filled]`; the
+        // buffer is kept (and grows only for a push longer than it), so a
+        // read neither allocates nor clears memory.
+        let mut input = vec![0; READ_BUFFER];
+        let mut filled = 0;
+        let mut framer = Framer::default();
+        let mut ping = Vec::new();
+        super::raw::encode(&[b"PING"], &mut ping);
+        let mut pinged: Option<Instant> = None;
+        let mut next_ping = Instant::now() + PING_EVERY;
         loop {
-            if let Err(err) = pubsub.set_read_timeout(Some(PING_EVERY)) {
-                return err.to_string();
+            if filled == input.len() {
+                input.resize(input.len() * 2, 0);
             }
-            // Nothing is subscribed: this returns only on an error, most
-            // often the timeout that says it is time to PING.
-            match pubsub.get_message() {
-                Err(err) if err.is_timeout() => {}
+            match conn.read_some(&mut input[filled..]) {
+                Ok(n) => filled += n,
+                Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
                 Err(err) => return err.to_string(),
-                Ok(_) => {}
+            }
+            let (mut answered, mut refused) = (false, None);
+            let mut keys = Vec::new();
+            let used = scan(&input[..filled], &mut framer, &mut |event| match event {
+                Event::Key(key) => keys.push(key),
+                Event::Flush => {
+                    apply(sink, &mut keys);
+                    sink.flush();
+                }
+                Event::Unexpected(push) => {
+                    log::warn!(
+                        "unexpected invalidation push: {:?}; flushing to stay safe",
+                        String::from_utf8_lossy(push)
+                    );
+                    apply(sink, &mut keys);
+                    sink.flush();
+                }
+                Event::Reply => answered = true,
+                Event::Refused(text) => {
+                    refused
+                        .get_or_insert_with(|| String::from_utf8_lossy(text).trim_end().to_owned());
+                }
+            });
+            apply(sink, &mut keys);
+            match used {
+                Ok(used) => {
+                    input.copy_within(used..filled, 0);
+                    filled -= used;
+                    if filled == 0 && input.len() > READ_BUFFER {
+                        input = vec![0; READ_BUFFER];
+                    }
+                }
+                Err(err) => return format!("Redis sent what is not RESP ({})", err.0),
+            }
+            if let Some(why) = refused {
+                return format!("Redis refused PING: {why}");
+            }
+            if answered {
+                pinged = None;
             }
             if self.stopped() {
                 return "no longer wanted".to_owned();
             }
-            if let Err(err) = pubsub.set_read_timeout(Some(self.timeout)) {
-                return err.to_string();
-            }
-            if let Err(err) = pubsub.ping::<Value>() {
-                return format!("no answer to PING within {:?}: {err}", self.timeout);
+            let now = Instant::now();
+            match pinged {
+                Some(at) if now.duration_since(at) > self.timeout => {
+                    return format!("no answer to PING within {:?}", self.timeout);
+                }
+                None if now >= next_ping => {
+                    if let Err(err) = conn.send(&ping) {
+                        return err.to_string();
+                    }
+                    pinged = Some(now);
+                    next_ping = now + PING_EVERY;
+                }
+                _ => {}
             }
         }
     }
 }
 
-/// Applies pushes as they arrive, in order, until the link is gone for good.
-fn apply(pushes: &Receiver<PushInfo>, sink: &dyn InvalidationSink) {
-    for push in pushes {
-        if push.kind != PushKind::Invalidate {
-            continue;
-        }
-        match push.data.first() {
-            Some(Value::Array(keys)) => {
-                let keys: Vec<&[u8]> = keys
-                    .iter()
-                    .filter_map(|key| match key {
-                        Value::BulkString(bytes) => Some(bytes.as_slice()),
-                        Value::SimpleString(text) => Some(text.as_bytes()),
-                        _ => None,
-                    })
-                    .collect();
-                sink.invalidate(&keys);
-            }
-            // `>2 invalidate _`: FLUSHALL or FLUSHDB.
-            Some(Value::Nil) | None => sink.flush(),
-            Some(other) => {
-                log::warn!("unexpected invalidation push: {other:?}; flushing to stay safe");
-                sink.flush();
-            }
-        }
+/// Applies the keys gathered so far (under one lock of the cache) and
+/// forgets them.
+fn apply(sink: &dyn InvalidationSink, keys: &mut Vec<&[u8]>) {
+    if !keys.is_empty() {
+        sink.invalidate(keys);
+        keys.clear();
     }
 }

@@ -155,7 +155,7 @@ impl Conn {
                             Forwarding::All => self.session.transaction.note(&args),
                             _ => (false, None),
                         };
-                        batch.push(&args, queued);
+                        batch.push_sent(frame, &args, queued);
                         if self.session.tracking.is_some() {
                             let mut read = Vec::new();
                             service.keys_read(&args, &mut read);

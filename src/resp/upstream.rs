@@ -288,13 +288,13 @@ fn deliver(
     resume: &mut Vec<Token>,
 ) -> Result<(), ReadError> {
     while let Some(head) = link.pending.front() {
-        let Some(replies) = link.upstream.take(head.batch.len())? else {
+        let Some((replies, errors)) = link.upstream.take(head.batch.len())? else {
             break;
         };
         let Some(Pending { token, batch, plan }) = link.pending.pop_front() else {
             break;
         };
-        service.planned_replies(plan, &batch, replies);
+        service.planned_replies(plan, &batch, replies, errors);
         if let Some(conn) = conns.get_mut(&token) {
             conn.deliver(replies, None, true);
             resume.push(token);

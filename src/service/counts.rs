@@ -185,6 +185,13 @@ impl Forwarded {
         self.requests.push((command, ForwardResult::Error));
     }
 
+    /// Every request was answered, none with an error.
+    pub(super) fn all_ok(&mut self) {
+        for request in &mut self.requests {
+            request.1 = ForwardResult::Ok;
+        }
+    }
+
     /// Request `i` ended with `result`.
     pub(super) fn set(&mut self, i: usize, result: ForwardResult) {
         if let Some(request) = self.requests.get_mut(i) {

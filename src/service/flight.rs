@@ -105,6 +105,11 @@ impl Flights {
         entry
     }
 
+    /// Whether no fetch is in flight at all.
+    pub(super) fn is_empty(&self) -> bool {
+        self.home.is_empty() && self.others.is_empty()
+    }
+
     /// Marks the flights of `key` stale in every database: a change
     /// announced without a database.
     pub(super) fn mark_stale_everywhere(&mut self, key: &[u8]) {

@@ -10,6 +10,7 @@
 //! `SELECT`.
 
 pub mod frame;
+pub mod invalidations;
 mod stream;
 mod upstream;
 
@@ -104,8 +105,9 @@ impl RawConn {
         Ok(())
     }
 
-    /// Sends one command of the proxy's own and checks it was not refused.
-    fn call(&mut self, argv: &[&[u8]]) -> io::Result<()> {
+    /// Sends one command of the proxy's own and checks it was not refused
+    /// (a refusal is an error of kind `PermissionDenied`).
+    pub(in crate::backend) fn call(&mut self, argv: &[&[u8]]) -> io::Result<()> {
         let mut request = Vec::new();
         encode(argv, &mut request);
         self.send(&request)?;
@@ -197,6 +199,41 @@ impl RawConn {
             self.broken = true;
         }
         set
+    }
+
+    /// Lets reads wait up to `wait` (the invalidation link's: it wakes at
+    /// least that often to check on Redis).
+    pub(in crate::backend) fn read_timeout(&mut self, wait: Duration) -> io::Result<()> {
+        self.stream.tcp_ref().set_read_timeout(Some(wait))
+    }
+
+    /// Reads once into `into` (bytes already read and not handed out
+    /// come first, without a read, as many as fit): the invalidation link
+    /// reads whatever Redis has sent into a buffer it keeps, and takes it
+    /// apart itself. Returns how many bytes were read; a read timeout is
+    /// an error of kind `WouldBlock` or `TimedOut`, the end of the
+    /// connection one of kind `UnexpectedEof`.
+    pub(in crate::backend) fn read_some(&mut self, into: &mut [u8]) -> io::Result<usize> {
+        if !self.input.is_empty() {
+            let n = self.input.len().min(into.len());
+            into[..n].copy_from_slice(&self.input[..n]);
+            self.input.drain(..n);
+            self.framer = Framer::default();
+            return Ok(n);
+        }
+        let read = loop {
+            match self.stream.read(into) {
+                Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        match read {
+            Ok(0) if !into.is_empty() => Err(io::Error::new(
+                ErrorKind::UnexpectedEof,
+                "Redis closed the connection",
+            )),
+            other => other,
+        }
     }
 
     /// A handle on the socket that can close it from another thread (the

@@ -39,6 +39,8 @@ pub struct Upstream {
     /// The end of the replies framed so far (from `head`) and how many.
     scanned: usize,
     framed: usize,
+    /// Whether a reply framed so far (from `head`) is an error.
+    errors: bool,
     framer: Framer,
     /// Which master it was opened to (sentinel mode's generation).
     pub generation: u64,
@@ -79,6 +81,7 @@ impl Upstream {
             head: 0,
             scanned: 0,
             framed: 0,
+            errors: false,
             framer: Framer::default(),
             generation,
         })
@@ -144,12 +147,14 @@ impl Upstream {
 
     /// The next `count` replies, back to back exactly as Redis sent them,
     /// once all are in (`None` until then: the scan resumes where it
-    /// stopped). An error means the bytes are not RESP: the connection is
-    /// unusable.
-    pub fn take(&mut self, count: usize) -> Result<Option<&[u8]>, BackendError> {
+    /// stopped), and whether any of them is an error reply (when none is,
+    /// the counting need not frame them again). An error means the bytes
+    /// are not RESP: the connection is unusable.
+    pub fn take(&mut self, count: usize) -> Result<Option<(&[u8], bool)>, BackendError> {
         while self.framed < count {
             match self.framer.next(&self.input[self.scanned..]) {
                 Ok(Some(len)) => {
+                    self.errors |= matches!(self.input[self.scanned], b'-' | b'!');
                     self.scanned += len;
                     self.framed += 1;
                 }
@@ -158,9 +163,10 @@ impl Upstream {
             }
         }
         let replies = &self.input[self.head..self.scanned];
+        let errors = std::mem::take(&mut self.errors);
         self.head = self.scanned;
         self.framed = 0;
-        Ok(Some(replies))
+        Ok(Some((replies, errors)))
     }
 
     /// The replies of the next batch that are in whole so far, handed out
@@ -169,6 +175,7 @@ impl Upstream {
         let replies = &self.input[self.head..self.scanned];
         self.head = self.scanned;
         self.framed = 0;
+        self.errors = false;
         replies
     }
 

@@ -50,6 +50,30 @@ impl Batch {
         self.ends.push((self.bytes.len(), self.args.len(), queued));
     }
 
+    /// Appends one request the client sent as `frame`, its arguments
+    /// `argv` (slices of it): the frame's bytes copied as they are when
+    /// they are what [`Batch::push`] would write (a RESP array with every
+    /// length in its shortest form: then no other bytes have its length),
+    /// else encoded by `push` (an inline command, a length such as `$03`).
+    pub fn push_sent(&mut self, frame: &[u8], argv: &[&[u8]], queued: bool) {
+        let header = 3 + decimal_len(argv.len());
+        let encoded = argv.iter().fold(header, |total, arg| {
+            total + 5 + decimal_len(arg.len()) + arg.len()
+        });
+        if frame.len() != encoded || frame.first() != Some(&b'*') {
+            return self.push(argv, queued);
+        }
+        let base = self.bytes.len();
+        self.bytes.extend_from_slice(frame);
+        let mut at = base + header;
+        for arg in argv {
+            at += 3 + decimal_len(arg.len());
+            self.args.push(at..at + arg.len());
+            at += arg.len() + 2;
+        }
+        self.ends.push((self.bytes.len(), self.args.len(), queued));
+    }
+
     /// Appends every request of `other` (another client's batch, sent
     /// together with this one).
     pub fn append(&mut self, other: &Batch) {
@@ -105,5 +129,56 @@ impl Batch {
                 .iter()
                 .map(|range| &self.bytes[range.clone()]),
         );
+    }
+}
+
+/// How many digits `n` takes in decimal.
+fn decimal_len(mut n: usize) -> usize {
+    let mut digits = 1;
+    while n >= 10 {
+        n /= 10;
+        digits += 1;
+    }
+    digits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn requests(batch: &Batch) -> Vec<(Vec<Vec<u8>>, Vec<u8>)> {
+        let mut argv = Vec::new();
+        (0..batch.len())
+            .map(|i| {
+                batch.argv(i, &mut argv);
+                let args = argv.iter().map(|arg| arg.to_vec()).collect();
+                (args, batch.frame(i).to_vec())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_sent_frame_is_kept_when_canonical_and_encoded_otherwise() {
+        let long = "v".repeat(1234);
+        let sent: &[(&[u8], &[&[u8]])] = &[
+            (
+                b"*3\r\n$5\r\nLPUSH\r\n$1\r\nl\r\n$0\r\n\r\n",
+                &[b"LPUSH", b"l", b""],
+            ),
+            (b"*2\r\n$03\r\nGET\r\n$1\r\nk\r\n", &[b"GET", b"k"]),
+            (b"*02\r\n$3\r\nGET\r\n$1\r\nk\r\n", &[b"GET", b"k"]),
+            (b"GET k\r\n", &[b"GET", b"k"]),
+        ];
+        let (mut kept, mut encoded) = (Batch::default(), Batch::default());
+        for (frame, argv) in sent {
+            kept.push_sent(frame, argv, false);
+            encoded.push(argv, false);
+        }
+        let frame = format!("*2\r\n$3\r\nSET\r\n$1234\r\n{long}\r\n");
+        kept.push_sent(frame.as_bytes(), &[b"SET", long.as_bytes()], true);
+        encoded.push(&[b"SET", long.as_bytes()], true);
+        assert_eq!(requests(&kept), requests(&encoded));
+        assert_eq!(kept.frames(), encoded.frames());
+        assert!(kept.queued(4) && !kept.queued(0));
     }
 }

@@ -91,11 +91,12 @@ impl Service {
         })
     }
 
-    /// A planned batch's `replies` are all in (one per request, in order):
-    /// drops what its writes touched from the cache and counts it. Call it
-    /// before the replies reach the client (read-your-writes).
-    pub fn planned_replies(&self, plan: Plan, batch: &Batch, replies: &[u8]) {
-        self.settle(plan, batch, replies);
+    /// A planned batch's `replies` are all in (one per request, in order;
+    /// `errors`: some are error replies): drops what its writes touched
+    /// from the cache and counts it. Call it before the replies reach the
+    /// client (read-your-writes).
+    pub fn planned_replies(&self, plan: Plan, batch: &Batch, replies: &[u8], errors: bool) {
+        self.settle(plan, batch, replies, errors);
     }
 
     /// A planned batch got only `answered` (its first replies) before its
@@ -119,13 +120,15 @@ impl Service {
             error: Some(format!("ERR {error}")),
         };
         self.fail_rest(batch.len(), delivered, out);
-        self.settle(plan, batch, answered);
+        self.settle(plan, batch, answered, true);
     }
 
     /// What every planned batch ends with, answered or not: its written
     /// keys dropped, `replies` (Redis's, maybe fewer than its requests)
-    /// counted, and it is no longer in flight.
-    fn settle(&self, plan: Plan, batch: &Batch, replies: &[u8]) {
+    /// counted, and it is no longer in flight. Without `errors` (every
+    /// request answered, none with an error) the replies are not framed
+    /// again: each request is counted as answered well.
+    fn settle(&self, plan: Plan, batch: &Batch, replies: &[u8], errors: bool) {
         let Plan {
             table,
             routes,
@@ -133,7 +136,11 @@ impl Service {
             started,
         } = plan;
         self.drop_written(&table, batch, &routes);
-        self.redis_replies(replies, &mut counted);
+        if errors {
+            self.redis_replies(replies, &mut counted);
+        } else {
+            counted.all_ok();
+        }
         self.metrics.in_flight(-1);
         self.forwarded(&counted, started.elapsed());
     }

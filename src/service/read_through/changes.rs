@@ -44,13 +44,18 @@ impl ReadThrough {
     /// invalidations name none) from every database that holds entries,
     /// and marks their fetches in flight stale in every database, under
     /// one lock. Database 0's hashes are made before it is taken; another
-    /// database's, only when it holds entries, under it.
+    /// database's, only when it holds entries, under it. With nothing
+    /// cached and nothing in flight (a proxy that only forwards writes,
+    /// each announced back by Redis) that is all it does.
     pub(in crate::service) fn invalidate(&self, keys: &[&[u8]]) {
         let hashes: Vec<u64> = keys.iter().map(|key| self.hasher.hash(key)).collect();
         let mut dropped = Vec::new();
         let mut files = Vec::new();
         {
             let mut state = self.lock();
+            if holds_nothing(&state) {
+                return;
+            }
             for (key, hash) in keys.iter().zip(hashes) {
                 let lru = &mut state.lru;
                 lru.remove_everywhere_filed(hash, key, &mut dropped, Some(&mut files));
@@ -105,4 +110,13 @@ impl ReadThrough {
         });
         counts
     }
+}
+
+/// Whether nothing is cached and nothing in flight: an announced key then
+/// has nothing to drop or mark. (Whatever else is filed under keys must be
+/// counted here.)
+fn holds_nothing(state: &CacheState) -> bool {
+    // Replies and their files are entries of the LRU; a reply fetch in
+    // flight is a flight, listed under its keys in `reply_deps` meanwhile.
+    state.lru.is_empty() && state.flights.is_empty() && state.reply_deps.is_empty()
 }

@@ -1,0 +1,189 @@
+//! Unit tests of the request parser: every form of request, in any
+//! pieces, and the limits on hostile input.
+
+use super::*;
+
+fn args(buf: &[u8]) -> Vec<&[u8]> {
+    let request = parse(buf).expect("valid").expect("complete");
+    request.args.iter().map(|r| &buf[r.clone()]).collect()
+}
+
+#[test]
+fn arrays_of_bulk_strings() {
+    let buf = b"*2\r\n$3\r\nGET\r\n$5\r\nhe\r\no\r\n";
+    assert_eq!(args(buf), vec![&b"GET"[..], b"he\r\no"]);
+    assert_eq!(parse(buf).expect("ok").expect("some").len, buf.len());
+    assert_eq!(args(b"*1\r\n$0\r\n\r\n"), vec![&b""[..]]);
+}
+
+#[test]
+fn a_recycled_list_takes_the_next_request() {
+    let buf = b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*3\r\n$5\r\nLPUSH\r\n$1\r\nl\r\n$1\r\nv\r\n";
+    let mut parser = Parser::default();
+    let first = parser.parse(buf).expect("valid").expect("complete");
+    assert_eq!(first.args, vec![8..11, 17..18]);
+    let pointer = first.args.as_ptr();
+    parser.recycle(first.args);
+    let second = parser
+        .parse(&buf[first.len..])
+        .expect("valid")
+        .expect("complete");
+    assert_eq!(second.args, vec![8..13, 19..20, 26..27]);
+    assert_eq!(
+        second.args.as_ptr(),
+        pointer,
+        "parsed into the recycled list"
+    );
+    // A huge request's list is not kept.
+    parser.recycle(Vec::with_capacity(RECYCLED_ARGS + 1));
+    assert_eq!(parser.args.capacity(), 0);
+}
+
+#[test]
+fn inline_commands() {
+    assert_eq!(args(b"PING\r\n"), vec![&b"PING"[..]]);
+    assert_eq!(args(b"  GET   key \n"), vec![&b"GET"[..], b"key"]);
+    assert!(args(b"\r\n").is_empty());
+}
+
+#[test]
+fn incomplete_until_the_last_byte() {
+    let buf = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
+    for cut in 0..buf.len() {
+        assert_eq!(parse(&buf[..cut]), Ok(None), "cut at {cut}");
+    }
+    assert!(parse(buf).expect("ok").is_some());
+}
+
+#[test]
+fn absurd_lengths_are_errors_not_allocations() {
+    for bad in [
+        &b"*99999999999\r\n"[..],
+        b"*1048577\r\n",
+        b"*1\r\n$99999999999\r\n",
+        b"*1\r\n$536870913\r\n",
+        b"*1\r\n$-1\r\n",
+        b"*x\r\n",
+        b"*1\r\n+OK\r\n",
+        b"*1\r\n*1\r\n",
+        b"*1\r\n$1\r\nab\r\n",
+    ] {
+        assert!(parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+    }
+    // A large but legal declared length just waits for the bytes.
+    assert_eq!(parse(b"*1\r\n$67108000\r\nabc"), Ok(None));
+    assert_eq!(parse(b"*1048576\r\n"), Ok(None));
+    // Beyond what the proxy takes in one request: refused at once.
+    assert!(parse(b"*1\r\n$67108864\r\n").is_err());
+    assert!(parse(b"*1\r\n$524288000\r\n").is_err());
+    assert!(parse(b"*3\r\n$3\r\nGET\r\n$67000000\r\n").is_ok());
+    let mut two_big = b"*3\r\n$4\r\nMGET\r\n$40000000\r\n".to_vec();
+    two_big.extend(vec![b'a'; 40_000_000]);
+    two_big.extend(b"\r\n$40000000\r\n");
+    assert!(parse(&two_big).is_err());
+}
+
+#[test]
+fn length_lines_in_any_form_and_any_pieces_parse_as_whole() {
+    let requests: &[&[u8]] = &[
+        b"*3\r\n$5\r\nLPUSH\r\n$19\r\nmylist:000000000042\r\n$3\r\nxxx\r\n",
+        b"*03\r\n$003\r\nGET\r\n$01\r\nk\r\n$0\r\n\r\n",
+        b"*2\r\n$-0\r\n\r\n$1\r\nk\r\n",
+        b"*-1\r\n",
+        b"*0\r\n",
+        b"*1\r\n$+1\r\nk\r\n",
+        b"*1\r\n$1 \r\nk\r\n",
+        b"*1\r\n$\r\n\r\n",
+        b"*\r\n",
+        b"*1\r\n$1234567890123456789\r\n",
+        b"*1\r\n$1\rk\r\n",
+    ];
+    for wire in requests {
+        let whole = parse(wire);
+        for cut in 0..wire.len() {
+            let mut parser = Parser::default();
+            let first = parser.parse(&wire[..cut]);
+            let outcome = match first {
+                Ok(None) => parser.parse(wire),
+                other => other,
+            };
+            assert_eq!(
+                outcome,
+                whole,
+                "{:?} cut at {cut}",
+                String::from_utf8_lossy(wire)
+            );
+        }
+    }
+    assert_eq!(args(requests[0])[1], b"mylist:000000000042");
+    assert_eq!(args(requests[1]), vec![&b"GET"[..], b"k", b""]);
+    assert_eq!(args(requests[2]), vec![&b""[..], b"k"]);
+    for bad in &requests[5..] {
+        assert!(parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+    }
+}
+
+#[test]
+fn a_request_in_pieces_is_walked_once() {
+    // A 100k-argument MGET arriving a few bytes at a time: the resumed
+    // parser looks at each byte a bounded number of times.
+    let mut wire = b"*100001\r\n$4\r\nMGET\r\n".to_vec();
+    for i in 0..100_000 {
+        let key = format!("k{i:06}");
+        wire.extend(format!("${}\r\n{key}\r\n", key.len()).bytes());
+    }
+    let mut parser = Parser::default();
+    let mut outcome = Ok(None);
+    for end in (0..=wire.len()).step_by(7).chain([wire.len()]) {
+        outcome = parser.parse(&wire[..end]);
+        if !matches!(outcome, Ok(None)) {
+            break;
+        }
+    }
+    let request = outcome.expect("valid").expect("complete");
+    assert_eq!(request.args.len(), 100_001);
+    assert_eq!(request.len, wire.len());
+}
+
+#[test]
+fn overlong_lines_are_errors() {
+    let long = vec![b'a'; MAX_LINE + 1];
+    assert!(parse(&long).is_err());
+    let mut count = b"*".to_vec();
+    count.extend(std::iter::repeat_n(b'1', MAX_LINE + 1));
+    assert!(parse(&count).is_err());
+}
+
+#[test]
+fn a_request_past_the_parsers_limit_is_refused_once_declared() {
+    let limit = 2 * 1024 * 1024;
+    let mut parser = Parser::with_limit(limit);
+    // A declared length past the limit: refused before any of it came.
+    let over = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", limit + 1);
+    assert_eq!(
+        parser.parse(over.as_bytes()),
+        Err(ProtocolError("invalid bulk length"))
+    );
+    // Arguments that fit one by one but not together.
+    let half = limit / 2;
+    let mut two = format!("*3\r\n$3\r\nSET\r\n${half}\r\n").into_bytes();
+    two.extend(std::iter::repeat_n(b'k', half));
+    two.extend_from_slice(format!("\r\n${half}\r\n").as_bytes());
+    assert_eq!(
+        parser.parse(&two),
+        Err(ProtocolError("request too large for the proxy"))
+    );
+    // The limit outlives the errors and requests that reset the parser.
+    let mut fits = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", limit - 64).into_bytes();
+    fits.extend(std::iter::repeat_n(b'v', limit - 64));
+    fits.extend_from_slice(b"\r\n");
+    let request = parser.parse(&fits).expect("valid").expect("whole");
+    assert_eq!(request.len, fits.len());
+    assert!(parser.parse(over.as_bytes()).is_err());
+    // The default is MAX_REQUEST.
+    let mut default = Parser::default();
+    let declared = format!("*2\r\n$3\r\nGET\r\n${}\r\n", MAX_REQUEST + 1);
+    assert!(default.parse(declared.as_bytes()).is_err());
+    let declared = format!("*2\r\n$3\r\nGET\r\n${}\r\n", MAX_REQUEST / 2);
+    assert_eq!(default.parse(declared.as_bytes()), Ok(None));
+}
