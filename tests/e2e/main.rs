@@ -9,6 +9,7 @@ mod common;
 mod auth;
 mod browser;
 mod cache_bytes;
+mod cache_review;
 mod cached_replies;
 mod client_tls;
 mod client_tracking;

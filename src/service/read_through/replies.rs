@@ -159,6 +159,12 @@ impl ReadThrough {
         }
     }
 
+    /// The largest charge one entry may have (CACHE_MAX_BYTES / 8): also
+    /// the most a reply's filing may copy of its request.
+    pub(in crate::service) fn max_entry_bytes(&self) -> usize {
+        self.max_bytes / crate::cache::ENTRY_FRACTION
+    }
+
     /// Whether the cache is within an eighth of either bound
     /// (CACHE_CAPACITY, CACHE_MAX_BYTES), by the figures last published:
     /// only then can the LRU push a file out, so only then does a hit

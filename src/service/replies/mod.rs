@@ -199,8 +199,8 @@ impl Service {
     }
 
     /// Where `args`'s reply is cached, if it can be: its keys found, each
-    /// under INVALIDATION_PREFIXES and MAX_KEY_BYTES, its database small
-    /// enough to carry the kind bits.
+    /// under MAX_KEY_BYTES, the request times its keys within the per-item
+    /// limit, its database small enough to carry the kind bits.
     fn reply_plan(&self, command: &Command, client: Client, args: &[&[u8]]) -> Option<Plan> {
         let mut keys = Vec::new();
         command.keys(args, &mut keys).ok()?;
@@ -209,6 +209,14 @@ impl Service {
                 .iter()
                 .any(|k| args[k.index].len() > self.max_key_bytes)
         {
+            return None;
+        }
+        // Filing copies the request once per key (listed under each key
+        // while it is fetched, and in each key's file once stored): a read
+        // whose copies would pass the per-item limit is forwarded, so one
+        // request of many keys cannot make the proxy hold keys × its bytes.
+        let request_bytes: usize = args.iter().map(|a| a.len() + 4).sum();
+        if request_bytes.saturating_mul(keys.len()) > self.core.max_entry_bytes() {
             return None;
         }
         let reply_db = self.core.reply_db(client.db, client.resp3)?;
