@@ -75,7 +75,7 @@ fn cache_commands_none_sends_every_read_to_redis() {
 
 #[test]
 fn an_invalid_cache_commands_stops_start_up_naming_the_variable() {
-    for value in ["+", "-", "+SET", "+FLUSHALL", "HGETALL;HGET"] {
+    for value in ["+", "-", "-HGETALL;HGET", "+h get", "+a|b"] {
         let dir = TempDir::new("cache-commands");
         let log = dir.path().join("stderr");
         let mut child = Command::new(proxy_binary())
