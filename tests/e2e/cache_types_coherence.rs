@@ -246,3 +246,81 @@ fn the_same_hgetall_in_database_0_and_1_is_two_entries() {
         show(&one.call("HGETALL h"))
     );
 }
+
+#[test]
+fn a_fill_racing_a_write_is_answered_but_not_kept() {
+    let redis = RedisServer::start();
+    prepare(&redis, "0", &["HSET race f old"]);
+    let relay = Relay::start(redis.addr(), Duration::ZERO);
+    let proxy = InProcess::start_at(&relay.url(), &[RESP, ("REDIS_TIMEOUT_MS", "10000")]);
+    proxy.wait_for_link("up");
+    // A pooled connection ready, so the next read goes out at once.
+    let addr = proxy.resp_addr();
+    assert_eq!(Wire::connect(addr).call("HGETALL warm-up"), b"*0\r\n");
+    // The proxy's HGETALL reaches Redis and reads "old"; its reply is held.
+    relay.hold_replies();
+    let reader = thread::spawn(move || Wire::connect(addr).call("HGETALL race"));
+    eventually("Redis's reply to be held", || {
+        (relay.replies_waiting() >= 1).then_some(())
+    });
+    // The write, and its invalidation (on the link, which is never held).
+    let before = proxy.metric("redis_proxy_invalidations_total");
+    prepare(&redis, "0", &["HSET race f new"]);
+    eventually("the write's invalidation to arrive", || {
+        (proxy.metric("redis_proxy_invalidations_total") > before).then_some(())
+    });
+    relay.release_replies();
+    let old = b"*2\r\n$1\r\nf\r\n$3\r\nold\r\n";
+    let new = b"*2\r\n$1\r\nf\r\n$3\r\nnew\r\n";
+    // The read in flight gets what Redis answered it ...
+    assert_eq!(show(&reader.join().expect("reader")), show(old));
+    // ... but it was not kept: the next read asks Redis again, and that
+    // one is kept.
+    let mut through = Wire::connect(addr);
+    assert_right(miss_then_hit(&redis, &mut through, "HGETALL race", new));
+}
+
+/// The invalidation link's client id, from Redis's CLIENT LIST.
+fn link_id(redis: &RedisServer) -> String {
+    let list: String = redis.cmd(&["CLIENT", "LIST"]);
+    list.lines()
+        .find(|l| l.contains("name=redis-proxy-invalidation"))
+        .and_then(|l| l.split_whitespace().find_map(|f| f.strip_prefix("id=")))
+        .expect("the invalidation link in CLIENT LIST")
+        .to_owned()
+}
+
+#[test]
+fn a_lost_link_drops_cached_replies_even_if_a_write_follows_at_once() {
+    let redis = RedisServer::start();
+    prepare(&redis, "0", &["RPUSH lost a b"]);
+    let proxy = InProcess::start(&redis, &[RESP]);
+    proxy.wait_for_link("up");
+    let mut through = Wire::connect(proxy.resp_addr());
+    let read = "LRANGE lost 0 -1";
+    assert_right(miss_then_hit(
+        &redis,
+        &mut through,
+        read,
+        &direct(&redis, read),
+    ));
+    let flushes = "redis_proxy_cache_flushes_total{reason=\"link_lost\"}";
+    let before = proxy.metric(flushes);
+    // Killed, then written before the proxy could have linked again: this
+    // write is never announced.
+    let id = link_id(&redis);
+    let mut wire = Wire::connect(redis.addr());
+    wire.send(&crate::common::resp_wire::encode_line(&format!(
+        "CLIENT KILL ID {id}"
+    )));
+    wire.send(&crate::common::resp_wire::encode_line("RPUSH lost c"));
+    assert_eq!(wire.replies(2), [b":1\r\n".to_vec(), b":3\r\n".to_vec()]);
+    eventually("the proxy to notice the lost link", || {
+        (proxy.metric(flushes) > before).then_some(())
+    });
+    let want = direct(&redis, read);
+    assert_eq!(show(&through.call(read)), show(&want));
+    // It links again by itself, and caches again.
+    proxy.wait_for_link("up");
+    assert_right(miss_then_hit(&redis, &mut through, read, &want));
+}
