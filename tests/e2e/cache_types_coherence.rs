@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::cache_types::{answers_within_patience, miss_then_hit, reset_stats};
 use crate::common::relay::Relay;
-use crate::common::resp_wire::{show, Wire};
+use crate::common::resp_wire::{encode_line, show, Wire};
 use crate::common::{eventually, InProcess, RedisServer};
 
 const RESP: (&str, &str) = ("RESP_PORT", "auto");
@@ -310,10 +310,8 @@ fn a_lost_link_drops_cached_replies_even_if_a_write_follows_at_once() {
     // write is never announced.
     let id = link_id(&redis);
     let mut wire = Wire::connect(redis.addr());
-    wire.send(&crate::common::resp_wire::encode_line(&format!(
-        "CLIENT KILL ID {id}"
-    )));
-    wire.send(&crate::common::resp_wire::encode_line("RPUSH lost c"));
+    wire.send(&encode_line(&format!("CLIENT KILL ID {id}")));
+    wire.send(&encode_line("RPUSH lost c"));
     assert_eq!(wire.replies(2), [b":1\r\n".to_vec(), b":3\r\n".to_vec()]);
     eventually("the proxy to notice the lost link", || {
         (proxy.metric(flushes) > before).then_some(())
