@@ -154,3 +154,20 @@ fn eviction_across_databases_keeps_the_counts() {
     assert_eq!((out.len(), cache.len(), cache.bytes()), (3, 0, 0));
     cache.validate();
 }
+
+#[test]
+fn remove_everywhere_filed_hands_files_apart_and_skips_replies() {
+    use crate::cache::{FILE, REPLY, RESP3};
+    let mut cache = lru(16);
+    insert(&mut cache, 0, b"k", "get");
+    insert(&mut cache, FILE | 3, b"k", "file");
+    insert(&mut cache, REPLY | RESP3 | 3, b"k", "request bytes");
+    let (mut out, mut files) = (Vec::new(), Vec::new());
+    let hash = cache.hasher().hash(b"k");
+    cache.remove_everywhere_filed(hash, b"k", &mut out, Some(&mut files));
+    assert_eq!(out.len(), 1);
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].0, FILE | 3);
+    assert!(get(&mut cache, REPLY | RESP3 | 3, b"k").is_some());
+    cache.validate();
+}

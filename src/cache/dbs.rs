@@ -52,18 +52,53 @@ impl<V: Weigh> Lru<V> {
     /// values removed onto `out`: for a change announced without a
     /// database. O(databases in use); one probe when only database 0 is.
     pub fn remove_everywhere(&mut self, hash: u64, key: &[u8], out: &mut Vec<V>) {
+        self.remove_everywhere_filed(hash, key, out, None);
+    }
+
+    /// [`Lru::remove_everywhere`]; with `files`, for a cache whose
+    /// database numbers carry the kind bits: a file database's entry of
+    /// `key` (see [`super::FILE`]) is pushed onto `files` with its
+    /// database rather than onto `out`, so the caller can drop the replies
+    /// it lists, and reply databases ([`super::REPLY`]) are not looked in
+    /// (their keys are requests).
+    pub fn remove_everywhere_filed(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        out: &mut Vec<V>,
+        mut files: Option<&mut Vec<(Db, V)>>,
+    ) {
         out.extend(self.remove_hashed(hash, 0, key));
         if self.dbs.counts.is_empty() {
             return;
         }
         let mut dbs = std::mem::take(&mut self.dbs.scratch);
         dbs.clear();
-        dbs.extend(self.dbs.counts.keys());
+        // Filed: the kind bits mean something (see `key.rs`).
+        let filed = files.is_some();
+        let skip = |db: Db| filed && db & super::REPLY != 0;
+        dbs.extend(self.dbs.counts.keys().filter(|&&db| !skip(db)));
         for &db in &dbs {
             let hash = self.hasher.hash_in(db, key);
-            out.extend(self.remove_hashed(hash, db, key));
+            let removed = self.remove_hashed(hash, db, key);
+            match (&mut files, removed) {
+                (Some(files), Some(value)) if db & super::FILE != 0 => files.push((db, value)),
+                (_, removed) => out.extend(removed),
+            }
         }
         self.dbs.scratch = dbs;
+    }
+
+    /// Whether `key` of database `db` is held (fresh, stale or expired but
+    /// not yet reclaimed), `hash` its hash there; nothing moves.
+    pub fn contains_hashed(&self, hash: u64, db: Db, key: &[u8]) -> bool {
+        self.find(hash, db, key).is_some()
+    }
+
+    /// The value held for `key` of database `db` (fresh or not), `hash`
+    /// its hash there; nothing moves.
+    pub fn peek_hashed(&self, hash: u64, db: Db, key: &[u8]) -> Option<&V> {
+        self.find(hash, db, key).map(|slot| &self.nodes[slot].value)
     }
 
     /// How many entries each database holds (expired ones not yet

@@ -29,6 +29,26 @@ pub const INLINE_IN: usize = INLINE - 1;
 /// the one stored and hashed as cheaply as a key alone.
 pub type Db = u32;
 
+/// Marks a database number as a *reply* database (issue #22): its keys are
+/// a request's canonical bytes, not a Redis key, so a change announced
+/// for a key never looks among them ([`super::Lru::remove_everywhere`]).
+/// The service's numbering leaves room: its databases stay below
+/// [`KIND_BASE`].
+pub const REPLY: Db = 1 << 31;
+
+/// Marks a database number as a *file* database: its keys are Redis keys
+/// whose values list the reply entries filed under that key, so the change
+/// that drops the key's entries finds its file too (handed back apart by
+/// [`super::Lru::remove_everywhere_filed`]).
+pub const FILE: Db = 1 << 30;
+
+/// Marks a reply database as RESP3's (RESP2's and RESP3's bytes differ).
+pub const RESP3: Db = 1 << 29;
+
+/// The first database number with a kind bit: the caller's own databases
+/// stay below it.
+pub const KIND_BASE: Db = RESP3;
+
 /// A key's database and bytes: inline when short, boxed otherwise.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Key {

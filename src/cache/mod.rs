@@ -89,7 +89,7 @@ use arena::Arena;
 pub use bytes::{entry_overhead, Weigh, ENTRY_FRACTION};
 use dbs::Databases;
 pub use expiry::Life;
-pub use key::{Db, Key, KeyHasher};
+pub use key::{Db, Key, KeyHasher, FILE, KIND_BASE, REPLY, RESP3};
 use lists::{Ends, Links, List};
 use stamp::Stamp;
 pub use time::Time;

@@ -155,6 +155,9 @@ pub struct Config {
     /// How long past its freshness an entry may still be served when Redis
     /// cannot be read; zero for never.
     pub stale_if_error: Duration,
+    /// CACHE_COMMANDS: the lower-case names of the reads whose replies are
+    /// cached (empty: none).
+    pub cache_commands: Vec<String>,
     /// The password clients must give, if any (never logged).
     pub proxy_password: Option<Secret>,
     /// Serve /metrics without the password.
@@ -332,6 +335,7 @@ impl Config {
             forwarding: parse_forwarding(raw("RESP_FORWARD"))?,
             invalidation_prefixes: parse_prefixes(raw("INVALIDATION_PREFIXES"))?,
             stale_if_error: parse_stale_if_error(raw("STALE_IF_ERROR_SECS"))?,
+            cache_commands: cached::parse_cache_commands(raw("CACHE_COMMANDS"))?,
             proxy_password: Some(raw("PROXY_PASSWORD").value)
                 .filter(|p| !p.is_empty())
                 .map(Secret),
@@ -373,9 +377,11 @@ impl Config {
     }
 }
 
+mod cached;
 mod cors;
 mod parse;
 mod variables;
+pub use cached::DEFAULT_CACHE_COMMANDS;
 pub use cors::CorsOrigins;
 use parse::*;
 use variables::default_of;

@@ -56,6 +56,11 @@ pub const VARIABLES: &[Variable] = &[
         help: "when Redis is down or slow, serve an entry that stopped being fresh less than this long ago, marked STALE (0: never)",
     },
     Variable {
+        name: "CACHE_COMMANDS",
+        default: "",
+        help: "reads whose replies are cached: empty for the documented list (README), none, a list of names, or -NAME/+NAME to drop from or add to the list (only reads Redis flags readonly, not time- or chance-dependent)",
+    },
+    Variable {
         name: "GLOBAL_CACHE_EXPIRY",
         default: "60",
         help: "seconds an entry is kept after insertion (> 0, at most a year; fractions allowed)",

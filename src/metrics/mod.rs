@@ -55,6 +55,8 @@ pub struct Metrics {
     /// The RESP tracking table: keys, their bytes, BCAST prefixes.
     client_tracking: [AtomicU64; 3],
     stale_served: AtomicU64,
+    /// Replies relayed but not cached: a key had its fill of them filed.
+    replies_unfiled: AtomicU64,
     resp_connections: AtomicU64,
     resp_rejected: AtomicU64,
     auth_failures: [AtomicU64; AUTH_PROTOCOLS.len()],
@@ -137,6 +139,7 @@ impl Metrics {
             client_tracking_changes: AtomicU64::new(0),
             client_tracking: std::array::from_fn(|_| AtomicU64::new(0)),
             stale_served: AtomicU64::new(0),
+            replies_unfiled: AtomicU64::new(0),
             resp_connections: AtomicU64::new(0),
             resp_rejected: AtomicU64::new(0),
             auth_failures: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -285,6 +288,12 @@ impl Metrics {
     /// An entry past its freshness served because Redis could not be read.
     pub fn stale_served(&self) {
         self.stale_served.fetch_add(1, Relaxed);
+    }
+
+    /// A reply relayed but not cached: one of its keys had as many replies
+    /// filed as one key may (issue #22).
+    pub fn reply_unfiled(&self) {
+        self.replies_unfiled.fetch_add(1, Relaxed);
     }
 
     /// Keys announced as changed so far.

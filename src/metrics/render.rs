@@ -46,6 +46,11 @@ impl Metrics {
                 "Entries served past their freshness because Redis could not be read.",
                 &self.stale_served,
             ),
+            (
+                "redis_proxy_replies_unfiled_total",
+                "Replies relayed but not cached because one of their keys already had 64 replies filed.",
+                &self.replies_unfiled,
+            ),
         ];
         for (name, help, value) in counters {
             describe(&mut out, name, help, "counter");

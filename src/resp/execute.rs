@@ -10,7 +10,7 @@ use mio::Token;
 use crate::config::Forwarding;
 use crate::service::{Batch, Client, Lane, Queued, Service};
 
-use super::cmd::{clear_session, execute, forwards, Executed, Peers};
+use super::cmd::{cached_read, clear_session, execute, forwards, Executed, Peers};
 use super::conn::{
     Conn, State, BATCH_BYTES, BATCH_REQUESTS, DISCARD_LIMIT, INPUT_KEEP, OUTPUT_HIGH_WATER,
 };
@@ -122,6 +122,27 @@ impl Conn {
                         true => !Transaction::answered_here(&args),
                         false => forwards(&args, &self.session, service, resp2),
                     };
+                    // A plain read whose reply the cache keeps (issue #22):
+                    // answered here on a hit, else by a worker, as GET.
+                    if to_redis && !self.session.transaction.pinned() && service.names_cached(&args)
+                    {
+                        if batch.is_some() {
+                            break;
+                        }
+                        let session = &mut self.session;
+                        if let Some(executed) =
+                            cached_read(&args, session, &mut self.replies, service)
+                        {
+                            consumed += request.len;
+                            spare = reuse(args);
+                            if let Executed::Fetch(fetch) = executed {
+                                if !self.hand_over(token, Work::Fetch(fetch), jobs) {
+                                    return false;
+                                }
+                            }
+                            continue;
+                        }
+                    }
                     if to_redis {
                         // Room for what was read (a pipeline is pushed
                         // whole), up to a batch's bound.

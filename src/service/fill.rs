@@ -76,7 +76,7 @@ impl Service {
     }
 
     /// When a key read at `sent` ends in Redis, from its `PTTL`.
-    fn ends(&self, sent: Time, ttl: Ttl) -> Option<Time> {
+    pub(super) fn ends(&self, sent: Time, ttl: Ttl) -> Option<Time> {
         match ttl {
             Ttl::Persistent => None,
             Ttl::Left(left) => Some(sent + left),

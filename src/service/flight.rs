@@ -76,6 +76,14 @@ impl Flights {
         }
     }
 
+    /// The flight of `key` in `db`, if any, to mark it.
+    pub(super) fn get_mut(&mut self, db: Db, key: &[u8]) -> Option<&mut InFlight> {
+        match db {
+            0 => self.home.get_mut(key),
+            _ => self.others.get_mut(&db)?.get_mut(key),
+        }
+    }
+
     /// Puts `entry` in place as the flight of `key` in `db`.
     pub(super) fn insert(&mut self, db: Db, key: &[u8], entry: InFlight) {
         match db {

@@ -34,6 +34,7 @@ mod fill;
 mod flight;
 mod forward;
 mod read_through;
+mod replies;
 mod types;
 
 use std::sync::Arc;
@@ -55,6 +56,7 @@ pub use counts::Forwarded;
 use fill::Fetched;
 pub use forward::{Batch, Client, Held, Lane, Pin, Plan, Queued, Upstream};
 use read_through::{Probe, ReadThrough};
+pub use replies::ReplyLookup;
 pub use types::{Found, ReadError, Source, Value, SHARED_ABOVE};
 
 /// What one backing fetch ended with; shared with every waiter.
@@ -88,6 +90,8 @@ pub struct Service {
     listener: std::sync::OnceLock<Arc<dyn ChangeListener>>,
     /// Redis's `databases`, for `SELECT`.
     databases: databases::Databases,
+    /// CACHE_COMMANDS: whose replies are cached (see `replies/`).
+    cache_commands: replies::CacheCommands,
 }
 
 impl Service {
@@ -115,6 +119,7 @@ impl Service {
             forwarding: config.forwarding,
             listener: std::sync::OnceLock::new(),
             databases: databases::Databases::default(),
+            cache_commands: replies::CacheCommands::new(&config.cache_commands),
             metrics,
         }
     }

@@ -22,6 +22,14 @@ use super::flight::{Flight, Flights, InFlight};
 use super::{FetchResult, LinkState, Value};
 
 mod changes;
+mod filing;
+mod replies;
+
+#[cfg(test)]
+pub(in crate::service) use replies::MAX_PER_FILE;
+/// The reply fetches in flight (reply database, request bytes) by each
+/// key they read.
+pub(super) type ReplyDeps = std::collections::HashMap<Box<[u8]>, Vec<(Db, Box<[u8]>)>>;
 
 /// What the lock protects.
 pub(super) struct CacheState {
@@ -31,6 +39,10 @@ pub(super) struct CacheState {
     link: LinkState,
     /// Bumped whenever the link goes up or down (see [`InFlight::epoch`]).
     epoch: u64,
+    /// The reply fetches in flight (their reply database and request
+    /// bytes) by each key they read: a change of the key marks them stale,
+    /// since their flights are not keyed by it (see `replies.rs`).
+    pub(super) reply_deps: ReplyDeps,
 }
 
 /// What a lookup under the lock decided.
@@ -106,6 +118,7 @@ impl ReadThrough {
                 flights: Flights::default(),
                 link,
                 epoch: 0,
+                reply_deps: std::collections::HashMap::new(),
             }),
             home,
             hasher,
@@ -299,9 +312,13 @@ impl ReadThrough {
                     .map_or(Displaced::Nothing, Displaced::Replaced),
                 Ok(Some(_)) | Err(_) => Displaced::Nothing,
             };
+            // A reply file pushed out takes the replies it lists with it.
+            let cascaded = self.drop_filed(&mut state, &displaced);
             self.metrics.set_entries(state.lru.len(), state.lru.bytes());
-            displaced
+            (displaced, cascaded)
         };
+        let (displaced, cascaded) = displaced;
+        drop(cascaded);
         let (evicted, expired) = displaced.counts();
         if evicted > 0 {
             self.metrics.evicted(evicted);

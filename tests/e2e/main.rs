@@ -12,6 +12,7 @@ mod cache_bytes;
 mod cache_types;
 mod cache_types_coherence;
 mod cache_types_settings;
+mod cached_replies;
 mod client_tls;
 mod client_tracking;
 mod cluster;

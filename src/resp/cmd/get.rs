@@ -39,6 +39,9 @@ pub enum Fetch {
     /// `COMMAND GETKEYS` (or, `true`, `GETKEYSANDFLAGS`) of this request:
     /// the first use reads Redis's command table.
     CommandKeys(Vec<Vec<u8>>, bool, Deferred),
+    /// Another cacheable read that missed on the event loop
+    /// (`cached.rs`).
+    Reply(Box<super::cached::Read>),
 }
 
 /// `GET`, in the client's database: when one of the WORKERS places is free
@@ -99,7 +102,11 @@ fn key_too_long(context: &mut Context<'_>) -> Outcome {
 /// Completes a [`Fetch`] on a worker thread: waits for a WORKERS place
 /// (unless the event loop's lookup led or joined the fetch), reads through
 /// the cache, and returns the encoded reply.
-pub fn fetch(mut fetch: Fetch, protocol: Protocol, service: &Service) -> Vec<u8> {
+pub fn fetch(fetch: Fetch, protocol: Protocol, service: &Service) -> Vec<u8> {
+    let mut fetch = match fetch {
+        Fetch::Reply(read) => return super::cached::finish(*read, service),
+        other => other,
+    };
     let started = Instant::now();
     let mut replies = Replies::new();
     replies.protocol = protocol;
@@ -108,6 +115,7 @@ pub fn fetch(mut fetch: Fetch, protocol: Protocol, service: &Service) -> Vec<u8>
         Fetch::MGet(..) => MGET.name,
         Fetch::CommandKeys(_, false, _) => "command|getkeys",
         Fetch::CommandKeys(_, true, _) => "command|getkeysandflags",
+        Fetch::Reply(_) => return Vec::new(),
     };
     let _place = match &mut fetch {
         Fetch::Get(_, _, deferred)
@@ -117,7 +125,7 @@ pub fn fetch(mut fetch: Fetch, protocol: Protocol, service: &Service) -> Vec<u8>
             deferred.done();
             Some(place)
         }
-        Fetch::Claimed(..) => None,
+        Fetch::Claimed(..) | Fetch::Reply(_) => None,
     };
     let in_flight = service.request_started();
     let ok = match fetch {
@@ -151,6 +159,7 @@ pub fn fetch(mut fetch: Fetch, protocol: Protocol, service: &Service) -> Vec<u8>
         Fetch::CommandKeys(argv, with_flags, _) => {
             super::getkeys::answer(&argv, with_flags, &mut replies, service)
         }
+        Fetch::Reply(_) => false,
     };
     drop(in_flight);
     let elapsed = started.elapsed();

@@ -14,6 +14,7 @@
 //! a worker sends ([`forward`]). With RESP_FORWARD=off they answer
 //! `-ERR unknown command`.
 
+mod cached;
 mod client;
 mod clients;
 mod connection;
@@ -32,6 +33,7 @@ use crate::service::Service;
 use super::reply::Replies;
 use super::session::Session;
 
+pub use cached::read as cached_read;
 pub use connection::clear_session;
 pub use forward::{forwards, run as forward};
 pub use get::{fetch, Fetch};

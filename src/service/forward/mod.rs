@@ -13,6 +13,7 @@
 
 mod batch;
 mod cluster;
+mod fetch;
 mod held;
 mod lookups;
 mod looped;

@@ -3,7 +3,7 @@
 //! invalidations name none, so every database's entry goes), flushes; and
 //! what the cache holds per database, for `INFO keyspace`.
 
-use crate::cache::Lru;
+use crate::cache::{Lru, KIND_BASE};
 
 use super::super::{LinkState, Value};
 use super::{CacheState, ReadThrough};
@@ -48,11 +48,15 @@ impl ReadThrough {
     pub(in crate::service) fn invalidate(&self, keys: &[&[u8]]) {
         let hashes: Vec<u64> = keys.iter().map(|key| self.hasher.hash(key)).collect();
         let mut dropped = Vec::new();
+        let mut files = Vec::new();
         {
             let mut state = self.lock();
             for (key, hash) in keys.iter().zip(hashes) {
-                state.lru.remove_everywhere(hash, key, &mut dropped);
+                let lru = &mut state.lru;
+                lru.remove_everywhere_filed(hash, key, &mut dropped, Some(&mut files));
                 state.flights.mark_stale_everywhere(key);
+                // Replies filed under the key, and reply fetches reading it.
+                self.replies_changed(&mut state, key, &mut files, &mut dropped);
             }
             self.metrics.set_entries(state.lru.len(), state.lru.bytes());
         }
@@ -86,11 +90,19 @@ impl ReadThrough {
     /// out: O(databases in use), under the lock.
     pub(in crate::service) fn entries_by_db(&self) -> Vec<(i64, usize)> {
         let counts = self.lock().lru.entries_by_db();
+        // Replies and their files count in the database they were read in.
         let mut counts: Vec<(i64, usize)> = counts
             .into_iter()
-            .map(|(db, n)| (self.redis_db(db), n))
+            .map(|(db, n)| (self.redis_db(db & (KIND_BASE - 1)), n))
             .collect();
         counts.sort_unstable();
+        counts.dedup_by(|later, first| {
+            let same = later.0 == first.0;
+            if same {
+                first.1 += later.1;
+            }
+            same
+        });
         counts
     }
 }

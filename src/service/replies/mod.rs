@@ -1,0 +1,229 @@
+//! Replies of every cacheable read, of any type (issue #22): the service's
+//! side. A request the command table calls cacheable, and CACHE_COMMANDS
+//! names, is looked up by its canonical bytes (`request.rs`) in the
+//! client's database and protocol; on a miss one fetch (`fetch.rs`: the
+//! request and the PTTL of each of its keys, pipelined) answers every
+//! identical read in flight and fills the cache, the reply filed under
+//! each of its keys so a change of any of them drops it
+//! (`read_through/replies.rs`, `read_through/filing.rs`).
+//!
+//! GET and MGET keep their own path (`Service::get`): their hit cost is
+//! not touched by any of this.
+
+mod fetch;
+mod request;
+
+use std::time::{Duration, Instant};
+
+use crate::cache::Db;
+use crate::commands::{Class, Command, CommandTable, KeyRef};
+
+use super::forward::Client;
+use super::read_through::Probe;
+use super::{hit, Found, ReadError, Service, Source, Value, SHARED_ABOVE};
+
+pub use request::CacheCommands;
+
+/// What the RESP event loop's lookup of a read found
+/// ([`Service::lookup_reply`]).
+pub enum ReplyLookup {
+    /// A fresh cached reply, appended: Redis's bytes for the client's
+    /// protocol.
+    Hit,
+    /// Not cached now: a worker reads it through the cache.
+    Miss,
+    /// Not a read whose reply is cached: forwarded as any request.
+    Uncached,
+}
+
+/// What a cacheable request is cached under: its reply database, its
+/// canonical bytes, and where its keys are in the argv.
+struct Plan {
+    reply_db: Db,
+    request: Vec<u8>,
+    keys: Vec<KeyRef>,
+}
+
+impl Service {
+    /// Whether request `args` (the command name first, any case) has its
+    /// reply cached: a command CACHE_COMMANDS names, which Redis's table
+    /// calls a read whose reply depends only on its keys (see
+    /// `commands::Class::Cacheable`), with keys the table can find. False
+    /// while the table has not been read (it is read on a worker, by the
+    /// first forwarded request or [`Service::read_reply`]).
+    #[allow(dead_code)] // The HTTP front end's (issue #22); the RESP loop asks lookup_reply.
+    pub fn is_cacheable(&self, args: &[&[u8]]) -> bool {
+        if !self.cache_commands.names(args) {
+            return false;
+        }
+        match self.backend.commands_known() {
+            Some(table) => self.cacheable(&table, args).is_some(),
+            None => false,
+        }
+    }
+
+    /// Whether CACHE_COMMANDS names the command of `args` (any case): a
+    /// cheap first test, on the stack, before the command table is asked
+    /// ([`Service::lookup_reply`]).
+    pub fn names_cached(&self, args: &[&[u8]]) -> bool {
+        self.cache_commands.names(args)
+    }
+
+    /// The command `args` runs, if its reply may be cached (CACHE_COMMANDS
+    /// naming it is checked by the caller).
+    fn cacheable<'t>(&self, table: &'t CommandTable, args: &[&[u8]]) -> Option<&'t Command> {
+        let command = table.lookup(args)?;
+        let cacheable = command.arity_fits(args.len())
+            && command.class(args) == Class::Cacheable
+            && command.has_keys();
+        cacheable.then_some(command)
+    }
+
+    /// Reads request `args` for `client` through the cache: a fresh cached
+    /// reply, or one fetched from Redis (coalesced with identical reads in
+    /// flight, and stored unless a change of any of its keys raced it).
+    /// Blocking: for worker threads. `Found.value.bytes()` is Redis's reply
+    /// byte for byte in the client's protocol (RESP3 if `client.resp3`), in
+    /// its database.
+    ///
+    /// Redis's error replies (`-WRONGTYPE ...`, `-ERR ...`, `-MOVED` and
+    /// the like; RESP3 blob errors) come back as `Ok`, their bytes as Redis
+    /// sent them, never cached: a RESP front end relays them as they are,
+    /// HTTP tells them by their first byte (`-` or `!`). `Err` is the
+    /// proxy's failure to get a reply at all (Redis unreachable, or silent
+    /// within REDIS_TIMEOUT_MS), after stale-if-error found nothing.
+    ///
+    /// A request that is not cacheable ([`Service::is_cacheable`]) is
+    /// forwarded as a client's would be (a write's keys dropped) and its
+    /// reply returned, nothing stored; a failure to deliver it is then the
+    /// proxy's `-ERR` reply, as `Ok` too.
+    pub fn read_reply(&self, client: Client, args: &[&[u8]]) -> Result<Found, ReadError> {
+        let table = self.commands()?;
+        let plan = Some(())
+            .filter(|()| self.cache_commands.names(args))
+            .and_then(|()| self.cacheable(&table, args))
+            .and_then(|command| self.reply_plan(command, client, args));
+        drop(table);
+        let Some(plan) = plan else {
+            return self.fetch_uncached(client, args);
+        };
+        let keys: Vec<&[u8]> = plan.keys.iter().map(|k| args[k.index]).collect();
+        let read = match self.core.reply_probe(plan.reply_db, &plan.request, &keys) {
+            Probe::Hit(value, life) => {
+                self.metrics.hit();
+                Ok(hit(value, life))
+            }
+            Probe::Lead(flight) => {
+                self.metrics.miss();
+                self.lead_reply(client, args, (&plan, &keys), &flight)
+            }
+            Probe::Follow(flight) => {
+                self.metrics.miss();
+                self.metrics.coalesced();
+                self.reply_found(flight.wait(self.wait_limit))
+            }
+        };
+        match read {
+            Err(err @ (ReadError::Unavailable(_) | ReadError::Timeout(_)))
+                if self.core.keeps_stale() =>
+            {
+                match self.core.reply_stale(plan.reply_db, &plan.request) {
+                    Some((value, life)) => {
+                        self.metrics.stale_served();
+                        Ok(Found {
+                            value,
+                            source: Source::Stale,
+                            fresh_for: Duration::ZERO,
+                            age: life.age,
+                        })
+                    }
+                    None => Err(err),
+                }
+            }
+            read => read,
+        }
+    }
+
+    /// The RESP event loop's lookup of request `args` for `client`, which
+    /// [`Service::names_cached`] let through, without Redis and without
+    /// waiting: a fresh cached reply, its bytes appended to `out` (counted
+    /// as a hit; a small one copied under the lock, so nothing is
+    /// allocated for it), a miss for a worker to read with
+    /// [`Service::read_reply`] (which counts it; also while the command
+    /// table is not read yet: the worker reads it), or not cacheable
+    /// (forwarded as any request). `at`: the loop's reading of the clock
+    /// when the request came.
+    pub fn lookup_reply(
+        &self,
+        client: Client,
+        args: &[&[u8]],
+        at: Instant,
+        out: &mut Vec<u8>,
+    ) -> ReplyLookup {
+        let Some(table) = self.backend.commands_known() else {
+            return ReplyLookup::Miss;
+        };
+        let Some(command) = self.cacheable(&table, args) else {
+            return ReplyLookup::Uncached;
+        };
+        // Near the bounds, a hit keeps its keys' files recent (see
+        // `ReadThrough::touch_files`); otherwise it costs nothing.
+        let mut touch: Vec<&[u8]> = Vec::new();
+        if self.core.near_full() {
+            let mut refs = Vec::new();
+            if command.keys(args, &mut refs).is_ok() {
+                touch.extend(refs.iter().map(|r| args[r.index]));
+            }
+        }
+        drop(table);
+        let Some(reply_db) = self.core.reply_db(client.db, client.resp3) else {
+            return ReplyLookup::Uncached;
+        };
+        let now = self.core.time_at(at);
+        let take = |value: &Value| match value.bytes().len() <= SHARED_ABOVE {
+            true => {
+                out.extend_from_slice(value.bytes());
+                None
+            }
+            false => Some(value.clone()),
+        };
+        let cached = request::with_encoded(args, |request| {
+            self.core
+                .reply_cached_with((reply_db, request), (now, &touch), take)
+        });
+        match cached {
+            Some((shared, _)) => {
+                if let Some(value) = shared {
+                    out.extend_from_slice(value.bytes());
+                }
+                self.metrics.hit();
+                ReplyLookup::Hit
+            }
+            None => ReplyLookup::Miss,
+        }
+    }
+
+    /// Where `args`'s reply is cached, if it can be: its keys found, each
+    /// under INVALIDATION_PREFIXES and MAX_KEY_BYTES, its database small
+    /// enough to carry the kind bits.
+    fn reply_plan(&self, command: &Command, client: Client, args: &[&[u8]]) -> Option<Plan> {
+        let mut keys = Vec::new();
+        command.keys(args, &mut keys).ok()?;
+        if keys.is_empty()
+            || keys
+                .iter()
+                .any(|k| args[k.index].len() > self.max_key_bytes)
+        {
+            return None;
+        }
+        let reply_db = self.core.reply_db(client.db, client.resp3)?;
+        Some(Plan {
+            reply_db,
+            request: request::encode(args),
+            keys,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,109 @@
+//! A request's canonical bytes, the key its reply is cached under, and
+//! CACHE_COMMANDS' names.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+
+/// Longest command name compared (longer ones are no command).
+const MAX_NAME: usize = 64;
+
+/// The canonical bytes of request `args`: the command name lower-cased,
+/// then each argument, each preceded by its length (4 bytes,
+/// little-endian), so two requests that differ in any argument, or only
+/// in how they split into arguments, never share bytes, and a name's case
+/// does not matter (Redis's doesn't).
+pub(super) fn encode(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(args.iter().map(|a| a.len() + 4).sum());
+    encode_into(args, &mut out);
+    out
+}
+
+fn encode_into(args: &[&[u8]], out: &mut Vec<u8>) {
+    out.clear();
+    for (i, arg) in args.iter().enumerate() {
+        // RESP_MAX_REQUEST_BYTES (512 MiB at most) bounds an argument.
+        out.extend_from_slice(&(arg.len() as u32).to_le_bytes());
+        let start = out.len();
+        out.extend_from_slice(arg);
+        if i == 0 {
+            out[start..].make_ascii_lowercase();
+        }
+    }
+}
+
+thread_local! {
+    /// Where a lookup encodes its request: reused, so a hit allocates
+    /// nothing once the thread has seen a request as long.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on the canonical bytes of `args`, encoded into this thread's
+/// scratch buffer.
+pub(super) fn with_encoded<T>(args: &[&[u8]], f: impl FnOnce(&[u8]) -> T) -> T {
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buf) => {
+            encode_into(args, &mut buf);
+            let result = f(&buf);
+            // A huge request's buffer is not kept.
+            if buf.capacity() > 1 << 16 {
+                *buf = Vec::new();
+            }
+            result
+        }
+        // (Not reentrant: `f` never encodes; but never panic.)
+        Err(_) => f(&encode(args)),
+    })
+}
+
+/// CACHE_COMMANDS: the names of the commands whose replies are cached,
+/// checked first and cheaply (a forwarded write pays one small hash of
+/// its name, on the stack), before the command table is asked.
+#[derive(Debug, Default)]
+pub struct CacheCommands(HashSet<Box<[u8]>, foldhash::fast::FixedState>);
+
+impl CacheCommands {
+    /// The set of `names` (lower case).
+    pub fn new(names: &[String]) -> CacheCommands {
+        CacheCommands(names.iter().map(|n| n.as_bytes().into()).collect())
+    }
+
+    /// Whether request `args` names one of them (any case).
+    pub fn names(&self, args: &[&[u8]]) -> bool {
+        let Some(name) = args.first() else {
+            return false;
+        };
+        if self.0.is_empty() {
+            return false;
+        }
+        let mut buf = [0u8; MAX_NAME];
+        let Some(lower) = buf.get_mut(..name.len()) else {
+            return false;
+        };
+        lower.copy_from_slice(name);
+        lower.make_ascii_lowercase();
+        self.0.contains(&*lower)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_differing_in_any_way_but_the_name_case_differ() {
+        let a = encode(&[b"HGET", b"h", b"f"]);
+        assert_eq!(a, encode(&[b"hget", b"h", b"f"]));
+        assert_ne!(a, encode(&[b"hget", b"hf", b""]));
+        assert_ne!(a, encode(&[b"hget", b"h", b"F"]));
+        assert_eq!(with_encoded(&[b"HGET", b"h", b"f"], |r| r.to_vec()), a);
+    }
+
+    #[test]
+    fn names_are_matched_in_any_case() {
+        let names = CacheCommands::new(&["hgetall".to_owned()]);
+        assert!(names.names(&[b"HGetAll", b"k"]));
+        assert!(!names.names(&[b"hget", b"k"]));
+        assert!(!names.names(&[]));
+        assert!(!CacheCommands::default().names(&[b"hgetall"]));
+    }
+}
