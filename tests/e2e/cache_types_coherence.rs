@@ -6,12 +6,12 @@
 //! reached Redis is read off its own `INFO commandstats`.
 
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::cache_types::{answers_within_patience, miss_then_hit, reset_stats};
 use crate::common::relay::Relay;
 use crate::common::resp_wire::{encode_line, show, Wire};
-use crate::common::{eventually, InProcess, RedisServer};
+use crate::common::{eventually, InProcess, RedisServer, PATIENCE};
 
 const RESP: (&str, &str) = ("RESP_PORT", "auto");
 
@@ -49,19 +49,33 @@ fn identical_concurrent_hgetalls_behind_a_slow_redis_reach_it_once() {
         &[RESP, ("WORKERS", "20"), ("REDIS_TIMEOUT_MS", "10000")],
     );
     proxy.wait_for_link("up");
+    // A cacheable read first: the proxy reads Redis's command table on the
+    // first one, and has a pooled connection ready after it.
+    let addr = proxy.resp_addr();
+    assert_eq!(Wire::connect(addr).call("HGETALL warm-up"), b"*0\r\n");
     let coalesced = proxy.metric("redis_proxy_coalesced_total");
     reset_stats(&redis);
     // Redis holds every request (the invalidation link's aside): the first
     // HGETALL waits there, and the others on it.
     relay.hold();
-    let addr = proxy.resp_addr();
     let readers: Vec<_> = (0..READERS)
         .map(|_| thread::spawn(move || Wire::connect(addr).call("HGETALL hot")))
         .collect();
-    eventually("15 HGETALLs waiting on the first one's read", || {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
         let waiting = proxy.metric("redis_proxy_coalesced_total") - coalesced;
-        (waiting == (READERS - 1) as f64).then_some(())
-    });
+        if waiting == (READERS - 1) as f64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{waiting} HGETALLs of {READERS} wait on the first one's read \
+             ({} requests held at Redis; {} misses)",
+            relay.in_flight(),
+            proxy.metric("redis_proxy_cache_misses_total"),
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
     relay.release();
     for reader in readers {
         assert_eq!(show(&reader.join().expect("reader")), show(&want));
@@ -74,9 +88,9 @@ fn sinter_sunion_and_sdiff_are_dropped_by_a_write_to_either_key() {
     // (read over keys A and B, A's members, B's members, a write to A and a
     // write to B that each change the read's answer)
     let ops: [(&str, &str, &str, &str, &str); 3] = [
-        ("SINTER", "x y c", "c d", "SREM A c", "SREM B c"),
-        ("SUNION", "x y", "c", "SADD A n", "SADD B m"),
-        ("SDIFF", "x c", "c", "SADD A n", "SADD B x"),
+        ("SINTER", "x y c", "c d", "SREM $A c", "SREM $B c"),
+        ("SUNION", "x y", "c", "SADD $A n", "SADD $B m"),
+        ("SDIFF", "x c", "c", "SADD $A n", "SADD $B x"),
     ];
     let redis = RedisServer::start();
     let key = |op: &str, which: &str, written: &str| format!("{op}:{written}:{which}");
@@ -101,7 +115,7 @@ fn sinter_sunion_and_sdiff_are_dropped_by_a_write_to_either_key() {
             let read = format!("{op} {a} {b}");
             let before = direct(&redis, &read);
             assert_right(miss_then_hit(&redis, &mut through, &read, &before));
-            let write = write.replace('A', &a).replace('B', &b);
+            let write = write.replace("$A", &a).replace("$B", &b);
             assert!(!direct(&redis, &write).starts_with(b"-"), "{write}");
             let after = direct(&redis, &read);
             assert_ne!(after, before, "{write} does not change {read}");
