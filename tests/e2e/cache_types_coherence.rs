@@ -8,8 +8,8 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::cache_types::{answers_within_patience, miss_then_hit, reset_stats};
 use crate::common::relay::Relay;
+use crate::common::reply_cache::{answers_within_patience, miss_then_hit, reset_stats};
 use crate::common::resp_wire::{encode_line, show, Wire};
 use crate::common::{eventually, InProcess, RedisServer, PATIENCE};
 

@@ -8,7 +8,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::cache_types::{calls, miss_then_hit, reset_stats, start, CASES};
+use crate::cache_types::{start, CASES};
+use crate::common::reply_cache::{calls, miss_then_hit, reset_stats};
 use crate::common::resp_wire::{show, Wire};
 use crate::common::{proxy_binary, InProcess, RedisServer, TempDir, PATIENCE};
 
