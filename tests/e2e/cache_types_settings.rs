@@ -36,6 +36,17 @@ fn cache_commands_minus_hgetall_sends_every_hgetall_to_redis() {
 }
 
 #[test]
+fn cache_commands_minus_get_and_mget_sends_them_to_redis() {
+    // GET and MGET are in the default list like the rest: dropped, they
+    // reach Redis each time (their cache has a path of its own).
+    let (redis, proxy) = start(&[("CACHE_COMMANDS", "-GET,-MGET")]);
+    let mut through = Wire::connect(proxy.resp_addr());
+    assert_eq!(calls_for(&redis, &mut through, "GET str:get", 3), 3);
+    assert!(calls_for(&redis, &mut through, "MGET str:m1 str:m2", 3) >= 3);
+    assert_eq!(calls_for(&redis, &mut through, "HGET h:get f", 3), 1);
+}
+
+#[test]
 fn cache_commands_plus_geopos_caches_a_read_beyond_the_default_list() {
     let redis = RedisServer::start();
     let _: i64 = redis.cmd(&["GEOADD", "geo", "13.361389", "38.115556", "Palermo"]);
