@@ -30,6 +30,10 @@
 #      through the proxy, and without: reads per second, and staleness at
 #      the application
 #   9. memory per cached key, next to Redis's for the same keys (MEMORY_KEYS)
+#  10. reads of every type (scripts/bench_types.sh): -t lrange_100 at Redis
+#      and from the cache, HGETALL hits against GET hits of the same size,
+#      memory per cached hash against Redis's. BENCH_TYPES=0 skips it;
+#      BENCH_ONLY=types runs it alone and prints its figures.
 #
 # The table's requests per second are also drawn as an SVG bar chart in
 # target/bench/bench.svg (scripts/bench_chart.sh).
@@ -211,6 +215,8 @@ print_table() {
         if (name[i] == "cluster_hits" && ("proxy_hits" in idx)) ratio = sprintf("%.2f of proxy_hits", rps[i] / rps[idx["proxy_hits"]])
         if (name[i] == "cluster_misses" && ("proxy_misses" in idx)) ratio = sprintf("%.2f of proxy_misses", rps[i] / rps[idx["proxy_misses"]])
         if (name[i] ~ /^fwd_/) { r = name[i]; sub(/^fwd_/, "redis_", r); if (r in idx) ratio = sprintf("%.2f of %s", rps[i] / rps[idx[r]], r) }
+        if (name[i] == "resp_lrange" && ("redis_lrange" in idx)) ratio = sprintf("%.2fx redis_lrange (goal >= 1.5x)", rps[i] / rps[idx["redis_lrange"]])
+        if (name[i] == "resp_hgetall" && ("resp_get_same" in idx)) ratio = sprintf("%.2f of resp_get_same (goal >= 1.0)", rps[i] / rps[idx["resp_get_same"]])
         if (name[i] == "hits_ttl_only" && ("proxy_hits" in idx)) ratio = sprintf("tracking on: %.2f of this", rps[idx["proxy_hits"]] / rps[i])
         printf "| %-13s | %12.0f | %10s | %10s | %7s | %9s | %9s | %-44s |\n", name[i], rps[i], p50[i], p99[i], err[i], (cpu[i] == "-" ? "-" : cpu[i] " us"), (name[i] in instr ? instr[name[i]] : "-"), ratio
       }
@@ -236,6 +242,15 @@ if [ "${BENCH_ONLY:-}" = writes ]; then
     grep "^$name " "$rounds" | sort -g -k2 | awk '{line[NR] = $0} END {print line[int((NR + 1) / 2)]}' >>"$results"
   done
   print_table
+  exit 0
+fi
+
+. scripts/bench_types.sh
+if [ "${BENCH_ONLY:-}" = types ]; then
+  echo "== 10 reads of every type, alone (BENCH_ONLY=types)"
+  bench_types "$redis_port"
+  print_table
+  cat "$work/types.out"
   exit 0
 fi
 
@@ -419,6 +434,11 @@ REDIS_URL="redis://127.0.0.1:$mem_redis_port" RESP_ADDR="127.0.0.1:$resp_port" P
   KEYS="${MEMORY_KEYS:-1000000}" VALUE_SIZE="$VALUE_SIZE" target/release/examples/memory >"$work/memory.out"
 kill "${pids[-1]}"
 
+if [ "${BENCH_TYPES:-1}" != 0 ]; then
+  echo "== 10 reads of every type: LRANGE and HGETALL from the cache, memory per cached hash"
+  bench_types "$redis_port"
+fi
+
 echo
 print_table
 # The same figures as a chart, beside the table (scripts/bench_chart.sh).
@@ -430,4 +450,5 @@ echo
 cat "$work/staleness.out"
 cat "$work/bcast.out"
 cat "$work/memory.out"
+[ ! -f "$work/types.out" ] || cat "$work/types.out"
 cat "$work/client_cache.out"

@@ -13,6 +13,7 @@ pub mod proxy;
 pub mod readers;
 pub mod redis_server;
 pub mod relay;
+pub mod reply_cache;
 pub mod resp_conn;
 pub mod resp_wire;
 pub mod sentinel;
