@@ -56,10 +56,7 @@ impl Service {
             Err(BackendError::Timeout(_)) => BackendResult::Timeout,
             Err(BackendError::Reply(_)) => BackendResult::ErrorReply,
         };
-        self.metrics.backend_call(result, started.elapsed());
-        if let Err(err) = &fetched {
-            self.backend_warnings.warn(format_args!("{err}"));
-        }
+        self.backend_called(result, started, fetched.as_ref().err());
         let outcome = match fetched {
             Ok(Read { value: None, .. }) => Ok(None),
             Ok(Read {
@@ -73,6 +70,20 @@ impl Service {
         };
         guard.finish(outcome.clone());
         self.as_found(outcome)
+    }
+
+    /// Counts a fetch from Redis begun at `started` (GET's or a reply's)
+    /// and logs its failure, rate-limited: an outage does not flood the log.
+    pub(super) fn backend_called(
+        &self,
+        result: BackendResult,
+        started: Instant,
+        err: Option<&impl std::fmt::Display>,
+    ) {
+        self.metrics.backend_call(result, started.elapsed());
+        if let Some(err) = err {
+            self.backend_warnings.warn(format_args!("{err}"));
+        }
     }
 
     /// When a key read at `sent` ends in Redis, from its `PTTL`.

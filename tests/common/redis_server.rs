@@ -231,6 +231,18 @@ impl RedisServer {
 }
 
 impl RedisServer {
+    /// The proxy's invalidation link's client id, from CLIENT LIST: for
+    /// tests that kill the link with CLIENT KILL ID.
+    #[allow(dead_code)] // Not every test binary kills the link.
+    pub fn link_id(&self) -> String {
+        let list: String = self.cmd(&["CLIENT", "LIST"]);
+        list.lines()
+            .find(|l| l.contains("name=redis-proxy-invalidation"))
+            .and_then(|l| l.split_whitespace().find_map(|f| f.strip_prefix("id=")))
+            .expect("the invalidation link in CLIENT LIST")
+            .to_owned()
+    }
+
     /// The dump file's name, unique to this process and port.
     fn dump_file(&self) -> String {
         format!("redis-proxy-test-{}-{}.rdb", std::process::id(), self.port)

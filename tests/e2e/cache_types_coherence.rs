@@ -294,16 +294,6 @@ fn a_fill_racing_a_write_is_answered_but_not_kept() {
     assert_right(miss_then_hit(&redis, &mut through, "HGETALL race", new));
 }
 
-/// The invalidation link's client id, from Redis's CLIENT LIST.
-fn link_id(redis: &RedisServer) -> String {
-    let list: String = redis.cmd(&["CLIENT", "LIST"]);
-    list.lines()
-        .find(|l| l.contains("name=redis-proxy-invalidation"))
-        .and_then(|l| l.split_whitespace().find_map(|f| f.strip_prefix("id=")))
-        .expect("the invalidation link in CLIENT LIST")
-        .to_owned()
-}
-
 #[test]
 fn a_lost_link_drops_cached_replies_even_if_a_write_follows_at_once() {
     let redis = RedisServer::start();
@@ -322,7 +312,7 @@ fn a_lost_link_drops_cached_replies_even_if_a_write_follows_at_once() {
     let before = proxy.metric(flushes);
     // Killed, then written before the proxy could have linked again: this
     // write is never announced.
-    let id = link_id(&redis);
+    let id = redis.link_id();
     let mut wire = Wire::connect(redis.addr());
     wire.send(&encode_line(&format!("CLIENT KILL ID {id}")));
     wire.send(&encode_line("RPUSH lost c"));

@@ -172,22 +172,12 @@ fn a_fill_racing_a_write_is_not_stored() {
     assert_eq!(reply.body, b"new");
 }
 
-/// The link's client id, from Redis's CLIENT LIST.
-fn link_id(redis: &RedisServer) -> String {
-    let list: String = redis.cmd(&["CLIENT", "LIST"]);
-    list.lines()
-        .find(|l| l.contains("name=redis-proxy-invalidation"))
-        .and_then(|l| l.split_whitespace().find_map(|f| f.strip_prefix("id=")))
-        .expect("the invalidation link in CLIENT LIST")
-        .to_owned()
-}
-
 #[test]
 fn a_killed_link_drops_the_cache_even_if_a_write_follows_at_once() {
     let (redis, proxy) = start();
     redis.set("k", "old");
     cache(&proxy, "k", "old");
-    let id = link_id(&redis);
+    let id = redis.link_id();
     // Killed, then written before the proxy could have relinked: this
     // write is never announced.
     let mut conn = redis.conn();
@@ -211,7 +201,7 @@ fn a_killed_link_drops_the_cache_even_if_a_write_follows_at_once() {
     assert_eq!(reply.body, b"new");
     // It comes back by itself, and caches again.
     proxy.wait_for_link("up");
-    assert_ne!(link_id(&redis), id);
+    assert_ne!(redis.link_id(), id);
     cache(&proxy, "k", "new");
 }
 

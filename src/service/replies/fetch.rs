@@ -92,10 +92,7 @@ impl Service {
             Err(ReadError::Reply(_)) => BackendResult::ErrorReply,
             Err(ReadError::Unavailable(_)) => BackendResult::Unavailable,
         };
-        self.metrics.backend_call(result, started.elapsed());
-        if let Err(err) = &fetched {
-            self.backend_warnings.warn(format_args!("{err}"));
-        }
+        self.backend_called(result, started, fetched.as_ref().err());
         fetched?;
         let mut framer = Framer::default();
         let Ok(Some(len)) = framer.next(&out) else {
