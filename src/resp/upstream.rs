@@ -273,8 +273,10 @@ impl Upstreams {
     }
 }
 
-/// The event loop's clients, by token.
-pub type ClientMap = std::collections::HashMap<Token, Conn>;
+/// The event loop's clients, by token: looked up several times per client
+/// and turn, so with foldhash rather than std's SipHash (tokens are the
+/// loop's own numbers, nothing a client chooses).
+pub type ClientMap = std::collections::HashMap<Token, Conn, foldhash::fast::FixedState>;
 
 /// Hands `link`'s batches answered in full to their clients, in order:
 /// the service drops what each wrote and counts it before its replies
