@@ -13,11 +13,20 @@ pub fn packed(name: &[u8]) -> Option<u128> {
     if name.len() > PACKED_MAX {
         return None;
     }
-    let mut buf = [0u8; 16];
-    buf.get_mut(..name.len())?.copy_from_slice(name);
-    buf[PACKED_MAX] = name.len() as u8;
-    buf.make_ascii_lowercase();
-    Some(u128::from_le_bytes(buf))
+    // Built a byte at a time (no call to copy a few bytes), then every
+    // byte lower-cased at once: bit 7 of each byte of `upper` says it is
+    // an ASCII capital (at least `A`, not past `Z`, and not a byte of 128
+    // or more), and its bit 5 is then set.
+    const ONES: u128 = u128::MAX / 0xff;
+    let bytes = name
+        .iter()
+        .rev()
+        .fold(0u128, |packed, &b| packed << 8 | u128::from(b));
+    let low = bytes & (ONES * 0x7f);
+    let at_least_a = low + ONES * u128::from(0x80 - b'A');
+    let past_z = low + ONES * u128::from(0x80 - b'Z' - 1);
+    let upper = at_least_a & !past_z & !bytes & (ONES * 0x80);
+    Some((bytes | upper >> 2) | (name.len() as u128) << (8 * PACKED_MAX))
 }
 
 /// [`packed`] of a name known when compiling (in lower case); a longer
@@ -56,5 +65,19 @@ mod tests {
         );
         assert_eq!(packed(b"abcdefghijklmnop"), None);
         assert_eq!(packed(&[b'x'; 300]), None);
+        // Only ASCII capitals change, as `make_ascii_lowercase` does.
+        for b in 0..=255u8 {
+            let name = [b'a', b, b'Z', 0xff];
+            let mut lower = name;
+            lower.make_ascii_lowercase();
+            let mut expected = [0u8; 16];
+            expected[..4].copy_from_slice(&lower);
+            expected[PACKED_MAX] = 4;
+            assert_eq!(
+                packed(&name),
+                Some(u128::from_le_bytes(expected)),
+                "byte {b}"
+            );
+        }
     }
 }
