@@ -9,6 +9,7 @@
 //! with the reply.
 
 mod keys;
+mod name;
 mod parse;
 #[cfg(test)]
 mod tests;
@@ -18,6 +19,7 @@ use std::collections::HashMap;
 use redis::Value;
 
 pub use keys::{KeyRef, NoKeys, KEY_FLAG_NAMES};
+pub use name::{packed, packed_const, PACKED_MAX};
 pub use parse::ParseError;
 
 use keys::{KeySpec, NOT_KEY};

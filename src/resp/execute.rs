@@ -147,7 +147,7 @@ impl Conn {
                         // Room for what was read (a pipeline is pushed
                         // whole), up to a batch's bound.
                         let room = (self.input.len() - consumed).min(BATCH_BYTES) + 64;
-                        let batch = batch.get_or_insert_with(|| Batch::with_capacity(room));
+                        let batch = batch.get_or_insert_with(|| upstreams.batch(room));
                         let engaged = self.session.transaction.engaged();
                         // With RESP_FORWARD=reads, MULTI and WATCH are
                         // refused: no transaction begins.

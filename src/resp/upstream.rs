@@ -37,6 +37,10 @@ const FIRST_TOKEN: usize = usize::MAX / 2;
 const UNSENT_LIMIT: usize = OUTPUT_HIGH_WATER;
 /// How long after a failed open the next is tried (meanwhile, workers).
 const RETRY: Duration = Duration::from_secs(1);
+/// Answered batches kept for reuse, and the largest kept: what the spare
+/// ones hold is bounded (under 2 MiB, their lists included).
+const SPARE_BATCHES: usize = 64;
+const SPARE_BYTES: usize = 8 * 1024;
 
 /// Which clients a connection serves: their protocol (RESP3) and database.
 type Key = (bool, i64);
@@ -73,6 +77,8 @@ pub struct Upstreams {
     opened: Receiver<(Key, Result<Upstream, ReadError>)>,
     /// Clients whose replies came in, to resume.
     resume: Vec<Token>,
+    /// Batches answered, emptied, for the next ones gathered ([`Upstreams::batch`]).
+    spare: Vec<Batch>,
 }
 
 impl Upstreams {
@@ -91,6 +97,19 @@ impl Upstreams {
             opened_tx,
             opened,
             resume: Vec::new(),
+            spare: Vec::new(),
+        }
+    }
+
+    /// An empty batch with room for about `bytes` of requests: one whose
+    /// replies came in, if any, rather than three new lists.
+    pub fn batch(&mut self, bytes: usize) -> Batch {
+        match self.spare.pop() {
+            Some(mut batch) => {
+                batch.reserve(bytes);
+                batch
+            }
+            None => Batch::with_capacity(bytes),
         }
     }
 
@@ -195,7 +214,8 @@ impl Upstreams {
         let mut failure = link.upstream.flush().err().map(ReadError::from);
         if failure.is_none() {
             let read = link.upstream.read(chunk).map_err(ReadError::from);
-            failure = deliver(link, &self.service, conns, &mut self.resume).err();
+            let (resume, spare) = (&mut self.resume, &mut self.spare);
+            failure = deliver(link, &self.service, conns, resume, spare).err();
             failure = failure.or(read.err());
         }
         self.settle(i, failure, conns);
@@ -273,8 +293,10 @@ impl Upstreams {
     }
 }
 
-/// The event loop's clients, by token.
-pub type ClientMap = std::collections::HashMap<Token, Conn>;
+/// The event loop's clients, by token: looked up several times per client
+/// and turn, so with foldhash rather than std's SipHash (tokens are the
+/// loop's own numbers, nothing a client chooses).
+pub type ClientMap = std::collections::HashMap<Token, Conn, foldhash::fast::FixedState>;
 
 /// Hands `link`'s batches answered in full to their clients, in order:
 /// the service drops what each wrote and counts it before its replies
@@ -286,6 +308,7 @@ fn deliver(
     service: &Service,
     conns: &mut ClientMap,
     resume: &mut Vec<Token>,
+    spare: &mut Vec<Batch>,
 ) -> Result<(), ReadError> {
     while let Some(head) = link.pending.front() {
         let Some((replies, errors)) = link.upstream.take(head.batch.len())? else {
@@ -298,6 +321,11 @@ fn deliver(
         if let Some(conn) = conns.get_mut(&token) {
             conn.deliver(replies, None, true);
             resume.push(token);
+        }
+        if spare.len() < SPARE_BATCHES && batch.capacity() <= SPARE_BYTES {
+            let mut batch = batch;
+            batch.clear();
+            spare.push(batch);
         }
     }
     link.upstream.compact();

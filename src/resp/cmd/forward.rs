@@ -9,7 +9,7 @@ use crate::config::Forwarding;
 use crate::service::{Batch, Client, Held, Lane, Queued, Service};
 
 use super::super::session::Session;
-use super::COMMANDS;
+use super::{own_index, COMMANDS};
 
 /// Whether request `args` (the command name first) goes to Redis rather
 /// than being answered here: anything the proxy does not serve itself
@@ -28,10 +28,7 @@ pub fn forwards(args: &[&[u8]], session: &Session, service: &Service, resp2: boo
     {
         return false;
     }
-    match COMMANDS
-        .iter()
-        .find(|(spec, _)| name.eq_ignore_ascii_case(spec.name.as_bytes()))
-    {
+    match own_index(name).map(|i| &COMMANDS[i]) {
         None => true,
         Some((spec, _)) => match spec.name {
             // Redis's own answers about its commands and settings, which

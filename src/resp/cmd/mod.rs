@@ -28,6 +28,7 @@ mod server;
 
 use std::time::Instant;
 
+use crate::commands::{packed, packed_const};
 use crate::service::Service;
 
 use super::reply::Replies;
@@ -76,6 +77,25 @@ pub const COMMANDS: &[(&Spec, Handler)] = &[
 
 // `INFO commandstats` counts commands by their index in [`COMMANDS`].
 const _: () = assert!(COMMANDS.len() <= crate::metrics::MAX_COMMANDS);
+
+/// [`COMMANDS`]' names packed ([`packed`]), in the same order.
+const PACKED: [u128; COMMANDS.len()] = {
+    let mut out = [0; COMMANDS.len()];
+    let mut i = 0;
+    while i < COMMANDS.len() {
+        out[i] = packed_const(COMMANDS[i].0.name);
+        i += 1;
+    }
+    out
+};
+
+/// Where request name `name` (any case) is in [`COMMANDS`]: every
+/// request's name is matched so, a forwarded write's included, as one
+/// number compared with each.
+pub fn own_index(name: &[u8]) -> Option<usize> {
+    let key = packed(name)?;
+    PACKED.iter().position(|&own| own == key)
+}
 
 /// The index of command `name` in [`COMMANDS`], for its counts.
 fn index_of(name: &str) -> usize {
@@ -163,9 +183,7 @@ pub fn execute(
         service,
         peers,
     };
-    let index = COMMANDS
-        .iter()
-        .position(|(spec, _)| name.eq_ignore_ascii_case(spec.name.as_bytes()));
+    let index = own_index(name);
     let command = index.map(|i| &COMMANDS[i]);
     // Whether the command ran, or was refused before (`rejected_calls`).
     let mut ran = false;

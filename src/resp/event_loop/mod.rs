@@ -15,7 +15,6 @@
 //! reply, nothing more of its input is executed; the reply is appended when
 //! it arrives and the connection resumes.
 
-use std::collections::HashMap;
 use std::io::{self, ErrorKind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
@@ -33,11 +32,11 @@ use crate::service::Service;
 mod accept;
 
 use super::cmd::{Peers, Registry};
-use super::conn::{Conn, ReadOutcome, State, LINGER};
+use super::conn::{ReadOutcome, State, LINGER};
 use super::dedicated::Dedicated;
 use super::lanes::Next;
 use super::tracking::{self, Tracker};
-use super::upstream::Upstreams;
+use super::upstream::{ClientMap, Upstreams};
 use super::workers::{self, Done, WorkQueue};
 use super::RespSettings;
 
@@ -97,7 +96,7 @@ impl EventLoop {
         let stopping = Arc::new(AtomicBool::new(false));
         let mut event_loop = Loop {
             poll,
-            conns: HashMap::new(),
+            conns: ClientMap::default(),
             next_token: 2,
             next_id: 0,
             settings,
@@ -140,7 +139,7 @@ impl EventLoop {
 
 struct Loop {
     poll: Poll,
-    conns: HashMap<Token, Conn>,
+    conns: ClientMap,
     next_token: usize,
     next_id: u64,
     settings: RespSettings,

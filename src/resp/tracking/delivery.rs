@@ -15,6 +15,7 @@ use mio::{Token, Waker};
 
 use crate::resp::conn::Conn;
 use crate::resp::reply::Protocol;
+use crate::resp::upstream::ClientMap;
 use crate::service::{Change, ChangeListener, Service};
 
 use super::messages::{invalidate_push, redir_broken_push, redirect_message};
@@ -115,12 +116,7 @@ impl Tracker {
 
     /// A connection closed: it is forgotten, and connections that sent
     /// their messages to it are told (RESP3), as Redis does.
-    pub fn closed(
-        &mut self,
-        conn: &Conn,
-        token: Token,
-        conns: &mut HashMap<Token, Conn>,
-    ) -> Vec<Token> {
+    pub fn closed(&mut self, conn: &Conn, token: Token, conns: &mut ClientMap) -> Vec<Token> {
         self.ids.remove(&conn.session.id);
         self.table.forget(token);
         self.set_tracking(token, false);
@@ -144,7 +140,7 @@ impl Tracker {
 
     /// After a connection's commands ran: registers its tracking changes
     /// and the keys it read. Returns connections with new messages.
-    pub fn after_execute(&mut self, token: Token, conns: &mut HashMap<Token, Conn>) -> Vec<Token> {
+    pub fn after_execute(&mut self, token: Token, conns: &mut ClientMap) -> Vec<Token> {
         let Some(conn) = conns.get_mut(&token) else {
             return Vec::new();
         };
@@ -203,7 +199,7 @@ impl Tracker {
     /// Applies the changes the service sent, [`SLICE`] keys at most; when
     /// more wait, wakes the loop to come back for them after serving the
     /// other connections. Returns connections with new messages.
-    pub fn drain(&mut self, conns: &mut HashMap<Token, Conn>) -> Vec<Token> {
+    pub fn drain(&mut self, conns: &mut ClientMap) -> Vec<Token> {
         let mut touched = Vec::new();
         let mut out = Deliveries::new();
         let mut applied = 0;
@@ -261,7 +257,7 @@ impl Tracker {
 
     /// Writes each connection its message: a push on its own connection
     /// (RESP3), or a message to the connection it redirects to.
-    fn deliver(&mut self, out: Deliveries, conns: &mut HashMap<Token, Conn>) -> Vec<Token> {
+    fn deliver(&mut self, out: Deliveries, conns: &mut ClientMap) -> Vec<Token> {
         let mut touched = Vec::new();
         for (token, keys) in out {
             let Some(conn) = conns.get_mut(&token) else {

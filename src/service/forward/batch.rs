@@ -21,11 +21,34 @@ impl Batch {
     /// An empty batch with room for about `bytes` of requests, so that
     /// pushing a client's pipeline does not grow it step by step.
     pub fn with_capacity(bytes: usize) -> Batch {
-        Batch {
-            bytes: Vec::with_capacity(bytes),
-            ends: Vec::with_capacity(16),
-            args: Vec::with_capacity(48),
-        }
+        let mut batch = Batch::default();
+        batch.reserve(bytes);
+        batch
+    }
+
+    /// Room for about `bytes` more of requests: an argument takes at least
+    /// seven bytes of a frame, a request at least fifteen; a pipeline of
+    /// short writes (SET, HSET, LPUSH: a dozen bytes an argument) then fits
+    /// without growing a list on the way.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.bytes.reserve(bytes);
+        self.args.reserve((bytes / 12).clamp(48, 4096));
+        self.ends.reserve((bytes / 40).clamp(16, 1024));
+    }
+
+    /// Emptied, its room kept, to be filled again: the event loop reuses
+    /// the batches whose replies came in rather than allocate three lists
+    /// for each new one.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.args.clear();
+        self.ends.clear();
+    }
+
+    /// The bytes it can hold without growing (a batch kept for reuse is
+    /// not a large one).
+    pub fn capacity(&self) -> usize {
+        self.bytes.capacity()
     }
 
     /// Appends one request (the command name first), encoded as a RESP

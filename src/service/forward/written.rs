@@ -16,10 +16,12 @@ impl Service {
     /// it where a write's keys cannot be known, or a flush), marking
     /// fetches in flight for them stale, and tells tracking clients.
     pub(super) fn drop_written(&self, table: &CommandTable, batch: &Batch, routes: &[Route]) {
-        let mut argv = Vec::new();
-        let mut refs: Vec<KeyRef> = Vec::new();
+        // Sized once for a batch of writes of a key each (as a pipeline of
+        // SET, HSET, LPUSH), rather than grown step by step.
+        let mut argv = Vec::with_capacity(8);
+        let mut refs: Vec<KeyRef> = Vec::with_capacity(4);
         // Borrowed from the batch: a key is copied only for a listener.
-        let mut keys: Vec<&[u8]> = Vec::new();
+        let mut keys: Vec<&[u8]> = Vec::with_capacity(routes.len());
         let mut everything = false;
         let mut lookups = Lookups::new(table);
         for (i, route) in routes.iter().enumerate() {

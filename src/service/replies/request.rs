@@ -4,6 +4,8 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 
+use crate::commands::packed;
+
 /// Longest command name compared (longer ones are no command).
 const MAX_NAME: usize = 64;
 
@@ -56,15 +58,29 @@ pub(super) fn with_encoded<T>(args: &[&[u8]], f: impl FnOnce(&[u8]) -> T) -> T {
 }
 
 /// CACHE_COMMANDS: the names of the commands whose replies are cached,
-/// checked first and cheaply (a forwarded write pays one small hash of
-/// its name, on the stack), before the command table is asked.
+/// checked first and cheaply (a forwarded write pays one lookup of its
+/// name packed into a number, [`packed`]), before the command table is
+/// asked.
 #[derive(Debug, Default)]
-pub struct CacheCommands(HashSet<Box<[u8]>, foldhash::fast::FixedState>);
+pub struct CacheCommands {
+    /// The names of at most [`PACKED_MAX`](crate::commands::PACKED_MAX)
+    /// bytes, packed.
+    short: HashSet<u128, foldhash::fast::FixedState>,
+    /// The longer ones (`zrevrangebyscore`), in lower case.
+    long: HashSet<Box<[u8]>, foldhash::fast::FixedState>,
+}
 
 impl CacheCommands {
     /// The set of `names` (lower case).
     pub fn new(names: &[String]) -> CacheCommands {
-        CacheCommands(names.iter().map(|n| n.as_bytes().into()).collect())
+        let mut set = CacheCommands::default();
+        for name in names {
+            match packed(name.as_bytes()) {
+                Some(key) => set.short.insert(key),
+                None => set.long.insert(name.as_bytes().into()),
+            };
+        }
+        set
     }
 
     /// Whether request `args` names one of them (any case).
@@ -72,7 +88,10 @@ impl CacheCommands {
         let Some(name) = args.first() else {
             return false;
         };
-        if self.0.is_empty() {
+        if let Some(key) = packed(name) {
+            return self.short.contains(&key);
+        }
+        if self.long.is_empty() {
             return false;
         }
         let mut buf = [0u8; MAX_NAME];
@@ -81,7 +100,7 @@ impl CacheCommands {
         };
         lower.copy_from_slice(name);
         lower.make_ascii_lowercase();
-        self.0.contains(&*lower)
+        self.long.contains(&*lower)
     }
 }
 
@@ -105,5 +124,10 @@ mod tests {
         assert!(!names.names(&[b"hget", b"k"]));
         assert!(!names.names(&[]));
         assert!(!CacheCommands::default().names(&[b"hgetall"]));
+        let names = CacheCommands::new(&["zrevrangebyscore".to_owned(), "get".to_owned()]);
+        assert!(names.names(&[b"ZREVRANGEBYSCORE", b"k"]));
+        assert!(names.names(&[b"Get", b"k"]));
+        assert!(!names.names(&[b"zrevrangebyscorex"]));
+        assert!(!names.names(&[b"get\0"]));
     }
 }
