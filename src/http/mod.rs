@@ -16,6 +16,7 @@
 pub mod cors;
 pub mod query;
 pub mod response;
+mod status;
 mod typed;
 mod typed_json;
 
@@ -222,10 +223,10 @@ fn route(request: &Request, service: &Service, started: Instant) -> HttpResponse
     match path {
         "/proxy" if readable => proxy(request, query, service, started),
         "/" if readable => response::build(200, b"text/html; charset=utf-8", PAGE.as_bytes()),
-        "/stats" if readable => stats(service),
+        "/stats" if readable => status::stats(service),
         "/healthz" if readable => response::json(200, &json!({ "status": "ok" })),
-        "/readyz" if readable => ready(service),
-        "/metrics" if readable => metrics(service),
+        "/readyz" if readable => status::ready(service),
+        "/metrics" if readable => status::metrics(service),
         "/proxy" | "/" | "/stats" | "/healthz" | "/readyz" | "/metrics" => {
             response::method_not_allowed(b"GET, HEAD")
         }
@@ -240,42 +241,6 @@ fn route(request: &Request, service: &Service, started: Instant) -> HttpResponse
 /// The page for browsers: a key lookup and live figures, self-contained (no
 /// external assets), served at `/`.
 const PAGE: &str = include_str!("page.html");
-
-/// The figures the page shows, as JSON.
-fn stats(service: &Service) -> HttpResponse {
-    let metrics = service.metrics();
-    let (hits, misses) = (metrics.hits(), metrics.misses());
-    let ratio = if hits + misses == 0 {
-        0.0
-    } else {
-        hits as f64 / (hits + misses) as f64
-    };
-    response::json(
-        200,
-        &json!({
-            "hits": hits,
-            "misses": misses,
-            "hit_ratio": ratio,
-            "entries": metrics.entries(),
-            "capacity": metrics.capacity(),
-            "cache_bytes": metrics.cache_bytes()[0],
-            "cache_max_bytes": metrics.cache_bytes()[1],
-            "in_flight": metrics.requests_in_flight(),
-            "queued": metrics.requests_queued().max(0),
-            "stale_served": metrics.stale_served_count(),
-            "redis": if service.ready().is_ok() { "up" } else { "down" },
-            "invalidation": service.link_state().name(),
-        }),
-    )
-}
-
-fn metrics(service: &Service) -> HttpResponse {
-    response::build(
-        200,
-        b"text/plain; version=0.0.4; charset=utf-8",
-        service.render_metrics().into_bytes(),
-    )
-}
 
 /// With PROXY_PASSWORD set, the 401 for a request that does not give it
 /// (`Authorization: Bearer <password>`, or Basic with it as the password);
@@ -369,25 +334,6 @@ fn answer_found(
             response::not_modified(key, &found, as_json, &tag)
         }
         _ => response::value(key, found, as_json, &tag),
-    }
-}
-
-fn ready(service: &Service) -> HttpResponse {
-    let invalidation = service.link_state().name();
-    match service.ready() {
-        Ok(()) => response::json(
-            200,
-            &json!({ "status": "ready", "backend": "up", "invalidation": invalidation }),
-        ),
-        Err(err) => response::json(
-            503,
-            &json!({
-                "status": "not ready",
-                "backend": "down",
-                "invalidation": invalidation,
-                "error": err.to_string(),
-            }),
-        ),
     }
 }
 
