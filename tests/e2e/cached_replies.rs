@@ -193,3 +193,25 @@ fn errors_transactions_and_cache_commands_none_reach_redis() {
     }
     assert_eq!(redis.calls("hgetall") - before, 2);
 }
+
+/// Near the bounds a hit on the RESP port keeps its key's file recent (the
+/// event loop's hit asks the command table for the keys then, away from
+/// the bounds it need not): a hot HGETALL survives a stream of GETs that
+/// would otherwise push its file out, and its reply with it.
+#[test]
+fn a_hot_reply_keeps_its_file_near_the_bounds_on_the_resp_port() {
+    let redis = RedisServer::start();
+    redis.cmd::<i64>(&["HSET", "h", "name", "ann"]);
+    for i in 0..30 {
+        redis.cmd::<String>(&["SET", &format!("k{i}"), "v"]);
+    }
+    let proxy = InProcess::start(&redis, &[RESP, ("CACHE_CAPACITY", "8")]);
+    let mut client = Wire::connect(proxy.resp.expect("RESP port"));
+    let expected = client.call("HGETALL h");
+    let before = redis.calls("hgetall");
+    for i in 0..30 {
+        assert_eq!(client.call("HGETALL h"), expected);
+        assert_eq!(redis.calls("hgetall"), before, "read {i} was a hit");
+        client.call(&format!("GET k{i}"));
+    }
+}

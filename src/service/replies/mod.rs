@@ -155,25 +155,55 @@ impl Service {
         at: Instant,
         out: &mut Vec<u8>,
     ) -> ReplyLookup {
+        // Away from the bounds (no files to keep recent), the cache is
+        // asked first: a reply is held only for a request found cacheable
+        // when it was filed, and that never changes for the same bytes
+        // (CACHE_COMMANDS is fixed; a new command table comes only with a
+        // new link, whose loss flushed the cache), so a hit need not ask
+        // the table again: no lock on it, no lookup of the name, no
+        // classing of the arguments. A miss asks it, as before.
+        let fast = self.core.reply_db(client.db, client.resp3);
+        if let Some(reply_db) = fast.filter(|_| !self.core.near_full()) {
+            if self.reply_hit(reply_db, args, (at, &[]), out) {
+                return ReplyLookup::Hit;
+            }
+        }
         let Some(table) = self.backend.commands_known() else {
             return ReplyLookup::Miss;
         };
         let Some(command) = self.cacheable(&table, args) else {
             return ReplyLookup::Uncached;
         };
-        // Near the bounds, a hit keeps its keys' files recent (see
-        // `ReadThrough::touch_files`); otherwise it costs nothing.
-        let mut touch: Vec<&[u8]> = Vec::new();
-        if self.core.near_full() {
-            let mut refs = Vec::new();
-            if command.keys(args, &mut refs).is_ok() {
-                touch.extend(refs.iter().map(|r| args[r.index]));
-            }
-        }
-        drop(table);
-        let Some(reply_db) = self.core.reply_db(client.db, client.resp3) else {
+        let Some(reply_db) = fast else {
             return ReplyLookup::Uncached;
         };
+        if !self.core.near_full() {
+            return ReplyLookup::Miss;
+        }
+        // Near the bounds, a hit keeps its keys' files recent (see
+        // `ReadThrough::touch_files`).
+        let mut refs = Vec::new();
+        let mut touch: Vec<&[u8]> = Vec::new();
+        if command.keys(args, &mut refs).is_ok() {
+            touch.extend(refs.iter().map(|r| args[r.index]));
+        }
+        drop(table);
+        match self.reply_hit(reply_db, args, (at, &touch), out) {
+            true => ReplyLookup::Hit,
+            false => ReplyLookup::Miss,
+        }
+    }
+
+    /// [`Service::lookup_reply`]'s look in the cache: a fresh reply of
+    /// `args` in `reply_db`, appended to `out` (a small one copied under
+    /// the lock) and counted as a hit; the files of `touch` kept recent.
+    fn reply_hit(
+        &self,
+        reply_db: Db,
+        args: &[&[u8]],
+        (at, touch): (Instant, &[&[u8]]),
+        out: &mut Vec<u8>,
+    ) -> bool {
         let now = self.core.time_at(at);
         let take = |value: &Value| match value.bytes().len() <= SHARED_ABOVE {
             true => {
@@ -184,7 +214,7 @@ impl Service {
         };
         let cached = request::with_encoded(args, |request| {
             self.core
-                .reply_cached_with((reply_db, request), (now, &touch), take)
+                .reply_cached_with((reply_db, request), (now, touch), take)
         });
         match cached {
             Some((shared, _)) => {
@@ -192,9 +222,9 @@ impl Service {
                     out.extend_from_slice(value.bytes());
                 }
                 self.metrics.hit();
-                ReplyLookup::Hit
+                true
             }
-            None => ReplyLookup::Miss,
+            None => false,
         }
     }
 
