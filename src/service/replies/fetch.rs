@@ -126,21 +126,8 @@ impl Service {
     /// What a reply fetch gives its reader: fresh for the whole lifetime,
     /// or until the first of its keys ends in Redis if sooner.
     pub(super) fn reply_found(&self, outcome: FetchResult) -> Result<Found, ReadError> {
-        let now = self.core.now();
-        let expiry = self.core.expiry();
-        match outcome {
-            Ok(Some(Fetched { value, ends })) => Ok(Found {
-                value,
-                source: Source::Miss,
-                fresh_for: match ends {
-                    None => expiry,
-                    Some(ends) => expiry.min(ends.saturating_duration_since(now)),
-                },
-                age: Duration::ZERO,
-            }),
-            Ok(None) => Err(ReadError::Unavailable("no reply".to_owned())),
-            Err(err) => Err(err),
-        }
+        self.as_found(outcome)?
+            .ok_or_else(|| ReadError::Unavailable("no reply".to_owned()))
     }
 
     /// The reply to `args`, from Redis, nothing stored: a request that is
