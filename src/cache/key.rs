@@ -31,7 +31,7 @@ pub type Db = u32;
 
 /// Marks a database number as a *reply* database (issue #22): its keys are
 /// a request's canonical bytes, not a Redis key, so a change announced
-/// for a key never looks among them ([`super::Lru::remove_everywhere`]).
+/// for a key never looks among them ([`super::Lru::remove_everywhere_filed`]).
 /// The service's numbering leaves room: its databases stay below
 /// [`KIND_BASE`].
 pub const REPLY: Db = 1 << 31;

@@ -99,7 +99,7 @@ pub enum Class {
     Cacheable,
     /// A read that must reach Redis every time (time, chance, server state).
     Read,
-    /// Changes data: its keys (see [`CommandTable::keys`]) are dropped from
+    /// Changes data: its keys (see [`Command::keys`]) are dropped from
     /// the cache before its reply is passed on.
     Write,
     /// May block (BLPOP, XREAD ... BLOCK, WAIT): needs a connection of its own.

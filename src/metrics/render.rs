@@ -48,7 +48,7 @@ impl Metrics {
             ),
             (
                 "redis_proxy_replies_unfiled_total",
-                "Replies relayed but not cached because one of their keys already had 64 replies filed.",
+                "Replies relayed but not cached because one of their keys already had as many replies filed as a key may.",
                 &self.replies_unfiled,
             ),
         ];

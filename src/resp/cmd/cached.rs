@@ -8,10 +8,11 @@
 
 use std::time::Instant;
 
-use crate::service::{Client, Deferred, ReadError, ReplyLookup, Service};
+use crate::service::{Client, Deferred, ReplyLookup, Service};
 
 use super::super::reply::{Protocol, Replies};
 use super::super::session::Session;
+use super::get::read_error;
 use super::{Executed, Fetch};
 
 /// A cacheable read that missed on the event loop, for a worker.
@@ -84,12 +85,7 @@ pub fn finish(read: Read, service: &Service) -> Vec<u8> {
             !matches!(bytes.first(), Some(b'-' | b'!'))
         }
         Err(err) => {
-            let message = match err {
-                ReadError::Reply(message) => message,
-                other => format!("ERR {other}"),
-            };
-            service.error_replied(&message);
-            replies.error(&message);
+            read_error(&mut replies, &err, service);
             false
         }
     };

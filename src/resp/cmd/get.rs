@@ -208,7 +208,7 @@ fn read_all(service: &Service, db: i64, keys: &[Vec<u8>]) -> Result<Vec<Option<V
 
 /// A failed read: Redis's own error reply is passed on as it is
 /// (`-WRONGTYPE ...`); the proxy's are `-ERR` with the reason.
-fn read_error(replies: &mut Replies, err: &ReadError, service: &Service) {
+pub(super) fn read_error(replies: &mut Replies, err: &ReadError, service: &Service) {
     let message = match err {
         ReadError::Reply(message) => message.clone(),
         other => format!("ERR {other}"),

@@ -348,12 +348,14 @@ impl ReadThrough {
         if state.reply_deps.is_empty() {
             return;
         }
-        if let Some(deps) = state.reply_deps.get(key) {
-            let deps: Vec<(Db, Box<[u8]>)> = deps.clone();
-            for (db, request) in deps {
-                if let Some(entry) = state.flights.get_mut(db, &request) {
-                    entry.stale = true;
-                }
+        let CacheState {
+            reply_deps,
+            flights,
+            ..
+        } = state;
+        for (db, request) in reply_deps.get(key).into_iter().flatten() {
+            if let Some(entry) = flights.get_mut(*db, request) {
+                entry.stale = true;
             }
         }
     }

@@ -163,7 +163,8 @@ impl Service {
         // the table again: no lock on it, no lookup of the name, no
         // classing of the arguments. A miss asks it, as before.
         let fast = self.core.reply_db(client.db, client.resp3);
-        if let Some(reply_db) = fast.filter(|_| !self.core.near_full()) {
+        let near_full = self.core.near_full();
+        if let Some(reply_db) = fast.filter(|_| !near_full) {
             if self.reply_hit(reply_db, args, (at, &[]), out) {
                 return ReplyLookup::Hit;
             }
@@ -177,7 +178,7 @@ impl Service {
         let Some(reply_db) = fast else {
             return ReplyLookup::Uncached;
         };
-        if !self.core.near_full() {
+        if !near_full {
             return ReplyLookup::Miss;
         }
         // Near the bounds, a hit keeps its keys' files recent (see
