@@ -61,6 +61,17 @@ impl Endpoints {
         });
     }
 
+    /// Waits until the link has applied at least `keys` announced keys in
+    /// all: a write's announcement comes after its reply, and one that
+    /// lands during the next read's fetch keeps that fill out of the cache
+    /// (as it must), so a test that counts fetches waits for it first.
+    #[allow(dead_code)] // Not every test binary counts fetches after a write.
+    pub fn wait_for_invalidations(&self, keys: f64) {
+        eventually("the link to apply the writes' announcements", || {
+            (self.metric("redis_proxy_invalidations_total") >= keys).then_some(())
+        });
+    }
+
     /// Waits until the invalidation link has settled (up, or off), so reads
     /// are cached from the first.
     pub fn wait_for_settled_link(&self) {

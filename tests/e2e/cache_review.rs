@@ -1,4 +1,4 @@
-//! Review of issue #22's reply cache (helper `review22`): each test here
+//! Review of issue #22's reply cache: each test here
 //! is a bug found in review, seen failing before its fix.
 
 use crate::common::resp_wire::Wire;

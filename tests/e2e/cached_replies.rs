@@ -85,6 +85,7 @@ fn a_tracking_client_is_told_of_the_keys_of_a_cached_reply() {
     redis.cmd::<i64>(&["HSET", "h", "f", "1"]);
     redis.cmd::<i64>(&["SADD", "a", "x"]);
     redis.cmd::<i64>(&["SADD", "b", "x"]);
+    proxy.wait_for_invalidations(3.0);
     // Another client fills the cache first: the tracking client's reads
     // are then hits.
     let mut filler = Wire::open_with(proxy.resp.expect("RESP port"), 3);
@@ -111,6 +112,7 @@ fn cluster_replies_are_cached_by_their_keys_master() {
     let (cluster, proxy) = crate::forward_cluster::start();
     let master = cluster.master_of("{c}h");
     master.cmd::<i64>(&["HSET", "{c}h", "f", "1"]);
+    proxy.wait_for_invalidations(1.0);
     let mut client = Wire::connect(proxy.resp_addr());
     let before = master.calls("hgetall");
     assert_eq!(client.call("HGETALL {c}h"), b"*2\r\n$1\r\nf\r\n$1\r\n1\r\n");
@@ -139,10 +141,12 @@ fn cluster_replies_are_cached_by_their_keys_master() {
 fn replies_are_cached_per_database_and_read_their_own_writes() {
     let redis = RedisServer::start();
     let proxy = InProcess::start(&redis, &[RESP]);
+    proxy.wait_for_link("up");
     let mut client = Wire::connect(proxy.resp.expect("RESP port"));
     client.call("RPUSH l zero");
     assert_eq!(client.call("SELECT 1"), b"+OK\r\n");
     client.call("RPUSH l one");
+    proxy.wait_for_invalidations(2.0);
     let before = redis.calls("lrange");
     assert_eq!(client.call("LRANGE l 0 -1"), b"*1\r\n$3\r\none\r\n");
     assert_eq!(client.call("LRANGE l 0 -1"), b"*1\r\n$3\r\none\r\n");

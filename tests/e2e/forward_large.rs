@@ -24,10 +24,12 @@ fn bulk(bytes: &[u8]) -> Vec<u8> {
 fn a_five_mib_value_is_written_and_read_back_whole() {
     let redis = RedisServer::start();
     let proxy = InProcess::start(&redis, &[("RESP_PORT", "auto")]);
+    proxy.wait_for_link("up");
     let mut wire = Wire::connect(proxy.resp_addr());
     let big = value(5 * 1024 * 1024);
     wire.send(&resp_command(&[b"SET", b"big", &big]));
     assert_eq!(wire.reply(), b"+OK\r\n");
+    proxy.wait_for_invalidations(1.0);
     // Read back through the proxy: fetched, then from the cache.
     for _ in 0..2 {
         wire.send(&resp_command(&[b"GET", b"big"]));

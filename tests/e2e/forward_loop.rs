@@ -178,7 +178,7 @@ fn batches_pending_when_redis_dies_get_errors_and_the_next_command_recovers() {
 fn a_batch_unanswered_past_redis_timeout_fails_and_its_late_reply_answers_nothing() {
     let redis = RedisServer::start();
     let relay = Relay::start(redis.addr(), Duration::ZERO);
-    let proxy = InProcess::start_at(&relay.url(), &[RESP, NO_LINK, ("REDIS_TIMEOUT_MS", "500")]);
+    let proxy = InProcess::start_at(&relay.url(), &[RESP, NO_LINK, ("REDIS_TIMEOUT_MS", "2000")]);
     let mut client = Wire::connect(proxy.resp_addr());
     warm(&redis, &mut client);
     relay.hold_replies();
