@@ -16,6 +16,13 @@ impl Service {
     /// it where a write's keys cannot be known, or a flush), marking
     /// fetches in flight for them stale, and tells tracking clients.
     pub(super) fn drop_written(&self, table: &CommandTable, batch: &Batch, routes: &[Route]) {
+        // A batch of reads drops nothing: nothing to allocate for it.
+        if !routes
+            .iter()
+            .any(|route| matches!(route, Route::Send { write: true, .. }))
+        {
+            return;
+        }
         // Sized once for a batch of writes of a key each (as a pipeline of
         // SET, HSET, LPUSH), rather than grown step by step.
         let mut argv = Vec::with_capacity(8);
