@@ -98,7 +98,6 @@ impl Service {
 
 impl InvalidationSink for Service {
     fn link_up(&self) {
-        self.core.relink(LinkState::Up);
         // Redis may be another version now: read its command table again.
         self.backend.commands_changed();
         self.databases.changed();
@@ -107,7 +106,12 @@ impl InvalidationSink for Service {
         // version of the Redis their commands reach.
         self.learn_version();
         // What clients read while the link was down was never vouched for.
+        // Told before the link shows up (in /readyz, and to the cache):
+        // the link is already tracking at Redis, so every later change
+        // reaches clients as its keys, and a client that connects once
+        // the link is up is not told a flush that concerns it not.
         self.announce(|| Change::All);
+        self.core.relink(LinkState::Up);
     }
 
     fn link_lost(&self) {
