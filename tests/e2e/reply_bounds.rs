@@ -76,3 +76,67 @@ fn a_reply_past_resp_max_reply_bytes_is_refused_and_not_held() {
         );
     }
 }
+
+/// `count` one-byte-ish elements in `key` of `kind` (list, set or hash).
+fn fill_small(redis: &RedisServer, kind: &str, key: &str, count: usize) {
+    let mut conn = redis.conn();
+    let mut pipe = redis::pipe();
+    for start in (0..count).step_by(1000) {
+        let mut cmd = redis::cmd(match kind {
+            "list" => "RPUSH",
+            "set" => "SADD",
+            _ => "HSET",
+        });
+        cmd.arg(key);
+        for i in start..(start + 1000).min(count) {
+            cmd.arg(i);
+            if kind == "hash" {
+                cmd.arg(1);
+            }
+        }
+        pipe.add_command(cmd).ignore();
+    }
+    let () = pipe.query(&mut conn).expect("fill");
+}
+
+/// An HTTP read of a hash, list or set of hundreds of thousands of
+/// elements would make the proxy build a JSON tree and body many times the
+/// reply (a node per element): past the per-item limit (an eighth of
+/// CACHE_MAX_BYTES, 1 MiB here) it answers 507 naming the limit, and the
+/// proxy's peak memory grows by little more than the reply it read. A
+/// small one is served as before.
+#[test]
+fn an_http_read_of_a_huge_typed_value_is_507_and_builds_no_json() {
+    let redis = RedisServer::start();
+    fill_small(&redis, "list", "list", 400_000);
+    fill_small(&redis, "set", "set", 400_000);
+    fill_small(&redis, "hash", "hash", 200_000);
+    fill_small(&redis, "list", "small", 10);
+    let proxy = Proxy::start(&redis, &[("CACHE_MAX_BYTES", "8388608")]);
+    let before = proxy.peak_kib();
+    for (key, kind) in [("list", "list"), ("set", "set"), ("hash", "hash")] {
+        for _ in 0..2 {
+            let reply = proxy.get_key(key);
+            let body = reply.json();
+            let text = body.to_string();
+            let start = &text[..text.len().min(200)];
+            assert_eq!(reply.status, 507, "{key}: {} bytes: {start}", text.len());
+            assert_eq!(
+                (&body["type"], &body["limit"]),
+                (&kind.into(), &1048576.into())
+            );
+            assert_eq!(body["key"], key);
+            let error = body["error"].as_str().expect("error");
+            assert!(error.contains("CACHE_MAX_BYTES"), "{error}");
+        }
+    }
+    let grown = proxy.peak_kib().saturating_sub(before);
+    assert!(
+        grown < 32 * 1024,
+        "the proxy's peak memory grew {grown} KiB"
+    );
+    let small = proxy.get_key("small");
+    assert_eq!(small.status, 200);
+    let value: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+    assert_eq!(small.json()["value"], serde_json::json!(value));
+}
