@@ -44,13 +44,9 @@ impl Backend {
         let failed = |error| ForwardError { answered: 0, error };
         let (mut conn, _) = self.checkout_raw(resp3, db).map_err(failed)?;
         let mut answered = 0;
-        let result = conn.send(requests).and_then(|()| {
-            while answered < count {
-                conn.receive(out)?;
-                answered += 1;
-            }
-            Ok(())
-        });
+        let result = conn
+            .send(requests)
+            .and_then(|()| conn.receive_batch(out, count, &mut answered));
         match result {
             Ok(()) => {
                 self.checkin_raw(conn);
@@ -80,13 +76,7 @@ impl Backend {
         let result = conn
             .select(db)
             .and_then(|()| conn.send(requests))
-            .and_then(|()| {
-                while answered < count {
-                    conn.receive(out)?;
-                    answered += 1;
-                }
-                Ok(())
-            });
+            .and_then(|()| conn.receive_batch(out, count, &mut answered));
         result.map_err(|err| ForwardError {
             answered,
             error: classify(&err),
@@ -208,6 +198,7 @@ impl Backend {
         let mut conn =
             RawConn::open(&info, resp3, self.timeout, &self.roots).map_err(|err| classify(&err))?;
         conn.generation = generation;
+        conn.max_reply = self.max_reply;
         Ok(conn)
     }
 }

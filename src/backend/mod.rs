@@ -192,6 +192,8 @@ pub struct Backend {
     roots: raw::TlsRoots,
     /// The database REDIS_ADDRESS names (`/db`), where clients start.
     default_db: i64,
+    /// RESP_MAX_REPLY_BYTES: the most a forwarded batch's replies may be.
+    max_reply: usize,
 }
 
 impl Backend {
@@ -248,6 +250,7 @@ impl Backend {
             router,
             roots,
             default_db: default_db(config),
+            max_reply: config.resp_max_reply,
         })
     }
 

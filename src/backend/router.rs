@@ -198,9 +198,12 @@ impl Router {
             _ => {}
         }
         let info = seed.clone().set_addr(node);
-        RawConn::open(&info, resp3, backend.timeout, &backend.roots).map_err(|err| {
-            self.mark_stale();
-            BackendError::Unavailable(format!("{addr}: {err}"))
-        })
+        let mut conn =
+            RawConn::open(&info, resp3, backend.timeout, &backend.roots).map_err(|err| {
+                self.mark_stale();
+                BackendError::Unavailable(format!("{addr}: {err}"))
+            })?;
+        conn.max_reply = backend.max_reply;
+        Ok(conn)
     }
 }

@@ -139,6 +139,10 @@ pub struct Config {
     pub max_connections: NonZeroUsize,
     /// RESP_MAX_REQUEST_BYTES: the largest RESP request taken.
     pub resp_max_request: usize,
+    /// RESP_MAX_REPLY_BYTES: the largest reply (a batch's replies
+    /// together) relayed from Redis, so what a huge reply makes the proxy
+    /// hold is bounded too.
+    pub resp_max_reply: usize,
     /// DEDICATED_CONNECTIONS: Redis connections held for clients' blocking
     /// commands and subscriptions at most.
     pub dedicated_connections: NonZeroUsize,
@@ -226,6 +230,9 @@ const MAX_KEY_LIMIT: usize = 1024 * 1024;
 /// Largest RESP_MAX_REQUEST_BYTES accepted: Redis's own
 /// `proto-max-bulk-len`, the largest value it takes.
 const MAX_REQUEST_LIMIT: usize = 512 * 1024 * 1024;
+
+/// Largest RESP_MAX_REPLY_BYTES accepted: 4 GiB.
+const MAX_REPLY_LIMIT: usize = 4 << 30;
 
 /// Largest WORKERS accepted: each is an OS thread in each pool and a Redis
 /// connection.
@@ -326,6 +333,11 @@ impl Config {
                 2 << 20,
                 MAX_REQUEST_LIMIT,
                 "a whole number of bytes 2097152..=536870912",
+            )?,
+            resp_max_reply: raw("RESP_MAX_REPLY_BYTES").parse_in::<usize>(
+                2 << 20,
+                MAX_REPLY_LIMIT,
+                "a whole number of bytes 2097152..=4294967296",
             )?,
             dedicated_connections: raw("DEDICATED_CONNECTIONS")
                 .parse_non_zero(65_536, "a whole number 1..=65536")?,

@@ -86,6 +86,8 @@ fn rejects_bad_values_naming_the_variable() {
         ("RESP_MAX_REQUEST_BYTES", "2097151"),
         ("RESP_MAX_REQUEST_BYTES", "536870913"),
         ("RESP_MAX_REQUEST_BYTES", "64mb"),
+        ("RESP_MAX_REPLY_BYTES", "2097151"),
+        ("RESP_MAX_REPLY_BYTES", "4294967297"),
         ("REDIS_TIMEOUT_MS", "0"),
         ("REDIS_ADDRESS", "localhost"),
         ("REDIS_ADDRESS", "http://localhost:6379"),

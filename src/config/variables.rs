@@ -126,6 +126,11 @@ pub const VARIABLES: &[Variable] = &[
         help: "largest RESP request, all its arguments together (2097152..=536870912; Redis's own proto-max-bulk-len is the most); a larger one is refused as soon as its declared lengths say so, and it bounds what one connection's input can make the proxy hold",
     },
     Variable {
+        name: "RESP_MAX_REPLY_BYTES",
+        default: "1073741824",
+        help: "largest reply forwarded from Redis to a RESP client, a pipelined batch's replies together (2097152..=4294967296); a larger one is answered -ERR as soon as its length shows and the Redis connection it came on is dropped, so it bounds what a huge reply (LRANGE of a long list, GETRANGE of a large string) makes the proxy hold",
+    },
+    Variable {
         name: "MAX_CONNECTIONS",
         default: "1024",
         help: "open RESP connections at most; more are told so and closed (1..=65536)",

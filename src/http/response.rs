@@ -383,7 +383,7 @@ pub fn method_not_allowed(allow: &[u8]) -> HttpResponse {
 }
 
 mod typed;
-pub use typed::{typed, unknown_type};
+pub use typed::{too_large, typed, unknown_type};
 
 #[cfg(test)]
 mod tests;

@@ -16,6 +16,13 @@
 //! gone meanwhile is a 404, as any missing key; one that became a string is
 //! served by the string path. A type the proxy has no JSON form for (a
 //! module's, a vector set) answers 422 naming it.
+//!
+//! What one answer makes the proxy build is bounded: a value whose reply
+//! weighs more than the per-item limit (an eighth of CACHE_MAX_BYTES, what
+//! the cache keeps at most), counting each of its lines at `LINE_COST`
+//! (a JSON node per element), answers 507 naming the limit, before any
+//! JSON is made: millions of elements would otherwise cost the proxy
+//! gigabytes of JSON tree and body for one request.
 
 use tiny_http::Request;
 
@@ -26,6 +33,12 @@ use crate::service::{Client, Found, ReadError, ReplyLookup, Service, Source};
 /// Reads of `TYPE` and the value before giving up with 409: the first, and
 /// one more after the key changed type under them.
 const ATTEMPTS: usize = 2;
+
+/// What each line of a reply (an element, or an aggregate's header) is
+/// counted as, beyond its bytes, against the limit: about what its node
+/// in the JSON tree costs (a `serde_json::Value` is 32 bytes, a string's
+/// heap block and a map entry's more).
+const LINE_COST: usize = 64;
 
 /// Whether a failed string GET means the key holds another type.
 pub fn is_wrong_type(err: &ReadError) -> bool {
@@ -81,6 +94,10 @@ pub fn answer(request: &Request, key: &[u8], service: &Service) -> HttpResponse 
             Err(err) if is_wrong_type(&err) => continue,
             Err(err) => return failed(key, &err),
         };
+        let limit = service.max_entry_bytes();
+        if json_cost(read.value.bytes()) > limit {
+            return response::too_large(key, kind.name(), limit);
+        }
         let value = match typed_json::render(kind, read.value.bytes()) {
             Ok(Reading::Value { value, base64 }) => (value, base64),
             Ok(Reading::Gone) => return response::absent(key),
@@ -95,6 +112,14 @@ pub fn answer(request: &Request, key: &[u8], service: &Service) -> HttpResponse 
         return response::typed(key, kind.name(), value, &found, &tag, modified);
     }
     changing(key)
+}
+
+/// What answering `reply` as JSON is counted as against the limit: its
+/// bytes, and `LINE_COST` a line (found by its CRLF, so a value holding
+/// CRLFs only counts for more).
+fn json_cost(reply: &[u8]) -> usize {
+    let lines = memchr::memmem::find_iter(reply, b"\r\n").count();
+    reply.len().saturating_add(lines.saturating_mul(LINE_COST))
 }
 
 /// A key that was not a string at GET and is one at `TYPE`: read again by

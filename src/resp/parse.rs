@@ -273,13 +273,17 @@ fn memchr_crlf(bytes: &[u8]) -> Option<usize> {
 /// The common case of a bulk length line, read in one pass: digits only
 /// (at most 18) from `from`, then CRLF, all arrived: the number and where
 /// its `\r` is. Anything else (a sign, another byte, the line not all
-/// there) is `None`, for the general path to decide.
+/// there, a number `usize` cannot hold) is `None`, for the general path to
+/// decide. Summed in a `u64` (18 digits fit), not a `usize`: on a 32-bit
+/// target a length past `u32::MAX` would otherwise wrap to a small one.
 fn digits_line(buf: &[u8], from: usize) -> Option<(usize, usize)> {
-    let mut n = 0usize;
+    let mut n = 0u64;
     for (i, &byte) in buf.get(from..)?.iter().enumerate().take(19) {
         match byte {
-            b'0'..=b'9' => n = n * 10 + usize::from(byte - b'0'),
-            b'\r' if i > 0 && buf.get(from + i + 1) == Some(&b'\n') => return Some((n, from + i)),
+            b'0'..=b'9' if i < 18 => n = n * 10 + u64::from(byte - b'0'),
+            b'\r' if i > 0 && buf.get(from + i + 1) == Some(&b'\n') => {
+                return Some((usize::try_from(n).ok()?, from + i))
+            }
             _ => return None,
         }
     }

@@ -187,3 +187,25 @@ fn a_request_past_the_parsers_limit_is_refused_once_declared() {
     let declared = format!("*2\r\n$3\r\nGET\r\n${}\r\n", MAX_REQUEST / 2);
     assert_eq!(default.parse(declared.as_bytes()), Ok(None));
 }
+
+#[test]
+fn a_length_past_u32_max_is_never_read_as_a_small_one() {
+    // 2^32 + 5: were the digits summed in a 32-bit usize, this would wrap
+    // to 5 and "abcde" would be taken as the argument, the rest as the
+    // next request.
+    let past = b"*1\r\n$4294967301\r\nabcde\r\n*1\r\n$4\r\nPING\r\n";
+    assert!(parse(past).is_err());
+    let line = b"$4294967301\r\n";
+    let expected = usize::try_from(4_294_967_301u64).ok().map(|n| (n, 11));
+    assert_eq!(digits_line(line, 1), expected);
+    // 18 digits at most on the fast path; more is the general path's.
+    assert_eq!(
+        digits_line(b"$999999999999999999\r\n", 1),
+        usize::try_from(999_999_999_999_999_999u64)
+            .ok()
+            .map(|n| (n, 19))
+    );
+    assert_eq!(digits_line(b"$9999999999999999999\r\n", 1), None);
+    assert!(parse(b"*1\r\n$9999999999999999999\r\n").is_err());
+    assert!(parse(b"*1\r\n$99999999999999999999\r\n").is_err());
+}

@@ -212,11 +212,18 @@ impl Upstreams {
         };
         let link = &mut self.links[i];
         let mut failure = link.upstream.flush().err().map(ReadError::from);
-        if failure.is_none() {
+        // Read and hand out in turns until the socket is empty, so what a
+        // reply being read makes the link hold is bounded (a batch's
+        // replies past RESP_MAX_REPLY_BYTES fail as soon as they show it).
+        while failure.is_none() {
             let read = link.upstream.read(chunk).map_err(ReadError::from);
             let (resume, spare) = (&mut self.resume, &mut self.spare);
             failure = deliver(link, &self.service, conns, resume, spare).err();
-            failure = failure.or(read.err());
+            match read {
+                Ok(false) => {}
+                Ok(true) => break,
+                Err(err) => failure = failure.or(Some(err)),
+            }
         }
         self.settle(i, failure, conns);
     }

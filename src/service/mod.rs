@@ -142,6 +142,13 @@ impl Service {
         self.max_request
     }
 
+    /// The per-item limit (an eighth of CACHE_MAX_BYTES): the most one
+    /// value may cost the cache, and what the HTTP front end's JSON of one
+    /// value may cost at most.
+    pub fn max_entry_bytes(&self) -> usize {
+        self.core.max_entry_bytes()
+    }
+
     /// The proxy's counters, for the front ends' metrics endpoints.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics

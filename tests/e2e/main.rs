@@ -55,6 +55,7 @@ mod operators_info;
 mod quick_start;
 mod read_through;
 mod redis_ttl;
+mod reply_bounds;
 mod reset;
 mod resp;
 mod sentinel;

@@ -18,6 +18,10 @@ const MAX_DEPTH: usize = 64;
 /// simple strings and errors may be longer.
 const MAX_NUMBER_LINE: usize = 24;
 
+/// What a reply (or a batch's replies) larger than the proxy relays is
+/// refused with: the link it came on is then unusable.
+pub const TOO_LARGE: FrameError = FrameError("reply larger than RESP_MAX_REPLY_BYTES");
+
 /// A resumable scan for the end of the next reply in a buffer.
 #[derive(Debug, Default)]
 pub struct Framer {
@@ -34,10 +38,22 @@ impl Framer {
     /// complete reply the framer starts afresh, for the next one at
     /// `buf[len..]`.
     pub fn next(&mut self, buf: &[u8]) -> Result<Option<usize>, FrameError> {
+        self.next_within(buf, usize::MAX)
+    }
+
+    /// [`Framer::next`] for a reply of at most `room` bytes: one said or
+    /// seen to be longer is [`TOO_LARGE`] as soon as its header (or the
+    /// bytes so far) show it, so what waits for a reply is bounded by
+    /// `room` plus one read.
+    pub fn next_within(&mut self, buf: &[u8], room: usize) -> Result<Option<usize>, FrameError> {
         loop {
-            let Some(step) = element(&buf[self.pos..])? else {
+            let left = room.saturating_sub(self.pos);
+            let Some(step) = element(&buf[self.pos..], left)? else {
                 return Ok(None);
             };
+            if step.len > left {
+                return Err(TOO_LARGE);
+            }
             self.pos += step.len;
             if step.children > 0 {
                 if self.owed.len() >= MAX_DEPTH {
@@ -75,14 +91,17 @@ struct Step {
 }
 
 /// The element at the start of `buf`, if its header (and body) are all
-/// there.
-fn element(buf: &[u8]) -> Result<Option<Step>, FrameError> {
+/// there; one of more than `room` bytes is [`TOO_LARGE`] once that shows.
+fn element(buf: &[u8], room: usize) -> Result<Option<Step>, FrameError> {
     let Some(&kind) = buf.first() else {
         return Ok(None);
     };
     let Some(line_end) = memchr::memchr(b'\n', buf) else {
         if buf.len() > MAX_NUMBER_LINE && !matches!(kind, b'+' | b'-' | b'(' | b',') {
             return Err(FrameError("a reply header without an end"));
+        }
+        if buf.len() > room {
+            return Err(TOO_LARGE);
         }
         return Ok(None);
     };
@@ -106,6 +125,9 @@ fn element(buf: &[u8]) -> Result<Option<Step>, FrameError> {
                 .ok()
                 .and_then(|body| header.checked_add(body)?.checked_add(2))
                 .ok_or(FrameError("a bulk length out of range"))?;
+            if total > room {
+                return Err(TOO_LARGE);
+            }
             if buf.len() < total {
                 return Ok(None);
             }
@@ -221,5 +243,30 @@ mod tests {
         }
         let deep = b"*1\r\n".repeat(MAX_DEPTH + 1);
         assert!(Framer::default().next(&deep).is_err());
+    }
+
+    #[test]
+    fn a_reply_past_its_room_is_refused_as_soon_as_that_shows() {
+        let mut framer = Framer::default();
+        // A bulk: its header says it, before any of the body is there.
+        assert_eq!(framer.next_within(b"$1000\r\n", 100), Err(TOO_LARGE));
+        // An aggregate of small elements: once they pass the room.
+        let mut list = b"*100\r\n".to_vec();
+        for _ in 0..20 {
+            list.extend_from_slice(b"$3\r\nabc\r\n");
+        }
+        let mut framer = Framer::default();
+        assert_eq!(framer.next_within(&list, 100), Err(TOO_LARGE));
+        let mut framer = Framer::default();
+        assert_eq!(framer.next_within(&list, 1000), Ok(None));
+        // A line that never ends.
+        let line = [b'+'; 200];
+        assert_eq!(Framer::default().next_within(&line, 100), Err(TOO_LARGE));
+        // Exactly the room is taken.
+        let reply = b"*2\r\n$1\r\na\r\n:1\r\n";
+        let exact = Framer::default().next_within(reply, reply.len());
+        assert_eq!(exact, Ok(Some(reply.len())));
+        let short = Framer::default().next_within(reply, reply.len() - 1);
+        assert_eq!(short, Err(TOO_LARGE));
     }
 }

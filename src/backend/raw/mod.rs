@@ -44,6 +44,9 @@ pub struct RawConn {
     pub broken: bool,
     /// REDIS_TIMEOUT_MS, for reads (see [`RawConn::wait_forever`]).
     timeout: Duration,
+    /// RESP_MAX_REPLY_BYTES on connections carrying clients' commands:
+    /// the most one reply may make it hold (unbounded as opened).
+    pub max_reply: usize,
 }
 
 impl RawConn {
@@ -75,6 +78,7 @@ impl RawConn {
             generation: 0,
             broken: false,
             timeout,
+            max_reply: usize::MAX,
         };
         let settings = info.redis_settings();
         let password = settings.password();
@@ -140,20 +144,47 @@ impl RawConn {
         sent
     }
 
-    /// Reads the next reply into `out`, exactly as Redis sent it.
+    /// Reads the next reply into `out`, exactly as Redis sent it (one
+    /// larger than [`RawConn::max_reply`] is an error).
     pub fn receive(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
-        let result = self.receive_inner(out);
+        self.receive_within(out, self.max_reply)
+    }
+
+    /// Reads `count` replies into `out`, counting them in `answered`: a
+    /// batch's replies, together at most [`RawConn::max_reply`] bytes (one
+    /// client's batch is what one connection makes the proxy hold).
+    pub fn receive_batch(
+        &mut self,
+        out: &mut Vec<u8>,
+        count: usize,
+        answered: &mut usize,
+    ) -> io::Result<()> {
+        let start = out.len();
+        while *answered < count {
+            let room = self.max_reply.saturating_sub(out.len() - start);
+            self.receive_within(out, room)?;
+            *answered += 1;
+        }
+        Ok(())
+    }
+
+    /// [`RawConn::receive`] of a reply of at most `room` bytes: a longer
+    /// one is an error (of kind `InvalidData`, the connection broken) as
+    /// soon as its header or the bytes read so far show it, so what it
+    /// holds meanwhile is bounded by `room` plus one read.
+    pub fn receive_within(&mut self, out: &mut Vec<u8>, room: usize) -> io::Result<()> {
+        let result = self.receive_inner(out, room);
         if result.is_err() {
             self.broken = true;
         }
         result
     }
 
-    fn receive_inner(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+    fn receive_inner(&mut self, out: &mut Vec<u8>, room: usize) -> io::Result<()> {
         loop {
             let framed = self
                 .framer
-                .next(&self.input)
+                .next_within(&self.input, room)
                 .map_err(|err| io::Error::new(ErrorKind::InvalidData, err.0))?;
             if let Some(len) = framed {
                 out.extend_from_slice(&self.input[..len]);

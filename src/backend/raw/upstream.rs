@@ -25,6 +25,10 @@ use crate::backend::BackendError;
 pub const NAME: &str = "redis-proxy-loop";
 /// An emptied buffer larger than this is given back.
 const KEEP: usize = 256 * 1024;
+/// Most bytes one [`Upstream::read`] takes before the replies are framed
+/// (and a batch past RESP_MAX_REPLY_BYTES is refused): what comes faster
+/// than that waits in the socket.
+const READ_BUDGET: usize = KEEP;
 
 /// One non-blocking connection to Redis carrying pipelined batches.
 pub struct Upstream {
@@ -42,6 +46,8 @@ pub struct Upstream {
     /// Whether a reply framed so far (from `head`) is an error.
     errors: bool,
     framer: Framer,
+    /// RESP_MAX_REPLY_BYTES: the most one batch's replies may be.
+    max_reply: usize,
     /// Which master it was opened to (sentinel mode's generation).
     pub generation: u64,
 }
@@ -65,7 +71,10 @@ impl Upstream {
             .and_then(|()| conn.receive(&mut reply))
             .map_err(|err| classify(&err))?;
         let RawConn {
-            stream, generation, ..
+            stream,
+            generation,
+            max_reply,
+            ..
         } = conn;
         let Stream::Tcp(tcp) = stream else {
             return Err(BackendError::Unavailable(
@@ -83,6 +92,7 @@ impl Upstream {
             framed: 0,
             errors: false,
             framer: Framer::default(),
+            max_reply,
             generation,
         })
     }
@@ -123,22 +133,29 @@ impl Upstream {
         Ok(())
     }
 
-    /// Reads everything Redis has sent so far through `chunk`. The bytes
-    /// read stay in, to be taken with [`Upstream::take`], even when the
-    /// read then fails (Redis answered, then closed).
-    pub fn read(&mut self, chunk: &mut [u8]) -> Result<(), BackendError> {
+    /// Reads what Redis has sent so far through `chunk`, up to a budget:
+    /// true when the socket is empty, false when more may wait (take the
+    /// replies, then read again: polling is edge-triggered, and reports
+    /// only what arrives next). The bytes read stay in, to be taken with
+    /// [`Upstream::take`], even when the read then fails (Redis answered,
+    /// then closed).
+    pub fn read(&mut self, chunk: &mut [u8]) -> Result<bool, BackendError> {
+        let mut budget = READ_BUDGET;
         loop {
             match self.socket.read(chunk) {
                 Ok(0) => return Err(closed()),
                 Ok(n) => {
                     self.input.extend_from_slice(&chunk[..n]);
-                    // A short read emptied the socket; polling is
-                    // edge-triggered and reports what arrives next.
+                    // A short read emptied the socket.
                     if n < chunk.len() {
-                        return Ok(());
+                        return Ok(true);
+                    }
+                    budget = budget.saturating_sub(n);
+                    if budget == 0 {
+                        return Ok(false);
                     }
                 }
-                Err(err) if err.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(err) if err.kind() == ErrorKind::WouldBlock => return Ok(true),
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
                 Err(err) => return Err(classify(&err)),
             }
@@ -149,10 +166,12 @@ impl Upstream {
     /// once all are in (`None` until then: the scan resumes where it
     /// stopped), and whether any of them is an error reply (when none is,
     /// the counting need not frame them again). An error means the bytes
-    /// are not RESP: the connection is unusable.
+    /// are not RESP, or the replies pass RESP_MAX_REPLY_BYTES (as soon as
+    /// what came shows it): the connection is unusable.
     pub fn take(&mut self, count: usize) -> Result<Option<(&[u8], bool)>, BackendError> {
         while self.framed < count {
-            match self.framer.next(&self.input[self.scanned..]) {
+            let room = self.max_reply.saturating_sub(self.scanned - self.head);
+            match self.framer.next_within(&self.input[self.scanned..], room) {
                 Ok(Some(len)) => {
                     self.errors |= matches!(self.input[self.scanned], b'-' | b'!');
                     self.scanned += len;

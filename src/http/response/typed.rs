@@ -77,6 +77,19 @@ pub fn unknown_type(key: &[u8], name: &str) -> HttpResponse {
     put_bytes(&mut body, "key", "key_encoding", key);
     super::json(422, &body)
 }
+/// 507: `key`'s value (of type `type_name`) would cost more than `limit`
+/// bytes to answer as JSON (see `http/typed.rs`), named with the limit in
+/// `"limit"` for clients to match on. The proxy refuses to build it, as it
+/// would not keep it: the value can be read over RESP, or in parts.
+pub fn too_large(key: &[u8], type_name: &str, limit: usize) -> HttpResponse {
+    let message = format!(
+        "the {type_name}'s JSON would take more than the proxy builds for one value \
+         ({limit} bytes, an eighth of CACHE_MAX_BYTES); read it in parts over RESP"
+    );
+    let mut body = json!({ "error": message, "type": type_name, "limit": limit });
+    put_bytes(&mut body, "key", "key_encoding", key);
+    super::json(507, &body)
+}
 
 #[cfg(test)]
 mod tests {

@@ -223,8 +223,15 @@ impl Loop {
             self.upstreams.take_opened();
             self.upstreams.expire(&mut self.conns);
             self.resume();
-            self.upstreams.flush(&mut self.conns);
-            self.resume();
+            // A client resumed by a failed write (its batch answered with
+            // the error) may queue its next batch on another connection:
+            // written now too, not left for the next event or the sweep.
+            loop {
+                self.upstreams.flush(&mut self.conns);
+                if !self.resume() {
+                    break;
+                }
+            }
             if self.stopping.load(Ordering::SeqCst) {
                 if let Some(mut closed) = listener.take() {
                     let _ = self.poll.registry().deregister(&mut closed);
@@ -306,13 +313,13 @@ impl Loop {
     /// connections.
     /// Changes their writes made are told to tracking clients first, as
     /// before a worker's reply (so no client reads, then hears of, a
-    /// change older than its read).
-    fn resume(&mut self) {
+    /// change older than its read). False when there were none.
+    fn resume(&mut self) -> bool {
         let mut resumed = std::mem::take(&mut self.resumed);
         self.upstreams.take_resumed(&mut resumed);
         if resumed.is_empty() {
             self.resumed = resumed;
-            return;
+            return false;
         }
         for token in self.tracker.drain(&mut self.conns) {
             self.flush(token);
@@ -321,6 +328,7 @@ impl Loop {
             self.service_conn(token);
         }
         self.resumed = resumed;
+        true
     }
 
     /// Writes what a connection has pending (a tracking message), closing

@@ -1,0 +1,142 @@
+//! What a huge value in Redis can make the proxy hold: a reply relayed to
+//! a RESP client is bounded by RESP_MAX_REPLY_BYTES (refused with an error
+//! past it, the rest left in Redis's socket), and replies under it pass
+//! byte for byte. Memory is read from /proc (`VmHWM`), never the clock.
+
+use crate::common::resp_wire::Wire;
+use crate::common::wire::client_list;
+use crate::common::{eventually, Proxy, RedisServer};
+
+/// Elements of 10 KiB: `count` of them in `key`.
+fn fill_list(redis: &RedisServer, key: &str, count: usize) {
+    let element = vec![b'e'; 10 * 1024];
+    let mut conn = redis.conn();
+    for _ in 0..count / 100 {
+        let mut rpush = redis::cmd("RPUSH");
+        rpush.arg(key);
+        for _ in 0..100 {
+            rpush.arg(&element[..]);
+        }
+        let _: i64 = rpush.query(&mut conn).expect("RPUSH");
+    }
+}
+
+/// A 30 MiB list read whole (LRANGE) through a proxy allowed 4 MiB of
+/// reply: answered an error naming the setting, at once, and the proxy's
+/// peak memory grows by far less than the list (before the bound it held
+/// the list twice: as read from Redis, then in the client's output). A
+/// 1 MiB list passes byte for byte, as Redis sends it. Both ways a reply
+/// comes: the workers' (the reply cache's fetch, and a forwarded read
+/// before the event loop has a connection) and the event loop's own
+/// connection.
+#[test]
+fn a_reply_past_resp_max_reply_bytes_is_refused_and_not_held() {
+    let redis = RedisServer::start();
+    fill_list(&redis, "long", 3000);
+    fill_list(&redis, "short", 100);
+    let mut direct = Wire::connect(redis.addr());
+    let short = direct.call("LRANGE short 0 -1");
+    for cache in ["", "none"] {
+        let proxy = Proxy::start(
+            &redis,
+            &[
+                ("RESP_PORT", "auto"),
+                ("RESP_MAX_REPLY_BYTES", "4194304"),
+                ("CACHE_COMMANDS", cache),
+            ],
+        );
+        let mut wire = Wire::connect(proxy.resp_addr());
+        let before = proxy.peak_kib();
+        for round in 0..3 {
+            let reply = wire.call("LRANGE long 0 -1");
+            let text = String::from_utf8_lossy(&reply[..reply.len().min(200)]).into_owned();
+            assert!(
+                reply.starts_with(b"-ERR") && text.contains("RESP_MAX_REPLY_BYTES"),
+                "CACHE_COMMANDS={cache:?} round {round}: LRANGE of 30 MiB answered {} bytes: {text}",
+                reply.len()
+            );
+            assert!(
+                wire.call("LRANGE short 0 -1") == short,
+                "1 MiB relayed as sent"
+            );
+            assert_eq!(wire.call("PING"), b"+PONG\r\n");
+            if cache == "none" && round == 0 {
+                // Later rounds on the event loop's own connection.
+                eventually("the event loop's connection to Redis", || {
+                    wire.call("LLEN short");
+                    let loop_conns = client_list(&redis, |l| l.contains("name=redis-proxy-loop"));
+                    (!loop_conns.is_empty()).then_some(())
+                });
+            }
+        }
+        let grown = proxy.peak_kib().saturating_sub(before);
+        assert!(
+            grown < 16 * 1024,
+            "CACHE_COMMANDS={cache:?}: the proxy's peak memory grew {grown} KiB"
+        );
+    }
+}
+
+/// `count` one-byte-ish elements in `key` of `kind` (list, set or hash).
+fn fill_small(redis: &RedisServer, kind: &str, key: &str, count: usize) {
+    let mut conn = redis.conn();
+    let mut pipe = redis::pipe();
+    for start in (0..count).step_by(1000) {
+        let mut cmd = redis::cmd(match kind {
+            "list" => "RPUSH",
+            "set" => "SADD",
+            _ => "HSET",
+        });
+        cmd.arg(key);
+        for i in start..(start + 1000).min(count) {
+            cmd.arg(i);
+            if kind == "hash" {
+                cmd.arg(1);
+            }
+        }
+        pipe.add_command(cmd).ignore();
+    }
+    let () = pipe.query(&mut conn).expect("fill");
+}
+
+/// An HTTP read of a hash, list or set of hundreds of thousands of
+/// elements would make the proxy build a JSON tree and body many times the
+/// reply (a node per element): past the per-item limit (an eighth of
+/// CACHE_MAX_BYTES, 1 MiB here) it answers 507 naming the limit, and the
+/// proxy's peak memory grows by little more than the reply it read. A
+/// small one is served as before.
+#[test]
+fn an_http_read_of_a_huge_typed_value_is_507_and_builds_no_json() {
+    let redis = RedisServer::start();
+    fill_small(&redis, "list", "list", 400_000);
+    fill_small(&redis, "set", "set", 400_000);
+    fill_small(&redis, "hash", "hash", 200_000);
+    fill_small(&redis, "list", "small", 10);
+    let proxy = Proxy::start(&redis, &[("CACHE_MAX_BYTES", "8388608")]);
+    let before = proxy.peak_kib();
+    for (key, kind) in [("list", "list"), ("set", "set"), ("hash", "hash")] {
+        for _ in 0..2 {
+            let reply = proxy.get_key(key);
+            let body = reply.json();
+            let text = body.to_string();
+            let start = &text[..text.len().min(200)];
+            assert_eq!(reply.status, 507, "{key}: {} bytes: {start}", text.len());
+            assert_eq!(
+                (&body["type"], &body["limit"]),
+                (&kind.into(), &1048576.into())
+            );
+            assert_eq!(body["key"], key);
+            let error = body["error"].as_str().expect("error");
+            assert!(error.contains("CACHE_MAX_BYTES"), "{error}");
+        }
+    }
+    let grown = proxy.peak_kib().saturating_sub(before);
+    assert!(
+        grown < 32 * 1024,
+        "the proxy's peak memory grew {grown} KiB"
+    );
+    let small = proxy.get_key("small");
+    assert_eq!(small.status, 200);
+    let value: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+    assert_eq!(small.json()["value"], serde_json::json!(value));
+}
