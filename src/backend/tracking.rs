@@ -153,10 +153,9 @@ impl Settings {
         client: &redis::Client,
         stop: Arc<AtomicBool>,
     ) -> io::Result<Settings> {
-        let tls = config.redis_url.scheme() == "rediss";
         Ok(Settings {
             info: client.get_connection_info().clone(),
-            roots: TlsRoots::new(tls, config.redis_tls_ca.as_deref())?,
+            roots: super::tls_roots(config)?,
             timeout: config.redis_timeout,
             prefixes: config.invalidation_prefixes.clone(),
             auto: config.invalidation == Invalidation::Auto,
