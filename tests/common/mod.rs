@@ -24,7 +24,7 @@ pub mod write_cases;
 pub use endpoints::Endpoints;
 pub use http::{request, try_request, HttpConnection};
 pub use in_process::InProcess;
-pub use proxy::{proxy_binary, Proxy};
+pub use proxy::{proxy_binary, refused_start, Proxy};
 pub use redis_server::RedisServer;
 
 use std::io::{ErrorKind, Read, Write};
