@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod endpoints;
 pub mod http;
 pub mod in_process;
+pub mod info;
 pub mod proxy;
 pub mod readers;
 pub mod redis_server;
