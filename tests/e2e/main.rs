@@ -58,6 +58,7 @@ mod redis_ttl;
 mod reset;
 mod resp;
 mod sentinel;
+mod stale_if_error;
 mod tls;
 mod tracking_limits;
 mod unannounced;
