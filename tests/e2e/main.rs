@@ -57,6 +57,7 @@ mod read_through;
 mod redis_ttl;
 mod reset;
 mod resp;
+mod resp_bytes;
 mod sentinel;
 mod stale_if_error;
 mod tls;
