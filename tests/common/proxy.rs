@@ -102,6 +102,16 @@ impl Proxy {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The ERROR and WARN lines the proxy has logged so far: none under
+    /// ordinary load.
+    pub fn warnings(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| l.contains(" ERROR ") || l.contains(" WARN "))
+            .map(str::to_owned)
+            .collect()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
