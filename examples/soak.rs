@@ -86,6 +86,15 @@ fn rewrite(url: &str, keys: u64, version: u64) -> redis::RedisResult<()> {
     Ok(())
 }
 
+/// The next of a client's pseudo-random keys (a 64-bit LCG, seeded per
+/// client): `soak0` to `soak{keys - 1}`.
+fn next_key(n: &mut u64, keys: u64) -> String {
+    *n = n
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    format!("soak{}", (*n >> 33) % keys)
+}
+
 fn http_client(addr: &str, keys: u64, seed: u64, stop: &AtomicBool, tally: &Tally) {
     let mut n = seed;
     while !stop.load(SeqCst) {
@@ -97,10 +106,7 @@ fn http_client(addr: &str, keys: u64, seed: u64, stop: &AtomicBool, tally: &Tall
         let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
         let mut reader = BufReader::new(stream);
         while !stop.load(SeqCst) {
-            n = n
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let key = format!("soak{}", (n >> 33) % keys);
+            let key = next_key(&mut n, keys);
             let settled = tally.settled();
             let request = format!("GET /proxy?key={key} HTTP/1.1\r\nHost: soak\r\n\r\n");
             if reader.get_mut().write_all(request.as_bytes()).is_err() {
@@ -145,10 +151,7 @@ fn resp_client(url: &str, keys: u64, seed: u64, stop: &AtomicBool, tally: &Tally
             continue;
         };
         while !stop.load(SeqCst) {
-            n = n
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let key = format!("soak{}", (n >> 33) % keys);
+            let key = next_key(&mut n, keys);
             let settled = tally.settled();
             match redis::cmd("GET")
                 .arg(&key)

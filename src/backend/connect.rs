@@ -2,8 +2,10 @@
 //! `REDIS_TIMEOUT_MS` say: the redis crate's clients for the pool, the
 //! probe and the invalidation links, and the database clients start in.
 
+use std::io;
 use std::time::Duration;
 
+use super::raw::TlsRoots;
 use crate::config::{Config, RedisMode};
 
 /// The database REDIS_ADDRESS's path names (`redis://host/2`), 0 without
@@ -54,6 +56,14 @@ pub(super) fn client(
         ),
         None => redis::Client::open(info),
     }
+}
+
+/// Whom raw connections to the configured Redis trust: REDIS_TLS_CA's
+/// certificates (else the system's) for `rediss://`, nothing for plain
+/// `redis://`. The forwarders' connections and the invalidation links.
+pub(super) fn tls_roots(config: &Config) -> io::Result<TlsRoots> {
+    let tls = config.redis_url.scheme() == "rediss";
+    TlsRoots::new(tls, config.redis_tls_ca.as_deref())
 }
 
 /// A cluster client for the seed nodes (TLS and its CA included), each

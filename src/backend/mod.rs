@@ -34,7 +34,7 @@ mod sentinel;
 mod server;
 mod slots;
 mod tracking;
-use connect::{client, cluster_client, connect, default_db};
+use connect::{client, cluster_client, connect, default_db, tls_roots};
 use failure::{reply_error, retire_on_failure};
 pub use forward_cluster::{Dest, Fold};
 pub use read::{Read, Ttl};
@@ -237,8 +237,7 @@ impl Backend {
             ),
             RedisMode::Standalone | RedisMode::Sentinel => None,
         };
-        let tls = config.redis_url.scheme() == "rediss";
-        let roots = raw::TlsRoots::new(tls, config.redis_tls_ca.as_deref())
+        let roots = tls_roots(config)
             .map_err(|err| BackendError::Unavailable(format!("REDIS_TLS_CA: {err}")))?;
         Ok(Backend {
             pool,

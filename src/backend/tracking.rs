@@ -61,7 +61,7 @@ pub trait InvalidationSink: Send + Sync {
 /// test process leaves no thread behind connecting to a Redis that is gone);
 /// the cluster and sentinel watchers run for as long as the process does.
 pub struct InvalidationLink {
-    _threads: Vec<thread::JoinHandle<()>>,
+    _thread: thread::JoinHandle<()>,
     stop: Arc<AtomicBool>,
 }
 
@@ -91,14 +91,14 @@ impl InvalidationLink {
         if let Some(topology) = topology {
             let follower = super::sentinel::spawn_link(config, topology, sink)?;
             return Ok(InvalidationLink {
-                _threads: vec![follower],
+                _thread: follower,
                 stop: Arc::default(),
             });
         }
         if config.redis_mode == RedisMode::Cluster {
             let watcher = super::cluster::spawn_links(config, sink)?;
             return Ok(InvalidationLink {
-                _threads: vec![watcher],
+                _thread: watcher,
                 stop: Arc::default(),
             });
         }
@@ -107,7 +107,7 @@ impl InvalidationLink {
         let stop = Arc::new(AtomicBool::new(false));
         let settings = Settings::new(config, &client, Arc::clone(&stop))?;
         Ok(InvalidationLink {
-            _threads: settings.spawn(sink)?,
+            _thread: settings.spawn(sink)?,
             stop,
         })
     }
@@ -153,10 +153,9 @@ impl Settings {
         client: &redis::Client,
         stop: Arc<AtomicBool>,
     ) -> io::Result<Settings> {
-        let tls = config.redis_url.scheme() == "rediss";
         Ok(Settings {
             info: client.get_connection_info().clone(),
-            roots: TlsRoots::new(tls, config.redis_tls_ca.as_deref())?,
+            roots: super::tls_roots(config)?,
             timeout: config.redis_timeout,
             prefixes: config.invalidation_prefixes.clone(),
             auto: config.invalidation == Invalidation::Auto,
@@ -168,11 +167,10 @@ impl Settings {
     pub(super) fn spawn(
         self,
         sink: Arc<dyn InvalidationSink>,
-    ) -> std::io::Result<Vec<thread::JoinHandle<()>>> {
-        let link = thread::Builder::new()
+    ) -> std::io::Result<thread::JoinHandle<()>> {
+        thread::Builder::new()
             .name("invalidation-link".to_owned())
-            .spawn(move || self.run(&*sink))?;
-        Ok(vec![link])
+            .spawn(move || self.run(&*sink))
     }
 
     fn stopped(&self) -> bool {

@@ -238,7 +238,9 @@ pub struct CommandTable {
 
 /// Longest name (`container|sub` included) looked up: longer ones are no
 /// command, and lower-casing into a buffer of this size allocates nothing.
-const MAX_NAME: usize = 64;
+/// CACHE_COMMANDS takes no longer name (`config::cached`), so every name
+/// it lists can be looked up.
+pub const MAX_NAME: usize = 64;
 
 impl CommandTable {
     /// Reads a `COMMAND` (or `COMMAND INFO`) reply; unknown names in an

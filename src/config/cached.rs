@@ -6,6 +6,7 @@
 
 use super::parse::Raw;
 use super::ConfigError;
+use crate::commands::MAX_NAME;
 
 /// The documented default list: reads whose reply depends only on their
 /// keys' contents. GET and MGET are served by the cache's own path.
@@ -55,9 +56,6 @@ pub const DEFAULT_CACHE_COMMANDS: &[&str] = &[
     "type",
 ];
 
-/// Longest command name taken (Redis's are far shorter).
-const MAX_NAME: usize = 64;
-
 /// The lower-case names CACHE_COMMANDS asks for: empty for the default
 /// list; `none` for nothing; `-NAME` drops a name from the default list,
 /// `+NAME` adds one; a list of bare names replaces the default (signed
@@ -87,6 +85,7 @@ pub(super) fn parse_cache_commands(raw: Raw) -> Result<Vec<String>, ConfigError>
             b'+' | b'-' => (Some(item.as_bytes()[0]), &item[1..]),
             _ => (None, *item),
         };
+        // Longer than the command table looks up: Redis's are far shorter.
         let valid = !name.is_empty()
             && name.len() <= MAX_NAME
             && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');

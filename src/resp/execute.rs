@@ -33,7 +33,7 @@ fn subscribing(kind: Kind, args: &[&[u8]]) -> Option<&'static str> {
 }
 
 /// A bare `RESET` (with arguments it is an arity error, answered as any).
-fn is_reset(args: &[&[u8]]) -> bool {
+pub(super) fn is_reset(args: &[&[u8]]) -> bool {
     matches!(args, [name] if name.eq_ignore_ascii_case(b"reset"))
 }
 

@@ -36,11 +36,10 @@ impl Transaction {
     /// SELECT of the held connection would be queued, and its database
     /// could not be known after EXEC.)
     pub fn answered_here(argv: &[&[u8]]) -> bool {
-        match argv {
-            [name] if name.eq_ignore_ascii_case(b"reset") => true,
-            [name, ..] => name.eq_ignore_ascii_case(b"quit"),
-            [] => false,
-        }
+        super::execute::is_reset(argv)
+            || argv
+                .first()
+                .is_some_and(|name| name.eq_ignore_ascii_case(b"quit"))
     }
 
     /// Inside MULTI or watching keys: state Redis keeps on the connection.

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod endpoints;
 pub mod http;
 pub mod in_process;
+pub mod info;
 pub mod proxy;
 pub mod readers;
 pub mod redis_server;
@@ -24,7 +25,7 @@ pub mod write_cases;
 pub use endpoints::Endpoints;
 pub use http::{request, try_request, HttpConnection};
 pub use in_process::InProcess;
-pub use proxy::{proxy_binary, Proxy};
+pub use proxy::{proxy_binary, refused_start, Proxy};
 pub use redis_server::RedisServer;
 
 use std::io::{ErrorKind, Read, Write};

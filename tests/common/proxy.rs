@@ -8,10 +8,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::ops::Deref;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 use super::endpoints::Endpoints;
 use super::http::try_request;
-use super::{eventually, RedisServer, TempDir};
+use super::{eventually, RedisServer, TempDir, PATIENCE};
 
 /// The path of the proxy binary under test.
 pub fn proxy_binary() -> &'static str {
@@ -101,19 +102,39 @@ impl Proxy {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The ERROR and WARN lines the proxy has logged so far: none under
+    /// ordinary load.
+    pub fn warnings(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| l.contains(" ERROR ") || l.contains(" WARN "))
+            .map(str::to_owned)
+            .collect()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// The proxy's resident memory now, in KiB (`VmRSS` in /proc).
     pub fn rss_kib(&self) -> u64 {
+        self.status_kib("VmRSS")
+    }
+
+    /// The proxy's peak resident memory so far, in KiB (`VmHWM` in /proc).
+    pub fn peak_kib(&self) -> u64 {
+        self.status_kib("VmHWM")
+    }
+
+    /// A `kB` figure of /proc/PID/status, such as `VmRSS`.
+    fn status_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
             .expect("read /proc/PID/status");
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS in /proc/PID/status")
+            .unwrap_or_else(|| panic!("{field} in /proc/PID/status"))
     }
 
     /// The proxy's peak resident memory so far, in KiB (`VmHWM` in /proc).
@@ -147,6 +168,42 @@ impl Drop for Proxy {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs the binary with only `env` (in a directory of its own, so no
+/// `.env` is read) and expects it to refuse to start: to exit, and not
+/// successfully, within `PATIENCE`. One that took its settings would serve
+/// until killed: it is killed and the test fails. Returns its stderr, for
+/// the test to check it names the variable.
+pub fn refused_start(env: &[(&str, &str)]) -> String {
+    let dir = TempDir::new("refused-start");
+    let log = dir.path().join("stderr");
+    let mut child = Command::new(proxy_binary())
+        .env_clear()
+        .envs(env.iter().copied())
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("create a log"))
+        .spawn()
+        .expect("run the proxy binary");
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the proxy") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        status.is_some_and(|status| !status.success()),
+        "{env:?} was accepted ({status:?}): {stderr}"
+    );
+    stderr
 }
 
 /// The proxy's settings for a test: Redis at `redis_address`, both ports

@@ -202,12 +202,15 @@ impl RedisServer {
 
     /// How many times Redis has run `command` (from `INFO commandstats`).
     pub fn calls(&self, command: &str) -> u64 {
+        self.command_stat(command, "calls")
+    }
+
+    /// `stat` of `command` in `INFO commandstats` (such as
+    /// `rejected_calls`, the calls an ACL refused, which `calls` does not
+    /// count); 0 before its first call.
+    pub fn command_stat(&self, command: &str, stat: &str) -> u64 {
         let info: String = self.cmd(&["INFO", "commandstats"]);
-        let prefix = format!("cmdstat_{}:calls=", command.to_lowercase());
-        info.lines()
-            .find_map(|line| line.strip_prefix(&prefix))
-            .and_then(|rest| rest.split(',').next())
-            .map_or(0, |n| n.parse().expect("calls is a number"))
+        super::info::command_stat(&info, command, stat)
     }
 
     /// False once [`RedisServer::stop`] killed it.

@@ -2,6 +2,7 @@
 //! clients`, `CLIENT LIST`), and the raw connection they use
 //! ([`resp_wire::Wire`](super::resp_wire::Wire)).
 
+use super::info::{client_lines, info_number};
 use super::RedisServer;
 
 pub use super::resp_wire::{show, Wire};
@@ -10,18 +11,11 @@ pub use super::resp_wire::{show, Wire};
 /// `connected_clients`, `pubsub_clients` where the version has it).
 pub fn info_clients(redis: &RedisServer, field: &str) -> u64 {
     let info: String = redis.cmd(&["INFO", "clients"]);
-    let prefix = format!("{field}:");
-    info.lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} in INFO clients: {info}"))
+    info_number(&info, field)
 }
 
 /// The lines of Redis's `CLIENT LIST` that satisfy `what`.
 pub fn client_list(redis: &RedisServer, what: impl Fn(&str) -> bool) -> Vec<String> {
     let list: String = redis.cmd(&["CLIENT", "LIST"]);
-    list.lines()
-        .filter(|line| what(line))
-        .map(str::to_owned)
-        .collect()
+    client_lines(&list, what)
 }

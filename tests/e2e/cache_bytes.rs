@@ -5,6 +5,7 @@
 //! eighth of the bound) is answered but not kept: Redis's own
 //! `INFO commandstats` counts every read of it.
 
+use crate::common::info::info_number;
 use crate::common::{InProcess, RedisServer};
 
 const MAX_BYTES: usize = 1 << 20;
@@ -14,16 +15,6 @@ const KEYS: usize = 30;
 /// A value of `len` bytes that says which key it belongs to.
 fn value_of(key: &str, len: usize) -> Vec<u8> {
     key.bytes().cycle().take(len).collect()
-}
-
-/// The number after `field:` in an INFO text.
-fn info_field(info: &str, field: &str) -> u64 {
-    info.lines()
-        .find_map(|line| line.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("INFO has no {field}: {info}"))
-        .trim()
-        .parse()
-        .expect("a number")
 }
 
 #[test]
@@ -77,8 +68,8 @@ fn a_stream_of_large_values_stays_under_cache_max_bytes_and_a_too_large_one_is_n
         .arg("memory")
         .query(&mut client.get_connection().expect("connect"))
         .expect("INFO memory");
-    assert_eq!(info_field(&info, "cache_bytes"), cached);
-    assert_eq!(info_field(&info, "cache_max_bytes"), MAX_BYTES as u64);
+    assert_eq!(info_number(&info, "cache_bytes"), cached);
+    assert_eq!(info_number(&info, "cache_max_bytes"), MAX_BYTES as u64);
 
     // The newest key is served from the cache; the oldest was evicted
     // and goes back to Redis.

@@ -6,17 +6,6 @@ use crate::common::{Proxy, RedisServer};
 
 const RESP: (&str, &str) = ("RESP_PORT", "auto");
 
-/// The proxy's peak resident memory so far, in KiB (`VmHWM`).
-fn peak_kib(proxy: &Proxy) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", proxy.pid()))
-        .expect("read /proc/PID/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/PID/status")
-}
-
 /// A multi-key read's request is copied once per key (listed under each
 /// key while it is fetched, and in each key's file once stored), so what
 /// it costs the proxy grows with keys × request bytes: a SUNION of 2,500
@@ -35,9 +24,9 @@ fn a_read_of_many_keys_costs_no_more_than_a_few_copies_of_it() {
         .collect();
     let mut args = vec!["SUNION"];
     args.extend(keys.iter().map(String::as_str));
-    let before = peak_kib(&proxy);
+    let before = proxy.peak_kib();
     assert_eq!(client.call_args(&args), b"*0\r\n");
-    let grown = peak_kib(&proxy).saturating_sub(before);
+    let grown = proxy.peak_kib().saturating_sub(before);
     assert!(
         grown < 48 * 1024,
         "one 70 KB request raised the proxy's peak memory by {grown} KiB"

@@ -5,13 +5,10 @@
 //! per-entry limit (an eighth of it) is relayed whole but not kept. What
 //! reached Redis is read off its own `INFO commandstats`.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
 use crate::cache_types::{start, CASES};
 use crate::common::reply_cache::{calls, miss_then_hit, reset_stats};
 use crate::common::resp_wire::{show, Wire};
-use crate::common::{proxy_binary, InProcess, RedisServer, TempDir, PATIENCE};
+use crate::common::{refused_start, InProcess, RedisServer};
 
 /// Reads `line` `times` times through `proxy`: how many reached Redis
 /// (each answer checked against Redis's own).
@@ -88,36 +85,12 @@ fn cache_commands_none_sends_every_read_to_redis() {
 #[test]
 fn an_invalid_cache_commands_stops_start_up_naming_the_variable() {
     for value in ["+", "-", "-HGETALL;HGET", "+h get", "+a|b"] {
-        let dir = TempDir::new("cache-commands");
-        let log = dir.path().join("stderr");
-        let mut child = Command::new(proxy_binary())
-            .env_clear()
-            .env("REDIS_ADDRESS", "redis://127.0.0.1:1")
-            .env("CACHE_COMMANDS", value)
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("create a log"))
-            .spawn()
-            .expect("run the proxy binary");
         // A proxy that took the value runs on (waiting for Redis at port
         // 1); one that refused it exits at once.
-        let deadline = Instant::now() + PATIENCE;
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait for the proxy") {
-                break Some(status);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let stderr = std::fs::read_to_string(&log).unwrap_or_default();
-        assert!(
-            status.is_some_and(|s| !s.success()),
-            "CACHE_COMMANDS={value} was accepted ({status:?}): {stderr}"
-        );
+        let stderr = refused_start(&[
+            ("REDIS_ADDRESS", "redis://127.0.0.1:1"),
+            ("CACHE_COMMANDS", value),
+        ]);
         assert!(
             stderr.contains("CACHE_COMMANDS"),
             "CACHE_COMMANDS={value}: {stderr}"

@@ -4,14 +4,13 @@
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::process::Command;
 use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
 
 use crate::common::certs::{make_certificates, tls_client};
 use crate::common::{
-    connect, eventually, proxy_binary, read_until_closed, run_ok, Endpoints, InProcess,
+    connect, eventually, read_until_closed, refused_start, run_ok, Endpoints, InProcess,
     RedisServer, TempDir,
 };
 
@@ -150,18 +149,13 @@ fn an_unusable_certificate_or_key_stops_start_up_naming_the_variable() {
         (&file("server.pem"), String::new(), "TLS_KEY_FILE"),
         ("", file("server.key"), "TLS_CERT_FILE"),
     ] {
-        let output = Command::new(proxy_binary())
-            .env_clear()
-            .env("REDIS_ADDRESS", "127.0.0.1:1")
-            .env("PROXY_PORT", "0")
-            .env("RESP_PORT", "off")
-            .env("TLS_CERT_FILE", cert)
-            .env("TLS_KEY_FILE", &key)
-            .current_dir(dir.path())
-            .output()
-            .expect("run the proxy binary");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{cert} {key}: started");
+        let stderr = refused_start(&[
+            ("REDIS_ADDRESS", "127.0.0.1:1"),
+            ("PROXY_PORT", "0"),
+            ("RESP_PORT", "off"),
+            ("TLS_CERT_FILE", cert),
+            ("TLS_KEY_FILE", &key),
+        ]);
         assert!(stderr.contains(named), "{cert} {key}: {stderr}");
     }
 }

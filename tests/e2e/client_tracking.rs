@@ -209,13 +209,7 @@ fn every_tracking_client_is_told_to_flush_when_the_proxy_loses_its_link() {
     let mut client = tracking(&proxy, &[]);
     client.catch_up(&redis);
     assert_eq!(client.call(&["GET", "k"]), "$v");
-    let list: String = redis.cmd(&["CLIENT", "LIST"]);
-    let link = list
-        .lines()
-        .find(|line| line.contains("name=redis-proxy-invalidation"))
-        .and_then(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
-        .expect("the proxy's link")
-        .to_owned();
+    let link = redis.link_id();
     let _: () = redis.cmd(&["CLIENT", "KILL", "ID", &link]);
     assert_eq!(client.next(), ">[$invalidate _]");
     // And again once it is back: what was read meanwhile was not vouched for.

@@ -8,20 +8,21 @@ use std::thread;
 use std::time::Duration;
 
 use crate::common::relay::Relay;
-use redis_proxy::clock::ManualClock;
-
 use crate::common::{eventually, Endpoints, InProcess, Proxy, RedisServer};
 
-const INVALIDATIONS: &str = "redis_proxy_invalidations_total";
+/// The series counting the keys Redis announced as changed.
+pub(crate) const INVALIDATIONS: &str = "redis_proxy_invalidations_total";
 
-fn flushes(proxy: &Endpoints, reason: &str) -> f64 {
+/// How many times the whole cache went, for `reason` (`link_lost`,
+/// `flushall`).
+pub(crate) fn flushes(proxy: &Endpoints, reason: &str) -> f64 {
     proxy.metric(&format!(
         "redis_proxy_cache_flushes_total{{reason=\"{reason}\"}}"
     ))
 }
 
 /// Waits until the proxy has applied at least `n` key invalidations.
-fn wait_invalidations(proxy: &Endpoints, n: f64) {
+pub(crate) fn wait_invalidations(proxy: &Endpoints, n: f64) {
     eventually(&format!("{n} invalidations to arrive"), || {
         (proxy.metric(INVALIDATIONS) >= n).then_some(())
     });
@@ -30,7 +31,7 @@ fn wait_invalidations(proxy: &Endpoints, n: f64) {
 /// Reads `key` through HTTP until it is a hit on `value`. (A read racing
 /// the invalidation of the write that set the key is answered but not kept,
 /// so the first read after a write may not fill the cache.)
-fn cache(proxy: &Endpoints, key: &str, value: &str) {
+pub(crate) fn cache(proxy: &Endpoints, key: &str, value: &str) {
     let reply = eventually(&format!("{key} to be cached"), || {
         let reply = proxy.get_key(key);
         reply.is_hit().then_some(reply)
@@ -38,7 +39,8 @@ fn cache(proxy: &Endpoints, key: &str, value: &str) {
     assert_eq!(reply.body, value.as_bytes());
 }
 
-fn resp_get(proxy: &Endpoints, key: &str) -> Option<String> {
+/// `GET key` over RESP, on a connection of its own.
+pub(crate) fn resp_get(proxy: &Endpoints, key: &str) -> Option<String> {
     let mut conn = redis::Client::open(proxy.resp_url())
         .and_then(|c| c.get_connection())
         .expect("RESP connection");
@@ -346,97 +348,4 @@ fn readers_see_the_final_values_once_a_concurrent_writer_stops() {
         );
         assert_eq!(resp_get(&proxy, &key), Some(ROUNDS.to_string()), "{key}");
     }
-}
-
-fn stale_served(proxy: &Endpoints) -> f64 {
-    proxy.metric("redis_proxy_stale_served_total")
-}
-
-#[test]
-fn stale_if_error_serves_an_expired_entry_marked_stale_while_redis_is_down() {
-    let mut redis = RedisServer::start();
-    redis.set("k", "v");
-    let hand = ManualClock::new();
-    let proxy = InProcess::start_on(
-        &redis,
-        &[
-            ("RESP_PORT", "auto"),
-            ("INVALIDATION", "off"),
-            ("STALE_IF_ERROR_SECS", "600"),
-            ("REDIS_TIMEOUT_MS", "300"),
-        ],
-        &hand,
-    );
-    cache(&proxy, "k", "v");
-    redis.stop();
-    // Once it has expired, it is served as stale rather than a 503.
-    hand.advance(Duration::from_secs(60));
-    let reply = proxy.get_key("k");
-    assert_eq!(reply.status, 200);
-    assert_eq!(reply.header("x-cache"), Some("STALE"));
-    assert_eq!(reply.body, b"v");
-    assert_eq!(resp_get(&proxy, "k").as_deref(), Some("v"));
-    assert_eq!(stale_served(&proxy), 2.0);
-    // A key never cached is still a 503.
-    assert_eq!(proxy.get_key("never").status, 503);
-}
-
-#[test]
-fn stale_if_error_serves_what_a_lost_link_left_but_never_an_invalidated_entry() {
-    let mut redis = RedisServer::start();
-    for key in ["kept", "changed", "flushed"] {
-        redis.set(key, "old");
-    }
-    let proxy = InProcess::start(
-        &redis,
-        &[("STALE_IF_ERROR_SECS", "600"), ("REDIS_TIMEOUT_MS", "300")],
-    );
-    for key in ["kept", "changed"] {
-        cache(&proxy, key, "old");
-    }
-    let before = proxy.metric(INVALIDATIONS);
-    redis.set("changed", "new");
-    wait_invalidations(&proxy, before + 1.0);
-    redis.stop();
-    eventually("the link loss to be noticed", || {
-        (flushes(&proxy, "link_lost") == 1.0).then_some(())
-    });
-    let kept = proxy.get_key("kept");
-    assert_eq!(
-        (kept.status, kept.header("x-cache"), kept.body.as_slice()),
-        (200, Some("STALE"), &b"old"[..])
-    );
-    // Removed by its invalidation: never served, stale or not.
-    assert_eq!(proxy.get_key("changed").status, 503);
-}
-
-#[test]
-fn without_stale_if_error_a_lost_link_serves_nothing_cached() {
-    let mut redis = RedisServer::start();
-    redis.set("k", "v");
-    let proxy = InProcess::start(&redis, &[("REDIS_TIMEOUT_MS", "300")]);
-    cache(&proxy, "k", "v");
-    redis.stop();
-    eventually("the link loss to be noticed", || {
-        (flushes(&proxy, "link_lost") == 1.0).then_some(())
-    });
-    assert_eq!(proxy.get_key("k").status, 503);
-    assert_eq!(stale_served(&proxy), 0.0);
-}
-
-#[test]
-fn a_flush_is_never_undone_by_stale_if_error() {
-    let mut redis = RedisServer::start();
-    redis.set("k", "v");
-    let proxy = InProcess::start(
-        &redis,
-        &[("STALE_IF_ERROR_SECS", "600"), ("REDIS_TIMEOUT_MS", "300")],
-    );
-    cache(&proxy, "k", "v");
-    let _: () = redis.cmd(&["FLUSHALL"]);
-    eventually("the flush to arrive", || {
-        (flushes(&proxy, "flushall") == 1.0).then_some(())
-    });
-    redis.stop();
-    assert_eq!(proxy.get_key("k").status, 503);
 }

@@ -5,6 +5,7 @@
 //! keyless commands go to.
 
 use crate::common::resp_wire::{show, Wire};
+use crate::common::wire::info_clients;
 
 use super::forward_cluster::{open, start, tag_per_master};
 
@@ -99,10 +100,7 @@ fn blocking_commands_wait_on_the_master_of_their_key() {
         // Redis counts the client as blocked on the key's own master.
         let master = cluster.master_of(&tag);
         crate::common::eventually("the BLPOP blocked on the key's master", || {
-            let info: String = master.cmd(&["INFO", "clients"]);
-            info.lines()
-                .any(|l| l.trim() == "blocked_clients:1")
-                .then_some(())
+            (info_clients(master, "blocked_clients") == 1).then_some(())
         });
         assert_eq!(pusher.call_args(&["LPUSH", &key, "job"]), b":1\r\n");
         let expected = format!("*2\r\n${}\r\n{key}\r\n$3\r\njob\r\n", key.len());

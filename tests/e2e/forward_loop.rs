@@ -9,6 +9,7 @@ use std::io::Read;
 use std::thread;
 use std::time::Duration;
 
+use crate::common::info::{client_lines, info_number};
 use crate::common::relay::Relay;
 use crate::common::resp_wire::{show, Wire};
 use crate::common::{eventually, InProcess, RedisServer};
@@ -23,12 +24,9 @@ const LOOP_NAME: &str = "name=redis-proxy-loop ";
 /// Redis's `CLIENT LIST` lines of the event loop's connections, asked on
 /// `direct` (a connection of the test's own).
 fn loop_connections(direct: &mut Wire) -> Vec<String> {
-    let reply = direct.call("CLIENT LIST");
-    String::from_utf8_lossy(&reply)
-        .lines()
-        .filter(|line| line.contains(LOOP_NAME))
-        .map(str::to_owned)
-        .collect()
+    client_lines(&direct.call_text("CLIENT LIST"), |line| {
+        line.contains(LOOP_NAME)
+    })
 }
 
 /// Sends SETs through `client` until one has travelled on an event-loop
@@ -43,17 +41,6 @@ fn warm(redis: &RedisServer, client: &mut Wire) {
             .any(|line| line.contains(" cmd=set "))
             .then_some(())
     });
-}
-
-/// One field of Redis's `INFO`.
-fn info_field(direct: &mut Wire, field: &str) -> u64 {
-    let reply = String::from_utf8_lossy(&direct.call("INFO")).into_owned();
-    let prefix = format!("{field}:");
-    reply
-        .lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in INFO"))
 }
 
 #[test]
@@ -97,7 +84,7 @@ fn many_clients_writes_share_one_redis_connection() {
     let mut first = Wire::connect(proxy.resp_addr());
     warm(&redis, &mut first);
     let mut direct = Wire::connect(redis.addr());
-    let opened_before = info_field(&mut direct, "total_connections_received");
+    let opened_before = info_number(&direct.call_text("INFO"), "total_connections_received");
     let resp = proxy.resp_addr();
     let clients: Vec<_> = (0..50)
         .map(|c| {
@@ -126,7 +113,7 @@ fn many_clients_writes_share_one_redis_connection() {
     }
     // Redis was connected to by nobody new: all went on the connections
     // the proxy had open (the event loop's one, per protocol and database).
-    let opened_after = info_field(&mut direct, "total_connections_received");
+    let opened_after = info_number(&direct.call_text("INFO"), "total_connections_received");
     assert_eq!(
         opened_after - opened_before,
         0,

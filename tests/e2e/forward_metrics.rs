@@ -7,6 +7,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
+use crate::common::info::info_value;
 use crate::common::{connect, resp_command, InProcess, RedisServer};
 
 /// Sends `requests` in one write and reads back exactly `expected`.
@@ -44,12 +45,6 @@ fn info(stream: &mut TcpStream, section: &str) -> String {
     let mut body = vec![0; len + 2];
     stream.read_exact(&mut body).expect("INFO's text");
     String::from_utf8_lossy(&body[..len]).into_owned()
-}
-
-/// The value of `field` in an INFO text.
-fn field<'a>(info: &'a str, field: &str) -> Option<&'a str> {
-    info.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
 }
 
 /// `calls`, `rejected_calls` and `failed_calls` of a `cmdstat_` line, and
@@ -153,16 +148,16 @@ fn forwarded_commands_are_counted_by_command_and_result() {
     let theirs: String = redis.cmd(&["INFO", "commandstats"]);
     for command in ["set", "incr", "lpush", "object|encoding"] {
         let name = format!("cmdstat_{command}");
-        let line = field(&ours, &name).unwrap_or_else(|| panic!("{name}: {ours}"));
-        let reference = field(&theirs, &name).unwrap_or_else(|| panic!("Redis's {name}"));
+        let line = info_value(&ours, &name).unwrap_or_else(|| panic!("{name}: {ours}"));
+        let reference = info_value(&theirs, &name).unwrap_or_else(|| panic!("Redis's {name}"));
         assert_eq!(counts(line), counts(reference), "{name}: {ours}");
     }
     assert_eq!(
-        counts(field(&ours, "cmdstat_incr").expect("incr")).1,
+        counts(info_value(&ours, "cmdstat_incr").expect("incr")).1,
         ["7", "0", "2"]
     );
     assert_eq!(
-        field(&ours, "cmdstat_save"),
+        info_value(&ours, "cmdstat_save"),
         Some("calls=0,usec=0,usec_per_call=0.00,rejected_calls=2,failed_calls=0")
     );
     assert!(!ours.to_lowercase().contains("nosuchcmd"), "{ours}");
@@ -170,9 +165,13 @@ fn forwarded_commands_are_counted_by_command_and_result() {
     // INFO errorstats: Redis's errors under their codes, the proxy's too.
     let errors = info(&mut stream, "errorstats");
     assert_eq!(
-        field(&errors, "errorstat_WRONGTYPE"),
+        info_value(&errors, "errorstat_WRONGTYPE"),
         Some("count=2"),
         "{errors}"
     );
-    assert_eq!(field(&errors, "errorstat_ERR"), Some("count=3"), "{errors}");
+    assert_eq!(
+        info_value(&errors, "errorstat_ERR"),
+        Some("count=3"),
+        "{errors}"
+    );
 }

@@ -3,6 +3,7 @@
 //! `errorstats`, compared line by line with what redis-server 7.0 answers
 //! to the same commands.
 
+use crate::common::info::info_value;
 use crate::common::{InProcess, RedisServer};
 
 /// The same commands against a server: a tracking client reads `k` twice,
@@ -35,12 +36,6 @@ fn run_and_info(url: &str, args: &[&str]) -> (String, String) {
     (info(args), info(&[]))
 }
 
-/// The value of `field` in an INFO text.
-fn field<'a>(info: &'a str, field: &str) -> Option<&'a str> {
-    info.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-}
-
 /// The `key=value` keys of a line such as `cmdstat_get:calls=2,usec=...`.
 fn keys_of(value: &str) -> Vec<&str> {
     value
@@ -70,23 +65,31 @@ fn info_reports_clients_tracking_commands_and_errors_as_redis_does() {
     let (theirs, theirs_default) = run_and_info(&reference.url(), &["everything"]);
     let (ours, ours_default) = run_and_info(&proxy.resp_url(), &["everything"]);
 
-    assert_eq!(field(&ours, "maxclients"), Some("321"));
-    assert_eq!(field(&ours, "tracking_clients"), Some("1"));
-    assert_eq!(field(&ours, "tracking_total_keys"), Some("1"));
-    assert_eq!(field(&theirs, "tracking_total_keys"), Some("1"));
+    assert_eq!(info_value(&ours, "maxclients"), Some("321"));
+    assert_eq!(info_value(&ours, "tracking_clients"), Some("1"));
+    assert_eq!(info_value(&ours, "tracking_total_keys"), Some("1"));
+    assert_eq!(info_value(&theirs, "tracking_total_keys"), Some("1"));
     // The arity error and the unknown command, under ERR. (Redis 7.0 has
     // more: it refuses the CLIENT SETINFO the redis crate sends.)
-    assert_eq!(field(&ours, "total_error_replies"), Some("2"), "{ours}");
-    assert_eq!(field(&ours, "errorstat_ERR"), Some("count=2"), "{ours}");
-    let count = field(&theirs, "errorstat_ERR").expect("Redis's errorstat_ERR");
+    assert_eq!(
+        info_value(&ours, "total_error_replies"),
+        Some("2"),
+        "{ours}"
+    );
+    assert_eq!(
+        info_value(&ours, "errorstat_ERR"),
+        Some("count=2"),
+        "{ours}"
+    );
+    let count = info_value(&theirs, "errorstat_ERR").expect("Redis's errorstat_ERR");
     assert!(count
         .strip_prefix("count=")
         .is_some_and(|n| n.parse::<u64>().is_ok()));
-    assert!(field(&theirs, "total_error_replies").is_some());
+    assert!(info_value(&theirs, "total_error_replies").is_some());
     // GET: two calls, one rejected (arity), none failed; same fields, in
     // the same order, as Redis writes them.
-    let get = field(&ours, "cmdstat_get").expect("cmdstat_get");
-    let reference_get = field(&theirs, "cmdstat_get").expect("Redis's cmdstat_get");
+    let get = info_value(&ours, "cmdstat_get").expect("cmdstat_get");
+    let reference_get = info_value(&theirs, "cmdstat_get").expect("Redis's cmdstat_get");
     assert_eq!(keys_of(get), keys_of(reference_get));
     assert!(get.starts_with("calls=2,usec="), "{get}");
     assert!(get.ends_with(",rejected_calls=1,failed_calls=0"), "{get}");
@@ -96,11 +99,11 @@ fn info_reports_clients_tracking_commands_and_errors_as_redis_does() {
         .expect("usec_per_call");
     assert_eq!(per_call.split('.').nth(1).map(str::len), Some(2), "{get}");
     // A subcommand is counted apart, as Redis 7 counts it.
-    let tracking = field(&ours, "cmdstat_client|tracking").expect("client|tracking");
-    let reference = field(&theirs, "cmdstat_client|tracking").expect("Redis's");
+    let tracking = info_value(&ours, "cmdstat_client|tracking").expect("client|tracking");
+    let reference = info_value(&theirs, "cmdstat_client|tracking").expect("Redis's");
     assert_eq!(keys_of(tracking), keys_of(reference));
     assert!(tracking.starts_with("calls=1,"), "{tracking}");
-    assert!(field(&ours, "cmdstat_client").is_none(), "{ours}");
+    assert!(info_value(&ours, "cmdstat_client").is_none(), "{ours}");
     // Sections: headers as Redis writes them; commandstats only when asked.
     for header in ["# Clients", "# Stats", "# Commandstats", "# Errorstats"] {
         assert!(theirs.lines().any(|l| l == header), "Redis: {header}");

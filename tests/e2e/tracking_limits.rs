@@ -6,6 +6,7 @@
 use std::thread;
 
 use crate::client_tracking::{start, start_binary, tracking, Client};
+use crate::common::info::info_number;
 use crate::common::{eventually, Proxy, RedisServer};
 
 const MIB: u64 = 1024;
@@ -40,11 +41,7 @@ fn track_long_keys(client: &mut Client, tag: &str, count: usize) -> usize {
 
 /// One line of the proxy's `INFO` as a number, asked on `client`.
 fn info_field(client: &mut Client, field: &str) -> u64 {
-    let text = client.call(&["INFO", "everything"]);
-    text.split("\r\n")
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in INFO"))
+    info_number(&client.call(&["INFO", "everything"]), field)
 }
 
 /// The binary (its resident memory is read), CACHE_CAPACITY=1: the cache's

@@ -120,7 +120,7 @@ fn element(buf: &[u8], room: usize) -> Result<Option<Step>, FrameError> {
             if line == b"-1" {
                 return Ok(Some(leaf));
             }
-            let body = number(line)?;
+            let body = number(line).ok_or(NOT_A_NUMBER)?;
             let total = usize::try_from(body)
                 .ok()
                 .and_then(|body| header.checked_add(body)?.checked_add(2))
@@ -143,7 +143,7 @@ fn element(buf: &[u8], room: usize) -> Result<Option<Step>, FrameError> {
             if kind == b'*' && line == b"-1" {
                 return Ok(Some(leaf));
             }
-            let count = number(line)?;
+            let count = number(line).ok_or(NOT_A_NUMBER)?;
             let children = match kind {
                 b'%' => count.checked_mul(2),
                 // An attribute map, then the reply it annotates.
@@ -160,14 +160,19 @@ fn element(buf: &[u8], room: usize) -> Result<Option<Step>, FrameError> {
     }
 }
 
-/// A non-negative decimal number.
-fn number(digits: &[u8]) -> Result<u64, FrameError> {
+/// What a header whose length is not a number is.
+const NOT_A_NUMBER: FrameError = FrameError("a length that is not a number");
+
+/// A non-negative decimal number of at most 19 digits (so it cannot
+/// overflow): a header's length. Shared with `invalidations`, which reads
+/// the lengths of frames this framer has checked.
+pub(super) fn number(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 19 {
-        return Err(FrameError("a length that is not a number"));
+        return None;
     }
     digits.iter().try_fold(0u64, |n, &d| match d {
-        b'0'..=b'9' => Ok(n * 10 + u64::from(d - b'0')),
-        _ => Err(FrameError("a length that is not a number")),
+        b'0'..=b'9' => Some(n * 10 + u64::from(d - b'0')),
+        _ => None,
     })
 }
 

@@ -12,7 +12,7 @@
 //! the keys are borrowed from the buffer), so the link's thread applies a
 //! whole read's keys under one lock.
 
-use super::frame::{FrameError, Framer};
+use super::frame::{number, FrameError, Framer};
 
 /// One thing the link said, in the order it came.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,17 +118,6 @@ impl<'a> Cursor<'a> {
             _ => None,
         }
     }
-}
-
-/// A non-negative decimal number (the framer has checked the lengths).
-fn number(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || digits.len() > 19 {
-        return None;
-    }
-    digits.iter().try_fold(0u64, |n, &d| match d {
-        b'0'..=b'9' => Some(n * 10 + u64::from(d - b'0')),
-        _ => None,
-    })
 }
 
 #[cfg(test)]
