@@ -137,17 +137,6 @@ impl Proxy {
             .unwrap_or_else(|| panic!("{field} in /proc/PID/status"))
     }
 
-    /// The proxy's peak resident memory so far, in KiB (`VmHWM` in /proc).
-    pub fn peak_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .expect("read /proc/PID/status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM in /proc/PID/status")
-    }
-
     /// Sends a signal to the proxy.
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
