@@ -29,6 +29,8 @@ pub use batch::Batch;
 pub use held::{Held, Lane, Pin, Queued};
 pub use looped::{Plan, Upstream};
 
+use written::Written;
+
 use super::{Forwarded, Service};
 
 /// The client a batch is sent for: its protocol and database.
@@ -116,7 +118,7 @@ impl Service {
         let counted = self.forward_batch(batch, client, conn.as_mut().map(|(c, _)| c), out);
         match (queued, self.commands()) {
             (Some(Queued::Commands(queued)), Ok(table)) => {
-                self.drop_written(&table, queued, &written::writes(&table, queued));
+                self.drop_written(queued, &written::written(&table, queued));
             }
             (Some(_), _) => self.drop_everything(),
             (None, _) => {}
@@ -154,7 +156,8 @@ impl Service {
                 return counted;
             }
         };
-        let routes = self.route_batch(&table, batch, client, &mut counted);
+        let mut written = Written::default();
+        let routes = self.route_batch(&table, batch, client, &mut counted, &mut written);
         let sent = routes
             .iter()
             .filter(|route| matches!(route, Route::Send { .. }))
@@ -186,7 +189,7 @@ impl Service {
         };
         // Writes are dropped from the cache before any reply goes back,
         // whether or not Redis answered (a request sent may have run).
-        self.drop_written(&table, batch, &routes);
+        self.drop_written(batch, &written);
         if sent == batch.len() {
             self.redis_replies(&out[start..], &mut counted);
             self.fail_rest(sent, delivered, out);
@@ -230,13 +233,15 @@ impl Service {
     }
 
     /// What to do with each request of `batch`, each counted under its
-    /// command in `counted`.
+    /// command in `counted`, and what its writes change noted in
+    /// `written` (while each request's arguments are at hand).
     fn route_batch(
         &self,
         table: &CommandTable,
         batch: &Batch,
         client: Client,
         counted: &mut Forwarded,
+        written: &mut Written,
     ) -> Vec<Route> {
         let mut argv = Vec::new();
         let mut refs = Vec::new();
@@ -246,7 +251,11 @@ impl Service {
                 batch.argv(i, &mut argv);
                 let command = lookups.lookup(&argv);
                 counted.push(lookups.counted(self, command));
-                self.route(command, &argv, batch.queued(i), client, &mut refs)
+                let route = self.route(command, &argv, batch.queued(i), client, &mut refs);
+                if let (Route::Send { write: true, .. }, Some(command)) = (&route, command) {
+                    written.note(command, batch, i, &argv, &mut refs);
+                }
+                route
             })
             .collect()
     }

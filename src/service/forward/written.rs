@@ -2,58 +2,73 @@
 //! cache (and fetches in flight for them marked stale) before its reply
 //! goes back, and the keys a tracking client's forwarded reads read.
 
-use crate::commands::{Class, CommandTable, KeyRef, NoKeys, READONLY, WRITE};
+use std::ops::Range;
+
+use crate::commands::{Class, Command, CommandTable, KeyRef, NoKeys, READONLY, WRITE};
 
 use super::super::{Change, Service};
-use super::lookups::Lookups;
-use super::{Batch, Route};
+use super::Batch;
 
 /// Commands without keys that change every key of a database or more.
 const FLUSHING: &[&str] = &["flushall", "flushdb", "swapdb"];
 
-impl Service {
-    /// Drops from the cache every key the batch's writes touched (all of
-    /// it where a write's keys cannot be known, or a flush), marking
-    /// fetches in flight for them stale, and tells tracking clients.
-    pub(super) fn drop_written(&self, table: &CommandTable, batch: &Batch, routes: &[Route]) {
-        // A batch of reads drops nothing: nothing to allocate for it.
-        if !routes
-            .iter()
-            .any(|route| matches!(route, Route::Send { write: true, .. }))
-        {
-            return;
-        }
-        // Sized once for a batch of writes of a key each (as a pipeline of
-        // SET, HSET, LPUSH), rather than grown step by step.
-        let mut argv = Vec::with_capacity(8);
-        let mut refs: Vec<KeyRef> = Vec::with_capacity(4);
-        // Borrowed from the batch: a key is copied only for a listener.
-        let mut keys: Vec<&[u8]> = Vec::with_capacity(routes.len());
-        let mut everything = false;
-        let mut lookups = Lookups::new(table);
-        for (i, route) in routes.iter().enumerate() {
-            if !matches!(route, Route::Send { write: true, .. }) {
-                continue;
+/// What a batch's writes change, worked out as the batch is routed (each
+/// request's arguments and command at hand then), so that dropping them
+/// once the replies are in reads no request again.
+#[derive(Debug, Default)]
+pub(super) struct Written {
+    /// The written keys, as ranges of the batch's bytes.
+    keys: Vec<Range<usize>>,
+    /// A write whose keys cannot be known, or a flush: everything.
+    everything: bool,
+}
+
+impl Written {
+    /// Notes what request `i` of `batch` (`argv`, a write of `command`)
+    /// changes; `refs` is scratch.
+    pub(super) fn note(
+        &mut self,
+        command: &Command,
+        batch: &Batch,
+        i: usize,
+        argv: &[&[u8]],
+        refs: &mut Vec<KeyRef>,
+    ) {
+        match command.keys(argv, refs) {
+            Ok(()) if refs.is_empty() && FLUSHING.contains(&command.name.as_str()) => {
+                self.everything = true;
             }
-            batch.argv(i, &mut argv);
-            let Some(command) = lookups.lookup(&argv) else {
-                continue;
-            };
-            match command.keys(&argv, &mut refs) {
-                Ok(()) if refs.is_empty() && FLUSHING.contains(&command.name.as_str()) => {
-                    everything = true;
+            Ok(()) => {
+                if self.keys.capacity() == 0 {
+                    // Sized once for a batch of writes of a key each (as a
+                    // pipeline of SET, HSET, LPUSH), rather than grown.
+                    self.keys.reserve(batch.len() - i);
                 }
-                Ok(()) => keys.extend(refs.iter().map(|r| argv[r.index])),
-                // Redis refuses a request whose keys do not parse; or it
-                // declares none (EVAL, FCALL with no keys: a script's
-                // undeclared keys are not known, docs/forwarding.md).
-                Err(NoKeys::Invalid) => {}
-                Err(NoKeys::Unknown) => everything = true,
+                let ranges = batch.arg_ranges(i);
+                self.keys
+                    .extend(refs.iter().map(|r| ranges[r.index].clone()));
             }
+            // Redis refuses a request whose keys do not parse; or it
+            // declares none (EVAL, FCALL with no keys: a script's
+            // undeclared keys are not known, docs/forwarding.md).
+            Err(NoKeys::Invalid) => {}
+            Err(NoKeys::Unknown) => self.everything = true,
         }
-        if everything {
+    }
+}
+
+impl Service {
+    /// Drops from the cache every key `written` names (slices of `batch`;
+    /// all of it where a write's keys cannot be known, or a flush),
+    /// marking fetches in flight for them stale, and tells tracking
+    /// clients.
+    pub(super) fn drop_written(&self, batch: &Batch, written: &Written) {
+        if written.everything {
             self.drop_everything();
-        } else if !keys.is_empty() {
+        } else if !written.keys.is_empty() {
+            // Borrowed from the batch: a key is copied only for a listener.
+            let bytes = batch.frames();
+            let keys: Vec<&[u8]> = written.keys.iter().map(|r| &bytes[r.clone()]).collect();
             self.core.invalidate(&keys);
             self.announce(|| Change::Keys(keys.iter().map(|key| key.to_vec()).collect()));
         }
@@ -78,7 +93,7 @@ impl Service {
             }
             return;
         };
-        self.drop_written(&table, batch, &writes(&table, batch));
+        self.drop_written(batch, &written(&table, batch));
     }
 
     /// The positions in `argv` of the keys a forwarded request reads, for
@@ -115,20 +130,19 @@ impl Service {
     }
 }
 
-/// Each request of `batch` as sent, marked a write when it may change its
-/// keys (a blocking write such as BLMOVE included).
-pub(super) fn writes(table: &CommandTable, batch: &Batch) -> Vec<Route> {
-    let mut argv = Vec::new();
-    (0..batch.len())
-        .map(|i| {
-            batch.argv(i, &mut argv);
-            let write = table
-                .lookup(&argv)
-                .is_some_and(|c| c.flags & WRITE != 0 || c.class(&argv) == Class::Write);
-            Route::Send {
-                write,
-                dest: crate::backend::Dest::Any,
-            }
-        })
-        .collect()
+/// What `batch`'s writes change (a blocking write such as BLMOVE
+/// included), for a batch not routed here.
+pub(super) fn written(table: &CommandTable, batch: &Batch) -> Written {
+    let (mut argv, mut refs) = (Vec::new(), Vec::new());
+    let mut written = Written::default();
+    for i in 0..batch.len() {
+        batch.argv(i, &mut argv);
+        let Some(command) = table.lookup(&argv) else {
+            continue;
+        };
+        if command.flags & WRITE != 0 || command.class(&argv) == Class::Write {
+            written.note(command, batch, i, &argv, &mut refs);
+        }
+    }
+    written
 }
