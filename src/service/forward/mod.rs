@@ -253,7 +253,7 @@ impl Service {
                 counted.push(lookups.counted(self, command));
                 let route = self.route(command, &argv, batch.queued(i), client, &mut refs);
                 if let (Route::Send { write: true, .. }, Some(command)) = (&route, command) {
-                    written.note(command, batch, i, &argv, &mut refs);
+                    written.note(command, batch, i, &argv);
                 }
                 route
             })

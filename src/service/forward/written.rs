@@ -21,20 +21,29 @@ pub(super) struct Written {
     keys: Vec<Range<usize>>,
     /// A write whose keys cannot be known, or a flush: everything.
     everything: bool,
+    /// The last request's keys (their positions in its arguments), and
+    /// for which command (its address) and number of arguments they are
+    /// good again when that command's keys follow from the count alone
+    /// (`Command::keys_by_count`: a pipeline of HSET finds them once).
+    refs: Vec<KeyRef>,
+    last: Option<((usize, usize), Result<(), NoKeys>)>,
 }
 
 impl Written {
     /// Notes what request `i` of `batch` (`argv`, a write of `command`)
-    /// changes; `refs` is scratch.
-    pub(super) fn note(
-        &mut self,
-        command: &Command,
-        batch: &Batch,
-        i: usize,
-        argv: &[&[u8]],
-        refs: &mut Vec<KeyRef>,
-    ) {
-        match command.keys(argv, refs) {
+    /// changes.
+    pub(super) fn note(&mut self, command: &Command, batch: &Batch, i: usize, argv: &[&[u8]]) {
+        let run = (command as *const Command as usize, argv.len());
+        let found = match self.last {
+            Some((last, found)) if last == run => found,
+            _ => {
+                let found = command.keys(argv, &mut self.refs);
+                self.last = command.keys_by_count.then_some((run, found));
+                found
+            }
+        };
+        let refs = &self.refs;
+        match found {
             Ok(()) if refs.is_empty() && FLUSHING.contains(&command.name.as_str()) => {
                 self.everything = true;
             }
@@ -133,7 +142,7 @@ impl Service {
 /// What `batch`'s writes change (a blocking write such as BLMOVE
 /// included), for a batch not routed here.
 pub(super) fn written(table: &CommandTable, batch: &Batch) -> Written {
-    let (mut argv, mut refs) = (Vec::new(), Vec::new());
+    let mut argv = Vec::new();
     let mut written = Written::default();
     for i in 0..batch.len() {
         batch.argv(i, &mut argv);
@@ -141,7 +150,7 @@ pub(super) fn written(table: &CommandTable, batch: &Batch) -> Written {
             continue;
         };
         if command.flags & WRITE != 0 || command.class(&argv) == Class::Write {
-            written.note(command, batch, i, &argv, &mut refs);
+            written.note(command, batch, i, &argv);
         }
     }
     written
