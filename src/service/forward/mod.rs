@@ -235,6 +235,13 @@ impl Service {
     /// What to do with each request of `batch`, each counted under its
     /// command in `counted`, and what its writes change noted in
     /// `written` (while each request's arguments are at hand).
+    ///
+    /// A request of the same command (the same name's bytes), argument
+    /// count and queueing as the last one routed takes the last one's
+    /// route without its arguments being read, where nothing else could
+    /// make it differ: one Redis server (no slots), a command whose class
+    /// does not read its arguments (all but XREAD and XREADGROUP), and
+    /// for a write, keys whose positions follow from the count.
     fn route_batch(
         &self,
         table: &CommandTable,
@@ -246,12 +253,44 @@ impl Service {
         let mut argv = Vec::new();
         let mut refs = Vec::new();
         let mut lookups = lookups::Lookups::new(table);
+        let one_server = !self.backend.is_cluster();
+        // The last request's argument count, queueing and `write`, when
+        // its route may be taken again (see above).
+        let mut again: Option<(usize, bool, bool)> = None;
         (0..batch.len())
             .map(|i| {
+                let ranges = batch.arg_ranges(i);
+                let queued = batch.queued(i);
+                let name = ranges
+                    .first()
+                    .map_or(&[][..], |r| &batch.frames()[r.clone()]);
+                if let (Some((argc, was_queued, write)), Some(command)) =
+                    (again, lookups.again(name))
+                {
+                    if argc == ranges.len()
+                        && was_queued == queued
+                        && (!write || written.note_again(command, batch, i))
+                    {
+                        counted.push(lookups.counted(self, Some(command)));
+                        return Route::Send {
+                            write,
+                            dest: Dest::Any,
+                        };
+                    }
+                }
                 batch.argv(i, &mut argv);
                 let command = lookups.lookup(&argv);
                 counted.push(lookups.counted(self, command));
-                let route = self.route(command, &argv, batch.queued(i), client, &mut refs);
+                let route = self.route(command, &argv, queued, client, &mut refs);
+                again = match (&route, command) {
+                    (Route::Send { write, .. }, Some(command))
+                        if one_server
+                            && !matches!(command.name.as_str(), "xread" | "xreadgroup") =>
+                    {
+                        Some((argv.len(), queued, *write))
+                    }
+                    _ => None,
+                };
                 if let (Route::Send { write: true, .. }, Some(command)) = (&route, command) {
                     written.note(command, batch, i, &argv);
                 }

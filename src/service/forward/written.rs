@@ -33,15 +33,36 @@ impl Written {
     /// Notes what request `i` of `batch` (`argv`, a write of `command`)
     /// changes.
     pub(super) fn note(&mut self, command: &Command, batch: &Batch, i: usize, argv: &[&[u8]]) {
-        let run = (command as *const Command as usize, argv.len());
-        let found = match self.last {
-            Some((last, found)) if last == run => found,
-            _ => {
-                let found = command.keys(argv, &mut self.refs);
-                self.last = command.keys_by_count.then_some((run, found));
-                found
+        if self.note_again(command, batch, i) {
+            return;
+        }
+        let found = command.keys(argv, &mut self.refs);
+        self.last = command
+            .keys_by_count
+            .then_some(((command as *const Command as usize, argv.len()), found));
+        self.apply(found, command, batch, i);
+    }
+
+    /// Notes request `i` of `batch`, a write of `command`, without reading
+    /// its arguments, when the last request noted was of that command with
+    /// as many arguments and its keys' positions follow from the count;
+    /// false otherwise, and nothing noted.
+    pub(super) fn note_again(&mut self, command: &Command, batch: &Batch, i: usize) -> bool {
+        let run = (
+            command as *const Command as usize,
+            batch.arg_ranges(i).len(),
+        );
+        match self.last {
+            Some((last, found)) if last == run => {
+                self.apply(found, command, batch, i);
+                true
             }
-        };
+            _ => false,
+        }
+    }
+
+    /// Notes what `found` (the keys in `refs`, for request `i`) says.
+    fn apply(&mut self, found: Result<(), NoKeys>, command: &Command, batch: &Batch, i: usize) {
         let refs = &self.refs;
         match found {
             Ok(()) if refs.is_empty() && FLUSHING.contains(&command.name.as_str()) => {
