@@ -18,9 +18,10 @@
 #   4. redis-benchmark GET straight at the backing Redis
 #   5. redis-benchmark GET at the proxy's RESP port, all hits (if built in)
 #      5b forwarded writes: redis-benchmark -t set,incr,lpush,hset -c 50
-#      (and -P 16) at Redis and through the proxy, side by side.
-#      BENCH_ONLY=writes runs step 5b alone, WRITE_ROUNDS alternating
-#      rounds (5), and prints each row's median round.
+#      (and -P 16) at Redis, through the proxy and, when `nutcracker` is
+#      installed, through twemproxy (a reference: rows twem_*), in
+#      WRITE_ROUNDS (3) alternating rounds; each row its median round.
+#      BENCH_ONLY=writes runs step 5b alone and prints its table.
 #   6. proxy, all hits with INVALIDATION=off, for the cost of tracking;
 #      6b with PROXY_PASSWORD, 6c over HTTPS, 6d in front of a Redis Cluster
 #   7. staleness after a write, and invalidations applied per second;
@@ -214,7 +215,7 @@ print_table() {
         if (name[i] == "hits_https" && ("proxy_hits" in idx)) ratio = sprintf("%.2f of proxy_hits", rps[i] / rps[idx["proxy_hits"]])
         if (name[i] == "cluster_hits" && ("proxy_hits" in idx)) ratio = sprintf("%.2f of proxy_hits", rps[i] / rps[idx["proxy_hits"]])
         if (name[i] == "cluster_misses" && ("proxy_misses" in idx)) ratio = sprintf("%.2f of proxy_misses", rps[i] / rps[idx["proxy_misses"]])
-        if (name[i] ~ /^fwd_/) { r = name[i]; sub(/^fwd_/, "redis_", r); if (r in idx) ratio = sprintf("%.2f of %s", rps[i] / rps[idx[r]], r) }
+        if (name[i] ~ /^(fwd|twem)_/) { r = name[i]; sub(/^(fwd|twem)_/, "redis_", r); if (r in idx) ratio = sprintf("%.2f of %s", rps[i] / rps[idx[r]], r) }
         if (name[i] == "resp_lrange" && ("redis_lrange" in idx)) ratio = sprintf("%.2fx redis_lrange (goal >= 1.5x)", rps[i] / rps[idx["redis_lrange"]])
         if (name[i] == "resp_lr_P16" && ("redis_lr_P16" in idx)) ratio = sprintf("%.2fx redis_lr_P16 (goal >= 1.5x)", rps[i] / rps[idx["redis_lr_P16"]])
         if (name[i] == "resp_hgetall" && ("resp_get_same" in idx)) ratio = sprintf("%.2f of resp_get_same (goal >= 1.0)", rps[i] / rps[idx["resp_get_same"]])
@@ -224,24 +225,67 @@ print_table() {
     }' "$instr" "$results"
 }
 
-# BENCH_ONLY=writes: step 5b alone, WRITE_ROUNDS (default 5) rounds of Redis
-# and the proxy alternately, each row its median round by req/s.
-if [ "${BENCH_ONLY:-}" = writes ]; then
-  echo "== 5b/9 forwarded writes, ${WRITE_ROUNDS:-5} alternating rounds"
+# start_twemproxy: twemproxy (nutcracker), when installed, in front of the
+# same Redis as a reference for step 5b: a throwaway config in $work, one
+# connection to Redis (its default), free ports; its port in twem_port,
+# empty when nutcracker is not on PATH.
+start_twemproxy() {
+  twem_port=
+  command -v nutcracker >/dev/null 2>&1 || return 0
+  twem_port=$(free_port)
+  cat >"$work/twemproxy.yml" <<YML
+bench:
+  listen: 127.0.0.1:$twem_port
+  redis: true
+  hash: fnv1a_64
+  distribution: ketama
+  servers:
+   - 127.0.0.1:$redis_port:1
+YML
+  nutcracker -c "$work/twemproxy.yml" -s "$(free_port)" -a 127.0.0.1 -o "$work/twemproxy.log" &
+  pids+=($!)
+  for _ in $(seq 1 100); do
+    [ "$(redis-cli -p "$twem_port" ping 2>/dev/null)" = PONG ] && return 0
+    sleep 0.05
+  done
+  echo "twemproxy never answered on port $twem_port" >&2
+  exit 1
+}
+
+# bench_writes: step 5b. The proxy (and twemproxy, when installed) in
+# front of the Redis on redis_port; WRITE_ROUNDS (default 3) rounds of
+# run_writes at Redis, through the proxy and through twemproxy in turn,
+# unpipelined and -P 16; each row's median round by req/s to $results.
+bench_writes() {
+  local rounds_file="$work/write_rounds" name pipeline
+  : >"$rounds_file"
   proxy_port=$(free_port); resp_port=$(free_port)
   start_proxy REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
     WORKERS="$WORKERS" CACHE_CAPACITY=10000
   wait_http "$proxy_port" /healthz
   wait_link "$proxy_port"
-  for _ in $(seq 1 "${WRITE_ROUNDS:-5}"); do
+  local proxy=${pids[-1]}
+  # Built without the RESP port: nothing to compare.
+  redis_answers 127.0.0.1 "$resp_port" || { kill "$proxy"; return 0; }
+  start_twemproxy
+  for _ in $(seq 1 "${WRITE_ROUNDS:-3}"); do
     for pipeline in 1 16; do
-      results="$rounds" run_writes "redis_P$pipeline" "$redis_port" "$pipeline"
-      results="$rounds" run_writes "fwd_P$pipeline" "$resp_port" "$pipeline"
+      results="$rounds_file" run_writes "redis_P$pipeline" "$redis_port" "$pipeline"
+      results="$rounds_file" run_writes "fwd_P$pipeline" "$resp_port" "$pipeline"
+      [ -z "$twem_port" ] || results="$rounds_file" run_writes "twem_P$pipeline" "$twem_port" "$pipeline"
     done
   done
-  for name in $(awk '!seen[$1]++ {print $1}' "$rounds"); do
-    grep "^$name " "$rounds" | sort -g -k2 | awk '{line[NR] = $0} END {print line[int((NR + 1) / 2)]}' >>"$results"
+  for name in $(awk '!seen[$1]++ {print $1}' "$rounds_file"); do
+    grep "^$name " "$rounds_file" | sort -g -k2 | awk '{line[NR] = $0} END {print line[int((NR + 1) / 2)]}' >>"$results"
   done
+  [ -z "$twem_port" ] || kill "${pids[-1]}"
+  kill "$proxy"
+}
+
+# BENCH_ONLY=writes: step 5b alone.
+if [ "${BENCH_ONLY:-}" = writes ]; then
+  echo "== 5b/9 forwarded writes, ${WRITE_ROUNDS:-3} alternating rounds"
+  bench_writes
   print_table
   exit 0
 fi
@@ -317,18 +361,8 @@ kill "${pids[-1]}"
 echo "== 4/9 redis-benchmark GET at the backing Redis"
 run_redis_benchmark redis_get "$redis_port"
 
-echo "== 5b/9 forwarded writes: redis-benchmark -t set,incr,lpush,hset at Redis and through the proxy, alternately"
-proxy_port=$(free_port); resp_port=$(free_port)
-start_proxy REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
-  WORKERS="$WORKERS" CACHE_CAPACITY=10000
-wait_http "$proxy_port" /healthz
-if redis_answers 127.0.0.1 "$resp_port"; then
-  for pipeline in 1 16; do
-    run_writes "redis_P$pipeline" "$redis_port" "$pipeline"
-    run_writes "fwd_P$pipeline" "$resp_port" "$pipeline"
-  done
-fi
-kill "${pids[-1]}"
+echo "== 5b/9 forwarded writes: redis-benchmark -t set,incr,lpush,hset at Redis and through the proxy, ${WRITE_ROUNDS:-3} alternating rounds"
+bench_writes
 
 echo "== 6/9 proxy, all hits, INVALIDATION=off"
 proxy_port=$(free_port)

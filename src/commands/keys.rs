@@ -132,6 +132,23 @@ pub(super) fn by_specs(
     by_specs_flagged(specs, argv, out, NOT_KEY)
 }
 
+/// Whether the positions of the keys `by_specs` (or `by_range`, without
+/// specs) finds for a command named `name` with these `flags` and `specs`
+/// depend on the number of arguments alone: every spec starts at an index
+/// and takes a range, and no finder of the proxy's own (SORT, MIGRATE) or
+/// Redis's (`movablekeys`) is involved. (SET's and BITFIELD's arguments
+/// change their key's flags, not its position.)
+pub(super) fn by_count(name: &str, flags: u32, specs: &[KeySpec]) -> bool {
+    flags & super::MOVABLEKEYS == 0
+        && !matches!(name, "sort" | "sort_ro" | "migrate")
+        && specs.iter().all(|spec| {
+            matches!(
+                (&spec.begin, &spec.find),
+                (Begin::Index(_), Find::Range { .. })
+            )
+        })
+}
+
 /// [`by_specs`], skipping the specs with any of the flags `skip` (none: a
 /// cluster routes by `not_key` arguments too, shard channels).
 fn by_specs_flagged(

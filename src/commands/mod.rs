@@ -84,6 +84,12 @@ pub struct Command {
     pub nondeterministic: bool,
     /// Whether it has subcommands (CONFIG, CLIENT, OBJECT...).
     pub container: bool,
+    /// Whether the positions [`Command::keys`] finds (not their flags,
+    /// which SET's and BITFIELD's arguments change) follow from a
+    /// request's number of arguments alone (no keyword or key count to
+    /// read, no finder of its own: SET, HSET, LPUSH, MSET...): a pipeline
+    /// of it needs its keys found once per number of arguments.
+    pub keys_by_count: bool,
     /// Which of the proxy's lists name it (or its container), as
     /// `parse::listed` works it out once when the table is read: [`Command::class`]
     /// runs for every forwarded request, and comparing its name with each

@@ -3,7 +3,7 @@
 
 use redis::Value;
 
-use super::keys::{key_flag, Begin, Find, KeySpec};
+use super::keys::{by_count, key_flag, Begin, Find, KeySpec};
 use super::{flag, Command};
 
 /// Why a reply could not be read as a command table.
@@ -101,6 +101,7 @@ pub(super) fn command(entry: &Value, out: &mut Vec<Command>) -> Result<(), Parse
     let subcommands = parts.get(9).and_then(items).unwrap_or_default();
     out.push(Command {
         lists: listed(&name),
+        keys_by_count: by_count(&name, flags, &specs),
         name,
         arity,
         flags,

@@ -116,6 +116,47 @@ fn keys_from_redis_own_finders() {
 }
 
 #[test]
+fn keys_found_by_count_lie_where_the_count_alone_says() {
+    let t = table(RESP2);
+    let by_count = |name: &str| t.get(name.as_bytes()).expect("known").keys_by_count;
+    for name in ["set", "mset", "lmove", "get", "ttl", "ping"] {
+        assert!(by_count(name), "{name}");
+    }
+    for name in ["xread", "eval", "zunionstore", "sort", "migrate"] {
+        assert!(!by_count(name), "{name}");
+    }
+    // Every such command finds its keys at the same positions for any
+    // arguments of one count, keywords and numbers included.
+    let words: [&[u8]; 8] = [
+        b"k", b"2", b"GET", b"STORE", b"STREAMS", b"KEYS", b"BLOCK", b"0",
+    ];
+    for command in t.iter().filter(|c| c.keys_by_count) {
+        for argc in 1..8 {
+            let mut found = Vec::new();
+            for shift in 0..words.len() {
+                let argv: Vec<&[u8]> = (0..argc)
+                    .map(|i| {
+                        if i == 0 {
+                            command.name.as_bytes()
+                        } else {
+                            words[(i + shift) % 8]
+                        }
+                    })
+                    .collect();
+                let mut out = Vec::new();
+                let result = command.keys(&argv, &mut out);
+                found.push((result, out.iter().map(|k| k.index).collect::<Vec<_>>()));
+            }
+            assert!(
+                found.windows(2).all(|w| w[0] == w[1]),
+                "{} {argc}: {found:?}",
+                command.name
+            );
+        }
+    }
+}
+
+#[test]
 fn classes() {
     let t = table(RESP2);
     let class = |line: &str| {

@@ -3,6 +3,7 @@
 //! a connection of its own (blocking, Pub/Sub), or handed to a worker; and
 //! the order of replies is kept whichever way each went.
 
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use mio::Token;
@@ -10,7 +11,7 @@ use mio::Token;
 use crate::config::Forwarding;
 use crate::service::{Batch, Client, Lane, Queued, Service};
 
-use super::cmd::{cached_read, clear_session, execute, forwards, Executed, Peers};
+use super::cmd::{cached_read, clear_session, execute, forwards, own_index, Executed, Peers};
 use super::conn::{
     Conn, State, BATCH_BYTES, BATCH_REQUESTS, DISCARD_LIMIT, INPUT_KEEP, OUTPUT_HIGH_WATER,
 };
@@ -30,6 +31,37 @@ fn subscribing(kind: Kind, args: &[&[u8]]) -> Option<&'static str> {
     ["subscribe", "psubscribe", "ssubscribe"]
         .into_iter()
         .find(|known| name.eq_ignore_ascii_case(known.as_bytes()))
+}
+
+/// What a request's name alone decides (which of the proxy's own commands
+/// it is, whether CACHE_COMMANDS names it), kept from one request to the
+/// next of a turn: a pipeline mostly repeats one name, which these checks
+/// would otherwise pack and compare twice per request.
+#[derive(Default)]
+struct ByName {
+    /// Where the last name checked lies in the connection's input (which
+    /// a turn does not change until its end).
+    at: Option<Range<usize>>,
+    own: Option<usize>,
+    cached: bool,
+}
+
+impl ByName {
+    /// [`own_index`] and [`Service::names_cached`] of the name at `at` in
+    /// `input`.
+    fn of(&mut self, input: &[u8], at: Range<usize>, service: &Service) -> (Option<usize>, bool) {
+        let same = self
+            .at
+            .as_ref()
+            .is_some_and(|last| input.get(last.clone()) == input.get(at.clone()));
+        if !same {
+            let name = input.get(at.clone()).unwrap_or_default();
+            self.own = own_index(name);
+            self.cached = service.names_cached(&[name]);
+            self.at = Some(at);
+        }
+        (self.own, self.cached)
+    }
 }
 
 /// A bare `RESET` (with arguments it is an arity error, answered as any).
@@ -61,6 +93,7 @@ impl Conn {
         // The last forwarded request's argument list, emptied: the next
         // request's is built in it rather than allocated.
         let mut spare: Vec<&[u8]> = Vec::new();
+        let mut by_name = ByName::default();
         while matches!(self.state, State::Open | State::Closing { .. }) && !self.session.quit {
             if self.unsent() > OUTPUT_HIGH_WATER {
                 break;
@@ -68,6 +101,10 @@ impl Conn {
             match self.parser.parse(&self.input[consumed..]) {
                 Ok(Some(request)) => {
                     let frame = &self.input[consumed..consumed + request.len];
+                    let name_at = request
+                        .args
+                        .first()
+                        .map(|r| consumed + r.start..consumed + r.end);
                     let mut args = reuse(std::mem::take(&mut spare));
                     args.extend(request.args.iter().map(|r| &frame[r.clone()]));
                     self.parser.recycle(request.args);
@@ -118,14 +155,17 @@ impl Conn {
                             continue;
                         }
                     }
+                    let (own, cached) = match name_at {
+                        Some(at) => by_name.of(&self.input, at, service),
+                        None => (None, false),
+                    };
                     let to_redis = match self.session.transaction.pinned() {
                         true => !Transaction::answered_here(&args),
-                        false => forwards(&args, &self.session, service, resp2),
+                        false => forwards(&args, own, &self.session, service, resp2),
                     };
                     // A plain read whose reply the cache keeps (issue #22):
                     // answered here on a hit, else by a worker, as GET.
-                    if to_redis && !self.session.transaction.pinned() && service.names_cached(&args)
-                    {
+                    if to_redis && !self.session.transaction.pinned() && cached {
                         if batch.is_some() {
                             break;
                         }

@@ -222,3 +222,36 @@ fn a_client_gone_while_its_batch_is_out_leaves_the_others_answered_in_order() {
     assert_eq!(redis.cmd::<String>(&["GET", "gone"]), "2");
     assert_eq!(show(&stays.call("INCR stays")), ":3\\r\\n");
 }
+
+#[test]
+fn a_pipeline_of_one_command_drops_each_requests_own_keys() {
+    // No link: only the proxy's own drop of what passes through it keeps
+    // the cache from serving the old values.
+    let redis = RedisServer::start();
+    let proxy = InProcess::start(&redis, &[RESP, NO_LINK, ("GLOBAL_CACHE_EXPIRY", "3600")]);
+    let mut client = Wire::connect(proxy.resp_addr());
+    warm(&redis, &mut client);
+    for key in ["k1", "k2", "k3", "k4", "k5"] {
+        redis.cmd::<String>(&["SET", key, "old"]);
+        assert_eq!(
+            show(&client.call(&format!("GET {key}"))),
+            "$3\\r\\nold\\r\\n"
+        );
+    }
+    // Cached: a change made at Redis alone is not seen.
+    redis.cmd::<String>(&["SET", "k5", "new"]);
+    assert_eq!(show(&client.call("GET k5")), "$3\\r\\nold\\r\\n");
+    // A run of one command routed, its keys found, once per argument
+    // count: each request's own keys are dropped all the same.
+    client.send(b"DEL k1\r\nDEL k2 k3\r\nDEL k4\r\nDEL k5 k5 k5\r\n");
+    for want in [":1\r\n", ":2\r\n", ":1\r\n", ":1\r\n"] {
+        assert_eq!(show(&client.reply()), show(want.as_bytes()));
+    }
+    for key in ["k1", "k2", "k3", "k4", "k5"] {
+        assert_eq!(
+            show(&client.call(&format!("GET {key}"))),
+            "$-1\\r\\n",
+            "{key}"
+        );
+    }
+}

@@ -9,7 +9,7 @@ use crate::config::Forwarding;
 use crate::service::{Batch, Client, Held, Lane, Queued, Service};
 
 use super::super::session::Session;
-use super::{own_index, COMMANDS};
+use super::COMMANDS;
 
 /// Whether request `args` (the command name first) goes to Redis rather
 /// than being answered here: anything the proxy does not serve itself
@@ -17,18 +17,28 @@ use super::{own_index, COMMANDS};
 /// database), and (RESP_FORWARD=all) `COMMAND` and `CONFIG`, whose answers are Redis's.
 /// Never before the client gave PROXY_PASSWORD, nor for a RESP2 client
 /// subscribed to the proxy's own invalidation channel (the proxy answers
-/// both as Redis would).
-pub fn forwards(args: &[&[u8]], session: &Session, service: &Service, resp2: bool) -> bool {
-    let Some(&name) = args.first() else {
+/// both as Redis would). `own`: where the name is in [`COMMANDS`]
+/// ([`own_index`], which the caller may have found for the last request
+/// of the same name).
+///
+/// [`own_index`]: super::own_index
+pub fn forwards(
+    args: &[&[u8]],
+    own: Option<usize>,
+    session: &Session,
+    service: &Service,
+    resp2: bool,
+) -> bool {
+    if args.is_empty() {
         return false;
-    };
+    }
     if service.forwarding() == Forwarding::Off
         || (service.requires_password() && !session.authenticated)
         || (resp2 && session.subscribed)
     {
         return false;
     }
-    match own_index(name).map(|i| &COMMANDS[i]) {
+    match own.and_then(|i| COMMANDS.get(i)) {
         None => true,
         Some((spec, _)) => match spec.name {
             // Redis's own answers about its commands and settings, which

@@ -145,13 +145,18 @@ impl Batch {
 
     /// Request `i`'s arguments (the command name first), into `out`.
     pub fn argv<'a>(&'a self, i: usize, out: &mut Vec<&'a [u8]>) {
-        let start = if i == 0 { 0 } else { self.ends[i - 1].1 };
         out.clear();
         out.extend(
-            self.args[start..self.ends[i].1]
+            self.arg_ranges(i)
                 .iter()
                 .map(|range| &self.bytes[range.clone()]),
         );
+    }
+
+    /// Where request `i`'s arguments lie in [`Batch::frames`].
+    pub fn arg_ranges(&self, i: usize) -> &[Range<usize>] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1].1 };
+        &self.args[start..self.ends[i].1]
     }
 }
 

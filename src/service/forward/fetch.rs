@@ -4,7 +4,7 @@
 //! to deliver returned as an error rather than written as replies.
 
 use super::super::{Forwarded, ReadError, Service};
-use super::{Batch, Client, Route};
+use super::{Batch, Client, Route, Written};
 
 impl Service {
     /// Sends `batch` for `client` on a pooled connection and appends one
@@ -20,7 +20,8 @@ impl Service {
     ) -> Result<(), ReadError> {
         let table = self.commands()?;
         let mut counted = Forwarded::with_capacity(batch.len());
-        let routes = self.route_batch(&table, batch, client, &mut counted);
+        let mut written = Written::default();
+        let routes = self.route_batch(&table, batch, client, &mut counted, &mut written);
         if let Some(Route::Refuse(message)) = routes
             .iter()
             .find(|route| matches!(route, Route::Refuse(_)))

@@ -42,6 +42,15 @@ impl<'t, 'b> Lookups<'t, 'b> {
         command
     }
 
+    /// The last command found, if request name `name` is the same bytes
+    /// (and it has no subcommands): what [`Lookups::lookup`] would find,
+    /// without the request's other arguments.
+    pub(super) fn again(&self, name: &[u8]) -> Option<&'t Command> {
+        self.last
+            .filter(|(last, _)| *last == name)
+            .map(|(_, command)| command)
+    }
+
     /// What `command` is counted as (its slot in the metrics, found once
     /// per run of it).
     pub(super) fn counted(

@@ -6,22 +6,19 @@
 //! reply goes back, the counts), the same code the workers' path runs.
 //! The event loop only moves the bytes.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::commands::CommandTable;
 use crate::config::Forwarding;
 use crate::service::{Forwarded, ReadError, Service};
 
-use super::{Batch, Client, Delivered, Route};
+use super::{Batch, Client, Delivered, Route, Written};
 
 pub use crate::backend::raw::Upstream;
 
 /// What the service decided for a batch the event loop sends itself, and
 /// what it needs again once the replies are in (or the connection failed).
 pub struct Plan {
-    table: Arc<CommandTable>,
-    routes: Vec<Route>,
+    written: Written,
     counted: Forwarded,
     started: Instant,
 }
@@ -75,7 +72,8 @@ impl Service {
             return None;
         }
         let mut counted = Forwarded::with_capacity(batch.len());
-        let routes = self.route_batch(&table, batch, client, &mut counted);
+        let mut written = Written::default();
+        let routes = self.route_batch(&table, batch, client, &mut counted, &mut written);
         if routes
             .iter()
             .any(|route| !matches!(route, Route::Send { .. }))
@@ -84,8 +82,7 @@ impl Service {
         }
         self.metrics.in_flight(1);
         Some(Plan {
-            table,
-            routes,
+            written,
             counted,
             started: Instant::now(),
         })
@@ -130,12 +127,11 @@ impl Service {
     /// again: each request is counted as answered well.
     fn settle(&self, plan: Plan, batch: &Batch, replies: &[u8], errors: bool) {
         let Plan {
-            table,
-            routes,
+            written,
             mut counted,
             started,
         } = plan;
-        self.drop_written(&table, batch, &routes);
+        self.drop_written(batch, &written);
         if errors {
             self.redis_replies(replies, &mut counted);
         } else {

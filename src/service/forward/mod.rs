@@ -17,17 +17,19 @@ mod fetch;
 mod held;
 mod lookups;
 mod looped;
+mod route;
 mod written;
 
 use crate::backend::raw::RawConn;
 use crate::backend::Dest;
-use crate::commands::{Class, Command, CommandTable, KeyRef, READONLY, WRITE};
 use crate::config::Forwarding;
 use crate::metrics::{ForwardResult, ForwardedCommand};
 
 pub use batch::Batch;
 pub use held::{Held, Lane, Pin, Queued};
 pub use looped::{Plan, Upstream};
+
+use written::Written;
 
 use super::{Forwarded, Service};
 
@@ -116,7 +118,7 @@ impl Service {
         let counted = self.forward_batch(batch, client, conn.as_mut().map(|(c, _)| c), out);
         match (queued, self.commands()) {
             (Some(Queued::Commands(queued)), Ok(table)) => {
-                self.drop_written(&table, queued, &written::writes(&table, queued));
+                self.drop_written(queued, &written::written(&table, queued));
             }
             (Some(_), _) => self.drop_everything(),
             (None, _) => {}
@@ -154,7 +156,8 @@ impl Service {
                 return counted;
             }
         };
-        let routes = self.route_batch(&table, batch, client, &mut counted);
+        let mut written = Written::default();
+        let routes = self.route_batch(&table, batch, client, &mut counted, &mut written);
         let sent = routes
             .iter()
             .filter(|route| matches!(route, Route::Send { .. }))
@@ -186,7 +189,7 @@ impl Service {
         };
         // Writes are dropped from the cache before any reply goes back,
         // whether or not Redis answered (a request sent may have run).
-        self.drop_written(&table, batch, &routes);
+        self.drop_written(batch, &written);
         if sent == batch.len() {
             self.redis_replies(&out[start..], &mut counted);
             self.fail_rest(sent, delivered, out);
@@ -227,96 +230,6 @@ impl Service {
             }
         }
         counted
-    }
-
-    /// What to do with each request of `batch`, each counted under its
-    /// command in `counted`.
-    fn route_batch(
-        &self,
-        table: &CommandTable,
-        batch: &Batch,
-        client: Client,
-        counted: &mut Forwarded,
-    ) -> Vec<Route> {
-        let mut argv = Vec::new();
-        let mut refs = Vec::new();
-        let mut lookups = lookups::Lookups::new(table);
-        (0..batch.len())
-            .map(|i| {
-                batch.argv(i, &mut argv);
-                let command = lookups.lookup(&argv);
-                counted.push(lookups.counted(self, command));
-                self.route(command, &argv, batch.queued(i), client, &mut refs)
-            })
-            .collect()
-    }
-
-    /// What to do with one request.
-    fn route(
-        &self,
-        command: Option<&Command>,
-        argv: &[&[u8]],
-        queued: bool,
-        client: Client,
-        refs: &mut Vec<KeyRef>,
-    ) -> Route {
-        let Some(command) = command else {
-            // Unknown to Redis too: its own error says so, byte for byte.
-            return match self.forwarding {
-                Forwarding::Reads => Route::Refuse(reads_only(argv)),
-                _ => Route::Send {
-                    write: false,
-                    dest: Dest::Any,
-                },
-            };
-        };
-        let class = command.class(argv);
-        if self.forwarding == Forwarding::Reads && command.flags & READONLY == 0 {
-            return Route::Refuse(reads_only(argv));
-        }
-        match class {
-            // Queued in a transaction: it runs at EXEC, whose batch drops
-            // the transaction's keys; and it does not block there.
-            // (Commands that change the connection's own state are not
-            // queued: they would change the proxy's connection.)
-            // Nor are subscriptions: EXEC would leave the connection
-            // subscribed, and pooled.
-            _ if queued
-                && !matches!(
-                    class,
-                    Class::Refused | Class::ConnectionState | Class::Pubsub
-                ) =>
-            {
-                Route::Send {
-                    write: false,
-                    dest: Dest::Any,
-                }
-            }
-            Class::ConnectionState if TRANSACTION.contains(&command.name.as_str()) => {
-                Route::Send {
-                    write: false,
-                    dest: Dest::Any,
-                }
-            }
-            Class::Refused => Route::Refuse(format!(
-                "ERR '{}' is not allowed through the proxy: it changes the server itself (see docs/forwarding.md)",
-                command.name
-            )),
-            Class::Blocking | Class::Pubsub if client.dedicated => {
-                let write = command.flags & WRITE != 0;
-                self.send_route(command, argv, refs, write)
-            }
-            Class::Blocking | Class::Pubsub | Class::ConnectionState => {
-                Route::Refuse(format!(
-                    "ERR '{}' is not supported through the proxy yet",
-                    command.name
-                ))
-            }
-            Class::Write => self.send_route(command, argv, refs, true),
-            Class::Cacheable | Class::Read | Class::Other => {
-                self.send_route(command, argv, refs, false)
-            }
-        }
     }
 
     /// Sends `count` requests and reads their replies into `out`.
@@ -395,11 +308,4 @@ fn last_reply_ok(replies: &[u8]) -> bool {
         at += len;
     }
     !matches!(last, Some(b'-' | b'!') | None)
-}
-
-fn reads_only(argv: &[&[u8]]) -> String {
-    format!(
-        "ERR '{}' is not forwarded: RESP_FORWARD=reads passes on only commands Redis flags readonly",
-        String::from_utf8_lossy(argv.first().copied().unwrap_or_default()).to_lowercase()
-    )
 }

@@ -2,58 +2,103 @@
 //! cache (and fetches in flight for them marked stale) before its reply
 //! goes back, and the keys a tracking client's forwarded reads read.
 
-use crate::commands::{Class, CommandTable, KeyRef, NoKeys, READONLY, WRITE};
+use std::ops::Range;
+
+use crate::commands::{Class, Command, CommandTable, KeyRef, NoKeys, READONLY, WRITE};
 
 use super::super::{Change, Service};
-use super::lookups::Lookups;
-use super::{Batch, Route};
+use super::Batch;
 
 /// Commands without keys that change every key of a database or more.
 const FLUSHING: &[&str] = &["flushall", "flushdb", "swapdb"];
 
-impl Service {
-    /// Drops from the cache every key the batch's writes touched (all of
-    /// it where a write's keys cannot be known, or a flush), marking
-    /// fetches in flight for them stale, and tells tracking clients.
-    pub(super) fn drop_written(&self, table: &CommandTable, batch: &Batch, routes: &[Route]) {
-        // A batch of reads drops nothing: nothing to allocate for it.
-        if !routes
-            .iter()
-            .any(|route| matches!(route, Route::Send { write: true, .. }))
-        {
+/// What a batch's writes change, worked out as the batch is routed (each
+/// request's arguments and command at hand then), so that dropping them
+/// once the replies are in reads no request again.
+#[derive(Debug, Default)]
+pub(super) struct Written {
+    /// The written keys, as ranges of the batch's bytes.
+    keys: Vec<Range<usize>>,
+    /// A write whose keys cannot be known, or a flush: everything.
+    everything: bool,
+    /// The last request's keys (their positions in its arguments), and
+    /// for which command (its address) and number of arguments they are
+    /// good again when that command's keys follow from the count alone
+    /// (`Command::keys_by_count`: a pipeline of HSET finds them once).
+    refs: Vec<KeyRef>,
+    last: Option<((usize, usize), Result<(), NoKeys>)>,
+}
+
+impl Written {
+    /// Notes what request `i` of `batch` (`argv`, a write of `command`)
+    /// changes.
+    pub(super) fn note(&mut self, command: &Command, batch: &Batch, i: usize, argv: &[&[u8]]) {
+        if self.note_again(command, batch, i) {
             return;
         }
-        // Sized once for a batch of writes of a key each (as a pipeline of
-        // SET, HSET, LPUSH), rather than grown step by step.
-        let mut argv = Vec::with_capacity(8);
-        let mut refs: Vec<KeyRef> = Vec::with_capacity(4);
-        // Borrowed from the batch: a key is copied only for a listener.
-        let mut keys: Vec<&[u8]> = Vec::with_capacity(routes.len());
-        let mut everything = false;
-        let mut lookups = Lookups::new(table);
-        for (i, route) in routes.iter().enumerate() {
-            if !matches!(route, Route::Send { write: true, .. }) {
-                continue;
+        let found = command.keys(argv, &mut self.refs);
+        self.last = command
+            .keys_by_count
+            .then_some(((command as *const Command as usize, argv.len()), found));
+        self.apply(found, command, batch, i);
+    }
+
+    /// Notes request `i` of `batch`, a write of `command`, without reading
+    /// its arguments, when the last request noted was of that command with
+    /// as many arguments and its keys' positions follow from the count;
+    /// false otherwise, and nothing noted.
+    pub(super) fn note_again(&mut self, command: &Command, batch: &Batch, i: usize) -> bool {
+        let run = (
+            command as *const Command as usize,
+            batch.arg_ranges(i).len(),
+        );
+        match self.last {
+            Some((last, found)) if last == run => {
+                self.apply(found, command, batch, i);
+                true
             }
-            batch.argv(i, &mut argv);
-            let Some(command) = lookups.lookup(&argv) else {
-                continue;
-            };
-            match command.keys(&argv, &mut refs) {
-                Ok(()) if refs.is_empty() && FLUSHING.contains(&command.name.as_str()) => {
-                    everything = true;
-                }
-                Ok(()) => keys.extend(refs.iter().map(|r| argv[r.index])),
-                // Redis refuses a request whose keys do not parse; or it
-                // declares none (EVAL, FCALL with no keys: a script's
-                // undeclared keys are not known, docs/forwarding.md).
-                Err(NoKeys::Invalid) => {}
-                Err(NoKeys::Unknown) => everything = true,
-            }
+            _ => false,
         }
-        if everything {
+    }
+
+    /// Notes what `found` (the keys in `refs`, for request `i`) says.
+    fn apply(&mut self, found: Result<(), NoKeys>, command: &Command, batch: &Batch, i: usize) {
+        let refs = &self.refs;
+        match found {
+            Ok(()) if refs.is_empty() && FLUSHING.contains(&command.name.as_str()) => {
+                self.everything = true;
+            }
+            Ok(()) => {
+                if self.keys.capacity() == 0 {
+                    // Sized once for a batch of writes of a key each (as a
+                    // pipeline of SET, HSET, LPUSH), rather than grown.
+                    self.keys.reserve(batch.len() - i);
+                }
+                let ranges = batch.arg_ranges(i);
+                self.keys
+                    .extend(refs.iter().map(|r| ranges[r.index].clone()));
+            }
+            // Redis refuses a request whose keys do not parse; or it
+            // declares none (EVAL, FCALL with no keys: a script's
+            // undeclared keys are not known, docs/forwarding.md).
+            Err(NoKeys::Invalid) => {}
+            Err(NoKeys::Unknown) => self.everything = true,
+        }
+    }
+}
+
+impl Service {
+    /// Drops from the cache every key `written` names (slices of `batch`;
+    /// all of it where a write's keys cannot be known, or a flush),
+    /// marking fetches in flight for them stale, and tells tracking
+    /// clients.
+    pub(super) fn drop_written(&self, batch: &Batch, written: &Written) {
+        if written.everything {
             self.drop_everything();
-        } else if !keys.is_empty() {
+        } else if !written.keys.is_empty() {
+            // Borrowed from the batch: a key is copied only for a listener.
+            let bytes = batch.frames();
+            let keys: Vec<&[u8]> = written.keys.iter().map(|r| &bytes[r.clone()]).collect();
             self.core.invalidate(&keys);
             self.announce(|| Change::Keys(keys.iter().map(|key| key.to_vec()).collect()));
         }
@@ -78,7 +123,7 @@ impl Service {
             }
             return;
         };
-        self.drop_written(&table, batch, &writes(&table, batch));
+        self.drop_written(batch, &written(&table, batch));
     }
 
     /// The positions in `argv` of the keys a forwarded request reads, for
@@ -115,20 +160,19 @@ impl Service {
     }
 }
 
-/// Each request of `batch` as sent, marked a write when it may change its
-/// keys (a blocking write such as BLMOVE included).
-pub(super) fn writes(table: &CommandTable, batch: &Batch) -> Vec<Route> {
+/// What `batch`'s writes change (a blocking write such as BLMOVE
+/// included), for a batch not routed here.
+pub(super) fn written(table: &CommandTable, batch: &Batch) -> Written {
     let mut argv = Vec::new();
-    (0..batch.len())
-        .map(|i| {
-            batch.argv(i, &mut argv);
-            let write = table
-                .lookup(&argv)
-                .is_some_and(|c| c.flags & WRITE != 0 || c.class(&argv) == Class::Write);
-            Route::Send {
-                write,
-                dest: crate::backend::Dest::Any,
-            }
-        })
-        .collect()
+    let mut written = Written::default();
+    for i in 0..batch.len() {
+        batch.argv(i, &mut argv);
+        let Some(command) = table.lookup(&argv) else {
+            continue;
+        };
+        if command.flags & WRITE != 0 || command.class(&argv) == Class::Write {
+            written.note(command, batch, i, &argv);
+        }
+    }
+    written
 }
