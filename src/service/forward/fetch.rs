@@ -34,7 +34,7 @@ impl Service {
         };
         match delivered.answered == batch.len() {
             true => Ok(()),
-            false => Err(ReadError::Unavailable(delivered.error_message())),
+            false => Err(delivered.read_error()),
         }
     }
 }

@@ -114,7 +114,7 @@ impl Service {
         out.extend_from_slice(answered);
         let delivered = Delivered {
             answered: replies_in(answered),
-            error: Some(format!("ERR {error}")),
+            error: Some(error),
         };
         self.fail_rest(batch.len(), delivered, out);
         self.settle(plan, batch, answered, true);

@@ -256,7 +256,7 @@ impl Service {
             Ok(()) => Delivered::all(count),
             Err(err) => Delivered {
                 answered: err.answered,
-                error: Some(format!("ERR {}", super::ReadError::from(err.error))),
+                error: Some(super::ReadError::from(err.error)),
             },
         }
     }
@@ -277,10 +277,12 @@ impl Service {
     }
 }
 
-/// How many of the requests sent were answered, and why the rest were not.
+/// How many of the requests sent were answered, and why the rest were not
+/// (kept as the error, not its words: the cache's own reads hand it on as
+/// it is, the clients' get it as an error reply).
 struct Delivered {
     answered: usize,
-    error: Option<String>,
+    error: Option<super::ReadError>,
 }
 
 impl Delivered {
@@ -292,9 +294,17 @@ impl Delivered {
     }
 
     fn error_message(&self) -> String {
-        self.error
-            .clone()
-            .unwrap_or_else(|| "ERR backing Redis gave no reply".to_owned())
+        match &self.error {
+            Some(error) => format!("ERR {error}"),
+            None => "ERR backing Redis gave no reply".to_owned(),
+        }
+    }
+
+    /// Why not every request was answered, as a read's error.
+    fn read_error(self) -> super::ReadError {
+        self.error.unwrap_or_else(|| {
+            super::ReadError::Unavailable("backing Redis gave no reply".to_owned())
+        })
     }
 }
 
