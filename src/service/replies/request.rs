@@ -9,13 +9,30 @@ use crate::commands::packed;
 /// Longest command name compared (longer ones are no command).
 const MAX_NAME: usize = 64;
 
+/// An argument shorter than this many bytes has its length in one byte;
+/// a longer one has this byte, then its length in 4 (little-endian).
+const LONG: u8 = u8::MAX;
+
+/// Requests whose canonical bytes are no longer are encoded on the stack
+/// for a lookup: no thread-local to reach, no capacity to check.
+const ON_STACK: usize = 64;
+
+/// How many canonical bytes request `args` has ([`encode`]).
+pub(super) fn encoded_len(args: &[&[u8]]) -> usize {
+    args.iter()
+        .map(|a| a.len() + if a.len() < usize::from(LONG) { 1 } else { 5 })
+        .sum()
+}
+
 /// The canonical bytes of request `args`: the command name lower-cased,
-/// then each argument, each preceded by its length (4 bytes,
-/// little-endian), so two requests that differ in any argument, or only
-/// in how they split into arguments, never share bytes, and a name's case
-/// does not matter (Redis's doesn't).
+/// then each argument, each preceded by its length (one byte below 255,
+/// else the byte 255 and 4 bytes, little-endian), so two requests that
+/// differ in any argument, or only in how they split into arguments, never
+/// share bytes, and a name's case does not matter (Redis's doesn't). Short
+/// (`hgetall user:1`: 15 bytes), so that a reply's key is kept inline in
+/// its node as often as can be (`cache/key.rs`).
 pub(super) fn encode(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(args.iter().map(|a| a.len() + 4).sum());
+    let mut out = Vec::with_capacity(encoded_len(args));
     encode_into(args, &mut out);
     out
 }
@@ -23,8 +40,14 @@ pub(super) fn encode(args: &[&[u8]]) -> Vec<u8> {
 fn encode_into(args: &[&[u8]], out: &mut Vec<u8>) {
     out.clear();
     for (i, arg) in args.iter().enumerate() {
-        // RESP_MAX_REQUEST_BYTES (512 MiB at most) bounds an argument.
-        out.extend_from_slice(&(arg.len() as u32).to_le_bytes());
+        match u8::try_from(arg.len()) {
+            Ok(len) if len < LONG => out.push(len),
+            _ => {
+                out.push(LONG);
+                // RESP_MAX_REQUEST_BYTES (512 MiB at most) bounds an argument.
+                out.extend_from_slice(&(arg.len() as u32).to_le_bytes());
+            }
+        }
         let start = out.len();
         out.extend_from_slice(arg);
         if i == 0 {
@@ -34,14 +57,30 @@ fn encode_into(args: &[&[u8]], out: &mut Vec<u8>) {
 }
 
 thread_local! {
-    /// Where a lookup encodes its request: reused, so a hit allocates
-    /// nothing once the thread has seen a request as long.
+    /// Where a lookup encodes a request too long for the stack: reused,
+    /// so a hit allocates nothing once the thread has seen a request as
+    /// long.
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` on the canonical bytes of `args`, encoded into this thread's
-/// scratch buffer.
+/// Runs `f` on the canonical bytes of `args` ([`encode`]): on the stack
+/// when short, else in this thread's scratch buffer.
 pub(super) fn with_encoded<T>(args: &[&[u8]], f: impl FnOnce(&[u8]) -> T) -> T {
+    let len = encoded_len(args);
+    if len <= ON_STACK {
+        let mut buf = [0u8; ON_STACK];
+        let mut at = 0;
+        for arg in args {
+            // Each argument is shorter than ON_STACK, so than LONG.
+            buf[at] = arg.len() as u8;
+            buf[at + 1..at + 1 + arg.len()].copy_from_slice(arg);
+            at += 1 + arg.len();
+        }
+        if let Some(name) = args.first() {
+            buf[1..1 + name.len()].make_ascii_lowercase();
+        }
+        return f(&buf[..len]);
+    }
     SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
         Ok(mut buf) => {
             encode_into(args, &mut buf);
@@ -115,6 +154,44 @@ mod tests {
         assert_ne!(a, encode(&[b"hget", b"hf", b""]));
         assert_ne!(a, encode(&[b"hget", b"h", b"F"]));
         assert_eq!(with_encoded(&[b"HGET", b"h", b"f"], |r| r.to_vec()), a);
+    }
+
+    #[test]
+    fn a_short_argument_has_a_one_byte_length() {
+        assert_eq!(encode(&[b"HGETALL", b"myhash"]), b"\x07hgetall\x06myhash");
+        assert_eq!(encoded_len(&[b"HGETALL", b"myhash"]), 15);
+        // From 255 bytes on: the byte 255, then 4 bytes of length.
+        for len in [254, 255, 256, 70_000] {
+            let arg = vec![b'a'; len];
+            let bytes = encode(&[b"get", &arg]);
+            let head = match len {
+                254 => vec![254],
+                _ => [&[255][..], &(len as u32).to_le_bytes()].concat(),
+            };
+            assert_eq!(bytes, [&b"\x03get"[..], &head, &arg].concat());
+            assert_eq!(bytes.len(), encoded_len(&[b"get", &arg]));
+        }
+    }
+
+    #[test]
+    fn the_stack_and_the_scratch_encode_alike() {
+        let long = vec![b'X'; 300];
+        let cases: [&[&[u8]]; 6] = [
+            &[],
+            &[b""],
+            &[b"LRange", b"k", b"0", b"-1"],
+            &[b"HGETALL", &long[..40]],
+            &[b"HGETALL", &long[..63]],
+            &[b"Hmget", &long, b"f"],
+        ];
+        for args in cases {
+            assert_eq!(with_encoded(args, |r| r.to_vec()), encode(args), "{args:?}");
+        }
+        // A split between arguments is part of the bytes.
+        assert_ne!(encode(&[b"get", b"ab", b""]), encode(&[b"get", b"a", b"b"]));
+        let a254 = [b'a'; 254];
+        let a255 = [b'a'; 255];
+        assert_ne!(encode(&[b"get", &a255]), encode(&[b"get", &a254, b"a"]));
     }
 
     #[test]
