@@ -32,8 +32,9 @@
 #      the application
 #   9. memory per cached key, next to Redis's for the same keys (MEMORY_KEYS)
 #  10. reads of every type (scripts/bench_types.sh): -t lrange_100 at Redis
-#      and from the cache, HGETALL hits against GET hits of the same size,
-#      memory per cached hash against Redis's. BENCH_TYPES=0 skips it;
+#      and from the cache, HGETALL hits against GET hits of the same size
+#      (req/s, CPU and, under callgrind, instructions per request), memory
+#      per cached hash against Redis's. BENCH_TYPES=0 skips it;
 #      BENCH_ONLY=types runs it alone and prints its figures.
 #
 # The table's requests per second are also drawn as an SVG bar chart in
@@ -217,8 +218,10 @@ print_table() {
         if (name[i] == "cluster_misses" && ("proxy_misses" in idx)) ratio = sprintf("%.2f of proxy_misses", rps[i] / rps[idx["proxy_misses"]])
         if (name[i] ~ /^(fwd|twem)_/) { r = name[i]; sub(/^(fwd|twem)_/, "redis_", r); if (r in idx) ratio = sprintf("%.2f of %s", rps[i] / rps[idx[r]], r) }
         if (name[i] == "resp_lrange" && ("redis_lrange" in idx)) ratio = sprintf("%.2fx redis_lrange (goal >= 1.5x)", rps[i] / rps[idx["redis_lrange"]])
+        if (name[i] == "resp_lrange" && instr["redis_lrange"] > 0) ratio = ratio sprintf(", instr %.2fx", instr["resp_lrange"] / instr["redis_lrange"])
         if (name[i] == "resp_lr_P16" && ("redis_lr_P16" in idx)) ratio = sprintf("%.2fx redis_lr_P16 (goal >= 1.5x)", rps[i] / rps[idx["redis_lr_P16"]])
         if (name[i] == "resp_hgetall" && ("resp_get_same" in idx)) ratio = sprintf("%.2f of resp_get_same (goal >= 1.0)", rps[i] / rps[idx["resp_get_same"]])
+        if (name[i] == "resp_hgetall" && instr["resp_get_same"] > 0) ratio = ratio sprintf(", instr %.2fx (goal <= 1.0)", instr["resp_hgetall"] / instr["resp_get_same"])
         if (name[i] == "hits_ttl_only" && ("proxy_hits" in idx)) ratio = sprintf("tracking on: %.2f of this", rps[idx["proxy_hits"]] / rps[i])
         printf "| %-13s | %12.0f | %10s | %10s | %7s | %9s | %9s | %-44s |\n", name[i], rps[i], p50[i], p99[i], err[i], (cpu[i] == "-" ? "-" : cpu[i] " us"), (name[i] in instr ? instr[name[i]] : "-"), ratio
       }

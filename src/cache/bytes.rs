@@ -88,7 +88,8 @@ impl<V: Weigh> Lru<V> {
 
     /// What an entry of `key` in database `db` and `value` is charged: a
     /// key is boxed (and its bytes counted) past 22 bytes in database 0,
-    /// past 21 in databases 1 to 255, always from 256 up (`key.rs`).
+    /// past 21 in databases 1 to 255, always from 256 up, whatever the
+    /// database's kind bits (`key.rs`).
     pub fn charge_in(db: super::Db, key: &[u8], value: &V) -> usize {
         let key_heap = if Key::boxed(db, key.len()) {
             key.len()

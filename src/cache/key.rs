@@ -10,8 +10,11 @@
 //! bytes: database 0 (the cache's own numbering: the service makes it the
 //! one REDIS_ADDRESS names) keeps all 22 inline bytes, another database
 //! below 256 gives one of them up, and a long key, or one in a database
-//! from 256 up, is boxed beside a 4-byte number.
-
+//! from 256 up, is boxed beside a 4-byte number. A database's kind bits
+//! ([`REPLY`], [`FILE`], [`RESP3`]) ride in the top three bits of the
+//! inline length's byte, so a reply's request and a file's key are inline
+//! as often as a plain key is (issue #22: a boxed key costs its bytes, an
+//! allocation and a cache miss more per entry).
 use std::fmt;
 use std::hash::BuildHasher;
 
@@ -49,27 +52,43 @@ pub const RESP3: Db = 1 << 29;
 /// stay below it.
 pub const KIND_BASE: Db = RESP3;
 
+/// The kind bits of a database number, the top three.
+const KIND_SHIFT: u32 = 29;
+
+/// The low bits of an inline key's `tag`: its length (at most 22).
+const LEN_MASK: u8 = (1 << 5) - 1;
+
+/// An inline key's `tag` for `len` bytes in database `db`: the kind bits
+/// of `db` above the length.
+#[inline]
+fn tag(db: Db, len: usize) -> u8 {
+    // The kind bits are the top 3 of 32, the length at most 22.
+    ((db >> KIND_SHIFT) as u8) << 5 | len as u8
+}
+
 /// A key's database and bytes: inline when short, boxed otherwise.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Key {
-    /// In database 0, at most 22 (`INLINE`) bytes, the first `len` of
-    /// `bytes`.
+    /// In database 0 (whatever its kind bits), at most 22 (`INLINE`)
+    /// bytes, the first `tag & 31` of `bytes`.
     Inline {
-        /// How many of `bytes` are the key.
-        len: u8,
+        /// The database's kind bits (the top three), then how many of
+        /// `bytes` are the key.
+        tag: u8,
         /// The key, zero-padded.
         bytes: [u8; INLINE],
     },
-    /// In databases 1 to 255, at most 21 (`INLINE_IN`) bytes.
+    /// In databases 1 to 255 (whatever their kind bits), at most 21
+    /// (`INLINE_IN`) bytes.
     InlineIn {
-        /// The database.
+        /// The database's number, without its kind bits.
         db: u8,
-        /// How many of `bytes` are the key.
-        len: u8,
+        /// The database's kind bits, then how many of `bytes` are the key.
+        tag: u8,
         /// The key, zero-padded.
         bytes: [u8; INLINE_IN],
     },
-    /// A longer key, or one in a database from 256 up.
+    /// A longer key, or one in a database numbered from 256 up.
     Heap {
         /// The database.
         db: Db,
@@ -82,13 +101,12 @@ impl Key {
     /// Copies `bytes` into a key of database `db`, allocating only when
     /// they are long (or the database's number is).
     pub fn new(db: Db, bytes: &[u8]) -> Key {
-        match u8::try_from(db) {
+        match u8::try_from(db & (KIND_BASE - 1)) {
             Ok(0) if bytes.len() <= INLINE => {
                 let mut inline = [0u8; INLINE];
                 inline[..bytes.len()].copy_from_slice(bytes);
                 Key::Inline {
-                    // At most INLINE (22), so it fits a u8.
-                    len: bytes.len() as u8,
+                    tag: tag(db, bytes.len()),
                     bytes: inline,
                 }
             }
@@ -97,7 +115,7 @@ impl Key {
                 inline[..bytes.len()].copy_from_slice(bytes);
                 Key::InlineIn {
                     db: small,
-                    len: bytes.len() as u8,
+                    tag: tag(db, bytes.len()),
                     bytes: inline,
                 }
             }
@@ -112,8 +130,8 @@ impl Key {
     #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         match self {
-            Key::Inline { len, bytes } => &bytes[..usize::from(*len)],
-            Key::InlineIn { len, bytes, .. } => &bytes[..usize::from(*len)],
+            Key::Inline { tag, bytes } => &bytes[..usize::from(tag & LEN_MASK)],
+            Key::InlineIn { tag, bytes, .. } => &bytes[..usize::from(tag & LEN_MASK)],
             Key::Heap { bytes, .. } => bytes,
         }
     }
@@ -122,8 +140,8 @@ impl Key {
     #[inline]
     pub fn db(&self) -> Db {
         match self {
-            Key::Inline { .. } => 0,
-            Key::InlineIn { db, .. } => Db::from(*db),
+            Key::Inline { tag, .. } => Db::from(tag >> 5) << KIND_SHIFT,
+            Key::InlineIn { db, tag, .. } => Db::from(tag >> 5) << KIND_SHIFT | Db::from(*db),
             Key::Heap { db, .. } => *db,
         }
     }
@@ -136,7 +154,7 @@ impl Key {
 
     /// Whether a key of `len` bytes in database `db` is boxed.
     pub(super) fn boxed(db: Db, len: usize) -> bool {
-        match db {
+        match db & (KIND_BASE - 1) {
             0 => len > INLINE,
             1..=255 => len > INLINE_IN,
             _ => true,
@@ -221,5 +239,33 @@ mod tests {
         // The same bytes in two databases are two keys.
         assert_ne!(Key::new(0, b"k"), Key::new(1, b"k"));
         assert_ne!(Key::new(1, b"k"), Key::new(2, b"k"));
+    }
+
+    #[test]
+    fn kind_bits_ride_inline_too() {
+        // A reply's request and a file's key are inline when short, in
+        // database 0 and in the small ones, each kind a database apart.
+        let kinds = [0, REPLY, REPLY | RESP3, FILE, REPLY | FILE | RESP3];
+        for kind in kinds {
+            for number in [0, 1, 255, 256, KIND_BASE - 1] {
+                let db = kind | number;
+                for len in [0, 1, INLINE_IN, INLINE, INLINE + 1] {
+                    let bytes: Vec<u8> = (0..len).map(|i| i as u8 | 0x80).collect();
+                    let key = Key::new(db, &bytes);
+                    assert_eq!((key.db(), key.as_bytes()), (db, &bytes[..]));
+                    assert!(key.is(db, &bytes));
+                    let inline = match number {
+                        0 => len <= INLINE,
+                        1..=255 => len <= INLINE_IN,
+                        _ => false,
+                    };
+                    assert_eq!(!matches!(key, Key::Heap { .. }), inline, "{db:#x} {len}");
+                    assert_eq!(Key::boxed(db, len), !inline);
+                    for other in kinds.iter().filter(|&&k| k != kind) {
+                        assert!(!key.is(other | number, &bytes));
+                    }
+                }
+            }
+        }
     }
 }

@@ -30,16 +30,10 @@ enum Repr {
     /// At most [`SHARED_ABOVE`] bytes.
     Owned { bytes: Box<[u8]>, digest: u64 },
     /// Larger values: one allocation holding a count (no weak count, which
-    /// std's `Arc` adds and nothing here uses), the derived facts and the
-    /// bytes.
-    Shared(triomphe::Arc<HeaderSlice<Derived, [u8]>>),
-}
-
-/// What a shared value's bytes say about themselves, worked out once.
-#[derive(Clone, Copy)]
-struct Derived {
-    digest: u64,
-    is_utf8: bool,
+    /// std's `Arc` adds and nothing here uses), the digest (whether the
+    /// bytes are UTF-8 in its lowest bit, as for a small value: 8 bytes of
+    /// header, not 16) and the bytes.
+    Shared(triomphe::Arc<HeaderSlice<u64, [u8]>>),
 }
 
 impl Value {
@@ -53,9 +47,8 @@ impl Value {
                 digest,
             });
         }
-        let derived = Derived { digest, is_utf8 };
         Value(Repr::Shared(triomphe::Arc::from_header_and_slice(
-            derived, bytes,
+            digest, bytes,
         )))
     }
 
@@ -68,13 +61,11 @@ impl Value {
     }
 
     /// True when the bytes are valid UTF-8: text for HTTP, else binary.
-    /// Worked out when the value was made; a small value keeps it in its
-    /// digest's lowest bit (no room for a flag beside it in 24 bytes).
+    /// Worked out when the value was made, and kept in its digest's
+    /// lowest bit (no room for a flag beside it in 24 bytes, and none
+    /// needed in a shared value's header).
     pub fn is_utf8(&self) -> bool {
-        match &self.0 {
-            Repr::Owned { digest, .. } => digest & 1 == 1,
-            Repr::Shared(shared) => shared.header.is_utf8,
-        }
+        self.digest() & 1 == 1
     }
 
     /// A stable 64-bit hash of the bytes (xxh3, no seed, its lowest bit
@@ -83,20 +74,20 @@ impl Value {
     pub fn digest(&self) -> u64 {
         match &self.0 {
             Repr::Owned { digest, .. } => *digest,
-            Repr::Shared(shared) => shared.header.digest,
+            Repr::Shared(shared) => shared.header,
         }
     }
 }
 
 impl crate::cache::Weigh for Value {
-    /// The bytes, plus a shared value's count and derived facts (its
+    /// The bytes, plus a shared value's count and digest (its
     /// allocation's header). Read off the handle in the node: no
     /// dereference, so a removal costs no cache miss for it.
     fn heap_bytes(&self) -> usize {
         match &self.0 {
             Repr::Owned { bytes, .. } => bytes.len(),
             Repr::Shared(shared) => {
-                std::mem::size_of::<usize>() + std::mem::size_of::<Derived>() + shared.slice.len()
+                std::mem::size_of::<usize>() + std::mem::size_of::<u64>() + shared.slice.len()
             }
         }
     }
@@ -254,6 +245,6 @@ mod tests {
         assert_eq!(entry_overhead::<Value>(), 78);
         assert_eq!(Value::new(b"abc").heap_bytes(), 3);
         let shared = Value::new(&[b'x'; SHARED_ABOVE + 1]);
-        assert_eq!(shared.heap_bytes(), 8 + 16 + SHARED_ABOVE + 1);
+        assert_eq!(shared.heap_bytes(), 8 + 8 + SHARED_ABOVE + 1);
     }
 }

@@ -3,9 +3,11 @@
 //! (`redis_proxy_cache_bytes`, `INFO memory`, `/stats`), pushes out the
 //! least recently read keys, and a value over the per-entry limit (an
 //! eighth of the bound) is answered but not kept: Redis's own
-//! `INFO commandstats` counts every read of it.
+//! `INFO commandstats` counts every read of it. And what one cached reply
+//! of a small hash is charged ("Memory per cached hash").
 
 use crate::common::info::info_number;
+use crate::common::resp_wire::Wire;
 use crate::common::{InProcess, RedisServer};
 
 const MAX_BYTES: usize = 1 << 20;
@@ -90,4 +92,55 @@ fn a_stream_of_large_values_stays_under_cache_max_bytes_and_a_too_large_one_is_n
         "a too-large value is not kept"
     );
     assert_eq!(proxy.metric("redis_proxy_cache_bytes"), before);
+}
+
+/// `HSET key` with 10 fields of 10-byte values, as `make bench` step 10
+/// writes them.
+fn hset_10(key: &str) -> Vec<String> {
+    let mut words = vec!["HSET".to_owned(), key.to_owned()];
+    for i in 0..10 {
+        words.push(format!("field:{i}"));
+        words.push("h".repeat(10));
+    }
+    words
+}
+
+#[test]
+fn a_cached_hash_reply_is_charged_its_reply_and_a_one_entry_file_with_both_keys_inline() {
+    let redis = RedisServer::start();
+    let mut direct = Wire::connect(redis.addr());
+    let words = hset_10("hash:1");
+    direct.call_args(&words.iter().map(String::as_str).collect::<Vec<_>>());
+    direct.call("SELECT 1");
+    let words = hset_10("h:1");
+    direct.call_args(&words.iter().map(String::as_str).collect::<Vec<_>>());
+    let proxy = InProcess::start(&redis, &[("RESP_PORT", "auto")]);
+    proxy.wait_for_link("up");
+    // An entry's node and table share (78), a shared reply's count and
+    // digest (16), and a file's byte before each request it lists.
+    let charge = |reply: usize, request: usize| 78 + 16 + reply + 78 + 1 + request;
+
+    // RESP2, database 0: `hgetall hash:1` is 15 canonical bytes (a length
+    // byte before each argument), inline in its node as `hash:1` is in
+    // its file's.
+    let mut resp2 = Wire::connect(proxy.resp_addr());
+    let before = proxy.metric("redis_proxy_cache_bytes");
+    let reply = resp2.call("HGETALL hash:1");
+    assert_eq!(reply.len(), 305);
+    let grew = proxy.metric("redis_proxy_cache_bytes") - before;
+    assert_eq!(grew, charge(305, 15) as f64, "one HGETALL in database 0");
+
+    // RESP3, database 1: the kind bits and the database ride inline too.
+    let mut resp3 = Wire::open_with(proxy.resp_addr(), 3);
+    resp3.call("SELECT 1");
+    let before = proxy.metric("redis_proxy_cache_bytes");
+    let reply = resp3.call("HGETALL h:1");
+    assert!(reply.starts_with(b"%10\r\n") && reply.len() == 305);
+    let grew = proxy.metric("redis_proxy_cache_bytes") - before;
+    assert_eq!(grew, charge(305, 12) as f64, "one HGETALL in database 1");
+    // Both were cached: a second read of each reaches no Redis.
+    let calls = redis.calls("hgetall");
+    assert_eq!(resp2.call("HGETALL hash:1").len(), 305);
+    assert_eq!(resp3.call("HGETALL h:1").len(), 305);
+    assert_eq!(redis.calls("hgetall"), calls);
 }

@@ -5,34 +5,68 @@
 //! A file is an ordinary entry in a [`FILE`] database, keyed by the key's
 //! own bytes: the change that drops the key's GET entry finds it in the
 //! same walk (`Lru::remove_everywhere_filed`). Its value is the list of
-//! the replies' full keys, each as its database (4 bytes, little-endian),
-//! its length (4 bytes) and its bytes. Files are charged to
+//! the replies' requests, each as one byte (whether it is RESP3's reply,
+//! in the top bit; its length, if below 127, in the others, else 127 and
+//! the length in 4 bytes, little-endian) and its bytes: a reply's database
+//! is the file's but for the RESP3 bit (`file_db`), so it is not written
+//! out. Files are charged to
 //! CACHE_MAX_BYTES like any entry. Wherever the LRU drops a file on its
 //! own (evicted, expired, refused: [`Displaced`]), the replies it lists
 //! go at once, under the same lock: else no change could reach them.
 
-use crate::cache::{Db, Displaced, FILE, KIND_BASE};
+use crate::cache::{Db, Displaced, FILE, KIND_BASE, REPLY, RESP3};
 
 use super::super::Value;
 use super::{CacheState, ReadThrough};
 
-/// Appends `(db, request)` to an encoded file list.
+/// An entry's first byte: set when the reply is RESP3's.
+const RESP3_BIT: u8 = 0x80;
+
+/// An entry's first byte, without [`RESP3_BIT`], when its length follows in
+/// 4 bytes.
+const LONG: u8 = 0x7f;
+
+/// Appends reply `(db, request)` to an encoded file list (`db` is a reply
+/// database whose file database is the list's: only its RESP3 bit is
+/// kept).
 pub(super) fn push_entry(list: &mut Vec<u8>, db: Db, request: &[u8]) {
-    list.extend_from_slice(&db.to_le_bytes());
-    // A request is at most RESP_MAX_REQUEST_BYTES (512 MiB at most): it fits.
-    list.extend_from_slice(&(request.len() as u32).to_le_bytes());
+    let resp3 = match db & RESP3 {
+        0 => 0,
+        _ => RESP3_BIT,
+    };
+    match u8::try_from(request.len()) {
+        Ok(len) if len < LONG => list.push(resp3 | len),
+        _ => {
+            list.push(resp3 | LONG);
+            // A request is at most RESP_MAX_REQUEST_BYTES (512 MiB at
+            // most): it fits.
+            list.extend_from_slice(&(request.len() as u32).to_le_bytes());
+        }
+    }
     list.extend_from_slice(request);
 }
 
-/// The entries of an encoded file list (a malformed tail ends it: the list
-/// is only ever made by [`push_entry`]).
-pub(super) fn entries(list: &[u8]) -> impl Iterator<Item = (Db, &[u8])> {
+/// The entries of an encoded file list of file database `fdb`, each with
+/// its reply database (a malformed tail ends it: the list is only ever
+/// made by [`push_entry`]).
+pub(super) fn entries(fdb: Db, list: &[u8]) -> impl Iterator<Item = (Db, &[u8])> {
+    let reply_db = REPLY | (fdb & (KIND_BASE - 1));
     let mut rest = list;
     std::iter::from_fn(move || {
-        let db = Db::from_le_bytes(rest.get(..4)?.try_into().ok()?);
-        let len = u32::from_le_bytes(rest.get(4..8)?.try_into().ok()?) as usize;
-        let request = rest.get(8..8 + len)?;
-        rest = &rest[8 + len..];
+        let (&head, tail) = rest.split_first()?;
+        let (len, tail) = match head & !RESP3_BIT {
+            LONG => {
+                let len = u32::from_le_bytes(tail.get(..4)?.try_into().ok()?);
+                (len as usize, &tail[4..])
+            }
+            len => (usize::from(len), tail),
+        };
+        let request = tail.get(..len)?;
+        rest = &tail[len..];
+        let db = match head & RESP3_BIT {
+            0 => reply_db,
+            _ => reply_db | RESP3,
+        };
         Some((db, request))
     })
 }
@@ -67,7 +101,7 @@ impl ReadThrough {
             Displaced::Evicted(key, file) | Displaced::Expired(key, file)
                 if key.db() & FILE != 0 =>
             {
-                self.drop_listed(state, file, out);
+                self.drop_listed(state, (key.db(), file), out);
             }
             Displaced::Several(all) => {
                 for displaced in all {
@@ -78,9 +112,15 @@ impl ReadThrough {
         }
     }
 
-    /// Removes every reply `file` lists, into `out`.
-    pub(super) fn drop_listed(&self, state: &mut CacheState, file: &Value, out: &mut Vec<Value>) {
-        for (db, request) in entries(file.bytes()) {
+    /// Removes every reply `file` (of file database `fdb`) lists, into
+    /// `out`.
+    pub(super) fn drop_listed(
+        &self,
+        state: &mut CacheState,
+        (fdb, file): (Db, &Value),
+        out: &mut Vec<Value>,
+    ) {
+        for (db, request) in entries(fdb, file.bytes()) {
             let hash = self.hasher.hash_in(db, request);
             out.extend(state.lru.remove_hashed(hash, db, request));
         }
@@ -93,16 +133,27 @@ mod tests {
 
     #[test]
     fn a_list_reads_back_what_was_pushed() {
+        let fdb = FILE | 7;
+        let long = [b'r'; 200];
         let mut list = Vec::new();
-        push_entry(&mut list, 7, b"hgetall\x01");
-        push_entry(&mut list, u32::MAX, b"");
-        let read: Vec<(Db, &[u8])> = entries(&list).collect();
-        assert_eq!(read, [(7, &b"hgetall\x01"[..]), (u32::MAX, &b""[..])]);
-        // A truncated tail ends the list.
-        assert_eq!(entries(&list[..list.len() - 1]).count(), 1);
+        push_entry(&mut list, REPLY | 7, b"\x07hgetall\x01h");
+        push_entry(&mut list, REPLY | RESP3 | 7, b"");
+        push_entry(&mut list, REPLY | RESP3 | 7, &long);
+        // One byte before a short request, 5 before a long one.
+        assert_eq!(list.len(), (1 + 10) + 1 + (5 + 200));
+        assert_eq!(&list[..2], b"\x0a\x07");
+        let read: Vec<(Db, &[u8])> = entries(fdb, &list).collect();
         assert_eq!(
-            file_db(crate::cache::REPLY | crate::cache::RESP3 | 3),
-            FILE | 3
+            read,
+            [
+                (REPLY | 7, &b"\x07hgetall\x01h"[..]),
+                (REPLY | RESP3 | 7, &b""[..]),
+                (REPLY | RESP3 | 7, &long[..]),
+            ]
         );
+        // A truncated tail ends the list.
+        assert_eq!(entries(fdb, &list[..list.len() - 1]).count(), 2);
+        assert_eq!(entries(fdb, &list[..13]).count(), 2);
+        assert_eq!(file_db(REPLY | RESP3 | 3), FILE | 3);
     }
 }

@@ -153,7 +153,7 @@ impl ReadThrough {
         for key in keys {
             let hash = self.hasher.hash_in(fdb, key);
             if let Lookup::Expired(file) = state.lru.get_hashed(hash, fdb, key, now) {
-                self.drop_listed(state, &file, dropped);
+                self.drop_listed(state, (fdb, &file), dropped);
                 dropped.push(file);
             }
         }
@@ -285,7 +285,7 @@ impl ReadThrough {
             let Some(file) = state.lru.peek_hashed(hash, fdb, key) else {
                 return true;
             };
-            let listed = entries(file.bytes())
+            let listed = entries(fdb, file.bytes())
                 .filter(|&entry| entry != reply && self.holds(state, entry))
                 .count();
             listed < MAX_PER_FILE
@@ -314,7 +314,7 @@ impl ReadThrough {
         let old = state.lru.remove_hashed(hash, fdb, key);
         let mut list = Vec::new();
         if let Some(old) = &old {
-            for entry in entries(old.bytes()) {
+            for entry in entries(fdb, old.bytes()) {
                 if entry != reply && self.holds(state, entry) {
                     push_entry(&mut list, entry.0, entry.1);
                 }
@@ -326,7 +326,7 @@ impl ReadThrough {
             .insert_hashed(hash, fdb, key, Value::new(&list), now);
         dropped.extend(self.drop_filed(state, &displaced));
         if let Displaced::Refused(file, _) = &displaced {
-            self.drop_listed(state, file, dropped);
+            self.drop_listed(state, (fdb, file), dropped);
         }
         dropped.extend(old);
     }
@@ -341,8 +341,8 @@ impl ReadThrough {
         files: &mut Vec<(Db, Value)>,
         dropped: &mut Vec<Value>,
     ) {
-        for (_, file) in files.drain(..) {
-            self.drop_listed(state, &file, dropped);
+        for (fdb, file) in files.drain(..) {
+            self.drop_listed(state, (fdb, &file), dropped);
             dropped.push(file);
         }
         if state.reply_deps.is_empty() {

@@ -246,7 +246,7 @@ impl Service {
         // while it is fetched, and in each key's file once stored): a read
         // whose copies would pass the per-item limit is forwarded, so one
         // request of many keys cannot make the proxy hold keys × its bytes.
-        let request_bytes: usize = args.iter().map(|a| a.len() + 4).sum();
+        let request_bytes = request::encoded_len(args);
         if request_bytes.saturating_mul(keys.len()) > self.core.max_entry_bytes() {
             return None;
         }
