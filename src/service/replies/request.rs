@@ -4,10 +4,7 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 
-use crate::commands::packed;
-
-/// Longest command name compared (longer ones are no command).
-const MAX_NAME: usize = 64;
+use crate::commands::{packed, MAX_NAME};
 
 /// An argument shorter than this many bytes has its length in one byte;
 /// a longer one has this byte, then its length in 4 (little-endian).
