@@ -193,12 +193,15 @@ impl Backend {
                     continue;
                 }
                 let start = replies.len();
+                // The batch's replies together, on every node, are held to
+                // RESP_MAX_REPLY_BYTES, as one server's are.
+                let room = conn.max_reply.saturating_sub(start);
                 let received = if parts[i].asking {
-                    conn.receive(replies)
+                    conn.receive_within(replies, room)
                         .map(|()| replies.truncate(start))
-                        .and_then(|()| conn.receive(replies))
+                        .and_then(|()| conn.receive_within(replies, room))
                 } else {
-                    conn.receive(replies)
+                    conn.receive_within(replies, room)
                 };
                 match received {
                     Ok(()) => parts[i].outcome = Outcome::Reply(start..replies.len()),

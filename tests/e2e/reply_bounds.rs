@@ -42,6 +42,9 @@ fn a_reply_past_resp_max_reply_bytes_is_refused_and_not_held() {
             &[
                 ("RESP_PORT", "auto"),
                 ("RESP_MAX_REPLY_BYTES", "4194304"),
+                // Replies of several MB on a loaded machine: a timeout is
+                // not what this test is about.
+                ("REDIS_TIMEOUT_MS", "10000"),
                 ("CACHE_COMMANDS", cache),
             ],
         );
@@ -114,7 +117,13 @@ fn an_http_read_of_a_huge_typed_value_is_507_and_builds_no_json() {
     fill_small(&redis, "set", "set", 400_000);
     fill_small(&redis, "hash", "hash", 200_000);
     fill_small(&redis, "list", "small", 10);
-    let proxy = Proxy::start(&redis, &[("CACHE_MAX_BYTES", "8388608")]);
+    let proxy = Proxy::start(
+        &redis,
+        &[
+            ("CACHE_MAX_BYTES", "8388608"),
+            ("REDIS_TIMEOUT_MS", "10000"),
+        ],
+    );
     let before = proxy.peak_kib();
     for (key, kind) in [("list", "list"), ("set", "set"), ("hash", "hash")] {
         for _ in 0..2 {
@@ -141,4 +150,43 @@ fn an_http_read_of_a_huge_typed_value_is_507_and_builds_no_json() {
     assert_eq!(small.status, 200);
     let value: Vec<String> = (0..10).map(|i| i.to_string()).collect();
     assert_eq!(small.json()["value"], serde_json::json!(value));
+}
+
+/// In cluster mode too, one pipelined batch's replies are held to
+/// RESP_MAX_REPLY_BYTES together, not each on its own: six reads of a
+/// 1 MiB list in one batch, under a 4 MiB bound, are not all relayed
+/// (each alone is under the bound, so only the batch's sum can refuse
+/// one), and the connection goes on.
+#[test]
+fn a_cluster_batchs_replies_together_are_held_to_resp_max_reply_bytes() {
+    let cluster = crate::common::cluster::Cluster::start();
+    let key = "{bound}list";
+    fill_list(cluster.master_of(key), key, 100);
+    let proxy = Proxy::start_at(
+        &cluster.seeds(),
+        &[
+            ("REDIS_MODE", "cluster"),
+            ("RESP_PORT", "auto"),
+            ("RESP_MAX_REPLY_BYTES", "4194304"),
+            ("CACHE_COMMANDS", "none"),
+            ("REDIS_TIMEOUT_MS", "10000"),
+        ],
+    );
+    proxy.wait_for_link("up");
+    let mut wire = Wire::connect(proxy.resp_addr());
+    let one = wire.call(&format!("LRANGE {key} 0 -1"));
+    assert!(one.starts_with(b"*100\r\n"), "one read alone passes");
+    let request = format!("LRANGE {key} 0 -1\r\n");
+    wire.send(request.repeat(6).as_bytes());
+    let replies: Vec<Vec<u8>> = (0..6).map(|_| wire.reply()).collect();
+    let refused = replies
+        .iter()
+        .filter(|r| String::from_utf8_lossy(r).contains("RESP_MAX_REPLY_BYTES"))
+        .count();
+    assert!(
+        refused > 0,
+        "six 1 MiB replies in one batch all relayed past a 4 MiB bound"
+    );
+    assert!(replies[0] == one, "the first is relayed as Redis sent it");
+    assert_eq!(wire.call("PING"), b"+PONG\r\n");
 }
