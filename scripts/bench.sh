@@ -41,7 +41,10 @@
 # target/bench/bench.svg (scripts/bench_chart.sh).
 #
 # Settings: DURATION (s, default 10), CG_DURATION (step 2b, 6), CONNECTIONS (64), THREADS (2),
-# VALUE_SIZE (bytes, 100), WORKERS (the proxy's WORKERS, 16).
+# VALUE_SIZE (bytes, 100), WORKERS (the proxy's WORKERS, 16), REQUESTS
+# (redis-benchmark -n, 200000), WRITE_ROUNDS (step 5b's rounds, 3),
+# BENCH_ONLY (hits, writes or types: one part alone), BENCH_TYPES (0 skips
+# step 10); step 10's own in scripts/bench_types.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -164,12 +167,14 @@ count_instructions() {
   # The dump (NAME.cg.1) is written by the server soon after the request;
   # its totals line comes last.
   for _ in $(seq 1 100); do
-    dump=$(ls "$work/$name.cg".[0-9]* 2>/dev/null | head -1)
+    dump=$(ls "$work/$name.cg".[0-9]* 2>/dev/null | head -1 || true)
     [ -n "$dump" ] && grep -q '^totals:' "$dump" && break
     sleep 0.1
   done
+  [ -n "$dump" ] && grep -q '^totals:' "$dump" || return 0
   ir=$(awk '/^totals:/ {print $2; exit}' "$dump")
   requests=$(awk '/requests in/ {print $1}' "$out")
+  [ -n "$ir" ] && [ "${requests:-0}" -gt 0 ] || return 0
   echo "$name $((ir / requests))" >>"$instr"
 }
 
@@ -199,7 +204,7 @@ run_writes() {
 
 # print_table: the results so far, as a Markdown table.
 print_table() {
-  echo "$(nproc) cores; wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s; redis-benchmark -c$CONNECTIONS -n$REQUESTS; values of $VALUE_SIZE bytes; WORKERS=$WORKERS"
+  echo "$(nproc) cores; wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s; redis-benchmark -c$CONNECTIONS -n$REQUESTS (writes: -c 50); values of $VALUE_SIZE bytes; WORKERS=$WORKERS"
   awk '
     FILENAME == ARGV[1] { instr[$1] = $2; next }
     { n++; name[n]=$1; rps[n]=$2; p50[n]=$3; p99[n]=$4; err[n]=$5; cpu[n]=(NF >= 6 ? $6 : "-"); idx[$1]=n }
@@ -218,10 +223,10 @@ print_table() {
         if (name[i] == "cluster_misses" && ("proxy_misses" in idx)) ratio = sprintf("%.2f of proxy_misses", rps[i] / rps[idx["proxy_misses"]])
         if (name[i] ~ /^(fwd|twem)_/) { r = name[i]; sub(/^(fwd|twem)_/, "redis_", r); if (r in idx) ratio = sprintf("%.2f of %s", rps[i] / rps[idx[r]], r) }
         if (name[i] == "resp_lrange" && ("redis_lrange" in idx)) ratio = sprintf("%.2fx redis_lrange (goal >= 1.5x)", rps[i] / rps[idx["redis_lrange"]])
-        if (name[i] == "resp_lrange" && instr["redis_lrange"] > 0) ratio = ratio sprintf(", instr %.2fx", instr["resp_lrange"] / instr["redis_lrange"])
+        if (name[i] == "resp_lrange" && ("redis_lrange" in instr) && ("resp_lrange" in instr)) ratio = ratio sprintf(", instr %.2fx", instr["resp_lrange"] / instr["redis_lrange"])
         if (name[i] == "resp_lr_P16" && ("redis_lr_P16" in idx)) ratio = sprintf("%.2fx redis_lr_P16 (goal >= 1.5x)", rps[i] / rps[idx["redis_lr_P16"]])
         if (name[i] == "resp_hgetall" && ("resp_get_same" in idx)) ratio = sprintf("%.2f of resp_get_same (goal >= 1.0)", rps[i] / rps[idx["resp_get_same"]])
-        if (name[i] == "resp_hgetall" && instr["resp_get_same"] > 0) ratio = ratio sprintf(", instr %.2fx (goal <= 1.0)", instr["resp_hgetall"] / instr["resp_get_same"])
+        if (name[i] == "resp_hgetall" && ("resp_get_same" in instr) && ("resp_hgetall" in instr)) ratio = ratio sprintf(", instr %.2fx (goal <= 1.0)", instr["resp_hgetall"] / instr["resp_get_same"])
         if (name[i] == "hits_ttl_only" && ("proxy_hits" in idx)) ratio = sprintf("tracking on: %.2f of this", rps[idx["proxy_hits"]] / rps[i])
         printf "| %-13s | %12.0f | %10s | %10s | %7s | %9s | %9s | %-44s |\n", name[i], rps[i], p50[i], p99[i], err[i], (cpu[i] == "-" ? "-" : cpu[i] " us"), (name[i] in instr ? instr[name[i]] : "-"), ratio
       }

@@ -29,7 +29,7 @@ awk -v title="$title" '
     for (i = 1; i <= n; i++) {
       y = top + (i - 1) * (bar + gap)
       w = width * rps[i] / scale
-      color = (name[i] ~ /^(http_ceiling|redis_get)$/) ? "#a0aec0" : "#2b6cb0"
+      color = (name[i] ~ /^(http_ceiling|redis_|twem_)/) ? "#a0aec0" : "#2b6cb0"
       printf "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>\n", left - 8, y + bar - 6, esc(name[i])
       printf "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"><title>%s: %d req/s</title></rect>\n", left, y, w, bar, color, esc(name[i]), rps[i]
       printf "<text x=\"%.1f\" y=\"%d\">%d/s  p50 %s  p99 %s</text>\n", left + w + 6, y + bar - 6, rps[i], esc(p50[i]), esc(p99[i])

@@ -83,7 +83,11 @@ count_types() {
     [ -n "$dump" ] && grep -q '^totals:' "$dump" && break
     sleep 0.1
   done
+  # No dump, or one without its totals: no figure (never a 0 that would
+  # read as a pass).
+  [ -n "$dump" ] && grep -q '^totals:' "$dump" || return 0
   ir=$(awk '/^totals:/ {print $2; exit}' "$dump")
+  [ -n "$ir" ] || return 0
   echo "$name $((ir / TYPES_CG_REQUESTS))" >>"$instr"
 }
 
