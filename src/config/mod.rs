@@ -231,13 +231,9 @@ const MAX_KEY_LIMIT: usize = 1024 * 1024;
 /// `proto-max-bulk-len`, the largest value it takes.
 const MAX_REQUEST_LIMIT: usize = 512 * 1024 * 1024;
 
-/// Largest RESP_MAX_REPLY_BYTES accepted: 4 GiB (what a `usize` holds on a
-/// 32-bit target, where `4 << 30` would not compile).
-const MAX_REPLY_LIMIT: usize = if (usize::MAX as u64) < (4 << 30) {
-    usize::MAX
-} else {
-    (4u64 << 30) as usize
-};
+/// Largest RESP_MAX_REPLY_BYTES accepted: 4 GiB (the crate is built for
+/// 64-bit targets only: CACHE_MAX_BYTES' bound is 1 TiB).
+const MAX_REPLY_LIMIT: usize = 4 << 30;
 
 /// Largest WORKERS accepted: each is an OS thread in each pool and a Redis
 /// connection.

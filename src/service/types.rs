@@ -31,8 +31,8 @@ enum Repr {
     Owned { bytes: Box<[u8]>, digest: u64 },
     /// Larger values: one allocation holding a count (no weak count, which
     /// std's `Arc` adds and nothing here uses), the digest (whether the
-    /// bytes are UTF-8 in its lowest bit, as for a small value: 8 bytes of
-    /// header, not 16) and the bytes.
+    /// bytes are UTF-8 in its lowest bit, as for a small value, rather
+    /// than in 8 bytes more) and the bytes: 16 bytes before the bytes.
     Shared(triomphe::Arc<HeaderSlice<u64, [u8]>>),
 }
 

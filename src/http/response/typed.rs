@@ -77,6 +77,7 @@ pub fn unknown_type(key: &[u8], name: &str) -> HttpResponse {
     put_bytes(&mut body, "key", "key_encoding", key);
     super::json(422, &body)
 }
+
 /// 507: `key`'s value (of type `type_name`) would cost more than `limit`
 /// bytes to answer as JSON (see `http/typed.rs`), named with the limit in
 /// `"limit"` for clients to match on. The proxy refuses to build it, as it
