@@ -12,7 +12,7 @@
 //! the keys are borrowed from the buffer), so the link's thread applies a
 //! whole read's keys under one lock.
 
-use super::frame::{number, FrameError, Framer};
+use super::frame::{newline, number, FrameError, Framer};
 
 /// One thing the link said, in the order it came.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,7 +99,7 @@ impl<'a> Cursor<'a> {
     /// The next header line: its type byte and what follows it.
     fn header(&mut self) -> Option<(u8, &'a [u8])> {
         let rest = self.buf.get(self.at..)?;
-        let end = memchr::memchr(b'\n', rest)?;
+        let end = newline(rest)?;
         let line = rest.get(..end.checked_sub(1)?)?;
         self.at += end + 1;
         Some((*line.first()?, &line[1..]))
