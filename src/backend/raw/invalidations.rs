@@ -73,16 +73,23 @@ fn frame<'a>(frame: &'a [u8], on: &mut impl FnMut(Event<'a>)) {
             let Some(count) = number(count) else {
                 return on(Event::Unexpected(frame));
             };
-            let start = cursor.at;
-            // Checked first, so a malformed push names no key at all.
-            if (0..count).any(|_| cursor.string().is_none()) {
-                return on(Event::Unexpected(frame));
-            }
-            cursor.at = start;
+            // All gathered first, so a malformed push names no key at all;
+            // in one walk, not one to check and one to name them (a push
+            // holds the hundreds of keys one Redis event-loop turn wrote).
+            // Room for what the frame's bytes can hold (three a key at
+            // least), not for what its header claims.
+            let room = usize::try_from(count)
+                .unwrap_or(usize::MAX)
+                .min(frame.len() / 3);
+            let mut keys = Vec::with_capacity(room);
             for _ in 0..count {
-                if let Some(key) = cursor.string() {
-                    on(Event::Key(key));
+                match cursor.string() {
+                    Some(key) => keys.push(key),
+                    None => return on(Event::Unexpected(frame)),
                 }
+            }
+            for key in keys {
+                on(Event::Key(key));
             }
         }
         _ => on(Event::Unexpected(frame)),
