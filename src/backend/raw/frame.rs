@@ -41,6 +41,12 @@ impl Framer {
         self.next_within(buf, usize::MAX)
     }
 
+    /// Whether it is between replies (not part way through one that has
+    /// not all arrived): the next bytes start a reply.
+    pub fn is_fresh(&self) -> bool {
+        self.pos == 0 && self.owed.is_empty()
+    }
+
     /// [`Framer::next`] for a reply of at most `room` bytes: one said or
     /// seen to be longer is [`TOO_LARGE`] as soon as its header (or the
     /// bytes so far) show it, so what waits for a reply is bounded by
