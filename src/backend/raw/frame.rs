@@ -51,7 +51,26 @@ impl Framer {
     /// seen to be longer is [`TOO_LARGE`] as soon as its header (or the
     /// bytes so far) show it, so what waits for a reply is bounded by
     /// `room` plus one read.
+    #[inline]
     pub fn next_within(&mut self, buf: &[u8], room: usize) -> Result<Option<usize>, FrameError> {
+        // The usual reply to a write, whole on one line (`+OK`, `:42`,
+        // `-ERR ...`): its end found without the general walk below, which
+        // takes everything else (a line cut short, not ended by CRLF,
+        // longer than `room`) as before.
+        if self.is_fresh() && matches!(buf.first(), Some(b'+' | b'-' | b':')) {
+            if let Some(end) = newline(buf) {
+                if end >= 1 && buf[end - 1] == b'\r' && end < room {
+                    return Ok(Some(end + 1));
+                }
+            }
+        }
+        self.walk(buf, room)
+    }
+
+    /// [`Framer::next_within`]'s general walk, element by element (out of
+    /// line, so the one-line case does not pay for its set-up).
+    #[inline(never)]
+    fn walk(&mut self, buf: &[u8], room: usize) -> Result<Option<usize>, FrameError> {
         loop {
             let left = room.saturating_sub(self.pos);
             let Some(step) = element(&buf[self.pos..], left)? else {
@@ -311,5 +330,23 @@ mod tests {
         assert_eq!(exact, Ok(Some(reply.len())));
         let short = Framer::default().next_within(reply, reply.len() - 1);
         assert_eq!(short, Err(TOO_LARGE));
+        // A one-line reply too (the usual reply to a write).
+        for line in [b"+OK\r\n".as_slice(), b":42\r\n", b"-ERR no\r\n"] {
+            let exact = Framer::default().next_within(line, line.len());
+            assert_eq!(exact, Ok(Some(line.len())));
+            let short = Framer::default().next_within(line, line.len() - 1);
+            assert_eq!(short, Err(TOO_LARGE));
+        }
+    }
+
+    #[test]
+    fn one_line_replies_need_crlf_and_lines_in_aggregates_are_elements() {
+        // Inside an aggregate, a line is one element, not a reply.
+        let mut framer = Framer::default();
+        assert_eq!(framer.next(b"*2\r\n:1\r\n"), Ok(None));
+        assert_eq!(framer.next(b"*2\r\n:1\r\n:2\r\n"), Ok(Some(12)));
+        for bad in [b":1\n".as_slice(), b"+OK\n", b"-\n"] {
+            assert!(Framer::default().next(bad).is_err(), "{bad:?}");
+        }
     }
 }
