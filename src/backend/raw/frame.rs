@@ -41,36 +41,11 @@ impl Framer {
         self.next_within(buf, usize::MAX)
     }
 
-    /// Whether it is between replies (not part way through one that has
-    /// not all arrived): the next bytes start a reply.
-    pub fn is_fresh(&self) -> bool {
-        self.pos == 0 && self.owed.is_empty()
-    }
-
     /// [`Framer::next`] for a reply of at most `room` bytes: one said or
     /// seen to be longer is [`TOO_LARGE`] as soon as its header (or the
     /// bytes so far) show it, so what waits for a reply is bounded by
     /// `room` plus one read.
-    #[inline]
     pub fn next_within(&mut self, buf: &[u8], room: usize) -> Result<Option<usize>, FrameError> {
-        // The usual reply to a write, whole on one line (`+OK`, `:42`,
-        // `-ERR ...`): its end found without the general walk below, which
-        // takes everything else (a line cut short, not ended by CRLF,
-        // longer than `room`) as before.
-        if self.is_fresh() && matches!(buf.first(), Some(b'+' | b'-' | b':')) {
-            if let Some(end) = newline(buf) {
-                if end >= 1 && buf[end - 1] == b'\r' && end < room {
-                    return Ok(Some(end + 1));
-                }
-            }
-        }
-        self.walk(buf, room)
-    }
-
-    /// [`Framer::next_within`]'s general walk, element by element (out of
-    /// line, so the one-line case does not pay for its set-up).
-    #[inline(never)]
-    fn walk(&mut self, buf: &[u8], room: usize) -> Result<Option<usize>, FrameError> {
         loop {
             let left = room.saturating_sub(self.pos);
             let Some(step) = element(&buf[self.pos..], left)? else {
@@ -121,7 +96,7 @@ fn element(buf: &[u8], room: usize) -> Result<Option<Step>, FrameError> {
     let Some(&kind) = buf.first() else {
         return Ok(None);
     };
-    let Some(line_end) = newline(buf) else {
+    let Some(line_end) = memchr::memchr(b'\n', buf) else {
         if buf.len() > MAX_NUMBER_LINE && !matches!(kind, b'+' | b'-' | b'(' | b',') {
             return Err(FrameError("a reply header without an end"));
         }
@@ -183,28 +158,6 @@ fn element(buf: &[u8], room: usize) -> Result<Option<Step>, FrameError> {
         }
         _ => Err(FrameError("an unknown reply type")),
     }
-}
-
-/// Bytes of a line looked at one by one before memchr takes over.
-const SHORT_LINE: usize = 16;
-
-/// Where the first `\n` in `buf` is. A header line is a few bytes
-/// (`:42\r\n`, `$16\r\n`), fewer than memchr spends setting up its vector
-/// search (some 80 instructions a call: at -P 16 a forwarded INCR's reply
-/// and every key of the invalidation pushes paid it, 300 instructions a
-/// request in all), so the first bytes are looked at one by one and
-/// memchr takes over past them (a long simple string or error). Shared
-/// with `invalidations`, which walks the lines of pushes framed here.
-#[inline]
-pub(super) fn newline(buf: &[u8]) -> Option<usize> {
-    let head = buf.len().min(SHORT_LINE);
-    if let Some(at) = buf[..head].iter().position(|&byte| byte == b'\n') {
-        return Some(at);
-    }
-    if buf.len() <= SHORT_LINE {
-        return None;
-    }
-    memchr::memchr(b'\n', &buf[head..]).map(|at| head + at)
 }
 
 /// What a header whose length is not a number is.
@@ -282,16 +235,6 @@ mod tests {
     }
 
     #[test]
-    fn newline_is_found_before_at_and_after_the_short_part() {
-        for len in 0..40 {
-            let mut line = vec![b'+'; len];
-            assert_eq!(newline(&line), None, "none in {len}");
-            line.extend_from_slice(b"\r\n+x\n");
-            assert_eq!(newline(&line), Some(len + 1), "after {len}");
-        }
-    }
-
-    #[test]
     fn what_is_not_resp_is_refused() {
         let bad: &[&[u8]] = &[
             b"?x\r\n",
@@ -330,23 +273,5 @@ mod tests {
         assert_eq!(exact, Ok(Some(reply.len())));
         let short = Framer::default().next_within(reply, reply.len() - 1);
         assert_eq!(short, Err(TOO_LARGE));
-        // A one-line reply too (the usual reply to a write).
-        for line in [b"+OK\r\n".as_slice(), b":42\r\n", b"-ERR no\r\n"] {
-            let exact = Framer::default().next_within(line, line.len());
-            assert_eq!(exact, Ok(Some(line.len())));
-            let short = Framer::default().next_within(line, line.len() - 1);
-            assert_eq!(short, Err(TOO_LARGE));
-        }
-    }
-
-    #[test]
-    fn one_line_replies_need_crlf_and_lines_in_aggregates_are_elements() {
-        // Inside an aggregate, a line is one element, not a reply.
-        let mut framer = Framer::default();
-        assert_eq!(framer.next(b"*2\r\n:1\r\n"), Ok(None));
-        assert_eq!(framer.next(b"*2\r\n:1\r\n:2\r\n"), Ok(Some(12)));
-        for bad in [b":1\n".as_slice(), b"+OK\n", b"-\n"] {
-            assert!(Framer::default().next(bad).is_err(), "{bad:?}");
-        }
     }
 }

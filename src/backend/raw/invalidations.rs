@@ -10,11 +10,9 @@
 //! push: that cost some 15% of the proxy's CPU. Here everything one read
 //! brought is walked in place (the framer finds where each push ends, then
 //! the keys are borrowed from the buffer), so the link's thread applies a
-//! whole read's keys under one lock. The usual push (bulk keys, all
-//! arrived) is walked once, checked as the framer would check it, without
-//! the framer.
+//! whole read's keys under one lock.
 
-use super::frame::{newline, number, FrameError, Framer};
+use super::frame::{number, FrameError, Framer};
 
 /// One thing the link said, in the order it came.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,67 +42,11 @@ pub fn scan<'a>(
     on: &mut impl FnMut(Event<'a>),
 ) -> Result<usize, FrameError> {
     let mut at = 0;
-    let mut keys = Vec::new();
-    while at < buf.len() {
-        // The usual push, whole, walked once rather than framed then read.
-        if framer.is_fresh() {
-            if let Some(len) = keys_push(&buf[at..], &mut keys) {
-                keys.drain(..).for_each(|key| on(Event::Key(key)));
-                at += len;
-                continue;
-            }
-            keys.clear();
-        }
-        let Some(len) = framer.next(&buf[at..])? else {
-            break;
-        };
+    while let Some(len) = framer.next(&buf[at..])? {
         frame(&buf[at..at + len], on);
         at += len;
     }
     Ok(at)
-}
-
-/// The start of an invalidation push of keys, as Redis writes one.
-const KEYS_PUSH: &[u8] = b">2\r\n$10\r\ninvalidate\r\n*";
-
-/// The length of the invalidation push of keys at the start of `buf`,
-/// its keys put in `keys`, when it is all there and exactly as Redis
-/// writes one (bulk keys, every length in digits, every line ended by
-/// CRLF); `None` for anything else (another frame, a push cut short, a
-/// flush), which the framer and [`frame`] then take as before. A key line
-/// is thus walked once rather than twice (framed, then read): at -P 16
-/// every write through the proxy comes back here as a key.
-fn keys_push<'a>(buf: &'a [u8], keys: &mut Vec<&'a [u8]>) -> Option<usize> {
-    let mut at = KEYS_PUSH.len();
-    if buf.get(..at)? != KEYS_PUSH {
-        return None;
-    }
-    let (count, line) = digits_line(&buf[at..])?;
-    at += line;
-    for _ in 0..count {
-        if *buf.get(at)? != b'$' {
-            return None;
-        }
-        let (len, line) = digits_line(&buf[at + 1..])?;
-        let start = at + 1 + line;
-        let end = start.checked_add(usize::try_from(len).ok()?)?;
-        if buf.get(end..end.checked_add(2)?)? != b"\r\n" {
-            return None;
-        }
-        keys.push(&buf[start..end]);
-        at = end + 2;
-    }
-    Some(at)
-}
-
-/// A line of digits (1 to 19 of them) ended by CRLF at the start of
-/// `buf`: the number and the line's length with its CRLF.
-fn digits_line(buf: &[u8]) -> Option<(u64, usize)> {
-    let end = buf.iter().take(20).position(|&byte| byte == b'\r')?;
-    if buf.get(end + 1) != Some(&b'\n') {
-        return None;
-    }
-    Some((number(&buf[..end])?, end + 2))
 }
 
 /// What one whole frame says.
@@ -131,23 +73,16 @@ fn frame<'a>(frame: &'a [u8], on: &mut impl FnMut(Event<'a>)) {
             let Some(count) = number(count) else {
                 return on(Event::Unexpected(frame));
             };
-            // All gathered first, so a malformed push names no key at all;
-            // in one walk, not one to check and one to name them (a push
-            // holds the hundreds of keys one Redis event-loop turn wrote).
-            // Room for what the frame's bytes can hold (three a key at
-            // least), not for what its header claims.
-            let room = usize::try_from(count)
-                .unwrap_or(usize::MAX)
-                .min(frame.len() / 3);
-            let mut keys = Vec::with_capacity(room);
-            for _ in 0..count {
-                match cursor.string() {
-                    Some(key) => keys.push(key),
-                    None => return on(Event::Unexpected(frame)),
-                }
+            let start = cursor.at;
+            // Checked first, so a malformed push names no key at all.
+            if (0..count).any(|_| cursor.string().is_none()) {
+                return on(Event::Unexpected(frame));
             }
-            for key in keys {
-                on(Event::Key(key));
+            cursor.at = start;
+            for _ in 0..count {
+                if let Some(key) = cursor.string() {
+                    on(Event::Key(key));
+                }
             }
         }
         _ => on(Event::Unexpected(frame)),
@@ -164,7 +99,7 @@ impl<'a> Cursor<'a> {
     /// The next header line: its type byte and what follows it.
     fn header(&mut self) -> Option<(u8, &'a [u8])> {
         let rest = self.buf.get(self.at..)?;
-        let end = newline(rest)?;
+        let end = memchr::memchr(b'\n', rest)?;
         let line = rest.get(..end.checked_sub(1)?)?;
         self.at += end + 1;
         Some((*line.first()?, &line[1..]))
@@ -272,34 +207,5 @@ mod tests {
     fn what_is_not_resp_is_an_error() {
         let mut framer = Framer::default();
         assert!(scan(b"?x\r\n", &mut framer, &mut |_| {}).is_err());
-        // Pushes that look like the usual one but are not RESP: the walk
-        // that takes the usual one whole must not take them either.
-        let bad: &[&[u8]] = &[
-            b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nab\r\n",
-            b">2\r\n$10\r\ninvalidate\r\n*1\r\n$x\r\na\r\n",
-            b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\na\r\n",
-        ];
-        for push in bad {
-            let mut keys = Vec::new();
-            let result = scan(push, &mut Framer::default(), &mut |event| keys.push(event));
-            assert!(result.is_err(), "{:?}", String::from_utf8_lossy(push));
-            assert!(keys.is_empty(), "{keys:?}");
-        }
-    }
-
-    #[test]
-    fn the_usual_push_is_taken_whole_and_others_as_before() {
-        let mut burst = push(&["k1", "", "k:2"]);
-        burst.extend_from_slice(&push(&[]));
-        burst.extend_from_slice(b">2\r\n$10\r\ninvalidate\r\n*1\r\n+k3\r\n");
-        burst.extend_from_slice(&push(&["k4"]));
-        let mut keys = Vec::new();
-        let used = keys_push(&burst, &mut keys).expect("the usual push");
-        assert_eq!(used, push(&["k1", "", "k:2"]).len());
-        assert_eq!(keys, [b"k1".as_slice(), b"", b"k:2"]);
-        assert_eq!(
-            events_split(&burst, burst.len()),
-            ["key k1", "key ", "key k:2", "key k3", "key k4"]
-        );
     }
 }

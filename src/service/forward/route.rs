@@ -47,7 +47,7 @@ impl Service {
                 {
                     if argc == ranges.len()
                         && was_queued == queued
-                        && (!write || written.note_again(command, ranges, batch.len() - i))
+                        && (!write || written.note_again(command, batch, i))
                     {
                         counted.push(lookups.counted(self, Some(command)));
                         return Route::Send {

@@ -33,63 +33,50 @@ impl Written {
     /// Notes what request `i` of `batch` (`argv`, a write of `command`)
     /// changes.
     pub(super) fn note(&mut self, command: &Command, batch: &Batch, i: usize, argv: &[&[u8]]) {
-        let ranges = batch.arg_ranges(i);
-        let left = batch.len() - i;
-        if self.note_again(command, ranges, left) {
+        if self.note_again(command, batch, i) {
             return;
         }
         let found = command.keys(argv, &mut self.refs);
         self.last = command
             .keys_by_count
             .then_some(((command as *const Command as usize, argv.len()), found));
-        self.apply(found, command, ranges, left);
+        self.apply(found, command, batch, i);
     }
 
-    /// Notes a request of a batch, a write of `command` whose arguments lie
-    /// at `ranges` (`Batch::arg_ranges`), `left` requests from the batch's
-    /// end, without reading its arguments, when the last request noted
-    /// was of that command with as many arguments and its keys' positions
-    /// follow from the count; false otherwise, and nothing noted.
-    pub(super) fn note_again(
-        &mut self,
-        command: &Command,
-        ranges: &[Range<usize>],
-        left: usize,
-    ) -> bool {
-        let run = (command as *const Command as usize, ranges.len());
+    /// Notes request `i` of `batch`, a write of `command`, without reading
+    /// its arguments, when the last request noted was of that command with
+    /// as many arguments and its keys' positions follow from the count;
+    /// false otherwise, and nothing noted.
+    pub(super) fn note_again(&mut self, command: &Command, batch: &Batch, i: usize) -> bool {
+        let run = (
+            command as *const Command as usize,
+            batch.arg_ranges(i).len(),
+        );
         match self.last {
             Some((last, found)) if last == run => {
-                self.apply(found, command, ranges, left);
+                self.apply(found, command, batch, i);
                 true
             }
             _ => false,
         }
     }
 
-    /// Notes what `found` (the keys in `refs`, for the request whose
-    /// arguments lie at `ranges`, `left` from the batch's end) says.
-    fn apply(
-        &mut self,
-        found: Result<(), NoKeys>,
-        command: &Command,
-        ranges: &[Range<usize>],
-        left: usize,
-    ) {
+    /// Notes what `found` (the keys in `refs`, for request `i`) says.
+    fn apply(&mut self, found: Result<(), NoKeys>, command: &Command, batch: &Batch, i: usize) {
+        let refs = &self.refs;
         match found {
-            Ok(()) if self.refs.is_empty() && FLUSHING.contains(&command.name.as_str()) => {
+            Ok(()) if refs.is_empty() && FLUSHING.contains(&command.name.as_str()) => {
                 self.everything = true;
             }
             Ok(()) => {
                 if self.keys.capacity() == 0 {
                     // Sized once for a batch of writes of a key each (as a
                     // pipeline of SET, HSET, LPUSH), rather than grown.
-                    self.keys.reserve(left);
+                    self.keys.reserve(batch.len() - i);
                 }
-                // Pushed one by one: mostly one key, which `extend` pays
-                // a reservation for.
-                for r in &self.refs {
-                    self.keys.push(ranges[r.index].clone());
-                }
+                let ranges = batch.arg_ranges(i);
+                self.keys
+                    .extend(refs.iter().map(|r| ranges[r.index].clone()));
             }
             // Redis refuses a request whose keys do not parse; or it
             // declares none (EVAL, FCALL with no keys: a script's
