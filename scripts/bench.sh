@@ -159,20 +159,28 @@ median_round() {
 # answered goes to $instr as "NAME count".
 instr="$work/instr"
 : >"$instr"
+# callgrind_totals PREFIX: the instructions counted in the first dump
+# PREFIX.N a callgrind_control -d asked for, waiting for it (the server
+# writes it soon after the request; its totals line comes last); nothing
+# if none came.
+callgrind_totals() {
+  local dump
+  for _ in $(seq 1 100); do
+    dump=$(ls "$1".[0-9]* 2>/dev/null | head -1 || true)
+    if [ -n "$dump" ] && grep -q '^totals:' "$dump"; then
+      awk '/^totals:/ {print $2; exit}' "$dump"
+      return 0
+    fi
+    sleep 0.1
+  done
+}
+
 count_instructions() {
-  local name=$1 port=$2 pid=$3 out="$work/$1.instr.wrk" dump ir requests
+  local name=$1 port=$2 pid=$3 out="$work/$1.instr.wrk" ir requests
   callgrind_control -z "$pid" >/dev/null 2>&1
   KEYS=1000 wrk -t1 -c50 -d"${CG_DURATION:-6}s" -s "$work/keys.lua" "http://127.0.0.1:$port/" >"$out"
   callgrind_control -d "$pid" >/dev/null 2>&1
-  # The dump (NAME.cg.1) is written by the server soon after the request;
-  # its totals line comes last.
-  for _ in $(seq 1 100); do
-    dump=$(ls "$work/$name.cg".[0-9]* 2>/dev/null | head -1 || true)
-    [ -n "$dump" ] && grep -q '^totals:' "$dump" && break
-    sleep 0.1
-  done
-  [ -n "$dump" ] && grep -q '^totals:' "$dump" || return 0
-  ir=$(awk '/^totals:/ {print $2; exit}' "$dump")
+  ir=$(callgrind_totals "$work/$name.cg")
   requests=$(awk '/requests in/ {print $1}' "$out")
   [ -n "$ir" ] && [ "${requests:-0}" -gt 0 ] || return 0
   echo "$name $((ir / requests))" >>"$instr"

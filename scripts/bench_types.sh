@@ -68,7 +68,7 @@ types_benchmark() {
 # TYPES_CG_REQUESTS requests counted; "NAME instructions-per-request" to
 # $instr (nothing if a run did not finish within 5 minutes).
 count_types() {
-  local name=$1 port=$2 pid=$3 dump ir
+  local name=$1 port=$2 pid=$3 ir
   shift 3
   timeout 300 redis-benchmark -p "$port" -c "$TYPES_CG_CONNECTIONS" -n "$((TYPES_CG_REQUESTS / 10))" \
     -q "$@" >/dev/null 2>&1 || return 0
@@ -77,16 +77,8 @@ count_types() {
   timeout 300 redis-benchmark -p "$port" -c "$TYPES_CG_CONNECTIONS" -n "$TYPES_CG_REQUESTS" \
     -q "$@" >/dev/null 2>&1 || return 0
   callgrind_control -d "$pid" >/dev/null 2>&1
-  # The dump is written soon after the request; its totals line comes last.
-  for _ in $(seq 1 100); do
-    dump=$(ls "$work/types.cg".[0-9]* 2>/dev/null | head -1 || true)
-    [ -n "$dump" ] && grep -q '^totals:' "$dump" && break
-    sleep 0.1
-  done
-  # No dump, or one without its totals: no figure (never a 0 that would
-  # read as a pass).
-  [ -n "$dump" ] && grep -q '^totals:' "$dump" || return 0
-  ir=$(awk '/^totals:/ {print $2; exit}' "$dump")
+  # No dump: no figure (never a 0 that would read as a pass).
+  ir=$(callgrind_totals "$work/types.cg")
   [ -n "$ir" ] || return 0
   echo "$name $((ir / TYPES_CG_REQUESTS))" >>"$instr"
 }
