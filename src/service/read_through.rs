@@ -222,11 +222,7 @@ impl ReadThrough {
     /// The entry kept for `key` in `db` past its freshness, if within
     /// STALE_IF_ERROR_SECS.
     pub(super) fn stale(&self, db: i64, key: &[u8]) -> Option<(Value, Life)> {
-        let at = self.db(db);
-        let now = self.clock.now();
-        let state = self.lock();
-        let (value, life) = state.lru.stale_in(at, key, now)?;
-        Some((value.clone(), life))
+        self.reply_stale(self.db(db), key)
     }
 
     /// Looks `key` in `db` up at `now` under the lock: `on_hit` gets a

@@ -81,7 +81,10 @@ impl ReadThrough {
         })
     }
 
-    /// The reply kept past its freshness, within STALE_IF_ERROR_SECS.
+    /// The reply kept past its freshness, within STALE_IF_ERROR_SECS (and
+    /// any entry's, in the cache's numbering of databases: [`stale`]'s).
+    ///
+    /// [`stale`]: ReadThrough::stale
     pub(in crate::service) fn reply_stale(
         &self,
         reply_db: Db,
