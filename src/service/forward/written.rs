@@ -21,7 +21,8 @@ pub(super) struct Written {
     keys: Vec<Range<usize>>,
     /// A write whose keys cannot be known, or a flush: everything.
     everything: bool,
-    /// The last request's keys (their positions in its arguments), and
+    /// The last write noted's keys (their positions in its arguments;
+    /// reads between do not clear them), and
     /// for which command (its address) and number of arguments they are
     /// good again when that command's keys follow from the count alone
     /// (`Command::keys_by_count`: a pipeline of HSET finds them once).
