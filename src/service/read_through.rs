@@ -277,7 +277,7 @@ impl ReadThrough {
     /// the cache kept of it (an entry kept for stale-if-error), since Redis
     /// has just said it is gone.
     pub(super) fn fill(&self, db: i64, key: &[u8], flight: &Flight, outcome: &FetchResult) {
-        let tracked = self.caches_strings && self.is_tracked(key);
+        let tracked = self.is_tracked(key);
         let db = self.db(db);
         let hash = self.hasher.hash_in(db, key);
         let now = self.clock.now();
@@ -294,7 +294,10 @@ impl ReadThrough {
             } else {
                 None
             };
-            let fresh = entry.is_some_and(|e| !e.stale && e.epoch == state.epoch)
+            // Without GET in CACHE_COMMANDS no string is kept, whatever
+            // the link (INVALIDATION=off would let any key be).
+            let fresh = self.caches_strings
+                && entry.is_some_and(|e| !e.stale && e.epoch == state.epoch)
                 && state.may_cache(tracked);
             let lru = &mut state.lru;
             let displaced = match outcome {

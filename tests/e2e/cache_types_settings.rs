@@ -44,6 +44,21 @@ fn cache_commands_minus_get_and_mget_sends_them_to_redis() {
 }
 
 #[test]
+fn without_get_in_cache_commands_no_string_is_kept_with_invalidation_off_too() {
+    // INVALIDATION=off lets the cache keep any key; CACHE_COMMANDS still
+    // says whether strings are kept at all.
+    let redis = RedisServer::start();
+    redis.set("str:off", "v1");
+    let proxy = InProcess::start(
+        &redis,
+        &[("INVALIDATION", "off"), ("CACHE_COMMANDS", "-GET,-MGET")],
+    );
+    assert_eq!(proxy.get_key("str:off").body, b"v1");
+    redis.set("str:off", "v2");
+    assert_eq!(proxy.get_key("str:off").body, b"v2", "a string was kept");
+}
+
+#[test]
 fn cache_commands_plus_geopos_caches_a_read_beyond_the_default_list() {
     let redis = RedisServer::start();
     let _: i64 = redis.cmd(&["GEOADD", "geo", "13.361389", "38.115556", "Palermo"]);
