@@ -196,13 +196,7 @@ impl Conn {
                             _ => (false, None),
                         };
                         batch.push_sent(frame, &args, queued);
-                        if self.session.tracking.is_some() {
-                            let mut read = Vec::new();
-                            service.keys_read(&args, &mut read);
-                            for i in read {
-                                self.session.track_read(args[i]);
-                            }
-                        }
+                        self.session.track_reads(service, &args);
                         held_lane |= self.session.transaction.pinned();
                         self.session.caching = None;
                         consumed += request.len;

@@ -58,6 +58,19 @@ impl Session {
         }
     }
 
+    /// Notes for tracking the keys request `args` reads (as `service`'s
+    /// command table finds them), if this client tracks.
+    pub fn track_reads(&mut self, service: &crate::service::Service, args: &[&[u8]]) {
+        if self.tracking.is_none() {
+            return;
+        }
+        let mut read = Vec::new();
+        service.keys_read(args, &mut read);
+        for i in read {
+            self.track_read(args[i]);
+        }
+    }
+
     /// Notes a read of `key` for tracking, if this client tracks it (default
     /// mode; OPTIN and OPTOUT as `CLIENT CACHING` says).
     pub fn track_read(&mut self, key: &[u8]) {

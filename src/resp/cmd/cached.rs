@@ -44,13 +44,7 @@ pub fn read(
         ReplyLookup::Hit => true,
         ReplyLookup::Miss => false,
     };
-    if session.tracking.is_some() {
-        let mut read = Vec::new();
-        service.keys_read(args, &mut read);
-        for i in read {
-            session.track_read(args[i]);
-        }
-    }
+    session.track_reads(service, args);
     session.caching = None;
     if hit {
         service.resp_answered(true, started.elapsed());
