@@ -29,7 +29,8 @@ mod replies;
 pub(in crate::service) use replies::MAX_PER_FILE;
 /// The reply fetches in flight (reply database, request bytes) by each
 /// key they read.
-pub(super) type ReplyDeps = std::collections::HashMap<Box<[u8]>, Vec<(Db, Box<[u8]>)>>;
+pub(super) type ReplyDeps =
+    std::collections::HashMap<Box<[u8]>, Vec<(Db, Box<[u8]>)>, foldhash::fast::RandomState>;
 
 /// What the lock protects.
 pub(super) struct CacheState {
@@ -121,7 +122,7 @@ impl ReadThrough {
                 flights: Flights::default(),
                 link,
                 epoch: 0,
-                reply_deps: std::collections::HashMap::new(),
+                reply_deps: ReplyDeps::default(),
             }),
             home,
             hasher,
