@@ -46,7 +46,8 @@ impl Kind {
     }
 
     /// The read of a whole value of this kind: one of the commands the
-    /// reply cache keeps, so it is cached and invalidated like any read.
+    /// reply cache keeps by default, so it is cached and invalidated like
+    /// any read (unless CACHE_COMMANDS leaves it out).
     pub fn read(self, key: &[u8]) -> Vec<&[u8]> {
         match self {
             Kind::Hash => vec![b"HGETALL", key],

@@ -9,9 +9,10 @@ use super::{Batch, Client, Route, Written};
 impl Service {
     /// Sends `batch` for `client` on a pooled connection and appends one
     /// reply per request to `out`, Redis's byte for byte. A request the
-    /// proxy refuses is an error reply; Redis unreachable, or a reply
-    /// missing, is an `Err`. Nothing is counted as forwarded: these are the
-    /// cache's own reads.
+    /// proxy refuses is `Err(ReadError::Reply)` with the refusal's words,
+    /// sending nothing; Redis unreachable, or a reply missing, is an `Err`
+    /// too. Nothing is counted as forwarded: these are the cache's own
+    /// reads.
     pub(in crate::service) fn fetch_batch(
         &self,
         batch: &Batch,
