@@ -136,7 +136,15 @@ impl Conn {
                             self.wait();
                             continue;
                         }
-                        execute(&args, &mut self.session, &mut self.replies, service, peers);
+                        let own = own_index(args[0]);
+                        execute(
+                            &args,
+                            own,
+                            &mut self.session,
+                            &mut self.replies,
+                            service,
+                            peers,
+                        );
                         continue;
                     }
                     match self.dedicated_lane(&args, batch.is_some(), service) {
@@ -218,8 +226,14 @@ impl Conn {
                     if batch.is_some() {
                         break;
                     }
-                    let executed =
-                        execute(&args, &mut self.session, &mut self.replies, service, peers);
+                    let executed = execute(
+                        &args,
+                        own,
+                        &mut self.session,
+                        &mut self.replies,
+                        service,
+                        peers,
+                    );
                     consumed += request.len;
                     if let Executed::Fetch(fetch) = executed {
                         if !self.hand_over(token, Work::Fetch(fetch), jobs) {

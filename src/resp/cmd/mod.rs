@@ -165,9 +165,11 @@ impl Context<'_> {
 }
 
 /// Runs one request (its arguments, the command name first), appending its
-/// reply, unless it needs Redis.
+/// reply, unless it needs Redis. `own`: [`own_index`] of its name, which
+/// the caller has already looked up.
 pub fn execute(
     args: &[&[u8]],
+    own: Option<usize>,
     session: &mut Session,
     replies: &mut Replies,
     service: &Service,
@@ -183,8 +185,8 @@ pub fn execute(
         service,
         peers,
     };
-    let index = own_index(name);
-    let command = index.map(|i| &COMMANDS[i]);
+    let index = own;
+    let command = index.and_then(|i| COMMANDS.get(i));
     // Whether the command ran, or was refused before (`rejected_calls`).
     let mut ran = false;
     let outcome = match command {

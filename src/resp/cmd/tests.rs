@@ -10,7 +10,7 @@ use crate::service::Service;
 
 use super::super::reply::Replies;
 use super::super::session::Session;
-use super::{execute, Executed, Peers, Registry};
+use super::{execute, own_index, Executed, Peers, Registry};
 
 fn service() -> Service {
     service_with(&[])
@@ -57,7 +57,14 @@ fn run_on(service: &Service, session: &mut Session, words: &[&str]) -> String {
         worker_free: true,
         clients: &clients,
     };
-    match execute(&args, session, &mut replies, service, &peers) {
+    match execute(
+        &args,
+        own_index(args[0]),
+        session,
+        &mut replies,
+        service,
+        &peers,
+    ) {
         Executed::Done => String::from_utf8_lossy(&replies.buf).into_owned(),
         Executed::Fetch(_) => "(fetch)".to_owned(),
     }
