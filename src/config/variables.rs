@@ -128,7 +128,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "RESP_MAX_REPLY_BYTES",
         default: "1073741824",
-        help: "largest reply forwarded from Redis to a RESP client, a pipelined batch's replies together, and largest reply read for the cache or an HTTP typed read (answered 503 past it) (2097152..=4294967296); a larger one is answered -ERR as soon as its length shows and the Redis connection it came on is dropped, so it bounds what a huge reply (LRANGE of a long list, GETRANGE of a large string) makes the proxy hold",
+        help: "largest reply forwarded from Redis to a RESP client, a pipelined batch's replies together, and largest reply read for the cache or an HTTP typed read (answered 503 past it) (2097152..=4294967296); a larger one is answered -ERR (that client only) as soon as its length shows and the rest of it is dropped unread or read and thrown away, so it bounds what a huge reply (LRANGE of a long list, GETRANGE of a large string) makes the proxy hold",
     },
     Variable {
         name: "MAX_CONNECTIONS",

@@ -17,7 +17,12 @@
 //! it blocks), takes the workers' path, so a Redis that is down behaves as
 //! before. A connection that fails or times out (REDIS_TIMEOUT_MS) fails
 //! every batch pending on it with the workers' words and is dropped: nothing
-//! is sent twice, and a late reply has no connection left to arrive on.
+//! is sent twice, and a late reply has no connection left to arrive on. A
+//! batch whose replies pass RESP_MAX_REPLY_BYTES fails alone: its client
+//! gets the replies in whole before the bound, then the workers' error for
+//! each of the rest, while the connection drops the rest as it comes in
+//! and goes on with the next batches (one client's huge value costs the
+//! others nothing).
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -26,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Interest, Registry, Token, Waker};
 
-use crate::service::{Batch, Client, Plan, ReadError, Service, Upstream};
+use crate::service::{Batch, Client, Plan, ReadError, Service, Taken, Upstream};
 
 use super::conn::{Conn, OUTPUT_HIGH_WATER};
 
@@ -308,8 +313,9 @@ pub type ClientMap = std::collections::HashMap<Token, Conn, foldhash::fast::Fixe
 /// Hands `link`'s batches answered in full to their clients, in order:
 /// the service drops what each wrote and counts it before its replies
 /// reach the client's output. A client gone meanwhile: its replies are
-/// dropped. An error: the link is unusable (its replies are not RESP, or
-/// bytes came that no batch asked for).
+/// dropped. A batch whose replies pass RESP_MAX_REPLY_BYTES is refused
+/// alone (see the module's doc). An error: the link is unusable (its
+/// replies are not RESP, or bytes came that no batch asked for).
 fn deliver(
     link: &mut Link,
     service: &Service,
@@ -317,14 +323,29 @@ fn deliver(
     resume: &mut Vec<Token>,
     spare: &mut Vec<Batch>,
 ) -> Result<(), ReadError> {
+    // What a refused batch's client gets (no allocation until one is).
+    let mut refused = Vec::new();
     while let Some(head) = link.pending.front() {
-        let Some((replies, errors)) = link.upstream.take(head.batch.len())? else {
+        let Some(taken) = link.upstream.take(head.batch.len())? else {
             break;
         };
         let Some(Pending { token, batch, plan }) = link.pending.pop_front() else {
             break;
         };
-        service.planned_replies(plan, &batch, replies, errors);
+        let replies = match taken {
+            Taken::Replies(replies, errors) => {
+                service.planned_replies(plan, &batch, replies, errors);
+                replies
+            }
+            Taken::TooLarge(answered) => {
+                log::debug!(
+                    "a batch's replies passed RESP_MAX_REPLY_BYTES: refused, the rest dropped"
+                );
+                refused.clear();
+                service.planned_refused(plan, &batch, answered, &mut refused);
+                &refused[..]
+            }
+        };
         if let Some(conn) = conns.get_mut(&token) {
             conn.deliver(replies, None, true);
             resume.push(token);
@@ -335,7 +356,7 @@ fn deliver(
             spare.push(batch);
         }
     }
-    link.upstream.compact();
+    link.upstream.compact()?;
     if link.pending.is_empty() && link.upstream.has_unclaimed() {
         return Err(ReadError::Unavailable(
             "Redis sent a reply no request asked for".to_owned(),

@@ -3,7 +3,11 @@
 //! past it, the rest left in Redis's socket), and replies under it pass
 //! byte for byte. Memory is read from /proc (`VmHWM`), never the clock.
 
-use crate::common::resp_wire::Wire;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::common::info::{client_lines, info_number};
+use crate::common::resp_wire::{encode_line, show, Wire};
 use crate::common::wire::client_list;
 use crate::common::{eventually, Proxy, RedisServer};
 
@@ -80,6 +84,123 @@ fn a_reply_past_resp_max_reply_bytes_is_refused_and_not_held() {
             "CACHE_COMMANDS={cache:?}: the proxy's peak memory grew {grown} KiB"
         );
     }
+}
+
+/// The ids of the event loop's connections at Redis, and how many
+/// connections Redis has accepted, asked on `direct` (the test's own).
+fn loop_connections(direct: &mut Wire) -> (Vec<String>, u64) {
+    let list = direct.call_text("CLIENT LIST");
+    let ids = client_lines(&list, |l| l.contains(" name=redis-proxy-loop "))
+        .iter()
+        .filter_map(|line| line.split(' ').next().map(str::to_owned))
+        .collect();
+    let accepted = info_number(
+        &direct.call_text("INFO stats"),
+        "total_connections_received",
+    );
+    (ids, accepted)
+}
+
+/// On the event loop's connection, shared by every RESP2 client of
+/// database 0, a batch whose reply passes RESP_MAX_REPLY_BYTES (a 16 MiB
+/// value read whole, the bound 2 MiB) fails only its own client: it gets
+/// the replies before the big one, then the error for each of the rest of
+/// its batch, and exact replies to what it sends next. Another client
+/// pipelining writes and reads meanwhile gets exactly its replies, the
+/// connection stays open (the same one at Redis, none accepted since),
+/// and the proxy reads the rest of the big reply without holding it.
+#[test]
+fn a_reply_past_the_bound_on_the_loops_connection_fails_only_its_client() {
+    const BIG: usize = 16 * 1024 * 1024;
+    let redis = RedisServer::start();
+    let mut direct = Wire::connect(redis.addr());
+    let mut set = redis::cmd("SET");
+    set.arg("big").arg(vec![b'v'; BIG]);
+    let () = set.query(&mut redis.conn()).expect("SET big");
+    let proxy = Proxy::start(
+        &redis,
+        &[
+            ("RESP_PORT", "auto"),
+            ("RESP_MAX_REPLY_BYTES", "2097152"),
+            ("CACHE_COMMANDS", "none"),
+            ("INVALIDATION", "off"),
+            ("REDIS_TIMEOUT_MS", "10000"),
+        ],
+    );
+    let mut a = Wire::connect(proxy.resp_addr());
+    let mut b = Wire::connect(proxy.resp_addr());
+    // Both clients' batches go on the loop's connection from now on.
+    eventually("a SET to travel on the event loop's connection", || {
+        assert_eq!(a.call("SET warm 1"), b"+OK\r\n");
+        assert_eq!(b.call("SET warm 2"), b"+OK\r\n");
+        let list = direct.call_text("CLIENT LIST");
+        let lines = client_lines(&list, |l| l.contains(" name=redis-proxy-loop "));
+        lines
+            .iter()
+            .any(|line| line.contains(" cmd=set "))
+            .then_some(())
+    });
+    let (ids, accepted) = loop_connections(&mut direct);
+    assert_eq!(ids.len(), 1, "one loop connection: {ids:?}");
+    let before = proxy.peak_kib();
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut round = 0u64;
+            while round < 50 || !done.load(Ordering::Relaxed) {
+                let batch = [
+                    encode_line(&format!("SET b:{round} {round}")),
+                    encode_line("INCR bcount"),
+                    encode_line(&format!("GET b:{round}")),
+                ]
+                .concat();
+                b.send(&batch);
+                let value = round.to_string();
+                let expected = [
+                    b"+OK\r\n".to_vec(),
+                    format!(":{}\r\n", round + 1).into_bytes(),
+                    format!("${}\r\n{value}\r\n", value.len()).into_bytes(),
+                ];
+                let replies = b.replies(3);
+                assert!(
+                    replies == expected,
+                    "B's round {round}: {:?}",
+                    replies.iter().map(|r| show(r)).collect::<Vec<_>>()
+                );
+                round += 1;
+            }
+            round
+        })
+    };
+    let refused = b"-ERR backing Redis unavailable: reply larger than RESP_MAX_REPLY_BYTES\r\n";
+    for round in 0..5 {
+        let batch = [
+            encode_line(&format!("SET a {round}")),
+            encode_line("GETRANGE big 0 -1"),
+            encode_line("STRLEN big"),
+        ]
+        .concat();
+        a.send(&batch);
+        let replies = a.replies(3);
+        let shown: Vec<String> = replies.iter().map(|r| show(r)).collect();
+        assert_eq!(replies[0], b"+OK\r\n", "A's round {round}: {shown:?}");
+        assert_eq!(replies[1], refused, "A's round {round}: {shown:?}");
+        assert_eq!(replies[2], refused, "A's round {round}: {shown:?}");
+        // What A sends next, on the same connection, is answered exactly.
+        assert_eq!(show(&a.call("GET a")), format!("$1\\r\\n{round}\\r\\n"));
+        assert_eq!(show(&a.call("STRLEN big")), format!(":{BIG}\\r\\n"));
+    }
+    done.store(true, Ordering::Relaxed);
+    let rounds = writer.join().expect("B got exactly its replies");
+    let grown = proxy.peak_kib().saturating_sub(before);
+    assert_eq!(
+        loop_connections(&mut direct),
+        (ids, accepted),
+        "the loop's connection was kept, and no other opened"
+    );
+    assert_eq!(redis.cmd::<u64>(&["GET", "bcount"]), rounds);
+    assert!(grown < 8 * 1024, "the proxy's peak memory grew {grown} KiB");
 }
 
 /// `count` one-byte-ish elements in `key` of `kind` (list, set or hash).

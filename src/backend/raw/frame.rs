@@ -13,13 +13,14 @@
 pub struct FrameError(pub &'static str);
 
 /// Deepest nesting accepted: Redis's own replies nest a few levels.
-const MAX_DEPTH: usize = 64;
+pub(super) const MAX_DEPTH: usize = 64;
 /// Longest header line (type byte, number, CRLF) for aggregates and bulks;
 /// simple strings and errors may be longer.
-const MAX_NUMBER_LINE: usize = 24;
+pub(super) const MAX_NUMBER_LINE: usize = 24;
 
 /// What a reply (or a batch's replies) larger than the proxy relays is
-/// refused with: the link it came on is then unusable.
+/// refused with. A blocking connection is then unusable; the event loop's
+/// skips the rest of the reply ([`super::skip::Skip`]) and goes on.
 pub const TOO_LARGE: FrameError = FrameError("reply larger than RESP_MAX_REPLY_BYTES");
 
 /// A resumable scan for the end of the next reply in a buffer.
@@ -81,6 +82,15 @@ impl Framer {
             }
         }
     }
+
+    /// Gives up the reply being framed, after [`TOO_LARGE`]: how far into
+    /// it the scan got (the element that passed the room starts there),
+    /// and the elements still owed by each aggregate enclosing that one,
+    /// for a [`super::skip::Skip`] to go on from. The framer starts afresh.
+    pub(super) fn give_up(&mut self) -> (usize, Vec<u64>) {
+        let pos = std::mem::take(&mut self.pos);
+        (pos, std::mem::take(&mut self.owed))
+    }
 }
 
 /// One element's own bytes: its header (and a bulk's body), and how many
@@ -116,32 +126,59 @@ fn element(buf: &[u8], room: usize) -> Result<Option<Step>, FrameError> {
     };
     match kind {
         b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Ok(Some(leaf)),
+        _ => match counted(kind, line)? {
+            Counted::Nil => Ok(Some(leaf)),
+            Counted::Children(children) => Ok(Some(Step {
+                len: header,
+                children,
+            })),
+            Counted::Body(body) => {
+                let total = usize::try_from(body)
+                    .ok()
+                    .and_then(|body| header.checked_add(body)?.checked_add(2))
+                    .ok_or(FrameError("a bulk length out of range"))?;
+                if total > room {
+                    return Err(TOO_LARGE);
+                }
+                if buf.len() < total {
+                    return Ok(None);
+                }
+                if &buf[total - 2..total] != b"\r\n" {
+                    return Err(FrameError("a bulk string not ended by CRLF"));
+                }
+                Ok(Some(Step {
+                    len: total,
+                    children: 0,
+                }))
+            }
+        },
+    }
+}
+
+/// What the header line of a bulk or an aggregate says follows it.
+pub(super) enum Counted {
+    /// Nothing: a null (`$-1`, `*-1`).
+    Nil,
+    /// A body of this many bytes, then CRLF.
+    Body(u64),
+    /// This many elements.
+    Children(u64),
+}
+
+/// Reads the `line` (without its type byte and CRLF) of an element of
+/// type `kind` that is not a simple line: shared by the framer and the
+/// skip ([`super::skip::Skip`]), which must agree on every reply's length.
+pub(super) fn counted(kind: u8, line: &[u8]) -> Result<Counted, FrameError> {
+    match kind {
         b'$' | b'!' | b'=' => {
             if line == b"-1" {
-                return Ok(Some(leaf));
+                return Ok(Counted::Nil);
             }
-            let body = number(line).ok_or(NOT_A_NUMBER)?;
-            let total = usize::try_from(body)
-                .ok()
-                .and_then(|body| header.checked_add(body)?.checked_add(2))
-                .ok_or(FrameError("a bulk length out of range"))?;
-            if total > room {
-                return Err(TOO_LARGE);
-            }
-            if buf.len() < total {
-                return Ok(None);
-            }
-            if &buf[total - 2..total] != b"\r\n" {
-                return Err(FrameError("a bulk string not ended by CRLF"));
-            }
-            Ok(Some(Step {
-                len: total,
-                children: 0,
-            }))
+            Ok(Counted::Body(number(line).ok_or(NOT_A_NUMBER)?))
         }
         b'*' | b'~' | b'>' | b'%' | b'|' => {
             if kind == b'*' && line == b"-1" {
-                return Ok(Some(leaf));
+                return Ok(Counted::Nil);
             }
             let count = number(line).ok_or(NOT_A_NUMBER)?;
             let children = match kind {
@@ -151,10 +188,7 @@ fn element(buf: &[u8], room: usize) -> Result<Option<Step>, FrameError> {
                 _ => Some(count),
             }
             .ok_or(FrameError("an aggregate length out of range"))?;
-            Ok(Some(Step {
-                len: header,
-                children,
-            }))
+            Ok(Counted::Children(children))
         }
         _ => Err(FrameError("an unknown reply type")),
     }
@@ -177,37 +211,40 @@ pub(super) fn number(digits: &[u8]) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn whole(reply: &[u8]) -> Option<usize> {
         Framer::default().next(reply).expect("valid")
     }
 
+    /// A reply of every type the framer knows, RESP2 and RESP3 (the
+    /// skip's tests take them too).
+    pub(in crate::backend::raw) const EVERY_TYPE: &[&[u8]] = &[
+        b"+OK\r\n",
+        b"-ERR wrong\r\n",
+        b":42\r\n",
+        b"$-1\r\n",
+        b"*-1\r\n",
+        b"$0\r\n\r\n",
+        b"$5\r\nab\r\nc\r\n",
+        b"*2\r\n$1\r\na\r\n*1\r\n:1\r\n",
+        b"*0\r\n",
+        b"_\r\n",
+        b",3.14\r\n",
+        b"#t\r\n",
+        b"(12345678901234567890\r\n",
+        b"!3\r\nerr\r\n",
+        b"=7\r\ntxt:abc\r\n",
+        b"%2\r\n+a\r\n:1\r\n+b\r\n%0\r\n",
+        b"~1\r\n+x\r\n",
+        b">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n",
+        b"|1\r\n+key\r\n+val\r\n:5\r\n",
+    ];
+
     #[test]
     fn every_reply_type_is_framed_exactly() {
-        let replies: &[&[u8]] = &[
-            b"+OK\r\n",
-            b"-ERR wrong\r\n",
-            b":42\r\n",
-            b"$-1\r\n",
-            b"*-1\r\n",
-            b"$0\r\n\r\n",
-            b"$5\r\nab\r\nc\r\n",
-            b"*2\r\n$1\r\na\r\n*1\r\n:1\r\n",
-            b"*0\r\n",
-            b"_\r\n",
-            b",3.14\r\n",
-            b"#t\r\n",
-            b"(12345678901234567890\r\n",
-            b"!3\r\nerr\r\n",
-            b"=7\r\ntxt:abc\r\n",
-            b"%2\r\n+a\r\n:1\r\n+b\r\n%0\r\n",
-            b"~1\r\n+x\r\n",
-            b">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n",
-            b"|1\r\n+key\r\n+val\r\n:5\r\n",
-        ];
-        for reply in replies {
+        for reply in EVERY_TYPE {
             assert_eq!(
                 whole(reply),
                 Some(reply.len()),

@@ -11,6 +11,7 @@
 
 pub mod frame;
 pub mod invalidations;
+mod skip;
 mod stream;
 mod upstream;
 
@@ -21,7 +22,7 @@ use frame::Framer;
 use redis::{ConnectionAddr, ConnectionInfo};
 use stream::Stream;
 pub use stream::TlsRoots;
-pub use upstream::Upstream;
+pub use upstream::{Taken, Upstream};
 
 /// Bytes read from Redis at a time.
 const READ_CHUNK: usize = 16 * 1024;

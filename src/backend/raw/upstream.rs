@@ -15,7 +15,8 @@
 
 use std::io::{self, ErrorKind, Read, Write};
 
-use super::frame::Framer;
+use super::frame::{Framer, TOO_LARGE};
+use super::skip::Skip;
 use super::stream::Stream;
 use super::RawConn;
 use crate::backend::forward::classify;
@@ -46,6 +47,10 @@ pub struct Upstream {
     /// Whether a reply framed so far (from `head`) is an error.
     errors: bool,
     framer: Framer,
+    /// The replies of a refused batch still being dropped as they come
+    /// (from `head`, which `scanned` then equals): the next batch's come
+    /// after them.
+    skip: Option<Skip>,
     /// RESP_MAX_REPLY_BYTES: the most one batch's replies may be.
     max_reply: usize,
     /// Which master it was opened to (sentinel mode's generation).
@@ -92,6 +97,7 @@ impl Upstream {
             framed: 0,
             errors: false,
             framer: Framer::default(),
+            skip: None,
             max_reply,
             generation,
         })
@@ -162,13 +168,16 @@ impl Upstream {
         }
     }
 
-    /// The next `count` replies, back to back exactly as Redis sent them,
-    /// once all are in (`None` until then: the scan resumes where it
-    /// stopped), and whether any of them is an error reply (when none is,
-    /// the counting need not frame them again). An error means the bytes
-    /// are not RESP, or the replies pass RESP_MAX_REPLY_BYTES (as soon as
-    /// what came shows it): the connection is unusable.
-    pub fn take(&mut self, count: usize) -> Result<Option<(&[u8], bool)>, BackendError> {
+    /// The next batch's `count` replies once all are in (`None` until
+    /// then: the scan resumes where it stopped), or, as soon as what came
+    /// shows they pass RESP_MAX_REPLY_BYTES, the refusal
+    /// ([`Taken::TooLarge`]): then the rest of them is dropped as it comes,
+    /// and the next call takes the next batch's replies, which follow. An
+    /// error means the bytes are not RESP: the connection is unusable.
+    pub fn take(&mut self, count: usize) -> Result<Option<Taken<'_>>, BackendError> {
+        if self.skip.is_some() && !self.skip_on()? {
+            return Ok(None);
+        }
         while self.framed < count {
             let room = self.max_reply.saturating_sub(self.scanned - self.head);
             match self.framer.next_within(&self.input[self.scanned..], room) {
@@ -178,6 +187,7 @@ impl Upstream {
                     self.framed += 1;
                 }
                 Ok(None) => return Ok(None),
+                Err(err) if err == TOO_LARGE => return Ok(Some(self.refuse(count))),
                 Err(err) => return Err(BackendError::Unavailable(err.0.to_owned())),
             }
         }
@@ -185,7 +195,40 @@ impl Upstream {
         let errors = std::mem::take(&mut self.errors);
         self.head = self.scanned;
         self.framed = 0;
-        Ok(Some((replies, errors)))
+        Ok(Some(Taken::Replies(replies, errors)))
+    }
+
+    /// The batch of `count` replies being framed passed the bound: hands
+    /// out those in whole before the one that passed it, and starts
+    /// dropping the rest (that one from where the framer stopped in it,
+    /// then the batch's replies after it).
+    fn refuse(&mut self, count: usize) -> Taken<'_> {
+        let (pos, owed) = self.framer.give_up();
+        let more = count.saturating_sub(self.framed + 1);
+        self.skip = Some(Skip::new(owed, more));
+        let answered = self.head..self.scanned;
+        self.head = self.scanned + pos;
+        self.scanned = self.head;
+        self.framed = 0;
+        self.errors = false;
+        Taken::TooLarge(&self.input[answered])
+    }
+
+    /// Drops what has come of a refused batch's replies: true once they
+    /// are all gone (or none were being dropped).
+    fn skip_on(&mut self) -> Result<bool, BackendError> {
+        let Some(skip) = self.skip.as_mut() else {
+            return Ok(true);
+        };
+        let (used, done) = skip
+            .skip(&self.input[self.head..])
+            .map_err(|err| BackendError::Unavailable(err.0.to_owned()))?;
+        self.head += used;
+        self.scanned = self.head;
+        if done {
+            self.skip = None;
+        }
+        Ok(done)
     }
 
     /// The replies of the next batch that are in whole so far, handed out
@@ -198,15 +241,20 @@ impl Upstream {
         replies
     }
 
-    /// Whether bytes are left over that no batch asked for.
+    /// Whether bytes are left over that no batch asked for (not those of
+    /// a refused batch's replies being dropped).
     pub fn has_unclaimed(&self) -> bool {
-        self.input.len() > self.head
+        self.skip.is_none() && self.input.len() > self.head
     }
 
-    /// Forgets the replies handed out (after a read's batches are done).
-    pub fn compact(&mut self) {
+    /// Forgets the replies handed out, and drops what came of a refused
+    /// batch's (after a read's batches are done, so what a refused reply
+    /// makes the connection hold is about one read's worth). An error
+    /// means the bytes are not RESP: the connection is unusable.
+    pub fn compact(&mut self) -> Result<(), BackendError> {
+        self.skip_on()?;
         if self.head == 0 {
-            return;
+            return Ok(());
         }
         self.input.drain(..self.head);
         self.scanned -= self.head;
@@ -214,7 +262,22 @@ impl Upstream {
         if self.input.is_empty() && self.input.capacity() > KEEP {
             self.input = Vec::new();
         }
+        Ok(())
     }
+}
+
+/// A batch's replies as [`Upstream::take`] hands them out.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Taken<'a> {
+    /// All of them, back to back exactly as Redis sent them, and whether
+    /// any is an error reply (when none is, the counting need not frame
+    /// them again).
+    Replies(&'a [u8], bool),
+    /// They pass RESP_MAX_REPLY_BYTES ([`TOO_LARGE`]): only the first ones,
+    /// in whole before the bound was passed, are here. The rest are being
+    /// dropped as they come; only this batch's client is refused, and the
+    /// connection goes on with the next batch.
+    TooLarge(&'a [u8]),
 }
 
 fn closed() -> BackendError {
@@ -223,3 +286,7 @@ fn closed() -> BackendError {
         "Redis closed the connection",
     ))
 }
+
+#[cfg(test)]
+#[path = "upstream_tests.rs"]
+mod tests;

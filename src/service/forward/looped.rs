@@ -8,12 +8,13 @@
 
 use std::time::{Duration, Instant};
 
+use crate::backend::raw::frame::TOO_LARGE;
 use crate::config::Forwarding;
 use crate::service::{Forwarded, ReadError, Service};
 
 use super::{Batch, Client, Delivered, Route, Written};
 
-pub use crate::backend::raw::Upstream;
+pub use crate::backend::raw::{Taken, Upstream};
 
 /// What the service decided for a batch the event loop sends itself, and
 /// what it needs again once the replies are in (or the connection failed).
@@ -118,6 +119,18 @@ impl Service {
         };
         self.fail_rest(batch.len(), delivered, out);
         self.settle(plan, batch, answered, true);
+    }
+
+    /// A planned batch's replies passed RESP_MAX_REPLY_BYTES after only
+    /// `answered` (its first replies) came in whole: the same as
+    /// [`planned_failed`], with the words the workers' path has for it.
+    /// The rest of its replies is dropped as it comes; the connection and
+    /// the other batches on it go on.
+    ///
+    /// [`planned_failed`]: Service::planned_failed
+    pub fn planned_refused(&self, plan: Plan, batch: &Batch, answered: &[u8], out: &mut Vec<u8>) {
+        let error = ReadError::Unavailable(TOO_LARGE.0.to_owned());
+        self.planned_failed(plan, batch, answered, error, out);
     }
 
     /// What every planned batch ends with, answered or not: its written

@@ -27,7 +27,7 @@ use crate::metrics::{ForwardResult, ForwardedCommand};
 
 pub use batch::Batch;
 pub use held::{Held, Lane, Pin, Queued};
-pub use looped::{Plan, Upstream};
+pub use looped::{Plan, Taken, Upstream};
 
 use written::Written;
 
