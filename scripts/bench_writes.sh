@@ -97,7 +97,11 @@ run_writes() {
   for test in set incr lpush hset; do
     before=$(cpu_snapshot)
     bench=$( (redis-benchmark -p "$port" -c 50 -P "$pipeline" -n "$REQUESTS" -r 1000 -t "$test" --csv -q \
-      >"$work/$prefix.$test.csv" 2>/dev/null || exit 1; times) | tail -1)
+      >"$work/$prefix.$test.csv" 2>"$work/$prefix.$test.err" || exit 1; times) | tail -1) || {
+      echo "redis-benchmark -t $test failed against ${prefix%%_*} (port $port):" >&2
+      cat "$work/$prefix.$test.err" >&2
+      exit 1
+    }
     after=$(cpu_snapshot)
     tail -n +2 "$work/$prefix.$test.csv" >>"$out"
     echo "${prefix}_$test $REQUESTS $(seconds_ms "${bench% *}") $(seconds_ms "${bench#* }") $before $after" >>"$cpu_rounds"
