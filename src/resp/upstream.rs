@@ -113,13 +113,6 @@ impl Upstreams {
         }
     }
 
-    /// Bytes queued on every connection and not yet written: the loop
-    /// writes them mid-turn past a threshold, so Redis starts on them
-    /// while the loop serves the turn's other clients.
-    pub fn unsent(&self) -> usize {
-        self.links.iter().map(|l| l.upstream.unsent()).sum()
-    }
-
     /// Whether poll's `token` is one of these connections.
     pub fn owns(token: Token) -> bool {
         token.0 >= FIRST_TOKEN

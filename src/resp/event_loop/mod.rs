@@ -52,12 +52,6 @@ const SWEEP: Duration = Duration::from_millis(250);
 const REJECTS_PER_TURN: usize = 256;
 /// How often a failing accept (out of file descriptors) is logged at most.
 const ACCEPT_WARNING_INTERVAL: Duration = Duration::from_secs(30);
-/// Forwarded requests queued during a turn are written to Redis at once
-/// when this many bytes wait, not only at the turn's end: under pipelined
-/// clients a turn gathers tens of KiB, and Redis would sit idle while the
-/// loop serves the rest of the turn's clients. Small turns (unpipelined
-/// clients) stay one write.
-const MID_TURN_FLUSH: usize = 8 * 1024;
 
 /// The running loop, as its owner sees it.
 pub struct EventLoop {
@@ -210,9 +204,6 @@ impl Loop {
                         }
                         self.service_conn(token);
                     }
-                }
-                if self.upstreams.unsent() >= MID_TURN_FLUSH {
-                    self.upstreams.flush(&mut self.conns);
                 }
             }
             // Changes in Redis, for tracking clients.
