@@ -12,8 +12,10 @@
 # (docs/performance.md, "Where a forwarded write's time goes"); this table
 # shows where it goes and how near each run is to using every core.
 #
-# Needs from bench.sh: work, results, redis_port, pids, REQUESTS,
-# start_proxy, wait_http, wait_link, free_port, redis_answers.
+# Needs from bench.sh: work, results, redis_port, redis_pid, pids,
+# REQUESTS, WORKERS, start_proxy (which sets proxy_pid), wait_http,
+# wait_link, free_port, redis_answers.
+# shellcheck shell=bash disable=SC2154 # (those variables: set by bench.sh)
 
 # start_twemproxy: twemproxy (nutcracker), when installed, in front of the
 # same Redis as a reference for step 5b: a throwaway config in $work, one
@@ -55,14 +57,15 @@ ticks_of() {
 # thread_ticks PID: "utime stime" of the proxy's resp-loop threads, then of
 # its invalidation-link threads (comm is cut to 15 characters:
 # "invalidation-li"), summed over /proc/PID/task/*/stat, so a link thread
-# started again after a reconnection is still counted from then on.
+# started again after a reconnection is still counted from then on (read
+# through cat, which skips a thread that ended since the glob was expanded).
 thread_ticks() {
-  awk '{
+  cat /proc/"$1"/task/*/stat 2>/dev/null | awk '{
       comm = $0; sub(/^[^(]*\(/, "", comm); sub(/\)[^)]*$/, "", comm)
       rest = $0; sub(/^.*\) /, "", rest); split(rest, f, " ")
       if (comm == "resp-loop") { lu += f[12]; ls += f[13] }
       if (comm == "invalidation-li") { iu += f[12]; is += f[13] }
-    } END { print lu + 0, ls + 0, iu + 0, is + 0 }' /proc/"$1"/task/*/stat
+    } END { print lu + 0, ls + 0, iu + 0, is + 0 }'
 }
 
 # redis_reads: "commands reads" Redis has processed so far (INFO stats), for
@@ -179,7 +182,7 @@ bench_writes() {
       [ -z "$twem_port" ] || results="$rounds_file" run_writes "twem_P$pipeline" "$twem_port" "$pipeline"
     done
   done
-  for name in $(awk '!seen[$1]++ {print $1}' "$rounds_file"); do
+  awk '!seen[$1]++ {print $1}' "$rounds_file" | while read -r name; do
     grep "^$name " "$rounds_file" | sort -g -k2 | awk '{line[NR] = $0} END {print line[int((NR + 1) / 2)]}' >>"$results"
   done
   print_cpu_table >"$work/writes_cpu.out"
