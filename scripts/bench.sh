@@ -21,7 +21,9 @@
 #      (and -P 16) at Redis, through the proxy and, when `nutcracker` is
 #      installed, through twemproxy (a reference: rows twem_*), in
 #      WRITE_ROUNDS (3) alternating rounds; each row its median round.
-#      BENCH_ONLY=writes runs step 5b alone and prints its table.
+#      Beside it a table of CPU per request, user/system, of every process
+#      in the path (scripts/bench_writes.sh). BENCH_ONLY=writes runs step
+#      5b alone and prints its tables.
 #   6. proxy, all hits with INVALIDATION=off, for the cost of tracking;
 #      6b with PROXY_PASSWORD, 6c over HTTPS, 6d in front of a Redis Cluster
 #   7. staleness after a write, and invalidations applied per second;
@@ -100,6 +102,7 @@ wait_link() {
 redis_port=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
 pids+=($!)
+redis_pid=$!
 wait_redis "$redis_port"
 value=$(head -c "$VALUE_SIZE" /dev/zero | tr '\0' v)
 # Keys as redis-benchmark -r names them: key:000000000042.
@@ -202,14 +205,6 @@ run_redis_benchmark() {
   awk -F'"' -v n="$name" '$2 ~ /^GET/ {printf "%s %s %sms %sms 0\n", n, $4, $10, $14}' "$out" >>"$results"
 }
 
-# run_writes PREFIX PORT PIPELINE: redis-benchmark's SET, INCR, LPUSH and
-# HSET (-c 50, -P PIPELINE), one results line each: PREFIX_set ...
-run_writes() {
-  local prefix=$1 port=$2 pipeline=$3 out="$work/$1.csv"
-  redis-benchmark -p "$port" -c 50 -P "$pipeline" -n "$REQUESTS" -r 1000 -t set,incr,lpush,hset --csv -q >"$out" 2>/dev/null
-  awk -F'"' -v p="$prefix" 'NR > 1 {printf "%s_%s %s %sms %sms 0\n", p, tolower($2), $4, $10, $14}' "$out" >>"$results"
-}
-
 # print_table: the results so far, as a Markdown table.
 print_table() {
   echo "$(nproc) cores; wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s; redis-benchmark -c$CONNECTIONS -n$REQUESTS (writes: -c 50); values of $VALUE_SIZE bytes; WORKERS=$WORKERS"
@@ -241,68 +236,14 @@ print_table() {
     }' "$instr" "$results"
 }
 
-# start_twemproxy: twemproxy (nutcracker), when installed, in front of the
-# same Redis as a reference for step 5b: a throwaway config in $work, one
-# connection to Redis (its default), free ports; its port in twem_port,
-# empty when nutcracker is not on PATH.
-start_twemproxy() {
-  twem_port=
-  command -v nutcracker >/dev/null 2>&1 || return 0
-  twem_port=$(free_port)
-  cat >"$work/twemproxy.yml" <<YML
-bench:
-  listen: 127.0.0.1:$twem_port
-  redis: true
-  hash: fnv1a_64
-  distribution: ketama
-  servers:
-   - 127.0.0.1:$redis_port:1
-YML
-  nutcracker -c "$work/twemproxy.yml" -s "$(free_port)" -a 127.0.0.1 -o "$work/twemproxy.log" &
-  pids+=($!)
-  for _ in $(seq 1 100); do
-    [ "$(redis-cli -p "$twem_port" ping 2>/dev/null)" = PONG ] && return 0
-    sleep 0.05
-  done
-  echo "twemproxy never answered on port $twem_port" >&2
-  exit 1
-}
-
-# bench_writes: step 5b. The proxy (and twemproxy, when installed) in
-# front of the Redis on redis_port; WRITE_ROUNDS (default 3) rounds of
-# run_writes at Redis, through the proxy and through twemproxy in turn,
-# unpipelined and -P 16; each row's median round by req/s to $results.
-bench_writes() {
-  local rounds_file="$work/write_rounds" name pipeline
-  : >"$rounds_file"
-  proxy_port=$(free_port); resp_port=$(free_port)
-  start_proxy REDIS_ADDRESS="127.0.0.1:$redis_port" PROXY_PORT="$proxy_port" RESP_PORT="$resp_port" \
-    WORKERS="$WORKERS" CACHE_CAPACITY=10000
-  wait_http "$proxy_port" /healthz
-  wait_link "$proxy_port"
-  local proxy=${pids[-1]}
-  # Built without the RESP port: nothing to compare.
-  redis_answers 127.0.0.1 "$resp_port" || { kill "$proxy"; return 0; }
-  start_twemproxy
-  for _ in $(seq 1 "${WRITE_ROUNDS:-3}"); do
-    for pipeline in 1 16; do
-      results="$rounds_file" run_writes "redis_P$pipeline" "$redis_port" "$pipeline"
-      results="$rounds_file" run_writes "fwd_P$pipeline" "$resp_port" "$pipeline"
-      [ -z "$twem_port" ] || results="$rounds_file" run_writes "twem_P$pipeline" "$twem_port" "$pipeline"
-    done
-  done
-  for name in $(awk '!seen[$1]++ {print $1}' "$rounds_file"); do
-    grep "^$name " "$rounds_file" | sort -g -k2 | awk '{line[NR] = $0} END {print line[int((NR + 1) / 2)]}' >>"$results"
-  done
-  [ -z "$twem_port" ] || kill "${pids[-1]}"
-  kill "$proxy"
-}
-
+. scripts/bench_writes.sh
 # BENCH_ONLY=writes: step 5b alone.
 if [ "${BENCH_ONLY:-}" = writes ]; then
   echo "== 5b/9 forwarded writes, ${WRITE_ROUNDS:-3} alternating rounds"
   bench_writes
   print_table
+  echo
+  cat "$work/writes_cpu.out"
   exit 0
 fi
 
@@ -498,6 +439,7 @@ scripts/bench_chart.sh "$results" target/bench/bench.svg \
   "make bench: requests per second ($(nproc) cores, loopback)" \
   && echo "chart: target/bench/bench.svg"
 echo
+[ ! -f "$work/writes_cpu.out" ] || cat "$work/writes_cpu.out"
 cat "$work/staleness.out"
 cat "$work/bcast.out"
 cat "$work/memory.out"
