@@ -13,14 +13,14 @@
 mod fetch;
 mod request;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::cache::Db;
 use crate::commands::{Class, Command, CommandTable, KeyRef};
 
 use super::forward::Client;
 use super::read_through::Probe;
-use super::{hit, Found, ReadError, Service, Source, Value, SHARED_ABOVE};
+use super::{hit, Found, ReadError, Service, Value, SHARED_ABOVE};
 
 pub use request::CacheCommands;
 
@@ -51,7 +51,7 @@ impl Service {
     /// stored (HTTP's reads included).
     pub fn caches_strings(&self, mget: bool) -> bool {
         match mget {
-            false => self.caches_get,
+            false => self.core.caches_strings(),
             true => self.caches_mget,
         }
     }
@@ -118,25 +118,10 @@ impl Service {
                 self.reply_found(flight.wait(self.wait_limit))
             }
         };
-        match read {
-            Err(err @ (ReadError::Unavailable(_) | ReadError::Timeout(_)))
-                if self.core.keeps_stale() =>
-            {
-                match self.core.reply_stale(plan.reply_db, &plan.request) {
-                    Some((value, life)) => {
-                        self.metrics.stale_served();
-                        Ok(Found {
-                            value,
-                            source: Source::Stale,
-                            fresh_for: Duration::ZERO,
-                            age: life.age,
-                        })
-                    }
-                    None => Err(err),
-                }
-            }
-            read => read,
-        }
+        read.or_else(|err| {
+            let stale = || self.core.reply_stale(plan.reply_db, &plan.request);
+            self.stale_or(err, stale)
+        })
     }
 
     /// The RESP event loop's lookup of request `args` for `client`, which
