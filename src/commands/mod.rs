@@ -9,6 +9,7 @@
 //! with the reply.
 
 mod keys;
+mod lists;
 mod name;
 mod parse;
 #[cfg(test)]
@@ -19,6 +20,7 @@ use std::collections::HashMap;
 use redis::Value;
 
 pub use keys::{KeyRef, NoKeys, KEY_FLAG_NAMES};
+pub use lists::{asks_to_block, blocks_by_arguments};
 pub use name::{packed, packed_const, PACKED_MAX};
 pub use parse::ParseError;
 
@@ -353,12 +355,13 @@ impl Command {
                 Ok(())
             }
             (Ok(()), _) => Ok(()),
-            (Err(_), "sort" | "sort_ro") => keys::sort(argv, out),
-            (Err(_), "migrate") => keys::migrate(argv, out),
-            (Err(why), _) => {
-                out.clear();
-                Err(why)
-            }
+            (Err(why), name) => match lists::own_finder(name) {
+                Some(find) => find(argv, out),
+                None => {
+                    out.clear();
+                    Err(why)
+                }
+            },
         }
     }
 
@@ -392,14 +395,19 @@ impl Command {
     /// Whether this request may block: XREAD and XREADGROUP only with
     /// `BLOCK`; WAIT and WAITAOF always.
     fn blocks(&self, argv: &[&[u8]]) -> bool {
+        if self.class_reads_arguments() {
+            return lists::asks_to_block(argv);
+        }
         match self.name.as_str() {
-            "xread" | "xreadgroup" => argv
-                .iter()
-                .skip(1)
-                .take_while(|arg| !arg.eq_ignore_ascii_case(b"streams"))
-                .any(|arg| arg.eq_ignore_ascii_case(b"block")),
             "wait" | "waitaof" => true,
             _ => self.flags & BLOCKING != 0,
         }
+    }
+
+    /// Whether [`Command::class`] reads the request's arguments (XREAD
+    /// and XREADGROUP: they block only with `BLOCK`), so two requests of
+    /// it with as many arguments may differ in class.
+    pub fn class_reads_arguments(&self) -> bool {
+        lists::blocks_by_arguments(self.name.as_bytes())
     }
 }
