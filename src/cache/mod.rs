@@ -37,7 +37,7 @@
 //! ([`KeyHasher::hash_in`]), so a cache used in one database costs what it
 //! did before there were others. The plain methods (`get`, `insert`, ...)
 //! are database 0's; the `_hashed` ones name the database.
-//! [`Lru::remove_everywhere`] drops a key from every database holding
+//! [`Lru::remove_everywhere_filed`] drops a key from every database holding
 //! entries, O(databases in use), for a change announced without one.
 //!
 //! # Two bounds
