@@ -257,7 +257,7 @@ impl ReadThrough {
     /// `tracked`: after `on_hit`, `after_hit` runs under the lock too, and
     /// what it hands back is dropped after unlocking, as an expired value
     /// is.
-    fn lookup_hashed<T, D>(
+    fn lookup_hashed<T, D: Default>(
         &self,
         (hash, db, key): (u64, Db, &[u8]),
         (now, tracked): (Time, bool),
@@ -267,25 +267,27 @@ impl ReadThrough {
         ),
         on_miss: impl FnOnce(&mut CacheState) -> T,
     ) -> T {
-        let (result, expired, after) = {
+        let mut after = D::default();
+        let (result, expired) = {
             let mut state = self.lock();
             if !state.may_cache(tracked) {
-                (on_miss(&mut state), None, None)
+                (on_miss(&mut state), None)
             } else {
                 match state.lru.get_hashed(hash, db, key, now) {
                     // The hit is now the most recent entry.
                     Lookup::Hit(_) => match state.lru.most_recent(now) {
                         Some((value, life)) => {
                             let result = on_hit(value, life);
-                            (result, None, Some(after_hit(&mut state)))
+                            after = after_hit(&mut state);
+                            (result, None)
                         }
-                        None => (on_miss(&mut state), None, None),
+                        None => (on_miss(&mut state), None),
                     },
-                    Lookup::Miss | Lookup::Stale => (on_miss(&mut state), None, None),
+                    Lookup::Miss | Lookup::Stale => (on_miss(&mut state), None),
                     Lookup::Expired(value) => {
                         let lru = &state.lru;
                         self.metrics.set_entries(lru.len(), lru.bytes());
-                        (on_miss(&mut state), Some(value), None)
+                        (on_miss(&mut state), Some(value))
                     }
                 }
             }
@@ -293,7 +295,8 @@ impl ReadThrough {
         if expired.is_some() {
             self.metrics.expired(1);
         }
-        drop((expired, after));
+        drop(expired);
+        drop(after);
         result
     }
 
