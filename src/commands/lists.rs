@@ -19,12 +19,11 @@ pub(super) fn own_finder(name: &str) -> Option<Finder> {
     }
 }
 
-/// Whether the command named `name` (any case) blocks only when its
-/// arguments say so (XREAD and XREADGROUP, with `BLOCK`: see
-/// [`asks_to_block`]): the one class that its name alone does not tell.
-pub fn blocks_by_arguments(name: &[u8]) -> bool {
-    name.eq_ignore_ascii_case(b"xread") || name.eq_ignore_ascii_case(b"xreadgroup")
-}
+/// The commands that block only when their arguments say so (XREAD and
+/// XREADGROUP, with `BLOCK`: see [`asks_to_block`]): the one class that
+/// a name alone does not tell. A list, not a function, so a caller on the
+/// hot path compares names inline.
+pub const BLOCK_BY_ARGUMENTS: [&str; 2] = ["xread", "xreadgroup"];
 
 /// Whether XREAD or XREADGROUP request `argv` (the name first) asks to
 /// block: `BLOCK` among its options, before `STREAMS`.

@@ -21,7 +21,7 @@ use redis::Value;
 
 pub use keys::{KeyRef, NoKeys, KEY_FLAG_NAMES};
 use lists::SUBSCRIBING;
-pub use lists::{asks_to_block, blocks_by_arguments, CONNECTION_STATE, NEVER_CACHED, REFUSED};
+pub use lists::{asks_to_block, BLOCK_BY_ARGUMENTS, CONNECTION_STATE, NEVER_CACHED, REFUSED};
 pub use name::{packed, packed_const, PACKED_MAX};
 pub use parse::ParseError;
 
@@ -294,6 +294,6 @@ impl Command {
     /// and XREADGROUP: they block only with `BLOCK`), so two requests of
     /// it with as many arguments may differ in class.
     pub fn class_reads_arguments(&self) -> bool {
-        lists::blocks_by_arguments(self.name.as_bytes())
+        BLOCK_BY_ARGUMENTS.contains(&self.name.as_str())
     }
 }

@@ -53,7 +53,8 @@ pub fn may_block(argv: &[&[u8]]) -> bool {
     let Some(name) = argv.first() else {
         return false;
     };
-    if commands::blocks_by_arguments(name) {
+    let mut by_arguments = commands::BLOCK_BY_ARGUMENTS.iter();
+    if by_arguments.any(|command| name.eq_ignore_ascii_case(command.as_bytes())) {
         return commands::asks_to_block(argv);
     }
     BLOCKING
