@@ -83,7 +83,7 @@ fn remove_everywhere_drops_a_key_from_every_database_and_no_other_key() {
         vec![(0, 1), (1, 2), (7, 2), (300, 2), (Db::MAX, 2)]
     );
     let mut out = Vec::new();
-    cache.remove_everywhere(cache.hasher().hash(b"k"), b"k", &mut out);
+    cache.remove_everywhere_filed(cache.hasher().hash(b"k"), b"k", &mut out, None);
     assert_eq!(out.len(), 5);
     assert_eq!(
         cache.entries_by_db(),
@@ -98,7 +98,7 @@ fn remove_everywhere_drops_a_key_from_every_database_and_no_other_key() {
     let mut home = lru(4);
     home.insert(b"k", value("v"), Time::ZERO);
     out.clear();
-    home.remove_everywhere(home.hasher().hash(b"k"), b"k", &mut out);
+    home.remove_everywhere_filed(home.hasher().hash(b"k"), b"k", &mut out, None);
     assert_eq!((out.len(), home.len()), (1, 0));
 }
 
@@ -149,7 +149,7 @@ fn eviction_across_databases_keeps_the_counts() {
     assert_eq!(held, 3);
     let mut out = Vec::new();
     for k in 0u8..5 {
-        cache.remove_everywhere(cache.hasher().hash(&[k]), &[k], &mut out);
+        cache.remove_everywhere_filed(cache.hasher().hash(&[k]), &[k], &mut out, None);
     }
     assert_eq!((out.len(), cache.len(), cache.bytes()), (3, 0, 0));
     cache.validate();

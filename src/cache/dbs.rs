@@ -51,16 +51,12 @@ impl<V: Weigh> Lru<V> {
     /// its hash in database 0 ([`super::KeyHasher::hash`]), and pushes the
     /// values removed onto `out`: for a change announced without a
     /// database. O(databases in use); one probe when only database 0 is.
-    pub fn remove_everywhere(&mut self, hash: u64, key: &[u8], out: &mut Vec<V>) {
-        self.remove_everywhere_filed(hash, key, out, None);
-    }
-
-    /// [`Lru::remove_everywhere`]; with `files`, for a cache whose
-    /// database numbers carry the kind bits: a file database's entry of
-    /// `key` (see [`super::FILE`]) is pushed onto `files` with its
-    /// database rather than onto `out`, so the caller can drop the replies
-    /// it lists, and reply databases ([`super::REPLY`]) are not looked in
-    /// (their keys are requests).
+    ///
+    /// With `files`, for a cache whose database numbers carry the kind
+    /// bits: a file database's entry of `key` (see [`super::FILE`]) is
+    /// pushed onto `files` with its database rather than onto `out`, so
+    /// the caller can drop the replies it lists, and reply databases
+    /// ([`super::REPLY`]) are not looked in (their keys are requests).
     pub fn remove_everywhere_filed(
         &mut self,
         hash: u64,

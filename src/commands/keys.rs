@@ -140,7 +140,7 @@ pub(super) fn by_specs(
 /// change their key's flags, not its position.)
 pub(super) fn by_count(name: &str, flags: u32, specs: &[KeySpec]) -> bool {
     flags & super::MOVABLEKEYS == 0
-        && !matches!(name, "sort" | "sort_ro" | "migrate")
+        && super::lists::own_finder(name).is_none()
         && specs.iter().all(|spec| {
             matches!(
                 (&spec.begin, &spec.find),

@@ -9,6 +9,7 @@
 //! with the reply.
 
 mod keys;
+mod lists;
 mod name;
 mod parse;
 #[cfg(test)]
@@ -19,6 +20,8 @@ use std::collections::HashMap;
 use redis::Value;
 
 pub use keys::{KeyRef, NoKeys, KEY_FLAG_NAMES};
+use lists::SUBSCRIBING;
+pub use lists::{asks_to_block, BLOCK_BY_ARGUMENTS, CONNECTION_STATE, NEVER_CACHED, REFUSED};
 pub use name::{packed, packed_const, PACKED_MAX};
 pub use parse::ParseError;
 
@@ -120,121 +123,6 @@ pub enum Class {
     /// Neither reads nor writes keys (PING, INFO, PUBLISH...): forwarded.
     Other,
 }
-
-/// Commands refused whatever Redis's ACL says: they change, stop, stall or
-/// watch the server itself rather than work on data, or would act on a
-/// connection the proxy shares between clients (issue #21). Names as the
-/// table keys them; docs/forwarding.md gives each one's reason. BGSAVE,
-/// BGREWRITEAOF, LASTSAVE, SCRIPT/FUNCTION KILL and the like are forwarded:
-/// they work in the background or on data, and Redis's ACL for the proxy's
-/// user decides.
-pub const REFUSED: &[&str] = &[
-    // Stops or stalls the server.
-    "shutdown",
-    "save",
-    "debug",
-    "client|pause",
-    "client|unpause",
-    // Every command of every client, on a connection of its own.
-    "monitor",
-    // Replication and failover.
-    "sync",
-    "psync",
-    "replconf",
-    "replicaof",
-    "slaveof",
-    "failover",
-    // The server's configuration, users and modules.
-    "config|set",
-    "config|rewrite",
-    "config|resetstat",
-    "module|load",
-    "module|loadex",
-    "module|unload",
-    "acl|setuser",
-    "acl|deluser",
-    "acl|load",
-    "acl|save",
-    "slowlog|reset",
-    "latency|reset",
-    "pfdebug",
-    "pfselftest",
-    // The cluster's shape.
-    "cluster|addslots",
-    "cluster|addslotsrange",
-    "cluster|delslots",
-    "cluster|delslotsrange",
-    "cluster|failover",
-    "cluster|forget",
-    "cluster|meet",
-    "cluster|reset",
-    "cluster|setslot",
-    "cluster|replicate",
-    "cluster|saveconfig",
-    "cluster|bumpepoch",
-    "cluster|set-config-epoch",
-    "cluster|flushslots",
-];
-
-/// Commands about the client's own connection, which a proxy sharing
-/// Redis connections must answer or emulate itself.
-pub const CONNECTION_STATE: &[&str] = &[
-    "select",
-    "multi",
-    "exec",
-    "discard",
-    "watch",
-    "unwatch",
-    "hello",
-    "auth",
-    "client",
-    "reset",
-    "quit",
-    "readonly",
-    "readwrite",
-    "asking",
-];
-
-/// Reads never cached: their replies depend on time, chance or server
-/// state, not only on their keys' contents (issue #22), besides any
-/// command Redis tips `nondeterministic_output`.
-pub const NEVER_CACHED: &[&str] = &[
-    "ttl",
-    "pttl",
-    "expiretime",
-    "pexpiretime",
-    "object",
-    "randomkey",
-    "srandmember",
-    "hrandfield",
-    "zrandmember",
-    "scan",
-    "sscan",
-    "hscan",
-    "zscan",
-    "dbsize",
-    "time",
-    "keys",
-    "eval_ro",
-    "evalsha_ro",
-    "fcall_ro",
-    "touch",
-    "lastsave",
-    "memory",
-    "debug",
-    // BY and GET read keys named by the sorted values: not its keys.
-    "sort_ro",
-];
-
-/// Subscribing and unsubscribing: the connection's mode changes.
-const SUBSCRIBING: &[&str] = &[
-    "subscribe",
-    "unsubscribe",
-    "psubscribe",
-    "punsubscribe",
-    "ssubscribe",
-    "sunsubscribe",
-];
 
 /// Every command Redis listed, by lower-case name.
 #[derive(Debug, Default)]
@@ -353,12 +241,13 @@ impl Command {
                 Ok(())
             }
             (Ok(()), _) => Ok(()),
-            (Err(_), "sort" | "sort_ro") => keys::sort(argv, out),
-            (Err(_), "migrate") => keys::migrate(argv, out),
-            (Err(why), _) => {
-                out.clear();
-                Err(why)
-            }
+            (Err(why), name) => match lists::own_finder(name) {
+                Some(find) => find(argv, out),
+                None => {
+                    out.clear();
+                    Err(why)
+                }
+            },
         }
     }
 
@@ -392,14 +281,19 @@ impl Command {
     /// Whether this request may block: XREAD and XREADGROUP only with
     /// `BLOCK`; WAIT and WAITAOF always.
     fn blocks(&self, argv: &[&[u8]]) -> bool {
+        if self.class_reads_arguments() {
+            return lists::asks_to_block(argv);
+        }
         match self.name.as_str() {
-            "xread" | "xreadgroup" => argv
-                .iter()
-                .skip(1)
-                .take_while(|arg| !arg.eq_ignore_ascii_case(b"streams"))
-                .any(|arg| arg.eq_ignore_ascii_case(b"block")),
             "wait" | "waitaof" => true,
             _ => self.flags & BLOCKING != 0,
         }
+    }
+
+    /// Whether [`Command::class`] reads the request's arguments (XREAD
+    /// and XREADGROUP: they block only with `BLOCK`), so two requests of
+    /// it with as many arguments may differ in class.
+    pub fn class_reads_arguments(&self) -> bool {
+        BLOCK_BY_ARGUMENTS.contains(&self.name.as_str())
     }
 }

@@ -57,19 +57,34 @@ pub const DEFAULT_CACHE_COMMANDS: &[&str] = &[
 ];
 
 /// The lower-case names CACHE_COMMANDS asks for: empty for the default
-/// list; `none` for nothing; `-NAME` drops a name from the default list,
-/// `+NAME` adds one; a list of bare names replaces the default (signed
-/// items then apply to it). Names are letters, digits and `_`.
+/// list; `none` for nothing, standing alone (with any other item it is an
+/// error: no command is named NONE, and `none,+hget` would be ambiguous);
+/// `-NAME` drops a name from the default list, `+NAME` adds one; a list of
+/// bare names replaces the default (signed items then apply to it). Names
+/// are letters, digits and `_`.
 pub(super) fn parse_cache_commands(raw: Raw) -> Result<Vec<String>, ConfigError> {
-    let value = raw.value.trim();
-    if value.eq_ignore_ascii_case("none") {
-        return Ok(Vec::new());
-    }
-    let items: Vec<&str> = value
+    let items: Vec<&str> = raw
+        .value
         .split(',')
         .map(str::trim)
         .filter(|item| !item.is_empty())
         .collect();
+    let is_none = |item: &&str| {
+        item.trim_start_matches(['+', '-'])
+            .eq_ignore_ascii_case("none")
+    };
+    match items.iter().position(is_none) {
+        Some(_) if items.len() == 1 && !items[0].starts_with(['+', '-']) => return Ok(Vec::new()),
+        // No command is named NONE: with other items (or a sign) it can
+        // only be a mistake, and what was meant is not clear.
+        Some(_) => {
+            return Err(raw.error(
+                "none to stand alone (it caches no reply: to cache only some reads, list their \
+                 names, e.g. hget,hmget)",
+            ))
+        }
+        None => {}
+    }
     let replaces = items.iter().any(|item| !item.starts_with(['+', '-']));
     let mut names: Vec<String> = match replaces {
         true => Vec::new(),
@@ -124,6 +139,20 @@ mod tests {
         assert!(parse("none").expect("none").is_empty());
         for bad in ["+", "h get", "hget;", "-", "+a|b"] {
             assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn none_stands_alone() {
+        assert!(parse(" None ").expect("none alone").is_empty());
+        assert!(parse("none,").expect("none, a comma after").is_empty());
+        for bad in ["none,+hget", "hget,none", "NONE,-get", "+none", "-none"] {
+            let err = parse(bad).expect_err(bad).to_string();
+            assert!(
+                err.contains("CACHE_COMMANDS") && err.contains("none"),
+                "{bad}: {err}"
+            );
+            assert!(err.contains("none to stand alone"), "{bad}: {err}");
         }
     }
 }

@@ -58,7 +58,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "CACHE_COMMANDS",
         default: "",
-        help: "reads whose replies are cached: empty for the documented list (README), none, a list of names, or -NAME/+NAME to drop from or add to the list (only reads Redis flags readonly, not time- or chance-dependent)",
+        help: "reads whose replies are cached: empty for the documented list (README), none (alone), a list of names, or -NAME/+NAME to drop from or add to the list (only reads Redis flags readonly, not time- or chance-dependent)",
     },
     Variable {
         name: "GLOBAL_CACHE_EXPIRY",

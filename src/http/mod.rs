@@ -301,15 +301,15 @@ fn proxy(request: &Request, query: &str, service: &Service, started: Instant) ->
             let _place = service.admit();
             // A key the reply cache knows holds another type skips the GET
             // Redis would refuse with WRONGTYPE (issue #22).
-            if typed::known_other_type(&key, service, started) {
-                return typed::answer(request, &key, service);
+            if let Some(typed) = typed::known_other_type(&key, service, started) {
+                return typed::answer(request, &key, service, Some(typed));
             }
             match service.get(&key) {
                 Ok(Some(found)) => found.map(response::Held::from),
                 Ok(None) => return response::absent(&key),
                 // Another type than string: its JSON (issue #22).
                 Err(err) if typed::is_wrong_type(&err) => {
-                    return typed::answer(request, &key, service)
+                    return typed::answer(request, &key, service, None)
                 }
                 Err(err) => return response::backend_error(&key, &err),
             }

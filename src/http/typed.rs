@@ -28,7 +28,7 @@ use tiny_http::Request;
 
 use super::response::{self, ETag, HttpResponse};
 use super::typed_json::{self, Reading, Type};
-use crate::service::{Client, Found, ReadError, ReplyLookup, Service, Source};
+use crate::service::{Client, Found, ReadError, Service, Source};
 
 /// Reads of `TYPE` and the value before giving up with 409: the first, and
 /// one more after the key changed type under them.
@@ -45,21 +45,20 @@ pub fn is_wrong_type(err: &ReadError) -> bool {
     matches!(err, ReadError::Reply(message) if typed_json::is_wrong_type(message))
 }
 
-/// Whether the reply cache holds `TYPE key` naming a type other than
-/// string: then a string miss need not send Redis the GET it would refuse
-/// with WRONGTYPE, and a typed value read from the cache reaches Redis not
-/// at all. A cached `TYPE` is filed under its key like any reply, so a
-/// change of the key drops it. Costs a lookup on a string miss only (which
-/// is about to ask Redis); `at`: when the request came.
-pub fn known_other_type(key: &[u8], service: &Service, at: std::time::Instant) -> bool {
-    let mut reply = Vec::new();
-    match service.lookup_reply(client(service), &[b"TYPE", key], at, &mut reply) {
-        ReplyLookup::Hit => matches!(
-            typed_json::parse_type(&reply),
-            Ok(Type::Known(_) | Type::Other(_))
-        ),
-        ReplyLookup::Miss | ReplyLookup::Uncached => false,
-    }
+/// The reply cache's `TYPE key`, when it names a type other than string:
+/// then a string miss need not send Redis the GET it would refuse with
+/// WRONGTYPE, and [`answer`] starts from it, so `TYPE` is looked up once,
+/// and a typed value read from the cache reaches Redis not at all. A
+/// cached `TYPE` is filed under its key like any reply, so a change of the
+/// key drops it. Costs a lookup on a string miss only (which is about to
+/// ask Redis); `at`: when the request came.
+pub fn known_other_type(key: &[u8], service: &Service, at: std::time::Instant) -> Option<Found> {
+    let typed = service.cached_reply(client(service), &[b"TYPE", key], at)?;
+    let other = matches!(
+        typed_json::parse_type(typed.value.bytes()),
+        Ok(Type::Known(_) | Type::Other(_))
+    );
+    other.then_some(typed)
 }
 
 /// How the typed reads ask the reply cache: in RESP3 (see the module's
@@ -72,15 +71,25 @@ fn client(service: &Service) -> Client {
     }
 }
 
-/// The answer about `key`, whose GET Redis answered WRONGTYPE. Blocking
-/// (up to two reads from Redis, each bounded by REDIS_TIMEOUT_MS): called
-/// by a worker holding its WORKERS place.
-pub fn answer(request: &Request, key: &[u8], service: &Service) -> HttpResponse {
+/// The answer about `key`, whose GET Redis answered WRONGTYPE, or whose
+/// `TYPE` the cache holds (`typed`, from [`known_other_type`]: the first
+/// attempt starts from it). Blocking (up to two reads from Redis, each
+/// bounded by REDIS_TIMEOUT_MS): called by a worker holding its WORKERS
+/// place.
+pub fn answer(
+    request: &Request,
+    key: &[u8],
+    service: &Service,
+    mut typed: Option<Found>,
+) -> HttpResponse {
     let client = client(service);
     for _ in 0..ATTEMPTS {
-        let typed = match service.read_reply(client, &[b"TYPE", key]) {
-            Ok(found) => found,
-            Err(err) => return failed(key, &err),
+        let typed = match typed.take() {
+            Some(found) => found,
+            None => match service.read_reply(client, &[b"TYPE", key]) {
+                Ok(found) => found,
+                Err(err) => return failed(key, &err),
+            },
         };
         let kind = match typed_json::parse_type(typed.value.bytes()) {
             Ok(Type::Known(kind)) => kind,

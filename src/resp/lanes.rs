@@ -1,6 +1,7 @@
 //! Which requests a connection sends to a Redis connection of their own
 //! (`dedicated.rs`): blocking commands, and everything once it subscribes.
 
+use crate::commands;
 use crate::config::Forwarding;
 use crate::service::{Batch, Client, Lane, Service};
 
@@ -52,12 +53,9 @@ pub fn may_block(argv: &[&[u8]]) -> bool {
     let Some(name) = argv.first() else {
         return false;
     };
-    if name.eq_ignore_ascii_case(b"xread") || name.eq_ignore_ascii_case(b"xreadgroup") {
-        return argv
-            .iter()
-            .skip(1)
-            .take_while(|arg| !arg.eq_ignore_ascii_case(b"streams"))
-            .any(|arg| arg.eq_ignore_ascii_case(b"block"));
+    let mut by_arguments = commands::BLOCK_BY_ARGUMENTS.iter();
+    if by_arguments.any(|command| name.eq_ignore_ascii_case(command.as_bytes())) {
+        return commands::asks_to_block(argv);
     }
     BLOCKING
         .iter()

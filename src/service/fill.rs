@@ -39,13 +39,7 @@ impl Service {
         key: &[u8],
         flight: &Arc<Flight>,
     ) -> Result<Option<Found>, ReadError> {
-        let mut guard = LeaderGuard {
-            service: self,
-            db,
-            key,
-            flight,
-            finished: false,
-        };
+        let mut guard = LeaderGuard::new(|outcome| self.finish_flight(db, key, flight, outcome));
         let sent = self.core.now();
         let started = Instant::now();
         let fetched = self.backend.get(db, key);

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::cache::Db;
 
-use super::{FetchResult, ReadError, Service};
+use super::{FetchResult, ReadError};
 
 /// One fetch in flight: the leader fills `outcome`, waiters sleep on `done`.
 #[derive(Default)]
@@ -132,34 +132,34 @@ impl Flights {
     }
 }
 
-/// Finishes the leader's flight exactly once, with an error if the leader
-/// unwinds before it has an outcome, so no waiter is stranded.
-pub(super) struct LeaderGuard<'a> {
-    pub(super) service: &'a Service,
-    /// Redis's number of the key's database.
-    pub(super) db: i64,
-    pub(super) key: &'a [u8],
-    pub(super) flight: &'a Flight,
-    pub(super) finished: bool,
+/// Finishes a leader's flight exactly once, by `finish` (which fills the
+/// cache and hands the outcome to the flight's waiters: a GET's or a
+/// reply's), with an error if the leader unwinds before it has an outcome,
+/// so no waiter is stranded.
+pub(super) struct LeaderGuard<F: FnMut(FetchResult)> {
+    finish: F,
+    finished: bool,
 }
 
-impl LeaderGuard<'_> {
+impl<F: FnMut(FetchResult)> LeaderGuard<F> {
+    pub(super) fn new(finish: F) -> LeaderGuard<F> {
+        LeaderGuard {
+            finish,
+            finished: false,
+        }
+    }
+
+    /// Finishes the flight with `outcome`.
     pub(super) fn finish(&mut self, outcome: FetchResult) {
         self.finished = true;
-        self.service
-            .finish_flight(self.db, self.key, self.flight, outcome);
+        (self.finish)(outcome);
     }
 }
 
-impl Drop for LeaderGuard<'_> {
+impl<F: FnMut(FetchResult)> Drop for LeaderGuard<F> {
     fn drop(&mut self) {
         if !self.finished {
-            self.service.finish_flight(
-                self.db,
-                self.key,
-                self.flight,
-                Err(ReadError::Unavailable("fetch aborted".to_owned())),
-            );
+            self.finish(Err(ReadError::Unavailable("fetch aborted".to_owned())));
         }
     }
 }

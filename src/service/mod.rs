@@ -92,9 +92,9 @@ pub struct Service {
     databases: databases::Databases,
     /// CACHE_COMMANDS: whose replies are cached (see `replies/`).
     cache_commands: replies::CacheCommands,
-    /// Whether CACHE_COMMANDS names GET and MGET, which have a path of
-    /// their own: worked out once, since the RESP port asks per request.
-    caches_get: bool,
+    /// Whether CACHE_COMMANDS names MGET, which has a path of its own:
+    /// worked out once, since the RESP port asks per request (GET's is the
+    /// core's, [`ReadThrough::caches_strings`]).
     caches_mget: bool,
 }
 
@@ -124,7 +124,6 @@ impl Service {
             listener: std::sync::OnceLock::new(),
             databases: databases::Databases::default(),
             cache_commands: replies::CacheCommands::new(&config.cache_commands),
-            caches_get: config.cache_commands.iter().any(|name| name == "get"),
             caches_mget: config.cache_commands.iter().any(|name| name == "mget"),
             metrics,
         }
@@ -255,34 +254,40 @@ impl Service {
     }
 
     /// `read`, or, when Redis could not be read, the entry kept for `key`
-    /// past its freshness, if any (STALE_IF_ERROR_SECS). Looked up after
-    /// the failure, so an entry an invalidation or a flush removed
-    /// meanwhile is never served.
+    /// past its freshness, if any (STALE_IF_ERROR_SECS).
     fn or_stale(
         &self,
         db: i64,
         key: &[u8],
         read: Result<Option<Found>, ReadError>,
     ) -> Result<Option<Found>, ReadError> {
-        match read {
-            Err(err @ (ReadError::Unavailable(_) | ReadError::Timeout(_)))
-                if self.core.keeps_stale() =>
-            {
-                match self.core.stale(db, key) {
-                    Some((value, life)) => {
-                        self.metrics.stale_served();
-                        Ok(Some(Found {
-                            value,
-                            source: Source::Stale,
-                            fresh_for: Duration::ZERO,
-                            age: life.age,
-                        }))
-                    }
-                    None => Err(err),
-                }
-            }
-            result => result,
+        read.or_else(|err| self.stale_or(err, || self.core.stale(db, key)).map(Some))
+    }
+
+    /// What a read that failed with `err` answers: when Redis could not be
+    /// read (not for an error reply), the entry `stale` finds kept past
+    /// its freshness (STALE_IF_ERROR_SECS), if any, served marked stale;
+    /// else `err`. Looked up after the failure, so an entry an
+    /// invalidation or a flush removed meanwhile is never served.
+    fn stale_or(
+        &self,
+        err: ReadError,
+        stale: impl FnOnce() -> Option<(Value, Life)>,
+    ) -> Result<Found, ReadError> {
+        let unreachable = matches!(err, ReadError::Unavailable(_) | ReadError::Timeout(_));
+        if !unreachable || !self.core.keeps_stale() {
+            return Err(err);
         }
+        let Some((value, life)) = stale() else {
+            return Err(err);
+        };
+        self.metrics.stale_served();
+        Ok(Found {
+            value,
+            source: Source::Stale,
+            fresh_for: Duration::ZERO,
+            age: life.age,
+        })
     }
 
     /// [`Service::get`] without stale-if-error.

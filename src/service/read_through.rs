@@ -12,18 +12,18 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::cache::{Db, Displaced, KeyHasher, Life, Lookup, Lru, Time};
+use crate::cache::{Db, KeyHasher, Life, Lookup, Lru, Time};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics::Metrics;
 
-use super::fill::Fetched;
 use super::flight::{Flight, Flights, InFlight};
-use super::{FetchResult, LinkState, Value};
+use super::{LinkState, Value};
 
 mod changes;
 mod filing;
 mod replies;
+mod retire;
 
 #[cfg(test)]
 pub(in crate::service) use replies::MAX_PER_FILE;
@@ -157,6 +157,11 @@ impl ReadThrough {
         self.clock.now()
     }
 
+    /// Whether CACHE_COMMANDS names GET: without it no string is stored.
+    pub(super) fn caches_strings(&self) -> bool {
+        self.caches_strings
+    }
+
     /// GLOBAL_CACHE_EXPIRY.
     pub(super) fn expiry(&self) -> Duration {
         self.expiry
@@ -244,6 +249,25 @@ impl ReadThrough {
         let tracked = self.is_tracked(key);
         let db = self.db(db);
         let hash = self.hasher.hash_in(db, key);
+        self.lookup_hashed((hash, db, key), (now, tracked), (on_hit, |_| ()), on_miss)
+    }
+
+    /// [`ReadThrough::lookup`] of the entry `key` in the cache's database
+    /// `db`, hashed to `hash` (a key's, or a reply's), vouched for only if
+    /// `tracked`: after `on_hit`, `after_hit` runs under the lock too, and
+    /// what it hands back is dropped after unlocking, as an expired value
+    /// is.
+    fn lookup_hashed<T, D: Default>(
+        &self,
+        (hash, db, key): (u64, Db, &[u8]),
+        (now, tracked): (Time, bool),
+        (on_hit, after_hit): (
+            impl FnOnce(&Value, Life) -> T,
+            impl FnOnce(&mut CacheState) -> D,
+        ),
+        on_miss: impl FnOnce(&mut CacheState) -> T,
+    ) -> T {
+        let mut after = D::default();
         let (result, expired) = {
             let mut state = self.lock();
             if !state.may_cache(tracked) {
@@ -252,7 +276,11 @@ impl ReadThrough {
                 match state.lru.get_hashed(hash, db, key, now) {
                     // The hit is now the most recent entry.
                     Lookup::Hit(_) => match state.lru.most_recent(now) {
-                        Some((value, life)) => (on_hit(value, life), None),
+                        Some((value, life)) => {
+                            let result = on_hit(value, life);
+                            after = after_hit(&mut state);
+                            (result, None)
+                        }
                         None => (on_miss(&mut state), None),
                     },
                     Lookup::Miss | Lookup::Stale => (on_miss(&mut state), None),
@@ -268,69 +296,8 @@ impl ReadThrough {
             self.metrics.expired(1);
         }
         drop(expired);
+        drop(after);
         result
-    }
-
-    /// Retires the flight for `key` in `db` and caches what it found, unless the
-    /// flight went stale (an invalidation or flush arrived meanwhile, or
-    /// the link changed since it began) or the value has no life left. A
-    /// read that found the key absent, or with no life left, removes what
-    /// the cache kept of it (an entry kept for stale-if-error), since Redis
-    /// has just said it is gone.
-    pub(super) fn fill(&self, db: i64, key: &[u8], flight: &Flight, outcome: &FetchResult) {
-        let tracked = self.is_tracked(key);
-        let db = self.db(db);
-        let hash = self.hasher.hash_in(db, key);
-        let now = self.clock.now();
-        let displaced = {
-            let mut state = self.lock();
-            // Only this flight's own entry: one a later read put in place of
-            // it (this one had gone stale) stays for its own leader.
-            let ours = state
-                .flights
-                .get(db, key)
-                .is_some_and(|e| std::ptr::eq(Arc::as_ptr(&e.flight), flight));
-            let entry = if ours {
-                state.flights.remove(db, key)
-            } else {
-                None
-            };
-            // Without GET in CACHE_COMMANDS no string is kept, whatever
-            // the link (INVALIDATION=off would let any key be).
-            let fresh = self.caches_strings
-                && entry.is_some_and(|e| !e.stale && e.epoch == state.epoch)
-                && state.may_cache(tracked);
-            let lru = &mut state.lru;
-            let displaced = match outcome {
-                Ok(Some(Fetched { value, ends: None })) if fresh => {
-                    lru.insert_hashed(hash, db, key, value.clone(), now)
-                }
-                Ok(Some(Fetched {
-                    value,
-                    ends: Some(ends),
-                })) if fresh && *ends > now => {
-                    lru.insert_hashed_until(hash, db, key, value.clone(), now, *ends)
-                }
-                Ok(Some(Fetched { ends: Some(_), .. })) | Ok(None) => lru
-                    .remove_hashed(hash, db, key)
-                    .map_or(Displaced::Nothing, Displaced::Replaced),
-                Ok(Some(_)) | Err(_) => Displaced::Nothing,
-            };
-            // A reply file pushed out takes the replies it lists with it.
-            let cascaded = self.drop_filed(&mut state, &displaced);
-            self.metrics.set_entries(state.lru.len(), state.lru.bytes());
-            (displaced, cascaded)
-        };
-        let (displaced, cascaded) = displaced;
-        drop(cascaded);
-        let (evicted, expired) = displaced.counts();
-        if evicted > 0 {
-            self.metrics.evicted(evicted);
-        }
-        if expired > 0 {
-            self.metrics.expired(expired);
-        }
-        drop(displaced);
     }
 
     /// Whether `key` is under one of INVALIDATION_PREFIXES (or none are set).

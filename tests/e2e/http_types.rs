@@ -171,8 +171,14 @@ fn the_second_read_is_a_hit_that_does_not_reach_redis() {
     let first = get(&proxy, b"h", &[]);
     assert_eq!(first.status, 200, "{}", first.text());
     assert_eq!(first.header("x-cache"), Some("MISS"));
+    let hits = proxy.metric("redis_proxy_cache_hits_total");
     let second = get(&proxy, b"h", &[]);
     assert_eq!(second.json(), first.json());
+    assert_eq!(
+        proxy.metric("redis_proxy_cache_hits_total") - hits,
+        2.0,
+        "two hits, the cached TYPE looked up once and the HGETALL"
+    );
     assert_eq!(second.header("x-cache"), Some("HIT"));
     assert_eq!(second.header("etag"), first.header("etag"));
     assert_eq!(redis.calls("hgetall"), 1, "the hit must not reach Redis");

@@ -23,10 +23,19 @@ pub const MGET: Spec = Spec {
     keys: (1, -1, 1),
 };
 
-/// A read that needs Redis, owned so it can move to a worker thread. The
+/// A read that needs Redis, owned so it can move to a worker thread.
+pub enum Fetch {
+    /// One of the proxy's own commands (GET, MGET, COMMAND GETKEYS).
+    Own(Own),
+    /// Another cacheable read that missed on the event loop
+    /// (`cached.rs`).
+    Reply(Box<super::cached::Read>),
+}
+
+/// A read of the proxy's own commands, answered by [`fetch`] here. The
 /// reads name the client's database (`SELECT`): the cache keeps each
 /// database's keys apart.
-pub enum Fetch {
+pub enum Own {
     /// `GET key` in a database, read through on the worker, which waits
     /// for a place.
     Get(i64, Vec<u8>, Deferred),
@@ -39,9 +48,6 @@ pub enum Fetch {
     /// `COMMAND GETKEYS` (or, `true`, `GETKEYSANDFLAGS`) of this request:
     /// the first use reads Redis's command table.
     CommandKeys(Vec<Vec<u8>>, bool, Deferred),
-    /// Another cacheable read that missed on the event loop
-    /// (`cached.rs`).
-    Reply(Box<super::cached::Read>),
 }
 
 /// `GET`, in the client's database: when one of the WORKERS places is free
@@ -62,14 +68,18 @@ pub fn get(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     let service = context.service;
     let db = context.session.db;
     let Some(place) = service.try_admit() else {
-        return Outcome::Fetch(Fetch::Get(db, key.to_vec(), service.defer()));
+        return Outcome::Fetch(Fetch::Own(Own::Get(db, key.to_vec(), service.defer())));
     };
     // A fetch led here must start at once: one queued behind busy workers
     // would hold every other reader of this key (see `WorkQueue`).
     let found = match service.claim(db, key, place, context.peers.worker_free, started) {
         Claim::Hit(found) => found,
-        Claim::Fetch(ticket) => return Outcome::Fetch(Fetch::Claimed(key.to_vec(), ticket)),
-        Claim::Pass => return Outcome::Fetch(Fetch::Get(db, key.to_vec(), service.defer())),
+        Claim::Fetch(ticket) => {
+            return Outcome::Fetch(Fetch::Own(Own::Claimed(key.to_vec(), ticket)))
+        }
+        Claim::Pass => {
+            return Outcome::Fetch(Fetch::Own(Own::Get(db, key.to_vec(), service.defer())))
+        }
     };
     log_get(key, "HIT", started);
     context.replies.bulk(found.value.bytes());
@@ -89,7 +99,7 @@ pub fn mget(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     }
     let keys = args.iter().map(|k| k.to_vec()).collect();
     let db = context.session.db;
-    Outcome::Fetch(Fetch::MGet(db, keys, context.service.defer()))
+    Outcome::Fetch(Fetch::Own(Own::MGet(db, keys, context.service.defer())))
 }
 
 /// The answer to a key over MAX_KEY_BYTES: refused before it reaches the
@@ -103,44 +113,45 @@ fn key_too_long(context: &mut Context<'_>) -> Outcome {
 /// (unless the event loop's lookup led or joined the fetch), reads through
 /// the cache, and returns the encoded reply.
 pub fn fetch(fetch: Fetch, protocol: Protocol, service: &Service) -> Vec<u8> {
-    let mut fetch = match fetch {
-        Fetch::Reply(read) => return super::cached::finish(*read, service),
-        other => other,
-    };
+    match fetch {
+        Fetch::Own(own) => fetch_own(own, protocol, service),
+        Fetch::Reply(read) => super::cached::finish(*read, service),
+    }
+}
+
+/// [`fetch`] of one of the proxy's own commands.
+fn fetch_own(mut fetch: Own, protocol: Protocol, service: &Service) -> Vec<u8> {
     let started = Instant::now();
     let mut replies = Replies::new();
     replies.protocol = protocol;
     let name = match &fetch {
-        Fetch::Get(..) | Fetch::Claimed(..) => GET.name,
-        Fetch::MGet(..) => MGET.name,
-        Fetch::CommandKeys(_, false, _) => "command|getkeys",
-        Fetch::CommandKeys(_, true, _) => "command|getkeysandflags",
-        Fetch::Reply(_) => return Vec::new(),
+        Own::Get(..) | Own::Claimed(..) => GET.name,
+        Own::MGet(..) => MGET.name,
+        Own::CommandKeys(_, false, _) => "command|getkeys",
+        Own::CommandKeys(_, true, _) => "command|getkeysandflags",
     };
     let _place = match &mut fetch {
-        Fetch::Get(_, _, deferred)
-        | Fetch::MGet(_, _, deferred)
-        | Fetch::CommandKeys(_, _, deferred) => {
+        Own::Get(_, _, deferred) | Own::MGet(_, _, deferred) | Own::CommandKeys(_, _, deferred) => {
             let place = service.admit();
             deferred.done();
             Some(place)
         }
-        Fetch::Claimed(..) | Fetch::Reply(_) => None,
+        Own::Claimed(..) => None,
     };
     let in_flight = service.request_started();
     let ok = match fetch {
-        Fetch::Get(db, key, _) => {
+        Own::Get(db, key, _) => {
             fault_hook(&key);
             let result = service.get_in(db, &key);
             answer_get(&mut replies, service, &key, result, started)
         }
-        Fetch::Claimed(key, ticket) => {
+        Own::Claimed(key, ticket) => {
             let result = service.finish(&key, ticket);
             // After the read: a ticket is always finished (see `Ticket`).
             fault_hook(&key);
             answer_get(&mut replies, service, &key, result, started)
         }
-        Fetch::MGet(db, keys, _) => match read_all(service, db, &keys) {
+        Own::MGet(db, keys, _) => match read_all(service, db, &keys) {
             Ok(values) => {
                 replies.array(values.len());
                 for value in values {
@@ -156,10 +167,9 @@ pub fn fetch(fetch: Fetch, protocol: Protocol, service: &Service) -> Vec<u8> {
                 false
             }
         },
-        Fetch::CommandKeys(argv, with_flags, _) => {
+        Own::CommandKeys(argv, with_flags, _) => {
             super::getkeys::answer(&argv, with_flags, &mut replies, service)
         }
-        Fetch::Reply(_) => false,
     };
     drop(in_flight);
     let elapsed = started.elapsed();

@@ -1,6 +1,7 @@
 //! `COMMAND` and `CONFIG GET`: what clients and redis-benchmark ask about
 //! the server when they connect.
 
+use super::get::Own;
 use super::{help, subcommand_arity, unknown_subcommand, Context, Fetch, Outcome, Spec, COMMANDS};
 
 /// `COMMAND [subcommand ...]`.
@@ -90,11 +91,8 @@ pub fn command(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
         }
         let argv = names.iter().map(|arg| arg.to_vec()).collect();
         let with_flags = is(b"getkeysandflags");
-        Outcome::Fetch(Fetch::CommandKeys(
-            argv,
-            with_flags,
-            context.service.defer(),
-        ))
+        let fetch = Own::CommandKeys(argv, with_flags, context.service.defer());
+        Outcome::Fetch(Fetch::Own(fetch))
     } else if is(b"help") {
         help(context, COMMAND_HELP)
     } else {

@@ -62,8 +62,7 @@ impl Service {
                 let route = self.route(command, &argv, queued, client, &mut refs);
                 again = match (&route, command) {
                     (Route::Send { write, .. }, Some(command))
-                        if one_server
-                            && !matches!(command.name.as_str(), "xread" | "xreadgroup") =>
+                        if one_server && !command.class_reads_arguments() =>
                     {
                         Some((argv.len(), queued, *write))
                     }

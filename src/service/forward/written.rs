@@ -22,11 +22,12 @@ pub(super) struct Written {
     /// A write whose keys cannot be known, or a flush: everything.
     everything: bool,
     /// The last write noted's keys (their positions in its arguments;
-    /// reads between do not clear them), and
-    /// for which command (its address) and number of arguments they are
-    /// good again when that command's keys follow from the count alone
-    /// (`Command::keys_by_count`: a pipeline of HSET finds them once).
+    /// reads routed between do not clear them).
     refs: Vec<KeyRef>,
+    /// For which command (its address) and number of arguments the last
+    /// write noted's keys (`refs`, and whether they were found) are good
+    /// again, when that command's keys follow from the count alone
+    /// (`Command::keys_by_count`: a pipeline of HSET finds them once).
     last: Option<((usize, usize), Result<(), NoKeys>)>,
 }
 
@@ -45,7 +46,7 @@ impl Written {
     }
 
     /// Notes request `i` of `batch`, a write of `command`, without reading
-    /// its arguments, when the last request noted was of that command with
+    /// its arguments, when the last write noted was of that command with
     /// as many arguments and its keys' positions follow from the count;
     /// false otherwise, and nothing noted.
     pub(super) fn note_again(&mut self, command: &Command, batch: &Batch, i: usize) -> bool {

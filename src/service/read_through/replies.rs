@@ -6,8 +6,6 @@
 //! listed under each of its keys (`CacheState::reply_deps`), so a change
 //! of either key of `SINTER a b` while it is in flight keeps it out.
 
-use std::sync::Arc;
-
 use crate::cache::{Db, Displaced, Life, Lookup, Time, KIND_BASE, REPLY, RESP3};
 
 use super::super::fill::Fetched;
@@ -107,39 +105,13 @@ impl ReadThrough {
         on_miss: impl FnOnce(&mut CacheState) -> T,
     ) -> T {
         let hash = self.hasher.hash_in(reply_db, request);
-        let mut dropped = Vec::new();
-        let mut expired = 0;
-        let result = {
-            let mut state = self.lock();
-            if !state.may_cache(true) {
-                on_miss(&mut state)
-            } else {
-                match state.lru.get_hashed(hash, reply_db, request, now) {
-                    Lookup::Hit(_) => match state.lru.most_recent(now) {
-                        Some((value, life)) => {
-                            let result = on_hit(value, life);
-                            let fdb = file_db(reply_db);
-                            self.touch_files(&mut state, (fdb, touch), now, &mut dropped);
-                            result
-                        }
-                        None => on_miss(&mut state),
-                    },
-                    Lookup::Miss | Lookup::Stale => on_miss(&mut state),
-                    Lookup::Expired(value) => {
-                        let lru = &state.lru;
-                        self.metrics.set_entries(lru.len(), lru.bytes());
-                        dropped.push(value);
-                        expired = 1;
-                        on_miss(&mut state)
-                    }
-                }
-            }
+        let touch_files = |state: &mut CacheState| {
+            let mut dropped = Vec::new();
+            self.touch_files(state, (file_db(reply_db), touch), now, &mut dropped);
+            dropped
         };
-        if expired > 0 {
-            self.metrics.expired(expired);
-        }
-        drop(dropped);
-        result
+        let entry = (hash, reply_db, request);
+        self.lookup_hashed(entry, (now, true), (on_hit, touch_files), on_miss)
     }
 
     /// Makes the files of `keys` (in file database `fdb`) the most
@@ -201,17 +173,8 @@ impl ReadThrough {
         let mut stored = false;
         let displaced = {
             let mut state = self.lock();
-            let ours = state
-                .flights
-                .get(reply_db, request)
-                .is_some_and(|e| std::ptr::eq(Arc::as_ptr(&e.flight), flight));
-            let entry = match ours {
-                true => state.flights.remove(reply_db, request),
-                false => None,
-            };
+            let fresh = state.retire((reply_db, request), flight, tracked);
             state.undepend(reply_db, request, keys);
-            let fresh = entry.is_some_and(|e| !e.stale && e.epoch == state.epoch)
-                && state.may_cache(tracked);
             let displaced = match outcome {
                 Ok(Some(Fetched { value, ends }))
                     if fresh
@@ -263,13 +226,7 @@ impl ReadThrough {
             self.metrics.set_entries(state.lru.len(), state.lru.bytes());
             displaced
         };
-        let (evicted, expired) = displaced.counts();
-        if evicted > 0 {
-            self.metrics.evicted(evicted);
-        }
-        if expired > 0 {
-            self.metrics.expired(expired);
-        }
+        self.count_displaced(&displaced);
         drop((displaced, dropped));
         stored
     }

@@ -12,39 +12,10 @@ use crate::cache::Time;
 use crate::metrics::BackendResult;
 
 use super::super::fill::Fetched;
-use super::super::flight::Flight;
+use super::super::flight::{Flight, LeaderGuard};
 use super::super::forward::{Batch, Client, Lane};
 use super::super::{FetchResult, Found, ReadError, Service, Source, Value};
 use super::Plan;
-
-/// Finishes a reply's flight exactly once, with an error if the leader
-/// unwinds first, so no waiter is stranded.
-struct ReplyLeader<'a> {
-    service: &'a Service,
-    plan: &'a Plan,
-    keys: &'a [&'a [u8]],
-    flight: &'a Flight,
-    finished: bool,
-}
-
-impl ReplyLeader<'_> {
-    fn finish(&mut self, outcome: FetchResult) {
-        self.finished = true;
-        let request = (self.plan.reply_db, &self.plan.request[..]);
-        self.service
-            .core
-            .reply_fill(request, self.keys, self.flight, &outcome);
-        self.flight.complete(outcome);
-    }
-}
-
-impl Drop for ReplyLeader<'_> {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.finish(Err(ReadError::Unavailable("fetch aborted".to_owned())));
-        }
-    }
-}
 
 impl Service {
     /// Fetches the reply to `args` for everyone waiting on `flight`, fills
@@ -56,13 +27,11 @@ impl Service {
         (plan, keys): (&Plan, &[&[u8]]),
         flight: &Arc<Flight>,
     ) -> Result<Found, ReadError> {
-        let mut leader = ReplyLeader {
-            service: self,
-            plan,
-            keys,
-            flight,
-            finished: false,
-        };
+        let request = (plan.reply_db, &plan.request[..]);
+        let mut leader = LeaderGuard::new(|outcome: FetchResult| {
+            self.core.reply_fill(request, keys, flight, &outcome);
+            flight.complete(outcome);
+        });
         let outcome = self.fetch_with_ttls(client, args, keys).map(Some);
         leader.finish(outcome.clone());
         self.reply_found(outcome)

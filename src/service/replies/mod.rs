@@ -13,14 +13,14 @@
 mod fetch;
 mod request;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::cache::Db;
+use crate::cache::{Db, Life};
 use crate::commands::{Class, Command, CommandTable, KeyRef};
 
 use super::forward::Client;
 use super::read_through::Probe;
-use super::{hit, Found, ReadError, Service, Source, Value, SHARED_ABOVE};
+use super::{hit, Found, ReadError, Service, Value, SHARED_ABOVE};
 
 pub use request::CacheCommands;
 
@@ -51,7 +51,7 @@ impl Service {
     /// stored (HTTP's reads included).
     pub fn caches_strings(&self, mget: bool) -> bool {
         match mget {
-            false => self.caches_get,
+            false => self.core.caches_strings(),
             true => self.caches_mget,
         }
     }
@@ -118,25 +118,10 @@ impl Service {
                 self.reply_found(flight.wait(self.wait_limit))
             }
         };
-        match read {
-            Err(err @ (ReadError::Unavailable(_) | ReadError::Timeout(_)))
-                if self.core.keeps_stale() =>
-            {
-                match self.core.reply_stale(plan.reply_db, &plan.request) {
-                    Some((value, life)) => {
-                        self.metrics.stale_served();
-                        Ok(Found {
-                            value,
-                            source: Source::Stale,
-                            fresh_for: Duration::ZERO,
-                            age: life.age,
-                        })
-                    }
-                    None => Err(err),
-                }
-            }
-            read => read,
-        }
+        read.or_else(|err| {
+            let stale = || self.core.reply_stale(plan.reply_db, &plan.request);
+            self.stale_or(err, stale)
+        })
     }
 
     /// The RESP event loop's lookup of request `args` for `client`, which
@@ -155,6 +140,45 @@ impl Service {
         at: Instant,
         out: &mut Vec<u8>,
     ) -> ReplyLookup {
+        let take = |value: &Value| match value.bytes().len() <= SHARED_ABOVE {
+            true => {
+                out.extend_from_slice(value.bytes());
+                None
+            }
+            false => Some(value.clone()),
+        };
+        match self.lookup_reply_with(client, args, at, take) {
+            Ok((shared, _)) => {
+                if let Some(value) = shared {
+                    out.extend_from_slice(value.bytes());
+                }
+                ReplyLookup::Hit
+            }
+            Err(lookup) => lookup,
+        }
+    }
+
+    /// [`Service::lookup_reply`] of the reply itself, with how its entry's
+    /// life stands: a fresh cached reply of `args` for `client` (counted as
+    /// a hit), or `None`, nothing counted and Redis not asked. For a front
+    /// end that reads on with what it found (HTTP's typed reads: `TYPE`).
+    pub fn cached_reply(&self, client: Client, args: &[&[u8]], at: Instant) -> Option<Found> {
+        let (value, life) = self
+            .lookup_reply_with(client, args, at, Value::clone)
+            .ok()?;
+        Some(hit(value, life))
+    }
+
+    /// [`Service::lookup_reply`], what a hit makes of the cached reply
+    /// left to `take` (run under the lock: it must do no more than copy
+    /// or clone); a miss or an uncached read is `Err`.
+    fn lookup_reply_with<T>(
+        &self,
+        client: Client,
+        args: &[&[u8]],
+        at: Instant,
+        take: impl FnOnce(&Value) -> T,
+    ) -> Result<(T, Life), ReplyLookup> {
         // Away from the bounds (no files to keep recent), the cache is
         // asked first: a reply is held only for a request found cacheable
         // when it was filed, and that never changes for the same bytes
@@ -165,22 +189,20 @@ impl Service {
         let fast = self.core.reply_db(client.db, client.resp3);
         let near_full = self.core.near_full();
         if let Some(reply_db) = fast.filter(|_| !near_full) {
-            if self.reply_hit(reply_db, args, (at, &[]), out) {
-                return ReplyLookup::Hit;
-            }
+            return match self.reply_hit(reply_db, args, (at, &[]), take) {
+                Some(hit) => Ok(hit),
+                None => Err(self.miss_or_uncached(args)),
+            };
         }
         let Some(table) = self.backend.commands_known() else {
-            return ReplyLookup::Miss;
+            return Err(ReplyLookup::Miss);
         };
         let Some(command) = self.cacheable(&table, args) else {
-            return ReplyLookup::Uncached;
+            return Err(ReplyLookup::Uncached);
         };
         let Some(reply_db) = fast else {
-            return ReplyLookup::Uncached;
+            return Err(ReplyLookup::Uncached);
         };
-        if !near_full {
-            return ReplyLookup::Miss;
-        }
         // Near the bounds, a hit keeps its keys' files recent (see
         // `ReadThrough::touch_files`).
         let mut refs = Vec::new();
@@ -189,44 +211,42 @@ impl Service {
             touch.extend(refs.iter().map(|r| args[r.index]));
         }
         drop(table);
-        match self.reply_hit(reply_db, args, (at, &touch), out) {
-            true => ReplyLookup::Hit,
-            false => ReplyLookup::Miss,
+        self.reply_hit(reply_db, args, (at, &touch), take)
+            .ok_or(ReplyLookup::Miss)
+    }
+
+    /// What [`Service::lookup_reply`] says of a read not found in the
+    /// cache: a miss if the command table calls it cacheable (or is not
+    /// read yet: the worker reads it), else not cacheable.
+    fn miss_or_uncached(&self, args: &[&[u8]]) -> ReplyLookup {
+        let Some(table) = self.backend.commands_known() else {
+            return ReplyLookup::Miss;
+        };
+        match self.cacheable(&table, args) {
+            Some(_) => ReplyLookup::Miss,
+            None => ReplyLookup::Uncached,
         }
     }
 
     /// [`Service::lookup_reply`]'s look in the cache: a fresh reply of
-    /// `args` in `reply_db`, appended to `out` (a small one copied under
-    /// the lock) and counted as a hit; the files of `touch` kept recent.
-    fn reply_hit(
+    /// `args` in `reply_db`, what `take` makes of it under the lock, and
+    /// its life; counted as a hit. The files of `touch` kept recent.
+    fn reply_hit<T>(
         &self,
         reply_db: Db,
         args: &[&[u8]],
         (at, touch): (Instant, &[&[u8]]),
-        out: &mut Vec<u8>,
-    ) -> bool {
+        take: impl FnOnce(&Value) -> T,
+    ) -> Option<(T, Life)> {
         let now = self.core.time_at(at);
-        let take = |value: &Value| match value.bytes().len() <= SHARED_ABOVE {
-            true => {
-                out.extend_from_slice(value.bytes());
-                None
-            }
-            false => Some(value.clone()),
-        };
         let cached = request::with_encoded(args, |request| {
             self.core
                 .reply_cached_with((reply_db, request), (now, touch), take)
         });
-        match cached {
-            Some((shared, _)) => {
-                if let Some(value) = shared {
-                    out.extend_from_slice(value.bytes());
-                }
-                self.metrics.hit();
-                true
-            }
-            None => false,
+        if cached.is_some() {
+            self.metrics.hit();
         }
+        cached
     }
 
     /// Where `args`'s reply is cached, if it can be: its keys found, each
