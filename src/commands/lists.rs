@@ -50,6 +50,11 @@ pub const REFUSED: &[&str] = &[
     "client|unpause",
     // Every command of every client, on a connection of its own.
     "monitor",
+    // Turns the connection it is sent on into a Lua debugging session:
+    // every later command on it, another client's on a shared connection
+    // included, would be read as a debugger command (SYNC also stalls
+    // the server for the session).
+    "script|debug",
     // Replication and failover.
     "sync",
     "psync",

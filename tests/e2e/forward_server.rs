@@ -356,6 +356,8 @@ fn commands_that_change_the_server_are_refused_with_the_documented_error() {
         (&["SLOWLOG", "RESET"], "slowlog|reset"),
         (&["CLIENT", "PAUSE", "100"], "client|pause"),
         (&["CLIENT", "UNPAUSE"], "client|unpause"),
+        (&["SCRIPT", "DEBUG", "YES"], "script|debug"),
+        (&["SCRIPT", "DEBUG", "SYNC"], "script|debug"),
     ] {
         assert_eq!(
             error(&mut conn, words),
@@ -369,6 +371,12 @@ fn commands_that_change_the_server_are_refused_with_the_documented_error() {
     assert_eq!(redis.calls("shutdown"), 0);
     assert_eq!(redis.calls("config|set"), 0);
     assert_eq!(redis.calls("slowlog|reset"), 0);
+    assert_eq!(redis.calls("script|debug"), 0);
+    // The connections the proxy shares are as they were: a script run by
+    // another client is answered by Redis, not by a Lua debugger.
+    let mut other = client(&proxy.resp_url());
+    let one: i64 = query(&mut other, &["EVAL", "return 1", "0"]);
+    assert_eq!(one, 1);
     let maxmemory: Vec<String> = query(&mut redis.conn(), &["CONFIG", "GET", "maxmemory"]);
     assert_eq!(maxmemory, ["maxmemory", "0"]);
     // What reads the server's state is forwarded.
