@@ -247,8 +247,7 @@ impl Conn {
                 Ok(None) => break,
                 Err(_) if batch.is_some() => break,
                 Err(err) => {
-                    self.replies
-                        .error(&format!("ERR Protocol error: {}", err.0));
+                    self.replies.error_bytes(&err.message());
                     service.resp_answered(false, Duration::ZERO);
                     self.state = State::Discarding {
                         left: DISCARD_LIMIT,

@@ -34,9 +34,37 @@ pub const MAX_REQUEST: usize = 64 * 1024 * 1024;
 pub const MAX_LINE: usize = 64 * 1024;
 
 /// A request whose bytes are not valid RESP. The connection answers
-/// `-ERR Protocol error: <message>` and closes.
+/// `-ERR Protocol error: <reason>` ([`ProtocolError::message`]) and
+/// closes, as Redis does.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProtocolError(pub &'static str);
+pub struct ProtocolError {
+    /// What is wrong, in Redis 7's words where Redis has the error.
+    pub reason: &'static str,
+    /// The byte found where a bulk string's `$` belongs, which Redis 7
+    /// names after the reason (`expected '$', got '*'`).
+    pub got: Option<u8>,
+}
+
+impl ProtocolError {
+    /// An error with no byte to name.
+    pub const fn new(reason: &'static str) -> ProtocolError {
+        ProtocolError { reason, got: None }
+    }
+
+    /// The error reply's text, `ERR Protocol error: ...`, as Redis 7.0
+    /// words it for the same bytes. Bytes, not a string: the byte named
+    /// may be any (Redis sends it raw; a `\r` or `\n` the reply writer
+    /// turns into a space, as Redis's does).
+    pub fn message(&self) -> Vec<u8> {
+        let mut text = format!("ERR Protocol error: {}", self.reason).into_bytes();
+        if let Some(got) = self.got {
+            text.extend_from_slice(b", got '");
+            text.push(got);
+            text.push(b'\'');
+        }
+        text
+    }
+}
 
 /// One complete request: where each argument lies in the buffer passed to
 /// [`Parser::parse`], and how many bytes it took.
@@ -121,7 +149,9 @@ impl Parser {
 
     /// The end of the line starting at `from` (the index of its `\r`), or
     /// None if the line has not arrived; an error if it is longer than
-    /// `MAX_LINE`. Resumes where the last search for it stopped.
+    /// `MAX_LINE`, its `*` or `$` (just before `from`) counted, as Redis
+    /// counts it: 64 KiB with no line end yet is still awaited, one byte
+    /// more is refused. Resumes where the last search for it stopped.
     fn line_end(
         &mut self,
         buf: &[u8],
@@ -134,8 +164,8 @@ impl Parser {
             self.scanned = 0;
             return Ok(Some(start + i));
         }
-        if limit.saturating_sub(from) > MAX_LINE {
-            return Err(ProtocolError(too_long));
+        if limit.saturating_sub(from) >= MAX_LINE {
+            return Err(ProtocolError::new(too_long));
         }
         // A `\r` at the very end may yet be followed by its `\n`.
         self.scanned = limit.saturating_sub(1).max(from);
@@ -156,14 +186,14 @@ impl Parser {
                             return Ok(None);
                         };
                         let count = parse_len(&buf[1..end], i64::MIN, MAX_ARGS as i64)
-                            .ok_or(ProtocolError("invalid multibulk length"))?;
+                            .ok_or(ProtocolError::new("invalid multibulk length"))?;
                         // `*0` and `*-1` are empty requests, which Redis
                         // skips.
                         (usize::try_from(count).unwrap_or(0), end)
                     }
                 };
                 if count > MAX_ARGS {
-                    return Err(ProtocolError("invalid multibulk length"));
+                    return Err(ProtocolError::new("invalid multibulk length"));
                 }
                 self.count = Some(count);
                 self.pos = end + 2;
@@ -175,7 +205,12 @@ impl Parser {
             match buf.get(pos) {
                 None => return Ok(None),
                 Some(b'$') => {}
-                Some(_) => return Err(ProtocolError("expected '$'")),
+                Some(&got) => {
+                    return Err(ProtocolError {
+                        reason: "expected '$'",
+                        got: Some(got),
+                    })
+                }
             }
             let (len, end) = match digits_line(buf, pos + 1) {
                 // The usual line, whole: its digits read as it is found.
@@ -189,26 +224,26 @@ impl Parser {
                         return Ok(None);
                     };
                     let len = parse_len(&buf[pos + 1..end], 0, self.limit as i64)
-                        .ok_or(ProtocolError("invalid bulk length"))?;
+                        .ok_or(ProtocolError::new("invalid bulk length"))?;
                     (len as usize, end)
                 }
             };
             if len > self.limit {
-                return Err(ProtocolError("invalid bulk length"));
+                return Err(ProtocolError::new("invalid bulk length"));
             }
             let start = end + 2;
             // Cannot overflow: len <= limit (RESP_MAX_REQUEST_BYTES, at
             // most 512 MiB) and start indexes memory.
             let stop = start + len;
             if stop + 2 > self.limit {
-                return Err(ProtocolError("request too large for the proxy"));
+                return Err(ProtocolError::new("request too large for the proxy"));
             }
             if buf.len() < stop + 2 {
                 // Only the length line is looked at again next time.
                 return Ok(None);
             }
             if &buf[stop..stop + 2] != b"\r\n" {
-                return Err(ProtocolError("bulk string not terminated by CRLF"));
+                return Err(ProtocolError::new("bulk string not terminated by CRLF"));
             }
             self.args.push(start..stop);
             self.pos = stop + 2;
@@ -225,7 +260,7 @@ impl Parser {
         let start = self.scanned.min(window_end);
         let Some(i) = buf[start..window_end].iter().position(|&b| b == b'\n') else {
             if window_end > MAX_LINE {
-                return Err(ProtocolError("too big inline request"));
+                return Err(ProtocolError::new("too big inline request"));
             }
             self.scanned = window_end;
             return Ok(None);

@@ -149,9 +149,35 @@ fn a_request_in_pieces_is_walked_once() {
 fn overlong_lines_are_errors() {
     let long = vec![b'a'; MAX_LINE + 1];
     assert!(parse(&long).is_err());
-    let mut count = b"*".to_vec();
-    count.extend(std::iter::repeat_n(b'1', MAX_LINE + 1));
-    assert!(parse(&count).is_err());
+    assert_eq!(parse(&long[..MAX_LINE]), Ok(None));
+    // As Redis: 64 KiB from the `*` or `$` without a line end is still
+    // awaited; one byte more is refused.
+    for head in [&b"*"[..], b"*1\r\n$"] {
+        let mut line = head.to_vec();
+        line.extend(std::iter::repeat_n(b'1', MAX_LINE - 1));
+        assert_eq!(parse(&line), Ok(None));
+        line.push(b'1');
+        assert!(parse(&line).is_err());
+    }
+}
+
+#[test]
+fn a_byte_in_place_of_a_dollar_is_named_as_redis_names_it() {
+    for (bad, got) in [
+        (&b"*2\r\n$3\r\nGET\r\n*1\r\n$1\r\na\r\n"[..], b'*'),
+        (b"*2\r\n$3\r\nGET\r\n:1\r\n", b':'),
+        (b"*1\r\n\xff\r\n", b'\xff'),
+    ] {
+        let err = parse(bad).expect_err("not a bulk string");
+        assert_eq!(err.got, Some(got));
+        let mut expected = b"ERR Protocol error: expected '$', got '".to_vec();
+        expected.extend([got, b'\'']);
+        assert_eq!(err.message(), expected);
+    }
+    assert_eq!(
+        parse(b"*1\r\n$x\r\n").map_err(|e| e.message()),
+        Err(b"ERR Protocol error: invalid bulk length".to_vec())
+    );
 }
 
 #[test]
@@ -162,7 +188,7 @@ fn a_request_past_the_parsers_limit_is_refused_once_declared() {
     let over = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", limit + 1);
     assert_eq!(
         parser.parse(over.as_bytes()),
-        Err(ProtocolError("invalid bulk length"))
+        Err(ProtocolError::new("invalid bulk length"))
     );
     // Arguments that fit one by one but not together.
     let half = limit / 2;
@@ -171,7 +197,7 @@ fn a_request_past_the_parsers_limit_is_refused_once_declared() {
     two.extend_from_slice(format!("\r\n${half}\r\n").as_bytes());
     assert_eq!(
         parser.parse(&two),
-        Err(ProtocolError("request too large for the proxy"))
+        Err(ProtocolError::new("request too large for the proxy"))
     );
     // The limit outlives the errors and requests that reset the parser.
     let mut fits = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", limit - 64).into_bytes();
