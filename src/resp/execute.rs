@@ -98,7 +98,7 @@ impl Conn {
             if self.unsent() > OUTPUT_HIGH_WATER {
                 break;
             }
-            match self.parser.parse(&self.input[consumed..]) {
+            match self.parser.parse(&mut self.input[consumed..]) {
                 Ok(Some(request)) => {
                     let frame = &self.input[consumed..consumed + request.len];
                     let name_at = request

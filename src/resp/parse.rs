@@ -2,11 +2,12 @@
 //!
 //! A request is either an array of bulk strings (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`)
 //! or an inline command (`GET k\r\n`, as telnet or redis-benchmark's
-//! PING_INLINE send it). Nothing else: no nested arrays, no other types. That
-//! restriction is Redis's own (`processMultibulkBuffer` and
-//! `processInlineBuffer` in its `networking.c`) and is what makes the parser
-//! safe on hostile input: there is no recursion to overflow, and the limits
-//! below are Redis's.
+//! PING_INLINE send it; `SET k "a b"` quoted as Redis's `sdssplitargs`
+//! reads it, see `parse_inline.rs`). Nothing else: no nested arrays, no
+//! other types. That restriction is Redis's own (`processMultibulkBuffer`
+//! and `processInlineBuffer` in its `networking.c`) and is what makes the
+//! parser safe on hostile input: there is no recursion to overflow, and the
+//! limits below are Redis's.
 //!
 //! The parser checks before it builds: [`Parser::parse`] walks the buffer
 //! without allocating anything sized by the input's declared lengths, returns
@@ -78,8 +79,9 @@ pub struct Request {
 }
 
 /// Parses the request at the front of `buf` from scratch: `Ok(None)` if it
-/// has not fully arrived yet. For one-off buffers (tests, fuzzing).
-pub fn parse(buf: &[u8]) -> Result<Option<Request>, ProtocolError> {
+/// has not fully arrived yet. For one-off buffers (tests, fuzzing). As
+/// [`Parser::parse`], it may rewrite a quoted inline line in place.
+pub fn parse(buf: &mut [u8]) -> Result<Option<Request>, ProtocolError> {
     Parser::default().parse(buf)
 }
 
@@ -135,7 +137,13 @@ impl Parser {
     /// Parses the request at the front of `buf`, carrying on from the last
     /// call: `Ok(None)` if it has not fully arrived yet. After a request or
     /// an error, the parser starts afresh.
-    pub fn parse(&mut self, buf: &[u8]) -> Result<Option<Request>, ProtocolError> {
+    ///
+    /// `buf` is mutable for inline commands with quotes only: their
+    /// arguments are unquoted in place, within the request's own line
+    /// (`parse_inline.rs`), so every argument is still a range of `buf`
+    /// and arrays, the usual requests, cost nothing more. Bytes past the
+    /// request are never touched.
+    pub fn parse(&mut self, buf: &mut [u8]) -> Result<Option<Request>, ProtocolError> {
         let result = match buf.first() {
             None => return Ok(None),
             Some(b'*') => self.parse_array(buf),
@@ -254,36 +262,36 @@ impl Parser {
         }))
     }
 
-    fn parse_inline(&mut self, buf: &[u8]) -> Result<Option<Request>, ProtocolError> {
+    /// An inline command: the line up to the first `\n` (a `\r` before
+    /// it dropped), split as Redis splits it. As at Redis, whose search
+    /// for the `\n` is a C string's (`strchr`), a NUL byte before it means
+    /// the line never ends: more is awaited until the line is too long.
+    fn parse_inline(&mut self, buf: &mut [u8]) -> Result<Option<Request>, ProtocolError> {
         // Inline commands may end in a bare `\n`, as telnet sends them.
         let window_end = buf.len().min(MAX_LINE + 1);
         let start = self.scanned.min(window_end);
-        let Some(i) = buf[start..window_end].iter().position(|&b| b == b'\n') else {
-            if window_end > MAX_LINE {
-                return Err(ProtocolError::new("too big inline request"));
+        let found = buf[start..window_end]
+            .iter()
+            .position(|&b| b == b'\n' || b == 0);
+        let newline = match found.map(|i| start + i) {
+            Some(at) if buf[at] == b'\n' => at,
+            found => {
+                if buf.len() > MAX_LINE {
+                    return Err(ProtocolError::new("too big inline request"));
+                }
+                // After a NUL, nothing more is searched.
+                self.scanned = found.unwrap_or(window_end);
+                return Ok(None);
             }
-            self.scanned = window_end;
-            return Ok(None);
         };
-        let newline = start + i;
         let line_end = if newline > 0 && buf[newline - 1] == b'\r' {
             newline - 1
         } else {
             newline
         };
-        let mut args = Vec::new();
-        let mut i = 0;
-        while i < line_end {
-            while i < line_end && buf[i].is_ascii_whitespace() {
-                i += 1;
-            }
-            let start = i;
-            while i < line_end && !buf[i].is_ascii_whitespace() {
-                i += 1;
-            }
-            if i > start {
-                args.push(start..i);
-            }
+        let mut args = std::mem::take(&mut self.args);
+        if inline::split(&mut buf[..line_end], &mut args).is_err() {
+            return Err(ProtocolError::new("unbalanced quotes in request"));
         }
         Ok(Some(Request {
             args,
@@ -341,6 +349,9 @@ fn parse_len(digits: &[u8], min: i64, max: i64) -> Option<i64> {
     let n = if negative { -magnitude } else { magnitude };
     (min..=max).contains(&n).then_some(n)
 }
+
+#[path = "parse_inline.rs"]
+mod inline;
 
 #[cfg(test)]
 #[path = "parse_tests.rs"]
