@@ -44,7 +44,8 @@ pub struct Config {
     pub max_clients: NonZeroUsize,
     /// Bound on every wait for Redis.
     pub redis_timeout: Duration,
-    /// Longest key accepted by either front end.
+    /// Longest key the cache keeps or HTTP reads (a longer RESP GET/MGET
+    /// is forwarded uncached): bounds what one entry's key costs.
     pub max_key_bytes: usize,
     /// How long a graceful shutdown waits for requests in flight.
     pub shutdown_timeout: Duration,

@@ -93,7 +93,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "MAX_KEY_BYTES",
         default: "8192",
-        help: "longest key read, HTTP and RESP alike; longer ones are refused (1..=1048576)",
+        help: "longest key cached or read over HTTP (longer: HTTP 414; a RESP GET/MGET goes to Redis uncached, refused only with RESP_FORWARD=off) (1..=1048576)",
     },
     Variable {
         name: "REDIS_TIMEOUT_MS",

@@ -98,7 +98,7 @@ impl Conn {
             if self.unsent() > OUTPUT_HIGH_WATER {
                 break;
             }
-            match self.parser.parse(&self.input[consumed..]) {
+            match self.parser.parse(&mut self.input[consumed..]) {
                 Ok(Some(request)) => {
                     let frame = &self.input[consumed..consumed + request.len];
                     let name_at = request
@@ -247,8 +247,7 @@ impl Conn {
                 Ok(None) => break,
                 Err(_) if batch.is_some() => break,
                 Err(err) => {
-                    self.replies
-                        .error(&format!("ERR Protocol error: {}", err.0));
+                    self.replies.error_bytes(&err.message());
                     service.resp_answered(false, Duration::ZERO);
                     self.state = State::Discarding {
                         left: DISCARD_LIMIT,

@@ -2,11 +2,12 @@
 //!
 //! A request is either an array of bulk strings (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`)
 //! or an inline command (`GET k\r\n`, as telnet or redis-benchmark's
-//! PING_INLINE send it). Nothing else: no nested arrays, no other types. That
-//! restriction is Redis's own (`processMultibulkBuffer` and
-//! `processInlineBuffer` in its `networking.c`) and is what makes the parser
-//! safe on hostile input: there is no recursion to overflow, and the limits
-//! below are Redis's.
+//! PING_INLINE send it; `SET k "a b"` quoted as Redis's `sdssplitargs`
+//! reads it, see `parse_inline.rs`). Nothing else: no nested arrays, no
+//! other types. That restriction is Redis's own (`processMultibulkBuffer`
+//! and `processInlineBuffer` in its `networking.c`) and is what makes the
+//! parser safe on hostile input: there is no recursion to overflow, and the
+//! limits below are Redis's.
 //!
 //! The parser checks before it builds: [`Parser::parse`] walks the buffer
 //! without allocating anything sized by the input's declared lengths, returns
@@ -34,9 +35,37 @@ pub const MAX_REQUEST: usize = 64 * 1024 * 1024;
 pub const MAX_LINE: usize = 64 * 1024;
 
 /// A request whose bytes are not valid RESP. The connection answers
-/// `-ERR Protocol error: <message>` and closes.
+/// `-ERR Protocol error: <reason>` ([`ProtocolError::message`]) and
+/// closes, as Redis does.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProtocolError(pub &'static str);
+pub struct ProtocolError {
+    /// What is wrong, in Redis 7's words where Redis has the error.
+    pub reason: &'static str,
+    /// The byte found where a bulk string's `$` belongs, which Redis 7
+    /// names after the reason (`expected '$', got '*'`).
+    pub got: Option<u8>,
+}
+
+impl ProtocolError {
+    /// An error with no byte to name.
+    pub const fn new(reason: &'static str) -> ProtocolError {
+        ProtocolError { reason, got: None }
+    }
+
+    /// The error reply's text, `ERR Protocol error: ...`, as Redis 7.0
+    /// words it for the same bytes. Bytes, not a string: the byte named
+    /// may be any (Redis sends it raw; a `\r` or `\n` the reply writer
+    /// turns into a space, as Redis's does).
+    pub fn message(&self) -> Vec<u8> {
+        let mut text = format!("ERR Protocol error: {}", self.reason).into_bytes();
+        if let Some(got) = self.got {
+            text.extend_from_slice(b", got '");
+            text.push(got);
+            text.push(b'\'');
+        }
+        text
+    }
+}
 
 /// One complete request: where each argument lies in the buffer passed to
 /// [`Parser::parse`], and how many bytes it took.
@@ -50,8 +79,9 @@ pub struct Request {
 }
 
 /// Parses the request at the front of `buf` from scratch: `Ok(None)` if it
-/// has not fully arrived yet. For one-off buffers (tests, fuzzing).
-pub fn parse(buf: &[u8]) -> Result<Option<Request>, ProtocolError> {
+/// has not fully arrived yet. For one-off buffers (tests, fuzzing). As
+/// [`Parser::parse`], it may rewrite a quoted inline line in place.
+pub fn parse(buf: &mut [u8]) -> Result<Option<Request>, ProtocolError> {
     Parser::default().parse(buf)
 }
 
@@ -107,7 +137,13 @@ impl Parser {
     /// Parses the request at the front of `buf`, carrying on from the last
     /// call: `Ok(None)` if it has not fully arrived yet. After a request or
     /// an error, the parser starts afresh.
-    pub fn parse(&mut self, buf: &[u8]) -> Result<Option<Request>, ProtocolError> {
+    ///
+    /// `buf` is mutable for inline commands with quotes only: their
+    /// arguments are unquoted in place, within the request's own line
+    /// (`parse_inline.rs`), so every argument is still a range of `buf`
+    /// and arrays, the usual requests, cost nothing more. Bytes past the
+    /// request are never touched.
+    pub fn parse(&mut self, buf: &mut [u8]) -> Result<Option<Request>, ProtocolError> {
         let result = match buf.first() {
             None => return Ok(None),
             Some(b'*') => self.parse_array(buf),
@@ -121,7 +157,9 @@ impl Parser {
 
     /// The end of the line starting at `from` (the index of its `\r`), or
     /// None if the line has not arrived; an error if it is longer than
-    /// `MAX_LINE`. Resumes where the last search for it stopped.
+    /// `MAX_LINE`, its `*` or `$` (just before `from`) counted, as Redis
+    /// counts it: 64 KiB with no line end yet is still awaited, one byte
+    /// more is refused. Resumes where the last search for it stopped.
     fn line_end(
         &mut self,
         buf: &[u8],
@@ -134,8 +172,8 @@ impl Parser {
             self.scanned = 0;
             return Ok(Some(start + i));
         }
-        if limit.saturating_sub(from) > MAX_LINE {
-            return Err(ProtocolError(too_long));
+        if limit.saturating_sub(from) >= MAX_LINE {
+            return Err(ProtocolError::new(too_long));
         }
         // A `\r` at the very end may yet be followed by its `\n`.
         self.scanned = limit.saturating_sub(1).max(from);
@@ -156,14 +194,14 @@ impl Parser {
                             return Ok(None);
                         };
                         let count = parse_len(&buf[1..end], i64::MIN, MAX_ARGS as i64)
-                            .ok_or(ProtocolError("invalid multibulk length"))?;
+                            .ok_or(ProtocolError::new("invalid multibulk length"))?;
                         // `*0` and `*-1` are empty requests, which Redis
                         // skips.
                         (usize::try_from(count).unwrap_or(0), end)
                     }
                 };
                 if count > MAX_ARGS {
-                    return Err(ProtocolError("invalid multibulk length"));
+                    return Err(ProtocolError::new("invalid multibulk length"));
                 }
                 self.count = Some(count);
                 self.pos = end + 2;
@@ -175,7 +213,12 @@ impl Parser {
             match buf.get(pos) {
                 None => return Ok(None),
                 Some(b'$') => {}
-                Some(_) => return Err(ProtocolError("expected '$'")),
+                Some(&got) => {
+                    return Err(ProtocolError {
+                        reason: "expected '$'",
+                        got: Some(got),
+                    })
+                }
             }
             let (len, end) = match digits_line(buf, pos + 1) {
                 // The usual line, whole: its digits read as it is found.
@@ -189,26 +232,26 @@ impl Parser {
                         return Ok(None);
                     };
                     let len = parse_len(&buf[pos + 1..end], 0, self.limit as i64)
-                        .ok_or(ProtocolError("invalid bulk length"))?;
+                        .ok_or(ProtocolError::new("invalid bulk length"))?;
                     (len as usize, end)
                 }
             };
             if len > self.limit {
-                return Err(ProtocolError("invalid bulk length"));
+                return Err(ProtocolError::new("invalid bulk length"));
             }
             let start = end + 2;
             // Cannot overflow: len <= limit (RESP_MAX_REQUEST_BYTES, at
             // most 512 MiB) and start indexes memory.
             let stop = start + len;
             if stop + 2 > self.limit {
-                return Err(ProtocolError("request too large for the proxy"));
+                return Err(ProtocolError::new("request too large for the proxy"));
             }
             if buf.len() < stop + 2 {
                 // Only the length line is looked at again next time.
                 return Ok(None);
             }
             if &buf[stop..stop + 2] != b"\r\n" {
-                return Err(ProtocolError("bulk string not terminated by CRLF"));
+                return Err(ProtocolError::new("bulk string not terminated by CRLF"));
             }
             self.args.push(start..stop);
             self.pos = stop + 2;
@@ -219,36 +262,36 @@ impl Parser {
         }))
     }
 
-    fn parse_inline(&mut self, buf: &[u8]) -> Result<Option<Request>, ProtocolError> {
+    /// An inline command: the line up to the first `\n` (a `\r` before
+    /// it dropped), split as Redis splits it. As at Redis, whose search
+    /// for the `\n` is a C string's (`strchr`), a NUL byte before it means
+    /// the line never ends: more is awaited until the line is too long.
+    fn parse_inline(&mut self, buf: &mut [u8]) -> Result<Option<Request>, ProtocolError> {
         // Inline commands may end in a bare `\n`, as telnet sends them.
         let window_end = buf.len().min(MAX_LINE + 1);
         let start = self.scanned.min(window_end);
-        let Some(i) = buf[start..window_end].iter().position(|&b| b == b'\n') else {
-            if window_end > MAX_LINE {
-                return Err(ProtocolError("too big inline request"));
+        let found = buf[start..window_end]
+            .iter()
+            .position(|&b| b == b'\n' || b == 0);
+        let newline = match found.map(|i| start + i) {
+            Some(at) if buf[at] == b'\n' => at,
+            found => {
+                if buf.len() > MAX_LINE {
+                    return Err(ProtocolError::new("too big inline request"));
+                }
+                // After a NUL, nothing more is searched.
+                self.scanned = found.unwrap_or(window_end);
+                return Ok(None);
             }
-            self.scanned = window_end;
-            return Ok(None);
         };
-        let newline = start + i;
         let line_end = if newline > 0 && buf[newline - 1] == b'\r' {
             newline - 1
         } else {
             newline
         };
-        let mut args = Vec::new();
-        let mut i = 0;
-        while i < line_end {
-            while i < line_end && buf[i].is_ascii_whitespace() {
-                i += 1;
-            }
-            let start = i;
-            while i < line_end && !buf[i].is_ascii_whitespace() {
-                i += 1;
-            }
-            if i > start {
-                args.push(start..i);
-            }
+        let mut args = std::mem::take(&mut self.args);
+        if inline::split(&mut buf[..line_end], &mut args).is_err() {
+            return Err(ProtocolError::new("unbalanced quotes in request"));
         }
         Ok(Some(Request {
             args,
@@ -306,6 +349,9 @@ fn parse_len(digits: &[u8], min: i64, max: i64) -> Option<i64> {
     let n = if negative { -magnitude } else { magnitude };
     (min..=max).contains(&n).then_some(n)
 }
+
+#[path = "parse_inline.rs"]
+mod inline;
 
 #[cfg(test)]
 #[path = "parse_tests.rs"]

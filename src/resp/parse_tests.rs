@@ -3,9 +3,26 @@
 
 use super::*;
 
-fn args(buf: &[u8]) -> Vec<&[u8]> {
-    let request = parse(buf).expect("valid").expect("complete");
-    request.args.iter().map(|r| &buf[r.clone()]).collect()
+/// The arguments of the request at the front of `buf`, parsed in a copy
+/// (a quoted inline line is rewritten in place).
+fn args(buf: &[u8]) -> Vec<Vec<u8>> {
+    let mut buf = buf.to_vec();
+    let request = super::parse(&mut buf).expect("valid").expect("complete");
+    request
+        .args
+        .iter()
+        .map(|r| buf[r.clone()].to_vec())
+        .collect()
+}
+
+/// [`super::parse`] of a copy of `buf`.
+fn parse(buf: &[u8]) -> Result<Option<Request>, ProtocolError> {
+    super::parse(&mut buf.to_vec())
+}
+
+/// `parser.parse` of a copy of `buf`.
+fn feed(parser: &mut Parser, buf: &[u8]) -> Result<Option<Request>, ProtocolError> {
+    parser.parse(&mut buf.to_vec())
 }
 
 #[test]
@@ -20,12 +37,11 @@ fn arrays_of_bulk_strings() {
 fn a_recycled_list_takes_the_next_request() {
     let buf = b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*3\r\n$5\r\nLPUSH\r\n$1\r\nl\r\n$1\r\nv\r\n";
     let mut parser = Parser::default();
-    let first = parser.parse(buf).expect("valid").expect("complete");
+    let first = feed(&mut parser, buf).expect("valid").expect("complete");
     assert_eq!(first.args, vec![8..11, 17..18]);
     let pointer = first.args.as_ptr();
     parser.recycle(first.args);
-    let second = parser
-        .parse(&buf[first.len..])
+    let second = feed(&mut parser, &buf[first.len..])
         .expect("valid")
         .expect("complete");
     assert_eq!(second.args, vec![8..13, 19..20, 26..27]);
@@ -44,6 +60,59 @@ fn inline_commands() {
     assert_eq!(args(b"PING\r\n"), vec![&b"PING"[..]]);
     assert_eq!(args(b"  GET   key \n"), vec![&b"GET"[..], b"key"]);
     assert!(args(b"\r\n").is_empty());
+    // Quoted as Redis's sdssplitargs reads them (parse_inline.rs).
+    assert_eq!(
+        args(b"SET a \"b c\" 'd\\'e' \"\\x41\\n\"\r\n"),
+        vec![&b"SET"[..], b"a", b"b c", b"d'e", b"A\n"]
+    );
+    assert_eq!(args(b"SET a \"\"\r\n"), vec![&b"SET"[..], b"a", b""]);
+    // Only the line's own bytes are rewritten, and the request's length
+    // is the written one.
+    let mut buf = b"ECHO \"x y\"\r\nPING \"z\"\r\n".to_vec();
+    let request = super::parse(&mut buf).expect("valid").expect("complete");
+    assert_eq!(request.len, 12);
+    assert_eq!(&buf[request.args[1].clone()], b"x y");
+    assert_eq!(&buf[12..], b"PING \"z\"\r\n");
+}
+
+#[test]
+fn unbalanced_inline_quotes_are_redis_s_protocol_error() {
+    for bad in [
+        &b"SET a 'unterminated\r\n"[..],
+        b"SET a \"x\"y\r\n",
+        b"SET a \"x\\\"\n",
+    ] {
+        let err = parse(bad).expect_err("unbalanced");
+        assert_eq!(
+            err.message(),
+            b"ERR Protocol error: unbalanced quotes in request"
+        );
+    }
+    // Not an error before the line is whole: a quote may close later.
+    assert_eq!(parse(b"SET a \"b"), Ok(None));
+}
+
+#[test]
+fn a_nul_before_the_newline_means_an_inline_line_never_ends() {
+    // Redis looks for the `\n` with strchr, which stops at the NUL: it
+    // waits for more until the line passes 64 KiB.
+    assert_eq!(parse(b"SET a b\0 c\r\nPING\r\n"), Ok(None));
+    let mut long = b"SET a b\0 c\r\n".to_vec();
+    long.resize(MAX_LINE, b'x');
+    assert_eq!(parse(&long), Ok(None));
+    long.push(b'x');
+    assert_eq!(
+        parse(&long),
+        Err(ProtocolError::new("too big inline request"))
+    );
+    // A NUL after the newline belongs to the next request.
+    assert_eq!(args(b"PING\r\n\0"), vec![&b"PING"[..]]);
+    // Resumed, the parser decides as a fresh one does.
+    let wire = b"GET k\0\r\n";
+    let mut parser = Parser::default();
+    for end in 0..=wire.len() {
+        assert_eq!(feed(&mut parser, &wire[..end]), Ok(None));
+    }
 }
 
 #[test]
@@ -102,9 +171,9 @@ fn length_lines_in_any_form_and_any_pieces_parse_as_whole() {
         let whole = parse(wire);
         for cut in 0..wire.len() {
             let mut parser = Parser::default();
-            let first = parser.parse(&wire[..cut]);
+            let first = feed(&mut parser, &wire[..cut]);
             let outcome = match first {
-                Ok(None) => parser.parse(wire),
+                Ok(None) => feed(&mut parser, wire),
                 other => other,
             };
             assert_eq!(
@@ -135,7 +204,7 @@ fn a_request_in_pieces_is_walked_once() {
     let mut parser = Parser::default();
     let mut outcome = Ok(None);
     for end in (0..=wire.len()).step_by(7).chain([wire.len()]) {
-        outcome = parser.parse(&wire[..end]);
+        outcome = parser.parse(&mut wire[..end]);
         if !matches!(outcome, Ok(None)) {
             break;
         }
@@ -149,9 +218,35 @@ fn a_request_in_pieces_is_walked_once() {
 fn overlong_lines_are_errors() {
     let long = vec![b'a'; MAX_LINE + 1];
     assert!(parse(&long).is_err());
-    let mut count = b"*".to_vec();
-    count.extend(std::iter::repeat_n(b'1', MAX_LINE + 1));
-    assert!(parse(&count).is_err());
+    assert_eq!(parse(&long[..MAX_LINE]), Ok(None));
+    // As Redis: 64 KiB from the `*` or `$` without a line end is still
+    // awaited; one byte more is refused.
+    for head in [&b"*"[..], b"*1\r\n$"] {
+        let mut line = head.to_vec();
+        line.extend(std::iter::repeat_n(b'1', MAX_LINE - 1));
+        assert_eq!(parse(&line), Ok(None));
+        line.push(b'1');
+        assert!(parse(&line).is_err());
+    }
+}
+
+#[test]
+fn a_byte_in_place_of_a_dollar_is_named_as_redis_names_it() {
+    for (bad, got) in [
+        (&b"*2\r\n$3\r\nGET\r\n*1\r\n$1\r\na\r\n"[..], b'*'),
+        (b"*2\r\n$3\r\nGET\r\n:1\r\n", b':'),
+        (b"*1\r\n\xff\r\n", b'\xff'),
+    ] {
+        let err = parse(bad).expect_err("not a bulk string");
+        assert_eq!(err.got, Some(got));
+        let mut expected = b"ERR Protocol error: expected '$', got '".to_vec();
+        expected.extend([got, b'\'']);
+        assert_eq!(err.message(), expected);
+    }
+    assert_eq!(
+        parse(b"*1\r\n$x\r\n").map_err(|e| e.message()),
+        Err(b"ERR Protocol error: invalid bulk length".to_vec())
+    );
 }
 
 #[test]
@@ -161,8 +256,8 @@ fn a_request_past_the_parsers_limit_is_refused_once_declared() {
     // A declared length past the limit: refused before any of it came.
     let over = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", limit + 1);
     assert_eq!(
-        parser.parse(over.as_bytes()),
-        Err(ProtocolError("invalid bulk length"))
+        feed(&mut parser, over.as_bytes()),
+        Err(ProtocolError::new("invalid bulk length"))
     );
     // Arguments that fit one by one but not together.
     let half = limit / 2;
@@ -170,22 +265,22 @@ fn a_request_past_the_parsers_limit_is_refused_once_declared() {
     two.extend(std::iter::repeat_n(b'k', half));
     two.extend_from_slice(format!("\r\n${half}\r\n").as_bytes());
     assert_eq!(
-        parser.parse(&two),
-        Err(ProtocolError("request too large for the proxy"))
+        feed(&mut parser, &two),
+        Err(ProtocolError::new("request too large for the proxy"))
     );
     // The limit outlives the errors and requests that reset the parser.
     let mut fits = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", limit - 64).into_bytes();
     fits.extend(std::iter::repeat_n(b'v', limit - 64));
     fits.extend_from_slice(b"\r\n");
-    let request = parser.parse(&fits).expect("valid").expect("whole");
+    let request = feed(&mut parser, &fits).expect("valid").expect("whole");
     assert_eq!(request.len, fits.len());
-    assert!(parser.parse(over.as_bytes()).is_err());
+    assert!(feed(&mut parser, over.as_bytes()).is_err());
     // The default is MAX_REQUEST.
     let mut default = Parser::default();
     let declared = format!("*2\r\n$3\r\nGET\r\n${}\r\n", MAX_REQUEST + 1);
-    assert!(default.parse(declared.as_bytes()).is_err());
+    assert!(feed(&mut default, declared.as_bytes()).is_err());
     let declared = format!("*2\r\n$3\r\nGET\r\n${}\r\n", MAX_REQUEST / 2);
-    assert_eq!(default.parse(declared.as_bytes()), Ok(None));
+    assert_eq!(feed(&mut default, declared.as_bytes()), Ok(None));
 }
 
 #[test]

@@ -38,11 +38,18 @@ impl Replies {
 
     /// `-message`; newlines in it are replaced so the reply stays one line.
     pub fn error(&mut self, message: &str) {
+        self.error_bytes(message.as_bytes());
+    }
+
+    /// An error of any bytes (a protocol error naming the byte it found,
+    /// which Redis sends raw); a `\r` or `\n` becomes a space, as Redis
+    /// makes it.
+    pub fn error_bytes(&mut self, message: &[u8]) {
         self.buf.push(b'-');
         self.buf.extend(
             message
-                .bytes()
-                .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+                .iter()
+                .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
         );
         self.buf.extend_from_slice(b"\r\n");
     }

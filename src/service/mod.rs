@@ -129,8 +129,9 @@ impl Service {
         }
     }
 
-    /// The longest key read (MAX_KEY_BYTES): front ends refuse longer ones
-    /// before they reach the lock or Redis.
+    /// The longest key the cache keeps (MAX_KEY_BYTES): HTTP refuses longer
+    /// ones before they reach the lock or Redis; RESP passes them to Redis
+    /// uncached (with RESP_FORWARD=off, refuses them).
     pub fn max_key_bytes(&self) -> usize {
         self.max_key_bytes
     }

@@ -153,10 +153,12 @@ fn a_resp_client_pipelining_without_reading_holds_only_its_own_connection() {
     );
 }
 
+/// With RESP_FORWARD=on (the default) Redis answers such a read, uncached
+/// (`limits::a_get_or_mget_of_a_key_too_long_to_cache_answers_as_redis_uncached`).
 #[test]
-fn an_overlong_resp_key_is_refused_before_redis_and_the_connection_goes_on() {
+fn an_overlong_resp_key_is_refused_before_redis_with_resp_forward_off() {
     let redis = redis_with_value("k", 1);
-    let proxy = InProcess::start(&redis, &[("RESP_PORT", "auto")]);
+    let proxy = InProcess::start(&redis, &[("RESP_PORT", "auto"), ("RESP_FORWARD", "off")]);
     let mut stream = TcpStream::connect(proxy.resp_addr()).expect("connect");
     stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
     let long = vec![b'x'; 1024 * 1024];
@@ -185,8 +187,9 @@ fn an_overlong_resp_key_is_refused_before_redis_and_the_connection_goes_on() {
 }
 
 #[test]
-fn max_key_bytes_bounds_both_front_ends() {
+fn max_key_bytes_bounds_http_keys_and_what_resp_caches() {
     let redis = redis_with_value("k", 1);
+    redis.set("12345", "long");
     let proxy = InProcess::start(&redis, &[("RESP_PORT", "auto"), ("MAX_KEY_BYTES", "4")]);
     let reply = proxy.get_key("12345");
     assert_eq!(reply.status, 414);
@@ -194,10 +197,15 @@ fn max_key_bytes_bounds_both_front_ends() {
     assert_eq!(proxy.get_key("1234").status, 404);
     let mut stream = TcpStream::connect(proxy.resp_addr()).expect("connect");
     stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
-    assert_eq!(
-        roundtrip_line(&mut stream, b"GET 12345\r\n"),
-        "-ERR key too long (max 4 bytes)\r\n"
-    );
+    // Over RESP, Redis answers it, uncached: each read reaches Redis.
+    for _ in 0..2 {
+        let before = redis.calls("get");
+        stream.write_all(b"GET 12345\r\n").expect("send");
+        let mut reply = [0; 10];
+        stream.read_exact(&mut reply).expect("reply");
+        assert_eq!(&reply, b"$4\r\nlong\r\n");
+        assert_eq!(redis.calls("get"), before + 1);
+    }
     assert_eq!(roundtrip_line(&mut stream, b"GET k\r\n"), "$1\r\n");
 }
 

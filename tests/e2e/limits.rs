@@ -1,11 +1,13 @@
 //! Limits a client runs into, each answered as Redis answers it and none
 //! costing the proxy more than its bound: MAX_CONNECTIONS on the RESP port,
-//! client names, and running out of file descriptors.
+//! client names, keys too long to cache, and running out of file
+//! descriptors.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use crate::common::resp_wire::{show, Wire};
 use crate::common::{
     connect, eventually, read_until_closed, resp_command, roundtrip_line, try_request, InProcess,
     Proxy, RedisServer,
@@ -242,4 +244,39 @@ fn out_of_file_descriptors_both_ports_back_off_warn_once_and_recover() {
     eventually("RESP to serve again", || {
         (try_resp(proxy.resp_addr(), &get)? == "$1\r\n").then_some(())
     });
+}
+
+/// A key longer than MAX_KEY_BYTES (8192 by default) can be written and
+/// read over RESP as at Redis: GET and MGET of it are Redis's answers,
+/// uncached (an MGET with one such key goes to Redis whole).
+#[test]
+fn a_get_or_mget_of_a_key_too_long_to_cache_answers_as_redis_uncached() {
+    let redis = RedisServer::start();
+    let proxy = InProcess::start(&redis, &[RESP]);
+    let long = "k".repeat(9000);
+    let mut ours = Wire::connect(proxy.resp_addr());
+    let mut direct = Wire::connect(redis.addr());
+    assert_eq!(ours.call_args(&["SET", &long, "long value"]), b"+OK\r\n");
+    assert_eq!(ours.call_args(&["SET", "short", "s"]), b"+OK\r\n");
+    assert_eq!(ours.call_args(&["GET", &long]), b"$10\r\nlong value\r\n");
+    for args in [
+        vec!["GET", long.as_str()],
+        vec!["MGET", long.as_str()],
+        vec!["MGET", "short", long.as_str(), "missing"],
+        vec!["GET", "short"],
+        vec!["MGET", "short", "missing"],
+    ] {
+        let reply = ours.call_args(&args);
+        assert_eq!(show(&reply), show(&direct.call_args(&args)), "{}", args[0]);
+    }
+    // Uncached: each read of it reaches Redis.
+    for (command, args) in [
+        ("get", vec!["GET", long.as_str()]),
+        ("mget", vec!["MGET", "short", long.as_str()]),
+    ] {
+        let before = redis.calls(command);
+        ours.call_args(&args);
+        ours.call_args(&args);
+        assert_eq!(redis.calls(command), before + 2, "{command}");
+    }
 }

@@ -45,6 +45,7 @@ mod harness;
 mod hostile;
 mod http_framing;
 mod http_types;
+mod inline;
 mod keepalive;
 mod limits;
 mod operations;

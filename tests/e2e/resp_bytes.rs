@@ -114,7 +114,7 @@ fn protocol_errors_close_only_that_connection() {
         ),
         (
             b"*2\r\n$3\r\nGET\r\n:1\r\n",
-            "-ERR Protocol error: expected '$'\r\n",
+            "-ERR Protocol error: expected '$', got ':'\r\n",
         ),
         (
             b"*1\r\n$1\r\nabc\r\n",

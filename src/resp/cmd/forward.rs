@@ -14,7 +14,8 @@ use super::COMMANDS;
 /// Whether request `args` (the command name first) goes to Redis rather
 /// than being answered here: anything the proxy does not serve itself
 /// (GET and MGET it serves in every database: the cache keys entries by
-/// database), and (RESP_FORWARD=all) `COMMAND` and `CONFIG`, whose answers are Redis's.
+/// database; but not of a key over MAX_KEY_BYTES, which Redis answers
+/// uncached), and (RESP_FORWARD=all) `COMMAND` and `CONFIG`, whose answers are Redis's.
 /// Never before the client gave PROXY_PASSWORD, nor for a RESP2 client
 /// subscribed to the proxy's own invalidation channel (the proxy answers
 /// both as Redis would). `own`: where the name is in [`COMMANDS`]
@@ -56,12 +57,21 @@ pub fn forwards(
             }
             "config" => service.forwarding() == Forwarding::All,
             // The cache's own reads, unless CACHE_COMMANDS leaves them out:
-            // then Redis answers each (issue #22).
-            "get" => !service.caches_strings(false),
-            "mget" => !service.caches_strings(true),
+            // then Redis answers each (issue #22). A key too long to cache
+            // (MAX_KEY_BYTES) is Redis's to answer too, uncached: an MGET
+            // with one such key goes whole, its other keys uncached as well.
+            "get" => !service.caches_strings(false) || too_long_to_cache(args, service),
+            "mget" => !service.caches_strings(true) || too_long_to_cache(args, service),
             _ => false,
         },
     }
+}
+
+/// Whether a key of read `args` (the command name first) is over
+/// MAX_KEY_BYTES, so the cache cannot keep it.
+fn too_long_to_cache(args: &[&[u8]], service: &Service) -> bool {
+    let max = service.max_key_bytes();
+    args.iter().skip(1).any(|key| key.len() > max)
 }
 
 /// Sends a batch to Redis on a worker: its replies, in order, and the

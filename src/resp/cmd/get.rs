@@ -102,8 +102,10 @@ pub fn mget(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     Outcome::Fetch(Fetch::Own(Own::MGet(db, keys, context.service.defer())))
 }
 
-/// The answer to a key over MAX_KEY_BYTES: refused before it reaches the
-/// cache's lock or Redis, and the connection goes on.
+/// The answer to a key over MAX_KEY_BYTES when GET or MGET gets here,
+/// which is only with RESP_FORWARD=off (otherwise Redis answers it,
+/// uncached: `forward::forwards`): refused before it reaches the cache's
+/// lock or Redis, and the connection goes on.
 fn key_too_long(context: &mut Context<'_>) -> Outcome {
     let max = context.service.max_key_bytes();
     context.error(&format!("ERR key too long (max {max} bytes)"))
