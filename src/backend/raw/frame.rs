@@ -271,16 +271,18 @@ pub(super) mod tests {
         assert_eq!(framer.next(b":1\r\n"), Ok(Some(4)));
     }
 
+    /// Bytes that are not RESP, which the framer and the skip both refuse.
+    pub(in crate::backend::raw) const NOT_RESP: &[&[u8]] = &[
+        b"?x\r\n",
+        b"$abc\r\n",
+        b"*2\n",
+        b"$3\r\nabcd\r\n",
+        b"$99999999999999999999\r\n",
+    ];
+
     #[test]
     fn what_is_not_resp_is_refused() {
-        let bad: &[&[u8]] = &[
-            b"?x\r\n",
-            b"$abc\r\n",
-            b"*2\n",
-            b"$3\r\nabcd\r\n",
-            b"$99999999999999999999\r\n",
-        ];
-        for reply in bad {
+        for reply in NOT_RESP {
             assert!(Framer::default().next(reply).is_err(), "{reply:?}");
         }
         let deep = b"*1\r\n".repeat(MAX_DEPTH + 1);

@@ -87,8 +87,18 @@ impl Upstream {
             ));
         };
         tcp.set_nonblocking(true).map_err(|err| classify(&err))?;
-        Ok(Upstream {
-            socket: mio::net::TcpStream::from_std(tcp),
+        Ok(Upstream::with_socket(
+            mio::net::TcpStream::from_std(tcp),
+            max_reply,
+            generation,
+        ))
+    }
+
+    /// A connection with nothing queued or read yet, on a socket already
+    /// non-blocking (the unit tests' too).
+    fn with_socket(socket: mio::net::TcpStream, max_reply: usize, generation: u64) -> Upstream {
+        Upstream {
+            socket,
             out: Vec::new(),
             written: 0,
             input: Vec::new(),
@@ -100,7 +110,7 @@ impl Upstream {
             skip: None,
             max_reply,
             generation,
-        })
+        }
     }
 
     /// The socket, to register with the event loop's poll.

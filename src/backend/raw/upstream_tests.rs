@@ -17,20 +17,7 @@ fn pair(max_reply: usize) -> (Upstream, TcpStream) {
     let client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
     let (server, _) = listener.accept().expect("accept");
     client.set_nonblocking(true).expect("nonblocking");
-    let upstream = Upstream {
-        socket: mio::net::TcpStream::from_std(client),
-        out: Vec::new(),
-        written: 0,
-        input: Vec::new(),
-        head: 0,
-        scanned: 0,
-        framed: 0,
-        errors: false,
-        framer: Framer::default(),
-        skip: None,
-        max_reply,
-        generation: 0,
-    };
+    let upstream = Upstream::with_socket(mio::net::TcpStream::from_std(client), max_reply, 0);
     (upstream, server)
 }
 
