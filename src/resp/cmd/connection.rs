@@ -6,7 +6,7 @@ use crate::config::Forwarding;
 use crate::service::Service;
 
 use super::super::reply::{Protocol, Replies};
-use super::super::session::Session;
+use super::super::session::{AtRedis, Session};
 use super::super::transaction::Transaction;
 use super::{Context, Outcome, Spec};
 
@@ -137,6 +137,7 @@ pub fn clear_session(session: &mut Session, replies: &mut Replies, service: &Ser
     session.tracking_prefixes_added.clear();
     session.caching = None;
     session.subscribed = false;
+    session.at_redis = AtRedis::default();
     session.name = None;
     session.authenticated = false;
     session.db = service.default_db();
