@@ -239,6 +239,10 @@ pub fn hello(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
         protocol = match version {
             b"2" => Protocol::Resp2,
             b"3" => Protocol::Resp3,
+            // As Redis: an integer first, then one it speaks.
+            _ if parse_integer(version).is_none() => {
+                return context.error("ERR Protocol version is not an integer or out of range")
+            }
             _ => return context.error("NOPROTO unsupported protocol version"),
         };
         options = rest;
