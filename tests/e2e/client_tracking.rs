@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::common::{connect, read_until_closed, run_ok, Endpoints, InProcess, Proxy, RedisServer};
 
 /// One RESP frame, as text good enough to compare: `+PONG`, `$v`,
-/// `*[...]`, `>[...]`, `_`.
+/// `*[...]`, `>[...]`, `~[...]`, `_`.
 pub(crate) fn frame(reader: &mut BufReader<TcpStream>) -> String {
     let mut line = String::new();
     reader.read_line(&mut line).expect("read a frame");
@@ -24,7 +24,7 @@ pub(crate) fn frame(reader: &mut BufReader<TcpStream>) -> String {
             reader.read_exact(&mut bytes).expect("bulk");
             format!("${}", String::from_utf8_lossy(&bytes[..len as usize]))
         }
-        "*" | ">" | "%" => {
+        "*" | ">" | "%" | "~" => {
             let n: i64 = rest.parse().expect("a count");
             if n < 0 {
                 return "nil".to_owned();
@@ -198,7 +198,7 @@ fn bcast_tells_of_every_key_under_the_prefixes_and_optin_only_of_reads_asked_for
     assert_eq!(optin.next(), ">[$invalidate *[$b]]");
     assert_eq!(
         optin.call(&["CLIENT", "TRACKINGINFO"]),
-        "%[$flags *[$on $optin] $redirect :0 $prefixes *[]]"
+        "%[$flags ~[$on $optin] $redirect :0 $prefixes *[]]"
     );
 }
 
