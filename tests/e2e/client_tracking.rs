@@ -304,15 +304,24 @@ fn node_redis_serves_repeated_reads_from_its_own_cache_and_sees_writes() {
 #[test]
 fn a_client_whose_redirect_target_closes_is_told_the_redirect_broke() {
     let (_redis, proxy) = start(&[]);
-    let mut target = Client::open(&proxy);
-    let id = target
-        .call(&["CLIENT", "ID"])
-        .trim_start_matches(':')
-        .to_owned();
-    target.call(&["SUBSCRIBE", "__redis__:invalidate"]);
-    let mut client = tracking(&proxy, &["REDIRECT", &id]);
-    drop(target);
-    assert_eq!(client.next(), format!(">[$tracking-redir-broken :{id}]"));
+    // Subscribed here only, and then at Redis too (the channel moves there).
+    for also in [None, Some("other")] {
+        let mut target = Client::open(&proxy);
+        let id = target
+            .call(&["CLIENT", "ID"])
+            .trim_start_matches(':')
+            .to_owned();
+        target.call(&["SUBSCRIBE", "__redis__:invalidate"]);
+        if let Some(channel) = also {
+            assert_eq!(
+                target.call(&["SUBSCRIBE", channel]),
+                format!("*[$subscribe ${channel} :2]")
+            );
+        }
+        let mut client = tracking(&proxy, &["REDIRECT", &id]);
+        drop(target);
+        assert_eq!(client.next(), format!(">[$tracking-redir-broken :{id}]"));
+    }
 }
 
 #[test]

@@ -122,7 +122,7 @@ impl Tracker {
         self.set_tracking(token, false);
         self.count();
         let mut touched = Vec::new();
-        if conn.session.subscribed {
+        if conn.in_pubsub() {
             for (other, peer) in conns.iter_mut() {
                 let redirected = peer
                     .session
