@@ -236,6 +236,7 @@ fn client_trackinginfo_flags_are_a_set_with_the_caching_flags_as_redis() {
         (&["CLIENT", "TRACKING", "off"], 1),
         (&["CLIENT", "TRACKING", "on", "OPTIN"], 1),
         (&["CLIENT", "TRACKINGINFO"], 1),
+        (&["CLIENT", "TRACKING", "on", "OPTOUT"], 1),
         (&["CLIENT", "TRACKING", "off"], 1),
         (&["CLIENT", "TRACKING", "on", "OPTOUT", "NOLOOP"], 1),
         (&["CLIENT", "CACHING", "no"], 1),

@@ -255,6 +255,11 @@ fn tracking(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
                 "ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.",
             );
         }
+        if (mode.optin && current.optout) || (mode.optout && current.optin) {
+            return context.error(
+                "ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.",
+            );
+        }
     }
     // As Redis: prefixes add up over calls and must not overlap.
     let current = context.session.tracking.as_mut().filter(|m| m.bcast);
