@@ -5,9 +5,11 @@ use crate::commands;
 use crate::config::Forwarding;
 use crate::service::{Batch, Client, Lane, Service};
 
+use super::cmd::pubsub::confirmation;
 use super::conn::{Conn, State};
 use super::dedicated::Dedicated;
 use super::reply::Protocol;
+use super::session::AtRedis;
 use super::tracking::CHANNEL;
 use super::workers::{Done, DoneKind};
 
@@ -74,6 +76,10 @@ fn subscribes(argv: &[&[u8]]) -> bool {
     name.eq_ignore_ascii_case(b"psubscribe") || name.eq_ignore_ascii_case(b"ssubscribe")
 }
 
+/// `SUBSCRIBE __redis__:invalidate`, sent to Redis ahead of a client's
+/// first subscription there when it is subscribed to that channel here.
+const HANDOVER: &[u8] = b"*2\r\n$9\r\nSUBSCRIBE\r\n$20\r\n__redis__:invalidate\r\n";
+
 /// What the event loop does with a connection after [`Conn::take_done`].
 pub enum Next {
     /// Execute, write and read on.
@@ -110,6 +116,18 @@ impl Conn {
                 Next::Serve
             }
             DoneKind::Message => {
+                if let Some((shard, subscribe, count)) = confirmation(&done.reply) {
+                    let at_redis = &mut self.session.at_redis;
+                    match shard {
+                        true => at_redis.shard = count,
+                        false => at_redis.channels = count,
+                    }
+                    if subscribe && !shard && at_redis.to_drop > 0 {
+                        // The proxy's own (see `start_dedicated`).
+                        at_redis.to_drop -= 1;
+                        return Next::Flush;
+                    }
+                }
                 self.push(|out| out.extend_from_slice(&done.reply));
                 Next::Flush
             }
@@ -190,7 +208,19 @@ impl Conn {
                 match dedicated.subscribe(token, client, dedicated.service().pin(&batch)) {
                     Ok(subscription) => {
                         dedicated.service().drop_before_sending(&batch);
-                        let sent = subscription.send(batch.frames().to_vec());
+                        let at_redis = &mut self.session.at_redis;
+                        *at_redis = AtRedis::default();
+                        // Subscribed here to the invalidation channel: it
+                        // is subscribed at Redis first, so that Redis
+                        // counts it with the rest as it would have; its
+                        // confirmation (given already) is dropped.
+                        let mut sent = true;
+                        if std::mem::take(&mut self.session.subscribed) {
+                            at_redis.channels = 1;
+                            at_redis.to_drop = 1;
+                            sent = subscription.send(HANDOVER.to_vec());
+                        }
+                        let sent = sent && subscription.send(batch.frames().to_vec());
                         self.subscription = Some(subscription);
                         sent
                     }
@@ -207,6 +237,12 @@ impl Conn {
                     .is_some_and(|subscription| subscription.send(batch.frames().to_vec()))
             }
         }
+    }
+
+    /// In Pub/Sub mode, as Redis would see it: what a RESP2 `REDIRECT`
+    /// target needs to be sent invalidation messages.
+    pub fn in_pubsub(&self) -> bool {
+        self.session.subscribed || (self.subscription.is_some() && self.session.at_redis.any())
     }
 
     /// The subscription ended: say why (if there is something to say) and

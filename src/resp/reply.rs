@@ -103,6 +103,15 @@ impl Replies {
         }
     }
 
+    /// The header of a set of `len` elements (Redis's `addReplySetLen`):
+    /// `~len` in RESP3, an array in RESP2.
+    pub fn set(&mut self, len: usize) {
+        match self.protocol {
+            Protocol::Resp2 => self.array(len),
+            Protocol::Resp3 => self.line(b'~', itoa::Buffer::new().format(len).as_bytes()),
+        }
+    }
+
     fn line(&mut self, tag: u8, body: &[u8]) {
         self.buf.push(tag);
         self.buf.extend_from_slice(body);

@@ -27,8 +27,14 @@ pub struct Session {
     /// Keys this command read that the event loop must remember for it:
     /// the one copy the tracking table will keep.
     pub tracked: Vec<Arc<[u8]>>,
-    /// Subscribed to `__redis__:invalidate` (a `REDIRECT` target).
+    /// Subscribed to `__redis__:invalidate` (a `REDIRECT` target), the
+    /// proxy answering: no subscription at Redis yet.
     pub subscribed: bool,
+    /// Subscribed at Redis (on its dedicated connection), as Redis's own
+    /// confirmations count: whether a RESP2 `REDIRECT` target gets the
+    /// proxy's invalidation messages, as Redis sends them to a client in
+    /// Pub/Sub mode (any channel, pattern or shard channel).
+    pub at_redis: AtRedis,
     /// The database selected (`SELECT`), where forwarded commands run.
     pub db: i64,
     /// MULTI / WATCH, and the Redis connection they hold.
@@ -36,6 +42,26 @@ pub struct Session {
     /// RESET left a subscription at Redis whose thread has not ended yet:
     /// the connection waits for that end, dropping its last messages.
     pub leaving_subscription: bool,
+}
+
+/// A client's subscriptions at Redis, from the confirmations Redis sent.
+#[derive(Default)]
+pub struct AtRedis {
+    /// Channels and patterns (what `SUBSCRIBE`'s confirmations count).
+    pub channels: u64,
+    /// Shard channels (what `SSUBSCRIBE`'s count).
+    pub shard: u64,
+    /// Confirmations still to drop: the proxy's own `SUBSCRIBE
+    /// __redis__:invalidate`, sent first when a client subscribed here
+    /// moves to Redis, so that Redis counts that channel too.
+    pub to_drop: usize,
+}
+
+impl AtRedis {
+    /// In Pub/Sub mode at Redis.
+    pub fn any(&self) -> bool {
+        self.channels + self.shard > 0
+    }
 }
 
 impl Session {
@@ -52,6 +78,7 @@ impl Session {
             caching: None,
             tracked: Vec::new(),
             subscribed: false,
+            at_redis: AtRedis::default(),
             db,
             transaction: Transaction::default(),
             leaving_subscription: false,

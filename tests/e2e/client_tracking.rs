@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::common::{connect, read_until_closed, run_ok, Endpoints, InProcess, Proxy, RedisServer};
 
 /// One RESP frame, as text good enough to compare: `+PONG`, `$v`,
-/// `*[...]`, `>[...]`, `_`.
+/// `*[...]`, `>[...]`, `~[...]`, `_`.
 pub(crate) fn frame(reader: &mut BufReader<TcpStream>) -> String {
     let mut line = String::new();
     reader.read_line(&mut line).expect("read a frame");
@@ -24,7 +24,7 @@ pub(crate) fn frame(reader: &mut BufReader<TcpStream>) -> String {
             reader.read_exact(&mut bytes).expect("bulk");
             format!("${}", String::from_utf8_lossy(&bytes[..len as usize]))
         }
-        "*" | ">" | "%" => {
+        "*" | ">" | "%" | "~" => {
             let n: i64 = rest.parse().expect("a count");
             if n < 0 {
                 return "nil".to_owned();
@@ -198,7 +198,7 @@ fn bcast_tells_of_every_key_under_the_prefixes_and_optin_only_of_reads_asked_for
     assert_eq!(optin.next(), ">[$invalidate *[$b]]");
     assert_eq!(
         optin.call(&["CLIENT", "TRACKINGINFO"]),
-        "%[$flags *[$on $optin] $redirect :0 $prefixes *[]]"
+        "%[$flags ~[$on $optin] $redirect :0 $prefixes *[]]"
     );
 }
 
@@ -304,15 +304,24 @@ fn node_redis_serves_repeated_reads_from_its_own_cache_and_sees_writes() {
 #[test]
 fn a_client_whose_redirect_target_closes_is_told_the_redirect_broke() {
     let (_redis, proxy) = start(&[]);
-    let mut target = Client::open(&proxy);
-    let id = target
-        .call(&["CLIENT", "ID"])
-        .trim_start_matches(':')
-        .to_owned();
-    target.call(&["SUBSCRIBE", "__redis__:invalidate"]);
-    let mut client = tracking(&proxy, &["REDIRECT", &id]);
-    drop(target);
-    assert_eq!(client.next(), format!(">[$tracking-redir-broken :{id}]"));
+    // Subscribed here only, and then at Redis too (the channel moves there).
+    for also in [None, Some("other")] {
+        let mut target = Client::open(&proxy);
+        let id = target
+            .call(&["CLIENT", "ID"])
+            .trim_start_matches(':')
+            .to_owned();
+        target.call(&["SUBSCRIBE", "__redis__:invalidate"]);
+        if let Some(channel) = also {
+            assert_eq!(
+                target.call(&["SUBSCRIBE", channel]),
+                format!("*[$subscribe ${channel} :2]")
+            );
+        }
+        let mut client = tracking(&proxy, &["REDIRECT", &id]);
+        drop(target);
+        assert_eq!(client.next(), format!(">[$tracking-redir-broken :{id}]"));
+    }
 }
 
 #[test]

@@ -127,7 +127,7 @@ fn overlapping_bcast_prefixes_are_refused_as_redis_refuses_them_and_others_add_u
     );
     assert_eq!(
         client.call(&["CLIENT", "TRACKINGINFO"]),
-        "%[$flags *[$on $bcast] $redirect :0 $prefixes *[$x $y]]"
+        "%[$flags ~[$on $bcast] $redirect :0 $prefixes *[$x $y]]"
     );
 }
 

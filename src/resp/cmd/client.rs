@@ -6,6 +6,7 @@
 
 use super::super::tracking::{check_prefixes, TrackingMode};
 use super::clients;
+use super::connection::parse_integer;
 use super::{help, subcommand_arity, unknown_subcommand, Context, Outcome, Spec};
 
 /// `CLIENT subcommand ...`.
@@ -195,6 +196,8 @@ fn tracking(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     };
     if switch.eq_ignore_ascii_case(b"off") {
         context.session.tracking = None;
+        // As Redis: turning it off forgets a `CLIENT CACHING` too.
+        context.session.caching = None;
         context.session.tracking_changed = true;
         context.session.tracking_prefixes_added.clear();
         return context.ok();
@@ -221,14 +224,15 @@ fn tracking(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
             };
             prefixes.push(prefix);
         } else if is(b"redirect") {
-            let id = rest
-                .next()
-                .and_then(|id| std::str::from_utf8(id).ok())
-                .and_then(|id| id.parse::<u64>().ok());
-            let Some(id) = id else {
+            let Some(id) = rest.next() else {
                 return context.error("ERR syntax error");
             };
-            if id != context.session.id && !(context.peers.exists)(id) {
+            // As Redis: an integer (a negative one names no client).
+            let Some(id) = parse_integer(id) else {
+                return context.error("ERR value is not an integer or out of range");
+            };
+            let id = u64::try_from(id).unwrap_or(0);
+            if id != context.session.id && (id == 0 || !(context.peers.exists)(id)) {
                 return context.error("ERR The client ID you want redirect to does not exist");
             }
             mode.redirect = (id != context.session.id).then_some(id);
@@ -249,6 +253,11 @@ fn tracking(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
         if current.bcast != mode.bcast {
             return context.error(
                 "ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.",
+            );
+        }
+        if (mode.optin && current.optout) || (mode.optout && current.optin) {
+            return context.error(
+                "ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.",
             );
         }
     }
@@ -314,27 +323,33 @@ fn caching(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
 /// `CLIENT TRACKINGINFO`: flags, redirect, prefixes, as Redis gives them.
 fn tracking_info(context: &mut Context<'_>) -> Outcome {
     let mode = context.session.tracking.clone();
+    let caching = context.session.caching;
     let replies = &mut *context.replies;
     replies.map(3);
     replies.bulk(b"flags");
     match &mode {
         None => {
-            replies.array(1);
+            replies.set(1);
             replies.bulk(b"off");
         }
         Some(mode) => {
+            // Redis 7.0's flags, in its order: `CLIENT CACHING` shows as
+            // caching-yes (OPTIN) or caching-no (OPTOUT) until the next
+            // command that is not a CLIENT subcommand.
             let mut flags: Vec<&[u8]> = vec![b"on"];
             for (set, flag) in [
                 (mode.bcast, &b"bcast"[..]),
                 (mode.optin, b"optin"),
+                (mode.optin && caching == Some(true), b"caching-yes"),
                 (mode.optout, b"optout"),
+                (mode.optout && caching == Some(false), b"caching-no"),
                 (mode.noloop, b"noloop"),
             ] {
                 if set {
                     flags.push(flag);
                 }
             }
-            replies.array(flags.len());
+            replies.set(flags.len());
             for flag in flags {
                 replies.bulk(flag);
             }

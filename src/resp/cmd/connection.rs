@@ -6,7 +6,7 @@ use crate::config::Forwarding;
 use crate::service::Service;
 
 use super::super::reply::{Protocol, Replies};
-use super::super::session::Session;
+use super::super::session::{AtRedis, Session};
 use super::super::transaction::Transaction;
 use super::{Context, Outcome, Spec};
 
@@ -137,6 +137,7 @@ pub fn clear_session(session: &mut Session, replies: &mut Replies, service: &Ser
     session.tracking_prefixes_added.clear();
     session.caching = None;
     session.subscribed = false;
+    session.at_redis = AtRedis::default();
     session.name = None;
     session.authenticated = false;
     session.db = service.default_db();
@@ -238,6 +239,10 @@ pub fn hello(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
         protocol = match version {
             b"2" => Protocol::Resp2,
             b"3" => Protocol::Resp3,
+            // As Redis: an integer first, then one it speaks.
+            _ if parse_integer(version).is_none() => {
+                return context.error("ERR Protocol version is not an integer or out of range")
+            }
             _ => return context.error("NOPROTO unsupported protocol version"),
         };
         options = rest;

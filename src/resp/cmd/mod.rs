@@ -23,7 +23,7 @@ mod get;
 mod getkeys;
 mod info;
 mod peers;
-mod pubsub;
+pub(super) mod pubsub;
 mod server;
 
 use std::time::Instant;
@@ -70,6 +70,8 @@ pub const COMMANDS: &[(&Spec, Handler)] = &[
     (&client::CLIENT, client::client),
     (&pubsub::SUBSCRIBE, pubsub::subscribe),
     (&pubsub::UNSUBSCRIBE, pubsub::unsubscribe),
+    (&pubsub::PUNSUBSCRIBE, pubsub::punsubscribe),
+    (&pubsub::SUNSUBSCRIBE, pubsub::sunsubscribe),
     (&server::COMMAND, server::command),
     (&server::CONFIG, server::config),
     (&info::INFO, info::info),
@@ -212,12 +214,23 @@ pub fn execute(
                 && context.replies.protocol == super::reply::Protocol::Resp2
                 && !matches!(
                     spec.name,
-                    "subscribe" | "unsubscribe" | "ping" | "quit" | "reset"
+                    "subscribe"
+                        | "unsubscribe"
+                        | "punsubscribe"
+                        | "sunsubscribe"
+                        | "ping"
+                        | "quit"
+                        | "reset"
                 ) =>
         {
+            // Named as Redis names it: a container's subcommand in full.
+            let full = match rest.first() {
+                Some(sub) if CONTAINERS.contains(&spec.name) => subcommand_name(spec.name, sub),
+                _ => None,
+            };
             context.error(&format!(
                 "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-                spec.name
+                full.as_deref().unwrap_or(spec.name)
             ))
         }
         Some((spec, handler)) => {

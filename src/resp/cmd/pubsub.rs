@@ -1,6 +1,9 @@
-//! `SUBSCRIBE` and `UNSUBSCRIBE`, for one channel only:
-//! `__redis__:invalidate`, where a RESP2 client's `CLIENT TRACKING ...
-//! REDIRECT` messages arrive. The proxy relays no other Pub/Sub.
+//! Pub/Sub answered by the proxy while a client has no subscription at
+//! Redis: `SUBSCRIBE` to one channel only, `__redis__:invalidate`, where a
+//! RESP2 client's `CLIENT TRACKING ... REDIRECT` messages arrive, and the
+//! unsubscribe commands, counted as Redis counts them. Any other
+//! subscription goes to Redis on a connection of the client's own
+//! (`lanes.rs`), and from then on so does every Pub/Sub command.
 
 use super::super::tracking::CHANNEL;
 use super::{Context, Outcome, Spec};
@@ -21,6 +24,24 @@ pub const UNSUBSCRIBE: Spec = Spec {
     keys: (0, 0, 0),
 };
 
+/// `PUNSUBSCRIBE [pattern ...]`: answered here, as the client holds no
+/// pattern (its first `PSUBSCRIBE` goes to Redis).
+pub const PUNSUBSCRIBE: Spec = Spec {
+    name: "punsubscribe",
+    arity: -1,
+    flags: &["pubsub", "noscript", "loading", "stale"],
+    keys: (0, 0, 0),
+};
+
+/// `SUNSUBSCRIBE [shardchannel ...]`: answered here, as the client holds
+/// no shard channel (its first `SSUBSCRIBE` goes to Redis).
+pub const SUNSUBSCRIBE: Spec = Spec {
+    name: "sunsubscribe",
+    arity: -1,
+    flags: &["pubsub", "noscript", "loading", "stale"],
+    keys: (0, 0, 0),
+};
+
 pub fn subscribe(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     if let Some(other) = args.iter().find(|channel| **channel != CHANNEL) {
         return context.error(&format!(
@@ -31,30 +52,106 @@ pub fn subscribe(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     }
     for _ in args {
         context.session.subscribed = true;
-        confirm(context, b"subscribe", 1);
+        confirm(context, b"subscribe", Some(CHANNEL), 1);
     }
     Outcome::Ok
 }
 
+/// As Redis: one confirmation per channel named (subscribed or not), with
+/// the count left; with none named, one per channel left, or one naming
+/// no channel (nil) when there was none.
 pub fn unsubscribe(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
-    if args.is_empty() || args.contains(&CHANNEL) {
-        context.session.subscribed = false;
-    }
-    let count = usize::from(context.session.subscribed);
     if args.is_empty() {
-        confirm(context, b"unsubscribe", count);
+        let channel = context.session.subscribed.then_some(CHANNEL);
+        context.session.subscribed = false;
+        confirm(context, b"unsubscribe", channel, 0);
     }
-    for _ in args {
-        confirm(context, b"unsubscribe", count);
+    for channel in args {
+        if *channel == CHANNEL {
+            context.session.subscribed = false;
+        }
+        let count = u64::from(context.session.subscribed);
+        confirm(context, b"unsubscribe", Some(channel), count);
     }
     Outcome::Ok
 }
 
-/// `subscribe|unsubscribe <channel> <count>`, as a push in RESP3.
-fn confirm(context: &mut Context<'_>, kind: &[u8], count: usize) {
+/// No pattern is held here; the count is the channels' (Redis counts
+/// channels and patterns together).
+pub fn punsubscribe(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
+    let count = u64::from(context.session.subscribed);
+    none_held(args, b"punsubscribe", count, context)
+}
+
+/// No shard channel is held here (Redis counts them apart: 0).
+pub fn sunsubscribe(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
+    none_held(args, b"sunsubscribe", 0, context)
+}
+
+fn none_held(args: &[&[u8]], kind: &[u8], count: u64, context: &mut Context<'_>) -> Outcome {
+    if args.is_empty() {
+        confirm(context, kind, None, count);
+    }
+    for name in args {
+        confirm(context, kind, Some(name), count);
+    }
+    Outcome::Ok
+}
+
+/// `kind <channel> <count>`, as a push in RESP3; no channel: a nil.
+fn confirm(context: &mut Context<'_>, kind: &[u8], channel: Option<&[u8]>, count: u64) {
     let replies = &mut *context.replies;
     replies.push(3);
     replies.bulk(kind);
-    replies.bulk(CHANNEL);
+    match channel {
+        Some(channel) => replies.bulk(channel),
+        None => replies.null(),
+    }
     replies.integer(i64::try_from(count).unwrap_or(i64::MAX));
+}
+
+/// What a Pub/Sub confirmation from Redis says: whether it counts shard
+/// channels, whether it confirms a subscribe, and the count. `None` for
+/// anything else (a message, a reply).
+pub fn confirmation(reply: &[u8]) -> Option<(bool, bool, u64)> {
+    let rest = reply
+        .strip_prefix(b"*3\r\n")
+        .or_else(|| reply.strip_prefix(b">3\r\n"))?;
+    let (shard, subscribe) = [
+        (&b"$9\r\nsubscribe\r\n"[..], false, true),
+        (b"$11\r\nunsubscribe\r\n", false, false),
+        (b"$10\r\npsubscribe\r\n", false, true),
+        (b"$12\r\npunsubscribe\r\n", false, false),
+        (b"$10\r\nssubscribe\r\n", true, true),
+        (b"$12\r\nsunsubscribe\r\n", true, false),
+    ]
+    .iter()
+    .find(|(kind, _, _)| rest.starts_with(kind))
+    .map(|&(_, shard, subscribe)| (shard, subscribe))?;
+    // The count is the last line: `:<n>\r\n` after the channel.
+    let body = reply.strip_suffix(b"\r\n")?;
+    let at = body.windows(2).rposition(|w| w == b"\r\n")?;
+    let count = std::str::from_utf8(body[at + 2..].strip_prefix(b":")?)
+        .ok()?
+        .parse()
+        .ok()?;
+    Some((shard, subscribe, count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::confirmation;
+
+    #[test]
+    fn confirmations_are_read_and_messages_are_not() {
+        let sub = b"*3\r\n$9\r\nsubscribe\r\n$5\r\nother\r\n:2\r\n";
+        assert_eq!(confirmation(sub), Some((false, true, 2)));
+        let unsub = b">3\r\n$11\r\nunsubscribe\r\n_\r\n:0\r\n";
+        assert_eq!(confirmation(unsub), Some((false, false, 0)));
+        let shard = b"*3\r\n$12\r\nsunsubscribe\r\n$-1\r\n:3\r\n";
+        assert_eq!(confirmation(shard), Some((true, false, 3)));
+        let message = b"*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$2\r\n:1\r\n";
+        assert_eq!(confirmation(message), None);
+        assert_eq!(confirmation(b"+OK\r\n"), None);
+    }
 }

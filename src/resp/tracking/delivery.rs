@@ -122,7 +122,7 @@ impl Tracker {
         self.set_tracking(token, false);
         self.count();
         let mut touched = Vec::new();
-        if conn.session.subscribed {
+        if conn.in_pubsub() {
             for (other, peer) in conns.iter_mut() {
                 let redirected = peer
                     .session
@@ -275,10 +275,18 @@ impl Tracker {
                 Some(id) => {
                     let target = self.ids.get(&id).copied();
                     match target.and_then(|t| conns.get_mut(&t).map(|c| (t, c))) {
-                        Some((target, peer)) => {
-                            let protocol = peer.protocol();
-                            peer.push(|buf| redirect_message(buf, protocol, keys.as_deref()));
+                        // As Redis 7.0: a push on a RESP3 target, a
+                        // message on a RESP2 one in Pub/Sub mode (any
+                        // subscription), else nothing.
+                        Some((target, peer)) if peer.protocol() == Protocol::Resp3 => {
+                            peer.push(|buf| invalidate_push(buf, keys.as_deref()));
                             touched.push(target);
+                        }
+                        Some((target, peer)) => {
+                            if peer.in_pubsub() {
+                                peer.push(|buf| redirect_message(buf, keys.as_deref()));
+                                touched.push(target);
+                            }
                         }
                         None => {
                             if let Some(conn) = conns.get_mut(&token) {

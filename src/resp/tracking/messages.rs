@@ -32,15 +32,11 @@ pub fn invalidate_push<K: AsRef<[u8]>>(buf: &mut Vec<u8>, keys: Option<&[K]>) {
     keys_or_null(buf, Protocol::Resp3, keys);
 }
 
-/// The message a `REDIRECT` target gets on `__redis__:invalidate`: a Pub/Sub
-/// message in RESP2, a push in RESP3.
-pub fn redirect_message<K: AsRef<[u8]>>(buf: &mut Vec<u8>, protocol: Protocol, keys: Option<&[K]>) {
-    match protocol {
-        Protocol::Resp2 => buf.extend_from_slice(b"*3\r\n"),
-        Protocol::Resp3 => buf.extend_from_slice(b">3\r\n"),
-    }
-    buf.extend_from_slice(b"$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n");
-    keys_or_null(buf, protocol, keys);
+/// The message a RESP2 `REDIRECT` target gets on `__redis__:invalidate`
+/// (a RESP3 one gets [`invalidate_push`], as from Redis 7.0).
+pub fn redirect_message<K: AsRef<[u8]>>(buf: &mut Vec<u8>, keys: Option<&[K]>) {
+    buf.extend_from_slice(b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n");
+    keys_or_null(buf, Protocol::Resp2, keys);
 }
 
 /// `>2 tracking-redir-broken <id>`: the connection messages went to is gone.
@@ -63,7 +59,7 @@ mod tests {
         invalidate_push::<&[u8]>(&mut buf, None);
         assert_eq!(buf, b">2\r\n$10\r\ninvalidate\r\n_\r\n");
         buf.clear();
-        redirect_message(&mut buf, Protocol::Resp2, Some(&[b"k".to_vec()]));
+        redirect_message(&mut buf, Some(&[b"k".to_vec()]));
         assert_eq!(
             buf,
             b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*1\r\n$1\r\nk\r\n"
