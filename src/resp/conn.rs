@@ -89,6 +89,9 @@ pub struct Conn {
     pub(super) input: Vec<u8>,
     /// Progress through the partial request at the front of `input`.
     pub(super) parser: Parser,
+    /// Bytes of the client's stream consumed before `input`'s start: where
+    /// a request is, for [`Parser::parse_at`].
+    pub(super) stream_at: u64,
     pub(super) replies: Replies,
     /// Bytes of `replies.buf` already written.
     pub(super) written: usize,
@@ -118,6 +121,7 @@ impl Conn {
             session: Session::new(id, db),
             input: Vec::new(),
             parser: Parser::with_limit(max_request),
+            stream_at: 0,
             replies: Replies::new(),
             written: 0,
             pushes: Vec::new(),

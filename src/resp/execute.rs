@@ -98,7 +98,8 @@ impl Conn {
             if self.unsent() > OUTPUT_HIGH_WATER {
                 break;
             }
-            match self.parser.parse(&mut self.input[consumed..]) {
+            let at = self.stream_at + consumed as u64;
+            match self.parser.parse_at(&mut self.input[consumed..], at) {
                 Ok(Some(request)) => {
                     let frame = &self.input[consumed..consumed + request.len];
                     let name_at = request
@@ -257,6 +258,7 @@ impl Conn {
                 }
             }
         }
+        self.stream_at += consumed as u64;
         self.input.drain(..consumed);
         if self.input.is_empty() && self.input.capacity() > INPUT_KEEP {
             self.input = Vec::new();

@@ -100,6 +100,14 @@ pub struct Parser {
     pos: usize,
     /// How far the line being looked for has been searched.
     scanned: usize,
+    /// Whether the last inline line parsed was rewritten in place (it had
+    /// quotes): set by the parse, read by [`Parser::parse_at`].
+    rewrote: bool,
+    /// What a rewritten line parsed to, and where in the connection's
+    /// stream it starts: a caller that parses a request and leaves it for
+    /// a later turn (a batch to answer first) parses the same bytes again,
+    /// which after the rewrite would read as another request.
+    held: Option<(u64, Result<Request, ProtocolError>)>,
 }
 
 /// Largest argument list a parser keeps for the next request: a
@@ -122,7 +130,33 @@ impl Parser {
             count: None,
             pos: 0,
             scanned: 0,
+            rewrote: false,
+            held: None,
         }
+    }
+
+    /// [`Parser::parse`] of the request starting `at` bytes into the
+    /// connection's stream (the bytes consumed before `buf`'s start). A
+    /// quoted inline line is rewritten by its parse, so when it is parsed
+    /// again at the same place (its request was left for a later turn) it
+    /// gets what its first parse found, not a parse of the rewritten bytes.
+    pub fn parse_at(&mut self, buf: &mut [u8], at: u64) -> Result<Option<Request>, ProtocolError> {
+        if let Some((start, outcome)) = &self.held {
+            if *start == at {
+                return outcome.clone().map(Some);
+            }
+            self.held = None;
+        }
+        let outcome = self.parse(buf);
+        if std::mem::take(&mut self.rewrote) {
+            let kept = match &outcome {
+                Ok(Some(request)) => Ok(request.clone()),
+                Err(err) => Err(err.clone()),
+                Ok(None) => return outcome,
+            };
+            self.held = Some((at, kept));
+        }
+        outcome
     }
 
     /// Takes back a parsed request's argument list (`Request::args`) once
@@ -150,7 +184,12 @@ impl Parser {
             Some(_) => self.parse_inline(buf),
         };
         if !matches!(result, Ok(None)) {
-            *self = Parser::with_limit(self.limit);
+            let (rewrote, held) = (self.rewrote, self.held.take());
+            *self = Parser {
+                rewrote,
+                held,
+                ..Parser::with_limit(self.limit)
+            };
         }
         result
     }
@@ -290,8 +329,12 @@ impl Parser {
             newline
         };
         let mut args = std::mem::take(&mut self.args);
-        if inline::split(&mut buf[..line_end], &mut args).is_err() {
-            return Err(ProtocolError::new("unbalanced quotes in request"));
+        match inline::split(&mut buf[..line_end], &mut args) {
+            Ok(rewrote) => self.rewrote = rewrote,
+            Err(_) => {
+                self.rewrote = true;
+                return Err(ProtocolError::new("unbalanced quotes in request"));
+            }
         }
         Ok(Some(Request {
             args,

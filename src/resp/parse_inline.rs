@@ -35,12 +35,16 @@ pub struct Unbalanced;
 /// line is blanked with spaces. An argument with no whitespace or quote in
 /// it therefore still reads the same in the rewritten line (a bare
 /// `"RESET"` becomes `RESET`).
-pub fn split(line: &mut [u8], args: &mut Vec<Range<usize>>) -> Result<(), Unbalanced> {
+///
+/// Returns whether the line was rewritten (it had quotes), which an
+/// unbalanced line may be too, half-way: either way its bytes no longer
+/// read as they were sent, so they must not be parsed again.
+pub fn split(line: &mut [u8], args: &mut Vec<Range<usize>>) -> Result<bool, Unbalanced> {
     if !line.iter().any(|&b| b == b'"' || b == b'\'') {
         split_plain(line, args);
-        return Ok(());
+        return Ok(false);
     }
-    split_quoted(line, args)
+    split_quoted(line, args).map(|()| true)
 }
 
 /// C's `isspace` in the C locale: what separates arguments.
