@@ -115,7 +115,7 @@ fn element(buf: &[u8], room: usize) -> Result<Option<Step>, FrameError> {
         }
         return Ok(None);
     };
-    if line_end < 1 || buf[line_end - 1] != b'\r' {
+    if line_end < 2 || buf[line_end - 1] != b'\r' {
         return Err(FrameError("a reply line not ended by CRLF"));
     }
     let line = &buf[1..line_end - 1];
@@ -278,6 +278,8 @@ pub(super) mod tests {
         b"*2\n",
         b"$3\r\nabcd\r\n",
         b"$99999999999999999999\r\n",
+        // An empty line: no type byte before its CRLF.
+        b"\r\n",
     ];
 
     #[test]

@@ -102,7 +102,7 @@ impl Skip {
                         }
                         return Ok((at, false));
                     };
-                    if end < 1 || rest[end - 1] != b'\r' {
+                    if end < 2 || rest[end - 1] != b'\r' {
                         return Err(FrameError("a reply line not ended by CRLF"));
                     }
                     at += end + 1;
