@@ -173,8 +173,10 @@ impl Conn {
                         false => forwards(&args, own, &self.session, service, resp2),
                     };
                     // A plain read whose reply the cache keeps (issue #22):
-                    // answered here on a hit, else by a worker, as GET.
-                    if to_redis && !self.session.transaction.pinned() && cached {
+                    // answered here on a hit, else by a worker, as GET. The
+                    // proxy's own reads (GET, MGET) get here only with a
+                    // key too long to cache: forwarded, never looked up.
+                    if to_redis && !self.session.transaction.pinned() && cached && own.is_none() {
                         if batch.is_some() {
                             break;
                         }

@@ -269,14 +269,24 @@ fn a_get_or_mget_of_a_key_too_long_to_cache_answers_as_redis_uncached() {
         let reply = ours.call_args(&args);
         assert_eq!(show(&reply), show(&direct.call_args(&args)), "{}", args[0]);
     }
-    // Uncached: each read of it reaches Redis.
+    // Uncached: each read of it reaches Redis, forwarded as any command
+    // (counted so), never looked up in the cache.
     for (command, args) in [
         ("get", vec!["GET", long.as_str()]),
         ("mget", vec!["MGET", "short", long.as_str()]),
     ] {
         let before = redis.calls(command);
+        let forwarded =
+            format!("redis_proxy_forwarded_commands_total{{command=\"{command}\",result=\"ok\"}}");
+        let (forwarded_before, reads_before) = (proxy.metric(&forwarded), proxy.reads());
         ours.call_args(&args);
         ours.call_args(&args);
         assert_eq!(redis.calls(command), before + 2, "{command}");
+        assert_eq!(
+            proxy.metric(&forwarded),
+            forwarded_before + 2.0,
+            "{command}"
+        );
+        assert_eq!(proxy.reads(), reads_before, "{command}");
     }
 }
