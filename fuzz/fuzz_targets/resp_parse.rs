@@ -1,12 +1,18 @@
-//! The RESP request parser on arbitrary bytes: it must never panic, and
-//! whatever it accepts must stay inside the input; fed in two pieces, it
-//! must agree with itself fed whole.
+//! The RESP request parser on arbitrary bytes: it must never panic,
+//! whatever it accepts must stay inside the input, a strict prefix of a
+//! complete request is never another complete request, and parsing the same
+//! place again (after an inline line was unquoted in place) gives the same
+//! outcome.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use redis_proxy::resp::parse::parse;
+use redis_proxy::resp::parse::{parse, Parser};
 
 fuzz_target!(|data: &[u8]| {
+    let mut buf = data.to_vec();
+    let mut parser = Parser::default();
+    let first = parser.parse_at(&mut buf, 0);
+    assert_eq!(first, parser.parse_at(&mut buf, 0));
     // The parser may unquote an inline line in place: it gets copies.
     let whole = parse(&mut data.to_vec());
     if let Ok(Some(request)) = &whole {

@@ -304,3 +304,40 @@ fn a_length_past_u32_max_is_never_read_as_a_small_one() {
     assert!(parse(b"*1\r\n$9999999999999999999\r\n").is_err());
     assert!(parse(b"*1\r\n$99999999999999999999\r\n").is_err());
 }
+
+#[test]
+fn a_rewritten_line_parsed_again_at_its_place_reads_as_first_parsed() {
+    let mut parser = Parser::default();
+    let mut buf = b"ECHO \"x y\" \"a\\nb\"\r\nPING\r\n".to_vec();
+    let first = parser
+        .parse_at(&mut buf, 7)
+        .expect("parses")
+        .expect("whole");
+    let line = buf[..first.len].to_vec();
+    let read = |request: &Request, bytes: &[u8]| -> Vec<Vec<u8>> {
+        request
+            .args
+            .iter()
+            .map(|r| bytes[r.clone()].to_vec())
+            .collect()
+    };
+    let words = read(&first, &line);
+    assert_eq!(words, [&b"ECHO"[..], b"x y", b"a\nb"]);
+    // Left for a later turn: the same place again, the rewritten bytes.
+    let again = parser
+        .parse_at(&mut buf, 7)
+        .expect("parses")
+        .expect("whole");
+    assert_eq!(read(&again, &buf), words);
+    assert_eq!(again.len, first.len);
+    // Consumed: the next place is parsed afresh.
+    let next = parser
+        .parse_at(&mut buf[first.len..], 7 + first.len as u64)
+        .expect("parses")
+        .expect("whole");
+    assert_eq!(read(&next, &buf[first.len..]), [&b"PING"[..]]);
+    // An unbalanced line's error is kept the same way.
+    let mut bad = b"DEL \"k\\ngone\" \"\r\n".to_vec();
+    assert!(parser.parse_at(&mut bad, 100).is_err());
+    assert!(parser.parse_at(&mut bad, 100).is_err());
+}

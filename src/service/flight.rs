@@ -142,6 +142,9 @@ pub(super) struct LeaderGuard<F: FnMut(FetchResult)> {
 }
 
 impl<F: FnMut(FetchResult)> LeaderGuard<F> {
+    /// A guard that calls `finish` exactly once: with the outcome given to
+    /// it, or with a failure if the leader unwinds first (so its waiters
+    /// are never left waiting).
     pub(super) fn new(finish: F) -> LeaderGuard<F> {
         LeaderGuard {
             finish,
