@@ -63,12 +63,14 @@ pub const DEFAULT_CACHE_COMMANDS: &[&str] = &[
 /// bare names replaces the default (signed items then apply to it). Names
 /// are letters, digits and `_`.
 pub(super) fn parse_cache_commands(raw: Raw) -> Result<Vec<String>, ConfigError> {
-    let items: Vec<&str> = raw
-        .value
-        .split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .collect();
+    let mut items: Vec<&str> = raw.value.split(',').map(str::trim).collect();
+    if items == [""] {
+        items.clear();
+    } else if items.contains(&"") {
+        // As INVALIDATION_PREFIXES: an empty item is a typo (`get,,mget`)
+        // or a list cut short, not a way to say the default.
+        return Err(raw.error("comma-separated command names, none of them empty"));
+    }
     let is_none = |item: &&str| {
         item.trim_start_matches(['+', '-'])
             .eq_ignore_ascii_case("none")
@@ -137,7 +139,17 @@ mod tests {
         assert!(narrowed.contains(&"sort_ro".to_owned()));
         assert_eq!(parse("hget,LRANGE").expect("list"), ["hget", "lrange"]);
         assert!(parse("none").expect("none").is_empty());
-        for bad in ["+", "h get", "hget;", "-", "+a|b"] {
+        for bad in [
+            "+",
+            "h get",
+            "hget;",
+            "-",
+            "+a|b",
+            ",,",
+            "get,,mget",
+            "none,",
+            ",hget",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }
@@ -145,7 +157,6 @@ mod tests {
     #[test]
     fn none_stands_alone() {
         assert!(parse(" None ").expect("none alone").is_empty());
-        assert!(parse("none,").expect("none, a comma after").is_empty());
         for bad in ["none,+hget", "hget,none", "NONE,-get", "+none", "-none"] {
             let err = parse(bad).expect_err(bad).to_string();
             assert!(

@@ -138,7 +138,8 @@ pub(super) fn parse_redis_address(raw: Raw) -> Result<Url, ConfigError> {
     let db_ok = matches!(url.path(), "" | "/") || url.path()[1..].parse::<u32>().is_ok();
     let valid = matches!(url.scheme(), "redis" | "rediss")
         && url.host_str().is_some_and(|h| !h.is_empty())
-        && url.port().is_some()
+        // Port 0 is no server's: connecting to it can only fail.
+        && url.port().is_some_and(|port| port != 0)
         && db_ok
         && url.query().is_none()
         && url.fragment().is_none();

@@ -94,6 +94,8 @@ fn rejects_bad_values_naming_the_variable() {
         ("REDIS_TLS_CA", "/nonexistent/ca.pem"),
         ("REDIS_ADDRESS", "redis://localhost:6379/notadb"),
         ("REDIS_ADDRESS", ":6379"),
+        ("REDIS_ADDRESS", "127.0.0.1:0"),
+        ("REDIS_ADDRESS", "redis://localhost:0/1"),
     ] {
         let err = config(&[(name, value)]).expect_err(value);
         assert_eq!(err.variable, name, "{value}");
