@@ -99,10 +99,12 @@ impl RespServer {
     /// Stops accepting; connections close once the commands they sent have
     /// been answered (reads in flight at Redis finish first).
     pub fn begin_shutdown(&self) {
+        // The loop learns it is stopping first, so an accept the shut
+        // listener fails (EINVAL) is not taken for a fault worth a warning.
+        self.event_loop.stop();
         if let Err(err) = socket2::SockRef::from(&self.listener).shutdown(Shutdown::Both) {
             log::warn!("could not close the RESP listener: {err}");
         }
-        self.event_loop.stop();
     }
 
     /// True once every connection has closed and the loop has ended.

@@ -71,6 +71,11 @@ impl Loop {
                     self.want_accept = false;
                     return;
                 }
+                Err(_) if self.stopping.load(Ordering::SeqCst) => {
+                    // The listener was shut for the shutdown under way.
+                    self.want_accept = false;
+                    return;
+                }
                 Err(err) => {
                     // Out of file descriptors and the like: the sweep tries
                     // again (at most SWEEP later); never give up.
