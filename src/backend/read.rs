@@ -26,6 +26,10 @@ pub struct Read {
     pub value: Option<Vec<u8>>,
     /// How long the key has left in Redis (meaningful with a value).
     pub ttl: Ttl,
+    /// Whether the cache may keep it. Always, but in cluster mode: only
+    /// if answered, without a redirection, by a master whose invalidation
+    /// link is up (see `read_cluster.rs`); otherwise it is served, not kept.
+    pub storable: bool,
 }
 
 /// What `PTTL` said of the key just read.
@@ -133,7 +137,11 @@ pub(super) fn parse(replies: Vec<Value>) -> Result<Read, BackendError> {
         Value::ServerError(err) => Ttl::Refused(redis::RedisError::from(err).to_string()),
         other => return Err(unexpected(&format!("PTTL answered {other:?}"))),
     };
-    Ok(Read { value, ttl })
+    Ok(Read {
+        value,
+        ttl,
+        storable: true,
+    })
 }
 
 fn server_error(err: redis::ServerError) -> BackendError {
