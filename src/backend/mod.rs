@@ -282,7 +282,7 @@ impl Backend {
     /// connection (see `read_cluster.rs`).
     pub fn get(&self, db: i64, key: &[u8]) -> Result<Read, BackendError> {
         if let Some(router) = &self.router {
-            return self.get_cluster(router, key);
+            return self.get_cluster(router, db, key);
         }
         if db == self.default_db {
             let packed = read::pack(key);

@@ -6,9 +6,9 @@
 //! learns the key's remaining TTL in the same round trip as its value.
 //!
 //! Two commands, not a script: no `EVAL` permission needed, and both name
-//! the same key, so the cluster client sends them to the node that holds it
-//! (it routes a pipeline by its first command's key, and follows `MOVED` and
-//! `ASK` for the whole of it). They are not atomic: a write between them is
+//! the same key, so in cluster mode both go to the node that holds it (see
+//! `read_cluster.rs`, which follows `MOVED` and `ASK` for the pair). They
+//! are not atomic: a write between them is
 //! announced by the invalidation link, which drops the fill; with
 //! `INVALIDATION=off` the proxy serves writes late anyway (up to the TTL),
 //! and a key gone in between is reported as such and not cached.

@@ -36,8 +36,20 @@ enum Redirect {
 }
 
 impl Backend {
-    /// `GET key` and `PTTL key` on the master owning `key`'s slot.
-    pub(super) fn get_cluster(&self, router: &Router, key: &[u8]) -> Result<Read, BackendError> {
+    /// `GET key` and `PTTL key` on the master owning `key`'s slot (in
+    /// database `db`, which a cluster has only as 0).
+    pub(super) fn get_cluster(
+        &self,
+        router: &Router,
+        db: i64,
+        key: &[u8],
+    ) -> Result<Read, BackendError> {
+        if db != self.default_db {
+            // What a node answers `SELECT` of another database.
+            return Err(BackendError::Reply(
+                "ERR SELECT is not allowed in cluster mode".to_owned(),
+            ));
+        }
         let mut map = router.map(self)?;
         let mut addr = match map.master(slot_of(key)) {
             Some(addr) => Addr::clone(addr),
