@@ -125,6 +125,7 @@ impl Proxy {
         metrics.set_max_connections(config.max_connections.get());
         let backend = Backend::new(config).map_err(|err| StartError::Redis(err.to_string()))?;
         let topology = backend.topology();
+        let linked = backend.linked();
         let service = Arc::new(Service::new(config, backend, metrics, clock));
         let invalidation = match config.invalidation {
             Invalidation::Off => None,
@@ -133,6 +134,7 @@ impl Proxy {
                     config,
                     Arc::clone(&service) as Arc<dyn InvalidationSink>,
                     topology,
+                    linked,
                 )
                 .map_err(StartError::Invalidation)?,
             ),

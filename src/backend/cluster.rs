@@ -9,7 +9,9 @@
 //! `CLUSTER SLOTS` every second; when the masters differ (a failover, a
 //! master added or removed), it reports the link lost (the cache is dropped
 //! and bypassed), stops the old links and starts new ones. The service sees
-//! the link up only while every master's link is.
+//! the link up only while every master's link is; between a change and the
+//! watcher seeing it, reads reach masters it has no link to, and are not
+//! stored ([`Linked`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,8 +20,8 @@ use std::time::Duration;
 
 use redis::Value;
 
-use super::fleet::{Fleet, Member};
-use super::slots::SlotMap;
+use super::fleet::{Fleet, Linked, Member};
+use super::slots::{Addr, SlotMap};
 use super::tracking::spawn_link_to;
 use super::InvalidationSink;
 use crate::config::Config;
@@ -30,20 +32,22 @@ const TOPOLOGY_EVERY: Duration = Duration::from_secs(1);
 /// A master, as `host:port`.
 type Master = (String, u16);
 
-/// Starts the watcher, which starts the links.
+/// Starts the watcher, which starts the links and keeps `linked` saying
+/// which masters they cover.
 pub(super) fn spawn_links(
     config: &Config,
     sink: Arc<dyn InvalidationSink>,
+    linked: Arc<Linked>,
 ) -> std::io::Result<thread::JoinHandle<()>> {
     let config = config.clone();
     thread::Builder::new()
         .name("cluster-watch".to_owned())
-        .spawn(move || watch(&config, sink))
+        .spawn(move || watch(&config, sink, linked))
 }
 
 /// Keeps one link per master, for as long as the process runs.
-fn watch(config: &Config, sink: Arc<dyn InvalidationSink>) {
-    let fleet = Fleet::new(sink);
+fn watch(config: &Config, sink: Arc<dyn InvalidationSink>, linked: Arc<Linked>) {
+    let fleet = Fleet::new(sink, linked);
     let mut seed = None;
     loop {
         let masters = match masters(config, &mut seed) {
@@ -55,7 +59,15 @@ fn watch(config: &Config, sink: Arc<dyn InvalidationSink>) {
             }
         };
         let stop = Arc::new(AtomicBool::new(false));
-        let generation = fleet.begin(masters.len());
+        let generation = fleet.begin(
+            masters
+                .iter()
+                .map(|(host, port)| Addr {
+                    host: host.clone(),
+                    port: *port,
+                })
+                .collect(),
+        );
         log::info!(
             "cluster masters: {}; one invalidation link each",
             masters

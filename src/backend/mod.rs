@@ -28,6 +28,7 @@ mod forward;
 mod forward_cluster;
 pub mod raw;
 mod read;
+mod read_cluster;
 mod router;
 mod scan;
 mod sentinel;
@@ -36,6 +37,7 @@ mod slots;
 mod tracking;
 use connect::{client, cluster_client, connect, default_db, tls_roots};
 use failure::{reply_error, retire_on_failure};
+pub use fleet::Linked;
 pub use forward_cluster::{Dest, Fold};
 pub use read::{Read, Ttl};
 pub use scan::split_cursor;
@@ -194,6 +196,8 @@ pub struct Backend {
     default_db: i64,
     /// RESP_MAX_REPLY_BYTES: the most a forwarded batch's replies may be.
     max_reply: usize,
+    /// Which cluster masters the invalidation links cover (see `fleet.rs`).
+    linked: Arc<Linked>,
 }
 
 impl Backend {
@@ -250,7 +254,17 @@ impl Backend {
             roots,
             default_db: default_db(config),
             max_reply: config.resp_max_reply,
+            linked: Arc::new(Linked::new(
+                config.redis_mode == RedisMode::Cluster
+                    && config.invalidation != crate::config::Invalidation::Off,
+            )),
         })
+    }
+
+    /// What the cluster's invalidation links keep up to date: which
+    /// masters' writes are announced, so which nodes' reads may be stored.
+    pub fn linked(&self) -> Arc<Linked> {
+        Arc::clone(&self.linked)
     }
 
     /// The database clients start in: the one REDIS_ADDRESS names.
@@ -264,7 +278,12 @@ impl Backend {
     /// Pooled connections sit in REDIS_ADDRESS's database: for another,
     /// the pipeline is `SELECT db`, the read, `SELECT` back (see
     /// `read::pack_in`), and a connection not seen back home is retired.
+    /// In cluster mode the read goes to the key's master on a raw
+    /// connection (see `read_cluster.rs`).
     pub fn get(&self, db: i64, key: &[u8]) -> Result<Read, BackendError> {
+        if let Some(router) = &self.router {
+            return self.get_cluster(router, db, key);
+        }
         if db == self.default_db {
             let packed = read::pack(key);
             let replies = self.query(|conn| conn.req_packed_commands(&packed, 0, 2))?;

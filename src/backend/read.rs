@@ -6,9 +6,9 @@
 //! learns the key's remaining TTL in the same round trip as its value.
 //!
 //! Two commands, not a script: no `EVAL` permission needed, and both name
-//! the same key, so the cluster client sends them to the node that holds it
-//! (it routes a pipeline by its first command's key, and follows `MOVED` and
-//! `ASK` for the whole of it). They are not atomic: a write between them is
+//! the same key, so in cluster mode both go to the node that holds it (see
+//! `read_cluster.rs`, which follows `MOVED` and `ASK` for the pair). They
+//! are not atomic: a write between them is
 //! announced by the invalidation link, which drops the fill; with
 //! `INVALIDATION=off` the proxy serves writes late anyway (up to the TTL),
 //! and a key gone in between is reported as such and not cached.
@@ -26,6 +26,10 @@ pub struct Read {
     pub value: Option<Vec<u8>>,
     /// How long the key has left in Redis (meaningful with a value).
     pub ttl: Ttl,
+    /// Whether the cache may keep it. Always, but in cluster mode: only
+    /// if answered, without a redirection, by a master whose invalidation
+    /// link is up (see `read_cluster.rs`); otherwise it is served, not kept.
+    pub storable: bool,
 }
 
 /// What `PTTL` said of the key just read.
@@ -133,7 +137,11 @@ pub(super) fn parse(replies: Vec<Value>) -> Result<Read, BackendError> {
         Value::ServerError(err) => Ttl::Refused(redis::RedisError::from(err).to_string()),
         other => return Err(unexpected(&format!("PTTL answered {other:?}"))),
     };
-    Ok(Read { value, ttl })
+    Ok(Read {
+        value,
+        ttl,
+        storable: true,
+    })
 }
 
 fn server_error(err: redis::ServerError) -> BackendError {

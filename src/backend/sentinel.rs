@@ -16,7 +16,8 @@ use std::time::Duration;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{ConnectionAddr, IntoConnectionInfo};
 
-use super::fleet::{Fleet, Member};
+use super::fleet::{Fleet, Linked, Member};
+use super::slots::Addr;
 use super::tracking::spawn_link_to;
 use super::InvalidationSink;
 use crate::config::Config;
@@ -167,7 +168,9 @@ pub(super) fn spawn_link(
 }
 
 fn follow(config: &Config, topology: &Topology, sink: Arc<dyn InvalidationSink>) {
-    let fleet = Fleet::new(sink);
+    // Reads are checked by the topology's generation instead (a connection
+    // to a master the sentinels no longer name is not used).
+    let fleet = Fleet::new(sink, Arc::new(Linked::new(false)));
     loop {
         let generation = topology.generation();
         let Some((host, port)) = topology.master() else {
@@ -175,7 +178,11 @@ fn follow(config: &Config, topology: &Topology, sink: Arc<dyn InvalidationSink>)
             continue;
         };
         let stop = Arc::new(AtomicBool::new(false));
-        let member = Member::new(&fleet, fleet.begin(1), 0);
+        let master = Addr {
+            host: host.clone(),
+            port,
+        };
+        let member = Member::new(&fleet, fleet.begin(vec![master]), 0);
         let started = spawn_link_to(config, &(host.clone(), port), member, &stop);
         if let Err(err) = started {
             log::warn!("cannot start the invalidation link to {host}:{port}: {err}");

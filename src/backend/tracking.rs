@@ -82,11 +82,14 @@ enum SetupError {
 
 impl InvalidationLink {
     /// Starts the link for `config` (which must not say `INVALIDATION=off`),
-    /// reporting to `sink`; in sentinel mode it follows `topology`.
+    /// reporting to `sink`; in sentinel mode it follows `topology`; in
+    /// cluster mode it keeps `linked` (the backend's) saying which masters
+    /// it covers.
     pub fn spawn(
         config: &Config,
         sink: Arc<dyn InvalidationSink>,
         topology: Option<Arc<super::Topology>>,
+        linked: Arc<super::Linked>,
     ) -> std::io::Result<InvalidationLink> {
         if let Some(topology) = topology {
             let follower = super::sentinel::spawn_link(config, topology, sink)?;
@@ -96,7 +99,7 @@ impl InvalidationLink {
             });
         }
         if config.redis_mode == RedisMode::Cluster {
-            let watcher = super::cluster::spawn_links(config, sink)?;
+            let watcher = super::cluster::spawn_links(config, sink, linked)?;
             return Ok(InvalidationLink {
                 _thread: watcher,
                 stop: Arc::default(),

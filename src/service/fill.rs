@@ -56,9 +56,15 @@ impl Service {
             Ok(Read {
                 value: Some(bytes),
                 ttl,
+                storable,
             }) => Ok(Some(Fetched {
                 value: Value::new(&bytes),
-                ends: self.ends(sent, ttl),
+                // Not storable (a cluster node no link covers): served
+                // to its readers as having no life left, so not kept.
+                ends: match storable {
+                    true => self.ends(sent, ttl),
+                    false => Some(sent),
+                },
             })),
             Err(err) => Err(ReadError::from(err)),
         };

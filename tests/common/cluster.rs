@@ -68,6 +68,67 @@ impl Cluster {
         cluster
     }
 
+    /// Starts one more node and joins it (`CLUSTER MEET`) as a master that
+    /// owns no slot yet; waits until it and every node know each other.
+    /// Returns its index in `nodes`.
+    #[allow(dead_code)] // Not every test binary grows a cluster.
+    pub fn add_master(&mut self) -> usize {
+        let port = node_port();
+        let conf = self._dir.path().join(format!("nodes-{port}.conf"));
+        let node = RedisServer::start_on(
+            port,
+            &[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                &conf.to_string_lossy(),
+                "--cluster-node-timeout",
+                "2000",
+            ],
+        );
+        let seed = self.nodes[0].port().to_string();
+        let _: () = node.cmd(&["CLUSTER", "MEET", "127.0.0.1", &seed]);
+        let id: String = node.cmd(&["CLUSTER", "MYID"]);
+        self.nodes.push(node);
+        let running = self.nodes.iter().filter(|node| node.is_running()).count();
+        for node in self.nodes.iter().filter(|node| node.is_running()) {
+            eventually("every node to know every other", || {
+                let nodes: String = node.try_cmd(&["CLUSTER", "NODES"])?;
+                let known = nodes.lines().filter(|l| !l.contains("handshake")).count();
+                (nodes.contains(&id) && known == running).then_some(())
+            });
+        }
+        self.wait_ok();
+        self.nodes.len() - 1
+    }
+
+    /// Moves the slot of `key` (and the keys in it) from its master to
+    /// `nodes[to]`, as `redis-cli --cluster reshard` does: IMPORTING,
+    /// MIGRATING, MIGRATE, then SETSLOT NODE on the target, the source and
+    /// every other master.
+    #[allow(dead_code)] // Not every test binary reshards.
+    pub fn move_slot_of(&self, key: &str, to: usize) {
+        let source = self.master_of(key);
+        let target = &self.nodes[to];
+        let slot: i64 = source.cmd(&["CLUSTER", "KEYSLOT", key]);
+        let slot = slot.to_string();
+        let id = |node: &RedisServer| -> String { node.cmd(&["CLUSTER", "MYID"]) };
+        let _: () = target.cmd(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &id(source)]);
+        let _: () = source.cmd(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &id(target)]);
+        let keys: Vec<String> = source.cmd(&["CLUSTER", "GETKEYSINSLOT", &slot, "1000"]);
+        let port = target.port().to_string();
+        for key in &keys {
+            let _: () = source.cmd(&["MIGRATE", "127.0.0.1", &port, key, "0", "5000"]);
+        }
+        let owner = id(target);
+        let _: () = target.cmd(&["CLUSTER", "SETSLOT", &slot, "NODE", &owner]);
+        for master in self.masters() {
+            if master.port() != target.port() {
+                let _: () = master.cmd(&["CLUSTER", "SETSLOT", &slot, "NODE", &owner]);
+            }
+        }
+    }
+
     /// Until every node says `cluster_state:ok` and every replica's link
     /// to its master is up.
     pub fn wait_ok(&self) {
