@@ -80,3 +80,42 @@ fn a_tracking_client_hears_of_changes_to_keys_its_forwarded_reads_read() {
     // check can miss one, never fail on a correct proxy.)
     assert_eq!(call(&mut reader, &["PING"], "w"), b"+PONG\r\n");
 }
+
+/// A client that redirects its tracking to itself, on one side: its own
+/// id from `CLIENT GETREDIR`, then what it gets after reading `k9` and
+/// another client writing it (RESP2: once subscribed to the channel).
+fn redirect_to_self(addr: std::net::SocketAddr, resp3: bool) -> Vec<String> {
+    use crate::common::resp_conn::RespConn;
+    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+    let mut c = RespConn::open(addr);
+    let mut w = RespConn::open(addr);
+    if resp3 {
+        c.send(&["HELLO", "3"]);
+        c.reply();
+    }
+    let id = c.call(&["CLIENT", "ID"]);
+    let id = id.trim_start_matches(':').trim_end().to_owned();
+    let mut seen = vec![c.call(&["CLIENT", "TRACKING", "ON", "REDIRECT", &id])];
+    let redir = c.call(&["CLIENT", "GETREDIR"]);
+    seen.push((redir.trim_start_matches(':').trim_end() == id).to_string());
+    seen.push(c.call(&["GET", "k9"]));
+    if !resp3 {
+        seen.push(c.call(&["SUBSCRIBE", "__redis__:invalidate"]));
+    }
+    assert_eq!(w.call(&["SET", "k9", "x"]), "+OK\r\n");
+    seen.push(text(c.reply()));
+    seen
+}
+
+#[test]
+fn a_client_redirecting_to_itself_is_told_as_at_redis() {
+    let redis = crate::common::RedisServer::start();
+    let (_backend, proxy) = crate::client_tracking::start(&[]);
+    for resp3 in [false, true] {
+        assert_eq!(
+            redirect_to_self(proxy.resp_addr(), resp3),
+            redirect_to_self(redis.addr(), resp3),
+            "resp3: {resp3}"
+        );
+    }
+}

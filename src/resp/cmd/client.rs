@@ -235,7 +235,9 @@ fn tracking(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
             if id != context.session.id && (id == 0 || !(context.peers.exists)(id)) {
                 return context.error("ERR The client ID you want redirect to does not exist");
             }
-            mode.redirect = (id != context.session.id).then_some(id);
+            // A client may name itself, as at Redis: its messages then
+            // come to it as to any target (a RESP2 one once it subscribes).
+            mode.redirect = Some(id);
         } else {
             return context.error("ERR syntax error");
         }
