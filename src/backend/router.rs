@@ -4,7 +4,8 @@
 //! The map is read from `CLUSTER SLOTS` on first use, and again when a
 //! node answers `-MOVED` for a slot the map gives to another node, or a
 //! node cannot be reached (a master down, a failover under way). It is
-//! asked of the known masters first, then of the seed nodes
+//! asked of the node that answered `-MOVED` first, then of the other known
+//! masters, then of the seed nodes
 //! (REDIS_ADDRESS), on the same raw connections, its reply decoded by the
 //! redis crate's parser. One thread refreshes at a time; the others then
 //! take its map rather than asking again.
@@ -61,7 +62,7 @@ impl Router {
                 return Ok(map);
             }
         }
-        self.refresh(backend, None)
+        self.refresh(backend, None, None)
     }
 
     /// Says the map may be out of date: a node was unreachable.
@@ -71,10 +72,14 @@ impl Router {
 
     /// A fresh map, read from the cluster, unless another thread replaced
     /// `seen` (the map the caller found wrong) while this one waited.
+    /// `first`, a node of `seen` that just answered `-MOVED`, is asked
+    /// before the others: it knows the slot's new owner, where a master
+    /// that has not yet heard of a failover would give the old map again.
     pub(super) fn refresh(
         &self,
         backend: &Backend,
         seen: Option<&Arc<SlotMap>>,
+        first: Option<&Addr>,
     ) -> Result<Arc<SlotMap>, BackendError> {
         let _one = self
             .refreshing
@@ -91,6 +96,9 @@ impl Router {
             .as_ref()
             .map(|map| map.masters().iter().map(|addr| Addr::clone(addr)).collect())
             .unwrap_or_default();
+        if let Some(at) = first.and_then(|first| asked.iter().position(|addr| addr == first)) {
+            asked[..=at].rotate_right(1);
+        }
         asked.extend(self.seeds.iter().filter_map(|info| match info.addr() {
             ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
                 Some(Addr {

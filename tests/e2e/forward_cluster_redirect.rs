@@ -1,12 +1,15 @@
 //! Cluster mode: a redirection is followed only to a node of the slot map.
 //! An error reply is text a script can write, so a `-MOVED` naming any
-//! other host must not make the proxy connect (and log in) there.
+//! other host must not make the proxy connect (and log in) there. A node
+//! the map does not know yet (a replica a failover just promoted) is
+//! followed once the map, read again, names it a master.
 
 use std::net::TcpListener;
 
+use super::forward_cluster::moved;
 use crate::common::cluster::Cluster;
 use crate::common::resp_wire::Wire;
-use crate::common::Proxy;
+use crate::common::{eventually, Proxy};
 
 #[test]
 fn a_script_written_moved_to_an_unknown_host_is_passed_on_not_followed() {
@@ -36,4 +39,34 @@ fn a_script_written_moved_to_an_unknown_host_is_passed_on_not_followed() {
     }
     // The connection and the proxy go on.
     assert_eq!(wire.call_args(&["SET", "{t}k", "v"]), b"+OK\r\n");
+}
+
+#[test]
+fn the_first_write_after_a_manual_failover_runs_on_the_promoted_replica() {
+    let cluster = Cluster::start();
+    let proxy = Proxy::start_at(
+        &cluster.seeds(),
+        &[("REDIS_MODE", "cluster"), ("RESP_PORT", "auto")],
+    );
+    proxy.wait_for_link("up");
+    let key = "{fo}0";
+    let master = cluster.master_of(key);
+    let replica = cluster.replica_of(master);
+    let mut wire = Wire::connect(proxy.resp_addr());
+    // The proxy reads the slot map: the replica is not one of its masters.
+    assert_eq!(wire.call_args(&["SET", key, "a"]), b"+OK\r\n");
+    cluster.sync_replicas();
+    let _: () = replica.cmd(&["CLUSTER", "FAILOVER"]);
+    eventually("the replica to take over", || {
+        let info: String = replica.try_cmd(&["INFO", "replication"])?;
+        info.contains("role:master").then_some(())
+    });
+    // The old master answers -MOVED naming the replica, a node the map
+    // does not know: the proxy reads the map again and sends the SET
+    // there, and the client gets the SET's own reply.
+    let reply = wire.call_args(&["SET", key, "b"]);
+    assert_eq!(String::from_utf8_lossy(&reply), "+OK\r\n");
+    assert_eq!(replica.cmd::<String>(&["GET", key]), "b");
+    assert!(moved(master) > 0, "the old master redirected the proxy");
+    assert_eq!(wire.call_args(&["GET", key]), b"$1\r\nb\r\n");
 }
