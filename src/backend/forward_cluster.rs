@@ -5,7 +5,9 @@
 //!
 //! Redirections are followed once, as Redis Cluster clients do: `-MOVED`
 //! (the slot has another owner; the request did not run) sends it again to
-//! the node named, after refreshing the slot map if the map was wrong;
+//! the node named, after refreshing the slot map if the map was wrong (a
+//! node the map does not know, such as a replica a failover promoted, is
+//! followed once the fresh map names it a master);
 //! `-ASK` (the slot is migrating and the key is on the target) sends
 //! `ASKING` and the request to the node named. Commands for every master
 //! (FLUSHALL, DBSIZE, KEYS) get one reply folded from all of theirs.
@@ -249,8 +251,11 @@ impl Backend {
 
     /// Turns the parts answered `-MOVED` or `-ASK` back into pending ones
     /// for the node named (once: a part sent with a redirection already
-    /// keeps its reply), refreshing the map if it gave a slot to the wrong
-    /// node. Whether any part is pending again.
+    /// keeps its reply). A redirection that shows the map wrong (a slot it
+    /// gives to another node, or a node it does not know: a replica just
+    /// promoted, a master just added) has the map read again first, asking
+    /// the node that answered `-MOVED` before the others. Whether any part
+    /// is pending again.
     fn redirect(
         &self,
         router: &Router,
@@ -258,46 +263,62 @@ impl Backend {
         parts: &mut [Part],
         replies: &[u8],
     ) -> bool {
-        let mut again = false;
+        let mut found: Vec<(usize, Redirect)> = Vec::new();
         let mut wrong_map = false;
-        for part in parts.iter_mut() {
+        let mut first: Option<Arc<Addr>> = None;
+        for (at, part) in parts.iter().enumerate() {
             let Outcome::Reply(range) = &part.outcome else {
                 continue;
             };
             let Some(redirect) = redirection(&replies[range.clone()]) else {
                 continue;
             };
-            // Only to a node the slot map knows: an error reply is text a
-            // script can write (`redis.error_reply('MOVED 1 host:port')`),
-            // and following it would log in to that host. A node not in
-            // the map yet: the map is read again, this reply passed on.
+            match &redirect {
+                Redirect::Moved(slot, addr) => {
+                    if slot.is_none_or(|slot| map.master(slot).map(|a| &**a) != Some(addr)) {
+                        first.get_or_insert_with(|| Arc::clone(&part.addr));
+                        wrong_map = true;
+                    }
+                }
+                Redirect::Ask(addr) => wrong_map |= !knows(map, addr),
+            }
+            found.push((at, redirect));
+        }
+        let fresh = if wrong_map {
+            router
+                .refresh(self, Some(map), first.as_deref())
+                .inspect_err(|err| {
+                    log::debug!("cluster slot map refresh after -MOVED failed: {err}")
+                })
+                .ok()
+        } else {
+            None
+        };
+        let mut again = false;
+        for (at, redirect) in found {
+            // Only to a node a slot map names a master: an error reply is
+            // text a script can write (`redis.error_reply('MOVED 1
+            // host:port')`), and following it would log in to that host.
+            // A node no map knows: the reply is passed on.
             let (Redirect::Moved(_, addr) | Redirect::Ask(addr)) = &redirect;
-            if !map.masters().iter().any(|known| **known == *addr) {
-                wrong_map = true;
+            if !knows(map, addr) && !fresh.as_ref().is_some_and(|fresh| knows(fresh, addr)) {
                 continue;
             }
-            match redirect {
-                Redirect::Moved(slot, addr) => {
-                    wrong_map |=
-                        slot.is_none_or(|slot| map.master(slot).map(|a| &**a) != Some(&addr));
-                    part.addr = Arc::new(addr);
-                    part.asking = false;
-                }
-                Redirect::Ask(addr) => {
-                    part.addr = Arc::new(addr);
-                    part.asking = true;
-                }
-            }
+            let part = &mut parts[at];
+            (part.addr, part.asking) = match redirect {
+                Redirect::Moved(_, addr) => (Arc::new(addr), false),
+                Redirect::Ask(addr) => (Arc::new(addr), true),
+            };
             part.outcome = Outcome::Pending;
             again = true;
         }
-        if wrong_map {
-            if let Err(err) = router.refresh(self, Some(map)) {
-                log::debug!("cluster slot map refresh after -MOVED failed: {err}");
-            }
-        }
         again
     }
+}
+
+/// Whether `map` names `addr` a master.
+fn knows(map: &SlotMap, addr: &Addr) -> bool {
+    map.masters().iter().any(|known| **known == *addr)
 }
 
 /// One part per request, or one per master for [`Dest::Every`], in

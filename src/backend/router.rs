@@ -3,8 +3,11 @@
 //!
 //! The map is read from `CLUSTER SLOTS` on first use, and again when a
 //! node answers `-MOVED` for a slot the map gives to another node, or a
-//! node cannot be reached (a master down, a failover under way). It is
-//! asked of the known masters first, then of the seed nodes
+//! node cannot be reached (a master down, a failover under way), and on
+//! the next batch after any connection, one a client holds included, got
+//! `-MOVED` or `-READONLY` (a master demoted by a failover). It is
+//! asked of the node that answered `-MOVED` first, then of the other known
+//! masters, then of the seed nodes
 //! (REDIS_ADDRESS), on the same raw connections, its reply decoded by the
 //! redis crate's parser. One thread refreshes at a time; the others then
 //! take its map rather than asking again.
@@ -23,14 +26,37 @@ use crate::config::Config;
 /// Idle connections to one node, one stack per protocol (RESP2, RESP3).
 type Idle = [Vec<RawConn>; 2];
 
+/// That the slot map is out of date, and which node said so: shared by the
+/// router and every connection it opens, so a `-MOVED` or `-READONLY` read
+/// on a connection a client holds has the next batch read the map again,
+/// asking that node first.
+#[derive(Default)]
+pub(in crate::backend) struct Staleness {
+    flag: AtomicBool,
+    ask_first: Mutex<Option<Addr>>,
+}
+
+impl Staleness {
+    /// `node` answered `-MOVED` or `-READONLY`.
+    pub(in crate::backend) fn said_by(&self, node: &Addr) {
+        *self
+            .ask_first
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(node.clone());
+        self.flag.store(true, Ordering::Release);
+    }
+}
+
 /// Routes forwarded commands to the cluster's masters.
 pub(super) struct Router {
     /// The seed nodes' settings: where the map is asked when no master
     /// answers, and the user, password and TLS every node's connection uses.
     seeds: Vec<ConnectionInfo>,
     map: RwLock<Option<Arc<SlotMap>>>,
-    /// Set when a node could not be reached: the next batch asks again.
-    stale: AtomicBool,
+    /// Set when a node could not be reached, or answered `-MOVED` or
+    /// `-READONLY` on any connection (held ones included: see
+    /// `RawConn::map_stale`): the next batch asks again.
+    stale: Arc<Staleness>,
     refreshing: Mutex<()>,
     idle: Mutex<HashMap<Addr, Idle>>,
 }
@@ -47,34 +73,39 @@ impl Router {
         Ok(Router {
             seeds,
             map: RwLock::new(None),
-            stale: AtomicBool::new(false),
+            stale: Arc::default(),
             refreshing: Mutex::new(()),
             idle: Mutex::new(HashMap::new()),
         })
     }
 
     /// The map to route by: the current one, or a fresh one if there is
-    /// none yet or a node was unreachable since.
+    /// none yet or it was marked stale since (see `stale`).
     pub(super) fn map(&self, backend: &Backend) -> Result<Arc<SlotMap>, BackendError> {
-        if !self.stale.load(Ordering::Acquire) {
+        if !self.stale.flag.load(Ordering::Acquire) {
             if let Some(map) = self.current() {
                 return Ok(map);
             }
         }
-        self.refresh(backend, None)
+        self.refresh(backend, None, None)
     }
 
     /// Says the map may be out of date: a node was unreachable.
     pub(super) fn mark_stale(&self) {
-        self.stale.store(true, Ordering::Release);
+        self.stale.flag.store(true, Ordering::Release);
     }
 
     /// A fresh map, read from the cluster, unless another thread replaced
     /// `seen` (the map the caller found wrong) while this one waited.
+    /// `first`, a node of `seen` that just answered `-MOVED` (else the one
+    /// [`Staleness`] names), is asked before the others: it knows the
+    /// slot's new owner, where a master that has not yet heard of a
+    /// failover gives the old map again.
     pub(super) fn refresh(
         &self,
         backend: &Backend,
         seen: Option<&Arc<SlotMap>>,
+        first: Option<&Addr>,
     ) -> Result<Arc<SlotMap>, BackendError> {
         let _one = self
             .refreshing
@@ -83,7 +114,7 @@ impl Router {
         let current = self.current();
         if let Some(current) = &current {
             let newer = seen.is_none_or(|seen| !Arc::ptr_eq(seen, current));
-            if newer && !self.stale.load(Ordering::Acquire) {
+            if newer && !self.stale.flag.load(Ordering::Acquire) {
                 return Ok(Arc::clone(current));
             }
         }
@@ -91,6 +122,16 @@ impl Router {
             .as_ref()
             .map(|map| map.masters().iter().map(|addr| Addr::clone(addr)).collect())
             .unwrap_or_default();
+        let hint = self
+            .stale
+            .ask_first
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(first) = first.cloned().or(hint) {
+            asked.retain(|addr| *addr != first);
+            asked.insert(0, first);
+        }
         asked.extend(self.seeds.iter().filter_map(|info| match info.addr() {
             ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
                 Some(Addr {
@@ -105,10 +146,10 @@ impl Router {
             match self.ask_slots(backend, addr) {
                 Ok(map) => {
                     let map = Arc::new(map);
-                    log::debug!("cluster slot map: masters {:?}", map.masters());
+                    log::debug!("cluster slot map from {addr}: masters {:?}", map.masters());
                     *self.map.write().unwrap_or_else(PoisonError::into_inner) =
                         Some(Arc::clone(&map));
-                    self.stale.store(false, Ordering::Release);
+                    self.stale.flag.store(false, Ordering::Release);
                     self.idle
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
@@ -204,6 +245,7 @@ impl Router {
                 BackendError::Unavailable(format!("{addr}: {err}"))
             })?;
         conn.max_reply = backend.max_reply;
+        conn.map_stale = Some((Arc::clone(&self.stale), addr.clone()));
         Ok(conn)
     }
 }

@@ -50,7 +50,7 @@ pub(super) fn tag_per_master(cluster: &Cluster) -> Vec<String> {
 }
 
 /// How many `-MOVED` replies `node` gave.
-fn moved(node: &RedisServer) -> u64 {
+pub(super) fn moved(node: &RedisServer) -> u64 {
     let info: String = node.cmd(&["INFO", "errorstats"]);
     info.lines()
         .find_map(|line| line.strip_prefix("errorstat_MOVED:count="))

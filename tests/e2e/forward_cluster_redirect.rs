@@ -1,12 +1,28 @@
 //! Cluster mode: a redirection is followed only to a node of the slot map.
 //! An error reply is text a script can write, so a `-MOVED` naming any
-//! other host must not make the proxy connect (and log in) there.
+//! other host must not make the proxy connect (and log in) there. A node
+//! the map does not know yet (a replica a failover just promoted) is
+//! followed once the map, read again, names it a master. A `-MOVED` on a
+//! connection a client holds, or a `-READONLY` from a demoted master, has
+//! the next command read the map again.
 
 use std::net::TcpListener;
 
+use super::forward_cluster::moved;
 use crate::common::cluster::Cluster;
 use crate::common::resp_wire::Wire;
-use crate::common::Proxy;
+use crate::common::{eventually, Proxy, RedisServer};
+
+/// `CLUSTER FAILOVER` on `replica`, once it is in sync, until it reports
+/// itself a master.
+fn fail_over(cluster: &Cluster, replica: &RedisServer) {
+    cluster.wait_ok();
+    let _: () = replica.cmd(&["CLUSTER", "FAILOVER"]);
+    eventually("the replica to take over", || {
+        let info: String = replica.try_cmd(&["INFO", "replication"])?;
+        info.contains("role:master").then_some(())
+    });
+}
 
 #[test]
 fn a_script_written_moved_to_an_unknown_host_is_passed_on_not_followed() {
@@ -36,4 +52,79 @@ fn a_script_written_moved_to_an_unknown_host_is_passed_on_not_followed() {
     }
     // The connection and the proxy go on.
     assert_eq!(wire.call_args(&["SET", "{t}k", "v"]), b"+OK\r\n");
+}
+
+#[test]
+fn the_first_write_after_a_manual_failover_runs_on_the_promoted_replica() {
+    let cluster = Cluster::start();
+    let proxy = Proxy::start_at(
+        &cluster.seeds(),
+        &[("REDIS_MODE", "cluster"), ("RESP_PORT", "auto")],
+    );
+    proxy.wait_for_link("up");
+    let key = "{fo}0";
+    let master = cluster.master_of(key);
+    let replica = cluster.replica_of(master);
+    let mut wire = Wire::connect(proxy.resp_addr());
+    // The proxy reads the slot map: the replica is not one of its masters.
+    assert_eq!(wire.call_args(&["SET", key, "a"]), b"+OK\r\n");
+    cluster.sync_replicas();
+    fail_over(&cluster, replica);
+    // The old master answers -MOVED naming the replica, a node the map
+    // does not know: the proxy reads the map again and sends the SET
+    // there, and the client gets the SET's own reply.
+    let reply = wire.call_args(&["SET", key, "b"]);
+    assert_eq!(String::from_utf8_lossy(&reply), "+OK\r\n");
+    assert_eq!(replica.cmd::<String>(&["GET", key]), "b");
+    assert!(moved(master) > 0, "the old master redirected the proxy");
+    assert_eq!(wire.call_args(&["GET", key]), b"$1\r\nb\r\n");
+}
+
+#[test]
+fn after_a_manual_failover_blocking_pops_and_flushall_recover_without_a_plain_write() {
+    let cluster = Cluster::start();
+    let proxy = Proxy::start_at(
+        &cluster.seeds(),
+        &[("REDIS_MODE", "cluster"), ("RESP_PORT", "auto")],
+    );
+    proxy.wait_for_link("up");
+    let key = "{q}jobs";
+    let first = cluster.master_of(key);
+    let second = cluster.replica_of(first);
+    let mut wire = Wire::connect(proxy.resp_addr());
+    let show = |reply: Vec<u8>| String::from_utf8_lossy(&reply).into_owned();
+    // The proxy reads its map; from here on it sees only BLPOP and FLUSHALL.
+    assert_eq!(show(wire.call_args(&["FLUSHALL"])), "+OK\r\n");
+    fail_over(&cluster, second);
+    // A blocking command runs on a connection of its own, not redirected:
+    // the old master's -MOVED reaches the client (a cluster client retries
+    // it), and the next one goes to the new master.
+    let moved = show(wire.call_args(&["BLPOP", key, "1"]));
+    assert!(moved.starts_with("-MOVED "), "{moved}");
+    let _: () = second.cmd(&["RPUSH", key, "job"]);
+    assert_eq!(
+        show(wire.call_args(&["BLPOP", key, "1"])),
+        "*2\r\n$7\r\n{q}jobs\r\n$3\r\njob\r\n"
+    );
+    // Another shard's turn: FLUSHALL reaches every master of the map, the
+    // demoted one answers -READONLY, and the next FLUSHALL goes to the new
+    // masters.
+    let other = *cluster
+        .masters()
+        .iter()
+        .find(|m| m.port() != second.port() && m.port() != first.port())
+        .expect("another master");
+    let promoted = cluster.replica_of(other);
+    fail_over(&cluster, promoted);
+    // A key of its own (a node answers -MOVED for the others).
+    (0..)
+        .find(|i| {
+            let key = format!("left{i}");
+            promoted.try_cmd::<()>(&["SET", &key, "x"]).is_some()
+        })
+        .expect("a key of the promoted replica's slots");
+    let readonly = show(wire.call_args(&["FLUSHALL"]));
+    assert!(readonly.starts_with("-READONLY "), "{readonly}");
+    assert_eq!(show(wire.call_args(&["FLUSHALL"])), "+OK\r\n");
+    assert_eq!(promoted.cmd::<i64>(&["DBSIZE"]), 0);
 }

@@ -16,8 +16,11 @@ mod stream;
 mod upstream;
 
 use std::io::{self, ErrorKind, Read, Write};
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::router::Staleness;
+use super::slots::Addr;
 use frame::Framer;
 use redis::{ConnectionAddr, ConnectionInfo};
 use stream::Stream;
@@ -48,6 +51,11 @@ pub struct RawConn {
     /// RESP_MAX_REPLY_BYTES on connections carrying clients' commands:
     /// the most one reply may make it hold (unbounded as opened).
     pub max_reply: usize,
+    /// Cluster mode: the router's note that its slot map is out of date,
+    /// and this node's address, for when the node answers `-MOVED` or
+    /// `-READONLY` (see [`says_map_stale`]), also on a connection a client
+    /// holds, whose replies the router never reads.
+    pub(in crate::backend) map_stale: Option<(Arc<Staleness>, Addr)>,
 }
 
 impl RawConn {
@@ -80,6 +88,7 @@ impl RawConn {
             broken: false,
             timeout,
             max_reply: usize::MAX,
+            map_stale: None,
         };
         let settings = info.redis_settings();
         let password = settings.password();
@@ -174,9 +183,12 @@ impl RawConn {
     /// soon as its header or the bytes read so far show it, so what it
     /// holds meanwhile is bounded by `room` plus one read.
     pub fn receive_within(&mut self, out: &mut Vec<u8>, room: usize) -> io::Result<()> {
+        let start = out.len();
         let result = self.receive_inner(out, room);
-        if result.is_err() {
-            self.broken = true;
+        match (&result, &self.map_stale) {
+            (Err(_), _) => self.broken = true,
+            (Ok(()), Some((stale, node))) if says_map_stale(&out[start..]) => stale.said_by(node),
+            _ => {}
         }
         result
     }
@@ -315,4 +327,11 @@ pub fn encode(argv: &[&[u8]], out: &mut Vec<u8>) {
         out.extend_from_slice(arg);
         out.extend_from_slice(b"\r\n");
     }
+}
+
+/// Whether a cluster node's reply shows the slot map out of date: `-MOVED`
+/// (the slot has another master now) or `-READONLY` (the node the map calls
+/// a master is a replica now, as after a failover).
+fn says_map_stale(reply: &[u8]) -> bool {
+    reply.starts_with(b"-MOVED ") || reply.starts_with(b"-READONLY ")
 }
