@@ -70,7 +70,8 @@ impl Backend {
                     return Ok(read);
                 }
                 Some(Redirect::Moved(to)) => {
-                    map = router.refresh(self, Some(&map))?;
+                    // The node that answered -MOVED knows the new owner first.
+                    map = router.refresh(self, Some(&map), Some(&addr))?;
                     (addr, asking) = (to, false);
                 }
                 Some(Redirect::Ask(to)) => (addr, asking) = (to, true),
