@@ -36,6 +36,20 @@ enum Redirect {
 }
 
 impl Backend {
+    /// Whether every master of the cluster's slot map as the router last
+    /// read it has its invalidation link up (always so outside cluster
+    /// mode, or with nothing to check): a reply fetched through the
+    /// forwarder, which does not say which node answered it, may be kept
+    /// only then, since its node could be one no link covers yet.
+    pub fn covers_every_master(&self) -> bool {
+        let Some(router) = &self.router else {
+            return true;
+        };
+        router
+            .current()
+            .is_some_and(|map| map.masters().iter().all(|m| self.linked.covers(m)))
+    }
+
     /// `GET key` and `PTTL key` on the master owning `key`'s slot (in
     /// database `db`, which a cluster has only as 0).
     pub(super) fn get_cluster(

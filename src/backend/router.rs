@@ -162,7 +162,8 @@ impl Router {
         Err(last)
     }
 
-    fn current(&self) -> Option<Arc<SlotMap>> {
+    /// The slot map as last read (none before the first read).
+    pub(super) fn current(&self) -> Option<Arc<SlotMap>> {
         self.map
             .read()
             .unwrap_or_else(PoisonError::into_inner)

@@ -52,10 +52,21 @@ fn a_read_from_a_master_no_link_covers_is_served_and_not_kept() {
         gets + 2,
         "both reads reached the new master"
     );
+    // A read the reply cache keeps elsewhere (STRLEN), fetched through
+    // the forwarder: not kept while a master of the map has no link.
+    let strlens = new.calls("strlen");
+    assert_eq!(through.call_args(&["STRLEN", key]), b":3\r\n");
+    assert_eq!(through.call_args(&["STRLEN", key]), b":3\r\n");
+    assert_eq!(
+        new.calls("strlen"),
+        strlens + 2,
+        "both STRLENs reached the new master"
+    );
     // A write straight at the new master, which no link announces: the
     // proxy must not answer the old value.
     let _: () = new.cmd(&["SET", key, "direct"]);
     assert_eq!(through.call_args(&["GET", key]), bulk("direct"));
+    assert_eq!(through.call_args(&["STRLEN", key]), b":6\r\n");
     let reply = proxy.get_key(key);
     assert_eq!((reply.status, reply.text()), (200, "direct".to_owned()));
     assert!(!reply.is_hit());

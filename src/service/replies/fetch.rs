@@ -72,7 +72,9 @@ impl Service {
         let (reply, mut rest) = out.split_at(len);
         let mut ends: Option<Time> = None;
         let mut end_at = |end: Time| ends = Some(ends.map_or(end, |e| e.min(end)));
-        if matches!(reply.first(), Some(b'-' | b'!')) {
+        // An error is never kept; nor, in a cluster, a reply that may come
+        // from a master no invalidation link covers yet.
+        if matches!(reply.first(), Some(b'-' | b'!')) || !self.backend.covers_every_master() {
             end_at(sent);
         }
         for _ in keys {
