@@ -30,23 +30,7 @@ impl Cluster {
     /// is in sync.
     pub fn start() -> Cluster {
         let dir = TempDir::new("cluster");
-        let nodes: Vec<RedisServer> = (0..6)
-            .map(|_| {
-                let port = node_port();
-                let conf = dir.path().join(format!("nodes-{port}.conf"));
-                RedisServer::start_on(
-                    port,
-                    &[
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        &conf.to_string_lossy(),
-                        "--cluster-node-timeout",
-                        "2000",
-                    ],
-                )
-            })
-            .collect();
+        let nodes: Vec<RedisServer> = (0..6).map(|_| cluster_node(&dir)).collect();
         let addresses: Vec<String> = nodes
             .iter()
             .map(|node| format!("127.0.0.1:{}", node.port()))
@@ -73,19 +57,7 @@ impl Cluster {
     /// Returns its index in `nodes`.
     #[allow(dead_code)] // Not every test binary grows a cluster.
     pub fn add_master(&mut self) -> usize {
-        let port = node_port();
-        let conf = self._dir.path().join(format!("nodes-{port}.conf"));
-        let node = RedisServer::start_on(
-            port,
-            &[
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                &conf.to_string_lossy(),
-                "--cluster-node-timeout",
-                "2000",
-            ],
-        );
+        let node = cluster_node(&self._dir);
         let seed = self.nodes[0].port().to_string();
         let _: () = node.cmd(&["CLUSTER", "MEET", "127.0.0.1", &seed]);
         let id: String = node.cmd(&["CLUSTER", "MYID"]);
@@ -230,4 +202,22 @@ impl Cluster {
             })
             .expect("the master has a replica")
     }
+}
+
+/// A redis-server with cluster support on a free port, its node file in
+/// `dir`, not yet part of any cluster.
+fn cluster_node(dir: &TempDir) -> RedisServer {
+    let port = node_port();
+    let conf = dir.path().join(format!("nodes-{port}.conf"));
+    RedisServer::start_on(
+        port,
+        &[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            &conf.to_string_lossy(),
+            "--cluster-node-timeout",
+            "2000",
+        ],
+    )
 }
