@@ -158,6 +158,12 @@ impl Conn {
                             if let Some(cmd) = subscribing(kind, &args) {
                                 peers.clients.subscribed(self.session.id, cmd);
                             }
+                            if matches!(kind, Kind::Subscribed) {
+                                // A read over the subscription is tracked
+                                // as one forwarded on the normal path.
+                                self.session.track_reads(service, &args);
+                                self.session.caching = None;
+                            }
                             if !self.start_dedicated(kind, request_batch, token, dedicated) {
                                 return false;
                             }

@@ -265,3 +265,33 @@ fn protocol_redirect_and_subscribed_mode_errors_read_as_redis() {
         (&["GET", "k"], 1),
     ]);
 }
+
+#[test]
+fn a_resp3_tracking_client_is_invalidated_for_keys_read_while_subscribed() {
+    // Reads sent over the client's subscription at Redis are tracked as
+    // any: the write's invalidation reaches it beside the message.
+    let redis = RedisServer::start();
+    let (_backend, proxy) = start(&[]);
+    let run = |addr| {
+        let mut w = RespConn::open(addr);
+        assert_eq!(w.call(&["SET", "sk", "1"]), "+OK\r\n");
+        let mut s = RespConn::open(addr);
+        assert!(s.call(&["HELLO", "3"]).starts_with('%'));
+        let mut out = vec![
+            s.call(&["CLIENT", "TRACKING", "on"]),
+            s.call(&["SUBSCRIBE", "chan"]),
+            s.call(&["GET", "sk"]),
+            w.call(&["SET", "sk", "2"]),
+            w.call(&["PUBLISH", "chan", "m"]),
+        ];
+        let mut pushes: Vec<String> = (0..2)
+            .map(|_| String::from_utf8_lossy(&s.reply()).into_owned())
+            .collect();
+        pushes.sort_unstable();
+        out.extend(pushes);
+        out.push(s.call(&["PING"]));
+        out
+    };
+    let (direct, proxied) = (run(redis.addr()), run(proxy.resp_addr()));
+    assert_eq!(proxied, direct);
+}
