@@ -124,7 +124,11 @@ impl Conn {
                             // what was sent before it; then that
                             // connection is closed, and the client waits
                             // for its end (`take_done`).
+                            // The handover's confirmation, if still to
+                            // come, is dropped even so (`take_done`).
+                            let to_drop = self.session.at_redis.to_drop;
                             clear_session(&mut self.session, &mut self.replies, service);
+                            self.session.at_redis.to_drop = to_drop;
                             peers.clients.sync(&self.session, Protocol::Resp2, "reset");
                             self.session.leaving_subscription = true;
                             let sent = self

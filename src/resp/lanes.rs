@@ -96,6 +96,14 @@ impl Conn {
             // it sends there; its connection is closed, and its end (its
             // DEDICATED_CONNECTIONS place free by then) resumes the client.
             DoneKind::Message if self.session.leaving_subscription => {
+                let at_redis = &mut self.session.at_redis;
+                if at_redis.to_drop > 0
+                    && matches!(confirmation(&done.reply), Some((false, true, _)))
+                {
+                    // The proxy's own (see `start_dedicated`).
+                    at_redis.to_drop -= 1;
+                    return Next::Flush;
+                }
                 self.push(|out| out.extend_from_slice(&done.reply));
                 if done.reply == b"+RESET\r\n" {
                     self.subscription = None;
@@ -104,6 +112,7 @@ impl Conn {
             }
             DoneKind::Ended if self.session.leaving_subscription => {
                 self.session.leaving_subscription = false;
+                self.session.at_redis = AtRedis::default();
                 self.deliver(&[], None, false);
                 if self.subscription.is_some() {
                     // Ended before `+RESET`: as any lost subscription.

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use crate::client_tracking::start;
 use crate::common::resp_conn::RespConn;
-use crate::common::RedisServer;
+use crate::common::{resp_command, RedisServer};
 
 /// One side: Redis itself or the proxy in front of another Redis.
 struct Side {
@@ -294,4 +294,29 @@ fn a_resp3_tracking_client_is_invalidated_for_keys_read_while_subscribed() {
     };
     let (direct, proxied) = (run(redis.addr()), run(proxy.resp_addr()));
     assert_eq!(proxied, direct);
+}
+
+#[test]
+fn reset_pipelined_behind_the_first_subscription_at_redis_answers_as_redis() {
+    // The proxy's own SUBSCRIBE of its channel, sent ahead of `a`, has
+    // its confirmation dropped though RESET comes right behind.
+    let redis = RedisServer::start();
+    let (_backend, proxy) = start(&[]);
+    for resp3 in [false, true] {
+        let run = |addr| {
+            let mut c = RespConn::open(addr);
+            if resp3 {
+                assert!(c.call(&["HELLO", "3"]).starts_with('%'));
+            }
+            let mut out = vec![c.call(&["SUBSCRIBE", "__redis__:invalidate"])];
+            let mut pipeline = resp_command(&[b"SUBSCRIBE", b"a"]);
+            pipeline.extend(resp_command(&[b"RESET"]));
+            c.send_raw(&pipeline);
+            out.extend((0..2).map(|_| String::from_utf8_lossy(&c.reply()).into_owned()));
+            out.push(c.call(&["PING"]));
+            out
+        };
+        let (direct, proxied) = (run(redis.addr()), run(proxy.resp_addr()));
+        assert_eq!(proxied, direct, "resp3={resp3}");
+    }
 }
