@@ -320,3 +320,21 @@ fn reset_pipelined_behind_the_first_subscription_at_redis_answers_as_redis() {
         assert_eq!(proxied, direct, "resp3={resp3}");
     }
 }
+
+#[test]
+fn a_refused_handover_is_not_taken_for_the_clients_own_reply() {
+    // The proxy's user may not subscribe to `__redis__:invalidate`: its
+    // refusal of the handover is dropped, and the client's SUBSCRIBE gets
+    // Redis's own confirmation, as a client of that user alone gets it.
+    let (backend, proxy) = start(&[]);
+    let _: () = backend.cmd(&["ACL", "SETUSER", "default", "resetchannels", "&other"]);
+    let run = |addr, handover: bool| {
+        let mut c = RespConn::open(addr);
+        if handover {
+            let here = c.call(&["SUBSCRIBE", "__redis__:invalidate"]);
+            assert!(here.ends_with(":1\r\n"), "{here}");
+        }
+        vec![c.call(&["SUBSCRIBE", "other"]), c.call(&["PING"])]
+    };
+    assert_eq!(run(proxy.resp_addr(), true), run(backend.addr(), false));
+}
