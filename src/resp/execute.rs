@@ -64,6 +64,12 @@ impl ByName {
     }
 }
 
+/// `QUIT` (any arguments: Redis ignores them).
+fn is_quit(args: &[&[u8]]) -> bool {
+    args.first()
+        .is_some_and(|name| name.eq_ignore_ascii_case(b"quit"))
+}
+
 /// A bare `RESET` (with arguments it is an arity error, answered as any).
 pub(super) fn is_reset(args: &[&[u8]]) -> bool {
     matches!(args, [name] if name.eq_ignore_ascii_case(b"reset"))
@@ -151,6 +157,24 @@ impl Conn {
                             peers,
                         );
                         continue;
+                    }
+                    if self.subscription.is_some() && is_quit(&args) {
+                        // Subscribed at Redis: QUIT goes there too, so its
+                        // `+OK` comes after the replies owed to what was
+                        // sent before it; Redis then closes that
+                        // connection, and its end closes the client's.
+                        consumed += request.len;
+                        self.session.quit = true;
+                        self.session.leaving_subscription = true;
+                        let sent = self
+                            .subscription
+                            .as_ref()
+                            .is_some_and(|subscription| subscription.send(frame.to_vec()));
+                        if !sent {
+                            return false;
+                        }
+                        self.wait();
+                        break;
                     }
                     match self.dedicated_lane(&args, batch.is_some(), service) {
                         Dedication::None => {}

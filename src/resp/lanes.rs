@@ -145,6 +145,13 @@ impl Conn {
                 self.session.leaving_subscription = false;
                 self.session.at_redis = AtRedis::default();
                 self.deliver(&[], None, false);
+                if self.session.quit {
+                    // QUIT sent on the subscription: Redis closed it after
+                    // its `+OK`, as the client is closed now.
+                    self.subscription = None;
+                    self.state = State::Closing { since: None };
+                    return Next::Serve;
+                }
                 if self.subscription.is_some() {
                     // Ended before `+RESET`: as any lost subscription.
                     self.subscription_ended(&done.reply);
@@ -185,10 +192,7 @@ impl Conn {
         service: &Service,
     ) -> Dedication {
         let kind = if self.subscription.is_some() {
-            match args.first() {
-                Some(name) if name.eq_ignore_ascii_case(b"quit") => return Dedication::None,
-                _ => Kind::Subscribed,
-            }
+            Kind::Subscribed
         } else if service.forwarding() == Forwarding::Off
             || (service.requires_password() && !self.session.authenticated)
             || self.session.transaction.multi

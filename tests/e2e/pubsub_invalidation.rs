@@ -4,11 +4,12 @@
 //! it: each script runs against a redis-server directly and through the
 //! proxy, and the bytes must be the same.
 
+use std::io::Write;
 use std::net::SocketAddr;
 
 use crate::client_tracking::start;
 use crate::common::resp_conn::RespConn;
-use crate::common::{resp_command, RedisServer};
+use crate::common::{connect, read_until_closed, resp_command, RedisServer};
 
 /// One side: Redis itself or the proxy in front of another Redis.
 struct Side {
@@ -337,4 +338,28 @@ fn a_refused_handover_is_not_taken_for_the_clients_own_reply() {
         vec![c.call(&["SUBSCRIBE", "other"]), c.call(&["PING"])]
     };
     assert_eq!(run(proxy.resp_addr(), true), run(backend.addr(), false));
+}
+
+#[test]
+fn quit_pipelined_behind_subscribed_commands_comes_after_their_replies() {
+    let redis = RedisServer::start();
+    let (_backend, proxy) = start(&[]);
+    for hello in [&b""[..], b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n"] {
+        let run = |addr| {
+            let mut stream = connect(addr);
+            let mut pipeline = hello.to_vec();
+            for words in [&[&b"SUBSCRIBE"[..], b"a"][..], &[b"PING"], &[b"QUIT"]] {
+                pipeline.extend(resp_command(words));
+            }
+            stream.write_all(&pipeline).expect("send");
+            let all = String::from_utf8_lossy(&read_until_closed(&mut stream)).into_owned();
+            // HELLO's map differs by design (server, version, id).
+            match all.find(">3\r\n") {
+                Some(at) if !hello.is_empty() => all[at..].to_owned(),
+                _ => all,
+            }
+        };
+        let (direct, proxied) = (run(redis.addr()), run(proxy.resp_addr()));
+        assert_eq!(proxied, direct);
+    }
 }
