@@ -64,6 +64,12 @@ impl ByName {
     }
 }
 
+/// `QUIT` (any arguments: Redis ignores them).
+fn is_quit(args: &[&[u8]]) -> bool {
+    args.first()
+        .is_some_and(|name| name.eq_ignore_ascii_case(b"quit"))
+}
+
 /// A bare `RESET` (with arguments it is an arity error, answered as any).
 pub(super) fn is_reset(args: &[&[u8]]) -> bool {
     matches!(args, [name] if name.eq_ignore_ascii_case(b"reset"))
@@ -124,7 +130,11 @@ impl Conn {
                             // what was sent before it; then that
                             // connection is closed, and the client waits
                             // for its end (`take_done`).
+                            // The handover's confirmation, if still to
+                            // come, is dropped even so (`take_done`).
+                            let to_drop = self.session.at_redis.to_drop;
                             clear_session(&mut self.session, &mut self.replies, service);
+                            self.session.at_redis.to_drop = to_drop;
                             peers.clients.sync(&self.session, Protocol::Resp2, "reset");
                             self.session.leaving_subscription = true;
                             let sent = self
@@ -148,6 +158,24 @@ impl Conn {
                         );
                         continue;
                     }
+                    if self.subscription.is_some() && is_quit(&args) {
+                        // Subscribed at Redis: QUIT goes there too, so its
+                        // `+OK` comes after the replies owed to what was
+                        // sent before it; Redis then closes that
+                        // connection, and its end closes the client's.
+                        consumed += request.len;
+                        self.session.quit = true;
+                        self.session.leaving_subscription = true;
+                        let sent = self
+                            .subscription
+                            .as_ref()
+                            .is_some_and(|subscription| subscription.send(frame.to_vec()));
+                        if !sent {
+                            return false;
+                        }
+                        self.wait();
+                        break;
+                    }
                     match self.dedicated_lane(&args, batch.is_some(), service) {
                         Dedication::None => {}
                         Dedication::Later => break,
@@ -157,6 +185,12 @@ impl Conn {
                             consumed += request.len;
                             if let Some(cmd) = subscribing(kind, &args) {
                                 peers.clients.subscribed(self.session.id, cmd);
+                            }
+                            if matches!(kind, Kind::Subscribed) {
+                                // A read over the subscription is tracked
+                                // as one forwarded on the normal path.
+                                self.session.track_reads(service, &args);
+                                self.session.caching = None;
                             }
                             if !self.start_dedicated(kind, request_batch, token, dedicated) {
                                 return false;

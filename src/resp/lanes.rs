@@ -1,8 +1,12 @@
 //! Which requests a connection sends to a Redis connection of their own
 //! (`dedicated.rs`): blocking commands, and everything once it subscribes.
 
+use std::sync::LazyLock;
+use std::time::Duration;
+
 use crate::commands;
 use crate::config::Forwarding;
+use crate::log_limit::LogLimiter;
 use crate::service::{Batch, Client, Lane, Service};
 
 use super::cmd::pubsub::confirmation;
@@ -80,6 +84,38 @@ fn subscribes(argv: &[&[u8]]) -> bool {
 /// first subscription there when it is subscribed to that channel here.
 const HANDOVER: &[u8] = b"*2\r\n$9\r\nSUBSCRIBE\r\n$20\r\n__redis__:invalidate\r\n";
 
+/// Warnings that the proxy's user may not subscribe to its invalidation
+/// channel at Redis, one per interval however many clients hit it.
+static HANDOVER_REFUSED: LazyLock<LogLimiter> =
+    LazyLock::new(|| LogLimiter::new(Duration::from_secs(60)));
+
+/// Whether `reply`, from a client's subscription at Redis, answers the
+/// proxy's own [`HANDOVER`] (see `start_dedicated`), to be dropped: its
+/// confirmation, or its refusal (the proxy's user lacking the channel in
+/// its ACL), which the client must not take for its own command's.
+fn handover_reply(at_redis: &mut AtRedis, reply: &[u8]) -> bool {
+    if at_redis.to_drop == 0 {
+        return false;
+    }
+    if reply.first() == Some(&b'-') {
+        at_redis.to_drop -= 1;
+        at_redis.channels = at_redis.channels.saturating_sub(1);
+        let why = String::from_utf8_lossy(reply);
+        HANDOVER_REFUSED.warn(format_args!(
+            "Redis refused the proxy's SUBSCRIBE {} for a client moving to Redis's Pub/Sub \
+             (the proxy's user needs that channel for RESP2 REDIRECT targets): {}",
+            String::from_utf8_lossy(CHANNEL),
+            why.trim_end()
+        ));
+        return true;
+    }
+    if matches!(confirmation(reply), Some((false, true, _))) {
+        at_redis.to_drop -= 1;
+        return true;
+    }
+    false
+}
+
 /// What the event loop does with a connection after [`Conn::take_done`].
 pub enum Next {
     /// Execute, write and read on.
@@ -96,6 +132,9 @@ impl Conn {
             // it sends there; its connection is closed, and its end (its
             // DEDICATED_CONNECTIONS place free by then) resumes the client.
             DoneKind::Message if self.session.leaving_subscription => {
+                if handover_reply(&mut self.session.at_redis, &done.reply) {
+                    return Next::Flush;
+                }
                 self.push(|out| out.extend_from_slice(&done.reply));
                 if done.reply == b"+RESET\r\n" {
                     self.subscription = None;
@@ -104,7 +143,15 @@ impl Conn {
             }
             DoneKind::Ended if self.session.leaving_subscription => {
                 self.session.leaving_subscription = false;
+                self.session.at_redis = AtRedis::default();
                 self.deliver(&[], None, false);
+                if self.session.quit {
+                    // QUIT sent on the subscription: Redis closed it after
+                    // its `+OK`, as the client is closed now.
+                    self.subscription = None;
+                    self.state = State::Closing { since: None };
+                    return Next::Serve;
+                }
                 if self.subscription.is_some() {
                     // Ended before `+RESET`: as any lost subscription.
                     self.subscription_ended(&done.reply);
@@ -116,17 +163,15 @@ impl Conn {
                 Next::Serve
             }
             DoneKind::Message => {
-                if let Some((shard, subscribe, count)) = confirmation(&done.reply) {
-                    let at_redis = &mut self.session.at_redis;
+                let at_redis = &mut self.session.at_redis;
+                if let Some((shard, _, count)) = confirmation(&done.reply) {
                     match shard {
                         true => at_redis.shard = count,
                         false => at_redis.channels = count,
                     }
-                    if subscribe && !shard && at_redis.to_drop > 0 {
-                        // The proxy's own (see `start_dedicated`).
-                        at_redis.to_drop -= 1;
-                        return Next::Flush;
-                    }
+                }
+                if handover_reply(at_redis, &done.reply) {
+                    return Next::Flush;
                 }
                 self.push(|out| out.extend_from_slice(&done.reply));
                 Next::Flush
@@ -147,10 +192,7 @@ impl Conn {
         service: &Service,
     ) -> Dedication {
         let kind = if self.subscription.is_some() {
-            match args.first() {
-                Some(name) if name.eq_ignore_ascii_case(b"quit") => return Dedication::None,
-                _ => Kind::Subscribed,
-            }
+            Kind::Subscribed
         } else if service.forwarding() == Forwarding::Off
             || (service.requires_password() && !self.session.authenticated)
             || self.session.transaction.multi

@@ -39,8 +39,8 @@ pub struct Session {
     pub db: i64,
     /// MULTI / WATCH, and the Redis connection they hold.
     pub transaction: Transaction,
-    /// RESET left a subscription at Redis whose thread has not ended yet:
-    /// the connection waits for that end, dropping its last messages.
+    /// RESET (or QUIT, with `quit`) left a subscription at Redis whose
+    /// thread has not ended yet: the connection waits for that end.
     pub leaving_subscription: bool,
 }
 

@@ -4,11 +4,12 @@
 //! it: each script runs against a redis-server directly and through the
 //! proxy, and the bytes must be the same.
 
+use std::io::Write;
 use std::net::SocketAddr;
 
 use crate::client_tracking::start;
 use crate::common::resp_conn::RespConn;
-use crate::common::RedisServer;
+use crate::common::{connect, read_until_closed, resp_command, RedisServer};
 
 /// One side: Redis itself or the proxy in front of another Redis.
 struct Side {
@@ -264,4 +265,101 @@ fn protocol_redirect_and_subscribed_mode_errors_read_as_redis() {
         (&["COMMAND", "COUNT"], 1),
         (&["GET", "k"], 1),
     ]);
+}
+
+#[test]
+fn a_resp3_tracking_client_is_invalidated_for_keys_read_while_subscribed() {
+    // Reads sent over the client's subscription at Redis are tracked as
+    // any: the write's invalidation reaches it beside the message.
+    let redis = RedisServer::start();
+    let (_backend, proxy) = start(&[]);
+    let run = |addr| {
+        let mut w = RespConn::open(addr);
+        assert_eq!(w.call(&["SET", "sk", "1"]), "+OK\r\n");
+        let mut s = RespConn::open(addr);
+        assert!(s.call(&["HELLO", "3"]).starts_with('%'));
+        let mut out = vec![
+            s.call(&["CLIENT", "TRACKING", "on"]),
+            s.call(&["SUBSCRIBE", "chan"]),
+            s.call(&["GET", "sk"]),
+            w.call(&["SET", "sk", "2"]),
+            w.call(&["PUBLISH", "chan", "m"]),
+        ];
+        let mut pushes: Vec<String> = (0..2)
+            .map(|_| String::from_utf8_lossy(&s.reply()).into_owned())
+            .collect();
+        pushes.sort_unstable();
+        out.extend(pushes);
+        out.push(s.call(&["PING"]));
+        out
+    };
+    let (direct, proxied) = (run(redis.addr()), run(proxy.resp_addr()));
+    assert_eq!(proxied, direct);
+}
+
+#[test]
+fn reset_pipelined_behind_the_first_subscription_at_redis_answers_as_redis() {
+    // The proxy's own SUBSCRIBE of its channel, sent ahead of `a`, has
+    // its confirmation dropped though RESET comes right behind.
+    let redis = RedisServer::start();
+    let (_backend, proxy) = start(&[]);
+    for resp3 in [false, true] {
+        let run = |addr| {
+            let mut c = RespConn::open(addr);
+            if resp3 {
+                assert!(c.call(&["HELLO", "3"]).starts_with('%'));
+            }
+            let mut out = vec![c.call(&["SUBSCRIBE", "__redis__:invalidate"])];
+            let mut pipeline = resp_command(&[b"SUBSCRIBE", b"a"]);
+            pipeline.extend(resp_command(&[b"RESET"]));
+            c.send_raw(&pipeline);
+            out.extend((0..2).map(|_| String::from_utf8_lossy(&c.reply()).into_owned()));
+            out.push(c.call(&["PING"]));
+            out
+        };
+        let (direct, proxied) = (run(redis.addr()), run(proxy.resp_addr()));
+        assert_eq!(proxied, direct, "resp3={resp3}");
+    }
+}
+
+#[test]
+fn a_refused_handover_is_not_taken_for_the_clients_own_reply() {
+    // The proxy's user may not subscribe to `__redis__:invalidate`: its
+    // refusal of the handover is dropped, and the client's SUBSCRIBE gets
+    // Redis's own confirmation, as a client of that user alone gets it.
+    let (backend, proxy) = start(&[]);
+    let _: () = backend.cmd(&["ACL", "SETUSER", "default", "resetchannels", "&other"]);
+    let run = |addr, handover: bool| {
+        let mut c = RespConn::open(addr);
+        if handover {
+            let here = c.call(&["SUBSCRIBE", "__redis__:invalidate"]);
+            assert!(here.ends_with(":1\r\n"), "{here}");
+        }
+        vec![c.call(&["SUBSCRIBE", "other"]), c.call(&["PING"])]
+    };
+    assert_eq!(run(proxy.resp_addr(), true), run(backend.addr(), false));
+}
+
+#[test]
+fn quit_pipelined_behind_subscribed_commands_comes_after_their_replies() {
+    let redis = RedisServer::start();
+    let (_backend, proxy) = start(&[]);
+    for hello in [&b""[..], b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n"] {
+        let run = |addr| {
+            let mut stream = connect(addr);
+            let mut pipeline = hello.to_vec();
+            for words in [&[&b"SUBSCRIBE"[..], b"a"][..], &[b"PING"], &[b"QUIT"]] {
+                pipeline.extend(resp_command(words));
+            }
+            stream.write_all(&pipeline).expect("send");
+            let all = String::from_utf8_lossy(&read_until_closed(&mut stream)).into_owned();
+            // HELLO's map differs by design (server, version, id).
+            match all.find(">3\r\n") {
+                Some(at) if !hello.is_empty() => all[at..].to_owned(),
+                _ => all,
+            }
+        };
+        let (direct, proxied) = (run(redis.addr()), run(proxy.resp_addr()));
+        assert_eq!(proxied, direct);
+    }
 }
