@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use super::fold::fold;
 use super::raw::{encode, RawConn};
+use super::redirect::{knows, redirection, Redirect};
 use super::router::Router;
 use super::slots::{Addr, Slot, SlotMap};
 use super::{Backend, BackendError};
@@ -64,12 +65,6 @@ enum Outcome {
     /// Its reply, in the replies buffer.
     Reply(Range<usize>),
     Failed(BackendError),
-}
-
-/// A redirection found in a reply.
-enum Redirect {
-    Moved(Option<Slot>, Addr),
-    Ask(Addr),
 }
 
 impl Backend {
@@ -273,6 +268,13 @@ impl Backend {
             let Some(redirect) = redirection(&replies[range.clone()]) else {
                 continue;
             };
+            // A node never redirects to itself: such an error is a
+            // script's own (its writes done), passed on as it is, never
+            // sent again.
+            let (Redirect::Moved(_, to) | Redirect::Ask(to)) = &redirect;
+            if *to == *part.addr {
+                continue;
+            }
             match &redirect {
                 Redirect::Moved(slot, addr) => {
                     if slot.is_none_or(|slot| map.master(slot).map(|a| &**a) != Some(addr)) {
@@ -316,11 +318,6 @@ impl Backend {
     }
 }
 
-/// Whether `map` names `addr` a master.
-fn knows(map: &SlotMap, addr: &Addr) -> bool {
-    map.masters().iter().any(|known| **known == *addr)
-}
-
 /// One part per request, or one per master for [`Dest::Every`], in
 /// request order.
 fn plan(map: &SlotMap, requests: &[(&[u8], Dest)]) -> Vec<Part> {
@@ -360,46 +357,4 @@ fn plan(map: &SlotMap, requests: &[(&[u8], Dest)]) -> Vec<Part> {
 
 fn no_reply() -> BackendError {
     BackendError::Unavailable("the cluster node gave no reply".to_owned())
-}
-
-/// `-MOVED <slot> <host:port>` or `-ASK <slot> <host:port>`.
-fn redirection(reply: &[u8]) -> Option<Redirect> {
-    let line = reply.strip_prefix(b"-")?.strip_suffix(b"\r\n")?;
-    let line = std::str::from_utf8(line).ok()?;
-    let mut words = line.split(' ');
-    let kind = words.next()?;
-    let slot = words.next()?;
-    let addr = Addr::parse(words.next()?)?;
-    match kind {
-        "MOVED" => Some(Redirect::Moved(slot.parse().ok().and_then(Slot::new), addr)),
-        "ASK" => Some(Redirect::Ask(addr)),
-        _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redirections_are_read_from_error_replies() {
-        let addr = Addr {
-            host: "127.0.0.1".to_owned(),
-            port: 7001,
-        };
-        match redirection(b"-MOVED 3999 127.0.0.1:7001\r\n") {
-            Some(Redirect::Moved(slot, to)) => {
-                assert_eq!(slot, Slot::new(3999));
-                assert_eq!(to, addr);
-            }
-            _ => panic!("a MOVED"),
-        }
-        assert!(matches!(
-            redirection(b"-ASK 3999 127.0.0.1:7001\r\n"),
-            Some(Redirect::Ask(to)) if to == addr
-        ));
-        assert!(redirection(b"-ERR MOVED 1 a:1\r\n").is_none());
-        assert!(redirection(b"+MOVED 1 a:1\r\n").is_none());
-        assert!(redirection(b"-MOVED 1\r\n").is_none());
-    }
 }

@@ -29,6 +29,7 @@ mod forward_cluster;
 pub mod raw;
 mod read;
 mod read_cluster;
+mod redirect;
 mod router;
 mod scan;
 mod sentinel;

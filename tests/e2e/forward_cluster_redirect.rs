@@ -4,7 +4,8 @@
 //! the map does not know yet (a replica a failover just promoted) is
 //! followed once the map, read again, names it a master. A `-MOVED` on a
 //! connection a client holds, or a `-READONLY` from a demoted master, has
-//! the next command read the map again.
+//! the next command read the map again. A redirection to the node that
+//! sent it is a script's own error, passed on and never sent again.
 
 use std::net::TcpListener;
 
@@ -49,6 +50,18 @@ fn a_script_written_moved_to_an_unknown_host_is_passed_on_not_followed() {
             trap.accept().is_err(),
             "the proxy connected to {addr} after a {kind}"
         );
+    }
+    // A script that writes, then answers a redirection to the very node
+    // that ran it: passed on, never sent again (the write runs once).
+    let owner = cluster.master_of("cnt");
+    let slot: i64 = owner.cmd(&["CLUSTER", "KEYSLOT", "cnt"]);
+    for (runs, kind) in [(1, "MOVED"), (2, "ASK")] {
+        let own = format!("{kind} {slot} 127.0.0.1:{}", owner.port());
+        let script = format!("redis.call('incr', KEYS[1]); return redis.error_reply('{own}')");
+        let reply = wire.call_args(&["EVAL", &script, "1", "cnt"]);
+        assert_eq!(String::from_utf8_lossy(&reply), format!("-{own}\r\n"));
+        let count: i64 = owner.cmd(&["GET", "cnt"]);
+        assert_eq!(count, runs, "the script ran once per EVAL ({kind})");
     }
     // The connection and the proxy go on.
     assert_eq!(wire.call_args(&["SET", "{t}k", "v"]), b"+OK\r\n");
