@@ -63,6 +63,28 @@ fn a_script_written_moved_to_an_unknown_host_is_passed_on_not_followed() {
         let count: i64 = owner.cmd(&["GET", "cnt"]);
         assert_eq!(count, runs, "the script ran once per EVAL ({kind})");
     }
+    // Nor does such a -MOVED have the next batches read the slot map again
+    // (before: one CLUSTER SLOTS per script run; the watcher's own reads,
+    // about one a second, are the slack).
+    let slots_reads = || -> u64 {
+        cluster
+            .masters()
+            .iter()
+            .map(|m| m.calls("cluster|slots"))
+            .sum()
+    };
+    let before = slots_reads();
+    let own = format!("MOVED {slot} 127.0.0.1:{}", owner.port());
+    let script = format!("return redis.error_reply('{own}')");
+    for _ in 0..10 {
+        wire.call_args(&["EVAL", &script, "1", "cnt"]);
+        assert_eq!(wire.call_args(&["SET", "{t}k", "v"]), b"+OK\r\n");
+    }
+    assert!(
+        slots_reads() < before + 5,
+        "{} map reads",
+        slots_reads() - before
+    );
     // The connection and the proxy go on.
     assert_eq!(wire.call_args(&["SET", "{t}k", "v"]), b"+OK\r\n");
 }

@@ -187,7 +187,9 @@ impl RawConn {
         let result = self.receive_inner(out, room);
         match (&result, &self.map_stale) {
             (Err(_), _) => self.broken = true,
-            (Ok(()), Some((stale, node))) if says_map_stale(&out[start..]) => stale.said_by(node),
+            (Ok(()), Some((stale, node))) if says_map_stale(&out[start..], node) => {
+                stale.said_by(node)
+            }
             _ => {}
         }
         result
@@ -332,6 +334,12 @@ pub fn encode(argv: &[&[u8]], out: &mut Vec<u8>) {
 /// Whether a cluster node's reply shows the slot map out of date: `-MOVED`
 /// (the slot has another master now) or `-READONLY` (the node the map calls
 /// a master is a replica now, as after a failover).
-fn says_map_stale(reply: &[u8]) -> bool {
-    reply.starts_with(b"-MOVED ") || reply.starts_with(b"-READONLY ")
+fn says_map_stale(reply: &[u8], node: &Addr) -> bool {
+    // A -MOVED naming the node that sent it is no node's: a script wrote
+    // it, and would otherwise have every batch read the map again.
+    let moved_away = || match crate::backend::redirect::redirection(reply) {
+        Some(crate::backend::redirect::Redirect::Moved(_, to)) => to != *node,
+        _ => false,
+    };
+    reply.starts_with(b"-READONLY ") || (reply.starts_with(b"-MOVED ") && moved_away())
 }
