@@ -140,23 +140,43 @@ impl Parser {
     /// quoted inline line is rewritten by its parse, so when it is parsed
     /// again at the same place (its request was left for a later turn) it
     /// gets what its first parse found, not a parse of the rewritten bytes.
+    #[inline]
     pub fn parse_at(&mut self, buf: &mut [u8], at: u64) -> Result<Option<Request>, ProtocolError> {
-        if let Some((start, outcome)) = &self.held {
-            if *start == at {
-                return outcome.clone().map(Some);
+        if self.held.is_some() {
+            if let Some(again) = self.held_at(at) {
+                return again;
             }
-            self.held = None;
         }
         let outcome = self.parse(buf);
-        if std::mem::take(&mut self.rewrote) {
-            let kept = match &outcome {
-                Ok(Some(request)) => Ok(request.clone()),
-                Err(err) => Err(err.clone()),
-                Ok(None) => return outcome,
-            };
-            self.held = Some((at, kept));
+        if self.rewrote {
+            self.hold(at, &outcome);
         }
         outcome
+    }
+
+    /// What the rewritten line at `at` parsed to, if that is the line held;
+    /// else forgets the held one (its request was consumed).
+    #[cold]
+    fn held_at(&mut self, at: u64) -> Option<Result<Option<Request>, ProtocolError>> {
+        match &self.held {
+            Some((start, outcome)) if *start == at => Some(outcome.clone().map(Some)),
+            _ => {
+                self.held = None;
+                None
+            }
+        }
+    }
+
+    /// Keeps what a rewritten line at `at` parsed to (see `parse_at`).
+    #[cold]
+    fn hold(&mut self, at: u64, outcome: &Result<Option<Request>, ProtocolError>) {
+        self.rewrote = false;
+        let kept = match outcome {
+            Ok(Some(request)) => Ok(request.clone()),
+            Err(err) => Err(err.clone()),
+            Ok(None) => return,
+        };
+        self.held = Some((at, kept));
     }
 
     /// Takes back a parsed request's argument list (`Request::args`) once
@@ -184,12 +204,13 @@ impl Parser {
             Some(_) => self.parse_inline(buf),
         };
         if !matches!(result, Ok(None)) {
-            let (rewrote, held) = (self.rewrote, self.held.take());
-            *self = Parser {
-                rewrote,
-                held,
-                ..Parser::with_limit(self.limit)
-            };
+            // Afresh for the next request, field by field: `rewrote` and
+            // `held` are `parse_at`'s, and a whole new parser would move
+            // them on every request.
+            self.args = Vec::new();
+            self.count = None;
+            self.pos = 0;
+            self.scanned = 0;
         }
         result
     }
