@@ -136,15 +136,9 @@ impl Conn {
                             clear_session(&mut self.session, &mut self.replies, service);
                             self.session.at_redis.to_drop = to_drop;
                             peers.clients.sync(&self.session, Protocol::Resp2, "reset");
-                            self.session.leaving_subscription = true;
-                            let sent = self
-                                .subscription
-                                .as_ref()
-                                .is_some_and(|subscription| subscription.send(frame.to_vec()));
-                            if !sent {
+                            if !self.leave_subscription(frame.to_vec()) {
                                 return false;
                             }
-                            self.wait();
                             continue;
                         }
                         let own = own_index(args[0]);
@@ -165,15 +159,9 @@ impl Conn {
                         // connection, and its end closes the client's.
                         consumed += request.len;
                         self.session.quit = true;
-                        self.session.leaving_subscription = true;
-                        let sent = self
-                            .subscription
-                            .as_ref()
-                            .is_some_and(|subscription| subscription.send(frame.to_vec()));
-                        if !sent {
+                        if !self.leave_subscription(frame.to_vec()) {
                             return false;
                         }
-                        self.wait();
                         break;
                     }
                     match self.dedicated_lane(&args, batch.is_some(), service) {

@@ -125,6 +125,22 @@ pub enum Next {
 }
 
 impl Conn {
+    /// Sends `frame` (RESET or QUIT) over the client's subscription at
+    /// Redis, whose reply comes after those owed to what was sent before
+    /// it; Redis then closes that connection, and its end ends the
+    /// subscription here (`take_done`). False if it is gone already.
+    pub(super) fn leave_subscription(&mut self, frame: Vec<u8>) -> bool {
+        self.session.leaving_subscription = true;
+        let sent = self
+            .subscription
+            .as_ref()
+            .is_some_and(|subscription| subscription.send(frame));
+        if sent {
+            self.wait();
+        }
+        sent
+    }
+
     /// A worker's or a dedicated connection's result for this connection.
     pub fn take_done(&mut self, done: Done) -> Next {
         match done.kind {
