@@ -105,8 +105,15 @@ pub struct KeyRef {
 impl KeyRef {
     /// Whether the command may change or delete the key.
     pub fn written(&self) -> bool {
-        self.flags & (RW | OW | RM | UPDATE | DELETE) != 0 || self.flags & (RO | ACCESS) == 0
+        changes(self.flags)
     }
+}
+
+/// Whether a key with these spec flags may be changed or deleted by its
+/// command: written, and also a key that says neither how it is read nor
+/// how it is written.
+pub(super) fn changes(flags: u16) -> bool {
+    flags & (RW | OW | RM | UPDATE | DELETE) != 0 || flags & (RO | ACCESS) == 0
 }
 
 /// Why a request's keys cannot be told.

@@ -93,6 +93,10 @@ pub struct Command {
     /// read, no finder of its own: SET, HSET, LPUSH, MSET...): a pipeline
     /// of it needs its keys found once per number of arguments.
     pub keys_by_count: bool,
+    /// A command Redis flags `readonly` that may still change a key, by
+    /// its key specs (PFCOUNT rewrites the cardinality it caches in its
+    /// key, whose spec is `RW`): its keys are dropped as a write's are.
+    pub changes_keys: bool,
     /// Which of the proxy's lists name it (or its container), as
     /// `parse::listed` works it out once when the table is read: [`Command::class`]
     /// runs for every forwarded request, and comparing its name with each
@@ -262,7 +266,7 @@ impl Command {
             Class::Pubsub
         } else if self.blocks(argv) {
             Class::Blocking
-        } else if self.flags & WRITE != 0 {
+        } else if self.flags & WRITE != 0 || self.changes_keys {
             Class::Write
         } else if self.flags & READONLY != 0 {
             match self.nondeterministic || named(IN_NEVER_CACHED) {

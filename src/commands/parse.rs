@@ -3,8 +3,8 @@
 
 use redis::Value;
 
-use super::keys::{by_count, key_flag, Begin, Find, KeySpec};
-use super::{flag, Command};
+use super::keys::{self, by_count, key_flag, Begin, Find, KeySpec, NOT_KEY};
+use super::{flag, Command, READONLY};
 
 /// Why a reply could not be read as a command table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +99,12 @@ pub(super) fn command(entry: &Value, out: &mut Vec<Command>) -> Result<(), Parse
         None => Vec::new(),
     };
     let subcommands = parts.get(9).and_then(items).unwrap_or_default();
+    let changes_keys = flags & READONLY != 0
+        && specs
+            .iter()
+            .any(|spec| spec.flags & NOT_KEY == 0 && keys::changes(spec.flags));
     out.push(Command {
+        changes_keys,
         lists: listed(&name),
         keys_by_count: by_count(&name, flags, &specs),
         name,

@@ -8,6 +8,8 @@ pub enum Want {
     Value(&'static str),
     Nil,
     WrongType,
+    /// What Redis itself holds (binary: PFCOUNT's HyperLogLog).
+    AsRedis,
 }
 
 /// One write through the proxy: Redis prepared directly (`before`), the
@@ -118,6 +120,9 @@ pub const CASES: &[Case] = &[
         "FCALL setit 1 $k new",
         &[("$k", Want::Value("new"))],
     ),
+    // Flagged readonly, yet it rewrites the cardinality its key caches
+    // (its key spec says RW).
+    case(&["PFADD $k a b c"], &["$k"], "PFCOUNT $k", &[("$k", Want::AsRedis)]),
     case(&["SET $k old"], &["$k"], "sEt $k new", &[("$k", Want::Value("new"))]),
     case(&["SET $k 10"], &["$k"], "DECRBY $k 3", &[("$k", Want::Value("7"))]),
     case(&["SET $k old"], &["$k"], "SETRANGE $k 1 ne", &[("$k", Want::Value("one"))]),

@@ -174,6 +174,14 @@ fn every_kind_of_write_is_seen_by_the_next_read() {
             let (resp_ok, http_ok) = match want {
                 Want::Value(value) => (resp == bulk(value), page.body == value.as_bytes()),
                 Want::Nil => (resp == b"$-1\r\n", page.status == 404),
+                Want::AsRedis => {
+                    let held = direct.call(&format!("GET {key}"));
+                    let body = held.splitn(2, |b| *b == b'\n').nth(1).unwrap_or_default();
+                    (
+                        resp == held,
+                        page.body == body[..body.len().saturating_sub(2)],
+                    )
+                }
                 // Over HTTP another type is its JSON (issue #22).
                 Want::WrongType => (
                     resp.starts_with(b"-WRONGTYPE"),
