@@ -48,3 +48,20 @@ fn tiny_http_patch_17_a_bare_lf_or_cr_is_400_and_closes() {
     assert_eq!(conn.get("/proxy?key=k").status, 200);
     assert_eq!(conn.get("/healthz").status, 200);
 }
+
+#[test]
+fn tiny_http_patch_18_obs_fold_is_400_and_closes() {
+    let (_redis, proxy) = setup();
+    let heads = [
+        b"GET /proxy?key=k HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n".to_vec(),
+        b"GET /proxy?key=k HTTP/1.1\r\nHost: x\r\nX-A: a\r\n\tb\r\n\r\n".to_vec(),
+        // A folded line that reads as a header once unfolded is not one.
+        b"GET /proxy?key=k HTTP/1.1\r\nHost: x\r\nX-A: a\r\n Connection: close\r\n\r\n".to_vec(),
+        // Whitespace before the first header (RFC 9112 section 2.2).
+        b"GET /proxy?key=k HTTP/1.1\r\n Host: x\r\n\r\n".to_vec(),
+        // Unfolded, the length is part of X-A's value: no body.
+        with_smuggled("GET /proxy?key=k HTTP/1.1\r\nHost: x\r\nX-A: a\r\n "),
+    ];
+    refused(&proxy, &heads, "obs-fold");
+    assert_eq!(proxy.reads(), 0.0);
+}

@@ -187,6 +187,11 @@ impl ClientConnection {
                     if headers_len > MAX_HEADERS_LEN || headers.len() >= MAX_HEADERS {
                         return Err(ReadError::HeadersTooLarge(version));
                     }
+                    // redis-proxy patch 18: an obs-fold (or whitespace before the
+                    // first header) is refused, RFC 9112 sections 5.2 and 2.2.
+                    if line.as_str().starts_with([' ', '\t']) {
+                        return Err(ReadError::Refused(version, 400, OBS_FOLD));
+                    }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,
@@ -435,6 +440,10 @@ fn bare_line_end(e: &IoError) -> bool {
     e.get_ref()
         .is_some_and(|inner| inner.to_string() == BARE_LINE_END)
 }
+
+/// redis-proxy patch 18: a header line that starts with a space or tab.
+const OBS_FOLD: &str =
+    "a header line starts with a space or tab (obs-fold is not accepted, RFC 9112 section 5.2)";
 
 /// Parses a "HTTP/1.1" string.
 ///
