@@ -65,3 +65,27 @@ fn tiny_http_patch_18_obs_fold_is_400_and_closes() {
     refused(&proxy, &heads, "obs-fold");
     assert_eq!(proxy.reads(), 0.0);
 }
+
+#[test]
+fn tiny_http_patch_19_a_header_name_that_is_not_a_token_is_400_and_closes() {
+    let (_redis, proxy) = setup();
+    let heads = [
+        b"GET /proxy?key=k HTTP/1.1\r\nHost: x\r\n: v\r\n\r\n".to_vec(),
+        b"GET /proxy?key=k HTTP/1.1\r\nHost : x\r\n\r\n".to_vec(),
+        b"GET /proxy?key=k HTTP/1.1\r\nHost\t: x\r\n\r\n".to_vec(),
+        b"GET /proxy?key=k HTTP/1.1\r\nHost: x\r\nX(A): v\r\n\r\n".to_vec(),
+        b"GET /proxy?key=k HTTP/1.1\r\nHost: x\r\nX\x01A: v\r\n\r\n".to_vec(),
+    ];
+    refused(&proxy, &heads, "header name");
+    assert_eq!(proxy.reads(), 0.0);
+    // Names made of any token characters, an empty value, and a colon in a
+    // value are served, the connection kept.
+    let mut conn = HttpConnection::connect(proxy.addr);
+    conn.reader_send_raw(
+        b"GET /proxy?key=k HTTP/1.1\r\nHost: x\r\nX_A.b~1!#$%&'*+-^`|: v\r\nX-Empty:\r\n\
+          X-Colon: a: b\r\n\r\n",
+    );
+    let reply = conn.read_reply(false).expect("a reply");
+    assert_eq!((reply.status, reply.body.as_slice()), (200, &b"v"[..]));
+    assert_eq!(conn.get("/healthz").status, 200);
+}

@@ -192,6 +192,12 @@ impl ClientConnection {
                     if line.as_str().starts_with([' ', '\t']) {
                         return Err(ReadError::Refused(version, 400, OBS_FOLD));
                     }
+                    // redis-proxy patch 19: a field name is a token, RFC 9112 section 5.1.
+                    if let Some((name, _)) = line.as_str().split_once(':') {
+                        if !is_token(name) {
+                            return Err(ReadError::Refused(version, 400, BAD_FIELD_NAME));
+                        }
+                    }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,
@@ -444,6 +450,19 @@ fn bare_line_end(e: &IoError) -> bool {
 /// redis-proxy patch 18: a header line that starts with a space or tab.
 const OBS_FOLD: &str =
     "a header line starts with a space or tab (obs-fold is not accepted, RFC 9112 section 5.2)";
+
+/// redis-proxy patch 19: a header line whose name is empty or is not a token.
+const BAD_FIELD_NAME: &str =
+    "a header name is empty or holds a space or another byte a name cannot have (RFC 9112 section 5.1)";
+
+/// redis-proxy patch 19: whether `name` is a token (RFC 9110 section 5.6.2),
+/// as a field name must be: not empty, no whitespace, no delimiter.
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
 
 /// Parses a "HTTP/1.1" string.
 ///
