@@ -17,7 +17,7 @@ use crate::common::{
 };
 
 /// Redis holding `k` and `smuggled`, and the proxy in this process.
-fn setup() -> (RedisServer, InProcess) {
+pub(super) fn setup() -> (RedisServer, InProcess) {
     let redis = seeded();
     let proxy = InProcess::start(&redis, &[("GLOBAL_CACHE_EXPIRY", "60")]);
     (redis, proxy)
@@ -68,7 +68,7 @@ fn responses(bytes: &[u8]) -> Vec<(u16, Vec<u8>)> {
 
 /// Sends `raw` on a fresh connection; the one answer, which must be all
 /// the proxy sends before it closes the connection: status and JSON body.
-fn one_answer(proxy: &Endpoints, raw: &[u8]) -> (u16, serde_json::Value) {
+pub(super) fn one_answer(proxy: &Endpoints, raw: &[u8]) -> (u16, serde_json::Value) {
     let mut stream = connect(proxy.addr);
     stream.write_all(raw).expect("send");
     let received = common::read_until_closed(&mut stream);
@@ -202,7 +202,7 @@ fn read_tls(stream: &mut rustls::StreamOwned<rustls::ClientConnection, TcpStream
     }
 }
 
-const SMUGGLED: &str = "GET /proxy?key=smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+pub(super) const SMUGGLED: &str = "GET /proxy?key=smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
 
 #[test]
 fn issue_19_a_body_that_cannot_be_framed_is_refused_and_never_read_as_a_request() {

@@ -45,6 +45,10 @@ const MAX_HEADERS_LEN: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
 const LINE_TOO_LONG: &str = "line too long";
 
+// redis-proxy patch 17: lines end with CRLF, and only there.
+const BARE_LINE_END: &str =
+    "a line of the head ends with a bare LF or holds a bare CR: HTTP/1 lines end with CRLF";
+
 /// Error that can happen when reading a request.
 #[derive(Debug)]
 enum ReadError {
@@ -118,6 +122,11 @@ impl ClientConnection {
                     .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
             }
 
+            // redis-proxy patch 17: a bare LF or CR is not a line end here (400).
+            if byte == b'\n' || prev_byte_was_cr {
+                return Err(IoError::new(ErrorKind::InvalidInput, BARE_LINE_END));
+            }
+
             prev_byte_was_cr = byte == b'\r';
 
             buf.push(byte);
@@ -135,6 +144,10 @@ impl ClientConnection {
             let (method, path, version) = {
                 let line = self.read_next_line().map_err(|e| match e.kind() {
                     ErrorKind::InvalidData => ReadError::RequestLineTooLong,
+                    // redis-proxy patch 17: a bare LF or CR, answered and closed.
+                    ErrorKind::InvalidInput if bare_line_end(&e) => {
+                        ReadError::Refused(HTTPVersion(1, 1), 400, BARE_LINE_END)
+                    }
                     // redis-proxy patch 12: answered, not dropped in silence.
                     ErrorKind::InvalidInput => ReadError::Refused(
                         HTTPVersion(1, 1),
@@ -156,6 +169,10 @@ impl ClientConnection {
                 loop {
                     let line = self.read_next_line().map_err(|e| match e.kind() {
                         ErrorKind::InvalidData => ReadError::HeadersTooLarge(version.clone()),
+                        // redis-proxy patch 17: a bare LF or CR, answered and closed.
+                        ErrorKind::InvalidInput if bare_line_end(&e) => {
+                            ReadError::Refused(version.clone(), 400, BARE_LINE_END)
+                        }
                         // redis-proxy patch 12: answered, not dropped in silence.
                         ErrorKind::InvalidInput => {
                             ReadError::Refused(version.clone(), 400, "header line is not ASCII")
@@ -169,6 +186,17 @@ impl ClientConnection {
                     headers_len += line.len();
                     if headers_len > MAX_HEADERS_LEN || headers.len() >= MAX_HEADERS {
                         return Err(ReadError::HeadersTooLarge(version));
+                    }
+                    // redis-proxy patch 18: an obs-fold (or whitespace before the
+                    // first header) is refused, RFC 9112 sections 5.2 and 2.2.
+                    if line.as_str().starts_with([' ', '\t']) {
+                        return Err(ReadError::Refused(version, 400, OBS_FOLD));
+                    }
+                    // redis-proxy patch 19: a field name is a token, RFC 9112 section 5.1.
+                    if let Some((name, _)) = line.as_str().split_once(':') {
+                        if !is_token(name) {
+                            return Err(ReadError::Refused(version, 400, BAD_FIELD_NAME));
+                        }
                     }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
@@ -410,6 +438,30 @@ fn check_framing(headers: &[crate::Header], version: &HTTPVersion) -> Result<(),
         }
         _ => Ok(()),
     }
+}
+
+/// redis-proxy patch 17: whether `e` is `read_next_line`'s refusal of a bare
+/// LF or CR (the same kind as a byte that is not ASCII, another message).
+fn bare_line_end(e: &IoError) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.to_string() == BARE_LINE_END)
+}
+
+/// redis-proxy patch 18: a header line that starts with a space or tab.
+const OBS_FOLD: &str =
+    "a header line starts with a space or tab (obs-fold is not accepted, RFC 9112 section 5.2)";
+
+/// redis-proxy patch 19: a header line whose name is empty or is not a token.
+const BAD_FIELD_NAME: &str =
+    "a header name is empty or holds a space or another byte a name cannot have (RFC 9112 section 5.1)";
+
+/// redis-proxy patch 19: whether `name` is a token (RFC 9110 section 5.6.2),
+/// as a field name must be: not empty, no whitespace, no delimiter.
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Parses a "HTTP/1.1" string.
