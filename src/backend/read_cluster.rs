@@ -35,19 +35,45 @@ enum Redirect {
     Ask(Addr),
 }
 
+/// That every master of the slot map had its invalidation link up when a
+/// fetch through the forwarder began, and which map that was: the fill
+/// keeps the reply only if [`Backend::still_covers`] says no other map
+/// replaced it meanwhile (see [`Backend::coverage`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Coverage {
+    generation: u64,
+}
+
 impl Backend {
-    /// Whether every master of the cluster's slot map as the router last
-    /// read it has its invalidation link up (always so outside cluster
-    /// mode, or with nothing to check): a reply fetched through the
-    /// forwarder, which does not say which node answered it, may be kept
-    /// only then, since its node could be one no link covers yet.
-    pub fn covers_every_master(&self) -> bool {
+    /// Taken before a fetch through the forwarder, which does not say which
+    /// node answered: `Some` if every master of the router's slot map (read
+    /// first if there is none yet, or it was marked stale) has its
+    /// invalidation link up; always outside cluster mode, or with nothing
+    /// to check. Checked before the fetch, not after: a map read during
+    /// it from a master that has not heard of a new one would leave that
+    /// master out, and a reply it served would look covered.
+    pub fn coverage(&self) -> Option<Coverage> {
         let Some(router) = &self.router else {
-            return true;
+            return Some(Coverage { generation: 0 });
         };
-        router
-            .current()
-            .is_some_and(|map| map.masters().iter().all(|m| self.linked.covers(m)))
+        // The map the forwarder is about to route by (it asks the same).
+        let map = router.map(self).ok()?;
+        map.masters()
+            .iter()
+            .all(|m| self.linked.covers(m))
+            .then_some(Coverage {
+                generation: map.generation,
+            })
+    }
+
+    /// Whether `coverage` still holds after the fetch: no refresh replaced
+    /// its map, so the fetch was routed by it, to masters it covers (one a
+    /// redirection named would have had the map read again). A link lost
+    /// meanwhile is the fill's own check (the link's epoch).
+    pub fn still_covers(&self, coverage: Coverage) -> bool {
+        self.router
+            .as_ref()
+            .is_none_or(|router| router.generation() == coverage.generation)
     }
 
     /// `GET key` and `PTTL key` on the master owning `key`'s slot (in
@@ -183,7 +209,60 @@ fn redirect_of(reply: &Value) -> Option<Redirect> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::slots::tests::node;
+    use super::super::slots::SlotMap;
     use super::*;
+    use crate::config::Config;
+
+    /// A cluster-mode backend that never reaches Redis (port 1), its
+    /// invalidation as `invalidation` says.
+    fn cluster_backend(invalidation: &str) -> Backend {
+        let config = Config::from_lookup(|name| match name {
+            "REDIS_ADDRESS" => Some("127.0.0.1:1".to_owned()),
+            "REDIS_MODE" => Some("cluster".to_owned()),
+            "INVALIDATION" => Some(invalidation.to_owned()),
+            _ => None,
+        })
+        .expect("valid config");
+        Backend::new(&config).expect("backend")
+    }
+
+    fn map_of(port: i64) -> SlotMap {
+        SlotMap::parse(&Value::Array(vec![Value::Array(vec![
+            Value::Int(0),
+            Value::Int(16383),
+            node("127.0.0.1", port),
+        ])]))
+        .expect("a map")
+    }
+
+    #[test]
+    fn coverage_taken_before_a_fetch_is_lost_if_the_map_is_replaced_during_it() {
+        // INVALIDATION=off: every master counts as covered.
+        let backend = cluster_backend("off");
+        let router = backend.router.as_ref().expect("cluster mode");
+        router.install(map_of(7000));
+        let before = backend.coverage().expect("every master covered");
+        assert!(backend.still_covers(before), "nothing changed");
+        // A refresh during the fetch (say, from a master that has not heard
+        // of a new one): whatever answered is no longer known covered.
+        router.install(map_of(7000));
+        assert!(!backend.still_covers(before));
+        let after = backend.coverage().expect("covered again");
+        assert!(backend.still_covers(after));
+    }
+
+    #[test]
+    fn no_coverage_while_a_master_has_no_link() {
+        // Links expected, none up yet.
+        let backend = cluster_backend("tracking");
+        backend
+            .router
+            .as_ref()
+            .expect("cluster mode")
+            .install(map_of(7000));
+        assert_eq!(backend.coverage(), None);
+    }
 
     fn reply(bytes: &[u8]) -> Value {
         redis::parse_redis_value(bytes).expect("RESP")

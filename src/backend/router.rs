@@ -13,7 +13,7 @@
 //! take its map rather than asking again.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
@@ -53,6 +53,10 @@ pub(super) struct Router {
     /// answers, and the user, password and TLS every node's connection uses.
     seeds: Vec<ConnectionInfo>,
     map: RwLock<Option<Arc<SlotMap>>>,
+    /// The generation of the map in `map`, set with it (under its write
+    /// lock): one atomic read says whether a map read before a fetch is
+    /// still the current one after it.
+    generation: AtomicU64,
     /// Set when a node could not be reached, or answered `-MOVED` or
     /// `-READONLY` on any connection (held ones included: see
     /// `RawConn::map_stale`): the next batch asks again.
@@ -73,6 +77,7 @@ impl Router {
         Ok(Router {
             seeds,
             map: RwLock::new(None),
+            generation: AtomicU64::new(0),
             stale: Arc::default(),
             refreshing: Mutex::new(()),
             idle: Mutex::new(HashMap::new()),
@@ -145,21 +150,41 @@ impl Router {
         for addr in &asked {
             match self.ask_slots(backend, addr) {
                 Ok(map) => {
-                    let map = Arc::new(map);
                     log::debug!("cluster slot map from {addr}: masters {:?}", map.masters());
-                    *self.map.write().unwrap_or_else(PoisonError::into_inner) =
-                        Some(Arc::clone(&map));
+                    let map = self.install(map);
                     self.stale.flag.store(false, Ordering::Release);
-                    self.idle
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .retain(|node, _| map.masters().iter().any(|master| **master == *node));
                     return Ok(map);
                 }
                 Err(err) => last = err,
             }
         }
         Err(last)
+    }
+
+    /// Makes `map` the current map, of the next generation, and drops the
+    /// idle connections to nodes it does not name a master.
+    pub(super) fn install(&self, mut map: SlotMap) -> Arc<SlotMap> {
+        let map = {
+            let mut current = self.map.write().unwrap_or_else(PoisonError::into_inner);
+            map.generation = self.generation.load(Ordering::Relaxed) + 1;
+            let map = Arc::new(map);
+            *current = Some(Arc::clone(&map));
+            // Under the write lock: whoever reads this map reads at least
+            // its generation here afterwards.
+            self.generation.store(map.generation, Ordering::Release);
+            map
+        };
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|node, _| map.masters().iter().any(|master| **master == *node));
+        map
+    }
+
+    /// The generation of the current map: the same as a map's read before
+    /// only if no refresh replaced that map since.
+    pub(super) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The slot map as last read (none before the first read).
