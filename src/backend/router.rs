@@ -13,7 +13,7 @@
 //! take its map rather than asking again.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
@@ -30,20 +30,50 @@ type Idle = [Vec<RawConn>; 2];
 /// router and every connection it opens, so a `-MOVED` or `-READONLY` read
 /// on a connection a client holds has the next batch read the map again,
 /// asking that node first.
+///
+/// Signals are counted, not flagged: a refresh answers only those raised
+/// before it began, so one raised while it runs (its `CLUSTER SLOTS` may
+/// have been answered before the change the signal reports) has the next
+/// batch read the map again rather than being cleared with the rest.
 #[derive(Default)]
 pub(in crate::backend) struct Staleness {
-    flag: AtomicBool,
+    /// Signals raised so far.
+    raised: AtomicU64,
+    /// How many of them the last refresh that succeeded answered (the
+    /// count when it began).
+    answered: AtomicU64,
     ask_first: Mutex<Option<Addr>>,
 }
 
 impl Staleness {
     /// `node` answered `-MOVED` or `-READONLY`.
     pub(in crate::backend) fn said_by(&self, node: &Addr) {
+        // The hint first: a refresh that counts this signal finds it.
         *self
             .ask_first
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(node.clone());
-        self.flag.store(true, Ordering::Release);
+        self.raise();
+    }
+
+    fn raise(&self) {
+        self.raised.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Whether a signal was raised that no refresh has answered.
+    fn is_stale(&self) -> bool {
+        self.raised.load(Ordering::Acquire) != self.answered.load(Ordering::Acquire)
+    }
+
+    /// Called as a refresh begins: what it will answer if it succeeds.
+    fn begin(&self) -> u64 {
+        self.raised.load(Ordering::Acquire)
+    }
+
+    /// A refresh that began at `begun` succeeded: the signals raised
+    /// before it are answered, any since are not.
+    fn answer(&self, begun: u64) {
+        self.answered.fetch_max(begun, Ordering::AcqRel);
     }
 }
 
@@ -57,7 +87,7 @@ pub(super) struct Router {
     /// lock): one atomic read says whether a map read before a fetch is
     /// still the current one after it.
     generation: AtomicU64,
-    /// Set when a node could not be reached, or answered `-MOVED` or
+    /// Raised when a node could not be reached, or answered `-MOVED` or
     /// `-READONLY` on any connection (held ones included: see
     /// `RawConn::map_stale`): the next batch asks again.
     stale: Arc<Staleness>,
@@ -87,7 +117,7 @@ impl Router {
     /// The map to route by: the current one, or a fresh one if there is
     /// none yet or it was marked stale since (see `stale`).
     pub(super) fn map(&self, backend: &Backend) -> Result<Arc<SlotMap>, BackendError> {
-        if !self.stale.flag.load(Ordering::Acquire) {
+        if !self.stale.is_stale() {
             if let Some(map) = self.current() {
                 return Ok(map);
             }
@@ -97,7 +127,7 @@ impl Router {
 
     /// Says the map may be out of date: a node was unreachable.
     pub(super) fn mark_stale(&self) {
-        self.stale.flag.store(true, Ordering::Release);
+        self.stale.raise();
     }
 
     /// A fresh map, read from the cluster, unless another thread replaced
@@ -119,10 +149,11 @@ impl Router {
         let current = self.current();
         if let Some(current) = &current {
             let newer = seen.is_none_or(|seen| !Arc::ptr_eq(seen, current));
-            if newer && !self.stale.flag.load(Ordering::Acquire) {
+            if newer && !self.stale.is_stale() {
                 return Ok(Arc::clone(current));
             }
         }
+        let begun = self.stale.begin();
         let mut asked: Vec<Addr> = current
             .as_ref()
             .map(|map| map.masters().iter().map(|addr| Addr::clone(addr)).collect())
@@ -152,7 +183,7 @@ impl Router {
                 Ok(map) => {
                     log::debug!("cluster slot map from {addr}: masters {:?}", map.masters());
                     let map = self.install(map);
-                    self.stale.flag.store(false, Ordering::Release);
+                    self.stale.answer(begun);
                     return Ok(map);
                 }
                 Err(err) => last = err,
@@ -273,5 +304,35 @@ impl Router {
         conn.max_reply = backend.max_reply;
         conn.map_stale = Some((Arc::clone(&self.stale), addr.clone()));
         Ok(conn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signal_raised_during_a_refresh_outlives_it() {
+        let stale = Staleness::default();
+        let node = Addr {
+            host: "127.0.0.1".to_owned(),
+            port: 7000,
+        };
+        stale.said_by(&node);
+        assert!(stale.is_stale());
+        let begun = stale.begin();
+        stale.answer(begun);
+        assert!(!stale.is_stale(), "the refresh answered it");
+        // A -MOVED read while a refresh is asking CLUSTER SLOTS.
+        let begun = stale.begin();
+        stale.said_by(&node);
+        stale.answer(begun);
+        assert!(stale.is_stale(), "the next batch reads the map again");
+        // An older refresh ending late answers nothing newer.
+        let older = stale.begin();
+        let newer = stale.begin();
+        stale.answer(newer);
+        stale.answer(older);
+        assert!(!stale.is_stale());
     }
 }
