@@ -5,7 +5,8 @@
 //! node answers `-MOVED` for a slot the map gives to another node, or a
 //! node cannot be reached (a master down, a failover under way), and on
 //! the next batch after any connection, one a client holds included, got
-//! `-MOVED` or `-READONLY` (a master demoted by a failover). It is
+//! `-MOVED` or `-READONLY` (a master demoted by a failover; at most once a
+//! second, since a script can return it too). It is
 //! asked of the node that answered `-MOVED` first, then of the other known
 //! masters, then of the seed nodes
 //! (REDIS_ADDRESS), on the same raw connections, its reply decoded by the
@@ -15,13 +16,22 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 
 use super::raw::{encode, RawConn};
+use super::redirect::{redirection, Redirect};
 use super::slots::{Addr, SlotMap};
 use super::{Backend, BackendError};
 use crate::config::Config;
+
+/// How often a `-READONLY` may have the map read again. A real one (a
+/// master demoted by a failover) is the first in a long while; one more
+/// within this second, from a script or a second demotion, is dropped,
+/// and the next one after it counts (a client retrying gets the error
+/// for at most this long more).
+const READONLY_EVERY: Duration = Duration::from_secs(1);
 
 /// Idle connections to one node, one stack per protocol (RESP2, RESP3).
 type Idle = [Vec<RawConn>; 2];
@@ -43,11 +53,53 @@ pub(in crate::backend) struct Staleness {
     /// count when it began).
     answered: AtomicU64,
     ask_first: Mutex<Option<Addr>>,
+    /// When a `-READONLY` last raised a signal (see [`READONLY_EVERY`]).
+    readonly_at: Mutex<Option<Instant>>,
 }
 
 impl Staleness {
+    /// Reads a reply of `node`'s for what shows the map out of date:
+    /// `-MOVED` to another node (the slot has another master now) or
+    /// `-READONLY` (the node the map calls a master is a replica now, as
+    /// after a failover), the latter at most once per [`READONLY_EVERY`].
+    pub(in crate::backend) fn heard(&self, node: &Addr, reply: &[u8]) {
+        if reply.first() != Some(&b'-') {
+            return;
+        }
+        if reply.starts_with(b"-READONLY ") {
+            if self.readonly_due() {
+                self.said_by(node);
+            }
+        } else if reply.starts_with(b"-MOVED ") {
+            // A -MOVED naming the node that sent it is no node's: a script
+            // wrote it, and would otherwise have every batch read the map.
+            if let Some(Redirect::Moved(_, to)) = redirection(reply) {
+                if to != *node {
+                    self.said_by(node);
+                }
+            }
+        }
+    }
+
+    /// Whether a `-READONLY` may raise a signal now (and, if so, that one
+    /// did): a demoted master's cannot be told from a script's
+    /// (`redis.error_reply('READONLY ...')`), which a client may have run
+    /// in a loop.
+    fn readonly_due(&self) -> bool {
+        let now = Instant::now();
+        let mut at = self
+            .readonly_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if at.is_some_and(|at| now.saturating_duration_since(at) < READONLY_EVERY) {
+            return false;
+        }
+        *at = Some(now);
+        true
+    }
+
     /// `node` answered `-MOVED` or `-READONLY`.
-    pub(in crate::backend) fn said_by(&self, node: &Addr) {
+    fn said_by(&self, node: &Addr) {
         // The hint first: a refresh that counts this signal finds it.
         *self
             .ask_first
