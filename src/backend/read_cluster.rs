@@ -17,23 +17,19 @@
 //! links cover (coherence invariant 1: see docs/coherence.md). Anything
 //! else is served to its readers and not kept.
 
+use std::ops::Range;
+
 use redis::Value;
 
 use super::raw::encode;
 use super::read::{self, Read};
+use super::redirect::{redirection, Redirect};
 use super::router::Router;
 use super::slots::{slot_of, Addr};
 use super::{Backend, BackendError};
 
 /// A first try and this many redirections (an `-ASK` after a `-MOVED`).
 const REDIRECTS: usize = 2;
-
-/// Where a reply sends the read.
-#[derive(Debug, PartialEq, Eq)]
-enum Redirect {
-    Moved(Addr),
-    Ask(Addr),
-}
 
 /// That every master of the slot map had its invalidation link up when a
 /// fetch through the forwarder began, and which map that was: the fill
@@ -102,14 +98,16 @@ impl Backend {
         };
         let mut asking = false;
         for attempt in 0..=REDIRECTS {
-            let replies = self.read_on(router, &addr, asking, key)?;
-            match replies.iter().find_map(redirect_of) {
+            let (bytes, replies) = self.read_on(router, &addr, asking, key)?;
+            let replies = replies.map(|range| &bytes[range]);
+            match replies.iter().find_map(|reply| redirection(reply)) {
                 None => {
-                    let mut read = read::parse(replies)?;
+                    let values = replies.iter().map(|reply| parse(&addr, reply));
+                    let mut read = read::parse(values.collect::<Result<_, _>>()?)?;
                     read.storable = attempt == 0 && self.linked.covers(&addr);
                     return Ok(read);
                 }
-                Some(Redirect::Moved(to)) => {
+                Some(Redirect::Moved(_, to)) => {
                     // The node that answered -MOVED knows the new owner first.
                     map = router.refresh(self, Some(&map), Some(&addr))?;
                     (addr, asking) = (to, false);
@@ -123,15 +121,16 @@ impl Backend {
     }
 
     /// The two replies of `addr` to the read (each after `ASKING` if
-    /// `asking`). A pooled connection the node closed while it sat idle is
-    /// replaced once: the read is safe to send again.
+    /// `asking`): the bytes received and where in them each reply is. A
+    /// pooled connection the node closed while it sat idle is replaced
+    /// once: the read is safe to send again.
     fn read_on(
         &self,
         router: &Router,
         addr: &Addr,
         asking: bool,
         key: &[u8],
-    ) -> Result<Vec<Value>, BackendError> {
+    ) -> Result<(Vec<u8>, [Range<usize>; 2]), BackendError> {
         let mut wire = Vec::new();
         for command in [&b"GET"[..], b"PTTL"] {
             if asking {
@@ -160,15 +159,12 @@ impl Backend {
                 Ok(()) => {
                     router.checkin(addr, conn, self.pool.max_size() as usize);
                     // Each reply's bytes; with ASKING, every other one.
-                    let step = count / 2;
-                    return (0..count)
-                        .skip(step - 1)
-                        .step_by(step)
-                        .map(|i| {
-                            let start = if i == 0 { 0 } else { ends[i - 1] };
-                            parse(addr, &replies[start..ends[i]])
-                        })
-                        .collect();
+                    let reply = |i: usize| if i == 0 { 0 } else { ends[i - 1] }..ends[i];
+                    let ranges = match asking {
+                        true => [reply(1), reply(3)],
+                        false => [reply(0), reply(1)],
+                    };
+                    return Ok((replies, ranges));
                 }
                 Err(err) if retry && reused && super::forward::closed_while_idle(&err) => {
                     retry = false;
@@ -187,24 +183,6 @@ fn parse(addr: &Addr, reply: &[u8]) -> Result<Value, BackendError> {
     redis::parse_redis_value(reply).map_err(|err| {
         BackendError::Unavailable(format!("{addr} answered what is not RESP: {err}"))
     })
-}
-
-/// The redirection a reply is, if it is one: `-MOVED slot host:port` or
-/// `-ASK slot host:port`.
-fn redirect_of(reply: &Value) -> Option<Redirect> {
-    let Value::ServerError(err) = reply else {
-        return None;
-    };
-    let to = err
-        .details()?
-        .split_whitespace()
-        .nth(1)
-        .and_then(Addr::parse)?;
-    match err.code() {
-        "MOVED" => Some(Redirect::Moved(to)),
-        "ASK" => Some(Redirect::Ask(to)),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -262,28 +240,5 @@ mod tests {
             .expect("cluster mode")
             .install(map_of(7000));
         assert_eq!(backend.coverage(), None);
-    }
-
-    fn reply(bytes: &[u8]) -> Value {
-        redis::parse_redis_value(bytes).expect("RESP")
-    }
-
-    #[test]
-    fn moved_and_ask_name_the_node_and_other_errors_are_none() {
-        let to = Addr {
-            host: "127.0.0.1".to_owned(),
-            port: 7001,
-        };
-        assert_eq!(
-            redirect_of(&reply(b"-MOVED 3999 127.0.0.1:7001\r\n")),
-            Some(Redirect::Moved(to.clone()))
-        );
-        assert_eq!(
-            redirect_of(&reply(b"-ASK 3999 127.0.0.1:7001\r\n")),
-            Some(Redirect::Ask(to))
-        );
-        assert_eq!(redirect_of(&reply(b"-WRONGTYPE Operation\r\n")), None);
-        assert_eq!(redirect_of(&reply(b"-MOVED nonsense\r\n")), None);
-        assert_eq!(redirect_of(&reply(b"$1\r\nv\r\n")), None);
     }
 }
