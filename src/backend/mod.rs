@@ -331,7 +331,10 @@ impl Backend {
                     retries -= 1;
                     log::debug!("retrying on a fresh connection after: {err}");
                 }
-                Err(err) => return Err(retire_on_failure(&mut pooled, err)),
+                Err(err) => {
+                    let kind = err.kind();
+                    return Err(self.in_cluster_terms(retire_on_failure(&mut pooled, err), kind));
+                }
             }
         }
     }

@@ -50,7 +50,10 @@ impl Backend {
             let info: String = redis::cmd("CLUSTER")
                 .arg("INFO")
                 .query(conn.as_dyn())
-                .map_err(classify)?;
+                .map_err(|err| {
+                    let kind = err.kind();
+                    self.in_cluster_terms(classify(err), kind)
+                })?;
             return match info.lines().any(|line| line.trim() == "cluster_state:ok") {
                 true => Ok(()),
                 false => Err(BackendError::Unavailable(

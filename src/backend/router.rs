@@ -288,6 +288,10 @@ impl Router {
             .and_then(|()| conn.receive(&mut reply))
             .map_err(|err| super::forward::classify(&err))?;
         self.checkin(addr, conn, backend.pool.max_size() as usize);
+        if super::cluster::disabled(&reply) {
+            let why = super::cluster::not_in_cluster_mode(addr);
+            return Err(BackendError::Unavailable(why));
+        }
         let value = redis::parse_redis_value(&reply)
             .map_err(|err| BackendError::Unavailable(format!("CLUSTER SLOTS on {addr}: {err}")))?;
         SlotMap::parse(&value)
