@@ -23,7 +23,7 @@ use redis::Value;
 use super::fleet::{Fleet, Linked, Member};
 use super::slots::{Addr, SlotMap};
 use super::tracking::spawn_link_to;
-use super::InvalidationSink;
+use super::{Backend, BackendError, InvalidationSink};
 use crate::config::Config;
 
 /// How often the watcher compares the cluster's masters with its links.
@@ -31,6 +31,44 @@ const TOPOLOGY_EVERY: Duration = Duration::from_secs(1);
 
 /// A master, as `host:port`.
 type Master = (String, u16);
+
+/// What a node not in cluster mode (`cluster_enabled:0`) answers
+/// `CLUSTER SLOTS`: `-ERR This instance has cluster support disabled`.
+const DISABLED: &[u8] = b"cluster support disabled";
+
+/// Whether `reply` (a node's, whole) says the node is not in cluster mode.
+pub(super) fn disabled(reply: &[u8]) -> bool {
+    reply.starts_with(b"-") && reply.windows(DISABLED.len()).any(|w| w == DISABLED)
+}
+
+/// The error for REDIS_MODE=cluster in front of a Redis at `addr` that is
+/// not a cluster node: the redis crate says only that it found no node
+/// (`ClusterConnectionNotFound`), which names neither cause nor fix.
+pub(super) fn not_in_cluster_mode(addr: &dyn std::fmt::Display) -> String {
+    format!("Redis at {addr} is not in cluster mode (cluster_enabled:0): use REDIS_MODE=standalone")
+}
+
+impl Backend {
+    /// `err`, which the redis crate's cluster connection (the pool's, the
+    /// probe's) failed with, in plainer words where they can be had: when
+    /// it found no node to use (`ClusterConnectionNotFound`), the router's
+    /// own reading of the map says why (a node that refused, or is not in
+    /// cluster mode). A failure path only: the map is read again only if
+    /// it was marked stale or never read.
+    pub(super) fn in_cluster_terms(
+        &self,
+        err: BackendError,
+        kind: redis::ErrorKind,
+    ) -> BackendError {
+        match (&self.router, kind) {
+            (Some(router), redis::ErrorKind::ClusterConnectionNotFound) => match router.map(self) {
+                Err(why) => why,
+                Ok(_) => err,
+            },
+            _ => err,
+        }
+    }
+}
 
 /// Starts the watcher, which starts the links and keeps `linked` saying
 /// which masters they cover.
@@ -49,9 +87,18 @@ pub(super) fn spawn_links(
 fn watch(config: &Config, sink: Arc<dyn InvalidationSink>, linked: Arc<Linked>) {
     let fleet = Fleet::new(sink, linked);
     let mut seed = None;
+    let mut warned = false;
     loop {
         let masters = match masters(config, &mut seed) {
             Ok(masters) => masters,
+            // Said once at start-up, not only on each request that fails.
+            Err(why)
+                if why.contains("cluster_enabled:0") && !std::mem::replace(&mut warned, true) =>
+            {
+                log::warn!("{why}");
+                thread::sleep(TOPOLOGY_EVERY);
+                continue;
+            }
             Err(why) => {
                 log::debug!("cluster topology unknown: {why}");
                 thread::sleep(TOPOLOGY_EVERY);
@@ -119,6 +166,14 @@ fn masters(config: &Config, seed: &mut Option<redis::Connection>) -> Result<Vec<
             Ok((conn, answer)) => {
                 *seed = Some(conn);
                 return masters_of(&answer);
+            }
+            Err(err) if err.to_string().contains("cluster support disabled") => {
+                let addr = format!(
+                    "{}:{}",
+                    node.host_str().unwrap_or_default(),
+                    node.port_or_known_default().unwrap_or_default()
+                );
+                last = not_in_cluster_mode(&addr);
             }
             Err(err) => last = format!("{node}: {err}"),
         }

@@ -65,7 +65,13 @@ enum Outcome {
     /// Its reply, in the replies buffer.
     Reply(Range<usize>),
     Failed(BackendError),
+    /// Never sent: the proxy answers it itself, as a node would.
+    Answer(&'static [u8]),
 }
+
+/// What a node answers a `SCAN` cursor it cannot have given: for the
+/// proxy, one whose low bits name a master past the map's.
+const INVALID_CURSOR: &[u8] = b"-ERR invalid cursor\r\n";
 
 impl Backend {
     /// Sends each of `requests` (a whole RESP request and where it goes)
@@ -118,7 +124,7 @@ impl Backend {
                         .map(|part| match &part.outcome {
                             Outcome::Reply(range) => Ok(&replies[range.clone()]),
                             Outcome::Failed(err) => Err(err.clone()),
-                            Outcome::Pending => Err(no_reply()),
+                            Outcome::Pending | Outcome::Answer(_) => Err(no_reply()),
                         })
                         .collect();
                     fold(*how, &each, out, failed);
@@ -132,6 +138,7 @@ impl Backend {
                         _ => out.extend_from_slice(&replies[range.clone()]),
                     },
                     Outcome::Failed(err) => failed(err, out),
+                    Outcome::Answer(reply) => out.extend_from_slice(reply),
                     Outcome::Pending => failed(&no_reply(), out),
                 },
                 _ => failed(&no_reply(), out),
@@ -343,9 +350,7 @@ fn plan(map: &SlotMap, requests: &[(&[u8], Dest)]) -> Vec<Part> {
             Dest::Scan { master } => match map.masters().get(*master) {
                 Some(addr) => parts.push(part(request, addr)),
                 None => parts.push(Part {
-                    outcome: Outcome::Failed(BackendError::Reply(
-                        "invalid cursor: the cluster has fewer masters".to_owned(),
-                    )),
+                    outcome: Outcome::Answer(INVALID_CURSOR),
                     ..part(request, map.any())
                 }),
             },

@@ -17,10 +17,13 @@
 //! links cover (coherence invariant 1: see docs/coherence.md). Anything
 //! else is served to its readers and not kept.
 
+use std::ops::Range;
+
 use redis::Value;
 
 use super::raw::encode;
 use super::read::{self, Read};
+use super::redirect::{redirection, Redirect};
 use super::router::Router;
 use super::slots::{slot_of, Addr};
 use super::{Backend, BackendError};
@@ -28,26 +31,45 @@ use super::{Backend, BackendError};
 /// A first try and this many redirections (an `-ASK` after a `-MOVED`).
 const REDIRECTS: usize = 2;
 
-/// Where a reply sends the read.
-#[derive(Debug, PartialEq, Eq)]
-enum Redirect {
-    Moved(Addr),
-    Ask(Addr),
+/// That every master of the slot map had its invalidation link up when a
+/// fetch through the forwarder began, and which map that was: the fill
+/// keeps the reply only if [`Backend::still_covers`] says no other map
+/// replaced it meanwhile (see [`Backend::coverage`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Coverage {
+    generation: u64,
 }
 
 impl Backend {
-    /// Whether every master of the cluster's slot map as the router last
-    /// read it has its invalidation link up (always so outside cluster
-    /// mode, or with nothing to check): a reply fetched through the
-    /// forwarder, which does not say which node answered it, may be kept
-    /// only then, since its node could be one no link covers yet.
-    pub fn covers_every_master(&self) -> bool {
+    /// Taken before a fetch through the forwarder, which does not say which
+    /// node answered: `Some` if every master of the router's slot map (read
+    /// first if there is none yet, or it was marked stale) has its
+    /// invalidation link up; always outside cluster mode, or with nothing
+    /// to check. Checked before the fetch, not after: a map read during
+    /// it from a master that has not heard of a new one would leave that
+    /// master out, and a reply it served would look covered.
+    pub fn coverage(&self) -> Option<Coverage> {
         let Some(router) = &self.router else {
-            return true;
+            return Some(Coverage { generation: 0 });
         };
-        router
-            .current()
-            .is_some_and(|map| map.masters().iter().all(|m| self.linked.covers(m)))
+        // The map the forwarder is about to route by (it asks the same).
+        let map = router.map(self).ok()?;
+        map.masters()
+            .iter()
+            .all(|m| self.linked.covers(m))
+            .then_some(Coverage {
+                generation: map.generation,
+            })
+    }
+
+    /// Whether `coverage` still holds after the fetch: no refresh replaced
+    /// its map, so the fetch was routed by it, to masters it covers (one a
+    /// redirection named would have had the map read again). A link lost
+    /// meanwhile is the fill's own check (the link's epoch).
+    pub fn still_covers(&self, coverage: Coverage) -> bool {
+        self.router
+            .as_ref()
+            .is_none_or(|router| router.generation() == coverage.generation)
     }
 
     /// `GET key` and `PTTL key` on the master owning `key`'s slot (in
@@ -76,14 +98,16 @@ impl Backend {
         };
         let mut asking = false;
         for attempt in 0..=REDIRECTS {
-            let replies = self.read_on(router, &addr, asking, key)?;
-            match replies.iter().find_map(redirect_of) {
+            let (bytes, replies) = self.read_on(router, &addr, asking, key)?;
+            let replies = replies.map(|range| &bytes[range]);
+            match replies.iter().find_map(|reply| redirection(reply)) {
                 None => {
-                    let mut read = read::parse(replies)?;
+                    let values = replies.iter().map(|reply| parse(&addr, reply));
+                    let mut read = read::parse(values.collect::<Result<_, _>>()?)?;
                     read.storable = attempt == 0 && self.linked.covers(&addr);
                     return Ok(read);
                 }
-                Some(Redirect::Moved(to)) => {
+                Some(Redirect::Moved(_, to)) => {
                     // The node that answered -MOVED knows the new owner first.
                     map = router.refresh(self, Some(&map), Some(&addr))?;
                     (addr, asking) = (to, false);
@@ -97,15 +121,16 @@ impl Backend {
     }
 
     /// The two replies of `addr` to the read (each after `ASKING` if
-    /// `asking`). A pooled connection the node closed while it sat idle is
-    /// replaced once: the read is safe to send again.
+    /// `asking`): the bytes received and where in them each reply is. A
+    /// pooled connection the node closed while it sat idle is replaced
+    /// once: the read is safe to send again.
     fn read_on(
         &self,
         router: &Router,
         addr: &Addr,
         asking: bool,
         key: &[u8],
-    ) -> Result<Vec<Value>, BackendError> {
+    ) -> Result<(Vec<u8>, [Range<usize>; 2]), BackendError> {
         let mut wire = Vec::new();
         for command in [&b"GET"[..], b"PTTL"] {
             if asking {
@@ -134,15 +159,12 @@ impl Backend {
                 Ok(()) => {
                     router.checkin(addr, conn, self.pool.max_size() as usize);
                     // Each reply's bytes; with ASKING, every other one.
-                    let step = count / 2;
-                    return (0..count)
-                        .skip(step - 1)
-                        .step_by(step)
-                        .map(|i| {
-                            let start = if i == 0 { 0 } else { ends[i - 1] };
-                            parse(addr, &replies[start..ends[i]])
-                        })
-                        .collect();
+                    let reply = |i: usize| if i == 0 { 0 } else { ends[i - 1] }..ends[i];
+                    let ranges = match asking {
+                        true => [reply(1), reply(3)],
+                        false => [reply(0), reply(1)],
+                    };
+                    return Ok((replies, ranges));
                 }
                 Err(err) if retry && reused && super::forward::closed_while_idle(&err) => {
                     retry = false;
@@ -163,48 +185,60 @@ fn parse(addr: &Addr, reply: &[u8]) -> Result<Value, BackendError> {
     })
 }
 
-/// The redirection a reply is, if it is one: `-MOVED slot host:port` or
-/// `-ASK slot host:port`.
-fn redirect_of(reply: &Value) -> Option<Redirect> {
-    let Value::ServerError(err) = reply else {
-        return None;
-    };
-    let to = err
-        .details()?
-        .split_whitespace()
-        .nth(1)
-        .and_then(Addr::parse)?;
-    match err.code() {
-        "MOVED" => Some(Redirect::Moved(to)),
-        "ASK" => Some(Redirect::Ask(to)),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::slots::tests::node;
+    use super::super::slots::SlotMap;
     use super::*;
+    use crate::config::Config;
 
-    fn reply(bytes: &[u8]) -> Value {
-        redis::parse_redis_value(bytes).expect("RESP")
+    /// A cluster-mode backend that never reaches Redis (port 1), its
+    /// invalidation as `invalidation` says.
+    fn cluster_backend(invalidation: &str) -> Backend {
+        let config = Config::from_lookup(|name| match name {
+            "REDIS_ADDRESS" => Some("127.0.0.1:1".to_owned()),
+            "REDIS_MODE" => Some("cluster".to_owned()),
+            "INVALIDATION" => Some(invalidation.to_owned()),
+            _ => None,
+        })
+        .expect("valid config");
+        Backend::new(&config).expect("backend")
+    }
+
+    fn map_of(port: i64) -> SlotMap {
+        SlotMap::parse(&Value::Array(vec![Value::Array(vec![
+            Value::Int(0),
+            Value::Int(16383),
+            node("127.0.0.1", port),
+        ])]))
+        .expect("a map")
     }
 
     #[test]
-    fn moved_and_ask_name_the_node_and_other_errors_are_none() {
-        let to = Addr {
-            host: "127.0.0.1".to_owned(),
-            port: 7001,
-        };
-        assert_eq!(
-            redirect_of(&reply(b"-MOVED 3999 127.0.0.1:7001\r\n")),
-            Some(Redirect::Moved(to.clone()))
-        );
-        assert_eq!(
-            redirect_of(&reply(b"-ASK 3999 127.0.0.1:7001\r\n")),
-            Some(Redirect::Ask(to))
-        );
-        assert_eq!(redirect_of(&reply(b"-WRONGTYPE Operation\r\n")), None);
-        assert_eq!(redirect_of(&reply(b"-MOVED nonsense\r\n")), None);
-        assert_eq!(redirect_of(&reply(b"$1\r\nv\r\n")), None);
+    fn coverage_taken_before_a_fetch_is_lost_if_the_map_is_replaced_during_it() {
+        // INVALIDATION=off: every master counts as covered.
+        let backend = cluster_backend("off");
+        let router = backend.router.as_ref().expect("cluster mode");
+        router.install(map_of(7000));
+        let before = backend.coverage().expect("every master covered");
+        assert!(backend.still_covers(before), "nothing changed");
+        // A refresh during the fetch (say, from a master that has not heard
+        // of a new one): whatever answered is no longer known covered.
+        router.install(map_of(7000));
+        assert!(!backend.still_covers(before));
+        let after = backend.coverage().expect("covered again");
+        assert!(backend.still_covers(after));
+    }
+
+    #[test]
+    fn no_coverage_while_a_master_has_no_link() {
+        // Links expected, none up yet.
+        let backend = cluster_backend("tracking");
+        backend
+            .router
+            .as_ref()
+            .expect("cluster mode")
+            .install(map_of(7000));
+        assert_eq!(backend.coverage(), None);
     }
 }

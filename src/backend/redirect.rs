@@ -1,6 +1,9 @@
-//! Redirections in a cluster node's error replies (`-MOVED`, `-ASK`), for
-//! the forwarder (`forward_cluster.rs`), which follows one only to a node
-//! a slot map names a master, and never to the node that sent it.
+//! Redirections in a cluster node's error replies (`-MOVED`, `-ASK`), read
+//! from the reply's bytes in one place for all who look: the forwarder
+//! (`forward_cluster.rs`), which follows one only to a node a slot map
+//! names a master, and never to the node that sent it; the cluster read
+//! (`read_cluster.rs`); and the router, for which a `-MOVED` shows its map
+//! stale (`router.rs`).
 
 use super::slots::{Addr, Slot, SlotMap};
 
@@ -54,5 +57,8 @@ mod tests {
         assert!(redirection(b"-ERR MOVED 1 a:1\r\n").is_none());
         assert!(redirection(b"+MOVED 1 a:1\r\n").is_none());
         assert!(redirection(b"-MOVED 1\r\n").is_none());
+        assert!(redirection(b"-MOVED nonsense\r\n").is_none());
+        assert!(redirection(b"-WRONGTYPE Operation\r\n").is_none());
+        assert!(redirection(b"$1\r\nv\r\n").is_none());
     }
 }

@@ -5,7 +5,8 @@
 //! node answers `-MOVED` for a slot the map gives to another node, or a
 //! node cannot be reached (a master down, a failover under way), and on
 //! the next batch after any connection, one a client holds included, got
-//! `-MOVED` or `-READONLY` (a master demoted by a failover). It is
+//! `-MOVED` or `-READONLY` (a master demoted by a failover; at most once a
+//! second, since a script can return it too). It is
 //! asked of the node that answered `-MOVED` first, then of the other known
 //! masters, then of the seed nodes
 //! (REDIS_ADDRESS), on the same raw connections, its reply decoded by the
@@ -13,15 +14,24 @@
 //! take its map rather than asking again.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 
 use super::raw::{encode, RawConn};
+use super::redirect::{redirection, Redirect};
 use super::slots::{Addr, SlotMap};
 use super::{Backend, BackendError};
 use crate::config::Config;
+
+/// How often a `-READONLY` may have the map read again. A real one (a
+/// master demoted by a failover) is the first in a long while; one more
+/// within this second, from a script or a second demotion, is dropped,
+/// and the next one after it counts (a client retrying gets the error
+/// for at most this long more).
+const READONLY_EVERY: Duration = Duration::from_secs(1);
 
 /// Idle connections to one node, one stack per protocol (RESP2, RESP3).
 type Idle = [Vec<RawConn>; 2];
@@ -30,20 +40,92 @@ type Idle = [Vec<RawConn>; 2];
 /// router and every connection it opens, so a `-MOVED` or `-READONLY` read
 /// on a connection a client holds has the next batch read the map again,
 /// asking that node first.
+///
+/// Signals are counted, not flagged: a refresh answers only those raised
+/// before it began, so one raised while it runs (its `CLUSTER SLOTS` may
+/// have been answered before the change the signal reports) has the next
+/// batch read the map again rather than being cleared with the rest.
 #[derive(Default)]
 pub(in crate::backend) struct Staleness {
-    flag: AtomicBool,
+    /// Signals raised so far.
+    raised: AtomicU64,
+    /// How many of them the last refresh that succeeded answered (the
+    /// count when it began).
+    answered: AtomicU64,
     ask_first: Mutex<Option<Addr>>,
+    /// When a `-READONLY` last raised a signal (see [`READONLY_EVERY`]).
+    readonly_at: Mutex<Option<Instant>>,
 }
 
 impl Staleness {
+    /// Reads a reply of `node`'s for what shows the map out of date:
+    /// `-MOVED` to another node (the slot has another master now) or
+    /// `-READONLY` (the node the map calls a master is a replica now, as
+    /// after a failover), the latter at most once per [`READONLY_EVERY`].
+    pub(in crate::backend) fn heard(&self, node: &Addr, reply: &[u8]) {
+        if reply.first() != Some(&b'-') {
+            return;
+        }
+        if reply.starts_with(b"-READONLY ") {
+            if self.readonly_due() {
+                self.said_by(node);
+            }
+        } else if reply.starts_with(b"-MOVED ") {
+            // A -MOVED naming the node that sent it is no node's: a script
+            // wrote it, and would otherwise have every batch read the map.
+            if let Some(Redirect::Moved(_, to)) = redirection(reply) {
+                if to != *node {
+                    self.said_by(node);
+                }
+            }
+        }
+    }
+
+    /// Whether a `-READONLY` may raise a signal now (and, if so, that one
+    /// did): a demoted master's cannot be told from a script's
+    /// (`redis.error_reply('READONLY ...')`), which a client may have run
+    /// in a loop.
+    fn readonly_due(&self) -> bool {
+        let now = Instant::now();
+        let mut at = self
+            .readonly_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if at.is_some_and(|at| now.saturating_duration_since(at) < READONLY_EVERY) {
+            return false;
+        }
+        *at = Some(now);
+        true
+    }
+
     /// `node` answered `-MOVED` or `-READONLY`.
-    pub(in crate::backend) fn said_by(&self, node: &Addr) {
+    fn said_by(&self, node: &Addr) {
+        // The hint first: a refresh that counts this signal finds it.
         *self
             .ask_first
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(node.clone());
-        self.flag.store(true, Ordering::Release);
+        self.raise();
+    }
+
+    fn raise(&self) {
+        self.raised.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Whether a signal was raised that no refresh has answered.
+    fn is_stale(&self) -> bool {
+        self.raised.load(Ordering::Acquire) != self.answered.load(Ordering::Acquire)
+    }
+
+    /// Called as a refresh begins: what it will answer if it succeeds.
+    fn begin(&self) -> u64 {
+        self.raised.load(Ordering::Acquire)
+    }
+
+    /// A refresh that began at `begun` succeeded: the signals raised
+    /// before it are answered, any since are not.
+    fn answer(&self, begun: u64) {
+        self.answered.fetch_max(begun, Ordering::AcqRel);
     }
 }
 
@@ -53,7 +135,11 @@ pub(super) struct Router {
     /// answers, and the user, password and TLS every node's connection uses.
     seeds: Vec<ConnectionInfo>,
     map: RwLock<Option<Arc<SlotMap>>>,
-    /// Set when a node could not be reached, or answered `-MOVED` or
+    /// The generation of the map in `map`, set with it (under its write
+    /// lock): one atomic read says whether a map read before a fetch is
+    /// still the current one after it.
+    generation: AtomicU64,
+    /// Raised when a node could not be reached, or answered `-MOVED` or
     /// `-READONLY` on any connection (held ones included: see
     /// `RawConn::map_stale`): the next batch asks again.
     stale: Arc<Staleness>,
@@ -73,6 +159,7 @@ impl Router {
         Ok(Router {
             seeds,
             map: RwLock::new(None),
+            generation: AtomicU64::new(0),
             stale: Arc::default(),
             refreshing: Mutex::new(()),
             idle: Mutex::new(HashMap::new()),
@@ -82,7 +169,7 @@ impl Router {
     /// The map to route by: the current one, or a fresh one if there is
     /// none yet or it was marked stale since (see `stale`).
     pub(super) fn map(&self, backend: &Backend) -> Result<Arc<SlotMap>, BackendError> {
-        if !self.stale.flag.load(Ordering::Acquire) {
+        if !self.stale.is_stale() {
             if let Some(map) = self.current() {
                 return Ok(map);
             }
@@ -92,7 +179,7 @@ impl Router {
 
     /// Says the map may be out of date: a node was unreachable.
     pub(super) fn mark_stale(&self) {
-        self.stale.flag.store(true, Ordering::Release);
+        self.stale.raise();
     }
 
     /// A fresh map, read from the cluster, unless another thread replaced
@@ -114,10 +201,11 @@ impl Router {
         let current = self.current();
         if let Some(current) = &current {
             let newer = seen.is_none_or(|seen| !Arc::ptr_eq(seen, current));
-            if newer && !self.stale.flag.load(Ordering::Acquire) {
+            if newer && !self.stale.is_stale() {
                 return Ok(Arc::clone(current));
             }
         }
+        let begun = self.stale.begin();
         let mut asked: Vec<Addr> = current
             .as_ref()
             .map(|map| map.masters().iter().map(|addr| Addr::clone(addr)).collect())
@@ -145,21 +233,41 @@ impl Router {
         for addr in &asked {
             match self.ask_slots(backend, addr) {
                 Ok(map) => {
-                    let map = Arc::new(map);
                     log::debug!("cluster slot map from {addr}: masters {:?}", map.masters());
-                    *self.map.write().unwrap_or_else(PoisonError::into_inner) =
-                        Some(Arc::clone(&map));
-                    self.stale.flag.store(false, Ordering::Release);
-                    self.idle
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .retain(|node, _| map.masters().iter().any(|master| **master == *node));
+                    let map = self.install(map);
+                    self.stale.answer(begun);
                     return Ok(map);
                 }
                 Err(err) => last = err,
             }
         }
         Err(last)
+    }
+
+    /// Makes `map` the current map, of the next generation, and drops the
+    /// idle connections to nodes it does not name a master.
+    pub(super) fn install(&self, mut map: SlotMap) -> Arc<SlotMap> {
+        let map = {
+            let mut current = self.map.write().unwrap_or_else(PoisonError::into_inner);
+            map.generation = self.generation.load(Ordering::Relaxed) + 1;
+            let map = Arc::new(map);
+            *current = Some(Arc::clone(&map));
+            // Under the write lock: whoever reads this map reads at least
+            // its generation here afterwards.
+            self.generation.store(map.generation, Ordering::Release);
+            map
+        };
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|node, _| map.masters().iter().any(|master| **master == *node));
+        map
+    }
+
+    /// The generation of the current map: the same as a map's read before
+    /// only if no refresh replaced that map since.
+    pub(super) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The slot map as last read (none before the first read).
@@ -180,6 +288,10 @@ impl Router {
             .and_then(|()| conn.receive(&mut reply))
             .map_err(|err| super::forward::classify(&err))?;
         self.checkin(addr, conn, backend.pool.max_size() as usize);
+        if super::cluster::disabled(&reply) {
+            let why = super::cluster::not_in_cluster_mode(addr);
+            return Err(BackendError::Unavailable(why));
+        }
         let value = redis::parse_redis_value(&reply)
             .map_err(|err| BackendError::Unavailable(format!("CLUSTER SLOTS on {addr}: {err}")))?;
         SlotMap::parse(&value)
@@ -248,5 +360,35 @@ impl Router {
         conn.max_reply = backend.max_reply;
         conn.map_stale = Some((Arc::clone(&self.stale), addr.clone()));
         Ok(conn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signal_raised_during_a_refresh_outlives_it() {
+        let stale = Staleness::default();
+        let node = Addr {
+            host: "127.0.0.1".to_owned(),
+            port: 7000,
+        };
+        stale.said_by(&node);
+        assert!(stale.is_stale());
+        let begun = stale.begin();
+        stale.answer(begun);
+        assert!(!stale.is_stale(), "the refresh answered it");
+        // A -MOVED read while a refresh is asking CLUSTER SLOTS.
+        let begun = stale.begin();
+        stale.said_by(&node);
+        stale.answer(begun);
+        assert!(stale.is_stale(), "the next batch reads the map again");
+        // An older refresh ending late answers nothing newer.
+        let older = stale.begin();
+        let newer = stale.begin();
+        stale.answer(newer);
+        stale.answer(older);
+        assert!(!stale.is_stale());
     }
 }

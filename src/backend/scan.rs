@@ -7,7 +7,9 @@
 //! cursor points at the next master from 0; the last master's end is the
 //! proxy's 0. If the masters change during a scan, its guarantees weaken
 //! as they do on a node whose table is resized: keys may come twice or,
-//! where slots moved to a master already scanned, be missed.
+//! where slots moved to a master already scanned, be missed. A cursor
+//! naming a master past the map's is answered `-ERR invalid cursor`, as
+//! a node answers one that is no number (see `forward_cluster.rs`).
 
 /// Masters a cursor can name (the low bits of the proxy's cursor).
 const MASTERS: u64 = 1024;

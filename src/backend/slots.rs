@@ -58,6 +58,10 @@ pub struct SlotMap {
     /// The master keyless commands go to: the owner of the lowest slot
     /// served, so one client's keyless commands keep their order.
     any: usize,
+    /// Which of the router's maps this is (0 until the router installs
+    /// it): a fill may be kept only if no other map replaced it while its
+    /// reply was fetched (see `Router::generation`).
+    pub(super) generation: u64,
 }
 
 impl SlotMap {
@@ -91,6 +95,7 @@ impl SlotMap {
             masters,
             owner,
             any,
+            generation: 0,
         })
     }
 

@@ -31,6 +31,7 @@ mod forward;
 mod forward_blocking;
 mod forward_bytes;
 mod forward_cluster;
+mod forward_cluster_errors;
 mod forward_cluster_lanes;
 mod forward_cluster_redirect;
 mod forward_large;

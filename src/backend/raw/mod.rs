@@ -53,7 +53,7 @@ pub struct RawConn {
     pub max_reply: usize,
     /// Cluster mode: the router's note that its slot map is out of date,
     /// and this node's address, for when the node answers `-MOVED` or
-    /// `-READONLY` (see [`says_map_stale`]), also on a connection a client
+    /// `-READONLY` (see `Staleness::heard`), also on a connection a client
     /// holds, whose replies the router never reads.
     pub(in crate::backend) map_stale: Option<(Arc<Staleness>, Addr)>,
 }
@@ -187,10 +187,8 @@ impl RawConn {
         let result = self.receive_inner(out, room);
         match (&result, &self.map_stale) {
             (Err(_), _) => self.broken = true,
-            (Ok(()), Some((stale, node))) if says_map_stale(&out[start..], node) => {
-                stale.said_by(node)
-            }
-            _ => {}
+            (Ok(()), Some((stale, node))) => stale.heard(node, &out[start..]),
+            (Ok(()), None) => {}
         }
         result
     }
@@ -329,17 +327,4 @@ pub fn encode(argv: &[&[u8]], out: &mut Vec<u8>) {
         out.extend_from_slice(arg);
         out.extend_from_slice(b"\r\n");
     }
-}
-
-/// Whether a cluster node's reply shows the slot map out of date: `-MOVED`
-/// (the slot has another master now) or `-READONLY` (the node the map calls
-/// a master is a replica now, as after a failover).
-fn says_map_stale(reply: &[u8], node: &Addr) -> bool {
-    // A -MOVED naming the node that sent it is no node's: a script wrote
-    // it, and would otherwise have every batch read the map again.
-    let moved_away = || match crate::backend::redirect::redirection(reply) {
-        Some(crate::backend::redirect::Redirect::Moved(_, to)) => to != *node,
-        _ => false,
-    };
-    reply.starts_with(b"-READONLY ") || (reply.starts_with(b"-MOVED ") && moved_away())
 }

@@ -51,6 +51,8 @@ impl Service {
         for key in keys {
             batch.push(&[b"PTTL", key], false);
         }
+        // Before the fetch: see `Backend::coverage`.
+        let coverage = self.backend.coverage();
         let sent = self.core.now();
         let started = Instant::now();
         let mut out = Vec::new();
@@ -74,7 +76,8 @@ impl Service {
         let mut end_at = |end: Time| ends = Some(ends.map_or(end, |e| e.min(end)));
         // An error is never kept; nor, in a cluster, a reply that may come
         // from a master no invalidation link covers yet.
-        if matches!(reply.first(), Some(b'-' | b'!')) || !self.backend.covers_every_master() {
+        let covered = coverage.is_some_and(|coverage| self.backend.still_covers(coverage));
+        if matches!(reply.first(), Some(b'-' | b'!')) || !covered {
             end_at(sent);
         }
         for _ in keys {
