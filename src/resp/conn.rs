@@ -162,7 +162,7 @@ impl Conn {
     /// Begins a graceful close (shutdown): answer what was asked, then go.
     pub fn close_gracefully(&mut self, now: Instant) {
         if let Some(blocked) = self.blocked.take() {
-            blocked.cancel();
+            blocked.shut_down();
         }
         self.subscription = None;
         let close = Then::Close { since: Some(now) };

@@ -54,7 +54,19 @@ impl Cancel {
     pub fn cancel(&self) {
         self.0.cancel();
     }
+
+    /// [`Cancel::cancel`] for the proxy's shutdown: the client, still
+    /// there, is told [`SHUTTING_DOWN`], not that Redis closed the
+    /// connection.
+    pub fn shut_down(&self) {
+        self.0.lock().shutting_down = true;
+        self.0.cancel();
+    }
 }
+
+/// What a client whose blocking command the proxy's shutdown cut short is
+/// told before it is closed (Redis, shut down, would close without a word).
+const SHUTTING_DOWN: &str = "ERR proxy shutting down";
 
 impl Drop for Cancel {
     fn drop(&mut self) {
@@ -70,6 +82,8 @@ struct Closer(Arc<Mutex<CancelState>>);
 #[derive(Default)]
 struct CancelState {
     cancelled: bool,
+    /// Cancelled by the proxy's shutdown, not by the client leaving.
+    shutting_down: bool,
     closer: Option<TcpStream>,
 }
 
@@ -81,6 +95,12 @@ impl Closer {
         if let Some(closer) = state.closer.take() {
             let _ = closer.shutdown(Shutdown::Both);
         }
+    }
+
+    /// The state, whoever held the lock last (nothing in it can be left
+    /// half-changed by a panic).
+    fn lock(&self) -> std::sync::MutexGuard<'_, CancelState> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Registers the connection to shut; false (and shut) if the client
@@ -313,10 +333,23 @@ fn run_blocking(
     };
     let armed = held.closer().is_ok_and(|closer| cancel.arm(closer));
     if !armed || held.wait_forever(true).is_err() {
-        return (error_reply("ERR the client left"), None);
+        let shutting_down = cancel.lock().shutting_down;
+        let why = if shutting_down {
+            SHUTTING_DOWN
+        } else {
+            "ERR the client left"
+        };
+        return (error_reply(why), None);
     }
     let (reply, held) = forward(batch, client, Lane::Held(Some(held), true), None, service);
     if !cancel.disarm() {
+        // Cut short (the connection shut under the command): a client
+        // still there is told the proxy is shutting down, not that Redis
+        // closed it. A reply that came in whole (the connection came
+        // back with it) stands: its command ran.
+        if held.is_none() && cancel.lock().shutting_down {
+            return (error_reply(SHUTTING_DOWN), None);
+        }
         return (reply, None);
     }
     match held {
