@@ -36,7 +36,7 @@ mod sentinel;
 mod server;
 mod slots;
 mod tracking;
-use connect::{client, cluster_client, connect, default_db, tls_roots};
+use connect::{client, cluster_client, connect, connect_failure, default_db, tls_roots};
 use failure::{reply_error, retire_on_failure};
 pub use fleet::Linked;
 pub use forward_cluster::{Dest, Fold};
@@ -308,7 +308,14 @@ impl Backend {
             Some(slot) => slot,
             None => &mut spare,
         };
-        let result = self.ping_on(slot);
+        let reused = slot.is_some();
+        let mut result = self.ping_on(slot);
+        if reused && matches!(result, Err(BackendError::Unavailable(_))) {
+            // The kept connection failed (an end of file, when Redis
+            // stopped): a fresh one says why Redis cannot be reached.
+            *slot = None;
+            result = self.ping_on(slot);
+        }
         if result.is_err() {
             *slot = None;
         }
@@ -327,7 +334,7 @@ impl Backend {
     fn connect_probe(&self) -> Result<(RedisConn, u64), BackendError> {
         self.target
             .connect(self.timeout)
-            .map_err(|err| BackendError::Unavailable(err.to_string()))
+            .map_err(|err| BackendError::Unavailable(connect_failure(&err, &self.target)))
     }
 
     fn ping_on(&self, slot: &mut Option<(RedisConn, u64)>) -> Result<(), BackendError> {
