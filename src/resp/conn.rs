@@ -16,7 +16,8 @@ use crate::service::Service;
 
 use crate::service::Held;
 
-use super::dedicated::{Cancel, Subscription};
+use super::cancel::Cancel;
+use super::dedicated::Subscription;
 use super::parse::Parser;
 use super::reply::Protocol;
 use super::reply::Replies;
