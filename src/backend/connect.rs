@@ -34,6 +34,25 @@ pub(super) fn connect(
     Ok(conn)
 }
 
+/// Why a connection to `target` could not be opened, in words an operator
+/// acts on (`/readyz`'s `error`): the io error alone (`Connection refused
+/// (os error 111)`) names neither the address nor who refused. Standalone
+/// only: in sentinel mode the failure may be a sentinel's, in cluster mode
+/// any node's, and the error says which.
+pub(super) fn connect_failure(err: &redis::RedisError, target: &super::Target) -> String {
+    let super::Target::Single(client) = target else {
+        return err.to_string();
+    };
+    let to = client.get_connection_info().addr();
+    if err.is_connection_refusal() {
+        format!("connection refused to {to}")
+    } else if err.is_timeout() {
+        format!("connecting to {to} timed out")
+    } else {
+        format!("cannot connect to {to}: {err}")
+    }
+}
+
 /// A client for the Redis at `url` (TLS and the configured CA included),
 /// speaking `protocol`: RESP2 for the pool, RESP3 for the invalidation
 /// link's pushes.

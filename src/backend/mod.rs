@@ -37,7 +37,7 @@ mod sentinel;
 mod server;
 mod slots;
 mod tracking;
-use connect::{client, cluster_client, connect, default_db, tls_roots};
+use connect::{client, cluster_client, connect, connect_failure, default_db, tls_roots};
 use failure::{reply_error, retire_on_failure};
 pub use fleet::Linked;
 pub use forward_cluster::{Dest, Fold};

@@ -2,7 +2,7 @@
 //! of its own, outside the pool, so a pool busy with misses does not make a
 //! healthy Redis look down.
 
-use super::{Backend, BackendError, RedisConn};
+use super::{connect_failure, Backend, BackendError, RedisConn};
 
 impl Backend {
     /// `PING` on the backing Redis (a cluster: `CLUSTER INFO` saying
@@ -17,7 +17,14 @@ impl Backend {
             Some(slot) => slot,
             None => &mut spare,
         };
-        let result = self.ping_on(slot);
+        let reused = slot.is_some();
+        let mut result = self.ping_on(slot);
+        if reused && matches!(result, Err(BackendError::Unavailable(_))) {
+            // The kept connection failed (an end of file, when Redis
+            // stopped): a fresh one says why Redis cannot be reached.
+            *slot = None;
+            result = self.ping_on(slot);
+        }
         if result.is_err() {
             *slot = None;
         }
@@ -27,7 +34,7 @@ impl Backend {
     fn connect_probe(&self) -> Result<(RedisConn, u64), BackendError> {
         self.target
             .connect(self.timeout)
-            .map_err(|err| BackendError::Unavailable(err.to_string()))
+            .map_err(|err| BackendError::Unavailable(connect_failure(&err, &self.target)))
     }
 
     fn ping_on(&self, slot: &mut Option<(RedisConn, u64)>) -> Result<(), BackendError> {

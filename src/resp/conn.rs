@@ -16,7 +16,8 @@ use crate::service::Service;
 
 use crate::service::Held;
 
-use super::dedicated::{Cancel, Subscription};
+use super::cancel::Cancel;
+use super::dedicated::Subscription;
 use super::parse::Parser;
 use super::reply::Protocol;
 use super::reply::Replies;
@@ -162,7 +163,7 @@ impl Conn {
     /// Begins a graceful close (shutdown): answer what was asked, then go.
     pub fn close_gracefully(&mut self, now: Instant) {
         if let Some(blocked) = self.blocked.take() {
-            blocked.cancel();
+            blocked.shut_down();
         }
         self.subscription = None;
         let close = Then::Close { since: Some(now) };

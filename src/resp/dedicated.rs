@@ -15,7 +15,7 @@
 //! own would be).
 
 use std::io::Write;
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -25,6 +25,7 @@ use mio::{Token, Waker};
 
 use crate::service::{Batch, Client, Held, Lane, Pin, Service};
 
+use super::cancel::{Cancel, Closer};
 use super::cmd::forward;
 use super::workers::{Done, DoneKind};
 
@@ -43,67 +44,9 @@ pub struct Dedicated {
     max: usize,
 }
 
-/// Shuts a blocking command's connection down, from the event loop, when
-/// its client leaves: by [`Cancel::cancel`], or by dropping it (a client
-/// closed on a reset or a read error leaves without a word); a no-op once
-/// the command is over.
-pub struct Cancel(Closer);
-
-impl Cancel {
-    /// Shuts the connection down now (or as soon as it exists).
-    pub fn cancel(&self) {
-        self.0.cancel();
-    }
-}
-
-impl Drop for Cancel {
-    fn drop(&mut self) {
-        self.0.cancel();
-    }
-}
-
-/// What shuts a dedicated connection down, shared by the event loop's
-/// handle and the connection's thread.
-#[derive(Clone, Default)]
-struct Closer(Arc<Mutex<CancelState>>);
-
-#[derive(Default)]
-struct CancelState {
-    cancelled: bool,
-    closer: Option<TcpStream>,
-}
-
-impl Closer {
-    /// Shuts the connection down now (or as soon as it exists).
-    fn cancel(&self) {
-        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        state.cancelled = true;
-        if let Some(closer) = state.closer.take() {
-            let _ = closer.shutdown(Shutdown::Both);
-        }
-    }
-
-    /// Registers the connection to shut; false (and shut) if the client
-    /// has left already.
-    fn arm(&self, closer: TcpStream) -> bool {
-        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.cancelled {
-            let _ = closer.shutdown(Shutdown::Both);
-            return false;
-        }
-        state.closer = Some(closer);
-        true
-    }
-
-    /// The command is over: leave the connection alone from now on.
-    /// False if the client left meanwhile (the connection may have been
-    /// shut: it must not be used again).
-    fn disarm(&self) -> bool {
-        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        state.closer = None;
-        !state.cancelled
-    }
-}
+/// What a client whose blocking command the proxy's shutdown cut short is
+/// told before it is closed (Redis, shut down, would close without a word).
+const SHUTTING_DOWN: &str = "ERR proxy shutting down";
 
 /// One of the DEDICATED_CONNECTIONS places, given back when dropped.
 struct Place(Arc<AtomicUsize>);
@@ -313,10 +256,23 @@ fn run_blocking(
     };
     let armed = held.closer().is_ok_and(|closer| cancel.arm(closer));
     if !armed || held.wait_forever(true).is_err() {
-        return (error_reply("ERR the client left"), None);
+        let shutting_down = cancel.shutting_down();
+        let why = if shutting_down {
+            SHUTTING_DOWN
+        } else {
+            "ERR the client left"
+        };
+        return (error_reply(why), None);
     }
     let (reply, held) = forward(batch, client, Lane::Held(Some(held), true), None, service);
     if !cancel.disarm() {
+        // Cut short (the connection shut under the command): a client
+        // still there is told the proxy is shutting down, not that Redis
+        // closed it. A reply that came in whole (the connection came
+        // back with it) stands: its command ran.
+        if held.is_none() && cancel.shutting_down() {
+            return (error_reply(SHUTTING_DOWN), None);
+        }
         return (reply, None);
     }
     match held {

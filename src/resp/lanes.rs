@@ -214,7 +214,7 @@ impl Conn {
             || self.session.transaction.multi
         {
             return Dedication::None;
-        } else if may_block(args) {
+        } else if may_block(args) && !self.subscribed_here_in_resp2() {
             Kind::Block
         } else if subscribes(args) {
             Kind::Subscribe
@@ -295,6 +295,13 @@ impl Conn {
                     .is_some_and(|subscription| subscription.send(batch.frames().to_vec()))
             }
         }
+    }
+
+    /// Subscribed to the proxy's invalidation channel in RESP2: Redis's
+    /// Pub/Sub mode, where a blocking command is refused (`cmd::execute`),
+    /// never sent.
+    fn subscribed_here_in_resp2(&self) -> bool {
+        self.session.subscribed && self.protocol() == Protocol::Resp2
     }
 
     /// In Pub/Sub mode, as Redis would see it: what a RESP2 `REDIRECT`

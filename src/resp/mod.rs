@@ -20,6 +20,7 @@
 //! spans both front ends; hits and reads waiting on another's fetch take
 //! none.
 
+mod cancel;
 pub(crate) mod cmd;
 mod conn;
 mod dedicated;

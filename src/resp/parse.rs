@@ -273,12 +273,7 @@ impl Parser {
             match buf.get(pos) {
                 None => return Ok(None),
                 Some(b'$') => {}
-                Some(&got) => {
-                    return Err(ProtocolError {
-                        reason: "expected '$'",
-                        got: Some(got),
-                    })
-                }
+                Some(_) => return self.not_a_bulk(buf, pos),
             }
             let (len, end) = match digits_line(buf, pos + 1) {
                 // The usual line, whole: its digits read as it is found.
@@ -320,6 +315,44 @@ impl Parser {
             args: std::mem::take(&mut self.args),
             len: self.pos,
         }))
+    }
+
+    /// Another byte where a bulk string's `$` belongs (at `pos`), as Redis
+    /// 7.0 answers it: it looks for the line's `\r` first, in a C string
+    /// (`strchr`), and names the byte only once that `\r` and one byte
+    /// after it are in (`expected '$', got 'x'`, the byte raw: a `\r` or
+    /// `\n` the reply writer makes a space). A NUL before the `\r` (the
+    /// byte itself, say) ends the C string: the line never ends, and more
+    /// is awaited until it passes 64 KiB (`too big bulk count string`), so
+    /// a NUL is never named. Resumes where the last search stopped.
+    #[cold]
+    fn not_a_bulk(&mut self, buf: &[u8], pos: usize) -> Result<Option<Request>, ProtocolError> {
+        let window_end = buf.len().min(pos + MAX_LINE + 2);
+        let start = self.scanned.max(pos).min(window_end);
+        let found = buf[start..window_end]
+            .iter()
+            .position(|&b| b == b'\r' || b == 0)
+            .map(|i| start + i);
+        match found {
+            Some(at) if buf[at] == b'\r' => {
+                if at + 1 < buf.len() {
+                    return Err(ProtocolError {
+                        reason: "expected '$'",
+                        got: Some(buf[pos]),
+                    });
+                }
+                // The byte after the `\r` is still to come.
+                self.scanned = at;
+                return Ok(None);
+            }
+            // A NUL: nothing after it is searched.
+            Some(at) => self.scanned = at,
+            None => self.scanned = window_end,
+        }
+        if buf.len() - pos > MAX_LINE {
+            return Err(ProtocolError::new("too big bulk count string"));
+        }
+        Ok(None)
     }
 
     /// An inline command: the line up to the first `\n` (a `\r` before

@@ -250,6 +250,33 @@ fn a_byte_in_place_of_a_dollar_is_named_as_redis_names_it() {
 }
 
 #[test]
+fn a_byte_in_place_of_a_dollar_is_named_only_once_its_line_is_in() {
+    // As Redis: the line's `\r` and one byte after it first.
+    assert_eq!(parse(b"*1\r\nxabc"), Ok(None));
+    assert_eq!(parse(b"*1\r\nxabc\r"), Ok(None));
+    assert_eq!(parse(b"*1\r\nxabc\rz").map_err(|e| e.got), Err(Some(b'x')));
+    // A NUL before the `\r` hides it (Redis's strchr): awaited until the
+    // line passes 64 KiB, never named.
+    for head in [&b"*1\r\n\0abc\r\n"[..], b"*1\r\nx\0\r\n"] {
+        let mut line = head.to_vec();
+        line.resize(4 + MAX_LINE, b'x');
+        assert_eq!(parse(&line), Ok(None));
+        line.push(b'x');
+        assert_eq!(
+            parse(&line),
+            Err(ProtocolError::new("too big bulk count string"))
+        );
+    }
+    // Resumed a byte at a time, the parser decides as a fresh one does.
+    let wire = b"*1\r\nxy\r\n";
+    let mut parser = Parser::default();
+    for end in 0..wire.len() - 1 {
+        assert_eq!(feed(&mut parser, &wire[..end]), Ok(None), "{end}");
+    }
+    assert!(feed(&mut parser, wire).is_err());
+}
+
+#[test]
 fn a_request_past_the_parsers_limit_is_refused_once_declared() {
     let limit = 2 * 1024 * 1024;
     let mut parser = Parser::with_limit(limit);

@@ -161,6 +161,12 @@ impl Service {
         self.backend.commands().map_err(ReadError::from)
     }
 
+    /// Redis's command table if it has been read, without asking Redis:
+    /// for the event loop, which must never wait on it.
+    pub fn commands_known(&self) -> Option<Arc<crate::commands::CommandTable>> {
+        self.backend.commands_known()
+    }
+
     /// Waits for one of the WORKERS places, in arrival order; a front end
     /// holds it while it serves a read that may fetch from Redis (a hit
     /// found with [`Service::cached_with`] needs none).

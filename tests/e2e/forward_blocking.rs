@@ -7,7 +7,7 @@
 use std::io::Read;
 
 use crate::common::wire::{client_list, info_clients, show, Wire};
-use crate::common::{eventually, InProcess, RedisServer};
+use crate::common::{eventually, read_until_closed, InProcess, Proxy, RedisServer};
 
 /// Redis, and the proxy in front of it with RESP on and `env`.
 fn start(env: &[(&str, &str)]) -> (RedisServer, InProcess) {
@@ -234,4 +234,25 @@ fn one_client_blocking_again_and_again_always_finds_its_place_free() {
             "round {round}"
         );
     }
+}
+
+/// A client blocked when the proxy is told to stop is told why, in one
+/// error line, then closed (Redis, shut down, would close without a word;
+/// "Redis closed the connection" would blame Redis); the proxy exits 0.
+#[test]
+fn a_client_blocked_at_sigterm_is_told_the_proxy_is_shutting_down() {
+    let redis = RedisServer::start();
+    let mut proxy = Proxy::start(&redis, &[("RESP_PORT", "auto")]);
+    let mut blocked = Wire::connect(proxy.resp_addr());
+    blocked.send_args(&["BLPOP", "never", "0"]);
+    wait_blocked(&redis, 1);
+    proxy.signal("TERM");
+    assert_eq!(
+        show(&blocked.reply()),
+        show(b"-ERR proxy shutting down\r\n")
+    );
+    let rest = read_until_closed(&mut blocked.stream);
+    assert_eq!(show(&rest), "", "closed after it");
+    assert_eq!(proxy.wait_exit().code(), Some(0), "{}", proxy.log());
+    wait_blocked(&redis, 0);
 }

@@ -136,8 +136,10 @@ fn answer_to_close(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
 /// proxy words as Redis 7.0 does. Left out: a bulk string not ended by
 /// CRLF (Redis skips two bytes unchecked; the proxy refuses it), more
 /// than 1048576 arguments or a bulk over RESP_MAX_REQUEST_BYTES (the
-/// proxy's bounds), and a NUL where a length line is (Redis waits for
-/// more; the proxy answers at once).
+/// proxy's bounds), and a NUL inside a `*` or `$` length line (Redis waits
+/// for more; the proxy answers at once). A NUL where a `$` belongs is
+/// never named: Redis looks for that line's end in a C string, which the
+/// NUL ends, and waits until the line passes 64 KiB.
 #[test]
 fn request_framing_errors_are_worded_as_redis_words_them() {
     let redis = RedisServer::start();
@@ -154,6 +156,9 @@ fn request_framing_errors_are_worded_as_redis_words_them() {
     let nul_line = [&b"PING\r\n"[..], &past(b"SET a b\0 c\r\n", b'x')].concat();
     let long_count = past(b"*", b'1');
     let long_bulk = [&b"*1\r\n"[..], &past(b"$", b'1')].concat();
+    let nul_for_dollar = [&b"*1\r\n"[..], &past(b"\0abc\r\n", b'x')].concat();
+    let nul_second = [&b"*2\r\n$3\r\nGET\r\n"[..], &past(b"\0\r\n", b'x')].concat();
+    let nul_after_byte = [&b"*1\r\n"[..], &past(b"x\0\r\n", b'x')].concat();
     let cases: Vec<&[u8]> = vec![
         b"*2\r\n$3\r\nGET\r\n*1\r\n$1\r\na\r\n",
         b"*2\r\n$3\r\nGET\r\n:1\r\n",
@@ -173,6 +178,12 @@ fn request_framing_errors_are_worded_as_redis_words_them() {
         &nul_line,
         &long_count,
         &long_bulk,
+        &nul_for_dollar,
+        &nul_second,
+        &nul_after_byte,
+        b"*1\r\n\x01\r\n",
+        b"*1\r\n\x1b[31m\r\n",
+        b"*1\r\n\rx",
     ];
     for case in cases {
         let ours = answer_to_close(proxy.resp_addr(), case);

@@ -363,3 +363,36 @@ fn quit_pipelined_behind_subscribed_commands_comes_after_their_replies() {
         assert_eq!(proxied, direct);
     }
 }
+
+/// A RESP2 client subscribed to the proxy's own channel sends what the
+/// proxy would forward: Redis's connection is not subscribed and would run
+/// it, so the proxy refuses it as Redis refuses it in Pub/Sub mode (an
+/// unknown command or subcommand, then the arity, then "Can't execute",
+/// EXEC's as EXECABORT), blocking commands and cached reads included;
+/// RESP3 runs them all, as Redis does.
+#[test]
+fn forwarded_commands_while_subscribed_here_answer_as_redis() {
+    same_replies(&[
+        // Forwarded first, so the proxy has read Redis's command table.
+        (&["SET", "k", "v"], 1),
+        (&["SUBSCRIBE", "__redis__:invalidate"], 1),
+        (&["SET", "k", "v2"], 1),
+        (&["INCR", "n"], 1),
+        (&["SET", "k"], 1),
+        (&["GET", "k"], 1),
+        (&["HGETALL", "h"], 1),
+        (&["BLPOP", "l", "0.01"], 1),
+        (&["MULTI"], 1),
+        (&["EXEC"], 1),
+        (&["EXEC", "x"], 1),
+        (&["XINFO", "NOSUCH"], 1),
+        (&["XINFO"], 1),
+        (&["XINFO", "STREAM", "s"], 1),
+        (&["CLIENT", "NOSUCH"], 1),
+        (&["NOSUCH", "a\0b", "c\r\nd"], 1),
+        (&["EVAL", "return 1", "0"], 1),
+        (&["UNSUBSCRIBE"], 1),
+        (&["GET", "k"], 1),
+        (&["INCR", "n"], 1),
+    ]);
+}

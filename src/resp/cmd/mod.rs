@@ -25,10 +25,12 @@ mod info;
 mod peers;
 pub(super) mod pubsub;
 mod server;
+mod subscribed;
 
 use std::time::Instant;
 
 use crate::commands::{packed, packed_const};
+use crate::config::Forwarding;
 use crate::service::Service;
 
 use super::reply::Replies;
@@ -159,6 +161,15 @@ impl Context<'_> {
         Outcome::Error
     }
 
+    /// Answers an error reply of any bytes (Redis's words for a request
+    /// quote its bytes, UTF-8 or not).
+    fn error_bytes(&mut self, message: &[u8]) -> Outcome {
+        self.service
+            .error_replied(&String::from_utf8_lossy(message));
+        self.replies.error_bytes(message);
+        Outcome::Error
+    }
+
     /// Answers `+OK`.
     fn ok(&mut self) -> Outcome {
         self.replies.simple("OK");
@@ -208,30 +219,14 @@ pub fn execute(
             spec.name
         )),
         // As Redis: a RESP2 connection subscribed to a channel takes
-        // nothing but Pub/Sub commands, PING and QUIT.
-        Some((spec, _))
-            if context.session.subscribed
-                && context.replies.protocol == super::reply::Protocol::Resp2
-                && !matches!(
-                    spec.name,
-                    "subscribe"
-                        | "unsubscribe"
-                        | "punsubscribe"
-                        | "sunsubscribe"
-                        | "ping"
-                        | "quit"
-                        | "reset"
-                ) =>
-        {
+        // nothing but Pub/Sub commands, PING, QUIT and RESET.
+        Some((spec, _)) if subscribed_resp2(&context) && !subscribed::allowed(spec.name) => {
             // Named as Redis names it: a container's subcommand in full.
             let full = match rest.first() {
                 Some(sub) if CONTAINERS.contains(&spec.name) => subcommand_name(spec.name, sub),
                 _ => None,
             };
-            context.error(&format!(
-                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-                full.as_deref().unwrap_or(spec.name)
-            ))
+            refuse_subscribed(args, full.as_deref().unwrap_or(spec.name), &mut context)
         }
         Some((spec, handler)) => {
             ran = true;
@@ -248,7 +243,16 @@ pub fn execute(
             }
             outcome
         }
-        None => unknown(name, rest, &mut context),
+        // What would have gone to Redis (`forwards`) cannot: Redis's
+        // connection is not subscribed, and would run it.
+        None if subscribed_resp2(&context) && service.forwarding() != Forwarding::Off => {
+            let fallback = String::from_utf8_lossy(name).to_lowercase();
+            refuse_subscribed(args, &fallback, &mut context)
+        }
+        None => {
+            let message = subscribed::unknown_command(args);
+            context.error_bytes(&message)
+        }
     };
     let ok = match outcome {
         Outcome::Fetch(fetch) => return Executed::Fetch(fetch),
@@ -300,15 +304,19 @@ fn arity_fits(arity: i64, args: usize) -> bool {
     }
 }
 
-fn unknown(name: &[u8], rest: &[&[u8]], context: &mut Context<'_>) -> Outcome {
-    let mut message = format!(
-        "ERR unknown command '{}', with args beginning with:",
-        String::from_utf8_lossy(name)
-    );
-    for arg in rest.iter().take(8) {
-        message.push_str(&format!(" '{}'", String::from_utf8_lossy(arg)));
-    }
-    context.error(&message)
+/// Whether the connection is subscribed to the proxy's invalidation
+/// channel in RESP2: Redis's Pub/Sub mode, where few commands run.
+fn subscribed_resp2(context: &Context<'_>) -> bool {
+    context.session.subscribed && context.replies.protocol == super::reply::Protocol::Resp2
+}
+
+/// Refuses `args` in RESP2 Pub/Sub mode as Redis would
+/// ([`subscribed::refusal`]), from Redis's command table if it has been
+/// read; else naming the command `fallback`.
+fn refuse_subscribed(args: &[&[u8]], fallback: &str, context: &mut Context<'_>) -> Outcome {
+    let table = context.service.commands_known();
+    let message = subscribed::refusal(args, table.as_deref(), fallback);
+    context.error_bytes(&message)
 }
 
 /// `-ERR unknown subcommand`, worded as Redis words it.

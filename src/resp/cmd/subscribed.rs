@@ -1,0 +1,152 @@
+//! What a RESP2 client subscribed to the proxy's own invalidation channel
+//! is answered for a command Redis does not run in that state (Redis 7.0's
+//! `processCommand`: only (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PING, QUIT and
+//! RESET; RESP3 allows everything). The proxy cannot send such a command to
+//! Redis, whose connection is not subscribed and would run it, so it words
+//! the refusal itself from Redis's command table, with Redis's checks in
+//! Redis's order: an unknown command, an unknown subcommand, a wrong number
+//! of arguments, then the subscribed-mode error. Off the hot path: every
+//! answer here is an error.
+//!
+//! The texts are Redis's byte for byte, as `rejectCommandFormat` makes
+//! them: names and arguments cut at a NUL byte and at 128 bytes as its
+//! `%.128s` cuts them, raw (not UTF-8 checked), `\r` and `\n` turned into
+//! spaces by the reply writer.
+
+use crate::commands::CommandTable;
+
+/// The commands Redis runs on a RESP2 connection in Pub/Sub mode.
+const ALLOWED: &[&str] = &[
+    "subscribe",
+    "psubscribe",
+    "ssubscribe",
+    "unsubscribe",
+    "punsubscribe",
+    "sunsubscribe",
+    "ping",
+    "quit",
+    "reset",
+];
+
+/// Whether command `name` (lower case) runs in RESP2 Pub/Sub mode.
+pub fn allowed(name: &str) -> bool {
+    ALLOWED.contains(&name)
+}
+
+/// The error request `args` (the command name first) gets in RESP2 Pub/Sub
+/// mode, its text without the leading `-`. `table`: Redis's, if read yet;
+/// without it, the request is named `fallback` (the proxy's own name for
+/// it), as if Redis knew it with that arity.
+pub fn refusal(args: &[&[u8]], table: Option<&CommandTable>, fallback: &str) -> Vec<u8> {
+    let Some(table) = table else {
+        return rejected(fallback, &not_in_this_context(fallback));
+    };
+    let Some(base) = args.first().and_then(|name| table.get(name)) else {
+        return unknown_command(args);
+    };
+    let command = match args.get(1) {
+        Some(_) if base.container => match table.lookup(args) {
+            Some(command) => command,
+            None => return unknown_subcommand(args),
+        },
+        _ => base,
+    };
+    if !command.arity_fits(args.len()) {
+        let text = format!("wrong number of arguments for '{}' command", command.name);
+        return rejected(&command.name, &text);
+    }
+    rejected(&command.name, &not_in_this_context(&command.name))
+}
+
+/// `-ERR unknown command`, as Redis 7.0 words it: the name (128 bytes at
+/// most), then each argument quoted and followed by a space until 128
+/// bytes of them are listed, the last cut to fit.
+pub fn unknown_command(args: &[&[u8]]) -> Vec<u8> {
+    let (name, rest) = match args.split_first() {
+        Some((name, rest)) => (*name, rest),
+        None => (&b""[..], &[][..]),
+    };
+    let mut out = b"ERR unknown command '".to_vec();
+    out.extend_from_slice(c_str(name, 128));
+    out.extend_from_slice(b"', with args beginning with: ");
+    let mut listed = 0;
+    for arg in rest {
+        if listed >= 128 {
+            break;
+        }
+        let arg = c_str(arg, 128 - listed);
+        out.push(b'\'');
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"' ");
+        listed += arg.len() + 3;
+    }
+    out
+}
+
+/// `-ERR unknown subcommand 'sub'. Try NAME HELP.`: the container's name
+/// as the client wrote it, upper-cased.
+fn unknown_subcommand(args: &[&[u8]]) -> Vec<u8> {
+    let name = c_str(args.first().copied().unwrap_or_default(), usize::MAX);
+    let sub = c_str(args.get(1).copied().unwrap_or_default(), 128);
+    let mut out = b"ERR unknown subcommand '".to_vec();
+    out.extend_from_slice(sub);
+    out.extend_from_slice(b"'. Try ");
+    out.extend(name.iter().map(u8::to_ascii_uppercase));
+    out.extend_from_slice(b" HELP.");
+    out
+}
+
+fn not_in_this_context(name: &str) -> String {
+    format!(
+        "Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+    )
+}
+
+/// A refusal of a command Redis knows: `ERR ...`, or for `EXEC`
+/// `EXECABORT Transaction discarded because of: ...` (Redis's
+/// `rejectCommand` aborts a transaction so).
+fn rejected(name: &str, text: &str) -> Vec<u8> {
+    let prefix = match name {
+        "exec" => "EXECABORT Transaction discarded because of: ",
+        _ => "ERR ",
+    };
+    [prefix.as_bytes(), text.as_bytes()].concat()
+}
+
+/// `bytes` as C's `%.{max}s` prints them: up to the first NUL, at most
+/// `max` bytes.
+fn c_str(bytes: &[u8], max: usize) -> &[u8] {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    &bytes[..end.min(max)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_commands_are_listed_as_redis_lists_them() {
+        assert_eq!(
+            unknown_command(&[b"FOO", b"bar", b"b\0az"]),
+            b"ERR unknown command 'FOO', with args beginning with: 'bar' 'b' ".to_vec()
+        );
+        assert_eq!(
+            unknown_command(&[b"FOO"]),
+            b"ERR unknown command 'FOO', with args beginning with: ".to_vec()
+        );
+        // 128 bytes of arguments, the last one cut to fit.
+        let long = [b'x'; 200];
+        let message = unknown_command(&[b"FOO", b"ab", &long, b"never"]);
+        let listed = &message[b"ERR unknown command 'FOO', with args beginning with: ".len()..];
+        assert_eq!(listed.len(), 5 + 123 + 3);
+        assert!(listed.ends_with(b"x' "));
+    }
+
+    #[test]
+    fn without_the_table_the_fallback_name_is_refused() {
+        let message = refusal(&[b"SET", b"k", b"v"], None, "set");
+        assert!(message.starts_with(b"ERR Can't execute 'set': only (P|S)SUBSCRIBE"));
+        let message = refusal(&[b"EXEC"], None, "exec");
+        assert!(message.starts_with(b"EXECABORT Transaction discarded because of: Can't"));
+    }
+}
