@@ -167,6 +167,17 @@ impl Conn {
                     match self.dedicated_lane(&args, batch.is_some(), service) {
                         Dedication::None => {}
                         Dedication::Later => break,
+                        Dedication::Pass => {
+                            // The subscription's owed replies first (or
+                            // its release); this request runs after.
+                            if self.session.at_redis.settled() {
+                                peers.clients.unsubscribed(self.session.id);
+                            }
+                            if !self.pass_subscription() {
+                                return false;
+                            }
+                            break;
+                        }
                         Dedication::Now(kind) => {
                             let mut request_batch = Batch::default();
                             request_batch.push(&args, false);
@@ -175,9 +186,6 @@ impl Conn {
                                 peers.clients.subscribed(self.session.id, cmd);
                             }
                             if matches!(kind, Kind::Subscribed) {
-                                // A read over the subscription is tracked
-                                // as one forwarded on the normal path.
-                                self.session.track_reads(service, &args);
                                 self.session.caching = None;
                             }
                             if !self.start_dedicated(kind, request_batch, token, dedicated) {
@@ -251,6 +259,7 @@ impl Conn {
                     if batch.is_some() {
                         break;
                     }
+                    let protocol = self.replies.protocol;
                     let executed = execute(
                         &args,
                         own,
@@ -260,6 +269,12 @@ impl Conn {
                         peers,
                     );
                     consumed += request.len;
+                    if self.replies.protocol != protocol
+                        && self.subscription.is_some()
+                        && !self.follow_protocol()
+                    {
+                        return false;
+                    }
                     if let Executed::Fetch(fetch) = executed {
                         if !self.hand_over(token, Work::Fetch(fetch), jobs) {
                             return false;
