@@ -5,12 +5,13 @@
 //! answers (`CLIENT ID`, `HELLO`), the cache kept fresh around its writes;
 //! and its replies in the order Redis gives them.
 
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 
 use crate::common::wire::{show, Wire};
-use crate::common::{InProcess, RedisServer};
+use crate::common::{connect, read_until_closed, InProcess, RedisServer};
 
 /// The proxy's `CLIENT ID` for `wire`.
 fn client_id(wire: &mut Wire) -> Vec<u8> {
@@ -224,4 +225,35 @@ fn leaving_every_channel_frees_the_dedicated_place() {
         subscribed(&mut second, 2, "two");
         assert_eq!(second.call_args(&["ECHO", "y"]), b"$1\r\ny\r\n");
     }
+}
+
+/// CLIENT_IDLE_TIMEOUT_SECS spares subscribers (at Redis, or on the
+/// proxy's own invalidation channel), as Redis's `timeout` spares its own:
+/// they only listen.
+#[test]
+fn subscribers_are_not_closed_as_idle() {
+    let redis = RedisServer::start();
+    let proxy = InProcess::start(
+        &redis,
+        &[("RESP_PORT", "auto"), ("CLIENT_IDLE_TIMEOUT_SECS", "1")],
+    );
+    let mut at_redis = Wire::connect(proxy.resp_addr());
+    at_redis.call_args(&["SUBSCRIBE", "news"]);
+    let mut here = Wire::connect(proxy.resp_addr());
+    here.call_args(&["SUBSCRIBE", "__redis__:invalidate"]);
+    // Connected after both, and idle since: once the proxy has closed it,
+    // both subscribers have been idle past the timeout too.
+    let mut canary = connect(proxy.resp_addr());
+    canary.write_all(b"PING\r\n").expect("ping");
+    assert_eq!(read_until_closed(&mut canary), b"+PONG\r\n");
+    let mut publisher = Wire::connect(proxy.resp_addr());
+    assert_eq!(publisher.call_args(&["PUBLISH", "news", "late"]), b":1\r\n");
+    assert_eq!(
+        show(&at_redis.reply()),
+        show(b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$4\r\nlate\r\n")
+    );
+    assert_eq!(
+        show(&here.call_args(&["PING"])),
+        show(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n")
+    );
 }
