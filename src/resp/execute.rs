@@ -198,8 +198,11 @@ impl Conn {
                         Some(at) => by_name.of(&self.input, at, service),
                         None => (None, false),
                     };
-                    let to_redis = match self.session.transaction.pinned() {
-                        true => !Transaction::answered_here(&args),
+                    let transaction = &self.session.transaction;
+                    let to_redis = match transaction.pinned()
+                        && !Transaction::answered_here(&args, transaction.multi)
+                    {
+                        true => true,
                         false => forwards(&args, own, &self.session, service, resp2),
                     };
                     // A plain read whose reply the cache keeps (issue #22):
