@@ -132,9 +132,12 @@ impl Conn {
                             // for its end (`take_done`).
                             // The handover's confirmation, if still to
                             // come, is dropped even so (`take_done`).
-                            let to_drop = self.session.at_redis.to_drop;
+                            // So are those to the proxy's own HELLO.
+                            let at_redis = &self.session.at_redis;
+                            let (to_drop, hello) = (at_redis.to_drop, at_redis.hello);
                             clear_session(&mut self.session, &mut self.replies, service);
                             self.session.at_redis.to_drop = to_drop;
+                            self.session.at_redis.hello = hello;
                             peers.clients.sync(&self.session, Protocol::Resp2, "reset");
                             if !self.leave_subscription(frame.to_vec()) {
                                 return false;

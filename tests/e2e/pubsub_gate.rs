@@ -257,3 +257,20 @@ fn subscribers_are_not_closed_as_idle() {
         show(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n")
     );
 }
+
+/// RESET pipelined behind a `HELLO 2` over a RESP3 subscription: the reply
+/// to the proxy's own `HELLO` on the subscription never reaches the client.
+#[test]
+fn reset_behind_hello_over_a_subscription_answers_as_redis() {
+    let redis = RedisServer::start();
+    let proxy = InProcess::start(&redis, &[("RESP_PORT", "auto")]);
+    let mut client = Wire::open_with(proxy.resp_addr(), 3);
+    subscribed(&mut client, 3, "gate");
+    for args in [&["HELLO", "2"][..], &["RESET"], &["PING"]] {
+        client.send_args(args);
+    }
+    let hello = client.reply();
+    assert!(hello.starts_with(b"*"), "{}", show(&hello));
+    assert_eq!(show(&client.reply()), show(b"+RESET\r\n"));
+    assert_eq!(show(&client.reply()), show(b"+PONG\r\n"));
+}
