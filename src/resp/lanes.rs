@@ -182,7 +182,7 @@ impl Conn {
                 {
                     return Next::Flush;
                 }
-                self.push(|out| out.extend_from_slice(&done.reply));
+                self.relay(&done.reply);
                 if done.reply == b"+RESET\r\n" {
                     self.subscription = None;
                 }
@@ -226,7 +226,7 @@ impl Conn {
                 if handover_reply(at_redis, &done.reply) {
                     return Next::Flush;
                 }
-                self.push(|out| out.extend_from_slice(&done.reply));
+                self.relay(&done.reply);
                 Next::Flush
             }
             DoneKind::Ended => {
@@ -361,6 +361,16 @@ impl Conn {
                     .is_some_and(|subscription| subscription.send(batch.frames().to_vec()))
             }
         }
+    }
+
+    /// Passes on what came over the subscription at once, even while the
+    /// client waits (for a barrier, a read, a blocking command): nothing
+    /// is owed on the subscription while the client waits for anything
+    /// else (`subscribed.rs`), so this is a reply in its turn or a message,
+    /// which Redis too sends whenever it comes; and replies from elsewhere
+    /// are appended whole.
+    fn relay(&mut self, frame: &[u8]) {
+        self.replies.buf.extend_from_slice(frame);
     }
 
     /// In Pub/Sub mode, as Redis would see it: what a RESP2 `REDIRECT`

@@ -274,3 +274,32 @@ fn reset_behind_hello_over_a_subscription_answers_as_redis() {
     assert_eq!(show(&client.reply()), show(b"+RESET\r\n"));
     assert_eq!(show(&client.reply()), show(b"+PONG\r\n"));
 }
+
+/// RESP3 allows a blocking command while subscribed: messages published
+/// while it blocks come at once, before its reply, as from Redis.
+#[test]
+fn messages_come_while_a_subscribed_client_blocks() {
+    let redis = RedisServer::start();
+    let proxy = InProcess::start(&redis, &[("RESP_PORT", "auto")]);
+    let mut publisher = Wire::connect(proxy.resp_addr());
+    for (addr, list) in [(redis.addr(), "direct"), (proxy.resp_addr(), "through")] {
+        let mut client = Wire::open_with(addr, 3);
+        subscribed(&mut client, 3, list);
+        client.send_args(&["BLPOP", list, "0"]);
+        crate::common::eventually("the BLPOP to block", || {
+            (crate::common::wire::info_clients(&redis, "blocked_clients") == 1).then_some(())
+        });
+        assert_eq!(publisher.call_args(&["PUBLISH", list, "m"]), b":1\r\n");
+        let message = client.reply();
+        let want = format!(
+            ">3\r\n$7\r\nmessage\r\n${}\r\n{list}\r\n$1\r\nm\r\n",
+            list.len()
+        );
+        assert_eq!(show(&message), show(want.as_bytes()), "{list}");
+        // Its reply once something is pushed.
+        assert_eq!(publisher.call_args(&["LPUSH", list, "x"]), b":1\r\n");
+        let popped = client.reply();
+        let want = format!("*2\r\n${}\r\n{list}\r\n$1\r\nx\r\n", list.len());
+        assert_eq!(show(&popped), show(want.as_bytes()), "{list}");
+    }
+}
