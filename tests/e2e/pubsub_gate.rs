@@ -303,3 +303,36 @@ fn messages_come_while_a_subscribed_client_blocks() {
         assert_eq!(show(&popped), show(want.as_bytes()), "{list}");
     }
 }
+
+/// MULTI / SWAPDB / EXEC over a subscription is a transaction as any: a
+/// read between SWAPDB's queueing and EXEC fills the cache with the value
+/// about to be swapped out, and EXEC drops it again.
+#[test]
+fn a_transaction_over_a_subscription_leaves_nothing_stale() {
+    let redis = RedisServer::start();
+    let proxy = InProcess::start(&redis, &[("RESP_PORT", "auto")]);
+    let mut other = Wire::connect(proxy.resp_addr());
+    for protocol in [3, 2] {
+        let (zero, one) = (format!("zero{protocol}"), format!("one{protocol}"));
+        assert_eq!(other.call_args(&["SET", "swapped", &zero]), b"+OK\r\n");
+        other.call_args(&["SELECT", "1"]);
+        assert_eq!(other.call_args(&["SET", "swapped", &one]), b"+OK\r\n");
+        other.call_args(&["SELECT", "0"]);
+        let mut client = Wire::open_with(proxy.resp_addr(), protocol);
+        subscribed(&mut client, protocol, "gate");
+        assert_eq!(client.call_args(&["MULTI"]), b"+OK\r\n");
+        assert_eq!(client.call_args(&["SWAPDB", "0", "1"]), b"+QUEUED\r\n");
+        let before = format!("${}\r\n{zero}\r\n", zero.len());
+        assert_eq!(
+            show(&other.call_args(&["GET", "swapped"])),
+            show(before.as_bytes())
+        );
+        assert_eq!(client.call_args(&["EXEC"]), b"*1\r\n+OK\r\n");
+        let after = format!("${}\r\n{one}\r\n", one.len());
+        assert_eq!(
+            show(&other.call_args(&["GET", "swapped"])),
+            show(after.as_bytes()),
+            "RESP{protocol}"
+        );
+    }
+}
