@@ -199,6 +199,7 @@ impl Conn {
                     self.state = State::Closing { since: None };
                     return Next::Serve;
                 }
+                // Released (`pass_subscription`): its end, awaited, is all.
                 if self.subscription.is_some() {
                     // Ended before `+RESET`: as any lost subscription.
                     self.subscription_ended(&done.reply);

@@ -39,7 +39,8 @@ pub struct Session {
     pub db: i64,
     /// MULTI / WATCH, and the Redis connection they hold.
     pub transaction: Transaction,
-    /// RESET (or QUIT, with `quit`) left a subscription at Redis whose
+    /// RESET (or QUIT, with `quit`) left a subscription at Redis, or the
+    /// proxy released one subscribed to nothing (`subscribed.rs`), whose
     /// thread has not ended yet: the connection waits for that end.
     pub leaving_subscription: bool,
 }
