@@ -60,21 +60,23 @@ impl Backend {
     }
 
     /// Sends `requests` on `conn`, a connection a client holds (a
-    /// transaction, WATCH), in database `db`, and appends the `count`
+    /// transaction, WATCH), in the client's protocol (`resp3`) and database
+    /// `db`, and appends the `count`
     /// replies to `out`. Nothing is retried: the connection's state at
     /// Redis (queued commands, watched keys) would not survive it. After a
     /// failure `conn.broken` is set.
     pub fn forward_on(
         &self,
         conn: &mut RawConn,
-        db: i64,
+        (resp3, db): (bool, i64),
         requests: &[u8],
         count: usize,
         out: &mut Vec<u8>,
     ) -> Result<(), ForwardError> {
         let mut answered = 0;
         let result = conn
-            .select(db)
+            .speak(resp3)
+            .and_then(|()| conn.select(db))
             .and_then(|()| conn.send(requests))
             .and_then(|()| conn.receive_batch(out, count, &mut answered));
         result.map_err(|err| ForwardError {

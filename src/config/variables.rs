@@ -138,7 +138,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "CLIENT_IDLE_TIMEOUT_SECS",
         default: "300",
-        help: "a RESP connection with no request for this long is closed",
+        help: "a RESP connection with no request for this long is closed (not a subscriber, as Redis's timeout spares its own)",
     },
     Variable {
         name: "TRACKING_TABLE_MAX_KEYS",

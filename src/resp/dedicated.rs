@@ -10,9 +10,11 @@
 //!
 //! A subscription's connection has two threads: one reads what Redis sends
 //! (confirmations, messages, replies) and passes it to the event loop as it
-//! comes; one writes the client's further commands. They live until the
-//! client closes (or Redis does: then the client is closed too, as Redis's
-//! own would be).
+//! comes; one writes the client's further Pub/Sub commands (the rest take
+//! the usual paths: `subscribed.rs`). They live until the client closes,
+//! leaves (RESET, QUIT), or is subscribed to nothing and sends another
+//! command (then the subscription is released); or until Redis closes the
+//! connection: then the client is closed too, as Redis's own would be.
 
 use std::io::Write;
 use std::net::Shutdown;

@@ -132,9 +132,12 @@ impl Conn {
                             // for its end (`take_done`).
                             // The handover's confirmation, if still to
                             // come, is dropped even so (`take_done`).
-                            let to_drop = self.session.at_redis.to_drop;
+                            // So are those to the proxy's own HELLO.
+                            let at_redis = &self.session.at_redis;
+                            let (to_drop, hello) = (at_redis.to_drop, at_redis.hello);
                             clear_session(&mut self.session, &mut self.replies, service);
                             self.session.at_redis.to_drop = to_drop;
+                            self.session.at_redis.hello = hello;
                             peers.clients.sync(&self.session, Protocol::Resp2, "reset");
                             if !self.leave_subscription(frame.to_vec()) {
                                 return false;
@@ -167,6 +170,17 @@ impl Conn {
                     match self.dedicated_lane(&args, batch.is_some(), service) {
                         Dedication::None => {}
                         Dedication::Later => break,
+                        Dedication::Pass => {
+                            // The subscription's owed replies first (or
+                            // its release); this request runs after.
+                            if self.session.at_redis.settled() {
+                                peers.clients.unsubscribed(self.session.id);
+                            }
+                            if !self.pass_subscription() {
+                                return false;
+                            }
+                            break;
+                        }
                         Dedication::Now(kind) => {
                             let mut request_batch = Batch::default();
                             request_batch.push(&args, false);
@@ -175,9 +189,6 @@ impl Conn {
                                 peers.clients.subscribed(self.session.id, cmd);
                             }
                             if matches!(kind, Kind::Subscribed) {
-                                // A read over the subscription is tracked
-                                // as one forwarded on the normal path.
-                                self.session.track_reads(service, &args);
                                 self.session.caching = None;
                             }
                             if !self.start_dedicated(kind, request_batch, token, dedicated) {
@@ -190,8 +201,11 @@ impl Conn {
                         Some(at) => by_name.of(&self.input, at, service),
                         None => (None, false),
                     };
-                    let to_redis = match self.session.transaction.pinned() {
-                        true => !Transaction::answered_here(&args),
+                    let transaction = &self.session.transaction;
+                    let to_redis = match transaction.pinned()
+                        && !Transaction::answered_here(&args, transaction.multi)
+                    {
+                        true => true,
                         false => forwards(&args, own, &self.session, service, resp2),
                     };
                     // A plain read whose reply the cache keeps (issue #22):
@@ -251,6 +265,7 @@ impl Conn {
                     if batch.is_some() {
                         break;
                     }
+                    let protocol = self.replies.protocol;
                     let executed = execute(
                         &args,
                         own,
@@ -260,6 +275,12 @@ impl Conn {
                         peers,
                     );
                     consumed += request.len;
+                    if self.replies.protocol != protocol
+                        && self.subscription.is_some()
+                        && !self.follow_protocol()
+                    {
+                        return false;
+                    }
                     if let Executed::Fetch(fetch) = executed {
                         if !self.hand_over(token, Work::Fetch(fetch), jobs) {
                             return false;

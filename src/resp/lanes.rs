@@ -1,5 +1,9 @@
 //! Which requests a connection sends to a Redis connection of their own
-//! (`dedicated.rs`): blocking commands, and everything once it subscribes.
+//! (`dedicated.rs`): blocking commands, subscriptions, and, once a client
+//! has a subscription at Redis, its Pub/Sub commands and `PING` (and, in
+//! RESP2 while Redis counts it subscribed, what Redis refuses there). Every
+//! other request takes the path it takes without a subscription, behind a
+//! barrier that keeps replies in order (`subscribed.rs`).
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -25,6 +29,10 @@ pub enum Dedication {
     Later,
     /// To one, now.
     Now(Kind),
+    /// Not over the client's subscription: once every reply owed there is
+    /// in (or the subscription, left at Redis, is released), the usual
+    /// paths (`Conn::pass_subscription`).
+    Pass,
 }
 
 /// What a dedicated connection is for.
@@ -78,6 +86,27 @@ fn subscribes(argv: &[&[u8]]) -> bool {
         return channels.iter().any(|channel| *channel != CHANNEL);
     }
     name.eq_ignore_ascii_case(b"psubscribe") || name.eq_ignore_ascii_case(b"ssubscribe")
+}
+
+/// Whether request `argv` goes over a client's subscription at Redis: the
+/// Pub/Sub commands, and `PING`, whose reply Redis shapes by the
+/// subscription (`*2 pong` in RESP2's Pub/Sub mode). QUIT and RESET go
+/// there too, on their own path (`Conn::leave_subscription`).
+fn over_subscription(argv: &[&[u8]]) -> bool {
+    let Some(name) = argv.first() else {
+        return false;
+    };
+    [
+        "subscribe",
+        "psubscribe",
+        "ssubscribe",
+        "unsubscribe",
+        "punsubscribe",
+        "sunsubscribe",
+        "ping",
+    ]
+    .iter()
+    .any(|command| name.eq_ignore_ascii_case(command.as_bytes()))
 }
 
 /// `SUBSCRIBE __redis__:invalidate`, sent to Redis ahead of a client's
@@ -142,16 +171,18 @@ impl Conn {
     }
 
     /// A worker's or a dedicated connection's result for this connection.
-    pub fn take_done(&mut self, done: Done) -> Next {
+    pub fn take_done(&mut self, mut done: Done) -> Next {
         match done.kind {
             // RESET sent on the subscription: Redis's `+RESET` is the last
             // it sends there; its connection is closed, and its end (its
             // DEDICATED_CONNECTIONS place free by then) resumes the client.
             DoneKind::Message if self.session.leaving_subscription => {
-                if handover_reply(&mut self.session.at_redis, &done.reply) {
+                if handover_reply(&mut self.session.at_redis, &done.reply)
+                    || self.own_reply(&mut done.reply)
+                {
                     return Next::Flush;
                 }
-                self.push(|out| out.extend_from_slice(&done.reply));
+                self.relay(&done.reply);
                 if done.reply == b"+RESET\r\n" {
                     self.subscription = None;
                 }
@@ -168,6 +199,7 @@ impl Conn {
                     self.state = State::Closing { since: None };
                     return Next::Serve;
                 }
+                // Released (`pass_subscription`): its end, awaited, is all.
                 if self.subscription.is_some() {
                     // Ended before `+RESET`: as any lost subscription.
                     self.subscription_ended(&done.reply);
@@ -179,6 +211,12 @@ impl Conn {
                 Next::Serve
             }
             DoneKind::Message => {
+                if self.own_reply(&mut done.reply) {
+                    return Next::Flush;
+                }
+                if self.barrier_passed(&done.reply) {
+                    return Next::Serve;
+                }
                 let at_redis = &mut self.session.at_redis;
                 if let Some((shard, _, count)) = confirmation(&done.reply) {
                     match shard {
@@ -189,7 +227,7 @@ impl Conn {
                 if handover_reply(at_redis, &done.reply) {
                     return Next::Flush;
                 }
-                self.push(|out| out.extend_from_slice(&done.reply));
+                self.relay(&done.reply);
                 Next::Flush
             }
             DoneKind::Ended => {
@@ -207,23 +245,50 @@ impl Conn {
         pending: bool,
         service: &Service,
     ) -> Dedication {
-        let kind = if self.subscription.is_some() {
-            Kind::Subscribed
-        } else if service.forwarding() == Forwarding::Off
-            || (service.requires_password() && !self.session.authenticated)
+        let at_redis = &self.session.at_redis;
+        let usual = self.subscription.is_none()
+            // Inside MULTI everything is queued, as without a subscription.
             || self.session.transaction.multi
-        {
-            return Dedication::None;
-        } else if may_block(args) && !self.subscribed_here_in_resp2() {
-            Kind::Block
-        } else if subscribes(args) {
-            Kind::Subscribe
+            // RESP3 and subscribed, nothing owed: the usual paths too.
+            || (at_redis.settled() && at_redis.any() && self.protocol() == Protocol::Resp3)
+                && !over_subscription(args);
+        let kind = if usual {
+            let Some(kind) = self.usual_lane(args, service) else {
+                return Dedication::None;
+            };
+            kind
+        } else if over_subscription(args) || (at_redis.settled() && at_redis.any()) {
+            // Pub/Sub, PING, or what Redis refuses in RESP2's Pub/Sub
+            // mode (its own error; nothing runs).
+            Kind::Subscribed
         } else {
-            return Dedication::None;
+            // Replies owed first, or no longer subscribed at Redis.
+            return match pending {
+                true => Dedication::Later,
+                false => Dedication::Pass,
+            };
         };
         match pending {
             true => Dedication::Later,
             false => Dedication::Now(kind),
+        }
+    }
+
+    /// Where request `args` goes without a subscription at Redis: a
+    /// blocking command or a first subscription to a connection of its
+    /// own, or (None) the usual paths.
+    fn usual_lane(&self, args: &[&[u8]], service: &Service) -> Option<Kind> {
+        if service.forwarding() == Forwarding::Off
+            || (service.requires_password() && !self.session.authenticated)
+            || self.session.transaction.multi
+        {
+            None
+        } else if may_block(args) && !self.subscribed_here_in_resp2() {
+            Some(Kind::Block)
+        } else if subscribes(args) {
+            Some(Kind::Subscribe)
+        } else {
+            None
         }
     }
 
@@ -279,6 +344,7 @@ impl Conn {
                             sent = subscription.send(HANDOVER.to_vec());
                         }
                         let sent = sent && subscription.send(batch.frames().to_vec());
+                        at_redis.owed = true;
                         self.subscription = Some(subscription);
                         sent
                     }
@@ -289,7 +355,8 @@ impl Conn {
                 }
             }
             Kind::Subscribed => {
-                dedicated.service().drop_before_sending(&batch);
+                // Pub/Sub commands, PING and refused ones: no key changes.
+                self.session.at_redis.owed = true;
                 self.subscription
                     .as_ref()
                     .is_some_and(|subscription| subscription.send(batch.frames().to_vec()))
@@ -302,6 +369,16 @@ impl Conn {
     /// never sent.
     fn subscribed_here_in_resp2(&self) -> bool {
         self.session.subscribed && self.protocol() == Protocol::Resp2
+    }
+
+    /// Passes on what came over the subscription at once, even while the
+    /// client waits (for a barrier, a read, a blocking command): nothing
+    /// is owed on the subscription while the client waits for anything
+    /// else (`subscribed.rs`), so this is a reply in its turn or a message,
+    /// which Redis too sends whenever it comes; and replies from elsewhere
+    /// are appended whole.
+    fn relay(&mut self, frame: &[u8]) {
+        self.replies.buf.extend_from_slice(frame);
     }
 
     /// In Pub/Sub mode, as Redis would see it: what a RESP2 `REDIRECT`

@@ -13,7 +13,8 @@
 //! (`execute.rs`) it writes to a few Redis connections it drives itself
 //! (`upstream.rs`), or, where that cannot be, hands to the workers too;
 //! blocking commands and subscriptions get a thread and a
-//! Redis connection of their own (`dedicated.rs`). At most MAX_CONNECTIONS are
+//! Redis connection of their own (`dedicated.rs`; a subscribed client's
+//! other commands take the usual paths, `subscribed.rs`). At most MAX_CONNECTIONS are
 //! open: a further connection is told `-ERR max number of clients reached`
 //! and closed, as Redis does at `maxclients`. A read that fetches from
 //! Redis takes one of the WORKERS places shared with HTTP, so that limit
@@ -31,6 +32,7 @@ mod lanes;
 pub mod parse;
 pub(crate) mod reply;
 pub(crate) mod session;
+mod subscribed;
 mod tracking;
 mod transaction;
 mod transport;

@@ -39,7 +39,8 @@ pub struct Session {
     pub db: i64,
     /// MULTI / WATCH, and the Redis connection they hold.
     pub transaction: Transaction,
-    /// RESET (or QUIT, with `quit`) left a subscription at Redis whose
+    /// RESET (or QUIT, with `quit`) left a subscription at Redis, or the
+    /// proxy released one subscribed to nothing (`subscribed.rs`), whose
     /// thread has not ended yet: the connection waits for that end.
     pub leaving_subscription: bool,
 }
@@ -55,12 +56,27 @@ pub struct AtRedis {
     /// __redis__:invalidate`, sent first when a client subscribed here
     /// moves to Redis, so that Redis counts that channel too.
     pub to_drop: usize,
+    /// Something was sent on the subscription since its last barrier:
+    /// replies may still be owed, and the counts may change.
+    pub owed: bool,
+    /// The proxy's own `PING` (the barrier, `lanes.rs`) is on its way: its
+    /// reply is dropped, and resumes the client.
+    pub barrier: bool,
+    /// Replies to the proxy's own `HELLO` (the client's protocol changed
+    /// while subscribed at Redis) still to drop.
+    pub hello: usize,
 }
 
 impl AtRedis {
     /// In Pub/Sub mode at Redis.
     pub fn any(&self) -> bool {
         self.channels + self.shard > 0
+    }
+
+    /// Every reply owed on the subscription has been passed on: the counts
+    /// are Redis's own now.
+    pub fn settled(&self) -> bool {
+        !self.owed && self.to_drop == 0 && self.hello == 0
     }
 }
 

@@ -28,18 +28,25 @@ pub struct Transaction {
 }
 
 impl Transaction {
-    /// Whether request `argv` is answered by the proxy even while the
-    /// connection holds its own Redis connection: QUIT, and a bare RESET
-    /// (which Redis runs at once, not queued, and which drops the held
-    /// connection: Redis then discards MULTI and WATCH). (SELECT then
-    /// goes to the service, which refuses it: inside MULTI the proxy's own
-    /// SELECT of the held connection would be queued, and its database
-    /// could not be known after EXEC.)
-    pub fn answered_here(argv: &[&[u8]]) -> bool {
+    /// Whether request `argv` takes the path it takes with no transaction
+    /// even while the connection holds its own Redis connection: QUIT,
+    /// and a bare RESET (which Redis runs at once, not queued, and which
+    /// drops the held connection: Redis then discards MULTI and WATCH);
+    /// and, outside MULTI (after WATCH), the proxy's own answers about the
+    /// connection, as Redis answers them there: HELLO, AUTH, CLIENT and
+    /// SELECT (whose database the held connection is switched to before
+    /// its next command, as Redis switches the watching connection's;
+    /// HELLO's protocol likewise). Inside MULTI the service refuses those
+    /// four: the proxy's own SELECT or HELLO of the held connection would
+    /// be queued, and what they leave could not be known after EXEC.
+    pub fn answered_here(argv: &[&[u8]], multi: bool) -> bool {
+        let Some(name) = argv.first() else {
+            return false;
+        };
+        let is = |word: &[u8]| name.eq_ignore_ascii_case(word);
         super::execute::is_reset(argv)
-            || argv
-                .first()
-                .is_some_and(|name| name.eq_ignore_ascii_case(b"quit"))
+            || is(b"quit")
+            || (!multi && (is(b"hello") || is(b"auth") || is(b"client") || is(b"select")))
     }
 
     /// Inside MULTI or watching keys: state Redis keeps on the connection.

@@ -255,10 +255,10 @@ fn a_subscriber_that_does_not_read_is_closed_and_the_proxy_holds_little() {
     assert_eq!(other.call_args(&["PING"]), b"+PONG\r\n");
 }
 
-/// A subscribed client's requests go straight to its subscription
-/// connection, past `Service::forward`: their keys are dropped before they
-/// are sent (`Service::drop_before_sending`). INVALIDATION=off, so only
-/// that drop can make the next read fresh.
+/// A subscribed client's writes take the usual path (`Service::forward`),
+/// not its subscription connection: their keys are dropped from the cache.
+/// INVALIDATION=off, so only that drop can make the next read fresh
+/// (pubsub_gate.rs races readers against it).
 #[test]
 fn a_write_from_a_subscribed_client_drops_its_key_from_the_cache() {
     let redis = RedisServer::start();

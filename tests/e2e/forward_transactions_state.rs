@@ -1,9 +1,11 @@
 //! What one client's transaction or WATCH leaves behind through the proxy
 //! (#21): its Redis connection closed when it leaves, nothing of it on a
 //! connection another client gets, and a request the proxy refuses inside
-//! MULTI counted as the queueing error it is.
+//! MULTI counted as the queueing error it is; after WATCH, the proxy's own
+//! answers about the connection as Redis gives them there.
 
-use crate::common::{eventually, RedisServer};
+use crate::common::wire::{show, Wire};
+use crate::common::{eventually, InProcess, RedisServer};
 
 use super::forward_transactions::{open, proxy};
 
@@ -193,4 +195,51 @@ fn a_request_the_proxy_refuses_inside_multi_aborts_the_transaction_as_a_queueing
         let mut other = open(proxy.resp_addr(), false);
         assert_eq!(other.call(&["INCR", "after"]), format!(":{i}\r\n"));
     }
+}
+
+/// Between WATCH and EXEC (no MULTI) Redis answers CLIENT ID, CLIENT
+/// SETNAME, HELLO and SELECT on the watching connection: the proxy gives
+/// its own answers there as anywhere, and its held connection follows
+/// HELLO's protocol and SELECT's database, the WATCH kept.
+#[test]
+fn after_watch_connection_commands_answer_as_without_it() {
+    let redis = RedisServer::start();
+    let proxy = InProcess::start(&redis, &[("RESP_PORT", "auto")]);
+    redis.set("k", "zero");
+    redis.cmd::<i64>(&["HSET", "h", "f", "v"]);
+    let mut client = Wire::connect(proxy.resp_addr());
+    let id = client.call_args(&["CLIENT", "ID"]);
+    assert_eq!(client.call_args(&["WATCH", "k"]), b"+OK\r\n");
+    assert_eq!(client.call_args(&["CLIENT", "ID"]), id);
+    assert_eq!(client.call_args(&["CLIENT", "SETNAME", "n"]), b"+OK\r\n");
+    assert_eq!(client.call_args(&["CLIENT", "GETNAME"]), b"$1\r\nn\r\n");
+    let hello = client.call_args(&["HELLO", "3"]);
+    assert!(
+        hello.starts_with(b"%") && show(&hello).contains("$5\\r\\nproxy\\r\\n"),
+        "{}",
+        show(&hello)
+    );
+    // The held connection speaks RESP3 now: a map.
+    assert_eq!(
+        show(&client.call_args(&["HGETALL", "h"])),
+        show(b"%1\r\n$1\r\nf\r\n$1\r\nv\r\n")
+    );
+    assert_eq!(client.call_args(&["SELECT", "1"]), b"+OK\r\n");
+    assert_eq!(client.call_args(&["SET", "k", "one"]), b"+OK\r\n");
+    assert_eq!(client.call_args(&["MULTI"]), b"+OK\r\n");
+    assert_eq!(client.call_args(&["GET", "k"]), b"+QUEUED\r\n");
+    // Database 0's k, watched, is unchanged: EXEC runs, in database 1.
+    assert_eq!(
+        show(&client.call_args(&["EXEC"])),
+        show(b"*1\r\n$3\r\none\r\n")
+    );
+    // And a watched key changed after a SELECT still aborts EXEC.
+    assert_eq!(client.call_args(&["WATCH", "k"]), b"+OK\r\n");
+    assert_eq!(client.call_args(&["SELECT", "0"]), b"+OK\r\n");
+    let mut other = Wire::connect(proxy.resp_addr());
+    other.call_args(&["SELECT", "1"]);
+    assert_eq!(other.call_args(&["SET", "k", "changed"]), b"+OK\r\n");
+    assert_eq!(client.call_args(&["MULTI"]), b"+OK\r\n");
+    assert_eq!(client.call_args(&["GET", "k"]), b"+QUEUED\r\n");
+    assert_eq!(show(&client.call_args(&["EXEC"])), show(b"_\r\n"));
 }

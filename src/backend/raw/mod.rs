@@ -109,6 +109,18 @@ impl RawConn {
         Ok(conn)
     }
 
+    /// Speaks RESP3 if `resp3`, else RESP2, switching with `HELLO` if it
+    /// does not already: a client holding it (after WATCH) may switch with
+    /// its own `HELLO`, which the proxy answers.
+    pub fn speak(&mut self, resp3: bool) -> io::Result<()> {
+        if resp3 != self.resp3 {
+            let version: &[u8] = if resp3 { b"3" } else { b"2" };
+            self.call(&[b"HELLO", version])?;
+            self.resp3 = resp3;
+        }
+        Ok(())
+    }
+
     /// Switches to database `db` if it is not there already.
     pub fn select(&mut self, db: i64) -> io::Result<()> {
         if db != self.db {

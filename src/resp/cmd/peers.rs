@@ -113,6 +113,14 @@ impl Registry {
         }
     }
 
+    /// Connection `id` left its subscription at Redis (subscribed to
+    /// nothing there, it is released).
+    pub fn unsubscribed(&self, id: u64) {
+        if let Some(record) = self.clients.borrow_mut().get_mut(&id) {
+            record.subscribed = false;
+        }
+    }
+
     /// Connection `id` last sent something at `active` (from the sweep).
     pub fn touch(&self, id: u64, active: Instant) {
         if let Some(record) = self.clients.borrow_mut().get_mut(&id) {
@@ -134,7 +142,9 @@ impl Registry {
             Protocol::Resp2 => 2,
             Protocol::Resp3 => 3,
         };
-        record.subscribed = session.subscribed;
+        // Subscribed here, or at Redis (a RESP3 client's commands run
+        // here meanwhile).
+        record.subscribed = session.subscribed || session.at_redis.any();
         record.redirect = session.tracking.as_ref().map(|mode| {
             mode.redirect
                 .map_or(0, |id| i64::try_from(id).unwrap_or(i64::MAX))

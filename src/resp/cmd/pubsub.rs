@@ -3,7 +3,8 @@
 //! RESP2 client's `CLIENT TRACKING ... REDIRECT` messages arrive, and the
 //! unsubscribe commands, counted as Redis counts them. Any other
 //! subscription goes to Redis on a connection of the client's own
-//! (`lanes.rs`), and from then on so does every Pub/Sub command.
+//! (`lanes.rs`), and from then on so does every Pub/Sub command (the
+//! client's other commands do not: `subscribed.rs`).
 
 use super::super::tracking::CHANNEL;
 use super::{Context, Outcome, Spec};
@@ -138,9 +139,36 @@ pub fn confirmation(reply: &[u8]) -> Option<(bool, bool, u64)> {
     Some((shard, subscribe, count))
 }
 
+/// Whether `frame`, from a subscription at Redis, is a published message
+/// (`message`, `pmessage`, `smessage`; an array in RESP2, a push in RESP3)
+/// rather than a reply to a command.
+pub fn is_message(frame: &[u8]) -> bool {
+    let Some(rest) = frame.get(1..) else {
+        return false;
+    };
+    matches!(frame.first(), Some(b'*' | b'>'))
+        && (rest.starts_with(b"3\r\n$7\r\nmessage\r\n")
+            || rest.starts_with(b"4\r\n$8\r\npmessage\r\n")
+            || rest.starts_with(b"3\r\n$8\r\nsmessage\r\n"))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::confirmation;
+    use super::{confirmation, is_message};
+
+    #[test]
+    fn messages_are_told_from_replies() {
+        assert!(is_message(b">3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\nb\r\n"));
+        assert!(is_message(
+            b"*4\r\n$8\r\npmessage\r\n$1\r\n*\r\n$1\r\na\r\n$1\r\nb\r\n"
+        ));
+        assert!(is_message(
+            b"*3\r\n$8\r\nsmessage\r\n$1\r\na\r\n$1\r\nb\r\n"
+        ));
+        assert!(!is_message(b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n"));
+        assert!(!is_message(b"%7\r\n$6\r\nserver\r\n"));
+        assert!(!is_message(b""));
+    }
 
     #[test]
     fn confirmations_are_read_and_messages_are_not() {

@@ -358,7 +358,9 @@ impl Loop {
 
     /// Closes connections idle past the timeout, and closing ones that
     /// lingered too long. A read still at Redis is waited for (it is
-    /// bounded by REDIS_TIMEOUT_MS).
+    /// bounded by REDIS_TIMEOUT_MS); a client in Pub/Sub mode (at Redis, or
+    /// on the proxy's invalidation channel) is never idle, as Redis's
+    /// `timeout` spares its own subscribers: it only listens.
     fn sweep(&mut self) {
         if std::mem::take(&mut self.accept_failed) {
             self.want_accept = true;
@@ -372,7 +374,7 @@ impl Loop {
             .iter()
             .filter(|(_, c)| {
                 !matches!(c.state, State::Waiting { .. })
-                    && (c.last_active.elapsed() >= idle
+                    && ((c.last_active.elapsed() >= idle && !c.in_pubsub())
                         || c.linger_since().is_some_and(|t| t.elapsed() >= LINGER))
             })
             .map(|(t, _)| *t)

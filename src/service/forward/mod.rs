@@ -245,9 +245,10 @@ impl Service {
             return Delivered::all(0);
         }
         let sent = match held {
-            Some(conn) => self
-                .backend
-                .forward_on(conn, client.db, requests, count, out),
+            Some(conn) => {
+                self.backend
+                    .forward_on(conn, (client.resp3, client.db), requests, count, out)
+            }
             None => self
                 .backend
                 .forward(client.resp3, client.db, requests, count, out),
