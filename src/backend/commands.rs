@@ -61,7 +61,7 @@ impl Backend {
             return Ok(table);
         }
         let read = self
-            .query(|conn| redis::cmd("COMMAND").query::<redis::Value>(conn))
+            .query(|conn| redis::cmd("COMMAND").query::<redis::Value>(conn.as_dyn()))
             .and_then(|reply| {
                 CommandTable::parse(&reply).map_err(|err| BackendError::Reply(format!("ERR {err}")))
             });

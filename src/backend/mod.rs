@@ -99,6 +99,28 @@ impl RedisConn {
             RedisConn::Cluster(conn) => &mut **conn,
         }
     }
+
+    /// The `count` replies to the pipeline `packed`, giving up at the first
+    /// that cannot be read: the redis crate's `req_packed_commands` reads
+    /// on after a failure (for transactions' sake), each read waiting out
+    /// REDIS_TIMEOUT_MS again, so a GET+PTTL read of a Redis that stopped
+    /// answering took twice the bound, four times in another database.
+    /// A connection that failed so is retired (`retire_on_failure`).
+    fn pipeline(&mut self, packed: &[u8], count: usize) -> redis::RedisResult<Vec<redis::Value>> {
+        let RedisConn::Single(conn) = self else {
+            return self.as_dyn().req_packed_commands(packed, 0, count);
+        };
+        conn.send_packed_command(packed)?;
+        let mut replies = Vec::with_capacity(count);
+        while replies.len() < count {
+            match conn.recv_response()? {
+                // Not a reply (RESP3 push data): as the crate skips it.
+                redis::Value::Push { .. } => {}
+                reply => replies.push(reply),
+            }
+        }
+        Ok(replies)
+    }
 }
 
 impl Target {
@@ -288,12 +310,11 @@ impl Backend {
         }
         if db == self.default_db {
             let packed = read::pack(key);
-            let replies = self.query(|conn| conn.req_packed_commands(&packed, 0, 2))?;
+            let replies = self.query(|conn| conn.pipeline(&packed, 2))?;
             return read::parse(replies);
         }
         let packed = read::pack_in(db, self.default_db, key);
-        let replies =
-            self.query(|conn| read::unselect(conn.req_packed_commands(&packed, 0, 4)?))?;
+        let replies = self.query(|conn| read::unselect(conn.pipeline(&packed, 4)?))?;
         read::parse(replies?)
     }
 
@@ -313,7 +334,7 @@ impl Backend {
     /// which is safe because every command we send is a read.
     fn query<T>(
         &self,
-        send: impl Fn(&mut dyn redis::ConnectionLike) -> redis::RedisResult<T>,
+        send: impl Fn(&mut RedisConn) -> redis::RedisResult<T>,
     ) -> Result<T, BackendError> {
         let mut retries = self.pool.max_size();
         loop {
@@ -324,7 +345,7 @@ impl Backend {
                 retries -= 1;
                 continue;
             }
-            match send(pooled.conn.as_dyn()) {
+            match send(&mut pooled.conn) {
                 Ok(value) => return Ok(value),
                 Err(err) if retries > 0 && err.is_connection_dropped() => {
                     pooled.broken = true;

@@ -15,7 +15,8 @@ impl Backend {
     /// run), on a pooled connection: a round trip, so never on the RESP
     /// event loop.
     pub fn version(&self) -> Result<String, BackendError> {
-        let fields: Vec<redis::Value> = self.query(|conn| redis::cmd("HELLO").query(conn))?;
+        let fields: Vec<redis::Value> =
+            self.query(|conn| redis::cmd("HELLO").query(conn.as_dyn()))?;
         fields
             .chunks(2)
             .find_map(|pair| match pair {
@@ -41,7 +42,7 @@ impl Backend {
             redis::cmd("CONFIG")
                 .arg("GET")
                 .arg("databases")
-                .query::<Vec<String>>(conn)
+                .query::<Vec<String>>(conn.as_dyn())
         })?;
         pairs
             .get(1)
