@@ -168,8 +168,21 @@ impl Config {
         }
     }
 
-    /// Reads the process environment (after [`Config::load_dotenv`]).
+    /// Reads the process environment (after [`Config::load_dotenv`]). A
+    /// value that is not UTF-8 is refused, never taken for unset: its
+    /// default would be used in silence (a mistyped `PROXY_PASSWORD`, no
+    /// password at all).
     pub fn from_env() -> Result<Config, ConfigError> {
+        let names = VARIABLES.iter().map(|var| var.name);
+        for name in names.chain(RENAMED.iter().map(|(old, _)| *old)) {
+            if let Err(std::env::VarError::NotUnicode(value)) = std::env::var(name) {
+                return Err(ConfigError {
+                    variable: name,
+                    value: value.to_string_lossy().into_owned(),
+                    expected: "a value in UTF-8".to_owned(),
+                });
+            }
+        }
         Config::from_lookup(|name| std::env::var(name).ok())
     }
 

@@ -56,6 +56,38 @@ fn bad_values_stop_start_up_naming_the_variable() {
     }
 }
 
+/// Not UTF-8: refused, not taken for unset (its default: no password).
+#[test]
+fn a_value_that_is_not_utf8_stops_start_up_naming_the_variable() {
+    use std::os::unix::ffi::OsStrExt;
+    for name in ["PROXY_PASSWORD", "REDIS_ADDRESS", "CACHE_CAPACITY", "MAX_CLIENTS"] {
+        let dir = TempDir::new("cli");
+        let mut child = Command::new(proxy_binary())
+            .env_clear()
+            .env(name, std::ffi::OsStr::from_bytes(b"pa\xffss"))
+            .envs([("PROXY_PORT", "0"), ("RESP_PORT", "off")])
+            .current_dir(dir.path())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run the proxy binary");
+        // Started (the old behaviour): stopped, and the test fails.
+        let deadline = std::time::Instant::now() + crate::common::PATIENCE;
+        let mut exited = false;
+        while !exited && std::time::Instant::now() < deadline {
+            exited = matches!(child.try_wait(), Ok(Some(_)));
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        if !exited {
+            let _ = child.kill();
+        }
+        let output = child.wait_with_output().expect("its output");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(exited, "{name} not UTF-8: the proxy started ({stderr})");
+        assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(name) && stderr.contains("UTF-8"), "{name}: {stderr}");
+    }
+}
+
 #[test]
 fn dotenv_is_read_and_the_environment_wins() {
     let dir = TempDir::new("dotenv");
