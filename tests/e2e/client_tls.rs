@@ -76,6 +76,15 @@ fn curl_reads_over_https_with_keep_alive() {
     assert_eq!(out, format!("200 {}", 1 << 20));
 }
 
+/// TLS 1.2 clients (older libraries, `curl --tls-max 1.2`) are served too.
+#[test]
+fn a_tls_1_2_client_is_served_over_https() {
+    let (_redis, proxy, dir) = start();
+    let url = format!("https://127.0.0.1:{}/proxy?key=k", proxy.addr.port());
+    let out = curl(&dir, &["--tls-max", "1.2", "-w", " %{http_code}", &url]);
+    assert_eq!(out, "v 200");
+}
+
 #[test]
 fn redis_cli_redis_py_and_the_redis_crate_read_over_tls() {
     let (_redis, proxy, dir) = start();

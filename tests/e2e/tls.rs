@@ -36,3 +36,32 @@ fn rediss_with_a_trusted_ca_reads_through_and_an_untrusted_one_is_refused() {
     let reply = untrusting.get_key("secret");
     assert_eq!(reply.status, 503, "{}", reply.text());
 }
+
+/// A Redis that speaks only TLS 1.2 (as some managed ones do) is reached.
+#[test]
+fn rediss_to_a_redis_speaking_only_tls_1_2_reads_through() {
+    let dir = TempDir::new("tls12");
+    make_certificates(dir.path());
+    let file = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let tls_port = free_port();
+    let redis = RedisServer::start_with(&[
+        "--tls-port",
+        &tls_port.to_string(),
+        "--tls-cert-file",
+        &file("server.pem"),
+        "--tls-key-file",
+        &file("server.key"),
+        "--tls-ca-cert-file",
+        &file("ca.pem"),
+        "--tls-auth-clients",
+        "no",
+        "--tls-protocols",
+        "TLSv1.2",
+    ]);
+    redis.set("secret", "over tls 1.2");
+    let address = format!("rediss://127.0.0.1:{tls_port}");
+    let proxy = InProcess::start_at(&address, &[("REDIS_TLS_CA", &file("ca.pem"))]);
+    let reply = proxy.get_key("secret");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.body, b"over tls 1.2");
+}
