@@ -31,6 +31,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --no-create-home proxy
 COPY --from=build /src/target/release/redis-proxy /usr/local/bin/redis-proxy
+COPY --from=build /src/scripts/healthcheck.sh /usr/local/bin/redis-proxy-healthcheck
 USER proxy
 ENV PROXY_HOST=0.0.0.0 \
     PROXY_PORT=8080 \
@@ -38,6 +39,8 @@ ENV PROXY_HOST=0.0.0.0 \
     REDIS_ADDRESS=redis:6379 \
     RUST_LOG=info
 EXPOSE 8080 6380
+# Follows PROXY_PORT, PROXY_HOST and the TLS variables as they are when the
+# container runs (https with TLS_CERT_FILE and TLS_KEY_FILE): scripts/healthcheck.sh.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-    CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+    CMD ["/usr/local/bin/redis-proxy-healthcheck", "/healthz"]
 ENTRYPOINT ["/usr/local/bin/redis-proxy"]

@@ -45,14 +45,39 @@ ensure_node_module() {
   npm install --silent --no-audit --no-fund --prefix target/node "$2" >/dev/null
 }
 
-# Splits a REDIS_ADDRESS (host:port or redis://[user:pass@]host:port[/db])
-# into REDIS_HOST and REDIS_PORT.
+# Splits one REDIS_ADDRESS node (host:port, or redis:// or rediss:// then
+# [user:password@]host:port[/db]; an IPv6 host in brackets) into
+# REDIS_SCHEME (redis or rediss), REDIS_HOST (no brackets) and REDIS_PORT.
+# Fails, leaving them empty, on a form the proxy would not take either.
 split_redis_address() {
-  local rest=${1#redis://}
-  rest=${rest##*@}
+  local rest=$1
+  REDIS_SCHEME=redis REDIS_HOST="" REDIS_PORT=""
+  case $rest in
+    redis://*) rest=${rest#redis://} ;;
+    rediss://*) REDIS_SCHEME=rediss; rest=${rest#rediss://} ;;
+    *://*) return 1 ;;
+  esac
   rest=${rest%%/*}
-  REDIS_HOST=${rest%:*}
-  REDIS_PORT=${rest##*:}
+  rest=${rest##*@}
+  local host port
+  case $rest in
+    \[*\]:*) host=${rest%%]:*}; host=${host#[}; port=${rest##*]:} ;;
+    *:*) host=${rest%:*}; port=${rest##*:} ;;
+    *) return 1 ;;
+  esac
+  case $host in *:*) [[ $rest == \[* ]] || return 1 ;; esac
+  [[ -n $host && $port =~ ^[0-9]+$ ]] && ((10#$port >= 1 && 10#$port <= 65535)) || return 1
+  REDIS_HOST=$host REDIS_PORT=$((10#$port))
+}
+
+# True when HOST is this machine's loopback, where `make run` may start a
+# redis-server: 127.0.0.0/8, localhost or ::1.
+is_local_host() {
+  case $1 in
+    localhost|::1|0:0:0:0:0:0:0:1) return 0 ;;
+    127.*) [[ $1 =~ ^127(\.[0-9]{1,3}){3}$ ]] ;;
+    *) return 1 ;;
+  esac
 }
 
 # The address as a redis:// (or rediss://) URL, for redis-cli -u.
@@ -63,17 +88,31 @@ redis_url() {
   esac
 }
 
-# True when a Redis answers PING at HOST PORT (no redis-cli needed).
+# True when a TCP connection to HOST PORT opens within 3 s (an IPv6 host
+# without brackets; localhost tries 127.0.0.1 and ::1). With PING as a
+# third argument, a Redis must also answer it (a refusal for want of a
+# password counts as an answer). No redis-cli needed.
 redis_answers() {
-  local host=$1 port=$2 reply
-  { exec 3<>"/dev/tcp/$host/$port"; } 2>/dev/null || return 1
-  printf 'PING\r\n' >&3
-  read -r -t 2 reply <&3 || true
-  exec 3<&- 3>&-
-  case $reply in
-    +PONG*|-NOAUTH*|-ERR*) return 0 ;;
-    *) return 1 ;;
-  esac
+  local host=$1 port=$2 ping=${3:-PING}
+  if [ "$host" = localhost ]; then
+    redis_answers 127.0.0.1 "$port" "$ping" || redis_answers ::1 "$port" "$ping"
+    return
+  fi
+  # The connect in a child bash, so that a host that drops packets cannot
+  # hold the caller longer than the timeout.
+  timeout 3 bash -c '
+    exec 3<>"/dev/tcp/$1/$2" || exit 1
+    [ "$3" = PING ] || exit 0
+    printf "PING\r\n" >&3
+    read -r -t 2 reply <&3 || exit 1
+    case $reply in +PONG*|-NOAUTH*|-ERR*|-WRONGPASS*) exit 0 ;; *) exit 1 ;; esac
+  ' redis_answers "$host" "$port" "$ping" 2>/dev/null
+}
+
+# True when something accepts TCP connections at HOST PORT (rediss://: a
+# TLS Redis, checked no further than that).
+tcp_open() {
+  redis_answers "$1" "$2" CONNECT
 }
 
 # A TCP port on 127.0.0.1 that nothing listens on right now.
@@ -91,13 +130,15 @@ free_port() {
   done
 }
 
-# Waits up to 5 s for a Redis to answer PING at 127.0.0.1 PORT.
+# Waits up to 5 s for a Redis to answer PING at PORT on HOST (127.0.0.1
+# unless given): wait_redis PORT [HOST].
 wait_redis() {
+  local host=${2:-127.0.0.1}
   for _ in $(seq 1 100); do
-    redis_answers 127.0.0.1 "$1" && return 0
+    redis_answers "$host" "$1" && return 0
     sleep 0.05
   done
-  echo "no Redis answers on port $1" >&2
+  echo "no Redis answers on port $1 of $host" >&2
   return 1
 }
 

@@ -51,6 +51,7 @@ mod http_types;
 mod inline;
 mod keepalive;
 mod limits;
+mod make_run;
 mod operations;
 mod operators;
 mod operators_cors;

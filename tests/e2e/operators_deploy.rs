@@ -1,13 +1,15 @@
 //! The deployment files (issue 23): the systemd unit passes
 //! `systemd-analyze verify` and is hardened; the Kubernetes sidecar example
-//! parses and holds what the README promises of it.
+//! parses and holds what the README promises of it; the container's health
+//! checks ask the proxy where its settings put it.
 
 use std::path::Path;
 use std::process::Command;
 
 use redis_proxy::config::VARIABLES;
 
-use crate::common::{proxy_binary, TempDir};
+use crate::common::certs::make_certificates;
+use crate::common::{free_port, proxy_binary, InProcess, RedisServer, TempDir};
 
 fn repo_text(path: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
@@ -162,4 +164,116 @@ fn the_compose_monitoring_profile_mounts_files_that_exist_and_prometheus_accepts
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The runtime stage's `COPY --from=build /src/<file> <installed>` lines:
+/// (installed path, the file in this checkout).
+fn installed_files(dockerfile: &str) -> Vec<(String, String)> {
+    dockerfile
+        .lines()
+        .filter_map(|line| line.strip_prefix("COPY --from=build /src/"))
+        .filter_map(|rest| {
+            let (file, installed) = rest.split_once(' ')?;
+            Some((installed.trim().to_owned(), file.to_owned()))
+        })
+        .collect()
+}
+
+/// A health check's command as argv: exec form (JSON array, compose's
+/// "CMD" dropped) as is, shell form through `sh -c`; installed files
+/// replaced by this checkout's.
+fn health_argv(command: &serde_json::Value, installed: &[(String, String)]) -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let argv: Vec<String> = match command {
+        serde_json::Value::String(shell) => vec!["sh".into(), "-c".into(), shell.clone()],
+        serde_json::Value::Array(words) => {
+            let words: Vec<String> = words
+                .iter()
+                .map(|w| w.as_str().expect("a word").to_owned())
+                .collect();
+            match words.first().map(String::as_str) {
+                Some("CMD") => words[1..].to_vec(),
+                Some("CMD-SHELL") => vec!["sh".into(), "-c".into(), words[1..].join(" ")],
+                _ => words,
+            }
+        }
+        other => panic!("a health check test: {other}"),
+    };
+    argv.into_iter()
+        .map(
+            |word| match installed.iter().find(|(path, _)| *path == word) {
+                Some((_, file)) => root.join(file).to_string_lossy().into_owned(),
+                None => word,
+            },
+        )
+        .collect()
+}
+
+/// Whether `argv` succeeds with the container's settings `env`.
+fn healthy(argv: &[String], env: &[(&str, &str)]) -> bool {
+    let mut command = Command::new(&argv[0]);
+    command.args(&argv[1..]);
+    for name in ["PROXY_HOST", "PROXY_PORT", "TLS_CERT_FILE", "TLS_KEY_FILE"] {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().copied());
+    command.status().expect("run the health check").success()
+}
+
+#[test]
+fn the_container_health_checks_follow_proxy_port_and_tls() {
+    let dockerfile = repo_text("Dockerfile");
+    let installed = installed_files(&dockerfile);
+    let (_, rest) = dockerfile
+        .split_once("\nHEALTHCHECK ")
+        .expect("a HEALTHCHECK");
+    let (_, cmd) = rest.split_once("CMD ").expect("its CMD");
+    let cmd = cmd.lines().next().expect("the CMD line").trim();
+    let image_check = match serde_json::from_str(cmd) {
+        Ok(words @ serde_json::Value::Array(_)) => words,
+        _ => serde_json::Value::String(cmd.to_owned()),
+    };
+    let compose = &yaml_documents("docker-compose.yml")[0];
+    let mut checks = vec![("Dockerfile", health_argv(&image_check, &installed))];
+    for service in ["proxy", "proxy-cluster"] {
+        let test = &compose["services"][service]["healthcheck"]["test"];
+        checks.push((service, health_argv(test, &installed)));
+    }
+
+    let dir = TempDir::new("healthcheck");
+    make_certificates(dir.path());
+    let file = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let (cert, key) = (file("server.pem"), file("server.key"));
+    let redis = RedisServer::start();
+    let plain = InProcess::start(&redis, &[]);
+    // start_at: start's settling wait asks over plain HTTP.
+    let tls_files = [
+        ("TLS_CERT_FILE", cert.as_str()),
+        ("TLS_KEY_FILE", key.as_str()),
+    ];
+    let tls = InProcess::start_at(&redis.url(), &tls_files);
+    let plain_port = plain.addr.port().to_string();
+    let tls_port = tls.addr.port().to_string();
+    let dead_port = free_port().to_string();
+    for (what, argv) in &checks {
+        // As in the image: PROXY_HOST=0.0.0.0, another port than 8080.
+        let plain_env = [
+            ("PROXY_HOST", "0.0.0.0"),
+            ("PROXY_PORT", plain_port.as_str()),
+        ];
+        assert!(healthy(argv, &plain_env), "{what} {argv:?}: plain");
+        let tls_env = [
+            ("PROXY_HOST", "0.0.0.0"),
+            ("PROXY_PORT", tls_port.as_str()),
+            ("TLS_CERT_FILE", cert.as_str()),
+            ("TLS_KEY_FILE", key.as_str()),
+        ];
+        assert!(healthy(argv, &tls_env), "{what} {argv:?}: TLS");
+        // It asks the port it is told, nothing else.
+        let dead_env = [
+            ("PROXY_HOST", "0.0.0.0"),
+            ("PROXY_PORT", dead_port.as_str()),
+        ];
+        assert!(!healthy(argv, &dead_env), "{what} {argv:?}: no proxy");
+    }
 }
