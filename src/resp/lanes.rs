@@ -14,6 +14,7 @@ use crate::log_limit::LogLimiter;
 use crate::service::{Batch, Client, Lane, Service};
 
 use super::cmd::pubsub::confirmation;
+use super::cmd::subscribed::OVER_SUBSCRIPTION;
 use super::conn::{Conn, State};
 use super::dedicated::Dedicated;
 use super::reply::Protocol;
@@ -88,25 +89,15 @@ fn subscribes(argv: &[&[u8]]) -> bool {
     name.eq_ignore_ascii_case(b"psubscribe") || name.eq_ignore_ascii_case(b"ssubscribe")
 }
 
-/// Whether request `argv` goes over a client's subscription at Redis: the
-/// Pub/Sub commands, and `PING`, whose reply Redis shapes by the
-/// subscription (`*2 pong` in RESP2's Pub/Sub mode). QUIT and RESET go
-/// there too, on their own path (`Conn::leave_subscription`).
+/// Whether request `argv` goes over a client's subscription at Redis
+/// ([`OVER_SUBSCRIPTION`]). QUIT and RESET go there too, on their own
+/// path (`Conn::leave_subscription`).
 fn over_subscription(argv: &[&[u8]]) -> bool {
-    let Some(name) = argv.first() else {
-        return false;
-    };
-    [
-        "subscribe",
-        "psubscribe",
-        "ssubscribe",
-        "unsubscribe",
-        "punsubscribe",
-        "sunsubscribe",
-        "ping",
-    ]
-    .iter()
-    .any(|command| name.eq_ignore_ascii_case(command.as_bytes()))
+    argv.first().is_some_and(|name| {
+        OVER_SUBSCRIPTION
+            .iter()
+            .any(|command| name.eq_ignore_ascii_case(command.as_bytes()))
+    })
 }
 
 /// `SUBSCRIBE __redis__:invalidate`, sent to Redis ahead of a client's

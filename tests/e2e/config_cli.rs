@@ -60,7 +60,12 @@ fn bad_values_stop_start_up_naming_the_variable() {
 #[test]
 fn a_value_that_is_not_utf8_stops_start_up_naming_the_variable() {
     use std::os::unix::ffi::OsStrExt;
-    for name in ["PROXY_PASSWORD", "REDIS_ADDRESS", "CACHE_CAPACITY", "MAX_CLIENTS"] {
+    for name in [
+        "PROXY_PASSWORD",
+        "REDIS_ADDRESS",
+        "CACHE_CAPACITY",
+        "MAX_CLIENTS",
+    ] {
         let dir = TempDir::new("cli");
         let mut child = Command::new(proxy_binary())
             .env_clear()
@@ -84,7 +89,10 @@ fn a_value_that_is_not_utf8_stops_start_up_naming_the_variable() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(exited, "{name} not UTF-8: the proxy started ({stderr})");
         assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
-        assert!(stderr.contains(name) && stderr.contains("UTF-8"), "{name}: {stderr}");
+        assert!(
+            stderr.contains(name) && stderr.contains("UTF-8"),
+            "{name}: {stderr}"
+        );
     }
 }
 

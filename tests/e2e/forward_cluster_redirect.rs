@@ -67,13 +67,7 @@ fn a_script_written_moved_to_an_unknown_host_is_passed_on_not_followed() {
     // Nor does such a -MOVED have the next batches read the slot map again
     // (before: one CLUSTER SLOTS per script run; the watcher's own reads,
     // about one a second, are the slack).
-    let slots_reads = || -> u64 {
-        cluster
-            .masters()
-            .iter()
-            .map(|m| m.calls("cluster|slots"))
-            .sum()
-    };
+    let slots_reads = || slots_reads(&cluster);
     let before = slots_reads();
     let own = format!("MOVED {slot} 127.0.0.1:{}", owner.port());
     let script = format!("return redis.error_reply('{own}')");
@@ -100,13 +94,7 @@ fn a_script_written_readonly_does_not_have_every_batch_read_the_map() {
     proxy.wait_for_link("up");
     let mut wire = Wire::connect(proxy.resp_addr());
     assert_eq!(wire.call_args(&["SET", "{t}k", "v"]), b"+OK\r\n");
-    let slots_reads = || -> u64 {
-        cluster
-            .masters()
-            .iter()
-            .map(|m| m.calls("cluster|slots"))
-            .sum()
-    };
+    let slots_reads = || slots_reads(&cluster);
     // A master's -READONLY cannot be told from a demoted one's, so it
     // marks the map stale; a script returning it in a loop had every
     // following batch read the map (20 runs: 20 reads). Now at most one
@@ -199,4 +187,13 @@ fn after_a_manual_failover_blocking_pops_and_flushall_recover_without_a_plain_wr
     assert!(readonly.starts_with("-READONLY "), "{readonly}");
     assert_eq!(show(wire.call_args(&["FLUSHALL"])), "+OK\r\n");
     assert_eq!(promoted.cmd::<i64>(&["DBSIZE"]), 0);
+}
+
+/// `CLUSTER SLOTS` calls the masters of `cluster` have answered so far.
+fn slots_reads(cluster: &Cluster) -> u64 {
+    cluster
+        .masters()
+        .iter()
+        .map(|m| m.calls("cluster|slots"))
+        .sum()
 }

@@ -25,7 +25,7 @@ mod info;
 mod peers;
 pub(super) mod pubsub;
 mod server;
-mod subscribed;
+pub(super) mod subscribed;
 
 use std::time::Instant;
 

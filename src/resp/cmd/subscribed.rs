@@ -15,8 +15,10 @@
 
 use crate::commands::CommandTable;
 
-/// The commands Redis runs on a RESP2 connection in Pub/Sub mode.
-const ALLOWED: &[&str] = &[
+/// The commands that go over a client's subscription at Redis: the
+/// Pub/Sub commands and `PING`, whose reply Redis shapes by the
+/// subscription (`*2 pong` in RESP2's Pub/Sub mode).
+pub const OVER_SUBSCRIPTION: &[&str] = &[
     "subscribe",
     "psubscribe",
     "ssubscribe",
@@ -24,13 +26,12 @@ const ALLOWED: &[&str] = &[
     "punsubscribe",
     "sunsubscribe",
     "ping",
-    "quit",
-    "reset",
 ];
 
-/// Whether command `name` (lower case) runs in RESP2 Pub/Sub mode.
+/// Whether command `name` (lower case) runs in RESP2 Pub/Sub mode: those
+/// above, QUIT and RESET.
 pub fn allowed(name: &str) -> bool {
-    ALLOWED.contains(&name)
+    OVER_SUBSCRIPTION.contains(&name) || name == "quit" || name == "reset"
 }
 
 /// The error request `args` (the command name first) gets in RESP2 Pub/Sub
