@@ -34,6 +34,7 @@ mod redirect;
 mod router;
 mod scan;
 mod sentinel;
+mod sentinel_ask;
 mod server;
 mod slots;
 mod tracking;

@@ -1,22 +1,25 @@
 //! Sentinel mode: the master is whichever one the sentinels name now.
 //!
 //! The redis crate's `SentinelClient` asks the sentinels for the master and
-//! checks with `ROLE` that it is one. A watcher thread asks again every
-//! second; when the master changes, the generation goes up. Pooled
-//! connections carry the generation they were opened under, and one from
-//! an older generation is retired instead of used: a demoted master still
-//! answers GET, with data that may be old. The invalidation link follows
-//! the generation too (`tracking.rs`).
+//! checks with `ROLE` that it is one; a watcher thread asks again every
+//! second (see `sentinel_ask.rs` for how each wait is bounded). When the
+//! master changes, the generation goes up. Everyone else uses the master
+//! last found, without network I/O under a lock: pooled connections carry
+//! the generation they were opened under, and one from an older generation
+//! is retired instead of used (a demoted master still answers GET, with
+//! data that may be old). The invalidation link follows the generation too
+//! (`tracking.rs`).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 
-use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
 use redis::{ConnectionAddr, IntoConnectionInfo};
 
 use super::fleet::{Fleet, Linked, Member};
+use super::sentinel_ask::{Asker, HostPort, Sentinel};
 use super::slots::Addr;
 use super::tracking::spawn_link_to;
 use super::InvalidationSink;
@@ -25,20 +28,31 @@ use crate::config::Config;
 /// How often the watcher asks the sentinels which master is current.
 pub(super) const WATCH_EVERY: Duration = Duration::from_secs(1);
 
+/// The master last found, with the crate's client for it.
+struct Known {
+    addr: HostPort,
+    client: redis::Client,
+}
+
 /// The sentinels' view of the master, shared by the pool, the probe, the
 /// invalidation link and the watcher.
 pub struct Topology {
-    client: Mutex<SentinelClient>,
-    /// The current master as `host:port`, once known.
-    master: Mutex<Option<(String, u16)>>,
+    asker: Asker,
+    /// The current master, once known; `found` is signalled when it is set.
+    master: Mutex<Option<Known>>,
+    found: Condvar,
+    /// Why the last round found no master, for errors while none is known.
+    why_not: Mutex<String>,
+    /// The sentinel that answered last: asked first next round.
+    preferred: AtomicUsize,
     /// Goes up each time the master changes.
     generation: AtomicU64,
     timeout: Duration,
 }
 
 impl Topology {
-    /// A sentinel client for the configured sentinels and master set, and
-    /// the thread that watches them.
+    /// A sentinel client for each configured sentinel and the master set,
+    /// and the thread that watches them.
     pub(super) fn start(config: &Config) -> redis::RedisResult<Arc<Topology>> {
         let Some(settings) = &config.sentinel else {
             return Err(redis::RedisError::from((
@@ -48,36 +62,27 @@ impl Topology {
         };
         let mut sentinels = Vec::new();
         for url in &config.redis_nodes {
-            let info = url.as_str().into_connection_info()?;
-            sentinels.push(info.addr().clone());
-        }
-        let first = config.redis_url.as_str().into_connection_info()?;
-        let redis = first.redis_settings();
-        let mut builder =
-            SentinelClientBuilder::new(sentinels, &settings.master, SentinelServerType::Master)?
-                .set_client_to_redis_protocol(redis::ProtocolVersion::RESP2);
-        if let Some(username) = redis.username() {
-            builder = builder.set_client_to_redis_username(username);
-        }
-        if let Some(password) = redis.password() {
-            builder = builder.set_client_to_redis_password(password);
-        }
-        if let Some(password) = &settings.password {
-            builder =
-                builder.set_client_to_sentinel_password(String::from_utf8_lossy(password.expose()));
-        }
-        if matches!(first.addr(), ConnectionAddr::TcpTls { .. }) {
-            builder = builder.set_client_to_redis_tls_mode(redis::TlsMode::Secure);
-            if let Some(ca) = &config.redis_tls_ca {
-                builder = builder.set_client_to_redis_certificates(redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(ca.clone()),
-                });
+            let mut info = url.as_str().into_connection_info()?;
+            let client = sentinel_client(config, &settings.master, info.addr().clone())?;
+            // Our own checks reach the sentinel as the crate does.
+            let mut auth = redis::RedisConnectionInfo::default();
+            if let Some(password) = &settings.password {
+                auth = auth.set_password(String::from_utf8_lossy(password.expose()));
             }
+            info = info.set_redis_settings(auth);
+            sentinels.push(Sentinel::new(info, client));
         }
         let topology = Arc::new(Topology {
-            client: Mutex::new(builder.build()?),
+            asker: Asker {
+                sentinels,
+                name: settings.master.clone(),
+                config: config.clone(),
+                timeout: config.redis_timeout,
+            },
             master: Mutex::new(None),
+            found: Condvar::new(),
+            why_not: Mutex::new("the sentinels have not been asked yet".to_owned()),
+            preferred: AtomicUsize::new(0),
             generation: AtomicU64::new(0),
             timeout: config.redis_timeout,
         });
@@ -85,9 +90,7 @@ impl Topology {
         thread::Builder::new()
             .name("sentinel-watch".to_owned())
             .spawn(move || loop {
-                if let Err(err) = watched.refresh() {
-                    log::debug!("sentinels unreachable: {err}");
-                }
+                watched.refresh();
                 thread::sleep(WATCH_EVERY);
             })
             .map_err(|err| {
@@ -104,44 +107,68 @@ impl Topology {
 
     /// The current master, once known.
     pub fn master(&self) -> Option<(String, u16)> {
-        self.master
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.known().as_ref().map(|known| known.addr.clone())
     }
 
-    /// A client for the master the sentinels name now (its role checked),
-    /// noting a change of master, and the generation it belongs to.
+    fn known(&self) -> std::sync::MutexGuard<'_, Option<Known>> {
+        self.master.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A client for the master last found, and the generation it belongs
+    /// to. No network I/O: while none is known yet, waits at most
+    /// REDIS_TIMEOUT_MS for the watcher to find one, then says why not.
     pub(super) fn master_client(&self) -> redis::RedisResult<(redis::Client, u64)> {
-        let client = self
-            .client
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_client()?;
-        let address = match client.get_connection_info().addr() {
-            ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
-                Some((host.clone(), *port))
-            }
-            _ => None,
-        };
-        let mut master = self.master.lock().unwrap_or_else(PoisonError::into_inner);
-        if address.is_some() && *master != address {
-            if master.is_some() {
-                log::warn!(
-                    "the sentinels name a new master: {:?} (was {:?}); connections to the old one are retired",
-                    address,
-                    *master
-                );
-            }
-            *master = address;
-            self.generation.fetch_add(1, Ordering::SeqCst);
+        let known = self.known();
+        let (known, _) = self
+            .found
+            .wait_timeout_while(known, self.timeout, |known| known.is_none())
+            .unwrap_or_else(PoisonError::into_inner);
+        match &*known {
+            Some(known) => Ok((known.client.clone(), self.generation())),
+            None => Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "no master known",
+                format!(
+                    "no master known yet for '{}' (failover in progress?): {}",
+                    self.asker.name,
+                    self.why_not.lock().unwrap_or_else(PoisonError::into_inner)
+                ),
+            ))),
         }
-        Ok((client, self.generation()))
     }
 
-    /// Asks the sentinels again.
-    fn refresh(&self) -> redis::RedisResult<()> {
-        self.master_client().map(drop)
+    /// Asks the sentinels again (the watcher): every wait bounded, nothing
+    /// locked meanwhile. A round that finds no master keeps the last one.
+    fn refresh(&self) {
+        let first = self.preferred.load(Ordering::Relaxed);
+        let found = match self.asker.round(first) {
+            Ok(found) => found,
+            Err(why) => {
+                let why = why.join("; ");
+                log::debug!("no master found this round: {why}");
+                *self.why_not.lock().unwrap_or_else(PoisonError::into_inner) = why;
+                return;
+            }
+        };
+        self.preferred.store(found.by, Ordering::Relaxed);
+        let mut known = self.known();
+        let old = known.as_ref().map(|known| known.addr.clone());
+        if old.as_ref() == Some(&found.addr) {
+            return;
+        }
+        if let Some(old) = &old {
+            log::warn!(
+                "the sentinels name a new master: {:?} (was {:?}); connections to the old one are retired",
+                found.addr,
+                old
+            );
+        }
+        *known = Some(Known {
+            addr: found.addr,
+            client: found.client,
+        });
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.found.notify_all();
     }
 
     /// A connection to the current master, bounded by REDIS_TIMEOUT_MS,
@@ -153,6 +180,44 @@ impl Topology {
     }
 }
 
+/// The crate's client asking the sentinel at `addr` alone for `master`,
+/// reaching the master as REDIS_ADDRESS says (credentials, TLS).
+fn sentinel_client(
+    config: &Config,
+    master: &str,
+    addr: ConnectionAddr,
+) -> redis::RedisResult<redis::sentinel::SentinelClient> {
+    let Some(settings) = &config.sentinel else {
+        return Err(redis::RedisError::from((
+            redis::ErrorKind::InvalidClientConfig,
+            "sentinel mode without REDIS_SENTINEL_MASTER",
+        )));
+    };
+    let first = config.redis_url.as_str().into_connection_info()?;
+    let redis = first.redis_settings();
+    let mut builder = SentinelClientBuilder::new([addr], master, SentinelServerType::Master)?
+        .set_client_to_redis_protocol(redis::ProtocolVersion::RESP2);
+    if let Some(username) = redis.username() {
+        builder = builder.set_client_to_redis_username(username);
+    }
+    if let Some(password) = redis.password() {
+        builder = builder.set_client_to_redis_password(password);
+    }
+    if let Some(password) = &settings.password {
+        builder =
+            builder.set_client_to_sentinel_password(String::from_utf8_lossy(password.expose()));
+    }
+    if matches!(first.addr(), ConnectionAddr::TcpTls { .. }) {
+        builder = builder.set_client_to_redis_tls_mode(redis::TlsMode::Secure);
+        if let Some(ca) = &config.redis_tls_ca {
+            builder = builder.set_client_to_redis_certificates(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca.clone()),
+            });
+        }
+    }
+    builder.build()
+}
 /// Starts the thread that keeps the invalidation link on the current
 /// master: when the sentinels name another, the link is reported lost
 /// (the cache dropped and bypassed) and a new one starts on the new master.

@@ -2,6 +2,7 @@
 //! watching them as `mymaster`.
 
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use super::redis_server::RedisServer;
 use super::{eventually, free_port, TempDir};
@@ -111,8 +112,60 @@ impl Sentinels {
 
     /// Runs a command on the first sentinel.
     pub fn cmd<T: redis::FromRedisValue>(&self, args: &[&str]) -> Option<T> {
-        sentinel_cmd(self.ports()[0], self.password.as_deref(), args)
+        self.cmd_on(0, args)
     }
+
+    /// Runs a command on sentinel `index` (`None` if it fails or does not
+    /// answer within a second).
+    pub fn cmd_on<T: redis::FromRedisValue>(&self, index: usize, args: &[&str]) -> Option<T> {
+        sentinel_cmd(self.ports()[index], self.password.as_deref(), args)
+    }
+
+    /// The master's port as sentinel `index` reports it now.
+    pub fn master_port_on(&self, index: usize) -> Option<u16> {
+        let addr: Vec<String> =
+            self.cmd_on(index, &["SENTINEL", "get-master-addr-by-name", MASTER])?;
+        addr.get(1)?.parse().ok()
+    }
+
+    /// Sentinel `index`'s process id.
+    pub fn sentinel_pid(&self, index: usize) -> u32 {
+        self.sentinels[index].0.id()
+    }
+}
+
+/// The process id of the Redis at `server`, from `INFO server`.
+pub fn redis_pid(server: &RedisServer) -> u32 {
+    let info: String = server.cmd(&["INFO", "server"]);
+    info.lines()
+        .find_map(|line| line.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
+        .expect("process_id in INFO server")
+}
+
+/// A process stopped with SIGSTOP (it accepts TCP connections and never
+/// answers: a hung server), continued with SIGCONT when dropped.
+pub struct Paused(u32);
+
+impl Paused {
+    pub fn new(pid: u32) -> Paused {
+        signal(pid, "STOP");
+        Paused(pid)
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        signal(self.0, "CONT");
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} {pid} failed");
 }
 
 fn sentinel_cmd<T: redis::FromRedisValue>(
@@ -121,9 +174,12 @@ fn sentinel_cmd<T: redis::FromRedisValue>(
     args: &[&str],
 ) -> Option<T> {
     let auth = password.map_or(String::new(), |pw| format!(":{pw}@"));
+    // Bounded: a test may have stopped this sentinel.
+    let bound = Duration::from_secs(1);
     let mut conn = redis::Client::open(format!("redis://{auth}127.0.0.1:{port}"))
-        .and_then(|c| c.get_connection())
+        .and_then(|c| c.get_connection_with_timeout(bound))
         .ok()?;
+    conn.set_read_timeout(Some(bound)).ok()?;
     let mut cmd = redis::cmd(args[0]);
     for arg in &args[1..] {
         cmd.arg(*arg);
