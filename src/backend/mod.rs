@@ -41,6 +41,7 @@ mod tracking;
 use connect::{client, cluster_client, connect, connect_failure, default_db, tls_roots};
 use failure::{reply_error, retire_on_failure};
 pub use fleet::Linked;
+pub use forward::MasterWatch;
 pub use forward_cluster::{Dest, Fold};
 pub use read::{Read, Ttl};
 pub use scan::split_cursor;

@@ -10,6 +10,7 @@
 //! data that may be old). The invalidation link follows the generation too
 //! (`tracking.rs`).
 
+use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
@@ -48,6 +49,16 @@ pub struct Topology {
     /// Goes up each time the master changes.
     generation: AtomicU64,
     timeout: Duration,
+    /// Blocking commands' and subscriptions' connections, shut down when
+    /// the master changes (see `Backend::watch_master`).
+    lanes: Mutex<Lanes>,
+}
+
+/// Connections to shut when the master changes, by key.
+#[derive(Default)]
+struct Lanes {
+    next: u64,
+    open: Vec<(u64, TcpStream)>,
 }
 
 impl Topology {
@@ -85,6 +96,7 @@ impl Topology {
             preferred: AtomicUsize::new(0),
             generation: AtomicU64::new(0),
             timeout: config.redis_timeout,
+            lanes: Mutex::new(Lanes::default()),
         });
         let watched = Arc::clone(&topology);
         thread::Builder::new()
@@ -169,6 +181,33 @@ impl Topology {
         });
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.found.notify_all();
+        drop(known);
+        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        for (_, stream) in lanes.open.drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Shuts `stream`, a connection opened under `generation`, down when
+    /// the master changes (at once if it has); the key to unwatch it by.
+    pub(super) fn watch_lane(&self, stream: TcpStream, generation: u64) -> u64 {
+        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        lanes.next += 1;
+        // Checked under the lock the change shuts them under: a change
+        // either finds this one listed or is seen here.
+        if generation != self.generation() {
+            let _ = stream.shutdown(Shutdown::Both);
+        } else {
+            let key = lanes.next;
+            lanes.open.push((key, stream));
+        }
+        lanes.next
+    }
+
+    /// Stops watching the connection `watch_lane` gave `key` for.
+    pub(super) fn unwatch_lane(&self, key: u64) {
+        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        lanes.open.retain(|(listed, _)| *listed != key);
     }
 
     /// A connection to the current master, bounded by REDIS_TIMEOUT_MS,

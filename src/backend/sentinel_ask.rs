@@ -107,9 +107,11 @@ impl Asker {
         };
         match self.is_master(&host, port) {
             Ok(true) => {}
-            Ok(false) => return Err(format!(
+            Ok(false) => {
+                return Err(format!(
                 "sentinel {who} names {host}:{port}, which is not a master (failover in progress?)"
-            )),
+            ))
+            }
             Err(err) => {
                 return Err(format!(
                     "master {host}:{port} named by sentinel {who}: {} (failover in progress?)",

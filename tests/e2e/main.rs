@@ -66,6 +66,7 @@ mod reset;
 mod resp;
 mod resp_bytes;
 mod sentinel;
+mod sentinel_held;
 mod sentinel_hung;
 mod stale_if_error;
 mod tls;
