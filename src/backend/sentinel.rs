@@ -14,7 +14,7 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
 use redis::{ConnectionAddr, IntoConnectionInfo};
@@ -28,6 +28,10 @@ use crate::config::Config;
 
 /// How often the watcher asks the sentinels which master is current.
 pub(super) const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a master left at a failover is not gone back to while the
+/// current one still answers as master (see `Topology::refused`).
+const LEFT_FOR: Duration = Duration::from_secs(60);
 
 /// The master last found, with the crate's client for it.
 struct Known {
@@ -49,6 +53,8 @@ pub struct Topology {
     /// Goes up each time the master changes.
     generation: AtomicU64,
     timeout: Duration,
+    /// Masters left at a failover, and when (see `refused`).
+    left: Mutex<Vec<(HostPort, Instant)>>,
     /// Blocking commands' and subscriptions' connections, shut down when
     /// the master changes (see `Backend::watch_master`).
     lanes: Mutex<Lanes>,
@@ -97,6 +103,7 @@ impl Topology {
             generation: AtomicU64::new(0),
             timeout: config.redis_timeout,
             lanes: Mutex::new(Lanes::default()),
+            left: Mutex::new(Vec::new()),
         });
         let watched = Arc::clone(&topology);
         thread::Builder::new()
@@ -153,7 +160,9 @@ impl Topology {
     /// locked meanwhile. A round that finds no master keeps the last one.
     fn refresh(&self) {
         let first = self.preferred.load(Ordering::Relaxed);
-        let found = match self.asker.round(first) {
+        let current = self.master();
+        let refuse = |addr: &HostPort| self.refused(current.as_ref(), addr);
+        let found = match self.asker.round(first, refuse) {
             Ok(found) => found,
             Err(why) => {
                 let why = why.join("; ");
@@ -169,6 +178,10 @@ impl Topology {
             return;
         }
         if let Some(old) = &old {
+            let mut left = self.left.lock().unwrap_or_else(PoisonError::into_inner);
+            left.retain(|(addr, since)| *addr != found.addr && since.elapsed() < LEFT_FOR);
+            left.push((old.clone(), Instant::now()));
+            drop(left);
             log::warn!(
                 "the sentinels name a new master: {:?} (was {:?}); connections to the old one are retired",
                 found.addr,
@@ -186,6 +199,32 @@ impl Topology {
         for (_, stream) in lanes.open.drain(..) {
             let _ = stream.shutdown(Shutdown::Both);
         }
+    }
+
+    /// Why `addr`, named by a sentinel, is not followed: it is a master
+    /// the proxy left at a failover less than `LEFT_FOR` ago, and the
+    /// `current` one still answers `ROLE` as master (within the timeout).
+    /// A sentinel that missed the failover (restarted with its old config)
+    /// names the old master, which may still answer as one (the sentinels
+    /// have not reconfigured it yet): following it would send writes to a
+    /// master the others have demoted, to be lost.
+    fn refused(&self, current: Option<&HostPort>, addr: &HostPort) -> Option<String> {
+        let (host, port) = current.filter(|current| *current != addr)?;
+        let left = self
+            .left
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .any(|(gone, since)| gone == addr && since.elapsed() < LEFT_FOR);
+        if !left || !matches!(self.asker.is_master(host, *port), Ok(true)) {
+            return None;
+        }
+        let why = format!(
+            "a master left at a failover less than {} s ago, while {host}:{port} still answers as master: not followed",
+            LEFT_FOR.as_secs()
+        );
+        log::warn!("a sentinel names {}:{}, {why}", addr.0, addr.1);
+        Some(why)
     }
 
     /// Shuts `stream`, a connection opened under `generation`, down when

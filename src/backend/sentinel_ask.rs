@@ -74,12 +74,17 @@ pub(super) struct Found {
 
 impl Asker {
     /// Asks the sentinels in turn, from `first`, until one names a master
-    /// that answers as one; else why not, for each sentinel.
-    pub(super) fn round(&self, first: usize) -> Result<Found, Vec<String>> {
+    /// that answers as one and that `refuse` does not refuse (it says
+    /// why); else why not, for each sentinel.
+    pub(super) fn round(
+        &self,
+        first: usize,
+        refuse: impl Fn(&HostPort) -> Option<String>,
+    ) -> Result<Found, Vec<String>> {
         let count = self.sentinels.len();
         let mut why = Vec::with_capacity(count);
         for index in (0..count).map(|i| (first + i) % count) {
-            match self.ask(index) {
+            match self.ask(index, &refuse) {
                 Ok((addr, client)) => {
                     return Ok(Found {
                         addr,
@@ -93,7 +98,11 @@ impl Asker {
         Err(why)
     }
 
-    fn ask(&self, index: usize) -> Result<(HostPort, redis::Client), String> {
+    fn ask(
+        &self,
+        index: usize,
+        refuse: &impl Fn(&HostPort) -> Option<String>,
+    ) -> Result<(HostPort, redis::Client), String> {
         let sentinel = &self.sentinels[index];
         let who = sentinel.name();
         let named = self
@@ -105,6 +114,9 @@ impl Asker {
                 self.name
             ));
         };
+        if let Some(why) = refuse(&(host.clone(), port)) {
+            return Err(format!("sentinel {who} names {host}:{port}: {why}"));
+        }
         match self.is_master(&host, port) {
             Ok(true) => {}
             Ok(false) => {
@@ -124,6 +136,9 @@ impl Asker {
             .map_err(|why| format!("sentinel {who}: {why}"))?;
         let addr = host_port(client.get_connection_info().addr())
             .ok_or_else(|| format!("sentinel {who} named a master without host and port"))?;
+        if let Some(why) = refuse(&addr) {
+            return Err(format!("sentinel {who} names {}:{}: {why}", addr.0, addr.1));
+        }
         Ok((addr, client))
     }
 

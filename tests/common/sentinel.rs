@@ -59,14 +59,7 @@ impl Sentinels {
                     ),
                 )
                 .expect("write a sentinel config");
-                let child = Command::new("redis-server")
-                    .arg(&conf)
-                    .arg("--sentinel")
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("redis-server is installed");
-                (child, port)
+                (spawn_sentinel(&conf), port)
             })
             .collect();
         let set = Sentinels {
@@ -128,10 +121,35 @@ impl Sentinels {
         addr.get(1)?.parse().ok()
     }
 
+    /// Kills sentinel `index` (SIGKILL): it misses what happens next.
+    pub fn kill_sentinel(&mut self, index: usize) {
+        let child = &mut self.sentinels[index].0;
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Starts sentinel `index` again from its config file, as it was when
+    /// it was killed (a sentinel that missed a failover names the old
+    /// master).
+    pub fn restart_sentinel(&mut self, index: usize) {
+        let conf = self._dir.path().join(format!("sentinel-{index}.conf"));
+        self.sentinels[index].0 = spawn_sentinel(&conf);
+    }
+
     /// Sentinel `index`'s process id.
     pub fn sentinel_pid(&self, index: usize) -> u32 {
         self.sentinels[index].0.id()
     }
+}
+
+fn spawn_sentinel(conf: &std::path::Path) -> Child {
+    Command::new("redis-server")
+        .arg(conf)
+        .arg("--sentinel")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is installed")
 }
 
 /// The process id of the Redis at `server`, from `INFO server`.

@@ -1,6 +1,7 @@
 //! REDIS_MODE=sentinel with a server that hangs (stopped with SIGSTOP: it
 //! accepts connections and never answers): the proxy still follows the
-//! sentinels' failover, every wait bounded by REDIS_TIMEOUT_MS.
+//! sentinels' failover, every wait bounded by REDIS_TIMEOUT_MS; and a
+//! sentinel that missed the failover does not send it back.
 
 use crate::common::resp_conn::RespConn;
 use crate::common::sentinel::{redis_pid, Paused, Sentinels, MASTER};
@@ -68,4 +69,44 @@ fn a_hung_sentinel_is_skipped_as_a_dead_one_is() {
         (set.master_port_on(1) == Some(new_port)).then_some(())
     });
     follows(&set, &proxy);
+}
+
+#[test]
+fn a_sentinel_that_missed_the_failover_does_not_send_the_proxy_back() {
+    let (mut set, proxy) = start();
+    set.kill_sentinel(0);
+    let _: String = set
+        .cmd_on(1, &["SENTINEL", "FAILOVER", MASTER])
+        .expect("SENTINEL FAILOVER");
+    let (old_port, new_port) = (set.master.port(), set.replica.port());
+    eventually("the sentinels to name the replica", || {
+        (set.master_port_on(1) == Some(new_port)).then_some(())
+    });
+    eventually("the proxy to follow", || {
+        proxy
+            .log()
+            .contains("the sentinels name a new master")
+            .then_some(())
+    });
+    // The demoted master answers as a master again (split brain), the
+    // sentinels that know better stop answering, and the one that missed
+    // the failover comes back naming the old master.
+    let _: () = set.master.cmd(&["REPLICAOF", "NO", "ONE"]);
+    let _stopped = [
+        Paused::new(set.sentinel_pid(1)),
+        Paused::new(set.sentinel_pid(2)),
+    ];
+    set.restart_sentinel(0);
+    eventually("the restarted sentinel to name the old master", || {
+        (set.master_port_on(0) == Some(old_port)).then_some(())
+    });
+    let refused = eventually("the proxy to refuse the old master, or go back", || {
+        let log = proxy.log();
+        let back = log.matches("the sentinels name a new master").count() > 1;
+        (back || log.contains("not followed")).then_some(!back)
+    });
+    assert!(refused, "the proxy went back to the demoted master");
+    let mut conn = RespConn::open(proxy.resp_addr());
+    assert_eq!(conn.call(&["SET", "k", "after"]), "+OK\r\n");
+    assert_eq!(set.replica.cmd::<String>(&["GET", "k"]), "after");
 }
