@@ -231,7 +231,17 @@ impl Backend {
             }
         };
         let mut conn =
-            RawConn::open(&info, resp3, self.timeout, &self.roots).map_err(|err| classify(&err))?;
+            RawConn::open(&info, resp3, self.timeout, &self.roots).map_err(|err| {
+                match (classify(&err), &self.target) {
+                    (BackendError::Unavailable(why), Target::Sentinel(topology)) => {
+                        BackendError::Unavailable(topology.explain(why))
+                    }
+                    (BackendError::Timeout(why), Target::Sentinel(topology)) => {
+                        BackendError::Timeout(topology.explain(why))
+                    }
+                    (other, _) => other,
+                }
+            })?;
         conn.generation = generation;
         conn.max_reply = self.max_reply;
         Ok(conn)

@@ -48,6 +48,8 @@ pub struct Topology {
     found: Condvar,
     /// Why the last round found no master, for errors while none is known.
     why_not: Mutex<String>,
+    /// Whether the last round found none (see `explain`).
+    lost: AtomicBool,
     /// The sentinel that answered last: asked first next round.
     preferred: AtomicUsize,
     /// Goes up each time the master changes.
@@ -99,6 +101,7 @@ impl Topology {
             master: Mutex::new(None),
             found: Condvar::new(),
             why_not: Mutex::new("the sentinels have not been asked yet".to_owned()),
+            lost: AtomicBool::new(false),
             preferred: AtomicUsize::new(0),
             generation: AtomicU64::new(0),
             timeout: config.redis_timeout,
@@ -144,9 +147,8 @@ impl Topology {
             .unwrap_or_else(PoisonError::into_inner);
         match &*known {
             Some(known) => Ok((known.client.clone(), self.generation())),
-            None => Err(redis::RedisError::from((
-                redis::ErrorKind::Io,
-                "no master known",
+            None => Err(redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
                 format!(
                     "no master known yet for '{}' (failover in progress?): {}",
                     self.asker.name,
@@ -168,9 +170,11 @@ impl Topology {
                 let why = why.join("; ");
                 log::debug!("no master found this round: {why}");
                 *self.why_not.lock().unwrap_or_else(PoisonError::into_inner) = why;
+                self.lost.store(true, Ordering::SeqCst);
                 return;
             }
         };
+        self.lost.store(false, Ordering::SeqCst);
         self.preferred.store(found.by, Ordering::Relaxed);
         let mut known = self.known();
         let old = known.as_ref().map(|known| known.addr.clone());
@@ -253,8 +257,32 @@ impl Topology {
     /// with the generation it belongs to.
     pub(super) fn connect(&self) -> redis::RedisResult<(redis::Connection, u64)> {
         let (client, generation) = self.master_client()?;
-        let conn = super::connect(&client, self.timeout)?;
+        let conn = super::connect(&client, self.timeout).map_err(|err| {
+            let kind = match err.is_timeout() {
+                true => std::io::ErrorKind::TimedOut,
+                false => std::io::ErrorKind::ConnectionRefused,
+            };
+            redis::RedisError::from(std::io::Error::new(kind, self.explain(err.to_string())))
+        })?;
         Ok((conn, generation))
+    }
+
+    /// `why` a connection to the master last found failed, with what the
+    /// sentinels say when they name no master now: the master is down
+    /// and a failover may be in progress, which reads otherwise like a
+    /// misconfigured REDIS_SENTINEL_MASTER or a Redis gone for good.
+    pub(super) fn explain(&self, why: String) -> String {
+        let Some((host, port)) = self.master() else {
+            return why;
+        };
+        if !self.lost.load(Ordering::SeqCst) {
+            return format!("master {host}:{port}: {why}");
+        }
+        format!(
+            "master {host}:{port}: {why}; the sentinels name no master for '{}' now (failover in progress?): {}",
+            self.asker.name,
+            self.why_not.lock().unwrap_or_else(PoisonError::into_inner)
+        )
     }
 }
 

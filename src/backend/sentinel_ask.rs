@@ -126,7 +126,7 @@ impl Asker {
             }
             Err(err) => {
                 return Err(format!(
-                    "master {host}:{port} named by sentinel {who}: {} (failover in progress?)",
+                    "master {host}:{port} named by sentinel {who}: {}",
                     bounded(&err, self.timeout)
                 ))
             }
