@@ -16,7 +16,7 @@ pub struct Sentinels {
     pub replica: RedisServer,
     sentinels: Vec<(Child, u16)>,
     password: Option<String>,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl Drop for Sentinels {
@@ -67,7 +67,7 @@ impl Sentinels {
             replica,
             sentinels,
             password: password.map(str::to_owned),
-            _dir: dir,
+            dir,
         };
         eventually("the replica to be in sync", || {
             let info: String = set.replica.try_cmd(&["INFO", "replication"])?;
@@ -132,7 +132,7 @@ impl Sentinels {
     /// it was killed (a sentinel that missed a failover names the old
     /// master).
     pub fn restart_sentinel(&mut self, index: usize) {
-        let conf = self._dir.path().join(format!("sentinel-{index}.conf"));
+        let conf = self.dir.path().join(format!("sentinel-{index}.conf"));
         self.sentinels[index].0 = spawn_sentinel(&conf);
     }
 
