@@ -4,11 +4,15 @@
 //! twemproxy does: one checkout carries many clients' commands).
 
 use std::io::{self, ErrorKind};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::raw::{RawConn, Upstream};
 use super::slots::Slot;
 use super::{Backend, BackendError, Target};
+
+/// Why a connection a client held was given up: the sentinels named
+/// another master since it was opened.
+pub const MASTER_CHANGED: &str = "master changed (sentinel failover): transaction/WATCH discarded";
 
 /// Idle raw connections, one stack per protocol (RESP2, RESP3).
 #[derive(Default)]
@@ -65,6 +69,12 @@ impl Backend {
     /// replies to `out`. Nothing is retried: the connection's state at
     /// Redis (queued commands, watched keys) would not survive it. After a
     /// failure `conn.broken` is set.
+    ///
+    /// A connection opened to a master the sentinels no longer name is not
+    /// used: nothing is sent and the batch fails with [`MASTER_CHANGED`]
+    /// (the demoted master would answer with old data, and run an EXEC
+    /// whose writes the new master never sees). The caller drops it, which
+    /// ends the client's transaction as a lost connection would.
     pub fn forward_on(
         &self,
         conn: &mut RawConn,
@@ -73,6 +83,13 @@ impl Backend {
         count: usize,
         out: &mut Vec<u8>,
     ) -> Result<(), ForwardError> {
+        if conn.generation != self.target.generation() {
+            conn.broken = true;
+            return Err(ForwardError {
+                answered: 0,
+                error: BackendError::Unavailable(MASTER_CHANGED.to_owned()),
+            });
+        }
         let mut answered = 0;
         let result = conn
             .speak(resp3)
@@ -176,6 +193,22 @@ impl Backend {
         Upstream::take_over(conn)
     }
 
+    /// Shuts `conn` down (from another thread) as soon as the sentinels
+    /// name another master, so a blocking command or a subscription on it
+    /// does not stay on the demoted one; [`MasterWatch::changed`] says
+    /// whether that is what ended it. Nothing to watch outside sentinel
+    /// mode.
+    pub fn watch_master(&self, conn: &RawConn) -> MasterWatch {
+        let Target::Sentinel(topology) = &self.target else {
+            return MasterWatch(None);
+        };
+        let key = conn
+            .closer()
+            .ok()
+            .map(|stream| topology.watch_lane(stream, conn.generation));
+        MasterWatch(key.map(|key| (Arc::clone(topology), key, conn.generation)))
+    }
+
     /// Whether `upstream` goes to the master of now (sentinel mode: not
     /// to one the sentinels stopped naming).
     pub fn upstream_current(&self, upstream: &Upstream) -> bool {
@@ -198,7 +231,17 @@ impl Backend {
             }
         };
         let mut conn =
-            RawConn::open(&info, resp3, self.timeout, &self.roots).map_err(|err| classify(&err))?;
+            RawConn::open(&info, resp3, self.timeout, &self.roots).map_err(|err| {
+                match (classify(&err), &self.target) {
+                    (BackendError::Unavailable(why), Target::Sentinel(topology)) => {
+                        BackendError::Unavailable(topology.explain(why))
+                    }
+                    (BackendError::Timeout(why), Target::Sentinel(topology)) => {
+                        BackendError::Timeout(topology.explain(why))
+                    }
+                    (other, _) => other,
+                }
+            })?;
         conn.generation = generation;
         conn.max_reply = self.max_reply;
         Ok(conn)
@@ -218,5 +261,32 @@ pub(super) fn classify(err: &io::Error) -> BackendError {
     match err.kind() {
         ErrorKind::WouldBlock | ErrorKind::TimedOut => BackendError::Timeout(err.to_string()),
         _ => BackendError::Unavailable(err.to_string()),
+    }
+}
+
+/// A connection watched for a change of master (see
+/// [`Backend::watch_master`]); unwatched when dropped.
+pub struct MasterWatch(Option<(Arc<super::Topology>, u64, u64)>);
+
+impl MasterWatch {
+    /// Watching nothing.
+    pub fn none() -> MasterWatch {
+        MasterWatch(None)
+    }
+
+    /// Whether the sentinels named another master since the connection
+    /// was opened (and so shut it down).
+    pub fn changed(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|(topology, _, generation)| topology.generation() != *generation)
+    }
+}
+
+impl Drop for MasterWatch {
+    fn drop(&mut self) {
+        if let Some((topology, key, _)) = &self.0 {
+            topology.unwatch_lane(*key);
+        }
     }
 }

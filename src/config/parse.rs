@@ -177,9 +177,12 @@ pub(super) fn parse_redis_addresses(raw: Raw, mode: RedisMode) -> Result<Vec<Url
             err
         })?;
         if mode != RedisMode::Standalone && !matches!(url.path(), "" | "/" | "/0") {
-            return Err(
-                raw.error("cluster seed nodes without a database number (a cluster has db 0 only)")
-            );
+            return Err(raw.error(match mode {
+                RedisMode::Sentinel => {
+                    "sentinel addresses without a database number (a sentinel has no databases; the master's db 0 is used)"
+                }
+                _ => "cluster seed nodes without a database number (a cluster has db 0 only)",
+            }));
         }
         nodes.push(url);
     }
@@ -229,4 +232,32 @@ pub(super) fn parse_sentinel(
         master: name.to_owned(),
         password: Some(password.value).filter(|p| !p.is_empty()).map(Secret),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_number_is_refused_in_the_words_of_the_mode() {
+        let raw = |value: &str| Raw {
+            name: "REDIS_ADDRESS",
+            value: value.to_owned(),
+        };
+        let sentinel = parse_redis_addresses(raw("redis://h:1/2,h:2"), RedisMode::Sentinel)
+            .expect_err("a database number");
+        assert!(
+            sentinel.expected.contains("sentinel addresses"),
+            "{}",
+            sentinel.expected
+        );
+        assert!(
+            !sentinel.expected.contains("cluster"),
+            "{}",
+            sentinel.expected
+        );
+        let cluster = parse_redis_addresses(raw("redis://h:1/2,h:2"), RedisMode::Cluster)
+            .expect_err("a database number");
+        assert!(cluster.expected.contains("cluster seed nodes"));
+    }
 }

@@ -50,6 +50,11 @@ pub struct Dedicated {
 /// told before it is closed (Redis, shut down, would close without a word).
 const SHUTTING_DOWN: &str = "ERR proxy shutting down";
 
+/// What a client whose blocking command or subscription a change of
+/// master (a sentinel failover) ended is told.
+const MASTER_CHANGED: &str =
+    "ERR master changed (sentinel failover): blocking command or subscription ended";
+
 /// One of the DEDICATED_CONNECTIONS places, given back when dropped.
 struct Place(Arc<AtomicUsize>);
 
@@ -266,7 +271,13 @@ fn run_blocking(
         };
         return (error_reply(why), None);
     }
+    let watch = service.watch_master(&held);
     let (reply, held) = forward(batch, client, Lane::Held(Some(held), true), None, service);
+    if held.is_none() && watch.changed() {
+        cancel.disarm();
+        return (error_reply(MASTER_CHANGED), None);
+    }
+    drop(watch);
     if !cancel.disarm() {
         // Cut short (the connection shut under the command): a client
         // still there is told the proxy is shutting down, not that Redis
@@ -325,10 +336,14 @@ fn relay(
     if writing.is_err() {
         return "ERR cannot start a thread for a subscription".to_owned();
     }
+    let watch = service.watch_master(&held);
     loop {
         let mut message = Vec::new();
         if let Err(err) = held.receive(&mut message) {
             cancel.cancel();
+            if watch.changed() {
+                return MASTER_CHANGED.to_owned();
+            }
             return format!("ERR the subscription's connection to Redis ended: {err}");
         }
         if !deliver(message) {

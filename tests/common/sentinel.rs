@@ -2,6 +2,7 @@
 //! watching them as `mymaster`.
 
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use super::redis_server::RedisServer;
 use super::{eventually, free_port, TempDir};
@@ -15,7 +16,7 @@ pub struct Sentinels {
     pub replica: RedisServer,
     sentinels: Vec<(Child, u16)>,
     password: Option<String>,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl Drop for Sentinels {
@@ -58,14 +59,7 @@ impl Sentinels {
                     ),
                 )
                 .expect("write a sentinel config");
-                let child = Command::new("redis-server")
-                    .arg(&conf)
-                    .arg("--sentinel")
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("redis-server is installed");
-                (child, port)
+                (spawn_sentinel(&conf), port)
             })
             .collect();
         let set = Sentinels {
@@ -73,7 +67,7 @@ impl Sentinels {
             replica,
             sentinels,
             password: password.map(str::to_owned),
-            _dir: dir,
+            dir,
         };
         eventually("the replica to be in sync", || {
             let info: String = set.replica.try_cmd(&["INFO", "replication"])?;
@@ -111,8 +105,85 @@ impl Sentinels {
 
     /// Runs a command on the first sentinel.
     pub fn cmd<T: redis::FromRedisValue>(&self, args: &[&str]) -> Option<T> {
-        sentinel_cmd(self.ports()[0], self.password.as_deref(), args)
+        self.cmd_on(0, args)
     }
+
+    /// Runs a command on sentinel `index` (`None` if it fails or does not
+    /// answer within a second).
+    pub fn cmd_on<T: redis::FromRedisValue>(&self, index: usize, args: &[&str]) -> Option<T> {
+        sentinel_cmd(self.ports()[index], self.password.as_deref(), args)
+    }
+
+    /// The master's port as sentinel `index` reports it now.
+    pub fn master_port_on(&self, index: usize) -> Option<u16> {
+        let addr: Vec<String> =
+            self.cmd_on(index, &["SENTINEL", "get-master-addr-by-name", MASTER])?;
+        addr.get(1)?.parse().ok()
+    }
+
+    /// Kills sentinel `index` (SIGKILL): it misses what happens next.
+    pub fn kill_sentinel(&mut self, index: usize) {
+        let child = &mut self.sentinels[index].0;
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Starts sentinel `index` again from its config file, as it was when
+    /// it was killed (a sentinel that missed a failover names the old
+    /// master).
+    pub fn restart_sentinel(&mut self, index: usize) {
+        let conf = self.dir.path().join(format!("sentinel-{index}.conf"));
+        self.sentinels[index].0 = spawn_sentinel(&conf);
+    }
+
+    /// Sentinel `index`'s process id.
+    pub fn sentinel_pid(&self, index: usize) -> u32 {
+        self.sentinels[index].0.id()
+    }
+}
+
+fn spawn_sentinel(conf: &std::path::Path) -> Child {
+    Command::new("redis-server")
+        .arg(conf)
+        .arg("--sentinel")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is installed")
+}
+
+/// The process id of the Redis at `server`, from `INFO server`.
+pub fn redis_pid(server: &RedisServer) -> u32 {
+    let info: String = server.cmd(&["INFO", "server"]);
+    info.lines()
+        .find_map(|line| line.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
+        .expect("process_id in INFO server")
+}
+
+/// A process stopped with SIGSTOP (it accepts TCP connections and never
+/// answers: a hung server), continued with SIGCONT when dropped.
+pub struct Paused(u32);
+
+impl Paused {
+    pub fn new(pid: u32) -> Paused {
+        signal(pid, "STOP");
+        Paused(pid)
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        signal(self.0, "CONT");
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} {pid} failed");
 }
 
 fn sentinel_cmd<T: redis::FromRedisValue>(
@@ -121,9 +192,12 @@ fn sentinel_cmd<T: redis::FromRedisValue>(
     args: &[&str],
 ) -> Option<T> {
     let auth = password.map_or(String::new(), |pw| format!(":{pw}@"));
+    // Bounded: a test may have stopped this sentinel.
+    let bound = Duration::from_secs(1);
     let mut conn = redis::Client::open(format!("redis://{auth}127.0.0.1:{port}"))
-        .and_then(|c| c.get_connection())
+        .and_then(|c| c.get_connection_with_timeout(bound))
         .ok()?;
+    conn.set_read_timeout(Some(bound)).ok()?;
     let mut cmd = redis::cmd(args[0]);
     for arg in &args[1..] {
         cmd.arg(*arg);

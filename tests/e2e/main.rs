@@ -67,6 +67,8 @@ mod reset;
 mod resp;
 mod resp_bytes;
 mod sentinel;
+mod sentinel_held;
+mod sentinel_hung;
 mod stale_if_error;
 mod tls;
 mod tracking_limits;

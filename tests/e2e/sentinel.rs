@@ -135,3 +135,20 @@ fn sentinels_with_a_password_are_reached_with_redis_sentinel_password() {
     assert_eq!(reply.status, 503, "{}", reply.text());
     assert_eq!(refused.get("/readyz").status, 503);
 }
+
+#[test]
+fn while_a_dead_master_awaits_failover_the_error_says_so() {
+    let (mut set, proxy) = start();
+    set.master.stop();
+    let body = eventually("an error naming the failover in progress", || {
+        let reply = proxy.get_key("absent");
+        let body = reply.text();
+        (reply.status == 503 && body.contains("failover in progress")).then_some(body)
+    });
+    assert!(body.contains(MASTER), "{body}");
+    assert!(!body.contains("MasterNameNotFoundBySentinel"), "{body}");
+    // And once the sentinels have failed over, the new master answers.
+    eventually("the proxy to follow", || {
+        (proxy.get_key(key(1)).text() == "v1").then_some(())
+    });
+}

@@ -127,6 +127,16 @@ impl Service {
         result
     }
 
+    /// Watches `held` for a change of master (sentinel mode): it is shut
+    /// down when the sentinels name another, so a blocking command or a
+    /// subscription does not wait on the demoted master.
+    pub fn watch_master(&self, held: &Held) -> crate::backend::MasterWatch {
+        match &held.0 {
+            Some(conn) => self.backend.watch_master(conn),
+            None => crate::backend::MasterWatch::none(),
+        }
+    }
+
     /// Gives back a connection from [`Service::hold`] once it is done
     /// with (kept for others only if it is sound).
     pub fn release(&self, mut held: Held) {

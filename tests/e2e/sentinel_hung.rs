@@ -1,0 +1,112 @@
+//! REDIS_MODE=sentinel with a server that hangs (stopped with SIGSTOP: it
+//! accepts connections and never answers): the proxy still follows the
+//! sentinels' failover, every wait bounded by REDIS_TIMEOUT_MS; and a
+//! sentinel that missed the failover does not send it back.
+
+use crate::common::resp_conn::RespConn;
+use crate::common::sentinel::{redis_pid, Paused, Sentinels, MASTER};
+use crate::common::{eventually, http, Proxy};
+
+fn start() -> (Sentinels, Proxy) {
+    let set = Sentinels::start();
+    set.master.set("k", "before");
+    let acked: i64 = set.master.cmd(&["WAIT", "1", "10000"]);
+    assert_eq!(acked, 1);
+    let proxy = Proxy::start_at(
+        &set.addresses(),
+        &[
+            ("REDIS_MODE", "sentinel"),
+            ("REDIS_SENTINEL_MASTER", MASTER),
+            ("RESP_PORT", "auto"),
+            ("REDIS_TIMEOUT_MS", "300"),
+        ],
+    );
+    proxy.wait_for_link("up");
+    assert_eq!(proxy.get_key("k").text(), "before");
+    (set, proxy)
+}
+
+/// Polls until a write through the proxy (a new RESP client each time)
+/// lands on the new master and `/readyz` answers 200. On the old code the
+/// proxy never answered: a read here hangs past its bound and fails.
+fn follows(set: &Sentinels, proxy: &Proxy) {
+    eventually(
+        "a write through the proxy to land on the new master",
+        || {
+            let mut conn = RespConn::open(proxy.resp_addr());
+            let reply = conn.call(&["SET", "k", "after"]);
+            let landed: Option<String> = set.replica.try_cmd(&["GET", "k"]);
+            (reply == "+OK\r\n" && landed.as_deref() == Some("after")).then_some(())
+        },
+    );
+    eventually("/readyz to answer 200", || {
+        let reply = http::try_request(proxy.addr, "GET", "/readyz", &[]).ok()?;
+        (reply.status == 200).then_some(())
+    });
+    assert_eq!(proxy.get_key("k").text(), "after");
+}
+
+#[test]
+fn a_hung_master_is_left_for_the_one_the_sentinels_fail_over_to() {
+    let (set, proxy) = start();
+    let _paused = Paused::new(redis_pid(&set.master));
+    let new_port = set.replica.port();
+    eventually("the sentinels to name the replica", || {
+        (set.master_port() == Some(new_port)).then_some(())
+    });
+    follows(&set, &proxy);
+}
+
+#[test]
+fn a_hung_sentinel_is_skipped_as_a_dead_one_is() {
+    let (set, proxy) = start();
+    let _paused = Paused::new(set.sentinel_pid(0));
+    let _: String = set
+        .cmd_on(1, &["SENTINEL", "FAILOVER", MASTER])
+        .expect("SENTINEL FAILOVER");
+    let new_port = set.replica.port();
+    eventually("the other sentinels to name the replica", || {
+        (set.master_port_on(1) == Some(new_port)).then_some(())
+    });
+    follows(&set, &proxy);
+}
+
+#[test]
+fn a_sentinel_that_missed_the_failover_does_not_send_the_proxy_back() {
+    let (mut set, proxy) = start();
+    set.kill_sentinel(0);
+    let _: String = set
+        .cmd_on(1, &["SENTINEL", "FAILOVER", MASTER])
+        .expect("SENTINEL FAILOVER");
+    let (old_port, new_port) = (set.master.port(), set.replica.port());
+    eventually("the sentinels to name the replica", || {
+        (set.master_port_on(1) == Some(new_port)).then_some(())
+    });
+    eventually("the proxy to follow", || {
+        proxy
+            .log()
+            .contains("the sentinels name a new master")
+            .then_some(())
+    });
+    // The demoted master answers as a master again (split brain), the
+    // sentinels that know better stop answering, and the one that missed
+    // the failover comes back naming the old master.
+    let _: () = set.master.cmd(&["REPLICAOF", "NO", "ONE"]);
+    let _stopped = [
+        Paused::new(set.sentinel_pid(1)),
+        Paused::new(set.sentinel_pid(2)),
+    ];
+    set.restart_sentinel(0);
+    eventually("the restarted sentinel to name the old master", || {
+        (set.master_port_on(0) == Some(old_port)).then_some(())
+    });
+    let refused = eventually("the proxy to refuse the old master, or go back", || {
+        let log = proxy.log();
+        let back = log.matches("the sentinels name a new master").count() > 1;
+        (back || log.contains("not followed")).then_some(!back)
+    });
+    assert!(refused, "the proxy went back to the demoted master");
+    let mut conn = RespConn::open(proxy.resp_addr());
+    assert_eq!(conn.call(&["SET", "k", "after"]), "+OK\r\n");
+    assert_eq!(set.replica.cmd::<String>(&["GET", "k"]), "after");
+}
