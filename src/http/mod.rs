@@ -80,6 +80,12 @@ impl HttpServer {
         let server = Server::from_listener(listener, ssl).map_err(io::Error::other)?;
         let server = Arc::new(server);
         service.watch_connections(FrontEnd::Http, server.open_connections());
+        // Answers tiny_http writes itself to heads it refuses (vendor patch
+        // 20) count as requests: no worker sees them.
+        let refused_heads = server.head_errors();
+        service
+            .metrics()
+            .watch_head_errors(move |status| refused_heads.answered(status));
         let stopping = Arc::new(AtomicBool::new(false));
         let unwritten = Arc::new(AtomicUsize::new(0));
         let cors = Arc::new(cors);

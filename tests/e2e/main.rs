@@ -47,6 +47,7 @@ mod harness;
 mod hostile;
 mod http_framing;
 mod http_framing_lines;
+mod http_head_counts;
 mod http_types;
 mod inline;
 mod keepalive;
