@@ -175,9 +175,13 @@ impl Worker {
     fn serve(&self, request: Request) {
         let started = Instant::now();
         let in_flight = self.service.request_started();
-        let mut response = match self.cors.preflight(&request) {
-            Some(preflight) => preflight,
-            None => route(&request, &self.service, started),
+        let mut response = if let Some(problem) = host_problem(&request) {
+            response::error(400, problem, None)
+        } else {
+            match self.cors.preflight(&request) {
+                Some(preflight) => preflight,
+                None => route(&request, &self.service, started),
+            }
         };
         self.cors.decorate(&request, &mut response);
         let status = response.status;
@@ -205,6 +209,26 @@ impl Worker {
         request.respond_without_blocking(response.into_tiny(), close, move || {
             unwritten.fetch_sub(1, Ordering::SeqCst);
         });
+    }
+}
+
+/// RFC 9112 section 3.2: a server MUST answer 400 to an HTTP/1.1 request
+/// without a `Host` header, and to any request with more than one (two
+/// hosts are two readings of one request, which a front end and this proxy
+/// could take apart). HTTP/1.0 needs none. One pass over the headers, no
+/// allocation.
+fn host_problem(request: &Request) -> Option<&'static str> {
+    let hosts = request
+        .headers()
+        .iter()
+        .filter(|h| h.field.equiv("Host"))
+        .take(2)
+        .count();
+    match hosts {
+        1 => None,
+        0 if *request.http_version() == tiny_http::HTTPVersion(1, 0) => None,
+        0 => Some("an HTTP/1.1 request needs a Host header (RFC 9112 section 3.2)"),
+        _ => Some("more than one Host header (RFC 9112 section 3.2)"),
     }
 }
 

@@ -48,6 +48,7 @@ mod hostile;
 mod http_framing;
 mod http_framing_lines;
 mod http_head_counts;
+mod http_host;
 mod http_types;
 mod inline;
 mod keepalive;
