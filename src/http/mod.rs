@@ -13,6 +13,7 @@
 //! holds that thread and its own socket only: never a worker, a WORKERS
 //! place or the cache lock.
 
+mod accept;
 pub mod cors;
 pub mod query;
 pub mod response;
@@ -385,16 +386,14 @@ fn if_none_match(request: &Request) -> Option<String> {
     joined
 }
 
-/// True when the `Accept` header names `application/json` (any case; no
-/// allocation, since curl and browsers send an Accept header every time).
+/// True when `Accept` prefers `application/json` to the raw bytes (media
+/// ranges parsed, `q` weighed: [`accept::prefers_json`]; no allocation,
+/// since curl and browsers send an Accept header every time).
 fn wants_json(request: &Request) -> bool {
-    const JSON: &[u8] = b"application/json";
-    request.headers().iter().any(|header| {
-        header.field.equiv("Accept")
-            && header
-                .value
-                .as_bytes()
-                .windows(JSON.len())
-                .any(|w| w.eq_ignore_ascii_case(JSON))
-    })
+    let values = request
+        .headers()
+        .iter()
+        .filter(|header| header.field.equiv("Accept"))
+        .map(|header| header.value.as_str());
+    accept::prefers_json(values)
 }

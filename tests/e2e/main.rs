@@ -45,6 +45,7 @@ mod forward_transactions_clients;
 mod forward_transactions_state;
 mod harness;
 mod hostile;
+mod http_accept;
 mod http_framing;
 mod http_framing_lines;
 mod http_head_counts;
