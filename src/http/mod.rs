@@ -258,15 +258,27 @@ fn route(request: &Request, service: &Service, started: Instant) -> HttpResponse
         "/healthz" if readable => response::json(200, &json!({ "status": "ok" })),
         "/readyz" if readable => status::ready(service),
         "/metrics" if readable => status::metrics(service),
-        "/proxy" | "/" | "/stats" | "/healthz" | "/readyz" | "/metrics" => {
-            response::method_not_allowed(b"GET, HEAD")
-        }
+        _ if served(path) => response::method_not_allowed(b"GET, HEAD"),
         _ => response::error(
             404,
             "no such path; use GET /proxy?key=K (or / in a browser)",
             None,
         ),
     }
+}
+
+/// Whether the proxy serves the path of the request target `target`.
+fn serves_target(target: &str) -> bool {
+    served(query::split_target(&query::origin_form(target)).0)
+}
+
+/// Whether the proxy serves `path` (other methods than GET and HEAD there
+/// are 405, and a CORS preflight 204; elsewhere 404).
+fn served(path: &str) -> bool {
+    matches!(
+        path,
+        "/proxy" | "/" | "/stats" | "/healthz" | "/readyz" | "/metrics"
+    )
 }
 
 /// The page for browsers: a key lookup and live figures, self-contained (no
