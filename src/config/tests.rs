@@ -237,3 +237,19 @@ fn durations_under_a_millisecond_are_refused_naming_the_variable() {
         Duration::ZERO
     );
 }
+
+#[test]
+fn sentinel_settings_outside_sentinel_mode_are_warned_about() {
+    let cfg = config(&[("REDIS_SENTINEL_MASTER", "mymaster")]).expect("valid");
+    assert_eq!(
+        cfg.deprecations,
+        ["REDIS_SENTINEL_MASTER is ignored: REDIS_MODE is standalone, not sentinel"]
+    );
+    let cfg = config(&[
+        ("REDIS_MODE", "sentinel"),
+        ("REDIS_SENTINEL_MASTER", "mymaster"),
+        ("REDIS_SENTINEL_PASSWORD", "pw"),
+    ])
+    .expect("valid");
+    assert!(cfg.deprecations.is_empty(), "{:?}", cfg.deprecations);
+}
