@@ -15,6 +15,7 @@
 
 mod accept;
 pub mod cors;
+mod host;
 pub mod query;
 pub mod response;
 mod status;
@@ -176,7 +177,7 @@ impl Worker {
     fn serve(&self, request: Request) {
         let started = Instant::now();
         let in_flight = self.service.request_started();
-        let mut response = if let Some(problem) = host_problem(&request) {
+        let mut response = if let Some(problem) = host::problem(&request) {
             response::error(400, problem, None)
         } else {
             match self.cors.preflight(&request) {
@@ -210,26 +211,6 @@ impl Worker {
         request.respond_without_blocking(response.into_tiny(), close, move || {
             unwritten.fetch_sub(1, Ordering::SeqCst);
         });
-    }
-}
-
-/// RFC 9112 section 3.2: a server MUST answer 400 to an HTTP/1.1 request
-/// without a `Host` header, and to any request with more than one (two
-/// hosts are two readings of one request, which a front end and this proxy
-/// could take apart). HTTP/1.0 needs none. One pass over the headers, no
-/// allocation.
-fn host_problem(request: &Request) -> Option<&'static str> {
-    let hosts = request
-        .headers()
-        .iter()
-        .filter(|h| h.field.equiv("Host"))
-        .take(2)
-        .count();
-    match hosts {
-        1 => None,
-        0 if *request.http_version() == tiny_http::HTTPVersion(1, 0) => None,
-        0 => Some("an HTTP/1.1 request needs a Host header (RFC 9112 section 3.2)"),
-        _ => Some("more than one Host header (RFC 9112 section 3.2)"),
     }
 }
 
