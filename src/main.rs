@@ -13,8 +13,14 @@ fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
         Err(failure) => {
-            log::error!("{}", failure.message);
-            eprintln!("redis-proxy: {}", failure.message);
+            // Said once: as a log line when the log shows errors, else (an
+            // unknown argument, before the logger starts; RUST_LOG=off)
+            // plainly on stderr. Both used to be printed.
+            if log::log_enabled!(log::Level::Error) {
+                log::error!("{}", failure.message);
+            } else {
+                eprintln!("redis-proxy: {}", failure.message);
+            }
             failure.code
         }
     }

@@ -88,7 +88,9 @@ pub struct Config {
     /// `tracking-table-max-keys`.
     pub tracking_max_keys: usize,
     /// One warning per deprecated variable name the environment used (see
-    /// [`RENAMED`]), for the caller to log once the logger is up.
+    /// [`RENAMED`]), and per variable set that the chosen mode ignores (the
+    /// sentinel ones outside sentinel mode), for the caller to log once the
+    /// logger is up.
     pub deprecations: Vec<String>,
     /// Bytes those keys may take (TRACKING_TABLE_MAX_BYTES): a key can be
     /// MAX_KEY_BYTES long, so a key count alone does not bound memory.
@@ -207,7 +209,7 @@ impl Config {
                 },
             }
         };
-        let deprecations = RENAMED
+        let mut deprecations: Vec<String> = RENAMED
             .iter()
             .filter(|(old, _)| lookup(old).is_some())
             .map(|(old, new)| match lookup(new) {
@@ -223,6 +225,18 @@ impl Config {
             .map_err(|_| host.error("an IP address, such as 127.0.0.1 or 0.0.0.0"))?;
         let port = raw("PROXY_PORT").parse_in::<u16>(0, u16::MAX, "a port number 0..=65535")?;
         let redis_mode = parse_mode(raw("REDIS_MODE"))?;
+        // Set, yet without effect: said at start rather than ignored in
+        // silence (a REDIS_MODE left out, say).
+        if redis_mode != RedisMode::Sentinel {
+            for name in ["REDIS_SENTINEL_MASTER", "REDIS_SENTINEL_PASSWORD"] {
+                if lookup(name).is_some_and(|value| !value.trim().is_empty()) {
+                    deprecations.push(format!(
+                        "{name} is ignored: REDIS_MODE is {}, not sentinel",
+                        redis_mode.name()
+                    ));
+                }
+            }
+        }
         let redis_nodes = parse_redis_addresses(raw("REDIS_ADDRESS"), redis_mode)?;
         let sentinel = parse_sentinel(
             redis_mode,

@@ -44,10 +44,15 @@ impl Raw {
     }
 }
 
+/// A duration in seconds, fractions allowed, from 1 ms to a year. Below
+/// 1 ms is refused rather than rounded: the timeouts are set on sockets and
+/// checked in milliseconds, where a few nanoseconds become 0, which turned
+/// an idle timeout off or made every entry expire at once (0.0000000001
+/// passed a "> 0" check).
 pub(super) fn parse_seconds(raw: Raw) -> Result<Duration, ConfigError> {
-    const EXPECTED: &str = "seconds > 0 and at most a year (31536000), fractions allowed";
+    const EXPECTED: &str = "seconds from 0.001 (1 ms) to a year (31536000), fractions allowed";
     let secs: f64 = raw.value.trim().parse().map_err(|_| raw.error(EXPECTED))?;
-    if !secs.is_finite() || secs <= 0.0 || secs > 31_536_000.0 {
+    if !secs.is_finite() || !(0.001..=31_536_000.0).contains(&secs) {
         return Err(raw.error(EXPECTED));
     }
     Duration::try_from_secs_f64(secs).map_err(|_| raw.error(EXPECTED))
@@ -78,7 +83,7 @@ pub(super) fn parse_stale_if_error(raw: Raw) -> Result<Duration, ConfigError> {
         return Ok(Duration::ZERO);
     }
     parse_seconds(raw).map_err(|mut err| {
-        err.expected = "0, or seconds > 0 and at most a year, fractions allowed".to_owned();
+        err.expected = "0, or seconds from 0.001 (1 ms) to a year, fractions allowed".to_owned();
         err
     })
 }

@@ -198,3 +198,58 @@ fn redis_modes_take_their_addresses_and_name_what_is_missing() {
         );
     }
 }
+
+#[test]
+fn durations_under_a_millisecond_are_refused_naming_the_variable() {
+    let durations = [
+        "GLOBAL_CACHE_EXPIRY",
+        "HTTP_IDLE_TIMEOUT_SECS",
+        "CLIENT_IDLE_TIMEOUT_SECS",
+        "SHUTDOWN_TIMEOUT_SECS",
+        "STALE_IF_ERROR_SECS",
+    ];
+    for name in durations {
+        // Each of these passed a "> 0" check and became 0 (or 1 ns).
+        for value in ["0.0000000001", "1e-10", "0.000999"] {
+            let err = config(&[(name, value)]).expect_err(value);
+            assert_eq!(err.variable, name, "{value}");
+            let message = err.to_string();
+            assert!(
+                message.contains(name) && message.contains("1 ms"),
+                "{message}"
+            );
+        }
+        let cfg = config(&[(name, "0.001")]).expect("1 ms is the least");
+        let set = match name {
+            "GLOBAL_CACHE_EXPIRY" => cfg.cache_expiry,
+            "HTTP_IDLE_TIMEOUT_SECS" => cfg.http_idle_timeout,
+            "CLIENT_IDLE_TIMEOUT_SECS" => cfg.client_idle_timeout,
+            "SHUTDOWN_TIMEOUT_SECS" => cfg.shutdown_timeout,
+            _ => cfg.stale_if_error,
+        };
+        assert_eq!(set, Duration::from_millis(1), "{name}");
+    }
+    // STALE_IF_ERROR_SECS's own 0 (never) still stands.
+    assert_eq!(
+        config(&[("STALE_IF_ERROR_SECS", "0")])
+            .expect("0")
+            .stale_if_error,
+        Duration::ZERO
+    );
+}
+
+#[test]
+fn sentinel_settings_outside_sentinel_mode_are_warned_about() {
+    let cfg = config(&[("REDIS_SENTINEL_MASTER", "mymaster")]).expect("valid");
+    assert_eq!(
+        cfg.deprecations,
+        ["REDIS_SENTINEL_MASTER is ignored: REDIS_MODE is standalone, not sentinel"]
+    );
+    let cfg = config(&[
+        ("REDIS_MODE", "sentinel"),
+        ("REDIS_SENTINEL_MASTER", "mymaster"),
+        ("REDIS_SENTINEL_PASSWORD", "pw"),
+    ])
+    .expect("valid");
+    assert!(cfg.deprecations.is_empty(), "{:?}", cfg.deprecations);
+}

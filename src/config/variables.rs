@@ -63,7 +63,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "GLOBAL_CACHE_EXPIRY",
         default: "60",
-        help: "seconds an entry is kept after insertion (> 0, at most a year; fractions allowed)",
+        help: "seconds an entry is kept after insertion (0.001 to a year; fractions allowed)",
     },
     Variable {
         name: "CACHE_CAPACITY",

@@ -2,18 +2,25 @@
 //! proxy's answers in a browser, and answers their preflight requests.
 //!
 //! With no origins configured (the default) this adds nothing and costs a
-//! branch per request. Otherwise a request whose `Origin` is allowed gets
-//! `Access-Control-Allow-Origin` (its origin, and `Vary: Origin` since the
-//! answer then depends on it; or `*`), and a preflight `OPTIONS` from it a
-//! 204 allowing GET and HEAD with the `Authorization` and `If-None-Match`
-//! headers. A request from any other origin gets no CORS header, so the
-//! browser keeps its page from reading the answer.
+//! branch per request. With a list, a request whose `Origin` is listed gets
+//! `Access-Control-Allow-Origin` naming it, and a preflight `OPTIONS` from
+//! it to a path the proxy serves a 204 allowing GET and HEAD with the
+//! `Authorization` and `If-None-Match` headers; a request from any other
+//! origin, or with none, gets no CORS header, so the browser keeps its page
+//! from reading the answer. Since the CORS headers then depend on `Origin`,
+//! every answer says `Vary: Origin`, those without them included: a shared
+//! cache must not hand one origin's copy (or the copy made for a request
+//! without `Origin`) to another. With `*`, every answer carries the same
+//! `Access-Control-Allow-Origin: *`, `Origin` or not, so nothing varies.
 
 use tiny_http::{Method, Request};
 
 use crate::config::CorsOrigins;
 
 use super::response::{self, HttpResponse};
+
+/// The headers besides the CORS-safelisted ones a page may read.
+const EXPOSE: &[u8] = b"Access-Control-Expose-Headers: ETag, X-Cache, Age\r\n";
 
 /// How long a browser may reuse a preflight answer (seconds).
 const MAX_AGE: &[u8] = b"600";
@@ -47,11 +54,13 @@ impl Cors {
     }
 
     /// The answer to a preflight request (`OPTIONS` with `Origin` and
-    /// `Access-Control-Request-Method`) from an allowed origin; None for
-    /// every other request, which is routed as usual.
+    /// `Access-Control-Request-Method`) from an allowed origin to a path
+    /// the proxy serves; None for every other request, which is routed as
+    /// usual (a preflight to an unknown path gets the 404 any request
+    /// there gets).
     #[inline]
     pub fn preflight(&self, request: &Request) -> Option<HttpResponse> {
-        if !matches!(request.method(), Method::Options) {
+        if !matches!(request.method(), Method::Options) || !super::serves_target(request.url()) {
             return None;
         }
         let origin = self.allowed_origin(request)?;
@@ -73,23 +82,35 @@ impl Cors {
         Some(answer)
     }
 
-    /// Adds the CORS headers an answer to an allowed origin carries (none
-    /// for other requests). The page may also read `ETag`, `X-Cache` and
-    /// `Age`.
+    /// Adds the CORS headers an answer carries: with `*`, the same on
+    /// every answer; with a list, `Access-Control-Allow-Origin` for a
+    /// listed origin, and `Vary: Origin` on every answer (a preflight's
+    /// too). The page may also read `ETag`, `X-Cache` and `Age`.
     #[inline]
     pub fn decorate(&self, request: &Request, answer: &mut HttpResponse) {
-        if let Some(origin) = self.allowed_origin(request) {
-            if !matches!(request.method(), Method::Options) {
-                self.allow(origin, answer);
-                answer
-                    .headers
-                    .push(b"Access-Control-Expose-Headers", b"ETag, X-Cache, Age");
+        match self.origins {
+            CorsOrigins::None => {}
+            CorsOrigins::Any => {
+                if !matches!(request.method(), Method::Options) {
+                    answer
+                        .headers
+                        .push_line(b"Access-Control-Allow-Origin: *\r\n");
+                    answer.headers.push_line(EXPOSE);
+                }
+            }
+            CorsOrigins::List(_) => {
+                if let Some(origin) = self.allowed_origin(request) {
+                    if !matches!(request.method(), Method::Options) {
+                        self.allow(origin, answer);
+                        answer.headers.push_line(EXPOSE);
+                    }
+                }
+                answer.headers.push_line(b"Vary: Origin\r\n");
             }
         }
     }
 
-    /// `Access-Control-Allow-Origin` (and `Vary: Origin` when it names the
-    /// origin).
+    /// `Access-Control-Allow-Origin` for `origin`, allowed.
     fn allow(&self, origin: &str, answer: &mut HttpResponse) {
         if self.origins == CorsOrigins::Any {
             answer.headers.push(b"Access-Control-Allow-Origin", b"*");
@@ -98,7 +119,6 @@ impl Cors {
             answer
                 .headers
                 .push(b"Access-Control-Allow-Origin", origin.as_bytes());
-            answer.headers.push(b"Vary", b"Origin");
         }
     }
 }

@@ -13,7 +13,9 @@
 //! holds that thread and its own socket only: never a worker, a WORKERS
 //! place or the cache lock.
 
+mod accept;
 pub mod cors;
+mod host;
 pub mod query;
 pub mod response;
 mod status;
@@ -80,6 +82,12 @@ impl HttpServer {
         let server = Server::from_listener(listener, ssl).map_err(io::Error::other)?;
         let server = Arc::new(server);
         service.watch_connections(FrontEnd::Http, server.open_connections());
+        // Answers tiny_http writes itself to heads it refuses (vendor patch
+        // 20) count as requests: no worker sees them.
+        let refused_heads = server.head_errors();
+        service
+            .metrics()
+            .watch_head_errors(move |status| refused_heads.answered(status));
         let stopping = Arc::new(AtomicBool::new(false));
         let unwritten = Arc::new(AtomicUsize::new(0));
         let cors = Arc::new(cors);
@@ -169,9 +177,13 @@ impl Worker {
     fn serve(&self, request: Request) {
         let started = Instant::now();
         let in_flight = self.service.request_started();
-        let mut response = match self.cors.preflight(&request) {
-            Some(preflight) => preflight,
-            None => route(&request, &self.service, started),
+        let mut response = if let Some(problem) = host::problem(&request) {
+            response::error(400, problem, None)
+        } else {
+            match self.cors.preflight(&request) {
+                Some(preflight) => preflight,
+                None => route(&request, &self.service, started),
+            }
         };
         self.cors.decorate(&request, &mut response);
         let status = response.status;
@@ -227,15 +239,27 @@ fn route(request: &Request, service: &Service, started: Instant) -> HttpResponse
         "/healthz" if readable => response::json(200, &json!({ "status": "ok" })),
         "/readyz" if readable => status::ready(service),
         "/metrics" if readable => status::metrics(service),
-        "/proxy" | "/" | "/stats" | "/healthz" | "/readyz" | "/metrics" => {
-            response::method_not_allowed(b"GET, HEAD")
-        }
+        _ if served(path) => response::method_not_allowed(b"GET, HEAD"),
         _ => response::error(
             404,
             "no such path; use GET /proxy?key=K (or / in a browser)",
             None,
         ),
     }
+}
+
+/// Whether the proxy serves the path of the request target `target`.
+fn serves_target(target: &str) -> bool {
+    served(query::split_target(&query::origin_form(target)).0)
+}
+
+/// Whether the proxy serves `path` (other methods than GET and HEAD there
+/// are 405, and a CORS preflight 204; elsewhere 404).
+fn served(path: &str) -> bool {
+    matches!(
+        path,
+        "/proxy" | "/" | "/stats" | "/healthz" | "/readyz" | "/metrics"
+    )
 }
 
 /// The page for browsers: a key lookup and live figures, self-contained (no
@@ -355,16 +379,14 @@ fn if_none_match(request: &Request) -> Option<String> {
     joined
 }
 
-/// True when the `Accept` header names `application/json` (any case; no
-/// allocation, since curl and browsers send an Accept header every time).
+/// True when `Accept` prefers `application/json` to the raw bytes (media
+/// ranges parsed, `q` weighed: [`accept::prefers_json`]; no allocation,
+/// since curl and browsers send an Accept header every time).
 fn wants_json(request: &Request) -> bool {
-    const JSON: &[u8] = b"application/json";
-    request.headers().iter().any(|header| {
-        header.field.equiv("Accept")
-            && header
-                .value
-                .as_bytes()
-                .windows(JSON.len())
-                .any(|w| w.eq_ignore_ascii_case(JSON))
-    })
+    let values = request
+        .headers()
+        .iter()
+        .filter(|header| header.field.equiv("Accept"))
+        .map(|header| header.value.as_str());
+    accept::prefers_json(values)
 }

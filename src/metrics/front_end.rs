@@ -55,6 +55,16 @@ impl Metrics {
         let _ = self.connections[front_end as usize].set(open);
     }
 
+    /// Hands the metrics the HTTP server's count of the answers it writes
+    /// itself to request heads it refuses (malformed, too large, timed out,
+    /// another HTTP version: vendor patch 20), `answered(status)`, added to
+    /// `redis_proxy_requests_total{protocol="http"}` when rendered: no
+    /// worker sees those requests, and a flood of them must show. The first
+    /// call wins.
+    pub fn watch_head_errors(&self, answered: impl Fn(u16) -> u64 + Send + Sync + 'static) {
+        let _ = self.head_errors.set(Box::new(answered));
+    }
+
     /// The RESP event loop's connections with `CLIENT TRACKING` on (the
     /// table's own sizes come through `set_client_tracking`).
     pub fn set_tracking_clients(&self, clients: usize) {

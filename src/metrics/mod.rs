@@ -24,9 +24,10 @@ pub use front_end::{serve_on_this_thread, FrontEnd};
 use histogram::{Histogram, BUCKETS};
 pub use process::resident_bytes;
 
-/// HTTP statuses counted by name; anything else counts as "other".
-const HTTP_STATUSES: [u16; 14] = [
-    200, 304, 400, 401, 404, 405, 408, 413, 414, 431, 500, 502, 503, 504,
+/// HTTP statuses counted by name; anything else counts as "other". Every
+/// status tiny_http answers a refused head with is among them (417, 505).
+const HTTP_STATUSES: [u16; 16] = [
+    200, 304, 400, 401, 404, 405, 408, 413, 414, 417, 431, 500, 502, 503, 504, 505,
 ];
 /// RESP outcomes counted.
 const RESP_STATUSES: [&str; 2] = ["ok", "error"];
@@ -67,6 +68,9 @@ pub struct Metrics {
     flushes: [AtomicU64; FLUSH_REASONS.len()],
     /// Each front end's own count of its open connections, once it runs.
     connections: [OnceLock<Arc<AtomicUsize>>; 2],
+    /// The HTTP server's count of the answers it wrote itself to request
+    /// heads it refused, by status (vendor patch 20), once it runs.
+    head_errors: OnceLock<HeadErrors>,
     tracking_clients: AtomicUsize,
     /// MAX_CONNECTIONS (RESP), for alerts on connections near it.
     max_connections: AtomicUsize,
@@ -85,6 +89,10 @@ pub struct Metrics {
     /// Forwarded batches' round trips.
     forward_duration: Histogram,
 }
+
+/// How many answers with a status the HTTP server wrote itself, to request
+/// heads it refused (a function of the status).
+type HeadErrors = Box<dyn Fn(u16) -> u64 + Send + Sync>;
 
 /// Labels of `redis_proxy_auth_failures_total`.
 const AUTH_PROTOCOLS: [&str; 2] = ["http", "resp"];
@@ -148,6 +156,7 @@ impl Metrics {
             ops_sample: Mutex::new((Instant::now(), 0, 0)),
             flushes: std::array::from_fn(|_| AtomicU64::new(0)),
             connections: [OnceLock::new(), OnceLock::new()],
+            head_errors: OnceLock::new(),
             tracking_clients: AtomicUsize::new(0),
             max_connections: AtomicUsize::new(0),
             invalidation_enabled: AtomicUsize::new(0),

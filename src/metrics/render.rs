@@ -119,8 +119,13 @@ impl Metrics {
             "Requests answered, by front end and status.",
             "counter",
         );
-        for (i, status) in HTTP_STATUSES.iter().enumerate() {
-            let n = self.http_requests[i].load(Relaxed);
+        let refused_heads = |status| {
+            self.head_errors
+                .get()
+                .map_or(0, |answered| answered(status))
+        };
+        for (i, &status) in HTTP_STATUSES.iter().enumerate() {
+            let n = self.http_requests[i].load(Relaxed) + refused_heads(status);
             let _ = writeln!(out, "{name}{{protocol=\"http\",status=\"{status}\"}} {n}");
         }
         let other = self.http_requests[HTTP_STATUSES.len()].load(Relaxed);

@@ -53,7 +53,18 @@ fn bad_values_stop_start_up_naming_the_variable() {
         let (code, _, stderr) = run(&[(name, value)], &[]);
         assert_ne!(code, 0, "{name}={value} was accepted");
         assert!(stderr.contains(name), "{name}: {stderr}");
+        // Once: not as a log line and again as a plain one.
+        let said = stderr.lines().filter(|l| l.contains(name)).count();
+        assert_eq!(said, 1, "{name}: {stderr}");
     }
+    // With the log off, still said (once).
+    let (code, _, stderr) = run(&[("CACHE_CAPACITY", "0"), ("RUST_LOG", "off")], &[]);
+    assert_ne!(code, 0);
+    let said = stderr
+        .lines()
+        .filter(|l| l.contains("CACHE_CAPACITY"))
+        .count();
+    assert_eq!(said, 1, "{stderr}");
 }
 
 /// Not UTF-8: refused, not taken for unset (its default: no password).

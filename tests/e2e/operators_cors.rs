@@ -238,3 +238,110 @@ fn the_page_opened_with_credentials_in_its_url_looks_a_key_up() {
         "figures never filled in: {dom}"
     );
 }
+
+/// Status and every header line (lower-case names, repeats kept) of the
+/// answer to `method path` with `headers`, on a connection closed after it.
+fn every_header(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<(String, String)>) {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut stream = crate::common::connect(addr);
+    stream.write_all(head.as_bytes()).expect("send");
+    let received = crate::common::read_until_closed(&mut stream);
+    let text = String::from_utf8_lossy(&received);
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {text:?}"));
+    let found = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    (status, found)
+}
+
+fn values<'h>(headers: &'h [(String, String)], name: &str) -> Vec<&'h str> {
+    headers
+        .iter()
+        .filter(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+#[test]
+fn with_listed_origins_every_answer_varies_by_origin_and_unknown_paths_are_404() {
+    let redis = RedisServer::start();
+    redis.set("k", "v");
+    let origin = "http://app.example.test:3000";
+    let proxy = InProcess::start(&redis, &[("CORS_ALLOW_ORIGINS", origin)]);
+    // The same URL with the listed origin, another, or none: each answer
+    // says it depends on Origin, so a shared cache keeps them apart.
+    let origins = [
+        vec![("Origin", origin)],
+        vec![("Origin", "http://evil.test")],
+        vec![],
+    ];
+    for path in [
+        "/proxy?key=k",
+        "/proxy?key=absent",
+        "/healthz",
+        "/no-such-path",
+    ] {
+        for headers in &origins {
+            let (status, answer) = every_header(proxy.addr, "GET", path, headers);
+            assert!(
+                values(&answer, "vary").contains(&"Origin"),
+                "GET {path} {headers:?}: {status} {answer:?}"
+            );
+            let allowed = values(&answer, "access-control-allow-origin");
+            let listed = headers.first().is_some_and(|(_, o)| *o == origin);
+            assert_eq!(allowed, if listed { vec![origin] } else { vec![] });
+        }
+    }
+    // Said once on a preflight, and on a refused one.
+    let preflight = [("Origin", origin), ("Access-Control-Request-Method", "GET")];
+    let (status, answer) = every_header(proxy.addr, "OPTIONS", "/proxy?key=k", &preflight);
+    assert_eq!((status, values(&answer, "vary")), (204, vec!["Origin"]));
+    let refused = [
+        ("Origin", "http://evil.test"),
+        ("Access-Control-Request-Method", "GET"),
+    ];
+    let (status, answer) = every_header(proxy.addr, "OPTIONS", "/proxy?key=k", &refused);
+    assert_eq!((status, values(&answer, "vary")), (405, vec!["Origin"]));
+    // A preflight to a path the proxy does not serve is the 404 a request
+    // there gets, not a 204 inviting the page to send it.
+    for path in ["/no-such-path", "/proxy/extra"] {
+        let (status, _) = every_header(proxy.addr, "OPTIONS", path, &preflight);
+        assert_eq!(status, 404, "{path}");
+    }
+    // `*`: the same header on every answer, with an Origin or without, so
+    // nothing varies by it.
+    let any = InProcess::start(&redis, &[("CORS_ALLOW_ORIGINS", "*")]);
+    for headers in &origins {
+        let (_, answer) = every_header(any.addr, "GET", "/proxy?key=k", headers);
+        assert_eq!(
+            values(&answer, "access-control-allow-origin"),
+            vec!["*"],
+            "{headers:?}"
+        );
+        assert!(!values(&answer, "vary").contains(&"Origin"), "{headers:?}");
+    }
+    // Unset: no CORS header, no Vary: Origin.
+    let off = InProcess::start(&redis, &[]);
+    let (_, answer) = every_header(off.addr, "GET", "/proxy?key=k", &[("Origin", origin)]);
+    assert!(
+        values(&answer, "vary").iter().all(|v| *v != "Origin"),
+        "{answer:?}"
+    );
+    assert!(values(&answer, "access-control-allow-origin").is_empty());
+}

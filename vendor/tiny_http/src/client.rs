@@ -37,6 +37,12 @@ pub struct ClientConnection {
 
     // redis-proxy patch 5: the socket, for writing without blocking
     send_handle: Option<crate::request::SendHandle>,
+
+    // redis-proxy patch 20: answers to refused heads, counted by status;
+    // and whether bytes of a head had come when a read of it failed (a
+    // timeout before any is an idle connection closed, not a request).
+    head_errors: std::sync::Arc<crate::HeadErrors>,
+    head_begun: bool,
 }
 
 // redis-proxy patch 2: bound what one request's head can make us buffer.
@@ -69,6 +75,7 @@ impl ClientConnection {
     pub fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        head_errors: std::sync::Arc<crate::HeadErrors>, // redis-proxy patch 20
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
@@ -85,6 +92,8 @@ impl ClientConnection {
             no_more_requests: false,
             secure,
             send_handle,
+            head_errors, // redis-proxy patch 20
+            head_begun: false,
         }
     }
 
@@ -112,6 +121,11 @@ impl ClientConnection {
             let byte = self.next_header_source.by_ref().bytes().next();
 
             let byte = match byte {
+                // redis-proxy patch 20: whether this line had begun (error path only).
+                Some(Err(e)) => {
+                    self.head_begun = !buf.is_empty();
+                    return Err(e);
+                }
                 Some(b) => b?,
                 None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
             };
@@ -167,7 +181,9 @@ impl ClientConnection {
                 let mut headers = Vec::new();
                 let mut headers_len = 0;
                 loop {
-                    let line = self.read_next_line().map_err(|e| match e.kind() {
+                    // redis-proxy patch 20: a failed header line is of a head begun.
+                    let line = self.read_next_line().inspect_err(|_| self.head_begun = true);
+                    let line = line.map_err(|e| match e.kind() {
                         ErrorKind::InvalidData => ReadError::HeadersTooLarge(version.clone()),
                         // redis-proxy patch 17: a bare LF or CR, answered and closed.
                         ErrorKind::InvalidInput if bare_line_end(&e) => {
@@ -265,6 +281,7 @@ impl Iterator for ClientConnection {
                 Err(ReadError::WrongRequestLine) => {
                     let writer = self.sink.next().unwrap();
                     let response = json_error(400, "malformed request line");
+                    self.head_errors.add(400); // redis-proxy patch 20
                     response // redis-proxy patch 12: says it closes
                         .raw_print(writer, HTTPVersion(1, 1), &[closing()], false, None)
                         .ok();
@@ -275,6 +292,7 @@ impl Iterator for ClientConnection {
                 Err(ReadError::RequestLineTooLong) => {
                     let writer = self.sink.next().unwrap();
                     let response = json_error(414, "request line too long (max 32768 bytes)");
+                    self.head_errors.add(414); // redis-proxy patch 20
                     response // redis-proxy patch 12: says it closes
                         .raw_print(writer, HTTPVersion(1, 1), &[closing()], false, None)
                         .ok();
@@ -287,6 +305,7 @@ impl Iterator for ClientConnection {
                         431,
                         "request headers too large (max 65536 bytes, 100 lines, 32768 bytes a line)",
                     );
+                    self.head_errors.add(431); // redis-proxy patch 20
                     // redis-proxy patch 12: says it closes.
                     response.raw_print(writer, ver, &[closing()], false, None).ok();
                     return None;
@@ -295,6 +314,7 @@ impl Iterator for ClientConnection {
                 Err(ReadError::WrongHeader(ver)) => {
                     let writer = self.sink.next().unwrap();
                     let response = json_error(400, "malformed header line");
+                    self.head_errors.add(400); // redis-proxy patch 20
                     // redis-proxy patch 12: says it closes.
                     response.raw_print(writer, ver, &[closing()], false, None).ok();
                     return None; // we don't know where the next request would start,
@@ -309,6 +329,11 @@ impl Iterator for ClientConnection {
                     // request timeout
                     let writer = self.sink.next().unwrap();
                     let response = json_error(408, "no complete request within the idle timeout");
+                    // redis-proxy patch 20: a head cut short is a request answered;
+                    // an idle connection closed (no byte of a request) is not.
+                    if self.head_begun {
+                        self.head_errors.add(408);
+                    }
                     response // redis-proxy patch 12: says it closes
                         .raw_print(writer, HTTPVersion(1, 1), &[closing()], false, None)
                         .ok();
@@ -318,6 +343,7 @@ impl Iterator for ClientConnection {
                 Err(ReadError::ExpectationFailed(ver)) => {
                     let writer = self.sink.next().unwrap();
                     let response = json_error(417, "unsupported Expect header");
+                    self.head_errors.add(417); // redis-proxy patch 20
                     // redis-proxy patch 12: with its body (its length was sent).
                     response.raw_print(writer, ver, &[closing()], false, None).ok();
                     return None; // TODO: should be recoverable, but needs handling in case of body
@@ -327,6 +353,7 @@ impl Iterator for ClientConnection {
                 Err(ReadError::Refused(ver, status, message)) => {
                     let writer = self.sink.next().unwrap();
                     let response = json_error(status, message);
+                    self.head_errors.add(status); // redis-proxy patch 20
                     response.raw_print(writer, ver, &[closing()], false, None).ok();
                     return None;
                 }

@@ -116,6 +116,8 @@ pub use connection::{ConfigListenAddr, ListenAddr, Listener};
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
+// redis-proxy patch 20: answers to refused heads, counted.
+pub use util::head_errors::{HeadErrors, HEAD_ERROR_STATUSES};
 
 mod client;
 mod common;
@@ -144,6 +146,9 @@ pub struct Server {
 
     // redis-proxy patch 14: client connections open now.
     open_connections: Arc<AtomicUsize>,
+
+    // redis-proxy patch 20: answers to request heads refused, by status.
+    head_errors: Arc<HeadErrors>,
 }
 
 /// redis-proxy patch 14: counts a connection as open from its accept until
@@ -301,6 +306,8 @@ impl Server {
         let inside_messages = messages.clone();
         let open_connections = Arc::new(AtomicUsize::new(0)); // redis-proxy patch 14
         let inside_open_connections = open_connections.clone();
+        let head_errors = Arc::new(HeadErrors::default()); // redis-proxy patch 20
+        let inside_head_errors = head_errors.clone();
         thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
@@ -335,7 +342,12 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                        // redis-proxy patch 20: with the count of refused heads.
+                        Ok(ClientConnection::new(
+                            write_closable,
+                            read_closable,
+                            inside_head_errors.clone(),
+                        ))
                     }
                     Err(e) => Err(e),
                 };
@@ -425,6 +437,7 @@ impl Server {
             close: close_trigger,
             listening_addr: local_addr,
             open_connections,
+            head_errors, // redis-proxy patch 20
         })
     }
 
@@ -432,6 +445,13 @@ impl Server {
     /// shared (it stays current as connections come and go), for a gauge.
     pub fn open_connections(&self) -> Arc<AtomicUsize> {
         self.open_connections.clone()
+    }
+
+    /// redis-proxy patch 20: the answers this server wrote itself to
+    /// request heads it refused (400, 408, 413, 414, 417, 431, 505), by
+    /// status; shared, it stays current. A request it returns is not in it.
+    pub fn head_errors(&self) -> Arc<HeadErrors> {
+        self.head_errors.clone()
     }
 
     /// Returns an iterator for all the incoming requests.

@@ -14,6 +14,8 @@ pub(crate) mod accept_backoff;
 mod custom_stream;
 mod equal_reader;
 mod fused_reader;
+// redis-proxy patch 20: answers to refused heads, counted.
+pub(crate) mod head_errors;
 mod messages_queue;
 pub(crate) mod refined_tcp_stream;
 mod sequential;
