@@ -348,6 +348,7 @@ impl Conn {
             Kind::Subscribed => {
                 // Pub/Sub commands, PING and refused ones: no key changes.
                 self.session.at_redis.owed = true;
+                self.count_token_pings(&batch);
                 self.subscription
                     .as_ref()
                     .is_some_and(|subscription| subscription.send(batch.frames().to_vec()))
@@ -380,8 +381,13 @@ impl Conn {
 
     /// The subscription ended: say why (if there is something to say) and
     /// close, as Redis's own connection would have closed.
+    /// Nothing the client sent after runs, as at Redis (a request waiting
+    /// for the barrier would otherwise take the ordinary path).
     pub fn subscription_ended(&mut self, why: &[u8]) {
         self.subscription = None;
+        self.session.quit = true;
+        // What was held while the client waited goes out first.
+        self.deliver(&[], None, false);
         if !why.is_empty() {
             let why = String::from_utf8_lossy(why).into_owned();
             self.push(|out| {

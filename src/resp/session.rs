@@ -62,6 +62,13 @@ pub struct AtRedis {
     /// The proxy's own `PING` (the barrier, `lanes.rs`) is on its way: its
     /// reply is dropped, and resumes the client.
     pub barrier: bool,
+    /// When the barrier was sent: past REDIS_TIMEOUT_MS with no reply, the
+    /// subscription is given up (`Conn::barrier_overdue`).
+    pub barrier_since: Option<std::time::Instant>,
+    /// The client's own `PING`s carrying the barrier's argument (learnt
+    /// from `SLOWLOG`, say) still unanswered: their replies are the
+    /// client's, not the barrier's.
+    pub token_pings: usize,
     /// Replies to the proxy's own `HELLO` (the client's protocol changed
     /// while subscribed at Redis) still to drop.
     pub hello: usize,

@@ -29,15 +29,22 @@
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::LazyLock;
+use std::time::Duration;
+
+use mio::Token;
 
 use super::cmd::pubsub::is_message;
 use super::conn::Conn;
 use super::reply::Protocol;
 use super::session::AtRedis;
+use super::upstream::ClientMap;
+use crate::service::Batch;
 
 /// The proxy's own `PING` over a subscription, with an argument no client
 /// can guess, and the two shapes of its reply.
 struct Barrier {
+    /// The argument.
+    token: Vec<u8>,
     request: Vec<u8>,
     /// RESP3, or RESP2 outside Pub/Sub mode: the argument as a bulk string.
     bulk: Vec<u8>,
@@ -56,6 +63,7 @@ static BARRIER: LazyLock<Barrier> = LazyLock::new(|| {
     let mut pong = b"*2\r\n$4\r\npong\r\n".to_vec();
     pong.extend_from_slice(&bulk);
     Barrier {
+        token: token.into_bytes(),
         request,
         bulk,
         pong,
@@ -83,6 +91,7 @@ impl Conn {
             return true;
         }
         self.session.at_redis.barrier = true;
+        self.session.at_redis.barrier_since = Some(std::time::Instant::now());
         let sent = self
             .subscription
             .as_ref()
@@ -97,12 +106,64 @@ impl Conn {
     /// (the replies that came before it, held while it waited, go out).
     pub(super) fn barrier_passed(&mut self, reply: &[u8]) -> bool {
         let at_redis = &mut self.session.at_redis;
-        if !at_redis.barrier || (reply != BARRIER.bulk && reply != BARRIER.pong) {
+        if reply != BARRIER.bulk && reply != BARRIER.pong {
+            return false;
+        }
+        // Redis answers in order: the client's own such PINGs, sent before
+        // the barrier, are answered before it.
+        if at_redis.token_pings > 0 {
+            at_redis.token_pings -= 1;
+            return false;
+        }
+        if !at_redis.barrier {
             return false;
         }
         at_redis.barrier = false;
+        at_redis.barrier_since = None;
         at_redis.owed = false;
         self.deliver(&[], None, false);
+        true
+    }
+
+    /// Counts the client's requests in `batch` (sent on its subscription)
+    /// that are `PING`s with the barrier's own argument.
+    pub(super) fn count_token_pings(&mut self, batch: &Batch) {
+        let mut argv = Vec::new();
+        for i in 0..batch.len() {
+            batch.argv(i, &mut argv);
+            if let [name, argument] = argv.as_slice() {
+                if name.eq_ignore_ascii_case(b"ping") && *argument == BARRIER.token.as_slice() {
+                    self.session.at_redis.token_pings += 1;
+                }
+            }
+        }
+    }
+
+    /// The clients of `conns` whose barrier is overdue (see
+    /// [`Conn::barrier_overdue`]), told and set to close: to flush.
+    pub fn overdue_barriers(conns: &mut ClientMap, limit: Duration) -> Vec<Token> {
+        let overdue = conns
+            .iter_mut()
+            .filter_map(|(token, conn)| conn.barrier_overdue(limit).then_some(*token));
+        overdue.collect()
+    }
+
+    /// Gives up a subscription whose barrier has had no reply within
+    /// `limit` (REDIS_TIMEOUT_MS): Redis stopped answering, or answered
+    /// the barrier with an error (`-BUSY` during a long script, `-NOPERM`
+    /// if the proxy's user may not `PING`), which was passed on as the
+    /// client's. The client is told and closed, as when the subscription's
+    /// connection ends, rather than left waiting. True if it was.
+    pub fn barrier_overdue(&mut self, limit: std::time::Duration) -> bool {
+        let since = self.session.at_redis.barrier_since;
+        if since.is_none_or(|since| since.elapsed() <= limit) {
+            return false;
+        }
+        let why = format!(
+            "ERR no reply from Redis on the subscription within REDIS_TIMEOUT_MS ({} ms): subscription ended",
+            limit.as_millis()
+        );
+        self.subscription_ended(why.as_bytes());
         true
     }
 

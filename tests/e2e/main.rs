@@ -60,6 +60,7 @@ mod operators;
 mod operators_cors;
 mod operators_deploy;
 mod operators_info;
+mod pubsub_barrier;
 mod pubsub_gate;
 mod pubsub_invalidation;
 mod quick_start;

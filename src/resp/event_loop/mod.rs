@@ -32,7 +32,7 @@ use crate::service::Service;
 mod accept;
 
 use super::cmd::{Peers, Registry};
-use super::conn::{ReadOutcome, State, LINGER};
+use super::conn::{Conn, ReadOutcome, State, LINGER};
 use super::dedicated::Dedicated;
 use super::lanes::Next;
 use super::tracking::{self, Tracker};
@@ -367,6 +367,10 @@ impl Loop {
         }
         for conn in self.conns.values() {
             self.clients.touch(conn.session.id, conn.last_active);
+        }
+        let limit = self.service.redis_timeout();
+        for token in Conn::overdue_barriers(&mut self.conns, limit) {
+            self.flush(token);
         }
         let idle = self.settings.idle_timeout;
         let expired: Vec<Token> = self
