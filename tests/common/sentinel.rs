@@ -84,6 +84,24 @@ impl Sentinels {
     }
 
     /// The sentinels' ports.
+    /// A proxy in sentinel mode in front of this set (RESP on, `extra`
+    /// settings too), once the replica has every key written so far
+    /// (replication is asynchronous: a key missing after a failover would
+    /// otherwise not be the proxy's fault), its link up.
+    pub fn proxy(&self, extra: &[(&str, &str)]) -> super::Proxy {
+        let acked: i64 = self.master.cmd(&["WAIT", "1", "10000"]);
+        assert_eq!(acked, 1);
+        let mut env = vec![
+            ("REDIS_MODE", "sentinel"),
+            ("REDIS_SENTINEL_MASTER", MASTER),
+            ("RESP_PORT", "auto"),
+        ];
+        env.extend_from_slice(extra);
+        let proxy = super::Proxy::start_at(&self.addresses(), &env);
+        proxy.wait_for_link("up");
+        proxy
+    }
+
     pub fn ports(&self) -> Vec<u16> {
         self.sentinels.iter().map(|(_, port)| *port).collect()
     }

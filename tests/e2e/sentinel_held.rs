@@ -10,17 +10,7 @@ use crate::common::{eventually, Proxy};
 fn start() -> (Sentinels, Proxy) {
     let set = Sentinels::start();
     set.master.set("w", "old");
-    let acked: i64 = set.master.cmd(&["WAIT", "1", "10000"]);
-    assert_eq!(acked, 1);
-    let proxy = Proxy::start_at(
-        &set.addresses(),
-        &[
-            ("REDIS_MODE", "sentinel"),
-            ("REDIS_SENTINEL_MASTER", MASTER),
-            ("RESP_PORT", "auto"),
-        ],
-    );
-    proxy.wait_for_link("up");
+    let proxy = set.proxy(&[]);
     (set, proxy)
 }
 

@@ -10,18 +10,7 @@ use crate::common::{eventually, http, Proxy};
 fn start() -> (Sentinels, Proxy) {
     let set = Sentinels::start();
     set.master.set("k", "before");
-    let acked: i64 = set.master.cmd(&["WAIT", "1", "10000"]);
-    assert_eq!(acked, 1);
-    let proxy = Proxy::start_at(
-        &set.addresses(),
-        &[
-            ("REDIS_MODE", "sentinel"),
-            ("REDIS_SENTINEL_MASTER", MASTER),
-            ("RESP_PORT", "auto"),
-            ("REDIS_TIMEOUT_MS", "300"),
-        ],
-    );
-    proxy.wait_for_link("up");
+    let proxy = set.proxy(&[("REDIS_TIMEOUT_MS", "300")]);
     assert_eq!(proxy.get_key("k").text(), "before");
     (set, proxy)
 }
