@@ -102,6 +102,24 @@ impl Sentinels {
         proxy
     }
 
+    /// `SENTINEL FAILOVER`, then waits until the sentinels name the
+    /// replica and `proxy` has followed.
+    pub fn fail_over(&self, proxy: &super::Proxy) {
+        let _: String = self
+            .cmd(&["SENTINEL", "FAILOVER", MASTER])
+            .expect("SENTINEL FAILOVER");
+        let new_port = self.replica.port();
+        super::eventually("the sentinels to name the replica", || {
+            (self.master_port() == Some(new_port)).then_some(())
+        });
+        super::eventually("the proxy to follow", || {
+            proxy
+                .log()
+                .contains("the sentinels name a new master")
+                .then_some(())
+        });
+    }
+
     pub fn ports(&self) -> Vec<u16> {
         self.sentinels.iter().map(|(_, port)| *port).collect()
     }

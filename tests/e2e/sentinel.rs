@@ -46,19 +46,7 @@ fn after_a_sentinel_failover_only_the_new_master_answers() {
     let readers = readers::spawn(proxy.addr, KEYS, key, |i, body| {
         body == format!("v{i}").as_bytes()
     });
-    let _: String = set
-        .cmd(&["SENTINEL", "FAILOVER", MASTER])
-        .expect("SENTINEL FAILOVER");
-    let new_port = set.replica.port();
-    eventually("the sentinels to name the replica", || {
-        (set.master_port() == Some(new_port)).then_some(())
-    });
-    eventually("the proxy to follow", || {
-        proxy
-            .log()
-            .contains("the sentinels name a new master")
-            .then_some(())
-    });
+    set.fail_over(&proxy);
     readers.finish();
     // The demoted master is made to hold something else: any read it still
     // answered would show it.

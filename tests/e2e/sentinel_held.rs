@@ -4,7 +4,7 @@
 //! error, and the client's connection to the proxy stays usable.
 
 use crate::common::resp_conn::RespConn;
-use crate::common::sentinel::{Sentinels, MASTER};
+use crate::common::sentinel::Sentinels;
 use crate::common::{eventually, Proxy};
 
 fn start() -> (Sentinels, Proxy) {
@@ -12,23 +12,6 @@ fn start() -> (Sentinels, Proxy) {
     set.master.set("w", "old");
     let proxy = set.proxy(&[]);
     (set, proxy)
-}
-
-/// `SENTINEL FAILOVER`, then waits until the proxy has followed.
-fn fail_over(set: &Sentinels, proxy: &Proxy) {
-    let _: String = set
-        .cmd(&["SENTINEL", "FAILOVER", MASTER])
-        .expect("SENTINEL FAILOVER");
-    let new_port = set.replica.port();
-    eventually("the sentinels to name the replica", || {
-        (set.master_port() == Some(new_port)).then_some(())
-    });
-    eventually("the proxy to follow", || {
-        proxy
-            .log()
-            .contains("the sentinels name a new master")
-            .then_some(())
-    });
 }
 
 #[test]
@@ -40,7 +23,7 @@ fn watch_and_multi_held_across_a_failover_fail_instead_of_using_the_demoted_mast
     let mut queued = RespConn::open(proxy.resp_addr());
     assert_eq!(queued.call(&["MULTI"]), "+OK\r\n");
     assert_eq!(queued.call(&["SET", "w", "mine"]), "+QUEUED\r\n");
-    fail_over(&set, &proxy);
+    set.fail_over(&proxy);
     set.replica.set("w", "new");
 
     // The watching client's next command fails: the demoted master's old
@@ -70,7 +53,7 @@ fn a_blocking_command_on_the_demoted_master_ends_with_an_error() {
         let info: String = set.master.cmd(&["INFO", "clients"]);
         info.contains("blocked_clients:1").then_some(())
     });
-    fail_over(&set, &proxy);
+    set.fail_over(&proxy);
     let reply = String::from_utf8_lossy(&blocked.reply()).into_owned();
     assert!(reply.contains("master changed"), "{reply}");
     // The client's connection to the proxy is still usable.
