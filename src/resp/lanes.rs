@@ -384,6 +384,11 @@ impl Conn {
     /// Nothing the client sent after runs, as at Redis (a request waiting
     /// for the barrier would otherwise take the ordinary path).
     pub fn subscription_ended(&mut self, why: &[u8]) {
+        if self.session.quit && self.subscription.is_none() {
+            // Ended here already (`barrier_overdue`), the client told:
+            // this is its thread's end, nothing more to say.
+            return;
+        }
         self.subscription = None;
         self.session.quit = true;
         // What was held while the client waited goes out first.
