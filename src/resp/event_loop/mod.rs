@@ -30,9 +30,10 @@ use crate::metrics::{serve_on_this_thread, FrontEnd};
 use crate::service::Service;
 
 mod accept;
+mod closing;
 
 use super::cmd::{Peers, Registry};
-use super::conn::{Conn, ReadOutcome, State, LINGER};
+use super::conn::ReadOutcome;
 use super::dedicated::Dedicated;
 use super::lanes::Next;
 use super::tracking::{self, Tracker};
@@ -342,63 +343,6 @@ impl Loop {
         } else if conn.over_push_limit() {
             log::debug!("closing a RESP tracking client that does not read its pushes");
             self.close(token);
-        }
-    }
-
-    fn close(&mut self, token: Token) {
-        if let Some(mut conn) = self.conns.remove(&token) {
-            let _ = self.poll.registry().deregister(conn.transport.socket());
-            self.live.store(self.conns.len(), Ordering::SeqCst);
-            self.clients.closed(conn.session.id);
-            for other in self.tracker.closed(&conn, token, &mut self.conns) {
-                self.flush(other);
-            }
-        }
-    }
-
-    /// Closes connections idle past the timeout, and closing ones that
-    /// lingered too long. A read still at Redis is waited for (it is
-    /// bounded by REDIS_TIMEOUT_MS); a client in Pub/Sub mode (at Redis, or
-    /// on the proxy's invalidation channel) is never idle, as Redis's
-    /// `timeout` spares its own subscribers: it only listens.
-    fn sweep(&mut self) {
-        if std::mem::take(&mut self.accept_failed) {
-            self.want_accept = true;
-        }
-        for conn in self.conns.values() {
-            self.clients.touch(conn.session.id, conn.last_active);
-        }
-        let limit = self.service.redis_timeout();
-        for token in Conn::overdue_barriers(&mut self.conns, limit) {
-            self.flush(token);
-        }
-        let idle = self.settings.idle_timeout;
-        let expired: Vec<Token> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| {
-                !matches!(c.state, State::Waiting { .. })
-                    && ((c.last_active.elapsed() >= idle && !c.in_pubsub())
-                        || c.linger_since().is_some_and(|t| t.elapsed() >= LINGER))
-            })
-            .map(|(t, _)| *t)
-            .collect();
-        for token in expired {
-            log::debug!("closing idle RESP connection");
-            self.close(token);
-        }
-    }
-
-    /// At shutdown: every connection answers what it has sent and closes;
-    /// those waiting for Redis finish first.
-    fn close_for_shutdown(&mut self) {
-        let now = Instant::now();
-        let tokens: Vec<Token> = self.conns.keys().copied().collect();
-        for token in tokens {
-            if let Some(conn) = self.conns.get_mut(&token) {
-                conn.close_gracefully(now);
-            }
-            self.service_conn(token);
         }
     }
 }
