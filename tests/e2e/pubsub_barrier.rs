@@ -36,6 +36,9 @@ fn a_barrier_redis_refuses_ends_the_subscription_instead_of_a_wait_for_ever() {
         rest.contains("no reply from Redis on the subscription within REDIS_TIMEOUT_MS"),
         "{rest}"
     );
+    // Told once: the end of the subscription's thread, which comes after,
+    // adds nothing to a client already told and closing.
+    assert_eq!(rest.matches("-ERR").count(), 1, "{rest}");
 }
 
 /// A client's own `PING` with the barrier's argument (which `SLOWLOG`
