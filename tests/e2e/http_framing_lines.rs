@@ -1,8 +1,9 @@
 //! The lines of an HTTP request head: each ends with CRLF, no header line
-//! starts with whitespace (obs-fold), every header name is a token. Anything
-//! else is one 400 with a JSON body naming the problem, then the connection
-//! closes: never a hang until the idle timeout, and nothing after such a
-//! head is read as a request (vendor/tiny_http patches 17-19).
+//! starts with whitespace (obs-fold), every header name is a token, no
+//! header value holds a control byte but HTAB. Anything else is one 400
+//! with a JSON body naming the problem, then the connection closes: never a
+//! hang until the idle timeout, and nothing after such a head is read as a
+//! request (vendor/tiny_http patches 17-19, 21).
 
 use crate::common::HttpConnection;
 use crate::http_framing::{one_answer, setup, SMUGGLED};
@@ -84,6 +85,32 @@ fn tiny_http_patch_19_a_header_name_that_is_not_a_token_is_400_and_closes() {
     conn.reader_send_raw(
         b"GET /proxy?key=k HTTP/1.1\r\nHost: x\r\nX_A.b~1!#$%&'*+-^`|: v\r\nX-Empty:\r\n\
           X-Colon: a: b\r\n\r\n",
+    );
+    let reply = conn.read_reply(false).expect("a reply");
+    assert_eq!((reply.status, reply.body.as_slice()), (200, &b"v"[..]));
+    assert_eq!(conn.get("/healthz").status, 200);
+}
+
+#[test]
+fn tiny_http_patch_21_a_control_byte_in_a_header_value_is_400_and_closes() {
+    let (_redis, proxy) = setup();
+    let heads = [
+        b"GET /proxy?key=k HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n".to_vec(),
+        b"GET /proxy?key=k HTTP/1.1\r\nHost: x\r\nX-A: a\0\r\n\r\n".to_vec(),
+        b"GET /proxy?key=k HTTP/1.1\r\nHost: x\0\r\n\r\n".to_vec(),
+        b"GET /proxy?key=k HTTP/1.1\r\nHost: x\r\nX-A: \x01\r\n\r\n".to_vec(),
+        b"GET /proxy?key=k HTTP/1.1\r\nHost: x\r\nX-A: a\x1bb\r\n\r\n".to_vec(),
+        b"GET /proxy?key=k HTTP/1.1\r\nHost: x\r\nX-A: a\x7fb\r\n\r\n".to_vec(),
+        // Where a C parser's value ends, a length this one would take.
+        b"GET /proxy?key=k HTTP/1.1\r\nHost: x\r\nX-A: a\0Content-Length: 1\r\n\r\nG".to_vec(),
+        with_smuggled("GET /proxy?key=k HTTP/1.1\r\nHost: x\r\nX-A: \0\r\n"),
+    ];
+    refused(&proxy, &heads, "control byte");
+    assert_eq!(proxy.reads(), 0.0);
+    // HTAB and SP inside a value, and every visible byte, are served.
+    let mut conn = HttpConnection::connect(proxy.addr);
+    conn.reader_send_raw(
+        b"GET /proxy?key=k HTTP/1.1\r\nHost: x\r\nX-A: a\tb c\r\nX-B: !~\"(),/:;<=>?@[\\]{}\r\n\r\n",
     );
     let reply = conn.read_reply(false).expect("a reply");
     assert_eq!((reply.status, reply.body.as_slice()), (200, &b"v"[..]));

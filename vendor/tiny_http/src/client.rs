@@ -214,6 +214,11 @@ impl ClientConnection {
                             return Err(ReadError::Refused(version, 400, BAD_FIELD_NAME));
                         }
                     }
+                    // redis-proxy patch 21: no control byte but HTAB in a field value,
+                    // RFC 9110 section 5.5 (the name is a token, CR and LF refused).
+                    if line.as_bytes().iter().any(is_control_byte) {
+                        return Err(ReadError::Refused(version, 400, CONTROL_BYTE));
+                    }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,
@@ -481,6 +486,15 @@ const OBS_FOLD: &str =
 /// redis-proxy patch 19: a header line whose name is empty or is not a token.
 const BAD_FIELD_NAME: &str =
     "a header name is empty or holds a space or another byte a name cannot have (RFC 9112 section 5.1)";
+
+/// redis-proxy patch 21: a header value that holds a control byte.
+const CONTROL_BYTE: &str =
+    "a header value holds a control byte (NUL, or another but HTAB; RFC 9110 section 5.5)";
+
+/// redis-proxy patch 21: a control byte (RFC 5234's CTL) other than HTAB.
+fn is_control_byte(b: &u8) -> bool {
+    *b != b'\t' && (*b < 0x20 || *b == 0x7f)
+}
 
 /// redis-proxy patch 19: whether `name` is a token (RFC 9110 section 5.6.2),
 /// as a field name must be: not empty, no whitespace, no delimiter.
