@@ -150,14 +150,38 @@ impl ClientConnection {
         }
     }
 
+    /// redis-proxy patch 22: the request line, past up to
+    /// `MAX_EMPTY_LINES` empty lines before it (RFC 9112 section 2.2: a
+    /// server SHOULD ignore at least one, as some clients send a CRLF after
+    /// a body); one more is refused. Each is read under the socket's own
+    /// timeout like any byte of the head: a slow client holds its connection's
+    /// thread (never a worker) no longer by them than by four more bytes of
+    /// its request line.
+    fn read_request_line(&mut self) -> IoResult<AsciiString> {
+        for _ in 0..MAX_EMPTY_LINES {
+            let line = self.read_next_line()?;
+            if !line.is_empty() {
+                return Ok(line);
+            }
+        }
+        match self.read_next_line()? {
+            line if line.is_empty() => Err(IoError::new(ErrorKind::InvalidInput, EMPTY_LINES)),
+            line => Ok(line),
+        }
+    }
+
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(|e| match e.kind() {
+                let line = self.read_request_line().map_err(|e| match e.kind() {
                     ErrorKind::InvalidData => ReadError::RequestLineTooLong,
+                    // redis-proxy patch 22: too many empty lines before it.
+                    ErrorKind::InvalidInput if empty_lines(&e) => {
+                        ReadError::Refused(HTTPVersion(1, 1), 400, EMPTY_LINES)
+                    }
                     // redis-proxy patch 17: a bare LF or CR, answered and closed.
                     ErrorKind::InvalidInput if bare_line_end(&e) => {
                         ReadError::Refused(HTTPVersion(1, 1), 400, BARE_LINE_END)
@@ -213,6 +237,11 @@ impl ClientConnection {
                         if !is_token(name) {
                             return Err(ReadError::Refused(version, 400, BAD_FIELD_NAME));
                         }
+                    }
+                    // redis-proxy patch 21: no control byte but HTAB in a field value,
+                    // RFC 9110 section 5.5 (the name is a token, CR and LF refused).
+                    if line.as_bytes().iter().any(is_control_byte) {
+                        return Err(ReadError::Refused(version, 400, CONTROL_BYTE));
                     }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
@@ -481,6 +510,27 @@ const OBS_FOLD: &str =
 /// redis-proxy patch 19: a header line whose name is empty or is not a token.
 const BAD_FIELD_NAME: &str =
     "a header name is empty or holds a space or another byte a name cannot have (RFC 9112 section 5.1)";
+
+/// redis-proxy patch 21: a header value that holds a control byte.
+const CONTROL_BYTE: &str =
+    "a header value holds a control byte (NUL, or another but HTAB; RFC 9110 section 5.5)";
+
+/// redis-proxy patch 21: a control byte (RFC 5234's CTL) other than HTAB.
+fn is_control_byte(b: &u8) -> bool {
+    *b != b'\t' && (*b < 0x20 || *b == 0x7f)
+}
+
+/// redis-proxy patch 22: how many empty lines before a request line are
+/// ignored, and the refusal of one more.
+const MAX_EMPTY_LINES: usize = 4;
+const EMPTY_LINES: &str = "more than 4 empty lines before the request line (RFC 9112 section 2.2)";
+
+/// redis-proxy patch 22: whether `e` is `read_request_line`'s refusal of
+/// too many empty lines.
+fn empty_lines(e: &IoError) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.to_string() == EMPTY_LINES)
+}
 
 /// redis-proxy patch 19: whether `name` is a token (RFC 9110 section 5.6.2),
 /// as a field name must be: not empty, no whitespace, no delimiter.
