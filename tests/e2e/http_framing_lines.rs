@@ -1,9 +1,10 @@
 //! The lines of an HTTP request head: each ends with CRLF, no header line
 //! starts with whitespace (obs-fold), every header name is a token, no
-//! header value holds a control byte but HTAB. Anything else is one 400
+//! header value holds a control byte but HTAB, the request line none at
+//! all. Anything else is one 400
 //! with a JSON body naming the problem, then the connection closes: never a
 //! hang until the idle timeout, and nothing after such a head is read as a
-//! request (vendor/tiny_http patches 17-19, 21). A few empty lines before
+//! request (vendor/tiny_http patches 17-19, 21, 23). A few empty lines before
 //! the request line are ignored (patch 22).
 
 use crate::common::HttpConnection;
@@ -163,4 +164,23 @@ fn tiny_http_patch_22_a_few_empty_lines_before_the_request_line_are_ignored() {
         "{json}"
     );
     refused(&proxy, &[[b"\n", GET_K].concat()], "bare LF");
+}
+
+#[test]
+fn tiny_http_patch_23_a_control_byte_in_the_request_line_is_400_and_closes() {
+    let (_redis, proxy) = setup();
+    let heads = [
+        b"GET /proxy?key=k\0 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        b"GET /proxy?key=k\x01 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        b"GET /proxy?key=a\tb HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        b"GET\t/proxy?key=k HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        b"GET /proxy?key=k\x7f HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        b"GET /proxy?key=k HTTP/1.1\x1b\r\nHost: x\r\n\r\n".to_vec(),
+    ];
+    refused(&proxy, &heads, "control byte");
+    assert_eq!(proxy.reads(), 0.0);
+    // The same key bytes, percent-encoded, are a key like any other.
+    let mut conn = HttpConnection::connect(proxy.addr);
+    assert_eq!(conn.get("/proxy?key=k%01").status, 404);
+    assert_eq!(conn.get("/proxy?key=k").status, 200);
 }

@@ -520,6 +520,10 @@ fn is_control_byte(b: &u8) -> bool {
     *b != b'\t' && (*b < 0x20 || *b == 0x7f)
 }
 
+/// redis-proxy patch 23: a request line that holds a control byte.
+const CONTROL_IN_LINE: &str =
+    "the request line holds a control byte (NUL, HTAB or another; RFC 9112 section 3)";
+
 /// redis-proxy patch 22: how many empty lines before a request line are
 /// ignored, and the refusal of one more.
 const MAX_EMPTY_LINES: usize = 4;
@@ -564,6 +568,10 @@ fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
 /// Parses the request line of the request.
 /// eg. GET / HTTP/1.1
 fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadError> {
+    // redis-proxy patch 23: no control byte (HTAB included) in a request line.
+    if line.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err(ReadError::Refused(HTTPVersion(1, 1), 400, CONTROL_IN_LINE));
+    }
     let mut parts = line.split(' ');
 
     let method = parts.next().and_then(|w| w.parse().ok());
