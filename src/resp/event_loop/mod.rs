@@ -174,6 +174,9 @@ impl Loop {
         let mut events = Events::with_capacity(1024);
         let mut last_sweep = Instant::now();
         let mut listener = Some(listener);
+        // Redis connections with replies to read, handled after this
+        // turn's requests are written (below).
+        let mut replies_ready: Vec<Token> = Vec::new();
         serve_on_this_thread(FrontEnd::Resp);
         loop {
             // Clients still to accept: look at the sockets without waiting.
@@ -192,11 +195,7 @@ impl Loop {
                 match event.token() {
                     LISTENER => self.want_accept = true,
                     WAKER => {}
-                    token if Upstreams::owns(token) => {
-                        self.upstreams
-                            .ready(token, &mut self.conns, &mut self.chunk);
-                        self.resume();
-                    }
+                    token if Upstreams::owns(token) => replies_ready.push(token),
                     token => {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             if let Some(conn) = self.conns.get_mut(&token) {
@@ -205,6 +204,16 @@ impl Loop {
                         }
                         self.service_conn(token);
                     }
+                }
+            }
+            // This turn's requests go to Redis before its replies are handed
+            // out: Redis works on them while the loop writes to clients.
+            if !replies_ready.is_empty() {
+                self.upstreams.flush(&mut self.conns);
+                for token in replies_ready.drain(..) {
+                    self.upstreams
+                        .ready(token, &mut self.conns, &mut self.chunk);
+                    self.resume();
                 }
             }
             // Changes in Redis, for tracking clients.
