@@ -421,8 +421,12 @@ fn digits_line(buf: &[u8], from: usize) -> Option<(usize, usize)> {
     for (i, &byte) in buf.get(from..)?.iter().enumerate().take(19) {
         match byte {
             b'0'..=b'9' if i < 18 => n = n * 10 + u64::from(byte - b'0'),
+            // A leading zero (`$05`) is the general path's: Redis refuses it.
             b'\r' if i > 0 && buf.get(from + i + 1) == Some(&b'\n') => {
-                return Some((usize::try_from(n).ok()?, from + i))
+                if i > 1 && buf[from] == b'0' {
+                    return None;
+                }
+                return Some((usize::try_from(n).ok()?, from + i));
             }
             _ => return None,
         }
@@ -430,14 +434,18 @@ fn digits_line(buf: &[u8], from: usize) -> Option<(usize, usize)> {
     None
 }
 
-/// A decimal length between `min` and `max`, as Redis writes them: optional
-/// `-`, digits only, no `+`, no spaces.
+/// A decimal length between `min` and `max`, as Redis reads them
+/// (`string2ll`): optional `-`, digits only, no `+`, no spaces, no leading
+/// zero (`0` alone, but not `05` or `-0`).
 fn parse_len(digits: &[u8], min: i64, max: i64) -> Option<i64> {
     let (negative, digits) = match digits.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, digits),
     };
     if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if digits[0] == b'0' && (digits.len() > 1 || negative) {
         return None;
     }
     let magnitude = digits

@@ -156,10 +156,13 @@ fn absurd_lengths_are_errors_not_allocations() {
 fn length_lines_in_any_form_and_any_pieces_parse_as_whole() {
     let requests: &[&[u8]] = &[
         b"*3\r\n$5\r\nLPUSH\r\n$19\r\nmylist:000000000042\r\n$3\r\nxxx\r\n",
-        b"*03\r\n$003\r\nGET\r\n$01\r\nk\r\n$0\r\n\r\n",
-        b"*2\r\n$-0\r\n\r\n$1\r\nk\r\n",
+        b"*3\r\n$3\r\nGET\r\n$1\r\nk\r\n$0\r\n\r\n",
         b"*-1\r\n",
         b"*0\r\n",
+        // Refused, as Redis's string2ll refuses them: leading zeros, `-0`.
+        b"*03\r\n$3\r\nGET\r\n$1\r\nk\r\n$0\r\n\r\n",
+        b"*1\r\n$003\r\nGET\r\n",
+        b"*2\r\n$-0\r\n\r\n$1\r\nk\r\n",
         b"*1\r\n$+1\r\nk\r\n",
         b"*1\r\n$1 \r\nk\r\n",
         b"*1\r\n$\r\n\r\n",
@@ -186,8 +189,7 @@ fn length_lines_in_any_form_and_any_pieces_parse_as_whole() {
     }
     assert_eq!(args(requests[0])[1], b"mylist:000000000042");
     assert_eq!(args(requests[1]), vec![&b"GET"[..], b"k", b""]);
-    assert_eq!(args(requests[2]), vec![&b""[..], b"k"]);
-    for bad in &requests[5..] {
+    for bad in &requests[4..] {
         assert!(parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
     }
 }
@@ -367,4 +369,32 @@ fn a_rewritten_line_parsed_again_at_its_place_reads_as_first_parsed() {
     let mut bad = b"DEL \"k\\ngone\" \"\r\n".to_vec();
     assert!(parser.parse_at(&mut bad, 100).is_err());
     assert!(parser.parse_at(&mut bad, 100).is_err());
+}
+
+#[test]
+fn a_length_with_a_leading_zero_is_refused_as_redis_refuses_it() {
+    // Redis's string2ll takes `0` alone, never `05` nor `-0`.
+    for bad in [&b"*01\r\n$4\r\nPING\r\n"[..], b"*-0\r\n", b"*00\r\n"] {
+        let err = parse(bad).expect_err("refused");
+        assert!(
+            format!("{err:?}").contains("invalid multibulk length"),
+            "{err:?}"
+        );
+    }
+    for bad in [
+        &b"*1\r\n$04\r\nPING\r\n"[..],
+        b"*1\r\n$00\r\n\r\n",
+        b"*1\r\n$-0\r\n",
+    ] {
+        let err = parse(bad).expect_err("refused");
+        assert!(
+            format!("{err:?}").contains("invalid bulk length"),
+            "{err:?}"
+        );
+    }
+    assert_eq!(digits_line(b"$05\r\n", 1), None);
+    assert_eq!(digits_line(b"$0\r\n", 1), Some((0, 2)));
+    assert!(parse(b"*1\r\n$0\r\n\r\n").is_ok());
+    assert!(parse(b"*0\r\n").is_ok());
+    assert!(parse(b"*10\r\n").is_ok());
 }
