@@ -50,6 +50,7 @@ mod http_framing;
 mod http_framing_lines;
 mod http_head_counts;
 mod http_host;
+mod http_threads;
 mod http_types;
 mod inline;
 mod keepalive;

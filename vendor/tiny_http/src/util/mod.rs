@@ -18,6 +18,8 @@ mod fused_reader;
 pub(crate) mod head_errors;
 mod messages_queue;
 pub(crate) mod refined_tcp_stream;
+// redis-proxy patch 24: the warning when the OS refuses a thread.
+mod refused_threads;
 mod sequential;
 mod task_pool;
 

@@ -1,8 +1,10 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError}; // redis-proxy patch 24
 use std::thread;
 use std::time::Duration;
+
+use super::refused_threads::RefusedThreads; // redis-proxy patch 24
 
 /// Manages a collection of threads.
 ///
@@ -10,6 +12,8 @@ use std::time::Duration;
 /// Any idle thread will automatically die after a few seconds.
 pub struct TaskPool {
     sharing: Arc<Sharing>,
+    // redis-proxy patch 24: threads the OS refused, warned about rarely.
+    refused: RefusedThreads,
 }
 
 struct Sharing {
@@ -55,6 +59,7 @@ impl TaskPool {
                 active_tasks: AtomicUsize::new(0),
                 waiting_tasks: AtomicUsize::new(0),
             }),
+            refused: RefusedThreads::new(), // redis-proxy patch 24
         };
 
         for _ in 0..MIN_THREADS {
@@ -67,7 +72,13 @@ impl TaskPool {
     /// Executes a function in a thread.
     /// If no thread is available, spawns a new one.
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
-        let mut queue = self.sharing.todo.lock().unwrap();
+        // redis-proxy patch 24: nothing panics under this lock any more; were
+        // it poisoned all the same, the queue is still whole: go on with it.
+        let mut queue = self
+            .sharing
+            .todo
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
 
         // redis-proxy patch 1: tasks already queued are each owed one of the idle
         // threads, so only an idle thread beyond those is free for this task.
@@ -81,8 +92,16 @@ impl TaskPool {
 
     fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
         let sharing = self.sharing.clone();
+        let for_client = initial_fn.is_some(); // redis-proxy patch 24
 
-        thread::spawn(move || {
+        // redis-proxy patch 24: a thread the OS refuses (RLIMIT_NPROC, TasksMax,
+        // pids.max, threads-max) is no panic. `thread::spawn` panicked here, in
+        // the accept thread and under the `todo` lock: the poisoned lock then
+        // killed every pool thread and nothing was accepted again. The closure
+        // is dropped instead, and with it the task's client: closed at once.
+        // Queuing it would leave it waiting on a busy thread, which a
+        // connection holds for as long as it stays open.
+        let spawned = thread::Builder::new().spawn(move || {
             let sharing = sharing;
             let _active_guard = Registration::new(&sharing.active_tasks);
 
@@ -92,7 +111,8 @@ impl TaskPool {
 
             loop {
                 let mut task: Box<dyn FnMut() + Send> = {
-                    let mut todo = sharing.todo.lock().unwrap();
+                    // redis-proxy patch 24: not poisoned (see `spawn`).
+                    let mut todo = sharing.todo.lock().unwrap_or_else(PoisonError::into_inner);
 
                     let task;
                     loop {
@@ -104,13 +124,16 @@ impl TaskPool {
 
                         let received =
                             if sharing.active_tasks.load(Ordering::Acquire) <= MIN_THREADS {
-                                todo = sharing.condvar.wait(todo).unwrap();
+                                todo = sharing
+                                    .condvar
+                                    .wait(todo)
+                                    .unwrap_or_else(PoisonError::into_inner); // redis-proxy patch 24
                                 true
                             } else {
                                 let (new_lock, waitres) = sharing
                                     .condvar
                                     .wait_timeout(todo, Duration::from_millis(5000))
-                                    .unwrap();
+                                    .unwrap_or_else(PoisonError::into_inner); // redis-proxy patch 24
                                 todo = new_lock;
                                 !waitres.timed_out()
                             };
@@ -126,6 +149,15 @@ impl TaskPool {
                 task();
             }
         });
+        // redis-proxy patch 24: warned about, rate-limited, when a client
+        // is closed; the pool's first threads are only a head start.
+        if let Err(e) = spawned {
+            if for_client {
+                self.refused.refused(&e);
+            } else {
+                log::warn!("Could not start a pool thread: {}", e);
+            }
+        }
     }
 }
 
