@@ -99,12 +99,19 @@ fn run() -> Result<ExitCode, Failure> {
         "signal {signal}: draining requests in flight (up to {:?}; a second signal exits at once)",
         config.shutdown_timeout
     );
-    std::thread::spawn(move || {
-        if let Some(second) = signals.forever().next() {
-            log::warn!("signal {second} again: exiting without draining");
-            std::process::exit(128 + second);
-        }
-    });
+    // Out of threads (the process's task limit reached), the drain still
+    // runs; only a second signal cannot cut it short.
+    let second_signal = std::thread::Builder::new()
+        .name("second-signal".to_owned())
+        .spawn(move || {
+            if let Some(second) = signals.forever().next() {
+                log::warn!("signal {second} again: exiting without draining");
+                std::process::exit(128 + second);
+            }
+        });
+    if let Err(err) = second_signal {
+        log::warn!("no thread to wait for a second signal ({err}): draining without it");
+    }
     if proxy.shutdown(config.shutdown_timeout) {
         log::info!("drained; exiting");
         Ok(ExitCode::SUCCESS)
