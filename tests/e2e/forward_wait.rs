@@ -232,3 +232,21 @@ fn wait_and_waitaof_are_refused_in_cluster_mode_with_the_reason() {
     }
     assert_eq!(through.call_args(&["PING"]), b"+PONG\r\n");
 }
+
+#[test]
+fn wait_inside_multi_is_refused_and_the_transaction_not_run() {
+    // Queued, WAIT would answer about the transaction's connection.
+    let master = RedisServer::start();
+    let proxy = InProcess::start(&master, &[("RESP_PORT", "auto")]);
+    let mut through = Wire::connect(proxy.resp_addr());
+    assert_eq!(through.call_args(&["MULTI"]), b"+OK\r\n");
+    assert_eq!(through.call_args(&["SET", "k", "v"]), b"+QUEUED\r\n");
+    let refused = String::from_utf8_lossy(&through.call_args(&["WAIT", "0", "0"])).into_owned();
+    assert!(
+        refused.starts_with("-ERR WAIT and WAITAOF inside MULTI are not supported"),
+        "{refused}"
+    );
+    let exec = String::from_utf8_lossy(&through.call_args(&["EXEC"])).into_owned();
+    assert!(exec.starts_with("-EXECABORT"), "{exec}");
+    assert_eq!(through.call_args(&["GET", "k"]), b"$-1\r\n");
+}

@@ -21,7 +21,9 @@
 //!
 //! In cluster mode PUBLISH goes over the cluster bus, not to replicas, and
 //! the client's writes went to the masters of their slots, of which one
-//! connection's WAIT sees one: WAIT and WAITAOF are refused there.
+//! connection's WAIT sees one: WAIT and WAITAOF are refused there. Inside
+//! MULTI they are refused too (`route.rs`): queued on the transaction's
+//! connection, nothing can go before them.
 
 use crate::service::{ReadError, Service};
 
@@ -33,6 +35,15 @@ const CHANNEL: &str = "__redis-proxy:wait";
 
 /// `PUBLISH __redis-proxy:wait ""`, encoded.
 const PUBLISH: &[u8] = b"*3\r\n$7\r\nPUBLISH\r\n$18\r\n__redis-proxy:wait\r\n$0\r\n\r\n";
+
+/// What a client's WAIT or WAITAOF answers inside MULTI: queued on the
+/// transaction's connection, it would answer about that connection's last
+/// propagated command (Redis 7.2 and later), which may precede the client's
+/// writes; Redis does not block there, so no PUBLISH can go before it.
+pub(super) const IN_MULTI: &str =
+    "ERR WAIT and WAITAOF inside MULTI are not supported through the proxy: \
+     their answer would concern the transaction's connection, not the client's earlier writes \
+     (send them after EXEC)";
 
 /// What a client's WAIT or WAITAOF answers in cluster mode.
 const IN_CLUSTER: &str =
@@ -86,6 +97,12 @@ fn waits(batch: &Batch) -> bool {
     argv.first().is_some_and(|name| {
         name.eq_ignore_ascii_case(b"wait") || name.eq_ignore_ascii_case(b"waitaof")
     })
+}
+
+/// Whether the command named `name` (lower case, as Redis's table has
+/// it) is WAIT or WAITAOF.
+pub(super) fn is_wait(name: &str) -> bool {
+    name == "wait" || name == "waitaof"
 }
 
 /// The client's reply when Redis answered the PUBLISH with `error`: its
