@@ -272,7 +272,10 @@ fn run_blocking(
         return (error_reply(why), None);
     }
     let watch = service.watch_master(&held);
-    let (reply, held) = forward(batch, client, Lane::Held(Some(held), true), None, service);
+    let (reply, held) = match service.cover_writes(batch, client, held) {
+        Ok(held) => forward(batch, client, Lane::Held(Some(held), true), None, service),
+        Err(answered) => answered,
+    };
     if held.is_none() && watch.changed() {
         cancel.disarm();
         return (error_reply(MASTER_CHANGED), None);

@@ -43,6 +43,7 @@ mod forward_tracking;
 mod forward_transactions;
 mod forward_transactions_clients;
 mod forward_transactions_state;
+mod forward_wait;
 mod harness;
 mod hostile;
 mod http_accept;

@@ -18,6 +18,7 @@ mod held;
 mod lookups;
 mod looped;
 mod route;
+mod wait;
 mod written;
 
 use crate::backend::raw::RawConn;

@@ -100,6 +100,11 @@ impl Service {
             return Route::Refuse(reads_only(argv));
         }
         match class {
+            // WAIT inside MULTI would answer about the held connection's
+            // own last offset, not the client's writes (`wait.rs`).
+            _ if queued && super::wait::is_wait(&command.name) => {
+                Route::Refuse(super::wait::IN_MULTI.to_owned())
+            }
             // Queued in a transaction: it runs at EXEC, whose batch drops
             // the transaction's keys; and it does not block there.
             // (Commands that change the connection's own state are not
