@@ -54,7 +54,7 @@ pub enum State {
     /// reply is in; `then` says what comes after.
     Waiting { then: Then },
     /// Answer what was asked, then close: after QUIT or the client's end of
-    /// input (`since` None: no deadline but the idle timeout), or at
+    /// input (`since` None: no deadline but the idle timeout, if set), or at
     /// shutdown (`since`: at most `LINGER` more).
     Closing { since: Option<Instant> },
     /// After a protocol error: once the error reply is out, the write side
@@ -100,6 +100,11 @@ pub struct Conn {
     /// go out after it.
     pub(super) pushes: Vec<u8>,
     pub state: State,
+    /// When it last sent a request or was written a reply or a push: its
+    /// idle clock (CLIENT_IDLE_TIMEOUT_SECS), restarted on both, as Redis
+    /// restarts its own (`lastinteraction`) when it writes, so a client
+    /// whose blocking command outlasted the timeout is not closed after
+    /// its reply.
     pub last_active: Instant,
     /// The blocking command running for it, to cancel if it leaves.
     pub(super) blocked: Option<Cancel>,
@@ -313,7 +318,10 @@ impl Conn {
         while self.written < self.replies.buf.len() {
             match self.transport.write(&self.replies.buf[self.written..]) {
                 Ok(0) => return false,
-                Ok(n) => self.written += n,
+                Ok(n) => {
+                    self.written += n;
+                    self.last_active = Instant::now();
+                }
                 Err(err) if err.kind() == ErrorKind::WouldBlock => return true,
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
                 Err(_) => return false,
