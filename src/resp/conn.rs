@@ -108,6 +108,9 @@ pub struct Conn {
     pub last_active: Instant,
     /// The blocking command running for it, to cancel if it leaves.
     pub(super) blocked: Option<Cancel>,
+    /// The client closed its side while its blocking command waited (not
+    /// the proxy's shutdown): see [`Conn::deliver`].
+    left_blocked: bool,
     /// Its Pub/Sub subscription, once it has one: its commands go there.
     pub(super) subscription: Option<Subscription>,
     /// The socket has nothing more to read until poll says otherwise: the
@@ -134,6 +137,7 @@ impl Conn {
             state: State::Open,
             last_active: Instant::now(),
             blocked: None,
+            left_blocked: false,
             subscription: None,
             drained: false,
         }
@@ -204,13 +208,28 @@ impl Conn {
     /// A worker's reply: append it (and the messages that waited for it)
     /// and carry on, holding the Redis connection that came back with it
     /// (forwarded batches only).
+    ///
+    /// A client that closed its side while its blocking command waited
+    /// (ioredis's `disconnect()`, so every BullMQ `close()`, half-closes)
+    /// had the command cut short: Redis, reading that end, frees the
+    /// client and closes without a word, so the error the cut connection
+    /// gave ("Redis closed the connection") is not written, nor anything
+    /// after it. Only an error is dropped so: whether the reply came in
+    /// whole is not known here, but an error carries nothing the command
+    /// took from Redis, while a whole reply (an element popped just before
+    /// the client left) is written, so nothing taken is lost.
     pub fn deliver(&mut self, reply: &[u8], held: Option<Held>, forwarded: bool) {
         if forwarded {
             self.session.transaction.returned(held);
             self.blocked = None;
         }
-        self.replies.buf.extend_from_slice(reply);
-        self.replies.buf.append(&mut self.pushes);
+        let left = forwarded && std::mem::take(&mut self.left_blocked);
+        if left && matches!(reply.first(), Some(b'-' | b'!')) {
+            self.pushes.clear();
+        } else {
+            self.replies.buf.extend_from_slice(reply);
+            self.replies.buf.append(&mut self.pushes);
+        }
         self.state = match self.state {
             State::Waiting {
                 then: Then::Continue,
@@ -250,6 +269,7 @@ impl Conn {
                     // close. A blocking command of its own is over.
                     if let Some(blocked) = self.blocked.take() {
                         blocked.cancel();
+                        self.left_blocked = true;
                     }
                     self.state = match self.state {
                         State::Waiting {
