@@ -104,8 +104,12 @@ pub struct Conn {
     /// idle clock (CLIENT_IDLE_TIMEOUT_SECS), restarted on both, as Redis
     /// restarts its own (`lastinteraction`) when it writes, so a client
     /// whose blocking command outlasted the timeout is not closed after
-    /// its reply.
+    /// its reply. A write only sets `wrote`; the sweep restarts the clock
+    /// (so the write path reads no clock, and the clock is late by at most
+    /// a sweep's 250 ms).
     pub last_active: Instant,
+    /// Output was written since the sweep last looked.
+    pub(super) wrote: bool,
     /// The blocking command running for it, to cancel if it leaves.
     pub(super) blocked: Option<Cancel>,
     /// The client closed its side while its blocking command waited (not
@@ -136,6 +140,7 @@ impl Conn {
             pushes: Vec::new(),
             state: State::Open,
             last_active: Instant::now(),
+            wrote: false,
             blocked: None,
             left_blocked: false,
             subscription: None,
@@ -340,7 +345,7 @@ impl Conn {
                 Ok(0) => return false,
                 Ok(n) => {
                     self.written += n;
-                    self.last_active = Instant::now();
+                    self.wrote = true;
                 }
                 Err(err) if err.kind() == ErrorKind::WouldBlock => return true,
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}

@@ -34,7 +34,11 @@ impl Loop {
         if std::mem::take(&mut self.accept_failed) {
             self.want_accept = true;
         }
-        for conn in self.conns.values() {
+        let now = Instant::now();
+        for conn in self.conns.values_mut() {
+            if std::mem::take(&mut conn.wrote) {
+                conn.last_active = now;
+            }
             self.clients.touch(conn.session.id, conn.last_active);
         }
         let limit = self.service.redis_timeout();
