@@ -62,7 +62,9 @@ pub struct Config {
     /// DEDICATED_CONNECTIONS: Redis connections held for clients' blocking
     /// commands and subscriptions at most.
     pub dedicated_connections: NonZeroUsize,
-    /// Idle RESP connections are closed after this.
+    /// Idle RESP connections are closed after this; zero for never, the
+    /// default, as Redis's `timeout` (a proxy that closed idle clients
+    /// Redis keeps would break clients pointed at it unchanged).
     pub client_idle_timeout: Duration,
     /// Idle (or stalled) HTTP connections are closed after this.
     pub http_idle_timeout: Duration,
@@ -285,12 +287,12 @@ impl Config {
             )?,
             dedicated_connections: raw("DEDICATED_CONNECTIONS")
                 .parse_non_zero(65_536, "a whole number 1..=65536")?,
-            client_idle_timeout: parse_seconds(raw("CLIENT_IDLE_TIMEOUT_SECS"))?,
+            client_idle_timeout: parse_seconds_or_never(raw("CLIENT_IDLE_TIMEOUT_SECS"))?,
             http_idle_timeout: parse_seconds(raw("HTTP_IDLE_TIMEOUT_SECS"))?,
             invalidation: parse_invalidation(raw("INVALIDATION"))?,
             forwarding: parse_forwarding(raw("RESP_FORWARD"))?,
             invalidation_prefixes: parse_prefixes(raw("INVALIDATION_PREFIXES"))?,
-            stale_if_error: parse_stale_if_error(raw("STALE_IF_ERROR_SECS"))?,
+            stale_if_error: parse_seconds_or_never(raw("STALE_IF_ERROR_SECS"))?,
             cache_commands: cached::parse_cache_commands(raw("CACHE_COMMANDS"))?,
             proxy_password: Some(raw("PROXY_PASSWORD").value)
                 .filter(|p| !p.is_empty())

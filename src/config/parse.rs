@@ -78,7 +78,10 @@ pub(super) fn parse_bool(raw: Raw) -> Result<bool, ConfigError> {
     }
 }
 
-pub(super) fn parse_stale_if_error(raw: Raw) -> Result<Duration, ConfigError> {
+/// [`parse_seconds`], or 0 for "never" (STALE_IF_ERROR_SECS, and
+/// CLIENT_IDLE_TIMEOUT_SECS as Redis's own `timeout 0`): only the 0 itself,
+/// so a tiny fraction is still refused rather than read as "never".
+pub(super) fn parse_seconds_or_never(raw: Raw) -> Result<Duration, ConfigError> {
     if raw.value.trim() == "0" {
         return Ok(Duration::ZERO);
     }

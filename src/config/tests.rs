@@ -23,6 +23,11 @@ fn defaults() {
     assert_eq!(cfg.max_clients.get(), 16);
     assert_eq!(cfg.redis_timeout, Duration::from_millis(1000));
     assert_eq!(cfg.tracking_max_bytes, 64 << 20);
+    // Never, as Redis's `timeout` (a client pointed at the proxy unchanged
+    // must not be closed when idle); 0 is that, set or not.
+    assert_eq!(cfg.client_idle_timeout, Duration::ZERO);
+    let off = config(&[("CLIENT_IDLE_TIMEOUT_SECS", "0")]).expect("0: never");
+    assert_eq!(off.client_idle_timeout, Duration::ZERO);
     let cfg = config(&[("TRACKING_TABLE_MAX_BYTES", " 1048576 ")]).expect("valid");
     assert_eq!(cfg.tracking_max_bytes, 1 << 20);
     assert!(cfg.deprecations.is_empty());

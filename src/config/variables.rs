@@ -137,8 +137,8 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable {
         name: "CLIENT_IDLE_TIMEOUT_SECS",
-        default: "300",
-        help: "a RESP connection with no request for this long is closed (not a subscriber, as Redis's timeout spares its own)",
+        default: "0",
+        help: "a RESP connection with no request and no reply for this long is closed (not a subscriber, as Redis's timeout spares its own); 0: never, as Redis's timeout 0 (dead peers are found by TCP keepalive)",
     },
     Variable {
         name: "TRACKING_TABLE_MAX_KEYS",

@@ -54,7 +54,7 @@ pub enum State {
     /// reply is in; `then` says what comes after.
     Waiting { then: Then },
     /// Answer what was asked, then close: after QUIT or the client's end of
-    /// input (`since` None: no deadline but the idle timeout), or at
+    /// input (`since` None: no deadline but the idle timeout, if set), or at
     /// shutdown (`since`: at most `LINGER` more).
     Closing { since: Option<Instant> },
     /// After a protocol error: once the error reply is out, the write side
@@ -100,9 +100,21 @@ pub struct Conn {
     /// go out after it.
     pub(super) pushes: Vec<u8>,
     pub state: State,
+    /// When it last sent a request or was written a reply or a push: its
+    /// idle clock (CLIENT_IDLE_TIMEOUT_SECS), restarted on both, as Redis
+    /// restarts its own (`lastinteraction`) when it writes, so a client
+    /// whose blocking command outlasted the timeout is not closed after
+    /// its reply. A write only sets `wrote`; the sweep restarts the clock
+    /// (so the write path reads no clock, and the clock is late by at most
+    /// a sweep's 250 ms).
     pub last_active: Instant,
+    /// Output was written since the sweep last looked.
+    pub(super) wrote: bool,
     /// The blocking command running for it, to cancel if it leaves.
     pub(super) blocked: Option<Cancel>,
+    /// The client closed its side while its blocking command waited (not
+    /// the proxy's shutdown): see [`Conn::deliver`].
+    left_blocked: bool,
     /// Its Pub/Sub subscription, once it has one: its commands go there.
     pub(super) subscription: Option<Subscription>,
     /// The socket has nothing more to read until poll says otherwise: the
@@ -128,7 +140,9 @@ impl Conn {
             pushes: Vec::new(),
             state: State::Open,
             last_active: Instant::now(),
+            wrote: false,
             blocked: None,
+            left_blocked: false,
             subscription: None,
             drained: false,
         }
@@ -199,13 +213,28 @@ impl Conn {
     /// A worker's reply: append it (and the messages that waited for it)
     /// and carry on, holding the Redis connection that came back with it
     /// (forwarded batches only).
+    ///
+    /// A client that closed its side while its blocking command waited
+    /// (ioredis's `disconnect()`, so every BullMQ `close()`, half-closes)
+    /// had the command cut short: Redis, reading that end, frees the
+    /// client and closes without a word, so the error the cut connection
+    /// gave ("Redis closed the connection") is not written, nor anything
+    /// after it. Only an error is dropped so: whether the reply came in
+    /// whole is not known here, but an error carries nothing the command
+    /// took from Redis, while a whole reply (an element popped just before
+    /// the client left) is written, so nothing taken is lost.
     pub fn deliver(&mut self, reply: &[u8], held: Option<Held>, forwarded: bool) {
         if forwarded {
             self.session.transaction.returned(held);
             self.blocked = None;
         }
-        self.replies.buf.extend_from_slice(reply);
-        self.replies.buf.append(&mut self.pushes);
+        let left = forwarded && std::mem::take(&mut self.left_blocked);
+        if left && matches!(reply.first(), Some(b'-' | b'!')) {
+            self.pushes.clear();
+        } else {
+            self.replies.buf.extend_from_slice(reply);
+            self.replies.buf.append(&mut self.pushes);
+        }
         self.state = match self.state {
             State::Waiting {
                 then: Then::Continue,
@@ -245,6 +274,7 @@ impl Conn {
                     // close. A blocking command of its own is over.
                     if let Some(blocked) = self.blocked.take() {
                         blocked.cancel();
+                        self.left_blocked = true;
                     }
                     self.state = match self.state {
                         State::Waiting {
@@ -313,7 +343,10 @@ impl Conn {
         while self.written < self.replies.buf.len() {
             match self.transport.write(&self.replies.buf[self.written..]) {
                 Ok(0) => return false,
-                Ok(n) => self.written += n,
+                Ok(n) => {
+                    self.written += n;
+                    self.wrote = true;
+                }
                 Err(err) if err.kind() == ErrorKind::WouldBlock => return true,
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
                 Err(_) => return false,

@@ -55,7 +55,8 @@ pub(crate) struct RespSettings {
     /// Redis connections held for blocking commands and subscriptions at
     /// most (DEDICATED_CONNECTIONS).
     pub dedicated: usize,
-    /// A connection with no request for this long is closed.
+    /// A connection with no request and no reply for this long is closed;
+    /// zero: never (CLIENT_IDLE_TIMEOUT_SECS's default).
     pub idle_timeout: Duration,
     /// Threads that do the reads needing Redis (WORKERS).
     pub workers: usize,

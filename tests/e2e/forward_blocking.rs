@@ -185,6 +185,32 @@ fn a_client_that_resets_while_blocked_has_nothing_popped_for_it() {
     leaving_while_blocked_releases_the_connection(drop);
 }
 
+/// A client that half-closes while blocked (ioredis's `disconnect()`, so
+/// every BullMQ `close()`) reads the end with no bytes before it, as from
+/// Redis, which frees such a client without a word: not the error the
+/// cut connection gave ("Redis closed the connection").
+#[test]
+fn a_client_that_half_closes_while_blocked_reads_the_close_without_a_word() {
+    let (redis, proxy) = start(&[]);
+    let blocking: [&[&str]; 2] = [
+        &["BLPOP", "nothing-here", "0"],
+        &["XREAD", "BLOCK", "0", "STREAMS", "no-stream", "$"],
+    ];
+    for ask in blocking {
+        for addr in [redis.addr(), proxy.resp_addr()] {
+            let mut wire = Wire::connect(addr);
+            wire.send_args(ask);
+            wait_blocked(&redis, 1);
+            wire.stream
+                .shutdown(std::net::Shutdown::Write)
+                .expect("half-close");
+            let rest = read_until_closed(&mut wire.stream);
+            assert_eq!(show(&rest), "", "{ask:?} at {addr}");
+            wait_blocked(&redis, 0);
+        }
+    }
+}
+
 #[test]
 fn past_dedicated_connections_a_blocking_command_is_refused_until_one_ends() {
     let (redis, proxy) = start(&[("DEDICATED_CONNECTIONS", "2")]);

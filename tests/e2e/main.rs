@@ -72,6 +72,7 @@ mod reply_bounds;
 mod reset;
 mod resp;
 mod resp_bytes;
+mod resp_idle;
 mod sentinel;
 mod sentinel_held;
 mod sentinel_hung;

@@ -6,6 +6,7 @@
 
 use std::io::ErrorKind;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use mio::net::TcpListener;
 use mio::{Interest, Token};
@@ -36,6 +37,7 @@ impl Loop {
                     self.next_token += 1;
                     self.next_id += 1;
                     let _ = stream.set_nodelay(true);
+                    keep_alive(&stream);
                     let interest = Interest::READABLE | Interest::WRITABLE;
                     let mut transport = match Transport::new(stream, self.settings.tls.as_ref()) {
                         Ok(transport) => transport,
@@ -99,4 +101,24 @@ impl Loop {
             super::super::transport::turn_away(stream, &mut self.chunk);
         }
     }
+}
+
+/// Silence after which a client is probed, as Redis's `tcp-keepalive`
+/// default (300 s); then `KEEPALIVE_PROBES` probes a third of it apart, as
+/// Redis sets them (`anetKeepAlive`).
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(300);
+const KEEPALIVE_PROBES: u32 = 3;
+
+/// Turns TCP keepalive on for an accepted client, as Redis does: with
+/// CLIENT_IDLE_TIMEOUT_SECS at 0 (never, the default) this is what finds a
+/// peer that vanished (a host gone, a dropped NAT entry): the kernel probes
+/// after `KEEPALIVE_IDLE` of silence and, after `KEEPALIVE_PROBES`
+/// unanswered probes, fails the socket, and the read that reports it closes
+/// the connection. A failure only loses that (Redis too goes on).
+fn keep_alive(stream: &mio::net::TcpStream) {
+    let params = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_IDLE / 3)
+        .with_retries(KEEPALIVE_PROBES);
+    let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&params);
 }

@@ -23,16 +23,22 @@ impl Loop {
         }
     }
 
-    /// Closes connections idle past the timeout, and closing ones that
-    /// lingered too long. A read still at Redis is waited for (it is
-    /// bounded by REDIS_TIMEOUT_MS); a client in Pub/Sub mode (at Redis, or
-    /// on the proxy's invalidation channel) is never idle, as Redis's
-    /// `timeout` spares its own subscribers: it only listens.
+    /// Closes connections idle past the timeout (none when it is zero, the
+    /// default, as Redis's `timeout 0`: TCP keepalive finds dead peers),
+    /// and closing ones that lingered too long. A read still at Redis is
+    /// waited for (it is bounded by REDIS_TIMEOUT_MS); a client in Pub/Sub
+    /// mode (at Redis, or on the proxy's invalidation channel) is never
+    /// idle, as Redis's `timeout` spares its own subscribers: it only
+    /// listens.
     pub(super) fn sweep(&mut self) {
         if std::mem::take(&mut self.accept_failed) {
             self.want_accept = true;
         }
-        for conn in self.conns.values() {
+        let now = Instant::now();
+        for conn in self.conns.values_mut() {
+            if std::mem::take(&mut conn.wrote) {
+                conn.last_active = now;
+            }
             self.clients.touch(conn.session.id, conn.last_active);
         }
         let limit = self.service.redis_timeout();
@@ -45,7 +51,7 @@ impl Loop {
             .iter()
             .filter(|(_, c)| {
                 !matches!(c.state, State::Waiting { .. })
-                    && ((c.last_active.elapsed() >= idle && !c.in_pubsub())
+                    && ((!idle.is_zero() && c.last_active.elapsed() >= idle && !c.in_pubsub())
                         || c.linger_since().is_some_and(|t| t.elapsed() >= LINGER))
             })
             .map(|(t, _)| *t)
