@@ -1,9 +1,10 @@
 //! The BCAST half of `make bench` (scripts/bench.sh starts Redis and a
-//! proxy): what a client holding many `CLIENT TRACKING ON BCAST` prefixes
-//! costs everyone else while keys change.
+//! proxy): what clients holding many `CLIENT TRACKING ON BCAST` prefixes
+//! cost everyone else while keys change.
 //!
-//! One RESP3 connection to the proxy asks for PREFIXES prefixes (and reads
-//! what it is told on its own thread); WRITES keys are then written straight
+//! RESP3 connections to the proxy ask for PREFIXES prefixes, 4000 each
+//! (a connection may hold 4096), and read what they are told on threads
+//! of their own; WRITES keys are then written straight
 //! to Redis, in pipelines of 100, one in 100 under a prefix. Meanwhile
 //! another connection PINGs the proxy, one at a time, from the first write
 //! until the proxy has matched every change
@@ -21,6 +22,9 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Prefixes a holding connection asks for: under the proxy's cap of 4096.
+const PER_HOLDER: usize = 4000;
 
 fn env(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
@@ -51,29 +55,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let prefixes: usize = env("PREFIXES", "100000").parse()?;
     let writes: usize = env("WRITES", "20000").parse()?;
 
-    // The holder: HELLO 3, then every prefix in one CLIENT TRACKING.
-    let mut holder = TcpStream::connect(&resp)?;
-    let mut reader = BufReader::new(holder.try_clone()?);
-    send(&mut holder, &["HELLO", "3"])?;
+    // The holders: HELLO 3, then their prefixes in one CLIENT TRACKING
+    // each, at most PER_HOLDER a connection (the proxy's cap is 4096).
     let names: Vec<String> = (0..prefixes).map(|i| format!("p:{i:06}:")).collect();
-    let mut words = vec!["CLIENT", "TRACKING", "ON", "BCAST"];
-    for name in &names {
-        words.extend(["PREFIX", name.as_str()]);
-    }
-    send(&mut holder, &words)?;
-    // HELLO's map, then +OK: read lines until it.
-    let mut line = String::new();
-    while line.trim_end() != "+OK" {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 || line.starts_with('-') {
-            return Err(format!("CLIENT TRACKING refused: {line}").into());
+    let mut holders = Vec::new();
+    for share in names.chunks(PER_HOLDER) {
+        let mut holder = TcpStream::connect(&resp)?;
+        let mut reader = BufReader::new(holder.try_clone()?);
+        send(&mut holder, &["HELLO", "3"])?;
+        let mut words = vec!["CLIENT", "TRACKING", "ON", "BCAST"];
+        for name in share {
+            words.extend(["PREFIX", name.as_str()]);
         }
+        send(&mut holder, &words)?;
+        // HELLO's map, then +OK: read lines until it.
+        let mut line = String::new();
+        while line.trim_end() != "+OK" {
+            line.clear();
+            if reader.read_line(&mut line)? == 0 || line.starts_with('-') {
+                return Err(format!("CLIENT TRACKING refused: {line}").into());
+            }
+        }
+        // What it is told is read and dropped, so it is never cut off.
+        std::thread::spawn(move || {
+            let mut sink = [0u8; 64 * 1024];
+            while matches!(reader.read(&mut sink), Ok(n) if n > 0) {}
+        });
+        holders.push(holder);
     }
-    // What it is told is read and dropped, so it is never cut off.
-    std::thread::spawn(move || {
-        let mut sink = [0u8; 64 * 1024];
-        while matches!(reader.read(&mut sink), Ok(n) if n > 0) {}
-    });
 
     let mut pinger = redis::Client::open(format!("redis://{resp}"))?.get_connection()?;
     let mut redis = redis::Client::open(redis_url)?.get_connection()?;
@@ -123,5 +132,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         latencies[latencies.len() - 1],
         latencies.len()
     );
+    drop(holders);
     Ok(())
 }

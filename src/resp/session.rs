@@ -21,7 +21,8 @@ pub struct Session {
     /// Set by `tracking` changes, for the event loop to register them.
     pub tracking_changed: bool,
     /// BCAST prefixes added since the event loop last registered them.
-    pub tracking_prefixes_added: Vec<Vec<u8>>,
+    /// Shared with `tracking`'s set: one allocation each.
+    pub tracking_prefixes_added: Vec<Arc<[u8]>>,
     /// `CLIENT CACHING YES|NO`, for the next command only.
     pub caching: Option<bool>,
     /// Keys this command read that the event loop must remember for it:

@@ -1,7 +1,8 @@
 //! What `CLIENT TRACKING` clients can make the proxy hold and do (issue 19,
 //! rows 8 and 9): long keys stored once, the table bounded in bytes and
 //! given back when a client leaves; 100k BCAST prefixes matched without the
-//! other clients noticing.
+//! other clients noticing; and the bounds on those prefixes, per connection
+//! and for all together.
 
 use std::thread;
 
@@ -131,40 +132,58 @@ fn overlapping_bcast_prefixes_are_refused_as_redis_refuses_them_and_others_add_u
     );
 }
 
-/// Row 9: one client holds 100k BCAST prefixes while Redis takes 20k
-/// writes. Another client keeps asking the proxy (INFO, answered by the
-/// same loop that applies the changes) how many changed keys it has
-/// applied: while the burst is worked off it must be answered, seeing the
-/// count part-way, not only before and after (here: hundreds of answers).
-/// Matched against every prefix on the loop, all at once, the burst held
-/// the loop for seconds (3.3 s) and no answer came part-way.
+/// Row 9: 25 clients hold 100k BCAST prefixes (4000 each, under the cap
+/// of 4096 a connection) while Redis takes 20k writes. Another client
+/// keeps asking the proxy (INFO, answered by the same loop that applies
+/// the changes) how many changed keys it has applied: while the burst is
+/// worked off it must be answered, seeing the count part-way, not only
+/// before and after (here: hundreds of answers). Matched against every
+/// prefix on the loop, all at once, the burst held the loop for seconds
+/// (3.3 s) and no answer came part-way.
 #[test]
 fn other_clients_are_answered_while_a_write_burst_meets_100k_bcast_prefixes() {
     const PREFIXES: usize = 100_000;
+    const EACH: usize = 4000;
     const WRITES: usize = 20_000;
     let (redis, proxy) = start(&[]);
-    let mut holder = Client::open(&proxy);
-    assert!(holder.call(&["HELLO", "3"]).starts_with("%["));
-    let prefixes: Vec<String> = (0..PREFIXES).map(|i| format!("p:{i:06}:")).collect();
-    let mut words = vec!["CLIENT", "TRACKING", "ON", "BCAST"];
-    for prefix in &prefixes {
-        words.extend(["PREFIX", prefix.as_str()]);
-    }
-    assert_eq!(holder.call(&words), "+OK");
-    // The holder reads what it is told, on its own thread.
-    let told = thread::spawn(move || {
-        let mut keys = 0;
-        while keys < WRITES / 100 {
-            let frame = holder.next();
-            assert!(frame.starts_with(">[$invalidate"), "{frame:.60}");
-            keys += frame.matches("$p:").count();
+    let mut told = Vec::new();
+    for holder_number in 0..PREFIXES / EACH {
+        let mut holder = Client::open(&proxy);
+        assert!(holder.call(&["HELLO", "3"]).starts_with("%["));
+        let first = holder_number * EACH;
+        let prefixes: Vec<String> = (first..first + EACH)
+            .map(|i| format!("p:{i:06}:"))
+            .collect();
+        let mut words = vec!["CLIENT", "TRACKING", "ON", "BCAST"];
+        for prefix in &prefixes {
+            words.extend(["PREFIX", prefix.as_str()]);
         }
-        keys
-    });
+        assert_eq!(holder.call(&words), "+OK");
+        // The keys written under its prefixes: every 100th of the first
+        // 20k prefixes (below). Each holder reads what it is told, on its
+        // own thread.
+        let due = (first..first + EACH)
+            .filter(|i| i % 100 == 0 && *i < WRITES)
+            .count();
+        told.push(thread::spawn(move || {
+            let mut keys = 0;
+            while keys < due {
+                let frame = holder.next();
+                assert!(frame.starts_with(">[$invalidate"), "{frame:.60}");
+                keys += frame.matches("$p:").count();
+            }
+            // Kept open (its prefixes held) until joined.
+            (keys, holder)
+        }));
+    }
 
     let mut other = Client::open(&proxy);
     let field = "tracking_changes_processed";
     assert_eq!(info_field(&mut other, field), 0);
+    assert_eq!(
+        info_field(&mut other, "tracking_total_prefixes"),
+        PREFIXES as u64
+    );
     let writer = {
         let mut conn = redis.conn();
         thread::spawn(move || {
@@ -197,9 +216,118 @@ fn other_clients_are_answered_while_a_write_burst_meets_100k_bcast_prefixes() {
         }
     }
     writer.join().expect("writer");
-    assert_eq!(told.join().expect("holder"), WRITES / 100);
+    let keys: usize = told.into_iter().map(|t| t.join().expect("holder").0).sum();
+    assert_eq!(keys, WRITES / 100);
     assert!(
         part_way >= 10,
         "another client was answered only {part_way} times while 20k changes were matched"
     );
+}
+
+/// `CLIENT TRACKING ON BCAST PREFIX ...` words for `prefixes`.
+fn bcast_words(prefixes: &[String]) -> Vec<&str> {
+    let mut words = vec!["CLIENT", "TRACKING", "ON", "BCAST"];
+    for prefix in prefixes {
+        words.extend(["PREFIX", prefix.as_str()]);
+    }
+    words
+}
+
+/// The keys `client` is told of, in order, up to `last` (a flush, told
+/// when the link came up, is skipped; keys come one or more a push).
+fn told_until(client: &mut Client, last: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    while keys.last().map(String::as_str) != Some(last) {
+        let frame = client.next();
+        if frame == ">[$invalidate _]" {
+            continue;
+        }
+        let list = frame
+            .strip_prefix(">[$invalidate *[")
+            .and_then(|rest| rest.strip_suffix("]]"))
+            .unwrap_or_else(|| panic!("an invalidation: {frame:.80}"));
+        keys.extend(
+            list.split(' ')
+                .map(|key| key.trim_start_matches('$').to_owned()),
+        );
+    }
+    keys
+}
+
+/// A connection holds at most 4096 BCAST prefixes: one call that would go
+/// past that is refused whole, naming the limit, and the connection keeps
+/// what it had; another client is not held back. Without the cap, 500k
+/// prefixes in one call held every RESP client up 0.3-0.5 s, and ten calls
+/// of 100k took the proxy to 417 MB.
+#[test]
+fn bcast_prefixes_past_the_cap_of_a_connection_are_refused_whole() {
+    let (redis, proxy) = start(&[]);
+    let mut holder = tracking(&proxy, &["BCAST", "PREFIX", "a:"]);
+    let refused: Vec<String> = (0..4096).map(|i| format!("b{i}:")).collect();
+    assert_eq!(
+        holder.call(&bcast_words(&refused)),
+        "-ERR too many tracking prefixes: at most 4096 per connection through the proxy"
+    );
+    assert_eq!(
+        holder.call(&["CLIENT", "TRACKINGINFO"]),
+        "%[$flags ~[$on $bcast] $redirect :0 $prefixes *[$a:]]"
+    );
+    // Up to the cap, prefixes add up as before.
+    let kept: Vec<String> = (0..4095).map(|i| format!("c{i}:")).collect();
+    assert_eq!(holder.call(&bcast_words(&kept)), "+OK");
+    let one_more = ["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "d:"];
+    assert!(holder
+        .call(&one_more)
+        .starts_with("-ERR too many tracking prefixes"));
+    // Too long, whatever the count: 256 KiB of prefixes a connection.
+    let mut long = tracking(&proxy, &["BCAST", "PREFIX", "e:"]);
+    let huge = format!("f:{}", "x".repeat(256 * 1024));
+    assert_eq!(
+        long.call(&["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", &huge]),
+        "-ERR tracking prefixes too long: at most 262144 bytes of them per connection through the proxy"
+    );
+
+    // Another client takes a prefix the holder was refused.
+    let mut other = tracking(&proxy, &["BCAST", "PREFIX", "b7:"]);
+    assert_eq!(other.call(&["PING"]), "+PONG");
+    for key in ["b7:1", "f:1", "d:1", "a:1", "c7:1"] {
+        redis.set(key, "1");
+    }
+    // Told in order: nothing of the refused calls came first.
+    assert_eq!(told_until(&mut holder, "c7:1"), ["a:1", "c7:1"]);
+    assert_eq!(told_until(&mut other, "b7:1"), ["b7:1"]);
+    redis.set("e:1", "1");
+    assert_eq!(told_until(&mut long, "e:1"), ["e:1"]);
+}
+
+/// All connections' prefixes together are bounded by
+/// TRACKING_TABLE_MAX_BYTES (each costs its length and 384 bytes): past
+/// it a call is refused whole, naming the setting; what a connection held
+/// is given back when it leaves.
+#[test]
+fn all_bcast_prefixes_together_are_bounded_by_tracking_table_max_bytes() {
+    let (redis, proxy) = start(&[("TRACKING_TABLE_MAX_BYTES", "1900")]);
+    // 386 bytes each: three fit, five do not.
+    let mut first = tracking(&proxy, &["BCAST", "PREFIX", "x:", "PREFIX", "y:"]);
+    let mut second = tracking(&proxy, &["BCAST", "PREFIX", "z:"]);
+    let two_more = [
+        "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "v:", "PREFIX", "w:",
+    ];
+    assert_eq!(
+        second.call(&two_more),
+        "-ERR tracking prefixes of all connections would take more than TRACKING_TABLE_MAX_BYTES (1900 bytes)"
+    );
+    assert_eq!(
+        second.call(&["CLIENT", "TRACKINGINFO"]),
+        "%[$flags ~[$on $bcast] $redirect :0 $prefixes *[$z:]]"
+    );
+    redis.set("v:1", "1");
+    redis.set("z:1", "1");
+    assert_eq!(told_until(&mut second, "z:1"), ["z:1"]);
+    // The first turns tracking off: its room is the second's.
+    assert_eq!(first.call(&["CLIENT", "TRACKING", "OFF"]), "+OK");
+    assert_eq!(first.call(&["PING"]), "+PONG");
+    assert_eq!(second.call(&two_more), "+OK");
+    redis.set("w:1", "1");
+    assert_eq!(told_until(&mut second, "w:1"), ["w:1"]);
 }

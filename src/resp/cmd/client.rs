@@ -4,7 +4,9 @@
 //! `NO-TOUCH`, `UNBLOCK`) are not supported; `PAUSE` and `UNPAUSE` change
 //! the server itself and are refused (docs/forwarding.md).
 
-use super::super::tracking::{check_prefixes, TrackingMode};
+use std::sync::Arc;
+
+use super::super::tracking::{check_prefixes, check_room, TrackingMode};
 use super::clients;
 use super::connection::parse_integer;
 use super::{help, subcommand_arity, unknown_subcommand, Context, Outcome, Spec};
@@ -263,11 +265,22 @@ fn tracking(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
             );
         }
     }
-    // As Redis: prefixes add up over calls and must not overlap.
+    // As Redis: prefixes add up over calls and must not overlap. No
+    // PREFIX: every key, as Redis's "" prefix.
+    let given = prefixes.len();
+    if given == 0 {
+        prefixes.push(b"");
+    }
     let current = context.session.tracking.as_mut().filter(|m| m.bcast);
     if mode.bcast {
-        let existing = current.as_ref().map(|current| &current.prefixes);
-        if let Err(message) = check_prefixes(existing.unwrap_or(&Default::default()), &prefixes) {
+        let empty = Default::default();
+        let existing = current.as_ref().map_or(&empty, |current| &current.prefixes);
+        // The proxy's own bounds first, in O(n): past one, nothing of the
+        // call is kept, and a long list is not sorted for nothing.
+        if let Err(message) = check_room(existing, &prefixes, context.peers.prefix_room) {
+            return context.error(&message);
+        }
+        if let Err(message) = check_prefixes(existing, &prefixes[..given]) {
             return context.error(&message);
         }
     }
@@ -281,12 +294,7 @@ fn tracking(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
         if let Some(current) = current {
             mode.prefixes = std::mem::take(&mut current.prefixes);
         }
-        // No PREFIX: every key, as Redis's "" prefix.
-        let added: Vec<Vec<u8>> = if prefixes.is_empty() {
-            vec![Vec::new()]
-        } else {
-            prefixes.iter().map(|p| p.to_vec()).collect()
-        };
+        let added: Vec<Arc<[u8]>> = prefixes.iter().map(|&p| Arc::from(p)).collect();
         mode.prefixes.extend(added.iter().cloned());
         context.session.tracking_prefixes_added.extend(added);
     }

@@ -35,6 +35,7 @@ use crate::service::Service;
 
 use super::reply::Replies;
 use super::session::Session;
+use super::tracking::PrefixRoom;
 
 pub use cached::read as cached_read;
 pub use connection::clear_session;
@@ -151,6 +152,8 @@ pub struct Peers<'a> {
     pub worker_free: bool,
     /// Every connection, for `CLIENT LIST`, `INFO` and `KILL`.
     pub clients: &'a Registry,
+    /// Room for this connection's BCAST prefixes (`CLIENT TRACKING`).
+    pub prefix_room: PrefixRoom,
 }
 
 impl Context<'_> {

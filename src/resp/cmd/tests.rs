@@ -56,6 +56,10 @@ fn run_on(service: &Service, session: &mut Session, words: &[&str]) -> String {
         exists: &|id| id == 3,
         worker_free: true,
         clients: &clients,
+        prefix_room: crate::resp::tracking::PrefixRoom {
+            elsewhere: 0,
+            max_bytes: 1 << 20,
+        },
     };
     match execute(
         &args,

@@ -278,6 +278,7 @@ impl Loop {
             exists: &|id| tracker.exists(id),
             worker_free: self.jobs.has_free_worker(),
             clients: &self.clients,
+            prefix_room: tracker.prefix_room(token),
         };
         let open = loop {
             let upstreams = &mut self.upstreams;

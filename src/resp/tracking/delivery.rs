@@ -20,7 +20,7 @@ use crate::service::{Change, ChangeListener, Service};
 
 use super::messages::{invalidate_push, redir_broken_push, redirect_message};
 use super::table::TrackingTable;
-use super::Deliveries;
+use super::{Deliveries, PrefixRoom};
 
 /// Changed keys applied per turn of the loop. Each costs O(key length)
 /// plus the messages it makes, a microsecond or so: a slice is well under
@@ -70,6 +70,8 @@ pub struct Tracker {
     listener: Arc<Listener>,
     /// Connections with tracking on.
     tracking: HashSet<Token>,
+    /// TRACKING_TABLE_MAX_BYTES, which also bounds all BCAST prefixes.
+    max_bytes: usize,
 }
 
 impl Tracker {
@@ -94,6 +96,7 @@ impl Tracker {
             changes,
             listener: Arc::clone(&listener),
             tracking: HashSet::new(),
+            max_bytes: limits.max_bytes,
         };
         (tracker, listener)
     }
@@ -102,6 +105,15 @@ impl Tracker {
     /// and `INFO`'s `tracking_clients`.
     pub fn tracking_clients(&self) -> usize {
         self.tracking.len()
+    }
+
+    /// Room for `token`'s BCAST prefixes: what the others' take, and the
+    /// bound on them all (TRACKING_TABLE_MAX_BYTES).
+    pub fn prefix_room(&self, token: Token) -> PrefixRoom {
+        PrefixRoom {
+            elsewhere: self.table.prefix_bytes_elsewhere(token),
+            max_bytes: self.max_bytes,
+        }
     }
 
     /// Whether a connection with `id` is open.

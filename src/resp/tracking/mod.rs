@@ -35,8 +35,10 @@ pub struct TrackingMode {
     /// Told of every key under `prefixes`, whatever it read.
     pub bcast: bool,
     /// For `bcast`: sorted, as Redis lists them; `""` is every key. They
-    /// add up over `CLIENT TRACKING ON BCAST` calls, as in Redis.
-    pub prefixes: BTreeSet<Vec<u8>>,
+    /// add up over `CLIENT TRACKING ON BCAST` calls, as in Redis, up to
+    /// [`MAX_PREFIXES`] and [`MAX_PREFIX_BYTES`]. Each is one allocation,
+    /// shared with the tracking table.
+    pub prefixes: BTreeSet<Arc<[u8]>>,
     /// Only reads after `CLIENT CACHING YES` are tracked.
     pub optin: bool,
     /// Reads after `CLIENT CACHING NO` are not tracked.
@@ -55,6 +57,74 @@ pub const CHANNEL: &[u8] = b"__redis__:invalidate";
 /// Keys are shared with the table, not copied per reader.
 pub type Deliveries = HashMap<Token, Option<Vec<Arc<[u8]>>>>;
 
+/// BCAST prefixes one connection may hold (Redis has no limit). Real
+/// clients name a handful; each new one is put in the radix tree on the
+/// event loop, about a microsecond each, so one `CLIENT TRACKING` call
+/// holds the other clients up a few milliseconds at most.
+pub const MAX_PREFIXES: usize = 4096;
+
+/// Bytes of BCAST prefixes one connection may hold, their lengths added:
+/// 64 bytes a prefix on average at [`MAX_PREFIXES`]. It bounds the work of
+/// checking and inserting one call's prefixes, however long each is.
+pub const MAX_PREFIX_BYTES: usize = 256 * 1024;
+
+/// What one prefix costs the proxy beyond its bytes: its `Arc`, its slots
+/// in the session's set and the table's list, up to two tree nodes with
+/// their lists. An estimate on the high side (250k prefixes of 12 bytes
+/// took about 260 bytes each of resident memory), charged against
+/// TRACKING_TABLE_MAX_BYTES for all clients together.
+pub const PREFIX_COST: usize = 384;
+
+/// What the prefixes of every connection take, estimated: each one's
+/// length plus [`PREFIX_COST`].
+pub fn prefix_bytes<'a>(prefixes: impl IntoIterator<Item = &'a [u8]>) -> usize {
+    prefixes.into_iter().map(|p| p.len() + PREFIX_COST).sum()
+}
+
+/// Room for the prefixes of a connection about to add some: what the
+/// others hold and the bound on them all, from the event loop's table.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PrefixRoom {
+    /// Bytes (as [`prefix_bytes`]) the other connections' prefixes take.
+    pub elsewhere: usize,
+    /// TRACKING_TABLE_MAX_BYTES: all connections' prefixes together take
+    /// at most this (apart from the keys, bounded by it on their own).
+    pub max_bytes: usize,
+}
+
+/// Whether a connection holding `held` prefixes may hold `new` too (none
+/// of them overlapping: [`check_prefixes`] ran), else the error to answer.
+/// Past a limit, the whole command is refused.
+pub fn check_room(
+    held: &BTreeSet<Arc<[u8]>>,
+    new: &[&[u8]],
+    room: PrefixRoom,
+) -> Result<(), String> {
+    let count = held.len() + new.len();
+    if count > MAX_PREFIXES {
+        return Err(format!(
+            "ERR too many tracking prefixes: at most {MAX_PREFIXES} per connection through the proxy"
+        ));
+    }
+    let length: usize = held
+        .iter()
+        .map(|p| p.len())
+        .chain(new.iter().map(|p| p.len()))
+        .sum();
+    if length > MAX_PREFIX_BYTES {
+        return Err(format!(
+            "ERR tracking prefixes too long: at most {MAX_PREFIX_BYTES} bytes of them per connection through the proxy"
+        ));
+    }
+    if room.elsewhere + length + count * PREFIX_COST > room.max_bytes {
+        return Err(format!(
+            "ERR tracking prefixes of all connections would take more than TRACKING_TABLE_MAX_BYTES ({} bytes)",
+            room.max_bytes
+        ));
+    }
+    Ok(())
+}
+
 /// Up to this many new prefixes, a collision among them is named exactly
 /// as Redis names it (its first pair in argument order, found by comparing
 /// every pair as Redis does); past it, a pair found in O(n log n).
@@ -66,7 +136,7 @@ const EXACT_PAIRS_UP_TO: usize = 1024;
 ///
 /// Redis compares every pair, O(n²) for n prefixes given at once; this is
 /// O(n log n), so a client cannot stall the loop with a long list.
-pub fn check_prefixes(existing: &BTreeSet<Vec<u8>>, new: &[&[u8]]) -> Result<(), String> {
+pub fn check_prefixes(existing: &BTreeSet<Arc<[u8]>>, new: &[&[u8]]) -> Result<(), String> {
     const TAIL: &str = "Prefixes for a single client must not overlap.";
     let text = |p: &[u8]| String::from_utf8_lossy(p).into_owned();
     let among = overlapping_pair(new);
@@ -93,7 +163,7 @@ pub fn check_prefixes(existing: &BTreeSet<Vec<u8>>, new: &[&[u8]]) -> Result<(),
 /// sorted order): `""` overlaps everything; otherwise, as existing ones do
 /// not overlap each other, only the one just before `prefix` in sorted
 /// order can be a prefix of it, and the one just after can start with it.
-fn overlapping_existing<'a>(existing: &'a BTreeSet<Vec<u8>>, prefix: &[u8]) -> Option<&'a [u8]> {
+fn overlapping_existing<'a>(existing: &'a BTreeSet<Arc<[u8]>>, prefix: &[u8]) -> Option<&'a [u8]> {
     if let Some(empty) = existing.get(&b""[..]) {
         return Some(empty);
     }
@@ -107,7 +177,7 @@ fn overlapping_existing<'a>(existing: &'a BTreeSet<Vec<u8>>, prefix: &[u8]) -> O
             .next()
             .filter(|p| p.starts_with(prefix))
     };
-    before.or_else(after).map(Vec::as_slice)
+    before.or_else(after).map(|p| &**p)
 }
 
 /// Two of `new` that overlap, as (earlier, later) argument positions.
@@ -146,7 +216,7 @@ mod tests {
     use super::*;
 
     fn check(existing: &[&str], new: &[&str]) -> Result<(), String> {
-        let existing = existing.iter().map(|p| p.as_bytes().to_vec()).collect();
+        let existing = existing.iter().map(|p| Arc::from(p.as_bytes())).collect();
         let new: Vec<&[u8]> = new.iter().map(|p| p.as_bytes()).collect();
         check_prefixes(&existing, &new)
     }
@@ -204,6 +274,34 @@ mod tests {
             ))
         );
         assert_eq!(check(&["x", "y"], &["a", "b", "z"]), Ok(()));
+    }
+
+    #[test]
+    fn past_a_bound_the_whole_call_is_refused_naming_it() {
+        let room = PrefixRoom {
+            elsewhere: 0,
+            max_bytes: usize::MAX,
+        };
+        let held: BTreeSet<Arc<[u8]>> = (0..4000)
+            .map(|i| Arc::from(format!("h{i}:").as_bytes()))
+            .collect();
+        let many: Vec<String> = (0..96).map(|i| format!("n{i}:")).collect();
+        let mut new: Vec<&[u8]> = many.iter().map(|p| p.as_bytes()).collect();
+        assert_eq!(check_room(&held, &new, room), Ok(()));
+        new.push(b"one more");
+        let refused = check_room(&held, &new, room).expect_err("4097");
+        assert!(refused.contains("at most 4096 per connection"), "{refused}");
+        let long = vec![b'x'; MAX_PREFIX_BYTES];
+        let refused = check_room(&BTreeSet::new(), &[&long, b"y"], room).expect_err("long");
+        assert!(refused.contains("at most 262144 bytes"), "{refused}");
+        assert_eq!(check_room(&BTreeSet::new(), &[&long], room), Ok(()));
+        let tight = PrefixRoom {
+            elsewhere: 1000,
+            max_bytes: 1000 + 2 * (1 + PREFIX_COST),
+        };
+        assert_eq!(check_room(&BTreeSet::new(), &[b"a", b"b"], tight), Ok(()));
+        let refused = check_room(&BTreeSet::new(), &[b"a", b"bc"], tight).expect_err("total");
+        assert!(refused.contains("TRACKING_TABLE_MAX_BYTES"), "{refused}");
     }
 
     #[test]

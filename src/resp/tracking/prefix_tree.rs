@@ -5,6 +5,8 @@
 //! Redis checks every write against every prefix of every BCAST client (a
 //! client with 30k prefixes made 20k SETs take 14 s there); a tree is what
 //! lets the proxy hold 100k prefixes without its other clients noticing.
+//! How many it holds is bounded by `CLIENT TRACKING` (`check_room`), so
+//! this arena, which keeps freed nodes for reuse, is bounded too.
 //!
 //! Nodes live in a `Vec` and point at each other by index (no `Rc`, no
 //! `unsafe`); freed nodes are reused. Each node's edge label is the bytes

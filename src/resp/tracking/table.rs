@@ -18,7 +18,7 @@ use std::sync::Arc;
 use mio::Token;
 
 use super::prefix_tree::PrefixTree;
-use super::Deliveries;
+use super::{prefix_bytes, Deliveries};
 
 /// Bytes a key costs beyond its own length: its slots in the maps, the
 /// entry, the `Arc` header, allocator rounding. An estimate on the high
@@ -49,8 +49,12 @@ pub struct TrackingTable {
     max_bytes: usize,
     /// Every BCAST client's prefixes, to match changed keys against.
     prefixes: PrefixTree,
-    /// Each BCAST client's prefixes, to take them out of the tree again.
-    bcast: HashMap<Token, Vec<Box<[u8]>>>,
+    /// Each BCAST client's prefixes, to take them out of the tree again:
+    /// the session's own allocations, shared.
+    bcast: HashMap<Token, Vec<Arc<[u8]>>>,
+    /// What the prefixes in `bcast` take ([`prefix_bytes`]), for the bound
+    /// `CLIENT TRACKING` checks.
+    prefix_bytes: usize,
     /// Clients gone, and the ids of the keys they held, still to drop.
     leaving: VecDeque<(Token, Vec<u64>)>,
 }
@@ -69,6 +73,7 @@ impl TrackingTable {
             max_bytes: max_bytes.max(1),
             prefixes: PrefixTree::new(),
             bcast: HashMap::new(),
+            prefix_bytes: 0,
             leaving: VecDeque::new(),
         }
     }
@@ -91,6 +96,16 @@ impl TrackingTable {
     /// BCAST prefixes `token` holds.
     pub fn prefix_count(&self, token: Token) -> usize {
         self.bcast.get(&token).map_or(0, Vec::len)
+    }
+
+    /// What the BCAST prefixes of every client but `token` take, as
+    /// [`prefix_bytes`] counts.
+    pub fn prefix_bytes_elsewhere(&self, token: Token) -> usize {
+        let mine = self
+            .bcast
+            .get(&token)
+            .map_or(0, |mine| prefix_bytes(mine.iter().map(|p| &**p)));
+        self.prefix_bytes.saturating_sub(mine)
     }
 
     /// Remembers that `token` read `key`. When the table is over a bound,
@@ -151,17 +166,21 @@ impl TrackingTable {
     }
 
     /// Adds `prefixes` (`""`: every key) to `token`'s broadcast prefixes.
-    pub fn add_prefixes(&mut self, token: Token, prefixes: Vec<Vec<u8>>) {
+    pub fn add_prefixes(&mut self, token: Token, prefixes: Vec<Arc<[u8]>>) {
+        self.prefix_bytes += prefix_bytes(prefixes.iter().map(|p| &**p));
         let mine = self.bcast.entry(token).or_default();
         for prefix in prefixes {
             self.prefixes.insert(&prefix, token);
-            mine.push(prefix.into_boxed_slice());
+            mine.push(prefix);
         }
     }
 
     /// Takes `token` out of broadcast mode.
     pub fn drop_prefixes(&mut self, token: Token) {
-        for prefix in self.bcast.remove(&token).unwrap_or_default() {
+        let mine = self.bcast.remove(&token).unwrap_or_default();
+        let bytes = prefix_bytes(mine.iter().map(|p| &**p));
+        self.prefix_bytes = self.prefix_bytes.saturating_sub(bytes);
+        for prefix in mine {
             self.prefixes.remove(&prefix, token);
         }
     }
@@ -265,6 +284,7 @@ fn tell(out: &mut Deliveries, readers: &[Token], key: &Arc<[u8]>) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::PREFIX_COST;
     use super::*;
 
     fn key(k: &str) -> Arc<[u8]> {
@@ -299,7 +319,7 @@ mod tests {
         table.changed(b"b", &mut out);
         assert_eq!(told(&out, 1), ["b"]);
         assert_eq!(table.len(), 1);
-        table.add_prefixes(Token(9), vec![b"user:".to_vec()]);
+        table.add_prefixes(Token(9), vec![key("user:")]);
         let mut out = Deliveries::new();
         table.changed(b"user:1", &mut out);
         table.changed(b"other", &mut out);
@@ -335,7 +355,9 @@ mod tests {
             table.track(Token(1), key(k), &mut out);
         }
         table.track(Token(2), key("b"), &mut out);
-        table.add_prefixes(Token(1), vec![b"x".to_vec()]);
+        table.add_prefixes(Token(1), vec![key("x")]);
+        assert_eq!(table.prefix_bytes_elsewhere(Token(2)), 1 + PREFIX_COST);
+        assert_eq!(table.prefix_bytes_elsewhere(Token(1)), 0);
         table.forget(Token(1));
         // Two keys a turn: "b" stays for its other reader.
         assert!(table.tidy(2));
@@ -348,6 +370,7 @@ mod tests {
         }
         assert!(told(&out, 1).is_empty());
         assert_eq!(told(&out, 2), ["b"]);
+        assert_eq!(table.prefix_bytes_elsewhere(Token(2)), 0);
         table.forget(Token(2));
         assert!(!table.tidy(100));
         assert_eq!((table.len(), table.bytes()), (0, 0));
@@ -356,7 +379,7 @@ mod tests {
     #[test]
     fn a_bcast_client_is_told_once_per_key_even_with_overlapping_prefixes() {
         let mut table = TrackingTable::new(100, usize::MAX);
-        table.add_prefixes(Token(3), vec![b"x".to_vec(), Vec::new()]);
+        table.add_prefixes(Token(3), vec![key("x"), key("")]);
         let mut out = Deliveries::new();
         table.changed(b"xy", &mut out);
         table.changed(b"z", &mut out);
