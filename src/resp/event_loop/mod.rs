@@ -289,8 +289,11 @@ impl Loop {
                 &self.dedicated,
                 upstreams,
                 &peers,
-            ) || !conn.write_output()
-            {
+            ) {
+                break false;
+            }
+            tracker.before_replies(conn);
+            if !conn.write_output() {
                 break false;
             }
             if !conn.may_read() {

@@ -150,6 +150,19 @@ impl Tracker {
         touched
     }
 
+    /// After a connection's commands ran and before their replies are
+    /// written: a connection that just turned tracking on is listened for
+    /// at once, so that Redis's announcement of a write made the moment
+    /// the client reads its `+OK` is not dropped (the service builds
+    /// changes only while some connection tracks, on another thread; the
+    /// rest of the change is registered by [`Tracker::after_execute`],
+    /// before any change is applied).
+    pub fn before_replies(&self, conn: &Conn) {
+        if conn.session.tracking_changed && conn.session.tracking.is_some() {
+            self.listener.active.store(true, Ordering::SeqCst);
+        }
+    }
+
     /// After a connection's commands ran: registers its tracking changes
     /// and the keys it read. Returns connections with new messages.
     pub fn after_execute(&mut self, token: Token, conns: &mut ClientMap) -> Vec<Token> {
