@@ -1,0 +1,153 @@
+//! Many reads at once, for `MGET`'s misses: `MGET` and `EXISTS` of the keys
+//! in one round trip, then `PTTL` of those found in a second, so a thousand
+//! absent keys cost Redis two commands, not a `GET` and a `PTTL` each
+//! (`read.rs`), and hold a worker one round trip, not a thousand.
+//!
+//! What each key gets is what [`Backend::get`] would give it:
+//! - `EXISTS` tells an absent key from one of another type, which `MGET`
+//!   answers nil too and `GET` `WRONGTYPE` (the read's waiters may be a
+//!   GET's). When its count is not the values found, the nil keys are
+//!   read one by one, as `GET` would read them.
+//! - The TTL comes from `PTTL`, counted by the caller from before the
+//!   first round trip, so never later than Redis's. The commands are not
+//!   atomic: a write between them is announced by the invalidation link,
+//!   which drops the fill, as for `GET` then `PTTL`.
+//! - The replies come on the forwarder's raw connections, so they are held
+//!   to RESP_MAX_REPLY_BYTES as a forwarded batch's: past it the read fails
+//!   ([`is_too_large`]) and the rest is left in Redis's socket.
+//! - A Redis user refused `MGET` or `EXISTS` (ACL) is read key by key.
+//!
+//! In cluster mode the keys are read one by one (each on its master, see
+//! `read_cluster.rs`): a batch would have to be split by master and its
+//! redirections followed per key.
+
+use redis::Value;
+
+use super::raw::encode;
+use super::raw::frame::TOO_LARGE;
+use super::read::{self, Read};
+use super::{Backend, BackendError};
+
+impl Backend {
+    /// What [`Backend::get`] of each of `keys` in database `db` would
+    /// find, in order: the whole read fails if Redis could not be read
+    /// (or the values pass RESP_MAX_REPLY_BYTES); a key's own error
+    /// (`WRONGTYPE`) is its own.
+    pub fn get_many(
+        &self,
+        db: i64,
+        keys: &[&[u8]],
+    ) -> Result<Vec<Result<Read, BackendError>>, BackendError> {
+        if self.router.is_some() || keys.is_empty() {
+            return Ok(self.one_by_one(db, keys));
+        }
+        let mut wire = Vec::new();
+        let mut argv: Vec<&[u8]> = Vec::with_capacity(keys.len() + 1);
+        for name in [&b"MGET"[..], b"EXISTS"] {
+            argv.clear();
+            argv.push(name);
+            argv.extend_from_slice(keys);
+            encode(&argv, &mut wire);
+        }
+        let mut out = Vec::new();
+        self.forward(false, db, &wire, 2, &mut out)
+            .map_err(|failed| failed.error)?;
+        drop(wire);
+        let mut parser = redis::Parser::new();
+        let mut input = &out[..];
+        let mut next = || {
+            parser
+                .parse_value(&mut input)
+                .map_err(|err| BackendError::Unavailable(format!("MGET's reply: {err}")))
+        };
+        let (values, exists) = (next()?, next()?);
+        let values = match values {
+            Value::Array(values) if values.len() == keys.len() => values,
+            // Refused (an ACL without MGET), or not what MGET answers.
+            _ => return Ok(self.one_by_one(db, keys)),
+        };
+        let found = values.iter().filter(|v| !matches!(v, Value::Nil)).count();
+        // Some nil is a key of another type (or the keys changed between
+        // the two commands): those are read as GET reads them.
+        let some_nil_exists = !matches!(exists, Value::Int(n) if n == found as i64);
+        let mut reads: Vec<Option<Result<Read, BackendError>>> = Vec::with_capacity(keys.len());
+        let mut present = Vec::with_capacity(found);
+        for (key, value) in keys.iter().zip(values) {
+            reads.push(match value {
+                Value::Nil if some_nil_exists => Some(self.get(db, key)),
+                Value::Nil => Some(Ok(Read {
+                    value: None,
+                    ttl: read::Ttl::Gone,
+                    storable: true,
+                })),
+                Value::BulkString(bytes) => {
+                    present.push((reads.len(), *key, bytes));
+                    None
+                }
+                other => Some(Err(BackendError::Reply(format!(
+                    "unexpected reply from Redis: MGET answered {other:?}"
+                )))),
+            });
+        }
+        drop(out);
+        self.ttls_of(db, present, &mut reads)?;
+        Ok(reads
+            .into_iter()
+            .map(|read| read.unwrap_or_else(|| Err(BackendError::Unavailable("no TTL".into()))))
+            .collect())
+    }
+
+    /// `PTTL` of each key `present` names (its place in `reads`, the key,
+    /// its value), in one round trip, each read filled in at its place.
+    fn ttls_of(
+        &self,
+        db: i64,
+        present: Vec<(usize, &[u8], Vec<u8>)>,
+        reads: &mut [Option<Result<Read, BackendError>>],
+    ) -> Result<(), BackendError> {
+        if present.is_empty() {
+            return Ok(());
+        }
+        let mut wire = Vec::new();
+        for (_, key, _) in &present {
+            encode(&[b"PTTL", key], &mut wire);
+        }
+        let mut out = Vec::new();
+        self.forward(false, db, &wire, present.len(), &mut out)
+            .map_err(|failed| failed.error)?;
+        let mut parser = redis::Parser::new();
+        let mut input = &out[..];
+        for (at, _, value) in present {
+            let ttl = parser
+                .parse_value(&mut input)
+                .map_err(|err| BackendError::Unavailable(format!("PTTL's reply: {err}")))?;
+            reads[at] = Some(read::parse(vec![Value::BulkString(value), ttl]));
+        }
+        Ok(())
+    }
+
+    /// [`Backend::get`] of each key in turn.
+    fn one_by_one(&self, db: i64, keys: &[&[u8]]) -> Vec<Result<Read, BackendError>> {
+        keys.iter().map(|key| self.get(db, key)).collect()
+    }
+}
+
+/// Whether `err` is a read refused for passing RESP_MAX_REPLY_BYTES: not
+/// Redis being unreachable, so no stale entry stands in for it.
+pub fn is_too_large(err: &BackendError) -> bool {
+    matches!(err, BackendError::Unavailable(why) if why == TOO_LARGE.0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn one_parser_reads_two_replies_in_turn() {
+        let out = b"*3\r\n$1\r\na\r\n$-1\r\n$2\r\nbc\r\n:2\r\n";
+        let mut parser = redis::Parser::new();
+        let mut input = &out[..];
+        let first = parser.parse_value(&mut input).expect("the array");
+        assert!(matches!(first, redis::Value::Array(ref v) if v.len() == 3));
+        let second = parser.parse_value(&mut input).expect("the count");
+        assert_eq!(second, redis::Value::Int(2));
+    }
+}
