@@ -226,6 +226,9 @@ pub struct Backend {
     max_reply: usize,
     /// Which cluster masters the invalidation links cover (see `fleet.rs`).
     linked: Arc<Linked>,
+    /// Redis refused `MGET` or `EXISTS` to the proxy's user (see
+    /// `read_many.rs`).
+    mget_refused: std::sync::atomic::AtomicBool,
 }
 
 impl Backend {
@@ -286,6 +289,7 @@ impl Backend {
                 config.redis_mode == RedisMode::Cluster
                     && config.invalidation != crate::config::Invalidation::Off,
             )),
+            mget_refused: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

@@ -15,11 +15,17 @@
 //! - The replies come on the forwarder's raw connections, so they are held
 //!   to RESP_MAX_REPLY_BYTES as a forwarded batch's: past it the read fails
 //!   ([`is_too_large`]) and the rest is left in Redis's socket.
-//! - A Redis user refused `MGET` or `EXISTS` (ACL) is read key by key.
+//! - A Redis user refused `MGET` or `EXISTS` (an ACL written for the
+//!   proxy before it sent them: `+get +pttl` only) is read as `GET` reads,
+//!   a `GET` and a `PTTL` a key, all pipelined in one round trip; the
+//!   refusal is remembered (and logged once), so it costs one refused
+//!   command, not one per MGET.
 //!
 //! In cluster mode the keys are read one by one (each on its master, see
 //! `read_cluster.rs`): a batch would have to be split by master and its
 //! redirections followed per key.
+
+use std::sync::atomic::Ordering;
 
 use redis::Value;
 
@@ -41,6 +47,9 @@ impl Backend {
         if self.router.is_some() || keys.is_empty() {
             return Ok(self.one_by_one(db, keys));
         }
+        if self.mget_refused.load(Ordering::Relaxed) {
+            return self.pipelined(db, keys);
+        }
         let mut wire = Vec::new();
         let mut argv: Vec<&[u8]> = Vec::with_capacity(keys.len() + 1);
         for name in [&b"MGET"[..], b"EXISTS"] {
@@ -61,10 +70,28 @@ impl Backend {
                 .map_err(|err| BackendError::Unavailable(format!("MGET's reply: {err}")))
         };
         let (values, exists) = (next()?, next()?);
+        let refused = [&values, &exists]
+            .into_iter()
+            .find_map(|reply| match reply {
+                Value::ServerError(err) => Some(err),
+                _ => None,
+            });
+        if let Some(err) = refused {
+            if err.code() == "NOPERM" && !self.mget_refused.swap(true, Ordering::Relaxed) {
+                log::warn!(
+                    "Redis refused MGET or EXISTS ({}): MGET's misses are read with GET and PTTL from now on; give the proxy's user +mget +exists",
+                    err.details().unwrap_or_default()
+                );
+            }
+            return self.pipelined(db, keys);
+        }
         let values = match values {
             Value::Array(values) if values.len() == keys.len() => values,
-            // Refused (an ACL without MGET), or not what MGET answers.
-            _ => return Ok(self.one_by_one(db, keys)),
+            other => {
+                return Err(BackendError::Unavailable(format!(
+                    "unexpected reply from Redis: MGET answered {other:?}"
+                )))
+            }
         };
         let found = values.iter().filter(|v| !matches!(v, Value::Nil)).count();
         // Some nil is a key of another type (or the keys changed between
@@ -124,6 +151,37 @@ impl Backend {
             reads[at] = Some(read::parse(vec![Value::BulkString(value), ttl]));
         }
         Ok(())
+    }
+
+    /// `GET` and `PTTL` of each key, all in one round trip: what
+    /// [`Backend::get`] of each would find.
+    fn pipelined(
+        &self,
+        db: i64,
+        keys: &[&[u8]],
+    ) -> Result<Vec<Result<Read, BackendError>>, BackendError> {
+        let mut wire = Vec::new();
+        for key in keys {
+            encode(&[b"GET", key], &mut wire);
+            encode(&[b"PTTL", key], &mut wire);
+        }
+        let mut out = Vec::new();
+        self.forward(false, db, &wire, 2 * keys.len(), &mut out)
+            .map_err(|failed| failed.error)?;
+        drop(wire);
+        let mut parser = redis::Parser::new();
+        let mut input = &out[..];
+        let mut next = || {
+            parser
+                .parse_value(&mut input)
+                .map_err(|err| BackendError::Unavailable(format!("GET's reply: {err}")))
+        };
+        let mut reads = Vec::with_capacity(keys.len());
+        for _ in keys {
+            let (value, ttl) = (next()?, next()?);
+            reads.push(read::parse(vec![value, ttl]));
+        }
+        Ok(reads)
     }
 
     /// [`Backend::get`] of each key in turn.

@@ -175,3 +175,32 @@ fn mget_answers_stay_coherent() {
         show(b"*2\r\n$3\r\none\r\n$3\r\ntwo\r\n")
     );
 }
+
+/// A Redis user set up for the proxy before MGET sent `MGET` and `EXISTS`
+/// (`+get +pttl` only): MGET answers as before, its misses read with GET
+/// and PTTL, and Redis refuses the proxy once, not once per MGET.
+#[test]
+fn an_mget_through_a_user_without_mget_reads_with_get_and_pttl() {
+    let redis = RedisServer::start();
+    redis.set("a", "1");
+    let _: i64 = redis.cmd(&["RPUSH", "list", "x"]);
+    let rules: Vec<&str> = RedisServer::PROXY_ACL
+        .iter()
+        .copied()
+        .filter(|rule| !["+mget", "+exists"].contains(rule))
+        .collect();
+    let address = redis.acl_user("old", "pw", &rules);
+    let proxy = Proxy::start_at(&address, &[("RESP_PORT", "auto")]);
+    proxy.wait_for_settled_link();
+    let mut wire = Wire::connect(proxy.resp_addr());
+    for round in 0..3 {
+        let keys = format!("MGET a x:{round} list");
+        assert_eq!(
+            show(&wire.call(&keys)),
+            show(b"*3\r\n$1\r\n1\r\n$-1\r\n$-1\r\n"),
+            "round {round}"
+        );
+    }
+    assert_eq!(redis.command_stat("mget", "rejected_calls"), 1);
+    assert!(wire.call_text("GET list").starts_with("-WRONGTYPE"));
+}
