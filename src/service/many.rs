@@ -20,12 +20,12 @@
 //!
 //! [`Backend::get_many`]: crate::backend::Backend::get_many
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::backend::{is_too_large, raw::frame::TOO_LARGE, Read};
 use crate::metrics::BackendResult;
 
-use super::fill::Fetched;
 use super::flight::{Flight, LeaderGuard};
 use super::read_through::Probe;
 use super::{FetchResult, Found, ReadError, Service, Value};
@@ -107,7 +107,7 @@ impl Service {
         &self,
         db: i64,
         keys: &[Vec<u8>],
-        led: &[(usize, std::sync::Arc<Flight>)],
+        led: &[(usize, Arc<Flight>)],
         values: &mut [Option<Value>],
     ) -> Result<(), ReadError> {
         let mut guards: Vec<_> = led
@@ -136,31 +136,24 @@ impl Service {
         self.backend_called(result, started, fetched.as_ref().err());
         let outcomes: Vec<FetchResult> = match fetched {
             Err(err) if is_too_large(&err) => {
-                // Not Redis failing: no stale entry stands in.
+                // Not Redis failing: no stale entry stands in. A read that
+                // joined one of these fetches (a GET of the key: the
+                // flight is held by the table, `led` and it) is not failed
+                // for this MGET's size: its key is read alone for it, and
+                // dropped here once its waiters have it.
                 let err = ReadError::from(err);
-                for guard in &mut guards {
-                    guard.finish(Err(err.clone()));
+                for (guard, (at, flight)) in guards.iter_mut().zip(led) {
+                    guard.finish(match Arc::strong_count(flight) > 2 {
+                        true => self.fetch(db, &keys[*at]),
+                        false => Err(err.clone()),
+                    });
                 }
                 return Err(err);
             }
             Err(err) => vec![Err(ReadError::from(err)); led.len()],
             Ok(reads) => reads
                 .into_iter()
-                .map(|read| match read {
-                    Ok(Read { value: None, .. }) => Ok(None),
-                    Ok(Read {
-                        value: Some(bytes),
-                        ttl,
-                        storable,
-                    }) => Ok(Some(Fetched {
-                        value: Value::new(&bytes),
-                        ends: match storable {
-                            true => self.ends(sent, ttl),
-                            false => Some(sent),
-                        },
-                    })),
-                    Err(err) => Err(ReadError::from(err)),
-                })
+                .map(|read| self.fetched(read, sent))
                 .collect(),
         };
         // Every flight finished before any answer can fail the read.

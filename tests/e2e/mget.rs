@@ -204,3 +204,43 @@ fn an_mget_through_a_user_without_mget_reads_with_get_and_pttl() {
     assert_eq!(redis.command_stat("mget", "rejected_calls"), 1);
     assert!(wire.call_text("GET list").starts_with("-WRONGTYPE"));
 }
+
+/// A GET that joins the fetch of a key an MGET leads is not failed for
+/// that MGET's size: Redis is paused while the MGET's misses are in
+/// flight, a GET of one of its keys joins (counted coalesced), and when
+/// the MGET is refused the GET still gets the key's value.
+#[test]
+fn a_get_waiting_on_a_refused_mget_s_fetch_gets_its_value() {
+    let redis = RedisServer::start();
+    let value = "v".repeat(1024 * 1024);
+    for i in 0..3 {
+        redis.set(format!("big:{i}"), &value);
+    }
+    redis.set("k", "small");
+    let proxy = Proxy::start(
+        &redis,
+        &[
+            ("RESP_PORT", "auto"),
+            ("RESP_MAX_REPLY_BYTES", "2097152"),
+            ("REDIS_TIMEOUT_MS", "20000"),
+        ],
+    );
+    let misses = || proxy.metric("redis_proxy_cache_misses_total");
+    let coalesced = || proxy.metric("redis_proxy_coalesced_total");
+    let before = (misses(), coalesced());
+    let _: () = redis.cmd(&["CLIENT", "PAUSE", "4000", "ALL"]);
+    let mut a = Wire::connect(proxy.resp_addr());
+    a.send(&crate::common::resp_wire::encode_line(
+        "MGET k big:0 big:1 big:2",
+    ));
+    eventually("the MGET's four misses in flight", || {
+        (misses() >= before.0 + 4.0).then_some(())
+    });
+    let mut b = Wire::connect(proxy.resp_addr());
+    b.send(&crate::common::resp_wire::encode_line("GET k"));
+    eventually("the GET joined the MGET's fetch", || {
+        (coalesced() >= before.1 + 1.0).then_some(())
+    });
+    assert_eq!(show(&a.reply()), show(REFUSED));
+    assert_eq!(show(&b.reply()), show(b"$5\r\nsmall\r\n"));
+}
