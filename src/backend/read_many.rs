@@ -23,7 +23,8 @@
 //!
 //! In cluster mode the keys are read one by one (each on its master, see
 //! `read_cluster.rs`): a batch would have to be split by master and its
-//! redirections followed per key.
+//! redirections followed per key. Their values are counted as they come,
+//! and held to RESP_MAX_REPLY_BYTES all the same.
 
 use std::sync::atomic::Ordering;
 
@@ -45,7 +46,7 @@ impl Backend {
         keys: &[&[u8]],
     ) -> Result<Vec<Result<Read, BackendError>>, BackendError> {
         if self.router.is_some() || keys.is_empty() {
-            return Ok(self.one_by_one(db, keys));
+            return self.one_by_one(db, keys);
         }
         if self.mget_refused.load(Ordering::Relaxed) {
             return self.pipelined(db, keys);
@@ -184,9 +185,30 @@ impl Backend {
         Ok(reads)
     }
 
-    /// [`Backend::get`] of each key in turn.
-    fn one_by_one(&self, db: i64, keys: &[&[u8]]) -> Vec<Result<Read, BackendError>> {
-        keys.iter().map(|key| self.get(db, key)).collect()
+    /// [`Backend::get`] of each key in turn (cluster mode), the values
+    /// counted as they come: once they pass RESP_MAX_REPLY_BYTES the read
+    /// fails as a batch's would, what it read dropped.
+    fn one_by_one(
+        &self,
+        db: i64,
+        keys: &[&[u8]],
+    ) -> Result<Vec<Result<Read, BackendError>>, BackendError> {
+        let mut held = 0usize;
+        let mut reads = Vec::with_capacity(keys.len());
+        for key in keys {
+            let read = self.get(db, key);
+            if let Ok(Read {
+                value: Some(value), ..
+            }) = &read
+            {
+                held = held.saturating_add(value.len());
+                if held > self.max_reply {
+                    return Err(BackendError::Unavailable(TOO_LARGE.0.to_owned()));
+                }
+            }
+            reads.push(read);
+        }
+        Ok(reads)
     }
 }
 

@@ -244,3 +244,43 @@ fn a_get_waiting_on_a_refused_mget_s_fetch_gets_its_value() {
     assert_eq!(show(&a.reply()), show(REFUSED));
     assert_eq!(show(&b.reply()), show(b"$5\r\nsmall\r\n"));
 }
+
+/// In cluster mode, where an MGET's misses are read key by key on their
+/// masters, its reply is held to RESP_MAX_REPLY_BYTES all the same: forty
+/// 1 MiB values on whichever masters, against a 2 MiB bound, are refused,
+/// counted as they come (the proxy's peak memory grows by far less than
+/// 40 MiB); one passes.
+#[test]
+fn a_cluster_mget_past_resp_max_reply_bytes_is_refused() {
+    let cluster = crate::common::cluster::Cluster::start();
+    let value = "v".repeat(1024 * 1024);
+    let mut conn = cluster.conn();
+    for i in 0..40 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("big:{i}"))
+            .arg(&value)
+            .query(&mut conn)
+            .expect("SET");
+    }
+    let proxy = Proxy::start_at(
+        &cluster.seeds(),
+        &[
+            ("REDIS_MODE", "cluster"),
+            ("RESP_PORT", "auto"),
+            ("RESP_MAX_REPLY_BYTES", "2097152"),
+            ("REDIS_TIMEOUT_MS", "10000"),
+        ],
+    );
+    proxy.wait_for_link("up");
+    let mut wire = Wire::connect(proxy.resp_addr());
+    let before = proxy.peak_kib();
+    let all: Vec<String> = (0..40).map(|i| format!("big:{i}")).collect();
+    assert_eq!(show(&wire.call(&mget(&all))), show(REFUSED));
+    let grown = proxy.peak_kib().saturating_sub(before);
+    assert!(
+        grown < 16 * 1024,
+        "peak grew {grown} KiB for 40 MiB of misses"
+    );
+    let two = wire.call("MGET big:0 nothing");
+    assert_eq!(two.len(), 4 + (1024 * 1024 + 10 + 2) + 5);
+}
