@@ -30,6 +30,7 @@ mod probe;
 pub mod raw;
 mod read;
 mod read_cluster;
+mod read_many;
 mod redirect;
 mod router;
 mod scan;
@@ -44,6 +45,7 @@ pub use fleet::Linked;
 pub use forward::MasterWatch;
 pub use forward_cluster::{Dest, Fold};
 pub use read::{Read, Ttl};
+pub use read_many::is_too_large;
 pub use scan::split_cursor;
 pub use sentinel::Topology;
 pub use slots::{slot_of, Slot};
@@ -224,6 +226,9 @@ pub struct Backend {
     max_reply: usize,
     /// Which cluster masters the invalidation links cover (see `fleet.rs`).
     linked: Arc<Linked>,
+    /// Redis refused `MGET` or `EXISTS` to the proxy's user (see
+    /// `read_many.rs`).
+    mget_refused: std::sync::atomic::AtomicBool,
 }
 
 impl Backend {
@@ -284,6 +289,7 @@ impl Backend {
                 config.redis_mode == RedisMode::Cluster
                     && config.invalidation != crate::config::Invalidation::Off,
             )),
+            mget_refused: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

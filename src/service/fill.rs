@@ -40,6 +40,14 @@ impl Service {
         flight: &Arc<Flight>,
     ) -> Result<Option<Found>, ReadError> {
         let mut guard = LeaderGuard::new(|outcome| self.finish_flight(db, key, flight, outcome));
+        let outcome = self.fetch(db, key);
+        guard.finish(outcome.clone());
+        self.as_found(outcome)
+    }
+
+    /// `key` in Redis's database `db`, read from Redis (counted), as a
+    /// flight's outcome.
+    pub(super) fn fetch(&self, db: i64, key: &[u8]) -> FetchResult {
         let sent = self.core.now();
         let started = Instant::now();
         let fetched = self.backend.get(db, key);
@@ -51,7 +59,12 @@ impl Service {
             Err(BackendError::Reply(_)) => BackendResult::ErrorReply,
         };
         self.backend_called(result, started, fetched.as_ref().err());
-        let outcome = match fetched {
+        self.fetched(fetched, sent)
+    }
+
+    /// A read from Redis sent at `sent`, as a flight's outcome.
+    pub(super) fn fetched(&self, read: Result<Read, BackendError>, sent: Time) -> FetchResult {
+        match read {
             Ok(Read { value: None, .. }) => Ok(None),
             Ok(Read {
                 value: Some(bytes),
@@ -67,9 +80,7 @@ impl Service {
                 },
             })),
             Err(err) => Err(ReadError::from(err)),
-        };
-        guard.finish(outcome.clone());
-        self.as_found(outcome)
+        }
     }
 
     /// Counts a fetch from Redis begun at `started` (GET's or a reply's)

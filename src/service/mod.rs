@@ -33,6 +33,7 @@ mod databases;
 mod fill;
 mod flight;
 mod forward;
+mod many;
 mod read_through;
 mod replies;
 mod types;
@@ -82,6 +83,9 @@ pub struct Service {
     max_key_bytes: usize,
     /// RESP_MAX_REQUEST_BYTES.
     max_request: usize,
+    /// RESP_MAX_REPLY_BYTES: the most an MGET's reply may be (see
+    /// `many.rs`).
+    max_reply: usize,
     /// INVALIDATION as configured, for `INFO`.
     invalidation: Invalidation,
     /// RESP_FORWARD.
@@ -119,6 +123,7 @@ impl Service {
             auth: Auth::new(config, Arc::clone(&metrics)),
             max_key_bytes: config.max_key_bytes,
             max_request: config.resp_max_request,
+            max_reply: config.resp_max_reply,
             invalidation: config.invalidation,
             forwarding: config.forwarding,
             listener: std::sync::OnceLock::new(),

@@ -22,6 +22,7 @@ use super::{LinkState, Value};
 
 mod changes;
 mod filing;
+mod many;
 mod replies;
 mod retire;
 

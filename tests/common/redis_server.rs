@@ -156,6 +156,8 @@ impl RedisServer {
     pub const PROXY_ACL: &'static [&'static str] = &[
         "+get",
         "+pttl",
+        "+mget",
+        "+exists",
         "+ping",
         "+hello",
         "+client|setname",

@@ -57,6 +57,7 @@ mod inline;
 mod keepalive;
 mod limits;
 mod make_run;
+mod mget;
 mod operations;
 mod operators;
 mod operators_cors;

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use crate::service::{Claim, Deferred, ReadError, Service, Ticket, Value};
+use crate::service::{Claim, Deferred, ReadError, Service, Ticket};
 
 use super::super::reply::{Protocol, Replies};
 use super::{Context, Outcome, Spec};
@@ -153,7 +153,7 @@ fn fetch_own(mut fetch: Own, protocol: Protocol, service: &Service) -> Vec<u8> {
             fault_hook(&key);
             answer_get(&mut replies, service, &key, result, started)
         }
-        Own::MGet(db, keys, _) => match read_all(service, db, &keys) {
+        Own::MGet(db, keys, _) => match service.get_many(db, &keys) {
             Ok(values) => {
                 replies.array(values.len());
                 for value in values {
@@ -203,19 +203,6 @@ fn answer_get(
         Err(err) => read_error(replies, &err, service),
     }
     outcome != "error"
-}
-
-/// Reads every key of database `db`; absent keys and keys holding another
-/// type are nil, as Redis's MGET answers. Redis being unreachable fails the
-/// whole command.
-fn read_all(service: &Service, db: i64, keys: &[Vec<u8>]) -> Result<Vec<Option<Value>>, ReadError> {
-    keys.iter()
-        .map(|key| match service.get_in(db, key) {
-            Ok(found) => Ok(found.map(|f| f.value)),
-            Err(ReadError::Reply(_)) => Ok(None),
-            Err(err) => Err(err),
-        })
-        .collect()
 }
 
 /// A failed read: Redis's own error reply is passed on as it is
