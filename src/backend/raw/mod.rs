@@ -163,9 +163,27 @@ impl RawConn {
     /// connection and polls it, so what is written on it next is read
     /// before what another connection sends later. A new connection that
     /// needed no HELLO, AUTH or SELECT has had none: Redis may still have
-    /// it in its accept queue, and a request on it be overtaken.
+    /// it in its accept queue, and a request on it be overtaken. A refusal
+    /// that leaves the connection usable (`-NOPERM`: a user without PING;
+    /// `-BUSY`, `-LOADING`: the client's request gets Redis's own) is an
+    /// answer too; any other error reply (max clients) fails, as
+    /// [`RawConn::call`] does.
     pub fn ping(&mut self) -> io::Result<()> {
-        self.call(&[b"PING"])
+        let mut request = Vec::new();
+        encode(&[b"PING"], &mut request);
+        self.write_out(&request)?;
+        let mut reply = Vec::new();
+        self.receive(&mut reply)?;
+        let usable = [&b"-NOPERM"[..], b"-BUSY", b"-LOADING"];
+        if reply.first() == Some(&b'-') && !usable.iter().any(|p| reply.starts_with(p)) {
+            self.broken = true;
+            let text = String::from_utf8_lossy(&reply);
+            return Err(io::Error::new(
+                ErrorKind::PermissionDenied,
+                format!("Redis refused PING: {}", text.trim_end()),
+            ));
+        }
+        Ok(())
     }
 
     /// Writes `requests` (whole RESP frames) and flushes them, then calls
