@@ -106,3 +106,49 @@ impl Drop for Start {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use mio::{Poll, Token, Waker};
+
+    use super::Fence;
+
+    fn fence() -> (Poll, Fence) {
+        let poll = Poll::new().expect("a poll");
+        let waker = Waker::new(poll.registry(), Token(1)).expect("a waker");
+        (poll, Fence::new(Arc::new(waker)))
+    }
+
+    #[test]
+    fn up_while_any_start_lives_down_when_the_last_drops() {
+        let (_poll, fence) = fence();
+        assert!(!fence.is_up());
+        let (first, second) = (fence.start(), fence.start());
+        assert!(fence.is_up());
+        drop(first);
+        assert!(fence.is_up());
+        // A hook dropped uncalled ends its start too.
+        drop(second.into_hook());
+        assert!(!fence.is_up());
+        let hook = fence.start().into_hook();
+        assert!(fence.is_up());
+        hook();
+        assert!(!fence.is_up());
+    }
+
+    #[test]
+    fn a_waiting_worker_goes_on_when_the_fence_falls_or_at_its_limit() {
+        let (_poll, fence) = fence();
+        let start = fence.start();
+        let ender = std::thread::spawn(move || drop(start));
+        fence.wait(Duration::from_secs(600));
+        ender.join().expect("the thread ends");
+        assert!(!fence.is_up());
+        let _left_up = fence.start();
+        fence.wait(Duration::from_millis(1));
+        assert!(fence.is_up());
+    }
+}
