@@ -158,6 +158,24 @@ impl Backend {
         router.checkout(self, addr, resp3, db)
     }
 
+    /// [`Backend::checkout_raw_for`] for a blocking command or a
+    /// subscription: a new connection is answered once first
+    /// ([`RawConn::ping`]), so that its request, once written, is read by
+    /// Redis before another client's command written after it (the order
+    /// rule, `resp/fence.rs`). A reused one has been answered before.
+    pub fn checkout_dedicated(
+        &self,
+        resp3: bool,
+        db: i64,
+        slot: Option<Slot>,
+    ) -> Result<RawConn, BackendError> {
+        let (mut conn, reused) = self.checkout_raw_for(resp3, db, slot)?;
+        if !reused {
+            conn.ping().map_err(|err| classify(&err))?;
+        }
+        Ok(conn)
+    }
+
     /// Gives back a connection from [`Backend::checkout_raw`]: kept for
     /// the next batch unless it failed, or enough are idle already.
     pub fn checkin_raw(&self, conn: RawConn) {

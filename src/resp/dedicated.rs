@@ -29,6 +29,7 @@ use crate::service::{Batch, Client, Held, Lane, Pin, Service};
 
 use super::cancel::{Cancel, Closer};
 use super::cmd::forward;
+use super::fence::{Fence, Start};
 use super::workers::{Done, DoneKind};
 
 /// Commands a subscribed client may have on their way to Redis at once,
@@ -44,6 +45,9 @@ pub struct Dedicated {
     waker: Arc<Waker>,
     open: Arc<AtomicUsize>,
     max: usize,
+    /// Up from each hand-off until its request is written to Redis, so no
+    /// other client's later command overtakes it (`fence.rs`).
+    fence: Fence,
 }
 
 /// What a client whose blocking command the proxy's shutdown cut short is
@@ -67,10 +71,12 @@ impl Drop for Place {
 /// A client's subscription: where its commands go, and the connection to
 /// shut when it leaves (dropping this does it).
 pub struct Subscription {
-    commands: SyncSender<Vec<u8>>,
+    /// Each request with its [`Start`], ended once it is written.
+    commands: SyncSender<(Vec<u8>, Start)>,
     /// Bytes sent to the writer and not yet written.
     backlog: Arc<AtomicUsize>,
     cancel: Closer,
+    fence: Fence,
 }
 
 impl Subscription {
@@ -81,7 +87,7 @@ impl Subscription {
         if self.backlog.fetch_add(len, Ordering::AcqRel) + len > SUBSCRIPTION_BACKLOG_BYTES {
             return false;
         }
-        match self.commands.try_send(request) {
+        match self.commands.try_send((request, self.fence.start())) {
             Ok(()) => true,
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
         }
@@ -95,14 +101,21 @@ impl Drop for Subscription {
 }
 
 impl Dedicated {
-    /// At most `max` at once; finished work goes to `done`, with `waker`.
-    pub fn new(service: Arc<Service>, done: Sender<Done>, waker: Arc<Waker>, max: usize) -> Self {
+    /// At most `max` at once; finished work goes to `done`, with `waker`;
+    /// each hand-off raises `fence` until its request is written.
+    pub fn new(
+        service: Arc<Service>,
+        (done, waker): (Sender<Done>, Arc<Waker>),
+        max: usize,
+        fence: Fence,
+    ) -> Self {
         Dedicated {
             service,
             done,
             waker,
             open: Arc::new(AtomicUsize::new(0)),
             max,
+            fence,
         }
     }
 
@@ -144,6 +157,8 @@ impl Dedicated {
             Arc::clone(&self.waker),
         );
         let armed = cancel.clone();
+        // Dropped with the thread's closure if it cannot start.
+        let start = self.fence.start();
         let job = Arc::new(Mutex::new(Some((batch, lane))));
         let taken = Arc::clone(&job);
         thread::Builder::new()
@@ -154,7 +169,7 @@ impl Dedicated {
                 else {
                     return;
                 };
-                let (reply, held) = run_blocking(&service, &batch, client, lane, &armed);
+                let (reply, held) = run_blocking(&service, &batch, (client, lane), &armed, start);
                 // The place is free before the client can see the reply
                 // and send its next blocking command.
                 drop(place);
@@ -239,18 +254,20 @@ impl Dedicated {
             commands,
             backlog,
             cancel,
+            fence: self.fence.clone(),
         })
     }
 }
 
 /// The blocking request's reply, and the connection the client still
-/// holds after it (a WATCH), if any.
+/// holds after it (a WATCH), if any. `start` ends once the request is
+/// written to Redis (or could not be).
 fn run_blocking(
     service: &Service,
     batch: &Batch,
-    client: Client,
-    lane: Lane,
+    (client, lane): (Client, Lane),
     cancel: &Closer,
+    start: Start,
 ) -> (Vec<u8>, Option<Held>) {
     let (held, keep) = match lane {
         Lane::Held(Some(held), keep) => (Ok(held), keep),
@@ -272,8 +289,19 @@ fn run_blocking(
         return (error_reply(why), None);
     }
     let watch = service.watch_master(&held);
+    // WAIT's cover (a PUBLISH first) is not the client's request: the
+    // fence falls with the request's own write.
     let (reply, held) = match service.cover_writes(batch, client, held) {
-        Ok(held) => forward(batch, client, Lane::Held(Some(held), true), None, service),
+        Ok(mut held) => {
+            held.after_next_send(Some(start.into_hook()));
+            let (reply, mut held) =
+                forward(batch, client, Lane::Held(Some(held), true), None, service);
+            if let Some(held) = held.as_mut() {
+                // Nothing was written (refused here): the fence falls now.
+                held.after_next_send(None);
+            }
+            (reply, held)
+        }
         Err(answered) => answered,
     };
     if held.is_none() && watch.changed() {
@@ -311,7 +339,7 @@ fn relay(
     service: &Service,
     (client, pin): (Client, Pin),
     cancel: &Closer,
-    (requests, backlog): (Receiver<Vec<u8>>, Arc<AtomicUsize>),
+    (requests, backlog): (Receiver<(Vec<u8>, Start)>, Arc<AtomicUsize>),
     mut deliver: impl FnMut(Vec<u8>) -> bool,
 ) -> String {
     let mut held = match service.hold(client, pin) {
@@ -328,11 +356,12 @@ fn relay(
     let writing = thread::Builder::new()
         .name("resp-subscribed-writer".to_owned())
         .spawn(move || {
-            for request in requests {
+            for (request, start) in requests {
                 if writer.write_all(&request).is_err() {
                     let _ = writer.shutdown(Shutdown::Both);
                     return;
                 }
+                drop(start);
                 backlog.fetch_sub(request.len(), Ordering::AcqRel);
             }
         });

@@ -27,6 +27,7 @@ mod conn;
 mod dedicated;
 mod event_loop;
 mod execute;
+mod fence;
 mod gather;
 mod lanes;
 pub mod parse;

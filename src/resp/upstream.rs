@@ -34,6 +34,7 @@ use mio::{Interest, Registry, Token, Waker};
 use crate::service::{Batch, Client, Plan, ReadError, Service, Taken, Upstream};
 
 use super::conn::{Conn, OUTPUT_HIGH_WATER};
+use super::fence::Fence;
 
 /// Tokens from here up are upstreams' (clients' count up from 2).
 const FIRST_TOKEN: usize = usize::MAX / 2;
@@ -71,6 +72,9 @@ struct Link {
 pub struct Upstreams {
     service: Arc<Service>,
     waker: Arc<Waker>,
+    /// Up while another client's earlier blocking command or Pub/Sub
+    /// request is not yet at Redis: nothing is written meanwhile.
+    fence: Fence,
     registry: Registry,
     enabled: bool,
     links: Vec<Link>,
@@ -87,13 +91,19 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    /// None open yet; `registry` registers them with the loop's poll.
-    pub fn new(service: Arc<Service>, waker: Arc<Waker>, registry: Registry) -> Upstreams {
+    /// None open yet; `registry` registers them with the loop's poll;
+    /// nothing is written while `fence` is up.
+    pub fn new(
+        service: Arc<Service>,
+        (waker, fence): (Arc<Waker>, Fence),
+        registry: Registry,
+    ) -> Upstreams {
         let (opened_tx, opened) = mpsc::channel();
         Upstreams {
             enabled: service.upstreams_possible(),
             service,
             waker,
+            fence,
             registry,
             links: Vec::new(),
             next_token: FIRST_TOKEN,
@@ -209,14 +219,19 @@ impl Upstreams {
         }
     }
 
-    /// A connection is ready: writes what waits, reads what came, and
-    /// hands each batch answered in full to its client.
+    /// A connection is ready: writes what waits (unless the fence is up),
+    /// reads what came, and hands each batch answered in full to its
+    /// client.
     pub fn ready(&mut self, token: Token, conns: &mut ClientMap, chunk: &mut [u8]) {
         let Some(i) = self.links.iter().position(|l| l.token == token) else {
             return;
         };
+        let fenced = self.fence.is_up();
         let link = &mut self.links[i];
-        let mut failure = link.upstream.flush().err().map(ReadError::from);
+        let mut failure = match fenced {
+            true => None,
+            false => link.upstream.flush().err().map(ReadError::from),
+        };
         // Read and hand out in turns until the socket is empty, so what a
         // reply being read makes the link hold is bounded (a batch's
         // replies past RESP_MAX_REPLY_BYTES fail as soon as they show it).
@@ -234,8 +249,12 @@ impl Upstreams {
     }
 
     /// Writes every connection's queued batches (at the end of a turn:
-    /// one write for all the clients served in it).
+    /// one write for all the clients served in it), unless the fence is up
+    /// (they wait, and its fall wakes the loop to write them).
     pub fn flush(&mut self, conns: &mut ClientMap) {
+        if self.fence.is_up() {
+            return;
+        }
         let mut i = 0;
         while i < self.links.len() {
             let failed = self.links[i].upstream.flush().err();

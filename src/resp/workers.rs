@@ -17,6 +17,7 @@ use crate::service::Service;
 use crate::service::{Batch, Client, Held, Lane, Queued};
 
 use super::cmd::{fetch, forward, Fetch};
+use super::fence::Fence;
 use super::gather;
 use super::reply::{Protocol, Replies};
 
@@ -91,14 +92,16 @@ impl WorkQueue {
 }
 
 /// Starts `count` workers; jobs go in through the returned queue, replies
-/// go to `done`, and `waker` wakes the loop for each.
+/// go to `done`, and `waker` wakes the loop for each. A job waits while
+/// `fence` is up (another client's earlier blocking command or Pub/Sub
+/// request not yet at Redis), at most REDIS_TIMEOUT_MS.
 /// Fails if any worker cannot start, rather than leave connections waiting
 /// for a worker that does not exist.
 pub fn start(
     count: usize,
     service: &Arc<Service>,
-    waker: &Arc<Waker>,
-    done_tx: &Sender<Done>,
+    (waker, done_tx): (&Arc<Waker>, &Sender<Done>),
+    fence: &Fence,
 ) -> io::Result<WorkQueue> {
     let (job_tx, job_rx) = mpsc::channel::<Job>();
     let free = Arc::new(AtomicIsize::new(
@@ -109,6 +112,7 @@ pub fn start(
         let (job_rx, done_tx) = (Arc::clone(&job_rx), done_tx.clone());
         let (service, waker) = (Arc::clone(service), Arc::clone(waker));
         let free = Arc::clone(&free);
+        let fence = fence.clone();
         thread::Builder::new()
             .name(format!("resp-worker-{i}"))
             .spawn(move || loop {
@@ -120,6 +124,7 @@ pub fn start(
                     gather::take(job, &queue)
                 };
                 if !gathered.is_empty() {
+                    fence.wait(service.redis_timeout());
                     let count = gathered.len();
                     for (token, reply) in gather::run_guarded(gathered, &service) {
                         let done = Done {
@@ -139,6 +144,7 @@ pub fn start(
                     let _ = waker.wake();
                 }
                 for job in job.into_iter().chain(next) {
+                    fence.wait(service.redis_timeout());
                     let token = job.token;
                     let kind = match job.work {
                         Work::Forward(..) => DoneKind::Forwarded,

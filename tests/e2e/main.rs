@@ -37,6 +37,7 @@ mod forward_cluster_redirect;
 mod forward_large;
 mod forward_loop;
 mod forward_metrics;
+mod forward_order;
 mod forward_pubsub;
 mod forward_server;
 mod forward_tracking;

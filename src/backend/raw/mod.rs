@@ -56,6 +56,10 @@ pub struct RawConn {
     /// `-READONLY` (see `Staleness::heard`), also on a connection a client
     /// holds, whose replies the router never reads.
     pub(in crate::backend) map_stale: Option<(Arc<Staleness>, Addr)>,
+    /// Called once the next client request is written ([`RawConn::send`];
+    /// not the proxy's own HELLO or SELECT): a blocking command's caller
+    /// learns its request is at Redis (see `resp/fence.rs`).
+    after_send: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl RawConn {
@@ -89,6 +93,7 @@ impl RawConn {
             timeout,
             max_reply: usize::MAX,
             map_stale: None,
+            after_send: None,
         };
         let settings = info.redis_settings();
         let password = settings.password();
@@ -136,7 +141,7 @@ impl RawConn {
     pub(in crate::backend) fn call(&mut self, argv: &[&[u8]]) -> io::Result<()> {
         let mut request = Vec::new();
         encode(argv, &mut request);
-        self.send(&request)?;
+        self.write_out(&request)?;
         let mut reply = Vec::new();
         self.receive(&mut reply)?;
         if reply.first() == Some(&b'-') || reply.first() == Some(&b'!') {
@@ -154,8 +159,50 @@ impl RawConn {
         Ok(())
     }
 
-    /// Writes `requests` (whole RESP frames) and flushes them.
+    /// A round trip (`PING`): once it is answered, Redis has accepted this
+    /// connection and polls it, so what is written on it next is read
+    /// before what another connection sends later. A new connection that
+    /// needed no HELLO, AUTH or SELECT has had none: Redis may still have
+    /// it in its accept queue, and a request on it be overtaken. A refusal
+    /// that leaves the connection usable (`-NOPERM`: a user without PING;
+    /// `-BUSY`, `-LOADING`: the client's request gets Redis's own) is an
+    /// answer too; any other error reply (max clients) fails, as
+    /// [`RawConn::call`] does.
+    pub fn ping(&mut self) -> io::Result<()> {
+        let mut request = Vec::new();
+        encode(&[b"PING"], &mut request);
+        self.write_out(&request)?;
+        let mut reply = Vec::new();
+        self.receive(&mut reply)?;
+        let usable = [&b"-NOPERM"[..], b"-BUSY", b"-LOADING"];
+        if reply.first() == Some(&b'-') && !usable.iter().any(|p| reply.starts_with(p)) {
+            self.broken = true;
+            let text = String::from_utf8_lossy(&reply);
+            return Err(io::Error::new(
+                ErrorKind::PermissionDenied,
+                format!("Redis refused PING: {}", text.trim_end()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes `requests` (whole RESP frames) and flushes them, then calls
+    /// the hook set by [`RawConn::after_next_send`], if any.
     pub fn send(&mut self, requests: &[u8]) -> io::Result<()> {
+        let sent = self.write_out(requests);
+        if let Some(hook) = self.after_send.take() {
+            hook();
+        }
+        sent
+    }
+
+    /// Sets `hook` to be called once the next request is written (or
+    /// fails to be); `None` drops the one set.
+    pub fn after_next_send(&mut self, hook: Option<Box<dyn FnOnce() + Send>>) {
+        self.after_send = hook;
+    }
+
+    fn write_out(&mut self, requests: &[u8]) -> io::Result<()> {
         let sent = self
             .stream
             .write_all(requests)

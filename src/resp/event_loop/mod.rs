@@ -35,6 +35,7 @@ mod closing;
 use super::cmd::{Peers, Registry};
 use super::conn::ReadOutcome;
 use super::dedicated::Dedicated;
+use super::fence::Fence;
 use super::lanes::Next;
 use super::tracking::{self, Tracker};
 use super::upstream::{ClientMap, Upstreams};
@@ -74,12 +75,16 @@ impl EventLoop {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let (done_tx, done) = std::sync::mpsc::channel::<Done>();
-        let jobs = workers::start(settings.workers, &service, &waker, &done_tx)?;
+        // Up while a blocking command or a Pub/Sub request handed to a
+        // dedicated connection is not yet written: the loop's batches and
+        // the workers' wait for it (the order rule, `fence.rs`).
+        let fence = Fence::new(Arc::clone(&waker));
+        let jobs = workers::start(settings.workers, &service, (&waker, &done_tx), &fence)?;
         let dedicated = Dedicated::new(
             Arc::clone(&service),
-            done_tx,
-            Arc::clone(&waker),
+            (done_tx, Arc::clone(&waker)),
             settings.dedicated,
+            fence.clone(),
         );
         let limits = tracking::Limits {
             max_keys: settings.tracking_max_keys,
@@ -89,7 +94,7 @@ impl EventLoop {
         service.listen_for_changes(changes);
         let upstreams = Upstreams::new(
             Arc::clone(&service),
-            Arc::clone(&waker),
+            (Arc::clone(&waker), fence),
             poll.registry().try_clone()?,
         );
         let live = Arc::new(AtomicUsize::new(0));

@@ -57,6 +57,16 @@ impl Held {
         self.0.as_ref().and_then(|conn| conn.tcp_handle())
     }
 
+    /// Calls `hook` once the next client request is written on it, or
+    /// drops it now if the connection is not open; `None` drops the one
+    /// set (a blocking command learns its request is at Redis:
+    /// `resp/fence.rs`).
+    pub fn after_next_send(&mut self, hook: Option<Box<dyn FnOnce() + Send>>) {
+        if let Some(conn) = self.0.as_deref_mut() {
+            conn.after_next_send(hook);
+        }
+    }
+
     /// The next reply or push, exactly as Redis sent it.
     pub fn receive(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
         self.conn()?.receive(out)
@@ -88,10 +98,13 @@ impl Service {
     }
 
     /// A connection of the client's own, for a blocking command or a
-    /// subscription (see `resp/dedicated.rs`), where `pin` says.
+    /// subscription (see `resp/dedicated.rs`), where `pin` says, answered
+    /// once already ([`Backend::checkout_dedicated`]).
     pub fn hold(&self, client: Client, pin: Pin) -> Result<Held, String> {
-        self.open_pinned(client, pin)
+        self.backend
+            .checkout_dedicated(client.resp3, client.db, pin.0)
             .map(|conn| Held(Some(Box::new(conn))))
+            .map_err(|err| format!("ERR {}", crate::service::ReadError::from(err)))
     }
 
     /// A raw connection where `pin` says, in the client's protocol and
