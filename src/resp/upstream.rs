@@ -5,9 +5,11 @@
 //! Why: a batch handed to a worker and its replies handed back cost two
 //! thread wake-ups each way; under redis-benchmark's many small writes that
 //! scheduling took about half the proxy's CPU. Here every batch the loop
-//! gathers during one turn is appended to its connection's output and all
-//! are written with one write at the end of the turn, many clients' commands
-//! pipelined together (as twemproxy and Envoy do); a FIFO per connection
+//! gathers from its clients' input during one turn is appended to its
+//! connection's output and all are written with one write once that input
+//! is read (before the replies that came in are handed out, so Redis works
+//! on them meanwhile), many clients' commands pipelined together (as
+//! twemproxy and Envoy do); a FIFO per connection
 //! records whose replies come next, and how many.
 //!
 //! What goes this way is the service's decision ([`Service::plan`]): pooled
@@ -248,8 +250,9 @@ impl Upstreams {
         self.settle(i, failure, conns);
     }
 
-    /// Writes every connection's queued batches (at the end of a turn:
-    /// one write for all the clients served in it), unless the fence is up
+    /// Writes every connection's queued batches (once a turn has read its
+    /// clients' input, and again at its end for clients it resumed: one
+    /// write for all the clients served), unless the fence is up
     /// (they wait, and its fall wakes the loop to write them).
     pub fn flush(&mut self, conns: &mut ClientMap) {
         if self.fence.is_up() {
