@@ -59,18 +59,10 @@ impl Backend {
             argv.extend_from_slice(keys);
             encode(&argv, &mut wire);
         }
-        let mut out = Vec::new();
-        self.forward(false, db, &wire, 2, &mut out)
-            .map_err(|failed| failed.error)?;
-        drop(wire);
-        let mut parser = redis::Parser::new();
-        let mut input = &out[..];
-        let mut next = || {
-            parser
-                .parse_value(&mut input)
-                .map_err(|err| BackendError::Unavailable(format!("MGET's reply: {err}")))
-        };
-        let (values, exists) = (next()?, next()?);
+        let [values, exists]: [Value; 2] = self
+            .round_trip(db, wire, 2, "MGET")?
+            .try_into()
+            .map_err(|_| BackendError::Unavailable("MGET's reply: short".to_owned()))?;
         let refused = [&values, &exists]
             .into_iter()
             .find_map(|reply| match reply {
@@ -78,7 +70,21 @@ impl Backend {
                 _ => None,
             });
         if let Some(err) = refused {
-            if err.code() == "NOPERM" && !self.mget_refused.swap(true, Ordering::Relaxed) {
+            // Only a user who may not run MGET or EXISTS at all turns this
+            // path off; a key the user may not read (also NOPERM) is the
+            // whole MGET's refusal, as at Redis.
+            let command_refused = err.code() == "NOPERM"
+                && err
+                    .details()
+                    .is_some_and(|d| d.contains("'mget'") || d.contains("'exists'"));
+            if !command_refused {
+                return Err(BackendError::Reply(format!(
+                    "{} {}",
+                    err.code(),
+                    err.details().unwrap_or_default()
+                )));
+            }
+            if !self.mget_refused.swap(true, Ordering::Relaxed) {
                 log::warn!(
                     "Redis refused MGET or EXISTS ({}): MGET's misses are read with GET and PTTL from now on; give the proxy's user +mget +exists",
                     err.details().unwrap_or_default()
@@ -100,9 +106,13 @@ impl Backend {
         let some_nil_exists = !matches!(exists, Value::Int(n) if n == found as i64);
         let mut reads: Vec<Option<Result<Read, BackendError>>> = Vec::with_capacity(keys.len());
         let mut present = Vec::with_capacity(found);
+        let mut nil = Vec::new();
         for (key, value) in keys.iter().zip(values) {
             reads.push(match value {
-                Value::Nil if some_nil_exists => Some(self.get(db, key)),
+                Value::Nil if some_nil_exists => {
+                    nil.push((reads.len(), *key));
+                    None
+                }
                 Value::Nil => Some(Ok(Read {
                     value: None,
                     ttl: read::Ttl::Gone,
@@ -117,8 +127,15 @@ impl Backend {
                 )))),
             });
         }
-        drop(out);
         self.ttls_of(db, present, &mut reads)?;
+        // The nil keys, all together, as GET reads them (one round trip,
+        // not one each: a GET waiting on one of them waits one round trip).
+        if !nil.is_empty() {
+            let names: Vec<&[u8]> = nil.iter().map(|(_, key)| *key).collect();
+            for ((at, _), read) in nil.into_iter().zip(self.pipelined(db, &names)?) {
+                reads[at] = Some(read);
+            }
+        }
         Ok(reads
             .into_iter()
             .map(|read| read.unwrap_or_else(|| Err(BackendError::Unavailable("no TTL".into()))))
@@ -140,15 +157,8 @@ impl Backend {
         for (_, key, _) in &present {
             encode(&[b"PTTL", key], &mut wire);
         }
-        let mut out = Vec::new();
-        self.forward(false, db, &wire, present.len(), &mut out)
-            .map_err(|failed| failed.error)?;
-        let mut parser = redis::Parser::new();
-        let mut input = &out[..];
-        for (at, _, value) in present {
-            let ttl = parser
-                .parse_value(&mut input)
-                .map_err(|err| BackendError::Unavailable(format!("PTTL's reply: {err}")))?;
+        let ttls = self.round_trip(db, wire, present.len(), "PTTL")?;
+        for ((at, _, value), ttl) in present.into_iter().zip(ttls) {
             reads[at] = Some(read::parse(vec![Value::BulkString(value), ttl]));
         }
         Ok(())
@@ -166,23 +176,38 @@ impl Backend {
             encode(&[b"GET", key], &mut wire);
             encode(&[b"PTTL", key], &mut wire);
         }
+        let mut replies = self
+            .round_trip(db, wire, 2 * keys.len(), "GET")?
+            .into_iter();
+        let mut reads = Vec::with_capacity(keys.len());
+        while let (Some(value), Some(ttl)) = (replies.next(), replies.next()) {
+            reads.push(read::parse(vec![value, ttl]));
+        }
+        Ok(reads)
+    }
+
+    /// Sends `wire` (`count` requests) and reads their `count` replies, in
+    /// order; `what` names the first command, for the error.
+    fn round_trip(
+        &self,
+        db: i64,
+        wire: Vec<u8>,
+        count: usize,
+        what: &str,
+    ) -> Result<Vec<Value>, BackendError> {
         let mut out = Vec::new();
-        self.forward(false, db, &wire, 2 * keys.len(), &mut out)
+        self.forward(false, db, &wire, count, &mut out)
             .map_err(|failed| failed.error)?;
         drop(wire);
         let mut parser = redis::Parser::new();
         let mut input = &out[..];
-        let mut next = || {
-            parser
-                .parse_value(&mut input)
-                .map_err(|err| BackendError::Unavailable(format!("GET's reply: {err}")))
-        };
-        let mut reads = Vec::with_capacity(keys.len());
-        for _ in keys {
-            let (value, ttl) = (next()?, next()?);
-            reads.push(read::parse(vec![value, ttl]));
-        }
-        Ok(reads)
+        (0..count)
+            .map(|_| {
+                parser
+                    .parse_value(&mut input)
+                    .map_err(|err| BackendError::Unavailable(format!("{what}'s reply: {err}")))
+            })
+            .collect()
     }
 
     /// [`Backend::get`] of each key in turn (cluster mode), the values

@@ -35,6 +35,11 @@ use super::{FetchResult, Found, ReadError, Service, Value};
 /// keys.
 const CHUNK: usize = 1024;
 
+/// At most this many bytes of keys in one chunk: the requests a chunk
+/// sends name each key twice (MGET, EXISTS), and buffers of a few MiB on
+/// each worker would stay with its malloc arena.
+const CHUNK_BYTES: usize = 64 * 1024;
+
 impl Service {
     /// `MGET` of `keys` in Redis's database `db`: each value in order,
     /// `None` for a key Redis does not have or that holds another type, as
@@ -44,7 +49,19 @@ impl Service {
     pub fn get_many(&self, db: i64, keys: &[Vec<u8>]) -> Result<Vec<Option<Value>>, ReadError> {
         let mut values = Vec::with_capacity(keys.len());
         let mut size = header(keys.len());
-        for chunk in keys.chunks(CHUNK) {
+        let mut rest = keys;
+        while !rest.is_empty() {
+            let mut bytes = 0;
+            let fits = rest
+                .iter()
+                .take(CHUNK)
+                .take_while(|key| {
+                    bytes += key.len();
+                    bytes <= CHUNK_BYTES
+                })
+                .count();
+            let (chunk, tail) = rest.split_at(fits.max(1));
+            rest = tail;
             let from = values.len();
             self.read_chunk(db, chunk, &mut values)?;
             for value in &values[from..] {
@@ -172,7 +189,10 @@ impl Service {
 fn answer(read: Result<Option<Found>, ReadError>) -> Result<Option<Value>, ReadError> {
     match read {
         Ok(found) => Ok(found.map(|found| found.value)),
-        Err(ReadError::Reply(_)) => Ok(None),
+        // A key of another type is nil in MGET, as Redis answers it; any
+        // other refusal (-BUSY, -NOPERM for the key) fails the MGET with
+        // Redis's words, as Redis refuses the whole command.
+        Err(ReadError::Reply(message)) if message.starts_with("WRONGTYPE") => Ok(None),
         Err(err) => Err(err),
     }
 }

@@ -10,7 +10,7 @@ use crate::common::wire::{client_list, info_clients, show, Wire};
 use crate::common::{eventually, read_until_closed, InProcess, Proxy, RedisServer};
 
 /// Redis, and the proxy in front of it with RESP on and `env`.
-fn start(env: &[(&str, &str)]) -> (RedisServer, InProcess) {
+pub(crate) fn start(env: &[(&str, &str)]) -> (RedisServer, InProcess) {
     let redis = RedisServer::start();
     let mut vars = vec![("RESP_PORT", "auto")];
     vars.extend_from_slice(env);
