@@ -34,38 +34,9 @@ pub const MAX_REQUEST: usize = 64 * 1024 * 1024;
 /// Longest inline command or length line (Redis: 64 KiB).
 pub const MAX_LINE: usize = 64 * 1024;
 
-/// A request whose bytes are not valid RESP. The connection answers
-/// `-ERR Protocol error: <reason>` ([`ProtocolError::message`]) and
-/// closes, as Redis does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProtocolError {
-    /// What is wrong, in Redis 7's words where Redis has the error.
-    pub reason: &'static str,
-    /// The byte found where a bulk string's `$` belongs, which Redis 7
-    /// names after the reason (`expected '$', got '*'`).
-    pub got: Option<u8>,
-}
-
-impl ProtocolError {
-    /// An error with no byte to name.
-    pub const fn new(reason: &'static str) -> ProtocolError {
-        ProtocolError { reason, got: None }
-    }
-
-    /// The error reply's text, `ERR Protocol error: ...`, as Redis 7.0
-    /// words it for the same bytes. Bytes, not a string: the byte named
-    /// may be any (Redis sends it raw; a `\r` or `\n` the reply writer
-    /// turns into a space, as Redis's does).
-    pub fn message(&self) -> Vec<u8> {
-        let mut text = format!("ERR Protocol error: {}", self.reason).into_bytes();
-        if let Some(got) = self.got {
-            text.extend_from_slice(b", got '");
-            text.push(got);
-            text.push(b'\'');
-        }
-        text
-    }
-}
+#[path = "parse_error.rs"]
+mod error;
+pub use error::ProtocolError;
 
 /// One complete request: where each argument lies in the buffer passed to
 /// [`Parser::parse`], and how many bytes it took.
@@ -410,50 +381,9 @@ fn memchr_crlf(bytes: &[u8]) -> Option<usize> {
     None
 }
 
-/// The common case of a bulk length line, read in one pass: digits only
-/// (at most 18) from `from`, then CRLF, all arrived: the number and where
-/// its `\r` is. Anything else (a sign, another byte, the line not all
-/// there, a number `usize` cannot hold) is `None`, for the general path to
-/// decide. Summed in a `u64` (18 digits fit), not a `usize`: on a 32-bit
-/// target a length past `u32::MAX` would otherwise wrap to a small one.
-fn digits_line(buf: &[u8], from: usize) -> Option<(usize, usize)> {
-    let mut n = 0u64;
-    for (i, &byte) in buf.get(from..)?.iter().enumerate().take(19) {
-        match byte {
-            b'0'..=b'9' if i < 18 => n = n * 10 + u64::from(byte - b'0'),
-            // A leading zero (`$05`) is the general path's: Redis refuses it.
-            b'\r' if i > 0 && buf.get(from + i + 1) == Some(&b'\n') => {
-                if i > 1 && buf[from] == b'0' {
-                    return None;
-                }
-                return Some((usize::try_from(n).ok()?, from + i));
-            }
-            _ => return None,
-        }
-    }
-    None
-}
-
-/// A decimal length between `min` and `max`, as Redis reads them
-/// (`string2ll`): optional `-`, digits only, no `+`, no spaces, no leading
-/// zero (`0` alone, but not `05` or `-0`).
-fn parse_len(digits: &[u8], min: i64, max: i64) -> Option<i64> {
-    let (negative, digits) = match digits.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, digits),
-    };
-    if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    if digits[0] == b'0' && (digits.len() > 1 || negative) {
-        return None;
-    }
-    let magnitude = digits
-        .iter()
-        .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
-    let n = if negative { -magnitude } else { magnitude };
-    (min..=max).contains(&n).then_some(n)
-}
+#[path = "parse_len.rs"]
+mod lengths;
+use lengths::{digits_line, parse_len};
 
 #[path = "parse_inline.rs"]
 mod inline;
