@@ -59,6 +59,7 @@ mod keepalive;
 mod limits;
 mod make_run;
 mod mget;
+mod mget_errors;
 mod operations;
 mod operators;
 mod operators_cors;
