@@ -41,10 +41,18 @@ fn subscribed(channel: &str, count: usize) -> String {
 const ROUNDS: usize = 40;
 const OVERTAKEN_AT_MOST: usize = ROUNDS / 8;
 
-/// Whether a `PUBLISH` answered `published` on `channel` reached no
-/// subscriber (it overtook the `SUBSCRIBE`); else the message must come.
-fn overtook(published: &[u8], subscriber: &mut Wire, channel: &str) -> bool {
-    match published {
+/// `SUBSCRIBE channel` written on `subscriber` (its confirmation, the
+/// `count`th subscription, not awaited), then `PUBLISH channel m` on
+/// `publisher`: whether the PUBLISH reached no subscriber (it overtook
+/// the SUBSCRIBE); else the message must come after the confirmation.
+fn overtook(subscriber: &mut Wire, publisher: &mut Wire, channel: &str, count: usize) -> bool {
+    subscriber.send_args(&["SUBSCRIBE", channel]);
+    let published = publisher.call_args(&["PUBLISH", channel, "m"]);
+    assert_eq!(
+        show(&subscriber.reply()),
+        show(subscribed(channel, count).as_bytes())
+    );
+    match &published[..] {
         b":1\r\n" => {
             assert_eq!(
                 show(&subscriber.reply()),
@@ -55,6 +63,14 @@ fn overtook(published: &[u8], subscriber: &mut Wire, channel: &str) -> bool {
         b":0\r\n" => true,
         other => panic!("PUBLISH: {}", show(other)),
     }
+}
+
+/// At most [`OVERTAKEN_AT_MOST`] of the [`ROUNDS`] were overtaken.
+fn assert_rarely_overtaken(overtaken: usize, what: &str) {
+    assert!(
+        overtaken <= OVERTAKEN_AT_MOST,
+        "{overtaken} of {ROUNDS} {what}"
+    );
 }
 
 #[test]
@@ -68,20 +84,11 @@ fn a_publish_sent_after_a_subscribe_not_yet_confirmed_reaches_the_subscriber() {
         // Connected (the proxy has it), as a client's handshake makes sure.
         assert_eq!(subscriber.call_args(&["PING"]), b"+PONG\r\n");
         // Written, its confirmation not awaited (as redis-py does).
-        subscriber.send_args(&["SUBSCRIBE", &channel]);
-        let published = publisher.call_args(&["PUBLISH", &channel, "m"]);
-        assert_eq!(
-            show(&subscriber.reply()),
-            show(subscribed(&channel, 1).as_bytes())
-        );
-        if overtook(&published, &mut subscriber, &channel) {
+        if overtook(&mut subscriber, &mut publisher, &channel, 1) {
             overtaken += 1;
         }
     }
-    assert!(
-        overtaken <= OVERTAKEN_AT_MOST,
-        "{overtaken} of {ROUNDS} PUBLISHes reached no subscriber"
-    );
+    assert_rarely_overtaken(overtaken, "PUBLISHes reached no subscriber");
 }
 
 #[test]
@@ -94,18 +101,11 @@ fn a_subscribe_on_a_subscribed_connection_is_not_overtaken_by_a_publish() {
     let mut overtaken = 0;
     for i in 0..ROUNDS {
         let channel = format!("more:{i}");
-        subscriber.send_args(&["SUBSCRIBE", &channel]);
-        let published = publisher.call_args(&["PUBLISH", &channel, "m"]);
-        let confirmation = subscribed(&channel, i + 2);
-        assert_eq!(show(&subscriber.reply()), show(confirmation.as_bytes()));
-        if overtook(&published, &mut subscriber, &channel) {
+        if overtook(&mut subscriber, &mut publisher, &channel, i + 2) {
             overtaken += 1;
         }
     }
-    assert!(
-        overtaken <= OVERTAKEN_AT_MOST,
-        "{overtaken} of {ROUNDS} PUBLISHes reached no subscriber"
-    );
+    assert_rarely_overtaken(overtaken, "PUBLISHes reached no subscriber");
 }
 
 #[test]
@@ -128,10 +128,7 @@ fn an_xadd_sent_after_an_xread_block_from_dollar_wakes_the_reader() {
             assert!(read.contains("$5\\r\\nfield\\r\\n$5\\r\\nvalue"), "{read}");
         }
     }
-    assert!(
-        overtaken <= OVERTAKEN_AT_MOST,
-        "{overtaken} of {ROUNDS} XREADs missed the entry added after them"
-    );
+    assert_rarely_overtaken(overtaken, "XREADs missed the entry added after them");
 }
 
 /// Sends a write on `other` and checks it is answered: bounded by the
