@@ -79,8 +79,13 @@ fn a_reply_past_resp_max_reply_bytes_is_refused_and_not_held() {
             }
         }
         let grown = proxy.peak_kib().saturating_sub(before);
+        // Held whole, the list alone is 30 MiB (60 before the bound). Run
+        // alone this grows 7.7-12.6 MB (as before 2026-11-30's third
+        // session); beside the suite's other tests 16.5 MB (workers'
+        // malloc arenas each keep what they read): a bound well under the
+        // list, over that spread.
         assert!(
-            grown < 16 * 1024,
+            grown < 24 * 1024,
             "CACHE_COMMANDS={cache:?}: the proxy's peak memory grew {grown} KiB"
         );
     }
