@@ -92,8 +92,11 @@ pub struct Service {
     forwarding: Forwarding,
     /// The front end that passes changes on to its own tracking clients.
     listener: std::sync::OnceLock<Arc<dyn ChangeListener>>,
-    /// Redis's `databases`, for `SELECT`.
+    /// What the proxy knows of Redis itself: `databases`, for `SELECT`;
+    /// its version and memory settings, for `HELLO` and `INFO`.
     databases: databases::Databases,
+    /// RESP_REPORTED_VERSION, if it fixes the version reported.
+    reported_version: Option<String>,
     /// CACHE_COMMANDS: whose replies are cached (see `replies/`).
     cache_commands: replies::CacheCommands,
     /// Whether CACHE_COMMANDS names MGET, which has a path of its own:
@@ -128,6 +131,7 @@ impl Service {
             forwarding: config.forwarding,
             listener: std::sync::OnceLock::new(),
             databases: databases::Databases::default(),
+            reported_version: config.reported_version.clone(),
             cache_commands: replies::CacheCommands::new(&config.cache_commands),
             caches_mget: config.cache_commands.iter().any(|name| name == "mget"),
             metrics,
