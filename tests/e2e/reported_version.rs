@@ -9,7 +9,10 @@
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use crate::common::{eventually, proxy_binary, InProcess, RedisServer, TempDir, PATIENCE};
+use crate::common::{
+    cluster::Cluster, eventually, proxy_binary, Endpoints, InProcess, RedisServer, TempDir,
+    PATIENCE,
+};
 
 const RESP: (&str, &str) = ("RESP_PORT", "auto");
 
@@ -20,7 +23,7 @@ fn client(url: &str) -> redis::Connection {
 }
 
 /// `INFO <section>` through the proxy.
-fn info(proxy: &InProcess, section: &str) -> String {
+fn info(proxy: &Endpoints, section: &str) -> String {
     redis::cmd("INFO")
         .arg(section)
         .query(&mut client(&proxy.resp_url()))
@@ -36,7 +39,7 @@ fn field(info: &str, name: &str) -> Option<String> {
 }
 
 /// The `version` and `proxy` fields of `HELLO 3` through the proxy.
-fn hello(proxy: &InProcess) -> (String, String) {
+fn hello(proxy: &Endpoints) -> (String, String) {
     let reply: redis::Value = redis::cmd("HELLO")
         .arg(3)
         .query(&mut client(&proxy.resp_url()))
@@ -194,6 +197,29 @@ fn without_config_get_the_maxmemory_lines_are_left_out() {
     assert!(field(&ours, "used_memory").is_some(), "{ours}");
     // `HELLO`, which any user may run, still gives Redis's version.
     assert_eq!(hello(&proxy).0, redis_version(&redis));
+}
+
+#[test]
+fn in_a_cluster_a_node_s_version_and_settings() {
+    let cluster = Cluster::start();
+    for node in &cluster.nodes {
+        let _: () = node.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+    }
+    let proxy = InProcess::start_at(&cluster.seeds(), &[RESP, ("REDIS_MODE", "cluster")]);
+    proxy.wait_for_link("up");
+    assert_eq!(hello(&proxy).0, redis_version(&cluster.nodes[0]));
+    let ours = info(&proxy, "memory");
+    let policy = field(&ours, "maxmemory_policy");
+    assert_eq!(policy.as_deref(), Some("allkeys-lru"), "{ours}");
+    // One database, as a cluster node has.
+    let refused = redis::cmd("SELECT")
+        .arg(1)
+        .query::<()>(&mut client(&proxy.resp_url()))
+        .expect_err("SELECT 1 in a cluster");
+    assert!(
+        refused.to_string().contains("not allowed in cluster mode"),
+        "{refused}"
+    );
 }
 
 #[test]
