@@ -38,14 +38,19 @@ impl Backend {
         matches!(self.target, Target::Cluster(_))
     }
 
-    /// Redis's version, `databases`, `maxmemory` and `maxmemory-policy`:
-    /// `HELLO` and `CONFIG GET databases maxmemory maxmemory-policy` (a
-    /// Redis 7 form), pipelined in one round trip on a pooled connection, so
-    /// never on the RESP event loop. In a cluster, where the two go to a
-    /// node each (any: the redis crate routes both at random), one node's
-    /// figures, and one database. Fails only when Redis cannot be reached;
-    /// a refused command leaves its facts `None`.
-    pub fn facts(&self) -> Result<ServerFacts, BackendError> {
+    /// Redis's version, and with `settings` its `databases`, `maxmemory`
+    /// and `maxmemory-policy`: `HELLO` and `CONFIG GET databases maxmemory
+    /// maxmemory-policy` (a Redis 7 form), pipelined in one round trip on a
+    /// pooled connection, so never on the RESP event loop. In a cluster,
+    /// where the two go to a node each (any: the redis crate routes both at
+    /// random), one node's figures, and one database. Fails only when Redis
+    /// cannot be reached; a refused command leaves its facts `None`.
+    pub fn facts(&self, settings: bool) -> Result<ServerFacts, BackendError> {
+        if !settings {
+            let hello = self.query(|conn| redis::cmd("HELLO").query::<Value>(conn.as_dyn()))?;
+            let none = Ok(Value::Nil);
+            return Ok(read_facts(Ok(hello), none));
+        }
         if self.is_cluster() {
             let hello = self.query(|conn| redis::cmd("HELLO").query::<Value>(conn.as_dyn()))?;
             let settings = self.query(|conn| {

@@ -11,6 +11,11 @@
 //! `INVALIDATION=off` there is no link) or stale. The count sits in an
 //! atomic the event loop reads for free. A failed read (Redis down, or the
 //! proxy's user lacks `+config|get`) is tried again at most every [`RETRY`].
+//!
+//! Only the version is read while the RESP port forwards nothing (off, or
+//! `RESP_FORWARD=off`): no client then selects another database or runs a
+//! queue on Redis, and the read-only Redis user documented for that case
+//! lacks `+config|get`, whose refusal Redis's `ACL LOG` would record.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -133,7 +138,7 @@ impl Service {
         let state = &self.databases;
         let known = state.count.load(Ordering::Acquire) > 0;
         state.stale.store(false, Ordering::Release);
-        let count = match self.backend.facts() {
+        let count = match self.backend.facts(self.reads_settings) {
             Ok(facts) => {
                 *state.facts() = Facts {
                     version: facts.version,

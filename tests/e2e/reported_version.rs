@@ -197,6 +197,10 @@ fn without_config_get_the_maxmemory_lines_are_left_out() {
     assert!(field(&ours, "used_memory").is_some(), "{ours}");
     // `HELLO`, which any user may run, still gives Redis's version.
     assert_eq!(hello(&proxy).0, redis_version(&redis));
+    // Refused once as the link came up: Redis's ACL LOG says so.
+    let log: Vec<redis::Value> = redis.cmd(&["ACL", "LOG"]);
+    let said = format!("{log:?}");
+    assert!(said.contains("config|get"), "{said}");
 }
 
 #[test]
