@@ -6,6 +6,9 @@ application sees: from a write's acknowledgement by Redis until the cached
 client reads the new value.
 
 Usage: python3 scripts/client_cache.py RESP_PORT REDIS_PORT [SECONDS] [WRITES]
+
+redis-py turns its cache on only for a Redis 7.4 or later: in front of an
+older Redis, start the proxy with RESP_REPORTED_VERSION=7.4.0.
 """
 
 import sys

@@ -48,6 +48,7 @@ pub use read::{Read, Ttl};
 pub use read_many::is_too_large;
 pub use scan::split_cursor;
 pub use sentinel::Topology;
+pub use server::MaxMemory;
 pub use slots::{slot_of, Slot};
 pub use tracking::{InvalidationLink, InvalidationSink};
 

@@ -72,6 +72,10 @@ pub struct Config {
     pub invalidation: Invalidation,
     /// RESP_FORWARD: which commands the RESP port passes on to Redis.
     pub forwarding: Forwarding,
+    /// RESP_REPORTED_VERSION: the version `HELLO` and `INFO` report, if
+    /// fixed; `None` (`redis`, the default) reports the backing Redis's
+    /// own, since clients pick commands by it and those reach that Redis.
+    pub reported_version: Option<String>,
     /// Key prefixes tracked (and so cached); empty means every key.
     pub invalidation_prefixes: Vec<Vec<u8>>,
     /// How long past its freshness an entry may still be served when Redis
@@ -291,6 +295,7 @@ impl Config {
             http_idle_timeout: parse_seconds(raw("HTTP_IDLE_TIMEOUT_SECS"))?,
             invalidation: parse_invalidation(raw("INVALIDATION"))?,
             forwarding: parse_forwarding(raw("RESP_FORWARD"))?,
+            reported_version: parse_reported_version(raw("RESP_REPORTED_VERSION"))?,
             invalidation_prefixes: parse_prefixes(raw("INVALIDATION_PREFIXES"))?,
             stale_if_error: parse_seconds_or_never(raw("STALE_IF_ERROR_SECS"))?,
             cache_commands: cached::parse_cache_commands(raw("CACHE_COMMANDS"))?,

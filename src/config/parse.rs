@@ -109,6 +109,24 @@ pub(super) fn parse_forwarding(raw: Raw) -> Result<Forwarding, ConfigError> {
     }
 }
 
+/// RESP_REPORTED_VERSION: `redis` (`None`: Redis's own version), or a
+/// version as Redis writes its own, `MAJOR.MINOR.PATCH` of digits (clients
+/// compare the parts as numbers: anything else could break their parsing).
+pub(super) fn parse_reported_version(raw: Raw) -> Result<Option<String>, ConfigError> {
+    let value = raw.value.trim();
+    if value.eq_ignore_ascii_case("redis") {
+        return Ok(None);
+    }
+    let parts: Vec<&str> = value.split('.').collect();
+    let number = |part: &&str| {
+        (1..=5).contains(&part.len()) && part.bytes().all(|byte| byte.is_ascii_digit())
+    };
+    if parts.len() == 3 && parts.iter().all(number) {
+        return Ok(Some(value.to_owned()));
+    }
+    Err(raw.error("redis (the backing Redis's own version), or a version MAJOR.MINOR.PATCH of digits, such as 7.4.0"))
+}
+
 pub(super) fn parse_prefixes(raw: Raw) -> Result<Vec<Vec<u8>>, ConfigError> {
     let value = raw.value.trim();
     if value.is_empty() {

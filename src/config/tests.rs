@@ -258,3 +258,30 @@ fn sentinel_settings_outside_sentinel_mode_are_warned_about() {
     .expect("valid");
     assert!(cfg.deprecations.is_empty(), "{:?}", cfg.deprecations);
 }
+
+#[test]
+fn the_reported_version_is_redis_s_own_or_a_version_of_three_numbers() {
+    let reported = |value: &str| config(&[("RESP_REPORTED_VERSION", value)]);
+    assert_eq!(config(&[]).expect("defaults").reported_version, None);
+    for own in ["redis", " REDIS "] {
+        assert_eq!(reported(own).expect(own).reported_version, None);
+    }
+    for fixed in ["7.4.0", "6.2.14", "255.255.255"] {
+        let cfg = reported(fixed).expect(fixed);
+        assert_eq!(cfg.reported_version.as_deref(), Some(fixed));
+    }
+    for bad in [
+        "",
+        "7.4",
+        "7.4.0.1",
+        "v7.4.0",
+        "7.4.x",
+        "7..0",
+        "7.4.0-rc1",
+        "123456.0.0",
+    ] {
+        let err = reported(bad).expect_err(bad);
+        assert_eq!(err.variable, "RESP_REPORTED_VERSION", "{bad}");
+        assert!(err.to_string().contains("MAJOR.MINOR.PATCH"), "{err}");
+    }
+}

@@ -151,6 +151,11 @@ pub const VARIABLES: &[Variable] = &[
         help: "bytes those keys may take, bookkeeping included (1024..=1099511627776); the oldest are invalidated past it",
     },
     Variable {
+        name: "RESP_REPORTED_VERSION",
+        default: "redis",
+        help: "the version HELLO and INFO report: redis (the backing Redis's own, 7.0.0 until it is read) or a fixed MAJOR.MINOR.PATCH, such as 7.4.0 to let redis-py's client-side cache on in front of an older Redis",
+    },
+    Variable {
         name: "PROXY_PASSWORD",
         default: "",
         help: "password clients must give (HTTP Bearer or Basic, RESP AUTH); empty: open",

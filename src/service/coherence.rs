@@ -100,11 +100,11 @@ impl InvalidationSink for Service {
     fn link_up(&self) {
         // Redis may be another version now: read its command table again.
         self.backend.commands_changed();
-        self.databases.changed();
-        // Learnt now (the link's thread may wait on Redis; clients'
-        // threads must not), so clients that connect next are told the
-        // version of the Redis their commands reach.
-        self.learn_version();
+        // Its version, databases and memory settings, learnt now (the
+        // link's thread may wait on Redis; clients' threads must not), so
+        // clients that connect next are told the version of the Redis
+        // their commands reach, and INFO its maxmemory-policy.
+        self.learn_server();
         // What clients read while the link was down was never vouched for.
         // Told before the link shows up (in /readyz, and to the cache):
         // the link is already tracking at Redis, so every later change

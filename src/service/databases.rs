@@ -1,20 +1,41 @@
-//! Redis's `databases` setting, learnt once so `SELECT n` can be answered
-//! on the RESP event loop as Redis answers it, without a round trip there.
+//! What the proxy knows of Redis itself, learnt off the event loop so the
+//! event loop answers with it without a round trip: `databases` (`SELECT n`
+//! is answered as Redis answers it), Redis's version (what `HELLO` and
+//! `INFO` report, unless RESP_REPORTED_VERSION fixes one), `maxmemory` and
+//! `maxmemory-policy` (`INFO memory` passes them on).
 //!
-//! It is read on a worker (the first forwarded batch, or any later one
-//! while it is unknown or after the invalidation link reconnected: Redis
-//! may have restarted with another setting) and kept in an atomic the
-//! event loop reads for free. A failed read (Redis down, or the proxy's
-//! user lacks `+config|get`) is tried again at most every [`RETRY`].
+//! All are read together, in one round trip (`Backend::facts`): when the
+//! invalidation link comes up (Redis may have restarted, or be another
+//! server after a failover), on the link's thread; and on a worker, by the
+//! first forwarded batch while `databases` is unknown (with
+//! `INVALIDATION=off` there is no link) or stale. The count sits in an
+//! atomic the event loop reads for free. A failed read (Redis down, or the
+//! proxy's user lacks `+config|get`) is tried again at most every [`RETRY`].
+//!
+//! Only the version is read while the RESP port forwards nothing (off, or
+//! `RESP_FORWARD=off`): no client then selects another database or runs a
+//! queue on Redis, and the read-only Redis user documented for that case
+//! lacks `+config|get`, whose refusal Redis's `ACL LOG` would record.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::backend::MaxMemory;
+
 use super::Service;
 
 /// How long after a failed read the next one may be tried.
 const RETRY: Duration = Duration::from_secs(5);
+
+/// The version `HELLO` and `INFO` report while Redis's own is unknown (Redis
+/// down since start-up): the oldest Redis the proxy supports, so a client
+/// assumes nothing the Redis behind may lack. The proxy routes by the key
+/// specifications and subcommands of Redis 7.0's `COMMAND`, reads Redis's
+/// settings with 7.0's several-name `CONFIG GET`, sends a subscribed
+/// client's `RESET` to Redis (6.2), and its link needs RESP3 and `CLIENT
+/// TRACKING ... BCAST` (6.0); 7.0 is also the version it is tested against.
+const FALLBACK_VERSION: &str = "7.0.0";
 
 /// What the event loop reads, and when the workers may ask again.
 #[derive(Default)]
@@ -26,8 +47,15 @@ pub(super) struct Databases {
     stale: AtomicBool,
     /// When the last read failed.
     failed_at: Mutex<Option<Instant>>,
-    /// Redis's version, once read with the count.
-    version: Mutex<Option<String>>,
+    /// Redis's version and memory settings, as last read with the count.
+    facts: Mutex<Facts>,
+}
+
+/// Redis's version and memory settings, as last read.
+#[derive(Default)]
+struct Facts {
+    version: Option<String>,
+    memory: Option<MaxMemory>,
 }
 
 impl Databases {
@@ -35,19 +63,31 @@ impl Databases {
     pub(super) fn changed(&self) {
         self.stale.store(true, Ordering::Release);
     }
+
+    fn facts(&self) -> std::sync::MutexGuard<'_, Facts> {
+        self.facts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl Service {
-    /// Redis's version, if learnt (at link up): `HELLO` and `INFO` report
-    /// it when it is above the one the proxy's own connection features
-    /// follow, since clients choose commands by it and those reach this
-    /// Redis.
-    pub fn redis_version(&self) -> Option<String> {
+    /// The version `HELLO` and `INFO` report: RESP_REPORTED_VERSION's if it
+    /// fixes one, else Redis's own as last read (clients pick commands by
+    /// it, and those reach this Redis), [`FALLBACK_VERSION`] until then.
+    pub fn reported_version(&self) -> String {
+        if let Some(fixed) = &self.reported_version {
+            return fixed.clone();
+        }
         self.databases
+            .facts()
             .version
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
             .clone()
+            .unwrap_or_else(|| FALLBACK_VERSION.to_owned())
+    }
+
+    /// Redis's `maxmemory` and `maxmemory-policy` as last read, for `INFO
+    /// memory`; `None` while unread, or when Redis refused `CONFIG GET`.
+    pub fn redis_max_memory(&self) -> Option<MaxMemory> {
+        self.databases.facts().memory.clone()
     }
 
     /// Redis's `databases`, if learnt: free, for the event loop.
@@ -62,24 +102,17 @@ impl Service {
         self.backend.is_cluster()
     }
 
-    /// Reads Redis's version (`HELLO`, which any user may run: a
-    /// read-only ACL user is refused nothing). A round trip: off the event
-    /// loop (the invalidation link's thread calls it when it comes up).
-    pub fn learn_version(&self) {
-        match self.backend.version() {
-            Ok(version) => {
-                *self
-                    .databases
-                    .version
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(version);
-            }
-            Err(err) => log::debug!("Redis's version not read: {err}"),
-        }
+    /// Reads everything this module keeps from Redis now, whatever is
+    /// known: Redis may be another server. A round trip, off the event loop
+    /// (the invalidation link's thread calls it when it comes up, before
+    /// the link shows as up).
+    pub(super) fn learn_server(&self) {
+        self.databases.changed();
+        self.read_facts();
     }
 
-    /// Reads `databases` from Redis if it is unknown or may have changed:
-    /// a round trip then, a load otherwise. Call it off the event loop.
+    /// Reads Redis's facts if `databases` is unknown or may have changed: a
+    /// round trip then, two loads otherwise. Call it off the event loop.
     pub fn learn_databases(&self) {
         let state = &self.databases;
         let known = state.count.load(Ordering::Acquire) > 0;
@@ -95,22 +128,41 @@ impl Service {
                 return;
             }
         }
+        self.read_facts();
+    }
+
+    /// One round trip for every fact. The version and memory settings are
+    /// replaced by what was read (`None` for a refused command: Redis's
+    /// current answer); a count not read is tried again after [`RETRY`].
+    fn read_facts(&self) {
+        let state = &self.databases;
+        let known = state.count.load(Ordering::Acquire) > 0;
         state.stale.store(false, Ordering::Release);
-        match self.backend.databases() {
-            Ok(count) => {
-                state.count.store(count, Ordering::Release);
-                *state
-                    .failed_at
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = None;
+        let count = match self.backend.facts(self.reads_settings) {
+            Ok(facts) => {
+                *state.facts() = Facts {
+                    version: facts.version,
+                    memory: facts.memory,
+                };
+                facts.databases
             }
             Err(err) => {
-                log::debug!("Redis's `databases` not read: {err}");
+                log::debug!("Redis's version and settings not read: {err}");
+                None
+            }
+        };
+        let mut failed_at = state
+            .failed_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match count {
+            Some(count) => {
+                state.count.store(count, Ordering::Release);
+                *failed_at = None;
+            }
+            None => {
                 state.stale.store(known, Ordering::Release);
-                *state
-                    .failed_at
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+                *failed_at = Some(Instant::now());
             }
         }
     }

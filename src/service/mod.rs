@@ -92,8 +92,14 @@ pub struct Service {
     forwarding: Forwarding,
     /// The front end that passes changes on to its own tracking clients.
     listener: std::sync::OnceLock<Arc<dyn ChangeListener>>,
-    /// Redis's `databases`, for `SELECT`.
+    /// What the proxy knows of Redis itself: `databases`, for `SELECT`;
+    /// its version and memory settings, for `HELLO` and `INFO`.
     databases: databases::Databases,
+    /// RESP_REPORTED_VERSION, if it fixes the version reported.
+    reported_version: Option<String>,
+    /// Whether Redis's settings are read with its version (`CONFIG GET`):
+    /// only while the RESP port forwards (see `databases.rs`).
+    reads_settings: bool,
     /// CACHE_COMMANDS: whose replies are cached (see `replies/`).
     cache_commands: replies::CacheCommands,
     /// Whether CACHE_COMMANDS names MGET, which has a path of its own:
@@ -128,6 +134,8 @@ impl Service {
             forwarding: config.forwarding,
             listener: std::sync::OnceLock::new(),
             databases: databases::Databases::default(),
+            reported_version: config.reported_version.clone(),
+            reads_settings: config.resp_addr.is_some() && config.forwarding != Forwarding::Off,
             cache_commands: replies::CacheCommands::new(&config.cache_commands),
             caches_mget: config.cache_commands.iter().any(|name| name == "mget"),
             metrics,

@@ -238,16 +238,18 @@ fn a_full_tracking_table_invalidates_its_oldest_keys() {
 }
 
 /// A client library with its own cache reads `k` a hundred times through
-/// the proxy, `k` is written in Redis, and the client reads until it sees
-/// the new value: `script(proxy_port, redis_port)` prints the first, the
-/// hundredth and the last value read. The proxy must have served at most
-/// a few of those reads, and the client must have seen the write.
+/// the proxy (started with `settings`), `k` is written in Redis, and the
+/// client reads until it sees the new value: `script(proxy_port,
+/// redis_port)` prints the first, the hundredth and the last value read.
+/// The proxy must have served at most a few of those reads, and the client
+/// must have seen the write.
 fn client_cache_reads(
+    settings: &[(&str, &str)],
     program: &str,
     env: &[(&str, &str)],
     script: fn(u16, u16) -> String,
 ) -> String {
-    let (redis, proxy) = start(&[]);
+    let (redis, proxy) = start(settings);
     redis.set("k", "v");
     let before = proxy.reads();
     let script = script(proxy.resp_addr().port(), redis.port());
@@ -260,7 +262,11 @@ fn client_cache_reads(
 
 #[test]
 fn redis_py_serves_repeated_reads_from_its_own_cache_and_sees_writes() {
-    let out = client_cache_reads("python3", &[], |proxy, redis| {
+    // redis-py turns its cache on only for a Redis 7.4 or later, and the
+    // proxy reports this machine's Redis's own version (7.0) unless told
+    // otherwise: RESP_REPORTED_VERSION is the documented way.
+    let reported = [("RESP_REPORTED_VERSION", "7.4.0")];
+    let out = client_cache_reads(&reported, "python3", &[], |proxy, redis| {
         format!(
             "import time, redis\n\
              from redis.cache import CacheConfig\n\
@@ -280,7 +286,8 @@ fn redis_py_serves_repeated_reads_from_its_own_cache_and_sees_writes() {
 fn node_redis_serves_repeated_reads_from_its_own_cache_and_sees_writes() {
     // `make test` installs node-redis into target/node (scripts/lib.sh).
     let modules = concat!(env!("CARGO_MANIFEST_DIR"), "/target/node/node_modules");
-    let out = client_cache_reads("node", &[("NODE_PATH", modules)], |proxy, redis| {
+    // node-redis asks for no version: the proxy's default serves it.
+    let out = client_cache_reads(&[], "node", &[("NODE_PATH", modules)], |proxy, redis| {
         format!(
             "const {{ createClient }} = require('redis');\n\
              (async () => {{\n\

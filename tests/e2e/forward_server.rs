@@ -134,21 +134,15 @@ fn info_gives_the_fields_client_libraries_read_at_start() {
     let redis = RedisServer::start();
     let proxy = InProcess::start(&redis, &[RESP]);
     let port = proxy.resp_addr().port();
-    // The version is Redis's own if newer than 7.4.0 (clients pick data
-    // commands by it, and those reach Redis), else 7.4.0, whose connection
-    // features the proxy serves itself: once read at link up.
+    // The version is Redis's own (clients pick commands by it, and those
+    // reach Redis): read at link up.
     let info: String = redis.cmd(&["INFO", "server"]);
-    let theirs = info
+    let version = info
         .lines()
         .find_map(|line| line.strip_prefix("redis_version:"))
         .expect("Redis's version")
         .trim()
         .to_owned();
-    let numbers = |v: &str| -> Vec<u32> { v.split('.').map(|n| n.parse().unwrap_or(0)).collect() };
-    let version = match numbers(&theirs) > numbers("7.4.0") {
-        true => theirs,
-        false => "7.4.0".to_owned(),
-    };
     eventually("the proxy to report the version", || {
         let ours: String = query(&mut client(&proxy.resp_url()), &["INFO", "server"]);
         ours.contains(&format!("redis_version:{version}\r\n"))

@@ -72,6 +72,7 @@ mod quick_start;
 mod read_through;
 mod redis_ttl;
 mod reply_bounds;
+mod reported_version;
 mod reset;
 mod resp;
 mod resp_bytes;

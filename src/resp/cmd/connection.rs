@@ -70,24 +70,6 @@ pub const RESET: Spec = Spec {
     keys: (0, 0, 0),
 };
 
-/// The least version reported to clients, which choose features by it:
-/// 7.4, whose connection features (`CLIENT TRACKING`: redis-py turns its
-/// own cache on from 7.4) the proxy serves itself. A newer backing Redis's
-/// own version is reported instead ([`reported_version`]), since the data
-/// commands clients pick by it reach that Redis. `HELLO` also says
-/// `proxy: redis-proxy`.
-pub const REDIS_VERSION: &str = "7.4.0";
-
-/// What `HELLO` and `INFO` report: the backing Redis's version if it is
-/// above [`REDIS_VERSION`], else that.
-pub fn reported_version(service: &crate::service::Service) -> String {
-    let parse = |v: &str| -> Vec<u32> { v.split('.').map(|n| n.parse().unwrap_or(0)).collect() };
-    match service.redis_version() {
-        Some(version) if parse(&version) > parse(REDIS_VERSION) => version,
-        _ => REDIS_VERSION.to_owned(),
-    }
-}
-
 pub fn ping(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     // Subscribed in RESP2, PING answers as a message, as Redis does.
     if context.session.subscribed && context.replies.protocol == Protocol::Resp2 {
@@ -283,7 +265,7 @@ pub fn hello(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
     if let Some(name) = name {
         context.session.name = (!name.is_empty()).then(|| name.to_vec());
     }
-    let version = reported_version(context.service);
+    let version = context.service.reported_version();
     let replies = &mut *context.replies;
     replies.map(8);
     replies.bulk(b"server");

@@ -14,7 +14,6 @@ use std::sync::OnceLock;
 
 use std::fmt::Write as _;
 
-use super::connection::reported_version;
 use super::{Context, Outcome, Spec, COMMANDS};
 use crate::metrics::{CommandFigures, Metrics};
 
@@ -84,7 +83,7 @@ fn write_section(out: &mut String, section: &str, context: &Context<'_>) {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |since| since.as_micros());
-            let version = reported_version(context.service);
+            let version = service.reported_version();
             write!(
                 out,
                 "# Server\r\nredis_version:{version}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:{}\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{port}\r\nserver_time_usec:{now}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:10\r\nconfigured_hz:10\r\nexecutable:{}\r\nconfig_file:\r\nredis_proxy_version:{}\r\n",
@@ -116,10 +115,26 @@ fn write_section(out: &mut String, section: &str, context: &Context<'_>) {
         "memory" => {
             let rss = crate::metrics::resident_bytes();
             let [bytes, max_bytes] = metrics.cache_bytes();
+            let _ = write!(
+                out,
+                "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\n",
+                human(rss),
+            );
+            // Redis's own, as read when the link came up: they describe the
+            // server that stores the data (queue libraries check the
+            // policy). Left out, never made up, while unknown.
+            if let Some(redis) = service.redis_max_memory() {
+                let _ = write!(
+                    out,
+                    "maxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\n",
+                    redis.bytes,
+                    human(redis.bytes),
+                    redis.policy,
+                );
+            }
             write!(
                 out,
-                "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\ncache_bytes:{bytes}\r\ncache_bytes_human:{}\r\ncache_max_bytes:{max_bytes}\r\ncache_max_bytes_human:{}\r\n",
-                human(rss),
+                "cache_bytes:{bytes}\r\ncache_bytes_human:{}\r\ncache_max_bytes:{max_bytes}\r\ncache_max_bytes_human:{}\r\n",
                 human(bytes),
                 human(max_bytes),
             )
@@ -250,13 +265,42 @@ fn executable() -> &'static str {
     })
 }
 
-/// Bytes as Redis writes them for humans: `1.50M`.
+/// Bytes as Redis's `bytesToHuman` writes them: `0B`, `1023B`, `1.50K`,
+/// `1.00M`, `2.00G`, `1.00T`, `1.00P`, and plain bytes again from 1024 P.
 fn human(bytes: u64) -> String {
-    let units = [("G", 1u64 << 30), ("M", 1 << 20), ("K", 1 << 10)];
-    for (unit, size) in units {
-        if bytes >= size {
-            return format!("{:.2}{unit}", bytes as f64 / size as f64);
+    const UNITS: [&str; 5] = ["K", "M", "G", "T", "P"];
+    if bytes < 1024 {
+        return format!("{bytes}B");
+    }
+    for (power, unit) in (1..).zip(UNITS) {
+        if bytes < 1u64 << (10 * (power + 1)) {
+            return format!("{:.2}{unit}", bytes as f64 / (1u64 << (10 * power)) as f64);
         }
     }
     format!("{bytes}B")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human;
+
+    #[test]
+    fn bytes_are_written_as_redis_writes_them_for_humans() {
+        for (bytes, text) in [
+            (0, "0B"),
+            (1023, "1023B"),
+            (1024, "1.00K"),
+            (1536, "1.50K"),
+            ((1 << 20) - 1, "1024.00K"),
+            (1 << 20, "1.00M"),
+            (100 << 20, "100.00M"),
+            (3 << 30, "3.00G"),
+            (1 << 40, "1.00T"),
+            (5 << 50, "5.00P"),
+            (1 << 60, "1152921504606846976B"),
+            (u64::MAX, "18446744073709551615B"),
+        ] {
+            assert_eq!(human(bytes), text, "{bytes}");
+        }
+    }
 }

@@ -107,11 +107,22 @@ fn writes_are_unknown_and_never_fetched() {
 fn hello_switches_protocol_and_checks_credentials_as_a_passwordless_redis() {
     let reply = run(&["HELLO", "3", "AUTH", "default", "any", "SETNAME", "me"]);
     assert!(reply.starts_with("%8\r\n"), "{reply}");
-    // redis-py turns its own cache on for a server named redis, 7.4 or later.
+    // Redis's own version once read; here, where Redis is never reached,
+    // the oldest the proxy supports.
     assert!(
-        reply.contains("$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.4.0"),
+        reply.contains("$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.0.0"),
         "{reply}"
     );
+    // RESP_REPORTED_VERSION fixes it (redis-py turns its own cache on for
+    // a server named redis, 7.4 or later), whatever Redis runs.
+    let fixed = service_with(&[("RESP_REPORTED_VERSION", "7.4.0")]);
+    let reply = run_on(&fixed, &mut Session::new(7, 0), &["HELLO", "3"]);
+    assert!(
+        reply.contains("$7\r\nversion\r\n$5\r\n7.4.0\r\n"),
+        "{reply}"
+    );
+    let reply = run_on(&fixed, &mut Session::new(7, 0), &["INFO", "server"]);
+    assert!(reply.contains("\r\nredis_version:7.4.0\r\n"), "{reply}");
     assert_eq!(
         run(&["HELLO", "3", "AUTH", "someone", "pw"]),
         "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
