@@ -75,6 +75,7 @@ mod reply_bounds;
 mod reset;
 mod resp;
 mod resp_bytes;
+mod resp_close;
 mod resp_idle;
 mod sentinel;
 mod sentinel_held;

@@ -202,9 +202,10 @@ impl Loop {
                     WAKER => {}
                     token if Upstreams::owns(token) => replies_ready.push(token),
                     token => {
-                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                        let closed = event.is_read_closed() || event.is_error();
+                        if event.is_readable() || closed {
                             if let Some(conn) = self.conns.get_mut(&token) {
-                                conn.readable();
+                                conn.readable(closed);
                             }
                         }
                         self.service_conn(token);
@@ -302,6 +303,7 @@ impl Loop {
                 break false;
             }
             if !conn.may_read() {
+                conn.not_reading();
                 break true;
             }
             match conn.read_chunk(&mut self.chunk) {
