@@ -13,11 +13,14 @@
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use crate::common::wire::{info_clients, show, Wire};
+use crate::common::sentinel::redis_pid;
+use crate::common::wire::{client_list, info_clients, show, Wire};
 use crate::common::{eventually, read_until_closed, Proxy, RedisServer};
 
 /// /proc/net/tcp's state of a connection neither end has closed.
 const ESTABLISHED: u8 = 0x01;
+/// /proc/net/tcp's state of an end that has read (been sent) the other's FIN.
+const CLOSE_WAIT: u8 = 0x08;
 
 const CONNECTIONS: &str = "redis_proxy_connections{protocol=\"resp\"}";
 
@@ -77,7 +80,7 @@ impl Drop for Stopped {
 }
 
 /// The kernel's state of the proxy's end of `client`'s connection (as in
-/// /proc/net/tcp: [`ESTABLISHED`], 0x08 CLOSE_WAIT once the client's FIN is
+/// /proc/net/tcp: [`ESTABLISHED`], [`CLOSE_WAIT`] once the client's FIN is
 /// in), or None once it is gone from the table (reset, or closed).
 fn proxy_side_state(proxy_port: u16, client_port: u16) -> Option<u8> {
     tcp_entry(proxy_port, client_port).map(|(state, _)| state)
@@ -257,4 +260,57 @@ fn a_blocked_client_that_pipelined_past_what_is_kept_and_left_lets_its_blpop_go(
         push_stays(&redis, &list);
         wait_connections(&proxy, 0.0);
     }
+}
+
+/// The same for the loop's own connection to Redis: Redis answers the
+/// last batch and closes the connection (`CLIENT KILL` here) while the
+/// proxy is stopped, so the reply and the end come in one wake-up. The end
+/// is read with the reply, so the next batch goes on a new connection
+/// rather than fail on the closed one.
+#[test]
+fn redis_closing_the_loops_connection_behind_its_last_reply_fails_no_later_request() {
+    let (redis, proxy) = start();
+    let mut client = Wire::connect(proxy.resp_addr());
+    let link = eventually("the loop's connection to Redis", || {
+        assert_eq!(client.call_args(&["SET", "a", "1"]), b"+OK\r\n");
+        client_list(&redis, |line| line.contains(" name=redis-proxy-loop ")).pop()
+    });
+    let field = |name: &str| {
+        link.split_whitespace()
+            .find_map(|word| word.strip_prefix(name))
+            .expect("a CLIENT LIST field")
+            .to_owned()
+    };
+    let id = field("id=");
+    let addr = field("addr=");
+    let (_, port) = addr.rsplit_once(':').expect("host:port");
+    let link_port: u16 = port.parse().expect("a port");
+    // The SET waits in Redis's socket, then runs once the proxy is stopped.
+    let redis_stopped = Stopped::new(redis_pid(&redis));
+    client.send_args(&["SET", "k", "v"]);
+    eventually("the SET in Redis's socket", || {
+        tcp_entry(redis.port(), link_port)
+            .is_some_and(|(_, unread)| unread > 0)
+            .then_some(())
+    });
+    let proxy_stopped = Stopped::new(proxy.pid());
+    drop(redis_stopped);
+    eventually("the SET run", || {
+        (redis.cmd::<Option<String>>(&["GET", "k"]).as_deref() == Some("v")).then_some(())
+    });
+    assert_eq!(redis.cmd::<i64>(&["CLIENT", "KILL", "ID", &id]), 1);
+    eventually(
+        "the proxy's kernel to hold the reply and Redis's FIN",
+        || {
+            let entry = tcp_entry(link_port, redis.port());
+            // `+OK` unread: its 5 bytes, and the FIN's sequence number.
+            (entry == Some((CLOSE_WAIT, 6))).then_some(())
+        },
+    );
+    drop(proxy_stopped);
+    assert_eq!(show(&client.reply()), show(b"+OK\r\n"));
+    assert_eq!(
+        show(&client.call_args(&["SET", "k2", "v2"])),
+        show(b"+OK\r\n")
+    );
 }

@@ -200,7 +200,12 @@ impl Loop {
                 match event.token() {
                     LISTENER => self.want_accept = true,
                     WAKER => {}
-                    token if Upstreams::owns(token) => replies_ready.push(token),
+                    token if Upstreams::owns(token) => {
+                        if event.is_read_closed() || event.is_error() {
+                            self.upstreams.peer_closed(token);
+                        }
+                        replies_ready.push(token);
+                    }
                     token => {
                         let closed = event.is_read_closed() || event.is_error();
                         if event.is_readable() || closed {
