@@ -244,6 +244,27 @@ fn a_subscriber_whose_last_bytes_and_close_come_in_one_wake_up_is_unsubscribed()
 }
 
 #[test]
+fn a_client_in_multi_whose_last_bytes_and_close_come_in_one_wake_up_lets_its_connection_go() {
+    let (redis, proxy) = start();
+    let in_multi =
+        |redis: &RedisServer| client_list(redis, |line| line.contains(" flags=x ")).len();
+    for leave in [Leave::Fin, Leave::Rst] {
+        let mut client = Wire::connect(proxy.resp_addr());
+        assert_eq!(client.call_args(&["MULTI"]), b"+OK\r\n");
+        assert_eq!(client.call_args(&["SET", "k", "v"]), b"+QUEUED\r\n");
+        assert_eq!(in_multi(&redis), 1, "the transaction's connection at Redis");
+        let stopped = Stopped::new(proxy.pid());
+        send_and_leave(client.stream, proxy.resp_addr(), b"*1\r\n$4\r\nEX", leave);
+        drop(stopped);
+        eventually(&format!("no transaction left at Redis ({leave:?})"), || {
+            (in_multi(&redis) == 0).then_some(())
+        });
+        wait_connections(&proxy, 0.0);
+        assert_eq!(redis.cmd::<Option<String>>(&["GET", "k"]), None);
+    }
+}
+
+#[test]
 fn a_blocked_client_that_pipelined_past_what_is_kept_and_left_lets_its_blpop_go() {
     let (redis, proxy) = start();
     // 100,000 bytes of PINGs behind the BLPOP: past the 64 KiB a blocked
