@@ -123,6 +123,11 @@ pub struct Conn {
     /// that would only say "nothing yet" is saved (one system call a
     /// request, as the reply's write is followed by no read).
     drained: bool,
+    /// Poll said the client closed its side or the socket failed (a FIN or
+    /// an RST, perhaps in the same wake-up as its last bytes): a short read
+    /// no longer means the socket is empty, as only a further read returns
+    /// the end or the error, and no further event would come for it.
+    peer_closed: bool,
 }
 
 impl Conn {
@@ -145,12 +150,46 @@ impl Conn {
             left_blocked: false,
             subscription: None,
             drained: false,
+            peer_closed: false,
         }
     }
 
-    /// Poll reported the socket readable (or closed): read it again.
-    pub fn readable(&mut self) {
+    /// Poll reported the socket readable, or (`closed`) the client's end
+    /// or an error: read it again, and after an end or an error until the
+    /// read itself says so.
+    pub fn readable(&mut self, closed: bool) {
         self.drained = false;
+        self.peer_closed |= closed;
+    }
+
+    /// The loop stops reading (`may_read` is false): a blocked client
+    /// that kept `INPUT_KEEP` of input and then left would never be read
+    /// to its end, so poll's word is taken for it, as a read of the end
+    /// would have been (its blocking command cut short, nothing popped on
+    /// its behalf). Other connections not read now are read again once
+    /// their reply is in or their output drains, and see the end then.
+    pub fn not_reading(&mut self) {
+        if self.peer_closed && self.blocked.is_some() {
+            self.input_ended();
+        }
+    }
+
+    /// The client closed its side (or, blocked, was seen to leave): answer
+    /// what it sent, then close. A blocking command of its own is over.
+    fn input_ended(&mut self) {
+        if let Some(blocked) = self.blocked.take() {
+            blocked.cancel();
+            self.left_blocked = true;
+        }
+        self.state = match self.state {
+            State::Waiting {
+                then: Then::Continue,
+            } => State::Waiting {
+                then: Then::Close { since: None },
+            },
+            State::Open | State::Discarding { .. } => State::Closing { since: None },
+            other => other,
+        };
     }
 
     pub(super) fn unsent(&self) -> usize {
@@ -255,7 +294,8 @@ impl Conn {
         match self.state {
             State::Open => !self.session.quit && self.unsent() <= OUTPUT_HIGH_WATER,
             // Blocked: read on, to see the client leave (and keep what
-            // it sends meanwhile, up to a bound).
+            // it sends meanwhile, up to a bound; past it, poll's word that
+            // it left is taken: `not_reading`).
             State::Waiting { .. } => self.blocked.is_some() && self.input.len() < INPUT_KEEP,
             State::Closing { .. } | State::Discarding { .. } => true,
         }
@@ -270,27 +310,17 @@ impl Conn {
         loop {
             match self.transport.read(chunk) {
                 Ok(0) => {
-                    // The client closed its side: answer what it sent, then
-                    // close. A blocking command of its own is over.
-                    if let Some(blocked) = self.blocked.take() {
-                        blocked.cancel();
-                        self.left_blocked = true;
-                    }
-                    self.state = match self.state {
-                        State::Waiting {
-                            then: Then::Continue,
-                        } => State::Waiting {
-                            then: Then::Close { since: None },
-                        },
-                        State::Open | State::Discarding { .. } => State::Closing { since: None },
-                        other => other,
-                    };
+                    self.input_ended();
                     return ReadOutcome::Drained;
                 }
                 Ok(n) => {
                     // A short read emptied the socket (TLS may hold more
-                    // decrypted: read it until it would block).
-                    self.drained = n < chunk.len() && self.transport.is_plain();
+                    // decrypted: read it until it would block), unless the
+                    // client's end or an error waits behind it (8c48cac
+                    // missed that: a client whose last bytes and close came
+                    // in one wake-up was never closed).
+                    self.drained =
+                        n < chunk.len() && self.transport.is_plain() && !self.peer_closed;
                     self.last_active = Instant::now();
                     match &mut self.state {
                         State::Discarding { left, .. } => {

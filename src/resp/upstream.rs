@@ -135,6 +135,14 @@ impl Upstreams {
         token.0 >= FIRST_TOKEN
     }
 
+    /// Poll reported Redis's end (or an error) on connection `token`: it
+    /// is read to that end, not left after a short read.
+    pub fn peer_closed(&mut self, token: Token) {
+        if let Some(link) = self.links.iter_mut().find(|l| l.token == token) {
+            link.upstream.peer_closed();
+        }
+    }
+
     /// Queues `batch` of the client `token` on a ready connection, to be
     /// written at the end of this turn; the client then waits. Gives the
     /// batch back when it must go through a worker instead.

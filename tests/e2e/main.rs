@@ -76,6 +76,7 @@ mod reported_version;
 mod reset;
 mod resp;
 mod resp_bytes;
+mod resp_close;
 mod resp_idle;
 mod sentinel;
 mod sentinel_held;

@@ -55,6 +55,9 @@ pub struct Upstream {
     max_reply: usize,
     /// Which master it was opened to (sentinel mode's generation).
     pub generation: u64,
+    /// Poll said Redis closed it (or it failed): a short read no longer
+    /// means the socket is empty (the end may wait behind the last reply).
+    closed: bool,
 }
 
 impl Upstream {
@@ -110,7 +113,14 @@ impl Upstream {
             skip: None,
             max_reply,
             generation,
+            closed: false,
         }
+    }
+
+    /// Poll reported Redis's end or an error: [`Upstream::read`] reads on
+    /// until the socket says so itself.
+    pub fn peer_closed(&mut self) {
+        self.closed = true;
     }
 
     /// The socket, to register with the event loop's poll.
@@ -162,8 +172,9 @@ impl Upstream {
                 Ok(0) => return Err(closed()),
                 Ok(n) => {
                     self.input.extend_from_slice(&chunk[..n]);
-                    // A short read emptied the socket.
-                    if n < chunk.len() {
+                    // A short read emptied the socket (unless Redis's
+                    // end waits behind it).
+                    if n < chunk.len() && !self.closed {
                         return Ok(true);
                     }
                     budget = budget.saturating_sub(n);

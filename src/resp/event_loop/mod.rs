@@ -200,11 +200,17 @@ impl Loop {
                 match event.token() {
                     LISTENER => self.want_accept = true,
                     WAKER => {}
-                    token if Upstreams::owns(token) => replies_ready.push(token),
+                    token if Upstreams::owns(token) => {
+                        if event.is_read_closed() || event.is_error() {
+                            self.upstreams.peer_closed(token);
+                        }
+                        replies_ready.push(token);
+                    }
                     token => {
-                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                        let closed = event.is_read_closed() || event.is_error();
+                        if event.is_readable() || closed {
                             if let Some(conn) = self.conns.get_mut(&token) {
-                                conn.readable();
+                                conn.readable(closed);
                             }
                         }
                         self.service_conn(token);
@@ -302,6 +308,7 @@ impl Loop {
                 break false;
             }
             if !conn.may_read() {
+                conn.not_reading();
                 break true;
             }
             match conn.read_chunk(&mut self.chunk) {
