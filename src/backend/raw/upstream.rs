@@ -19,8 +19,8 @@ use super::frame::{Framer, TOO_LARGE};
 use super::skip::Skip;
 use super::stream::Stream;
 use super::RawConn;
-use crate::backend::forward::classify;
-use crate::backend::BackendError;
+use crate::backend::forward::{classify, MASTER_LEFT};
+use crate::backend::{BackendError, MasterWatch};
 
 /// The client name the event loop's connections carry at Redis.
 pub const NAME: &str = "redis-proxy-loop";
@@ -55,6 +55,9 @@ pub struct Upstream {
     max_reply: usize,
     /// Which master it was opened to (sentinel mode's generation).
     pub generation: u64,
+    /// Sentinel mode: shuts it down when the master changes, so batches
+    /// pending on a hung old master fail then (see `RawConn::watch`).
+    watch: MasterWatch,
 }
 
 impl Upstream {
@@ -79,6 +82,7 @@ impl Upstream {
             stream,
             generation,
             max_reply,
+            watch,
             ..
         } = conn;
         let Stream::Tcp(tcp) = stream else {
@@ -87,11 +91,10 @@ impl Upstream {
             ));
         };
         tcp.set_nonblocking(true).map_err(|err| classify(&err))?;
-        Ok(Upstream::with_socket(
-            mio::net::TcpStream::from_std(tcp),
-            max_reply,
-            generation,
-        ))
+        let mut upstream =
+            Upstream::with_socket(mio::net::TcpStream::from_std(tcp), max_reply, generation);
+        upstream.watch = watch;
+        Ok(upstream)
     }
 
     /// A connection with nothing queued or read yet, on a socket already
@@ -110,6 +113,7 @@ impl Upstream {
             skip: None,
             max_reply,
             generation,
+            watch: MasterWatch::none(),
         }
     }
 
@@ -134,11 +138,11 @@ impl Upstream {
     pub fn flush(&mut self) -> Result<(), BackendError> {
         while self.written < self.out.len() {
             match self.socket.write(&self.out[self.written..]) {
-                Ok(0) => return Err(closed()),
+                Ok(0) => return Err(self.failed(closed())),
                 Ok(n) => self.written += n,
                 Err(err) if err.kind() == ErrorKind::WouldBlock => return Ok(()),
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
-                Err(err) => return Err(classify(&err)),
+                Err(err) => return Err(self.failed(classify(&err))),
             }
         }
         self.out.clear();
@@ -159,7 +163,7 @@ impl Upstream {
         let mut budget = READ_BUDGET;
         loop {
             match self.socket.read(chunk) {
-                Ok(0) => return Err(closed()),
+                Ok(0) => return Err(self.failed(closed())),
                 Ok(n) => {
                     self.input.extend_from_slice(&chunk[..n]);
                     // A short read emptied the socket.
@@ -173,8 +177,17 @@ impl Upstream {
                 }
                 Err(err) if err.kind() == ErrorKind::WouldBlock => return Ok(true),
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
-                Err(err) => return Err(classify(&err)),
+                Err(err) => return Err(self.failed(classify(&err))),
             }
+        }
+    }
+
+    /// `err`, or [`MASTER_LEFT`] if the sentinels named another master
+    /// since it was opened (which shut it down).
+    fn failed(&self, err: BackendError) -> BackendError {
+        match self.watch.changed() {
+            true => BackendError::Unavailable(MASTER_LEFT.to_owned()),
+            false => err,
         }
     }
 
