@@ -366,7 +366,8 @@ impl Backend {
                 }
                 Err(err) => {
                     let kind = err.kind();
-                    return Err(self.in_cluster_terms(retire_on_failure(&mut pooled, err), kind));
+                    let failed = retire_on_failure(&mut pooled, err, self.timeout);
+                    return Err(self.in_cluster_terms(failed, kind));
                 }
             }
         }

@@ -68,7 +68,14 @@ fn forwarded_commands_wait_out_another_clients_slow_script_as_at_redis() {
     let logged = LoggedRedis::start();
     let proxy = InProcess::start(&logged.redis, &[RESP, REDIS_TIMEOUT]);
     let mut clients = Clients::open(&logged, &proxy);
+    let mut reader = Wire::connect(proxy.resp_addr());
     let busy = logged.busy_for(BUSY);
+    // The cache's own read (a GET that misses) keeps REDIS_TIMEOUT_MS,
+    // worded as the forwarded commands' timeout.
+    assert_eq!(
+        reader.call_text("GET never-set"),
+        "-ERR backing Redis timed out: no reply within REDIS_TIMEOUT_MS (250 ms)\r\n"
+    );
     let [held, looped, fresh] = clients.send_all();
     busy.finish();
     // Redis's own replies, as a client straight at Redis gets them.
