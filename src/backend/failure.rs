@@ -1,6 +1,8 @@
 //! What a failed command means: an error reply from Redis (passed on, the
 //! connection still in step), or a failure of the connection (retired).
 
+use std::time::Duration;
+
 use super::{BackendConnection, BackendError};
 
 /// Error replies that mean the data cannot be reached now, not that the
@@ -18,17 +20,23 @@ const UNAVAILABLE_CODES: &[&str] = &[
 
 /// Maps a failed command to our error, and marks the connection for
 /// retirement unless Redis itself answered (an error reply leaves the
-/// connection in step).
+/// connection in step). A timeout (of `timeout`, REDIS_TIMEOUT_MS) is
+/// worded as the forwarded commands' are, naming the setting, not with
+/// the system's text ("Resource temporarily unavailable").
 pub(super) fn retire_on_failure(
     pooled: &mut BackendConnection,
     err: redis::RedisError,
+    timeout: Duration,
 ) -> BackendError {
     if let Some(err) = reply_error(&err) {
         return err;
     }
     pooled.broken = true;
     if err.is_timeout() {
-        BackendError::Timeout(err.to_string())
+        BackendError::Timeout(format!(
+            "no reply within REDIS_TIMEOUT_MS ({} ms)",
+            timeout.as_millis()
+        ))
     } else {
         BackendError::Unavailable(err.to_string())
     }

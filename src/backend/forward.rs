@@ -5,14 +5,21 @@
 
 use std::io::{self, ErrorKind};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use super::raw::{RawConn, Upstream};
+use super::raw::{RawConn, Upstream, Wait};
 use super::slots::Slot;
 use super::{Backend, BackendError, Target};
 
 /// Why a connection a client held was given up: the sentinels named
 /// another master since it was opened.
 pub const MASTER_CHANGED: &str = "master changed (sentinel failover): transaction/WATCH discarded";
+
+/// Why a batch on a pooled or the event loop's connection got no reply:
+/// the sentinels named another master while it waited (a hung old master
+/// would never answer), which shut the connection down.
+pub const MASTER_LEFT: &str =
+    "master changed (sentinel failover) before Redis answered: the command may have run";
 
 /// Idle raw connections, one stack per protocol (RESP2, RESP3).
 #[derive(Default)]
@@ -29,9 +36,17 @@ pub struct ForwardError {
 }
 
 impl Backend {
+    /// FORWARD_TIMEOUT_MS: how long a forwarded command's replies are
+    /// waited for (`None`: as long as Redis takes).
+    pub fn forward_timeout(&self) -> Option<Duration> {
+        self.forward_timeout
+    }
+
     /// Sends `requests` (`count` whole RESP requests) on one connection
     /// speaking the client's protocol in database `db`, and appends the
-    /// `count` replies to `out`, exactly as Redis sent them.
+    /// `count` replies to `out`, exactly as Redis sent them; `wait` says
+    /// whose requests they are, so how long they are waited for (clients'
+    /// by FORWARD_TIMEOUT_MS, the cache's own by REDIS_TIMEOUT_MS).
     ///
     /// A pooled connection that Redis closed while it sat idle is found
     /// out before anything is sent on it ([`RawConn::alive`]) and a fresh
@@ -39,14 +54,13 @@ impl Backend {
     /// ran the requests cannot be known, so those without a reply fail.
     pub fn forward(
         &self,
-        resp3: bool,
-        db: i64,
+        (resp3, db, wait): (bool, i64, Wait),
         requests: &[u8],
         count: usize,
         out: &mut Vec<u8>,
     ) -> Result<(), ForwardError> {
         let failed = |error| ForwardError { answered: 0, error };
-        let (mut conn, _) = self.checkout_raw(resp3, db).map_err(failed)?;
+        let (mut conn, _) = self.checkout_raw(resp3, db, wait).map_err(failed)?;
         let mut answered = 0;
         let result = conn
             .send(requests)
@@ -58,8 +72,18 @@ impl Backend {
             }
             Err(err) => Err(ForwardError {
                 answered,
-                error: classify(&err),
+                error: self.failed_on(&conn, &err, MASTER_LEFT),
             }),
+        }
+    }
+
+    /// Why a batch on `conn` failed with `err`: `changed` when the
+    /// sentinels named another master meanwhile (which shut the connection
+    /// down: see [`Backend::open_raw`]).
+    fn failed_on(&self, conn: &RawConn, err: &io::Error, changed: &str) -> BackendError {
+        match conn.generation != self.target.generation() {
+            true => BackendError::Unavailable(changed.to_owned()),
+            false => classify(err),
         }
     }
 
@@ -98,19 +122,25 @@ impl Backend {
             .and_then(|()| conn.receive_batch(out, count, &mut answered));
         result.map_err(|err| ForwardError {
             answered,
-            error: classify(&err),
+            error: self.failed_on(conn, &err, MASTER_CHANGED),
         })
     }
 
     /// A raw connection of the client's protocol in database `db`, for a
     /// client that needs one of its own for a while (a transaction, a
-    /// blocking command, Pub/Sub), and whether it was pooled. Give it back
-    /// with [`Backend::checkin_raw`], or drop it. In cluster mode this is a
-    /// connection to the master keyless commands go to; use
-    /// [`Backend::checkout_raw_for`] to name the slot.
-    pub fn checkout_raw(&self, resp3: bool, db: i64) -> Result<(RawConn, bool), BackendError> {
+    /// blocking command, Pub/Sub), and whether it was pooled; its reads
+    /// and writes bounded for `wait`'s requests (a `SELECT` it needs, too).
+    /// Give it back with [`Backend::checkin_raw`], or drop it. In cluster
+    /// mode this is a connection to the master keyless commands go to;
+    /// use [`Backend::checkout_raw_for`] to name the slot.
+    pub fn checkout_raw(
+        &self,
+        resp3: bool,
+        db: i64,
+        wait: Wait,
+    ) -> Result<(RawConn, bool), BackendError> {
         if self.router.is_some() {
-            return self.checkout_raw_for(resp3, db, None);
+            return self.checkout_raw_for((resp3, db, wait), None);
         }
         let generation = self.target.generation();
         let idle = &self.raw.idle[usize::from(resp3)];
@@ -127,7 +157,7 @@ impl Backend {
             Some(conn) => (conn, true),
             None => (self.open_raw(resp3)?, false),
         };
-        if let Err(err) = conn.select(db) {
+        if let Err(err) = conn.wait_for(wait).and_then(|()| conn.select(db)) {
             return Err(classify(&err));
         }
         Ok((conn, reused))
@@ -141,12 +171,11 @@ impl Backend {
     /// Such a connection is not pooled: [`Backend::checkin_raw`] drops it.
     pub fn checkout_raw_for(
         &self,
-        resp3: bool,
-        db: i64,
+        (resp3, db, wait): (bool, i64, Wait),
         slot: Option<Slot>,
     ) -> Result<(RawConn, bool), BackendError> {
         let Some(router) = &self.router else {
-            return self.checkout_raw(resp3, db);
+            return self.checkout_raw(resp3, db, wait);
         };
         let map = router.map(self)?;
         let addr = match slot {
@@ -155,7 +184,7 @@ impl Backend {
                 .ok_or_else(|| BackendError::Unavailable("no master serves the slot".to_owned()))?,
             None => map.any(),
         };
-        router.checkout(self, addr, resp3, db)
+        router.checkout(self, addr, (resp3, db, wait))
     }
 
     /// [`Backend::checkout_raw_for`] for a blocking command or a
@@ -163,13 +192,14 @@ impl Backend {
     /// ([`RawConn::ping`]), so that its request, once written, is read by
     /// Redis before another client's command written after it (the order
     /// rule, `resp/fence.rs`). A reused one has been answered before.
+    /// That PING is the proxy's own, bounded by REDIS_TIMEOUT_MS.
     pub fn checkout_dedicated(
         &self,
         resp3: bool,
         db: i64,
         slot: Option<Slot>,
     ) -> Result<RawConn, BackendError> {
-        let (mut conn, reused) = self.checkout_raw_for(resp3, db, slot)?;
+        let (mut conn, reused) = self.checkout_raw_for((resp3, db, Wait::Own), slot)?;
         if !reused {
             conn.ping().map_err(|err| classify(&err))?;
         }
@@ -207,7 +237,7 @@ impl Backend {
                 "no event-loop connections in cluster mode or over TLS".to_owned(),
             ));
         }
-        let (conn, _) = self.checkout_raw(resp3, db)?;
+        let (conn, _) = self.checkout_raw(resp3, db, Wait::Own)?;
         Upstream::take_over(conn)
     }
 
@@ -262,6 +292,11 @@ impl Backend {
             })?;
         conn.generation = generation;
         conn.max_reply = self.max_reply;
+        conn.forward_timeout = self.forward_timeout;
+        // Sentinel mode: shut down as soon as the sentinels name another
+        // master, so a batch waiting for a hung (stopped) old one fails
+        // then, however long FORWARD_TIMEOUT_MS is (none by default).
+        conn.watch = self.watch_master(&conn);
         Ok(conn)
     }
 }

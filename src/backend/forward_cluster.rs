@@ -16,7 +16,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use super::fold::fold;
-use super::raw::{encode, RawConn};
+use super::raw::{encode, RawConn, Wait};
 use super::redirect::{knows, redirection, Redirect};
 use super::router::Router;
 use super::slots::{Addr, Slot, SlotMap};
@@ -78,10 +78,10 @@ impl Backend {
     /// to its master for a client of protocol `resp3` in database `db`,
     /// and appends one reply per request to `out`, in order: the node's,
     /// byte for byte, or what `failed` writes for a request that got none.
+    /// `wait`: whose requests they are (see [`Backend::forward`]).
     pub fn forward_cluster(
         &self,
-        resp3: bool,
-        db: i64,
+        client: (bool, i64, Wait),
         requests: &[(&[u8], Dest)],
         out: &mut Vec<u8>,
         failed: &mut dyn FnMut(&BackendError, &mut Vec<u8>),
@@ -104,9 +104,9 @@ impl Backend {
         };
         let mut parts = plan(&map, requests);
         let mut replies = Vec::new();
-        self.run(router, resp3, db, requests, &mut parts, &mut replies);
+        self.run(router, client, requests, &mut parts, &mut replies);
         if self.redirect(router, &map, &mut parts, &replies) {
-            self.run(router, resp3, db, requests, &mut parts, &mut replies);
+            self.run(router, client, requests, &mut parts, &mut replies);
         }
         let mut at = 0;
         for (request, (_, dest)) in requests.iter().enumerate() {
@@ -151,8 +151,7 @@ impl Backend {
     fn run(
         &self,
         router: &Router,
-        resp3: bool,
-        db: i64,
+        client: (bool, i64, Wait),
         requests: &[(&[u8], Dest)],
         parts: &mut [Part],
         replies: &mut Vec<u8>,
@@ -180,7 +179,7 @@ impl Backend {
                 }
                 wire.extend_from_slice(requests[parts[i].request].0);
             }
-            match self.send_to(router, &addr, resp3, db, &wire) {
+            match self.send_to(router, &addr, client, &wire) {
                 Ok(conn) => sent.push((addr, conn, mine)),
                 Err(err) => {
                     for &i in &mine {
@@ -229,15 +228,14 @@ impl Backend {
         &self,
         router: &Router,
         addr: &Addr,
-        resp3: bool,
-        db: i64,
+        client: (bool, i64, Wait),
         wire: &[u8],
     ) -> Result<RawConn, BackendError> {
-        let (mut conn, reused) = router.checkout(self, addr, resp3, db)?;
+        let (mut conn, reused) = router.checkout(self, addr, client)?;
         match conn.send(wire) {
             Ok(()) => Ok(conn),
             Err(err) if reused && super::forward::closed_while_idle(&err) => {
-                let (mut conn, _) = router.checkout(self, addr, resp3, db)?;
+                let (mut conn, _) = router.checkout(self, addr, client)?;
                 conn.send(wire).map_err(|err| {
                     router.mark_stale();
                     super::forward::classify(&err)

@@ -212,6 +212,9 @@ pub struct Backend {
     probe: Mutex<Option<(RedisConn, u64)>>,
     target: Target,
     timeout: Duration,
+    /// FORWARD_TIMEOUT_MS: how long clients' forwarded commands wait for
+    /// their replies on raw connections (`None`: as long as Redis takes).
+    forward_timeout: Option<Duration>,
     /// Redis's command table, read once (see `commands.rs`).
     commands: commands::Cached,
     /// Connections carrying clients' own commands (see `forward.rs`).
@@ -280,6 +283,7 @@ impl Backend {
             probe: Mutex::new(None),
             target,
             timeout: config.redis_timeout,
+            forward_timeout: config.forward_timeout,
             commands: commands::Cached::default(),
             raw: forward::RawPool::default(),
             router,
@@ -363,7 +367,8 @@ impl Backend {
                 }
                 Err(err) => {
                     let kind = err.kind();
-                    return Err(self.in_cluster_terms(retire_on_failure(&mut pooled, err), kind));
+                    let failed = retire_on_failure(&mut pooled, err, self.timeout);
+                    return Err(self.in_cluster_terms(failed, kind));
                 }
             }
         }

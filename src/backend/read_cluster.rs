@@ -140,7 +140,8 @@ impl Backend {
         }
         let mut retry = true;
         loop {
-            let (mut conn, reused) = router.checkout(self, addr, false, 0)?;
+            let (mut conn, reused) =
+                router.checkout(self, addr, (false, 0, super::raw::Wait::Own))?;
             let mut replies = Vec::new();
             let mut ends = [0; 4];
             let count = if asking { 4 } else { 2 };

@@ -196,7 +196,7 @@ impl Backend {
         what: &str,
     ) -> Result<Vec<Value>, BackendError> {
         let mut out = Vec::new();
-        self.forward(false, db, &wire, count, &mut out)
+        self.forward((false, db, super::raw::Wait::Own), &wire, count, &mut out)
             .map_err(|failed| failed.error)?;
         drop(wire);
         let mut parser = redis::Parser::new();

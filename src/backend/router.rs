@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 
-use super::raw::{encode, RawConn};
+use super::raw::{encode, RawConn, Wait};
 use super::redirect::{redirection, Redirect};
 use super::slots::{Addr, SlotMap};
 use super::{Backend, BackendError};
@@ -280,7 +280,7 @@ impl Router {
 
     /// `CLUSTER SLOTS` on `addr`.
     fn ask_slots(&self, backend: &Backend, addr: &Addr) -> Result<SlotMap, BackendError> {
-        let (mut conn, _) = self.checkout(backend, addr, false, 0)?;
+        let (mut conn, _) = self.checkout(backend, addr, (false, 0, Wait::Own))?;
         let mut request = Vec::new();
         encode(&[b"CLUSTER", b"SLOTS"], &mut request);
         let mut reply = Vec::new();
@@ -304,8 +304,7 @@ impl Router {
         &self,
         backend: &Backend,
         addr: &Addr,
-        resp3: bool,
-        db: i64,
+        (resp3, db, wait): (bool, i64, Wait),
     ) -> Result<(RawConn, bool), BackendError> {
         let pooled = self
             .idle
@@ -319,7 +318,8 @@ impl Router {
             Some(conn) => (conn, true),
             None => (self.open(backend, addr, resp3)?, false),
         };
-        conn.select(db)
+        conn.wait_for(wait)
+            .and_then(|()| conn.select(db))
             .map_err(|err| super::forward::classify(&err))?;
         Ok((conn, reused))
     }
@@ -358,6 +358,7 @@ impl Router {
                 BackendError::Unavailable(format!("{addr}: {err}"))
             })?;
         conn.max_reply = backend.max_reply;
+        conn.forward_timeout = backend.forward_timeout;
         conn.map_stale = Some((Arc::clone(&self.stale), addr.clone()));
         Ok(conn)
     }

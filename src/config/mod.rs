@@ -42,8 +42,13 @@ pub struct Config {
     /// (The field keeps its old name until the service and backend, which
     /// read it, are next changed.)
     pub max_clients: NonZeroUsize,
-    /// Bound on every wait for Redis.
+    /// Bound on every wait for Redis but a forwarded command's reply.
     pub redis_timeout: Duration,
+    /// FORWARD_TIMEOUT_MS: how long a forwarded command's reply is waited
+    /// for; `None` (0, the default) as long as Redis takes, as Redis's own
+    /// clients wait (a slow script elsewhere must not fail a command that
+    /// then runs).
+    pub forward_timeout: Option<Duration>,
     /// Longest key the cache keeps or HTTP reads (a longer RESP GET/MGET
     /// is forwarded uncached): bounds what one entry's key costs.
     pub max_key_bytes: usize,
@@ -270,6 +275,7 @@ impl Config {
                 3_600_000,
                 "milliseconds 1..=3600000",
             )?),
+            forward_timeout: parse_millis_or_never(raw("FORWARD_TIMEOUT_MS"))?,
             max_key_bytes: raw("MAX_KEY_BYTES").parse_in::<usize>(
                 1,
                 MAX_KEY_LIMIT,
@@ -322,7 +328,7 @@ impl Config {
     /// The configuration as a log line, with any Redis password masked.
     pub fn describe(&self) -> String {
         format!(
-            "redis={} mode={} invalidation={} expiry={:?} capacity={} max_bytes={} http={} resp={} workers={} max_connections={} redis_timeout={:?} client_auth={} tls={}",
+            "redis={} mode={} invalidation={} expiry={:?} capacity={} max_bytes={} http={} resp={} workers={} max_connections={} redis_timeout={:?} forward_timeout={} client_auth={} tls={}",
             self.redis_nodes.iter().map(masked).collect::<Vec<_>>().join(","),
             self.redis_mode.name(),
             self.invalidation.name(),
@@ -334,6 +340,7 @@ impl Config {
             self.max_clients,
             self.max_connections,
             self.redis_timeout,
+            self.forward_timeout.map_or("none".to_owned(), |t| format!("{t:?}")),
             if self.proxy_password.is_some() { "password" } else { "off" },
             if self.tls.is_some() { "on" } else { "off" },
         )

@@ -91,6 +91,13 @@ pub(super) fn parse_seconds_or_never(raw: Raw) -> Result<Duration, ConfigError> 
     })
 }
 
+/// Milliseconds 1..=3600000 (as REDIS_TIMEOUT_MS), or 0 for no bound
+/// (`None`): FORWARD_TIMEOUT_MS.
+pub(super) fn parse_millis_or_never(raw: Raw) -> Result<Option<Duration>, ConfigError> {
+    let ms = raw.parse_in::<u64>(0, 3_600_000, "0 (no timeout), or milliseconds 1..=3600000")?;
+    Ok((ms > 0).then(|| Duration::from_millis(ms)))
+}
+
 pub(super) fn parse_invalidation(raw: Raw) -> Result<Invalidation, ConfigError> {
     match raw.value.trim().to_ascii_lowercase().as_str() {
         "auto" => Ok(Invalidation::Auto),

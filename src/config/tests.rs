@@ -285,3 +285,23 @@ fn the_reported_version_is_redis_s_own_or_a_version_of_three_numbers() {
         assert!(err.to_string().contains("MAJOR.MINOR.PATCH"), "{err}");
     }
 }
+
+#[test]
+fn forward_timeout_is_off_by_default_and_validated_like_redis_timeout() {
+    // Off: a forwarded command waits as long as Redis takes, as with
+    // Redis's own clients (REDIS_TIMEOUT_MS no longer bounds it).
+    assert_eq!(config(&[]).expect("defaults").forward_timeout, None);
+    let off = config(&[("FORWARD_TIMEOUT_MS", "0")]).expect("0: no timeout");
+    assert_eq!(off.forward_timeout, None);
+    let set =
+        config(&[("FORWARD_TIMEOUT_MS", " 250 "), ("REDIS_TIMEOUT_MS", "40")]).expect("valid");
+    assert_eq!(set.forward_timeout, Some(Duration::from_millis(250)));
+    assert_eq!(set.redis_timeout, Duration::from_millis(40));
+    let most = config(&[("FORWARD_TIMEOUT_MS", "3600000")]).expect("an hour");
+    assert_eq!(most.forward_timeout, Some(Duration::from_secs(3600)));
+    for value in ["-1", "3600001", "1.5", "1s", "ten", ""] {
+        let err = config(&[("FORWARD_TIMEOUT_MS", value)]).expect_err(value);
+        assert_eq!(err.variable, "FORWARD_TIMEOUT_MS", "{value}");
+        assert!(err.to_string().contains("0 (no timeout)"), "{err}");
+    }
+}

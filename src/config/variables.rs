@@ -98,7 +98,12 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "REDIS_TIMEOUT_MS",
         default: "1000",
-        help: "connect, read and pool-checkout timeout for Redis, in ms (>= 1)",
+        help: "connect, read and pool-checkout timeout for Redis, in ms (>= 1): the proxy's own reads (the cache's), probes, handshakes; not forwarded commands' replies (FORWARD_TIMEOUT_MS)",
+    },
+    Variable {
+        name: "FORWARD_TIMEOUT_MS",
+        default: "0",
+        help: "how long a forwarded RESP command's reply is waited for, in ms; past it the client gets -ERR (the command may still run) and the connection is dropped; 0: as long as Redis takes, as Redis clients wait (0..=3600000)",
     },
     Variable {
         name: "HTTP_IDLE_TIMEOUT_SECS",

@@ -17,7 +17,7 @@
 //! sentinel over plain TCP. Everything else, and every batch while no
 //! connection is ready (opening one happens on a thread of its own, since
 //! it blocks), takes the workers' path, so a Redis that is down behaves as
-//! before. A connection that fails or times out (REDIS_TIMEOUT_MS) fails
+//! before. A connection that fails or times out (FORWARD_TIMEOUT_MS) fails
 //! every batch pending on it with the workers' words and is dropped: nothing
 //! is sent twice, and a late reply has no connection left to arrive on. A
 //! batch whose replies pass RESP_MAX_REPLY_BYTES fails alone: its client
@@ -276,18 +276,18 @@ impl Upstreams {
     }
 
     /// Fails the connections whose oldest batch has waited longer than
-    /// REDIS_TIMEOUT_MS.
+    /// FORWARD_TIMEOUT_MS (none by default: as long as Redis takes).
     pub fn expire(&mut self, conns: &mut ClientMap) {
-        let limit = self.service.redis_timeout();
+        let limit = self.service.forward_timeout();
         let mut i = 0;
         while i < self.links.len() {
-            let late = self.links[i]
-                .pending
-                .front()
-                .is_some_and(|p| p.plan.started().elapsed() > limit);
-            if late {
+            let late = limit.filter(|limit| {
+                let front = self.links[i].pending.front();
+                front.is_some_and(|p| p.plan.started().elapsed() > *limit)
+            });
+            if let Some(limit) = late {
                 let why = format!(
-                    "no reply within REDIS_TIMEOUT_MS ({} ms)",
+                    "no reply within FORWARD_TIMEOUT_MS ({} ms)",
                     limit.as_millis()
                 );
                 self.settle(i, Some(ReadError::Timeout(why)), conns);

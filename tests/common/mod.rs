@@ -4,6 +4,7 @@
 //! and HEAD included), and polling.
 #![allow(dead_code)]
 
+pub mod busy;
 pub mod certs;
 pub mod cluster;
 pub mod endpoints;

@@ -377,7 +377,7 @@ fn redis_down_is_an_error_naming_why_and_the_same_connection_recovers() {
 #[test]
 fn a_reply_that_comes_after_the_timeout_is_never_taken_for_the_next_ones() {
     let redis = RedisServer::start();
-    let proxy = InProcess::start(&redis, &[RESP, ("REDIS_TIMEOUT_MS", "300")]);
+    let proxy = InProcess::start(&redis, &[RESP, ("FORWARD_TIMEOUT_MS", "300")]);
     let mut wire = Wire::connect(proxy.resp_addr());
     // Some 1.5 s of Lua: Redis answers `late`, well after the proxy gave up.
     let slow = "EVAL \"local t = redis.call('TIME') while true do local n = redis.call('TIME') \

@@ -99,3 +99,48 @@ fn a_sentinel_that_missed_the_failover_does_not_send_the_proxy_back() {
     assert_eq!(conn.call(&["SET", "k", "after"]), "+OK\r\n");
     assert_eq!(set.replica.cmd::<String>(&["GET", "k"]), "after");
 }
+
+/// Forwarded commands wait for their reply as long as Redis takes
+/// (FORWARD_TIMEOUT_MS off, the default), so a master that hangs holds
+/// them; the failover must end that wait. A command waiting on the event
+/// loop's connection, and a transaction on a connection held for WATCH,
+/// both sent to the master once it is stopped, fail when the proxy sees
+/// the sentinels name another master, saying so (on the code before it
+/// they failed after REDIS_TIMEOUT_MS, a timeout whatever the cause).
+#[test]
+fn commands_waiting_on_a_hung_master_fail_at_the_failover_saying_so() {
+    let set = Sentinels::start();
+    // REDIS_TIMEOUT_MS as by default: it bounds the sentinel lookups
+    // (a `ROLE` at the hung master among them), not the forwarded commands.
+    let proxy = set.proxy(&[]);
+    let mut looped = RespConn::open(proxy.resp_addr());
+    eventually("a SET to travel on the event loop's connection", || {
+        assert_eq!(looped.call(&["SET", "warm", "1"]), "+OK\r\n");
+        let list: String = set.master.cmd(&["CLIENT", "LIST"]);
+        list.lines()
+            .any(|line| line.contains("name=redis-proxy-loop ") && line.contains(" cmd=set "))
+            .then_some(())
+    });
+    let mut held = RespConn::open(proxy.resp_addr());
+    assert_eq!(held.call(&["WATCH", "txk"]), "+OK\r\n");
+    let _paused = Paused::new(redis_pid(&set.master));
+    looped.send(&["INCR", "n"]);
+    held.send_raw(b"MULTI\r\nINCR txk\r\nEXEC\r\n");
+    let reply = String::from_utf8_lossy(&looped.reply()).into_owned();
+    assert!(
+        reply.starts_with("-ERR backing Redis unavailable: master changed (sentinel failover)"),
+        "{reply}"
+    );
+    for _ in 0..3 {
+        let reply = String::from_utf8_lossy(&held.reply()).into_owned();
+        assert_eq!(
+            reply,
+            "-ERR backing Redis unavailable: master changed (sentinel failover): transaction/WATCH discarded\r\n"
+        );
+    }
+    assert_eq!(set.master_port(), Some(set.replica.port()));
+    // Both clients go on, on the new master.
+    assert_eq!(looped.call(&["SET", "k", "after"]), "+OK\r\n");
+    assert_eq!(held.call(&["INCR", "txk"]), ":1\r\n");
+    assert_eq!(set.replica.cmd::<String>(&["GET", "k"]), "after");
+}

@@ -14,6 +14,7 @@ pub mod invalidations;
 mod skip;
 mod stream;
 mod upstream;
+mod wait;
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::sync::Arc;
@@ -21,11 +22,13 @@ use std::time::Duration;
 
 use super::router::Staleness;
 use super::slots::Addr;
+use super::MasterWatch;
 use frame::Framer;
 use redis::{ConnectionAddr, ConnectionInfo};
 use stream::Stream;
 pub use stream::TlsRoots;
 pub use upstream::{Taken, Upstream};
+pub use wait::Wait;
 
 /// Bytes read from Redis at a time.
 const READ_CHUNK: usize = 16 * 1024;
@@ -46,8 +49,16 @@ pub struct RawConn {
     pub generation: u64,
     /// Set after any failure: it must not be reused.
     pub broken: bool,
-    /// REDIS_TIMEOUT_MS, for reads (see [`RawConn::wait_forever`]).
+    /// REDIS_TIMEOUT_MS, for the proxy's own reads ([`Wait::Own`]).
     timeout: Duration,
+    /// FORWARD_TIMEOUT_MS, for clients' commands ([`Wait::Forwarded`]):
+    /// `None`, no bound (as opened; the backend sets it).
+    pub(in crate::backend) forward_timeout: Option<Duration>,
+    /// The socket's read and write timeouts as last set, and whose
+    /// requests they are for (which setting a timeout names).
+    reads: Option<Duration>,
+    writes: Option<Duration>,
+    wait: Wait,
     /// RESP_MAX_REPLY_BYTES on connections carrying clients' commands:
     /// the most one reply may make it hold (unbounded as opened).
     pub max_reply: usize,
@@ -56,6 +67,9 @@ pub struct RawConn {
     /// `-READONLY` (see `Staleness::heard`), also on a connection a client
     /// holds, whose replies the router never reads.
     pub(in crate::backend) map_stale: Option<(Arc<Staleness>, Addr)>,
+    /// Sentinel mode: the watch that shuts it down when the master changes
+    /// (none elsewhere, and as opened).
+    pub(in crate::backend) watch: MasterWatch,
     /// Called once the next client request is written ([`RawConn::send`];
     /// not the proxy's own HELLO or SELECT): a blocking command's caller
     /// learns its request is at Redis (see `resp/fence.rs`).
@@ -91,8 +105,14 @@ impl RawConn {
             generation: 0,
             broken: false,
             timeout,
+            forward_timeout: None,
+            // As `Stream::tcp` and `Stream::tls` left the socket.
+            reads: Some(timeout),
+            writes: Some(timeout),
+            wait: Wait::Own,
             max_reply: usize::MAX,
             map_stale: None,
+            watch: MasterWatch::none(),
             after_send: None,
         };
         let settings = info.redis_settings();
@@ -210,7 +230,7 @@ impl RawConn {
         if sent.is_err() {
             self.broken = true;
         }
-        sent
+        sent.map_err(|err| self.timed_out(err, self.writes))
     }
 
     /// Reads the next reply into `out`, exactly as Redis sent it (one
@@ -285,7 +305,7 @@ impl RawConn {
                 Ok(n) => self.input.truncate(start + n),
                 Err(err) => {
                     self.input.truncate(start);
-                    return Err(err);
+                    return Err(self.timed_out(err, self.reads));
                 }
             }
         }
@@ -293,21 +313,12 @@ impl RawConn {
 }
 
 impl RawConn {
-    /// Lets reads wait as long as Redis takes (`true`: a blocking command
-    /// or a subscription) or bounds them by REDIS_TIMEOUT_MS again.
-    pub fn wait_forever(&mut self, forever: bool) -> io::Result<()> {
-        let timeout = (!forever).then_some(self.timeout);
-        let set = self.stream.tcp_ref().set_read_timeout(timeout);
-        if set.is_err() {
-            self.broken = true;
-        }
-        set
-    }
-
     /// Lets reads wait up to `wait` (the invalidation link's: it wakes at
     /// least that often to check on Redis).
     pub(in crate::backend) fn read_timeout(&mut self, wait: Duration) -> io::Result<()> {
-        self.stream.tcp_ref().set_read_timeout(Some(wait))
+        self.stream.tcp_ref().set_read_timeout(Some(wait))?;
+        self.reads = Some(wait);
+        Ok(())
     }
 
     /// Reads once into `into` (bytes already read and not handed out

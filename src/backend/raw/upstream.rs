@@ -19,8 +19,8 @@ use super::frame::{Framer, TOO_LARGE};
 use super::skip::Skip;
 use super::stream::Stream;
 use super::RawConn;
-use crate::backend::forward::classify;
-use crate::backend::BackendError;
+use crate::backend::forward::{classify, MASTER_LEFT};
+use crate::backend::{BackendError, MasterWatch};
 
 /// The client name the event loop's connections carry at Redis.
 pub const NAME: &str = "redis-proxy-loop";
@@ -58,6 +58,9 @@ pub struct Upstream {
     /// Poll said Redis closed it (or it failed): a short read no longer
     /// means the socket is empty (the end may wait behind the last reply).
     closed: bool,
+    /// Sentinel mode: shuts it down when the master changes, so batches
+    /// pending on a hung old master fail then (see `RawConn::watch`).
+    watch: MasterWatch,
 }
 
 impl Upstream {
@@ -82,6 +85,7 @@ impl Upstream {
             stream,
             generation,
             max_reply,
+            watch,
             ..
         } = conn;
         let Stream::Tcp(tcp) = stream else {
@@ -90,11 +94,10 @@ impl Upstream {
             ));
         };
         tcp.set_nonblocking(true).map_err(|err| classify(&err))?;
-        Ok(Upstream::with_socket(
-            mio::net::TcpStream::from_std(tcp),
-            max_reply,
-            generation,
-        ))
+        let mut upstream =
+            Upstream::with_socket(mio::net::TcpStream::from_std(tcp), max_reply, generation);
+        upstream.watch = watch;
+        Ok(upstream)
     }
 
     /// A connection with nothing queued or read yet, on a socket already
@@ -114,6 +117,7 @@ impl Upstream {
             max_reply,
             generation,
             closed: false,
+            watch: MasterWatch::none(),
         }
     }
 
@@ -144,11 +148,11 @@ impl Upstream {
     pub fn flush(&mut self) -> Result<(), BackendError> {
         while self.written < self.out.len() {
             match self.socket.write(&self.out[self.written..]) {
-                Ok(0) => return Err(closed()),
+                Ok(0) => return Err(self.failed(closed())),
                 Ok(n) => self.written += n,
                 Err(err) if err.kind() == ErrorKind::WouldBlock => return Ok(()),
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
-                Err(err) => return Err(classify(&err)),
+                Err(err) => return Err(self.failed(classify(&err))),
             }
         }
         self.out.clear();
@@ -169,7 +173,7 @@ impl Upstream {
         let mut budget = READ_BUDGET;
         loop {
             match self.socket.read(chunk) {
-                Ok(0) => return Err(closed()),
+                Ok(0) => return Err(self.failed(closed())),
                 Ok(n) => {
                     self.input.extend_from_slice(&chunk[..n]);
                     // A short read emptied the socket (unless Redis's
@@ -184,8 +188,17 @@ impl Upstream {
                 }
                 Err(err) if err.kind() == ErrorKind::WouldBlock => return Ok(true),
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
-                Err(err) => return Err(classify(&err)),
+                Err(err) => return Err(self.failed(classify(&err))),
             }
+        }
+    }
+
+    /// `err`, or [`MASTER_LEFT`] if the sentinels named another master
+    /// since it was opened (which shut it down).
+    fn failed(&self, err: BackendError) -> BackendError {
+        match self.watch.changed() {
+            true => BackendError::Unavailable(MASTER_LEFT.to_owned()),
+            false => err,
         }
     }
 

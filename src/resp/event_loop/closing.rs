@@ -26,7 +26,8 @@ impl Loop {
     /// Closes connections idle past the timeout (none when it is zero, the
     /// default, as Redis's `timeout 0`: TCP keepalive finds dead peers),
     /// and closing ones that lingered too long. A read still at Redis is
-    /// waited for (it is bounded by REDIS_TIMEOUT_MS); a client in Pub/Sub
+    /// waited for (bounded by REDIS_TIMEOUT_MS; a forwarded command as long
+    /// as Redis takes, unless FORWARD_TIMEOUT_MS is set); a client in Pub/Sub
     /// mode (at Redis, or on the proxy's invalidation channel) is never
     /// idle, as Redis's `timeout` spares its own subscribers: it only
     /// listens.

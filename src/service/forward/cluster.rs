@@ -5,7 +5,7 @@ use crate::backend::{slot_of, split_cursor, Dest, Fold};
 use crate::commands::{Command, KeyRef, NoKeys};
 
 use super::super::Service;
-use super::{Batch, Client, Delivered, Route};
+use super::{Batch, Client, Delivered, Route, Wait};
 
 /// What a cluster node answers a request whose keys lie in several slots.
 const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
@@ -78,12 +78,13 @@ impl Service {
     }
 
     /// Cluster mode: sends each request to its master and writes one reply
-    /// per request sent into `out`, Redis's or the proxy's error.
+    /// per request sent into `out`, Redis's or the proxy's error; `wait`:
+    /// whose requests they are (a client's, or the cache's own).
     pub(super) fn send_routed(
         &self,
         batch: &Batch,
         routes: &[Route],
-        client: Client,
+        (client, wait): (Client, Wait),
         out: &mut Vec<u8>,
     ) -> Delivered {
         // SCAN's cursor is the proxy's: each goes out with its master's.
@@ -126,11 +127,15 @@ impl Service {
                 Route::Refuse(_) => None,
             })
             .collect();
-        self.backend
-            .forward_cluster(client.resp3, client.db, &requests, out, &mut |err, out| {
+        self.backend.forward_cluster(
+            (client.resp3, client.db, wait),
+            &requests,
+            out,
+            &mut |err, out| {
                 let message = format!("ERR {}", crate::service::ReadError::from(err.clone()));
                 self.error_out(&message, out);
-            });
+            },
+        );
         Delivered::all(requests.len())
     }
 }

@@ -4,7 +4,7 @@
 //! to deliver returned as an error rather than written as replies.
 
 use super::super::{Forwarded, ReadError, Service};
-use super::{Batch, Client, Route, Written};
+use super::{Batch, Client, Route, Wait, Written};
 
 impl Service {
     /// Sends `batch` for `client` on a pooled connection and appends one
@@ -12,7 +12,8 @@ impl Service {
     /// proxy refuses is `Err(ReadError::Reply)` with the refusal's words,
     /// sending nothing; Redis unreachable, or a reply missing, is an `Err`
     /// too. Nothing is counted as forwarded: these are the cache's own
-    /// reads.
+    /// reads, bounded by REDIS_TIMEOUT_MS (not FORWARD_TIMEOUT_MS), so
+    /// stale-if-error can answer when Redis is slow.
     pub(in crate::service) fn fetch_batch(
         &self,
         batch: &Batch,
@@ -30,8 +31,8 @@ impl Service {
             return Err(ReadError::Reply(message.clone()));
         }
         let delivered = match self.backend.is_cluster() {
-            true => self.send_routed(batch, &routes, client, out),
-            false => self.send(batch.frames(), batch.len(), client, None, out),
+            true => self.send_routed(batch, &routes, (client, Wait::Own), out),
+            false => self.send(batch.frames(), batch.len(), (client, Wait::Own), None, out),
         };
         match delivered.answered == batch.len() {
             true => Ok(()),

@@ -10,7 +10,7 @@
 use std::io::{self, ErrorKind};
 
 use crate::backend::raw::frame::Framer;
-use crate::backend::raw::RawConn;
+use crate::backend::raw::{RawConn, Wait};
 use crate::backend::{slot_of, Slot};
 use crate::service::{Forwarded, Service};
 
@@ -111,7 +111,7 @@ impl Service {
     /// database; Err: the error reply's words.
     pub(super) fn open_pinned(&self, client: Client, pin: Pin) -> Result<RawConn, String> {
         self.backend
-            .checkout_raw_for(client.resp3, client.db, pin.0)
+            .checkout_raw_for((client.resp3, client.db, Wait::Forwarded), pin.0)
             .map(|(conn, _)| conn)
             .map_err(|err| format!("ERR {}", crate::service::ReadError::from(err)))
     }

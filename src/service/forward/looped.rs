@@ -25,8 +25,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// When the batch was sent: it fails once REDIS_TIMEOUT_MS passed
-    /// without its replies.
+    /// When the batch was sent: it fails once FORWARD_TIMEOUT_MS (if set)
+    /// passed without its replies.
     pub fn started(&self) -> Instant {
         self.started
     }
@@ -56,10 +56,16 @@ impl Service {
         self.backend.upstream_current(upstream)
     }
 
-    /// REDIS_TIMEOUT_MS: how long a batch sent from the event loop may
-    /// wait for its replies.
+    /// REDIS_TIMEOUT_MS: how long the proxy's own waits last (the order
+    /// fence, a subscription's barrier).
     pub fn redis_timeout(&self) -> Duration {
         self.wait_limit
+    }
+
+    /// FORWARD_TIMEOUT_MS: how long a batch sent from the event loop may
+    /// wait for its replies (`None`: as long as Redis takes).
+    pub fn forward_timeout(&self) -> Option<Duration> {
+        self.backend.forward_timeout()
     }
 
     /// Whether `batch` (pooled, no transaction in it) may be sent by the

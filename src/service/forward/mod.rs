@@ -21,7 +21,7 @@ mod route;
 mod wait;
 mod written;
 
-use crate::backend::raw::RawConn;
+use crate::backend::raw::{RawConn, Wait};
 use crate::backend::Dest;
 use crate::config::Forwarding;
 use crate::metrics::{ForwardResult, ForwardedCommand};
@@ -172,9 +172,9 @@ impl Service {
             } else {
                 &mut replies
             };
-            self.send_routed(batch, &routes, client, to)
+            self.send_routed(batch, &routes, (client, Wait::Forwarded), to)
         } else if sent == batch.len() {
-            self.send(batch.frames(), sent, client, held, out)
+            self.send(batch.frames(), sent, (client, Wait::Forwarded), held, out)
         } else {
             let mut wire = Vec::new();
             let mut count = 0;
@@ -186,7 +186,13 @@ impl Service {
                 }
                 count += 1;
             }
-            self.send(&wire, count, client, held.take(), &mut replies)
+            self.send(
+                &wire,
+                count,
+                (client, Wait::Forwarded),
+                held.take(),
+                &mut replies,
+            )
         };
         // Writes are dropped from the cache before any reply goes back,
         // whether or not Redis answered (a request sent may have run).
@@ -233,12 +239,14 @@ impl Service {
         counted
     }
 
-    /// Sends `count` requests and reads their replies into `out`.
+    /// Sends `count` requests and reads their replies into `out`; `wait`:
+    /// whose they are, a client's (FORWARD_TIMEOUT_MS) or the cache's own
+    /// (REDIS_TIMEOUT_MS). A connection `held` is a client's.
     fn send(
         &self,
         requests: &[u8],
         count: usize,
-        client: Client,
+        (client, wait): (Client, Wait),
         held: Option<&mut RawConn>,
         out: &mut Vec<u8>,
     ) -> Delivered {
@@ -252,7 +260,7 @@ impl Service {
             }
             None => self
                 .backend
-                .forward(client.resp3, client.db, requests, count, out),
+                .forward((client.resp3, client.db, wait), requests, count, out),
         };
         match sent {
             Ok(()) => Delivered::all(count),
