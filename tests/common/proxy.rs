@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, TcpStream};
 use std::ops::Deref;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use super::endpoints::Endpoints;
@@ -250,4 +250,20 @@ fn bound_addresses(log: &str) -> Option<(SocketAddr, Option<SocketAddr>)> {
     let http = address(words.next()?);
     let resp = (words.next() == Some("and")).then(|| address(words.next().expect("RESP URL")));
     Some((http, resp))
+}
+
+/// A proxy started with settings it must refuse: waited for up to
+/// `PATIENCE`, killed if still running (the test then fails on the
+/// first value). Whether it exited by itself, and its output.
+pub fn exit_or_kill(mut child: Child) -> (bool, Output) {
+    let deadline = Instant::now() + PATIENCE;
+    let mut exited = false;
+    while !exited && Instant::now() < deadline {
+        exited = matches!(child.try_wait(), Ok(Some(_)));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if !exited {
+        let _ = child.kill();
+    }
+    (exited, child.wait_with_output().expect("its output"))
 }

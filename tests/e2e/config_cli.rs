@@ -78,7 +78,7 @@ fn a_value_that_is_not_utf8_stops_start_up_naming_the_variable() {
         "MAX_CLIENTS",
     ] {
         let dir = TempDir::new("cli");
-        let mut child = Command::new(proxy_binary())
+        let child = Command::new(proxy_binary())
             .env_clear()
             .env(name, std::ffi::OsStr::from_bytes(b"pa\xffss"))
             .envs([("PROXY_PORT", "0"), ("RESP_PORT", "off")])
@@ -87,16 +87,7 @@ fn a_value_that_is_not_utf8_stops_start_up_naming_the_variable() {
             .spawn()
             .expect("run the proxy binary");
         // Started (the old behaviour): stopped, and the test fails.
-        let deadline = std::time::Instant::now() + crate::common::PATIENCE;
-        let mut exited = false;
-        while !exited && std::time::Instant::now() < deadline {
-            exited = matches!(child.try_wait(), Ok(Some(_)));
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        if !exited {
-            let _ = child.kill();
-        }
-        let output = child.wait_with_output().expect("its output");
+        let (exited, output) = crate::common::proxy::exit_or_kill(child);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(exited, "{name} not UTF-8: the proxy started ({stderr})");
         assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");

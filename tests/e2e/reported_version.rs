@@ -7,11 +7,9 @@
 //! version written here.
 
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
 use crate::common::{
     cluster::Cluster, eventually, proxy_binary, Endpoints, InProcess, RedisServer, TempDir,
-    PATIENCE,
 };
 
 const RESP: (&str, &str) = ("RESP_PORT", "auto");
@@ -230,7 +228,7 @@ fn in_a_cluster_a_node_s_version_and_settings() {
 fn a_bad_reported_version_stops_start_up_naming_it() {
     for value in ["7.4", "latest", "7.4.0-rc1"] {
         let dir = TempDir::new("reported-version");
-        let mut child = Command::new(proxy_binary())
+        let child = Command::new(proxy_binary())
             .env_clear()
             .envs([
                 ("RESP_REPORTED_VERSION", value),
@@ -244,16 +242,7 @@ fn a_bad_reported_version_stops_start_up_naming_it() {
             .spawn()
             .expect("run the proxy binary");
         // One that took the value would serve until killed: the test fails.
-        let deadline = Instant::now() + PATIENCE;
-        let mut exited = false;
-        while !exited && Instant::now() < deadline {
-            exited = matches!(child.try_wait(), Ok(Some(_)));
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        if !exited {
-            let _ = child.kill();
-        }
-        let output = child.wait_with_output().expect("its output");
+        let (exited, output) = crate::common::proxy::exit_or_kill(child);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(exited, "RESP_REPORTED_VERSION={value}: started ({stderr})");
         assert_eq!(output.status.code(), Some(2), "{value}: {stderr}");
