@@ -74,11 +74,8 @@ impl Service {
         }
         let mut counted = Forwarded::with_capacity(batch.len());
         let mut written = Written::default();
-        let routes = self.route_batch(&table, batch, client, &mut counted, &mut written);
-        if routes
-            .iter()
-            .any(|route| !matches!(route, Route::Send { .. }))
-        {
+        let sent = |route: Route| matches!(route, Route::Send { .. });
+        if !self.route_each(&table, batch, client, &mut counted, &mut written, sent) {
             return None;
         }
         self.metrics.in_flight(1);

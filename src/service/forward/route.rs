@@ -5,21 +5,25 @@
 use crate::backend::Dest;
 use crate::commands::{Class, Command, CommandTable, KeyRef, READONLY, WRITE};
 use crate::config::Forwarding;
+use crate::metrics::ForwardedCommand;
 
 use super::super::{Forwarded, Service};
 use super::{lookups, Batch, Client, Route, Written, TRANSACTION};
 
+/// A run of requests of one command (the same name's bytes), argument
+/// count and queueing, routed as its first one was without their
+/// arguments being read (see [`Service::route_each`]).
+struct Run<'b> {
+    name: &'b [u8],
+    argc: usize,
+    queued: bool,
+    write: bool,
+    counted: ForwardedCommand,
+}
+
 impl Service {
-    /// What to do with each request of `batch`, each counted under its
-    /// command in `counted`, and what its writes change noted in
-    /// `written` (while each request's arguments are at hand).
-    ///
-    /// A request of the same command (the same name's bytes), argument
-    /// count and queueing as the last one routed takes the last one's
-    /// route without its arguments being read, where nothing else could
-    /// make it differ: one Redis server (no slots), a command whose class
-    /// does not read its arguments (all but XREAD and XREADGROUP), and
-    /// for a write, keys whose positions follow from the count.
+    /// What to do with each request of `batch` (see [`Service::route_each`]),
+    /// in order.
     pub(super) fn route_batch(
         &self,
         table: &CommandTable,
@@ -28,52 +32,94 @@ impl Service {
         counted: &mut Forwarded,
         written: &mut Written,
     ) -> Vec<Route> {
+        let mut routes = Vec::with_capacity(batch.len());
+        self.route_each(table, batch, client, counted, written, |route| {
+            routes.push(route);
+            true
+        });
+        routes
+    }
+
+    /// Routes each request of `batch` in order, handing its route to
+    /// `keep`, until `keep` says false (then false): each counted under
+    /// its command in `counted`, and what its writes change noted in
+    /// `written` (while each request's arguments are at hand).
+    ///
+    /// A request of the same command (the same name's bytes), argument
+    /// count and queueing as the last one routed in full takes that one's
+    /// route without its arguments being read, where nothing else could
+    /// make it differ: one Redis server (no slots), a command whose class
+    /// does not read its arguments (all but XREAD and XREADGROUP), and
+    /// for a write, keys whose positions follow from the count. A
+    /// pipeline mostly repeats one command: the rest of its run costs a
+    /// comparison, its count and its keys' ranges.
+    pub(super) fn route_each(
+        &self,
+        table: &CommandTable,
+        batch: &Batch,
+        client: Client,
+        counted: &mut Forwarded,
+        written: &mut Written,
+        mut keep: impl FnMut(Route) -> bool,
+    ) -> bool {
         let mut argv = Vec::new();
         let mut refs = Vec::new();
         let mut lookups = lookups::Lookups::new(table);
         let one_server = !self.backend.is_cluster();
-        // The last request's argument count, queueing and `write`, when
-        // its route may be taken again (see above).
-        let mut again: Option<(usize, bool, bool)> = None;
-        (0..batch.len())
-            .map(|i| {
-                let ranges = batch.arg_ranges(i);
-                let queued = batch.queued(i);
-                let name = ranges
-                    .first()
-                    .map_or(&[][..], |r| &batch.frames()[r.clone()]);
-                if let (Some((argc, was_queued, write)), Some(command)) =
-                    (again, lookups.again(name))
+        let frames = batch.frames();
+        let mut run: Option<Run<'_>> = None;
+        for i in 0..batch.len() {
+            let ranges = batch.arg_ranges(i);
+            let queued = batch.queued(i);
+            if let Some(run) = &run {
+                let same = ranges.len() == run.argc
+                    && queued == run.queued
+                    && ranges.first().map(|r| &frames[r.clone()]) == Some(run.name);
+                if same {
+                    if run.write {
+                        written.note_same(ranges);
+                    }
+                    counted.push(run.counted);
+                    let route = Route::Send {
+                        write: run.write,
+                        dest: Dest::Any,
+                    };
+                    if !keep(route) {
+                        return false;
+                    }
+                    continue;
+                }
+            }
+            batch.argv(i, &mut argv);
+            let command = lookups.lookup(&argv);
+            let count = lookups.counted(self, command);
+            counted.push(count);
+            let route = self.route(command, &argv, queued, client, &mut refs);
+            if let (Route::Send { write: true, .. }, Some(command)) = (&route, command) {
+                written.note(command, batch, i, &argv);
+            }
+            run = match (&route, command, ranges.first()) {
+                (Route::Send { write, .. }, Some(command), Some(name))
+                    if one_server
+                        && lookups::by_name_alone(command)
+                        && !command.class_reads_arguments()
+                        && (!write || command.keys_by_count) =>
                 {
-                    if argc == ranges.len()
-                        && was_queued == queued
-                        && (!write || written.note_again(command, batch, i))
-                    {
-                        counted.push(lookups.counted(self, Some(command)));
-                        return Route::Send {
-                            write,
-                            dest: Dest::Any,
-                        };
-                    }
+                    Some(Run {
+                        name: &frames[name.clone()],
+                        argc: ranges.len(),
+                        queued,
+                        write: *write,
+                        counted: count,
+                    })
                 }
-                batch.argv(i, &mut argv);
-                let command = lookups.lookup(&argv);
-                counted.push(lookups.counted(self, command));
-                let route = self.route(command, &argv, queued, client, &mut refs);
-                again = match (&route, command) {
-                    (Route::Send { write, .. }, Some(command))
-                        if one_server && !command.class_reads_arguments() =>
-                    {
-                        Some((argv.len(), queued, *write))
-                    }
-                    _ => None,
-                };
-                if let (Route::Send { write: true, .. }, Some(command)) = (&route, command) {
-                    written.note(command, batch, i, &argv);
-                }
-                route
-            })
-            .collect()
+                _ => None,
+            };
+            if !keep(route) {
+                return false;
+            }
+        }
+        true
     }
 
     /// What to do with one request.

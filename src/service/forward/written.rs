@@ -63,6 +63,26 @@ impl Written {
         }
     }
 
+    /// Notes a request whose arguments lie at `ranges` in the batch, of
+    /// the same command and number of arguments as the last write noted,
+    /// whose keys' positions follow from that count (the caller checked):
+    /// the same positions, without the command looked at again.
+    pub(super) fn note_same(&mut self, ranges: &[Range<usize>]) {
+        match self.last {
+            Some((_, Ok(()))) => {
+                for key in &self.refs {
+                    self.keys.push(ranges[key.index].clone());
+                }
+            }
+            // Already noted, and not undone: the same again.
+            Some((_, Err(NoKeys::Unknown))) => self.everything = true,
+            Some((_, Err(NoKeys::Invalid))) => {}
+            // No write noted yet (the caller's mistake): drop everything
+            // rather than risk a stale read.
+            None => self.everything = true,
+        }
+    }
+
     /// Notes what `found` (the keys in `refs`, for request `i`) says.
     fn apply(&mut self, found: Result<(), NoKeys>, command: &Command, batch: &Batch, i: usize) {
         let refs = &self.refs;
