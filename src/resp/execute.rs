@@ -100,7 +100,14 @@ impl Conn {
         // request's is built in it rather than allocated.
         let mut spare: Vec<&[u8]> = Vec::new();
         let mut by_name = ByName::default();
+        // The last request's argument ranges, given back to the parser
+        // once that request is done with (a forwarded one's are copied
+        // into the batch).
+        let mut parsed: Option<Vec<Range<usize>>> = None;
         while matches!(self.state, State::Open | State::Closing { .. }) && !self.session.quit {
+            if let Some(done) = parsed.take() {
+                self.parser.recycle(done);
+            }
             if self.unsent() > OUTPUT_HIGH_WATER {
                 break;
             }
@@ -114,7 +121,7 @@ impl Conn {
                         .map(|r| consumed + r.start..consumed + r.end);
                     let mut args = reuse(std::mem::take(&mut spare));
                     args.extend(request.args.iter().map(|r| &frame[r.clone()]));
-                    self.parser.recycle(request.args);
+                    let ranges = parsed.insert(request.args);
                     let resp2 = self.replies.protocol == Protocol::Resp2;
                     // RESET runs here, after what was gathered before it,
                     // whatever lane the connection is on: it ends them.
@@ -242,7 +249,7 @@ impl Conn {
                             Forwarding::All => self.session.transaction.note(&args),
                             _ => (false, None),
                         };
-                        batch.push_sent(frame, &args, queued);
+                        batch.push_parsed(frame, ranges, &args, queued);
                         self.session.track_reads(service, &args);
                         held_lane |= self.session.transaction.pinned();
                         self.session.caching = None;
@@ -302,6 +309,9 @@ impl Conn {
                     break;
                 }
             }
+        }
+        if let Some(done) = parsed {
+            self.parser.recycle(done);
         }
         self.stream_at += consumed as u64;
         self.input.drain(..consumed);
