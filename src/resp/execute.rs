@@ -88,16 +88,12 @@ impl Conn {
             match self.parser.parse_at(&mut self.input[consumed..], at) {
                 Ok(Some(request)) => {
                     let frame = &self.input[consumed..consumed + request.len];
-                    let name_at = request
-                        .args
-                        .first()
-                        .map(|r| consumed + r.start..consumed + r.end);
                     let mut args = reuse(std::mem::take(&mut spare));
                     args.extend(request.args.iter().map(|r| &frame[r.clone()]));
                     let ranges = parsed.insert(request.args);
                     let resp2 = self.replies.protocol == Protocol::Resp2;
-                    let named = match name_at {
-                        Some(at) => by_name.of(&self.input, at, service),
+                    let named = match args.first() {
+                        Some(name) => by_name.of(name, service),
                         None => Named::default(),
                     };
                     // RESET runs here, after what was gathered before it,

@@ -2,9 +2,7 @@
 //! per run of one name (a pipeline mostly repeats one) rather than once per
 //! request. Apart from `execute.rs`, which had grown past 400 lines.
 
-use std::ops::Range;
-
-use crate::commands::BLOCK_BY_ARGUMENTS;
+use crate::commands::{BLOCK_BY_ARGUMENTS, PACKED_MAX};
 use crate::service::Service;
 
 use super::super::cmd::own_index;
@@ -18,9 +16,10 @@ use super::super::transaction::Transaction;
 /// which these checks would otherwise compare with each list per request.
 #[derive(Default)]
 pub(super) struct ByName {
-    /// Where the last name checked lies in the connection's input (which
-    /// a turn does not change until its end).
-    at: Option<Range<usize>>,
+    /// The last name checked, its bytes as they came packed in one
+    /// number (compared without a call to `memcmp`); None for a name too
+    /// long to pack, which is checked again each time.
+    last: Option<u128>,
     facts: Named,
 }
 
@@ -53,15 +52,11 @@ impl Default for Named {
 }
 
 impl ByName {
-    /// What the name at `at` in `input` decides ([`own_index`],
+    /// What request name `name` decides ([`own_index`],
     /// [`Service::names_cached`], ...).
-    pub(super) fn of(&mut self, input: &[u8], at: Range<usize>, service: &Service) -> Named {
-        let same = self
-            .at
-            .as_ref()
-            .is_some_and(|last| input.get(last.clone()) == input.get(at.clone()));
-        if !same {
-            let name = input.get(at.clone()).unwrap_or_default();
+    pub(super) fn of(&mut self, name: &[u8], service: &Service) -> Named {
+        let key = exact(name);
+        if key.is_none() || key != self.last {
             self.facts = Named {
                 own: own_index(name),
                 cached: service.names_cached(&[name]),
@@ -69,10 +64,23 @@ impl ByName {
                 lane: may_dedicate(name),
                 noted: Transaction::noted_outside_multi(name),
             };
-            self.at = Some(at);
+            self.last = key;
         }
         self.facts
     }
+}
+
+/// `name`'s bytes, unchanged, and its length in one number; None when
+/// longer than [`PACKED_MAX`].
+fn exact(name: &[u8]) -> Option<u128> {
+    if name.len() > PACKED_MAX {
+        return None;
+    }
+    let bytes = name
+        .iter()
+        .rev()
+        .fold(0u128, |packed, &b| packed << 8 | u128::from(b));
+    Some(bytes | (name.len() as u128) << (8 * PACKED_MAX))
 }
 
 /// Whether a request named `name` may go to a connection of its own

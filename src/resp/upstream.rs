@@ -49,6 +49,9 @@ const RETRY: Duration = Duration::from_secs(1);
 /// ones hold is bounded (under 2 MiB, their lists included).
 const SPARE_BATCHES: usize = 64;
 const SPARE_BYTES: usize = 8 * 1024;
+/// The most requests a plan kept for reuse (as many as batches) has room
+/// for: some 24 bytes each, so the spare plans hold under 400 KiB.
+const SPARE_PLAN: usize = 256;
 
 /// Which clients a connection serves: their protocol (RESP3) and database.
 type Key = (bool, i64);
@@ -90,6 +93,8 @@ pub struct Upstreams {
     resume: Vec<Token>,
     /// Batches answered, emptied, for the next ones gathered ([`Upstreams::batch`]).
     spare: Vec<Batch>,
+    /// Their plans, likewise, for the next batches' ([`Service::plan`]).
+    spare_plans: Vec<Plan>,
 }
 
 impl Upstreams {
@@ -115,6 +120,7 @@ impl Upstreams {
             opened,
             resume: Vec::new(),
             spare: Vec::new(),
+            spare_plans: Vec::new(),
         }
     }
 
@@ -155,8 +161,13 @@ impl Upstreams {
         if link.upstream.unsent() > UNSENT_LIMIT {
             return Err(batch);
         }
-        let Some(plan) = self.service.plan(&batch, client) else {
-            return Err(batch);
+        let spare = self.spare_plans.pop().unwrap_or_else(Plan::new);
+        let plan = match self.service.plan(&batch, client, spare) {
+            Ok(plan) => plan,
+            Err(spare) => {
+                self.spare_plans.push(spare);
+                return Err(batch);
+            }
         };
         link.upstream.queue(batch.frames());
         link.pending.push_back(Pending { token, batch, plan });
@@ -239,8 +250,8 @@ impl Upstreams {
         // replies past RESP_MAX_REPLY_BYTES fail as soon as they show it).
         while failure.is_none() {
             let read = link.upstream.read(chunk).map_err(ReadError::from);
-            let (resume, spare) = (&mut self.resume, &mut self.spare);
-            failure = deliver(link, &self.service, conns, resume, spare).err();
+            let spare = (&mut self.spare, &mut self.spare_plans);
+            failure = deliver(link, &self.service, conns, &mut self.resume, spare).err();
             match read {
                 Ok(false) => {}
                 Ok(true) => break,
@@ -343,7 +354,7 @@ fn deliver(
     service: &Service,
     conns: &mut ClientMap,
     resume: &mut Vec<Token>,
-    spare: &mut Vec<Batch>,
+    (spare, spare_plans): (&mut Vec<Batch>, &mut Vec<Plan>),
 ) -> Result<(), ReadError> {
     // What a refused batch's client gets (no allocation until one is).
     let mut refused = Vec::new();
@@ -356,7 +367,10 @@ fn deliver(
         };
         let replies = match taken {
             Taken::Replies(replies, errors) => {
-                service.planned_replies(plan, &batch, replies, errors);
+                let plan = service.planned_replies(plan, &batch, replies, errors);
+                if spare_plans.len() < SPARE_BATCHES && plan.capacity() <= SPARE_PLAN {
+                    spare_plans.push(plan);
+                }
                 replies
             }
             Taken::TooLarge(answered) => {

@@ -32,6 +32,20 @@ pub(super) struct Written {
 }
 
 impl Written {
+    /// How many keys it has room for (a plan kept for reuse is not a
+    /// large one).
+    pub(super) fn capacity(&self) -> usize {
+        self.keys.capacity()
+    }
+
+    /// Nothing noted, its lists' room kept (a plan reused).
+    pub(super) fn clear(&mut self) {
+        self.keys.clear();
+        self.everything = false;
+        self.refs.clear();
+        self.last = None;
+    }
+
     /// Notes what request `i` of `batch` (`argv`, a write of `command`)
     /// changes.
     pub(super) fn note(&mut self, command: &Command, batch: &Batch, i: usize, argv: &[&[u8]]) {
@@ -91,7 +105,7 @@ impl Written {
                 self.everything = true;
             }
             Ok(()) => {
-                if self.keys.capacity() == 0 {
+                if self.keys.is_empty() {
                     // Sized once for a batch of writes of a key each (as a
                     // pipeline of SET, HSET, LPUSH), rather than grown.
                     self.keys.reserve(batch.len() - i);
