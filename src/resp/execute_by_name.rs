@@ -54,24 +54,32 @@ impl Default for Named {
 impl ByName {
     /// What request name `name` decides ([`own_index`],
     /// [`Service::names_cached`], ...).
+    #[inline]
     pub(super) fn of(&mut self, name: &[u8], service: &Service) -> Named {
         let key = exact(name);
         if key.is_none() || key != self.last {
-            self.facts = Named {
-                own: own_index(name),
-                cached: service.names_cached(&[name]),
-                reset: name.eq_ignore_ascii_case(b"reset"),
-                lane: may_dedicate(name),
-                noted: Transaction::noted_outside_multi(name),
-            };
-            self.last = key;
+            self.learn(name, key, service);
         }
         self.facts
+    }
+
+    /// Works out what a name other than the last one decides.
+    #[cold]
+    fn learn(&mut self, name: &[u8], key: Option<u128>, service: &Service) {
+        self.facts = Named {
+            own: own_index(name),
+            cached: service.names_cached(&[name]),
+            reset: name.eq_ignore_ascii_case(b"reset"),
+            lane: may_dedicate(name),
+            noted: Transaction::noted_outside_multi(name),
+        };
+        self.last = key;
     }
 }
 
 /// `name`'s bytes, unchanged, and its length in one number; None when
 /// longer than [`PACKED_MAX`].
+#[inline]
 fn exact(name: &[u8]) -> Option<u128> {
     if name.len() > PACKED_MAX {
         return None;

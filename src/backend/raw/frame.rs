@@ -47,6 +47,17 @@ impl Framer {
     /// bytes so far) show it, so what waits for a reply is bounded by
     /// `room` plus one read.
     pub fn next_within(&mut self, buf: &[u8], room: usize) -> Result<Option<usize>, FrameError> {
+        // A whole reply of one short line (`+OK`, `:1`, an error), the
+        // usual reply to a write, framed at once; anything else (or such
+        // a line not all there, too long, or past the room) the general
+        // way below, which finds the same.
+        if self.pos == 0 && self.owed.is_empty() {
+            if let Some(len) = short_line(buf) {
+                if len <= room {
+                    return Ok(Some(len));
+                }
+            }
+        }
         loop {
             let left = room.saturating_sub(self.pos);
             let Some(step) = element(&buf[self.pos..], left)? else {
@@ -153,6 +164,19 @@ fn element(buf: &[u8], room: usize) -> Result<Option<Step>, FrameError> {
             }
         },
     }
+}
+
+/// The length of the one-line reply at the start of `buf` (a simple
+/// string, an error, an integer, or RESP3's null, double, boolean or big
+/// number), if its CRLF is within its first 16 bytes.
+fn short_line(buf: &[u8]) -> Option<usize> {
+    const SHORT: usize = 16;
+    if !matches!(buf.first()?, b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(') {
+        return None;
+    }
+    let head = &buf[..buf.len().min(SHORT)];
+    let line_end = head.iter().position(|&b| b == b'\n')?;
+    (line_end >= 2 && head[line_end - 1] == b'\r').then_some(line_end + 1)
 }
 
 /// Where the first `\n` of `buf` is. Most reply lines are short (`+OK`,
@@ -302,6 +326,12 @@ pub(super) mod tests {
         }
         let deep = b"*1\r\n".repeat(MAX_DEPTH + 1);
         assert!(Framer::default().next(&deep).is_err());
+        // A short line's end as the general way reads it (`short_line`).
+        for line in [&b"+OK\n"[..], b"-\n", b":\n+OK\r\n"] {
+            assert!(Framer::default().next(line).is_err(), "{line:?}");
+        }
+        assert_eq!(Framer::default().next(b":1\r\r\n"), Ok(Some(5)));
+        assert_eq!(Framer::default().next(b"+\r\n"), Ok(Some(3)));
     }
 
     #[test]
