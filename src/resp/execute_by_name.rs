@@ -2,7 +2,7 @@
 //! per run of one name (a pipeline mostly repeats one) rather than once per
 //! request. Apart from `execute.rs`, which had grown past 400 lines.
 
-use crate::commands::{BLOCK_BY_ARGUMENTS, PACKED_MAX};
+use crate::commands::{packed_exact, BLOCK_BY_ARGUMENTS};
 use crate::service::Service;
 
 use super::super::cmd::own_index;
@@ -56,7 +56,7 @@ impl ByName {
     /// [`Service::names_cached`], ...).
     #[inline]
     pub(super) fn of(&mut self, name: &[u8], service: &Service) -> Named {
-        let key = exact(name);
+        let key = packed_exact(name);
         if key.is_none() || key != self.last {
             self.learn(name, key, service);
         }
@@ -75,20 +75,6 @@ impl ByName {
         };
         self.last = key;
     }
-}
-
-/// `name`'s bytes, unchanged, and its length in one number; None when
-/// longer than [`PACKED_MAX`].
-#[inline]
-fn exact(name: &[u8]) -> Option<u128> {
-    if name.len() > PACKED_MAX {
-        return None;
-    }
-    let bytes = name
-        .iter()
-        .rev()
-        .fold(0u128, |packed, &b| packed << 8 | u128::from(b));
-    Some(bytes | (name.len() as u128) << (8 * PACKED_MAX))
 }
 
 /// Whether a request named `name` may go to a connection of its own

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Interest, Registry, Token, Waker};
 
-use crate::service::{Batch, Client, Plan, ReadError, Service, Taken, Upstream};
+use crate::service::{Batch, Carried, Client, Plan, ReadError, Service, Taken, Upstream};
 
 use super::conn::{Conn, OUTPUT_HIGH_WATER};
 use super::fence::Fence;
@@ -95,6 +95,8 @@ pub struct Upstreams {
     spare: Vec<Batch>,
     /// Their plans, likewise, for the next batches' ([`Service::plan`]).
     spare_plans: Vec<Plan>,
+    /// What the last batch planned leaves for the next one's routing.
+    carried: Carried,
 }
 
 impl Upstreams {
@@ -121,6 +123,7 @@ impl Upstreams {
             resume: Vec::new(),
             spare: Vec::new(),
             spare_plans: Vec::new(),
+            carried: Carried::default(),
         }
     }
 
@@ -162,7 +165,7 @@ impl Upstreams {
             return Err(batch);
         }
         let spare = self.spare_plans.pop().unwrap_or_else(Plan::new);
-        let plan = match self.service.plan(&batch, client, spare) {
+        let plan = match self.service.plan(&batch, client, spare, &mut self.carried) {
             Ok(plan) => plan,
             Err(spare) => {
                 self.spare_plans.push(spare);

@@ -12,7 +12,7 @@ use crate::backend::raw::frame::TOO_LARGE;
 use crate::config::Forwarding;
 use crate::service::{Forwarded, ReadError, Service};
 
-use super::{Batch, Client, Delivered, Route, Written};
+use super::{Batch, Carried, Client, Delivered, Route, Written};
 
 pub use crate::backend::raw::{Taken, Upstream};
 
@@ -86,7 +86,15 @@ impl Service {
     /// proxy. `None` sends it through a worker, which handles every case.
     /// `plan` is filled in (one emptied by [`Service::planned_replies`],
     /// or [`Plan::new`]); given back when the batch may not go this way.
-    pub fn plan(&self, batch: &Batch, client: Client, mut plan: Plan) -> Result<Plan, Plan> {
+    /// `carried`: what the last batch planned left for the next
+    /// (`route.rs`'s [`Carried`]), kept by the caller.
+    pub fn plan(
+        &self,
+        batch: &Batch,
+        client: Client,
+        mut plan: Plan,
+        carried: &mut Carried,
+    ) -> Result<Plan, Plan> {
         let Some(table) = self.backend.commands_fresh() else {
             return Err(plan);
         };
@@ -95,9 +103,9 @@ impl Service {
         }
         plan.counted.clear();
         plan.written.clear();
-        let (counted, written) = (&mut plan.counted, &mut plan.written);
+        let lists = (&mut plan.counted, &mut plan.written);
         let sent = |route: Route| matches!(route, Route::Send { .. });
-        if !self.route_each(&table, batch, client, counted, written, sent) {
+        if !self.route_each(&table, batch, client, lists, carried, sent) {
             return Err(plan);
         }
         self.metrics.in_flight(1);
