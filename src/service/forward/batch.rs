@@ -80,6 +80,7 @@ impl Batch {
     /// lengths are in their shortest form (as Redis, it refuses `$03` or
     /// `*02`), so the frame is what [`Batch::push`] would write, without
     /// encoding it again. An inline command is encoded by `push`.
+    #[inline]
     pub fn push_parsed(
         &mut self,
         frame: &[u8],
