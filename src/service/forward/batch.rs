@@ -93,8 +93,11 @@ impl Batch {
         }
         let base = self.bytes.len();
         self.bytes.extend_from_slice(frame);
-        self.args
-            .extend(ranges.iter().map(|r| base + r.start..base + r.end));
+        // A plain loop: `extend` with a closure was a call of its own here.
+        self.args.reserve(ranges.len());
+        for range in ranges {
+            self.args.push(base + range.start..base + range.end);
+        }
         self.ends.push((self.bytes.len(), self.args.len(), queued));
     }
 
