@@ -169,9 +169,9 @@ impl Service {
         } else if !written.keys.is_empty() {
             // Borrowed from the batch: a key is copied only for a listener.
             let bytes = batch.frames();
-            let keys: Vec<&[u8]> = written.keys.iter().map(|r| &bytes[r.clone()]).collect();
-            self.core.invalidate(&keys);
-            self.announce(|| Change::Keys(keys.iter().map(|key| key.to_vec()).collect()));
+            let keys = written.keys.iter().map(|r| &bytes[r.clone()]);
+            self.core.invalidate(keys.clone());
+            self.announce(|| Change::Keys(keys.map(<[u8]>::to_vec).collect()));
         }
     }
 
