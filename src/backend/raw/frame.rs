@@ -46,11 +46,13 @@ impl Framer {
     /// seen to be longer is [`TOO_LARGE`] as soon as its header (or the
     /// bytes so far) show it, so what waits for a reply is bounded by
     /// `room` plus one read.
+    ///
+    /// A whole reply of one short line (`+OK`, `:1`, an error), the usual
+    /// reply to a write, is framed at once, inlined into the caller's
+    /// loop; anything else (or such a line not all there, too long, or
+    /// past the room) the general way, which finds the same.
+    #[inline]
     pub fn next_within(&mut self, buf: &[u8], room: usize) -> Result<Option<usize>, FrameError> {
-        // A whole reply of one short line (`+OK`, `:1`, an error), the
-        // usual reply to a write, framed at once; anything else (or such
-        // a line not all there, too long, or past the room) the general
-        // way below, which finds the same.
         if self.pos == 0 && self.owed.is_empty() {
             if let Some(len) = short_line(buf) {
                 if len <= room {
@@ -58,6 +60,11 @@ impl Framer {
                 }
             }
         }
+        self.scan(buf, room)
+    }
+
+    /// [`Framer::next_within`], element by element.
+    fn scan(&mut self, buf: &[u8], room: usize) -> Result<Option<usize>, FrameError> {
         loop {
             let left = room.saturating_sub(self.pos);
             let Some(step) = element(&buf[self.pos..], left)? else {
@@ -169,6 +176,7 @@ fn element(buf: &[u8], room: usize) -> Result<Option<Step>, FrameError> {
 /// The length of the one-line reply at the start of `buf` (a simple
 /// string, an error, an integer, or RESP3's null, double, boolean or big
 /// number), if its CRLF is within its first 16 bytes.
+#[inline]
 fn short_line(buf: &[u8]) -> Option<usize> {
     const SHORT: usize = 16;
     if !matches!(buf.first()?, b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(') {
