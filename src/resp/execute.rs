@@ -92,9 +92,10 @@ impl Conn {
                     args.extend(request.args.iter().map(|r| &frame[r.clone()]));
                     let ranges = parsed.insert(request.args);
                     let resp2 = self.replies.protocol == Protocol::Resp2;
-                    let named = match args.first() {
+                    // `repeat`: the same name as the last request's.
+                    let (named, repeat) = match args.first() {
                         Some(name) => by_name.of(name, service),
-                        None => Named::default(),
+                        None => (Named::default(), false),
                     };
                     // RESET runs here, after what was gathered before it,
                     // whatever lane the connection is on: it ends them.
@@ -229,7 +230,7 @@ impl Conn {
                             // Nothing a note would change.
                             _ => (false, None),
                         };
-                        batch.push_parsed(frame, ranges, &args, queued);
+                        batch.push_parsed(frame, ranges, &args, (queued, repeat));
                         self.session.track_reads(service, &args);
                         held_lane |= self.session.transaction.pinned();
                         self.session.caching = None;

@@ -54,13 +54,15 @@ impl Default for Named {
 impl ByName {
     /// What request name `name` decides ([`own_index`],
     /// [`Service::names_cached`], ...).
+    /// And whether it is the same bytes as the last name asked about.
     #[inline]
-    pub(super) fn of(&mut self, name: &[u8], service: &Service) -> Named {
+    pub(super) fn of(&mut self, name: &[u8], service: &Service) -> (Named, bool) {
         let key = packed_exact(name);
-        if key.is_none() || key != self.last {
+        let same = key.is_some() && key == self.last;
+        if !same {
             self.learn(name, key, service);
         }
-        self.facts
+        (self.facts, same)
     }
 
     /// Works out what a name other than the last one decides.

@@ -10,9 +10,10 @@ pub struct Batch {
     /// The requests as RESP arrays, back to back.
     bytes: Vec<u8>,
     /// Per request: where its frame ends in `bytes` and its arguments end
-    /// in `args`, and whether Redis queues it (inside MULTI) rather than
-    /// runs it.
-    ends: Vec<(usize, usize, bool)>,
+    /// in `args`, whether Redis queues it (inside MULTI) rather than runs
+    /// it, and whether its name is known to be the previous request's
+    /// (the same bytes).
+    ends: Vec<(usize, usize, bool, bool)>,
     /// Every request's argument ranges in `bytes`, in order.
     args: Vec<Range<usize>>,
 }
@@ -70,7 +71,8 @@ impl Batch {
             self.args.push(start..self.bytes.len());
             self.bytes.extend_from_slice(b"\r\n");
         }
-        self.ends.push((self.bytes.len(), self.args.len(), queued));
+        self.ends
+            .push((self.bytes.len(), self.args.len(), queued, false));
     }
 
     /// Appends one request the client sent as `frame`, as the RESP
@@ -80,17 +82,20 @@ impl Batch {
     /// lengths are in their shortest form (as Redis, it refuses `$03` or
     /// `*02`), so the frame is what [`Batch::push`] would write, without
     /// encoding it again. An inline command is encoded by `push`.
+    /// `repeat`: its name is the same bytes as the last request pushed
+    /// (which routing then need not compare: [`Batch::repeats`]).
     #[inline]
     pub fn push_parsed(
         &mut self,
         frame: &[u8],
         ranges: &[Range<usize>],
         argv: &[&[u8]],
-        queued: bool,
+        (queued, repeat): (bool, bool),
     ) {
         if frame.first() != Some(&b'*') {
             return self.push(argv, queued);
         }
+        let repeat = repeat && !self.ends.is_empty();
         let base = self.bytes.len();
         self.bytes.extend_from_slice(frame);
         // A plain loop: `extend` with a closure was a call of its own here.
@@ -98,7 +103,8 @@ impl Batch {
         for range in ranges {
             self.args.push(base + range.start..base + range.end);
         }
-        self.ends.push((self.bytes.len(), self.args.len(), queued));
+        let end = (self.bytes.len(), self.args.len(), queued, repeat);
+        self.ends.push(end);
     }
 
     /// Appends every request of `other` (another client's batch, sent
@@ -108,12 +114,12 @@ impl Batch {
         self.bytes.extend_from_slice(&other.bytes);
         self.args
             .extend(other.args.iter().map(|r| r.start + base..r.end + base));
-        self.ends.extend(
-            other
-                .ends
-                .iter()
-                .map(|&(frame, args, queued)| (frame + base, args + arg_base, queued)),
-        );
+        // Its first request's name is not compared with this one's last.
+        let ends = other.ends.iter().enumerate().map(|(i, &end)| {
+            let (frame, args, queued, repeat) = end;
+            (frame + base, args + arg_base, queued, repeat && i > 0)
+        });
+        self.ends.extend(ends);
     }
 
     /// How many requests it holds.
@@ -145,6 +151,12 @@ impl Batch {
     /// Whether request `i` is queued in a transaction rather than run.
     pub fn queued(&self, i: usize) -> bool {
         self.ends[i].2
+    }
+
+    /// Whether request `i`'s name is known to be the same bytes as
+    /// request `i - 1`'s (false: not known).
+    pub fn repeats(&self, i: usize) -> bool {
+        self.ends[i].3
     }
 
     /// Request `i`'s arguments (the command name first), into `out`.
@@ -197,11 +209,18 @@ mod tests {
                 .expect("whole");
             assert_eq!(request.len, frame.len());
             let argv: Vec<&[u8]> = request.args.iter().map(|r| &frame[r.clone()]).collect();
-            kept.push_parsed(&frame, &request.args, &argv, i == 3);
+            kept.push_parsed(&frame, &request.args, &argv, (i == 3, true));
             encoded.push(&argv, i == 3);
         }
         assert_eq!(requests(&kept), requests(&encoded));
         assert_eq!(kept.frames(), encoded.frames());
         assert!(kept.queued(3) && !kept.queued(0));
+        // Pushed as repeats: the first is not one, nor an inline command.
+        let repeats: Vec<bool> = (0..kept.len()).map(|i| kept.repeats(i)).collect();
+        assert_eq!(repeats, [false, false, false, true, true]);
+        let mut both = Batch::default();
+        both.append(&kept);
+        both.append(&kept);
+        assert!(!both.repeats(5) && both.repeats(8));
     }
 }

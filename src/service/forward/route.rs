@@ -101,13 +101,16 @@ impl Service {
             let ranges = batch.arg_ranges(i);
             let queued = batch.queued(i);
             if let Some(run) = &carried.run {
+                // The run is the last request's (it set it or took it):
+                // a name the batch knows repeats that one's is the run's.
                 let same = ranges.len() == run.argc
                     && queued == run.queued
                     && client.dedicated == run.dedicated
-                    && ranges
-                        .first()
-                        .and_then(|r| packed_exact(&frames[r.clone()]))
-                        == Some(run.name);
+                    && (batch.repeats(i)
+                        || ranges
+                            .first()
+                            .and_then(|r| packed_exact(&frames[r.clone()]))
+                            == Some(run.name));
                 if same {
                     if let Some(effect) = run.write {
                         written.note_run(effect, &carried.refs, ranges);
