@@ -39,11 +39,20 @@ pub fn packed_exact(name: &[u8]) -> Option<u128> {
     if name.len() > PACKED_MAX {
         return None;
     }
+    let length = (name.len() as u128) << (8 * PACKED_MAX);
+    // Most names fit 64 bits, which are cheaper to shift than 128.
+    if name.len() <= 8 {
+        let bytes = name
+            .iter()
+            .rev()
+            .fold(0u64, |packed, &b| packed << 8 | u64::from(b));
+        return Some(u128::from(bytes) | length);
+    }
     let bytes = name
         .iter()
         .rev()
         .fold(0u128, |packed, &b| packed << 8 | u128::from(b));
-    Some(bytes | (name.len() as u128) << (8 * PACKED_MAX))
+    Some(bytes | length)
 }
 
 /// [`packed`] of a name known when compiling (in lower case); a longer
@@ -85,6 +94,9 @@ mod tests {
         assert_ne!(packed_exact(b"GET"), packed_exact(b"get"));
         assert_ne!(packed_exact(b"get"), packed_exact(b"get\0"));
         assert_eq!(packed_exact(b"abcdefghijklmnop"), None);
+        for name in ["abcdefgh", "abcdefghi", "abcdefghijklmno"] {
+            assert_eq!(packed_exact(name.as_bytes()), Some(packed_const(name)));
+        }
         assert_eq!(packed(&[b'x'; 300]), None);
         // Only ASCII capitals change, as `make_ascii_lowercase` does.
         for b in 0..=255u8 {
