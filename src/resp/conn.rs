@@ -18,6 +18,7 @@ use crate::service::Held;
 
 use super::cancel::Cancel;
 use super::dedicated::Subscription;
+use super::execute::ByName;
 use super::parse::Parser;
 use super::reply::Protocol;
 use super::reply::Replies;
@@ -123,6 +124,8 @@ pub struct Conn {
     /// that would only say "nothing yet" is saved (one system call a
     /// request, as the reply's write is followed by no read).
     drained: bool,
+    /// What the last request's name decided (`execute_by_name.rs`).
+    pub(super) by_name: ByName,
 }
 
 impl Conn {
@@ -145,6 +148,7 @@ impl Conn {
             left_blocked: false,
             subscription: None,
             drained: false,
+            by_name: ByName::default(),
         }
     }
 

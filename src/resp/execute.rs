@@ -21,10 +21,11 @@ use super::reply::Protocol;
 use super::transaction::Transaction;
 use super::upstream::Upstreams;
 use super::workers::{Forward, Job, Work, WorkQueue};
-use by_name::{ByName, Named};
+use by_name::Named;
 
 #[path = "execute_by_name.rs"]
 mod by_name;
+pub(super) use by_name::ByName;
 
 /// The `CLIENT LIST` name of a request that starts a subscription.
 fn subscribing(kind: Kind, args: &[&[u8]]) -> Option<&'static str> {
@@ -72,7 +73,6 @@ impl Conn {
         // The last forwarded request's argument list, emptied: the next
         // request's is built in it rather than allocated.
         let mut spare: Vec<&[u8]> = Vec::new();
-        let mut by_name = ByName::default();
         // The last request's argument ranges, given back to the parser
         // once that request is done with (a forwarded one's are copied
         // into the batch).
@@ -94,7 +94,7 @@ impl Conn {
                     let resp2 = self.replies.protocol == Protocol::Resp2;
                     // `repeat`: the same name as the last request's.
                     let (named, repeat) = match args.first() {
-                        Some(name) => by_name.of(name, service),
+                        Some(name) => self.by_name.of(name, service),
                         None => (Named::default(), false),
                     };
                     // RESET runs here, after what was gathered before it,

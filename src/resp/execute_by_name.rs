@@ -12,10 +12,12 @@ use super::super::transaction::Transaction;
 /// What a request's name alone decides (which of the proxy's own commands
 /// it is, whether CACHE_COMMANDS names it, whether it may be RESET, go to
 /// a connection of its own or change the transaction's state), kept from
-/// one request to the next of a turn: a pipeline mostly repeats one name,
-/// which these checks would otherwise compare with each list per request.
+/// one request to the next, and from one turn to the next (a connection
+/// keeps one: none of it changes while the proxy runs): a pipeline mostly
+/// repeats one name, which these checks would otherwise compare with each
+/// list per request.
 #[derive(Default)]
-pub(super) struct ByName {
+pub(in crate::resp) struct ByName {
     /// The last name checked, its bytes as they came packed in one
     /// number (compared without a call to `memcmp`); None for a name too
     /// long to pack, which is checked again each time.
