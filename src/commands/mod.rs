@@ -22,7 +22,7 @@ use redis::Value;
 pub use keys::{KeyRef, NoKeys, KEY_FLAG_NAMES};
 use lists::SUBSCRIBING;
 pub use lists::{asks_to_block, BLOCK_BY_ARGUMENTS, CONNECTION_STATE, NEVER_CACHED, REFUSED};
-pub use name::{packed, packed_const, PACKED_MAX};
+pub use name::{packed, packed_const, packed_exact, PACKED_MAX};
 pub use parse::ParseError;
 
 use keys::{KeySpec, NOT_KEY};

@@ -29,6 +29,32 @@ pub fn packed(name: &[u8]) -> Option<u128> {
     Some((bytes | upper >> 2) | (name.len() as u128) << (8 * PACKED_MAX))
 }
 
+/// `name`'s bytes as they are (not lower-cased) and its length packed
+/// into a `u128`, as [`packed`] packs them: two names pack the same only
+/// when they are the same bytes. For telling a request of the same name
+/// as the last one with one comparison. None when longer than
+/// [`PACKED_MAX`].
+#[inline]
+pub fn packed_exact(name: &[u8]) -> Option<u128> {
+    if name.len() > PACKED_MAX {
+        return None;
+    }
+    let length = (name.len() as u128) << (8 * PACKED_MAX);
+    // Most names fit 64 bits, which are cheaper to shift than 128.
+    if name.len() <= 8 {
+        let bytes = name
+            .iter()
+            .rev()
+            .fold(0u64, |packed, &b| packed << 8 | u64::from(b));
+        return Some(u128::from(bytes) | length);
+    }
+    let bytes = name
+        .iter()
+        .rev()
+        .fold(0u128, |packed, &b| packed << 8 | u128::from(b));
+    Some(bytes | length)
+}
+
 /// [`packed`] of a name known when compiling (in lower case); a longer
 /// one does not compile.
 pub const fn packed_const(name: &str) -> u128 {
@@ -64,6 +90,13 @@ mod tests {
             Some(packed_const("abcdefghijklmno"))
         );
         assert_eq!(packed(b"abcdefghijklmnop"), None);
+        assert_eq!(packed_exact(b"get"), Some(packed_const("get")));
+        assert_ne!(packed_exact(b"GET"), packed_exact(b"get"));
+        assert_ne!(packed_exact(b"get"), packed_exact(b"get\0"));
+        assert_eq!(packed_exact(b"abcdefghijklmnop"), None);
+        for name in ["abcdefgh", "abcdefghi", "abcdefghijklmno"] {
+            assert_eq!(packed_exact(name.as_bytes()), Some(packed_const(name)));
+        }
         assert_eq!(packed(&[b'x'; 300]), None);
         // Only ASCII capitals change, as `make_ascii_lowercase` does.
         for b in 0..=255u8 {

@@ -18,6 +18,7 @@ use crate::service::Held;
 
 use super::cancel::Cancel;
 use super::dedicated::Subscription;
+use super::execute::ByName;
 use super::parse::Parser;
 use super::reply::Protocol;
 use super::reply::Replies;
@@ -128,6 +129,8 @@ pub struct Conn {
     /// no longer means the socket is empty, as only a further read returns
     /// the end or the error, and no further event would come for it.
     peer_closed: bool,
+    /// What the last request's name decided (`execute_by_name.rs`).
+    pub(super) by_name: ByName,
 }
 
 impl Conn {
@@ -151,6 +154,7 @@ impl Conn {
             subscription: None,
             drained: false,
             peer_closed: false,
+            by_name: ByName::default(),
         }
     }
 

@@ -21,6 +21,11 @@ use super::reply::Protocol;
 use super::transaction::Transaction;
 use super::upstream::Upstreams;
 use super::workers::{Forward, Job, Work, WorkQueue};
+use by_name::Named;
+
+#[path = "execute_by_name.rs"]
+mod by_name;
+pub(super) use by_name::ByName;
 
 /// The `CLIENT LIST` name of a request that starts a subscription.
 fn subscribing(kind: Kind, args: &[&[u8]]) -> Option<&'static str> {
@@ -31,37 +36,6 @@ fn subscribing(kind: Kind, args: &[&[u8]]) -> Option<&'static str> {
     ["subscribe", "psubscribe", "ssubscribe"]
         .into_iter()
         .find(|known| name.eq_ignore_ascii_case(known.as_bytes()))
-}
-
-/// What a request's name alone decides (which of the proxy's own commands
-/// it is, whether CACHE_COMMANDS names it), kept from one request to the
-/// next of a turn: a pipeline mostly repeats one name, which these checks
-/// would otherwise pack and compare twice per request.
-#[derive(Default)]
-struct ByName {
-    /// Where the last name checked lies in the connection's input (which
-    /// a turn does not change until its end).
-    at: Option<Range<usize>>,
-    own: Option<usize>,
-    cached: bool,
-}
-
-impl ByName {
-    /// [`own_index`] and [`Service::names_cached`] of the name at `at` in
-    /// `input`.
-    fn of(&mut self, input: &[u8], at: Range<usize>, service: &Service) -> (Option<usize>, bool) {
-        let same = self
-            .at
-            .as_ref()
-            .is_some_and(|last| input.get(last.clone()) == input.get(at.clone()));
-        if !same {
-            let name = input.get(at.clone()).unwrap_or_default();
-            self.own = own_index(name);
-            self.cached = service.names_cached(&[name]);
-            self.at = Some(at);
-        }
-        (self.own, self.cached)
-    }
 }
 
 /// `QUIT` (any arguments: Redis ignores them).
@@ -99,8 +73,14 @@ impl Conn {
         // The last forwarded request's argument list, emptied: the next
         // request's is built in it rather than allocated.
         let mut spare: Vec<&[u8]> = Vec::new();
-        let mut by_name = ByName::default();
+        // The last request's argument ranges, given back to the parser
+        // once that request is done with (a forwarded one's are copied
+        // into the batch).
+        let mut parsed: Option<Vec<Range<usize>>> = None;
         while matches!(self.state, State::Open | State::Closing { .. }) && !self.session.quit {
+            if let Some(done) = parsed.take() {
+                self.parser.recycle(done);
+            }
             if self.unsent() > OUTPUT_HIGH_WATER {
                 break;
             }
@@ -108,17 +88,18 @@ impl Conn {
             match self.parser.parse_at(&mut self.input[consumed..], at) {
                 Ok(Some(request)) => {
                     let frame = &self.input[consumed..consumed + request.len];
-                    let name_at = request
-                        .args
-                        .first()
-                        .map(|r| consumed + r.start..consumed + r.end);
                     let mut args = reuse(std::mem::take(&mut spare));
                     args.extend(request.args.iter().map(|r| &frame[r.clone()]));
-                    self.parser.recycle(request.args);
+                    let ranges = parsed.insert(request.args);
                     let resp2 = self.replies.protocol == Protocol::Resp2;
+                    // `repeat`: the same name as the last request's.
+                    let (named, repeat) = match args.first() {
+                        Some(name) => self.by_name.of(name, service),
+                        None => (Named::default(), false),
+                    };
                     // RESET runs here, after what was gathered before it,
                     // whatever lane the connection is on: it ends them.
-                    if is_reset(&args) {
+                    if named.reset && is_reset(&args) {
                         if batch.is_some() {
                             break;
                         }
@@ -167,7 +148,13 @@ impl Conn {
                         }
                         break;
                     }
-                    match self.dedicated_lane(&args, batch.is_some(), service) {
+                    // Without a subscription at Redis, only some names may
+                    // go to a connection of their own.
+                    let lane = match named.lane || self.subscription.is_some() {
+                        true => self.dedicated_lane(&args, batch.is_some(), service),
+                        false => Dedication::None,
+                    };
+                    match lane {
                         Dedication::None => {}
                         Dedication::Later => break,
                         Dedication::Pass => {
@@ -197,10 +184,7 @@ impl Conn {
                             continue;
                         }
                     }
-                    let (own, cached) = match name_at {
-                        Some(at) => by_name.of(&self.input, at, service),
-                        None => (None, false),
-                    };
+                    let (own, cached) = (named.own, named.cached);
                     let transaction = &self.session.transaction;
                     let to_redis = match transaction.pinned()
                         && !Transaction::answered_here(&args, transaction.multi)
@@ -238,11 +222,15 @@ impl Conn {
                         let engaged = self.session.transaction.engaged();
                         // With RESP_FORWARD=reads, MULTI and WATCH are
                         // refused: no transaction begins.
+                        let transaction = &mut self.session.transaction;
                         let (queued, ran) = match service.forwarding() {
-                            Forwarding::All => self.session.transaction.note(&args),
+                            Forwarding::All if named.noted || transaction.multi => {
+                                transaction.note(&args)
+                            }
+                            // Nothing a note would change.
                             _ => (false, None),
                         };
-                        batch.push_sent(frame, &args, queued);
+                        batch.push_parsed(frame, ranges, &args, (queued, repeat));
                         self.session.track_reads(service, &args);
                         held_lane |= self.session.transaction.pinned();
                         self.session.caching = None;
@@ -302,6 +290,9 @@ impl Conn {
                     break;
                 }
             }
+        }
+        if let Some(done) = parsed {
+            self.parser.recycle(done);
         }
         self.stream_at += consumed as u64;
         self.input.drain(..consumed);

@@ -49,7 +49,7 @@ pub enum Kind {
 
 /// Commands that may block however their arguments read (XREAD and
 /// XREADGROUP only with BLOCK: see [`may_block`]).
-const BLOCKING: &[&str] = &[
+pub(super) const BLOCKING: &[&str] = &[
     "blpop",
     "brpop",
     "brpoplpush",
@@ -79,7 +79,7 @@ pub fn may_block(argv: &[&[u8]]) -> bool {
 
 /// Whether request `argv` subscribes to Redis's Pub/Sub (the proxy's own
 /// invalidation channel alone is served by the proxy).
-fn subscribes(argv: &[&[u8]]) -> bool {
+pub(super) fn subscribes(argv: &[&[u8]]) -> bool {
     let Some((name, channels)) = argv.split_first() else {
         return false;
     };
@@ -267,7 +267,8 @@ impl Conn {
 
     /// Where request `args` goes without a subscription at Redis: a
     /// blocking command or a first subscription to a connection of its
-    /// own, or (None) the usual paths.
+    /// own, or (None) the usual paths. (`execute_by_name.rs`'s
+    /// `may_dedicate` names every command this may send elsewhere.)
     fn usual_lane(&self, args: &[&[u8]], service: &Service) -> Option<Kind> {
         if service.forwarding() == Forwarding::Off
             || (service.requires_password() && !self.session.authenticated)

@@ -168,6 +168,7 @@ impl Parser {
     /// (`parse_inline.rs`), so every argument is still a range of `buf`
     /// and arrays, the usual requests, cost nothing more. Bytes past the
     /// request are never touched.
+    #[inline]
     pub fn parse(&mut self, buf: &mut [u8]) -> Result<Option<Request>, ProtocolError> {
         let result = match buf.first() {
             None => return Ok(None),

@@ -111,10 +111,17 @@ impl Session {
 
     /// Notes for tracking the keys request `args` reads (as `service`'s
     /// command table finds them), if this client tracks.
+    /// (Inlined: it runs for every forwarded request, and most clients
+    /// do not track.)
+    #[inline]
     pub fn track_reads(&mut self, service: &crate::service::Service, args: &[&[u8]]) {
-        if self.tracking.is_none() {
-            return;
+        if self.tracking.is_some() {
+            self.track_reads_now(service, args);
         }
+    }
+
+    /// [`Session::track_reads`] of a client that tracks.
+    fn track_reads_now(&mut self, service: &crate::service::Service, args: &[&[u8]]) {
         let mut read = Vec::new();
         service.keys_read(args, &mut read);
         for i in read {

@@ -60,6 +60,16 @@ impl Transaction {
         self.multi || self.watching || self.held.is_some()
     }
 
+    /// Whether [`Transaction::note`] of a request named `name` may change
+    /// anything outside MULTI (the words it looks for there): when false,
+    /// it returns `(false, None)` and changes nothing, so the event loop
+    /// asks once per run of one name rather than per request.
+    pub fn noted_outside_multi(name: &[u8]) -> bool {
+        ["multi", "watch", "unwatch", "exec", "discard"]
+            .iter()
+            .any(|word| name.eq_ignore_ascii_case(word.as_bytes()))
+    }
+
     /// Notes request `argv` (the command name first) as it is sent:
     /// whether Redis queues it, and what an EXEC or DISCARD among them
     /// ends (the queued commands, for EXEC).

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Interest, Registry, Token, Waker};
 
-use crate::service::{Batch, Client, Plan, ReadError, Service, Taken, Upstream};
+use crate::service::{Batch, Carried, Client, Plan, ReadError, Service, Taken, Upstream};
 
 use super::conn::{Conn, OUTPUT_HIGH_WATER};
 use super::fence::Fence;
@@ -49,6 +49,9 @@ const RETRY: Duration = Duration::from_secs(1);
 /// ones hold is bounded (under 2 MiB, their lists included).
 const SPARE_BATCHES: usize = 64;
 const SPARE_BYTES: usize = 8 * 1024;
+/// The most requests a plan kept for reuse (as many as batches) has room
+/// for: some 24 bytes each, so the spare plans hold under 400 KiB.
+const SPARE_PLAN: usize = 256;
 
 /// Which clients a connection serves: their protocol (RESP3) and database.
 type Key = (bool, i64);
@@ -90,6 +93,10 @@ pub struct Upstreams {
     resume: Vec<Token>,
     /// Batches answered, emptied, for the next ones gathered ([`Upstreams::batch`]).
     spare: Vec<Batch>,
+    /// Their plans, likewise, for the next batches' ([`Service::plan`]).
+    spare_plans: Vec<Plan>,
+    /// What the last batch planned leaves for the next one's routing.
+    carried: Carried,
 }
 
 impl Upstreams {
@@ -115,6 +122,8 @@ impl Upstreams {
             opened,
             resume: Vec::new(),
             spare: Vec::new(),
+            spare_plans: Vec::new(),
+            carried: Carried::default(),
         }
     }
 
@@ -163,8 +172,13 @@ impl Upstreams {
         if link.upstream.unsent() > UNSENT_LIMIT {
             return Err(batch);
         }
-        let Some(plan) = self.service.plan(&batch, client) else {
-            return Err(batch);
+        let spare = self.spare_plans.pop().unwrap_or_else(Plan::new);
+        let plan = match self.service.plan(&batch, client, spare, &mut self.carried) {
+            Ok(plan) => plan,
+            Err(spare) => {
+                self.spare_plans.push(spare);
+                return Err(batch);
+            }
         };
         link.upstream.queue(batch.frames());
         link.pending.push_back(Pending { token, batch, plan });
@@ -247,8 +261,8 @@ impl Upstreams {
         // replies past RESP_MAX_REPLY_BYTES fail as soon as they show it).
         while failure.is_none() {
             let read = link.upstream.read(chunk).map_err(ReadError::from);
-            let (resume, spare) = (&mut self.resume, &mut self.spare);
-            failure = deliver(link, &self.service, conns, resume, spare).err();
+            let spare = (&mut self.spare, &mut self.spare_plans);
+            failure = deliver(link, &self.service, conns, &mut self.resume, spare).err();
             match read {
                 Ok(false) => {}
                 Ok(true) => break,
@@ -351,7 +365,7 @@ fn deliver(
     service: &Service,
     conns: &mut ClientMap,
     resume: &mut Vec<Token>,
-    spare: &mut Vec<Batch>,
+    (spare, spare_plans): (&mut Vec<Batch>, &mut Vec<Plan>),
 ) -> Result<(), ReadError> {
     // What a refused batch's client gets (no allocation until one is).
     let mut refused = Vec::new();
@@ -364,7 +378,10 @@ fn deliver(
         };
         let replies = match taken {
             Taken::Replies(replies, errors) => {
-                service.planned_replies(plan, &batch, replies, errors);
+                let plan = service.planned_replies(plan, &batch, replies, errors);
+                if spare_plans.len() < SPARE_BATCHES && plan.capacity() <= SPARE_PLAN {
+                    spare_plans.push(plan);
+                }
                 replies
             }
             Taken::TooLarge(answered) => {

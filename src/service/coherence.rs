@@ -127,7 +127,7 @@ impl InvalidationSink for Service {
     }
 
     fn invalidate(&self, keys: &[&[u8]]) {
-        self.core.invalidate(keys);
+        self.core.invalidate(keys.iter().copied());
         self.metrics.invalidated(keys.len() as u64);
         self.announce(|| Change::Keys(keys.iter().map(|key| key.to_vec()).collect()));
     }

@@ -179,6 +179,16 @@ impl Forwarded {
         }
     }
 
+    /// How many requests it has room for.
+    pub(super) fn capacity(&self) -> usize {
+        self.requests.capacity()
+    }
+
+    /// None counted, the room kept (a plan reused).
+    pub(super) fn clear(&mut self) {
+        self.requests.clear();
+    }
+
     /// The next request, of `command`: an error until told otherwise
     /// (a request sent that got no reply).
     pub(super) fn push(&mut self, command: ForwardedCommand) {

@@ -46,7 +46,25 @@ impl Framer {
     /// seen to be longer is [`TOO_LARGE`] as soon as its header (or the
     /// bytes so far) show it, so what waits for a reply is bounded by
     /// `room` plus one read.
+    ///
+    /// A whole reply of one short line (`+OK`, `:1`, an error), the usual
+    /// reply to a write, is framed at once, inlined into the caller's
+    /// loop; anything else (or such a line not all there, too long, or
+    /// past the room) the general way, which finds the same.
+    #[inline]
     pub fn next_within(&mut self, buf: &[u8], room: usize) -> Result<Option<usize>, FrameError> {
+        if self.pos == 0 && self.owed.is_empty() {
+            if let Some(len) = short_line(buf) {
+                if len <= room {
+                    return Ok(Some(len));
+                }
+            }
+        }
+        self.scan(buf, room)
+    }
+
+    /// [`Framer::next_within`], element by element.
+    fn scan(&mut self, buf: &[u8], room: usize) -> Result<Option<usize>, FrameError> {
         loop {
             let left = room.saturating_sub(self.pos);
             let Some(step) = element(&buf[self.pos..], left)? else {
@@ -106,7 +124,7 @@ fn element(buf: &[u8], room: usize) -> Result<Option<Step>, FrameError> {
     let Some(&kind) = buf.first() else {
         return Ok(None);
     };
-    let Some(line_end) = memchr::memchr(b'\n', buf) else {
+    let Some(line_end) = newline(buf) else {
         if buf.len() > MAX_NUMBER_LINE && !matches!(kind, b'+' | b'-' | b'(' | b',') {
             return Err(FrameError("a reply header without an end"));
         }
@@ -152,6 +170,33 @@ fn element(buf: &[u8], room: usize) -> Result<Option<Step>, FrameError> {
                 }))
             }
         },
+    }
+}
+
+/// The length of the one-line reply at the start of `buf` (a simple
+/// string, an error, an integer, or RESP3's null, double, boolean or big
+/// number), if its CRLF is within its first 16 bytes.
+#[inline]
+fn short_line(buf: &[u8]) -> Option<usize> {
+    const SHORT: usize = 16;
+    if !matches!(buf.first()?, b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(') {
+        return None;
+    }
+    let head = &buf[..buf.len().min(SHORT)];
+    let line_end = head.iter().position(|&b| b == b'\n')?;
+    (line_end >= 2 && head[line_end - 1] == b'\r').then_some(line_end + 1)
+}
+
+/// Where the first `\n` of `buf` is. Most reply lines are short (`+OK`,
+/// `:1`, a bulk's or an array's header): a plain loop over the first
+/// bytes finds their end in fewer instructions than `memchr`'s call and
+/// setup, which takes over past them.
+fn newline(buf: &[u8]) -> Option<usize> {
+    const SHORT: usize = 16;
+    let (head, rest) = buf.split_at(buf.len().min(SHORT));
+    match head.iter().position(|&b| b == b'\n') {
+        Some(at) => Some(at),
+        None => memchr::memchr(b'\n', rest).map(|at| SHORT + at),
     }
 }
 
@@ -289,6 +334,12 @@ pub(super) mod tests {
         }
         let deep = b"*1\r\n".repeat(MAX_DEPTH + 1);
         assert!(Framer::default().next(&deep).is_err());
+        // A short line's end as the general way reads it (`short_line`).
+        for line in [&b"+OK\n"[..], b"-\n", b":\n+OK\r\n"] {
+            assert!(Framer::default().next(line).is_err(), "{line:?}");
+        }
+        assert_eq!(Framer::default().next(b":1\r\r\n"), Ok(Some(5)));
+        assert_eq!(Framer::default().next(b"+\r\n"), Ok(Some(3)));
     }
 
     #[test]

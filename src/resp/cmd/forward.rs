@@ -23,6 +23,7 @@ use super::COMMANDS;
 /// of the same name).
 ///
 /// [`own_index`]: super::own_index
+#[inline]
 pub fn forwards(
     args: &[&[u8]],
     own: Option<usize>,

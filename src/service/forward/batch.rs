@@ -10,9 +10,10 @@ pub struct Batch {
     /// The requests as RESP arrays, back to back.
     bytes: Vec<u8>,
     /// Per request: where its frame ends in `bytes` and its arguments end
-    /// in `args`, and whether Redis queues it (inside MULTI) rather than
-    /// runs it.
-    ends: Vec<(usize, usize, bool)>,
+    /// in `args`, whether Redis queues it (inside MULTI) rather than runs
+    /// it, and whether its name is known to be the previous request's
+    /// (the same bytes).
+    ends: Vec<(usize, usize, bool, bool)>,
     /// Every request's argument ranges in `bytes`, in order.
     args: Vec<Range<usize>>,
 }
@@ -70,31 +71,40 @@ impl Batch {
             self.args.push(start..self.bytes.len());
             self.bytes.extend_from_slice(b"\r\n");
         }
-        self.ends.push((self.bytes.len(), self.args.len(), queued));
+        self.ends
+            .push((self.bytes.len(), self.args.len(), queued, false));
     }
 
-    /// Appends one request the client sent as `frame`, its arguments
-    /// `argv` (slices of it): the frame's bytes copied as they are when
-    /// they are what [`Batch::push`] would write (a RESP array with every
-    /// length in its shortest form: then no other bytes have its length),
-    /// else encoded by `push` (an inline command, a length such as `$03`).
-    pub fn push_sent(&mut self, frame: &[u8], argv: &[&[u8]], queued: bool) {
-        let header = 3 + decimal_len(argv.len());
-        let encoded = argv.iter().fold(header, |total, arg| {
-            total + 5 + decimal_len(arg.len()) + arg.len()
-        });
-        if frame.len() != encoded || frame.first() != Some(&b'*') {
+    /// Appends one request the client sent as `frame`, as the RESP
+    /// parser (`resp::parse`) read it: its arguments `argv`, lying at
+    /// `ranges` of `frame`. An array is copied as it came, its arguments
+    /// where the parser found them: the parser takes only arrays whose
+    /// lengths are in their shortest form (as Redis, it refuses `$03` or
+    /// `*02`), so the frame is what [`Batch::push`] would write, without
+    /// encoding it again. An inline command is encoded by `push`.
+    /// `repeat`: its name is the same bytes as the last request pushed
+    /// (which routing then need not compare: [`Batch::repeats`]).
+    #[inline]
+    pub fn push_parsed(
+        &mut self,
+        frame: &[u8],
+        ranges: &[Range<usize>],
+        argv: &[&[u8]],
+        (queued, repeat): (bool, bool),
+    ) {
+        if frame.first() != Some(&b'*') {
             return self.push(argv, queued);
         }
+        let repeat = repeat && !self.ends.is_empty();
         let base = self.bytes.len();
         self.bytes.extend_from_slice(frame);
-        let mut at = base + header;
-        for arg in argv {
-            at += 3 + decimal_len(arg.len());
-            self.args.push(at..at + arg.len());
-            at += arg.len() + 2;
+        // A plain loop: `extend` with a closure was a call of its own here.
+        self.args.reserve(ranges.len());
+        for range in ranges {
+            self.args.push(base + range.start..base + range.end);
         }
-        self.ends.push((self.bytes.len(), self.args.len(), queued));
+        let end = (self.bytes.len(), self.args.len(), queued, repeat);
+        self.ends.push(end);
     }
 
     /// Appends every request of `other` (another client's batch, sent
@@ -104,12 +114,12 @@ impl Batch {
         self.bytes.extend_from_slice(&other.bytes);
         self.args
             .extend(other.args.iter().map(|r| r.start + base..r.end + base));
-        self.ends.extend(
-            other
-                .ends
-                .iter()
-                .map(|&(frame, args, queued)| (frame + base, args + arg_base, queued)),
-        );
+        // Its first request's name is not compared with this one's last.
+        let ends = other.ends.iter().enumerate().map(|(i, &end)| {
+            let (frame, args, queued, repeat) = end;
+            (frame + base, args + arg_base, queued, repeat && i > 0)
+        });
+        self.ends.extend(ends);
     }
 
     /// How many requests it holds.
@@ -143,6 +153,12 @@ impl Batch {
         self.ends[i].2
     }
 
+    /// Whether request `i`'s name is known to be the same bytes as
+    /// request `i - 1`'s (false: not known).
+    pub fn repeats(&self, i: usize) -> bool {
+        self.ends[i].3
+    }
+
     /// Request `i`'s arguments (the command name first), into `out`.
     pub fn argv<'a>(&'a self, i: usize, out: &mut Vec<&'a [u8]>) {
         out.clear();
@@ -158,16 +174,6 @@ impl Batch {
         let start = if i == 0 { 0 } else { self.ends[i - 1].1 };
         &self.args[start..self.ends[i].1]
     }
-}
-
-/// How many digits `n` takes in decimal.
-fn decimal_len(mut n: usize) -> usize {
-    let mut digits = 1;
-    while n >= 10 {
-        n /= 10;
-        digits += 1;
-    }
-    digits
 }
 
 #[cfg(test)]
@@ -186,27 +192,35 @@ mod tests {
     }
 
     #[test]
-    fn a_sent_frame_is_kept_when_canonical_and_encoded_otherwise() {
-        let long = "v".repeat(1234);
-        let sent: &[(&[u8], &[&[u8]])] = &[
-            (
-                b"*3\r\n$5\r\nLPUSH\r\n$1\r\nl\r\n$0\r\n\r\n",
-                &[b"LPUSH", b"l", b""],
-            ),
-            (b"*2\r\n$03\r\nGET\r\n$1\r\nk\r\n", &[b"GET", b"k"]),
-            (b"*02\r\n$3\r\nGET\r\n$1\r\nk\r\n", &[b"GET", b"k"]),
-            (b"GET k\r\n", &[b"GET", b"k"]),
+    fn a_parsed_frame_is_kept_as_push_would_write_it() {
+        let long = format!("*2\r\n$3\r\nSET\r\n$1234\r\n{}\r\n", "v".repeat(1234));
+        let sent: &[&[u8]] = &[
+            b"*3\r\n$5\r\nLPUSH\r\n$1\r\nl\r\n$0\r\n\r\n",
+            b"GET k\r\n",
+            b"SET k \"a b\"\r\n",
+            long.as_bytes(),
+            b"*1\r\n$0\r\n\r\n",
         ];
         let (mut kept, mut encoded) = (Batch::default(), Batch::default());
-        for (frame, argv) in sent {
-            kept.push_sent(frame, argv, false);
-            encoded.push(argv, false);
+        for (i, frame) in sent.iter().enumerate() {
+            let mut frame = frame.to_vec();
+            let request = crate::resp::parse::parse(&mut frame)
+                .expect("valid")
+                .expect("whole");
+            assert_eq!(request.len, frame.len());
+            let argv: Vec<&[u8]> = request.args.iter().map(|r| &frame[r.clone()]).collect();
+            kept.push_parsed(&frame, &request.args, &argv, (i == 3, true));
+            encoded.push(&argv, i == 3);
         }
-        let frame = format!("*2\r\n$3\r\nSET\r\n$1234\r\n{long}\r\n");
-        kept.push_sent(frame.as_bytes(), &[b"SET", long.as_bytes()], true);
-        encoded.push(&[b"SET", long.as_bytes()], true);
         assert_eq!(requests(&kept), requests(&encoded));
         assert_eq!(kept.frames(), encoded.frames());
-        assert!(kept.queued(4) && !kept.queued(0));
+        assert!(kept.queued(3) && !kept.queued(0));
+        // Pushed as repeats: the first is not one, nor an inline command.
+        let repeats: Vec<bool> = (0..kept.len()).map(|i| kept.repeats(i)).collect();
+        assert_eq!(repeats, [false, false, false, true, true]);
+        let mut both = Batch::default();
+        both.append(&kept);
+        both.append(&kept);
+        assert!(!both.repeats(5) && both.repeats(8));
     }
 }

@@ -37,18 +37,9 @@ impl<'t, 'b> Lookups<'t, 'b> {
         }
         let command = self.table.lookup(argv);
         self.last = command
-            .filter(|command| !command.container && !command.name.contains('|'))
+            .filter(|command| by_name_alone(command))
             .map(|command| (name, command));
         command
-    }
-
-    /// The last command found, if request name `name` is the same bytes
-    /// (and it has no subcommands): what [`Lookups::lookup`] would find,
-    /// without the request's other arguments.
-    pub(super) fn again(&self, name: &[u8]) -> Option<&'t Command> {
-        self.last
-            .filter(|(last, _)| *last == name)
-            .map(|(_, command)| command)
     }
 
     /// What `command` is counted as (its slot in the metrics, found once
@@ -70,6 +61,12 @@ impl<'t, 'b> Lookups<'t, 'b> {
         self.counted = Some((command, counted));
         counted
     }
+}
+
+/// Whether a request naming `command` finds it whatever its other
+/// arguments (it has no subcommands, and is none).
+pub(super) fn by_name_alone(command: &Command) -> bool {
+    !command.container && !command.name.contains('|')
 }
 
 #[cfg(test)]

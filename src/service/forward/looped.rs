@@ -12,12 +12,14 @@ use crate::backend::raw::frame::TOO_LARGE;
 use crate::config::Forwarding;
 use crate::service::{Forwarded, ReadError, Service};
 
-use super::{Batch, Client, Delivered, Route, Written};
+use super::{Batch, Carried, Client, Delivered, Route, Written};
 
 pub use crate::backend::raw::{Taken, Upstream};
 
 /// What the service decided for a batch the event loop sends itself, and
 /// what it needs again once the replies are in (or the connection failed).
+/// Its lists are kept for the next batch's plan ([`Service::plan`] takes
+/// one answered back), so routing a batch allocates nothing.
 pub struct Plan {
     written: Written,
     counted: Forwarded,
@@ -25,6 +27,21 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// An empty plan, for [`Service::plan`] to fill.
+    pub fn new() -> Plan {
+        Plan {
+            written: Written::default(),
+            counted: Forwarded::with_capacity(0),
+            started: Instant::now(),
+        }
+    }
+
+    /// How many requests' counts and written keys it has room for: what
+    /// a plan kept for reuse holds is bounded by this.
+    pub fn capacity(&self) -> usize {
+        self.written.capacity().max(self.counted.capacity())
+    }
+
     /// When the batch was sent: it fails once FORWARD_TIMEOUT_MS (if set)
     /// passed without its replies.
     pub fn started(&self) -> Instant {
@@ -73,34 +90,49 @@ impl Service {
     /// be read again (the loop never waits for it: a worker reads it), and
     /// every request of it goes to Redis as it is, none refused by the
     /// proxy. `None` sends it through a worker, which handles every case.
-    pub fn plan(&self, batch: &Batch, client: Client) -> Option<Plan> {
-        let table = self.backend.commands_fresh()?;
+    /// `plan` is filled in (one emptied by [`Service::planned_replies`],
+    /// or [`Plan::new`]); given back when the batch may not go this way.
+    /// `carried`: what the last batch planned left for the next
+    /// (`route.rs`'s [`Carried`]), kept by the caller.
+    pub fn plan(
+        &self,
+        batch: &Batch,
+        client: Client,
+        mut plan: Plan,
+        carried: &mut Carried,
+    ) -> Result<Plan, Plan> {
+        let Some(table) = self.backend.commands_fresh() else {
+            return Err(plan);
+        };
         if (0..batch.len()).any(|i| batch.queued(i)) {
-            return None;
+            return Err(plan);
         }
-        let mut counted = Forwarded::with_capacity(batch.len());
-        let mut written = Written::default();
-        let routes = self.route_batch(&table, batch, client, &mut counted, &mut written);
-        if routes
-            .iter()
-            .any(|route| !matches!(route, Route::Send { .. }))
-        {
-            return None;
+        plan.counted.clear();
+        plan.written.clear();
+        let lists = (&mut plan.counted, &mut plan.written);
+        let sent = |route: Route| matches!(route, Route::Send { .. });
+        if !self.route_each(&table, batch, client, lists, carried, sent) {
+            return Err(plan);
         }
         self.metrics.in_flight(1);
-        Some(Plan {
-            written,
-            counted,
-            started: Instant::now(),
-        })
+        plan.started = Instant::now();
+        Ok(plan)
     }
 
     /// A planned batch's `replies` are all in (one per request, in order;
     /// `errors`: some are error replies): drops what its writes touched
     /// from the cache and counts it. Call it before the replies reach the
     /// client (read-your-writes).
-    pub fn planned_replies(&self, plan: Plan, batch: &Batch, replies: &[u8], errors: bool) {
-        self.settle(plan, batch, replies, errors);
+    /// The plan comes back for the next batch's [`Service::plan`].
+    pub fn planned_replies(
+        &self,
+        mut plan: Plan,
+        batch: &Batch,
+        replies: &[u8],
+        errors: bool,
+    ) -> Plan {
+        self.settle(&mut plan, batch, replies, errors);
+        plan
     }
 
     /// A planned batch got only `answered` (its first replies) before its
@@ -124,7 +156,8 @@ impl Service {
             error: Some(error),
         };
         self.fail_rest(batch.len(), delivered, out);
-        self.settle(plan, batch, answered, true);
+        let mut plan = plan;
+        self.settle(&mut plan, batch, answered, true);
     }
 
     /// A planned batch's replies passed RESP_MAX_REPLY_BYTES after only
@@ -144,20 +177,15 @@ impl Service {
     /// counted, and it is no longer in flight. Without `errors` (every
     /// request answered, none with an error) the replies are not framed
     /// again: each request is counted as answered well.
-    fn settle(&self, plan: Plan, batch: &Batch, replies: &[u8], errors: bool) {
-        let Plan {
-            written,
-            mut counted,
-            started,
-        } = plan;
-        self.drop_written(batch, &written);
+    fn settle(&self, plan: &mut Plan, batch: &Batch, replies: &[u8], errors: bool) {
+        self.drop_written(batch, &plan.written);
         if errors {
-            self.redis_replies(replies, &mut counted);
+            self.redis_replies(replies, &mut plan.counted);
         } else {
-            counted.all_ok();
+            plan.counted.all_ok();
         }
         self.metrics.in_flight(-1);
-        self.forwarded(&counted, started.elapsed());
+        self.forwarded(&plan.counted, plan.started.elapsed());
     }
 }
 

@@ -29,6 +29,7 @@ use crate::metrics::{ForwardResult, ForwardedCommand};
 pub use batch::Batch;
 pub use held::{Held, Lane, Pin, Queued};
 pub use looped::{Plan, Taken, Upstream};
+pub use route::Carried;
 
 use written::Written;
 

@@ -32,6 +32,20 @@ pub(super) struct Written {
 }
 
 impl Written {
+    /// How many keys it has room for (a plan kept for reuse is not a
+    /// large one).
+    pub(super) fn capacity(&self) -> usize {
+        self.keys.capacity()
+    }
+
+    /// Nothing noted, its lists' room kept (a plan reused).
+    pub(super) fn clear(&mut self) {
+        self.keys.clear();
+        self.everything = false;
+        self.refs.clear();
+        self.last = None;
+    }
+
     /// Notes what request `i` of `batch` (`argv`, a write of `command`)
     /// changes.
     pub(super) fn note(&mut self, command: &Command, batch: &Batch, i: usize, argv: &[&[u8]]) {
@@ -63,29 +77,84 @@ impl Written {
         }
     }
 
+    /// What the last write noted, if it was of `command` with `argc`
+    /// arguments and its keys' positions follow from that count, does to
+    /// another request of the same command and count, its keys' positions
+    /// copied into `refs`; None otherwise.
+    pub(super) fn last_effect(
+        &self,
+        command: &Command,
+        argc: usize,
+        refs: &mut Vec<KeyRef>,
+    ) -> Option<Effect> {
+        let (last, found) = self.last?;
+        if last != (command as *const Command as usize, argc) {
+            return None;
+        }
+        refs.clear();
+        refs.extend_from_slice(&self.refs);
+        Some(effect(found, refs, command))
+    }
+
+    /// Notes a request whose arguments lie at `ranges` in the batch, of
+    /// the same command and number of arguments as a write noted before,
+    /// whose keys' positions follow from that count (the caller checked):
+    /// `effect` and `refs`, [`Written::last_effect`] of that write.
+    pub(super) fn note_run(&mut self, effect: Effect, refs: &[KeyRef], ranges: &[Range<usize>]) {
+        match effect {
+            Effect::Keys => {
+                for key in refs {
+                    self.keys.push(ranges[key.index].clone());
+                }
+            }
+            Effect::Everything => self.everything = true,
+            Effect::Nothing => {}
+        }
+    }
+
     /// Notes what `found` (the keys in `refs`, for request `i`) says.
     fn apply(&mut self, found: Result<(), NoKeys>, command: &Command, batch: &Batch, i: usize) {
-        let refs = &self.refs;
-        match found {
-            Ok(()) if refs.is_empty() && FLUSHING.contains(&command.name.as_str()) => {
-                self.everything = true;
-            }
-            Ok(()) => {
-                if self.keys.capacity() == 0 {
+        match effect(found, &self.refs, command) {
+            Effect::Everything => self.everything = true,
+            Effect::Keys => {
+                if self.keys.is_empty() {
                     // Sized once for a batch of writes of a key each (as a
                     // pipeline of SET, HSET, LPUSH), rather than grown.
                     self.keys.reserve(batch.len() - i);
                 }
                 let ranges = batch.arg_ranges(i);
                 self.keys
-                    .extend(refs.iter().map(|r| ranges[r.index].clone()));
+                    .extend(self.refs.iter().map(|r| ranges[r.index].clone()));
             }
-            // Redis refuses a request whose keys do not parse; or it
-            // declares none (EVAL, FCALL with no keys: a script's
-            // undeclared keys are not known, docs/forwarding.md).
-            Err(NoKeys::Invalid) => {}
-            Err(NoKeys::Unknown) => self.everything = true,
+            Effect::Nothing => {}
         }
+    }
+}
+
+/// What a write does to the cache.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Effect {
+    /// Its keys (their positions found) are dropped.
+    Keys,
+    /// Everything is dropped.
+    Everything,
+    /// Nothing: Redis refuses it.
+    Nothing,
+}
+
+/// What a write of `command` whose keys were `found` (their positions in
+/// `refs`) does.
+fn effect(found: Result<(), NoKeys>, refs: &[KeyRef], command: &Command) -> Effect {
+    match found {
+        Ok(()) if refs.is_empty() && FLUSHING.contains(&command.name.as_str()) => {
+            Effect::Everything
+        }
+        Ok(()) => Effect::Keys,
+        // Redis refuses a request whose keys do not parse; or it
+        // declares none (EVAL, FCALL with no keys: a script's
+        // undeclared keys are not known, docs/forwarding.md).
+        Err(NoKeys::Invalid) => Effect::Nothing,
+        Err(NoKeys::Unknown) => Effect::Everything,
     }
 }
 
@@ -100,9 +169,9 @@ impl Service {
         } else if !written.keys.is_empty() {
             // Borrowed from the batch: a key is copied only for a listener.
             let bytes = batch.frames();
-            let keys: Vec<&[u8]> = written.keys.iter().map(|r| &bytes[r.clone()]).collect();
-            self.core.invalidate(&keys);
-            self.announce(|| Change::Keys(keys.iter().map(|key| key.to_vec()).collect()));
+            let keys = written.keys.iter().map(|r| &bytes[r.clone()]);
+            self.core.invalidate(keys.clone());
+            self.announce(|| Change::Keys(keys.map(<[u8]>::to_vec).collect()));
         }
     }
 

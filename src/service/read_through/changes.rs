@@ -47,8 +47,17 @@ impl ReadThrough {
     /// database's, only when it holds entries, under it. With nothing
     /// cached and nothing in flight (a proxy that only forwards writes,
     /// each announced back by Redis) that is all it does.
-    pub(in crate::service) fn invalidate(&self, keys: &[&[u8]]) {
-        let hashes: Vec<u64> = keys.iter().map(|key| self.hasher.hash(key)).collect();
+    ///
+    /// `keys` is walked twice (hashed, then removed): a forwarded batch's
+    /// written keys are passed as slices of its bytes without a list of
+    /// them being made.
+    pub(in crate::service) fn invalidate<'k, K>(&self, keys: K)
+    where
+        K: IntoIterator<Item = &'k [u8]>,
+        K::IntoIter: Clone,
+    {
+        let keys = keys.into_iter();
+        let hashes: Vec<u64> = keys.clone().map(|key| self.hasher.hash(key)).collect();
         let mut dropped = Vec::new();
         let mut files = Vec::new();
         {
@@ -56,7 +65,7 @@ impl ReadThrough {
             if holds_nothing(&state) {
                 return;
             }
-            for (key, hash) in keys.iter().zip(hashes) {
+            for (key, hash) in keys.zip(hashes) {
                 let lru = &mut state.lru;
                 lru.remove_everywhere_filed(hash, key, &mut dropped, Some(&mut files));
                 state.flights.mark_stale_everywhere(key);
