@@ -91,6 +91,14 @@ impl Conn {
                     let mut args = reuse(std::mem::take(&mut spare));
                     args.extend(request.args.iter().map(|r| &frame[r.clone()]));
                     let ranges = parsed.insert(request.args);
+                    if args.is_empty() {
+                        // `*0`, `*-1` or a blank inline line: Redis ignores
+                        // it, with no reply, so it is never sent there (on
+                        // any lane), where a reply would be awaited.
+                        consumed += request.len;
+                        spare = reuse(args);
+                        continue;
+                    }
                     let resp2 = self.replies.protocol == Protocol::Resp2;
                     // `repeat`: the same name as the last request's.
                     let (named, repeat) = match args.first() {

@@ -3,7 +3,11 @@
 //! from MULTI or WATCH until EXEC, DISCARD, UNWATCH or its close. The
 //! rules are Redis's (`multi.c`): MULTI inside MULTI and WATCH inside MULTI
 //! are refused and change nothing; EXEC and DISCARD end a transaction and
-//! every WATCH; outside one, they are errors that change nothing.
+//! every WATCH; outside one, they are errors that change nothing. An EXEC
+//! Redis refuses (wrong arity, ACL, ...) is no exception: its
+//! `rejectCommand` answers `-EXECABORT` and discards the transaction and
+//! every WATCH, inside MULTI or not; a refused DISCARD, MULTI or WATCH
+//! changes nothing.
 
 use crate::service::{Batch, Held, Queued};
 
@@ -78,22 +82,22 @@ impl Transaction {
         let is = |word: &str| name.eq_ignore_ascii_case(word.as_bytes());
         let bare = argv.len() == 1;
         if self.multi {
-            if is("exec") || is("discard") {
-                if !bare {
-                    return (false, None);
-                }
+            // Any EXEC ends the transaction at Redis, run or refused (then
+            // nothing ran); a refused DISCARD does not. A bare EXEC's
+            // commands are taken to have run even if Redis refused it.
+            if is("exec") || (is("discard") && bare) {
                 self.multi = false;
                 self.watching = false;
                 let queued = std::mem::take(&mut self.queued);
                 let overflow = std::mem::take(&mut self.overflow);
-                let ran = match (is("exec"), overflow) {
+                let ran = match (is("exec") && bare, overflow) {
                     (false, _) => None,
                     (true, true) => Some(Queued::Unknown),
                     (true, false) => Some(Queued::Commands(queued)),
                 };
                 return (false, ran);
             }
-            if is("multi") || is("watch") {
+            if is("discard") || is("multi") || is("watch") {
                 return (false, None);
             }
             if self.queued.bytes_len() < QUEUED_KEEP {
@@ -107,7 +111,11 @@ impl Transaction {
             self.multi = true;
         } else if is("watch") && argv.len() >= 2 {
             self.watching = true;
-        } else if is("unwatch") && bare {
+        } else if (is("unwatch") && bare) || (is("exec") && !bare) {
+            // A refused EXEC unwatches too (`execCommandAbort`); a bare one
+            // outside MULTI, `EXEC without MULTI`, does not (if an ACL
+            // refuses it, Redis unwatches while the proxy still thinks
+            // keys are watched: it keeps the connection, which is safe).
             self.watching = false;
         }
         (false, None)

@@ -44,6 +44,7 @@ mod forward_timeout;
 mod forward_tracking;
 mod forward_transactions;
 mod forward_transactions_clients;
+mod forward_transactions_rejected;
 mod forward_transactions_state;
 mod forward_wait;
 mod harness;

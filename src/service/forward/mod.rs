@@ -129,7 +129,8 @@ impl Service {
             Some((conn, true)) if !conn.broken => Some(Held(Some(Box::new(conn)))),
             // Pooled again only if what ended the transaction (EXEC,
             // DISCARD, UNWATCH) succeeded: after an error, Redis may still
-            // hold state on it (an EXEC refused by ACL stays in MULTI).
+            // hold state on it, so it is closed (a refused EXEC does end
+            // MULTI and every WATCH, but closing costs one connection).
             Some((conn, false)) if last_reply_ok(&out[start..]) => {
                 self.backend.checkin_raw(conn);
                 None
