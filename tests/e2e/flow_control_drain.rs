@@ -8,6 +8,7 @@
 //! (a large enough client window), so each test runs several rounds.
 
 use std::io::{Read, Write};
+use std::net::Shutdown;
 use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
@@ -62,6 +63,32 @@ fn a_pipeline_of_large_cache_hits_past_the_high_water_mark_is_answered_whole() {
     let mut client = Wire::connect(proxy.resp.expect("RESP port"));
     assert_eq!(client.call_args(&["GET", "big"]), bulk(&value));
     pipeline_rounds(&proxy, &["GET", "big"], &bulk(&value), (4, 3, 60));
+}
+
+/// A client that half-closes after its pipeline (`redis-cli < file`,
+/// a script's `shutdown(SHUT_WR)`): the proxy answers all it sent, then
+/// closes. The requests held back at the mark were dropped with the close.
+#[test]
+fn a_pipeline_past_the_high_water_mark_then_the_clients_end_is_answered_whole() {
+    let redis = RedisServer::start();
+    let value = vec![b'v'; 200_000];
+    redis.set("big", &value);
+    let proxy = InProcess::start(&redis, &[RESP]);
+    let pipeline = resp_command(&[b"GET", b"big"]).repeat(60);
+    for connection in 0..4 {
+        let mut client = Wire::connect(proxy.resp.expect("RESP port"));
+        assert_eq!(client.call_args(&["GET", "big"]), bulk(&value));
+        client.send(&pipeline);
+        client.stream.shutdown(Shutdown::Write).expect("half-close");
+        for i in 0..60 {
+            let reply = client.reply();
+            assert!(
+                reply == bulk(&value),
+                "connection {connection} reply {i}: {} bytes, not the value",
+                reply.len()
+            );
+        }
+    }
 }
 
 /// Forwarded replies (GETRANGE with the reply cache off): batches of 128
