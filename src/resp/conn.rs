@@ -200,6 +200,13 @@ impl Conn {
         self.replies.buf.len() - self.written
     }
 
+    /// True while its unsent output is over the high-water mark: no more of
+    /// its input runs (`execute_input`), so some may be waiting, already
+    /// read, for the output to drain.
+    pub(super) fn over_high_water(&self) -> bool {
+        self.unsent() > OUTPUT_HIGH_WATER
+    }
+
     /// True once the connection has nothing left to do but close.
     pub fn is_done(&self) -> bool {
         match self.state {
@@ -296,7 +303,7 @@ impl Conn {
     /// be dropped.
     pub fn may_read(&self) -> bool {
         match self.state {
-            State::Open => !self.session.quit && self.unsent() <= OUTPUT_HIGH_WATER,
+            State::Open => !self.session.quit && !self.over_high_water(),
             // Blocked: read on, to see the client leave (and keep what
             // it sends meanwhile, up to a bound; past it, poll's word that
             // it left is taken: `not_reading`).

@@ -27,6 +27,7 @@ mod databases;
 mod errors;
 mod faults;
 mod flow_control;
+mod flow_control_drain;
 mod forward;
 mod forward_blocking;
 mod forward_bytes;

@@ -278,7 +278,10 @@ impl Loop {
 
     /// Executes, writes and reads for one connection, closing it when done.
     /// Reads one chunk at a time, and only while the connection has room
-    /// (`Conn::may_read`): flow control.
+    /// (`Conn::may_read`): flow control. Input held back at the high-water
+    /// mark runs as soon as a write takes the output back under it, before
+    /// any read: it is already here, so no readable event will come for it
+    /// (and if that write took it all, no writable one either).
     fn service_conn(&mut self, token: Token) {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
@@ -303,9 +306,16 @@ impl Loop {
             ) {
                 break false;
             }
+            // Stopped at the high-water mark, whole requests may be left
+            // in its input: no event will say so.
+            let held_back = conn.over_high_water();
             tracker.before_replies(conn);
             if !conn.write_output() {
                 break false;
+            }
+            if held_back && !conn.over_high_water() {
+                // The socket took enough: run them before reading more.
+                continue;
             }
             if !conn.may_read() {
                 conn.not_reading();
