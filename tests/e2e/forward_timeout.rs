@@ -16,8 +16,11 @@ const RESP: (&str, &str) = ("RESP_PORT", "auto");
 /// Small, so that on the code before FORWARD_TIMEOUT_MS a forwarded
 /// command failed well within the script below.
 const REDIS_TIMEOUT: (&str, &str) = ("REDIS_TIMEOUT_MS", "250");
-/// How long the script keeps Redis busy: four times REDIS_TIMEOUT_MS.
-const BUSY: Duration = Duration::from_millis(1000);
+/// How long the script keeps Redis busy: twelve times REDIS_TIMEOUT_MS,
+/// so that on a loaded machine the GET's timeout and the three clients'
+/// commands still reach Redis well before the script ends (at 1 s the
+/// margin after the GET's 250 ms was 750 ms of scheduling).
+const BUSY: Duration = Duration::from_millis(3000);
 
 /// Three clients of the proxy: one holding a connection for `WATCH txk`,
 /// one whose commands travel on the event loop's shared connection, one
