@@ -228,6 +228,7 @@ print_table() {
         if (name[i] == "resp_lrange" && ("redis_lrange" in idx)) ratio = sprintf("%.2fx redis_lrange (goal >= 1.5x)", rps[i] / rps[idx["redis_lrange"]])
         if (name[i] == "resp_lrange" && ("redis_lrange" in instr) && ("resp_lrange" in instr)) ratio = ratio sprintf(", instr %.2fx", instr["resp_lrange"] / instr["redis_lrange"])
         if (name[i] == "resp_lr_P16" && ("redis_lr_P16" in idx)) ratio = sprintf("%.2fx redis_lr_P16 (goal >= 1.5x)", rps[i] / rps[idx["redis_lr_P16"]])
+        if (name[i] == "resp_lr_T2" && ("redis_lr_T2" in idx)) ratio = sprintf("%.2fx redis_lr_T2 (goal >= 1.5x)", rps[i] / rps[idx["redis_lr_T2"]])
         if (name[i] == "resp_hgetall" && ("resp_get_same" in idx)) ratio = sprintf("%.2f of resp_get_same (goal >= 1.0)", rps[i] / rps[idx["resp_get_same"]])
         if (name[i] == "resp_hgetall" && ("resp_get_same" in instr) && ("resp_hgetall" in instr)) ratio = ratio sprintf(", instr %.2fx (goal <= 1.0)", instr["resp_hgetall"] / instr["resp_get_same"])
         if (name[i] == "hits_ttl_only" && ("proxy_hits" in idx)) ratio = sprintf("tracking on: %.2f of this", rps[idx["proxy_hits"]] / rps[i])
