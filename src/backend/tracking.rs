@@ -73,11 +73,48 @@ impl Drop for InvalidationLink {
 
 /// Why a link could not be set up.
 enum SetupError {
-    /// Redis answered with an error: it refuses tracking to us (too old,
-    /// an ACL rule, a managed service that disables it).
+    /// Redis answered with an error that says it will not track for us
+    /// (too old, an ACL rule, a managed service that disables it): see
+    /// [`refuses_tracking`].
     Refused(String),
+    /// Redis answered with an error that a later try may not meet: busy
+    /// with a script, loading, at its client limit, a password being
+    /// rotated.
+    Passing(String),
     /// Redis could not be reached or did not answer.
     Unreachable(String),
+}
+
+/// Whether `why`, an error Redis answered while the link was set up
+/// ("Redis refused CLIENT: -NOPERM ..."), says it will not track for us
+/// whenever asked: an ACL rule (`NOPERM`), a Redis without RESP3
+/// (`NOPROTO`) or without the command (an unknown command or subcommand,
+/// as Redis before 6.0 and services that rename or disable commands
+/// answer). Anything else (`BUSY`, `LOADING`, `WRONGPASS`, `NOAUTH`, "max
+/// number of clients reached", ...) may pass, and under
+/// `INVALIDATION=auto` must not turn invalidation off for good: that
+/// would serve every write not made through this proxy stale for
+/// GLOBAL_CACHE_EXPIRY, until a restart.
+fn refuses_tracking(why: &str) -> bool {
+    let Some(at) = why.find(": -").or_else(|| why.find(": !")) else {
+        return false;
+    };
+    let error = &why[at + 3..];
+    let (code, message) = error.split_once(' ').unwrap_or((error, ""));
+    let message = message.to_ascii_lowercase();
+    match code {
+        "NOPERM" | "NOPROTO" => true,
+        "ERR" => [
+            "unknown command",
+            "unknown subcommand",
+            "not allowed",
+            "not supported",
+            "disabled",
+        ]
+        .iter()
+        .any(|lasting| message.contains(lasting)),
+        _ => false,
+    }
 }
 
 impl InvalidationLink {
@@ -215,6 +252,11 @@ impl Settings {
                         "INVALIDATION=tracking but Redis refused it ({why}): cache bypassed; retrying"
                     ));
                 }
+                Err(SetupError::Passing(why)) => {
+                    let _ = warnings.warn(format_args!(
+                        "invalidation link not set up ({why}): cache bypassed; retrying"
+                    ));
+                }
                 Err(SetupError::Unreachable(why)) => {
                     log::debug!("invalidation link: Redis unreachable: {why}");
                 }
@@ -226,10 +268,14 @@ impl Settings {
 
     /// Opens the link's connection (RESP3) and turns tracking on.
     fn connect(&self) -> Result<RawConn, SetupError> {
-        // A command Redis answered with an error: it refuses tracking to us
-        // (too old for HELLO 3, an ACL rule, a managed service).
+        // A command Redis answered with an error: a refusal of tracking
+        // (too old for HELLO 3, an ACL rule, a managed service), or a
+        // state that may pass.
         let classify = |err: io::Error| match err.kind() {
-            ErrorKind::PermissionDenied => SetupError::Refused(err.to_string()),
+            ErrorKind::PermissionDenied if refuses_tracking(&err.to_string()) => {
+                SetupError::Refused(err.to_string())
+            }
+            ErrorKind::PermissionDenied => SetupError::Passing(err.to_string()),
             _ => SetupError::Unreachable(err.to_string()),
         };
         let mut conn =
@@ -340,5 +386,35 @@ fn apply(sink: &dyn InvalidationSink, keys: &mut Vec<&[u8]>) {
     if !keys.is_empty() {
         sink.invalidate(keys);
         keys.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refuses_tracking;
+
+    #[test]
+    fn lasting_refusals_are_told_from_passing_errors() {
+        // Redis 7.0's and 5.0's own words, as RawConn::call reports them.
+        for lasting in [
+            "Redis refused CLIENT: -NOPERM this user has no permissions to run the 'client|tracking' command",
+            "Redis refused HELLO: -NOPROTO unsupported protocol version",
+            "Redis refused HELLO: -ERR unknown command `HELLO`, with args beginning with: `3`, ",
+            "Redis refused CLIENT: -ERR unknown subcommand 'TRACKING'. Try CLIENT HELP.",
+            "Redis refused CLIENT: -ERR command not allowed",
+        ] {
+            assert!(refuses_tracking(lasting), "{lasting}");
+        }
+        for passing in [
+            "Redis refused HELLO: -BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+            "Redis refused HELLO: -LOADING Redis is loading the dataset in memory",
+            "Redis refused HELLO: -WRONGPASS invalid username-password pair or user is disabled.",
+            "Redis refused HELLO: -ERR max number of clients reached",
+            "Redis refused CLIENT: -NOAUTH Authentication required.",
+            "Redis refused SELECT: -ERR DB index is out of range",
+            "connection refused",
+        ] {
+            assert!(!refuses_tracking(passing), "{passing}");
+        }
     }
 }

@@ -146,6 +146,19 @@ pub(super) fn parse_prefixes(raw: Raw) -> Result<Vec<Vec<u8>>, ConfigError> {
     if prefixes.iter().any(Vec::is_empty) {
         return Err(raw.error("comma-separated non-empty key prefixes"));
     }
+    // Redis refuses `CLIENT TRACKING ... PREFIX` with prefixes of which one
+    // begins another (a repeat included), so the link could never start.
+    let overlap = prefixes.iter().enumerate().any(|(i, a)| {
+        prefixes
+            .iter()
+            .enumerate()
+            .any(|(j, b)| i != j && a.starts_with(b))
+    });
+    if overlap {
+        return Err(raw.error(
+            "comma-separated key prefixes, none beginning another (Redis refuses overlapping ones)",
+        ));
+    }
     Ok(prefixes)
 }
 

@@ -87,6 +87,8 @@ fn rejects_bad_values_naming_the_variable() {
         ("STALE_IF_ERROR_SECS", "-1"),
         ("METRICS_OPEN", "maybe"),
         ("INVALIDATION_PREFIXES", "a,,b"),
+        ("INVALIDATION_PREFIXES", "user:,user:1"),
+        ("INVALIDATION_PREFIXES", "a,b,a"),
         ("MAX_KEY_BYTES", "1048577"),
         ("RESP_MAX_REQUEST_BYTES", "2097151"),
         ("RESP_MAX_REQUEST_BYTES", "536870913"),

@@ -276,6 +276,39 @@ fn auto_falls_back_to_ttl_only_when_redis_refuses_tracking_and_warns_once() {
 }
 
 #[test]
+fn auto_keeps_retrying_a_link_redis_refused_for_a_passing_reason() {
+    // The proxy's password is not yet Redis's (a rotation half done):
+    // HELLO gets WRONGPASS. That passes; it must not turn invalidation off
+    // for good, which would serve writes made elsewhere stale until a
+    // restart.
+    let redis = RedisServer::start();
+    let address = redis
+        .acl_user("rotated", "old", RedisServer::PROXY_ACL)
+        .replace(":old@", ":new@");
+    let proxy = Proxy::start_at(&address, &[]);
+    eventually("the failed set-up to be logged", || {
+        proxy
+            .log()
+            .contains("invalidation link not set up")
+            .then_some(())
+    });
+    assert_ne!(proxy.link_state(), "off");
+    let _: () = redis.cmd(&["ACL", "SETUSER", "rotated", ">new"]);
+    proxy.wait_for_link("up");
+    redis.set("k", "v");
+    cache(&proxy, "k", "v");
+    let before = proxy.metric(INVALIDATIONS);
+    redis.set("k", "v2");
+    wait_invalidations(&proxy, before + 1.0);
+    assert_eq!(proxy.get_key("k").body, b"v2");
+    assert!(
+        !proxy.log().contains("falls back to off"),
+        "{}",
+        proxy.log()
+    );
+}
+
+#[test]
 fn keys_outside_the_tracked_prefixes_are_never_cached() {
     let redis = RedisServer::start();
     let proxy = InProcess::start(&redis, &[("INVALIDATION_PREFIXES", "user:,session:")]);
