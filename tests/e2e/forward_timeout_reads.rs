@@ -9,6 +9,8 @@
 //! defaults). HTTP keeps REDIS_TIMEOUT_MS (504); with FORWARD_TIMEOUT_MS
 //! set the read fails in the forwarded commands' words.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common::busy::LoggedRedis;
@@ -77,6 +79,61 @@ fn seed(logged: &LoggedRedis, proxy: &InProcess) {
 fn send(wire: &mut Wire, read: &[String]) {
     let args: Vec<&str> = read.iter().map(String::as_str).collect();
     wire.send_args(&args);
+}
+
+/// arq's worker polling its queue (arq/worker.py: `zrangebyscore(queue,
+/// min=float('-inf'), max=now, start=0, num=n, withscores=True)`) with
+/// redis-py's defaults (RESP3 from redis-py 8, RESP2 before; a socket
+/// timeout of 5 s in 8, none before): it connects, says so, and polls
+/// once told to (Redis is busy by then).
+const ARQ_POLL: &str = r#"
+import sys, time, redis
+r = redis.Redis(port=int(sys.argv[1]))
+r.ping()
+print('connected', flush=True)
+sys.stdin.readline()
+print(r.zrangebyscore('arq:queue', min=float('-inf'), max=time.time() * 1000,
+                      start=0, num=10, withscores=True))
+"#;
+
+#[test]
+fn an_arq_style_poll_through_redis_py_waits_out_a_busy_redis() {
+    let logged = LoggedRedis::start();
+    let proxy = InProcess::start(&logged.redis, &[RESP, REDIS_TIMEOUT]);
+    let _: i64 = logged.redis.cmd(&["ZADD", "arq:queue", "1", "job-1"]);
+    for protocol in [2, 3] {
+        loop_carries_writes(&logged.redis, proxy.resp_addr(), protocol);
+    }
+    let port = proxy.resp_addr().port().to_string();
+    let mut worker = Command::new("python3")
+        .args(["-c", ARQ_POLL, &port])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 is installed");
+    let mut out = BufReader::new(worker.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("the worker's first line");
+    assert_eq!(line, "connected\n");
+    let failures = fill_failures(&proxy);
+    let busy = logged.busy_for(BUSY);
+    let mut stdin = worker.stdin.take().expect("stdin");
+    stdin.write_all(b"poll\n").expect("tell the worker to poll");
+    let mut polled = String::new();
+    out.read_to_string(&mut polled)
+        .expect("the worker's output");
+    let status = worker.wait().expect("the worker's end");
+    busy.finish();
+    let mut errors = String::new();
+    if let Some(mut stderr) = worker.stderr.take() {
+        stderr.read_to_string(&mut errors).expect("stderr");
+    }
+    assert!(status.success(), "the worker died: {errors}");
+    assert_eq!(polled, "[(b'job-1', 1.0)]\n");
+    // Its poll's fill failed: it was answered after the script, as at
+    // Redis, not failed meanwhile.
+    assert_eq!(fill_failures(&proxy) - failures, 1.0);
 }
 
 #[test]
