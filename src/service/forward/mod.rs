@@ -17,6 +17,7 @@ mod fetch;
 mod held;
 mod lookups;
 mod looped;
+mod resend;
 mod route;
 mod wait;
 mod written;
@@ -71,44 +72,6 @@ impl Service {
     /// Which commands the RESP port passes on (RESP_FORWARD).
     pub fn forwarding(&self) -> Forwarding {
         self.forwarding
-    }
-
-    /// Whether a RESP client's cached read `args` (the command name first:
-    /// `GET`, `MGET`, a CACHE_COMMANDS read) whose fill failed with `err`
-    /// is sent to Redis again as a forwarded command, to wait as those do
-    /// (FORWARD_TIMEOUT_MS) and answer with Redis's own reply, as straight
-    /// at Redis (docs/forwarding.md, "Timeouts"). The fill is bounded by
-    /// REDIS_TIMEOUT_MS, which a busy Redis (another client's slow script)
-    /// outlasts: its read times out, or (a connection retired by a timeout
-    /// replaced, the new one's handshake unanswered) no connection comes,
-    /// which reads as Redis unavailable, as a refused one does; those are
-    /// sent again too, at the cost of one more try when Redis is down. A
-    /// read, so running twice is harmless; nothing read that way is
-    /// stored. Not for Redis's own error reply (the client has Redis's
-    /// answer), a reply over RESP_MAX_REPLY_BYTES (forwarded, it would be
-    /// refused the same), with RESP_FORWARD=off, nor, in cluster mode, an
-    /// MGET whose keys lie in several slots (the cache reads them slot by
-    /// slot; a node would refuse it whole).
-    pub fn resends(&self, err: &super::ReadError, args: &[&[u8]]) -> bool {
-        let failed = match err {
-            super::ReadError::Timeout(_) => true,
-            super::ReadError::Unavailable(why) => why != crate::backend::raw::frame::TOO_LARGE.0,
-            super::ReadError::Reply(_) => false,
-        };
-        if !failed || self.forwarding == Forwarding::Off {
-            return false;
-        }
-        match args.split_first() {
-            Some((name, keys))
-                if self.backend.is_cluster() && name.eq_ignore_ascii_case(b"mget") =>
-            {
-                let slot = keys.first().map(|key| crate::backend::slot_of(key));
-                keys.iter()
-                    .all(|key| Some(crate::backend::slot_of(key)) == slot)
-            }
-            Some(_) => true,
-            None => false,
-        }
     }
 
     /// The database a new client starts in: the one REDIS_ADDRESS names.
