@@ -13,6 +13,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use redis_proxy::clock::ManualClock;
+
+use crate::coherence::cache;
 use crate::common::busy::LoggedRedis;
 use crate::common::wire::{loop_carries_writes, show, Wire};
 use crate::common::InProcess;
@@ -201,4 +204,41 @@ fn with_forward_timeout_ms_set_a_cached_read_fails_in_the_forwarded_words() {
     }
     // The connections go on.
     assert_eq!(clients[0].call_args(&["GET", "s2"]), b"$1\r\nv\r\n");
+}
+
+/// Stale-if-error still answers first: a RESP read whose fill fails while
+/// an entry is kept past its freshness (STALE_IF_ERROR_SECS) gets that
+/// entry at once, as before reads were sent again, not Redis's newer value
+/// once the script ends. A guard of what this change keeps (it passes on
+/// the code before it too), red when stale-if-error is skipped.
+#[test]
+fn stale_if_error_answers_a_resp_read_before_it_is_sent_again() {
+    let logged = LoggedRedis::start();
+    let _: () = logged.redis.cmd(&["SET", "k", "old"]);
+    let hand = ManualClock::new();
+    let proxy = InProcess::start_on(
+        &logged.redis,
+        &[
+            RESP,
+            REDIS_TIMEOUT,
+            // No link: the change below goes unannounced, so only the
+            // value's source tells stale from Redis's.
+            ("INVALIDATION", "off"),
+            ("STALE_IF_ERROR_SECS", "600"),
+        ],
+        &hand,
+    );
+    cache(&proxy, "k", "old");
+    // The forwarding path ready (see `seed`): sent again, the read would
+    // be answered Redis's value.
+    loop_carries_writes(&logged.redis, proxy.resp_addr(), 2);
+    let _: () = logged.redis.cmd(&["SET", "k", "new"]);
+    hand.advance(Duration::from_secs(120));
+    let mut reader = Wire::connect(proxy.resp_addr());
+    let busy = logged.busy_for(BUSY);
+    let reply = reader.call_args(&["GET", "k"]);
+    busy.finish();
+    assert_eq!(show(&reply), show(b"$3\r\nold\r\n"));
+    assert_eq!(proxy.metric("redis_proxy_stale_served_total"), 1.0);
+    assert_eq!(reader.call_args(&["GET", "k"]), b"$3\r\nnew\r\n");
 }
