@@ -98,7 +98,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "REDIS_TIMEOUT_MS",
         default: "1000",
-        help: "connect, read and pool-checkout timeout for Redis, in ms (>= 1): the proxy's own reads (the cache's), probes, handshakes; not forwarded commands' replies (FORWARD_TIMEOUT_MS)",
+        help: "connect, read and pool-checkout timeout for Redis, in ms (>= 1): the proxy's own reads (the cache's; a RESP client's read they fail goes on as a forwarded command), probes, handshakes; not forwarded commands' replies (FORWARD_TIMEOUT_MS)",
     },
     Variable {
         name: "FORWARD_TIMEOUT_MS",

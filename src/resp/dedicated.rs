@@ -178,6 +178,7 @@ impl Dedicated {
                     reply,
                     held,
                     kind: DoneKind::Forwarded,
+                    resend: None,
                 };
                 if done.send(done_msg).is_ok() {
                     let _ = waker.wake();
@@ -233,6 +234,7 @@ impl Dedicated {
                             reply: message,
                             held: None,
                             kind: DoneKind::Message,
+                            resend: None,
                         });
                         let _ = waker.wake();
                         sent.is_ok()
@@ -246,6 +248,7 @@ impl Dedicated {
                     reply: ended.into_bytes(),
                     held: None,
                     kind: DoneKind::Ended,
+                    resend: None,
                 });
                 let _ = waker.wake();
             })

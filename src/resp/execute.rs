@@ -325,7 +325,7 @@ impl Conn {
     /// Sends a batch on one of the loop's own Redis connections when it
     /// may go that way (`upstream.rs`), else hands it to the workers; the
     /// connection waits for its replies.
-    fn send_batch(
+    pub(super) fn send_batch(
         &mut self,
         token: Token,
         batch: Batch,

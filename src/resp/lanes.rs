@@ -142,6 +142,9 @@ pub enum Next {
     Serve,
     /// Write what came (a message), closing it if it is over its limit.
     Flush,
+    /// Send this read, which the cache could not fill, to Redis as a
+    /// forwarded batch; the connection waits on for its reply.
+    Resend(Batch),
 }
 
 impl Conn {
@@ -198,6 +201,10 @@ impl Conn {
                 Next::Serve
             }
             DoneKind::Fetched | DoneKind::Forwarded => {
+                // A read the cache could not fill: no reply yet.
+                if let Some(batch) = done.resend.take() {
+                    return Next::Resend(batch);
+                }
                 self.deliver(&done.reply, done.held, done.kind == DoneKind::Forwarded);
                 Next::Serve
             }

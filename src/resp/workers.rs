@@ -16,7 +16,7 @@ use crate::service::Service;
 
 use crate::service::{Batch, Client, Held, Lane, Queued};
 
-use super::cmd::{fetch, forward, Fetch};
+use super::cmd::{fetch, forward, Answer, Fetch};
 use super::fence::Fence;
 use super::gather;
 use super::reply::{Protocol, Replies};
@@ -52,6 +52,9 @@ pub struct Done {
     pub reply: Vec<u8>,
     pub held: Option<Held>,
     pub kind: DoneKind,
+    /// A read the cache could not fill, with no reply yet: to send to
+    /// Redis as a forwarded command ([`Answer::Resend`]).
+    pub resend: Option<Batch>,
 }
 
 /// What a [`Done`] carries.
@@ -132,6 +135,7 @@ pub fn start(
                             reply,
                             held: None,
                             kind: DoneKind::Forwarded,
+                            resend: None,
                         };
                         if done_tx.send(done).is_err() {
                             return;
@@ -150,13 +154,14 @@ pub fn start(
                         Work::Forward(..) => DoneKind::Forwarded,
                         Work::Fetch(..) => DoneKind::Fetched,
                     };
-                    let (reply, held) = run_guarded(job, &service);
+                    let (reply, held, resend) = run_guarded(job, &service);
                     free.fetch_add(1, Ordering::AcqRel);
                     let done = Done {
                         token,
                         reply,
                         held,
                         kind,
+                        resend,
                     };
                     if done_tx.send(done).is_err() {
                         return;
@@ -171,8 +176,10 @@ pub fn start(
 
 /// Runs a job, turning a panic into an error reply: the connection goes on,
 /// the panic is logged (by the panic hook and here), and the worker lives on
-/// to take the next job, as a replaced worker would.
-fn run_guarded(job: Job, service: &Service) -> (Vec<u8>, Option<Held>) {
+/// to take the next job, as a replaced worker would. Its reply, the Redis
+/// connection the client holds after it, and a read to forward instead
+/// of a reply.
+fn run_guarded(job: Job, service: &Service) -> (Vec<u8>, Option<Held>, Option<Batch>) {
     // For the `protocol` label of the hits and misses this job counts.
     crate::metrics::serve_on_this_thread(crate::metrics::FrontEnd::Resp);
     let protocol = job.protocol;
@@ -183,7 +190,10 @@ fn run_guarded(job: Job, service: &Service) -> (Vec<u8>, Option<Held>) {
         Work::Fetch(_) => 1,
     };
     let run = || match job.work {
-        Work::Fetch(work) => (fetch(work, protocol, service), None),
+        Work::Fetch(work) => match fetch(work, protocol, service) {
+            Answer::Reply(reply) => (reply, None, None),
+            Answer::Resend(batch) => (Vec::new(), None, Some(batch)),
+        },
         Work::Forward(job) => {
             let Forward {
                 batch,
@@ -191,7 +201,8 @@ fn run_guarded(job: Job, service: &Service) -> (Vec<u8>, Option<Held>) {
                 lane,
                 exec,
             } = *job;
-            forward(&batch, client, lane, exec.as_ref(), service)
+            let (reply, held) = forward(&batch, client, lane, exec.as_ref(), service);
+            (reply, held, None)
         }
     };
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
@@ -204,7 +215,7 @@ fn run_guarded(job: Job, service: &Service) -> (Vec<u8>, Option<Held>) {
                 service.resp_answered(false, Duration::ZERO);
                 replies.error("ERR internal error");
             }
-            (replies.buf, None)
+            (replies.buf, None, None)
         }
     }
 }

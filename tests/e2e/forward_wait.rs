@@ -6,7 +6,7 @@
 
 use crate::common::cluster::Cluster;
 use crate::common::sentinel::Sentinels;
-use crate::common::wire::{show, Wire};
+use crate::common::wire::{loop_carries_writes, show, Wire};
 use crate::common::{eventually, InProcess, Proxy, RedisServer};
 
 /// A master, its replica in sync, and the proxy in front of the master.
@@ -34,25 +34,6 @@ fn acked(master: &RedisServer) {
         let replica = field("slave0:")?;
         let theirs = replica.split(',').find_map(|f| f.strip_prefix("offset="))?;
         (theirs == ours && replica.contains("state=online")).then_some(())
-    });
-}
-
-/// Writes through the proxy until the event loop's own connection for
-/// `protocol` carries them (until it is open they take the workers' path,
-/// on pooled connections the WAIT below could reuse by chance).
-fn loop_carries_writes(master: &RedisServer, proxy: &Proxy, protocol: u8) {
-    let mut writer = Wire::open_with(proxy.resp_addr(), protocol);
-    let resp = format!("resp={protocol}");
-    eventually("the event loop's connection to carry a SET", || {
-        assert_eq!(writer.call_args(&["SET", "warm", "up"]), b"+OK\r\n");
-        let list: String = master.cmd(&["CLIENT", "LIST"]);
-        list.lines()
-            .any(|line| {
-                line.contains("name=redis-proxy-loop ")
-                    && line.contains(" cmd=set ")
-                    && line.split_whitespace().any(|field| field == resp)
-            })
-            .then_some(())
     });
 }
 
@@ -111,8 +92,8 @@ fn in_sentinel_mode_wait_covers_the_writes_too() {
 /// before the client's write; the replica stopped. WAIT answers 0 through
 /// the proxy as directly, in RESP2 and RESP3, pipelined or not.
 fn stopped_replica_acks_nothing(master: &RedisServer, replica: &RedisServer, proxy: &Proxy) {
-    loop_carries_writes(master, proxy, 2);
-    loop_carries_writes(master, proxy, 3);
+    loop_carries_writes(master, proxy.resp_addr(), 2);
+    loop_carries_writes(master, proxy.resp_addr(), 3);
     // A blocking command leaves a dedicated connection in the pool, last
     // used before the writes below.
     let mut warm = Wire::connect(proxy.resp_addr());
@@ -146,8 +127,8 @@ fn stopped_replica_acks_nothing(master: &RedisServer, replica: &RedisServer, pro
 #[test]
 fn wait_through_the_proxy_answers_1_once_the_live_replica_has_the_write() {
     let (master, replica, proxy) = start(&[]);
-    loop_carries_writes(&master, &proxy, 2);
-    loop_carries_writes(&master, &proxy, 3);
+    loop_carries_writes(&master, proxy.resp_addr(), 2);
+    loop_carries_writes(&master, proxy.resp_addr(), 3);
     let mut warm = Wire::connect(proxy.resp_addr());
     assert_eq!(warm.call_args(&["BLPOP", "nolist", "0.01"]), b"*-1\r\n");
     acked(&master);

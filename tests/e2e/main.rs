@@ -42,6 +42,7 @@ mod forward_order;
 mod forward_pubsub;
 mod forward_server;
 mod forward_timeout;
+mod forward_timeout_reads;
 mod forward_tracking;
 mod forward_transactions;
 mod forward_transactions_clients;

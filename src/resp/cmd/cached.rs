@@ -12,7 +12,7 @@ use crate::service::{Client, Deferred, ReplyLookup, Service};
 
 use super::super::reply::{Protocol, Replies};
 use super::super::session::Session;
-use super::get::read_error;
+use super::get::{read_error, resend, Answer};
 use super::{Executed, Fetch};
 
 /// A cacheable read that missed on the event loop, for a worker.
@@ -59,8 +59,9 @@ pub fn read(
 
 /// Completes a [`Read`] on a worker: waits for a WORKERS place, reads
 /// through the cache, and returns Redis's reply bytes (its error reply
-/// included), or the proxy's error when Redis could not be read.
-pub fn finish(read: Read, service: &Service) -> Vec<u8> {
+/// included), or the proxy's error when Redis could not be read, or the
+/// request to forward then (see [`Service::resends`]).
+pub fn finish(read: Read, service: &Service) -> Answer {
     let started = Instant::now();
     let Read {
         client,
@@ -79,11 +80,14 @@ pub fn finish(read: Read, service: &Service) -> Vec<u8> {
             !matches!(bytes.first(), Some(b'-' | b'!'))
         }
         Err(err) => {
+            if let Some(batch) = resend(&err, service, &args) {
+                return Answer::Resend(batch);
+            }
             read_error(&mut replies, &err, service);
             false
         }
     };
     drop(in_flight);
     service.resp_answered(ok, started.elapsed());
-    replies.buf
+    Answer::Reply(replies.buf)
 }

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use crate::service::{Claim, Deferred, ReadError, Service, Ticket};
+use crate::service::{Batch, Claim, Deferred, ReadError, Service, Ticket};
 
 use super::super::reply::{Protocol, Replies};
 use super::{Context, Outcome, Spec};
@@ -111,10 +111,32 @@ fn key_too_long(context: &mut Context<'_>) -> Outcome {
     context.error(&format!("ERR key too long (max {max} bytes)"))
 }
 
+/// What a worker's read gives its connection.
+pub enum Answer {
+    /// The encoded reply.
+    Reply(Vec<u8>),
+    /// The cache could not read Redis in time (REDIS_TIMEOUT_MS: Redis
+    /// busy, say): the request, for the event loop to send to Redis as a
+    /// forwarded command, which waits as those do (see
+    /// [`Service::resends`]).
+    Resend(Batch),
+}
+
+/// The request `args` to send again when the cache's read failed with
+/// `err` (see [`Service::resends`]); made only then.
+pub(super) fn resend(err: &ReadError, service: &Service, args: &[&[u8]]) -> Option<Batch> {
+    if !service.resends(err, args) {
+        return None;
+    }
+    let mut batch = Batch::default();
+    batch.push(args, false);
+    Some(batch)
+}
+
 /// Completes a [`Fetch`] on a worker thread: waits for a WORKERS place
 /// (unless the event loop's lookup led or joined the fetch), reads through
-/// the cache, and returns the encoded reply.
-pub fn fetch(fetch: Fetch, protocol: Protocol, service: &Service) -> Vec<u8> {
+/// the cache, and returns the encoded reply, or the request to forward.
+pub fn fetch(fetch: Fetch, protocol: Protocol, service: &Service) -> Answer {
     match fetch {
         Fetch::Own(own) => fetch_own(own, protocol, service),
         Fetch::Reply(read) => super::cached::finish(*read, service),
@@ -122,7 +144,7 @@ pub fn fetch(fetch: Fetch, protocol: Protocol, service: &Service) -> Vec<u8> {
 }
 
 /// [`fetch`] of one of the proxy's own commands.
-fn fetch_own(mut fetch: Own, protocol: Protocol, service: &Service) -> Vec<u8> {
+fn fetch_own(mut fetch: Own, protocol: Protocol, service: &Service) -> Answer {
     let started = Instant::now();
     let mut replies = Replies::new();
     replies.protocol = protocol;
@@ -145,12 +167,18 @@ fn fetch_own(mut fetch: Own, protocol: Protocol, service: &Service) -> Vec<u8> {
         Own::Get(db, key, _) => {
             fault_hook(&key);
             let result = service.get_in(db, &key);
+            if let Some(batch) = resend_get(&result, service, &key, started) {
+                return Answer::Resend(batch);
+            }
             answer_get(&mut replies, service, &key, result, started)
         }
         Own::Claimed(key, ticket) => {
             let result = service.finish(&key, ticket);
             // After the read: a ticket is always finished (see `Ticket`).
             fault_hook(&key);
+            if let Some(batch) = resend_get(&result, service, &key, started) {
+                return Answer::Resend(batch);
+            }
             answer_get(&mut replies, service, &key, result, started)
         }
         Own::MGet(db, keys, _) => match service.get_many(db, &keys) {
@@ -165,6 +193,12 @@ fn fetch_own(mut fetch: Own, protocol: Protocol, service: &Service) -> Vec<u8> {
                 true
             }
             Err(err) => {
+                let mut args: Vec<&[u8]> = Vec::with_capacity(keys.len() + 1);
+                args.push(b"MGET");
+                args.extend(keys.iter().map(Vec::as_slice));
+                if let Some(batch) = resend(&err, service, &args) {
+                    return Answer::Resend(batch);
+                }
                 read_error(&mut replies, &err, service);
                 false
             }
@@ -180,7 +214,19 @@ fn fetch_own(mut fetch: Own, protocol: Protocol, service: &Service) -> Vec<u8> {
         true => service.subcommand_done(name, ok, false, elapsed),
         false => service.command_done(super::index_of(name), ok, elapsed),
     }
-    replies.buf
+    Answer::Reply(replies.buf)
+}
+
+/// [`resend`] of `GET key` when `result` failed so.
+fn resend_get(
+    result: &Result<Option<crate::service::Found>, ReadError>,
+    service: &Service,
+    key: &[u8],
+    started: Instant,
+) -> Option<Batch> {
+    let batch = resend(result.as_ref().err()?, service, &[b"GET", key])?;
+    log_get(key, "forwarded", started);
+    Some(batch)
 }
 
 /// Writes a GET's answer; whether it was not an error.

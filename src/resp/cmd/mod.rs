@@ -40,7 +40,7 @@ use super::tracking::PrefixRoom;
 pub use cached::read as cached_read;
 pub use connection::clear_session;
 pub use forward::{forwards, run as forward};
-pub use get::{fetch, Fetch};
+pub use get::{fetch, Answer, Fetch};
 pub use peers::Registry;
 
 /// A command's description, as Redis 7's `COMMAND` gives it.

@@ -27,7 +27,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::log_limit::LogLimiter;
 use crate::metrics::{serve_on_this_thread, FrontEnd};
-use crate::service::Service;
+use crate::service::{Batch, Lane, Service};
 
 mod accept;
 mod closing;
@@ -237,6 +237,7 @@ impl Loop {
                 match self.conns.get_mut(&token).map(|conn| conn.take_done(done)) {
                     Some(Next::Serve) => self.service_conn(token),
                     Some(Next::Flush) => self.flush(token),
+                    Some(Next::Resend(batch)) => self.resend(token, batch),
                     None => {}
                 }
             }
@@ -365,6 +366,21 @@ impl Loop {
         }
         self.resumed = resumed;
         true
+    }
+
+    /// Sends a client's read that the cache could not fill (Redis busy past
+    /// REDIS_TIMEOUT_MS) to Redis as a forwarded batch of its own, as
+    /// `execute_input` sends one: on the loop's shared connection, or a
+    /// worker's; the client waits for Redis's reply as for any forwarded
+    /// command, and no thread waits on its behalf meanwhile.
+    fn resend(&mut self, token: Token, batch: Batch) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        let (jobs, upstreams) = (&self.jobs, &mut self.upstreams);
+        if !conn.send_batch(token, batch, Lane::Pooled, None, jobs, upstreams) {
+            self.close(token);
+        }
     }
 
     /// Writes what a connection has pending (a tracking message), closing

@@ -17,6 +17,7 @@ mod fetch;
 mod held;
 mod lookups;
 mod looped;
+mod resend;
 mod route;
 mod wait;
 mod written;
