@@ -329,3 +329,36 @@ fn an_mget_spanning_masters_is_held_to_resp_max_reply_bytes_as_a_whole() {
         "the values, byte for byte"
     );
 }
+
+/// A master that cannot be reached fails the reads of its keys, so the
+/// MGET fails with the proxy's error rather than answer nil for them; once
+/// the cluster promotes its replica (and the map is read again), the same
+/// MGET is answered whole.
+#[test]
+fn an_mget_with_a_master_down_fails_then_answers_after_the_failover() {
+    let (mut cluster, proxy) = start();
+    let keys = keys_on_every_master(&cluster, "down", 3);
+    let mut conn = cluster.conn();
+    for (i, key) in keys.iter().enumerate() {
+        let _: () = redis::cmd("SET")
+            .arg(key)
+            .arg(value_of(i))
+            .query(&mut conn)
+            .expect("SET");
+    }
+    cluster.sync_replicas();
+    let want = expected(&cluster, &keys);
+    let mut wire = Wire::open_with(proxy.resp_addr(), 2);
+    let crashed = cluster.master_index(&keys[0]);
+    cluster.nodes[crashed].stop();
+    let reply = mget(&mut wire, &keys);
+    assert!(
+        reply.starts_with(b"-ERR backing Redis unavailable"),
+        "{}",
+        show(&reply)
+    );
+    cluster.wait_ok();
+    eventually("the MGET to be answered whole by the new master", || {
+        (mget(&mut wire, &keys) == want).then_some(())
+    });
+}
