@@ -45,7 +45,7 @@ use super::read_cluster::parse;
 use super::read_many::is_too_large;
 use super::redirect::redirection;
 use super::router::Router;
-use super::slots::{slot_of, Addr};
+use super::slots::{slot_of, Addr, SlotMap};
 use super::{Backend, BackendError};
 
 /// One key's read, while the batch is under way: `None` until answered.
@@ -62,6 +62,35 @@ struct Share {
     at: Vec<usize>,
     /// `GET key`, `PTTL key` for each, encoded.
     wire: Vec<u8>,
+}
+
+/// `keys` by the master `map` names for each (in the order each master is
+/// first named), and where the keys no master serves are.
+fn split(map: &SlotMap, keys: &[&[u8]]) -> (Vec<Share>, Vec<usize>) {
+    let mut shares: Vec<Share> = Vec::new();
+    let mut unserved = Vec::new();
+    for (at, key) in keys.iter().enumerate() {
+        let Some(addr) = map.master(slot_of(key)) else {
+            unserved.push(at);
+            continue;
+        };
+        let share = match shares.iter().position(|s| Arc::ptr_eq(&s.addr, addr)) {
+            Some(i) => &mut shares[i],
+            None => {
+                shares.push(Share {
+                    addr: Arc::clone(addr),
+                    at: Vec::new(),
+                    wire: Vec::new(),
+                });
+                let last = shares.len() - 1;
+                &mut shares[last]
+            }
+        };
+        share.at.push(at);
+        encode(&[b"GET", key], &mut share.wire);
+        encode(&[b"PTTL", key], &mut share.wire);
+    }
+    (shares, unserved)
 }
 
 impl Backend {
@@ -81,32 +110,9 @@ impl Backend {
                 .map(|key| self.get_cluster(router, db, key))
                 .collect());
         }
-        let map = router.map(self)?;
-        let mut shares: Vec<Share> = Vec::new();
-        // Keys for the per-key path: no master known, or redirected.
-        let mut again = Vec::new();
-        for (at, key) in keys.iter().enumerate() {
-            let Some(addr) = map.master(slot_of(key)) else {
-                again.push(at);
-                continue;
-            };
-            let share = match shares.iter().position(|s| Arc::ptr_eq(&s.addr, addr)) {
-                Some(i) => &mut shares[i],
-                None => {
-                    shares.push(Share {
-                        addr: Arc::clone(addr),
-                        at: Vec::new(),
-                        wire: Vec::new(),
-                    });
-                    let last = shares.len() - 1;
-                    &mut shares[last]
-                }
-            };
-            share.at.push(at);
-            encode(&[b"GET", key], &mut share.wire);
-            encode(&[b"PTTL", key], &mut share.wire);
-        }
-        drop(map);
+        // `again`: the keys for the per-key path, no master known for
+        // them, and (below) those answered with a redirection.
+        let (shares, mut again) = split(&*router.map(self)?, keys);
         // Every master's share out before any reply is read.
         let sent: Vec<Sent> = shares
             .iter()
@@ -224,5 +230,54 @@ impl Backend {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use redis::Value;
+
+    use super::super::slots::tests::node;
+    use super::*;
+
+    fn range(start: i64, end: i64, port: i64) -> Value {
+        Value::Array(vec![
+            Value::Int(start),
+            Value::Int(end),
+            node("127.0.0.1", port),
+        ])
+    }
+
+    #[test]
+    fn keys_are_split_by_master_each_share_a_get_and_a_pttl_a_key() {
+        // Redis: CLUSTER KEYSLOT foo = 12182, bar = 5061; {bar}x as bar.
+        let map = SlotMap::parse(&Value::Array(vec![
+            range(0, 8191, 7000),
+            range(8192, 16383, 7001),
+        ]))
+        .expect("a map");
+        let keys: [&[u8]; 3] = [b"foo", b"bar", b"{bar}x"];
+        let (shares, unserved) = split(&map, &keys);
+        assert!(unserved.is_empty());
+        let ports: Vec<u16> = shares.iter().map(|s| s.addr.port).collect();
+        assert_eq!(ports, [7001, 7000]);
+        assert_eq!(shares[0].at, [0]);
+        assert_eq!(shares[1].at, [1, 2]);
+        let mut wire = Vec::new();
+        for key in [&b"bar"[..], b"{bar}x"] {
+            encode(&[b"GET", key], &mut wire);
+            encode(&[b"PTTL", key], &mut wire);
+        }
+        assert_eq!(shares[1].wire, wire);
+    }
+
+    #[test]
+    fn a_key_of_a_slot_no_master_serves_is_left_to_the_per_key_read() {
+        let map = SlotMap::parse(&Value::Array(vec![range(0, 8191, 7000)])).expect("a map");
+        let keys: [&[u8]; 2] = [b"foo", b"bar"];
+        let (shares, unserved) = split(&map, &keys);
+        assert_eq!(unserved, [0]);
+        assert_eq!(shares.len(), 1);
+        assert_eq!(shares[0].at, [1]);
     }
 }

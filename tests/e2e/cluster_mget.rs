@@ -142,11 +142,12 @@ fn an_mget_of_misses_on_every_master_reads_each_master_in_one_go() {
     let before: Vec<u64> = masters.iter().map(|m| total_reads(m)).collect();
     assert_eq!(show(&mget(&mut wire, &keys)), show(&want));
     for (master, before) in masters.iter().zip(before) {
-        // Its 25 or so keys, a read (plus INFO's own, and a stray PING or
-        // replica's ACK), not 25.
+        // Its 25 or so keys in a read or two (plus INFO's own, and a
+        // stray PING or replica's ACK: 4 in all here), not 25 or more
+        // (29 when each key was read alone).
         let reads = total_reads(master) - before;
         assert!(
-            reads <= 6,
+            reads <= 8,
             "master {} took {reads} reads for its share of the MGET",
             master.port()
         );
