@@ -30,6 +30,7 @@ mod probe;
 pub mod raw;
 mod read;
 mod read_cluster;
+mod read_cluster_many;
 mod read_many;
 mod redirect;
 mod router;

@@ -180,7 +180,7 @@ impl Backend {
 }
 
 /// One reply, decoded (an error reply is a `Value::ServerError`).
-fn parse(addr: &Addr, reply: &[u8]) -> Result<Value, BackendError> {
+pub(super) fn parse(addr: &Addr, reply: &[u8]) -> Result<Value, BackendError> {
     redis::parse_redis_value(reply).map_err(|err| {
         BackendError::Unavailable(format!("{addr} answered what is not RESP: {err}"))
     })

@@ -21,10 +21,9 @@
 //!   refusal is remembered (and logged once), so it costs one refused
 //!   command, not one per MGET.
 //!
-//! In cluster mode the keys are read one by one (each on its master, see
-//! `read_cluster.rs`): a batch would have to be split by master and its
-//! redirections followed per key. Their values are counted as they come,
-//! and held to RESP_MAX_REPLY_BYTES all the same.
+//! In cluster mode the keys are split by master and each master's read in
+//! one round trip, all masters' at once, with `GET` and `PTTL` a key
+//! (`MGET` cannot span slots): see `read_cluster_many.rs`.
 
 use std::sync::atomic::Ordering;
 
@@ -45,8 +44,11 @@ impl Backend {
         db: i64,
         keys: &[&[u8]],
     ) -> Result<Vec<Result<Read, BackendError>>, BackendError> {
-        if self.router.is_some() || keys.is_empty() {
-            return self.one_by_one(db, keys);
+        if let Some(router) = &self.router {
+            return self.get_many_cluster(router, db, keys);
+        }
+        if keys.is_empty() {
+            return Ok(Vec::new());
         }
         if self.mget_refused.load(Ordering::Relaxed) {
             return self.pipelined(db, keys);
@@ -208,32 +210,6 @@ impl Backend {
                     .map_err(|err| BackendError::Unavailable(format!("{what}'s reply: {err}")))
             })
             .collect()
-    }
-
-    /// [`Backend::get`] of each key in turn (cluster mode), the values
-    /// counted as they come: once they pass RESP_MAX_REPLY_BYTES the read
-    /// fails as a batch's would, what it read dropped.
-    fn one_by_one(
-        &self,
-        db: i64,
-        keys: &[&[u8]],
-    ) -> Result<Vec<Result<Read, BackendError>>, BackendError> {
-        let mut held = 0usize;
-        let mut reads = Vec::with_capacity(keys.len());
-        for key in keys {
-            let read = self.get(db, key);
-            if let Ok(Read {
-                value: Some(value), ..
-            }) = &read
-            {
-                held = held.saturating_add(value.len());
-                if held > self.max_reply {
-                    return Err(BackendError::Unavailable(TOO_LARGE.0.to_owned()));
-                }
-            }
-            reads.push(read);
-        }
-        Ok(reads)
     }
 }
 

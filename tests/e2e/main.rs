@@ -17,6 +17,7 @@ mod cached_replies;
 mod client_tls;
 mod client_tracking;
 mod cluster;
+mod cluster_mget;
 mod cluster_moving;
 mod coherence;
 mod command_table;

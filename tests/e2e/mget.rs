@@ -245,8 +245,9 @@ fn a_get_waiting_on_a_refused_mget_s_fetch_gets_its_value() {
     assert_eq!(show(&b.reply()), show(b"$5\r\nsmall\r\n"));
 }
 
-/// In cluster mode, where an MGET's misses are read key by key on their
-/// masters, its reply is held to RESP_MAX_REPLY_BYTES all the same: forty
+/// In cluster mode, where an MGET's misses are read a master at a time
+/// (`read_cluster_many.rs`), its reply is held to RESP_MAX_REPLY_BYTES all
+/// the same: forty
 /// 1 MiB values on whichever masters, against a 2 MiB bound, are refused,
 /// counted as they come (the proxy's peak memory grows by far less than
 /// 40 MiB); one passes.
