@@ -12,9 +12,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 pub struct Cancel(pub(super) Closer);
 
 impl Cancel {
-    /// Shuts the connection down now (or as soon as it exists).
-    pub fn cancel(&self) {
-        self.0.cancel();
+    /// Shuts the connection down now (or as soon as it exists). True if
+    /// that cut the command short: its thread had not finished (so Redis,
+    /// which answers nothing once it reads a blocked client's end, would
+    /// run nothing the client sent after it: `Conn::deliver`).
+    pub fn cancel(&self) -> bool {
+        self.0.cancel()
     }
 
     /// [`Cancel::cancel`] for the proxy's shutdown: the client, still
@@ -40,19 +43,31 @@ pub(super) struct Closer(Arc<Mutex<CancelState>>);
 #[derive(Default)]
 struct CancelState {
     cancelled: bool,
+    /// The command's thread has its reply (whole, or an error): a cancel
+    /// from now on cuts nothing short.
+    finished: bool,
     /// Cancelled by the proxy's shutdown, not by the client leaving.
     shutting_down: bool,
     closer: Option<TcpStream>,
 }
 
 impl Closer {
-    /// Shuts the connection down now (or as soon as it exists).
-    pub(super) fn cancel(&self) {
+    /// Shuts the connection down now (or as soon as it exists). True if
+    /// the command had not finished ([`Closer::finish`]).
+    pub(super) fn cancel(&self) -> bool {
         let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         state.cancelled = true;
         if let Some(closer) = state.closer.take() {
             let _ = closer.shutdown(Shutdown::Both);
         }
+        !state.finished
+    }
+
+    /// The command's thread has its reply, about to be passed on: a client
+    /// that leaves now leaves after it (its later requests run, as at
+    /// Redis, which answers a served command before it reads the end).
+    pub(super) fn finish(&self) {
+        self.lock().finished = true;
     }
 
     /// The state, whoever held the lock last (nothing in it can be left

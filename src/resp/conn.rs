@@ -179,11 +179,11 @@ impl Conn {
     }
 
     /// The client closed its side (or, blocked, was seen to leave): answer
-    /// what it sent, then close. A blocking command of its own is over.
+    /// what it sent, then close. A blocking command of its own is over,
+    /// and if that cut it short, nothing after it runs (`deliver`).
     fn input_ended(&mut self) {
         if let Some(blocked) = self.blocked.take() {
-            blocked.cancel();
-            self.left_blocked = true;
+            self.left_blocked = blocked.cancel();
         }
         self.state = match self.state {
             State::Waiting {
@@ -268,8 +268,10 @@ impl Conn {
     /// (ioredis's `disconnect()`, so every BullMQ `close()`, half-closes)
     /// had the command cut short: Redis, reading that end, frees the
     /// client and closes without a word, so the error the cut connection
-    /// gave ("Redis closed the connection") is not written, nor anything
-    /// after it. Only an error is dropped so: whether the reply came in
+    /// gave ("Redis closed the connection") is not written, and nothing the
+    /// client sent after the command runs or is answered (Redis never
+    /// processes a blocked client's further input: that input is freed
+    /// with it). Only an error is dropped so: whether the reply came in
     /// whole is not known here, but an error carries nothing the command
     /// took from Redis, while a whole reply (an element popped just before
     /// the client left) is written, so nothing taken is lost.
@@ -279,6 +281,10 @@ impl Conn {
             self.blocked = None;
         }
         let left = forwarded && std::mem::take(&mut self.left_blocked);
+        if left {
+            // As after QUIT: the rest of its input is never executed.
+            self.session.quit = true;
+        }
         if left && matches!(reply.first(), Some(b'-' | b'!')) {
             self.pushes.clear();
         } else {

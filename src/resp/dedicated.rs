@@ -170,6 +170,7 @@ impl Dedicated {
                     return;
                 };
                 let (reply, held) = run_blocking(&service, &batch, (client, lane), &armed, start);
+                armed.finish();
                 // The place is free before the client can see the reply
                 // and send its next blocking command.
                 drop(place);
