@@ -11,11 +11,15 @@
 //!   blocked client's further input, and on reading the end it frees the
 //!   client, so nothing after the blocking command runs or is answered,
 //!   and the blocking command itself gets no reply.
+//! - A subscriber is sent what it was owed (confirmations, a `PING`'s
+//!   reply, in RESP3 the replies to its other commands), then closed.
 //!
 //! Before, the proxy cut the blocking command short without a reply but
 //! then ran and answered what was queued behind it (`+OK +OK :3` for the
 //! first case below): the client took a later reply for the blocking
-//! command's, and writes ran that Redis never runs.
+//! command's, and writes ran that Redis never runs. And a subscriber whose
+//! `SUBSCRIBE` and end came together was closed before Redis's
+//! confirmation came back, with nothing written.
 
 use std::net::SocketAddr;
 
@@ -161,4 +165,26 @@ fn a_half_close_after_a_pipeline_multi_or_watch_is_answered_as_redis_answers() {
     for (pipeline, expected) in cases {
         same_as_redis(&both, &[], pipeline, When::AtOnce, expected);
     }
+}
+
+#[test]
+fn a_subscriber_that_half_closes_is_sent_what_it_was_owed_first() {
+    let both = start();
+    let confirmed = "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n";
+    let pipeline: [&[&str]; 2] = [&["SUBSCRIBE", "ch"], &["PING"]];
+    let expected = format!("{confirmed}*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+    same_as_redis(&both, &[], &pipeline, When::AtOnce, expected.as_bytes());
+    // RESP3: its other commands take their usual paths meanwhile.
+    let pipeline: [&[&str]; 4] = [
+        &["SUBSCRIBE", "ch"],
+        &["PING"],
+        &["SET", "a", "1"],
+        &["GET", "a"],
+    ];
+    let expected = format!(
+        "{}+PONG\r\n+OK\r\n$1\r\n1\r\n",
+        confirmed.replacen('*', ">", 1)
+    );
+    let hello: [&[&str]; 1] = [&["HELLO", "3"]];
+    same_as_redis(&both, &hello, &pipeline, When::AtOnce, expected.as_bytes());
 }
