@@ -11,6 +11,7 @@
 //!   blocked client's further input, and on reading the end it frees the
 //!   client, so nothing after the blocking command runs or is answered,
 //!   and the blocking command itself gets no reply.
+//!   One Redis answers at once does not: it is answered, and the rest runs.
 //! - A subscriber is sent what it was owed (confirmations, a `PING`'s
 //!   reply, in RESP3 the replies to its other commands), then closed.
 //!
@@ -141,6 +142,40 @@ fn a_half_close_behind_a_blocked_command_runs_and_answers_nothing_after_it() {
         behind[0],
     ];
     same_as_redis(&both, &[], &pipeline, When::Blocked, b"+OK\r\n+OK\r\n");
+}
+
+/// A blocking command Redis answers at once (the list has an element, the
+/// key is of the wrong type, nothing to wait for) is answered, and what
+/// follows it runs: Redis runs all it read before it reads the end. The
+/// proxy passes the end on behind the command, so Redis decides; before,
+/// the proxy had seen the end while the `RPUSH` was at Redis, and the
+/// `BLPOP` was never sent.
+#[test]
+fn a_half_close_behind_a_blocking_command_redis_answers_at_once_runs_the_rest() {
+    let both = start();
+    let popped = "*2\r\n$1\r\nl\r\n$1\r\nx\r\n";
+    let wrong = "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
+    let cases: [(&[&[&str]], String); 3] = [
+        (
+            &[
+                &["RPUSH", "l", "x"],
+                &["BLPOP", "l", "0"],
+                &["SET", "b", "2"],
+            ],
+            format!(":1\r\n{popped}+OK\r\n"),
+        ),
+        (
+            &[&["SET", "a", "1"], &["BLPOP", "a", "0"], &["SET", "b", "2"]],
+            format!("+OK\r\n{wrong}+OK\r\n"),
+        ),
+        (
+            &[&["SET", "a", "1"], &["WAIT", "0", "0"], &["SET", "b", "2"]],
+            "+OK\r\n:0\r\n+OK\r\n".to_owned(),
+        ),
+    ];
+    for (pipeline, expected) in cases {
+        same_as_redis(&both, &[], pipeline, When::AtOnce, expected.as_bytes());
+    }
 }
 
 #[test]
