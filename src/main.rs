@@ -66,7 +66,7 @@ fn run() -> Result<ExitCode, Failure> {
     if let Some(warning) = dotenv_warning {
         log::warn!("{warning}");
     }
-    let config = Config::from_env().map_err(|err| Failure::usage(err.to_string()))?;
+    let mut config = Config::from_env().map_err(|err| Failure::usage(err.to_string()))?;
     for note in &config.deprecations {
         log::warn!("{note}");
     }
@@ -74,9 +74,21 @@ fn run() -> Result<ExitCode, Failure> {
         .map_err(|err| Failure::other(format!("cannot handle signals: {err}")))?;
     // Every connection is a file descriptor; the default soft limit (often
     // 1024) would cap connections far below what the machine allows.
-    match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) => log::debug!("open files limit: {limit}"),
-        Err(err) => log::warn!("could not raise the open files limit: {err}"),
+    let open_files = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => Some(limit),
+        Err(err) => {
+            log::warn!("could not raise the open files limit: {err}");
+            rlimit::getrlimit(rlimit::Resource::NOFILE)
+                .ok()
+                .map(|(soft, _)| soft)
+        }
+    };
+    if let Some(limit) = open_files {
+        log::debug!("open files limit: {limit}");
+        // MAX_CONNECTIONS must fit in it, as Redis's maxclients does.
+        if let Some(warning) = config.fit_open_files(limit).map_err(Failure::other)? {
+            log::warn!("{warning}");
+        }
     }
     let proxy =
         Proxy::start(&config).map_err(|err| Failure::other(format!("cannot start: {err}")))?;

@@ -349,6 +349,7 @@ impl Config {
 
 mod cached;
 mod cors;
+mod open_files;
 mod parse;
 mod settings;
 mod variables;

@@ -21,6 +21,9 @@ fn defaults() {
     assert_eq!(cfg.cache_max_bytes, 256 << 20);
     assert_eq!(cfg.http_addr, "127.0.0.1:8080".parse().expect("addr"));
     assert_eq!(cfg.max_clients.get(), 16);
+    // Redis's default maxclients: an application with more connections
+    // than 1024 works through the proxy as at Redis.
+    assert_eq!(cfg.max_connections.get(), 10_000);
     assert_eq!(cfg.redis_timeout, Duration::from_millis(1000));
     assert_eq!(cfg.tracking_max_bytes, 64 << 20);
     // Never, as Redis's `timeout` (a client pointed at the proxy unchanged

@@ -137,8 +137,8 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable {
         name: "MAX_CONNECTIONS",
-        default: "1024",
-        help: "open RESP connections at most; more are told so and closed (1..=65536)",
+        default: "10000",
+        help: "open RESP connections at most, as Redis's maxclients; more are told so and closed (1..=65536); lowered at start, with a warning, to the open files limit less 32 if that is lower, as Redis lowers maxclients",
     },
     Variable {
         name: "CLIENT_IDLE_TIMEOUT_SECS",

@@ -1,25 +1,39 @@
-//! Shutting a dedicated connection (`dedicated.rs`) down from the event
-//! loop while its thread waits on Redis: when the client leaves, or for the
-//! proxy's shutdown, which the thread then tells the client.
+//! Ending a dedicated connection (`dedicated.rs`) from the event loop while
+//! its thread waits on Redis: when the client leaves, or for the proxy's
+//! shutdown, which the thread then tells the client.
+//!
+//! A blocking command's client that closes its side (a FIN, perhaps a
+//! half-close) has its end passed on to Redis as Redis would have read it:
+//! behind the request, as a half-close of the command's connection. So
+//! Redis decides, exactly as for the client itself: a command it can
+//! answer at once is answered (the reply comes back whole, and what the
+//! client sent after it runs, as at Redis), one that blocks is dropped
+//! when Redis reads the end (it frees the client: nothing popped, no
+//! reply, nothing after it runs). A client that is gone (a reset, a read
+//! error, closed by the proxy) or the proxy's shutdown shuts the
+//! connection at once, both ways, and a request not yet written is never
+//! sent: no one would read its reply.
 
 use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// Shuts a blocking command's connection down, from the event loop, when
-/// its client leaves: by [`Cancel::cancel`], or by dropping it (a client
-/// closed on a reset or a read error leaves without a word); a no-op once
-/// the command is over.
+use super::fence::Start;
+
+/// Ends a blocking command's connection, from the event loop, when its
+/// client leaves: by [`Cancel::cancel`] (its end read), or by dropping it
+/// (gone without a word); a no-op once the command is over.
 pub struct Cancel(pub(super) Closer);
 
 impl Cancel {
-    /// Shuts the connection down now (or as soon as it exists).
+    /// The client's end was read: passed on behind the request (see the
+    /// module's comment).
     pub fn cancel(&self) {
         self.0.cancel();
     }
 
-    /// [`Cancel::cancel`] for the proxy's shutdown: the client, still
-    /// there, is told the proxy is shutting down, not that Redis closed
-    /// the connection.
+    /// [`Cancel::cancel`] for the proxy's shutdown: the connection is shut
+    /// at once, and the client, still there, is told the proxy is shutting
+    /// down, not that Redis closed the connection.
     pub fn shut_down(&self) {
         self.0.lock().shutting_down = true;
         self.0.cancel();
@@ -28,12 +42,13 @@ impl Cancel {
 
 impl Drop for Cancel {
     fn drop(&mut self) {
+        self.0.lock().gone = true;
         self.0.cancel();
     }
 }
 
-/// What shuts a dedicated connection down, shared by the event loop's
-/// handle and the connection's thread.
+/// What ends a dedicated connection, shared by the event loop's handle and
+/// the connection's thread.
 #[derive(Clone, Default)]
 pub(super) struct Closer(Arc<Mutex<CancelState>>);
 
@@ -42,16 +57,46 @@ struct CancelState {
     cancelled: bool,
     /// Cancelled by the proxy's shutdown, not by the client leaving.
     shutting_down: bool,
+    /// The client is gone: nothing it sent is worth sending any more.
+    gone: bool,
+    /// A blocking command's: its client's end follows the request to Redis
+    /// as a half-close (a subscription's connection is shut at once).
+    half: bool,
+    /// The request has been written (or failed to be).
+    sent: bool,
     closer: Option<TcpStream>,
 }
 
+impl CancelState {
+    /// Whether a cancel shuts the connection at once, both ways, rather
+    /// than half-closing it behind the request.
+    fn cuts(&self) -> bool {
+        !self.half || self.shutting_down || self.gone
+    }
+}
+
 impl Closer {
-    /// Shuts the connection down now (or as soon as it exists).
+    /// A blocking command's: see the module's comment.
+    pub(super) fn for_blocking() -> Closer {
+        let closer = Closer::default();
+        closer.lock().half = true;
+        closer
+    }
+
+    /// Ends the connection: shuts it now (or as soon as it exists), or,
+    /// for a blocking command's client that closed its side, half-closes
+    /// it once the request is written.
     pub(super) fn cancel(&self) {
-        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.lock();
         state.cancelled = true;
-        if let Some(closer) = state.closer.take() {
-            let _ = closer.shutdown(Shutdown::Both);
+        if state.cuts() {
+            if let Some(closer) = state.closer.take() {
+                let _ = closer.shutdown(Shutdown::Both);
+            }
+        } else if state.sent {
+            if let Some(closer) = &state.closer {
+                let _ = closer.shutdown(Shutdown::Write);
+            }
         }
     }
 
@@ -66,11 +111,11 @@ impl Closer {
         self.lock().shutting_down
     }
 
-    /// Registers the connection to shut; false (and shut) if the client
-    /// has left already.
+    /// Registers the connection to end; false (and shut) if the request
+    /// must not be sent (the client is gone, or the proxy shutting down).
     pub(super) fn arm(&self, closer: TcpStream) -> bool {
-        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.cancelled {
+        let mut state = self.lock();
+        if state.cancelled && state.cuts() {
             let _ = closer.shutdown(Shutdown::Both);
             return false;
         }
@@ -78,11 +123,34 @@ impl Closer {
         true
     }
 
+    /// What runs once the request is written (or fails to be): `start`
+    /// ends (the fence falls), and a client whose end was read meanwhile
+    /// has it passed on.
+    pub(super) fn after_send(&self, start: Start) -> Box<dyn FnOnce() + Send> {
+        let (fence, written) = (start.into_hook(), self.clone());
+        Box::new(move || {
+            fence();
+            written.sent();
+        })
+    }
+
+    /// The request is written (or failed to be): a client whose end was
+    /// read meanwhile has it passed on now.
+    fn sent(&self) {
+        let mut state = self.lock();
+        state.sent = true;
+        if state.cancelled && !state.cuts() {
+            if let Some(closer) = &state.closer {
+                let _ = closer.shutdown(Shutdown::Write);
+            }
+        }
+    }
+
     /// The command is over: leave the connection alone from now on.
     /// False if the client left meanwhile (the connection may have been
     /// shut: it must not be used again).
     pub(super) fn disarm(&self) -> bool {
-        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.lock();
         state.closer = None;
         !state.cancelled
     }

@@ -179,9 +179,10 @@ impl Conn {
     }
 
     /// The client closed its side (or, blocked, was seen to leave): answer
-    /// what it sent, then close. A blocking command of its own is over.
+    /// what it sent, then close. Its end is passed on to the connection of
+    /// a blocking command of its own, behind the request (`cancel.rs`).
     fn input_ended(&mut self) {
-        if let Some(blocked) = self.blocked.take() {
+        if let Some(blocked) = &self.blocked {
             blocked.cancel();
             self.left_blocked = true;
         }
@@ -265,21 +266,26 @@ impl Conn {
     /// (forwarded batches only).
     ///
     /// A client that closed its side while its blocking command waited
-    /// (ioredis's `disconnect()`, so every BullMQ `close()`, half-closes)
-    /// had the command cut short: Redis, reading that end, frees the
-    /// client and closes without a word, so the error the cut connection
-    /// gave ("Redis closed the connection") is not written, nor anything
-    /// after it. Only an error is dropped so: whether the reply came in
-    /// whole is not known here, but an error carries nothing the command
-    /// took from Redis, while a whole reply (an element popped just before
-    /// the client left) is written, so nothing taken is lost.
+    /// (ioredis's `disconnect()` half-closes) had its end passed on behind
+    /// the command, so Redis decided as for the client itself: a whole
+    /// reply (Redis answered before it read the end) is written and the
+    /// rest runs, unless the client's WATCH ended with the command's
+    /// connection (it would run unwatched); no reply (the empty one,
+    /// `dedicated.rs`: Redis freed the client while it blocked) means
+    /// nothing more is written or run, as Redis never runs a blocked
+    /// client's further input.
     pub fn deliver(&mut self, reply: &[u8], held: Option<Held>, forwarded: bool) {
+        let left = forwarded && std::mem::take(&mut self.left_blocked);
+        let unwatched = held.is_none() && self.session.transaction.engaged();
         if forwarded {
             self.session.transaction.returned(held);
             self.blocked = None;
         }
-        let left = forwarded && std::mem::take(&mut self.left_blocked);
-        if left && matches!(reply.first(), Some(b'-' | b'!')) {
+        if left && (reply.is_empty() || unwatched) {
+            // As after QUIT: the rest of its input is never executed.
+            self.session.quit = true;
+        }
+        if left && reply.is_empty() {
             self.pushes.clear();
         } else {
             self.replies.buf.extend_from_slice(reply);

@@ -5,8 +5,9 @@
 //!
 //! At most DEDICATED_CONNECTIONS run at once; past it the command is
 //! refused with an error naming the setting. A client that leaves while its
-//! command blocks has that connection shut down at once ([`Cancel`]), so
-//! Redis unblocks it and nothing is popped on its behalf afterwards.
+//! command blocks has that connection ended at once ([`Cancel`]): its end
+//! passed on behind the command (a half-close), so Redis frees it as it
+//! would the client and nothing is popped on its behalf afterwards.
 //!
 //! A subscription's connection has two threads: one reads what Redis sends
 //! (confirmations, messages, replies) and passes it to the event loop as it
@@ -150,7 +151,7 @@ impl Dedicated {
             Ok(place) => place,
             Err(message) => return Err((message, lane)),
         };
-        let cancel = Closer::default();
+        let cancel = Closer::for_blocking();
         let (service, done, waker) = (
             Arc::clone(&self.service),
             self.done.clone(),
@@ -296,7 +297,7 @@ fn run_blocking(
     // fence falls with the request's own write.
     let (reply, held) = match service.cover_writes(batch, client, held) {
         Ok(mut held) => {
-            held.after_next_send(Some(start.into_hook()));
+            held.after_next_send(Some(cancel.after_send(start)));
             let (reply, mut held) =
                 forward(batch, client, Lane::Held(Some(held), true), None, service);
             if let Some(held) = held.as_mut() {
@@ -313,14 +314,17 @@ fn run_blocking(
     }
     drop(watch);
     if !cancel.disarm() {
-        // Cut short (the connection shut under the command): a client
-        // still there is told the proxy is shutting down, not that Redis
-        // closed it. A reply that came in whole (the connection came
-        // back with it) stands: its command ran.
-        if held.is_none() && cancel.shutting_down() {
+        // The client left, or the proxy is shutting down. A whole reply
+        // (the connection came back with it) stands: the command ran.
+        // Else the client is told of the shutdown, or (Redis read its end
+        // while the command blocked) owed nothing: `Conn::deliver`.
+        if held.is_some() {
+            return (reply, None);
+        }
+        if cancel.shutting_down() {
             return (error_reply(SHUTTING_DOWN), None);
         }
-        return (reply, None);
+        return (Vec::new(), None);
     }
     match held {
         Some(mut held) if keep => match held.wait_forever(false) {

@@ -34,7 +34,7 @@ use std::time::Duration;
 use mio::Token;
 
 use super::cmd::pubsub::is_message;
-use super::conn::Conn;
+use super::conn::{Conn, State};
 use super::reply::Protocol;
 use super::session::AtRedis;
 use super::upstream::ClientMap;
@@ -90,6 +90,12 @@ impl Conn {
             self.wait();
             return true;
         }
+        self.send_barrier()
+    }
+
+    /// Sends the barrier and waits for it; false if the subscription is
+    /// gone.
+    fn send_barrier(&mut self) -> bool {
         self.session.at_redis.barrier = true;
         self.session.at_redis.barrier_since = Some(std::time::Instant::now());
         let sent = self
@@ -100,6 +106,25 @@ impl Conn {
             self.wait();
         }
         sent
+    }
+
+    /// The client's input ended with replies still owed on its
+    /// subscription (`SUBSCRIBE ch` and `PING`, then a half-close): Redis
+    /// executes all it read before it reads the end, so it writes those
+    /// replies, then closes. The proxy sends the barrier and closes once it
+    /// is back, those replies passed on. False if the subscription is gone
+    /// (the client is closed now).
+    pub fn settle_before_close(&mut self) -> bool {
+        let at_redis = &self.session.at_redis;
+        if self.state != (State::Closing { since: None })
+            || self.session.quit
+            || self.subscription.is_none()
+            || at_redis.settled()
+            || at_redis.barrier
+        {
+            return true;
+        }
+        self.send_barrier()
     }
 
     /// Whether `reply` is the barrier's: dropped, and the client resumes

@@ -98,6 +98,36 @@ fn a_resp_client_beyond_max_connections_is_told_so_and_closed_at_once() {
     });
 }
 
+/// MAX_CONNECTIONS is Redis's `maxclients` 10,000 by default, and lowered
+/// at start to the open files limit less 32, with a warning, where that is
+/// lower: redis-server under the same hard limit of 100 says "maxclients
+/// has been reduced to 68" and reports `maxclients:68`. Past it a client is
+/// told so, not left unanswered in the backlog for want of a descriptor.
+#[test]
+fn max_connections_is_lowered_to_the_open_files_limit_as_redis_lowers_maxclients() {
+    let redis = RedisServer::start();
+    let wrapper = ["prlimit", "--nofile=100:100", "--"];
+    let proxy = Proxy::start_wrapped(&redis.url(), &[RESP], &wrapper);
+    let warned = proxy.warnings().iter().any(|line| {
+        line.contains("MAX_CONNECTIONS=10000 needs at least 10032 open files")
+            && line.contains("MAX_CONNECTIONS lowered to 68")
+    });
+    assert!(warned, "{}", proxy.log());
+    assert_eq!(proxy.metric("redis_proxy_max_connections"), 68.0);
+    let mut held: Vec<TcpStream> = (0..68).map(|_| connect(proxy.resp_addr())).collect();
+    for conn in &mut held {
+        assert_eq!(roundtrip_line(conn, b"PING\r\n"), "+PONG\r\n");
+    }
+    let info = roundtrip_bulk(&mut held[0], b"INFO clients\r\n");
+    let info = String::from_utf8_lossy(&info);
+    assert!(info.contains("\r\nmaxclients:68\r\n"), "{info}");
+    let refused = read_until_closed(&mut connect(proxy.resp_addr()));
+    assert_eq!(
+        show(&refused),
+        show(b"-ERR max number of clients reached\r\n")
+    );
+}
+
 #[test]
 fn client_names_are_refused_with_redis_words_and_no_longer_than_a_key() {
     let redis = RedisServer::start();

@@ -82,6 +82,7 @@ mod reset;
 mod resp;
 mod resp_bytes;
 mod resp_close;
+mod resp_half_close;
 mod resp_idle;
 mod sentinel;
 mod sentinel_held;

@@ -337,6 +337,8 @@ impl Loop {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
+        // Replies owed on a subscription come before the client's end.
+        let open = open && conn.settle_before_close();
         if !open || conn.is_done() {
             self.close(token);
             return;
