@@ -4,7 +4,8 @@
 //! one; and settings that cannot work stop start-up naming the variable.
 
 use crate::common::certs::make_certificates;
-use crate::common::{free_port, refused_start, InProcess, RedisServer, TempDir};
+use crate::common::sentinel::{spawn_sentinel, MASTER};
+use crate::common::{eventually, free_port, refused_start, InProcess, RedisServer, TempDir};
 
 #[test]
 fn rediss_with_a_trusted_ca_reads_through_and_an_untrusted_one_is_refused() {
@@ -182,5 +183,70 @@ fn tls_to_redis_settings_that_cannot_work_stop_start_up_naming_the_variable() {
             !stderr.contains(secret_line),
             "the key was logged: {stderr}"
         );
+    }
+}
+
+/// Sentinel mode over TLS, the sentinel and the master both asking for
+/// client certificates: the proxy presents REDIS_TLS_CERT_FILE's to the
+/// sentinel (and trusts REDIS_TLS_CA there, as at the master) and to the
+/// master it names, so it reads and its link comes up.
+#[test]
+fn sentinel_mode_over_tls_presents_the_certificate_to_sentinels_and_the_master() {
+    let dir = TempDir::new("mtls-sentinel");
+    let (master, master_tls) = tls_redis(&dir, &["--tls-auth-clients", "yes"]);
+    master.set("k", "through a TLS sentinel");
+    let file = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let (plain, tls) = (free_port(), free_port());
+    let conf = dir.path().join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port {plain}\nbind 127.0.0.1\ntls-port {tls}\n\
+             tls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n\
+             tls-client-cert-file {}\ntls-client-key-file {}\n\
+             tls-replication yes\ntls-auth-clients yes\n\
+             sentinel monitor {MASTER} 127.0.0.1 {master_tls} 1\n",
+            file("server.pem"),
+            file("server.key"),
+            file("ca.pem"),
+            file("client.pem"),
+            file("client.key"),
+        ),
+    )
+    .expect("write the sentinel's config");
+    let sentinel = Killed(spawn_sentinel(&conf));
+    eventually("the sentinel to answer on its plain port", || {
+        let mut conn = redis::Client::open(format!("redis://127.0.0.1:{plain}"))
+            .ok()?
+            .get_connection()
+            .ok()?;
+        redis::cmd("PING").query::<String>(&mut conn).ok()
+    });
+    let (ca, cert, key) = (file("ca.pem"), file("client.pem"), file("client.key"));
+    let proxy = InProcess::start_at(
+        &format!("rediss://127.0.0.1:{tls}"),
+        &[
+            ("REDIS_MODE", "sentinel"),
+            ("REDIS_SENTINEL_MASTER", MASTER),
+            ("REDIS_TLS_CA", &ca),
+            ("REDIS_TLS_CERT_FILE", &cert),
+            ("REDIS_TLS_KEY_FILE", &key),
+        ],
+    );
+    proxy.wait_for_link("up");
+    let reply = proxy.get_key("k");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.body, b"through a TLS sentinel");
+    drop(proxy);
+    drop(sentinel);
+}
+
+/// A child process killed (and reaped) when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
