@@ -96,6 +96,15 @@ impl std::fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
+impl StartError {
+    /// Whether a setting's value is at fault (a certificate or key file
+    /// that cannot be used), which the binary reports as it does a bad
+    /// value (exit code 2), rather than the machine's state (a port taken).
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, StartError::Tls(_))
+    }
+}
+
 /// A running proxy: the shared service and its front ends.
 pub struct Proxy {
     http: HttpServer,

@@ -90,8 +90,10 @@ fn run() -> Result<ExitCode, Failure> {
             log::warn!("{warning}");
         }
     }
-    let proxy =
-        Proxy::start(&config).map_err(|err| Failure::other(format!("cannot start: {err}")))?;
+    let proxy = Proxy::start(&config).map_err(|err| match err.is_configuration() {
+        true => Failure::usage(format!("cannot start: {err}")),
+        false => Failure::other(format!("cannot start: {err}")),
+    })?;
     // The addresses bound, not the ones asked for: with port 0 this line is
     // where the ports the kernel picked can be read.
     let tls = config.tls.is_some();

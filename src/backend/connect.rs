@@ -1,5 +1,5 @@
-//! Opening connections to Redis as `REDIS_ADDRESS`, `REDIS_TLS_CA` and
-//! `REDIS_TIMEOUT_MS` say: the redis crate's clients for the pool, the
+//! Opening connections to Redis as `REDIS_ADDRESS`, `REDIS_TLS_CA`,
+//! `REDIS_TLS_CERT_FILE`/`REDIS_TLS_KEY_FILE` and `REDIS_TIMEOUT_MS` say: the redis crate's clients for the pool, the
 //! probe and the invalidation links, and the database clients start in.
 
 use std::io;
@@ -48,6 +48,12 @@ pub(super) fn connect_failure(err: &redis::RedisError, target: &super::Target) -
         format!("connection refused to {to}")
     } else if err.is_timeout() {
         format!("connecting to {to} timed out")
+    } else if err.to_string().contains("CertificateRequired") {
+        // A TLS Redis at its default `tls-auth-clients yes`: say which
+        // settings answer it.
+        format!(
+            "cannot connect to {to}: {err} (Redis asks for a client certificate: REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE)"
+        )
     } else {
         format!("cannot connect to {to}: {err}")
     }
@@ -65,24 +71,55 @@ pub(super) fn client(
     let info = url.as_str().into_connection_info()?;
     let settings = info.redis_settings().clone().set_protocol(protocol);
     let info = info.set_redis_settings(settings);
-    match &config.redis_tls_ca {
-        Some(ca) => redis::Client::build_with_tls(
-            info,
-            redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(ca.clone()),
-            },
-        ),
-        None => redis::Client::open(info),
+    client_for(config, info)
+}
+
+/// A client for `info` as it stands (a sentinel's, say), with REDIS_TLS_CA
+/// and the client certificate if `info` is `rediss://`.
+pub(super) fn client_for(
+    config: &Config,
+    info: redis::ConnectionInfo,
+) -> redis::RedisResult<redis::Client> {
+    match certificates(config) {
+        Some(certificates) if matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) => {
+            redis::Client::build_with_tls(info, certificates)
+        }
+        _ => redis::Client::open(info),
     }
 }
 
+/// What the redis crate's `rediss://` clients trust and present:
+/// REDIS_TLS_CA and the client certificate, `None` when neither is set
+/// (the system's CAs, no certificate). Every client the crate makes takes
+/// these: the pool's, the probe's, the invalidation links', the cluster's
+/// and the sentinels'.
+pub(super) fn certificates(config: &Config) -> Option<redis::TlsCertificates> {
+    if config.redis_tls_ca.is_none() && config.redis_tls_client.is_none() {
+        return None;
+    }
+    Some(redis::TlsCertificates {
+        client_tls: config
+            .redis_tls_client
+            .as_ref()
+            .map(|client| redis::ClientTlsConfig {
+                client_cert: client.cert_pem.clone(),
+                client_key: client.key_pem.clone(),
+            }),
+        root_cert: config.redis_tls_ca.clone(),
+    })
+}
+
 /// Whom raw connections to the configured Redis trust: REDIS_TLS_CA's
-/// certificates (else the system's) for `rediss://`, nothing for plain
-/// `redis://`. The forwarders' connections and the invalidation links.
+/// certificates (else the system's) for `rediss://`, presenting
+/// REDIS_TLS_CERT_FILE's certificate if set; nothing for plain `redis://`.
+/// The forwarders' connections and the invalidation links.
 pub(super) fn tls_roots(config: &Config) -> io::Result<TlsRoots> {
     let tls = config.redis_url.scheme() == "rediss";
-    TlsRoots::new(tls, config.redis_tls_ca.as_deref())
+    TlsRoots::new(
+        tls,
+        config.redis_tls_ca.as_deref(),
+        config.redis_tls_client.as_ref(),
+    )
 }
 
 /// A cluster client for the seed nodes (TLS and its CA included), each
@@ -99,11 +136,8 @@ pub(super) fn cluster_client(config: &Config) -> redis::RedisResult<redis::clust
     .max_retry_wait(100);
     if config.redis_url.scheme() == "rediss" {
         builder = builder.tls(redis::TlsMode::Secure);
-        if let Some(ca) = &config.redis_tls_ca {
-            builder = builder.certs(redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(ca.clone()),
-            });
+        if let Some(certificates) = certificates(config) {
+            builder = builder.certs(certificates);
         }
     }
     builder.build()

@@ -301,6 +301,7 @@ fn sentinel_client(
     };
     let first = config.redis_url.as_str().into_connection_info()?;
     let redis = first.redis_settings();
+    let sentinel_tls = matches!(addr, ConnectionAddr::TcpTls { .. });
     let mut builder = SentinelClientBuilder::new([addr], master, SentinelServerType::Master)?
         .set_client_to_redis_protocol(redis::ProtocolVersion::RESP2);
     if let Some(username) = redis.username() {
@@ -313,14 +314,18 @@ fn sentinel_client(
         builder =
             builder.set_client_to_sentinel_password(String::from_utf8_lossy(password.expose()));
     }
+    // The sentinels get the same CA and client certificate as the master:
+    // a sentinel with TLS asks for client certificates as redis-server does
+    // (`tls-auth-clients`, yes by default), and is usually set up alongside.
+    let certificates = super::connect::certificates(config);
     if matches!(first.addr(), ConnectionAddr::TcpTls { .. }) {
         builder = builder.set_client_to_redis_tls_mode(redis::TlsMode::Secure);
-        if let Some(ca) = &config.redis_tls_ca {
-            builder = builder.set_client_to_redis_certificates(redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(ca.clone()),
-            });
+        if let Some(certificates) = &certificates {
+            builder = builder.set_client_to_redis_certificates(certificates.clone());
         }
+    }
+    if let Some(certificates) = certificates.filter(|_| sentinel_tls) {
+        builder = builder.set_client_to_sentinel_certificates(certificates);
     }
     builder.build()
 }

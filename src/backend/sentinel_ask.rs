@@ -22,7 +22,7 @@ use std::time::Duration;
 use redis::sentinel::SentinelClient;
 use redis::{ConnectionAddr, ConnectionInfo};
 
-use super::connect::{client, connect};
+use super::connect::{client, client_for, connect};
 use crate::config::Config;
 
 /// A `host:port`.
@@ -144,7 +144,7 @@ impl Asker {
 
     /// The master `sentinel` names for the set, on a connection of our own.
     fn named_by(&self, sentinel: &Sentinel) -> redis::RedisResult<Option<HostPort>> {
-        let client = redis::Client::open(sentinel.info.clone())?;
+        let client = client_for(&self.config, sentinel.info.clone())?;
         let mut conn = connect(&client, self.timeout)?;
         redis::cmd("SENTINEL")
             .arg("GET-MASTER-ADDR-BY-NAME")

@@ -108,6 +108,10 @@ pub struct Config {
     pub tracking_max_bytes: usize,
     /// CORS_ALLOW_ORIGINS: other origins whose pages may read answers.
     pub cors_origins: CorsOrigins,
+    /// REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE: the certificate the
+    /// proxy presents to Redis over `rediss://`, for a Redis that asks for
+    /// one (`tls-auth-clients yes`, redis-server's default).
+    pub redis_tls_client: Option<RedisClientCert>,
 }
 
 /// Which master set to ask the sentinels for, and how to talk to them.
@@ -249,6 +253,7 @@ impl Config {
             }
         }
         let redis_nodes = parse_redis_addresses(raw("REDIS_ADDRESS"), redis_mode)?;
+        let tls_to_redis = redis_nodes[0].scheme() == "rediss";
         let sentinel = parse_sentinel(
             redis_mode,
             raw("REDIS_SENTINEL_MASTER"),
@@ -259,7 +264,7 @@ impl Config {
             sentinel,
             redis_url: redis_nodes[0].clone(),
             redis_nodes,
-            redis_tls_ca: read_ca(raw("REDIS_TLS_CA"))?,
+            redis_tls_ca: redis_tls::read_ca(raw("REDIS_TLS_CA"), tls_to_redis)?,
             cache_expiry: parse_seconds(raw("GLOBAL_CACHE_EXPIRY"))?,
             cache_capacity: raw("CACHE_CAPACITY")
                 .parse_non_zero(MAX_CAPACITY, "a whole number 1..=4294967294")?,
@@ -322,6 +327,11 @@ impl Config {
                 "a whole number of bytes 1024..=1099511627776",
             )?,
             cors_origins: cors::parse_cors(raw("CORS_ALLOW_ORIGINS"))?,
+            redis_tls_client: redis_tls::read_client_cert(
+                raw("REDIS_TLS_CERT_FILE"),
+                raw("REDIS_TLS_KEY_FILE"),
+                tls_to_redis,
+            )?,
         })
     }
 
@@ -351,11 +361,13 @@ mod cached;
 mod cors;
 mod open_files;
 mod parse;
+mod redis_tls;
 mod settings;
 mod variables;
 pub use cached::DEFAULT_CACHE_COMMANDS;
 pub use cors::CorsOrigins;
 use parse::*;
+pub use redis_tls::RedisClientCert;
 pub use settings::{Forwarding, Invalidation, RedisMode, Secret};
 use variables::default_of;
 pub use variables::{help_text, Variable, RENAMED, VARIABLES};

@@ -58,18 +58,6 @@ pub(super) fn parse_seconds(raw: Raw) -> Result<Duration, ConfigError> {
     Duration::try_from_secs_f64(secs).map_err(|_| raw.error(EXPECTED))
 }
 
-pub(super) fn read_ca(raw: Raw) -> Result<Option<Vec<u8>>, ConfigError> {
-    let path = raw.value.trim();
-    if path.is_empty() {
-        return Ok(None);
-    }
-    match std::fs::read(path) {
-        Ok(pem) if pem.windows(11).any(|w| w == b"-----BEGIN ") => Ok(Some(pem)),
-        Ok(_) => Err(raw.error("a PEM file of certificates")),
-        Err(err) => Err(raw.error(&format!("a readable PEM file ({err})"))),
-    }
-}
-
 pub(super) fn parse_bool(raw: Raw) -> Result<bool, ConfigError> {
     match raw.value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => Ok(true),
@@ -246,13 +234,17 @@ pub(super) fn masked(url: &Url) -> String {
     shown.to_string()
 }
 
-/// TLS_CERT_FILE and TLS_KEY_FILE: both or neither. The files are read at
-/// start-up, where a bad one stops the proxy naming its variable.
+/// TLS_CERT_FILE and TLS_KEY_FILE (or REDIS_TLS_CERT_FILE and
+/// REDIS_TLS_KEY_FILE): both or neither. The files are read at start-up,
+/// where a bad one stops the proxy naming its variable.
 pub(super) fn parse_tls(cert: Raw, key: Raw) -> Result<Option<TlsFiles>, ConfigError> {
     match (cert.value.trim(), key.value.trim()) {
         ("", "") => Ok(None),
-        (_, "") => Err(key.error("a PEM key file, since TLS_CERT_FILE is set")),
-        ("", _) => Err(cert.error("a PEM certificate file, since TLS_KEY_FILE is set")),
+        (_, "") => Err(key.error(&format!("a PEM key file, since {} is set", cert.name))),
+        ("", _) => Err(cert.error(&format!(
+            "a PEM certificate file, since {} is set",
+            key.name
+        ))),
         (c, k) => Ok(Some(TlsFiles {
             cert: PathBuf::from(c),
             key: PathBuf::from(k),

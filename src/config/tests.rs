@@ -310,3 +310,44 @@ fn forward_timeout_is_off_by_default_and_validated_like_redis_timeout() {
         assert!(err.to_string().contains("0 (no timeout)"), "{err}");
     }
 }
+
+/// TLS towards Redis: the client certificate both or neither, and all three
+/// settings for `rediss://` only; a file that cannot be read, or a CA file
+/// with no certificate in it, refused at start naming its variable.
+#[test]
+fn tls_to_redis_settings_that_cannot_work_are_refused_naming_the_variable() {
+    let rediss = ("REDIS_ADDRESS", "rediss://localhost:6380");
+    let plain = ("REDIS_ADDRESS", "redis://localhost:6379");
+    let no_cert =
+        std::env::temp_dir().join(format!("redis-proxy-no-cert-{}.pem", std::process::id()));
+    std::fs::write(
+        &no_cert,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .expect("write a PEM file without a certificate");
+    let no_cert = no_cert.to_string_lossy().into_owned();
+    let cert = ("REDIS_TLS_CERT_FILE", "/nonexistent/client.pem");
+    let key = ("REDIS_TLS_KEY_FILE", "/nonexistent/client.key");
+    for (pairs, named) in [
+        (vec![rediss, cert], "REDIS_TLS_KEY_FILE"),
+        (vec![rediss, key], "REDIS_TLS_CERT_FILE"),
+        (vec![rediss, cert, key], "REDIS_TLS_CERT_FILE"),
+        (vec![plain, cert, key], "REDIS_TLS_CERT_FILE"),
+        (
+            vec![plain, ("REDIS_TLS_CA", "/nonexistent/ca.pem")],
+            "REDIS_TLS_CA",
+        ),
+        (
+            vec![rediss, ("REDIS_TLS_CA", "/nonexistent/ca.pem")],
+            "REDIS_TLS_CA",
+        ),
+        (
+            vec![rediss, ("REDIS_TLS_CA", no_cert.as_str())],
+            "REDIS_TLS_CA",
+        ),
+    ] {
+        let err = config(&pairs).expect_err(named);
+        assert_eq!(err.variable, named, "{pairs:?}: {err}");
+    }
+    let _ = std::fs::remove_file(&no_cert);
+}

@@ -41,6 +41,16 @@ pub const VARIABLES: &[Variable] = &[
         help: "for rediss://, a PEM file of CA certificates to trust (empty: the system's)",
     },
     Variable {
+        name: "REDIS_TLS_CERT_FILE",
+        default: "",
+        help: "for rediss://, a PEM certificate chain (leaf first) the proxy presents to Redis and its sentinels, for a Redis that asks for one (tls-auth-clients yes, its default); with REDIS_TLS_KEY_FILE",
+    },
+    Variable {
+        name: "REDIS_TLS_KEY_FILE",
+        default: "",
+        help: "the PEM private key for REDIS_TLS_CERT_FILE (PKCS#8, PKCS#1 or SEC1, not encrypted; both or neither)",
+    },
+    Variable {
         name: "INVALIDATION",
         default: "auto",
         help: "tracking: drop a key the moment Redis says it changed (CLIENT TRACKING); off: TTL only; auto: tracking if Redis allows it, else off",

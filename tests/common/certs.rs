@@ -1,11 +1,14 @@
-//! Test certificates: a CA and a server certificate signed by it.
+//! Test certificates: a CA, and a server and a client certificate signed by
+//! it.
 
 use std::path::Path;
 use std::process::Command;
 
 /// Writes `ca.pem`, `server.pem` and `server.key` into `dir`: a CA and a
 /// certificate for 127.0.0.1 and localhost signed by it, made with the
-/// openssl command line.
+/// openssl command line; and `client.pem` and `client.key`, a client
+/// certificate signed by the same CA (what a Redis with
+/// `tls-auth-clients yes` asks the proxy for).
 pub fn make_certificates(dir: &Path) {
     let run = |args: &[&str]| {
         let out = Command::new("openssl")
@@ -67,6 +70,37 @@ pub fn make_certificates(dir: &Path) {
         "2",
         "-extfile",
         "server.ext",
+    ]);
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n")
+        .expect("write extensions");
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+        "-subj",
+        "/CN=redis-proxy test client",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "client.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "client.ext",
     ]);
 }
 

@@ -160,10 +160,10 @@ impl Drop for Proxy {
 }
 
 /// Runs the binary with only `env` (in a directory of its own, so no
-/// `.env` is read) and expects it to refuse to start: to exit, and not
-/// successfully, within `PATIENCE`. One that took its settings would serve
-/// until killed: it is killed and the test fails. Returns its stderr, for
-/// the test to check it names the variable.
+/// `.env` is read) and expects it to refuse to start: to exit within
+/// `PATIENCE` with code 2, as the README says a bad value does. One that
+/// took its settings would serve until killed: it is killed and the test
+/// fails. Returns its stderr, for the test to check it names the variable.
 pub fn refused_start(env: &[(&str, &str)]) -> String {
     let dir = TempDir::new("refused-start");
     let log = dir.path().join("stderr");
@@ -188,9 +188,11 @@ pub fn refused_start(env: &[(&str, &str)]) -> String {
         std::thread::sleep(Duration::from_millis(10));
     };
     let stderr = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(
-        status.is_some_and(|status| !status.success()),
-        "{env:?} was accepted ({status:?}): {stderr}"
+    assert!(status.is_some(), "{env:?} was accepted: {stderr}");
+    assert_eq!(
+        status.and_then(|status| status.code()),
+        Some(2),
+        "{env:?}: a bad value exits 2: {stderr}"
     );
     stderr
 }

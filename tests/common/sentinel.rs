@@ -178,7 +178,8 @@ impl Sentinels {
     }
 }
 
-fn spawn_sentinel(conf: &std::path::Path) -> Child {
+/// A sentinel run from the config file `conf` (the caller kills it).
+pub fn spawn_sentinel(conf: &std::path::Path) -> Child {
     Command::new("redis-server")
         .arg(conf)
         .arg("--sentinel")

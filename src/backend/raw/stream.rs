@@ -9,15 +9,22 @@ use std::time::Duration;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 
+use crate::config::RedisClientCert;
+
 /// Whom a `rediss://` connection trusts: REDIS_TLS_CA's certificates, or
-/// the system's. Built once; cheap to share.
+/// the system's; and the client certificate it presents, if
+/// REDIS_TLS_CERT_FILE is set. Built once; cheap to share.
 #[derive(Clone, Default)]
 pub struct TlsRoots(Option<Arc<rustls::ClientConfig>>);
 
 impl TlsRoots {
     /// The client configuration for `rediss://`, or nothing for plain
     /// `redis://` (where it is never needed).
-    pub fn new(tls: bool, ca_pem: Option<&[u8]>) -> io::Result<TlsRoots> {
+    pub fn new(
+        tls: bool,
+        ca_pem: Option<&[u8]>,
+        client: Option<&RedisClientCert>,
+    ) -> io::Result<TlsRoots> {
         if !tls {
             return Ok(TlsRoots(None));
         }
@@ -37,9 +44,8 @@ impl TlsRoots {
                 }
             }
         }
-        let config = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let config = crate::tls::redis_client_config(roots, client)
+            .map_err(|err| io::Error::other(err.to_string()))?;
         Ok(TlsRoots(Some(Arc::new(config))))
     }
 
