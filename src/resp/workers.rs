@@ -66,6 +66,15 @@ pub enum DoneKind {
     Message,
     /// The subscription ended (the error to tell, if any): close.
     Ended,
+    /// The subscription's connection ended under it (Redis closed it, or
+    /// a failover moved the master; `reply`: the cause, for the log):
+    /// close without a word, as Redis closes its own.
+    LinkEnded,
+    /// A forwarded batch whose Redis connection, the client's own (a
+    /// blocking command's, a transaction's), ended under it: Redis closed
+    /// it, or a failover moved the master. The replies that came, then
+    /// close, as Redis closes the client's own connection.
+    Lost,
 }
 
 /// Where the event loop puts jobs, knowing how many workers are free: idle
@@ -150,7 +159,8 @@ pub fn start(
                         Work::Forward(..) => DoneKind::Forwarded,
                         Work::Fetch(..) => DoneKind::Fetched,
                     };
-                    let (reply, held) = run_guarded(job, &service);
+                    let (reply, held, ended) = run_guarded(job, &service);
+                    let kind = if ended { DoneKind::Lost } else { kind };
                     free.fetch_add(1, Ordering::AcqRel);
                     let done = Done {
                         token,
@@ -171,8 +181,9 @@ pub fn start(
 
 /// Runs a job, turning a panic into an error reply: the connection goes on,
 /// the panic is logged (by the panic hook and here), and the worker lives on
-/// to take the next job, as a replaced worker would.
-fn run_guarded(job: Job, service: &Service) -> (Vec<u8>, Option<Held>) {
+/// to take the next job, as a replaced worker would. True: the client's
+/// own Redis connection ended under it (`Ran::ended`).
+fn run_guarded(job: Job, service: &Service) -> (Vec<u8>, Option<Held>, bool) {
     // For the `protocol` label of the hits and misses this job counts.
     crate::metrics::serve_on_this_thread(crate::metrics::FrontEnd::Resp);
     let protocol = job.protocol;
@@ -183,7 +194,7 @@ fn run_guarded(job: Job, service: &Service) -> (Vec<u8>, Option<Held>) {
         Work::Fetch(_) => 1,
     };
     let run = || match job.work {
-        Work::Fetch(work) => (fetch(work, protocol, service), None),
+        Work::Fetch(work) => (fetch(work, protocol, service), None, false),
         Work::Forward(job) => {
             let Forward {
                 batch,
@@ -191,7 +202,8 @@ fn run_guarded(job: Job, service: &Service) -> (Vec<u8>, Option<Held>) {
                 lane,
                 exec,
             } = *job;
-            forward(&batch, client, lane, exec.as_ref(), service)
+            let ran = forward(&batch, client, lane, exec.as_ref(), service);
+            (ran.replies, ran.held, ran.ended)
         }
     };
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
@@ -204,7 +216,7 @@ fn run_guarded(job: Job, service: &Service) -> (Vec<u8>, Option<Held>) {
                 service.resp_answered(false, Duration::ZERO);
                 replies.error("ERR internal error");
             }
-            (replies.buf, None)
+            (replies.buf, None, false)
         }
     }
 }
