@@ -112,3 +112,38 @@ fn a_client_whose_watch_or_multi_connection_redis_closed_is_closed_as_at_redis()
     assert_eq!(wire.call("WATCH dl-key"), b"+OK\r\n");
     assert_eq!(wire.call("GET dl-key"), b"$-1\r\n");
 }
+
+/// Cluster mode: the node a client's own connection goes to is killed
+/// (a blocked `BLPOP`, an `SSUBSCRIBE`, a `WATCH`): each client is closed
+/// without a word, straight at the node and through the proxy alike.
+#[test]
+fn a_cluster_node_killed_under_its_clients_own_connections_closes_them_as_at_the_node() {
+    let (mut cluster, proxy) = crate::forward_cluster::start();
+    let node = cluster.master_index("{dl}queue");
+    let mut held = Vec::new();
+    for addr in [cluster.nodes[node].addr(), proxy.resp_addr()] {
+        let mut blocked = Wire::connect(addr);
+        blocked.send_args(&["BLPOP", "{dl}queue", "0"]);
+        held.push((addr, "BLPOP", blocked));
+        let mut subscriber = Wire::connect(addr);
+        let confirmed = subscriber.call_args(&["SSUBSCRIBE", "{dl}channel"]);
+        assert!(
+            show(&confirmed).contains("ssubscribe"),
+            "{}",
+            show(&confirmed)
+        );
+        held.push((addr, "SSUBSCRIBE", subscriber));
+        let mut watching = Wire::connect(addr);
+        assert_eq!(watching.call("WATCH {dl}key"), b"+OK\r\n");
+        held.push((addr, "WATCH", watching));
+    }
+    wait_blocked(&cluster.nodes[node], 2);
+    cluster.nodes[node].stop();
+    for (addr, what, mut wire) in held {
+        if what == "WATCH" {
+            wire.send(&crate::common::resp_wire::encode_line("GET {dl}key"));
+        }
+        let rest = read_until_closed(&mut wire.stream);
+        assert_eq!(show(&rest), "", "{what} at {addr}");
+    }
+}
