@@ -98,7 +98,9 @@ impl Backend {
     /// used: nothing is sent and the batch fails with [`MASTER_CHANGED`]
     /// (the demoted master would answer with old data, and run an EXEC
     /// whose writes the new master never sees). The caller drops it, which
-    /// ends the client's transaction as a lost connection would.
+    /// ends the client's transaction as a lost connection would (and, the
+    /// connection counting as ended, closes the client, as the sentinels'
+    /// `CLIENT KILL TYPE normal` closes the demoted master's clients).
     pub fn forward_on(
         &self,
         conn: &mut RawConn,
@@ -108,7 +110,10 @@ impl Backend {
         out: &mut Vec<u8>,
     ) -> Result<(), ForwardError> {
         if conn.generation != self.target.generation() {
+            // As if ended under the client: the sentinels close the
+            // demoted master's clients (`CLIENT KILL TYPE normal`).
             conn.broken = true;
+            conn.ended = true;
             return Err(ForwardError {
                 answered: 0,
                 error: BackendError::Unavailable(MASTER_CHANGED.to_owned()),

@@ -21,15 +21,18 @@ use std::io::Write;
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
+use std::sync::LazyLock;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
+use std::time::Duration;
 
 use mio::{Token, Waker};
 
-use crate::service::{Batch, Client, Held, Lane, Pin, Service};
+use crate::log_limit::LogLimiter;
+use crate::service::{Batch, Client, Lane, Pin, Service};
 
+use super::blocking::run_blocking;
 use super::cancel::{Cancel, Closer};
-use super::cmd::forward;
 use super::fence::{Fence, Start};
 use super::workers::{Done, DoneKind};
 
@@ -51,14 +54,25 @@ pub struct Dedicated {
     fence: Fence,
 }
 
-/// What a client whose blocking command the proxy's shutdown cut short is
-/// told before it is closed (Redis, shut down, would close without a word).
-const SHUTTING_DOWN: &str = "ERR proxy shutting down";
+/// Why a subscription's connection ended when the proxy followed a
+/// failover and shut it (for the log: the client is closed without a
+/// word, as the sentinels' `CLIENT KILL TYPE pubsub` closes it at Redis).
+const MASTER_CHANGED: &str = "master changed (sentinel failover)";
 
-/// What a client whose blocking command or subscription a change of
-/// master (a sentinel failover) ended is told.
-const MASTER_CHANGED: &str =
-    "ERR master changed (sentinel failover): blocking command or subscription ended";
+/// Warnings that a subscription's connection ended under its client, at
+/// most one per interval (a Redis restart ends them all at once).
+static SUBSCRIPTION_ENDED: LazyLock<LogLimiter> =
+    LazyLock::new(|| LogLimiter::new(Duration::from_secs(5)));
+
+/// Logs why a client's subscription connection ended under it (`cause`):
+/// the client is closed, as Redis closes its own.
+pub(super) fn subscription_lost(cause: &[u8]) {
+    SUBSCRIPTION_ENDED.warn(format_args!(
+        "a client's subscription connection to Redis ended ({}): the client's connection is \
+         closed, as Redis closes its own",
+        String::from_utf8_lossy(cause)
+    ));
+}
 
 /// One of the DEDICATED_CONNECTIONS places, given back when dropped.
 struct Place(Arc<AtomicUsize>);
@@ -170,7 +184,8 @@ impl Dedicated {
                 else {
                     return;
                 };
-                let (reply, held) = run_blocking(&service, &batch, (client, lane), &armed, start);
+                let (reply, held, lost) =
+                    run_blocking(&service, &batch, (client, lane), &armed, start);
                 // The place is free before the client can see the reply
                 // and send its next blocking command.
                 drop(place);
@@ -178,7 +193,11 @@ impl Dedicated {
                     token,
                     reply,
                     held,
-                    kind: DoneKind::Forwarded,
+                    kind: if lost {
+                        DoneKind::Lost
+                    } else {
+                        DoneKind::Forwarded
+                    },
                     resend: None,
                 };
                 if done.send(done_msg).is_ok() {
@@ -224,7 +243,7 @@ impl Dedicated {
             .name("resp-subscribed".to_owned())
             .spawn(move || {
                 let place = place;
-                let ended = relay(
+                let (kind, ended) = relay(
                     &service,
                     (client, pin),
                     &armed,
@@ -248,7 +267,7 @@ impl Dedicated {
                     token,
                     reply: ended.into_bytes(),
                     held: None,
-                    kind: DoneKind::Ended,
+                    kind,
                     resend: None,
                 });
                 let _ = waker.wake();
@@ -263,102 +282,31 @@ impl Dedicated {
     }
 }
 
-/// The blocking request's reply, and the connection the client still
-/// holds after it (a WATCH), if any. `start` ends once the request is
-/// written to Redis (or could not be).
-fn run_blocking(
-    service: &Service,
-    batch: &Batch,
-    (client, lane): (Client, Lane),
-    cancel: &Closer,
-    start: Start,
-) -> (Vec<u8>, Option<Held>) {
-    let (held, keep) = match lane {
-        Lane::Held(Some(held), keep) => (Ok(held), keep),
-        Lane::Held(None, keep) => (service.hold(client, service.pin(batch)), keep),
-        Lane::Pooled => (service.hold(client, service.pin(batch)), false),
-    };
-    let mut held = match held {
-        Ok(held) => held,
-        Err(message) => return (error_reply(&message), None),
-    };
-    let armed = held.closer().is_ok_and(|closer| cancel.arm(closer));
-    if !armed || held.wait_forever(true).is_err() {
-        let shutting_down = cancel.shutting_down();
-        let why = if shutting_down {
-            SHUTTING_DOWN
-        } else {
-            "ERR the client left"
-        };
-        return (error_reply(why), None);
-    }
-    let watch = service.watch_master(&held);
-    // WAIT's cover (a PUBLISH first) is not the client's request: the
-    // fence falls with the request's own write.
-    let (reply, held) = match service.cover_writes(batch, client, held) {
-        Ok(mut held) => {
-            held.after_next_send(Some(cancel.after_send(start)));
-            let (reply, mut held) =
-                forward(batch, client, Lane::Held(Some(held), true), None, service);
-            if let Some(held) = held.as_mut() {
-                // Nothing was written (refused here): the fence falls now.
-                held.after_next_send(None);
-            }
-            (reply, held)
-        }
-        Err(answered) => answered,
-    };
-    if held.is_none() && watch.changed() {
-        cancel.disarm();
-        return (error_reply(MASTER_CHANGED), None);
-    }
-    drop(watch);
-    if !cancel.disarm() {
-        // The client left, or the proxy is shutting down. A whole reply
-        // (the connection came back with it) stands: the command ran.
-        // Else the client is told of the shutdown, or (Redis read its end
-        // while the command blocked) owed nothing: `Conn::deliver`.
-        if held.is_some() {
-            return (reply, None);
-        }
-        if cancel.shutting_down() {
-            return (error_reply(SHUTTING_DOWN), None);
-        }
-        return (Vec::new(), None);
-    }
-    match held {
-        Some(mut held) if keep => match held.wait_forever(false) {
-            Ok(()) => (reply, Some(held)),
-            Err(_) => (reply, None),
-        },
-        Some(held) => {
-            service.release(held);
-            (reply, None)
-        }
-        None => (reply, None),
-    }
-}
-
 /// A subscription's life: open the connection, write the client's
 /// requests from a second thread, pass on everything Redis sends until the
-/// connection ends. What ended it, as an error reply for the client.
+/// connection ends. What ended it: `DoneKind::Ended` with an error reply
+/// for the client (the proxy's own reasons), or `DoneKind::LinkEnded` with
+/// the cause, for the log, when the connection ended under it (Redis
+/// closed it, or a failover moved the master): the client is then closed
+/// without a word, as Redis closes its own.
 fn relay(
     service: &Service,
     (client, pin): (Client, Pin),
     cancel: &Closer,
     (requests, backlog): (Receiver<(Vec<u8>, Start)>, Arc<AtomicUsize>),
     mut deliver: impl FnMut(Vec<u8>) -> bool,
-) -> String {
+) -> (DoneKind, String) {
+    let ended = |message: String| (DoneKind::Ended, message);
     let mut held = match service.hold(client, pin) {
         Ok(held) => held,
-        Err(message) => return message,
+        Err(message) => return ended(message),
     };
     let Some(mut writer) = held.writer() else {
-        return "ERR Pub/Sub through the proxy needs a plain redis:// connection to Redis (not rediss://)".to_owned();
+        return ended("ERR Pub/Sub through the proxy needs a plain redis:// connection to Redis (not rediss://)".to_owned());
     };
     let armed = held.closer().is_ok_and(|closer| cancel.arm(closer));
     if !armed || held.wait_forever(true).is_err() {
-        return "ERR the client left".to_owned();
+        return ended("ERR the client left".to_owned());
     }
     let writing = thread::Builder::new()
         .name("resp-subscribed-writer".to_owned())
@@ -373,7 +321,7 @@ fn relay(
             }
         });
     if writing.is_err() {
-        return "ERR cannot start a thread for a subscription".to_owned();
+        return ended("ERR cannot start a thread for a subscription".to_owned());
     }
     let watch = service.watch_master(&held);
     loop {
@@ -381,21 +329,18 @@ fn relay(
         if let Err(err) = held.receive(&mut message) {
             cancel.cancel();
             if watch.changed() {
-                return MASTER_CHANGED.to_owned();
+                return (DoneKind::LinkEnded, MASTER_CHANGED.to_owned());
             }
-            return format!("ERR the subscription's connection to Redis ended: {err}");
+            if crate::backend::raw::ended(&err) {
+                return (DoneKind::LinkEnded, err.to_string());
+            }
+            return ended(format!(
+                "ERR the subscription's connection to Redis ended: {err}"
+            ));
         }
         if !deliver(message) {
             cancel.cancel();
-            return String::new();
+            return ended(String::new());
         }
     }
-}
-
-fn error_reply(message: &str) -> Vec<u8> {
-    let mut reply = Vec::with_capacity(message.len() + 3);
-    reply.push(b'-');
-    reply.extend_from_slice(message.as_bytes());
-    reply.extend_from_slice(b"\r\n");
-    reply
 }

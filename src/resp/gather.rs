@@ -53,8 +53,8 @@ pub fn run(jobs: Vec<Job>, service: &Service) -> Vec<(Token, Vec<u8>)> {
         db: 0,
         dedicated: false,
     });
-    let (out, _) = forward(&combined, client, Lane::Pooled, None, service);
-    split(&out, &counts)
+    let ran = forward(&combined, client, Lane::Pooled, None, service);
+    split(&ran.replies, &counts)
 }
 
 /// Splits `out` (one reply per request, in order) by each job's count.

@@ -182,7 +182,7 @@ impl Conn {
                 }
                 Next::Flush
             }
-            DoneKind::Ended if self.session.leaving_subscription => {
+            DoneKind::Ended | DoneKind::LinkEnded if self.session.leaving_subscription => {
                 self.session.leaving_subscription = false;
                 self.session.at_redis = AtRedis::default();
                 self.deliver(&[], None, false);
@@ -196,7 +196,7 @@ impl Conn {
                 // Released (`pass_subscription`): its end, awaited, is all.
                 if self.subscription.is_some() {
                     // Ended before `+RESET`: as any lost subscription.
-                    self.subscription_ended(&done.reply);
+                    self.subscription_ended(&done.reply, done.kind);
                 }
                 Next::Serve
             }
@@ -206,6 +206,11 @@ impl Conn {
                     return Next::Resend(batch);
                 }
                 self.deliver(&done.reply, done.held, done.kind == DoneKind::Forwarded);
+                Next::Serve
+            }
+            DoneKind::Lost => {
+                self.deliver(&done.reply, None, true);
+                self.link_ended();
                 Next::Serve
             }
             DoneKind::Message => {
@@ -228,8 +233,8 @@ impl Conn {
                 self.relay(&done.reply);
                 Next::Flush
             }
-            DoneKind::Ended => {
-                self.subscription_ended(&done.reply);
+            DoneKind::Ended | DoneKind::LinkEnded => {
+                self.subscription_ended(&done.reply, done.kind);
                 Next::Serve
             }
         }
@@ -387,16 +392,41 @@ impl Conn {
         self.session.subscribed || (self.subscription.is_some() && self.session.at_redis.any())
     }
 
+    /// The Redis connection the client's own work ran on (a blocking
+    /// command's, a transaction's) ended under it: with the replies that
+    /// came written, the client is closed without a word, as Redis's own
+    /// connection to it would have been (clients take that for a lost
+    /// connection and reconnect, where an error reply would be a server
+    /// error to them). Nothing it sent after runs.
+    fn link_ended(&mut self) {
+        self.session.quit = true;
+        if !matches!(self.state, State::Closing { .. }) {
+            self.state = State::Closing { since: None };
+        }
+    }
+
     /// The subscription ended: say why (if there is something to say) and
     /// close, as Redis's own connection would have closed.
     /// Nothing the client sent after runs, as at Redis (a request waiting
-    /// for the barrier would otherwise take the ordinary path).
-    pub fn subscription_ended(&mut self, why: &[u8]) {
-        if self.session.quit && self.subscription.is_none() {
-            // Ended here already (`barrier_overdue`), the client told:
-            // this is its thread's end, nothing more to say.
+    /// for the barrier would otherwise take the ordinary path). `kind`
+    /// [`DoneKind::LinkEnded`]: its connection ended under it, `why` is
+    /// the cause, logged, and the client is told nothing, as Redis's end
+    /// tells it nothing (clients reconnect on a closed connection; an
+    /// error reply would be a server error to them).
+    pub fn subscription_ended(&mut self, why: &[u8], kind: DoneKind) {
+        if self.subscription.is_none() && (self.session.quit || kind == DoneKind::LinkEnded) {
+            // Ended here already (`barrier_overdue`), the client told,
+            // or left here (the proxy's shutdown): this is its thread's
+            // end, nothing more to say.
             return;
         }
+        let why = match kind {
+            DoneKind::LinkEnded => {
+                super::dedicated::subscription_lost(why);
+                &[]
+            }
+            _ => why,
+        };
         self.subscription = None;
         self.session.quit = true;
         // What was held while the client waited goes out first.

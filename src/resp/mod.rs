@@ -21,6 +21,7 @@
 //! spans both front ends; hits and reads waiting on another's fetch take
 //! none.
 
+mod blocking;
 mod cancel;
 pub(crate) mod cmd;
 mod conn;

@@ -188,7 +188,7 @@ impl Conn {
             "ERR no reply from Redis on the subscription within REDIS_TIMEOUT_MS ({} ms): subscription ended",
             limit.as_millis()
         );
-        self.subscription_ended(why.as_bytes());
+        self.subscription_ended(why.as_bytes(), super::workers::DoneKind::Ended);
         true
     }
 

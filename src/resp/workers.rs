@@ -69,6 +69,15 @@ pub enum DoneKind {
     Message,
     /// The subscription ended (the error to tell, if any): close.
     Ended,
+    /// The subscription's connection ended under it (Redis closed it, or
+    /// a failover moved the master; `reply`: the cause, for the log):
+    /// close without a word, as Redis closes its own.
+    LinkEnded,
+    /// A forwarded batch whose Redis connection, the client's own (a
+    /// blocking command's, a transaction's), ended under it: Redis closed
+    /// it, or a failover moved the master. The replies that came, then
+    /// close, as Redis closes the client's own connection.
+    Lost,
 }
 
 /// Where the event loop puts jobs, knowing how many workers are free: idle
@@ -154,7 +163,8 @@ pub fn start(
                         Work::Forward(..) => DoneKind::Forwarded,
                         Work::Fetch(..) => DoneKind::Fetched,
                     };
-                    let (reply, held, resend) = run_guarded(job, &service);
+                    let (reply, held, resend, ended) = run_guarded(job, &service);
+                    let kind = if ended { DoneKind::Lost } else { kind };
                     free.fetch_add(1, Ordering::AcqRel);
                     let done = Done {
                         token,
@@ -177,9 +187,10 @@ pub fn start(
 /// Runs a job, turning a panic into an error reply: the connection goes on,
 /// the panic is logged (by the panic hook and here), and the worker lives on
 /// to take the next job, as a replaced worker would. Its reply, the Redis
-/// connection the client holds after it, and a read to forward instead
-/// of a reply.
-fn run_guarded(job: Job, service: &Service) -> (Vec<u8>, Option<Held>, Option<Batch>) {
+/// connection the client holds after it, a read to forward instead of a
+/// reply, and whether the client's own Redis connection ended under it
+/// (`Ran::ended`).
+fn run_guarded(job: Job, service: &Service) -> (Vec<u8>, Option<Held>, Option<Batch>, bool) {
     // For the `protocol` label of the hits and misses this job counts.
     crate::metrics::serve_on_this_thread(crate::metrics::FrontEnd::Resp);
     let protocol = job.protocol;
@@ -191,8 +202,8 @@ fn run_guarded(job: Job, service: &Service) -> (Vec<u8>, Option<Held>, Option<Ba
     };
     let run = || match job.work {
         Work::Fetch(work) => match fetch(work, protocol, service) {
-            Answer::Reply(reply) => (reply, None, None),
-            Answer::Resend(batch) => (Vec::new(), None, Some(batch)),
+            Answer::Reply(reply) => (reply, None, None, false),
+            Answer::Resend(batch) => (Vec::new(), None, Some(batch), false),
         },
         Work::Forward(job) => {
             let Forward {
@@ -201,8 +212,8 @@ fn run_guarded(job: Job, service: &Service) -> (Vec<u8>, Option<Held>, Option<Ba
                 lane,
                 exec,
             } = *job;
-            let (reply, held) = forward(&batch, client, lane, exec.as_ref(), service);
-            (reply, held, None)
+            let ran = forward(&batch, client, lane, exec.as_ref(), service);
+            (ran.replies, ran.held, None, ran.ended)
         }
     };
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
@@ -215,7 +226,7 @@ fn run_guarded(job: Job, service: &Service) -> (Vec<u8>, Option<Held>, Option<Ba
                 service.resp_answered(false, Duration::ZERO);
                 replies.error("ERR internal error");
             }
-            (replies.buf, None, None)
+            (replies.buf, None, None, false)
         }
     }
 }

@@ -46,6 +46,15 @@ impl RespConn {
         String::from_utf8_lossy(&self.reply()).into_owned()
     }
 
+    /// Whatever the server sends until it closes the connection (see
+    /// [`super::read_until_closed`]), bytes already buffered first.
+    pub fn until_closed(&mut self) -> Vec<u8> {
+        let mut out = self.reader.buffer().to_vec();
+        self.reader.consume(out.len());
+        out.extend(super::read_until_closed(&mut self.stream));
+        out
+    }
+
     /// Closes both directions now.
     pub fn close(self) {
         let _ = self.stream.shutdown(std::net::Shutdown::Both);

@@ -19,7 +19,7 @@ pub(crate) fn start(env: &[(&str, &str)]) -> (RedisServer, InProcess) {
 }
 
 /// Waits until Redis counts `n` blocked clients.
-fn wait_blocked(redis: &RedisServer, n: u64) {
+pub(crate) fn wait_blocked(redis: &RedisServer, n: u64) {
     eventually(&format!("{n} blocked clients at Redis"), || {
         (info_clients(redis, "blocked_clients") == n).then_some(())
     });

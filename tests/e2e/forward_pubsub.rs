@@ -15,7 +15,7 @@ fn start() -> (RedisServer, InProcess) {
 }
 
 /// Redis's subscribers of `channel` (`PUBSUB NUMSUB`).
-fn subscribers(redis: &RedisServer, channel: &str) -> i64 {
+pub(crate) fn subscribers(redis: &RedisServer, channel: &str) -> i64 {
     let numsub: (String, i64) = redis.cmd(&["PUBSUB", "NUMSUB", channel]);
     numsub.1
 }

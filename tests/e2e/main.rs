@@ -25,6 +25,7 @@ mod concurrency;
 mod config_cli;
 mod conformance;
 mod databases;
+mod dead_link;
 mod errors;
 mod faults;
 mod flow_control;

@@ -49,6 +49,12 @@ pub struct RawConn {
     pub generation: u64,
     /// Set after any failure: it must not be reused.
     pub broken: bool,
+    /// Set when a read or write failed because the connection ended under
+    /// it (Redis closed or reset it: a crash, a restart, `CLIENT KILL`, or
+    /// the proxy shut it down), not for a failure of the proxy's own making
+    /// (a timeout, a reply past RESP_MAX_REPLY_BYTES): a client holding it
+    /// is then closed as Redis would have closed it (`resp/dedicated.rs`).
+    pub ended: bool,
     /// REDIS_TIMEOUT_MS, for the proxy's own reads ([`Wait::Own`]).
     timeout: Duration,
     /// FORWARD_TIMEOUT_MS, for clients' commands ([`Wait::Forwarded`]):
@@ -104,6 +110,7 @@ impl RawConn {
             db: 0,
             generation: 0,
             broken: false,
+            ended: false,
             timeout,
             forward_timeout: None,
             // As `Stream::tcp` and `Stream::tls` left the socket.
@@ -227,8 +234,9 @@ impl RawConn {
             .stream
             .write_all(requests)
             .and_then(|()| self.stream.flush());
-        if sent.is_err() {
+        if let Err(err) = &sent {
             self.broken = true;
+            self.ended |= ended(err);
         }
         sent.map_err(|err| self.timed_out(err, self.writes))
     }
@@ -265,7 +273,10 @@ impl RawConn {
         let start = out.len();
         let result = self.receive_inner(out, room);
         match (&result, &self.map_stale) {
-            (Err(_), _) => self.broken = true,
+            (Err(err), _) => {
+                self.broken = true;
+                self.ended |= ended(err);
+            }
             (Ok(()), Some((stale, node))) => stale.heard(node, &out[start..]),
             (Ok(()), None) => {}
         }
@@ -382,6 +393,18 @@ impl RawConn {
     pub fn closer(&self) -> io::Result<std::net::TcpStream> {
         self.stream.tcp_ref().try_clone()
     }
+}
+
+/// Whether `err` says the connection itself ended (closed or reset by
+/// the other side, or shut down here): see [`RawConn::ended`].
+pub fn ended(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        ErrorKind::UnexpectedEof
+            | ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::BrokenPipe
+    )
 }
 
 /// Appends `argv` as a RESP array of bulk strings.

@@ -75,19 +75,30 @@ fn too_long_to_cache(args: &[&[u8]], service: &Service) -> bool {
     args.iter().skip(1).any(|key| key.len() > max)
 }
 
-/// Sends a batch to Redis on a worker: its replies, in order, and the
-/// Redis connection the client holds after it, if any.
+/// What running a forwarded batch gave.
+pub struct Ran {
+    /// Its replies, in order.
+    pub replies: Vec<u8>,
+    /// The Redis connection the client holds after it, if any.
+    pub held: Option<Held>,
+    /// The connection the client held ended under it (Redis closed it):
+    /// `replies` holds those that came, and the client is to be closed,
+    /// as Redis would have closed it.
+    pub ended: bool,
+}
+
+/// Sends a batch to Redis on a worker: see [`Ran`].
 pub fn run(
     batch: &Batch,
     client: Client,
     lane: Lane,
     queued: Option<&Queued>,
     service: &Service,
-) -> (Vec<u8>, Option<Held>) {
+) -> Ran {
     let started = Instant::now();
     let in_flight = service.request_started();
     let mut out = Vec::new();
-    let (held, counted) = service.forward(batch, client, lane, queued, &mut out);
+    let sent = service.forward(batch, client, lane, queued, &mut out);
     drop(in_flight);
     // For `SELECT` on the event loop: a round trip the first time only,
     // and not while Redis fails (it would hold these replies a timeout
@@ -95,6 +106,10 @@ pub fn run(
     if !out.starts_with(b"-ERR backing Redis") {
         service.learn_databases();
     }
-    service.forwarded(&counted, started.elapsed());
-    (out, held)
+    service.forwarded(&sent.counted, started.elapsed());
+    Ran {
+        replies: out,
+        held: sent.held,
+        ended: sent.ended,
+    }
 }

@@ -39,7 +39,7 @@ use super::tracking::PrefixRoom;
 
 pub use cached::read as cached_read;
 pub use connection::clear_session;
-pub use forward::{forwards, run as forward};
+pub use forward::{forwards, run as forward, Ran};
 pub use get::{fetch, Answer, Fetch};
 pub use peers::Registry;
 

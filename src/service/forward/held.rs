@@ -12,9 +12,9 @@ use std::io::{self, ErrorKind};
 use crate::backend::raw::frame::Framer;
 use crate::backend::raw::{RawConn, Wait};
 use crate::backend::{slot_of, Slot};
-use crate::service::{Forwarded, Service};
+use crate::service::Service;
 
-use super::{Batch, Client};
+use super::{Batch, Client, Sent};
 
 /// A Redis connection one client holds between batches: from MULTI or
 /// WATCH until EXEC, DISCARD, UNWATCH or its close, so its transaction and
@@ -126,7 +126,7 @@ impl Service {
         keep: bool,
         queued: Option<&Queued>,
         out: &mut Vec<u8>,
-    ) -> (Option<Held>, Forwarded) {
+    ) -> Sent {
         let mut whole = Batch::default();
         whole.push(&[b"MULTI"], false);
         whole.append(batch);

@@ -22,9 +22,13 @@ mod route;
 mod wait;
 mod written;
 
+use std::sync::LazyLock;
+use std::time::Duration;
+
 use crate::backend::raw::{RawConn, Wait};
 use crate::backend::Dest;
 use crate::config::Forwarding;
+use crate::log_limit::LogLimiter;
 use crate::metrics::{ForwardResult, ForwardedCommand};
 
 pub use batch::Batch;
@@ -94,13 +98,13 @@ impl Service {
         lane: Lane,
         queued: Option<&Queued>,
         out: &mut Vec<u8>,
-    ) -> (Option<Held>, Forwarded) {
+    ) -> Sent {
         let mut conn = match lane {
             Lane::Pooled => None,
             Lane::Held(Some(Held(Some(conn))), keep) => Some((*conn, keep)),
             Lane::Held(None, true) if self.defers_multi(batch) => {
                 out.extend_from_slice(b"+OK\r\n");
-                return (Some(Held(None)), Forwarded::with_capacity(0));
+                return Sent::kept(Some(Held(None)), Forwarded::with_capacity(0));
             }
             Lane::Held(Some(Held(None)), keep) => {
                 return self.forward_after_multi(batch, client, keep, queued, out)
@@ -113,12 +117,22 @@ impl Service {
                         self.error_out(&message, out);
                         counted.push(ForwardedCommand::OTHER);
                     }
-                    return (None, counted);
+                    return Sent::kept(None, counted);
                 }
             },
         };
         let start = out.len();
-        let counted = self.forward_batch(batch, client, conn.as_mut().map(|(c, _)| c), out);
+        let (counted, unanswered_at) =
+            self.forward_batch(batch, client, conn.as_mut().map(|(c, _)| c), out);
+        let ended = conn.as_ref().is_some_and(|(conn, _)| conn.ended);
+        if ended {
+            // Redis closed the client's own connection under it: the
+            // replies that came stand, the client hears nothing more.
+            if let Some(at) = unanswered_at {
+                held_ended(&out[at..]);
+                out.truncate(at);
+            }
+        }
         match (queued, self.commands()) {
             (Some(Queued::Commands(queued)), Ok(table)) => {
                 self.drop_written(queued, &written::written(&table, queued));
@@ -138,17 +152,25 @@ impl Service {
             }
             Some(_) | None => None,
         };
-        (held, counted)
+        Sent {
+            held,
+            counted,
+            ended,
+        }
     }
 
+    /// [`Service::forward`]'s batch on the connection `held` (or pooled
+    /// ones), and where in `out` the first error for a request Redis did
+    /// not answer begins, if any.
     fn forward_batch(
         &self,
         batch: &Batch,
         client: Client,
         held: Option<&mut RawConn>,
         out: &mut Vec<u8>,
-    ) -> Forwarded {
+    ) -> (Forwarded, Option<usize>) {
         let mut counted = Forwarded::with_capacity(batch.len());
+        let mut unanswered_at = None;
         let table = match self.commands() {
             Ok(table) => table,
             Err(err) => {
@@ -157,7 +179,7 @@ impl Service {
                     self.error_out(&message, out);
                     counted.push(ForwardedCommand::OTHER);
                 }
-                return counted;
+                return (counted, None);
             }
         };
         let mut written = Written::default();
@@ -202,8 +224,11 @@ impl Service {
         self.drop_written(batch, &written);
         if sent == batch.len() {
             self.redis_replies(&out[start..], &mut counted);
+            if delivered.answered < sent {
+                unanswered_at = Some(out.len());
+            }
             self.fail_rest(sent, delivered, out);
-            return counted;
+            return (counted, unanswered_at);
         }
         // Refusals interleaved: put the replies back in request order.
         let mut framer = crate::backend::raw::frame::Framer::default();
@@ -234,12 +259,13 @@ impl Service {
                     answered += 1;
                 }
                 Route::Send { .. } => {
+                    unanswered_at.get_or_insert(out.len());
                     let message = delivered.error_message();
                     self.error_out(&message, out);
                 }
             }
         }
-        counted
+        (counted, unanswered_at)
     }
 
     /// Sends `count` requests and reads their replies into `out`; `wait`:
@@ -290,6 +316,32 @@ impl Service {
     }
 }
 
+/// What [`Service::forward`] gives besides the replies.
+pub struct Sent {
+    /// The connection the client holds after the batch, if any: `None`
+    /// where the lane asked to keep one means it was lost, and with it
+    /// the transaction.
+    pub held: Option<Held>,
+    /// What became of each request, for [`Service::forwarded`] to count.
+    pub counted: Forwarded,
+    /// The connection the client held (a transaction's, WATCH's, a
+    /// blocking command's) ended under the batch: Redis closed it, or the
+    /// proxy followed a failover. The replies stop before the first
+    /// request it left unanswered, and the client is to be closed, as
+    /// Redis closes its own (see `resp/blocking.rs`).
+    pub ended: bool,
+}
+
+impl Sent {
+    fn kept(held: Option<Held>, counted: Forwarded) -> Sent {
+        Sent {
+            held,
+            counted,
+            ended: false,
+        }
+    }
+}
+
 /// How many of the requests sent were answered, and why the rest were not
 /// (kept as the error, not its words: the cache's own reads hand it on as
 /// it is, the clients' get it as an error reply).
@@ -319,6 +371,22 @@ impl Delivered {
             super::ReadError::Unavailable("backing Redis gave no reply".to_owned())
         })
     }
+}
+
+/// Warnings that Redis closed a connection a client held, at most one per
+/// interval (a restart ends many at once).
+static HELD_ENDED: LazyLock<LogLimiter> = LazyLock::new(|| LogLimiter::new(Duration::from_secs(5)));
+
+/// Logs why a connection a client held ended: `errors`, the proxy's error
+/// replies for its unanswered requests, which name the cause.
+fn held_ended(errors: &[u8]) {
+    let first = errors.split(|&b| b == b'\r').next().unwrap_or_default();
+    let cause = String::from_utf8_lossy(first.strip_prefix(b"-").unwrap_or(first));
+    HELD_ENDED.warn(format_args!(
+        "the Redis connection a client held (a blocking command, a transaction, WATCH) ended under \
+         its request ({cause}): the client's connection is closed after the replies that came, \
+         as Redis closes its own"
+    ));
 }
 
 /// Whether the last of `replies` is not an error.
