@@ -48,6 +48,7 @@ mod forward_transactions_clients;
 mod forward_transactions_rejected;
 mod forward_transactions_state;
 mod forward_wait;
+mod forward_watch_failed;
 mod harness;
 mod hostile;
 mod http_accept;
