@@ -35,6 +35,7 @@ mod forward_cluster;
 mod forward_cluster_errors;
 mod forward_cluster_lanes;
 mod forward_cluster_redirect;
+mod forward_cluster_topology;
 mod forward_large;
 mod forward_loop;
 mod forward_metrics;
