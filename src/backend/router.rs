@@ -34,12 +34,10 @@ use crate::config::Config;
 /// for at most this long more).
 const READONLY_EVERY: Duration = Duration::from_secs(1);
 
-/// What a master that a failover demotes answers the clients blocked on
-/// it (Redis's `disconnectAllBlockedClients`), then nothing more: a client
-/// whose only commands are blocking pops (a queue's worker) would
-/// otherwise take its next connection to the demoted master and get its
-/// `-MOVED` too, two errors for one failover. (`CLIENT UNBLOCK ... ERROR`
-/// answers another `-UNBLOCKED`, which says nothing of the map.)
+/// What a master a failover demotes answers the commands blocked on it
+/// (`disconnectAllBlockedClients`): a queue's worker, sending only BLPOP,
+/// would else get the old master's `-MOVED` next, a second error.
+/// (`CLIENT UNBLOCK`'s `-UNBLOCKED` differs, and says nothing of the map.)
 const DEMOTED_UNBLOCKED: &[u8] =
     b"-UNBLOCKED force unblock from blocking operation, instance state changed";
 
@@ -63,17 +61,15 @@ pub(in crate::backend) struct Staleness {
     /// count when it began).
     answered: AtomicU64,
     ask_first: Mutex<Option<Addr>>,
-    /// When a `-READONLY` (or [`DEMOTED_UNBLOCKED`]) last raised a signal
-    /// (see [`READONLY_EVERY`]).
+    /// When a `-READONLY` or [`DEMOTED_UNBLOCKED`] last raised a signal.
     readonly_at: Mutex<Option<Instant>>,
 }
 
 impl Staleness {
     /// Reads a reply of `node`'s for what shows the map out of date:
     /// `-MOVED` to another node (the slot has another master now), or
-    /// `-READONLY` or [`DEMOTED_UNBLOCKED`] (the node the map calls a
-    /// master is a replica now, as after a failover), these two at most
-    /// once per [`READONLY_EVERY`] together.
+    /// `-READONLY` or [`DEMOTED_UNBLOCKED`] (the node is a replica now, as
+    /// after a failover), these at most once per [`READONLY_EVERY`].
     pub(in crate::backend) fn heard(&self, node: &Addr, reply: &[u8]) {
         if reply.first() != Some(&b'-') {
             return;
