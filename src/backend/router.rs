@@ -5,8 +5,9 @@
 //! node answers `-MOVED` for a slot the map gives to another node, or a
 //! node cannot be reached (a master down, a failover under way), and on
 //! the next batch after any connection, one a client holds included, got
-//! `-MOVED` or `-READONLY` (a master demoted by a failover; at most once a
-//! second, since a script can return it too). It is
+//! `-MOVED`, or `-READONLY` or a blocked command's `-UNBLOCKED` from a
+//! master demoted by a failover (at most once a second, since a script can
+//! return them too). It is
 //! asked of the node that answered `-MOVED` first, then of the other known
 //! masters, then of the seed nodes
 //! (REDIS_ADDRESS), on the same raw connections, its reply decoded by the
@@ -33,6 +34,13 @@ use crate::config::Config;
 /// for at most this long more).
 const READONLY_EVERY: Duration = Duration::from_secs(1);
 
+/// What a master a failover demotes answers the commands blocked on it
+/// (`disconnectAllBlockedClients`): a queue's worker, sending only BLPOP,
+/// would else get the old master's `-MOVED` next, a second error.
+/// (`CLIENT UNBLOCK`'s `-UNBLOCKED` differs, and says nothing of the map.)
+const DEMOTED_UNBLOCKED: &[u8] =
+    b"-UNBLOCKED force unblock from blocking operation, instance state changed";
+
 /// Idle connections to one node, one stack per protocol (RESP2, RESP3).
 type Idle = [Vec<RawConn>; 2];
 
@@ -53,20 +61,20 @@ pub(in crate::backend) struct Staleness {
     /// count when it began).
     answered: AtomicU64,
     ask_first: Mutex<Option<Addr>>,
-    /// When a `-READONLY` last raised a signal (see [`READONLY_EVERY`]).
+    /// When a `-READONLY` or [`DEMOTED_UNBLOCKED`] last raised a signal.
     readonly_at: Mutex<Option<Instant>>,
 }
 
 impl Staleness {
     /// Reads a reply of `node`'s for what shows the map out of date:
-    /// `-MOVED` to another node (the slot has another master now) or
-    /// `-READONLY` (the node the map calls a master is a replica now, as
-    /// after a failover), the latter at most once per [`READONLY_EVERY`].
+    /// `-MOVED` to another node (the slot has another master now), or
+    /// `-READONLY` or [`DEMOTED_UNBLOCKED`] (the node is a replica now, as
+    /// after a failover), these at most once per [`READONLY_EVERY`].
     pub(in crate::backend) fn heard(&self, node: &Addr, reply: &[u8]) {
         if reply.first() != Some(&b'-') {
             return;
         }
-        if reply.starts_with(b"-READONLY ") {
+        if reply.starts_with(b"-READONLY ") || reply.starts_with(DEMOTED_UNBLOCKED) {
             if self.readonly_due() {
                 self.said_by(node);
             }

@@ -243,12 +243,19 @@ impl Conn {
                         held_lane |= self.session.transaction.pinned();
                         self.session.caching = None;
                         consumed += request.len;
-                        if ran.is_some() || (engaged && !self.session.transaction.engaged()) {
-                            // What ends a transaction or a WATCH ends its
-                            // batch: an EXEC's keys are dropped before its
-                            // reply goes out, and the held connection is
-                            // pooled again only if that reply, the batch's
-                            // last, is not an error.
+                        let transaction = &self.session.transaction;
+                        let first_watch = !engaged && transaction.watching;
+                        if ran.is_some() || (engaged && !transaction.engaged()) || first_watch {
+                            // What ends a transaction or a WATCH, or begins
+                            // watching, ends its batch: an EXEC's keys are
+                            // dropped before its reply goes out; the held
+                            // connection is pooled again only if that reply
+                            // is no error, and kept after a first WATCH only
+                            // if it is none (Redis keeps nothing of a failed
+                            // WATCH): what follows goes where that says.
+                            if first_watch {
+                                batch.mark_first_watch();
+                            }
                             exec = ran;
                             break;
                         }

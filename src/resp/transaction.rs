@@ -110,6 +110,8 @@ impl Transaction {
         if is("multi") && bare {
             self.multi = true;
         } else if is("watch") && argv.len() >= 2 {
+            // As it is sent: a first WATCH that fails is undone when its
+            // batch gives no connection back (`returned(None)`).
             self.watching = true;
         } else if (is("unwatch") && bare) || (is("exec") && !bare) {
             // A refused EXEC unwatches too (`execCommandAbort`); a bare one
@@ -121,8 +123,10 @@ impl Transaction {
         (false, None)
     }
 
-    /// The held connection came back from a worker (or was lost: then
-    /// Redis has dropped the transaction and the watched keys with it).
+    /// The held connection came back from a worker, or none did: it was
+    /// lost (then Redis has dropped the transaction and the watched keys
+    /// with it), or the WATCH that was to begin watching failed (then
+    /// Redis watches nothing: `Batch::mark_first_watch`).
     pub fn returned(&mut self, held: Option<Held>) {
         if held.is_none() {
             self.multi = false;

@@ -3,8 +3,9 @@
 //! other host must not make the proxy connect (and log in) there. A node
 //! the map does not know yet (a replica a failover just promoted) is
 //! followed once the map, read again, names it a master. A `-MOVED` on a
-//! connection a client holds, or a `-READONLY` from a demoted master, has
-//! the next command read the map again. A redirection to the node that
+//! connection a client holds, or a `-READONLY` from a demoted master (or
+//! its `-UNBLOCKED` to a blocked command), has the next command read the
+//! map again. A redirection to the node that
 //! sent it is a script's own error, passed on and never sent again; a
 //! script's `-READONLY` has the map read again at most once a second.
 
@@ -196,4 +197,38 @@ fn slots_reads(cluster: &Cluster) -> u64 {
         .iter()
         .map(|m| m.calls("cluster|slots"))
         .sum()
+}
+
+#[test]
+fn a_pop_blocked_through_a_cluster_failover_gets_one_error_and_the_next_reaches_the_new_master() {
+    let cluster = Cluster::start();
+    let proxy = Proxy::start_at(
+        &cluster.seeds(),
+        &[("REDIS_MODE", "cluster"), ("RESP_PORT", "auto")],
+    );
+    proxy.wait_for_link("up");
+    let key = "{bq}jobs";
+    let first = cluster.master_of(key);
+    let second = cluster.replica_of(first);
+    let mut wire = Wire::connect(proxy.resp_addr());
+    let show = |reply: Vec<u8>| String::from_utf8_lossy(&reply).into_owned();
+    // A queue's worker: it sends only BLPOP, blocked on the master when
+    // the failover demotes it.
+    wire.send_args(&["BLPOP", key, "0"]);
+    eventually("the BLPOP blocked at the master", || {
+        (crate::common::wire::info_clients(first, "blocked_clients") == 1).then_some(())
+    });
+    fail_over(&cluster, second);
+    // The demoted master's one error, as a client straight at it gets ...
+    assert_eq!(
+        show(wire.reply()),
+        "-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n"
+    );
+    // ... and none more: it marked the map stale, so the next BLPOP goes
+    // to the new master (not to the old one, whose -MOVED was a second).
+    let _: () = second.cmd(&["RPUSH", key, "job"]);
+    assert_eq!(
+        show(wire.call_args(&["BLPOP", key, "1"])),
+        "*2\r\n$8\r\n{bq}jobs\r\n$3\r\njob\r\n"
+    );
 }

@@ -16,6 +16,9 @@ pub struct Batch {
     ends: Vec<(usize, usize, bool, bool)>,
     /// Every request's argument ranges in `bytes`, in order.
     args: Vec<Range<usize>>,
+    /// Its last request is the WATCH that began watching keys (see
+    /// [`Batch::ends_with_first_watch`]).
+    first_watch: bool,
 }
 
 impl Batch {
@@ -44,6 +47,7 @@ impl Batch {
         self.bytes.clear();
         self.args.clear();
         self.ends.clear();
+        self.first_watch = false;
     }
 
     /// The bytes it can hold without growing (a batch kept for reuse is
@@ -120,6 +124,21 @@ impl Batch {
             (frame + base, args + arg_base, queued, repeat && i > 0)
         });
         self.ends.extend(ends);
+    }
+
+    /// Says its last request is a WATCH sent while no key was watched:
+    /// the connection it goes on is the client's to hold only if that
+    /// WATCH succeeds. Redis keeps nothing of a WATCH it refused (-ASK,
+    /// -NOPERM, ...), nor of one the proxy refused (-CROSSSLOT), so after
+    /// either the client holds no connection, as after none at all.
+    pub fn mark_first_watch(&mut self) {
+        self.first_watch = true;
+    }
+
+    /// Whether [`Batch::mark_first_watch`] was called since it was made or
+    /// cleared.
+    pub fn ends_with_first_watch(&self) -> bool {
+        self.first_watch
     }
 
     /// How many requests it holds.

@@ -10,6 +10,39 @@ use super::{Batch, Client, Delivered, Route, Wait};
 /// What a cluster node answers a request whose keys lie in several slots.
 const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 
+/// What a Redis not in cluster mode answers every `CLUSTER` subcommand
+/// and `READONLY`, `READWRITE` and `ASKING` (their arity right).
+const NO_CLUSTER: &str = "ERR This instance has cluster support disabled";
+
+/// The route of `command`, sent with `argc` arguments, if the proxy
+/// answers it as a Redis not in cluster mode does, since it presents one
+/// standalone Redis (its `INFO` says `cluster_enabled:0`): `READONLY`,
+/// `READWRITE` and `ASKING` in every mode (they would change a connection
+/// shared with others, and are never Redis's to answer), and in cluster
+/// mode (`cluster`) every `CLUSTER` subcommand: forwarded,
+/// `CLUSTER SLOTS`/`NODES`/`SHARDS` would hand a cluster-aware client the
+/// nodes' addresses, and it would talk to them directly, bypassing the
+/// proxy and its cache; refused with [`NO_CLUSTER`], such a client fails
+/// at start, saying the cluster is disabled. With a wrong argument count
+/// they go to Redis, whose arity error, the words a standalone Redis
+/// uses, changes nothing (so does an unknown subcommand, never looked up
+/// here). None: routed as any command.
+pub(super) fn as_standalone(command: &Command, argc: usize, cluster: bool) -> Option<Route> {
+    let name = command.name.as_str();
+    let ours = matches!(name, "readonly" | "readwrite" | "asking")
+        || (cluster && name.starts_with("cluster|"));
+    if !ours {
+        return None;
+    }
+    Some(match command.arity_fits(argc) {
+        true => Route::Refuse(NO_CLUSTER.to_owned()),
+        false => Route::Send {
+            write: false,
+            dest: Dest::Any,
+        },
+    })
+}
+
 /// Keyless commands sent to every master in cluster mode, and how their
 /// replies make one (docs/forwarding-cluster.md).
 const EVERY_MASTER: &[(&str, Fold)] = &[

@@ -89,7 +89,9 @@ impl Service {
     /// `queued`: the writes of a transaction that this batch's EXEC runs,
     /// whose keys are dropped (again) once it has. The connection the
     /// client holds after the batch, if any: `None` where the lane asked to
-    /// keep one means it was lost, and with it the transaction. And what
+    /// keep one means it was lost, and with it the transaction, or that
+    /// the batch's first WATCH failed (see [`Batch::mark_first_watch`]):
+    /// either way nothing is watched at Redis. And what
     /// became of each request, for [`Service::forwarded`] to count.
     pub fn forward(
         &self,
@@ -140,7 +142,15 @@ impl Service {
             (Some(_), _) => self.drop_everything(),
             (None, _) => {}
         }
+        // A first WATCH that failed (refused here or by Redis) leaves no
+        // key watched at Redis: the client holds nothing, and the
+        // connection, with no state of the client's on it, is pooled.
+        let watch_failed = batch.ends_with_first_watch() && !last_reply_ok(&out[start..]);
         let held = match conn {
+            Some((conn, true)) if watch_failed => {
+                self.backend.checkin_raw(conn);
+                None
+            }
             Some((conn, true)) if !conn.broken => Some(Held(Some(Box::new(conn)))),
             // Pooled again only if what ended the transaction (EXEC,
             // DISCARD, UNWATCH) succeeded: after an error, Redis may still

@@ -190,6 +190,12 @@ impl Service {
         if self.forwarding == Forwarding::Reads && command.flags & READONLY == 0 {
             return Route::Refuse(reads_only(argv));
         }
+        let cluster = self.backend.is_cluster();
+        if let Some(route) = super::cluster::as_standalone(command, argv.len(), cluster) {
+            // Inside MULTI too: refused there, it aborts the transaction
+            // (a standalone Redis would queue it and fail it at EXEC).
+            return route;
+        }
         match class {
             // WAIT inside MULTI would answer about the held connection's
             // own last offset, not the client's writes (`wait.rs`).
