@@ -12,21 +12,7 @@ use crate::common::info::info_number;
 use crate::common::resp_wire::{show, Wire};
 use crate::common::{eventually, Proxy, RedisServer};
 
-/// A cluster and a proxy in front of it that caches while Redis announces
-/// writes, its links to every master up.
-fn start() -> (Cluster, Proxy) {
-    let cluster = Cluster::start();
-    let proxy = Proxy::start_at(
-        &cluster.seeds(),
-        &[
-            ("REDIS_MODE", "cluster"),
-            ("RESP_PORT", "auto"),
-            ("INVALIDATION", "tracking"),
-        ],
-    );
-    proxy.wait_for_link("up");
-    (cluster, proxy)
-}
+use super::cluster_moving::start;
 
 /// `per_master` keys named `{prefix}:{i}` on each master (each key in a
 /// slot of its own, no hash tags), by the master's port.

@@ -9,7 +9,7 @@ use crate::common::{eventually, Proxy};
 
 /// A cluster and a proxy in front of it that caches only while Redis
 /// announces writes (no TTL-only fallback), its links to every master up.
-fn start() -> (Cluster, Proxy) {
+pub(super) fn start() -> (Cluster, Proxy) {
     let cluster = Cluster::start();
     let proxy = Proxy::start_at(
         &cluster.seeds(),
