@@ -33,6 +33,11 @@ pub const MAX_ARGS: usize = 1024 * 1024;
 pub const MAX_REQUEST: usize = 64 * 1024 * 1024;
 /// Longest inline command or length line (Redis: 64 KiB).
 pub const MAX_LINE: usize = 64 * 1024;
+/// Most arguments, and longest argument, in a request from a client that
+/// has not given PROXY_PASSWORD yet: Redis's own bounds for a client not
+/// authenticated (`processMultibulkBuffer`), so that such a client makes
+/// the proxy hold at most some 160 KiB, not RESP_MAX_REQUEST_BYTES.
+pub const UNAUTHENTICATED: (usize, usize) = (10, 16 * 1024);
 
 #[path = "parse_error.rs"]
 mod error;
@@ -63,6 +68,10 @@ pub fn parse(buf: &mut [u8]) -> Result<Option<Request>, ProtocolError> {
 pub struct Parser {
     /// Largest request taken, all its arguments together.
     limit: usize,
+    /// Most arguments, and longest argument: `MAX_ARGS` and `limit`, or
+    /// less until the client authenticates ([`Parser::bound`]).
+    max_args: usize,
+    max_bulk: usize,
     /// Arguments found so far.
     args: Vec<Range<usize>>,
     /// The array's declared count, once its header line is in.
@@ -97,6 +106,8 @@ impl Parser {
     pub fn with_limit(limit: usize) -> Parser {
         Parser {
             limit,
+            max_args: MAX_ARGS,
+            max_bulk: limit,
             args: Vec::new(),
             count: None,
             pos: 0,
@@ -104,6 +115,18 @@ impl Parser {
             rewrote: false,
             held: None,
         }
+    }
+
+    /// Redis's bounds for a client not authenticated ([`UNAUTHENTICATED`],
+    /// refused in Redis's words), or with `bounded` false the parser's own
+    /// again: called between requests as authentication changes. Only the
+    /// limits checked anyway change: an authenticated client pays nothing.
+    pub fn bound(&mut self, bounded: bool) {
+        let (args, bulk) = UNAUTHENTICATED;
+        (self.max_args, self.max_bulk) = match bounded {
+            true => (args, bulk.min(self.limit)),
+            false => (MAX_ARGS, self.limit),
+        };
     }
 
     /// [`Parser::parse`] of the request starting `at` bytes into the
@@ -225,15 +248,15 @@ impl Parser {
                         let Some(end) = self.line_end(buf, 1, "too big mbulk count string")? else {
                             return Ok(None);
                         };
-                        let count = parse_len(&buf[1..end], i64::MIN, MAX_ARGS as i64)
+                        let count = parse_len(&buf[1..end], i64::MIN, i64::from(i32::MAX))
                             .ok_or(ProtocolError::new("invalid multibulk length"))?;
                         // `*0` and `*-1` are empty requests, which Redis
                         // skips.
                         (usize::try_from(count).unwrap_or(0), end)
                     }
                 };
-                if count > MAX_ARGS {
-                    return Err(ProtocolError::new("invalid multibulk length"));
+                if count > self.max_args {
+                    return Err(ProtocolError::too_many_args(count, self.max_args));
                 }
                 self.count = Some(count);
                 self.pos = end + 2;
@@ -258,13 +281,13 @@ impl Parser {
                     else {
                         return Ok(None);
                     };
-                    let len = parse_len(&buf[pos + 1..end], 0, self.limit as i64)
+                    let len = parse_len(&buf[pos + 1..end], 0, error::MAX_BULK as i64)
                         .ok_or(ProtocolError::new("invalid bulk length"))?;
                     (len as usize, end)
                 }
             };
-            if len > self.limit {
-                return Err(ProtocolError::new("invalid bulk length"));
+            if len > self.max_bulk {
+                return Err(ProtocolError::too_long_arg(len, self.max_bulk, self.limit));
             }
             let start = end + 2;
             // Cannot overflow: len <= limit (RESP_MAX_REQUEST_BYTES, at
@@ -369,22 +392,9 @@ impl Parser {
     }
 }
 
-fn memchr_crlf(bytes: &[u8]) -> Option<usize> {
-    let mut from = 0;
-    while let Some(i) = bytes[from..].iter().position(|&b| b == b'\r') {
-        let at = from + i;
-        match bytes.get(at + 1) {
-            Some(b'\n') => return Some(at),
-            Some(_) => from = at + 1,
-            None => return None,
-        }
-    }
-    None
-}
-
 #[path = "parse_len.rs"]
 mod lengths;
-use lengths::{digits_line, parse_len};
+use lengths::{digits_line, memchr_crlf, parse_len};
 
 #[path = "parse_inline.rs"]
 mod inline;

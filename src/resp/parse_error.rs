@@ -14,10 +14,38 @@ pub struct ProtocolError {
     pub got: Option<u8>,
 }
 
+/// Redis's `proto-max-bulk-len` default (512 MB): a longer argument is
+/// `invalid bulk length` at Redis, authenticated or not.
+pub(super) const MAX_BULK: usize = 512 * 1024 * 1024;
+
 impl ProtocolError {
     /// An error with no byte to name.
     pub const fn new(reason: &'static str) -> ProtocolError {
         ProtocolError { reason, got: None }
+    }
+
+    /// A request of `count` arguments, more than the `max` taken: from a
+    /// client not authenticated yet (`max` below `MAX_ARGS`), Redis 7.0
+    /// calls any count it could hold (an `int`) `unauthenticated`.
+    #[cold]
+    pub(super) fn too_many_args(count: usize, max: usize) -> ProtocolError {
+        let unauthenticated = max < super::MAX_ARGS && count <= i32::MAX as usize;
+        ProtocolError::new(match unauthenticated {
+            true => "unauthenticated multibulk length",
+            false => "invalid multibulk length",
+        })
+    }
+
+    /// An argument of `len` bytes, longer than the `max` taken: from a
+    /// client not authenticated yet (`max` below the parser's `limit`),
+    /// Redis calls any length up to `proto-max-bulk-len` `unauthenticated`.
+    #[cold]
+    pub(super) fn too_long_arg(len: usize, max: usize, limit: usize) -> ProtocolError {
+        let unauthenticated = max < limit && len <= MAX_BULK;
+        ProtocolError::new(match unauthenticated {
+            true => "unauthenticated bulk length",
+            false => "invalid bulk length",
+        })
     }
 
     /// The error reply's text, `ERR Protocol error: ...`, as Redis 7.0
