@@ -7,6 +7,7 @@
 mod common;
 
 mod auth;
+mod auth_bounds;
 mod browser;
 mod cache_bytes;
 mod cache_review;
