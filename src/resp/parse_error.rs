@@ -24,24 +24,24 @@ impl ProtocolError {
         ProtocolError { reason, got: None }
     }
 
-    /// A request of `count` arguments, more than the `max` taken: from a
-    /// client not authenticated yet (`max` below `MAX_ARGS`), Redis 7.0
-    /// calls any count it could hold (an `int`) `unauthenticated`.
+    /// A request of `count` arguments, more than taken: from a client not
+    /// authenticated yet (`bounded`), Redis 7.0 calls any count it could
+    /// hold (an `int`) `unauthenticated`.
     #[cold]
-    pub(super) fn too_many_args(count: usize, max: usize) -> ProtocolError {
-        let unauthenticated = max < super::MAX_ARGS && count <= i32::MAX as usize;
+    pub(super) fn too_many_args(count: usize, bounded: bool) -> ProtocolError {
+        let unauthenticated = bounded && count <= i32::MAX as usize;
         ProtocolError::new(match unauthenticated {
             true => "unauthenticated multibulk length",
             false => "invalid multibulk length",
         })
     }
 
-    /// An argument of `len` bytes, longer than the `max` taken: from a
-    /// client not authenticated yet (`max` below the parser's `limit`),
-    /// Redis calls any length up to `proto-max-bulk-len` `unauthenticated`.
+    /// An argument of `len` bytes, longer than taken: from a client not
+    /// authenticated yet (`bounded`), Redis calls any length up to
+    /// `proto-max-bulk-len` `unauthenticated`.
     #[cold]
-    pub(super) fn too_long_arg(len: usize, max: usize, limit: usize) -> ProtocolError {
-        let unauthenticated = max < limit && len <= MAX_BULK;
+    pub(super) fn too_long_arg(len: usize, bounded: bool) -> ProtocolError {
+        let unauthenticated = bounded && len <= MAX_BULK;
         ProtocolError::new(match unauthenticated {
             true => "unauthenticated bulk length",
             false => "invalid bulk length",
