@@ -78,6 +78,7 @@ pub const COMMANDS: &[(&Spec, Handler)] = &[
     (&server::COMMAND, server::command),
     (&server::CONFIG, server::config),
     (&info::INFO, info::info),
+    (&server::ACL, server::acl),
 ];
 
 // `INFO commandstats` counts commands by their index in [`COMMANDS`].
@@ -286,7 +287,7 @@ pub fn execute(
 
 /// Commands whose first argument names a subcommand, counted as
 /// `name|subcommand` in `INFO commandstats`.
-const CONTAINERS: &[&str] = &["client", "config", "command"];
+const CONTAINERS: &[&str] = &["client", "config", "command", "acl"];
 
 /// `container|subcommand`, lower case, if `sub` looks like a subcommand
 /// name (short, letters and digits): anything else is not counted.
