@@ -71,6 +71,8 @@ pub struct Parser {
     /// Under [`UNAUTHENTICATED`]'s bounds until the client authenticates
     /// ([`Parser::bound`]).
     bounded: bool,
+    /// `bounded` or a line `held`: [`Parser::parse_at`]'s cold path.
+    slow: bool,
     /// Arguments found so far.
     args: Vec<Range<usize>>,
     /// The array's declared count, once its header line is in.
@@ -106,6 +108,7 @@ impl Parser {
         Parser {
             limit,
             bounded: false,
+            slow: false,
             args: Vec::new(),
             count: None,
             pos: 0,
@@ -115,14 +118,13 @@ impl Parser {
         }
     }
 
-    /// Redis's bounds for a client not authenticated ([`UNAUTHENTICATED`],
-    /// refused in Redis's words), or with `bounded` false the parser's own
-    /// again: called between requests as authentication changes. A bounded
-    /// array is parsed by its own copy of the parser (a const generic), so
-    /// the usual one stays as it was: one test per request, not per
-    /// argument (measured: two limits in its loop cost 16 instructions).
+    /// Redis's bounds for a client not authenticated ([`UNAUTHENTICATED`]),
+    /// or none again: called as authentication changes. Checked on
+    /// [`Parser::parse_at`]'s cold path (`parse_bounds.rs`), so the parser
+    /// is unchanged for a client that authenticated.
     pub fn bound(&mut self, bounded: bool) {
         self.bounded = bounded;
+        self.slow = bounded || self.held.is_some();
     }
 
     /// [`Parser::parse`] of the request starting `at` bytes into the
@@ -132,15 +134,42 @@ impl Parser {
     /// gets what its first parse found, not a parse of the rewritten bytes.
     #[inline]
     pub fn parse_at(&mut self, buf: &mut [u8], at: u64) -> Result<Option<Request>, ProtocolError> {
+        if self.slow {
+            return self.parse_at_slowly(buf, at);
+        }
+        let outcome = self.parse(buf);
+        if self.rewrote {
+            self.hold(at, &outcome);
+        }
+        outcome
+    }
+
+    /// [`Parser::parse_at`] with a line held or under [`Parser::bound`].
+    #[cold]
+    fn parse_at_slowly(
+        &mut self,
+        buf: &mut [u8],
+        at: u64,
+    ) -> Result<Option<Request>, ProtocolError> {
         if self.held.is_some() {
             if let Some(again) = self.held_at(at) {
                 return again;
+            }
+        }
+        if self.bounded {
+            if let Err(err) = bounds::check(buf) {
+                self.args = Vec::new();
+                self.count = None;
+                self.pos = 0;
+                self.scanned = 0;
+                return Err(err);
             }
         }
         let outcome = self.parse(buf);
         if self.rewrote {
             self.hold(at, &outcome);
         }
+        self.slow = self.bounded || self.held.is_some();
         outcome
     }
 
@@ -167,6 +196,7 @@ impl Parser {
             Ok(None) => return,
         };
         self.held = Some((at, kept));
+        self.slow = true;
     }
 
     /// Takes back a parsed request's argument list (`Request::args`) once
@@ -191,8 +221,7 @@ impl Parser {
     pub fn parse(&mut self, buf: &mut [u8]) -> Result<Option<Request>, ProtocolError> {
         let result = match buf.first() {
             None => return Ok(None),
-            Some(b'*') if !self.bounded => self.parse_array::<false>(buf),
-            Some(b'*') => self.parse_array::<true>(buf),
+            Some(b'*') => self.parse_array(buf),
             Some(_) => self.parse_inline(buf),
         };
         if !matches!(result, Ok(None)) {
@@ -232,14 +261,7 @@ impl Parser {
         Ok(None)
     }
 
-    fn parse_array<const BOUNDED: bool>(
-        &mut self,
-        buf: &[u8],
-    ) -> Result<Option<Request>, ProtocolError> {
-        let (max_args, max_bulk) = match BOUNDED {
-            true => (UNAUTHENTICATED.0, UNAUTHENTICATED.1.min(self.limit)),
-            false => (MAX_ARGS, self.limit),
-        };
+    fn parse_array(&mut self, buf: &[u8]) -> Result<Option<Request>, ProtocolError> {
         let count = match self.count {
             Some(count) => count,
             None => {
@@ -252,15 +274,15 @@ impl Parser {
                         let Some(end) = self.line_end(buf, 1, "too big mbulk count string")? else {
                             return Ok(None);
                         };
-                        let count = parse_len(&buf[1..end], i64::MIN, i64::from(i32::MAX))
+                        let count = parse_len(&buf[1..end], i64::MIN, MAX_ARGS as i64)
                             .ok_or(ProtocolError::new("invalid multibulk length"))?;
                         // `*0` and `*-1` are empty requests, which Redis
                         // skips.
                         (usize::try_from(count).unwrap_or(0), end)
                     }
                 };
-                if count > max_args {
-                    return Err(ProtocolError::too_many_args(count, BOUNDED));
+                if count > MAX_ARGS {
+                    return Err(ProtocolError::new("invalid multibulk length"));
                 }
                 self.count = Some(count);
                 self.pos = end + 2;
@@ -285,16 +307,13 @@ impl Parser {
                     else {
                         return Ok(None);
                     };
-                    let len = parse_len(&buf[pos + 1..end], 0, error::MAX_BULK as i64)
+                    let len = parse_len(&buf[pos + 1..end], 0, self.limit as i64)
                         .ok_or(ProtocolError::new("invalid bulk length"))?;
                     (len as usize, end)
                 }
             };
-            if len > max_bulk {
-                return Err(ProtocolError::too_long_arg(
-                    len,
-                    BOUNDED && max_bulk < self.limit,
-                ));
+            if len > self.limit {
+                return Err(ProtocolError::new("invalid bulk length"));
             }
             let start = end + 2;
             // Cannot overflow: len <= limit (RESP_MAX_REQUEST_BYTES, at
@@ -399,9 +418,25 @@ impl Parser {
     }
 }
 
+fn memchr_crlf(bytes: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = bytes[from..].iter().position(|&b| b == b'\r') {
+        let at = from + i;
+        match bytes.get(at + 1) {
+            Some(b'\n') => return Some(at),
+            Some(_) => from = at + 1,
+            None => return None,
+        }
+    }
+    None
+}
+
 #[path = "parse_len.rs"]
 mod lengths;
-use lengths::{digits_line, memchr_crlf, parse_len};
+use lengths::{digits_line, parse_len};
+
+#[path = "parse_bounds.rs"]
+mod bounds;
 
 #[path = "parse_inline.rs"]
 mod inline;

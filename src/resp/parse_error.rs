@@ -14,38 +14,10 @@ pub struct ProtocolError {
     pub got: Option<u8>,
 }
 
-/// Redis's `proto-max-bulk-len` default (512 MB): a longer argument is
-/// `invalid bulk length` at Redis, authenticated or not.
-pub(super) const MAX_BULK: usize = 512 * 1024 * 1024;
-
 impl ProtocolError {
     /// An error with no byte to name.
     pub const fn new(reason: &'static str) -> ProtocolError {
         ProtocolError { reason, got: None }
-    }
-
-    /// A request of `count` arguments, more than taken: from a client not
-    /// authenticated yet (`bounded`), Redis 7.0 calls any count it could
-    /// hold (an `int`) `unauthenticated`.
-    #[cold]
-    pub(super) fn too_many_args(count: usize, bounded: bool) -> ProtocolError {
-        let unauthenticated = bounded && count <= i32::MAX as usize;
-        ProtocolError::new(match unauthenticated {
-            true => "unauthenticated multibulk length",
-            false => "invalid multibulk length",
-        })
-    }
-
-    /// An argument of `len` bytes, longer than taken: from a client not
-    /// authenticated yet (`bounded`), Redis calls any length up to
-    /// `proto-max-bulk-len` `unauthenticated`.
-    #[cold]
-    pub(super) fn too_long_arg(len: usize, bounded: bool) -> ProtocolError {
-        let unauthenticated = bounded && len <= MAX_BULK;
-        ProtocolError::new(match unauthenticated {
-            true => "unauthenticated bulk length",
-            false => "invalid bulk length",
-        })
     }
 
     /// The error reply's text, `ERR Protocol error: ...`, as Redis 7.0
@@ -73,7 +45,7 @@ mod tests {
     fn parsed(bounded: bool, buf: &[u8]) -> Result<Option<Request>, ProtocolError> {
         let mut parser = Parser::default();
         parser.bound(bounded);
-        parser.parse(&mut buf.to_vec())
+        parser.parse_at(&mut buf.to_vec(), 0)
     }
 
     fn reason(bounded: bool, buf: &[u8]) -> &'static str {
@@ -109,8 +81,10 @@ mod tests {
         // Read in pieces, the count is judged once its line is in.
         let mut parser = Parser::default();
         parser.bound(true);
-        assert_eq!(parser.parse(&mut b"*1".to_vec()), Ok(None));
-        let refused = parser.parse(&mut b"*11\r\n".to_vec()).expect_err("refused");
+        assert_eq!(parser.parse_at(&mut b"*1".to_vec(), 0), Ok(None));
+        let refused = parser
+            .parse_at(&mut b"*11\r\n".to_vec(), 0)
+            .expect_err("refused");
         assert_eq!(refused.reason, "unauthenticated multibulk length");
         // Lifted (AUTH), the next request is taken whole.
         parser.bound(false);
@@ -120,7 +94,7 @@ mod tests {
         }
         assert_eq!(
             parser
-                .parse(&mut eleven)
+                .parse_at(&mut eleven, 0)
                 .expect("ok")
                 .expect("whole")
                 .args
@@ -134,7 +108,7 @@ mod tests {
         let mut parser = Parser::with_limit(8192);
         parser.bound(true);
         let refused = parser
-            .parse(&mut b"*2\r\n$3\r\nSET\r\n$10000\r\n".to_vec())
+            .parse_at(&mut b"*2\r\n$3\r\nSET\r\n$10000\r\n".to_vec(), 0)
             .expect_err("refused");
         assert_eq!(refused.reason, "invalid bulk length");
     }

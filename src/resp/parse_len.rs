@@ -1,7 +1,6 @@
 //! The length lines of a request (`*N`, `$N`), read as Redis reads them:
-//! a one-pass fast path for the usual line, the general rules, and the
-//! search for a line's end. Apart from the parser (`parse.rs`), which had
-//! grown past 400 lines.
+//! a one-pass fast path for the usual line, and the general rules. Apart
+//! from the parser (`parse.rs`), which had grown past 400 lines.
 
 /// The common case of a bulk length line, read in one pass: digits only
 /// (at most 18) from `from`, then CRLF, all arrived: the number and where
@@ -63,18 +62,4 @@ pub(super) fn parse_len(digits: &[u8], min: i64, max: i64) -> Option<i64> {
         .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
     let n = if negative { -magnitude } else { magnitude };
     (min..=max).contains(&n).then_some(n)
-}
-
-/// Where the first CRLF in `bytes` starts, if one has arrived.
-pub(super) fn memchr_crlf(bytes: &[u8]) -> Option<usize> {
-    let mut from = 0;
-    while let Some(i) = bytes[from..].iter().position(|&b| b == b'\r') {
-        let at = from + i;
-        match bytes.get(at + 1) {
-            Some(b'\n') => return Some(at),
-            Some(_) => from = at + 1,
-            None => return None,
-        }
-    }
-    None
 }
