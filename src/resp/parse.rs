@@ -118,15 +118,6 @@ impl Parser {
         }
     }
 
-    /// Redis's bounds for a client not authenticated ([`UNAUTHENTICATED`]),
-    /// or none again: called as authentication changes. Checked on
-    /// [`Parser::parse_at`]'s cold path (`parse_bounds.rs`), so the parser
-    /// is unchanged for a client that authenticated.
-    pub fn bound(&mut self, bounded: bool) {
-        self.bounded = bounded;
-        self.slow = bounded || self.held.is_some();
-    }
-
     /// [`Parser::parse`] of the request starting `at` bytes into the
     /// connection's stream (the bytes consumed before `buf`'s start). A
     /// quoted inline line is rewritten by its parse, so when it is parsed
@@ -141,35 +132,6 @@ impl Parser {
         if self.rewrote {
             self.hold(at, &outcome);
         }
-        outcome
-    }
-
-    /// [`Parser::parse_at`] with a line held or under [`Parser::bound`].
-    #[cold]
-    fn parse_at_slowly(
-        &mut self,
-        buf: &mut [u8],
-        at: u64,
-    ) -> Result<Option<Request>, ProtocolError> {
-        if self.held.is_some() {
-            if let Some(again) = self.held_at(at) {
-                return again;
-            }
-        }
-        if self.bounded {
-            if let Err(err) = bounds::check(buf) {
-                self.args = Vec::new();
-                self.count = None;
-                self.pos = 0;
-                self.scanned = 0;
-                return Err(err);
-            }
-        }
-        let outcome = self.parse(buf);
-        if self.rewrote {
-            self.hold(at, &outcome);
-        }
-        self.slow = self.bounded || self.held.is_some();
         outcome
     }
 

@@ -7,8 +7,47 @@
 
 use super::error::ProtocolError;
 use super::lengths::parse_len;
-use super::memchr_crlf;
-use super::UNAUTHENTICATED;
+use super::{memchr_crlf, Parser, Request, UNAUTHENTICATED};
+
+impl Parser {
+    /// Redis's bounds for a client not authenticated ([`UNAUTHENTICATED`]),
+    /// or none again: called as authentication changes. Checked on
+    /// [`Parser::parse_at`]'s cold path (below), so the parser
+    /// is unchanged for a client that authenticated.
+    pub fn bound(&mut self, bounded: bool) {
+        self.bounded = bounded;
+        self.slow = bounded || self.held.is_some();
+    }
+
+    /// [`Parser::parse_at`] with a line held or under [`Parser::bound`].
+    #[cold]
+    pub(super) fn parse_at_slowly(
+        &mut self,
+        buf: &mut [u8],
+        at: u64,
+    ) -> Result<Option<Request>, ProtocolError> {
+        if self.held.is_some() {
+            if let Some(again) = self.held_at(at) {
+                return again;
+            }
+        }
+        if self.bounded {
+            if let Err(err) = check(buf) {
+                self.args = Vec::new();
+                self.count = None;
+                self.pos = 0;
+                self.scanned = 0;
+                return Err(err);
+            }
+        }
+        let outcome = self.parse(buf);
+        if self.rewrote {
+            self.hold(at, &outcome);
+        }
+        self.slow = self.bounded || self.held.is_some();
+        outcome
+    }
+}
 
 /// Redis's `proto-max-bulk-len` default (512 MB): a longer argument is
 /// `invalid bulk length` at Redis, authenticated or not.
