@@ -17,7 +17,9 @@ use super::conn::{
 };
 use super::dedicated::Dedicated;
 use super::lanes::{Dedication, Kind};
+use super::parse::Parser;
 use super::reply::Protocol;
+use super::session::Session;
 use super::transaction::Transaction;
 use super::upstream::Upstreams;
 use super::workers::{Forward, Job, Work, WorkQueue};
@@ -125,6 +127,7 @@ impl Conn {
                             let at_redis = &self.session.at_redis;
                             let (to_drop, hello) = (at_redis.to_drop, at_redis.hello);
                             clear_session(&mut self.session, &mut self.replies, service);
+                            bound_parser(&mut self.parser, &self.session, service);
                             self.session.at_redis.to_drop = to_drop;
                             self.session.at_redis.hello = hello;
                             peers.clients.sync(&self.session, Protocol::Resp2, "reset");
@@ -142,6 +145,7 @@ impl Conn {
                             service,
                             peers,
                         );
+                        bound_parser(&mut self.parser, &self.session, service);
                         continue;
                     }
                     if self.subscription.is_some() && is_quit(&args) {
@@ -278,6 +282,9 @@ impl Conn {
                         peers,
                     );
                     consumed += request.len;
+                    if named.auth {
+                        bound_parser(&mut self.parser, &self.session, service);
+                    }
                     if self.replies.protocol != protocol
                         && self.subscription.is_some()
                         && !self.follow_protocol()
@@ -379,6 +386,12 @@ impl Conn {
         self.wait();
         true
     }
+}
+
+/// Redis's bounds on requests while a password is owed, set or lifted as
+/// AUTH, HELLO or RESET change that, before the next request is parsed.
+pub(super) fn bound_parser(parser: &mut Parser, session: &Session, service: &Service) {
+    parser.bound(service.requires_password() && !session.authenticated);
 }
 
 /// `spare`, emptied, on the same allocation, for borrows of another

@@ -38,6 +38,8 @@ pub(super) struct Named {
     pub lane: bool,
     /// [`Transaction::noted_outside_multi`].
     pub noted: bool,
+    /// AUTH or HELLO: may authenticate the connection.
+    pub auth: bool,
 }
 
 impl Default for Named {
@@ -49,6 +51,7 @@ impl Default for Named {
             reset: true,
             lane: true,
             noted: true,
+            auth: true,
         }
     }
 }
@@ -76,6 +79,7 @@ impl ByName {
             reset: name.eq_ignore_ascii_case(b"reset"),
             lane: may_dedicate(name),
             noted: Transaction::noted_outside_multi(name),
+            auth: name.eq_ignore_ascii_case(b"auth") || name.eq_ignore_ascii_case(b"hello"),
         };
         self.last = key;
     }

@@ -33,6 +33,11 @@ pub const MAX_ARGS: usize = 1024 * 1024;
 pub const MAX_REQUEST: usize = 64 * 1024 * 1024;
 /// Longest inline command or length line (Redis: 64 KiB).
 pub const MAX_LINE: usize = 64 * 1024;
+/// Most arguments, and longest argument, in a request from a client that
+/// has not given PROXY_PASSWORD yet: Redis's own bounds for a client not
+/// authenticated (`processMultibulkBuffer`), so that such a client makes
+/// the proxy hold at most some 160 KiB, not RESP_MAX_REQUEST_BYTES.
+pub const UNAUTHENTICATED: (usize, usize) = (10, 16 * 1024);
 
 #[path = "parse_error.rs"]
 mod error;
@@ -63,6 +68,11 @@ pub fn parse(buf: &mut [u8]) -> Result<Option<Request>, ProtocolError> {
 pub struct Parser {
     /// Largest request taken, all its arguments together.
     limit: usize,
+    /// Under [`UNAUTHENTICATED`]'s bounds until the client authenticates
+    /// ([`Parser::bound`]).
+    bounded: bool,
+    /// `bounded` or a line `held`: [`Parser::parse_at`]'s cold path.
+    slow: bool,
     /// Arguments found so far.
     args: Vec<Range<usize>>,
     /// The array's declared count, once its header line is in.
@@ -97,6 +107,8 @@ impl Parser {
     pub fn with_limit(limit: usize) -> Parser {
         Parser {
             limit,
+            bounded: false,
+            slow: false,
             args: Vec::new(),
             count: None,
             pos: 0,
@@ -113,10 +125,8 @@ impl Parser {
     /// gets what its first parse found, not a parse of the rewritten bytes.
     #[inline]
     pub fn parse_at(&mut self, buf: &mut [u8], at: u64) -> Result<Option<Request>, ProtocolError> {
-        if self.held.is_some() {
-            if let Some(again) = self.held_at(at) {
-                return again;
-            }
+        if self.slow {
+            return self.parse_at_slowly(buf, at);
         }
         let outcome = self.parse(buf);
         if self.rewrote {
@@ -148,6 +158,7 @@ impl Parser {
             Ok(None) => return,
         };
         self.held = Some((at, kept));
+        self.slow = true;
     }
 
     /// Takes back a parsed request's argument list (`Request::args`) once
@@ -385,6 +396,9 @@ fn memchr_crlf(bytes: &[u8]) -> Option<usize> {
 #[path = "parse_len.rs"]
 mod lengths;
 use lengths::{digits_line, parse_len};
+
+#[path = "parse_bounds.rs"]
+mod bounds;
 
 #[path = "parse_inline.rs"]
 mod inline;

@@ -51,6 +51,12 @@ impl Transaction {
         super::execute::is_reset(argv)
             || is(b"quit")
             || (!multi && (is(b"hello") || is(b"auth") || is(b"client") || is(b"select")))
+            // ACL WHOAMI too: Redis would name the proxy's own user.
+            || (!multi
+                && is(b"acl")
+                && argv
+                    .get(1)
+                    .is_some_and(|s| s.eq_ignore_ascii_case(b"whoami")))
     }
 
     /// Inside MULTI or watching keys: state Redis keeps on the connection.

@@ -7,6 +7,8 @@
 mod common;
 
 mod auth;
+mod auth_bounds;
+mod auth_wording;
 mod browser;
 mod cache_bytes;
 mod cache_review;

@@ -254,10 +254,12 @@ pub fn hello(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
             ));
         }
     }
+    // Redis 7.0's words (7.2 says `HELLO <proto> AUTH`): 7.0 is the
+    // oldest Redis the proxy supports.
     if context.service.requires_password() && !context.session.authenticated && !authenticating {
         return context.error(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
-             HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
+             HELLO AUTH <user> <pass> option can be used to authenticate the client and \
              select the RESP protocol version at the same time",
         );
     }

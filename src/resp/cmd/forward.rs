@@ -57,6 +57,11 @@ pub fn forwards(
                     })
             }
             "config" => service.forwarding() == Forwarding::All,
+            // ACL WHOAMI is answered here: Redis would name the proxy's
+            // own user (`server::acl`).
+            "acl" => !args
+                .get(1)
+                .is_some_and(|sub| sub.eq_ignore_ascii_case(b"whoami")),
             // The cache's own reads, unless CACHE_COMMANDS leaves them out:
             // then Redis answers each (issue #22). A key too long to cache
             // (MAX_KEY_BYTES) is Redis's to answer too, uncached: an MGET

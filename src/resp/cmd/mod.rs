@@ -78,6 +78,7 @@ pub const COMMANDS: &[(&Spec, Handler)] = &[
     (&server::COMMAND, server::command),
     (&server::CONFIG, server::config),
     (&info::INFO, info::info),
+    (&server::ACL, server::acl),
 ];
 
 // `INFO commandstats` counts commands by their index in [`COMMANDS`].
@@ -206,16 +207,18 @@ pub fn execute(
     // Whether the command ran, or was refused before (`rejected_calls`).
     let mut ran = false;
     let outcome = match command {
-        // As Redis with a password: only these run before it is given.
+        // As Redis with a password: only these run before it is given
+        // (but Redis's checks of the command come first).
         Some((spec, _))
             if service.requires_password()
                 && !context.session.authenticated
                 && !matches!(spec.name, "auth" | "hello" | "quit" | "reset") =>
         {
-            context.error("NOAUTH Authentication required.")
+            refuse_unauthenticated(args, spec.name, &mut context)
         }
         None if service.requires_password() && !context.session.authenticated => {
-            context.error("NOAUTH Authentication required.")
+            let fallback = String::from_utf8_lossy(name).to_lowercase();
+            refuse_unauthenticated(args, &fallback, &mut context)
         }
         Some((spec, _)) if !arity_fits(spec.arity, args.len()) => context.error(&format!(
             "ERR wrong number of arguments for '{}' command",
@@ -284,7 +287,7 @@ pub fn execute(
 
 /// Commands whose first argument names a subcommand, counted as
 /// `name|subcommand` in `INFO commandstats`.
-const CONTAINERS: &[&str] = &["client", "config", "command"];
+const CONTAINERS: &[&str] = &["client", "config", "command", "acl"];
 
 /// `container|subcommand`, lower case, if `sub` looks like a subcommand
 /// name (short, letters and digits): anything else is not counted.
@@ -319,6 +322,14 @@ fn subscribed_resp2(context: &Context<'_>) -> bool {
 fn refuse_subscribed(args: &[&[u8]], fallback: &str, context: &mut Context<'_>) -> Outcome {
     let table = context.service.commands_known();
     let message = subscribed::refusal(args, table.as_deref(), fallback);
+    context.error_bytes(&message)
+}
+
+/// Refuses `args` from a client that has not authenticated as Redis
+/// would ([`subscribed::unauthenticated`]).
+fn refuse_unauthenticated(args: &[&[u8]], fallback: &str, context: &mut Context<'_>) -> Outcome {
+    let table = context.service.commands_known();
+    let message = subscribed::unauthenticated(args, table.as_deref(), fallback);
     context.error_bytes(&message)
 }
 

@@ -1,5 +1,5 @@
 //! `COMMAND` and `CONFIG GET`: what clients and redis-benchmark ask about
-//! the server when they connect.
+//! the server when they connect; and `ACL WHOAMI`.
 
 use super::get::Own;
 use super::{help, subcommand_arity, unknown_subcommand, Context, Fetch, Outcome, Spec, COMMANDS};
@@ -14,6 +14,15 @@ pub const COMMAND: Spec = Spec {
 /// `CONFIG subcommand ...`.
 pub const CONFIG: Spec = Spec {
     name: "config",
+    arity: -2,
+    flags: &[],
+    keys: (0, 0, 0),
+};
+
+/// `ACL subcommand ...`: WHOAMI answered here ([`acl`]), the others
+/// forwarded (`forwards`).
+pub const ACL: Spec = Spec {
+    name: "acl",
     arity: -2,
     flags: &[],
     keys: (0, 0, 0),
@@ -144,6 +153,26 @@ pub fn config(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
         context.replies.bulk(value.as_bytes());
     }
     Outcome::Ok
+}
+
+/// `ACL WHOAMI`: `default`. The proxy's clients are its `default` user
+/// (PROXY_PASSWORD is that user's password; `CLIENT LIST` says
+/// `user=default`), so they get Redis's answer for a client authenticated
+/// as `default`, not the name of the proxy's own Redis user (audit: it
+/// leaked, forwarded). Other subcommands reach this only when not
+/// forwarded (RESP_FORWARD=off): the proxy knows no other.
+pub fn acl(args: &[&[u8]], context: &mut Context<'_>) -> Outcome {
+    match args {
+        [sub] if sub.eq_ignore_ascii_case(b"whoami") => {
+            context.replies.bulk(b"default");
+            Outcome::Ok
+        }
+        [sub, ..] if sub.eq_ignore_ascii_case(b"whoami") => {
+            subcommand_arity(context, "acl", "whoami")
+        }
+        [sub, ..] => unknown_subcommand(context, sub, "acl"),
+        [] => context.error("ERR wrong number of arguments for 'acl' command"),
+    }
 }
 
 /// Case-insensitive match with `*` (any run) and `?` (any byte). Iterative,

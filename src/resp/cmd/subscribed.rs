@@ -39,8 +39,35 @@ pub fn allowed(name: &str) -> bool {
 /// without it, the request is named `fallback` (the proxy's own name for
 /// it), as if Redis knew it with that arity.
 pub fn refusal(args: &[&[u8]], table: Option<&CommandTable>, fallback: &str) -> Vec<u8> {
+    refused_in_state(args, table, fallback, |name| {
+        ("ERR ", not_in_this_context(name))
+    })
+}
+
+/// The error request `args` gets from a client that has not given
+/// PROXY_PASSWORD, as Redis 7.0 (`processCommand`) words it: its command
+/// checks first, as above, then `NOAUTH` (for `EXEC`, `EXECABORT`). Redis
+/// 7.0 is the oldest the proxy supports, the one it is tested against.
+pub fn unauthenticated(args: &[&[u8]], table: Option<&CommandTable>, fallback: &str) -> Vec<u8> {
+    refused_in_state(args, table, fallback, |_| {
+        ("NOAUTH ", "Authentication required.".to_owned())
+    })
+}
+
+/// Redis's checks of request `args`, in Redis's order (an unknown command,
+/// an unknown subcommand, a wrong number of arguments), then the error
+/// the connection's state gets (`state`: its code and text, given the
+/// command's name). Without the table, only the state's error, the
+/// request named `fallback`.
+fn refused_in_state(
+    args: &[&[u8]],
+    table: Option<&CommandTable>,
+    fallback: &str,
+    state: impl Fn(&str) -> (&'static str, String),
+) -> Vec<u8> {
     let Some(table) = table else {
-        return rejected(fallback, &not_in_this_context(fallback));
+        let (code, text) = state(fallback);
+        return rejected(fallback, code, &text);
     };
     let Some(base) = args.first().and_then(|name| table.get(name)) else {
         return unknown_command(args);
@@ -54,9 +81,10 @@ pub fn refusal(args: &[&[u8]], table: Option<&CommandTable>, fallback: &str) -> 
     };
     if !command.arity_fits(args.len()) {
         let text = format!("wrong number of arguments for '{}' command", command.name);
-        return rejected(&command.name, &text);
+        return rejected(&command.name, "ERR ", &text);
     }
-    rejected(&command.name, &not_in_this_context(&command.name))
+    let (code, text) = state(&command.name);
+    rejected(&command.name, code, &text)
 }
 
 /// `-ERR unknown command`, as Redis 7.0 words it: the name (128 bytes at
@@ -103,15 +131,20 @@ fn not_in_this_context(name: &str) -> String {
     )
 }
 
-/// A refusal of a command Redis knows: `ERR ...`, or for `EXEC`
-/// `EXECABORT Transaction discarded because of: ...` (Redis's
-/// `rejectCommand` aborts a transaction so).
-fn rejected(name: &str, text: &str) -> Vec<u8> {
-    let prefix = match name {
-        "exec" => "EXECABORT Transaction discarded because of: ",
-        _ => "ERR ",
-    };
-    [prefix.as_bytes(), text.as_bytes()].concat()
+/// A refusal of a command Redis knows: `code` (`ERR `, `NOAUTH `) and
+/// `text`, or for `EXEC` `EXECABORT Transaction discarded because of: `
+/// and the text, its code dropped if `ERR ` (Redis's `rejectCommand`
+/// aborts a transaction so).
+fn rejected(name: &str, code: &str, text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    if name == "exec" {
+        out.extend_from_slice(b"EXECABORT Transaction discarded because of: ");
+    }
+    if name != "exec" || code != "ERR " {
+        out.extend_from_slice(code.as_bytes());
+    }
+    out.extend_from_slice(text.as_bytes());
+    out
 }
 
 /// `bytes` as C's `%.{max}s` prints them: up to the first NUL, at most

@@ -12,6 +12,7 @@ use mio::net::TcpListener;
 use mio::{Interest, Token};
 
 use super::super::conn::Conn;
+use super::super::execute::bound_parser;
 use super::super::transport::Transport;
 use super::{Loop, REJECTS_PER_TURN};
 
@@ -51,15 +52,15 @@ impl Loop {
                         log::warn!("cannot poll a RESP connection: {err}");
                         continue;
                     }
-                    self.conns.insert(
-                        token,
-                        Conn::new(
-                            transport,
-                            self.next_id,
-                            self.service.default_db(),
-                            self.service.max_request_bytes(),
-                        ),
+                    let mut conn = Conn::new(
+                        transport,
+                        self.next_id,
+                        self.service.default_db(),
+                        self.service.max_request_bytes(),
                     );
+                    // Not authenticated yet: Redis's bounds for that.
+                    bound_parser(&mut conn.parser, &conn.session, &self.service);
+                    self.conns.insert(token, conn);
                     self.tracker.opened(self.next_id, token);
                     let db = self.service.default_db();
                     let (id, addr) = (self.next_id, Some(addr));
