@@ -20,11 +20,12 @@ use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
 use redis::{ConnectionAddr, IntoConnectionInfo};
 
 use super::fleet::{Fleet, Linked, Member};
-use super::sentinel_ask::{Asker, HostPort, Sentinel};
+use super::sentinel_ask::{Asker, HostPort, Named, Sentinel};
 use super::slots::Addr;
 use super::tracking::spawn_link_to;
 use super::InvalidationSink;
 use crate::config::Config;
+use crate::log_limit::LogLimiter;
 
 /// How often the watcher asks the sentinels which master is current.
 pub(super) const WATCH_EVERY: Duration = Duration::from_secs(1);
@@ -57,6 +58,10 @@ pub struct Topology {
     timeout: Duration,
     /// Masters left at a failover, and when (see `refused`).
     left: Mutex<Vec<(HostPort, Instant)>>,
+    /// The highest config epoch a sentinel named the current master at.
+    epoch: Mutex<Option<u64>>,
+    /// "Not followed": one line per interval, not one per sentinel asked.
+    refusals: LogLimiter,
     /// Blocking commands' and subscriptions' connections, shut down when
     /// the master changes (see `Backend::watch_master`).
     lanes: Mutex<Lanes>,
@@ -107,6 +112,8 @@ impl Topology {
             timeout: config.redis_timeout,
             lanes: Mutex::new(Lanes::default()),
             left: Mutex::new(Vec::new()),
+            epoch: Mutex::new(None),
+            refusals: LogLimiter::new(Duration::from_secs(10)),
         });
         let watched = Arc::clone(&topology);
         thread::Builder::new()
@@ -163,7 +170,7 @@ impl Topology {
     fn refresh(&self) {
         let first = self.preferred.load(Ordering::Relaxed);
         let current = self.master();
-        let refuse = |addr: &HostPort| self.refused(current.as_ref(), addr);
+        let refuse = |named: &Named| self.refused(current.as_ref(), named);
         let found = match self.asker.round(first, refuse) {
             Ok(found) => found,
             Err(why) => {
@@ -178,18 +185,23 @@ impl Topology {
         self.preferred.store(found.by, Ordering::Relaxed);
         let mut known = self.known();
         let old = known.as_ref().map(|known| known.addr.clone());
+        let mut epoch = self.epoch.lock().unwrap_or_else(PoisonError::into_inner);
         if old.as_ref() == Some(&found.addr) {
+            *epoch = (*epoch).max(found.epoch);
             return;
         }
+        *epoch = found.epoch;
+        drop(epoch);
         if let Some(old) = &old {
             let mut left = self.left.lock().unwrap_or_else(PoisonError::into_inner);
             left.retain(|(addr, since)| *addr != found.addr && since.elapsed() < LEFT_FOR);
             left.push((old.clone(), Instant::now()));
             drop(left);
             log::warn!(
-                "the sentinels name a new master: {:?} (was {:?}); connections to the old one are retired",
+                "the sentinels name a new master: {:?} (was {:?}; config epoch {}); connections to the old one are retired",
                 found.addr,
-                old
+                old,
+                shown(found.epoch)
             );
         }
         *known = Some(Known {
@@ -205,15 +217,24 @@ impl Topology {
         }
     }
 
-    /// Why `addr`, named by a sentinel, is not followed: it is a master
-    /// the proxy left at a failover less than `LEFT_FOR` ago, and the
-    /// `current` one still answers `ROLE` as master (within the timeout).
-    /// A sentinel that missed the failover (restarted with its old config)
-    /// names the old master, which may still answer as one (the sentinels
-    /// have not reconfigured it yet): following it would send writes to a
-    /// master the others have demoted, to be lost.
-    fn refused(&self, current: Option<&HostPort>, addr: &HostPort) -> Option<String> {
+    /// Why `named`, named by a sentinel, is not followed: it is a master
+    /// the proxy left at a failover less than `LEFT_FOR` ago, named at a
+    /// config epoch no higher than the current master's (or one unknown),
+    /// and the `current` one still answers `ROLE` as master (within the
+    /// timeout). A sentinel that missed the failover (restarted with its
+    /// old config) names the old master at the old epoch, and it may still
+    /// answer as one (the sentinels have not reconfigured it yet):
+    /// following it would send writes to a master the others have demoted,
+    /// to be lost. A fail-back (A -> B -> A) is named at a higher epoch
+    /// than B's, and followed at once, though B answers as master for
+    /// seconds more.
+    fn refused(&self, current: Option<&HostPort>, named: &Named) -> Option<String> {
+        let addr = &named.addr;
         let (host, port) = current.filter(|current| *current != addr)?;
+        let ours = *self.epoch.lock().unwrap_or_else(PoisonError::into_inner);
+        if matches!((named.epoch, ours), (Some(theirs), Some(ours)) if theirs > ours) {
+            return None;
+        }
         let left = self
             .left
             .lock()
@@ -224,10 +245,15 @@ impl Topology {
             return None;
         }
         let why = format!(
-            "a master left at a failover less than {} s ago, while {host}:{port} still answers as master: not followed",
-            LEFT_FOR.as_secs()
+            "a master left at a failover less than {} s ago, at config epoch {} (the current master's: {}), while {host}:{port} still answers as master: not followed",
+            LEFT_FOR.as_secs(),
+            shown(named.epoch),
+            shown(ours)
         );
-        log::warn!("a sentinel names {}:{}, {why}", addr.0, addr.1);
+        self.refusals.warn(format_args!(
+            "a sentinel names {}:{}, {why}",
+            addr.0, addr.1
+        ));
         Some(why)
     }
 
@@ -284,6 +310,11 @@ impl Topology {
             self.why_not.lock().unwrap_or_else(PoisonError::into_inner)
         )
     }
+}
+
+/// A config epoch for the log.
+fn shown(epoch: Option<u64>) -> String {
+    epoch.map_or_else(|| "unknown".to_owned(), |epoch| epoch.to_string())
 }
 
 /// The crate's client asking the sentinel at `addr` alone for `master`,

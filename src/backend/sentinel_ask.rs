@@ -64,10 +64,23 @@ pub(super) struct Asker {
     pub(super) timeout: Duration,
 }
 
+/// What one sentinel names: the master's address, and the config epoch of
+/// the configuration naming it (`SENTINEL MASTER`'s `config-epoch`; `None`
+/// if it did not say). Sentinel numbers each failover's configuration with
+/// a higher epoch: a sentinel that missed one names an older master at an
+/// older epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Named {
+    pub(super) addr: HostPort,
+    pub(super) epoch: Option<u64>,
+}
+
 /// A master the sentinels agree on: its address and the crate's client.
 pub(super) struct Found {
     pub(super) addr: HostPort,
     pub(super) client: redis::Client,
+    /// The config epoch the sentinel named it at, if it said.
+    pub(super) epoch: Option<u64>,
     /// Which sentinel named it (to be asked first next round).
     pub(super) by: usize,
 }
@@ -79,16 +92,17 @@ impl Asker {
     pub(super) fn round(
         &self,
         first: usize,
-        refuse: impl Fn(&HostPort) -> Option<String>,
+        refuse: impl Fn(&Named) -> Option<String>,
     ) -> Result<Found, Vec<String>> {
         let count = self.sentinels.len();
         let mut why = Vec::with_capacity(count);
         for index in (0..count).map(|i| (first + i) % count) {
             match self.ask(index, &refuse) {
-                Ok((addr, client)) => {
+                Ok((named, client)) => {
                     return Ok(Found {
-                        addr,
+                        addr: named.addr,
                         client,
+                        epoch: named.epoch,
                         by: index,
                     })
                 }
@@ -101,20 +115,21 @@ impl Asker {
     fn ask(
         &self,
         index: usize,
-        refuse: &impl Fn(&HostPort) -> Option<String>,
-    ) -> Result<(HostPort, redis::Client), String> {
+        refuse: &impl Fn(&Named) -> Option<String>,
+    ) -> Result<(Named, redis::Client), String> {
         let sentinel = &self.sentinels[index];
         let who = sentinel.name();
         let named = self
             .named_by(sentinel)
             .map_err(|err| format!("sentinel {who}: {}", bounded(&err, self.timeout)))?;
-        let Some((host, port)) = named else {
+        let Some(named) = named else {
             return Err(format!(
                 "sentinel {who} knows no master named '{}'",
                 self.name
             ));
         };
-        if let Some(why) = refuse(&(host.clone(), port)) {
+        let (host, port) = named.addr.clone();
+        if let Some(why) = refuse(&named) {
             return Err(format!("sentinel {who} names {host}:{port}: {why}"));
         }
         match self.is_master(&host, port) {
@@ -136,20 +151,36 @@ impl Asker {
             .map_err(|why| format!("sentinel {who}: {why}"))?;
         let addr = host_port(client.get_connection_info().addr())
             .ok_or_else(|| format!("sentinel {who} named a master without host and port"))?;
-        if let Some(why) = refuse(&addr) {
-            return Err(format!("sentinel {who} names {}:{}: {why}", addr.0, addr.1));
+        // The crate asked again: its epoch is known only if it agrees.
+        let epoch = named.epoch.filter(|_| addr == named.addr);
+        let named = Named { addr, epoch };
+        if let Some(why) = refuse(&named) {
+            let (host, port) = &named.addr;
+            return Err(format!("sentinel {who} names {host}:{port}: {why}"));
         }
-        Ok((addr, client))
+        Ok((named, client))
     }
 
-    /// The master `sentinel` names for the set, on a connection of our own.
-    fn named_by(&self, sentinel: &Sentinel) -> redis::RedisResult<Option<HostPort>> {
+    /// The master `sentinel` names for the set, with its config epoch, on a
+    /// connection of our own. Both asked in one pipeline: the sentinel
+    /// answers them before its timers run, so from one configuration.
+    fn named_by(&self, sentinel: &Sentinel) -> redis::RedisResult<Option<Named>> {
         let client = client_for(&self.config, sentinel.info.clone())?;
         let mut conn = connect(&client, self.timeout)?;
-        redis::cmd("SENTINEL")
+        let (addr, master): (redis::Value, redis::Value) = redis::pipe()
+            .ignore_errors()
+            .cmd("SENTINEL")
             .arg("GET-MASTER-ADDR-BY-NAME")
             .arg(&self.name)
-            .query(&mut conn)
+            .cmd("SENTINEL")
+            .arg("MASTER")
+            .arg(&self.name)
+            .query(&mut conn)?;
+        let addr: Option<HostPort> = redis::from_redis_value(addr.extract_error()?)?;
+        Ok(addr.map(|addr| Named {
+            addr,
+            epoch: config_epoch(master),
+        }))
     }
 
     /// Whether the Redis at `host:port` answers `ROLE` as a master, within
@@ -220,11 +251,37 @@ pub(super) fn host_port(addr: &ConnectionAddr) -> Option<HostPort> {
     }
 }
 
+/// `config-epoch` in a `SENTINEL MASTER` reply (field, value, ...); `None`
+/// for an error or a reply without it.
+fn config_epoch(master: redis::Value) -> Option<u64> {
+    let fields: std::collections::HashMap<String, String> = redis::from_redis_value(master).ok()?;
+    fields.get("config-epoch")?.parse().ok()
+}
+
 /// An error, a timeout worded as one.
 fn bounded(err: &redis::RedisError, timeout: Duration) -> String {
     if err.is_timeout() {
         format!("no answer within {} ms (hung?)", timeout.as_millis())
     } else {
         err.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(text: &str) -> redis::Value {
+        redis::Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn the_config_epoch_is_read_from_a_sentinel_master_reply() {
+        let fields = ["name", "mymaster", "config-epoch", "7", "flags", "master"];
+        let reply = redis::Value::Array(fields.map(bulk).to_vec());
+        assert_eq!(config_epoch(reply), Some(7));
+        let without = redis::Value::Array(vec![bulk("name"), bulk("mymaster")]);
+        assert_eq!(config_epoch(without), None);
+        assert_eq!(config_epoch(redis::Value::Nil), None);
     }
 }

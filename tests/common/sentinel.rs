@@ -2,7 +2,7 @@
 //! watching them as `mymaster`.
 
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::redis_server::RedisServer;
 use super::{eventually, free_port, TempDir};
@@ -117,6 +117,28 @@ impl Sentinels {
                 .log()
                 .contains("the sentinels name a new master")
                 .then_some(())
+        });
+    }
+
+    /// `SENTINEL FAILOVER` back to the first master once the sentinels
+    /// take it as a good replica again (retried while they answer
+    /// NOGOODSLAVE or INPROG: they demote it seconds after a failover),
+    /// then waits until they name it.
+    pub fn fail_back(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self
+            .cmd::<String>(&["SENTINEL", "FAILOVER", MASTER])
+            .is_none()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the sentinels never accepted a failover back"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let port = self.master.port();
+        super::eventually("the sentinels to name the first master again", || {
+            (self.master_port() == Some(port)).then_some(())
         });
     }
 

@@ -83,6 +83,38 @@ fn after_a_sentinel_failover_only_the_new_master_answers() {
     });
 }
 
+/// A fail-back A -> B -> A within a minute (rolling maintenance): the
+/// sentinels name A again, at a higher config epoch, while B still answers
+/// as master (after `SENTINEL FAILOVER` they demote it only seconds later;
+/// an ACL holds it so here). The proxy follows A: what is written at A is
+/// served, and neither the value cached from B nor one written at B is
+/// served again. On the code before, A was refused ("not followed": a
+/// master left less than 60 s ago) for as long as B answered as master.
+#[test]
+fn a_fail_back_within_a_minute_is_followed_while_the_old_master_still_answers() {
+    let (set, proxy) = start();
+    set.fail_over(&proxy);
+    eventually("a read from the new master", || {
+        (proxy.get_key(key(0)).text() == "v0").then_some(())
+    });
+    let _: () = set
+        .replica
+        .cmd(&["ACL", "SETUSER", "default", "-replicaof", "-slaveof"]);
+    set.fail_back();
+    set.master.set(key(0), "written at A");
+    set.replica.set(key(0), "from the demoted master");
+    eventually("the proxy to serve what was written at A", || {
+        let reply = proxy.get_key(key(0));
+        (reply.status == 200 && reply.text() == "written at A").then_some(())
+    });
+    for _ in 0..20 {
+        assert_eq!(proxy.get_key(key(0)).text(), "written at A");
+    }
+    let role: String = set.replica.cmd(&["INFO", "replication"]);
+    assert!(role.contains("role:master"), "B still answers as master");
+    assert!(!proxy.log().contains("not followed"));
+}
+
 #[test]
 fn sentinels_with_a_password_are_reached_with_redis_sentinel_password() {
     let set = Sentinels::start_with_password(Some("sentinel-secret"));

@@ -98,6 +98,26 @@ fn a_sentinel_that_missed_the_failover_does_not_send_the_proxy_back() {
     let mut conn = RespConn::open(proxy.resp_addr());
     assert_eq!(conn.call(&["SET", "k", "after"]), "+OK\r\n");
     assert_eq!(set.replica.cmd::<String>(&["GET", "k"]), "after");
+    // The refusal is logged once per interval (10 s), not once a round:
+    // the proxy asks the restarted sentinel four more times (a connection
+    // each, besides each of ours) and is refused each time.
+    let connections = || -> u64 {
+        let info: String = set.cmd_on(0, &["INFO", "stats"]).expect("INFO stats");
+        info.lines()
+            .find_map(|line| line.strip_prefix("total_connections_received:"))
+            .and_then(|count| count.trim().parse().ok())
+            .expect("total_connections_received")
+    };
+    let (start, mut ours) = (connections(), 0);
+    eventually(
+        "the proxy to ask the restarted sentinel four more times",
+        || {
+            ours += 1;
+            (connections() >= start + ours + 4).then_some(())
+        },
+    );
+    let lines = proxy.log().matches("not followed").count();
+    assert!(lines <= 2, "{lines} lines saying \"not followed\"");
 }
 
 /// Forwarded commands wait for their reply as long as Redis takes
