@@ -108,8 +108,9 @@ fn max_connections_is_lowered_to_the_open_files_limit_as_redis_lowers_maxclients
     let redis = RedisServer::start();
     let wrapper = ["prlimit", "--nofile=100:100", "--"];
     let proxy = Proxy::start_wrapped(&redis.url(), &[RESP], &wrapper);
-    let warned = proxy.warnings().iter().any(|line| {
-        line.contains("MAX_CONNECTIONS=10000 needs at least 10032 open files")
+    let warned = proxy.log().lines().any(|line| {
+        line.contains(" WARN ")
+            && line.contains("MAX_CONNECTIONS=10000 needs at least 10032 open files")
             && line.contains("MAX_CONNECTIONS lowered to 68")
     });
     assert!(warned, "{}", proxy.log());
