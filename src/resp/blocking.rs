@@ -5,7 +5,7 @@
 //! or the proxy followed a failover) closing the client, as Redis's end
 //! closes its own.
 
-use crate::service::{Batch, Client, Held, Lane, Service};
+use crate::service::{log_held_ended, Batch, Client, Held, Lane, Service};
 
 use super::cancel::Closer;
 use super::cmd::{forward, Ran};
@@ -62,6 +62,7 @@ pub(super) fn run_blocking(
             replies,
             held,
             ended: false,
+            why: None,
         },
     };
     // The connection ended under the command: Redis closed it, or the
@@ -86,10 +87,11 @@ pub(super) fn run_blocking(
     if lost {
         // The replies that came (none, for one command) and the client
         // is closed (`DoneKind::Lost`): no error of the proxy's.
-        return match ran.ended {
-            true => (reply, None, true),
-            false => (Vec::new(), None, true),
-        };
+        if let Some(why) = &ran.why {
+            log_held_ended(why);
+        }
+        let reply = if ran.ended { reply } else { Vec::new() };
+        return (reply, None, true);
     }
     match held {
         Some(mut held) if keep => match held.wait_forever(false) {

@@ -213,6 +213,9 @@ fn run_guarded(job: Job, service: &Service) -> (Vec<u8>, Option<Held>, Option<Ba
                 exec,
             } = *job;
             let ran = forward(&batch, client, lane, exec.as_ref(), service);
+            if let (true, Some(why)) = (ran.ended, &ran.why) {
+                crate::service::log_held_ended(why);
+            }
             (ran.replies, ran.held, None, ran.ended)
         }
     };

@@ -55,7 +55,9 @@ pub use claim::{Claim, Deferred, Ticket};
 pub use coherence::{Change, ChangeListener, LinkState};
 pub use counts::Forwarded;
 use fill::Fetched;
-pub use forward::{Batch, Carried, Client, Held, Lane, Pin, Plan, Queued, Taken, Upstream};
+pub use forward::{
+    log_held_ended, Batch, Carried, Client, Held, Lane, Pin, Plan, Queued, Taken, Upstream,
+};
 use read_through::{Probe, ReadThrough};
 pub use replies::ReplyLookup;
 pub use types::{Found, ReadError, Source, Value, SHARED_ABOVE};

@@ -90,6 +90,9 @@ pub struct Ran {
     /// `replies` holds those that came, and the client is to be closed,
     /// as Redis would have closed it.
     pub ended: bool,
+    /// With `ended`, why (`Sent::why`), to log if the client is closed
+    /// for it.
+    pub why: Option<String>,
 }
 
 /// Sends a batch to Redis on a worker: see [`Ran`].
@@ -116,5 +119,6 @@ pub fn run(
         replies: out,
         held: sent.held,
         ended: sent.ended,
+        why: sent.why,
     }
 }

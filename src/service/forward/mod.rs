@@ -127,11 +127,15 @@ impl Service {
         let (counted, unanswered_at) =
             self.forward_batch(batch, client, conn.as_mut().map(|(c, _)| c), out);
         let ended = conn.as_ref().is_some_and(|(conn, _)| conn.ended);
+        let mut why = None;
         if ended {
             // Redis closed the client's own connection under it: the
             // replies that came stand, the client hears nothing more.
+            // Whether that was Redis's doing or the client's (its leaving
+            // passed on behind a blocking command) only the front end
+            // knows: it logs `why` when it closes the client for it.
             if let Some(at) = unanswered_at {
-                held_ended(&out[at..]);
+                why = Some(first_error(&out[at..]));
                 out.truncate(at);
             }
         }
@@ -166,6 +170,7 @@ impl Service {
             held,
             counted,
             ended,
+            why,
         }
     }
 
@@ -340,6 +345,10 @@ pub struct Sent {
     /// request it left unanswered, and the client is to be closed, as
     /// Redis closes its own (see `resp/blocking.rs`).
     pub ended: bool,
+    /// With `ended`, the cause, from the proxy's error for the first
+    /// request left unanswered (none if every request was answered): for
+    /// [`log_held_ended`].
+    pub why: Option<String>,
 }
 
 impl Sent {
@@ -348,6 +357,7 @@ impl Sent {
             held,
             counted,
             ended: false,
+            why: None,
         }
     }
 }
@@ -387,11 +397,17 @@ impl Delivered {
 /// interval (a restart ends many at once).
 static HELD_ENDED: LazyLock<LogLimiter> = LazyLock::new(|| LogLimiter::new(Duration::from_secs(5)));
 
-/// Logs why a connection a client held ended: `errors`, the proxy's error
-/// replies for its unanswered requests, which name the cause.
-fn held_ended(errors: &[u8]) {
+/// The cause in `errors`, the proxy's error replies for a held
+/// connection's unanswered requests: the first one's words.
+fn first_error(errors: &[u8]) -> String {
     let first = errors.split(|&b| b == b'\r').next().unwrap_or_default();
-    let cause = String::from_utf8_lossy(first.strip_prefix(b"-").unwrap_or(first));
+    String::from_utf8_lossy(first.strip_prefix(b"-").unwrap_or(first)).into_owned()
+}
+
+/// Logs `cause`, why a connection a client held ended under its request
+/// ([`Sent::why`]); called by the front end as it closes the client, not
+/// when the client's own leaving ended it.
+pub fn log_held_ended(cause: &str) {
     HELD_ENDED.warn(format_args!(
         "the Redis connection a client held (a blocking command, a transaction, WATCH) ended under \
          its request ({cause}): the client's connection is closed after the replies that came, \
